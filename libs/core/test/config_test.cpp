@@ -1,0 +1,121 @@
+#include "dp/core/config.hpp"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using dp::config::environment;
+using dp::config::parser;
+
+struct sample {
+  std::string name;
+  int64_t workers = 0;
+  dp::config::host_port listen;
+  dp::config::redis_url redis;
+  std::vector<std::string> protocols;
+  std::string secret;
+};
+
+parser make_parser(sample& s) {
+  parser p("svc", "a test service");
+  p.add_string("NAME", &s.name, "default-name", "a name");
+  p.add_int("WORKERS", &s.workers, 2, 1, 64, "workers");
+  p.add_host_port("API_LISTEN", &s.listen, "127.0.0.1:9000", "listen address");
+  p.add_redis_url("REDIS_URL", &s.redis, "redis://127.0.0.1:6379", "redis");
+  p.add_list("PROTOCOLS", &s.protocols, "https", "protocols", {"https", "file"});
+  p.add_string("TOKEN", &s.secret, "", "a secret", true);
+  return p;
+}
+
+parser::outcome run(parser& p, std::vector<const char*> args, const environment& env) {
+  args.insert(args.begin(), "svc");
+  return p.parse(static_cast<int>(args.size()), args.data(), env);
+}
+
+TEST(config, defaults_apply_and_validate) {
+  sample s;
+  auto p = make_parser(s);
+  ASSERT_TRUE(run(p, {}, {}).run);
+  EXPECT_EQ(s.name, "default-name");
+  EXPECT_EQ(s.workers, 2);
+  EXPECT_EQ(s.listen.host, "127.0.0.1");
+  EXPECT_EQ(s.listen.port, 9000);
+  EXPECT_EQ(s.redis.port, 6379);
+  EXPECT_EQ(s.protocols, std::vector<std::string>{"https"});
+}
+
+TEST(config, flags_override_environment) {
+  sample s;
+  auto p = make_parser(s);
+  auto out = run(p, {"--workers", "8", "--api-listen=[::1]:81"}, {{"WORKERS", "4"}, {"NAME", "env"}});
+  ASSERT_TRUE(out.run);
+  EXPECT_EQ(s.workers, 8);
+  EXPECT_EQ(s.name, "env");
+  EXPECT_EQ(s.listen.host, "::1");
+  EXPECT_EQ(s.listen.to_string(), "[::1]:81");
+}
+
+TEST(config, bad_values_exit_2) {
+  for (auto env : std::vector<environment>{{{"REDIS_URL", "not a url"}},
+                                           {{"API_LISTEN", "nowhere:xx"}},
+                                           {{"API_LISTEN", "nowhere"}},
+                                           {{"WORKERS", "0"}},
+                                           {{"WORKERS", "3x"}},
+                                           {{"PROTOCOLS", "https,ssh"}},
+                                           {{"REDIS_URL", "http://x"}},
+                                           {{"REDIS_URL", "redis://h:99999"}}}) {
+    sample s;
+    auto p = make_parser(s);
+    testing::internal::CaptureStderr();
+    auto out = run(p, {}, env);
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_FALSE(out.run);
+    EXPECT_EQ(out.exit_code, 2);
+    EXPECT_NE(err.find(env.begin()->first), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  }
+}
+
+TEST(config, secret_is_never_echoed) {
+  std::string secret;
+  int64_t n = 0;
+  parser p("svc", "x");
+  p.add_string("TOKEN", &secret, "", "secret", true);
+  p.add_int("N", &n, 1, 1, 2, "n");
+  testing::internal::CaptureStdout();
+  run(p, {"--help"}, {{"TOKEN", "hunter2"}});
+  std::string help = testing::internal::GetCapturedStdout();
+  EXPECT_EQ(help.find("hunter2"), std::string::npos);
+  EXPECT_NE(help.find("TOKEN, --token"), std::string::npos);
+  EXPECT_NE(help.find("(default: 1)"), std::string::npos);
+}
+
+TEST(config, unknown_flag_and_missing_value) {
+  sample s;
+  auto p = make_parser(s);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(run(p, {"--nope"}, {}).exit_code, 2);
+  EXPECT_EQ(run(p, {"--workers"}, {}).exit_code, 2);
+  testing::internal::GetCapturedStderr();
+}
+
+TEST(config, positionals_are_collected) {
+  sample s;
+  auto p = make_parser(s);
+  ASSERT_TRUE(run(p, {"build", "--workers", "3", "extra"}, {}).run);
+  EXPECT_EQ(p.positionals(), (std::vector<std::string>{"build", "extra"}));
+}
+
+TEST(config, redis_url_parts) {
+  dp::config::redis_url u;
+  ASSERT_FALSE(dp::config::parse_redis_url("redis://user:pw@cache.internal:6380/3", u));
+  EXPECT_EQ(u.host, "cache.internal");
+  EXPECT_EQ(u.port, 6380);
+  EXPECT_EQ(u.db, 3);
+  EXPECT_EQ(u.username, "user");
+  EXPECT_EQ(u.password, "pw");
+  EXPECT_EQ(u.redacted(), "redis://user:***@cache.internal:6380/3");
+  EXPECT_TRUE(dp::config::parse_redis_url("rediss://x", u).has_value());
+}
+
+}  // namespace
