@@ -22,6 +22,10 @@ set(DP_PCH_HEADER ${PROJECT_SOURCE_DIR}/cmake/pch_boost.hpp)
 function(dp_add_library name)
   cmake_parse_arguments(ARG "BOOST_PCH" "" "DEPS;TEST_DEPS" ${ARGN})
   file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/*.cpp)
+  if(NOT srcs)
+    message(WARNING "libs/${name} has no sources yet; skipped")
+    return()
+  endif()
   add_library(dp_${name} STATIC ${srcs})
   add_library(dp::${name} ALIAS dp_${name})
   target_include_directories(dp_${name} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
@@ -44,13 +48,20 @@ function(dp_add_library name)
   endif()
 endfunction()
 
-# One precompiled header target; others reuse it so it is compiled once per build tree.
+# One precompiled header target; others reuse it so it is compiled once per build tree. gcc uses a
+# .gch only when the macros match, so every user also links the same Boost/fmt targets (whose
+# usage requirements define macros); a mismatch falls back to parsing the headers, with a warning.
 function(dp_use_boost_pch target)
   if(NOT TARGET dp_pch_boost)
+    add_library(dp_pch_boost_deps INTERFACE)
+    target_link_libraries(dp_pch_boost_deps INTERFACE dp_options Boost::json Boost::url fmt::fmt
+                                                      Threads::Threads)
     add_library(dp_pch_boost STATIC ${PROJECT_SOURCE_DIR}/cmake/pch_boost.cpp)
-    target_link_libraries(dp_pch_boost PUBLIC dp_options Boost::json Boost::url fmt::fmt Threads::Threads)
+    target_link_libraries(dp_pch_boost PUBLIC dp_pch_boost_deps)
     target_precompile_headers(dp_pch_boost PRIVATE ${DP_PCH_HEADER})
   endif()
+  target_link_libraries(${target} PUBLIC dp_pch_boost_deps)
+  target_compile_options(${target} PRIVATE -Wno-error=invalid-pch)
   target_precompile_headers(${target} REUSE_FROM dp_pch_boost)
 endfunction()
 

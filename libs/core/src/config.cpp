@@ -1,7 +1,7 @@
 #include "dp/core/config.hpp"
 
-#include <boost/url/parse.hpp>
 #include <fmt/format.h>
+#include <boost/url/parse.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -39,8 +39,8 @@ bool is_ipv6_literal(std::string_view s) {
     return false;
   }
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-           c == ':' || c == '.';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' ||
+           c == '.';
   });
 }
 
@@ -279,7 +279,8 @@ void parser::add_list(std::string env, std::vector<std::string>* target, std::st
        .apply = [target, allowed](std::string_view v) -> std::optional<std::string> {
          auto items = split_list(v);
          for (const auto& item : items) {
-           if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), item) == allowed.end()) {
+           if (!allowed.empty() &&
+               std::find(allowed.begin(), allowed.end(), item) == allowed.end()) {
              return fmt::format("'{}' is not one of {}", item, fmt::join(allowed, ", "));
            }
          }
@@ -326,7 +327,8 @@ std::string parser::help_text() const {
     }
     out += '\n';
   }
-  out += "  --help\n      Print this help and exit\n  --version\n      Print the version and exit\n";
+  out +=
+      "  --help\n      Print this help and exit\n  --version\n      Print the version and exit\n";
   return out;
 }
 

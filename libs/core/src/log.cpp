@@ -20,10 +20,14 @@ std::string g_service;
 
 std::string_view level_name(level l) {
   switch (l) {
-    case level::debug: return "debug";
-    case level::info: return "info";
-    case level::warn: return "warn";
-    case level::error: return "error";
+    case level::debug:
+      return "debug";
+    case level::info:
+      return "info";
+    case level::warn:
+      return "warn";
+    case level::error:
+      return "error";
   }
   return "info";
 }
@@ -44,8 +48,8 @@ bool needs_quotes(std::string_view v) {
 std::string timestamp() {
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z",
-                     std::chrono::floor<std::chrono::seconds>(now), static_cast<int>(ms.count()));
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", std::chrono::floor<std::chrono::seconds>(now),
+                     static_cast<int>(ms.count()));
 }
 
 }  // namespace
@@ -59,7 +63,9 @@ void configure(level min_level, format fmt, std::string_view service) {
   g_service = service;
 }
 
-bool enabled(level l) noexcept { return static_cast<int>(l) >= g_min_level.load(); }
+bool enabled(level l) noexcept {
+  return static_cast<int>(l) >= g_min_level.load();
+}
 
 std::string format_line(level l, std::string_view message, std::initializer_list<field> fields) {
   std::string out;

@@ -47,7 +47,8 @@ TEST(config, defaults_apply_and_validate) {
 TEST(config, flags_override_environment) {
   sample s;
   auto p = make_parser(s);
-  auto out = run(p, {"--workers", "8", "--api-listen=[::1]:81"}, {{"WORKERS", "4"}, {"NAME", "env"}});
+  auto out =
+      run(p, {"--workers", "8", "--api-listen=[::1]:81"}, {{"WORKERS", "4"}, {"NAME", "env"}});
   ASSERT_TRUE(out.run);
   EXPECT_EQ(s.workers, 8);
   EXPECT_EQ(s.name, "env");

@@ -1,7 +1,7 @@
 #include "dp/core/error.hpp"
 
-#include <boost/system/system_error.hpp>
 #include <gtest/gtest.h>
+#include <boost/system/system_error.hpp>
 
 namespace {
 dp::result<int> parse_positive(int v) {

@@ -1,7 +1,7 @@
 #include "dp/core/log.hpp"
 
-#include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
 
 TEST(log, text_line_quotes_ambiguous_values) {
   dp::log::configure(dp::log::level::info, dp::log::format::text);

@@ -51,8 +51,8 @@ struct setting {
   std::string flag;           // --redis-url; derived from env when empty
   std::string default_value;  // applied (and validated) when neither env nor flag is given
   std::string help;
-  bool secret = false;        // never echoed in --help or error messages
-  bool is_switch = false;     // a flag without a value (--follow): sets "true"
+  bool secret = false;     // never echoed in --help or error messages
+  bool is_switch = false;  // a flag without a value (--follow): sets "true"
   apply_fn apply;
 };
 

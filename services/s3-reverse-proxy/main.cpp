@@ -1,0 +1,53 @@
+// s3-reverse-proxy: serves every deployment at <label>.<BASE_DOMAIN> from object storage.
+// Wiring only; the logic lives in libs/.
+#include <boost/asio/io_context.hpp>
+
+#include "dp/core/config.hpp"
+#include "dp/core/log.hpp"
+#include "dp/core/shutdown.hpp"
+#include "dp/settings/settings.hpp"
+
+extern char** environ;
+
+namespace {
+
+struct proxy_config {
+  dp::settings::common common;
+  dp::config::host_port listen;
+  dp::config::host_port admin_listen;
+  int64_t cache_mb = 256;
+  int64_t threads = 1;
+  bool access_log = true;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  proxy_config cfg;
+  dp::config::parser parser("s3-reverse-proxy", "serves deployments from object storage by Host");
+  dp::settings::add_common(parser, cfg.common, {.base_domain = true});
+  parser.add_host_port("PROXY_LISTEN", &cfg.listen, "127.0.0.1:8000",
+                       "Address sites are served on");
+  parser.add_host_port("ADMIN_LISTEN", &cfg.admin_listen, "127.0.0.1:8001",
+                       "Address of /metrics and /healthz");
+  parser.add_int("PROXY_CACHE_MB", &cfg.cache_mb, 256, 0, 65536,
+                 "In-memory cache of small hot files, in MiB (0 disables it)");
+  parser.add_int("PROXY_THREADS", &cfg.threads, 1, 1, 64, "Threads serving requests");
+  parser.add_bool("ACCESS_LOG", &cfg.access_log, true, "Write one log line per request");
+  auto outcome = parser.parse(argc, argv, dp::config::environment_from(environ));
+  if (!outcome.run) {
+    return outcome.exit_code;
+  }
+  if (!parser.positionals().empty()) {
+    std::fprintf(stderr, "s3-reverse-proxy: unexpected argument '%s' (see --help)\n",
+                 parser.positionals()[0].c_str());
+    return 2;
+  }
+  dp::settings::configure_logging(cfg.common.log, "s3-reverse-proxy");
+
+  boost::asio::io_context ioc;
+  dp::on_shutdown_signal(ioc, [&](int) { ioc.stop(); });
+  dp::log::info("s3-reverse-proxy starting", {{"listen", cfg.listen.to_string()}});
+  ioc.run();
+  return 0;
+}
