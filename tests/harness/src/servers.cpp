@@ -1,0 +1,129 @@
+// The real peers: redis-server and s3rver, each on loopback with its own directory.
+#include "dp/test/harness.hpp"
+
+#include <csignal>
+#include <stdexcept>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace dp::test {
+
+namespace {
+
+constexpr auto start_timeout = std::chrono::seconds(20);
+constexpr auto poll_interval = std::chrono::milliseconds(10);
+
+}  // namespace
+
+redis_server::redis_server() : dir_("dp-redis") {
+  // free_port() can race with another test taking the same port: try a few.
+  std::string failures;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::uint16_t port = free_port();
+    if (start_on(port, start_timeout)) {
+      port_ = port;
+      return;
+    }
+    failures += fmt::format("--- port {} ---\n{}\n", port, log_text());
+  }
+  throw std::runtime_error("redis-server did not start:\n" + failures);
+}
+
+bool redis_server::start_on(std::uint16_t port, std::chrono::milliseconds timeout) {
+  process_.reset();
+  process_.emplace(process_options{{"redis-server", "--port", std::to_string(port), "--bind",
+                                    "127.0.0.1", "--dir", dir_.path().string(), "--save", "",
+                                    "--appendonly", "no", "--daemonize", "no"}});
+  // Ready when INFO answers with our pid: a PONG alone could come from someone else's server
+  // that holds the port we failed to bind.
+  const std::string our_pid = fmt::format("process_id:{}\r\n", process_->pid());
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!process_->running()) {
+      return false;
+    }
+    if (auto info = redis_command(port, {"INFO", "server"});
+        info && info->find(our_pid) != std::string::npos) {
+      return true;
+    }
+    std::this_thread::sleep_for(poll_interval);
+  }
+  process_->stop();
+  return false;
+}
+
+std::string redis_server::url() const {
+  return fmt::format("redis://127.0.0.1:{}", port_);
+}
+
+void redis_server::kill() {
+  if (process_) {
+    process_->signal(SIGKILL);
+    process_->wait();
+  }
+}
+
+void redis_server::stop() {
+  if (process_) {
+    process_->stop();
+  }
+}
+
+void redis_server::restart() {
+  stop();
+  // The port was ours a moment ago; retry briefly in case something grabbed it meanwhile.
+  const auto deadline = std::chrono::steady_clock::now() + start_timeout;
+  while (!start_on(port_, start_timeout)) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw std::runtime_error(
+          fmt::format("redis-server did not restart on port {}:\n{}", port_, log_text()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+s3rver::s3rver(std::vector<std::string> buckets) : dir_("dp-s3rver") {
+  const auto bin = source_dir() / "node_modules" / ".bin" / "s3rver";
+  if (!std::filesystem::exists(bin)) {
+    throw std::runtime_error(fmt::format("{} is missing: run deploy/setup.sh", bin.string()));
+  }
+  // Port 0 and read the port back from its log: no window in which another test can take it.
+  std::vector<std::string> argv{bin.string(), "-d", dir_.path().string(), "-a", "127.0.0.1",
+                                "-p",         "0"};
+  for (const auto& b : buckets) {
+    argv.insert(argv.end(), {"--configure-bucket", b});
+  }
+  process_.emplace(process_options{std::move(argv)});
+
+  const std::string banner = "S3rver listening on 127.0.0.1:";
+  const auto deadline = std::chrono::steady_clock::now() + start_timeout;
+  while (std::chrono::steady_clock::now() < deadline && process_->running()) {
+    std::string log = process_->log_text();
+    if (auto pos = log.find(banner); pos != std::string::npos) {
+      port_ = static_cast<std::uint16_t>(std::stoi(log.substr(pos + banner.size())));
+      break;
+    }
+    std::this_thread::sleep_for(poll_interval);
+  }
+  if (port_ == 0) {
+    throw std::runtime_error("s3rver did not start:\n" + log_text());
+  }
+  // The banner comes after the buckets are made; one request proves it answers HTTP.
+  auto r = http_request(port_, "GET", "/" + (buckets.empty() ? std::string() : buckets.front()));
+  if (!r || r->status != 200) {
+    throw std::runtime_error(fmt::format("s3rver on port {} does not answer: {}\n{}", port_,
+                                         r ? fmt::format("HTTP {}", r->status) : r.error().message,
+                                         log_text()));
+  }
+}
+
+std::string s3rver::endpoint() const {
+  return fmt::format("http://127.0.0.1:{}", port_);
+}
+
+std::string s3rver::storage_url(const std::string& bucket) const {
+  return fmt::format("s3://{}?endpoint={}&region=us-east-1&path_style=true", bucket, endpoint());
+}
+
+}  // namespace dp::test
