@@ -1,0 +1,275 @@
+// Real child processes (/bin/sh, printf, sleep): output, exit, limits, timeout and cancel.
+#include "dp/process/process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <boost/asio.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace asio = boost::asio;
+using dp::process::exit_status;
+using dp::process::options;
+using dp::process::stream;
+
+namespace {
+
+struct outcome {
+  dp::result<exit_status> status = dp::make_error(dp::errc::internal, "not run");
+  std::vector<std::string> out;
+  std::vector<std::string> err;
+};
+
+options sh(std::string script) {
+  options o;
+  o.argv = {"/bin/sh", "-c", std::move(script)};
+  o.env = {{"PATH", "/usr/bin:/bin"}};
+  return o;
+}
+
+// Runs one child on a fresh io_context; `cancel_after` emits a terminal cancellation then.
+outcome run_sync(options o, std::optional<std::chrono::milliseconds> cancel_after = {}) {
+  asio::io_context ioc;
+  outcome res;
+  asio::cancellation_signal sig;
+  asio::steady_timer timer(ioc);
+  auto on_line = [&res](stream s, std::string_view line) {
+    (s == stream::out ? res.out : res.err).emplace_back(line);
+  };
+  asio::co_spawn(ioc, dp::process::run(std::move(o), on_line),
+                 asio::bind_cancellation_slot(sig.slot(),
+                                              [&](std::exception_ptr e, dp::result<exit_status> r) {
+                                                ASSERT_FALSE(e);
+                                                res.status = std::move(r);
+                                                timer.cancel();
+                                              }));
+  if (cancel_after) {
+    timer.expires_after(*cancel_after);
+    timer.async_wait([&](boost::system::error_code ec) {
+      if (!ec) {
+        sig.emit(asio::cancellation_type::terminal);
+      }
+    });
+  }
+  ioc.run();
+  return res;
+}
+
+// Dead means gone or a zombie waiting for init to reap it.
+bool is_dead(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string content;
+  if (!std::getline(stat, content)) {
+    return true;
+  }
+  auto close = content.rfind(')');
+  return close != std::string::npos && content.size() > close + 2 && content[close + 2] == 'Z';
+}
+
+// SIGKILL is delivered asynchronously: give the kernel a moment to finish the exit.
+bool becomes_dead(pid_t pid) {
+  for (int i = 0; i < 100; ++i) {
+    if (is_dead(pid)) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+TEST(Process, SplitsLinesOnBothStreams) {
+  auto r = run_sync(sh("printf 'a\\nb\\n'; printf 'e1\\ne2' >&2; printf '\\nlast'"));
+  ASSERT_TRUE(r.status) << r.status.error().message;
+  EXPECT_EQ(r.status->code, 0);
+  EXPECT_TRUE(r.status->success());
+  EXPECT_EQ(r.out, (std::vector<std::string>{"a", "b", "", "last"}));
+  EXPECT_EQ(r.err, (std::vector<std::string>{"e1", "e2"}));
+}
+
+TEST(Process, DeliversHundredThousandLinesInOrder) {
+  auto r = run_sync(sh("seq 1 100000; seq 1 1000 >&2"));
+  ASSERT_TRUE(r.status) << r.status.error().message;
+  ASSERT_EQ(r.out.size(), 100000u);
+  for (size_t i = 0; i < r.out.size(); ++i) {
+    ASSERT_EQ(r.out[i], std::to_string(i + 1));
+  }
+  EXPECT_EQ(r.err.size(), 1000u);
+}
+
+TEST(Process, CutsLongLinesAndDropsTheirRest) {
+  auto o = sh(
+      "head -c 20000 /dev/zero | tr '\\0' x; echo; echo next; head -c 9000 /dev/zero | tr '\\0' y");
+  auto r = run_sync(std::move(o));
+  ASSERT_TRUE(r.status) << r.status.error().message;
+  ASSERT_EQ(r.out.size(), 3u);
+  EXPECT_EQ(r.out[0], std::string(8192, 'x') + std::string(dp::process::truncation_marker));
+  EXPECT_EQ(r.out[1], "next");
+  EXPECT_EQ(r.out[2], std::string(8192, 'y') + std::string(dp::process::truncation_marker));
+}
+
+TEST(Process, TruncationDoesNotSplitUtf8) {
+  auto o = sh("printf 'ab\\303\\251\\303\\251\\n'");
+  o.max_line_bytes = 5;  // "ab" + "é" (2 bytes) + the first byte of the next "é"
+  auto r = run_sync(std::move(o));
+  ASSERT_TRUE(r.status);
+  ASSERT_EQ(r.out.size(), 1u);
+  EXPECT_EQ(r.out[0], "ab\xc3\xa9" + std::string(dp::process::truncation_marker));
+}
+
+TEST(Process, ReportsExitCodesAndSignals) {
+  auto code = run_sync(sh("exit 3"));
+  ASSERT_TRUE(code.status);
+  EXPECT_EQ(code.status->code, 3);
+  EXPECT_EQ(code.status->signal, 0);
+  EXPECT_FALSE(code.status->success());
+  EXPECT_EQ(code.status->describe(), "exited with code 3");
+
+  auto sig = run_sync(sh("kill -USR1 $$"));
+  ASSERT_TRUE(sig.status);
+  EXPECT_EQ(sig.status->code, -1);
+  EXPECT_EQ(sig.status->signal, SIGUSR1);
+  EXPECT_EQ(sig.status->describe(), "killed by signal 10 (SIGUSR1)");
+}
+
+TEST(Process, TimeoutKillsTheWholeTreeWithinTwoSeconds) {
+  auto o = sh("echo $$; sleep 100 & echo $!; sleep 100");
+  o.timeout = std::chrono::milliseconds(300);
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_sync(std::move(o));
+  auto elapsed = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(r.status) << r.status.error().message;
+  EXPECT_TRUE(r.status->timed_out);
+  EXPECT_FALSE(r.status->success());
+  EXPECT_LT(elapsed, std::chrono::seconds(2));
+  ASSERT_EQ(r.out.size(), 2u);
+  for (const auto& pid : r.out) {
+    EXPECT_TRUE(becomes_dead(std::stoi(pid))) << "pid " << pid << " survived";
+  }
+}
+
+TEST(Process, LeftoverBackgroundProcessesDieWithTheLeader) {
+  auto r = run_sync(sh("sleep 100 & echo $!"));
+  ASSERT_TRUE(r.status);
+  EXPECT_EQ(r.status->code, 0);
+  ASSERT_EQ(r.out.size(), 1u);
+  EXPECT_TRUE(becomes_dead(std::stoi(r.out[0])));
+}
+
+TEST(Process, CancelStopsTheChild) {
+  auto r = run_sync(sh("sleep 100"), std::chrono::milliseconds(200));
+  ASSERT_TRUE(r.status) << r.status.error().message;
+  EXPECT_TRUE(r.status->canceled);
+  EXPECT_FALSE(r.status->timed_out);
+  EXPECT_EQ(r.status->signal, SIGTERM);
+}
+
+TEST(Process, CancelEscalatesToSigkillWhenTermIsIgnored) {
+  // The ignored disposition is inherited by sleep across exec.
+  auto o = sh("trap '' TERM; sleep 100");
+  o.kill_grace = std::chrono::milliseconds(300);
+  auto r = run_sync(std::move(o), std::chrono::milliseconds(200));
+  ASSERT_TRUE(r.status);
+  EXPECT_TRUE(r.status->canceled);
+  EXPECT_EQ(r.status->signal, SIGKILL);
+}
+
+TEST(Process, EnvironmentIsExactlyWhatWasGiven) {
+  options o;
+  o.argv = {"env"};
+  o.env = {{"PATH", "/usr/bin:/bin"}, {"ONLY_THIS", "1"}};
+  auto r = run_sync(std::move(o));
+  ASSERT_TRUE(r.status) << r.status.error().message;
+  EXPECT_EQ(r.out, (std::vector<std::string>{"ONLY_THIS=1", "PATH=/usr/bin:/bin"}));
+}
+
+TEST(Process, StdinIsDevNullAndCwdIsApplied) {
+  auto dir = std::filesystem::temp_directory_path();
+  auto o = sh("cat; pwd");
+  o.cwd = dir.string();
+  auto r = run_sync(std::move(o));
+  ASSERT_TRUE(r.status);
+  EXPECT_EQ(r.out, (std::vector<std::string>{dir.string()}));
+}
+
+TEST(Process, FileSizeLimitIsEnforced) {
+  auto dir = std::filesystem::temp_directory_path() / ("dp-process-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto o = sh("exec head -c 100000 /dev/zero > big");
+  o.cwd = dir.string();
+  o.limits.file_size_bytes = 4096;
+  auto r = run_sync(std::move(o));
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(r.status);
+  EXPECT_EQ(r.status->signal, SIGXFSZ);
+}
+
+TEST(Process, CpuLimitIsEnforced) {
+  auto o = sh("while :; do :; done");
+  o.limits.cpu_seconds = 1;
+  o.timeout = std::chrono::seconds(30);  // a safety net only; the rlimit should stop it first
+  auto r = run_sync(std::move(o));
+  ASSERT_TRUE(r.status);
+  EXPECT_FALSE(r.status->timed_out);
+  EXPECT_EQ(r.status->signal, SIGXCPU);
+}
+
+TEST(Process, StartFailuresAreErrors) {
+  options missing;
+  missing.argv = {"/nonexistent/program"};
+  auto r1 = run_sync(std::move(missing));
+  ASSERT_FALSE(r1.status);
+  EXPECT_NE(r1.status.error().message.find("exec"), std::string::npos);
+
+  options not_in_path;
+  not_in_path.argv = {"definitely-not-a-program"};
+  auto r2 = run_sync(std::move(not_in_path));
+  ASSERT_FALSE(r2.status);
+  EXPECT_TRUE(r2.status.error().is(dp::errc::not_found));
+
+  auto bad_cwd = sh("true");
+  bad_cwd.cwd = "/nonexistent/dir";
+  auto r3 = run_sync(std::move(bad_cwd));
+  ASSERT_FALSE(r3.status);
+  EXPECT_NE(r3.status.error().message.find("chdir /nonexistent/dir"), std::string::npos);
+}
+
+TEST(Process, ManyChildrenAtOnce) {
+  asio::io_context ioc;
+  constexpr int n = 32;
+  std::vector<std::optional<dp::result<exit_status>>> results(n);
+  std::vector<std::vector<std::string>> lines(n);
+  for (int i = 0; i < n; ++i) {
+    auto o = sh("echo $0; exit $(($0 % 7))");
+    o.argv.push_back(std::to_string(i));
+    asio::co_spawn(
+        ioc,
+        dp::process::run(std::move(o),
+                         [&lines, i](stream, std::string_view l) { lines[i].emplace_back(l); }),
+        [&results, i](std::exception_ptr, dp::result<exit_status> r) {
+          results[i] = std::move(r);
+        });
+  }
+  // Several threads: the supervision of each child must hold up under concurrency.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&ioc] { ioc.run(); });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE(results[i] && *results[i]) << i;
+    EXPECT_EQ((*results[i])->code, i % 7) << (*results[i])->describe();
+    EXPECT_EQ(lines[i], (std::vector<std::string>{std::to_string(i)}));
+  }
+}
+
+}  // namespace
