@@ -1,0 +1,49 @@
+// Every Redis key and channel name, built from one configurable prefix (default "dp:").
+// See proto/README.md for each one's type and content.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace dp::proto {
+
+class keys {
+ public:
+  explicit keys(std::string prefix = "dp:") : prefix_(std::move(prefix)) {}
+
+  const std::string& prefix() const noexcept { return prefix_; }
+
+  std::string project(std::string_view name) const { return cat("project:", name); }
+  std::string projects() const { return cat("projects"); }
+  std::string deployment(std::string_view id) const { return cat("deployment:", id); }
+  std::string project_deployments(std::string_view name) const {
+    return cat("project:", name, ":deployments");
+  }
+  std::string alias(std::string_view label) const { return cat("alias:", label); }
+  std::string domain(std::string_view fqdn) const { return cat("domain:", fqdn); }
+  std::string queue() const { return cat("queue:builds"); }
+  std::string processing() const { return cat("queue:builds:processing"); }
+  std::string lease(std::string_view id) const { return cat("lease:", id); }
+  std::string logs_channel(std::string_view id) const { return cat("logs:", id); }
+  // For PSUBSCRIBE; glob characters in the prefix are escaped so they match literally.
+  std::string logs_pattern() const { return pattern("logs:*"); }
+  std::string logbook(std::string_view id) const { return cat("logbook:", id); }
+  std::string events_channel() const { return cat("events:deployments"); }
+  // Both a string key (durable, with a TTL) and a pub/sub channel (prompt) of the same name.
+  std::string cancel(std::string_view id) const { return cat("cancel:", id); }
+  std::string cancel_pattern() const { return pattern("cancel:*"); }
+
+ private:
+  std::string cat(std::string_view a, std::string_view b = {}, std::string_view c = {}) const {
+    std::string out;
+    out.reserve(prefix_.size() + a.size() + b.size() + c.size());
+    out.append(prefix_).append(a).append(b).append(c);
+    return out;
+  }
+  std::string pattern(std::string_view glob) const;
+
+  std::string prefix_;
+};
+
+}  // namespace dp::proto

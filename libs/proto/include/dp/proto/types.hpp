@@ -1,0 +1,172 @@
+// C++ types of the messages and records that cross a process boundary (see proto/README.md and
+// proto/schemas). Plain aggregates: conversions live in json.hpp and hash.hpp.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace dp::proto {
+
+// The only message version this code reads and writes.
+inline constexpr int64_t version = 1;
+
+enum class deployment_status {
+  queued,
+  cloning,
+  installing,
+  building,
+  uploading,
+  ready,
+  failed,
+  canceled
+};
+
+std::string_view to_string(deployment_status s) noexcept;
+std::optional<deployment_status> parse_deployment_status(std::string_view s) noexcept;
+
+// ready, failed and canceled are final: a deployment never leaves them.
+constexpr bool is_final(deployment_status s) noexcept {
+  return s == deployment_status::ready || s == deployment_status::failed ||
+         s == deployment_status::canceled;
+}
+
+// Final states are never left; a non-final state may fail or be canceled at any time and
+// otherwise only moves forward (steps may be skipped, e.g. no install command).
+constexpr bool can_transition(deployment_status from, deployment_status to) noexcept {
+  if (is_final(from)) {
+    return false;
+  }
+  if (to == deployment_status::failed || to == deployment_status::canceled) {
+    return true;
+  }
+  return static_cast<int>(to) > static_cast<int>(from);
+}
+
+// A DNS label: [a-z0-9-]{1,63}, not starting or ending with '-'. Project names and alias labels.
+bool is_project_name(std::string_view s) noexcept;
+
+// Environment variable names as a shell accepts them: [A-Za-z_][A-Za-z0-9_]*.
+bool is_env_name(std::string_view s) noexcept;
+
+// Sorted, so serialized records are deterministic.
+using env_map = std::map<std::string, std::string>;
+
+struct job {
+  std::string deployment_id;
+  std::string project;
+  std::string git_url;
+  std::optional<std::string> ref;  // null: the remote's default branch
+  std::string root_dir;            // "" is the repository root
+  std::optional<std::string> install_command;
+  std::optional<std::string> build_command;
+  std::optional<std::string> output_dir;
+  env_map env;
+  int64_t attempt = 1;
+  int64_t timeout_s = 0;
+  int64_t enqueued_at = 0;  // Unix ms
+  bool operator==(const job&) const = default;
+};
+
+// stdout/stderr of the build, or system: lines the platform writes itself.
+enum class log_stream { out, err, system };
+
+std::string_view to_string(log_stream s) noexcept;
+std::optional<log_stream> parse_log_stream(std::string_view s) noexcept;
+
+struct log_event {
+  std::string deployment_id;
+  int64_t seq = 0;  // dense and increasing per deployment
+  int64_t ts_ms = 0;
+  log_stream stream = log_stream::out;
+  std::string line;
+  bool operator==(const log_event&) const = default;
+};
+
+struct project {
+  std::string name;
+  std::string git_url;
+  std::optional<std::string> branch;
+  std::string root_dir;
+  std::optional<std::string> install_command;
+  std::optional<std::string> build_command;
+  std::optional<std::string> output_dir;
+  env_map env;
+  int64_t created_at = 0;
+  bool operator==(const project&) const = default;
+};
+
+struct deployment {
+  std::string id;
+  std::string project;
+  deployment_status status = deployment_status::queued;
+  std::string git_url;
+  std::optional<std::string> ref;
+  std::optional<std::string> commit;
+  std::optional<std::string> alias;  // the immutable label <project>-<short id>
+  int64_t created_at = 0;
+  std::optional<int64_t> started_at;
+  std::optional<int64_t> finished_at;
+  std::optional<std::string> error;
+  int64_t attempt = 1;
+  std::optional<int64_t> files;
+  std::optional<int64_t> bytes;
+  bool operator==(const deployment&) const = default;
+};
+
+// spa: an unknown extension-less path serves index.html; static_files ("static"): 404.html.
+enum class serve_mode { spa, static_files };
+
+std::string_view to_string(serve_mode m) noexcept;
+std::optional<serve_mode> parse_serve_mode(std::string_view s) noexcept;
+
+struct manifest_entry {
+  int64_t size = 0;
+  std::string sha256;  // 64 lowercase hex digits
+  std::string content_type;
+  std::string cache_control;
+  bool operator==(const manifest_entry&) const = default;
+};
+
+// __outputs/<deployment_id>/.deployment.json, written last: the commit marker.
+struct manifest {
+  std::string deployment_id;
+  int64_t created_at = 0;
+  serve_mode mode = serve_mode::spa;
+  std::map<std::string, manifest_entry> files;  // relative path -> entry
+  bool operator==(const manifest&) const = default;
+};
+
+// True for a relative path with no empty, "." or ".." segment, no backslash and no NUL.
+bool is_safe_relative_path(std::string_view path) noexcept;
+
+// Published on events:deployments after each status change ("type":"status").
+struct status_event {
+  std::string deployment_id;
+  std::string project;
+  deployment_status status = deployment_status::queued;
+  int64_t ts_ms = 0;
+  std::optional<std::string> error;
+  bool operator==(const status_event&) const = default;
+};
+
+// Published on events:deployments after alias:<alias> changed ("type":"alias").
+struct alias_event {
+  std::string alias;
+  std::string deployment_id;
+  std::string project;
+  int64_t ts_ms = 0;
+  bool operator==(const alias_event&) const = default;
+};
+
+// SET on key cancel:<id> (with a TTL) and PUBLISHed on channel cancel:<id>.
+struct cancel_request {
+  std::string deployment_id;
+  int64_t requested_at = 0;
+  std::optional<std::string> reason;
+  bool operator==(const cancel_request&) const = default;
+};
+
+}  // namespace dp::proto
