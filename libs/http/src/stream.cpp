@@ -1,0 +1,448 @@
+#include <boost/beast/websocket.hpp>
+
+#include <fmt/format.h>
+
+#include "detail.hpp"
+#include "dp/core/log.hpp"
+#include "dp/http/stream.hpp"
+
+namespace dp::http {
+namespace detail {
+
+namespace websocket = beast::websocket;
+
+constexpr size_t max_inbound_messages = 64;
+
+dp::result<void> channel::enqueue(std::string bytes, uint64_t* seq) {
+  {
+    std::lock_guard lock(m_);
+    if (closed_ || finishing_) {
+      return make_error(errc::canceled, "stream is closed: {}", reason_);
+    }
+    // One message larger than the whole limit still goes out when the queue is empty.
+    if (queued_ > 0 && queued_ + bytes.size() > limit_) {
+      return make_error(errc::too_large, "client too slow: {} bytes queued (limit {})", queued_,
+                        limit_);
+    }
+    queued_ += bytes.size();
+    out_.push_back(std::move(bytes));
+    if (seq) {
+      *seq = ++enqueued_;
+    } else {
+      ++enqueued_;
+    }
+  }
+  pulse();
+  return {};
+}
+
+asio::awaitable<dp::result<void>> channel::send(std::string bytes) {
+  // Back-pressure: wait for room first, so `send` never fails for being slow, only `try_send`.
+  for (;;) {
+    {
+      std::lock_guard lock(m_);
+      if (closed_ || queued_ == 0 || queued_ + bytes.size() <= limit_) {
+        break;
+      }
+    }
+    co_await changed_.async_wait();
+  }
+  uint64_t seq = 0;
+  if (auto r = enqueue(std::move(bytes), &seq); !r) {
+    co_return r;
+  }
+  for (;;) {
+    {
+      std::lock_guard lock(m_);
+      if (written_ >= seq) {
+        co_return dp::result<void>{};
+      }
+      if (closed_) {
+        co_return make_error(errc::canceled, "stream is closed: {}", reason_);
+      }
+    }
+    co_await changed_.async_wait();
+  }
+}
+
+void channel::close(uint16_t code, std::string reason, bool by_peer) {
+  {
+    std::lock_guard lock(m_);
+    if (closed_) {
+      return;
+    }
+    closed_ = true;
+    by_peer_ = by_peer;
+    code_ = code;
+    reason_ = std::move(reason);
+    out_.clear();
+    queued_ = 0;
+  }
+  asio::post(strand_, [self = shared_from_this()] {
+    self->wake_.cancel();
+    self->changed_.cancel();
+    if (self->on_abort) {
+      self->on_abort();
+    }
+  });
+}
+
+void channel::finish() {
+  {
+    std::lock_guard lock(m_);
+    finishing_ = true;
+  }
+  pulse();
+}
+
+void channel::pulse() {
+  asio::post(strand_, [self = shared_from_this()] {
+    self->wake_.cancel();
+    self->changed_.cancel();
+  });
+}
+
+asio::awaitable<void> channel::wait_closed() {
+  while (is_open()) {
+    co_await changed_.async_wait();
+  }
+}
+
+void channel::push_inbound(std::string msg) {
+  {
+    std::lock_guard lock(m_);
+    if (in_.size() >= max_inbound_messages) {
+      return;
+    }
+    in_.push_back(std::move(msg));
+  }
+  changed_.cancel();  // called on the strand by the reader
+}
+
+asio::awaitable<dp::result<std::string>> channel::read() {
+  for (;;) {
+    {
+      std::lock_guard lock(m_);
+      if (!in_.empty()) {
+        std::string msg = std::move(in_.front());
+        in_.pop_front();
+        co_return msg;
+      }
+      if (closed_) {
+        co_return make_error(errc::canceled, "websocket closed: {}", reason_);
+      }
+    }
+    co_await changed_.async_wait();
+  }
+}
+
+bool channel::take(std::deque<std::string>& out, bool& finishing) {
+  std::lock_guard lock(m_);
+  out.swap(out_);
+  finishing = finishing_;
+  return !closed_;
+}
+
+void channel::written(size_t count, size_t bytes) {
+  {
+    std::lock_guard lock(m_);
+    written_ += count;
+    queued_ -= std::min(queued_, bytes);
+  }
+  changed_.cancel();
+}
+
+asio::awaitable<void> channel::wait_work(std::chrono::milliseconds keepalive, bool& timed_out) {
+  {
+    std::lock_guard lock(m_);
+    if (!out_.empty() || closed_ || finishing_) {
+      timed_out = false;
+      co_return;
+    }
+  }
+  wake_.expires_after(keepalive);
+  auto [ec] = co_await wake_.async_wait();
+  timed_out = !ec;
+}
+
+bool channel::is_open() const {
+  std::lock_guard lock(m_);
+  return !closed_;
+}
+bool channel::closed_by_peer() const {
+  std::lock_guard lock(m_);
+  return by_peer_;
+}
+uint16_t channel::close_code() const {
+  std::lock_guard lock(m_);
+  return code_;
+}
+std::string channel::close_reason() const {
+  std::lock_guard lock(m_);
+  return reason_;
+}
+size_t channel::queued_bytes() const {
+  std::lock_guard lock(m_);
+  return queued_;
+}
+
+namespace {
+
+// Runs a helper coroutine of a stream on its strand; `done` is set however it ends.
+template <class Awaitable>
+void spawn_part(const strand_t& strand, Awaitable part, latch& done, const char* what) {
+  asio::co_spawn(strand, std::move(part), [&done, what](const std::exception_ptr& ep) {
+    if (ep) {
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        log::error("http stream task failed", {{"task", what}, {"error", e.what()}});
+      }
+    }
+    done.set();
+  });
+}
+
+// Calls the handler's run function; an exception ends this stream only.
+template <class Fn, class Handle>
+asio::awaitable<void> run_handler(Fn& fn, Handle h, const char* what) {
+  try {
+    co_await fn(std::move(h));
+  } catch (const std::exception& e) {
+    log::error("http stream handler failed", {{"kind", what}, {"error", e.what()}});
+  }
+}
+
+void append_chunk(std::string& out, std::string_view data, bool chunked) {
+  if (chunked) {
+    fmt::format_to(std::back_inserter(out), "{:x}\r\n", data.size());
+  }
+  out.append(data);
+  if (chunked) {
+    out.append("\r\n");
+  }
+}
+
+asio::awaitable<void> sse_writer(tcp_stream_t& stream, std::shared_ptr<channel> ch,
+                                 const server_options& opts, bool chunked) {
+  std::deque<std::string> batch;
+  std::string wire;
+  for (;;) {
+    bool timed_out = false;
+    co_await ch->wait_work(opts.sse_keepalive, timed_out);
+    bool finishing = false;
+    if (!ch->take(batch, finishing)) {
+      break;
+    }
+    // A comment line keeps proxies and browsers from timing out an idle stream.
+    if (batch.empty() && timed_out) {
+      batch.emplace_back(": keep-alive\n\n");
+    }
+    if (batch.empty() && finishing) {
+      if (chunked) {
+        stream.expires_after(opts.write_timeout);
+        co_await asio::async_write(stream, asio::buffer("0\r\n\r\n", 5));
+      }
+      break;
+    }
+    // One write per batch: events queued together leave together.
+    wire.clear();
+    size_t bytes = 0;
+    for (const auto& e : batch) {
+      append_chunk(wire, e, chunked);
+      bytes += e.size();
+    }
+    stream.expires_after(opts.write_timeout);
+    auto [ec, n] = co_await asio::async_write(stream, asio::buffer(wire));
+    if (ec) {
+      ch->close(1006, ec == beast::error::timeout ? "write timed out" : "client disconnected",
+                true);
+      break;
+    }
+    ch->written(batch.size(), bytes);
+    batch.clear();
+  }
+}
+
+// An SSE client sends nothing after its request: a completed read means it went away.
+asio::awaitable<void> sse_reader(tcp_stream_t& stream, std::shared_ptr<channel> ch) {
+  char scratch[512];
+  for (;;) {
+    auto [ec, n] = co_await stream.socket().async_read_some(asio::buffer(scratch));
+    if (ec) {
+      ch->close(1006, "client disconnected", true);
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+asio::awaitable<void> serve_sse(tcp_stream_t& stream, std::string head, sse_body body,
+                                const server_options& opts, bool chunked,
+                                std::shared_ptr<channel>& registered, const bool& stopping) {
+  stream.expires_after(opts.write_timeout);
+  auto [ec, n] = co_await asio::async_write(stream, asio::buffer(head));
+  if (ec) {
+    co_return;
+  }
+  stream.expires_never();
+  strand_t strand = stream.get_executor();
+  auto ch = std::make_shared<channel>(strand, opts.stream_queue_limit);
+  ch->on_abort = [&stream] { stream.socket().cancel(); };
+  registered = ch;
+  if (stopping) {
+    ch->close(1001, "server shutting down");
+  }
+  // The reader uses the raw socket so that it never shares tcp_stream's timers with the writer.
+  spawn_part(strand, sse_reader(stream, ch), ch->reader_done, "sse reader");
+  spawn_part(strand, sse_writer(stream, ch, opts, chunked), ch->writer_done, "sse writer");
+  co_await run_handler(body.run, sse_stream(ch), "sse");
+  ch->finish();
+  co_await ch->writer_done.wait();
+  ch->close(1000, "stream ended");
+  co_await ch->reader_done.wait();
+  ch->on_abort = nullptr;
+  registered.reset();
+}
+
+namespace {
+
+using ws_t = websocket::stream<tcp_stream_t>;
+
+asio::awaitable<void> ws_writer(ws_t& ws, std::shared_ptr<channel> ch) {
+  std::deque<std::string> batch;
+  bool ok = true;
+  for (;;) {
+    bool timed_out = false;
+    co_await ch->wait_work(std::chrono::hours(24), timed_out);
+    bool finishing = false;
+    if (!ch->take(batch, finishing)) {
+      break;
+    }
+    if (batch.empty() && finishing) {
+      ch->close(1000, "stream ended");
+      break;
+    }
+    size_t bytes = 0;
+    for (const auto& m : batch) {
+      ws.text(true);
+      auto [ec, n] = co_await ws.async_write(asio::buffer(m));
+      if (ec) {
+        ch->close(1006, "client disconnected", true);
+        ok = false;
+        break;
+      }
+      bytes += m.size();
+    }
+    if (!ok) {
+      break;
+    }
+    ch->written(batch.size(), bytes);
+    batch.clear();
+  }
+  // A close decided on this side is announced with its code and reason.
+  if (ok && !ch->closed_by_peer() && ws.is_open()) {
+    std::string reason = ch->close_reason();
+    websocket::close_reason cr(static_cast<websocket::close_code>(ch->close_code()),
+                               reason.substr(0, 123));
+    co_await ws.async_close(cr);
+  }
+}
+
+asio::awaitable<void> ws_reader(ws_t& ws, std::shared_ptr<channel> ch) {
+  beast::flat_buffer buf;
+  for (;;) {
+    auto [ec, n] = co_await ws.async_read(buf);
+    if (ec) {
+      ch->close(1000, ec == websocket::error::closed ? "closed by client" : "client disconnected",
+                true);
+      break;
+    }
+    ch->push_inbound(beast::buffers_to_string(buf.data()));
+    buf.consume(buf.size());
+  }
+}
+
+}  // namespace
+
+asio::awaitable<void> serve_websocket(tcp_stream_t& stream, beast_request& req, websocket_body body,
+                                      const server_options& opts,
+                                      std::shared_ptr<channel>& registered, const bool& stopping) {
+  ws_t ws(std::move(stream));
+  // The WebSocket has its own timeouts (the handshake, and pings when the client is silent);
+  // tcp_stream's must be off or they would cut an idle but healthy connection.
+  beast::get_lowest_layer(ws).expires_never();
+  websocket::stream_base::timeout t{};
+  t.handshake_timeout = opts.write_timeout;
+  t.idle_timeout = opts.idle_timeout;
+  t.keep_alive_pings = true;
+  ws.set_option(t);
+  ws.read_message_max(opts.body_limit);
+  auto [ec] = co_await ws.async_accept(req);
+  if (ec) {
+    co_return;
+  }
+  strand_t strand = ws.get_executor();
+  auto ch = std::make_shared<channel>(strand, opts.stream_queue_limit);
+  // A writer stuck on a client that does not read is cut after write_timeout.
+  wait_timer kill(strand);
+  ch->on_abort = [&ws, &kill, &opts] {
+    kill.expires_after(opts.write_timeout);
+    kill.async_wait([&ws](boost::system::error_code e) {
+      if (!e) {
+        beast::get_lowest_layer(ws).socket().close(e);
+      }
+    });
+  };
+  registered = ch;
+  if (stopping) {
+    ch->close(1001, "server shutting down");
+  }
+  spawn_part(strand, ws_reader(ws, ch), ch->reader_done, "websocket reader");
+  spawn_part(strand, ws_writer(ws, ch), ch->writer_done, "websocket writer");
+  co_await run_handler(body.run, http::websocket(ch), "websocket");
+  ch->finish();
+  co_await ch->writer_done.wait();
+  co_await ch->reader_done.wait();
+  ch->on_abort = nullptr;
+  kill.cancel();
+  registered.reset();
+}
+
+}  // namespace detail
+
+void stream_base::close(uint16_t code, std::string_view reason) {
+  ch_->close(code, std::string(reason));
+}
+bool stream_base::is_open() const noexcept {
+  return ch_->is_open();
+}
+std::string stream_base::close_reason() const {
+  return ch_->close_reason();
+}
+boost::asio::awaitable<void> stream_base::wait_closed() const {
+  return ch_->wait_closed();
+}
+size_t stream_base::queued_bytes() const noexcept {
+  return ch_->queued_bytes();
+}
+
+boost::asio::awaitable<dp::result<void>> sse_stream::send(const sse_event& e) {
+  return ch_->send(format_sse(e));
+}
+dp::result<void> sse_stream::try_send(const sse_event& e) {
+  return ch_->enqueue(format_sse(e));
+}
+
+boost::asio::awaitable<dp::result<void>> websocket::send_text(std::string_view text) {
+  return ch_->send(std::string(text));
+}
+dp::result<void> websocket::try_send_text(std::string_view text) {
+  return ch_->enqueue(std::string(text));
+}
+boost::asio::awaitable<dp::result<std::string>> websocket::read() {
+  return ch_->read();
+}
+
+}  // namespace dp::http
