@@ -58,6 +58,15 @@ digest hmac_sha256(std::string_view key, std::string_view data) {
   return out;
 }
 
+std::string md5_base64(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  check(EVP_Digest(data.data(), data.size(), md, &len, EVP_md5(), nullptr));
+  unsigned char out[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+  int n = EVP_EncodeBlock(out, md, static_cast<int>(len));
+  return std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+}
+
 std::string hex(std::span<const uint8_t> bytes) {
   static constexpr char digits[] = "0123456789abcdef";
   std::string out;

@@ -261,6 +261,7 @@ TEST(crypto, hashes) {
   h.update("Amazon S3.");
   EXPECT_EQ(h.finish_hex(), "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072");
   EXPECT_EQ(h.finish_hex(), std::string(empty_payload_sha256));  // starts over
+  EXPECT_EQ(md5_base64(""), "1B2M2Y8AsgTpgAmY7PhCfg==");
   // RFC 4231 test case 2.
   EXPECT_EQ(hex(hmac_sha256("Jefe", "what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");

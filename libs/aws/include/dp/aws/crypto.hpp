@@ -18,6 +18,8 @@ std::string hex(std::span<const uint8_t> bytes);
 inline std::string sha256_hex(std::string_view data) {
   return hex(sha256(data));
 }
+// Base64 of the MD5 of data: the Content-MD5 header some S3 calls (DeleteObjects) require.
+std::string md5_base64(std::string_view data);
 
 // Incremental SHA-256 for data that arrives in pieces (files, streamed uploads).
 class sha256_hasher {

@@ -1,0 +1,756 @@
+// s3:// backend over the one outbound HTTP client. Every request is signed with SigV4 and carries
+// x-amz-content-sha256 (s3rver requires it). At most store_options::max_in_flight requests run
+// at once (a semaphore; a streamed GET holds its slot until its body is read or dropped).
+// Failures that may pass (connection errors, timeouts, 500, 502, 503 SlowDown, 504) are retried
+// with exponential backoff and full jitter. Error messages are for logs: they may name the key
+// and S3's error code, never the bucket, the credentials or S3's error body.
+#include <boost/asio.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <ctime>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <random>
+
+#include "backends.hpp"
+#include "dp/aws/crypto.hpp"
+#include "dp/core/log.hpp"
+#include "dp/http_client/client.hpp"
+
+namespace dp::storage {
+namespace {
+
+namespace asio = boost::asio;
+namespace hc = dp::http_client;
+using namespace std::chrono_literals;
+
+// --- small XML helpers: S3 answers are flat enough for tag scanning -------------------------
+
+std::string xml_unescape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '&') {
+      out.push_back(s[i]);
+      continue;
+    }
+    auto semi = s.find(';', i);
+    if (semi == std::string_view::npos) {
+      out.push_back('&');
+      continue;
+    }
+    auto ent = s.substr(i + 1, semi - i - 1);
+    if (ent == "amp") {
+      out.push_back('&');
+    } else if (ent == "lt") {
+      out.push_back('<');
+    } else if (ent == "gt") {
+      out.push_back('>');
+    } else if (ent == "quot") {
+      out.push_back('"');
+    } else if (ent == "apos") {
+      out.push_back('\'');
+    } else if (ent.starts_with("#")) {
+      unsigned long cp = ent.starts_with("#x")
+                             ? std::strtoul(std::string(ent.substr(2)).c_str(), nullptr, 16)
+                             : std::strtoul(std::string(ent.substr(1)).c_str(), nullptr, 10);
+      // UTF-8 encode the code point.
+      if (cp < 0x80) {
+        out.push_back(static_cast<char>(cp));
+      } else if (cp < 0x800) {
+        out.push_back(static_cast<char>(0xc0 | (cp >> 6)));
+        out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+      } else if (cp < 0x10000) {
+        out.push_back(static_cast<char>(0xe0 | (cp >> 12)));
+        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
+        out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+      } else {
+        out.push_back(static_cast<char>(0xf0 | (cp >> 18)));
+        out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3f)));
+        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
+        out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+      }
+    } else {
+      out.append(s.substr(i, semi - i + 1));
+    }
+    i = semi;
+  }
+  return out;
+}
+
+std::string xml_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// The text of the next <tag>...</tag> at or after pos; pos moves past it.
+std::optional<std::string_view> xml_next(std::string_view doc, std::string_view tag, size_t& pos) {
+  std::string open = "<" + std::string(tag) + ">";
+  std::string close = "</" + std::string(tag) + ">";
+  auto a = doc.find(open, pos);
+  if (a == std::string_view::npos) {
+    return std::nullopt;
+  }
+  a += open.size();
+  auto b = doc.find(close, a);
+  if (b == std::string_view::npos) {
+    return std::nullopt;
+  }
+  pos = b + close.size();
+  return doc.substr(a, b - a);
+}
+
+std::string xml_value(std::string_view doc, std::string_view tag) {
+  size_t pos = 0;
+  auto v = xml_next(doc, tag, pos);
+  return v ? xml_unescape(*v) : std::string();
+}
+
+std::chrono::system_clock::time_point parse_time(std::string_view s, const char* fmt) {
+  std::tm tm{};
+  std::string str(s);
+  if (!strptime(str.c_str(), fmt, &tm)) {
+    return {};
+  }
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+uint64_t to_u64(std::string_view s) {
+  uint64_t v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
+
+// --- a counting semaphore for coroutines ----------------------------------------------------
+
+class semaphore : public std::enable_shared_from_this<semaphore> {
+ public:
+  explicit semaphore(size_t n) : free_(n) {}
+
+  // Released when the returned permit is destroyed.
+  using permit = std::shared_ptr<void>;
+
+  asio::awaitable<permit> acquire() {
+    auto ex = co_await asio::this_coro::executor;
+    for (;;) {
+      std::shared_ptr<asio::steady_timer> t;
+      {
+        std::lock_guard lock(mu_);
+        if (free_ > 0) {
+          --free_;
+          break;
+        }
+        t = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
+        waiters_.push_back(t);
+      }
+      // Woken by release() canceling the timer; then try again.
+      auto [ec] = co_await t->async_wait(asio::as_tuple(asio::use_awaitable));
+      (void)ec;
+    }
+    co_return permit(nullptr, [self = shared_from_this()](void*) { self->release(); });
+  }
+
+ private:
+  void release() {
+    std::shared_ptr<asio::steady_timer> t;
+    {
+      std::lock_guard lock(mu_);
+      ++free_;
+      if (waiters_.empty()) {
+        return;
+      }
+      t = std::move(waiters_.front());
+      waiters_.pop_front();
+    }
+    // The timer belongs to its waiter's executor: cancel it there.
+    asio::post(t->get_executor(), [t] { t->cancel(); });
+  }
+
+  std::mutex mu_;
+  size_t free_;
+  std::deque<std::shared_ptr<asio::steady_timer>> waiters_;
+};
+
+// --- the store ------------------------------------------------------------------------------
+
+bool retryable_status(int s) {
+  return s == 500 || s == 502 || s == 503 || s == 504;
+}
+
+bool retryable_error(const dp::error& e) {
+  return e.is(errc::unavailable) || e.is(errc::timeout);
+}
+
+dp::error status_error(std::string_view what, std::string_view key, int status,
+                       std::string_view body) {
+  std::string code = xml_value(body, "Code");
+  std::string detail =
+      code.empty() ? fmt::format("HTTP {}", status) : fmt::format("HTTP {} {}", status, code);
+  errc e = status == 404   ? errc::not_found
+           : status == 403 ? errc::forbidden
+           : status == 401 ? errc::unauthorized
+           : status == 409 ? errc::conflict
+           : status == 412 ? errc::conflict
+           : status == 416 ? errc::invalid_argument
+           : status == 400 ? errc::invalid_argument
+           : status >= 500 ? errc::unavailable
+                           : errc::protocol;
+  return make_error(e, "S3 {} '{}': {}", what, key, detail);
+}
+
+struct payload {
+  std::variant<std::string, hc::file_region> body;
+  std::string sha256;  // hex
+};
+
+class s3_reader final : public object_reader {
+ public:
+  s3_reader(hc::response_stream s, semaphore::permit p)
+      : stream_(std::move(s)), permit_(std::move(p)) {}
+  task<size_t> read_some(std::span<char> buf) override {
+    auto n = co_await stream_.read_some(buf);
+    if (n && *n == 0) {
+      permit_.reset();  // the body is done: free the slot at once
+    }
+    co_return n;
+  }
+
+ private:
+  hc::response_stream stream_;
+  semaphore::permit permit_;
+};
+
+class s3_store final : public object_store {
+ public:
+  s3_store(asio::any_io_executor ex, const storage_url& url, const aws::credentials& creds,
+           const store_options& opts)
+      : ex_(ex),
+        client_(ex, make_client_options(opts)),
+        creds_(creds),
+        opts_(opts),
+        prefix_(url.prefix),
+        sem_(std::make_shared<semaphore>(std::max<size_t>(1, opts.max_in_flight))) {
+    region_ = !url.region.empty() ? url.region : !creds.region.empty() ? creds.region : "us-east-1";
+    std::string endpoint =
+        url.endpoint.empty() ? fmt::format("https://s3.{}.amazonaws.com", region_) : url.endpoint;
+    auto sep = endpoint.find("://");
+    std::string scheme = endpoint.substr(0, sep);
+    std::string host = endpoint.substr(sep + 3);
+    if (url.path_style) {
+      host_ = host;
+      base_url_ = endpoint;
+      base_path_ = "/" + url.bucket;
+    } else {
+      host_ = url.bucket + "." + host;
+      base_url_ = scheme + "://" + host_;
+    }
+  }
+
+  task<object_info> put_buffer(std::string key, std::string data, put_options opts) override {
+    if (auto v = validate_key(key); !v) {
+      co_return v.error();
+    }
+    auto hash = aws::sha256_hex(data);
+    auto size = data.size();
+    co_return co_await put_single(key, payload{std::move(data), std::move(hash)}, size, opts);
+  }
+
+  task<object_info> put_file(std::string key, std::filesystem::path file,
+                             put_options opts) override {
+    if (auto v = validate_key(key); !v) {
+      co_return v.error();
+    }
+    std::error_code ec;
+    uint64_t size = std::filesystem::file_size(file, ec);
+    if (ec) {
+      co_return make_error(ec.value() == ENOENT ? errc::not_found : errc::io, "read {}: {}",
+                           file.string(), ec.message());
+    }
+    if (size > opts_.multipart_threshold) {
+      co_return co_await put_multipart(key, file, size, opts);
+    }
+    auto hash = co_await hash_file(file, 0, size);
+    if (!hash) {
+      co_return hash.error();
+    }
+    co_return co_await put_single(key, payload{hc::file_region{file, 0, size}, *hash}, size, opts);
+  }
+
+  task<get_result> get(std::string key, get_options opts) override {
+    if (auto v = validate_key(key); !v) {
+      co_return v.error();
+    }
+    aws::header_list headers;
+    if (opts.range) {
+      const auto& r = *opts.range;
+      headers.emplace_back("range", r.first ? fmt::format("bytes={}-{}", *r.first,
+                                                          r.last ? std::to_string(*r.last) : "")
+                                            : fmt::format("bytes=-{}", r.last.value_or(0)));
+    }
+    if (!opts.if_none_match.empty()) {
+      headers.emplace_back("if-none-match", opts.if_none_match);
+    }
+    for (int attempt = 1;; ++attempt) {
+      auto permit = co_await sem_->acquire();
+      auto req = make_request("GET", key, {}, headers, empty_payload());
+      auto s = co_await client_.open(std::move(req));
+      int status = s ? s->status() : 0;
+      if ((!s && retryable_error(s.error())) || retryable_status(status)) {
+        if (attempt < opts_.max_attempts) {
+          permit.reset();
+          co_await backoff(attempt);
+          continue;
+        }
+      }
+      if (!s) {
+        co_return context(s.error(), "GET", key);
+      }
+      get_result out;
+      out.info = info_from_headers(key, s->headers());
+      if (status == 304) {
+        out.not_modified = true;
+        co_return out;
+      }
+      if (status != 200 && status != 206) {
+        std::string body = co_await read_error_body(*s);
+        co_return status_error("GET", key, status, body);
+      }
+      out.length = to_u64(s->headers().get("content-length").value_or("0"));
+      out.info.size = out.length;
+      if (status == 206) {
+        // Content-Range: bytes first-last/total
+        auto cr = s->headers().get("content-range").value_or("");
+        auto sp = cr.find(' '), dash = cr.find('-'), slash = cr.find('/');
+        if (sp == std::string_view::npos || dash == std::string_view::npos ||
+            slash == std::string_view::npos) {
+          co_return make_error(errc::protocol, "S3 GET '{}': 206 without a Content-Range", key);
+        }
+        out.first = to_u64(cr.substr(sp + 1, dash - sp - 1));
+        out.info.size = to_u64(cr.substr(slash + 1));
+        out.partial = true;
+      }
+      out.body = std::make_unique<s3_reader>(std::move(*s), std::move(permit));
+      co_return out;
+    }
+  }
+
+  task<object_info> head(std::string key) override {
+    if (auto v = validate_key(key); !v) {
+      co_return v.error();
+    }
+    auto r = co_await exchange("HEAD", key, {}, {}, empty_payload());
+    if (!r) {
+      co_return r.error();
+    }
+    if (r->status != 200) {
+      co_return status_error("HEAD", key, r->status, "");
+    }
+    co_return info_from_headers(key, r->headers);
+  }
+
+  task<listing> list_page(std::string prefix, std::string token, size_t max_keys) override {
+    aws::query_list q{{"list-type", "2"},
+                      {"prefix", prefix_ + prefix},
+                      {"max-keys", std::to_string(std::clamp<size_t>(max_keys, 1, 1000))}};
+    if (!token.empty()) {
+      q.emplace_back("continuation-token", token);
+    }
+    auto r = co_await exchange("GET", "", std::move(q), {}, empty_payload());
+    if (!r) {
+      co_return r.error();
+    }
+    if (r->status != 200) {
+      co_return status_error("LIST", prefix, r->status, r->body);
+    }
+    listing page;
+    std::string_view doc = r->body;
+    size_t pos = 0;
+    while (auto item = xml_next(doc, "Contents", pos)) {
+      object_info o;
+      o.key = xml_value(*item, "Key");
+      if (!o.key.starts_with(prefix_)) {
+        continue;
+      }
+      o.key.erase(0, prefix_.size());
+      o.size = to_u64(xml_value(*item, "Size"));
+      o.etag = xml_value(*item, "ETag");
+      o.last_modified = parse_time(xml_value(*item, "LastModified"), "%Y-%m-%dT%H:%M:%S");
+      page.objects.push_back(std::move(o));
+    }
+    if (xml_value(doc, "IsTruncated") == "true") {
+      page.next_token = xml_value(doc, "NextContinuationToken");
+      if (page.next_token.empty()) {
+        co_return make_error(errc::protocol, "S3 LIST '{}': truncated without a token", prefix);
+      }
+    }
+    co_return page;
+  }
+
+  task<void> remove(std::string key) override {
+    if (auto v = validate_key(key); !v) {
+      co_return v.error();
+    }
+    auto r = co_await exchange("DELETE", key, {}, {}, empty_payload());
+    if (!r) {
+      co_return r.error();
+    }
+    if (r->status != 204 && r->status != 200 && r->status != 404) {
+      co_return status_error("DELETE", key, r->status, r->body);
+    }
+    co_return dp::result<void>{};
+  }
+
+  task<size_t> remove_prefix(std::string prefix) override {
+    size_t count = 0;
+    std::string token;
+    do {
+      auto page = co_await list_page(prefix, token, 1000);
+      if (!page) {
+        co_return page.error();
+      }
+      if (!page->objects.empty()) {
+        auto n = co_await delete_batch(page->objects);
+        if (!n) {
+          co_return n.error();
+        }
+        count += *n;
+      }
+      token = page->next_token;
+    } while (!token.empty());
+    co_return count;
+  }
+
+  std::optional<std::filesystem::path> local_path(std::string_view) const override {
+    return std::nullopt;
+  }
+
+ private:
+  static hc::client_options make_client_options(const store_options& opts) {
+    hc::client_options o;
+    o.max_connections_per_host = std::max<size_t>(1, opts.max_in_flight);
+    return o;
+  }
+
+  static payload empty_payload() {
+    return payload{std::string(), std::string(aws::empty_payload_sha256)};
+  }
+
+  // URL path of a key (encoded once, '/' kept) or of the bucket when key is empty.
+  std::string object_path(std::string_view key) const {
+    if (key.empty()) {
+      return base_path_.empty() ? "/" : base_path_;
+    }
+    return base_path_ + "/" + aws::uri_encode(prefix_ + std::string(key), false);
+  }
+
+  hc::request make_request(std::string_view method, std::string_view key, aws::query_list query,
+                           const aws::header_list& headers, const payload& body) const {
+    std::string path = object_path(key);
+    aws::request sreq{method,           path,    aws::uri_style::s3_encoded,
+                      std::move(query), headers, body.sha256};
+    sreq.headers.emplace_back("host", host_);
+    hc::request req;
+    req.method = std::string(method);
+    req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.request_timeout);
+    req.headers = sreq.headers;
+    auto sig = aws::sign(sreq, creds_, {region_, "s3", std::chrono::system_clock::now()});
+    if (creds_.has_keys()) {
+      req.headers.insert(req.headers.end(), sig.headers_to_add.begin(), sig.headers_to_add.end());
+    } else {
+      // Anonymous requests go unsigned, with the content hash S3-compatible servers expect.
+      req.headers.emplace_back("x-amz-content-sha256", body.sha256);
+    }
+    req.url = base_url_ + path + (sig.canonical_query.empty() ? "" : "?" + sig.canonical_query);
+    if (const auto* s = std::get_if<std::string>(&body.body); s && !s->empty()) {
+      req.body = *s;
+    } else if (const auto* f = std::get_if<hc::file_region>(&body.body)) {
+      req.body = *f;
+    }
+    return req;
+  }
+
+  asio::awaitable<void> backoff(int attempt) {
+    // Full jitter: a random wait in [0, base * 2^attempt), capped at 10 s.
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    auto cap =
+        std::min<std::chrono::milliseconds>(opts_.base_backoff * (1 << std::min(attempt, 10)), 10s);
+    std::uniform_int_distribution<int64_t> dist(0, std::max<int64_t>(1, cap.count()));
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(dist(rng)));
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+
+  static dp::error context(const dp::error& e, std::string_view what, std::string_view key) {
+    return dp::error{e.code, fmt::format("S3 {} '{}': {}", what, key, e.message)};
+  }
+
+  // One request with retries; the response (any status) or a transport error.
+  task<hc::response> exchange(std::string_view method, std::string_view key, aws::query_list query,
+                              aws::header_list headers, payload body) {
+    for (int attempt = 1;; ++attempt) {
+      auto permit = co_await sem_->acquire();
+      auto r = co_await client_.send(make_request(method, key, query, headers, body));
+      permit.reset();
+      bool retry = (!r && retryable_error(r.error())) || (r && retryable_status(r->status));
+      if (retry && attempt < opts_.max_attempts) {
+        log::debug("retrying S3 request",
+                   {{"method", method}, {"attempt", attempt}, {"status", r ? r->status : 0}});
+        co_await backoff(attempt);
+        continue;
+      }
+      if (!r) {
+        co_return context(r.error(), method, key);
+      }
+      co_return r;
+    }
+  }
+
+  static asio::awaitable<std::string> read_error_body(hc::response_stream& s) {
+    std::string body;
+    std::array<char, 4096> buf;
+    while (body.size() < 64 * 1024) {
+      auto n = co_await s.read_some(buf);
+      if (!n || *n == 0) {
+        break;
+      }
+      body.append(buf.data(), *n);
+    }
+    co_return body;
+  }
+
+  aws::header_list put_headers(const put_options& opts) const {
+    aws::header_list h{{"content-type", opts.content_type}};
+    if (!opts.cache_control.empty()) {
+      h.emplace_back("cache-control", opts.cache_control);
+    }
+    for (const auto& [k, v] : opts.metadata) {
+      h.emplace_back("x-amz-meta-" + k, v);
+    }
+    return h;
+  }
+
+  object_info info_of(std::string key, uint64_t size, std::string etag,
+                      const put_options& opts) const {
+    object_info o;
+    o.key = std::move(key);
+    o.size = size;
+    o.etag = std::move(etag);
+    o.content_type = opts.content_type;
+    o.cache_control = opts.cache_control;
+    o.metadata = opts.metadata;
+    o.last_modified = std::chrono::system_clock::now();
+    return o;
+  }
+
+  object_info info_from_headers(std::string key, const hc::header_map& h) const {
+    object_info o;
+    o.key = std::move(key);
+    o.size = to_u64(h.get("content-length").value_or("0"));
+    o.etag = std::string(h.get("etag").value_or(""));
+    o.content_type = std::string(h.get("content-type").value_or("application/octet-stream"));
+    o.cache_control = std::string(h.get("cache-control").value_or(""));
+    o.last_modified = parse_time(h.get("last-modified").value_or(""), "%a, %d %b %Y %H:%M:%S");
+    for (const auto& [k, v] : h.entries()) {
+      if (k.size() > 11 && strncasecmp(k.c_str(), "x-amz-meta-", 11) == 0) {
+        std::string name = k.substr(11);
+        std::transform(name.begin(), name.end(), name.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        o.metadata[name] = v;
+      }
+    }
+    return o;
+  }
+
+  // SHA-256 of part of a file, read in 1 MiB pieces, yielding between pieces so other
+  // requests on this executor keep moving.
+  asio::awaitable<dp::result<std::string>> hash_file(std::filesystem::path file, uint64_t off,
+                                                     uint64_t len) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      co_return make_error(errc::io, "read {}: cannot open", file.string());
+    }
+    in.seekg(static_cast<std::streamoff>(off));
+    aws::sha256_hasher h;
+    std::vector<char> buf(1 << 20);
+    while (len > 0) {
+      auto want = static_cast<std::streamsize>(std::min<uint64_t>(len, buf.size()));
+      in.read(buf.data(), want);
+      if (in.gcount() != want) {
+        co_return make_error(errc::io, "read {}: file changed while uploading", file.string());
+      }
+      h.update({buf.data(), static_cast<size_t>(want)});
+      len -= static_cast<uint64_t>(want);
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    }
+    co_return h.finish_hex();
+  }
+
+  task<object_info> put_single(const std::string& key, payload body, uint64_t size,
+                               const put_options& opts) {
+    auto r = co_await exchange("PUT", key, {}, put_headers(opts), std::move(body));
+    if (!r) {
+      co_return r.error();
+    }
+    if (r->status != 200) {
+      co_return status_error("PUT", key, r->status, r->body);
+    }
+    co_return info_of(key, size, std::string(r->headers.get("etag").value_or("")), opts);
+  }
+
+  // CreateMultipartUpload, UploadPart for each part, CompleteMultipartUpload; on any failure
+  // AbortMultipartUpload so that no parts are left behind (and billed).
+  task<object_info> put_multipart(const std::string& key, const std::filesystem::path& file,
+                                  uint64_t size, const put_options& opts) {
+    // Named lists, not braced temporaries: g++ 12 miscompiles those inside co_await.
+    aws::query_list create_q{{"uploads", ""}};
+    auto created =
+        co_await exchange("POST", key, std::move(create_q), put_headers(opts), empty_payload());
+    if (!created) {
+      co_return created.error();
+    }
+    if (created->status != 200) {
+      co_return status_error("CreateMultipartUpload", key, created->status, created->body);
+    }
+    std::string upload_id = xml_value(created->body, "UploadId");
+    if (upload_id.empty()) {
+      co_return make_error(errc::protocol, "S3 CreateMultipartUpload '{}': no UploadId", key);
+    }
+    auto r = co_await upload_parts(key, file, size, upload_id);
+    if (!r) {
+      aws::query_list abort_q{{"uploadId", upload_id}};
+      auto a = co_await exchange("DELETE", key, std::move(abort_q), {}, empty_payload());
+      if (!a || (a->status != 204 && a->status != 200 && a->status != 404)) {
+        log::warn(
+            "could not abort a failed multipart upload; its parts stay until a lifecycle "
+            "rule removes them",
+            {{"key", key}});
+      }
+      co_return r.error();
+    }
+    co_return info_of(key, size, std::move(*r), opts);
+  }
+
+  task<std::string> upload_parts(const std::string& key, const std::filesystem::path& file,
+                                 uint64_t size, const std::string& upload_id) {
+    std::string complete = "<CompleteMultipartUpload>";
+    uint64_t part_size = std::max<uint64_t>(opts_.part_size, 5ull << 20);
+    int number = 1;
+    for (uint64_t off = 0; off < size; off += part_size, ++number) {
+      uint64_t len = std::min(part_size, size - off);
+      auto hash = co_await hash_file(file, off, len);
+      if (!hash) {
+        co_return hash.error();
+      }
+      aws::query_list part_q{{"partNumber", std::to_string(number)}, {"uploadId", upload_id}};
+      payload part{hc::file_region{file, off, len}, *hash};
+      auto r = co_await exchange("PUT", key, std::move(part_q), {}, std::move(part));
+      if (!r) {
+        co_return r.error();
+      }
+      if (r->status != 200) {
+        co_return status_error("UploadPart", key, r->status, r->body);
+      }
+      complete += fmt::format("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", number,
+                              xml_escape(r->headers.get("etag").value_or("")));
+    }
+    complete += "</CompleteMultipartUpload>";
+    auto hash = aws::sha256_hex(complete);
+    aws::query_list complete_q{{"uploadId", upload_id}};
+    aws::header_list complete_h{{"content-type", "application/xml"}};
+    auto r = co_await exchange("POST", key, std::move(complete_q), std::move(complete_h),
+                               payload{std::move(complete), std::move(hash)});
+    if (!r) {
+      co_return r.error();
+    }
+    // S3 may answer 200 with an <Error> body when completion fails late.
+    if (r->status != 200 || r->body.find("<Error>") != std::string::npos) {
+      co_return status_error("CompleteMultipartUpload", key, r->status == 200 ? 500 : r->status,
+                             r->body);
+    }
+    co_return xml_value(r->body, "ETag");
+  }
+
+  // DeleteObjects for one page; single deletes where the server does not implement it.
+  task<size_t> delete_batch(const std::vector<object_info>& objects) {
+    if (!batch_unsupported_) {
+      std::string body = "<Delete><Quiet>true</Quiet>";
+      for (const auto& o : objects) {
+        body += "<Object><Key>" + xml_escape(prefix_ + o.key) + "</Key></Object>";
+      }
+      body += "</Delete>";
+      aws::header_list h{{"content-md5", aws::md5_base64(body)},
+                         {"content-type", "application/xml"}};
+      auto hash = aws::sha256_hex(body);
+      aws::query_list delete_q{{"delete", ""}};
+      auto r = co_await exchange("POST", "", std::move(delete_q), std::move(h),
+                                 payload{std::move(body), std::move(hash)});
+      if (!r) {
+        co_return r.error();
+      }
+      if (r->status == 200) {
+        size_t pos = 0;
+        if (auto err = xml_next(r->body, "Error", pos)) {
+          co_return make_error(errc::unavailable, "S3 DeleteObjects: '{}' not deleted: {}",
+                               xml_value(*err, "Key"), xml_value(*err, "Code"));
+        }
+        co_return objects.size();
+      }
+      if (r->status != 501 && r->status != 405 && xml_value(r->body, "Code") != "NotImplemented") {
+        co_return status_error("DeleteObjects", objects.front().key, r->status, r->body);
+      }
+      batch_unsupported_ = true;
+      log::info("S3 endpoint has no DeleteObjects; deleting one key at a time");
+    }
+    for (const auto& o : objects) {
+      if (auto r = co_await remove(o.key); !r) {
+        co_return r.error();
+      }
+    }
+    co_return objects.size();
+  }
+
+  asio::any_io_executor ex_;
+  hc::client client_;
+  aws::credentials creds_;
+  store_options opts_;
+  std::string prefix_;
+  std::string region_;
+  std::string host_;
+  std::string base_url_;
+  std::string base_path_;
+  std::shared_ptr<semaphore> sem_;
+  bool batch_unsupported_ = false;
+};
+
+}  // namespace
+
+dp::result<std::shared_ptr<object_store>> make_s3_store(asio::any_io_executor ex,
+                                                        const storage_url& url,
+                                                        const dp::aws::credentials& creds,
+                                                        const store_options& opts) {
+  return std::shared_ptr<object_store>(std::make_shared<s3_store>(std::move(ex), url, creds, opts));
+}
+
+}  // namespace dp::storage
