@@ -1,0 +1,73 @@
+// The one Redis client: hiredis on Boost.Asio behind an awaitable API.
+//
+// One connection per client; commands from many coroutines are pipelined over it and their
+// replies matched in order. The connection is opened lazily (or by connect()), AUTH and SELECT
+// run on every (re)connect, and a lost connection is re-established with exponential backoff and
+// jitter. A command waits for the connection for at most its timeout, then fails with
+// errc::unavailable; a command sent but unanswered within its timeout fails with errc::timeout and
+// resets the connection (its late reply would otherwise hold up every later reply). A command in
+// flight when the connection drops fails with errc::unavailable and is never retried.
+//
+// Threads: a client lives on the executor it is given. Call its member functions from coroutines
+// running on that executor, which must run handlers one at a time (an io_context run by one
+// thread, or a strand). Destroying the client closes it; operations still waiting end with
+// errc::canceled.
+//
+// Blocking commands (BLMOVE, BLPOP) hold the connection until they return: give them a client of
+// their own and a timeout longer than the server-side one.
+#pragma once
+
+#include "dp/core/error.hpp"
+#include "dp/redis/types.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dp::redis {
+
+namespace detail {
+class link;
+}
+
+class client {
+ public:
+  client(boost::asio::any_io_executor executor, options opts);
+  ~client();
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  // Opens the connection now (otherwise the first command does) and checks it with a PING.
+  boost::asio::awaitable<dp::result<void>> connect();
+
+  // One command, binary safe. A Redis error reply (WRONGTYPE, ERR ...) becomes errc::protocol
+  // with the server's message. `timeout` overrides options::command_timeout for this call.
+  boost::asio::awaitable<dp::result<reply>> exec(
+      std::vector<std::string> argv, std::optional<std::chrono::milliseconds> timeout = {});
+  // The same for literals: exec({"GET", key}). The arguments are copied before it returns.
+  boost::asio::awaitable<dp::result<reply>> exec(
+      std::initializer_list<std::string_view> argv,
+      std::optional<std::chrono::milliseconds> timeout = {});
+
+  // Commands sent back to back (a MULTI ... EXEC block works); every reply is returned as is,
+  // error replies included. Fails as a whole when the connection fails or the timeout passes.
+  boost::asio::awaitable<dp::result<std::vector<reply>>> pipeline(
+      std::vector<std::vector<std::string>> commands,
+      std::optional<std::chrono::milliseconds> timeout = {});
+
+  // Closes the connection and stops reconnecting; waiting operations end with errc::canceled.
+  void close();
+  bool connected() const noexcept;
+
+ private:
+  std::shared_ptr<detail::link> link_;
+};
+
+}  // namespace dp::redis

@@ -1,0 +1,77 @@
+#include "dp/redis/client.hpp"
+
+#include "link.hpp"
+
+namespace dp::redis {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// Free coroutines holding the link: a client destroyed mid-call must not leave them dangling.
+asio::awaitable<dp::result<reply>> exec_on(std::shared_ptr<detail::link> link,
+                                           std::vector<std::string> argv,
+                                           std::chrono::milliseconds timeout) {
+  std::string name = argv.empty() ? std::string() : argv[0];
+  std::vector<std::vector<std::string>> commands;
+  commands.push_back(std::move(argv));
+  auto r = co_await detail::link::run(link, std::move(commands), timeout);
+  if (!r) {
+    co_return r.error();
+  }
+  reply rep = std::move(r->front());
+  if (rep.is_error()) {
+    co_return dp::make_error(errc::protocol, "redis {}: {}", name, rep.as_string());
+  }
+  co_return rep;
+}
+
+asio::awaitable<dp::result<void>> ping(std::shared_ptr<detail::link> link) {
+  const auto timeout = link->opts().command_timeout;
+  std::vector<std::string> argv{"PING"};
+  auto r = co_await exec_on(std::move(link), std::move(argv), timeout);
+  if (!r) {
+    co_return r.error();
+  }
+  co_return dp::result<void>();
+}
+
+}  // namespace
+
+client::client(asio::any_io_executor executor, options opts)
+    : link_(std::make_shared<detail::link>(std::move(executor), std::move(opts))) {}
+
+client::~client() {
+  link_->close();
+}
+
+asio::awaitable<dp::result<void>> client::connect() {
+  return ping(link_);
+}
+
+asio::awaitable<dp::result<reply>> client::exec(std::vector<std::string> argv,
+                                                std::optional<std::chrono::milliseconds> timeout) {
+  return exec_on(link_, std::move(argv), timeout.value_or(link_->opts().command_timeout));
+}
+
+asio::awaitable<dp::result<reply>> client::exec(std::initializer_list<std::string_view> argv,
+                                                std::optional<std::chrono::milliseconds> timeout) {
+  return exec(std::vector<std::string>(argv.begin(), argv.end()), timeout);
+}
+
+asio::awaitable<dp::result<std::vector<reply>>> client::pipeline(
+    std::vector<std::vector<std::string>> commands,
+    std::optional<std::chrono::milliseconds> timeout) {
+  return detail::link::run(link_, std::move(commands),
+                           timeout.value_or(link_->opts().command_timeout));
+}
+
+void client::close() {
+  link_->close();
+}
+
+bool client::connected() const noexcept {
+  return link_->current() != nullptr;
+}
+
+}  // namespace dp::redis
