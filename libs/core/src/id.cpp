@@ -98,10 +98,12 @@ bool is_deployment_id(std::string_view s) noexcept {
 }
 
 std::string_view short_id(std::string_view deployment_id) noexcept {
-  if (deployment_id.size() < 24) {
+  if (deployment_id.size() < 8) {
     return deployment_id;
   }
-  return deployment_id.substr(16, 8);
+  // The last 8 characters: the low 40 random bits, which also differ between ids made in the
+  // same millisecond (those increment the random part).
+  return deployment_id.substr(deployment_id.size() - 8);
 }
 
 uint64_t deployment_id_time_ms(std::string_view id) noexcept {

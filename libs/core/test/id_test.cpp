@@ -36,7 +36,11 @@ TEST(id, encodes_time) {
 TEST(id, short_id_is_random_part) {
   auto a = dp::new_deployment_id();
   EXPECT_EQ(dp::short_id(a).size(), 8u);
-  EXPECT_EQ(dp::short_id("01jh5k7q3x9m2c8r4t6v0w1y3z"), "4t6v0w1y");
+  EXPECT_EQ(dp::short_id("01jh5k7q3x9m2c8r4t6v0w1y3z"), "6v0w1y3z");
+  // Ids made in the same millisecond have different short ids.
+  auto b = dp::new_deployment_id();
+  auto c = dp::new_deployment_id();
+  EXPECT_NE(dp::short_id(b), dp::short_id(c));
 }
 
 TEST(id, rejects_bad_ids) {

@@ -19,8 +19,8 @@ std::string make_deployment_id(uint64_t unix_ms, const uint8_t (&random)[10]);
 // True for 26 lowercase Crockford base32 characters whose first character is 0-7.
 bool is_deployment_id(std::string_view s) noexcept;
 
-// The part of the id used in the immutable alias `<project>-<short>`: 8 characters taken from the
-// random half, so two deployments in the same millisecond still differ.
+// The part of the id used in the immutable alias `<project>-<short>`: the last 8 characters (40
+// random bits), so two deployments made in the same millisecond still differ.
 std::string_view short_id(std::string_view deployment_id) noexcept;
 
 // Milliseconds since the epoch encoded in an id (0 when the id is not valid).

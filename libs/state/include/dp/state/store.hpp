@@ -1,0 +1,106 @@
+// The platform's records in Redis (projects, deployments, aliases, the job queue) behind one
+// interface, so that the api-server, the build-runner and the proxy agree on every key, field and
+// transition. The contracts are in proto/README.md; this is their only writer.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dp/core/error.hpp"
+#include "dp/proto/hash.hpp"
+#include "dp/proto/keys.hpp"
+#include "dp/proto/types.hpp"
+
+namespace dp::redis {
+class client;
+}
+
+namespace dp::state {
+
+template <class T>
+using task = boost::asio::awaitable<dp::result<T>>;
+
+// What a status change did.
+struct transition_outcome {
+  bool applied = false;                 // false: refused (the stored status forbids it)
+  proto::deployment_status previous{};  // the status found
+};
+
+class store {
+ public:
+  // The client is borrowed; it must outlive the store and live on the same executor.
+  store(redis::client& redis, proto::keys keys);
+
+  const proto::keys& keys() const noexcept { return keys_; }
+  redis::client& redis() noexcept { return redis_; }
+
+  // Projects. create_project refuses an existing name with errc::conflict.
+  task<void> create_project(const proto::project& p);
+  // Rewrites every field (fields that became null are removed); the project must exist.
+  task<void> save_project(const proto::project& p);
+  task<proto::project> get_project(std::string_view name);
+  task<std::vector<std::string>> project_names();
+  // Removes the project record and its index; deployments are the caller's business.
+  task<void> delete_project(std::string_view name);
+
+  // Writes the deployment (status queued), indexes it under its project, reserves its immutable
+  // alias `<project>-<short id>` with SET NX and pushes the job on the queue. errc::conflict when
+  // the alias is taken (the caller makes a new id). Fills d.alias.
+  task<void> create_deployment(proto::deployment& d, const proto::job& j);
+  task<proto::deployment> get_deployment(std::string_view id);
+  // Newest first.
+  task<std::vector<std::string>> deployment_ids(std::string_view project, int64_t offset,
+                                                int64_t count);
+  task<int64_t> deployment_count(std::string_view project);
+
+  // Moves a deployment to `to` if the stored status allows it (proto::can_transition), sets
+  // `fields` in the same step and publishes a status event: atomically, in one script, so a late
+  // `ready` can never overwrite `canceled`. errc::not_found when there is no such deployment.
+  task<transition_outcome> transition(std::string_view id, proto::deployment_status to,
+                                      const proto::hash_fields& fields = {},
+                                      std::optional<std::string> error = {});
+  // Puts a taken job back for another attempt, atomically: the taken job's text leaves the
+  // processing list and, unless the deployment is final by now, its status goes back to queued
+  // with `next.attempt` and `next` is pushed on the queue.
+  task<transition_outcome> requeue(std::string_view taken_job_text, const proto::job& next);
+  // Sets fields that are not the status (commit, files, bytes).
+  task<void> set_fields(std::string_view id, const proto::hash_fields& fields);
+  // Removes the deployment's record, logbook, index entry and immutable alias.
+  task<void> delete_deployment(const proto::deployment& d);
+
+  // Points alias:<label> at a deployment and publishes an alias event.
+  task<void> set_alias(std::string_view label, std::string_view project,
+                       std::string_view deployment_id);
+  // Production and immutable aliases together, in one MULTI (the go-live step of a build).
+  task<void> go_live(const proto::deployment& d);
+  // The deployment id an alias points at, or nullopt.
+  task<std::optional<std::string>> resolve_alias(std::string_view label);
+
+  // The job queue's length (for metrics).
+  task<int64_t> queue_length();
+
+  // Cancel: for a queued deployment, sets canceled at once; otherwise records the durable
+  // request and publishes it for the worker holding the job. Returns the transition outcome of
+  // the immediate cancel (applied=false when a running build was asked to stop instead).
+  task<transition_outcome> request_cancel(const proto::cancel_request& r);
+  task<std::optional<proto::cancel_request>> cancel_requested(std::string_view id);
+
+ private:
+  task<transition_outcome> transition_from(std::string_view id, proto::deployment_status to,
+                                           const proto::hash_fields& fields,
+                                           std::optional<std::string> error,
+                                           const std::vector<proto::deployment_status>& from);
+
+  redis::client& redis_;
+  proto::keys keys_;
+};
+
+// Unix milliseconds now.
+int64_t now_ms();
+
+}  // namespace dp::state

@@ -1,0 +1,482 @@
+#include "dp/state/store.hpp"
+
+#include <chrono>
+
+#include "dp/core/id.hpp"
+#include "dp/proto/json.hpp"
+#include "dp/redis/client.hpp"
+
+namespace dp::state {
+namespace {
+
+using proto::deployment_status;
+using redis::reply;
+
+// The status event, built in Lua from the stored project so the script needs no second round trip.
+// Strings go through cjson.encode, numbers are passed as decimal text (cjson would print floats).
+constexpr std::string_view status_event_lua = R"lua(
+local function status_event(id, status, ts, err, project)
+  local e = '{"v":1,"type":"status","deployment_id":' .. cjson.encode(id) ..
+            ',"project":' .. cjson.encode(project) .. ',"status":' .. cjson.encode(status) ..
+            ',"ts_ms":' .. ts
+  if err ~= '' then e = e .. ',"error":' .. cjson.encode(err) end
+  return e .. '}'
+end
+)lua";
+
+// Check-and-set of a deployment's status, then the status event: one script, so no other writer
+// can slip in between (a late `ready` never overwrites `canceled`).
+// KEYS: deployment hash, events channel.
+// ARGV: id, to, ts_ms, error ("" for none), n, n field/value strings, allowed previous statuses.
+constexpr std::string_view transition_body = R"lua(
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return {-1, ''} end
+local n = tonumber(ARGV[5])
+local ok = false
+for i = 6 + n, #ARGV do
+  if ARGV[i] == cur then ok = true break end
+end
+if not ok then return {0, cur} end
+local args = {'status', ARGV[2]}
+for i = 6, 5 + n do args[#args + 1] = ARGV[i] end
+if ARGV[4] ~= '' then
+  args[#args + 1] = 'error'
+  args[#args + 1] = ARGV[4]
+end
+redis.call('HSET', KEYS[1], unpack(args))
+local project = redis.call('HGET', KEYS[1], 'project') or ''
+redis.call('PUBLISH', KEYS[2], status_event(ARGV[1], ARGV[2], ARGV[3], ARGV[4], project))
+return {1, cur}
+)lua";
+
+// Back to the queue for another attempt, unless the deployment reached a final state meanwhile.
+// KEYS: deployment hash, processing list, queue list, events channel.
+// ARGV: id, taken job text, next job text, attempt, ts_ms.
+constexpr std::string_view requeue_body = R"lua(
+redis.call('LREM', KEYS[2], 1, ARGV[2])
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return {-1, ''} end
+if cur == 'ready' or cur == 'failed' or cur == 'canceled' then return {0, cur} end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'attempt', ARGV[4])
+redis.call('HDEL', KEYS[1], 'started_at')
+redis.call('LPUSH', KEYS[3], ARGV[3])
+local project = redis.call('HGET', KEYS[1], 'project') or ''
+redis.call('PUBLISH', KEYS[4], status_event(ARGV[1], 'queued', ARGV[5], '', project))
+return {1, cur}
+)lua";
+
+// Production moves forward only: a build that finishes late never replaces a newer deployment
+// (ids sort by creation time). Rollback goes through set_alias instead.
+// KEYS: production alias, immutable alias, events channel. ARGV: id, project, immutable label, ts.
+constexpr std::string_view go_live_body = R"lua(
+local function alias_event(alias)
+  return '{"v":1,"type":"alias","alias":' .. cjson.encode(alias) .. ',"deployment_id":' ..
+         cjson.encode(ARGV[1]) .. ',"project":' .. cjson.encode(ARGV[2]) .. ',"ts_ms":' ..
+         ARGV[4] .. '}'
+end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('PUBLISH', KEYS[3], alias_event(ARGV[3]))
+local cur = redis.call('GET', KEYS[1])
+if cur and cur > ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', KEYS[3], alias_event(ARGV[2]))
+return 1
+)lua";
+
+// KEYS: project hash, projects set. ARGV: name, then field/value pairs.
+constexpr std::string_view create_project_script = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+)lua";
+
+const std::string& transition_script() {
+  static const std::string s = std::string(status_event_lua) + std::string(transition_body);
+  return s;
+}
+const std::string& requeue_script() {
+  static const std::string s = std::string(status_event_lua) + std::string(requeue_body);
+  return s;
+}
+
+proto::hash_fields hash_from_reply(const reply& r) {
+  proto::hash_fields fields;
+  const auto& e = r.elements();
+  for (size_t i = 0; i + 1 < e.size(); i += 2) {
+    fields.emplace_back(e[i].as_string(), e[i + 1].as_string());
+  }
+  return fields;
+}
+
+std::vector<std::string> hset_argv(std::string key, const proto::hash_fields& fields) {
+  std::vector<std::string> argv{"HSET", std::move(key)};
+  for (const auto& [k, v] : fields) {
+    argv.push_back(k);
+    argv.push_back(v);
+  }
+  return argv;
+}
+
+// The first error reply of a MULTI/EXEC pipeline, as an error.
+dp::result<void> check_pipeline(const std::vector<reply>& replies, std::string_view what) {
+  for (const auto& r : replies) {
+    if (r.is_error()) {
+      return make_error(errc::protocol, "{}: {}", what, r.as_string());
+    }
+    if (r.is_array()) {
+      for (const auto& inner : r.elements()) {
+        if (inner.is_error()) {
+          return make_error(errc::protocol, "{}: {}", what, inner.as_string());
+        }
+      }
+    }
+  }
+  if (!replies.empty() && replies.back().is_nil()) {
+    return make_error(errc::conflict, "{}: transaction aborted", what);
+  }
+  return {};
+}
+
+dp::result<transition_outcome> outcome_from(const reply& r, std::string_view id) {
+  const auto& e = r.elements();
+  if (e.size() != 2) {
+    return make_error(errc::protocol, "unexpected script reply for deployment {}", id);
+  }
+  if (e[0].as_integer() < 0) {
+    return make_error(errc::not_found, "deployment {} not found", id);
+  }
+  transition_outcome out;
+  out.applied = e[0].as_integer() == 1;
+  if (auto prev = proto::parse_deployment_status(e[1].as_string())) {
+    out.previous = *prev;
+  }
+  return out;
+}
+
+}  // namespace
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+store::store(redis::client& redis, proto::keys keys) : redis_(redis), keys_(std::move(keys)) {}
+
+task<void> store::create_project(const proto::project& p) {
+  // One script: the existence check and the write cannot be split by another creator.
+  std::vector<std::string> command{
+      "EVAL", std::string(create_project_script), "2", keys_.project(p.name), keys_.projects(),
+      p.name};
+  for (auto& [k, v] : proto::to_hash(p)) {
+    command.push_back(std::move(k));
+    command.push_back(std::move(v));
+  }
+  auto created = co_await redis_.exec(std::move(command));
+  if (!created) {
+    co_return created.error();
+  }
+  if (created->as_integer() == 0) {
+    co_return make_error(errc::conflict, "project '{}' already exists", p.name);
+  }
+  co_return dp::result<void>{};
+}
+
+task<void> store::save_project(const proto::project& p) {
+  auto key = keys_.project(p.name);
+  std::vector<std::vector<std::string>> commands{{"MULTI"},
+                                                 {"DEL", key},
+                                                 hset_argv(key, proto::to_hash(p)),
+                                                 {"SADD", keys_.projects(), p.name},
+                                                 {"EXEC"}};
+  auto replies = co_await redis_.pipeline(std::move(commands));
+  if (!replies) {
+    co_return replies.error();
+  }
+  co_return check_pipeline(*replies, "save project");
+}
+
+task<proto::project> store::get_project(std::string_view name) {
+  std::vector<std::string> command{"HGETALL", keys_.project(name)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return proto::project_from_hash(name, hash_from_reply(*r));
+}
+
+task<std::vector<std::string>> store::project_names() {
+  std::vector<std::string> command{"SMEMBERS", keys_.projects()};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  std::vector<std::string> names;
+  for (const auto& e : r->elements()) {
+    names.push_back(e.as_string());
+  }
+  std::sort(names.begin(), names.end());
+  co_return names;
+}
+
+task<void> store::delete_project(std::string_view name) {
+  std::vector<std::vector<std::string>> commands{{"MULTI"},
+                                                 {"DEL", keys_.project(name)},
+                                                 {"DEL", keys_.project_deployments(name)},
+                                                 {"SREM", keys_.projects(), std::string(name)},
+                                                 {"EXEC"}};
+  auto replies = co_await redis_.pipeline(std::move(commands));
+  if (!replies) {
+    co_return replies.error();
+  }
+  co_return check_pipeline(*replies, "delete project");
+}
+
+task<void> store::create_deployment(proto::deployment& d, const proto::job& j) {
+  std::string label = d.project + "-" + std::string(dp::short_id(d.id));
+  std::vector<std::string> command{"SET", keys_.alias(label), d.id, "NX"};
+  auto reserved = co_await redis_.exec(std::move(command));
+  if (!reserved) {
+    co_return reserved.error();
+  }
+  if (reserved->is_nil()) {
+    co_return make_error(errc::conflict, "alias {} is taken", label);
+  }
+  d.alias = label;
+  std::vector<std::vector<std::string>> commands{
+      {"MULTI"},
+      hset_argv(keys_.deployment(d.id), proto::to_hash(d)),
+      {"ZADD", keys_.project_deployments(d.project), std::to_string(d.created_at), d.id},
+      {"LPUSH", keys_.queue(), proto::to_json(j)},
+      {"EXEC"}};
+  auto replies = co_await redis_.pipeline(std::move(commands));
+  if (!replies) {
+    co_return replies.error();
+  }
+  co_return check_pipeline(*replies, "create deployment");
+}
+
+task<proto::deployment> store::get_deployment(std::string_view id) {
+  std::vector<std::string> command{"HGETALL", keys_.deployment(id)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return proto::deployment_from_hash(id, hash_from_reply(*r));
+}
+
+task<std::vector<std::string>> store::deployment_ids(std::string_view project, int64_t offset,
+                                                     int64_t count) {
+  std::vector<std::string> command{"ZREVRANGE", keys_.project_deployments(project),
+                                   std::to_string(offset), std::to_string(offset + count - 1)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  std::vector<std::string> ids;
+  for (const auto& e : r->elements()) {
+    ids.push_back(e.as_string());
+  }
+  co_return ids;
+}
+
+task<int64_t> store::deployment_count(std::string_view project) {
+  std::vector<std::string> command{"ZCARD", keys_.project_deployments(project)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return r->as_integer();
+}
+
+task<transition_outcome> store::transition(std::string_view id, deployment_status to,
+                                           const proto::hash_fields& fields,
+                                           std::optional<std::string> error) {
+  std::vector<deployment_status> from;
+  for (int s = 0; s <= static_cast<int>(deployment_status::canceled); ++s) {
+    if (proto::can_transition(static_cast<deployment_status>(s), to)) {
+      from.push_back(static_cast<deployment_status>(s));
+    }
+  }
+  auto out = co_await transition_from(id, to, fields, std::move(error), from);
+  co_return out;
+}
+
+task<transition_outcome> store::transition_from(std::string_view id, deployment_status to,
+                                                const proto::hash_fields& fields,
+                                                std::optional<std::string> error,
+                                                const std::vector<deployment_status>& from) {
+  int64_t ts = now_ms();
+  std::vector<std::string> argv{"EVAL",
+                                transition_script(),
+                                "2",
+                                keys_.deployment(id),
+                                keys_.events_channel(),
+                                std::string(id),
+                                std::string(proto::to_string(to)),
+                                std::to_string(ts),
+                                error.value_or("")};
+  proto::hash_fields all = fields;
+  if (proto::is_final(to)) {
+    all.emplace_back("finished_at", std::to_string(ts));
+  }
+  argv.push_back(std::to_string(all.size() * 2));
+  for (const auto& [k, v] : all) {
+    argv.push_back(k);
+    argv.push_back(v);
+  }
+  for (auto s : from) {
+    argv.emplace_back(proto::to_string(s));
+  }
+  auto r = co_await redis_.exec(std::move(argv));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return outcome_from(*r, id);
+}
+
+task<transition_outcome> store::requeue(std::string_view taken_job_text, const proto::job& next) {
+  std::vector<std::string> command{"EVAL",
+                                   requeue_script(),
+                                   "4",
+                                   keys_.deployment(next.deployment_id),
+                                   keys_.processing(),
+                                   keys_.queue(),
+                                   keys_.events_channel(),
+                                   next.deployment_id,
+                                   std::string(taken_job_text),
+                                   proto::to_json(next),
+                                   std::to_string(next.attempt),
+                                   std::to_string(now_ms())};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return outcome_from(*r, next.deployment_id);
+}
+
+task<void> store::set_fields(std::string_view id, const proto::hash_fields& fields) {
+  if (fields.empty()) {
+    co_return dp::result<void>{};
+  }
+  auto r = co_await redis_.exec(hset_argv(keys_.deployment(id), fields));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return dp::result<void>{};
+}
+
+task<void> store::delete_deployment(const proto::deployment& d) {
+  std::vector<std::vector<std::string>> commands{
+      {"MULTI"},
+      {"DEL", keys_.deployment(d.id), keys_.logbook(d.id), keys_.cancel(d.id)},
+      {"ZREM", keys_.project_deployments(d.project), d.id}};
+  if (d.alias) {
+    commands.push_back({"DEL", keys_.alias(*d.alias)});
+  }
+  commands.push_back({"EXEC"});
+  auto replies = co_await redis_.pipeline(std::move(commands));
+  if (!replies) {
+    co_return replies.error();
+  }
+  co_return check_pipeline(*replies, "delete deployment");
+}
+
+task<void> store::set_alias(std::string_view label, std::string_view project,
+                            std::string_view deployment_id) {
+  proto::alias_event e{std::string(label), std::string(deployment_id), std::string(project),
+                       now_ms()};
+  std::vector<std::vector<std::string>> commands{
+      {"MULTI"},
+      {"SET", keys_.alias(label), std::string(deployment_id)},
+      {"PUBLISH", keys_.events_channel(), proto::to_json(e)},
+      {"EXEC"}};
+  auto replies = co_await redis_.pipeline(std::move(commands));
+  if (!replies) {
+    co_return replies.error();
+  }
+  co_return check_pipeline(*replies, "set alias");
+}
+
+task<void> store::go_live(const proto::deployment& d) {
+  std::string label = d.alias.value_or(d.project + "-" + std::string(dp::short_id(d.id)));
+  std::vector<std::string> command{"EVAL",
+                                   std::string(go_live_body),
+                                   "3",
+                                   keys_.alias(d.project),
+                                   keys_.alias(label),
+                                   keys_.events_channel(),
+                                   d.id,
+                                   d.project,
+                                   label,
+                                   std::to_string(now_ms())};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return dp::result<void>{};
+}
+
+task<std::optional<std::string>> store::resolve_alias(std::string_view label) {
+  std::vector<std::string> command{"GET", keys_.alias(label)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  if (r->is_nil()) {
+    co_return std::optional<std::string>{};
+  }
+  co_return std::optional<std::string>{std::move(*r).as_string()};
+}
+
+task<int64_t> store::queue_length() {
+  std::vector<std::string> command{"LLEN", keys_.queue()};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return r->as_integer();
+}
+
+task<transition_outcome> store::request_cancel(const proto::cancel_request& req) {
+  // A queued deployment has no build to stop: cancel it here (a worker skips final jobs).
+  std::string reason = req.reason.value_or("canceled");
+  const std::vector<deployment_status> only_queued{deployment_status::queued};
+  auto immediate = co_await transition_from(req.deployment_id, deployment_status::canceled,
+                                            proto::hash_fields(), reason, only_queued);
+  if (!immediate || immediate->applied || proto::is_final(immediate->previous)) {
+    co_return immediate;
+  }
+  // Running: leave a durable request (checked at every lease refresh) and a prompt one.
+  std::string text = proto::to_json(req);
+  std::vector<std::vector<std::string>> commands{
+      {"SET", keys_.cancel(req.deployment_id), text, "EX", "86400"},
+      {"PUBLISH", keys_.cancel(req.deployment_id), text}};
+  auto replies = co_await redis_.pipeline(std::move(commands));
+  if (!replies) {
+    co_return replies.error();
+  }
+  if (auto ok = check_pipeline(*replies, "request cancel"); !ok) {
+    co_return ok.error();
+  }
+  co_return immediate;
+}
+
+task<std::optional<proto::cancel_request>> store::cancel_requested(std::string_view id) {
+  std::vector<std::string> command{"GET", keys_.cancel(id)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  if (r->is_nil()) {
+    co_return std::optional<proto::cancel_request>{};
+  }
+  auto parsed = proto::parse_cancel_request(std::string_view(r->as_string()));
+  if (!parsed) {
+    co_return parsed.error();
+  }
+  co_return std::optional<proto::cancel_request>{std::move(*parsed)};
+}
+
+}  // namespace dp::state

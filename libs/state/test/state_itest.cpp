@@ -1,0 +1,300 @@
+// The records and the logbook against a real redis-server.
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "dp/core/id.hpp"
+#include "dp/proto/json.hpp"
+#include "dp/redis/client.hpp"
+#include "dp/redis/subscriber.hpp"
+#include "dp/state/logbook.hpp"
+#include "dp/state/store.hpp"
+#include "dp/test/harness.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+
+// gtest's ASSERT_* return from the function, which a coroutine cannot do.
+#define CO_ASSERT_TRUE(c)                        \
+  if (!(c)) {                                    \
+    ADD_FAILURE() << "assertion failed: " << #c; \
+    co_return;                                   \
+  }
+#define CO_ASSERT_EQ(a, b) \
+  if (!((a) == (b))) {     \
+    EXPECT_EQ(a, b);       \
+    co_return;             \
+  }
+using dp::proto::deployment_status;
+
+dp::redis::options options_for(const dp::test::redis_server& server) {
+  dp::redis::options o;
+  dp::config::parse_redis_url(server.url(), o.url);
+  o.command_timeout = std::chrono::milliseconds(2000);
+  return o;
+}
+
+// Runs a test body as a coroutine on a fresh io_context and rethrows what it threw.
+template <class F>
+void run_async(F body) {
+  asio::io_context ioc;
+  auto done = asio::co_spawn(ioc, body(ioc.get_executor()), asio::use_future);
+  ioc.run();
+  done.get();
+}
+
+dp::proto::project make_project(std::string name) {
+  dp::proto::project p;
+  p.name = std::move(name);
+  p.git_url = "https://example.com/" + p.name + ".git";
+  p.env = {{"VITE_API", "https://api.example.com"}};
+  p.build_command = "npm run build";
+  p.created_at = dp::state::now_ms();
+  return p;
+}
+
+std::pair<dp::proto::deployment, dp::proto::job> make_deployment(const std::string& project) {
+  dp::proto::deployment d;
+  d.id = dp::new_deployment_id();
+  d.project = project;
+  d.git_url = "https://example.com/x.git";
+  d.created_at = dp::state::now_ms();
+  dp::proto::job j;
+  j.deployment_id = d.id;
+  j.project = project;
+  j.git_url = d.git_url;
+  j.timeout_s = 900;
+  j.enqueued_at = d.created_at;
+  return {d, j};
+}
+
+class state_test : public ::testing::Test {
+ protected:
+  dp::test::redis_server server_;
+};
+
+TEST_F(state_test, projects) {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dp::redis::client redis(ex, options_for(server_));
+    dp::state::store store(redis, dp::proto::keys("t:"));
+    auto p = make_project("shop");
+    EXPECT_TRUE(co_await store.create_project(p));
+    auto dup = co_await store.create_project(p);
+    CO_ASSERT_TRUE(!dup);
+    EXPECT_TRUE(dup.error().is(dp::errc::conflict));
+    auto got = co_await store.get_project("shop");
+    CO_ASSERT_TRUE(got);
+    EXPECT_EQ(*got, p);
+    p.build_command.reset();
+    p.env.clear();
+    EXPECT_TRUE(co_await store.save_project(p));
+    got = co_await store.get_project("shop");
+    CO_ASSERT_TRUE(got);
+    EXPECT_EQ(*got, p);  // the removed command is gone, not left behind
+    EXPECT_TRUE(co_await store.create_project(make_project("blog")));
+    auto names = co_await store.project_names();
+    EXPECT_EQ(*names, (std::vector<std::string>{"blog", "shop"}));
+    EXPECT_TRUE(co_await store.delete_project("shop"));
+    auto gone = co_await store.get_project("shop");
+    EXPECT_TRUE(gone.error().is(dp::errc::not_found));
+  });
+}
+
+TEST_F(state_test, deployment_lifecycle_and_events) {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dp::redis::client redis(ex, options_for(server_));
+    dp::redis::subscriber events(ex, options_for(server_));
+    dp::proto::keys keys("t:");
+    const std::vector<std::string> channels{keys.events_channel()};
+    EXPECT_TRUE(co_await events.subscribe(channels));
+    dp::state::store store(redis, keys);
+    auto [d, j] = make_deployment("shop");
+    EXPECT_TRUE(co_await store.create_deployment(d, j));
+    CO_ASSERT_TRUE(d.alias);
+    EXPECT_EQ(*d.alias, "shop-" + std::string(dp::short_id(d.id)));
+    EXPECT_EQ(*co_await store.queue_length(), 1);
+    EXPECT_EQ(**co_await store.resolve_alias(*d.alias), d.id);
+
+    const dp::proto::hash_fields started{{"started_at", "1"}};
+    auto t = co_await store.transition(d.id, deployment_status::cloning, started);
+    CO_ASSERT_TRUE(t);
+    EXPECT_TRUE(t->applied);
+    EXPECT_EQ(t->previous, deployment_status::queued);
+    t = co_await store.transition(d.id, deployment_status::ready);
+    EXPECT_TRUE(t->applied);
+    // Final states are never left.
+    t = co_await store.transition(d.id, deployment_status::canceled, {}, "too late");
+    EXPECT_FALSE(t->applied);
+    EXPECT_EQ(t->previous, deployment_status::ready);
+    auto got = co_await store.get_deployment(d.id);
+    CO_ASSERT_TRUE(got);
+    EXPECT_EQ(got->status, deployment_status::ready);
+    EXPECT_EQ(got->started_at, 1);
+    EXPECT_TRUE(got->finished_at.has_value());
+    EXPECT_FALSE(got->error.has_value());
+
+    // Two status events, in order, that parse as the contract says.
+    for (auto expected : {deployment_status::cloning, deployment_status::ready}) {
+      auto m = co_await events.next();
+      CO_ASSERT_TRUE(m);
+      auto e = dp::proto::parse_status_event(std::string_view(m->payload));
+      CO_ASSERT_TRUE(e);
+      EXPECT_EQ(e->status, expected);
+      EXPECT_EQ(e->project, "shop");
+      EXPECT_EQ(e->deployment_id, d.id);
+    }
+    auto missing = co_await store.transition(dp::new_deployment_id(), deployment_status::failed);
+    EXPECT_TRUE(missing.error().is(dp::errc::not_found));
+  });
+}
+
+TEST_F(state_test, go_live_never_moves_production_backwards) {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dp::redis::client redis(ex, options_for(server_));
+    dp::state::store store(redis, dp::proto::keys("t:"));
+    auto [older, j1] = make_deployment("shop");
+    auto [newer, j2] = make_deployment("shop");
+    EXPECT_TRUE(co_await store.create_deployment(older, j1));
+    EXPECT_TRUE(co_await store.create_deployment(newer, j2));
+    EXPECT_TRUE(co_await store.go_live(newer));
+    EXPECT_EQ(**co_await store.resolve_alias("shop"), newer.id);
+    EXPECT_TRUE(co_await store.go_live(older));  // finished late
+    EXPECT_EQ(**co_await store.resolve_alias("shop"), newer.id);
+    EXPECT_EQ(**co_await store.resolve_alias(*older.alias), older.id);
+    // A rollback is explicit.
+    EXPECT_TRUE(co_await store.set_alias("shop", "shop", older.id));
+    EXPECT_EQ(**co_await store.resolve_alias("shop"), older.id);
+    auto ids = co_await store.deployment_ids("shop", 0, 10);
+    EXPECT_EQ(*ids, (std::vector<std::string>{newer.id, older.id}));
+    EXPECT_TRUE(co_await store.delete_deployment(older));
+    EXPECT_FALSE(*co_await store.resolve_alias(*older.alias));
+    EXPECT_EQ(*co_await store.deployment_count("shop"), 1);
+  });
+}
+
+TEST_F(state_test, cancel_and_requeue) {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dp::redis::client redis(ex, options_for(server_));
+    dp::state::store store(redis, dp::proto::keys("t:"));
+    auto [queued, j1] = make_deployment("shop");
+    auto [running, j2] = make_deployment("shop");
+    EXPECT_TRUE(co_await store.create_deployment(queued, j1));
+    EXPECT_TRUE(co_await store.create_deployment(running, j2));
+    EXPECT_TRUE((co_await store.transition(running.id, deployment_status::building))->applied);
+
+    // Queued: canceled at once. Running: a durable request for the worker.
+    const dp::proto::cancel_request by_test{queued.id, 1, "by test"};
+    auto c1 = co_await store.request_cancel(by_test);
+    EXPECT_TRUE(c1->applied);
+    EXPECT_EQ((co_await store.get_deployment(queued.id))->error, "by test");
+    EXPECT_FALSE(*co_await store.cancel_requested(queued.id));
+    const dp::proto::cancel_request stop{running.id, 2, "stop"};
+    auto c2 = co_await store.request_cancel(stop);
+    EXPECT_FALSE(c2->applied);
+    EXPECT_EQ(c2->previous, deployment_status::building);
+    auto req = co_await store.cancel_requested(running.id);
+    CO_ASSERT_TRUE(*req);
+    EXPECT_EQ((*req)->reason, "stop");
+
+    // Requeue: the taken job leaves processing, attempt 2 goes back on the queue.
+    std::string taken = dp::proto::to_json(j2);
+    const std::vector<std::string> push_taken{"LPUSH", "t:queue:builds:processing", taken};
+    const std::vector<std::string> processing_length{"LLEN", "t:queue:builds:processing"};
+    EXPECT_TRUE(co_await redis.exec(push_taken));
+    auto next = j2;
+    next.attempt = 2;
+    auto r = co_await store.requeue(taken, next);
+    EXPECT_TRUE(r->applied);
+    auto d = co_await store.get_deployment(running.id);
+    EXPECT_EQ(d->status, deployment_status::queued);
+    EXPECT_EQ(d->attempt, 2);
+    EXPECT_EQ((co_await redis.exec(processing_length))->as_integer(), 0);
+    // A final deployment is not requeued, and its job still leaves processing.
+    EXPECT_TRUE(co_await redis.exec(push_taken));
+    auto q = co_await store.requeue(taken, next);
+    EXPECT_TRUE(q->applied);  // queued is not final: it may be requeued again
+    EXPECT_TRUE((co_await store.transition(running.id, deployment_status::failed))->applied);
+    EXPECT_TRUE(co_await redis.exec(push_taken));
+    auto f = co_await store.requeue(taken, next);
+    EXPECT_FALSE(f->applied);
+    EXPECT_EQ((co_await redis.exec(processing_length))->as_integer(), 0);
+  });
+}
+
+TEST_F(state_test, logbook_keeps_every_line_in_order) {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dp::redis::client redis(ex, options_for(server_));
+    dp::redis::subscriber live(ex, options_for(server_), 1'000'000);
+    dp::proto::keys keys("t:");
+    std::string id = dp::new_deployment_id();
+    const std::vector<std::string> channels{keys.logs_channel(id)};
+    EXPECT_TRUE(co_await live.subscribe(channels));
+    {
+      dp::state::log_writer writer(ex, redis, keys, id);
+      for (int i = 0; i < 100'000; ++i) {
+        writer.write(i % 2 ? dp::proto::log_stream::err : dp::proto::log_stream::out,
+                     "line " + std::to_string(i));
+      }
+      auto flushed = co_await writer.flush(std::chrono::seconds(30));
+      EXPECT_TRUE(flushed) << flushed.error().message;
+    }
+    int64_t seq = 0;
+    while (true) {
+      auto batch = co_await dp::state::read_logbook(redis, keys, id, seq, 10'000);
+      CO_ASSERT_TRUE(batch);
+      if (batch->empty()) {
+        break;
+      }
+      for (const auto& e : *batch) {
+        CO_ASSERT_EQ(e.seq, seq + 1);
+        CO_ASSERT_EQ(e.line, "line " + std::to_string(seq));
+        seq = e.seq;
+      }
+    }
+    EXPECT_EQ(seq, 100'000);
+    EXPECT_EQ(*co_await dp::state::next_log_seq(redis, keys, id), 100'001);
+    // The live channel saw the same events in order.
+    for (int64_t i = 1; i <= 100'000; ++i) {
+      auto m = co_await live.next();
+      CO_ASSERT_TRUE(m);
+      auto e = dp::proto::parse_log_event(std::string_view(m->payload));
+      CO_ASSERT_TRUE(e);
+      CO_ASSERT_EQ(e->seq, i);
+    }
+  });
+}
+
+TEST_F(state_test, logbook_survives_a_redis_restart) {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dp::redis::client redis(ex, options_for(server_));
+    dp::proto::keys keys("t:");
+    std::string id = dp::new_deployment_id();
+    dp::state::log_writer writer(ex, redis, keys, id);
+    for (int i = 0; i < 100; ++i) {
+      writer.write(dp::proto::log_stream::out, "before " + std::to_string(i));
+    }
+    EXPECT_TRUE(co_await writer.flush(std::chrono::seconds(10)));
+    // No persistence in the test server: what was stored before is gone, but nothing written
+    // while it is down may be lost.
+    server_.kill();
+    for (int i = 0; i < 100; ++i) {
+      writer.write(dp::proto::log_stream::out, "during " + std::to_string(i));
+    }
+    asio::steady_timer pause(ex, std::chrono::milliseconds(300));
+    co_await pause.async_wait(asio::use_awaitable);
+    server_.restart();
+    EXPECT_TRUE(co_await writer.flush(std::chrono::seconds(20)));
+    auto events = co_await dp::state::read_logbook(redis, keys, id, 100, 1000);
+    CO_ASSERT_TRUE(events);
+    CO_ASSERT_EQ(events->size(), 100u);
+    EXPECT_EQ(events->front().line, "during 0");
+    EXPECT_EQ(events->back().seq, 200);
+  });
+}
+
+}  // namespace
