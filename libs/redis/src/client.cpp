@@ -54,11 +54,6 @@ asio::awaitable<dp::result<reply>> client::exec(std::vector<std::string> argv,
   return exec_on(link_, std::move(argv), timeout.value_or(link_->opts().command_timeout));
 }
 
-asio::awaitable<dp::result<reply>> client::exec(std::initializer_list<std::string_view> argv,
-                                                std::optional<std::chrono::milliseconds> timeout) {
-  return exec(std::vector<std::string>(argv.begin(), argv.end()), timeout);
-}
-
 asio::awaitable<dp::result<std::vector<reply>>> client::pipeline(
     std::vector<std::vector<std::string>> commands,
     std::optional<std::chrono::milliseconds> timeout) {

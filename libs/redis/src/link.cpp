@@ -98,7 +98,7 @@ asio::awaitable<dp::result<std::vector<reply>>> link::run(
   b->replies.resize(commands.size());
   b->commands = std::move(commands);
   self->start();
-  if (self->conn_) {
+  if (self->current() != nullptr) {
     send(b, self->conn_);
   } else {
     // Callers that gave up are dropped here, so an outage does not grow the queue without bound.

@@ -31,8 +31,8 @@ class link : public std::enable_shared_from_this<link> {
   void start();  // starts the connection loop unless it runs
   void close();
   bool closed() const noexcept { return closed_; }
-  // The ready connection, or null while (re)connecting.
-  const std::shared_ptr<connection>& current() const noexcept { return conn_; }
+  // The ready connection, or null while (re)connecting (or once it failed, before the loop knows).
+  connection* current() const noexcept { return conn_ && conn_->is_open() ? conn_.get() : nullptr; }
   const options& opts() const noexcept { return opts_; }
   const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
   std::uint64_t reconnects() const noexcept { return reconnects_; }

@@ -86,7 +86,7 @@ asio::awaitable<dp::result<void>> subscription::subscribe(std::shared_ptr<subscr
   }
   self->link_->start();
   // Without a connection, on_ready() subscribes everything wanted once there is one.
-  if (const auto& c = self->link_->current()) {
+  if (auto* c = self->link_->current()) {
     std::vector<std::string> argv{command};
     argv.insert(argv.end(), names.begin(), names.end());
     c->send_subscription(argv);
@@ -124,7 +124,7 @@ void subscription::unsubscribe(std::vector<std::string> names, bool pattern) {
     gap_after_renewal_ = false;
     push_gap();
   }
-  if (const auto& c = link_->current(); c && !names.empty()) {
+  if (auto* c = link_->current(); c != nullptr && !names.empty()) {
     std::vector<std::string> argv{pattern ? "PUNSUBSCRIBE" : "UNSUBSCRIBE"};
     argv.insert(argv.end(), names.begin(), names.end());
     c->send_subscription(argv);

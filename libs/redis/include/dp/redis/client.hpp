@@ -24,7 +24,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
-#include <initializer_list>
+#include <concepts>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,10 +51,14 @@ class client {
   // with the server's message. `timeout` overrides options::command_timeout for this call.
   boost::asio::awaitable<dp::result<reply>> exec(
       std::vector<std::string> argv, std::optional<std::chrono::milliseconds> timeout = {});
-  // The same for literals: exec({"GET", key}). The arguments are copied before it returns.
-  boost::asio::awaitable<dp::result<reply>> exec(
-      std::initializer_list<std::string_view> argv,
-      std::optional<std::chrono::milliseconds> timeout = {});
+  // The same from separate arguments: exec("GET", key). (A braced list inside co_await does not
+  // compile with gcc 12, "array used as initializer": build a vector in its own statement.)
+  template <class... Args>
+  requires(sizeof...(Args) > 0 &&
+           (std::convertible_to<const Args&, std::string_view> &&
+            ...)) boost::asio::awaitable<dp::result<reply>> exec(const Args&... args) {
+    return exec(std::vector<std::string>{std::string(std::string_view(args))...});
+  }
 
   // Commands sent back to back (a MULTI ... EXEC block works); every reply is returned as is,
   // error replies included. Fails as a whole when the connection fails or the timeout passes.

@@ -19,10 +19,12 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dp::redis {
@@ -44,6 +46,19 @@ class subscriber {
   // connection is back; unsubscribe() withdraws them.
   boost::asio::awaitable<dp::result<void>> subscribe(std::vector<std::string> channels);
   boost::asio::awaitable<dp::result<void>> psubscribe(std::vector<std::string> patterns);
+  // subscribe("a", "b"): a braced list inside co_await does not compile with gcc 12.
+  template <class... Args>
+  requires(sizeof...(Args) > 0 &&
+           (std::convertible_to<const Args&, std::string_view> &&
+            ...)) boost::asio::awaitable<dp::result<void>> subscribe(const Args&... channels) {
+    return subscribe(std::vector<std::string>{std::string(std::string_view(channels))...});
+  }
+  template <class... Args>
+  requires(sizeof...(Args) > 0 &&
+           (std::convertible_to<const Args&, std::string_view> &&
+            ...)) boost::asio::awaitable<dp::result<void>> psubscribe(const Args&... patterns) {
+    return psubscribe(std::vector<std::string>{std::string(std::string_view(patterns))...});
+  }
   // Withdraws channels (patterns); an empty list withdraws all. Messages already buffered stay.
   void unsubscribe(std::vector<std::string> channels);
   void punsubscribe(std::vector<std::string> patterns);
