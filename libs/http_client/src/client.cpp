@@ -885,7 +885,8 @@ response_stream::~response_stream() {
   if (!state_) {
     return;
   }
-  asio::post(state_->strand, [t = std::move(state_)] {
+  auto strand = state_->strand;
+  asio::post(strand, [t = std::move(state_)] {
     if (auto owner = t->owner.lock()) {
       owner->abort(*t,
                    dp::make_error(errc::canceled, "{}: the response stream was closed", t->target));

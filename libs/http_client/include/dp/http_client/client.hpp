@@ -102,9 +102,9 @@ class response_stream {
   size_t max_buffered() const noexcept;
 
   struct state;
+  static response_stream make(std::shared_ptr<state> s);  // for the client
 
  private:
-  friend class client;
   explicit response_stream(std::shared_ptr<state> s);
   std::shared_ptr<state> state_;
 };
