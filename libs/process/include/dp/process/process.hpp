@@ -68,6 +68,10 @@ using line_handler = std::function<void(stream, std::string_view line)>;
 // Runs the child to completion. The child gets its own process group, stdin from /dev/null, no
 // inherited descriptors, and SIGKILL if this process dies (PR_SET_PDEATHSIG). When the child
 // exits, whatever it left running in its group is killed too, so nothing outlives a build.
+// Note: PR_SET_PDEATHSIG fires when the *thread* that forked exits, so call this from threads
+// that live as long as the children (io_context threads), not from short-lived ones.
+// Children are watched through pidfds (no SIGCHLD handler, no waitpid(-1)), so any number can
+// run at once; the process must not set SIGCHLD to SIG_IGN (children would be reaped early).
 //
 // Cancellation: a terminal/partial cancellation on the awaiting operation's slot (e.g.
 // bind_cancellation_slot, or awaitable operators) SIGTERMs the group, then SIGKILLs it after
