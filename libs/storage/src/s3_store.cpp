@@ -166,7 +166,7 @@ class semaphore : public std::enable_shared_from_this<semaphore> {
         t = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
         waiters_.push_back(t);
       }
-      // Woken by release() canceling the timer; then try again.
+      // Woken by release() expiring the timer; then try again.
       auto [ec] = co_await t->async_wait(asio::as_tuple(asio::use_awaitable));
       (void)ec;
     }
@@ -185,8 +185,9 @@ class semaphore : public std::enable_shared_from_this<semaphore> {
       t = std::move(waiters_.front());
       waiters_.pop_front();
     }
-    // The timer belongs to its waiter's executor: cancel it there.
-    asio::post(t->get_executor(), [t] { t->cancel(); });
+    // The timer belongs to its waiter's executor: touch it there. Expiring it (rather than
+    // canceling) also wakes a waiter that has not started its wait yet.
+    asio::post(t->get_executor(), [t] { t->expires_at(asio::steady_timer::time_point::min()); });
   }
 
   std::mutex mu_;
@@ -275,7 +276,10 @@ class s3_store final : public object_store {
     }
     auto hash = aws::sha256_hex(data);
     auto size = data.size();
-    co_return co_await put_single(key, payload{std::move(data), std::move(hash)}, size, opts);
+    // Arguments of co_await calls are named locals throughout this file: g++ 12 miscompiles
+    // braced temporaries there (double destruction).
+    payload body{std::move(data), std::move(hash)};
+    co_return co_await put_single(key, std::move(body), size, opts);
   }
 
   task<object_info> put_file(std::string key, std::filesystem::path file,
@@ -296,7 +300,8 @@ class s3_store final : public object_store {
     if (!hash) {
       co_return hash.error();
     }
-    co_return co_await put_single(key, payload{hc::file_region{file, 0, size}, *hash}, size, opts);
+    payload body{hc::file_region{file, 0, size}, *hash};
+    co_return co_await put_single(key, std::move(body), size, opts);
   }
 
   task<get_result> get(std::string key, get_options opts) override {
@@ -304,6 +309,18 @@ class s3_store final : public object_store {
       co_return v.error();
     }
     aws::header_list headers;
+    if (opts.range && !opts.range->first) {
+      // Some S3 servers (s3rver) misread suffix ranges ("bytes=-n"): resolve it by size first.
+      auto h = co_await head(key);
+      if (!h) {
+        co_return h.error();
+      }
+      auto r = resolve_range(*opts.range, h->size);
+      if (!r) {
+        co_return make_error(errc::invalid_argument, "range not satisfiable for {} bytes", h->size);
+      }
+      opts.range = byte_range{r->first, r->second};
+    }
     if (opts.range) {
       const auto& r = *opts.range;
       headers.emplace_back("range", r.first ? fmt::format("bytes={}-{}", *r.first,
@@ -331,6 +348,10 @@ class s3_store final : public object_store {
       get_result out;
       out.info = info_from_headers(key, s->headers());
       if (status == 304) {
+        // A 304 need not repeat the ETag (s3rver omits it): it is the one the caller sent.
+        if (out.info.etag.empty() && opts.if_none_match.find_first_of(",*") == std::string::npos) {
+          out.info.etag = opts.if_none_match;
+        }
         out.not_modified = true;
         co_return out;
       }
@@ -361,7 +382,8 @@ class s3_store final : public object_store {
     if (auto v = validate_key(key); !v) {
       co_return v.error();
     }
-    auto r = co_await exchange("HEAD", key, {}, {}, empty_payload());
+    auto none = empty_payload();
+    auto r = co_await exchange("HEAD", key, {}, {}, std::move(none));
     if (!r) {
       co_return r.error();
     }
@@ -378,7 +400,8 @@ class s3_store final : public object_store {
     if (!token.empty()) {
       q.emplace_back("continuation-token", token);
     }
-    auto r = co_await exchange("GET", "", std::move(q), {}, empty_payload());
+    auto none = empty_payload();
+    auto r = co_await exchange("GET", "", std::move(q), {}, std::move(none));
     if (!r) {
       co_return r.error();
     }
@@ -413,7 +436,8 @@ class s3_store final : public object_store {
     if (auto v = validate_key(key); !v) {
       co_return v.error();
     }
-    auto r = co_await exchange("DELETE", key, {}, {}, empty_payload());
+    auto none = empty_payload();
+    auto r = co_await exchange("DELETE", key, {}, {}, std::move(none));
     if (!r) {
       co_return r.error();
     }
@@ -511,7 +535,8 @@ class s3_store final : public object_store {
                               aws::header_list headers, payload body) {
     for (int attempt = 1;; ++attempt) {
       auto permit = co_await sem_->acquire();
-      auto r = co_await client_.send(make_request(method, key, query, headers, body));
+      auto req = make_request(method, key, query, headers, body);
+      auto r = co_await client_.send(std::move(req));
       permit.reset();
       bool retry = (!r && retryable_error(r.error())) || (r && retryable_status(r->status));
       if (retry && attempt < opts_.max_attempts) {
@@ -609,7 +634,8 @@ class s3_store final : public object_store {
 
   task<object_info> put_single(const std::string& key, payload body, uint64_t size,
                                const put_options& opts) {
-    auto r = co_await exchange("PUT", key, {}, put_headers(opts), std::move(body));
+    auto headers = put_headers(opts);
+    auto r = co_await exchange("PUT", key, {}, std::move(headers), std::move(body));
     if (!r) {
       co_return r.error();
     }
@@ -623,10 +649,11 @@ class s3_store final : public object_store {
   // AbortMultipartUpload so that no parts are left behind (and billed).
   task<object_info> put_multipart(const std::string& key, const std::filesystem::path& file,
                                   uint64_t size, const put_options& opts) {
-    // Named lists, not braced temporaries: g++ 12 miscompiles those inside co_await.
     aws::query_list create_q{{"uploads", ""}};
+    auto create_h = put_headers(opts);
+    auto none = empty_payload();
     auto created =
-        co_await exchange("POST", key, std::move(create_q), put_headers(opts), empty_payload());
+        co_await exchange("POST", key, std::move(create_q), std::move(create_h), std::move(none));
     if (!created) {
       co_return created.error();
     }
@@ -640,7 +667,8 @@ class s3_store final : public object_store {
     auto r = co_await upload_parts(key, file, size, upload_id);
     if (!r) {
       aws::query_list abort_q{{"uploadId", upload_id}};
-      auto a = co_await exchange("DELETE", key, std::move(abort_q), {}, empty_payload());
+      auto abort_none = empty_payload();
+      auto a = co_await exchange("DELETE", key, std::move(abort_q), {}, std::move(abort_none));
       if (!a || (a->status != 204 && a->status != 200 && a->status != 404)) {
         log::warn(
             "could not abort a failed multipart upload; its parts stay until a lifecycle "
@@ -679,8 +707,9 @@ class s3_store final : public object_store {
     auto hash = aws::sha256_hex(complete);
     aws::query_list complete_q{{"uploadId", upload_id}};
     aws::header_list complete_h{{"content-type", "application/xml"}};
+    payload complete_body{std::move(complete), std::move(hash)};
     auto r = co_await exchange("POST", key, std::move(complete_q), std::move(complete_h),
-                               payload{std::move(complete), std::move(hash)});
+                               std::move(complete_body));
     if (!r) {
       co_return r.error();
     }
@@ -704,8 +733,9 @@ class s3_store final : public object_store {
                          {"content-type", "application/xml"}};
       auto hash = aws::sha256_hex(body);
       aws::query_list delete_q{{"delete", ""}};
-      auto r = co_await exchange("POST", "", std::move(delete_q), std::move(h),
-                                 payload{std::move(body), std::move(hash)});
+      payload delete_body{std::move(body), std::move(hash)};
+      auto r =
+          co_await exchange("POST", "", std::move(delete_q), std::move(h), std::move(delete_body));
       if (!r) {
         co_return r.error();
       }
