@@ -551,6 +551,8 @@ asio::awaitable<void> server_state::accept_loop() {
                          std::rethrow_exception(ep);
                        } catch (const std::exception& e) {
                          log::error("http session ended by an exception", {{"error", e.what()}});
+                       } catch (...) {
+                         log::error("http session ended by an unknown exception");
                        }
                      }
                      self->remove(s);
@@ -569,15 +571,14 @@ void server_state::remove(const std::shared_ptr<session>& s) {
 }
 
 void server_state::maybe_done() {
-  if (!stopping || accepting || !sessions.empty() || !on_done) {
-    if (stopping && !accepting && sessions.empty()) {
-      asio::post(accept_strand, [self = shared_from_this()] { self->drain_timer.cancel(); });
-    }
+  if (!stopping || accepting || !sessions.empty()) {
     return;
   }
   asio::post(accept_strand, [self = shared_from_this(), done = std::move(on_done)] {
     self->drain_timer.cancel();
-    done();
+    if (done) {
+      done();
+    }
   });
   on_done = nullptr;
 }
@@ -740,6 +741,8 @@ dp::result<void> server::start() {
         std::rethrow_exception(ep);
       } catch (const std::exception& e) {
         log::error("http accept loop ended by an exception", {{"error", e.what()}});
+      } catch (...) {
+        log::error("http accept loop ended by an unknown exception");
       }
     }
   });

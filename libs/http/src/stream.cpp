@@ -197,6 +197,8 @@ void spawn_part(const strand_t& strand, Awaitable part, latch& done, const char*
         std::rethrow_exception(ep);
       } catch (const std::exception& e) {
         log::error("http stream task failed", {{"task", what}, {"error", e.what()}});
+      } catch (...) {
+        log::error("http stream task failed", {{"task", what}, {"error", "unknown exception"}});
       }
     }
     done.set();
@@ -210,6 +212,8 @@ asio::awaitable<void> run_handler(Fn& fn, Handle h, const char* what) {
     co_await fn(std::move(h));
   } catch (const std::exception& e) {
     log::error("http stream handler failed", {{"kind", what}, {"error", e.what()}});
+  } catch (...) {
+    log::error("http stream handler failed", {{"kind", what}, {"error", "unknown exception"}});
   }
 }
 
