@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Runs the whole platform on this machine with the embedded defaults: set-up (idempotent), a Release
+# build of the three services, then Redis (own data directory, AOF on), the api-server, one
+# build-runner worker (process launcher, bubblewrap sandbox) and the s3-reverse-proxy over the local
+# file store. Ctrl-C stops everything.
+#
+# Usage: deploy/local/run.sh [--s3]
+#   --s3   use a local s3rver instead of the file store
+# Environment: DATA_DIR (default .data in the checkout), API_LISTEN (127.0.0.1:9000),
+#              PROXY_LISTEN (127.0.0.1:8000), BASE_DOMAIN (localhost), and any service setting.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+use_s3=0
+for arg in "$@"; do
+  case "$arg" in
+    --s3) use_s3=1 ;;
+    -h | --help)
+      sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "run.sh: unknown option '$arg' (try --help)" >&2
+      exit 2
+      ;;
+  esac
+done
+
+"$repo_root/deploy/setup.sh"
+
+build_dir="$repo_root/build/release"
+export CCACHE_BASEDIR="$repo_root" CCACHE_NOHASHDIR=1
+cmake -S "$repo_root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDP_BUILD_TESTS=ON \
+  -DDP_BUILD_BENCH=OFF >/dev/null
+cmake --build "$build_dir" --target api-server build-runner s3-reverse-proxy
+
+data_dir="${DATA_DIR:-$repo_root/.data}"
+mkdir -p "$data_dir/redis" "$data_dir/storage" "$data_dir/logs"
+
+# A free loopback port for Redis (the services' ports are settings with fixed defaults).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+pids=()
+stop_all() {
+  trap - INT TERM EXIT
+  echo
+  echo "run.sh: stopping"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop_all INT TERM EXIT
+
+redis_port="$(free_port)"
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$data_dir/redis" --appendonly yes \
+  --save "" --daemonize no >"$data_dir/logs/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do
+  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+export REDIS_URL="redis://127.0.0.1:$redis_port"
+export BASE_DOMAIN="${BASE_DOMAIN:-localhost}"
+export API_LISTEN="${API_LISTEN:-127.0.0.1:9000}"
+export PROXY_LISTEN="${PROXY_LISTEN:-127.0.0.1:8000}"
+export ALLOWED_GIT_PROTOCOLS="${ALLOWED_GIT_PROTOCOLS:-https,file}"
+if ((use_s3)); then
+  s3_port="$(free_port)"
+  mkdir -p "$data_dir/s3rver"
+  "$repo_root/node_modules/.bin/s3rver" --directory "$data_dir/s3rver" --port "$s3_port" \
+    --address 127.0.0.1 --configure-bucket deployments --silent >"$data_dir/logs/s3rver.log" 2>&1 &
+  pids+=($!)
+  export STORAGE_URL="s3://deployments?endpoint=http://127.0.0.1:$s3_port&region=us-east-1&path_style=true"
+  export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+else
+  export STORAGE_URL="file://$data_dir/storage"
+fi
+# The local API answers loopback clients without a token (local mode); a token is made for
+# clients that want to send one anyway.
+token_file="$data_dir/api-token"
+[[ -s $token_file ]] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file"
+
+"$build_dir/services/api-server/api-server" >"$data_dir/logs/api-server.log" 2>&1 &
+pids+=($!)
+"$build_dir/services/build-runner/build-runner" worker >"$data_dir/logs/worker.log" 2>&1 &
+pids+=($!)
+"$build_dir/services/s3-reverse-proxy/s3-reverse-proxy" >"$data_dir/logs/proxy.log" 2>&1 &
+pids+=($!)
+
+cat <<INFO
+
+The platform is running (logs in $data_dir/logs):
+  dashboard   http://$API_LISTEN/
+  API token   $(cat "$token_file") (not needed from this machine: loopback clients are served)
+  sites       http://<project>.$BASE_DOMAIN:${PROXY_LISTEN##*:}/
+  storage     $STORAGE_URL
+
+Deploy a repository:
+  curl -X POST http://$API_LISTEN/v1/deployments -H 'content-type: application/json' \\
+       -d '{"git_url":"https://github.com/acme/shop","project":"shop"}'
+
+Ctrl-C stops everything.
+INFO
+wait -n "${pids[@]}" || true
+echo "run.sh: a service stopped; see $data_dir/logs" >&2
