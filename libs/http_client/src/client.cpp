@@ -918,9 +918,10 @@ asio::awaitable<dp::result<size_t>> response_stream::read_some(std::span<char> b
         on_cancel_abort(t->on_read, t);
         asio::post(t->strand, [t] {
           pump_read(*t);
-          // The reader made room: let curl deliver again (it may call write_cb from inside).
-          // in_multi means the client is still there: its shutdown takes every transfer out.
-          if (t->paused && t->in_multi && t->buffered() < t->max_bytes) {
+          // The reader has drained half the buffer: let curl deliver again (it may call
+          // write_cb from inside). Waiting for half, not for one byte of room, makes each
+          // pause/resume cycle move many chunks. in_multi means the client is still there.
+          if (t->paused && t->in_multi && t->buffered() <= t->max_bytes / 2) {
             t->paused = false;
             curl_easy_pause(t->easy, CURLPAUSE_CONT);
           }

@@ -119,7 +119,9 @@ class client {
   client(const client&) = delete;
   client& operator=(const client&) = delete;
 
-  // The whole exchange; the body goes to request::sink.
+  // The whole exchange; the body goes to request::sink. With g++ 12, build the request as a
+  // named variable: a braced temporary inside a co_await expression is miscompiled (its
+  // strings are freed from the wrong address).
   boost::asio::awaitable<dp::result<response>> send(request req);
   // Returns once the status line and headers have arrived; the body is read from the stream.
   // request::timeout bounds the wait for the headers and then any stall of the peer longer
