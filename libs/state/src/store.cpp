@@ -430,6 +430,18 @@ task<std::optional<std::string>> store::resolve_alias(std::string_view label) {
   co_return std::optional<std::string>{std::move(*r).as_string()};
 }
 
+task<std::optional<std::string>> store::resolve_domain(std::string_view fqdn) {
+  std::vector<std::string> command{"GET", keys_.domain(fqdn)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  if (r->is_nil()) {
+    co_return std::optional<std::string>{};
+  }
+  co_return std::optional<std::string>{std::move(*r).as_string()};
+}
+
 task<int64_t> store::queue_length() {
   std::vector<std::string> command{"LLEN", keys_.queue()};
   auto r = co_await redis_.exec(std::move(command));

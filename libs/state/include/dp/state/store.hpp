@@ -80,6 +80,8 @@ class store {
   task<void> go_live(const proto::deployment& d);
   // The deployment id an alias points at, or nullopt.
   task<std::optional<std::string>> resolve_alias(std::string_view label);
+  // The alias label a custom domain (domain:<fqdn>) serves, or nullopt.
+  task<std::optional<std::string>> resolve_domain(std::string_view fqdn);
 
   // The job queue's length (for metrics).
   task<int64_t> queue_length();
