@@ -12,8 +12,35 @@ namespace dp::redis::detail {
 namespace asio = boost::asio;
 
 namespace {
+
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// A hiredis reply as a dp::redis::reply (copies the bytes).
+reply to_reply(const void* redis_reply) {
+  const auto* r = static_cast<const redisReply*>(redis_reply);
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      return reply(reply::kind::string, std::string(r->str, r->len));
+    case REDIS_REPLY_STATUS:
+      return reply(reply::kind::status, std::string(r->str, r->len));
+    case REDIS_REPLY_ERROR:
+      return reply(reply::kind::error, std::string(r->str, r->len));
+    case REDIS_REPLY_INTEGER:
+      return reply(static_cast<std::int64_t>(r->integer));
+    case REDIS_REPLY_ARRAY: {
+      std::vector<reply> elements;
+      elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) {
+        elements.push_back(to_reply(r->element[i]));
+      }
+      return reply(std::move(elements));
+    }
+    default:
+      return reply();
+  }
 }
+
+}  // namespace
 
 connection::connection(asio::any_io_executor executor, reply_fn push)
     : executor_(executor), socket_(executor), signal_(executor), push_(std::move(push)) {}
@@ -236,30 +263,6 @@ void connection::arm_write() {
           self->arm_write();
         }
       });
-}
-
-reply to_reply(const void* redis_reply) {
-  const auto* r = static_cast<const redisReply*>(redis_reply);
-  switch (r->type) {
-    case REDIS_REPLY_STRING:
-      return reply(reply::kind::string, std::string(r->str, r->len));
-    case REDIS_REPLY_STATUS:
-      return reply(reply::kind::status, std::string(r->str, r->len));
-    case REDIS_REPLY_ERROR:
-      return reply(reply::kind::error, std::string(r->str, r->len));
-    case REDIS_REPLY_INTEGER:
-      return reply(static_cast<std::int64_t>(r->integer));
-    case REDIS_REPLY_ARRAY: {
-      std::vector<reply> elements;
-      elements.reserve(r->elements);
-      for (size_t i = 0; i < r->elements; ++i) {
-        elements.push_back(to_reply(r->element[i]));
-      }
-      return reply(std::move(elements));
-    }
-    default:
-      return reply();
-  }
 }
 
 }  // namespace dp::redis::detail

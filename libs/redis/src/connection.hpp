@@ -50,7 +50,6 @@ class connection : public std::enable_shared_from_this<connection> {
   boost::asio::awaitable<void> wait_closed();
 
   const std::string& peer() const noexcept { return peer_; }
-  const std::string& last_error() const noexcept { return error_; }
   // The error a command gets when the connection ends before its reply.
   dp::error lost_error() const;
 
@@ -82,8 +81,5 @@ class connection : public std::enable_shared_from_this<connection> {
   bool read_armed_ = false;
   bool write_armed_ = false;
 };
-
-// A hiredis reply as a dp::redis::reply (copies the bytes).
-reply to_reply(const void* redis_reply);
 
 }  // namespace dp::redis::detail

@@ -24,7 +24,6 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
-#include <concepts>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,11 +52,10 @@ class client {
       std::vector<std::string> argv, std::optional<std::chrono::milliseconds> timeout = {});
   // The same from separate arguments: exec("GET", key). (A braced list inside co_await does not
   // compile with gcc 12, "array used as initializer": build a vector in its own statement.)
-  template <class... Args>
-  requires(sizeof...(Args) > 0 &&
-           (std::convertible_to<const Args&, std::string_view> &&
-            ...)) boost::asio::awaitable<dp::result<reply>> exec(const Args&... args) {
-    return exec(std::vector<std::string>{std::string(std::string_view(args))...});
+  template <argument First, argument... Rest>
+  boost::asio::awaitable<dp::result<reply>> exec(const First& first, const Rest&... rest) {
+    return exec(std::vector<std::string>{std::string(std::string_view(first)),
+                                         std::string(std::string_view(rest))...});
   }
 
   // Commands sent back to back (a MULTI ... EXEC block works); every reply is returned as is,

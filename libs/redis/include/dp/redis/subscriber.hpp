@@ -19,7 +19,6 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
-#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -47,17 +46,15 @@ class subscriber {
   boost::asio::awaitable<dp::result<void>> subscribe(std::vector<std::string> channels);
   boost::asio::awaitable<dp::result<void>> psubscribe(std::vector<std::string> patterns);
   // subscribe("a", "b"): a braced list inside co_await does not compile with gcc 12.
-  template <class... Args>
-  requires(sizeof...(Args) > 0 &&
-           (std::convertible_to<const Args&, std::string_view> &&
-            ...)) boost::asio::awaitable<dp::result<void>> subscribe(const Args&... channels) {
-    return subscribe(std::vector<std::string>{std::string(std::string_view(channels))...});
+  template <argument First, argument... Rest>
+  boost::asio::awaitable<dp::result<void>> subscribe(const First& first, const Rest&... rest) {
+    return subscribe(std::vector<std::string>{std::string(std::string_view(first)),
+                                              std::string(std::string_view(rest))...});
   }
-  template <class... Args>
-  requires(sizeof...(Args) > 0 &&
-           (std::convertible_to<const Args&, std::string_view> &&
-            ...)) boost::asio::awaitable<dp::result<void>> psubscribe(const Args&... patterns) {
-    return psubscribe(std::vector<std::string>{std::string(std::string_view(patterns))...});
+  template <argument First, argument... Rest>
+  boost::asio::awaitable<dp::result<void>> psubscribe(const First& first, const Rest&... rest) {
+    return psubscribe(std::vector<std::string>{std::string(std::string_view(first)),
+                                               std::string(std::string_view(rest))...});
   }
   // Withdraws channels (patterns); an empty list withdraws all. Messages already buffered stay.
   void unsubscribe(std::vector<std::string> channels);

@@ -5,11 +5,17 @@
 #include "dp/core/config.hpp"
 
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dp::redis {
+
+// What the variadic command helpers accept as one argument: anything viewable as bytes.
+template <class T>
+concept argument = std::convertible_to<const T&, std::string_view>;
 
 struct options {
   dp::config::redis_url url;  // AUTH (user, password) and SELECT db on every (re)connect
