@@ -97,13 +97,13 @@ int main(int argc, char** argv) {
 
   std::printf("dp::http server, 1 thread on CPU %d; wrk -t1 -c%d -d%ds on CPU %d (keep-alive)\n\n",
               server_cpu, connections, seconds, wrk_cpu);
-  std::printf("| %-28s | %12s | %10s | %10s |\n", "request", "requests/s", "p50", "p99");
-  std::printf("|%s|%s|%s|%s|\n", std::string(30, '-').c_str(), std::string(14, '-').c_str(),
+  std::printf("| %-32s | %12s | %10s | %10s |\n", "request", "requests/s", "p50", "p99");
+  std::printf("|%s|%s|%s|%s|\n", std::string(34, '-').c_str(), std::string(14, '-').c_str(),
               std::string(12, '-').c_str(), std::string(12, '-').c_str());
   for (const char* path : {"/1k", "/100k", "/v1/deployments/01jh5k7q3x"}) {
     auto url = fmt::format("http://127.0.0.1:{}{}", srv.port(), path);
     auto r = run_wrk(url, seconds, connections, wrk_cpu);
-    std::printf("| GET %-24s | %12.0f | %10s | %10s |\n", path, r.rps, r.p50.c_str(),
+    std::printf("| GET %-28s | %12.0f | %10s | %10s |\n", path, r.rps, r.p50.c_str(),
                 r.p99.c_str());
     std::fflush(stdout);
   }

@@ -6,6 +6,7 @@
 
 #include <strings.h>
 #include <cerrno>
+#include <cstring>
 
 #include "dp/http/json.hpp"
 #include "dp/http/message.hpp"
