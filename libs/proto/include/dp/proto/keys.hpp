@@ -25,6 +25,8 @@ class keys {
   std::string queue() const { return cat("queue:builds"); }
   std::string processing() const { return cat("queue:builds:processing"); }
   std::string lease(std::string_view id) const { return cat("lease:", id); }
+  // One build at a time per project, across workers: held with the same rules as a lease.
+  std::string project_lock(std::string_view name) const { return cat("lock:project:", name); }
   std::string logs_channel(std::string_view id) const { return cat("logs:", id); }
   // For PSUBSCRIBE; glob characters in the prefix are escaped so they match literally.
   std::string logs_pattern() const { return pattern("logs:*"); }

@@ -1,0 +1,101 @@
+// The queue's lease, lock and claim operations against a real redis-server.
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "dp/core/id.hpp"
+#include "dp/redis/client.hpp"
+#include "dp/state/queue.hpp"
+#include "dp/test/harness.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+#define CO_ASSERT_TRUE(c)                        \
+  if (!(c)) {                                    \
+    ADD_FAILURE() << "assertion failed: " << #c; \
+    co_return;                                   \
+  }
+
+dp::redis::options options_for(const dp::test::redis_server& server) {
+  dp::redis::options o;
+  dp::config::parse_redis_url(server.url(), o.url);
+  return o;
+}
+
+template <class F>
+void run_async(F body) {
+  asio::io_context ioc;
+  auto done = asio::co_spawn(ioc, body(ioc.get_executor()), asio::use_future);
+  ioc.run();
+  done.get();
+}
+
+TEST(queue_test, take_hold_finish_claim) {
+  dp::test::redis_server server;
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dp::redis::client redis(ex, options_for(server));
+    dp::redis::client blocking(ex, options_for(server));
+    dp::proto::keys keys("t:");
+    dp::state::queue q(redis, keys);
+    auto none = co_await q.take(blocking, 100ms);
+    CO_ASSERT_TRUE(none && !*none);
+
+    const std::string text = R"({"job":1})";
+    const std::string id = dp::new_deployment_id();
+    EXPECT_TRUE(co_await redis.exec("LPUSH", keys.queue(), text));
+    auto taken = co_await q.take(blocking, 100ms);
+    CO_ASSERT_TRUE(taken && *taken == text);
+    EXPECT_EQ(*co_await q.processing(), std::vector<std::string>{text});
+
+    EXPECT_TRUE(*co_await q.hold(id, text, "w1", 10s));
+    EXPECT_FALSE(*co_await q.hold(id, text, "w2", 10s));  // someone else's
+    EXPECT_FALSE(*co_await q.claim_expired(id, text, "reaper", 10s));
+    // An expired lease is taken back while the job is still in the processing list...
+    EXPECT_TRUE(co_await redis.exec("DEL", keys.lease(id)));
+    EXPECT_TRUE(*co_await q.hold(id, text, "w1", 10s));
+    // ... but once the reaper claimed it, it is lost to the old holder.
+    EXPECT_TRUE(co_await redis.exec("DEL", keys.lease(id)));
+    EXPECT_TRUE(*co_await q.claim_expired(id, text, "reaper", 10s));
+    EXPECT_FALSE(*co_await q.hold(id, text, "w1", 10s));
+    EXPECT_TRUE(co_await q.finish(id, text, "reaper"));
+    EXPECT_TRUE((*co_await q.processing()).empty());
+    EXPECT_FALSE(*co_await q.has_lease(id));
+    // Gone from the processing list: neither a holder nor the reaper can take it.
+    EXPECT_FALSE(*co_await q.hold(id, text, "w1", 10s));
+    EXPECT_FALSE(*co_await q.claim_expired(id, text, "reaper", 10s));
+  });
+}
+
+TEST(queue_test, project_lock_and_newer_active) {
+  dp::test::redis_server server;
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dp::redis::client redis(ex, options_for(server));
+    dp::proto::keys keys("t:");
+    dp::state::queue q(redis, keys);
+    EXPECT_TRUE(*co_await q.lock_project("shop", "a", 10s));
+    EXPECT_TRUE(*co_await q.lock_project("shop", "a", 10s));  // refresh
+    EXPECT_FALSE(*co_await q.lock_project("shop", "b", 10s));
+    EXPECT_TRUE(co_await q.unlock_project("shop", "b"));  // not b's: stays
+    EXPECT_FALSE(*co_await q.lock_project("shop", "b", 10s));
+    EXPECT_TRUE(co_await q.unlock_project("shop", "a"));
+    EXPECT_TRUE(*co_await q.lock_project("shop", "b", 10s));
+
+    auto old_id = dp::new_deployment_id();
+    auto mid_id = dp::new_deployment_id();
+    auto new_id = dp::new_deployment_id();
+    for (const auto& [id, status] :
+         {std::pair{old_id, "queued"}, std::pair{mid_id, "queued"}, std::pair{new_id, "failed"}}) {
+      EXPECT_TRUE(co_await redis.exec("ZADD", keys.project_deployments("shop"), "1", id));
+      EXPECT_TRUE(co_await redis.exec("HSET", keys.deployment(id), "status", status));
+    }
+    EXPECT_EQ(*co_await q.newer_active("shop", old_id), mid_id);  // the failed one does not count
+    EXPECT_FALSE(*co_await q.newer_active("shop", mid_id));
+  });
+}
+
+}  // namespace

@@ -1,0 +1,130 @@
+// How a worker runs one build: a launcher starts `build-runner build --deployment <id>` somewhere
+// (a child process, a Docker container, an ECS task), follows it to its end and can stop it.
+// The build itself records its statuses and logs in Redis; the launcher only reports how it ended.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dp/core/config.hpp"
+#include "dp/core/error.hpp"
+#include "dp/proto/types.hpp"
+
+namespace dp::http_client {
+class client;
+}
+
+namespace dp::worker {
+
+template <class T>
+using task = boost::asio::awaitable<dp::result<T>>;
+
+// A one-shot request to stop a launched build, and the wait for it. Lives on one executor.
+class stop_flag {
+ public:
+  explicit stop_flag(boost::asio::any_io_executor ex);
+  ~stop_flag();
+  stop_flag(const stop_flag&) = delete;
+  stop_flag& operator=(const stop_flag&) = delete;
+
+  void request();  // idempotent
+  bool requested() const noexcept;
+  // Completes once request() was called (at once if it was already).
+  boost::asio::awaitable<void> wait();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+struct build_end {
+  std::optional<int> exit_code;  // the build's exit code, when it exited at all
+  std::string description;       // "exited with code 1", "task stopped: Essential container..."
+  bool stopped = false;          // ended because the stop_flag was raised
+};
+
+// The build-runner's exit codes (libs/build runner.hpp).
+inline constexpr int exit_ready = 0;
+inline constexpr int exit_failed = 1;  // failed or canceled, recorded by the build
+inline constexpr int exit_bad_input = 2;
+inline constexpr int exit_infrastructure = 3;  // worth another attempt
+
+// Whether a build found running still belongs to a live job: its deployment's lease is held by
+// the worker that launched it (and that worker is not this one, which has just started).
+using liveness_check =
+    std::function<boost::asio::awaitable<bool>(std::string deployment_id, std::string worker_id)>;
+
+class launcher {
+ public:
+  virtual ~launcher() = default;
+  virtual std::string_view name() const noexcept = 0;
+  // At worker start and at every reaper sweep: removes builds whose worker is gone, so that a
+  // re-queued job does not run beside its orphan.
+  virtual task<void> clean_up(const liveness_check& live) = 0;
+  // Runs the job's build to its end. When `stop` is raised the build is killed at once, with no
+  // grace (a killed build records nothing, so the worker decides its status), and the call
+  // returns with stopped = true once it is gone. An error means the build could not be started
+  // or followed; it may be running still only if the error says so.
+  virtual task<build_end> run(const proto::job& job, stop_flag& stop) = 0;
+};
+
+// `build-runner build --deployment <id>` as a child: own process group, SIGKILL when the worker
+// dies (PR_SET_PDEATHSIG), an environment of exactly `env` plus TMPDIR (a work directory per
+// build under work_root, removed afterwards), stdout/stderr lines in the worker's log.
+struct process_launcher_options {
+  std::string program;              // path of build-runner (or a stand-in with the same interface)
+  std::vector<std::string> args;    // default: build --deployment <id>; "{id}" is replaced
+  config::environment env;          // REDIS_URL, STORAGE_URL, AWS_*, SANDBOX, BUILD_TIMEOUT_S, ...
+  std::filesystem::path work_root;  // empty: the temp directory
+  // Added to the job's timeout_s: the build enforces its own limit, this one is the backstop.
+  std::chrono::seconds timeout_margin{60};
+};
+std::unique_ptr<launcher> make_process_launcher(process_launcher_options o);
+
+// The Docker Engine API over its unix socket (api_version pinned).
+struct docker_launcher_options {
+  std::string socket = "/var/run/docker.sock";
+  std::string base_url = "http://localhost";  // the host part of the URLs sent over the socket
+  std::string api_version = "v1.43";
+  std::string image;
+  config::environment env;   // the container's environment (DEPLOYMENT_ID is added)
+  std::string worker_id;     // label dp.worker: orphans of this worker are removed at start
+  int64_t memory_bytes = 0;  // 0: no limit
+  int64_t nano_cpus = 0;     // 1e9 = one CPU; 0: no limit
+  std::string network_mode;  // empty: Docker's default
+  std::chrono::seconds timeout_margin{60};
+};
+std::unique_ptr<launcher> make_docker_launcher(http_client::client& http,
+                                               docker_launcher_options o);
+
+// ECS RunTask on Fargate (JSON 1.1 protocol, SigV4), followed with DescribeTasks.
+struct ecs_launcher_options {
+  std::string endpoint;  // empty: https://ecs.<region>.amazonaws.com
+  std::string region = "us-east-1";
+  std::string access_key;
+  std::string secret_key;
+  std::string session_token;
+  std::string cluster;
+  std::string task_definition;
+  std::vector<std::string> subnets;
+  std::vector<std::string> security_groups;
+  bool assign_public_ip = false;
+  std::string container_name = "build-runner";
+  config::environment env;  // container overrides (DEPLOYMENT_ID is added)
+  std::string started_by;   // RunTask startedBy (the worker id, at most 36 characters)
+  std::chrono::milliseconds poll{5000};
+  std::chrono::seconds timeout_margin{300};
+};
+std::unique_ptr<launcher> make_ecs_launcher(http_client::client& http, ecs_launcher_options o);
+
+}  // namespace dp::worker

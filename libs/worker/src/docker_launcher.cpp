@@ -1,0 +1,219 @@
+// The docker launcher: Docker Engine API (pinned version) over the daemon's unix socket.
+// create → start → wait → remove; a stop is a forced remove (SIGKILL, then the container goes).
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/json.hpp>
+
+#include "dp/core/log.hpp"
+#include "dp/http_client/client.hpp"
+#include "dp/worker/launcher.hpp"
+
+namespace dp::worker {
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+class docker_launcher final : public launcher {
+ public:
+  docker_launcher(http_client::client& http, docker_launcher_options o)
+      : http_(http), opts_(std::move(o)) {}
+
+  std::string_view name() const noexcept override { return "docker"; }
+
+  task<void> clean_up(const liveness_check& live) override {
+    // Every build container carries dp.deployment; dp.worker says who launched it.
+    json::object filters{{"label", json::array{"dp.deployment"}}};
+    auto r = co_await call(
+        "GET", "/containers/json?all=true&filters=" + url_encode(json::serialize(filters)), {},
+        std::chrono::seconds(30));
+    if (!r) {
+      co_return r.error();
+    }
+    if (r->status != 200) {
+      co_return api_error("list containers", *r);
+    }
+    auto list = json::parse(r->body, ec_);
+    if (ec_ || !list.is_array()) {
+      co_return make_error(errc::protocol, "docker: list containers: not a JSON array");
+    }
+    for (const auto& c : list.as_array()) {
+      const auto* labels = c.is_object() ? c.as_object().if_contains("Labels") : nullptr;
+      const auto* id = c.is_object() ? c.as_object().if_contains("Id") : nullptr;
+      if (!labels || !labels->is_object() || !id || !id->is_string()) {
+        continue;
+      }
+      auto label = [&](std::string_view k) -> std::string {
+        const auto* v = labels->as_object().if_contains(k);
+        return v && v->is_string() ? std::string(v->as_string()) : std::string();
+      };
+      auto deployment = label("dp.deployment");
+      auto owner = label("dp.worker");
+      if (co_await live(deployment, owner)) {
+        continue;
+      }
+      dp::log::info("removing an orphaned build container",
+                    {{"container", std::string(id->as_string())},
+                     {"deployment", deployment},
+                     {"worker", owner}});
+      if (auto ok = co_await remove(std::string(id->as_string())); !ok) {
+        co_return ok.error();
+      }
+    }
+    co_return dp::result<void>{};
+  }
+
+  task<build_end> run(const proto::job& job, stop_flag& stop) override {
+    using namespace asio::experimental::awaitable_operators;
+    json::array env;
+    for (const auto& [k, v] : opts_.env) {
+      env.emplace_back(k + "=" + v);
+    }
+    env.emplace_back("DEPLOYMENT_ID=" + job.deployment_id);
+    json::object host{{"AutoRemove", false}};
+    if (opts_.memory_bytes > 0) {
+      host["Memory"] = opts_.memory_bytes;
+    }
+    if (opts_.nano_cpus > 0) {
+      host["NanoCpus"] = opts_.nano_cpus;
+    }
+    if (!opts_.network_mode.empty()) {
+      host["NetworkMode"] = opts_.network_mode;
+    }
+    json::object body{{"Image", opts_.image},
+                      {"Cmd", json::array{"build", "--deployment", job.deployment_id}},
+                      {"Env", std::move(env)},
+                      {"Labels", json::object{{"dp.deployment", job.deployment_id},
+                                              {"dp.worker", opts_.worker_id}}},
+                      {"HostConfig", std::move(host)}};
+    auto name = fmt::format("dp-build-{}-{}", job.deployment_id, job.attempt);
+    auto created = co_await call("POST", "/containers/create?name=" + name, json::serialize(body),
+                                 std::chrono::seconds(60));
+    if (!created) {
+      co_return created.error();
+    }
+    if (created->status != 201) {
+      co_return api_error("create container", *created);
+    }
+    auto reply = json::parse(created->body, ec_);
+    const auto* idv = !ec_ && reply.is_object() ? reply.as_object().if_contains("Id") : nullptr;
+    if (!idv || !idv->is_string()) {
+      co_return make_error(errc::protocol, "docker: create container: no Id in the answer");
+    }
+    std::string id(idv->as_string());
+    auto result = co_await follow(id, job, stop);
+    // Removed in every case: AutoRemove is off so the exit code is read first.
+    if (auto ok = co_await remove(id); !ok) {
+      dp::log::warn("cannot remove a build container", {{"container", id}, {"error", ok.error()}});
+    }
+    co_return result;
+  }
+
+ private:
+  task<build_end> follow(const std::string& id, const proto::job& job, stop_flag& stop) {
+    using namespace asio::experimental::awaitable_operators;
+    auto started =
+        co_await call("POST", "/containers/" + id + "/start", {}, std::chrono::seconds(60));
+    if (!started) {
+      co_return started.error();
+    }
+    if (started->status != 204 && started->status != 304) {
+      co_return api_error("start container", *started);
+    }
+    auto limit = std::chrono::seconds(job.timeout_s) + opts_.timeout_margin;
+    auto waited =
+        co_await (call("POST", "/containers/" + id + "/wait?condition=not-running", {}, limit) ||
+                  stop.wait());
+    build_end end;
+    if (waited.index() == 1) {
+      end.stopped = true;
+      end.description = "stopped by the worker";
+      co_return end;
+    }
+    auto& w = std::get<0>(waited);
+    if (!w) {
+      co_return w.error();
+    }
+    if (w->status != 200) {
+      co_return api_error("wait for container", *w);
+    }
+    auto v = json::parse(w->body, ec_);
+    const auto* code = !ec_ && v.is_object() ? v.as_object().if_contains("StatusCode") : nullptr;
+    if (!code || !code->is_int64()) {
+      co_return make_error(errc::protocol, "docker: wait: no StatusCode in the answer");
+    }
+    end.exit_code = static_cast<int>(code->as_int64());
+    end.description = fmt::format("container exited with code {}", *end.exit_code);
+    if (const auto* err = v.as_object().if_contains("Error"); err && err->is_object()) {
+      if (const auto* m = err->as_object().if_contains("Message");
+          m && m->is_string() && !m->as_string().empty()) {
+        end.description += fmt::format(" ({})", std::string_view(m->as_string()));
+      }
+    }
+    co_return end;
+  }
+
+  task<void> remove(const std::string& id) {
+    auto r =
+        co_await call("DELETE", "/containers/" + id + "?force=true", {}, std::chrono::seconds(60));
+    if (!r) {
+      co_return r.error();
+    }
+    if (r->status != 204 && r->status != 404) {
+      co_return api_error("remove container", *r);
+    }
+    co_return dp::result<void>{};
+  }
+
+  task<http_client::response> call(std::string method, const std::string& path, std::string body,
+                                   std::chrono::milliseconds timeout) {
+    http_client::request req;
+    req.method = std::move(method);
+    req.url = opts_.base_url + "/" + opts_.api_version + path;
+    req.unix_socket = opts_.socket;
+    req.timeout = timeout;
+    if (!body.empty() || req.method == "POST") {
+      req.headers.emplace_back("Content-Type", "application/json");
+      req.body = std::move(body);
+    }
+    co_return co_await http_.send(std::move(req));
+  }
+
+  static dp::error api_error(std::string_view what, const http_client::response& r) {
+    // The Engine API answers errors as {"message": "..."}.
+    boost::system::error_code ec;
+    auto v = json::parse(r.body, ec);
+    std::string message = r.body.substr(0, 200);
+    if (!ec && v.is_object()) {
+      if (const auto* m = v.as_object().if_contains("message"); m && m->is_string()) {
+        message = std::string(m->as_string());
+      }
+    }
+    auto code = r.status == 404 ? errc::not_found : errc::unavailable;
+    return make_error(code, "docker: {}: HTTP {}: {}", what, r.status, message);
+  }
+
+  static std::string url_encode(std::string_view s) {
+    std::string out;
+    for (unsigned char c : s) {
+      if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+        out += static_cast<char>(c);
+      } else {
+        out += fmt::format("%{:02X}", c);
+      }
+    }
+    return out;
+  }
+
+  http_client::client& http_;
+  docker_launcher_options opts_;
+  boost::system::error_code ec_;
+};
+
+}  // namespace
+
+std::unique_ptr<launcher> make_docker_launcher(http_client::client& http,
+                                               docker_launcher_options o) {
+  return std::make_unique<docker_launcher>(http, std::move(o));
+}
+
+}  // namespace dp::worker

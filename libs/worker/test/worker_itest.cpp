@@ -1,0 +1,196 @@
+// The worker against a real redis-server, with the process launcher running test/fake_build.sh
+// (a stand-in for `build-runner build` that moves the deployment to ready through Redis and
+// records every start, so a test can see a job run twice or at once).
+#include <signal.h>
+
+#include "worker_test_support.hpp"
+
+namespace {
+
+using namespace dp::worker_test;
+using dp::test::redis_server;
+
+int starts(const redis_server& s, const std::string& id) {
+  return std::atoi(cmd(s, {"LLEN", prefix + "fake:started:" + id}).c_str());
+}
+
+TEST(worker_test, runs_jobs_to_ready_and_acks_them) {
+  redis_server server;
+  threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)),
+                    fast_options());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    ids.push_back(enqueue(server, "site" + std::to_string(i)));
+  }
+  for (const auto& id : ids) {
+    EXPECT_TRUE(eventually([&] { return has_status(server, id, "ready"); })) << id;
+  }
+  EXPECT_TRUE(eventually([&] {
+    return cmd(server, {"LLEN", prefix + "queue:builds:processing"}) == "0";
+  }));
+  for (const auto& id : ids) {
+    EXPECT_EQ(starts(server, id), 1);
+    EXPECT_EQ(cmd(server, {"EXISTS", prefix + "lease:" + id}), "0");
+  }
+}
+
+TEST(worker_test, cancel_stops_a_running_build) {
+  redis_server server;
+  auto id = enqueue(server, "shop");
+  cmd(server, {"SET", prefix + "fake:mode:" + id, "hang"});
+  threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)),
+                    fast_options());
+  ASSERT_TRUE(eventually([&] { return has_status(server, id, "building"); }));
+  run_sync<bool>(server, [&](dp::state::store& store) -> asio::awaitable<bool> {
+    const dp::proto::cancel_request req{id, dp::state::now_ms(), "changed my mind"};
+    auto r = co_await store.request_cancel(req);
+    co_return r.has_value();
+  });
+  ASSERT_TRUE(eventually([&] { return has_status(server, id, "canceled"); }));
+  EXPECT_EQ(get(server, id).error, "changed my mind");
+  EXPECT_TRUE(eventually([&] {
+    return cmd(server, {"LLEN", prefix + "queue:builds:processing"}) == "0";
+  }));
+}
+
+TEST(worker_test, newer_build_supersedes_an_older_queued_one) {
+  redis_server server;
+  auto older = enqueue(server, "shop");
+  auto newer = enqueue(server, "shop");
+  threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)),
+                    fast_options());
+  ASSERT_TRUE(eventually([&] { return has_status(server, newer, "ready"); }));
+  ASSERT_TRUE(eventually([&] { return has_status(server, older, "canceled"); }));
+  EXPECT_EQ(get(server, older).error, "superseded by " + newer);
+  EXPECT_EQ(starts(server, older), 0);
+}
+
+TEST(worker_test, a_final_deployment_is_dropped_without_running) {
+  redis_server server;
+  auto id = enqueue(server, "shop");
+  run_sync<bool>(server, [&](dp::state::store& store) -> asio::awaitable<bool> {
+    const dp::proto::cancel_request req{id, dp::state::now_ms(), "no"};
+    co_return (co_await store.request_cancel(req)).has_value();
+  });
+  threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)),
+                    fast_options());
+  EXPECT_TRUE(eventually([&] {
+    return cmd(server, {"LLEN", prefix + "queue:builds"}) == "0" &&
+           cmd(server, {"LLEN", prefix + "queue:builds:processing"}) == "0";
+  }));
+  EXPECT_EQ(starts(server, id), 0);
+}
+
+TEST(worker_test, infrastructure_exit_is_retried_then_failed) {
+  redis_server server;
+  auto id = enqueue(server, "shop");
+  cmd(server, {"SET", prefix + "fake:mode:" + id, "exit3"});
+  threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)),
+                    fast_options());
+  ASSERT_TRUE(eventually([&] { return has_status(server, id, "failed"); }));
+  auto d = get(server, id);
+  EXPECT_EQ(d.attempt, 2);
+  EXPECT_NE(d.error.value_or("").find("giving up after 2 attempts"), std::string::npos) << *d.error;
+  EXPECT_EQ(starts(server, id), 2);
+}
+
+TEST(worker_test, stop_hands_running_builds_back) {
+  redis_server server;
+  auto opts = fast_options();
+  opts.drain = 300ms;
+  auto id = enqueue(server, "shop");
+  cmd(server, {"SET", prefix + "fake:mode:" + id, "hang"});
+  {
+    threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)), opts);
+    ASSERT_TRUE(eventually([&] { return has_status(server, id, "building"); }));
+    w.stop();
+  }
+  EXPECT_EQ(get(server, id).status, dp::proto::deployment_status::queued);
+  EXPECT_EQ(get(server, id).attempt, 1);  // a shutdown does not count as an attempt
+  EXPECT_EQ(cmd(server, {"LLEN", prefix + "queue:builds"}), "1");
+  EXPECT_EQ(cmd(server, {"LLEN", prefix + "queue:builds:processing"}), "0");
+  // The next worker runs it.
+  cmd(server, {"DEL", prefix + "fake:mode:" + id});
+  threaded_worker next(server, dp::worker::make_process_launcher(fake_launcher(server)),
+                       fast_options());
+  EXPECT_TRUE(eventually([&] { return has_status(server, id, "ready"); }));
+}
+
+TEST(worker_test, carries_on_after_a_redis_restart) {
+  redis_server server;
+  threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)),
+                    fast_options());
+  std::this_thread::sleep_for(500ms);  // the worker is waiting in BLMOVE
+  server.restart();
+  auto id = enqueue(server, "shop");
+  EXPECT_TRUE(eventually([&] { return has_status(server, id, "ready"); }, 30s));
+}
+
+// ---- several worker processes ----
+
+dp::test::process_options node(const redis_server& server, const std::string& id,
+                               std::map<std::string, std::string> extra = {}) {
+  dp::test::process_options o;
+  o.argv = {std::string(DP_WORKER_NODE)};
+  o.env = {{"REDIS_URL", server.url()},  {"KEY_PREFIX", prefix},   {"WORKER_ID", id},
+           {"FAKE_BUILD", fake_build()}, {"LEASE_TTL_MS", "1500"}, {"CONCURRENCY", "2"}};
+  for (auto& [k, v] : extra) {
+    o.env[k] = v;
+  }
+  return o;
+}
+
+TEST(worker_test, a_killed_workers_job_runs_elsewhere_once) {
+  redis_server server;
+  auto id = enqueue(server, "shop");
+  dp::test::child_process a(node(server, "a", {{"FAKE_SLEEP", "2"}}));
+  ASSERT_TRUE(eventually([&] { return has_status(server, id, "building"); }));
+  a.signal(SIGKILL);
+  a.wait();
+  dp::test::child_process b(node(server, "b", {{"FAKE_SLEEP", "0"}}));
+  ASSERT_TRUE(eventually([&] { return has_status(server, id, "ready"); }, 30s));
+  EXPECT_EQ(get(server, id).attempt, 2);
+  EXPECT_EQ(starts(server, id), 2);
+  EXPECT_EQ(cmd(server, {"GET", prefix + "fake:overlap"}), "");  // never two at once
+  EXPECT_EQ(cmd(server, {"LLEN", prefix + "queue:builds:processing"}), "0");
+}
+
+TEST(worker_test, a_lost_job_fails_after_the_last_attempt) {
+  redis_server server;
+  auto id = enqueue(server, "shop");
+  dp::test::child_process a(node(server, "a", {{"FAKE_SLEEP", "30"}, {"MAX_ATTEMPTS", "1"}}));
+  ASSERT_TRUE(eventually([&] { return has_status(server, id, "building"); }));
+  a.signal(SIGKILL);
+  a.wait();
+  dp::test::child_process b(node(server, "b", {{"MAX_ATTEMPTS", "1"}}));
+  ASSERT_TRUE(eventually([&] { return has_status(server, id, "failed"); }, 30s));
+  EXPECT_EQ(get(server, id).error, "worker lost; giving up after 1 attempts");
+  EXPECT_EQ(starts(server, id), 1);
+  // The reason is in the logbook too (one system line: the fake writes none).
+  EXPECT_EQ(cmd(server, {"XLEN", prefix + "logbook:" + id}), "1");
+}
+
+TEST(worker_test, fifty_jobs_three_workers_each_final_once) {
+  redis_server server;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 50; ++i) {
+    ids.push_back(enqueue(server, "p" + std::to_string(i)));
+  }
+  std::vector<std::unique_ptr<dp::test::child_process>> nodes;
+  for (auto name : {"a", "b", "c"}) {
+    nodes.push_back(std::make_unique<dp::test::child_process>(node(server, name)));
+  }
+  for (const auto& id : ids) {
+    EXPECT_TRUE(eventually([&] { return has_status(server, id, "ready"); }, 60s)) << id;
+    EXPECT_EQ(starts(server, id), 1) << id;
+  }
+  EXPECT_EQ(cmd(server, {"GET", prefix + "fake:overlap"}), "");
+  EXPECT_TRUE(eventually([&] {
+    return cmd(server, {"LLEN", prefix + "queue:builds:processing"}) == "0";
+  }));
+  for (auto& n : nodes) {
+    EXPECT_EQ(n->stop(), 0);  // SIGTERM: a graceful drain
+  }
+}
+
+}  // namespace

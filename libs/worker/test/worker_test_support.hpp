@@ -1,0 +1,158 @@
+// Shared by the worker's integration tests: deployments in a real Redis, a worker running on its
+// own thread in this process, and waits on Redis state.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "dp/core/id.hpp"
+#include "dp/redis/client.hpp"
+#include "dp/state/store.hpp"
+#include "dp/test/harness.hpp"
+#include "dp/worker/launcher.hpp"
+#include "dp/worker/worker.hpp"
+
+namespace dp::worker_test {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+inline const std::string prefix = "t:";
+
+inline redis::options options_for(const test::redis_server& server) {
+  redis::options o;
+  config::parse_redis_url(server.url(), o.url);
+  o.command_timeout = 2000ms;
+  o.reconnect_max = 200ms;
+  return o;
+}
+
+// Runs one coroutine on a fresh io_context to completion.
+template <class T>
+T run_sync(const test::redis_server& server,
+           std::function<asio::awaitable<T>(state::store&)> body) {
+  asio::io_context ioc;
+  redis::client redis(ioc.get_executor(), options_for(server));
+  state::store store(redis, proto::keys(prefix));
+  auto f = asio::co_spawn(ioc, body(store), asio::use_future);
+  ioc.run();
+  return f.get();
+}
+
+// A queued deployment of `project`, its job on the queue. Returns its id.
+inline std::string enqueue(const test::redis_server& server, const std::string& project,
+                           int64_t timeout_s = 60) {
+  return run_sync<std::string>(server, [&](state::store& store) -> asio::awaitable<std::string> {
+    proto::deployment d;
+    d.id = new_deployment_id();
+    d.project = project;
+    d.git_url = "https://example.com/" + project + ".git";
+    d.created_at = state::now_ms();
+    proto::job j;
+    j.deployment_id = d.id;
+    j.project = project;
+    j.git_url = d.git_url;
+    j.timeout_s = timeout_s;
+    j.enqueued_at = d.created_at;
+    auto ok = co_await store.create_deployment(d, j);
+    EXPECT_TRUE(ok) << (ok ? "" : ok.error().message);
+    co_return d.id;
+  });
+}
+
+inline proto::deployment get(const test::redis_server& server, const std::string& id) {
+  return run_sync<proto::deployment>(
+      server, [&](state::store& store) -> asio::awaitable<proto::deployment> {
+        auto d = co_await store.get_deployment(id);
+        co_return d ? *d : proto::deployment{};
+      });
+}
+
+inline std::string cmd(const test::redis_server& server, std::vector<std::string> argv) {
+  auto r = test::redis_command(server.port(), argv);
+  return r ? *r : std::string();
+}
+
+// Polls until `done` holds or `limit` passes (a generous bound, not a speed assertion).
+inline bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 20s) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (done()) {
+      return true;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  return done();
+}
+
+inline bool has_status(const test::redis_server& server, const std::string& id,
+                       std::string_view status) {
+  return cmd(server, {"HGET", prefix + "deployment:" + id, "status"}) == status;
+}
+
+inline std::string fake_build() {
+  return (test::source_dir() / "libs/worker/test/fake_build.sh").string();
+}
+
+inline worker::process_launcher_options fake_launcher(const test::redis_server& server,
+                                                      std::string sleep_s = "0") {
+  worker::process_launcher_options o;
+  o.program = fake_build();
+  o.env = {{"REDIS_URL", server.url()},
+           {"KEY_PREFIX", prefix},
+           {"FAKE_SLEEP", std::move(sleep_s)},
+           {"PATH", "/usr/bin:/bin"}};
+  return o;
+}
+
+// A worker on its own thread (which lives as long as its builds: PR_SET_PDEATHSIG).
+class threaded_worker {
+ public:
+  threaded_worker(const test::redis_server& server, std::unique_ptr<worker::launcher> l,
+                  worker::worker_options o)
+      : launcher_(std::move(l)),
+        worker_(std::make_unique<worker::worker>(ioc_.get_executor(), options_for(server),
+                                                 proto::keys(prefix), *launcher_, o)) {
+    thread_ = std::thread([this] {
+      asio::co_spawn(ioc_, worker_->run(), [this](std::exception_ptr) { ioc_.stop(); });
+      ioc_.run();
+    });
+  }
+  ~threaded_worker() { stop(); }
+  // Graceful: returns once the worker has drained.
+  void stop() {
+    if (thread_.joinable()) {
+      asio::post(ioc_, [this] { worker_->stop(); });
+      thread_.join();
+    }
+  }
+  worker::worker& get() { return *worker_; }
+
+ private:
+  asio::io_context ioc_;
+  std::unique_ptr<worker::launcher> launcher_;
+  std::unique_ptr<worker::worker> worker_;
+  std::thread thread_;
+};
+
+inline worker::worker_options fast_options(std::string id = {}) {
+  worker::worker_options o;
+  o.id = std::move(id);
+  o.concurrency = 2;
+  o.lease_ttl = 1500ms;
+  o.block = 300ms;
+  o.lock_retry = 50ms;
+  o.drain = 2000ms;
+  return o;
+}
+
+}  // namespace dp::worker_test

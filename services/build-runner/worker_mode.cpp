@@ -1,0 +1,155 @@
+#include "worker_mode.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "dp/core/log.hpp"
+#include "dp/core/shutdown.hpp"
+#include "dp/http_client/client.hpp"
+#include "dp/worker/launcher.hpp"
+#include "dp/worker/worker.hpp"
+
+namespace build_runner {
+
+void add_worker_settings(dp::config::parser& p, worker_settings& w) {
+  p.add_int("WORKER_DRAIN_S", &w.drain_s, 60, 0, 86400,
+            "worker: on SIGTERM, how long running builds may finish before they are handed back");
+  p.add_string("WORKER_ID", &w.worker_id, "",
+               "worker: its name in leases and container labels (default: host-pid-random)");
+  p.add_string("DOCKER_SOCKET", &w.docker_socket, "/var/run/docker.sock",
+               "worker (docker): the Docker Engine API socket");
+  p.add_int("DOCKER_MEMORY_MB", &w.docker_memory_mb, 0, 0, 1 << 20,
+            "worker (docker): memory limit of a build container (0: none)");
+  p.add({.env = "DOCKER_CPUS",
+         .default_value = "0",
+         .help = "worker (docker): CPUs of a build container, e.g. 1.5 (0: no limit)",
+         .apply = [&w](std::string_view v) -> std::optional<std::string> {
+           try {
+             size_t used = 0;
+             w.docker_cpus = std::stod(std::string(v), &used);
+             if (used != v.size() || w.docker_cpus < 0) {
+               return "must be a non-negative number";
+             }
+           } catch (const std::exception&) {
+             return "must be a non-negative number";
+           }
+           return std::nullopt;
+         }});
+  p.add_string("DOCKER_NETWORK", &w.docker_network, "",
+               "worker (docker): network mode of build containers (empty: Docker's default)");
+  p.add_string("ECS_CLUSTER", &w.ecs_cluster, "", "worker (ecs): cluster name or ARN");
+  p.add_string("ECS_TASK_DEFINITION", &w.ecs_task_definition, "",
+               "worker (ecs): task definition (family[:revision] or ARN)");
+  p.add_list("ECS_SUBNETS", &w.ecs_subnets, "", "worker (ecs): subnet ids, comma-separated");
+  p.add_list("ECS_SECURITY_GROUPS", &w.ecs_security_groups, "",
+             "worker (ecs): security group ids, comma-separated");
+  p.add_bool("ECS_ASSIGN_PUBLIC_IP", &w.ecs_assign_public_ip, false,
+             "worker (ecs): give the task a public IP (needed without a NAT gateway)");
+  p.add_string("ECS_CONTAINER_NAME", &w.ecs_container_name, "build-runner",
+               "worker (ecs): the container in the task definition that runs the build");
+  p.add_string("ECS_ENDPOINT", &w.ecs_endpoint, "",
+               "worker (ecs): API endpoint (default https://ecs.<AWS_REGION>.amazonaws.com)");
+}
+
+int run_worker(const dp::settings::common& common, const worker_settings& w,
+               const std::string& self_path) {
+  if (w.launcher == "ecs" &&
+      (w.ecs_cluster.empty() || w.ecs_task_definition.empty() || w.ecs_subnets.empty())) {
+    std::fprintf(stderr,
+                 "build-runner: LAUNCHER=ecs needs ECS_CLUSTER, ECS_TASK_DEFINITION and "
+                 "ECS_SUBNETS\n");
+    return 2;
+  }
+  boost::asio::io_context ioc;
+  dp::redis::options ro;
+  ro.url = common.redis;
+  dp::worker::worker_options wo;
+  wo.id = w.worker_id.empty() ? dp::worker::default_worker_id() : w.worker_id;
+  wo.concurrency = static_cast<int>(w.concurrency);
+  wo.lease_ttl = std::chrono::seconds(w.lease_ttl_s);
+  wo.max_attempts = static_cast<int>(w.max_attempts);
+  wo.drain = std::chrono::seconds(w.drain_s);
+
+  // Only what the build needs: its Redis and storage, the storage's AWS keys, its own limits.
+  dp::config::environment env{
+      {"REDIS_URL",
+       common.redis_set
+           ? fmt::format("redis://{}{}:{}/{}",
+                         common.redis.password.empty()
+                             ? std::string()
+                             : common.redis.username + ":" + common.redis.password + "@",
+                         common.redis.host, common.redis.port, common.redis.db)
+           : std::string()},
+      {"REDIS_PREFIX", common.key_prefix},
+      {"STORAGE_URL", common.storage_url},
+      {"SANDBOX", w.launcher == "process" ? w.sandbox : "none"},
+      {"BUILD_TIMEOUT_S", std::to_string(w.build_timeout_s)},
+      {"ALLOWED_GIT_PROTOCOLS", fmt::format("{}", fmt::join(w.allowed_git_protocols, ","))},
+      {"LOG_FORMAT", common.log.format},
+      {"LOG_LEVEL", common.log.level},
+      {"BASE_DOMAIN", common.base_domain}};
+  const auto& aws = common.aws_credentials;
+  for (const auto& [k, v] :
+       {std::pair{"AWS_ACCESS_KEY_ID", aws.access_key_id},
+        std::pair{"AWS_SECRET_ACCESS_KEY", aws.secret_access_key},
+        std::pair{"AWS_SESSION_TOKEN", aws.session_token}, std::pair{"AWS_REGION", aws.region}}) {
+    if (!v.empty()) {
+      env[k] = v;
+    }
+  }
+
+  dp::http_client::client http(ioc.get_executor());
+  std::unique_ptr<dp::worker::launcher> launcher;
+  if (w.launcher == "docker") {
+    dp::worker::docker_launcher_options o;
+    o.socket = w.docker_socket;
+    o.image = w.build_image;
+    o.env = env;
+    o.worker_id = wo.id;
+    o.memory_bytes = w.docker_memory_mb * 1024 * 1024;
+    o.nano_cpus = static_cast<int64_t>(w.docker_cpus * 1e9);
+    o.network_mode = w.docker_network;
+    launcher = dp::worker::make_docker_launcher(http, std::move(o));
+  } else if (w.launcher == "ecs") {
+    dp::worker::ecs_launcher_options o;
+    o.endpoint = w.ecs_endpoint;
+    o.region = aws.region;
+    o.access_key = aws.access_key_id;
+    o.secret_key = aws.secret_access_key;
+    o.session_token = aws.session_token;
+    o.cluster = w.ecs_cluster;
+    o.task_definition = w.ecs_task_definition;
+    o.subnets = w.ecs_subnets;
+    o.security_groups = w.ecs_security_groups;
+    o.assign_public_ip = w.ecs_assign_public_ip;
+    o.container_name = w.ecs_container_name;
+    o.env = env;
+    o.started_by = wo.id;
+    launcher = dp::worker::make_ecs_launcher(http, std::move(o));
+  } else {
+    dp::worker::process_launcher_options o;
+    o.program = self_path;
+    o.env = env;
+    o.env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+    launcher = dp::worker::make_process_launcher(std::move(o));
+  }
+
+  dp::worker::worker worker(ioc.get_executor(), ro, dp::proto::keys(common.key_prefix), *launcher,
+                            wo);
+  dp::on_shutdown_signal(ioc, [&](int signo) {
+    dp::log::info("stopping: no new builds", {{"signal", signo}});
+    worker.stop();
+  });
+  int code = 0;
+  boost::asio::co_spawn(ioc, worker.run(), [&](std::exception_ptr e) {
+    if (e) {
+      dp::log::error("the worker failed unexpectedly");
+      code = 3;
+    }
+    ioc.stop();
+  });
+  ioc.run();
+  return code;
+}
+
+}  // namespace build_runner
