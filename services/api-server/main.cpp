@@ -1,10 +1,18 @@
 // api-server: REST API, live logs and the dashboard. Wiring only; the logic lives in libs/.
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <cstdio>
+
+#include "dp/api/api.hpp"
 #include "dp/core/config.hpp"
 #include "dp/core/log.hpp"
 #include "dp/core/shutdown.hpp"
+#include "dp/http/server.hpp"
+#include "dp/redis/client.hpp"
 #include "dp/settings/settings.hpp"
+#include "dp/storage/object_store.hpp"
+#include "dp/storage/url.hpp"
 
 extern char** environ;
 
@@ -17,6 +25,8 @@ struct api_config {
   std::vector<std::string> allowed_git_protocols;
   int64_t build_timeout_s = 900;
   int64_t max_attempts = 2;
+  std::string site_scheme = "http";
+  int64_t site_port = 8000;
 };
 
 }  // namespace
@@ -43,6 +53,10 @@ int main(int argc, char** argv) {
   parser.add_int("BUILD_TIMEOUT_S", &cfg.build_timeout_s, 900, 10, 86400,
                  "Wall-clock limit of one build, in seconds");
   parser.add_int("MAX_ATTEMPTS", &cfg.max_attempts, 2, 1, 10, "Attempts per build job");
+  parser.add_choice("SITE_SCHEME", &cfg.site_scheme, "http", {"http", "https"},
+                    "Scheme of the public site URLs (where the s3-reverse-proxy is reached)");
+  parser.add_int("SITE_PORT", &cfg.site_port, 8000, 0, 65535,
+                 "Port of the public site URLs; 0 or the scheme's default port is left out");
   auto outcome = parser.parse(argc, argv, dp::config::environment_from(environ));
   if (!outcome.run) {
     return outcome.exit_code;
@@ -54,10 +68,56 @@ int main(int argc, char** argv) {
   }
   dp::settings::configure_logging(cfg.common.log, "api-server");
 
-  boost::asio::io_context ioc;
-  dp::on_shutdown_signal(ioc, [&](int) { ioc.stop(); });
-  dp::log::info("api-server starting",
-                {{"listen", cfg.listen.to_string()}, {"redis", cfg.common.redis.redacted()}});
-  ioc.run();
+  // One thread: the Redis client, the log hub and every handler share it (no locks anywhere).
+  boost::asio::io_context ioc(1);
+  dp::redis::options redis_opts{.url = cfg.common.redis};
+  dp::redis::client redis(ioc.get_executor(), redis_opts);
+  auto storage_url = dp::storage::parse_storage_url(cfg.common.storage_url);
+  if (!storage_url) {
+    std::fprintf(stderr, "api-server: invalid STORAGE_URL: %s\n",
+                 storage_url.error().message.c_str());
+    return 2;
+  }
+  const auto& aws = cfg.common.aws_credentials;
+  auto storage = dp::storage::open_storage(
+      ioc.get_executor(), *storage_url,
+      {aws.access_key_id, aws.secret_access_key, aws.session_token, aws.region});
+  if (!storage) {
+    dp::log::error("cannot open storage", {{"error", storage.error()}});
+    return 2;
+  }
+  dp::api::options api_opts{.keys = dp::proto::keys(cfg.common.key_prefix),
+                            .site = {.scheme = cfg.site_scheme,
+                                     .base_domain = cfg.common.base_domain,
+                                     .port = static_cast<uint16_t>(cfg.site_port)},
+                            .api_tokens = cfg.api_tokens,
+                            .allowed_git_protocols = cfg.allowed_git_protocols,
+                            .build_timeout_s = cfg.build_timeout_s};
+  dp::api::service api(ioc.get_executor(), redis, redis_opts, *storage, std::move(api_opts));
+  dp::http::server server(ioc, {.listen = cfg.listen}, api.routes());
+  if (auto r = server.start(); !r) {
+    dp::log::error("cannot start the api-server", {{"error", r.error()}});
+    return 2;
+  }
+  // Streams work once the hub is subscribed; a Redis that is down at start is retried.
+  boost::asio::co_spawn(ioc, api.start(), [](std::exception_ptr, dp::result<void> r) {
+    if (!r) {
+      dp::log::warn("log streams wait for Redis; subscribing when it is back",
+                    {{"error", r.error()}});
+    }
+  });
+  dp::on_shutdown_signal(ioc, [&](int) {
+    dp::log::info("api-server stopping");
+    server.stop(std::chrono::seconds(10), [&] {
+      api.stop();
+      redis.close();
+    });
+  });
+  dp::log::info(
+      "api-server listening",
+      {{"listen", server.local_endpoint().to_string()},
+       {"redis", cfg.common.redis.redacted()},
+       {"auth", cfg.api_tokens.empty() ? "local mode (loopback only)" : "bearer tokens"}});
+  server.run();
   return 0;
 }

@@ -1,0 +1,62 @@
+// The api-server's logic, testable without a process: REST handlers, auth, the log streams and
+// metrics, handed to dp::http::server as a router.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dp/api/urls.hpp"
+#include "dp/core/error.hpp"
+#include "dp/http/router.hpp"
+#include "dp/proto/keys.hpp"
+#include "dp/redis/types.hpp"
+
+namespace dp::redis {
+class client;
+}
+namespace dp::storage {
+class object_store;
+}
+
+namespace dp::api {
+
+struct options {
+  proto::keys keys;
+  site_options site;
+  // Empty: local mode, loopback clients only.
+  std::vector<std::string> api_tokens;
+  std::vector<std::string> allowed_git_protocols{"https"};
+  int64_t build_timeout_s = 900;
+  // Live log events waiting for one stream client; beyond this the client is dropped.
+  size_t follower_queue_limit = 10'000;
+};
+
+// Everything runs on one thread: the executor of the Redis client, the HTTP server's io_context.
+class service {
+ public:
+  // `redis` is borrowed and must outlive the service; `pubsub` opens the hub's own connection.
+  service(boost::asio::any_io_executor ex, redis::client& redis, redis::options pubsub,
+          std::shared_ptr<storage::object_store> storage, options opts);
+  ~service();
+  service(const service&) = delete;
+  service& operator=(const service&) = delete;
+
+  // Subscribes the log hub. An error means Redis did not confirm in time; the hub keeps trying.
+  boost::asio::awaitable<dp::result<void>> start();
+  // Ends the hub (streams still open end when the HTTP server stops).
+  void stop();
+
+  // Every route; the router refers to this service, which must outlive it.
+  http::router routes();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace dp::api

@@ -1,0 +1,55 @@
+// Strict parsing of request bodies: malformed JSON, a wrong type, an unknown field or a value the
+// platform refuses (a name that is not a DNS label, a git URL with a protocol that is not allowed)
+// is errc::invalid_argument with a message naming the field.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dp/core/error.hpp"
+#include "dp/proto/types.hpp"
+
+namespace dp::api {
+
+// Project names are DNS labels short enough that "<name>-<short id>" is one too.
+inline constexpr size_t max_project_name = 54;
+// `what` names the value in the error ("field 'name'", "project name").
+dp::result<void> check_project_name(std::string_view what, std::string_view name);
+
+// POST /v1/projects: {name, git_url, branch?, root_dir?, install_command?, build_command?,
+// output_dir?, env?}. created_at is left 0 for the caller.
+dp::result<proto::project> parse_new_project(std::string_view body,
+                                             const std::vector<std::string>& allowed_protocols);
+
+// PATCH /v1/projects/{name}: any of the fields above but name; null clears a nullable field.
+dp::result<void> apply_project_patch(proto::project& p, std::string_view body,
+                                     const std::vector<std::string>& allowed_protocols);
+
+struct deploy_request {
+  std::optional<std::string> project;
+  std::optional<std::string> git_url;
+  std::optional<std::string> ref;
+};
+
+// POST /v1/deployments: {project?, git_url?, ref?}; at least one of project and git_url.
+dp::result<deploy_request> parse_deploy_request(std::string_view body,
+                                                const std::vector<std::string>& allowed_protocols);
+
+// The original design's POST /project: {"gitURL", "slug"?}.
+dp::result<deploy_request> parse_legacy_deploy_request(
+    std::string_view body, const std::vector<std::string>& allowed_protocols);
+
+// POST /v1/projects/{name}/promote: {deployment_id}.
+dp::result<std::string> parse_promote_request(std::string_view body);
+
+// A project name from a repository URL ("https://x/acme/My_Shop.git" -> "my-shop"), or nullopt.
+std::optional<std::string> project_name_from_git_url(std::string_view url);
+
+// A non-negative integer query parameter no larger than `max` (absent: `def`).
+dp::result<int64_t> parse_count(const std::optional<std::string>& value, std::string_view name,
+                                int64_t def, int64_t max);
+
+}  // namespace dp::api

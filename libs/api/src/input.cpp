@@ -1,0 +1,384 @@
+#include "dp/api/input.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include <algorithm>
+#include <charconv>
+
+#include "dp/build/git.hpp"
+#include "dp/core/id.hpp"
+
+namespace dp::api {
+
+namespace json = boost::json;
+
+namespace {
+
+dp::error bad(std::string message) {
+  return dp::make_error(dp::errc::invalid_argument, std::move(message));
+}
+
+dp::result<json::object> parse_object(std::string_view body) {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec) {
+    return bad(fmt::format("the body is not valid JSON: {}", ec.message()));
+  }
+  if (!v.is_object()) {
+    return bad("the body must be a JSON object");
+  }
+  return std::move(v.as_object());
+}
+
+// Refuses fields the endpoint does not know: a typo ("gitUrl") fails loudly instead of being
+// ignored.
+dp::result<void> only_fields(const json::object& o, std::initializer_list<std::string_view> known) {
+  for (const auto& [key, value] : o) {
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      return bad(fmt::format("unknown field '{}'", std::string_view(key)));
+    }
+  }
+  return {};
+}
+
+// A string field: absent -> nullopt; null -> error unless `nullable` (then "" is not used:
+// null comes back as a present-but-empty optional via `was_null`).
+struct string_field {
+  bool present = false;
+  bool is_null = false;
+  std::string value;
+};
+
+dp::result<string_field> get_string(const json::object& o, std::string_view name, bool nullable) {
+  string_field f;
+  auto it = o.find(name);
+  if (it == o.end()) {
+    return f;
+  }
+  f.present = true;
+  if (it->value().is_null() && nullable) {
+    f.is_null = true;
+    return f;
+  }
+  if (!it->value().is_string()) {
+    return bad(fmt::format("field '{}' must be a string{}", name, nullable ? " or null" : ""));
+  }
+  f.value = std::string(it->value().as_string());
+  return f;
+}
+
+dp::result<void> check_git_url(std::string_view url, const std::vector<std::string>& allowed) {
+  if (auto r = dp::build::check_git_url(url, allowed); !r) {
+    return bad(fmt::format("field 'git_url': {}", r.error().message));
+  }
+  return {};
+}
+
+dp::result<void> check_ref(std::string_view field, std::string_view ref) {
+  if (auto r = dp::build::check_git_ref(ref); !r) {
+    return bad(fmt::format("field '{}': {}", field, r.error().message));
+  }
+  return {};
+}
+
+dp::result<void> check_dir(std::string_view field, std::string_view dir) {
+  if (!proto::is_safe_relative_path(dir) || dir.size() > 1024) {
+    return bad(fmt::format("field '{}' must be a relative path inside the repository", field));
+  }
+  return {};
+}
+
+dp::result<void> check_command(std::string_view field, std::string_view command) {
+  if (command.empty() || command.size() > 4096 || command.find('\0') != std::string_view::npos) {
+    return bad(fmt::format("field '{}' must be a command of 1 to 4096 characters", field));
+  }
+  return {};
+}
+
+// The fields a project shares between POST (create) and PATCH (update).
+dp::result<void> apply_project_fields(proto::project& p, const json::object& o,
+                                      const std::vector<std::string>& allowed) {
+  auto git_url = get_string(o, "git_url", false);
+  if (!git_url) {
+    return git_url.error();
+  }
+  if (git_url->present) {
+    if (auto r = check_git_url(git_url->value, allowed); !r) {
+      return r;
+    }
+    p.git_url = git_url->value;
+  }
+  auto root_dir = get_string(o, "root_dir", false);
+  if (!root_dir) {
+    return root_dir.error();
+  }
+  if (root_dir->present) {
+    if (!root_dir->value.empty()) {
+      if (auto r = check_dir("root_dir", root_dir->value); !r) {
+        return r;
+      }
+    }
+    p.root_dir = root_dir->value;
+  }
+  struct nullable {
+    std::string_view name;
+    std::optional<std::string>* target;
+  };
+  for (auto [name, target] :
+       {nullable{"branch", &p.branch}, nullable{"install_command", &p.install_command},
+        nullable{"build_command", &p.build_command}, nullable{"output_dir", &p.output_dir}}) {
+    auto f = get_string(o, name, true);
+    if (!f) {
+      return f.error();
+    }
+    if (!f->present) {
+      continue;
+    }
+    if (f->is_null) {
+      target->reset();
+      continue;
+    }
+    dp::result<void> ok;
+    if (name == "branch") {
+      ok = check_ref(name, f->value);
+    } else if (name == "output_dir") {
+      ok = check_dir(name, f->value);
+    } else {
+      ok = check_command(name, f->value);
+    }
+    if (!ok) {
+      return ok;
+    }
+    *target = f->value;
+  }
+  if (auto it = o.find("env"); it != o.end()) {
+    if (!it->value().is_object()) {
+      return bad("field 'env' must be an object of strings");
+    }
+    proto::env_map env;
+    for (const auto& [key, value] : it->value().as_object()) {
+      if (!proto::is_env_name(key)) {
+        return bad(
+            fmt::format("field 'env': '{}' is not a valid variable name", std::string_view(key)));
+      }
+      if (!value.is_string()) {
+        return bad(fmt::format("field 'env.{}' must be a string", std::string_view(key)));
+      }
+      env.emplace(std::string(key), std::string(value.as_string()));
+    }
+    p.env = std::move(env);
+  }
+  return {};
+}
+
+}  // namespace
+
+dp::result<void> check_project_name(std::string_view field, std::string_view name) {
+  // 54, not 63: the immutable alias "<name>-<8 character short id>" must be a DNS label too.
+  if (!proto::is_project_name(name) || name.size() > max_project_name) {
+    return bad(fmt::format(
+        "{} must be a DNS label: 1 to 54 of [a-z0-9-], not starting or ending with '-'", field));
+  }
+  return {};
+}
+
+dp::result<proto::project> parse_new_project(std::string_view body,
+                                             const std::vector<std::string>& allowed) {
+  auto o = parse_object(body);
+  if (!o) {
+    return o.error();
+  }
+  if (auto r = only_fields(*o, {"name", "git_url", "branch", "root_dir", "install_command",
+                                "build_command", "output_dir", "env"});
+      !r) {
+    return r.error();
+  }
+  auto name = get_string(*o, "name", false);
+  if (!name) {
+    return name.error();
+  }
+  if (!name->present) {
+    return bad("field 'name' is missing");
+  }
+  if (auto r = check_project_name("field 'name'", name->value); !r) {
+    return r.error();
+  }
+  if (!o->contains("git_url")) {
+    return bad("field 'git_url' is missing");
+  }
+  proto::project p;
+  p.name = name->value;
+  if (auto r = apply_project_fields(p, *o, allowed); !r) {
+    return r.error();
+  }
+  return p;
+}
+
+dp::result<void> apply_project_patch(proto::project& p, std::string_view body,
+                                     const std::vector<std::string>& allowed) {
+  auto o = parse_object(body);
+  if (!o) {
+    return o.error();
+  }
+  if (auto r = only_fields(*o, {"git_url", "branch", "root_dir", "install_command", "build_command",
+                                "output_dir", "env"});
+      !r) {
+    return r;
+  }
+  // Validate into a copy: a refused patch leaves the project as it was.
+  proto::project next = p;
+  if (auto r = apply_project_fields(next, *o, allowed); !r) {
+    return r;
+  }
+  p = std::move(next);
+  return {};
+}
+
+dp::result<deploy_request> parse_deploy_request(std::string_view body,
+                                                const std::vector<std::string>& allowed) {
+  auto o = parse_object(body);
+  if (!o) {
+    return o.error();
+  }
+  if (auto r = only_fields(*o, {"project", "git_url", "ref"}); !r) {
+    return r.error();
+  }
+  deploy_request req;
+  auto project = get_string(*o, "project", false);
+  auto git_url = get_string(*o, "git_url", false);
+  auto ref = get_string(*o, "ref", true);
+  for (auto* f : {&project, &git_url, &ref}) {
+    if (!*f) {
+      return f->error();
+    }
+  }
+  if (project->present) {
+    if (auto r = check_project_name("field 'project'", project->value); !r) {
+      return r.error();
+    }
+    req.project = project->value;
+  }
+  if (git_url->present) {
+    if (auto r = check_git_url(git_url->value, allowed); !r) {
+      return r.error();
+    }
+    req.git_url = git_url->value;
+  }
+  if (!req.project && !req.git_url) {
+    return bad("give 'project' (an existing project) or 'git_url' (with 'project' to name it)");
+  }
+  if (ref->present && !ref->is_null) {
+    if (auto r = check_ref("ref", ref->value); !r) {
+      return r.error();
+    }
+    req.ref = ref->value;
+  }
+  return req;
+}
+
+dp::result<deploy_request> parse_legacy_deploy_request(std::string_view body,
+                                                       const std::vector<std::string>& allowed) {
+  auto o = parse_object(body);
+  if (!o) {
+    return o.error();
+  }
+  if (auto r = only_fields(*o, {"gitURL", "slug"}); !r) {
+    return r.error();
+  }
+  auto git_url = get_string(*o, "gitURL", false);
+  auto slug = get_string(*o, "slug", true);
+  for (auto* f : {&git_url, &slug}) {
+    if (!*f) {
+      return f->error();
+    }
+  }
+  if (!git_url->present) {
+    return bad("field 'gitURL' is missing");
+  }
+  if (auto r = dp::build::check_git_url(git_url->value, allowed); !r) {
+    return bad(fmt::format("field 'gitURL': {}", r.error().message));
+  }
+  deploy_request req;
+  req.git_url = git_url->value;
+  if (slug->present && !slug->is_null) {
+    if (auto r = check_project_name("field 'slug'", slug->value); !r) {
+      return r.error();
+    }
+    req.project = slug->value;
+  }
+  return req;
+}
+
+dp::result<std::string> parse_promote_request(std::string_view body) {
+  auto o = parse_object(body);
+  if (!o) {
+    return o.error();
+  }
+  if (auto r = only_fields(*o, {"deployment_id"}); !r) {
+    return r.error();
+  }
+  auto id = get_string(*o, "deployment_id", false);
+  if (!id) {
+    return id.error();
+  }
+  if (!id->present) {
+    return bad("field 'deployment_id' is missing");
+  }
+  if (!dp::is_deployment_id(id->value)) {
+    return bad("field 'deployment_id' must be a deployment id (26 lowercase base32 characters)");
+  }
+  return id->value;
+}
+
+std::optional<std::string> project_name_from_git_url(std::string_view url) {
+  while (!url.empty() && url.back() == '/') {
+    url.remove_suffix(1);
+  }
+  auto slash = url.find_last_of('/');
+  auto last = slash == std::string_view::npos ? url : url.substr(slash + 1);
+  if (last.ends_with(".git")) {
+    last.remove_suffix(4);
+  }
+  std::string name;
+  for (char c : last) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (ok) {
+      name.push_back(c);
+    } else if (!name.empty() && name.back() != '-') {
+      name.push_back('-');
+    }
+  }
+  while (!name.empty() && name.back() == '-') {
+    name.pop_back();
+  }
+  // Leaves room for "-<short id>" in the immutable alias label.
+  if (name.size() > max_project_name) {
+    name.resize(max_project_name);
+    while (!name.empty() && name.back() == '-') {
+      name.pop_back();
+    }
+  }
+  if (!proto::is_project_name(name)) {
+    return std::nullopt;
+  }
+  return name;
+}
+
+dp::result<int64_t> parse_count(const std::optional<std::string>& value, std::string_view name,
+                                int64_t def, int64_t max) {
+  if (!value) {
+    return def;
+  }
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), n);
+  if (ec != std::errc() || end != value->data() + value->size() || n < 0 || n > max) {
+    return bad(fmt::format("query parameter '{}' must be an integer from 0 to {}", name, max));
+  }
+  return n;
+}
+
+}  // namespace dp::api

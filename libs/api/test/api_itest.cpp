@@ -1,0 +1,408 @@
+// The REST API over real HTTP against a real redis-server and file storage: every bad input of
+// the issue as its own test, the project/deployment lifecycle, auth, health and metrics.
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
+#include "api_itest_support.hpp"
+
+namespace {
+
+using namespace dp::api::test;
+using dp::proto::deployment_status;
+using ds = deployment_status;
+
+class api : public ::testing::Test {
+ protected:
+  api_server s_;
+
+  std::string deploy(const std::string& body) {
+    auto r = s_.request("POST", "/v1/deployments", body);
+    EXPECT_EQ(r.status, 202) << r.body;
+    auto v = body_of(r);
+    return v.is_object() ? std::string(v.at("id").as_string()) : std::string();
+  }
+  void make_project(const std::string& name) {
+    auto r = s_.request(
+        "POST", "/v1/projects",
+        R"({"name":")" + name + R"(","git_url":"https://example.com/)" + name + R"(.git"})");
+    ASSERT_EQ(r.status, 201) << r.body;
+  }
+};
+
+// ---- bad input ------------------------------------------------------------------------------
+
+TEST_F(api, malformed_json_is_400) {
+  auto r = s_.request("POST", "/v1/projects", R"({"name":"shop",)");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(error_code_of(r), "invalid_argument");
+  EXPECT_EQ(s_.request("POST", "/v1/deployments", "not json").status, 400);
+}
+
+TEST_F(api, wrong_types_are_400) {
+  EXPECT_EQ(s_.request("POST", "/v1/projects", R"({"name":1,"git_url":"https://x.y/z"})").status,
+            400);
+  EXPECT_EQ(s_.request("POST", "/v1/deployments", R"({"project":["shop"]})").status, 400);
+  make_project("shop");
+  auto r = s_.request("PATCH", "/v1/projects/shop", R"({"env":{"A":1}})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("env.A"), std::string::npos) << r.body;
+}
+
+TEST_F(api, body_over_one_mib_is_413) {
+  std::string big = R"({"name":"shop","git_url":"https://x.y/z","build_command":")" +
+                    std::string(1024 * 1024, 'a') + "\"}";
+  auto r = s_.request("POST", "/v1/projects", big);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(error_code_of(r), "too_large");
+}
+
+TEST_F(api, unknown_project_is_404) {
+  EXPECT_EQ(s_.request("GET", "/v1/projects/nope").status, 404);
+  EXPECT_EQ(s_.request("GET", "/v1/projects/nope/deployments").status, 404);
+  auto r = s_.request("POST", "/v1/deployments", R"({"project":"nope"})");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(error_code_of(r), "not_found");
+}
+
+TEST_F(api, unknown_deployment_is_404) {
+  auto id = dp::new_deployment_id();
+  EXPECT_EQ(s_.request("GET", "/v1/deployments/" + id).status, 404);
+  EXPECT_EQ(s_.request("GET", "/v1/deployments/not-an-id").status, 404);
+  EXPECT_EQ(s_.request("POST", "/v1/deployments/" + id + "/cancel").status, 404);
+  EXPECT_EQ(s_.request("DELETE", "/v1/deployments/" + id).status, 404);
+  EXPECT_EQ(s_.request("GET", "/v1/deployments/" + id + "/logs").status, 404);
+  EXPECT_EQ(s_.request("GET", "/v1/deployments/" + id + "/logs/stream").status, 404);
+}
+
+TEST_F(api, invalid_names_are_400) {
+  for (const char* name : {"Shop", "-shop", "shop-", "sh_op", "", "a.b"}) {
+    auto r = s_.request("POST", "/v1/projects",
+                        std::string(R"({"name":")") + name + R"(","git_url":"https://x.y/z"})");
+    EXPECT_EQ(r.status, 400) << name;
+  }
+  EXPECT_EQ(s_.request("GET", "/v1/projects/Shop").status, 400);
+  EXPECT_EQ(s_.request("POST", "/v1/deployments", R"({"project":"UPPER"})").status, 400);
+}
+
+TEST_F(api, disallowed_git_urls_are_400) {
+  for (const char* url :
+       {"ssh://git@github.com/acme/shop", "ext::sh -c touch% /tmp/pwned", "file:///srv/repo",
+        "-uhttps://github.com/acme/shop", "git@github.com:acme/shop.git"}) {
+    auto r = s_.request("POST", "/v1/deployments",
+                        std::string(R"({"project":"shop","git_url":")") + url + "\"}");
+    EXPECT_EQ(r.status, 400) << url << ": " << r.body;
+  }
+  EXPECT_EQ(s_.request("POST", "/project", R"({"gitURL":"ssh://x/y"})").status, 400);
+  // Nothing was created by the refused requests.
+  EXPECT_EQ(s_.request("GET", "/v1/projects/shop").status, 404);
+}
+
+TEST_F(api, promoting_a_deployment_that_is_not_ready_is_409) {
+  make_project("shop");
+  auto id = deploy(R"({"project":"shop"})");
+  auto promote = [&] {
+    return s_.request("POST", "/v1/projects/shop/promote", R"({"deployment_id":")" + id + "\"}");
+  };
+  EXPECT_EQ(promote().status, 409);
+  s_.drive(id, {ds::building, ds::failed});
+  auto r = promote();
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(error_code_of(r), "conflict");
+}
+
+// ---- lifecycle ------------------------------------------------------------------------------
+
+TEST_F(api, projects_crud) {
+  auto r = s_.request("POST", "/v1/projects",
+                      R"({"name":"shop","git_url":"https://example.com/shop.git","branch":"main",)"
+                      R"("env":{"VITE_API":"https://api.example.com"}})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(
+      s_.request("POST", "/v1/projects", R"({"name":"shop","git_url":"https://example.com/x.git"})")
+          .status,
+      409);
+  make_project("blog");
+  auto list = body_of(s_.request("GET", "/v1/projects"));
+  ASSERT_EQ(list.at("projects").as_array().size(), 2u);
+  EXPECT_EQ(list.at("projects").as_array()[0].at("name").as_string(), "blog");
+
+  r = s_.request("PATCH", "/v1/projects/shop", R"({"branch":null,"build_command":"make"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto p = body_of(s_.request("GET", "/v1/projects/shop"));
+  EXPECT_TRUE(p.at("branch").is_null());
+  EXPECT_EQ(p.at("build_command").as_string(), "make");
+  EXPECT_EQ(p.at("env").at("VITE_API").as_string(), "https://api.example.com");
+  EXPECT_EQ(p.at("url").as_string(), "http://shop.localhost:8000");
+  EXPECT_TRUE(p.at("production_deployment_id").is_null());
+
+  EXPECT_EQ(s_.request("DELETE", "/v1/projects/blog").status, 204);
+  EXPECT_EQ(s_.request("GET", "/v1/projects/blog").status, 404);
+}
+
+TEST_F(api, deploy_a_git_url_creates_the_project_and_queues_a_job) {
+  auto r = s_.request("POST", "/v1/deployments",
+                      R"({"git_url":"https://github.com/acme/shop","project":"shop","ref":"v1"})");
+  ASSERT_EQ(r.status, 202) << r.body;
+  auto d = body_of(r);
+  std::string id(d.at("id").as_string());
+  EXPECT_TRUE(dp::is_deployment_id(id));
+  EXPECT_EQ(d.at("project").as_string(), "shop");
+  EXPECT_EQ(d.at("status").as_string(), "queued");
+  EXPECT_EQ(d.at("url").as_string(),
+            "http://shop-" + std::string(dp::short_id(id)) + ".localhost:8000");
+  EXPECT_EQ(d.at("alias_url").as_string(), "http://shop.localhost:8000");
+  EXPECT_EQ(r.headers["location"], "/v1/deployments/" + id);
+  EXPECT_EQ(s_.request("GET", "/v1/projects/shop").status, 200);
+
+  // The job carries the project's settings, the ref and BUILD_TIMEOUT_S.
+  auto job_text = s_.on_io([&]() -> asio::awaitable<dp::result<dp::redis::reply>> {
+    std::vector<std::string> cmd{"LINDEX", s_.store().keys().queue(), "0"};
+    co_return co_await s_.redis().exec(std::move(cmd));
+  });
+  ASSERT_TRUE(job_text && job_text->is_string());
+  auto job = dp::proto::parse_job(std::string_view(job_text->as_string()));
+  ASSERT_TRUE(job) << job.error().message;
+  EXPECT_EQ(job->deployment_id, id);
+  EXPECT_EQ(job->git_url, "https://github.com/acme/shop");
+  EXPECT_EQ(job->ref, "v1");
+  EXPECT_EQ(job->timeout_s, 123);
+
+  // Deploying the same name from another repository is refused.
+  EXPECT_EQ(s_.request("POST", "/v1/deployments",
+                       R"({"git_url":"https://github.com/other/shop","project":"shop"})")
+                .status,
+            409);
+  // Without a name, the repository's name is used.
+  auto again = body_of(
+      s_.request("POST", "/v1/deployments", R"({"git_url":"https://github.com/acme/Blog.git"})"));
+  EXPECT_EQ(again.at("project").as_string(), "blog");
+}
+
+TEST_F(api, legacy_project_endpoint) {
+  auto r =
+      s_.request("POST", "/project", R"({"gitURL":"https://github.com/acme/shop","slug":"x1"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto v = body_of(r);
+  EXPECT_EQ(v.at("status").as_string(), "queued");
+  EXPECT_EQ(v.at("data").at("projectSlug").as_string(), "x1");
+  EXPECT_EQ(v.at("data").at("url").as_string(), "http://x1.localhost:8000");
+}
+
+TEST_F(api, deployments_listed_newest_first_with_pages) {
+  make_project("shop");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(deploy(R"({"project":"shop"})"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // distinct created_at scores
+  }
+  std::vector<std::string> seen;
+  std::string target = "/v1/projects/shop/deployments?limit=2";
+  for (int page = 0; page < 5; ++page) {
+    auto v = body_of(s_.request("GET", target));
+    EXPECT_EQ(v.at("total").as_int64(), 5);
+    for (const auto& d : v.at("deployments").as_array()) {
+      seen.emplace_back(d.at("id").as_string());
+    }
+    if (v.at("next_cursor").is_null()) {
+      break;
+    }
+    target = "/v1/projects/shop/deployments?limit=2&cursor=" +
+             std::string(v.at("next_cursor").as_string());
+  }
+  std::vector<std::string> expected(ids.rbegin(), ids.rend());
+  EXPECT_EQ(seen, expected);
+  EXPECT_EQ(s_.request("GET", "/v1/projects/shop/deployments?limit=1000").status, 400);
+}
+
+TEST_F(api, promote_rollback_and_delete) {
+  make_project("shop");
+  auto first = deploy(R"({"project":"shop"})");
+  auto second = deploy(R"({"project":"shop"})");
+  for (const auto& id : {first, second}) {
+    s_.drive(id, {ds::cloning, ds::installing, ds::building, ds::uploading, ds::ready});
+  }
+  auto put = s_.on_io([&]() {
+    return s_.storage().put_buffer("__outputs/" + first + "/index.html", "<h1>1</h1>", {});
+  });
+  ASSERT_TRUE(put);
+  auto resolve = [&] {
+    auto r = s_.on_io([&]() { return s_.store().resolve_alias("shop"); });
+    return r && *r ? **r : std::string();
+  };
+  auto promote = [&](const std::string& id) {
+    return s_.request("POST", "/v1/projects/shop/promote", R"({"deployment_id":")" + id + "\"}");
+  };
+  ASSERT_EQ(promote(second).status, 200);
+  EXPECT_EQ(resolve(), second);
+  // Rollback: the older ready deployment.
+  auto r = promote(first);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body_of(r).at("alias_url").as_string(), "http://shop.localhost:8000");
+  EXPECT_EQ(resolve(), first);
+  EXPECT_EQ(body_of(s_.request("GET", "/v1/projects/shop")).at("production_deployment_id"),
+            json::value(first));
+
+  // The one in production cannot be deleted; another can, with its files.
+  EXPECT_EQ(s_.request("DELETE", "/v1/deployments/" + first).status, 409);
+  ASSERT_EQ(promote(second).status, 200);
+  EXPECT_TRUE(std::filesystem::exists(s_.files() / "__outputs" / first / "index.html"));
+  EXPECT_EQ(s_.request("DELETE", "/v1/deployments/" + first).status, 204);
+  EXPECT_FALSE(std::filesystem::exists(s_.files() / "__outputs" / first / "index.html"));
+  EXPECT_EQ(s_.request("GET", "/v1/deployments/" + first).status, 404);
+
+  // A deployment of another project is refused.
+  make_project("blog");
+  EXPECT_EQ(
+      s_.request("POST", "/v1/projects/blog/promote", R"({"deployment_id":")" + second + "\"}")
+          .status,
+      409);
+}
+
+TEST_F(api, cancel) {
+  make_project("shop");
+  auto queued = deploy(R"({"project":"shop"})");
+  auto r = s_.request("POST", "/v1/deployments/" + queued + "/cancel");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(body_of(r).at("status").as_string(), "canceled");
+  EXPECT_EQ(s_.request("POST", "/v1/deployments/" + queued + "/cancel").status, 409);
+
+  // A running build is asked to stop: the durable request is left for its worker.
+  auto running = deploy(R"({"project":"shop"})");
+  s_.drive(running, {ds::building});
+  r = s_.request("POST", "/v1/deployments/" + running + "/cancel");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(body_of(r).at("status").as_string(), "building");
+  auto asked = s_.on_io([&]() { return s_.store().cancel_requested(running); });
+  ASSERT_TRUE(asked && *asked);
+  // A running deployment cannot be deleted.
+  EXPECT_EQ(s_.request("DELETE", "/v1/deployments/" + running).status, 409);
+}
+
+TEST_F(api, logs_as_json) {
+  make_project("shop");
+  auto id = deploy(R"({"project":"shop"})");
+  s_.on_io([&]() -> asio::awaitable<dp::result<void>> {
+      dp::state::log_writer w(co_await asio::this_coro::executor, s_.redis(), s_.store().keys(),
+                              id);
+      for (int i = 1; i <= 30; ++i) {
+        w.write(i % 3 == 0 ? dp::proto::log_stream::err : dp::proto::log_stream::out,
+                "line " + std::to_string(i));
+      }
+      co_return co_await w.flush(std::chrono::seconds(5));
+    }).value();
+  auto v = body_of(s_.request("GET", "/v1/deployments/" + id + "/logs?since=10&limit=5"));
+  ASSERT_EQ(v.at("events").as_array().size(), 5u);
+  EXPECT_EQ(v.at("events").as_array()[0].at("seq").as_int64(), 11);
+  EXPECT_EQ(v.at("events").as_array()[0].at("line").as_string(), "line 11");
+  EXPECT_EQ(v.at("next_since").as_int64(), 15);
+  EXPECT_EQ(v.at("status").as_string(), "queued");
+  EXPECT_EQ(s_.request("GET", "/v1/deployments/" + id + "/logs?since=x").status, 400);
+}
+
+// ---- operations -----------------------------------------------------------------------------
+
+TEST_F(api, health_readiness_metrics_and_openapi) {
+  EXPECT_EQ(s_.request("GET", "/healthz").status, 200);
+  EXPECT_EQ(s_.request("GET", "/readyz").status, 200);
+  make_project("shop");
+  deploy(R"({"project":"shop"})");
+  auto m = s_.request("GET", "/metrics");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("dp_http_requests_total{route=\"/v1/deployments\",method=\"POST\","
+                        "status=\"202\"} 1"),
+            std::string::npos)
+      << m.body;
+  EXPECT_NE(m.body.find("dp_queue_depth 1\n"), std::string::npos) << m.body;
+  auto doc = body_of(s_.request("GET", "/v1/openapi.json"));
+  EXPECT_EQ(doc.at("openapi").as_string(), "3.1.0");
+  EXPECT_TRUE(doc.at("paths").as_object().contains("/v1/deployments/{id}/logs/stream"));
+  auto page = s_.request("GET", "/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("<!doctype html>"), std::string::npos);
+}
+
+TEST(api_readiness, readyz_fails_when_redis_is_gone) {
+  // Its own server: the fixture's redis-server must not be stopped under the other tests.
+  api_server s;
+  EXPECT_EQ(s.request("GET", "/readyz").status, 200);
+  s.on_io([&]() -> asio::awaitable<dp::result<void>> {
+    std::vector<std::string> cmd{"SHUTDOWN", "NOSAVE"};
+    co_await s.redis().exec(std::move(cmd));
+    co_return dp::result<void>{};
+  });
+  auto r = s.request("GET", "/readyz");
+  EXPECT_GE(r.status, 500);
+  EXPECT_EQ(s.request("GET", "/healthz").status, 200);
+}
+
+// ---- auth -----------------------------------------------------------------------------------
+
+TEST(api_auth, bearer_tokens) {
+  const std::string token = "0123456789abcdef0123";
+  api_server s({.tokens = {token, "another-token-of-16"}});
+  auto r = s.request("GET", "/v1/projects");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(error_code_of(r), "unauthorized");
+  EXPECT_NE(r.headers["www-authenticate"].find("Bearer"), std::string::npos);
+  r = s.request("GET", "/v1/projects", {}, {{"authorization", "Bearer wrong-token-xxxxxxxx"}});
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(s.request("GET", "/v1/projects", {}, {{"authorization", "Bearer " + token}}).status,
+            200);
+  EXPECT_EQ(s.request("GET", "/v1/projects", {}, {{"authorization", "bearer another-token-of-16"}})
+                .status,
+            200);
+  EXPECT_EQ(s.request("GET", "/metrics").status, 401);
+  // Public: the probes, the page and the API description.
+  EXPECT_EQ(s.request("GET", "/healthz").status, 200);
+  EXPECT_EQ(s.request("GET", "/").status, 200);
+  EXPECT_EQ(s.request("GET", "/v1/openapi.json").status, 200);
+}
+
+// An address of this machine that is not loopback, or empty.
+std::string non_loopback_address() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) {
+    return {};
+  }
+  std::string found;
+  for (auto* a = list; a && found.empty(); a = a->ifa_next) {
+    if (a->ifa_addr && a->ifa_addr->sa_family == AF_INET) {
+      auto* in = reinterpret_cast<sockaddr_in*>(a->ifa_addr);
+      auto address = asio::ip::address_v4(ntohl(in->sin_addr.s_addr));
+      if (!address.is_loopback()) {
+        found = address.to_string();
+      }
+    }
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+TEST(api_auth, local_mode_refuses_other_hosts_with_403) {
+  auto address = non_loopback_address();
+  if (address.empty()) {
+    GTEST_SKIP() << "no non-loopback IPv4 address on this machine";
+  }
+  api_server s({.listen_host = "0.0.0.0"});
+  EXPECT_EQ(s.request("GET", "/v1/projects").status, 200);  // loopback
+  // The same server reached through a non-loopback address of this machine.
+  asio::io_context ioc;
+  asio::ip::tcp::socket sock(ioc);
+  sock.connect({asio::ip::make_address(address), s.port()});
+  std::string req = "GET /v1/projects HTTP/1.0\r\nHost: x\r\n\r\n";
+  asio::write(sock, asio::buffer(req));
+  std::string reply;
+  boost::system::error_code ec;
+  char buf[4096];
+  for (;;) {
+    size_t n = sock.read_some(asio::buffer(buf), ec);
+    if (ec) {
+      break;
+    }
+    reply.append(buf, n);
+  }
+  EXPECT_TRUE(reply.starts_with("HTTP/1.0 403") || reply.starts_with("HTTP/1.1 403")) << reply;
+  EXPECT_NE(reply.find("\"forbidden\""), std::string::npos) << reply;
+}
+
+}  // namespace
