@@ -1,0 +1,72 @@
+// The s3-reverse-proxy as a library: serves every deployment at <label>.<base domain> (and custom
+// domains) from object storage, with an admin listener for /metrics and /healthz.
+//
+// Host -> alias:<label> (cached; invalidated by alias events on events:deployments, a gap drops
+// the whole cache, a short TTL is the backstop) -> deployment id -> its manifest (fetched once,
+// cached by count) -> the resolved file -> a small-file LRU cache, a sendfile from the file
+// backend, or a stream from S3.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "dp/aws/sigv4.hpp"
+#include "dp/core/config.hpp"
+#include "dp/core/error.hpp"
+#include "dp/http/server.hpp"
+#include "dp/proto/keys.hpp"
+#include "dp/redis/types.hpp"
+#include "dp/storage/url.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace dp::proxy {
+
+struct options {
+  dp::http::server_options server;  // listen address, threads, limits
+  dp::config::host_port admin_listen{"127.0.0.1", 0};
+  std::string base_domain = "localhost";
+  dp::redis::options redis;
+  dp::proto::keys keys;
+  dp::storage::storage_url storage;  // opened by start(), on the proxy's backend strand
+  dp::aws::credentials credentials;
+  size_t cache_bytes = 256u << 20;       // 0 disables the file cache
+  size_t cache_object_limit = 1u << 20;  // larger files are never cached
+  size_t manifest_cache_count = 1024;
+  std::chrono::milliseconds alias_ttl{2000};  // backstop when an event is lost
+  size_t max_path_bytes = 1024;
+  bool access_log = true;
+};
+
+class proxy {
+ public:
+  proxy(boost::asio::io_context& ioc, options opts);
+  ~proxy();
+  proxy(const proxy&) = delete;
+  proxy& operator=(const proxy&) = delete;
+
+  // Binds both listeners and starts following events:deployments.
+  dp::result<void> start();
+  uint16_t port() const;
+  uint16_t admin_port() const;
+  // Stops both listeners (draining requests in flight) and the event follower.
+  void stop(std::chrono::milliseconds drain = std::chrono::seconds(10),
+            std::function<void()> done = {});
+  // Runs the io_context on options.server.threads threads until stopped.
+  void run();
+
+  // The Prometheus text /metrics serves.
+  std::string metrics_text() const;
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace dp::proxy

@@ -1,0 +1,389 @@
+// The proxy library on port 0 against a real redis-server and both storage backends (a file
+// directory and s3rver), with deployments the test uploads itself.
+#include <gtest/gtest.h>
+
+#include <boost/asio.hpp>
+
+#include <fmt/format.h>
+
+#include <thread>
+
+#include "dp/aws/crypto.hpp"
+#include "dp/core/id.hpp"
+#include "dp/proto/json.hpp"
+#include "dp/proxy/proxy.hpp"
+#include "dp/redis/client.hpp"
+#include "dp/state/store.hpp"
+#include "dp/storage/object_store.hpp"
+#include "dp/test/harness.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+struct reply {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // names lowercased
+  std::string body;
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+// One HTTP/1.1 request with `Connection: close`, written byte for byte as given (the harness
+// client adds its own Host, and hostile targets must reach the server untouched).
+reply fetch(uint16_t port, const std::string& host, const std::string& target,
+            std::map<std::string, std::string> headers = {}, const std::string& method = "GET") {
+  asio::io_context ioc;
+  asio::ip::tcp::socket sock(ioc);
+  sock.connect({asio::ip::make_address("127.0.0.1"), port});
+  std::string req =
+      fmt::format("{} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", method, target, host);
+  for (const auto& [k, v] : headers) {
+    req += fmt::format("{}: {}\r\n", k, v);
+  }
+  req += "\r\n";
+  asio::write(sock, asio::buffer(req));
+  std::string raw;
+  boost::system::error_code ec;
+  asio::read(sock, asio::dynamic_buffer(raw), ec);
+  reply r;
+  size_t end = raw.find("\r\n\r\n");
+  if (end == raw.npos) {
+    return r;
+  }
+  r.body = raw.substr(end + 4);
+  std::string_view head(raw.data(), end);
+  r.status = std::stoi(std::string(head.substr(9, 3)));
+  for (size_t pos = head.find("\r\n"); pos != head.npos;) {
+    size_t next = head.find("\r\n", pos + 2);
+    std::string_view line = head.substr(pos + 2, next == head.npos ? head.npos : next - pos - 2);
+    size_t colon = line.find(':');
+    std::string name(line.substr(0, colon));
+    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+    r.headers[name] = std::string(line.substr(line.find_first_not_of(' ', colon + 1)));
+    pos = next;
+  }
+  return r;
+}
+
+// Runs a coroutine to completion on its own io_context.
+template <class F>
+void run_async(F body) {
+  asio::io_context ioc;
+  auto done = asio::co_spawn(ioc, body(ioc), asio::use_future);
+  ioc.run();
+  done.get();
+}
+
+struct file {
+  std::string path;
+  std::string content;
+  std::string content_type;
+};
+
+std::string big_content() {
+  std::string s(2 << 20, '\0');
+  for (size_t i = 0; i < s.size(); ++i) {
+    s[i] = static_cast<char>('a' + (i * 7) % 26);
+  }
+  return s;
+}
+
+std::vector<file> site_files() {
+  return {{"index.html", "<h1>home</h1>", "text/html; charset=utf-8"},
+          {"about.html", "<h1>about</h1>", "text/html; charset=utf-8"},
+          {"docs/index.html", "<h1>docs</h1>", "text/html; charset=utf-8"},
+          {"404.html", "<h1>custom 404</h1>", "text/html; charset=utf-8"},
+          {"app.js", "console.log('plain')", "text/javascript; charset=utf-8"},
+          {"app.js.br", "BROTLI-BYTES", "application/octet-stream"},
+          {"app.js.gz", "GZIP-BYTES", "application/octet-stream"},
+          {"style.css", "body{color:red}", "text/css; charset=utf-8"},
+          {"big.bin", big_content(), "application/octet-stream"}};
+}
+
+class proxy_test : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "s3") {
+      s3_.emplace();
+      auto url = dp::storage::parse_storage_url(s3_->storage_url());
+      ASSERT_TRUE(url);
+      storage_url_ = *url;
+      creds_.access_key = dp::test::s3rver::access_key();
+      creds_.secret_key = dp::test::s3rver::secret_key();
+      creds_.region = "us-east-1";
+    } else {
+      storage_url_.kind = dp::storage::storage_url::scheme::file;
+      storage_url_.root = dir_.path();
+    }
+    dp::config::parse_redis_url(redis_.url(), redis_opts_.url);
+    static_id_ = deploy("site", dp::proto::serve_mode::static_files, site_files(), true);
+    spa_id_ = deploy("spa", dp::proto::serve_mode::spa, site_files(), true);
+
+    dp::proxy::options o;
+    o.base_domain = "example.test";
+    o.redis = redis_opts_;
+    o.storage = storage_url_;
+    o.credentials = creds_;
+    o.access_log = false;
+    proxy_.emplace(ioc_, o);
+    auto started = proxy_->start();
+    ASSERT_TRUE(started) << started.error().message;
+    thread_ = std::thread([this] { proxy_->run(); });
+  }
+
+  void TearDown() override {
+    if (proxy_) {
+      proxy_->stop(1s, [this] { ioc_.stop(); });
+    }
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+
+  // Uploads files (and the manifest unless told not to), then points alias:<project> at it.
+  std::string deploy(const std::string& project, dp::proto::serve_mode mode,
+                     const std::vector<file>& files, bool with_manifest) {
+    dp::proto::deployment d;
+    d.id = dp::new_deployment_id();
+    d.project = project;
+    d.status = dp::proto::deployment_status::ready;
+    d.created_at = 1764000009000;
+    d.alias = project + "-" + std::string(dp::short_id(d.id));
+    run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+      auto st = dp::storage::open_storage(ioc.get_executor(), storage_url_, creds_);
+      EXPECT_TRUE(st);
+      if (!st) {
+        co_return;
+      }
+      dp::proto::manifest m;
+      m.deployment_id = d.id;
+      m.created_at = d.created_at;
+      m.mode = mode;
+      for (const auto& f : files) {
+        dp::storage::put_options po;
+        po.content_type = f.content_type;
+        // Named arguments: g++ 12 miscompiles temporaries inside a co_await expression.
+        std::string key = fmt::format("__outputs/{}/{}", d.id, f.path);
+        std::string content = f.content;
+        auto put = co_await (*st)->put_buffer(std::move(key), std::move(content), std::move(po));
+        EXPECT_TRUE(put) << put.error().message;
+        m.files[f.path] = dp::proto::manifest_entry{static_cast<int64_t>(f.content.size()),
+                                                    dp::aws::sha256_hex(f.content), f.content_type,
+                                                    "public, max-age=60"};
+      }
+      if (with_manifest) {
+        std::string key = fmt::format("__outputs/{}/.deployment.json", d.id);
+        std::string text = dp::proto::to_json(m);
+        dp::storage::put_options po;
+        auto put = co_await (*st)->put_buffer(std::move(key), std::move(text), std::move(po));
+        EXPECT_TRUE(put);
+      }
+      dp::redis::client redis(ioc.get_executor(), redis_opts_);
+      dp::state::store store(redis, dp::proto::keys{});
+      auto live = co_await store.go_live(d);
+      EXPECT_TRUE(live);
+      redis.close();
+    });
+    return d.id;
+  }
+
+  void promote(const std::string& label, const std::string& id) {
+    run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+      dp::redis::client redis(ioc.get_executor(), redis_opts_);
+      dp::state::store store(redis, dp::proto::keys{});
+      auto r = co_await store.set_alias(label, label, id);
+      EXPECT_TRUE(r);
+      redis.close();
+    });
+  }
+
+  reply get(const std::string& target, std::map<std::string, std::string> headers = {},
+            const std::string& host = "site.example.test") {
+    return fetch(proxy_->port(), host, target, std::move(headers));
+  }
+
+  dp::test::redis_server redis_;
+  std::optional<dp::test::s3rver> s3_;
+  dp::test::temp_dir dir_{"dp-proxy"};
+  dp::storage::storage_url storage_url_;
+  dp::aws::credentials creds_;
+  dp::redis::options redis_opts_;
+  std::string static_id_;
+  std::string spa_id_;
+  asio::io_context ioc_;
+  std::optional<dp::proxy::proxy> proxy_;
+  std::thread thread_;
+};
+
+TEST_P(proxy_test, serves_files_with_their_headers) {
+  auto r = get("/");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "<h1>home</h1>");
+  EXPECT_EQ(r.header("content-type"), "text/html; charset=utf-8");
+  EXPECT_EQ(r.header("cache-control"), "public, max-age=60");
+  EXPECT_EQ(r.header("etag"), "\"" + dp::aws::sha256_hex("<h1>home</h1>") + "\"");
+  EXPECT_EQ(r.header("last-modified"), "Mon, 24 Nov 2025 16:00:09 GMT");
+  EXPECT_EQ(r.header("x-content-type-options"), "nosniff");
+  auto css = get("/style.css");
+  EXPECT_EQ(css.status, 200);
+  EXPECT_EQ(css.header("content-type"), "text/css; charset=utf-8");
+  // The second read of a small file comes from the cache, with the same bytes.
+  EXPECT_EQ(get("/style.css").body, "body{color:red}");
+  auto big = get("/big.bin");
+  EXPECT_EQ(big.status, 200);
+  EXPECT_TRUE(big.body == big_content());
+  auto head = fetch(proxy_->port(), "site.example.test", "/big.bin", {}, "HEAD");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.header("content-length"), std::to_string(2 << 20));
+  EXPECT_TRUE(head.body.empty());
+  // The immutable alias, with an upper-case host and a port.
+  auto immutable =
+      get("/about", {}, "SITE-" + std::string(dp::short_id(static_id_)) + ".Example.Test:8000");
+  EXPECT_EQ(immutable.status, 200);
+  EXPECT_EQ(immutable.body, "<h1>about</h1>");
+}
+
+TEST_P(proxy_test, conditional_requests) {
+  auto first = get("/style.css");
+  auto etag = first.header("etag");
+  auto r = get("/style.css", {{"If-None-Match", etag}});
+  EXPECT_EQ(r.status, 304);
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_EQ(r.header("etag"), etag);
+  EXPECT_EQ(get("/style.css", {{"If-None-Match", "\"other\", W/" + etag}}).status, 304);
+  EXPECT_EQ(get("/style.css", {{"If-None-Match", "\"other\""}}).status, 200);
+  EXPECT_EQ(get("/style.css", {{"If-Modified-Since", "Mon, 24 Nov 2025 16:00:09 GMT"}}).status,
+            304);
+  EXPECT_EQ(get("/style.css", {{"If-Modified-Since", "Mon, 24 Nov 2025 15:00:00 GMT"}}).status,
+            200);
+}
+
+TEST_P(proxy_test, byte_ranges) {
+  auto r = get("/big.bin", {{"Range", "bytes=100-199"}});
+  EXPECT_EQ(r.status, 206);
+  EXPECT_EQ(r.header("content-range"), fmt::format("bytes 100-199/{}", 2 << 20));
+  EXPECT_EQ(r.body, big_content().substr(100, 100));
+  auto tail = get("/big.bin", {{"Range", "bytes=-10"}});
+  EXPECT_EQ(tail.status, 206);
+  EXPECT_EQ(tail.body, big_content().substr((2 << 20) - 10));
+  auto small = get("/style.css", {{"Range", "bytes=5-"}});
+  EXPECT_EQ(small.status, 206);
+  EXPECT_EQ(small.body, "color:red}");
+  auto bad = get("/style.css", {{"Range", "bytes=100-"}});
+  EXPECT_EQ(bad.status, 416);
+  EXPECT_EQ(bad.header("content-range"), "bytes */15");
+  auto multi = get("/style.css", {{"Range", "bytes=0-1,3-4"}});
+  EXPECT_EQ(multi.status, 200);
+  EXPECT_EQ(multi.body, "body{color:red}");
+}
+
+TEST_P(proxy_test, methods_other_than_get_and_head) {
+  for (const std::string& m : std::vector<std::string>{"POST", "PUT", "DELETE", "OPTIONS"}) {
+    auto r = fetch(proxy_->port(), "site.example.test", "/", {{"Content-Length", "0"}}, m);
+    EXPECT_EQ(r.status, 405) << m;
+    EXPECT_EQ(r.header("allow"), "GET, HEAD");
+  }
+}
+
+TEST_P(proxy_test, static_and_spa_not_found) {
+  auto r = get("/no/such/page");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.body, "<h1>custom 404</h1>");
+  auto spa = get("/dashboard/settings", {}, "spa.example.test");
+  EXPECT_EQ(spa.status, 200);
+  EXPECT_EQ(spa.body, "<h1>home</h1>");
+  auto asset = get("/missing.js", {}, "spa.example.test");
+  EXPECT_EQ(asset.status, 404);
+}
+
+TEST_P(proxy_test, clean_urls_and_redirects) {
+  EXPECT_EQ(get("/about").body, "<h1>about</h1>");
+  auto r = get("/about.html?x=1&y=2");
+  EXPECT_EQ(r.status, 308);
+  EXPECT_EQ(r.header("location"), "/about?x=1&y=2");
+  auto dir = get("/docs");
+  EXPECT_EQ(dir.status, 308);
+  EXPECT_EQ(dir.header("location"), "/docs/");
+  EXPECT_EQ(get("/docs/").body, "<h1>docs</h1>");
+}
+
+TEST_P(proxy_test, precompressed_variants) {
+  auto br = get("/app.js", {{"Accept-Encoding", "gzip, br"}});
+  EXPECT_EQ(br.status, 200);
+  EXPECT_EQ(br.body, "BROTLI-BYTES");
+  EXPECT_EQ(br.header("content-encoding"), "br");
+  EXPECT_EQ(br.header("content-type"), "text/javascript; charset=utf-8");
+  EXPECT_EQ(br.header("vary"), "Accept-Encoding");
+  auto gz = get("/app.js", {{"Accept-Encoding", "gzip, br;q=0"}});
+  EXPECT_EQ(gz.body, "GZIP-BYTES");
+  EXPECT_EQ(gz.header("content-encoding"), "gzip");
+  EXPECT_NE(gz.header("etag"), br.header("etag"));
+  auto plain = get("/app.js");
+  EXPECT_EQ(plain.body, "console.log('plain')");
+  EXPECT_EQ(plain.header("content-encoding"), "");
+  EXPECT_EQ(plain.header("vary"), "Accept-Encoding");
+}
+
+TEST_P(proxy_test, hostile_requests) {
+  for (const std::string& t : std::vector<std::string>{
+           "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/docs%2f..%2f404.html", "/a%5c..%5cb",
+           "/a%00.html", "/%zz", "/" + std::string(1100, 'a')}) {
+    EXPECT_EQ(get(t).status, 400) << t;
+  }
+  EXPECT_EQ(get("/", {}, "bad_host!.example.test").status, 400);
+  EXPECT_EQ(get("/", {}, "unknown.example.test").status, 404);
+  EXPECT_EQ(get("/", {}, "a.b.example.test").status, 404);
+  EXPECT_EQ(get("/", {}, "127.0.0.1").status, 404);
+}
+
+TEST_P(proxy_test, custom_domain) {
+  ASSERT_TRUE(dp::test::redis_command(redis_.port(), {"SET", "dp:domain:www.shop.test", "spa"}));
+  auto r = get("/", {}, "www.shop.test");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "<h1>home</h1>");
+  EXPECT_EQ(get("/", {}, "www.other.test").status, 404);
+}
+
+TEST_P(proxy_test, promote_takes_effect_promptly) {
+  auto other = deploy("next", dp::proto::serve_mode::static_files,
+                      {{"index.html", "<h1>next</h1>", "text/html; charset=utf-8"}}, true);
+  ASSERT_EQ(get("/").body, "<h1>home</h1>");  // cached now
+  auto start = std::chrono::steady_clock::now();
+  promote("site", other);
+  // The event invalidates the cached lookup; the TTL would take 2 s.
+  while (get("/").body != "<h1>next</h1>" && std::chrono::steady_clock::now() - start < 5s) {
+    std::this_thread::sleep_for(5ms);
+  }
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, 2s);
+  EXPECT_EQ(get("/").body, "<h1>next</h1>");
+}
+
+TEST_P(proxy_test, deployment_without_manifest_is_not_served) {
+  deploy("half", dp::proto::serve_mode::static_files,
+         {{"index.html", "<h1>half</h1>", "text/html; charset=utf-8"}}, false);
+  auto r = get("/", {}, "half.example.test");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.body.find("half"), std::string::npos);
+}
+
+TEST_P(proxy_test, metrics_and_health) {
+  get("/");
+  get("/style.css");
+  get("/style.css");
+  auto m = fetch(proxy_->admin_port(), "127.0.0.1", "/metrics");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("dp_proxy_requests_total{status=\"200\"} 3"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("dp_proxy_cache_hits_total 1"), std::string::npos);
+  EXPECT_NE(m.body.find("dp_proxy_request_duration_seconds_count 3"), std::string::npos);
+  EXPECT_EQ(fetch(proxy_->admin_port(), "127.0.0.1", "/healthz").status, 200);
+}
+
+INSTANTIATE_TEST_SUITE_P(backends, proxy_test, ::testing::Values("file", "s3"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
