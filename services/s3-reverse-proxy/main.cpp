@@ -5,7 +5,9 @@
 #include "dp/core/config.hpp"
 #include "dp/core/log.hpp"
 #include "dp/core/shutdown.hpp"
+#include "dp/proxy/proxy.hpp"
 #include "dp/settings/settings.hpp"
+#include "dp/storage/url.hpp"
 
 extern char** environ;
 
@@ -45,9 +47,36 @@ int main(int argc, char** argv) {
   }
   dp::settings::configure_logging(cfg.common.log, "s3-reverse-proxy");
 
-  boost::asio::io_context ioc;
-  dp::on_shutdown_signal(ioc, [&](int) { ioc.stop(); });
-  dp::log::info("s3-reverse-proxy starting", {{"listen", cfg.listen.to_string()}});
-  ioc.run();
+  dp::proxy::options o;
+  o.server.listen = cfg.listen;
+  o.server.threads = static_cast<int>(cfg.threads);
+  o.admin_listen = cfg.admin_listen;
+  o.base_domain = cfg.common.base_domain;
+  o.redis.url = cfg.common.redis;
+  o.keys = dp::proto::keys(cfg.common.key_prefix);
+  o.storage = dp::storage::parse_storage_url(cfg.common.storage_url).value();  // validated above
+  o.credentials.access_key = cfg.common.aws_credentials.access_key_id;
+  o.credentials.secret_key = cfg.common.aws_credentials.secret_access_key;
+  o.credentials.session_token = cfg.common.aws_credentials.session_token;
+  o.credentials.region = cfg.common.aws_credentials.region;
+  o.cache_bytes = static_cast<size_t>(cfg.cache_mb) << 20;
+  o.access_log = cfg.access_log;
+
+  boost::asio::io_context ioc(static_cast<int>(cfg.threads));
+  dp::proxy::proxy proxy(ioc, std::move(o));
+  if (auto started = proxy.start(); !started) {
+    dp::log::error("s3-reverse-proxy cannot start", {{"error", started.error()}});
+    return 1;
+  }
+  dp::on_shutdown_signal(ioc, [&](int) {
+    // The signal handler stays armed for a second signal: stop the loop once drained.
+    proxy.stop(std::chrono::seconds(10), [&] { ioc.stop(); });
+  });
+  dp::log::info("s3-reverse-proxy listening",
+                {{"listen", cfg.listen.host + ":" + std::to_string(proxy.port())},
+                 {"admin", cfg.admin_listen.host + ":" + std::to_string(proxy.admin_port())},
+                 {"base_domain", cfg.common.base_domain},
+                 {"threads", cfg.threads}});
+  proxy.run();
   return 0;
 }
