@@ -15,7 +15,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config clang-format
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libhiredis-dev libcurl4-openssl-dev libssl-dev libfmt-dev libgtest-dev googletest
-  redis-server bubblewrap git curl ca-certificates
+  redis-server bubblewrap git curl ca-certificates python3 python3-yaml
 )
 bench_packages=(wrk nginx-light)
 # Packages whose maintainer scripts would start a system service we do not want running.
