@@ -1,12 +1,29 @@
 // build-runner: `build` runs one deployment (the build container's entrypoint); `worker` consumes
 // the build queue and launches builds. Wiring only; the logic lives in libs/.
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "dp/build/git.hpp"
+#include "dp/build/runner.hpp"
 
 #include "dp/core/config.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
 #include "dp/core/shutdown.hpp"
+#include "dp/proto/json.hpp"
+#include "dp/redis/client.hpp"
 #include "dp/settings/settings.hpp"
+#include "worker_mode.hpp"
+#include "dp/state/logbook.hpp"
+#include "dp/state/store.hpp"
+#include "dp/storage/object_store.hpp"
 
 extern char** environ;
 
@@ -29,6 +46,147 @@ struct runner_config {
   int64_t max_attempts = 2;
   std::string build_image;
 };
+
+// Bad input: one line on stderr, exit 2.
+int bad_input(std::string_view what) {
+  std::fprintf(stderr, "build-runner: %.*s\n", static_cast<int>(what.size()), what.data());
+  return 2;
+}
+
+// The job from --job, or from GIT_REPOSITORY_URL + PROJECT_ID (a new deployment id). --deployment
+// needs Redis and is resolved later.
+dp::result<dp::proto::job> job_from_input(const runner_config& cfg) {
+  int sources =
+      !cfg.deployment_id.empty() + !cfg.job_file.empty() + !cfg.git_repository_url.empty();
+  if (sources != 1) {
+    return dp::make_error(dp::errc::invalid_argument,
+                          "give exactly one job source: --deployment <id>, --job <file.json>, or "
+                          "GIT_REPOSITORY_URL with PROJECT_ID");
+  }
+  dp::proto::job j;
+  if (!cfg.job_file.empty()) {
+    std::ifstream in(cfg.job_file, std::ios::binary);
+    std::ostringstream text;
+    if (!in || !(text << in.rdbuf())) {
+      return dp::make_error(dp::errc::invalid_argument, "cannot read the job file {}",
+                            cfg.job_file);
+    }
+    auto parsed = dp::proto::parse_job(text.str());
+    if (!parsed) {
+      return dp::make_error(dp::errc::invalid_argument, "invalid job file {}: {}", cfg.job_file,
+                            parsed.error().message);
+    }
+    j = std::move(*parsed);
+  } else if (!cfg.git_repository_url.empty()) {
+    if (cfg.project_id.empty()) {
+      return dp::make_error(dp::errc::invalid_argument,
+                            "GIT_REPOSITORY_URL needs PROJECT_ID (the project's name)");
+    }
+    j.deployment_id = dp::new_deployment_id();
+    j.project = cfg.project_id;
+    j.git_url = cfg.git_repository_url;
+    j.enqueued_at = dp::state::now_ms();
+  }
+  if (!j.git_url.empty()) {
+    if (auto ok = dp::build::check_git_url(j.git_url, cfg.allowed_git_protocols); !ok) {
+      return dp::make_error(dp::errc::invalid_argument, "{}", ok.error().message);
+    }
+  }
+  return j;
+}
+
+// The build, start to finish; returns the exit code.
+boost::asio::awaitable<int> run_build(const runner_config& cfg, std::optional<dp::proto::job> job,
+                                      dp::storage::object_store& storage,
+                                      std::unique_ptr<dp::build::runner>& current,
+                                      const bool& signaled) {
+  auto ex = co_await boost::asio::this_coro::executor;
+  dp::build::runner_options opts;
+  opts.allowed_git_protocols = cfg.allowed_git_protocols;
+  opts.sandbox = cfg.sandbox == "bwrap";
+  opts.timeout = std::chrono::seconds(cfg.build_timeout_s);
+
+  if (!cfg.common.redis_set) {
+    // No Redis: nothing is recorded; the log goes to stdout.
+    auto sink = dp::build::make_stream_sink(STDOUT_FILENO, cfg.common.log.format == "json",
+                                            job->deployment_id);
+    current = std::make_unique<dp::build::runner>(*job, opts, storage, *sink);
+    if (signaled) {
+      current->stop("received a signal");
+    }
+    auto report = co_await current->run();
+    co_return dp::build::exit_code(report.outcome);
+  }
+
+  dp::redis::options redis_opts{.url = cfg.common.redis};
+  dp::redis::client redis(ex, redis_opts);
+  dp::state::store store(redis, dp::proto::keys(cfg.common.key_prefix));
+  auto infra = [](std::string_view what, const dp::error& e) {
+    dp::log::error("infrastructure failure", {{"step", what}, {"error", e}});
+    return 3;
+  };
+  if (!job) {
+    auto j = co_await dp::build::job_from_deployment(store, cfg.deployment_id);
+    if (!j) {
+      co_return j.error().is(dp::errc::unavailable) || j.error().is(dp::errc::timeout)
+          ? infra("read the deployment", j.error())
+          : bad_input(j.error().message);
+    }
+    job = std::move(*j);
+  }
+  dp::proto::deployment d;
+  if (!cfg.git_repository_url.empty()) {
+    // The original design's entrypoint: the deployment is recorded here, not queued.
+    d.id = job->deployment_id;
+    d.project = job->project;
+    d.git_url = job->git_url;
+    d.created_at = dp::state::now_ms();
+    // The project appears in the API like any other (an existing record is kept as it is).
+    dp::proto::project p{.name = d.project, .git_url = d.git_url, .created_at = d.created_at};
+    if (auto r = co_await store.create_project(p); !r && !r.error().is(dp::errc::conflict)) {
+      co_return infra("record the project", r.error());
+    }
+    if (auto r = co_await store.record_deployment(d); !r) {
+      co_return r.error().is(dp::errc::conflict) ? bad_input(r.error().message)
+                                                 : infra("record the deployment", r.error());
+    }
+  } else {
+    auto r = co_await store.get_deployment(job->deployment_id);
+    if (!r) {
+      co_return r.error().is(dp::errc::not_found) ? bad_input(r.error().message)
+                                                  : infra("read the deployment", r.error());
+    }
+    if (dp::proto::is_final(r->status)) {
+      co_return bad_input(fmt::format("deployment {} is already {}", job->deployment_id,
+                                      dp::proto::to_string(r->status)));
+    }
+    d = std::move(*r);
+  }
+
+  // A retried attempt continues the logbook where the last one stopped.
+  auto seq = co_await dp::state::next_log_seq(redis, store.keys(), d.id);
+  if (!seq) {
+    co_return infra("read the logbook", seq.error());
+  }
+  dp::state::log_writer logs(ex, redis, store.keys(), d.id, *seq);
+  auto sink = dp::build::make_redis_sink(store, logs, d);
+  current = std::make_unique<dp::build::runner>(*job, opts, storage, *sink);
+  if (signaled) {
+    current->stop("received a signal");
+  }
+
+  // Canceled before it started: nothing runs.
+  if (auto c = co_await store.cancel_requested(d.id); c && *c) {
+    current->cancel((*c)->reason.value_or("canceled by request"));
+  }
+  dp::build::cancel_watch watch(ex, store, redis_opts, d.id,
+                                [&current](std::string reason) { current->cancel(reason); });
+  watch.start();
+  auto report = co_await current->run();
+  watch.stop();
+  redis.close();
+  co_return dp::build::exit_code(report.outcome);
+}
 
 }  // namespace
 
@@ -82,6 +240,8 @@ int main(int argc, char** argv) {
   parser.add_int("MAX_ATTEMPTS", &cfg.max_attempts, 2, 1, 10, "worker: attempts per job");
   parser.add_string("BUILD_IMAGE", &cfg.build_image, "deploy-platform/build-runner:latest",
                     "worker (docker, ecs): the build container image");
+  build_runner::worker_settings worker;
+  build_runner::add_worker_settings(parser, worker);
   auto outcome = parser.parse(argc, argv, dp::config::environment_from(environ));
   if (!outcome.run) {
     return outcome.exit_code;
@@ -97,9 +257,64 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (args[0] == "worker") {
+    worker.launcher = cfg.launcher;
+    worker.concurrency = cfg.worker_concurrency;
+    worker.lease_ttl_s = cfg.lease_ttl_s;
+    worker.max_attempts = cfg.max_attempts;
+    worker.build_image = cfg.build_image;
+    worker.sandbox = cfg.sandbox;
+    worker.allowed_git_protocols = cfg.allowed_git_protocols;
+    worker.build_timeout_s = cfg.build_timeout_s;
+    // The process launcher runs this same binary's `build` mode.
+    char self[4096] = {};
+    auto n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+    return build_runner::run_worker(cfg.common, worker, n > 0 ? std::string(self, n) : argv[0]);
+  }
+
+  std::optional<dp::proto::job> job;
+  if (cfg.deployment_id.empty() || !cfg.job_file.empty() || !cfg.git_repository_url.empty()) {
+    auto j = job_from_input(cfg);
+    if (!j) {
+      return bad_input(j.error().message);
+    }
+    job = std::move(*j);
+  } else if (!cfg.common.redis_set) {
+    return bad_input("--deployment needs REDIS_URL");
+  }
+
   boost::asio::io_context ioc;
-  dp::on_shutdown_signal(ioc, [&](int) { ioc.stop(); });
-  dp::log::info("build-runner starting", {{"mode", args[0]}});
+  auto storage_url = dp::storage::parse_storage_url(cfg.common.storage_url);
+  if (!storage_url) {
+    return bad_input(storage_url.error().message);
+  }
+  const auto& aws = cfg.common.aws_credentials;
+  auto storage = dp::storage::open_storage(
+      ioc.get_executor(), *storage_url,
+      {aws.access_key_id, aws.secret_access_key, aws.session_token, aws.region});
+  if (!storage) {
+    dp::log::error("cannot open storage", {{"error", storage.error()}});
+    return 3;
+  }
+  // SIGTERM stops the build's process group; the build ends failed ("runner stopped").
+  std::unique_ptr<dp::build::runner> current;
+  bool signaled = false;
+  dp::on_shutdown_signal(ioc, [&](int signo) {
+    signaled = true;
+    if (current) {
+      current->stop(fmt::format("received signal {}", signo));
+    }
+  });
+  int code = 3;
+  boost::asio::co_spawn(ioc, run_build(cfg, std::move(job), **storage, current, signaled),
+                        [&](std::exception_ptr e, int c) {
+                          if (e) {
+                            dp::log::error("the build runner failed unexpectedly");
+                          }
+                          code = e ? 3 : c;
+                          // The signal watch would keep the loop alive: the build is over.
+                          ioc.stop();
+                        });
   ioc.run();
-  return 0;
+  return signaled && code == 0 ? 3 : code;
 }

@@ -234,6 +234,14 @@ task<void> store::delete_project(std::string_view name) {
 }
 
 task<void> store::create_deployment(proto::deployment& d, const proto::job& j) {
+  co_return co_await insert_deployment(d, &j);
+}
+
+task<void> store::record_deployment(proto::deployment& d) {
+  co_return co_await insert_deployment(d, nullptr);
+}
+
+task<void> store::insert_deployment(proto::deployment& d, const proto::job* j) {
   std::string label = d.project + "-" + std::string(dp::short_id(d.id));
   std::vector<std::string> command{"SET", keys_.alias(label), d.id, "NX"};
   auto reserved = co_await redis_.exec(std::move(command));
@@ -247,9 +255,11 @@ task<void> store::create_deployment(proto::deployment& d, const proto::job& j) {
   std::vector<std::vector<std::string>> commands{
       {"MULTI"},
       hset_argv(keys_.deployment(d.id), proto::to_hash(d)),
-      {"ZADD", keys_.project_deployments(d.project), std::to_string(d.created_at), d.id},
-      {"LPUSH", keys_.queue(), proto::to_json(j)},
-      {"EXEC"}};
+      {"ZADD", keys_.project_deployments(d.project), std::to_string(d.created_at), d.id}};
+  if (j) {
+    commands.push_back({"LPUSH", keys_.queue(), proto::to_json(*j)});
+  }
+  commands.push_back({"EXEC"});
   auto replies = co_await redis_.pipeline(std::move(commands));
   if (!replies) {
     co_return replies.error();

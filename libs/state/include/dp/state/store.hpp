@@ -52,6 +52,9 @@ class store {
   // alias `<project>-<short id>` with SET NX and pushes the job on the queue. errc::conflict when
   // the alias is taken (the caller makes a new id). Fills d.alias.
   task<void> create_deployment(proto::deployment& d, const proto::job& j);
+  // The same without the queue: for a build that runs at once (build-runner build with
+  // GIT_REPOSITORY_URL and PROJECT_ID, the original design's entrypoint).
+  task<void> record_deployment(proto::deployment& d);
   task<proto::deployment> get_deployment(std::string_view id);
   // Newest first.
   task<std::vector<std::string>> deployment_ids(std::string_view project, int64_t offset,
@@ -93,6 +96,7 @@ class store {
   task<std::optional<proto::cancel_request>> cancel_requested(std::string_view id);
 
  private:
+  task<void> insert_deployment(proto::deployment& d, const proto::job* j);
   task<transition_outcome> transition_from(std::string_view id, proto::deployment_status to,
                                            const proto::hash_fields& fields,
                                            std::optional<std::string> error,

@@ -1,0 +1,558 @@
+#include "dp/build/runner.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+
+#include "dp/build/content_type.hpp"
+#include "dp/build/git.hpp"
+#include "dp/build/plan.hpp"
+#include "dp/build/sandbox.hpp"
+#include "dp/core/id.hpp"
+#include "dp/core/log.hpp"
+#include "dp/proto/json.hpp"
+#include "dp/storage/object_store.hpp"
+
+namespace dp::build {
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using proto::deployment_status;
+using proto::log_stream;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::string_view mount_point = "/build";
+constexpr std::string_view manifest_name = ".deployment.json";
+
+int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string seconds(clock_type::duration d) {
+  return fmt::format("{:.2f} s", std::chrono::duration<double>(d).count());
+}
+
+std::string human_bytes(uint64_t n) {
+  if (n < 1024) {
+    return fmt::format("{} B", n);
+  }
+  if (n < (1u << 20)) {
+    return fmt::format("{:.1f} KiB", n / 1024.0);
+  }
+  return fmt::format("{:.1f} MiB", n / 1048576.0);
+}
+
+// A key the proxy could read as traversal after some normalisation, the commit marker's own name,
+// or one the storage refuses: skipped with a warning rather than failing the build.
+std::optional<std::string> refuse_key(std::string_view key) {
+  if (key == manifest_name) {
+    return "the name is reserved for the deployment manifest";
+  }
+  if (key.find("..") != std::string_view::npos) {
+    return "'..' in a file name is never published";
+  }
+  if (auto ok = storage::validate_key(key); !ok) {
+    return ok.error().message;
+  }
+  return std::nullopt;
+}
+
+// Why a build stops, and whose fault it is.
+struct stop_reason {
+  build_outcome outcome;
+  std::string message;
+  bool ended_elsewhere = false;  // the stored status is final already: write nothing more
+};
+
+}  // namespace
+
+int exit_code(build_outcome o) noexcept {
+  switch (o) {
+    case build_outcome::ready:
+      return 0;
+    case build_outcome::failed:
+    case build_outcome::canceled:
+      return 1;
+    case build_outcome::infrastructure:
+      return 3;
+  }
+  return 3;
+}
+
+std::string_view to_string(build_outcome o) noexcept {
+  switch (o) {
+    case build_outcome::ready:
+      return "ready";
+    case build_outcome::failed:
+      return "failed";
+    case build_outcome::canceled:
+      return "canceled";
+    case build_outcome::infrastructure:
+      return "infrastructure";
+  }
+  return "?";
+}
+
+struct runner::impl {
+  proto::job job;
+  runner_options opts;
+  storage::object_store& storage;
+  build_sink& sink;
+
+  asio::cancellation_signal cancel_signal;
+  std::optional<stop_reason> interrupted;  // set by cancel() or stop()
+  clock_type::time_point deadline;
+  std::chrono::seconds timeout{0};
+  fs::path work;  // the job's work directory, mounted at /build in the sandbox
+  build_report report;
+
+  impl(proto::job j, runner_options o, storage::object_store& s, build_sink& k)
+      : job(std::move(j)), opts(std::move(o)), storage(s), sink(k) {}
+
+  void say(std::string_view line) { sink.log(log_stream::system, redact_text(line)); }
+
+  void interrupt(build_outcome o, std::string message) {
+    if (interrupted) {
+      return;
+    }
+    interrupted = stop_reason{o, std::move(message)};
+    // Stops the command running now (its whole process group); later steps check `interrupted`.
+    cancel_signal.emit(asio::cancellation_type::terminal);
+  }
+
+  // One phase's duration, for the report and the benchmark.
+  void timed(std::string name, clock_type::time_point start) {
+    report.phases.push_back({std::move(name), std::chrono::duration_cast<std::chrono::microseconds>(
+                                                  clock_type::now() - start)});
+  }
+
+  // Runs a command with the build's remaining time, cancelable by cancel()/stop().
+  asio::awaitable<result<process::exit_status>> exec(process::options o, bool redact) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+    o.timeout = std::max(left, std::chrono::milliseconds(1));
+    o.kill_grace = opts.kill_grace;
+    auto on_line = [this, redact](process::stream s, std::string_view line) {
+      auto st = s == process::stream::out ? log_stream::out : log_stream::err;
+      if (redact) {
+        sink.log(st, redact_text(line));
+      } else {
+        sink.log(st, line);
+      }
+    };
+    auto ex = co_await asio::this_coro::executor;
+    co_return co_await asio::co_spawn(
+        ex, process::run(std::move(o), std::move(on_line)),
+        asio::bind_cancellation_slot(cancel_signal.slot(), asio::use_awaitable));
+  }
+
+  // A command that ended badly, as the build's error.
+  stop_reason failure(std::string_view what, const process::exit_status& st) {
+    if (st.timed_out) {
+      return {build_outcome::failed,
+              fmt::format("{} timed out: the build's time limit is {} s (BUILD_TIMEOUT_S)", what,
+                          timeout.count())};
+    }
+    return {build_outcome::failed, fmt::format("{} failed: {}", what, st.describe())};
+  }
+
+  asio::awaitable<std::optional<stop_reason>> set_status(deployment_status to,
+                                                         proto::hash_fields fields = {}) {
+    if (interrupted) {
+      co_return interrupted;
+    }
+    auto r = co_await sink.status(to, std::move(fields), std::nullopt);
+    if (!r) {
+      co_return stop_reason{build_outcome::infrastructure, "redis: " + r.error().message};
+    }
+    if (!*r) {
+      // Someone else ended the deployment (a cancel while queued, a lease sweep): stop quietly.
+      co_return stop_reason{build_outcome::canceled, "the deployment was ended elsewhere", true};
+    }
+    co_return std::nullopt;
+  }
+
+  asio::awaitable<std::optional<stop_reason>> clone(const fs::path& repo) {
+    auto start = clock_type::now();
+    auto ref = job.ref.value_or("");
+    say(fmt::format("cloning {}{}", job.git_url, ref.empty() ? "" : " (ref " + ref + ")"));
+    if (auto ok = check_git_url(job.git_url, opts.allowed_git_protocols); !ok) {
+      co_return stop_reason{build_outcome::failed, ok.error().message};
+    }
+    if (!ref.empty()) {
+      if (auto ok = check_git_ref(ref); !ok) {
+        co_return stop_reason{build_outcome::failed, ok.error().message};
+      }
+    }
+    process::options o;
+    o.argv = git_clone_argv({job.git_url, ref, repo.string(), opts.allowed_git_protocols});
+    o.env = git_env((work / "home").string());
+    o.cwd = work.string();
+    auto st = co_await exec(o, true);
+    if (!st) {
+      co_return stop_reason{build_outcome::infrastructure, "git: " + st.error().message};
+    }
+    if (!st->success()) {
+      co_return failure("git clone", *st);
+    }
+    // The commit that was checked out, recorded on the deployment.
+    process::options head;
+    head.argv = git_head_argv(repo.string());
+    head.env = o.env;
+    std::string sha;
+    auto hs = co_await process::run(std::move(head), [&sha](process::stream s, std::string_view l) {
+      if (s == process::stream::out && sha.empty()) {
+        sha = l;
+      }
+    });
+    if (!hs || !hs->success() || sha.empty()) {
+      co_return stop_reason{build_outcome::failed, "git rev-parse HEAD failed after the clone"};
+    }
+    report.commit = sha;
+    say(fmt::format("cloned commit {} in {}", sha, seconds(clock_type::now() - start)));
+    timed("clone", start);
+    proto::hash_fields commit{{"commit", sha}};
+    if (auto r = co_await sink.set_fields(std::move(commit)); !r) {
+      co_return stop_reason{build_outcome::infrastructure, "redis: " + r.error().message};
+    }
+    co_return std::nullopt;
+  }
+
+  // install or build, in the sandbox unless the runner is the sandbox.
+  asio::awaitable<std::optional<stop_reason>> run_user(phase p, const command& cmd,
+                                                       const fs::path& project_dir) {
+    auto start = clock_type::now();
+    std::string_view what = p == phase::install ? "install" : "build";
+    say(fmt::format("{}: running `{}`", what, cmd.display));
+    std::string mount = opts.sandbox ? std::string(mount_point) : work.string();
+    auto env = sandbox_env(p, mount, config::environment(job.env.begin(), job.env.end()));
+    if (!env) {
+      co_return stop_reason{build_outcome::failed, env.error().message};
+    }
+    process::options o;
+    o.limits = opts.limits;
+    if (!o.limits.cpu_seconds) {
+      o.limits.cpu_seconds = static_cast<uint64_t>(timeout.count());
+    }
+    if (opts.sandbox) {
+      sandbox_options so;
+      so.bwrap = opts.bwrap;
+      so.work_dir = work;
+      so.mount_point = mount;
+      so.cwd = (fs::path(mount) / project_dir.lexically_relative(work)).lexically_normal().string();
+      so.env = std::move(*env);
+      o.argv = bwrap_argv(so, cmd.argv);
+      o.env = sandbox_runner_env();
+      o.cwd = work.string();
+    } else {
+      o.argv = cmd.argv;
+      o.env = std::move(*env);
+      o.cwd = project_dir.string();
+    }
+    auto st = co_await exec(std::move(o), false);
+    if (!st) {
+      co_return stop_reason{build_outcome::infrastructure,
+                            fmt::format("{}: {}", what, st.error().message)};
+    }
+    if (interrupted) {
+      co_return interrupted;
+    }
+    if (!st->success()) {
+      co_return failure(fmt::format("{} (`{}`)", what, cmd.display), *st);
+    }
+    say(fmt::format("{} finished in {}", what, seconds(clock_type::now() - start)));
+    timed(std::string(what), start);
+    co_return std::nullopt;
+  }
+
+  // Up to upload_concurrency puts at a time; the first error stops the others.
+  asio::awaitable<std::optional<stop_reason>> upload(const std::vector<output_file>& files) {
+    auto start = clock_type::now();
+    std::string prefix = "__outputs/" + job.deployment_id + "/";
+    size_t next = 0;
+    std::optional<stop_reason> failed;
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer done(ex, asio::steady_timer::time_point::max());
+    size_t workers = std::max<size_t>(1, std::min(opts.upload_concurrency, files.size()));
+    size_t left = workers;
+    auto worker = [&]() -> asio::awaitable<void> {
+      while (next < files.size() && !failed && !interrupted) {
+        const auto& f = files[next++];
+        storage::put_options po;
+        po.content_type = std::string(content_type(f.key));
+        po.cache_control = std::string(cache_control(f.key));
+        auto r = co_await storage.put_file(prefix + f.key, f.source, std::move(po));
+        if (!r && !failed) {
+          failed = stop_reason{build_outcome::infrastructure,
+                               fmt::format("storage: upload of {}: {}", f.key, r.error().message)};
+        }
+      }
+    };
+    for (size_t i = 0; i < workers; ++i) {
+      asio::co_spawn(ex, worker(), [&](std::exception_ptr e) {
+        if (e && !failed) {
+          failed = stop_reason{build_outcome::infrastructure, "storage: upload worker failed"};
+        }
+        if (--left == 0) {
+          done.cancel();
+        }
+      });
+    }
+    boost::system::error_code ec;
+    co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (failed || interrupted) {
+      co_return failed ? failed : interrupted;
+    }
+    say(fmt::format("uploaded {} files ({}) to {} in {}", files.size(), human_bytes(report.bytes),
+                    prefix, seconds(clock_type::now() - start)));
+    timed("upload", start);
+    co_return std::nullopt;
+  }
+
+  asio::awaitable<std::optional<stop_reason>> write_manifest(
+      const fs::path& out, const std::vector<output_file>& files) {
+    auto start = clock_type::now();
+    proto::manifest m;
+    m.deployment_id = job.deployment_id;
+    m.created_at = unix_ms();
+    std::error_code ec;
+    m.mode = fs::is_regular_file(out / "404.html", ec) ? proto::serve_mode::static_files
+                                                       : proto::serve_mode::spa;
+    for (const auto& f : files) {
+      m.files[f.key] = proto::manifest_entry{static_cast<int64_t>(f.size), f.sha256,
+                                             std::string(content_type(f.key)),
+                                             std::string(cache_control(f.key))};
+    }
+    storage::put_options po;
+    po.content_type = "application/json";
+    po.cache_control = std::string(cache_revalidate);
+    auto r = co_await storage.put_buffer(
+        "__outputs/" + job.deployment_id + "/" + std::string(manifest_name), proto::to_json(m),
+        std::move(po));
+    if (!r) {
+      co_return stop_reason{build_outcome::infrastructure,
+                            "storage: manifest: " + r.error().message};
+    }
+    say(fmt::format("manifest written: {} files, mode {}{}", files.size(), proto::to_string(m.mode),
+                    m.mode == proto::serve_mode::spa
+                        ? " (no 404.html: unknown paths serve index.html)"
+                        : " (404.html found)"));
+    timed("manifest", start);
+    co_return std::nullopt;
+  }
+
+  asio::awaitable<std::optional<stop_reason>> pipeline() {
+    auto fields = proto::hash_fields{{"started_at", std::to_string(unix_ms())}};
+    if (auto s = co_await set_status(deployment_status::cloning, std::move(fields))) {
+      co_return s;
+    }
+    say(fmt::format("build {} of project {} (attempt {}), time limit {} s", job.deployment_id,
+                    job.project, job.attempt, timeout.count()));
+    // The work directory: the checkout (src), HOME and npm's cache, all removed afterwards.
+    std::error_code ec;
+    auto root = opts.work_root.empty() ? fs::temp_directory_path(ec) : opts.work_root;
+    work = root / fmt::format("dp-build-{}-{}", job.deployment_id, dp::random_hex(4));
+    fs::create_directories(work / "home", ec);
+    if (!ec) {
+      work = fs::canonical(work, ec);
+    }
+    if (ec) {
+      co_return stop_reason{build_outcome::infrastructure,
+                            fmt::format("cannot create the work directory: {}", ec.message())};
+    }
+    auto repo = work / "src";
+    if (auto s = co_await clone(repo)) {
+      co_return s;
+    }
+
+    auto plan =
+        make_plan(repo, {job.root_dir, job.install_command, job.build_command, job.output_dir});
+    if (!plan) {
+      co_return stop_reason{build_outcome::failed, plan.error().message};
+    }
+    for (const auto& note : plan->notes) {
+      say(note);
+    }
+    if (opts.sandbox) {
+      if (auto ok = co_await probe_bwrap(opts.bwrap); !ok) {
+        co_return stop_reason{
+            build_outcome::infrastructure,
+            ok.error().message + " (inside a container that is the sandbox, use --sandbox none)"};
+      }
+      say("sandbox: bubblewrap (own mount, pid, ipc and uts namespaces; read-only system; no "
+          "host home)");
+    } else {
+      say("warning: sandbox none: install and build run WITHOUT bubblewrap; this is safe only "
+          "inside a container that is itself the sandbox");
+    }
+
+    if (auto s = co_await set_status(deployment_status::installing)) {
+      co_return s;
+    }
+    if (plan->install) {
+      if (auto s = co_await run_user(phase::install, *plan->install, plan->project_dir)) {
+        co_return s;
+      }
+    }
+    if (auto s = co_await set_status(deployment_status::building)) {
+      co_return s;
+    }
+    if (plan->build) {
+      if (auto s = co_await run_user(phase::build, *plan->build, plan->project_dir)) {
+        co_return s;
+      }
+    }
+
+    // Validate: the build has ended, so the tree is stable and the runner reads it as it is.
+    auto start = clock_type::now();
+    auto out = find_output_dir(*plan);
+    if (!out) {
+      co_return stop_reason{build_outcome::failed, out.error().message};
+    }
+    say(out->note);
+    auto listing = scan_output(out->dir, opts.output);
+    if (!listing) {
+      co_return stop_reason{build_outcome::failed, "output rejected: " + listing.error().message};
+    }
+    for (const auto& w : listing->warnings) {
+      say("warning: " + w);
+    }
+    std::vector<output_file> files;
+    files.reserve(listing->files.size());
+    for (auto& f : listing->files) {
+      if (auto why = refuse_key(f.key)) {
+        say(fmt::format("warning: skipped '{}': {}", f.key, *why));
+        continue;
+      }
+      report.bytes += f.size;
+      files.push_back(std::move(f));
+    }
+    report.files = files.size();
+    if (files.empty()) {
+      co_return stop_reason{build_outcome::failed,
+                            fmt::format("the output directory {} holds no file to publish",
+                                        out->dir.lexically_relative(repo).string())};
+    }
+    say(fmt::format("validated {} files, {}", files.size(), human_bytes(report.bytes)));
+    timed("validate", start);
+
+    if (auto s = co_await set_status(deployment_status::uploading)) {
+      co_return s;
+    }
+    if (auto s = co_await upload(files)) {
+      co_return s;
+    }
+    if (interrupted) {
+      co_return interrupted;
+    }
+    // The commit marker, last: without it the proxy serves nothing of this deployment.
+    if (auto s = co_await write_manifest(out->dir, files)) {
+      co_return s;
+    }
+    co_return std::nullopt;
+  }
+
+  // Removes the work directory; a failure is logged, not fatal.
+  void clean_up() {
+    if (work.empty()) {
+      return;
+    }
+    std::error_code ec;
+    fs::remove_all(work, ec);
+    if (ec) {
+      dp::log::warn("cannot remove the work directory",
+                    {{"dir", work.string()}, {"error", ec.message()}});
+    }
+  }
+
+  asio::awaitable<build_report> run() {
+    auto started = clock_type::now();
+    timeout = job.timeout_s > 0 ? std::chrono::seconds(job.timeout_s) : opts.timeout;
+    deadline = started + timeout;
+    auto stopped = co_await pipeline();
+    clean_up();
+    auto finish_start = clock_type::now();
+    if (!stopped && interrupted) {
+      stopped = interrupted;
+    }
+    if (!stopped) {
+      say(fmt::format("deployment ready in {}: {} files, {}", seconds(clock_type::now() - started),
+                      report.files, human_bytes(report.bytes)));
+      // A follower that sees the final status must already have every line.
+      if (auto r = co_await sink.flush(); !r) {
+        stopped = stop_reason{build_outcome::infrastructure, "redis: logs: " + r.error().message};
+      } else {
+        proto::hash_fields fields{{"files", std::to_string(report.files)},
+                                  {"bytes", std::to_string(report.bytes)}};
+        stopped = co_await set_status(deployment_status::ready, std::move(fields));
+        if (!stopped) {
+          if (auto g = co_await sink.go_live(); !g) {
+            // Ready but not live: the files and manifest are there; promote goes around this.
+            report.outcome = build_outcome::infrastructure;
+            report.error = "infrastructure: redis: go-live: " + g.error().message;
+            dp::log::error("go-live failed",
+                           {{"deployment", job.deployment_id}, {"error", g.error().message}});
+            co_return report;
+          }
+          report.outcome = build_outcome::ready;
+          timed("finish", finish_start);
+          co_return report;
+        }
+      }
+    }
+    report.outcome = stopped->outcome;
+    report.error = redact_text(stopped->outcome == build_outcome::infrastructure &&
+                                       !stopped->message.starts_with("runner stopped")
+                                   ? "infrastructure: " + stopped->message
+                                   : stopped->message);
+    if (stopped->ended_elsewhere) {
+      say("stopped: the deployment was ended elsewhere");
+      (void)co_await sink.flush();
+      co_return report;
+    }
+    say(fmt::format("build {}: {}",
+                    stopped->outcome == build_outcome::canceled ? "canceled" : "failed",
+                    report.error));
+    auto flushed = co_await sink.flush();
+    auto to = stopped->outcome == build_outcome::canceled ? deployment_status::canceled
+                                                          : deployment_status::failed;
+    auto r = co_await sink.status(to, proto::hash_fields(), report.error);
+    if (!flushed || !r) {
+      dp::log::error("cannot record the build's end", {{"deployment", job.deployment_id},
+                                                       {"status", proto::to_string(to)},
+                                                       {"error", report.error}});
+      if (report.outcome != build_outcome::canceled) {
+        report.outcome = build_outcome::infrastructure;
+      }
+    }
+    co_return report;
+  }
+};
+
+runner::runner(proto::job job, runner_options opts, storage::object_store& storage,
+               build_sink& sink)
+    : impl_(std::make_unique<impl>(std::move(job), std::move(opts), storage, sink)) {}
+
+runner::~runner() = default;
+
+asio::awaitable<build_report> runner::run() {
+  return impl_->run();
+}
+
+void runner::cancel(std::string reason) {
+  impl_->interrupt(build_outcome::canceled, std::move(reason));
+}
+
+void runner::stop(std::string reason) {
+  impl_->interrupt(build_outcome::infrastructure, "runner stopped: " + std::move(reason));
+}
+
+}  // namespace dp::build

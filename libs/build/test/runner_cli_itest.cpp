@@ -1,0 +1,103 @@
+// The build-runner binary's build mode: its three job sources and its exit codes.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "dp/core/id.hpp"
+#include "dp/proto/json.hpp"
+#include "dp/test/harness.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path runner_binary() {
+  const char* dir = std::getenv("DP_BINARY_DIR");
+  return fs::path(dir ? dir : ".") / "services" / "build-runner" / "build-runner";
+}
+
+const std::map<std::string, dp::test::git_file> site = {
+    {"package.json", R"({"name":"app","version":"1.0.0","scripts":{"build":"node build.js"}})"},
+    {"build.js",
+     "require('fs').mkdirSync('dist');require('fs').writeFileSync('dist/index.html','hi');"},
+};
+
+class RunnerCli : public ::testing::Test {
+ protected:
+  dp::test::run_result run(std::vector<std::string> args, std::map<std::string, std::string> env) {
+    args.insert(args.begin(), runner_binary().string());
+    env.emplace("STORAGE_URL", "file://" + storage_.path().string());
+    env.emplace("ALLOWED_GIT_PROTOCOLS", "file");
+    env.emplace("REDIS_URL", "");
+    env.emplace("TMPDIR", work_.path().string());
+    return dp::test::run(std::move(args), std::move(env), {}, std::chrono::seconds(120));
+  }
+
+  dp::test::temp_dir storage_{"dp-cli-storage"};
+  dp::test::temp_dir work_{"dp-cli-work"};
+};
+
+TEST_F(RunnerCli, JobFileWithoutRedisLogsToStdout) {
+  dp::test::git_repo repo(site);
+  dp::proto::job j;
+  j.deployment_id = dp::new_deployment_id();
+  j.project = "shop";
+  j.git_url = repo.url();
+  auto file = work_.path() / "job.json";
+  std::ofstream(file) << dp::proto::to_json(j);
+  auto r = run({"build", "--job", file.string()}, {{"LOG_FORMAT", "json"}});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"deployment_id\":\"" + j.deployment_id + "\""), std::string::npos);
+  EXPECT_NE(r.output.find("deployment ready"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(storage_.path() / "__outputs" / j.deployment_id / "index.html"));
+  EXPECT_TRUE(fs::exists(storage_.path() / "__outputs" / j.deployment_id / ".deployment.json"));
+}
+
+TEST_F(RunnerCli, OriginalDesignEnvironmentWithRedis) {
+  dp::test::redis_server redis;
+  dp::test::git_repo repo(site);
+  auto r = run({"build"}, {{"REDIS_URL", redis.url()},
+                           {"REDIS_PREFIX", "c:"},
+                           {"GIT_REPOSITORY_URL", repo.url()},
+                           {"PROJECT_ID", "shop"}});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto alias = dp::test::redis_command(redis.port(), {"GET", "c:alias:shop"});
+  ASSERT_TRUE(alias) << alias.error().message;
+  EXPECT_TRUE(dp::is_deployment_id(*alias));
+  auto status = dp::test::redis_command(redis.port(), {"HGET", "c:deployment:" + *alias, "status"});
+  EXPECT_EQ(status.value_or(""), "ready");
+  EXPECT_TRUE(fs::exists(storage_.path() / "__outputs" / *alias / ".deployment.json"));
+}
+
+TEST_F(RunnerCli, FailedBuildExitsOne) {
+  dp::test::git_repo repo({{"package.json", R"({"scripts":{"build":"exit 7"}})"}});
+  auto r = run({"build"}, {{"GIT_REPOSITORY_URL", repo.url()}, {"PROJECT_ID", "shop"}});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("build failed"), std::string::npos) << r.output;
+}
+
+TEST_F(RunnerCli, BadInputExitsTwoWithOneLine) {
+  dp::test::redis_server redis;
+  auto bad_json = work_.path() / "bad.json";
+  std::ofstream(bad_json) << R"({"v":1,"deployment_id":"nope"})";
+  std::vector<std::pair<std::vector<std::string>, std::map<std::string, std::string>>> cases = {
+      {{"build"}, {}},                                                     // no source
+      {{"build", "--job", bad_json.string()}, {}},                         // invalid job
+      {{"build", "--job", (work_.path() / "missing.json").string()}, {}},  // unreadable
+      {{"build"}, {{"GIT_REPOSITORY_URL", "file:///x"}}},                  // no PROJECT_ID
+      {{"build"}, {{"GIT_REPOSITORY_URL", "ssh://h/x"}, {"PROJECT_ID", "shop"}}},
+      {{"build", "--deployment", "bad"}, {{"REDIS_URL", redis.url()}}},
+      {{"build", "--deployment", dp::new_deployment_id()}, {}},  // needs Redis
+      {{"build", "--deployment", dp::new_deployment_id()}, {{"REDIS_URL", redis.url()}}},
+      {{"deploy"}, {}},
+  };
+  for (auto& [args, env] : cases) {
+    auto r = run(args, env);
+    EXPECT_EQ(r.exit_code, 2) << args.back() << ": " << r.output;
+    EXPECT_FALSE(r.output.empty());
+  }
+}
+
+}  // namespace
