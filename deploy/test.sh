@@ -7,7 +7,7 @@
 set -uo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# Where the two trees go; DP_BUILD_ROOT moves them (e.g. to keep a second checkout's apart).
+# Where the build tree goes; DP_BUILD_ROOT moves it (e.g. to keep a second checkout's apart).
 build_root="${DP_BUILD_ROOT:-$repo_root/build}"
 jobs="$(nproc)"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"

@@ -110,7 +110,11 @@ s3rver::s3rver(std::vector<std::string> buckets) : dir_("dp-s3rver") {
     throw std::runtime_error("s3rver did not start:\n" + log_text());
   }
   // The banner comes after the buckets are made; one request proves it answers HTTP.
-  auto r = http_request(port_, "GET", "/" + (buckets.empty() ? std::string() : buckets.front()));
+  std::string target = "/";
+  if (!buckets.empty()) {
+    target += buckets.front();
+  }
+  auto r = http_request(port_, "GET", target);
   if (!r || r->status != 200) {
     throw std::runtime_error(fmt::format("s3rver on port {} does not answer: {}\n{}", port_,
                                          r ? fmt::format("HTTP {}", r->status) : r.error().message,
