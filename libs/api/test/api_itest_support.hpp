@@ -5,9 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
+#include <boost/asio.hpp>
 #include <boost/json/parse.hpp>
 
 #include <memory>
@@ -38,6 +36,12 @@ struct server_setup {
 
 class api_server {
  public:
+  // Runs a coroutine on the server's thread (where the Redis client lives) and waits for it.
+  template <class F>
+  auto on_io(F f) {
+    return asio::co_spawn(ioc_, f(), asio::use_future).get();
+  }
+
   explicit api_server(server_setup setup = {}) {
     redis_opts_.url.port = redis_server_.port();
     redis_opts_.command_timeout = std::chrono::milliseconds(3000);
@@ -75,12 +79,6 @@ class api_server {
     thread_.join();
   }
 
-  // Runs a coroutine on the server's thread (where the Redis client lives) and waits for it.
-  template <class F>
-  auto on_io(F f) {
-    return asio::co_spawn(ioc_, f(), asio::use_future).get();
-  }
-
   uint16_t port() const { return server_->port(); }
   dp::state::store& store() { return *store_; }
   dp::redis::client& redis() { return *redis_; }
@@ -102,7 +100,10 @@ class api_server {
   // Moves a deployment through its statuses as a worker would.
   void drive(const std::string& id, std::vector<dp::proto::deployment_status> steps) {
     for (auto s : steps) {
-      auto r = on_io([&]() { return store_->transition(id, s); });
+      // A coroutine of its own: transition's defaulted reference arguments must outlive it.
+      auto r = on_io([&]() -> asio::awaitable<dp::result<dp::state::transition_outcome>> {
+        co_return co_await store_->transition(id, s);
+      });
       ASSERT_TRUE(r && r->applied) << "transition to " << dp::proto::to_string(s);
     }
   }
