@@ -29,7 +29,9 @@ class io_context;
 namespace dp::proxy {
 
 struct options {
-  dp::http::server_options server;  // listen address, threads, limits
+  // Listen address, threads and Beast's parser limits: a visitor sends GET and HEAD, so small
+  // headers and (almost) no body.
+  dp::http::server_options server{.header_limit = 8 * 1024, .body_limit = 1024};
   dp::config::host_port admin_listen{"127.0.0.1", 0};
   std::string base_domain = "localhost";
   dp::redis::options redis;

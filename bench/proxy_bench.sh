@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# proxy_bench: the s3-reverse-proxy against two references, printed as one table.
+#   (a) cache hits, 1 KiB and 100 KiB files: the proxy (S3 backend, files in its LRU cache) vs
+#       nginx (one worker, sendfile, the same files from disk);
+#   (b) cache misses through s3rver (PROXY_CACHE_MB=0, every request streams from S3) vs the
+#       original design's express + http-proxy proxy (bench/anchors/);
+#   (c) the proxy's resident memory (VmRSS at the end of each run, VmHWM peak).
+# The server runs on SERVER_CPU, wrk (keep-alive) and s3rver on LOAD_CPU.
+# Needs a Release build of s3-reverse-proxy (BUILD, default build-bench), redis-server, nginx,
+# wrk, node_modules (npm ci at the root and in bench/anchors).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build-bench}
+PROXY_BIN=${PROXY_BIN:-$BUILD/services/s3-reverse-proxy/s3-reverse-proxy}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-32}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+
+for tool in redis-server redis-cli nginx wrk node curl sha256sum taskset; do
+  command -v "$tool" >/dev/null || { echo "proxy_bench: $tool is missing" >&2; exit 2; }
+done
+[[ -x $PROXY_BIN ]] || {
+  echo "proxy_bench: $PROXY_BIN is missing; build it: cmake -S $ROOT -B $BUILD -G Ninja" \
+    "-DCMAKE_BUILD_TYPE=Release -DDP_BUILD_TESTS=OFF && ninja -C $BUILD s3-reverse-proxy" >&2
+  exit 2
+}
+[[ -d $ROOT/bench/anchors/node_modules ]] || (cd "$ROOT/bench/anchors" && npm ci --no-audit --no-fund >/dev/null)
+
+WORK=$(mktemp -d /tmp/dp-proxy-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "proxy_bench: nothing listens on $1" >&2
+  exit 1
+}
+
+# The site: the same bytes for nginx (from disk) and for the proxies (uploaded to s3rver).
+ID=01jh5k7q3x9m2c8r4t6v0w1y3z
+mkdir -p "$WORK/www"
+head -c 1024 /dev/urandom >"$WORK/www/1k.bin"
+head -c 102400 /dev/urandom >"$WORK/www/100k.bin"
+echo '<!doctype html><h1>bench</h1>' >"$WORK/www/index.html"
+
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+  >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+S3_PORT=$(free_port)
+taskset -c "$LOAD_CPU" "$ROOT/node_modules/.bin/s3rver" -d "$WORK/s3" -a 127.0.0.1 -p "$S3_PORT" \
+  --configure-bucket bench >"$WORK/s3rver.log" 2>&1 &
+PIDS+=($!)
+wait_port "$REDIS_PORT"
+wait_port "$S3_PORT"
+
+manifest="{\"v\":1,\"deployment_id\":\"$ID\",\"created_at\":1764000009000,\"mode\":\"static\",\"files\":{"
+sep=""
+for f in index.html 1k.bin 100k.bin; do
+  type=application/octet-stream
+  [[ $f == *.html ]] && type="text/html; charset=utf-8"
+  curl -sf -X PUT -H "Content-Type: $type" --data-binary "@$WORK/www/$f" \
+    "http://127.0.0.1:$S3_PORT/bench/__outputs/$ID/$f" >/dev/null
+  size=$(stat -c %s "$WORK/www/$f")
+  sum=$(sha256sum "$WORK/www/$f" | cut -d' ' -f1)
+  manifest+="$sep\"$f\":{\"size\":$size,\"sha256\":\"$sum\",\"content_type\":\"$type\",\"cache_control\":\"public, max-age=60\"}"
+  sep=","
+done
+manifest+="}}"
+curl -sf -X PUT --data-binary "$manifest" \
+  "http://127.0.0.1:$S3_PORT/bench/__outputs/$ID/.deployment.json" >/dev/null
+redis-cli -p "$REDIS_PORT" SET dp:alias:site "$ID" >/dev/null
+
+# A second deployment of the site, for the promote latency.
+ID2=01jh5k7q3x9m2c8r4t6v0w1y40
+echo '<!doctype html><h1>next</h1>' >"$WORK/next.html"
+curl -sf -X PUT -H "Content-Type: text/html; charset=utf-8" --data-binary "@$WORK/next.html" \
+  "http://127.0.0.1:$S3_PORT/bench/__outputs/$ID2/index.html" >/dev/null
+curl -sf -X PUT --data-binary "{\"v\":1,\"deployment_id\":\"$ID2\",\"created_at\":1764000009000,\"mode\":\"static\",\"files\":{\"index.html\":{\"size\":$(stat -c %s "$WORK/next.html"),\"sha256\":\"$(sha256sum "$WORK/next.html" | cut -d' ' -f1)\",\"content_type\":\"text/html; charset=utf-8\",\"cache_control\":\"\"}}}" \
+  "http://127.0.0.1:$S3_PORT/bench/__outputs/$ID2/.deployment.json" >/dev/null
+
+# promote_ms <id> <marker>: SET alias + PUBLISH its event (as dp::state::store::set_alias does),
+# then poll until the site answers with the new deployment; prints the milliseconds it took.
+promote_ms() {
+  local id=$1 marker=$2 t0 t1
+  t0=$(date +%s%N)
+  redis-cli -p "$REDIS_PORT" SET dp:alias:site "$id" >/dev/null
+  redis-cli -p "$REDIS_PORT" PUBLISH dp:events:deployments \
+    "{\"v\":1,\"type\":\"alias\",\"alias\":\"site\",\"deployment_id\":\"$id\",\"project\":\"site\",\"ts_ms\":0}" >/dev/null
+  until curl -s -H 'Host: site.localhost' "http://127.0.0.1:$PROXY_PORT/" | grep -q "$marker"; do :; done
+  t1=$(date +%s%N)
+  echo $(((t1 - t0) / 1000000))
+}
+
+start_proxy() {  # cache_mb -> sets PROXY_PORT, PROXY_PID
+  PROXY_PORT=$(free_port)
+  REDIS_URL=redis://127.0.0.1:$REDIS_PORT \
+    STORAGE_URL="s3://bench?endpoint=http://127.0.0.1:$S3_PORT&region=us-east-1&path_style=true" \
+    AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER PROXY_LISTEN=127.0.0.1:$PROXY_PORT \
+    ADMIN_LISTEN=127.0.0.1:0 BASE_DOMAIN=localhost PROXY_CACHE_MB=$1 ACCESS_LOG=false \
+    LOG_LEVEL=warn taskset -c "$SERVER_CPU" "$PROXY_BIN" >"$WORK/proxy-$1.log" 2>&1 &
+  PROXY_PID=$!
+  PIDS+=($PROXY_PID)
+  wait_port "$PROXY_PORT"
+}
+
+NGINX_PORT=$(free_port)
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path $WORK/nginx;
+  proxy_temp_path $WORK/nginx;
+  fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx;
+  scgi_temp_path $WORK/nginx;
+  types { text/html html; application/octet-stream bin; }
+  server { listen 127.0.0.1:$NGINX_PORT; root $WORK/www; etag on; }
+}
+EOF
+taskset -c "$SERVER_CPU" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
+PIDS+=($!)
+wait_port "$NGINX_PORT"
+
+ROWS=()
+# run <label> <server> <host> <url> [pid]: one wrk run, one table row.
+run() {
+  local label=$1 server=$2 host=$3 url=$4 pid=${5:-}
+  # Warm-up (fills the proxy's caches, the JIT of the node proxy).
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s -H "Host: $host" "$url" >/dev/null
+  local out
+  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $host" "$url")
+  local rps p99 errors rss="-" hwm="-"
+  rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5} /Socket errors/ {print "sock"}' <<<"$out" | tr '\n' ' ')
+  if [[ -n $pid ]]; then
+    rss=$(awk '/^VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$pid/status")
+    hwm=$(awk '/^VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$pid/status")
+  fi
+  ROWS+=("$(printf '| %-28s | %-22s | %9s | %8s | %-10s | %-10s | %s' "$label" "$server" "$rps" \
+    "$p99" "$rss" "$hwm" "${errors:-}")")
+}
+
+start_proxy 256
+HIT_PID=$PROXY_PID
+run "(a) hit 1 KiB" "s3-reverse-proxy" site.localhost "http://127.0.0.1:$PROXY_PORT/1k.bin" "$HIT_PID"
+run "(a) hit 1 KiB" "nginx 1 worker" localhost "http://127.0.0.1:$NGINX_PORT/1k.bin"
+run "(a) hit 100 KiB" "s3-reverse-proxy" site.localhost "http://127.0.0.1:$PROXY_PORT/100k.bin" "$HIT_PID"
+run "(a) hit 100 KiB" "nginx 1 worker" localhost "http://127.0.0.1:$NGINX_PORT/100k.bin"
+# (d) promote latency: the alias is cached before each switch.
+PROMOTE=()
+for round in 1 2 3 4 5; do
+  curl -s -H 'Host: site.localhost' "http://127.0.0.1:$PROXY_PORT/" >/dev/null
+  PROMOTE+=("$(promote_ms "$ID2" next)")
+  curl -s -H 'Host: site.localhost' "http://127.0.0.1:$PROXY_PORT/" >/dev/null
+  PROMOTE+=("$(promote_ms "$ID" bench)")
+done
+kill "$HIT_PID"
+
+start_proxy 0
+MISS_PID=$PROXY_PID
+run "(b) miss 1 KiB via s3rver" "s3-reverse-proxy" site.localhost "http://127.0.0.1:$PROXY_PORT/1k.bin" "$MISS_PID"
+ANCHOR_PORT=$(free_port)
+PORT=$ANCHOR_PORT BASE_PATH=http://127.0.0.1:$S3_PORT/bench/__outputs \
+  taskset -c "$SERVER_CPU" node "$ROOT/bench/anchors/s3-reverse-proxy.js" >"$WORK/anchor.log" 2>&1 &
+ANCHOR_PID=$!
+PIDS+=($ANCHOR_PID)
+wait_port "$ANCHOR_PORT"
+run "(b) miss 1 KiB via s3rver" "express + http-proxy" "$ID.localhost" "http://127.0.0.1:$ANCHOR_PORT/1k.bin" "$ANCHOR_PID"
+
+echo
+echo "proxy_bench: wrk -t1 -c$CONNS -d${DURATION}s keep-alive; server on cpu $SERVER_CPU, wrk and s3rver on cpu $LOAD_CPU"
+echo "| scenario                     | server                 |     req/s |      p99 | RSS end    | RSS peak   | errors"
+echo "|------------------------------|------------------------|-----------|----------|------------|------------|-------"
+printf '%s\n' "${ROWS[@]}"
+echo
+echo "promote -> new deployment served (ms, 10 switches incl. redis-cli and curl start-up): ${PROMOTE[*]}"
