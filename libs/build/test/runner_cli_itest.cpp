@@ -13,10 +13,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path runner_binary() {
-  const char* dir = std::getenv("DP_BINARY_DIR");
-  return fs::path(dir ? dir : ".") / "services" / "build-runner" / "build-runner";
-}
+fs::path runner_binary() { return DP_BUILD_RUNNER; }
 
 const std::map<std::string, dp::test::git_file> site = {
     {"package.json", R"({"name":"app","version":"1.0.0","scripts":{"build":"node build.js"}})"},
@@ -67,12 +64,15 @@ TEST_F(RunnerCli, OriginalDesignEnvironmentWithRedis) {
   ASSERT_TRUE(alias) << alias.error().message;
   EXPECT_TRUE(dp::is_deployment_id(*alias));
   auto status = dp::test::redis_command(redis.port(), {"HGET", "c:deployment:" + *alias, "status"});
-  EXPECT_EQ(status.value_or(""), "ready");
+  ASSERT_TRUE(status) << status.error().message;
+  EXPECT_EQ(*status, "ready");
   EXPECT_TRUE(fs::exists(storage_.path() / "__outputs" / *alias / ".deployment.json"));
 }
 
 TEST_F(RunnerCli, FailedBuildExitsOne) {
-  dp::test::git_repo repo({{"package.json", R"({"scripts":{"build":"exit 7"}})"}});
+  std::map<std::string, dp::test::git_file> files = {
+      {"package.json", R"({"scripts":{"build":"exit 7"}})"}};
+  dp::test::git_repo repo(files);
   auto r = run({"build"}, {{"GIT_REPOSITORY_URL", repo.url()}, {"PROJECT_ID", "shop"}});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("build failed"), std::string::npos) << r.output;

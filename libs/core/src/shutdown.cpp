@@ -12,6 +12,9 @@
 namespace dp {
 
 void on_shutdown_signal(boost::asio::io_context& ioc, std::function<void(int)> on_signal) {
+  // A peer that goes away mid-write (a log pipe, a socket written without MSG_NOSIGNAL) is an
+  // error to handle where it happens, never a reason for the whole service to die.
+  std::signal(SIGPIPE, SIG_IGN);
   auto signals = std::make_shared<boost::asio::signal_set>(ioc, SIGINT, SIGTERM);
   signals->async_wait(
       [signals, on_signal = std::move(on_signal)](const boost::system::error_code& ec, int signo) {

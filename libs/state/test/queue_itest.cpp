@@ -50,7 +50,8 @@ TEST(queue_test, take_hold_finish_claim) {
     EXPECT_TRUE(co_await redis.exec("LPUSH", keys.queue(), text));
     auto taken = co_await q.take(blocking, 100ms);
     CO_ASSERT_TRUE(taken && *taken == text);
-    EXPECT_EQ(*co_await q.processing(), std::vector<std::string>{text});
+    const std::vector<std::string> just_text{text};
+    EXPECT_EQ(*co_await q.processing(), just_text);
 
     EXPECT_TRUE(*co_await q.hold(id, text, "w1", 10s));
     EXPECT_FALSE(*co_await q.hold(id, text, "w2", 10s));  // someone else's
@@ -88,8 +89,9 @@ TEST(queue_test, project_lock_and_newer_active) {
     auto old_id = dp::new_deployment_id();
     auto mid_id = dp::new_deployment_id();
     auto new_id = dp::new_deployment_id();
-    for (const auto& [id, status] :
-         {std::pair{old_id, "queued"}, std::pair{mid_id, "queued"}, std::pair{new_id, "failed"}}) {
+    const std::vector<std::pair<std::string, std::string>> records{
+        {old_id, "queued"}, {mid_id, "queued"}, {new_id, "failed"}};
+    for (const auto& [id, status] : records) {
       EXPECT_TRUE(co_await redis.exec("ZADD", keys.project_deployments("shop"), "1", id));
       EXPECT_TRUE(co_await redis.exec("HSET", keys.deployment(id), "status", status));
     }

@@ -149,6 +149,7 @@ asio::awaitable<T> call(std::function<T()> f) {
 
 class file_store final : public object_store {
  public:
+  using object_store::get;
   file_store(fs::path root, const store_options& opts)
       : root_(std::move(root)), durable_(opts.fsync), pool_(opts.file_threads) {}
   ~file_store() override { pool_.join(); }

@@ -246,6 +246,7 @@ class s3_reader final : public object_reader {
 
 class s3_store final : public object_store {
  public:
+  using object_store::get;
   s3_store(asio::any_io_executor ex, const storage_url& url, const aws::credentials& creds,
            const store_options& opts)
       : ex_(ex),

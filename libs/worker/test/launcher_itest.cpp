@@ -159,7 +159,7 @@ class api_server {
       auto out = fmt::format(
           "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
           a.status, a.body.size(), a.body);
-      if (::write(c, out.data(), out.size()) < 0) {
+      if (::send(c, out.data(), out.size(), MSG_NOSIGNAL) < 0) {
         return;
       }
     }

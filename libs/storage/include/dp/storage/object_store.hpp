@@ -91,7 +91,10 @@ class object_store {
   virtual task<object_info> put_file(std::string key, std::filesystem::path file,
                                      put_options opts) = 0;
   // errc::not_found for a missing key; errc::invalid_argument for an unsatisfiable range.
-  virtual task<get_result> get(std::string key, get_options opts = {}) = 0;
+  virtual task<get_result> get(std::string key, get_options opts) = 0;
+  // Not a default argument: g++ 12 destroys a coroutine's class-type default argument as if it
+  // lived in the callee's frame when the caller is a coroutine too (ASan: bad free).
+  task<get_result> get(std::string key) { return get(std::move(key), get_options{}); }
   virtual task<object_info> head(std::string key) = 0;
   // Up to max_keys (at most 1000) keys starting with prefix, after the token of the last page.
   virtual task<listing> list_page(std::string prefix, std::string token,
