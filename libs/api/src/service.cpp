@@ -61,8 +61,24 @@ class sink {
   virtual ~sink() = default;
   virtual asio::awaitable<dp::result<void>> log(int64_t seq, std::string_view json) = 0;
   virtual asio::awaitable<dp::result<void>> status(std::string_view json) = 0;
-  // Called by the hub when the client is too slow; must not suspend.
-  virtual void drop(const std::string& reason) = 0;
+  // Called by the hub when the client is too slow; must not suspend. Every later log or status
+  // then fails, so that no replay goes on feeding a dropped client.
+  void drop(const std::string& reason) {
+    dropped_ = true;
+    on_drop(reason);
+  }
+
+ protected:
+  virtual void on_drop(const std::string& reason) = 0;
+  dp::result<void> check_dropped() const {
+    if (dropped_) {
+      return make_error(errc::canceled, "log stream client dropped");
+    }
+    return {};
+  }
+
+ private:
+  bool dropped_ = false;
 };
 
 class sse_sink final : public sink {
@@ -77,7 +93,7 @@ class sse_sink final : public sink {
     http::sse_event e{.data = json, .event = "status"};
     co_return co_await send(e);
   }
-  void drop(const std::string& reason) override {
+  void on_drop(const std::string& reason) override {
     // The error event goes out if there is room; otherwise the stream just ends.
     if (!s_.try_send({.data = reason, .event = "error"})) {
       s_.close(1008, reason);
@@ -87,6 +103,9 @@ class sse_sink final : public sink {
  private:
   // Queue without waiting while there is room; wait only when the client lags (back-pressure).
   asio::awaitable<dp::result<void>> send(const http::sse_event& e) {
+    if (auto d = check_dropped(); !d) {
+      co_return d;
+    }
     auto r = s_.try_send(e);
     if (r || !r.error().is(dp::errc::too_large)) {
       co_return r;
@@ -109,10 +128,13 @@ class ws_sink final : public sink {
   asio::awaitable<dp::result<void>> status(std::string_view json) override {
     return send(fmt::format("{{\"type\":\"status\",\"deployment\":{}}}", json));
   }
-  void drop(const std::string& reason) override { ws_.close(1008, reason); }
+  void on_drop(const std::string& reason) override { ws_.close(1008, reason); }
 
  private:
   asio::awaitable<dp::result<void>> send(std::string frame) {
+    if (auto d = check_dropped(); !d) {
+      co_return d;
+    }
     auto r = ws_.try_send_text(frame);
     if (r || !r.error().is(dp::errc::too_large)) {
       co_return r;

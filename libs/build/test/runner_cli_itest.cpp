@@ -13,7 +13,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path runner_binary() { return DP_BUILD_RUNNER; }
+fs::path runner_binary() {
+  return DP_BUILD_RUNNER;
+}
 
 const std::map<std::string, dp::test::git_file> site = {
     {"package.json", R"({"name":"app","version":"1.0.0","scripts":{"build":"node build.js"}})"},
@@ -42,6 +44,7 @@ TEST_F(RunnerCli, JobFileWithoutRedisLogsToStdout) {
   j.deployment_id = dp::new_deployment_id();
   j.project = "shop";
   j.git_url = repo.url();
+  j.timeout_s = 120;
   auto file = work_.path() / "job.json";
   std::ofstream(file) << dp::proto::to_json(j);
   auto r = run({"build", "--job", file.string()}, {{"LOG_FORMAT", "json"}});

@@ -200,7 +200,6 @@ class Runner : public ::testing::Test {
     auto alias = co_await store.resolve_alias(p.name);
     EXPECT_TRUE(alias);
     out.production = *alias;
-    stored_ = std::move(*storage);
     redis.close();
   }
 
@@ -237,7 +236,6 @@ class Runner : public ::testing::Test {
   dp::test::redis_server redis_;
   dp::test::temp_dir storage_dir_{"dp-runner-storage"};
   dp::test::temp_dir work_{"dp-runner-work"};
-  std::shared_ptr<dp::storage::object_store> stored_;
 };
 
 TEST_F(Runner, NoDependencyProjectGoesLive) {

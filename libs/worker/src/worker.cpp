@@ -55,6 +55,13 @@ struct held_job {
   bool done = false;
 };
 
+// A job to put back on the queue once the worker has let go of it.
+struct requeue_plan {
+  proto::job job;            // with the attempt it will run as
+  std::string log_line;      // for the worker's log
+  std::string logbook_line;  // for the deployment's readers
+};
+
 asio::awaitable<void> sleep_for(asio::steady_timer& t, std::chrono::milliseconds d) {
   t.expires_after(d);
   co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -229,8 +236,9 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     } else if (!*ready) {
       h->done = true;  // dropped or superseded: prepare() has finished it
     }
+    std::optional<requeue_plan> again;
     if (!h->done) {
-      co_await conclude(*h, end, failure);
+      again = co_await conclude(*h, end, failure);
     }
     h->done = true;
     h->beat.cancel();
@@ -238,6 +246,24 @@ struct worker::impl : std::enable_shared_from_this<impl> {
       (void)co_await queue.unlock_project(h->job.project, lock_holder(h->job));
     }
     jobs.erase(id);
+    // Last, once this worker has let go of the job: a re-queued job may come straight back to
+    // this worker, which must then take it as new rather than as a copy of one it holds.
+    if (again) {
+      co_await requeue(*h, *again);
+    }
+  }
+
+  asio::awaitable<void> requeue(const held_job& h, const requeue_plan& plan) {
+    const auto& id = h.job.deployment_id;
+    auto r = co_await store.requeue(h.text, plan.job);
+    (void)co_await queue.release(id, opts.id);
+    if (!r) {
+      dp::log::error("cannot hand the job back; the reaper will",
+                     {{"deployment", id}, {"error", r.error()}});
+      co_return;
+    }
+    dp::log::info(plan.log_line, {{"deployment", id}, {"attempt", plan.job.attempt}});
+    co_await note(id, plan.logbook_line);
   }
 
   // Before the build: drop a final deployment, cancel a superseded one, wait for the project's
@@ -299,36 +325,29 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  // After the build (or a failure to run it): record the outcome and let go of the job.
-  asio::awaitable<void> conclude(held_job& h, const std::optional<build_end>& end,
-                                 const std::optional<dp::error>& failure) {
+  // After the build (or a failure to run it): record the outcome and let go of the job, or say
+  // how to put it back on the queue.
+  asio::awaitable<std::optional<requeue_plan>> conclude(held_job& h,
+                                                        const std::optional<build_end>& end,
+                                                        const std::optional<dp::error>& failure) {
     const auto& id = h.job.deployment_id;
     switch (h.why) {
       case stop_reason::lease_lost:
         // Another worker may hold it now: touch nothing of the job.
         dp::log::warn("build stopped: its lease was lost", {{"deployment", id}});
-        co_return;
-      case stop_reason::handed_back: {
-        auto r = co_await store.requeue(h.text, h.job);
-        (void)co_await queue.release(id, opts.id);
-        if (!r) {
-          dp::log::error("cannot hand the job back; the reaper will",
-                         {{"deployment", id}, {"error", r.error()}});
-        } else {
-          dp::log::info("job handed back to the queue", {{"deployment", id}});
-          co_await note(id, "worker stopping; build handed back to the queue");
-        }
-        co_return;
-      }
+        co_return std::nullopt;
+      case stop_reason::handed_back:
+        co_return requeue_plan{h.job, "job handed back to the queue",
+                               "worker stopping; build handed back to the queue"};
       case stop_reason::canceled: {
         auto t = co_await store.transition(id, deployment_status::canceled, {}, h.cancel_reason);
         if (!t) {
           dp::log::error("cannot record the cancel", {{"deployment", id}, {"error", t.error()}});
-          co_return;  // the lease expires and the reaper takes over
+          co_return std::nullopt;  // the lease expires and the reaper takes over
         }
         dp::log::info("build canceled", {{"deployment", id}, {"reason", h.cancel_reason}});
         (void)co_await queue.finish(id, h.text, opts.id);
-        co_return;
+        co_return std::nullopt;
       }
       case stop_reason::none:
         break;
@@ -337,14 +356,14 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     if (!d) {
       dp::log::error("cannot read the deployment after its build; the reaper will decide",
                      {{"deployment", id}, {"error", d.error()}});
-      co_return;
+      co_return std::nullopt;
     }
     if (proto::is_final(d->status)) {
       dp::log::info("build ended", {{"deployment", id},
                                     {"status", proto::to_string(d->status)},
                                     {"exit", end ? end->description : failure->message}});
       (void)co_await queue.finish(id, h.text, opts.id);
-      co_return;
+      co_return std::nullopt;
     }
     // The build ended without recording a result. Infrastructure (exit 3, killed, could not
     // launch) is worth another attempt; a build that says the input was bad is not.
@@ -353,15 +372,10 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     if (retry && h.job.attempt < opts.max_attempts) {
       auto next = h.job;
       ++next.attempt;
-      auto r = co_await store.requeue(h.text, next);
-      (void)co_await queue.release(id, opts.id);
-      if (r) {
-        dp::log::warn("build ended without a result; re-queued",
-                      {{"deployment", id}, {"exit", what}, {"attempt", next.attempt}});
-        co_await note(id, fmt::format("build ended without a result ({}); re-queued as attempt {}",
-                                      what, next.attempt));
-      }
-      co_return;
+      co_return requeue_plan{
+          next, fmt::format("build ended without a result ({}); re-queued", what),
+          fmt::format("build ended without a result ({}); re-queued as attempt {}", what,
+                      next.attempt)};
     }
     auto error = fmt::format("build ended without a result: {}", what);
     if (retry) {
@@ -371,10 +385,11 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     auto t = co_await store.transition(id, deployment_status::failed, {}, error);
     if (!t) {
       dp::log::error("cannot record the failure", {{"deployment", id}, {"error", t.error()}});
-      co_return;
+      co_return std::nullopt;
     }
     dp::log::warn("build failed", {{"deployment", id}, {"error", error}});
     (void)co_await queue.finish(id, h.text, opts.id);
+    co_return std::nullopt;
   }
 
   // Refreshes the lease (and the project lock) every lease_ttl/3 while the job is held, checks

@@ -43,7 +43,15 @@ T run_sync(const test::redis_server& server,
   asio::io_context ioc;
   redis::client redis(ioc.get_executor(), options_for(server));
   state::store store(redis, proto::keys(prefix));
-  auto f = asio::co_spawn(ioc, body(store), asio::use_future);
+  // The client's connection keeps the io_context busy: close it when the body is done.
+  auto f = asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<T> {
+        T out = co_await body(store);
+        redis.close();
+        co_return out;
+      },
+      asio::use_future);
   ioc.run();
   return f.get();
 }
