@@ -2,12 +2,14 @@
 # Runs the whole platform on this machine with the embedded defaults: set-up (idempotent), a Release
 # build of the three services, then Redis (own data directory, AOF on), the api-server, one
 # build-runner worker (process launcher, bubblewrap sandbox) and the s3-reverse-proxy over the local
-# file store. Ctrl-C stops everything.
+# file store. Ctrl-C (or SIGTERM) stops everything: the services first, then Redis.
 #
 # Usage: deploy/local/run.sh [--s3]
 #   --s3   use a local s3rver instead of the file store
 # Environment: DATA_DIR (default .data in the checkout), API_LISTEN (127.0.0.1:9000),
-#              PROXY_LISTEN (127.0.0.1:8000), BASE_DOMAIN (localhost), and any service setting.
+#              PROXY_LISTEN (127.0.0.1:8000), BASE_DOMAIN (localhost), WORKER_DRAIN_S (5),
+#              DP_BIN_DIR (use the binaries of this build tree, services/<name>/<name>, and
+#              skip the set-up and the build: the e2e tests and benchmarks), any service setting.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -26,13 +28,22 @@ for arg in "$@"; do
   esac
 done
 
-"$repo_root/deploy/setup.sh"
-
-build_dir="$repo_root/build/release"
-export CCACHE_BASEDIR="$repo_root" CCACHE_NOHASHDIR=1
-cmake -S "$repo_root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDP_BUILD_TESTS=ON \
-  -DDP_BUILD_BENCH=OFF >/dev/null
-cmake --build "$build_dir" --target api-server build-runner s3-reverse-proxy
+if [[ -n ${DP_BIN_DIR:-} ]]; then
+  build_dir="$(cd "$DP_BIN_DIR" && pwd)"
+  for name in api-server build-runner s3-reverse-proxy; do
+    if [[ ! -x $build_dir/services/$name/$name ]]; then
+      echo "run.sh: DP_BIN_DIR: $build_dir/services/$name/$name is missing" >&2
+      exit 2
+    fi
+  done
+else
+  "$repo_root/deploy/setup.sh"
+  build_dir="$repo_root/build/release"
+  export CCACHE_BASEDIR="$repo_root" CCACHE_NOHASHDIR=1
+  cmake -S "$repo_root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDP_BUILD_TESTS=ON \
+    -DDP_BUILD_BENCH=OFF >/dev/null
+  cmake --build "$build_dir" --target api-server build-runner s3-reverse-proxy
+fi
 
 data_dir="${DATA_DIR:-$repo_root/.data}"
 mkdir -p "$data_dir/redis" "$data_dir/storage" "$data_dir/logs"
@@ -42,20 +53,44 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-pids=()
+# Every child runs in its own session (setsid), so a Ctrl-C reaches only this script, which stops
+# them in order: the services first (the worker hands its running builds back to the queue, which
+# needs Redis), then Redis and s3rver. A child that outlives its grace period is killed.
+export WORKER_DRAIN_S="${WORKER_DRAIN_S:-5}"
+infra_pids=()
+service_pids=()
+stop_group() {
+  local grace=$1 pid
+  shift
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq $((grace * 10))); do
+    local alive=0
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for pid in "$@"; do
+    kill -0 "$pid" 2>/dev/null && echo "run.sh: killing $pid (no exit after ${grace} s)" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
 stop_all() {
   trap - INT TERM EXIT
   echo
   echo "run.sh: stopping"
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  ((${#service_pids[@]})) && stop_group $((WORKER_DRAIN_S + 20)) "${service_pids[@]}"
+  ((${#infra_pids[@]})) && stop_group 10 "${infra_pids[@]}"
+  echo "run.sh: stopped"
 }
-trap stop_all INT TERM EXIT
+trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 redis_port="$(free_port)"
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$data_dir/redis" --appendonly yes \
+setsid redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$data_dir/redis" --appendonly yes \
   --save "" --daemonize no >"$data_dir/logs/redis.log" 2>&1 &
-pids+=($!)
+infra_pids+=($!)
 for _ in $(seq 50); do
   redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
   sleep 0.1
@@ -69,9 +104,9 @@ export ALLOWED_GIT_PROTOCOLS="${ALLOWED_GIT_PROTOCOLS:-https,file}"
 if ((use_s3)); then
   s3_port="$(free_port)"
   mkdir -p "$data_dir/s3rver"
-  "$repo_root/node_modules/.bin/s3rver" --directory "$data_dir/s3rver" --port "$s3_port" \
+  setsid "$repo_root/node_modules/.bin/s3rver" --directory "$data_dir/s3rver" --port "$s3_port" \
     --address 127.0.0.1 --configure-bucket deployments --silent >"$data_dir/logs/s3rver.log" 2>&1 &
-  pids+=($!)
+  infra_pids+=($!)
   export STORAGE_URL="s3://deployments?endpoint=http://127.0.0.1:$s3_port&region=us-east-1&path_style=true"
   export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
 else
@@ -82,12 +117,12 @@ fi
 token_file="$data_dir/api-token"
 [[ -s $token_file ]] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file"
 
-"$build_dir/services/api-server/api-server" >"$data_dir/logs/api-server.log" 2>&1 &
-pids+=($!)
-"$build_dir/services/build-runner/build-runner" worker >"$data_dir/logs/worker.log" 2>&1 &
-pids+=($!)
-"$build_dir/services/s3-reverse-proxy/s3-reverse-proxy" >"$data_dir/logs/proxy.log" 2>&1 &
-pids+=($!)
+setsid "$build_dir/services/api-server/api-server" >"$data_dir/logs/api-server.log" 2>&1 &
+service_pids+=($!)
+setsid "$build_dir/services/build-runner/build-runner" worker >"$data_dir/logs/worker.log" 2>&1 &
+service_pids+=($!)
+setsid "$build_dir/services/s3-reverse-proxy/s3-reverse-proxy" >"$data_dir/logs/proxy.log" 2>&1 &
+service_pids+=($!)
 
 cat <<INFO
 
@@ -103,5 +138,6 @@ Deploy a repository:
 
 Ctrl-C stops everything.
 INFO
-wait -n "${pids[@]}" || true
+wait -n "${infra_pids[@]}" "${service_pids[@]}" || true
 echo "run.sh: a service stopped; see $data_dir/logs" >&2
+exit 1
