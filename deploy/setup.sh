@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the platform and its tests need: Debian packages, then the npm dev tools
-# (s3rver) pinned by package-lock.json. Idempotent and quick when everything is present: apt-get
-# runs only for what is missing, npm ci only when node_modules is older than the lockfile.
+# (s3rver, playwright-core) pinned by package-lock.json. Idempotent and quick when everything is
+# present: apt-get runs only for what is missing, npm ci only when node_modules is older than the
+# lockfile.
 # It never starts a service: tests and deploy/local/run.sh start their own Redis on free ports.
 #
 # Usage: deploy/setup.sh [--bench]
@@ -16,6 +17,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libhiredis-dev libcurl4-openssl-dev libssl-dev libfmt-dev libgtest-dev googletest
   redis-server bubblewrap git curl ca-certificates python3 python3-yaml
+  chromium # the dashboard's e2e test (driven by playwright-core from package.json)
 )
 bench_packages=(wrk nginx-light)
 # Packages whose maintainer scripts would start a system service we do not want running.

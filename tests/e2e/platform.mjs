@@ -99,7 +99,7 @@ export async function startPlatform({ binDir, repoRoot, env = {}, quiet = true }
       // Builds die with the worker (PDEATHSIG): give them a moment before counting.
       let left = [];
       for (let i = 0; i < 20; i++) {
-        left = processesOf(marker).concat(processesOf(`file://${dataDir}/storage`));
+        left = [...new Set(processesOf(marker).concat(processesOf(`file://${dataDir}/storage`)))];
         if (left.length === 0) break;
         await sleep(100);
       }
