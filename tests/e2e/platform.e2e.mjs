@@ -18,6 +18,7 @@ import {
   site,
   startPlatform,
   tempDir,
+  waitFor,
 } from './platform.mjs';
 
 const { repoRoot, binDir } = locations(import.meta.url);
@@ -224,8 +225,17 @@ describe('platform end to end (run.sh)', { concurrency: false }, () => {
     assert.equal(project.data.production_deployment_id, firstId);
   });
 
-  it('stops cleanly on SIGTERM and leaves no process behind', async () => {
+  it('stops cleanly on SIGTERM during a build and leaves no process behind', async () => {
+    // A build in its install step (npm ci of the Vite fixture) when run.sh is told to stop.
+    const created = await api(platform, 'POST', '/v1/deployments', { project: 'vite' });
+    assert.equal(created.status, 202, JSON.stringify(created.data));
+    await waitFor('the redeploy to install', async () => {
+      const d = await api(platform, 'GET', `/v1/deployments/${created.data.id}`);
+      return d.data.status === 'installing';
+    });
     stopped = await platform.stop();
+    // redis, api-server, worker, proxy, and the build: its runner, bubblewrap and npm.
+    assert.ok(stopped.had >= 6, `processes below run.sh when it was stopped: ${stopped.had}`);
     assert.ok(stopped.status, 'run.sh exited');
     assert.equal(stopped.status.signal, null, `run.sh ended by a signal:\n${platform.output()}`);
     assert.equal(stopped.status.code, 143, `run.sh's exit status after SIGTERM:\n${platform.output()}`);

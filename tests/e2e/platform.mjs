@@ -43,6 +43,40 @@ function processesOf(marker) {
   return found;
 }
 
+// pid -> [parent pid, start time] from /proc/<pid>/stat (the command name may hold spaces);
+// zombies are left out: they have ended, only their parent has not reaped them yet.
+function processTable() {
+  const table = new Map();
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[0] !== 'Z') table.set(Number(pid), [Number(fields[1]), fields[19]]);
+    } catch {
+      // gone
+    }
+  }
+  return table;
+}
+
+// Every process below `root` now (builds, bubblewrap and npm included), as "pid:start time".
+function descendants(root) {
+  const table = processTable();
+  const found = new Set();
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, [ppid, start]] of table) {
+      const key = `${pid}:${start}`;
+      if ((ppid === root || [...found].some((k) => k.startsWith(`${ppid}:`))) && !found.has(key)) {
+        found.add(key);
+        grew = true;
+      }
+    }
+  }
+  return found;
+}
+
 // Starts run.sh; resolves once the API is ready and the proxy answers.
 export async function startPlatform({ binDir, repoRoot, env = {}, quiet = true }) {
   const dataDir = tempDir('dp-e2e-data-');
@@ -88,9 +122,13 @@ export async function startPlatform({ binDir, repoRoot, env = {}, quiet = true }
         .map((f) => `==> ${f} <==\n${fs.readFileSync(path.join(dir, f), 'utf8').split('\n').slice(-40).join('\n')}`)
         .join('\n');
     },
-    // SIGTERM to run.sh; returns what is left of the platform's processes afterwards (killed).
+    // SIGTERM to run.sh; returns what is left of the platform's processes afterwards (killed):
+    // the processes that were below run.sh when it was asked to stop, and any process carrying
+    // this DATA_DIR in its environment.
     async stop(timeoutMs = 60_000) {
+      let before = new Set();
       if (exitStatus === null) {
+        before = descendants(child.pid);
         child.kill('SIGTERM');
         const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
         await exited;
@@ -99,7 +137,14 @@ export async function startPlatform({ binDir, repoRoot, env = {}, quiet = true }
       // Builds die with the worker (PDEATHSIG): give them a moment before counting.
       let left = [];
       for (let i = 0; i < 20; i++) {
-        left = [...new Set(processesOf(marker).concat(processesOf(`file://${dataDir}/storage`)))];
+        const table = processTable();
+        const survivors = [...before]
+          .map((k) => k.split(':'))
+          .filter(([pid, start]) => table.get(Number(pid))?.[1] === start)
+          .map(([pid]) => Number(pid));
+        left = [
+          ...new Set(survivors.concat(processesOf(marker), processesOf(`file://${dataDir}/storage`))),
+        ];
         if (left.length === 0) break;
         await sleep(100);
       }
@@ -117,7 +162,7 @@ export async function startPlatform({ binDir, repoRoot, env = {}, quiet = true }
           // already gone
         }
       }
-      return { status: exitStatus, left: described };
+      return { status: exitStatus, left: described, had: before.size };
     },
     remove() {
       fs.rmSync(dataDir, { recursive: true, force: true });
