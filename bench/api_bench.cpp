@@ -84,7 +84,8 @@ int main() {
   dp::storage::storage_url su;
   su.root = files.path();
   auto storage = dp::storage::open_storage(ioc.get_executor(), su, {}).value();
-  dp::api::service api(ioc.get_executor(), redis, ro, storage, {});
+  dp::api::options api_options;
+  dp::api::service api(ioc.get_executor(), redis, ro, storage, api_options);
   dp::http::server server(ioc, {}, api.routes());
   server.start().value();
   std::thread server_thread([&] { server.run(); });

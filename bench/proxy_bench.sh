@@ -6,12 +6,12 @@
 #       original design's express + http-proxy proxy (bench/anchors/);
 #   (c) the proxy's resident memory (VmRSS at the end of each run, VmHWM peak).
 # The server runs on SERVER_CPU, wrk (keep-alive) and s3rver on LOAD_CPU.
-# Needs a Release build of s3-reverse-proxy (BUILD, default build-bench), redis-server, nginx,
+# Needs a Release build of s3-reverse-proxy (BUILD, default build/release), redis-server, nginx,
 # wrk, node_modules (npm ci at the root and in bench/anchors).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${BUILD:-$ROOT/build-bench}
+BUILD=${BUILD:-$ROOT/build/release}
 PROXY_BIN=${PROXY_BIN:-$BUILD/services/s3-reverse-proxy/s3-reverse-proxy}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-32}

@@ -9,10 +9,15 @@ if(DP_SANITIZE)
   target_compile_options(dp_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer
                                               -fno-sanitize-recover=undefined)
   # g++ 12's flow analysis sees through the sanitizers' instrumentation and reports coroutine
-  # frames and moved-from results that are fine (GCC bug 105562 and kin); the Release build keeps
-  # these warnings as errors.
+  # frames and moved-from results that are fine (GCC bug 105562 and kin): off in this tree.
   target_compile_options(dp_options INTERFACE -Wno-maybe-uninitialized -Wno-mismatched-new-delete)
   target_link_options(dp_options INTERFACE -fsanitize=address,undefined)
+elseif(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+  # g++ 12 at -O3 reports impossible std::string copies (GCC bugs 105329, 105651) and the same
+  # coroutine-frame false alarms: still printed, no longer fatal. Every other warning stays an error.
+  target_compile_options(dp_options INTERFACE -Wno-error=restrict -Wno-error=stringop-overflow
+                                              -Wno-error=maybe-uninitialized
+                                              -Wno-error=mismatched-new-delete)
 endif()
 target_compile_definitions(dp_options INTERFACE DP_VERSION="${PROJECT_VERSION}")
 

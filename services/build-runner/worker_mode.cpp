@@ -89,12 +89,19 @@ int run_worker(const dp::settings::common& common, const worker_settings& w,
       {"LOG_LEVEL", common.log.level},
       {"BASE_DOMAIN", common.base_domain}};
   const auto& aws = common.aws_credentials;
+  env["AWS_REGION"] = aws.region;
+  // A build on this machine (process, docker) signs with the worker's own AWS access; an ECS
+  // task has its task role, and RunTask's overrides are no place for a secret.
+  dp::config::environment local_env = env;
   for (const auto& [k, v] :
        {std::pair{"AWS_ACCESS_KEY_ID", aws.access_key_id},
         std::pair{"AWS_SECRET_ACCESS_KEY", aws.secret_access_key},
-        std::pair{"AWS_SESSION_TOKEN", aws.session_token}, std::pair{"AWS_REGION", aws.region}}) {
+        std::pair{"AWS_SESSION_TOKEN", aws.session_token},
+        std::pair{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", aws.container_relative_uri},
+        std::pair{"AWS_CONTAINER_CREDENTIALS_FULL_URI", aws.container_full_uri},
+        std::pair{"AWS_CONTAINER_AUTHORIZATION_TOKEN", aws.container_authorization}}) {
     if (!v.empty()) {
-      env[k] = v;
+      local_env[k] = v;
     }
   }
 
@@ -104,7 +111,7 @@ int run_worker(const dp::settings::common& common, const worker_settings& w,
     dp::worker::docker_launcher_options o;
     o.socket = w.docker_socket;
     o.image = w.build_image;
-    o.env = env;
+    o.env = local_env;
     o.worker_id = wo.id;
     o.memory_bytes = w.docker_memory_mb * 1024 * 1024;
     o.nano_cpus = static_cast<int64_t>(w.docker_cpus * 1e9);
@@ -114,9 +121,13 @@ int run_worker(const dp::settings::common& common, const worker_settings& w,
     dp::worker::ecs_launcher_options o;
     o.endpoint = w.ecs_endpoint;
     o.region = aws.region;
-    o.access_key = aws.access_key_id;
-    o.secret_key = aws.secret_access_key;
-    o.session_token = aws.session_token;
+    o.credentials = aws.keys();
+    o.credentials_endpoint = aws.endpoint();
+    if (!common.redis.password.empty()) {
+      // A password stays out of RunTask's overrides: the build task definition provides
+      // REDIS_URL from its secrets (deploy/ecs/task-definitions/build.json).
+      env.erase("REDIS_URL");
+    }
     o.cluster = w.ecs_cluster;
     o.task_definition = w.ecs_task_definition;
     o.subnets = w.ecs_subnets;
@@ -129,7 +140,7 @@ int run_worker(const dp::settings::common& common, const worker_settings& w,
   } else {
     dp::worker::process_launcher_options o;
     o.program = self_path;
-    o.env = env;
+    o.env = local_env;
     o.env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
     launcher = dp::worker::make_process_launcher(std::move(o));
   }

@@ -55,10 +55,8 @@ int main(int argc, char** argv) {
   o.redis.url = cfg.common.redis;
   o.keys = dp::proto::keys(cfg.common.key_prefix);
   o.storage = dp::storage::parse_storage_url(cfg.common.storage_url).value();  // validated above
-  o.credentials.access_key = cfg.common.aws_credentials.access_key_id;
-  o.credentials.secret_key = cfg.common.aws_credentials.secret_access_key;
-  o.credentials.session_token = cfg.common.aws_credentials.session_token;
-  o.credentials.region = cfg.common.aws_credentials.region;
+  o.credentials = cfg.common.aws_credentials.keys();
+  o.store.credentials_endpoint = cfg.common.aws_credentials.endpoint();
   o.cache_bytes = static_cast<size_t>(cfg.cache_mb) << 20;
   o.access_log = cfg.access_log;
 

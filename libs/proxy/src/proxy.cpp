@@ -597,7 +597,7 @@ proxy::~proxy() = default;
 
 dp::result<void> proxy::start() {
   auto& i = *impl_;
-  auto st = dp::storage::open_storage(i.backend, i.opts.storage, i.opts.credentials);
+  auto st = dp::storage::open_storage(i.backend, i.opts.storage, i.opts.credentials, i.opts.store);
   if (!st) {
     return st.error();
   }

@@ -76,6 +76,13 @@ void add_common(dp::config::parser& p, common& c, needs n) {
                  "Session token for temporary credentials", true);
     p.add_string("AWS_REGION", &c.aws_credentials.region, "us-east-1",
                  "AWS region (the storage URL's region= wins for S3)");
+    p.add_string(
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", &c.aws_credentials.container_relative_uri, "",
+        "Set by ECS for a task role: temporary keys from 169.254.170.2 when no keys are set");
+    p.add_string("AWS_CONTAINER_CREDENTIALS_FULL_URI", &c.aws_credentials.container_full_uri, "",
+                 "A container credentials endpoint (when no keys and no RELATIVE_URI are set)");
+    p.add_string("AWS_CONTAINER_AUTHORIZATION_TOKEN", &c.aws_credentials.container_authorization,
+                 "", "Authorization header for the container credentials endpoint", true);
   }
   if (n.base_domain) {
     p.add({.env = "BASE_DOMAIN",

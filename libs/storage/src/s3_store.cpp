@@ -251,7 +251,7 @@ class s3_store final : public object_store {
            const store_options& opts)
       : ex_(ex),
         client_(ex, make_client_options(opts)),
-        creds_(creds),
+        creds_(creds, opts.credentials_endpoint),
         opts_(opts),
         prefix_(url.prefix),
         sem_(std::make_shared<semaphore>(std::max<size_t>(1, opts.max_in_flight))) {
@@ -332,8 +332,12 @@ class s3_store final : public object_store {
       headers.emplace_back("if-none-match", opts.if_none_match);
     }
     for (int attempt = 1;; ++attempt) {
+      auto creds = co_await creds_.get(client_);
+      if (!creds) {
+        co_return context(creds.error(), "GET", key);
+      }
       auto permit = co_await sem_->acquire();
-      auto req = make_request("GET", key, {}, headers, empty_payload());
+      auto req = make_request(*creds, "GET", key, {}, headers, empty_payload());
       auto s = co_await client_.open(std::move(req));
       int status = s ? s->status() : 0;
       if ((!s && retryable_error(s.error())) || retryable_status(status)) {
@@ -491,7 +495,8 @@ class s3_store final : public object_store {
     return base_path_ + "/" + aws::uri_encode(prefix_ + std::string(key), false);
   }
 
-  hc::request make_request(std::string_view method, std::string_view key, aws::query_list query,
+  hc::request make_request(const aws::credentials& creds, std::string_view method,
+                           std::string_view key, aws::query_list query,
                            const aws::header_list& headers, const payload& body) const {
     std::string path = object_path(key);
     aws::request sreq{method,           path,    aws::uri_style::s3_encoded,
@@ -501,8 +506,8 @@ class s3_store final : public object_store {
     req.method = std::string(method);
     req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.request_timeout);
     req.headers = sreq.headers;
-    auto sig = aws::sign(sreq, creds_, {region_, "s3", std::chrono::system_clock::now()});
-    if (creds_.has_keys()) {
+    auto sig = aws::sign(sreq, creds, {region_, "s3", std::chrono::system_clock::now()});
+    if (creds.has_keys()) {
       req.headers.insert(req.headers.end(), sig.headers_to_add.begin(), sig.headers_to_add.end());
     } else {
       // Anonymous requests go unsigned, with the content hash S3-compatible servers expect.
@@ -535,8 +540,12 @@ class s3_store final : public object_store {
   task<hc::response> exchange(std::string_view method, std::string_view key, aws::query_list query,
                               aws::header_list headers, payload body) {
     for (int attempt = 1;; ++attempt) {
+      auto creds = co_await creds_.get(client_);
+      if (!creds) {
+        co_return context(creds.error(), method, key);
+      }
       auto permit = co_await sem_->acquire();
-      auto req = make_request(method, key, query, headers, body);
+      auto req = make_request(*creds, method, key, query, headers, body);
       auto r = co_await client_.send(std::move(req));
       permit.reset();
       bool retry = (!r && retryable_error(r.error())) || (r && retryable_status(r->status));
@@ -764,7 +773,7 @@ class s3_store final : public object_store {
 
   asio::any_io_executor ex_;
   hc::client client_;
-  aws::credentials creds_;
+  aws::credential_source creds_;
   store_options opts_;
   std::string prefix_;
   std::string region_;

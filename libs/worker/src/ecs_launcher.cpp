@@ -25,7 +25,7 @@ constexpr std::string_view target_prefix = "AmazonEC2ContainerServiceV20141113."
 class ecs_launcher final : public launcher {
  public:
   ecs_launcher(http_client::client& http, ecs_launcher_options o)
-      : http_(http), opts_(std::move(o)) {
+      : http_(http), opts_(std::move(o)), creds_(opts_.credentials, opts_.credentials_endpoint) {
     if (opts_.endpoint.empty()) {
       opts_.endpoint = fmt::format("https://ecs.{}.amazonaws.com", opts_.region);
     }
@@ -176,8 +176,11 @@ class ecs_launcher final : public launcher {
         {"host", host_}, {"content-type", "application/x-amz-json-1.1"}, {"x-amz-target", target}};
     auto payload = aws::sha256_hex(text);
     sr.payload_hash = payload;
-    aws::credentials creds{opts_.access_key, opts_.secret_key, opts_.session_token, opts_.region};
-    auto sig = aws::sign(sr, creds, {opts_.region, "ecs", std::chrono::system_clock::now()});
+    auto creds = co_await creds_.get(http_);
+    if (!creds) {
+      co_return creds.error();
+    }
+    auto sig = aws::sign(sr, *creds, {opts_.region, "ecs", std::chrono::system_clock::now()});
     http_client::request req;
     req.method = "POST";
     req.url = opts_.endpoint + "/";
@@ -214,6 +217,7 @@ class ecs_launcher final : public launcher {
 
   http_client::client& http_;
   ecs_launcher_options opts_;
+  aws::credential_source creds_;
   std::string host_;
 };
 

@@ -381,8 +381,8 @@ struct ecs_fixture {
     dp::worker::ecs_launcher_options o;
     o.endpoint = fmt::format("http://127.0.0.1:{}", server.port());
     o.region = "eu-west-1";
-    o.access_key = "AKIDEXAMPLE";
-    o.secret_key = "secret";
+    o.credentials.access_key = "AKIDEXAMPLE";
+    o.credentials.secret_key = "secret";
     o.cluster = "builds";
     o.task_definition = "build-runner:3";
     o.subnets = {"subnet-1", "subnet-2"};
@@ -455,7 +455,7 @@ TEST(ecs_launcher_test, stop_sends_stop_task_and_follows_to_stopped) {
 TEST(ecs_launcher_test, a_wrong_signature_is_refused) {
   ecs_fixture f;
   auto o = f.options();
-  o.secret_key = "wrong";
+  o.credentials.secret_key = "wrong";
   auto end = run_async(
       [&](asio::any_io_executor ex) -> asio::awaitable<dp::result<dp::worker::build_end>> {
         dp::http_client::client http(ex);

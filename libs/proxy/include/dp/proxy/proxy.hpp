@@ -20,6 +20,7 @@
 #include "dp/http/server.hpp"
 #include "dp/proto/keys.hpp"
 #include "dp/redis/types.hpp"
+#include "dp/storage/object_store.hpp"
 #include "dp/storage/url.hpp"
 
 namespace boost::asio {
@@ -38,6 +39,7 @@ struct options {
   dp::proto::keys keys;
   dp::storage::storage_url storage;  // opened by start(), on the proxy's backend strand
   dp::aws::credentials credentials;
+  dp::storage::store_options store;
   size_t cache_bytes = 256u << 20;       // 0 disables the file cache
   size_t cache_object_limit = 1u << 20;  // larger files are never cached
   size_t manifest_cache_count = 1024;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "dp/aws/container_credentials.hpp"
 #include "dp/core/config.hpp"
 
 namespace dp::settings {
@@ -19,6 +20,18 @@ struct aws {
   std::string secret_access_key;
   std::string session_token;
   std::string region = "us-east-1";
+  // Without keys: temporary ones from the container endpoint (an ECS task role).
+  std::string container_relative_uri;
+  std::string container_full_uri;
+  std::string container_authorization;
+
+  dp::aws::credentials keys() const {
+    return {access_key_id, secret_access_key, session_token, region};
+  }
+  std::optional<dp::aws::container_endpoint> endpoint() const {
+    return dp::aws::container_endpoint_from(container_relative_uri, container_full_uri,
+                                            container_authorization);
+  }
 };
 
 struct common {

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dp/aws/container_credentials.hpp"
 #include "dp/core/config.hpp"
 #include "dp/core/error.hpp"
 #include "dp/proto/types.hpp"
@@ -111,16 +112,17 @@ std::unique_ptr<launcher> make_docker_launcher(http_client::client& http,
 struct ecs_launcher_options {
   std::string endpoint;  // empty: https://ecs.<region>.amazonaws.com
   std::string region = "us-east-1";
-  std::string access_key;
-  std::string secret_key;
-  std::string session_token;
+  aws::credentials credentials;  // keys, or none and:
+  std::optional<aws::container_endpoint> credentials_endpoint;  // the worker's own task role
   std::string cluster;
   std::string task_definition;
   std::vector<std::string> subnets;
   std::vector<std::string> security_groups;
   bool assign_public_ip = false;
   std::string container_name = "build-runner";
-  config::environment env;  // container overrides (DEPLOYMENT_ID is added)
+  // Container overrides (DEPLOYMENT_ID is added): no secret belongs here, RunTask's overrides are
+  // visible to anyone who may DescribeTasks; the build task gets AWS access from its task role.
+  config::environment env;
   std::string started_by;   // RunTask startedBy (the worker id, at most 36 characters)
   std::chrono::milliseconds poll{5000};
   std::chrono::seconds timeout_margin{300};

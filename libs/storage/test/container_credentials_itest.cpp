@@ -1,0 +1,80 @@
+// The s3 backend without keys, signing with temporary ones from a container credentials endpoint
+// (what an ECS task role provides), against a real s3rver. The endpoint is a static file served
+// by python3's http.server.
+#include <boost/asio.hpp>
+
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <fstream>
+
+#include "dp/storage/object_store.hpp"
+#include "dp/test/harness.hpp"
+
+namespace {
+
+using namespace dp::storage;
+namespace asio = boost::asio;
+
+class ContainerCredentials : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::ofstream(dir_.path() / "creds")
+        << fmt::format(R"({{"AccessKeyId":"{}","SecretAccessKey":"{}","Token":"session",)"
+                       R"("Expiration":"2099-01-01T00:00:00Z"}})",
+                       dp::test::s3rver::access_key(), dp::test::s3rver::secret_key());
+    port_ = dp::test::free_port();
+    dp::test::process_options o;
+    o.argv = {"python3", "-m",        "http.server", std::to_string(port_),
+              "--bind",  "127.0.0.1", "--directory", dir_.path().string()};
+    server_.emplace(o);
+    ASSERT_TRUE(dp::test::wait_for_tcp("127.0.0.1", port_, std::chrono::seconds(10)));
+  }
+
+  // Puts then reads back one object; the error message when anything fails.
+  std::string round_trip(const std::string& endpoint_path) {
+    store_options opts;
+    opts.max_attempts = 1;
+    opts.credentials_endpoint =
+        dp::aws::container_endpoint{fmt::format("http://127.0.0.1:{}{}", port_, endpoint_path), ""};
+    auto store =
+        open_storage(ioc_.get_executor(), parse_storage_url(s3_.storage_url()).value(), {}, opts);
+    EXPECT_TRUE(store);
+    auto f = asio::co_spawn(
+        ioc_,
+        [&]() -> asio::awaitable<std::string> {
+          put_options put_opts;  // named: g++ 12 mishandles a braced temporary here
+          auto put = co_await (*store)->put_buffer("a.txt", "hello", put_opts);
+          if (!put) {
+            co_return put.error().message;
+          }
+          auto got = co_await (*store)->get("a.txt");
+          if (!got) {
+            co_return got.error().message;
+          }
+          auto body = co_await got->read_all();
+          co_return body ? *body : body.error().message;
+        },
+        asio::use_future);
+    ioc_.run();
+    return f.get();
+  }
+
+  dp::test::s3rver s3_;
+  dp::test::temp_dir dir_{"dp-creds"};
+  uint16_t port_ = 0;
+  std::optional<dp::test::child_process> server_;
+  asio::io_context ioc_;
+};
+
+TEST_F(ContainerCredentials, SignsWithFetchedKeys) {
+  EXPECT_EQ(round_trip("/creds"), "hello");
+}
+
+TEST_F(ContainerCredentials, AMissingEndpointIsAClearError) {
+  auto message = round_trip("/nothing-here");
+  EXPECT_NE(message.find("container credentials: HTTP 404"), std::string::npos) << message;
+}
+
+}  // namespace
