@@ -1,5 +1,6 @@
 // build-runner: `build` runs one deployment (the build container's entrypoint); `worker` consumes
 // the build queue and launches builds. Wiring only; the logic lives in libs/.
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -283,15 +284,20 @@ int main(int argc, char** argv) {
     return bad_input("--deployment needs REDIS_URL");
   }
 
+  // The build runs as our user: without this, its scripts could read the runner's secrets
+  // (REDIS_URL, AWS_*) from /proc/<runner>/environ or attach to it with ptrace. Matters most
+  // with SANDBOX=none (in a container), where no pid namespace hides the runner.
+  ::prctl(PR_SET_DUMPABLE, 0);
+
   boost::asio::io_context ioc;
   auto storage_url = dp::storage::parse_storage_url(cfg.common.storage_url);
   if (!storage_url) {
     return bad_input(storage_url.error().message);
   }
-  const auto& aws = cfg.common.aws_credentials;
-  auto storage = dp::storage::open_storage(
-      ioc.get_executor(), *storage_url,
-      {aws.access_key_id, aws.secret_access_key, aws.session_token, aws.region});
+  dp::storage::store_options store_opts;
+  store_opts.credentials_endpoint = cfg.common.aws_credentials.endpoint();
+  auto storage = dp::storage::open_storage(ioc.get_executor(), *storage_url,
+                                           cfg.common.aws_credentials.keys(), store_opts);
   if (!storage) {
     dp::log::error("cannot open storage", {{"error", storage.error()}});
     return 3;
