@@ -1,0 +1,46 @@
+// deployctl's command line: the verb and its arguments, checked before anything is sent. The
+// settings (--api-url, --token, ...) are read by dp::config in main; the flags that belong to one
+// verb arrive here as `flags`.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dp/core/error.hpp"
+
+namespace dp::cli {
+
+enum class verb { deploy, ls, logs, promote, rollback, cancel };
+
+struct command {
+  verb what = verb::ls;
+  // deploy: the git URL or directory; logs, cancel: the deployment id; promote, rollback: project.
+  std::string target;
+  bool target_is_directory = false;    // deploy: a local directory to upload as a tar.gz
+  std::string deployment_id;           // promote
+  std::optional<std::string> project;  // deploy, ls
+  std::optional<std::string> ref;      // deploy (git URLs only)
+  bool follow = false;                 // deploy, logs
+};
+
+struct flags {
+  std::optional<std::string> project;
+  std::optional<std::string> ref;
+  std::optional<bool> follow;  // unset: deploy follows when stdout is a terminal
+};
+
+// `positionals` are the words after the program name that are not settings ("deploy", the URL,
+// "-f"). Errors are errc::invalid_argument with a one-line message (exit code 2).
+dp::result<command> parse_command(const std::vector<std::string>& positionals, const flags& f,
+                                  bool stdout_is_tty);
+
+// "https://...", "http://...", "git@host:path", "ssh://...", "file://...": sent to the API as a
+// git URL (the API decides which protocols it allows). Anything else is a local path.
+bool looks_like_git_url(std::string_view target) noexcept;
+
+// The commands part of --help.
+std::string_view commands_help() noexcept;
+
+}  // namespace dp::cli

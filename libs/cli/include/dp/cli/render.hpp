@@ -1,0 +1,51 @@
+// What deployctl prints, as strings (so it is tested without a terminal): log lines (stderr red,
+// system dim when colors are on), one progress line per finished phase with its duration, the
+// final result with its URLs, and the tables of `ls`.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dp/proto/types.hpp"
+
+namespace dp::cli {
+
+// A deployment as the API returns it: the record plus its two site URLs.
+struct deployment_view {
+  proto::deployment d;
+  std::optional<std::string> url;  // the immutable <project>-<short id> site
+  std::string alias_url;           // the project's production site
+};
+
+// One log line with a trailing newline; colors are ANSI escapes.
+std::string render_log(const proto::log_event& e, bool color);
+
+// "1.2 s", "340 ms", "2 min 05 s".
+std::string format_duration(std::chrono::milliseconds d);
+
+// Recognizes the phases of a build in the runner's system lines ("cloning ...", "cloned commit
+// ... in", "install: running", "install finished", ...) and returns a progress line when one
+// ends, timed by the events' timestamps. Phases a build skips print nothing.
+class phase_tracker {
+ public:
+  std::optional<std::string> feed(const proto::log_event& e, bool color);
+
+ private:
+  std::string phase_;  // the phase running now, empty between phases
+  int64_t started_ms_ = 0;
+};
+
+// The end of a followed deployment: "ready" with its URLs, or the status and the error.
+std::string render_result(const deployment_view& v, bool color);
+// One line after `deploy` without --follow: the id, its status and where to follow it.
+std::string render_queued(const deployment_view& v);
+
+std::string render_projects(const std::vector<proto::project>& projects);
+// Newest first, as the API lists them; `production_id` is marked.
+std::string render_deployments(const std::vector<deployment_view>& deployments,
+                               const std::optional<std::string>& production_id);
+
+}  // namespace dp::cli

@@ -1,0 +1,162 @@
+#include "dp/cli/args.hpp"
+
+#include <filesystem>
+#include <system_error>
+
+namespace dp::cli {
+
+namespace {
+
+dp::error bad(std::string message) {
+  return dp::make_error(dp::errc::invalid_argument, std::move(message));
+}
+
+// The words of one verb, "-f" taken out as a follow switch (dp::config only knows "--" flags).
+struct words {
+  std::vector<std::string> args;
+  bool dash_f = false;
+};
+
+dp::result<words> split(const std::vector<std::string>& positionals) {
+  words w;
+  for (size_t i = 1; i < positionals.size(); ++i) {
+    const auto& p = positionals[i];
+    if (p == "-f") {
+      w.dash_f = true;
+    } else if (p.size() > 1 && p[0] == '-') {
+      return bad("unknown option '" + p + "' (see --help)");
+    } else {
+      w.args.push_back(p);
+    }
+  }
+  return w;
+}
+
+dp::result<void> expect_args(std::string_view verb, const words& w, size_t n,
+                             std::string_view usage) {
+  if (w.args.size() != n) {
+    return bad(
+        fmt::format("{} takes {} argument{}: deployctl {}", verb, n, n == 1 ? "" : "s", usage));
+  }
+  return {};
+}
+
+}  // namespace
+
+bool looks_like_git_url(std::string_view t) noexcept {
+  return t.find("://") != std::string_view::npos || t.starts_with("git@");
+}
+
+dp::result<command> parse_command(const std::vector<std::string>& positionals, const flags& f,
+                                  bool stdout_is_tty) {
+  if (positionals.empty()) {
+    return bad("a command is required: deploy, ls, logs, promote, rollback or cancel (see --help)");
+  }
+  auto w = split(positionals);
+  if (!w) {
+    return w.error();
+  }
+  const std::string& name = positionals[0];
+  command c;
+  // Flags that do not apply to a verb are refused rather than silently ignored.
+  auto only = [&](bool project, bool ref, bool follow) -> dp::result<void> {
+    if ((f.project && !project) || (f.ref && !ref) || ((f.follow || w->dash_f) && !follow)) {
+      return bad(fmt::format("{} does not take {}", name,
+                             f.project && !project ? "--project"
+                             : f.ref && !ref       ? "--ref"
+                                                   : "--follow"));
+    }
+    return {};
+  };
+  dp::result<void> ok;
+  if (name == "deploy") {
+    c.what = verb::deploy;
+    ok = expect_args(name, *w, 1, "deploy <git-url | directory> [--project NAME] [--ref REF]");
+    if (ok) {
+      ok = only(true, true, true);
+    }
+    if (ok) {
+      c.target = w->args[0];
+      if (!looks_like_git_url(c.target)) {
+        std::error_code ec;
+        if (!std::filesystem::is_directory(c.target, ec)) {
+          return bad(fmt::format("'{}' is neither a git URL nor a directory", c.target));
+        }
+        if (f.ref) {
+          return bad("--ref applies to a git URL, not to a directory");
+        }
+        c.target_is_directory = true;
+      }
+      c.follow = f.follow.value_or(w->dash_f || stdout_is_tty);
+    }
+  } else if (name == "ls") {
+    c.what = verb::ls;
+    ok = expect_args(name, *w, 0, "ls [--project NAME]");
+    if (ok) {
+      ok = only(true, false, false);
+    }
+  } else if (name == "logs") {
+    c.what = verb::logs;
+    ok = expect_args(name, *w, 1, "logs <deployment-id> [-f]");
+    if (ok) {
+      ok = only(false, false, true);
+    }
+    if (ok) {
+      c.target = w->args[0];
+      c.follow = f.follow.value_or(w->dash_f);
+    }
+  } else if (name == "promote") {
+    c.what = verb::promote;
+    ok = expect_args(name, *w, 2, "promote <project> <deployment-id>");
+    if (ok) {
+      ok = only(false, false, false);
+    }
+    if (ok) {
+      c.target = w->args[0];
+      c.deployment_id = w->args[1];
+    }
+  } else if (name == "rollback") {
+    c.what = verb::rollback;
+    ok = expect_args(name, *w, 1, "rollback <project>");
+    if (ok) {
+      ok = only(false, false, false);
+    }
+    if (ok) {
+      c.target = w->args[0];
+    }
+  } else if (name == "cancel") {
+    c.what = verb::cancel;
+    ok = expect_args(name, *w, 1, "cancel <deployment-id>");
+    if (ok) {
+      ok = only(false, false, false);
+    }
+    if (ok) {
+      c.target = w->args[0];
+    }
+  } else {
+    return bad(fmt::format("unknown command '{}' (see --help)", name));
+  }
+  if (!ok) {
+    return ok.error();
+  }
+  c.project = f.project;
+  c.ref = f.ref;
+  return c;
+}
+
+std::string_view commands_help() noexcept {
+  return R"(Commands:
+  deploy <git-url | directory> [--project NAME] [--ref REF] [--follow[=false]]
+      Queue a deployment. A directory is packed into a tar.gz (without .git, node_modules and
+      the patterns of its .deployignore) and uploaded. --follow (the default when stdout is a
+      terminal) streams the logs and exits 0 when ready, 1 when failed or canceled.
+  ls [--project NAME]           projects, or a project's deployments newest first
+  logs <id> [-f]                a deployment's logs; -f follows them to the end
+  promote <project> <id>        put a ready deployment in production
+  rollback <project>            promote the newest ready deployment older than production
+  cancel <id>                   cancel a queued or running deployment
+Exit codes: 0 ok, 1 failed (or an API error), 2 bad input, 3 API unreachable.
+)";
+}
+
+}  // namespace dp::cli

@@ -1,0 +1,153 @@
+#include "dp/cli/render.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <ctime>
+
+namespace dp::cli {
+
+namespace {
+
+constexpr std::string_view red = "\x1b[31m";
+constexpr std::string_view green = "\x1b[32m";
+constexpr std::string_view dim = "\x1b[2m";
+constexpr std::string_view bold = "\x1b[1m";
+constexpr std::string_view reset = "\x1b[0m";
+
+std::string paint(std::string_view text, std::string_view style, bool color) {
+  if (!color) {
+    return std::string(text);
+  }
+  return fmt::format("{}{}{}", style, text, reset);
+}
+
+// A phase as the runner's system lines show it: where it starts and where it ends.
+struct phase_marks {
+  std::string_view name;
+  std::array<std::string_view, 2> start;
+  std::string_view end;
+  std::string_view end_alt;
+};
+
+// Kept in step with the say() lines of libs/build/src/runner.cpp.
+constexpr std::array<phase_marks, 4> phases = {{
+    {"cloning", {"cloning ", "unpacking "}, "cloned commit ", "unpacked "},
+    {"installing", {"install: running", ""}, "install finished", ""},
+    {"building", {"build: running", ""}, "build finished", ""},
+    {"uploading", {"validated ", ""}, "uploaded ", ""},
+}};
+
+std::string utc_time(int64_t unix_ms) {
+  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::array<char, 32> buf{};
+  std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S", &tm);
+  return buf.data();
+}
+
+}  // namespace
+
+std::string format_duration(std::chrono::milliseconds d) {
+  auto ms = d.count();
+  if (ms < 1000) {
+    return fmt::format("{} ms", ms);
+  }
+  if (ms < 60'000) {
+    return fmt::format("{:.1f} s", static_cast<double>(ms) / 1000.0);
+  }
+  return fmt::format("{} min {:02} s", ms / 60'000, (ms % 60'000) / 1000);
+}
+
+std::string render_log(const proto::log_event& e, bool color) {
+  switch (e.stream) {
+    case proto::log_stream::err:
+      return paint(e.line, red, color) + "\n";
+    case proto::log_stream::system:
+      return paint("-- " + e.line, dim, color) + "\n";
+    case proto::log_stream::out:
+      break;
+  }
+  return e.line + "\n";
+}
+
+std::optional<std::string> phase_tracker::feed(const proto::log_event& e, bool color) {
+  if (e.stream != proto::log_stream::system) {
+    return std::nullopt;
+  }
+  for (const auto& p : phases) {
+    for (auto s : p.start) {
+      if (!s.empty() && e.line.starts_with(s)) {
+        phase_ = p.name;
+        started_ms_ = e.ts_ms;
+        return std::nullopt;
+      }
+    }
+    if (phase_ == p.name &&
+        (e.line.starts_with(p.end) || (!p.end_alt.empty() && e.line.starts_with(p.end_alt)))) {
+      phase_.clear();
+      auto took = std::chrono::milliseconds(std::max<int64_t>(0, e.ts_ms - started_ms_));
+      return paint(fmt::format("==> {:<11}{}", p.name, format_duration(took)), bold, color) + "\n";
+    }
+  }
+  return std::nullopt;
+}
+
+std::string render_result(const deployment_view& v, bool color) {
+  const auto& d = v.d;
+  std::string took;
+  if (d.finished_at) {
+    took = " in " + format_duration(std::chrono::milliseconds(*d.finished_at - d.created_at));
+  }
+  if (d.status == proto::deployment_status::ready) {
+    std::string out = paint(fmt::format("==> ready{}", took), green, color) + "\n";
+    if (v.url) {
+      out += fmt::format("    url:        {}\n", *v.url);
+    }
+    out += fmt::format("    production: {}\n", v.alias_url);
+    return out;
+  }
+  return paint(fmt::format("==> {}{}: {}", proto::to_string(d.status), took,
+                           d.error.value_or("no reason recorded")),
+               red, color) +
+         "\n";
+}
+
+std::string render_queued(const deployment_view& v) {
+  return fmt::format("deployment {} of {} is {}\n  follow it: deployctl logs {} -f\n", v.d.id,
+                     v.d.project, proto::to_string(v.d.status), v.d.id);
+}
+
+std::string render_projects(const std::vector<proto::project>& projects) {
+  if (projects.empty()) {
+    return "no projects yet: deployctl deploy <git-url | directory>\n";
+  }
+  std::string out = fmt::format("{:<24} {:<20} {}\n", "PROJECT", "CREATED (UTC)", "GIT URL");
+  for (const auto& p : projects) {
+    out += fmt::format("{:<24} {:<20} {}\n", p.name, utc_time(p.created_at), p.git_url);
+  }
+  return out;
+}
+
+std::string render_deployments(const std::vector<deployment_view>& deployments,
+                               const std::optional<std::string>& production_id) {
+  if (deployments.empty()) {
+    return "no deployments yet\n";
+  }
+  std::string out = fmt::format("  {:<26} {:<10} {:<20} {:<12} {}\n", "DEPLOYMENT", "STATUS",
+                                "CREATED (UTC)", "COMMIT", "URL");
+  for (const auto& v : deployments) {
+    const auto& d = v.d;
+    out += fmt::format("{} {:<26} {:<10} {:<20} {:<12} {}\n",
+                       production_id && *production_id == d.id ? "*" : " ", d.id,
+                       proto::to_string(d.status), utc_time(d.created_at),
+                       d.commit ? d.commit->substr(0, 12) : "-", v.url.value_or("-"));
+  }
+  if (production_id) {
+    out += "* in production\n";
+  }
+  return out;
+}
+
+}  // namespace dp::cli

@@ -1,0 +1,387 @@
+#include "dp/cli/run.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <array>
+
+#include "api_client.hpp"
+#include "archive.hpp"
+#include "dp/cli/sse.hpp"
+#include "dp/proto/json.hpp"
+
+namespace dp::cli {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+
+int exit_for(const dp::error& e) {
+  if (e.is(errc::unavailable) || e.is(errc::timeout)) {
+    return exit_unreachable;
+  }
+  if (e.is(errc::invalid_argument) || e.is(errc::too_large)) {
+    return exit_bad_input;
+  }
+  return exit_failed;
+}
+
+int exit_for(proto::deployment_status s) {
+  return s == proto::deployment_status::ready ? exit_ok : exit_failed;
+}
+
+class session {
+ public:
+  session(http_client::client& http, const options& o, std::FILE* out, std::FILE* err)
+      : api_(http, o), opts_(o), out_(out), err_(err) {}
+
+  asio::awaitable<int> run(const command& c) {
+    switch (c.what) {
+      case verb::deploy:
+        co_return co_await deploy(c);
+      case verb::ls:
+        co_return co_await ls(c);
+      case verb::logs:
+        co_return co_await logs(c);
+      case verb::promote:
+        co_return co_await promote(c.target, c.deployment_id, "");
+      case verb::rollback:
+        co_return co_await rollback(c.target);
+      case verb::cancel:
+        co_return co_await cancel(c.target);
+    }
+    co_return exit_bad_input;
+  }
+
+ private:
+  void print(std::string_view s) {
+    std::fwrite(s.data(), 1, s.size(), out_);
+    std::fflush(out_);
+  }
+  int fail(const dp::error& e) {
+    std::fprintf(err_, "deployctl: %s\n", e.message.c_str());
+    return exit_for(e);
+  }
+
+  asio::awaitable<int> deploy(const command& c) {
+    dp::result<json::value> r;
+    if (c.target_is_directory) {
+      auto project = c.project ? *c.project : project_name_for_directory(c.target);
+      if (project.empty()) {
+        co_return fail(dp::make_error(errc::invalid_argument,
+                                      "cannot derive a project name from '{}': give --project",
+                                      c.target));
+      }
+      auto packed = co_await pack_directory(c.target, opts_.max_archive_bytes);
+      if (!packed) {
+        co_return fail(packed.error());
+      }
+      print(fmt::format("packed {} ({}), uploading\n", c.target, human_size(packed->size)));
+      r = co_await api_.upload(project, packed->path);
+    } else {
+      json::object body{{"git_url", c.target}};
+      if (c.project) {
+        body["project"] = *c.project;
+      }
+      if (c.ref) {
+        body["ref"] = *c.ref;
+      }
+      r = co_await api_.call("POST", "/v1/deployments", json::serialize(body));
+    }
+    if (!r) {
+      co_return fail(r.error());
+    }
+    auto v = parse_deployment_view(*r);
+    if (!v) {
+      co_return fail(v.error());
+    }
+    if (!c.follow) {
+      print(render_queued(*v));
+      co_return exit_ok;
+    }
+    print(fmt::format("deployment {} of {} queued\n", v->d.id, v->d.project));
+    co_return co_await follow(v->d.id);
+  }
+
+  // Streams the logs to the final status, reconnecting with Last-Event-ID when the stream ends
+  // early (an api-server restart, a dropped slow client, a network blip).
+  asio::awaitable<int> follow(const std::string& id) {
+    int64_t last = 0;
+    int failures = 0;
+    phase_tracker phases;
+    std::array<char, 16 * 1024> buf{};
+    auto ex = co_await asio::this_coro::executor;
+    for (;;) {
+      auto stream = co_await api_.open_logs(id, last);
+      std::optional<dp::error> problem;
+      if (!stream) {
+        problem = stream.error();
+      } else if (stream->status() != 200) {
+        std::string body;
+        for (;;) {
+          auto n = co_await stream->read_some(buf);
+          if (!n || *n == 0 || body.size() > 64 * 1024) {
+            break;
+          }
+          body.append(buf.data(), *n);
+        }
+        co_return fail(api_error(stream->status(), body));
+      } else {
+        // A fresh parser per connection: a half event of a dropped stream is not resumed.
+        sse_parser parser;
+        for (bool open = true; open;) {
+          auto n = co_await stream->read_some(buf);
+          if (!n || *n == 0) {
+            if (!n) {
+              problem = n.error();
+            }
+            break;
+          }
+          for (auto& e : parser.feed({buf.data(), *n})) {
+            if (e.event == "log") {
+              auto le = proto::parse_log_event(std::string_view(e.data));
+              if (!le || le->seq <= last) {
+                continue;  // a repeat at a resume seam, or a line this CLI cannot read
+              }
+              last = le->seq;
+              failures = 0;
+              auto text = render_log(*le, opts_.color);
+              if (auto p = phases.feed(*le, opts_.color)) {
+                text += *p;
+              }
+              print(text);
+            } else if (e.event == "status") {
+              boost::system::error_code ec;
+              auto v = json::parse(e.data, ec);
+              auto d = ec ? dp::result<deployment_view>(
+                                dp::make_error(errc::protocol, "the final status is not JSON"))
+                          : parse_deployment_view(v);
+              if (!d) {
+                co_return fail(d.error());
+              }
+              print(render_result(*d, opts_.color));
+              co_return exit_for(d->d.status);
+            } else if (e.event == "error") {
+              problem = dp::make_error(errc::unavailable, "log stream dropped: {}", e.data);
+              open = false;
+              break;
+            }
+          }
+        }
+      }
+      if (++failures > opts_.stream_retries) {
+        co_return fail(problem ? *problem
+                               : dp::make_error(errc::unavailable,
+                                                "the log stream of {} kept ending early", id));
+      }
+      asio::steady_timer wait(ex, opts_.retry_delay);
+      co_await wait.async_wait(asio::use_awaitable);
+    }
+  }
+
+  asio::awaitable<int> logs(const command& c) {
+    if (c.follow) {
+      co_return co_await follow(c.target);
+    }
+    int64_t since = 0;
+    for (;;) {
+      auto r = co_await api_.call(
+          "GET", fmt::format("/v1/deployments/{}/logs?since={}", encode_component(c.target), since),
+          "");
+      if (!r) {
+        co_return fail(r.error());
+      }
+      const auto* events = r->as_object().if_contains("events");
+      if (!events || !events->is_array()) {
+        co_return fail(dp::make_error(errc::protocol, "unexpected logs answer from the API"));
+      }
+      std::string text;
+      for (const auto& ev : events->get_array()) {
+        auto le = proto::parse_log_event(ev);
+        if (!le) {
+          co_return fail(
+              dp::make_error(errc::protocol, "unexpected log event: {}", le.error().message));
+        }
+        text += render_log(*le, opts_.color);
+        since = le->seq;
+      }
+      print(text);
+      if (events->get_array().empty()) {
+        co_return exit_ok;
+      }
+    }
+  }
+
+  asio::awaitable<int> ls(const command& c) {
+    if (!c.project) {
+      auto r = co_await api_.call("GET", "/v1/projects", "");
+      if (!r) {
+        co_return fail(r.error());
+      }
+      std::vector<proto::project> projects;
+      if (const auto* a = r->as_object().if_contains("projects"); a && a->is_array()) {
+        for (const auto& p : a->get_array()) {
+          auto parsed = proto::parse_project(p);
+          if (!parsed) {
+            co_return fail(parsed.error());
+          }
+          projects.push_back(std::move(*parsed));
+        }
+      }
+      print(render_projects(projects));
+      co_return exit_ok;
+    }
+    auto production = co_await production_of(*c.project);
+    if (!production) {
+      co_return fail(production.error());
+    }
+    auto page = co_await deployments_page(*c.project, 0);
+    if (!page) {
+      co_return fail(page.error());
+    }
+    print(render_deployments(page->items, *production));
+    if (page->next) {
+      print("(the 100 newest; older ones: the API's ?cursor=)\n");
+    }
+    co_return exit_ok;
+  }
+
+  asio::awaitable<dp::result<std::optional<std::string>>> production_of(
+      const std::string& project) {
+    auto r = co_await api_.call("GET", "/v1/projects/" + encode_component(project), "");
+    if (!r) {
+      co_return r.error();
+    }
+    const auto* id = r->as_object().if_contains("production_deployment_id");
+    if (id && id->is_string()) {
+      co_return std::optional<std::string>(std::string(id->get_string()));
+    }
+    co_return std::optional<std::string>();
+  }
+
+  struct page {
+    std::vector<deployment_view> items;
+    std::optional<int64_t> next;
+  };
+
+  asio::awaitable<dp::result<page>> deployments_page(const std::string& project, int64_t cursor) {
+    auto r = co_await api_.call("GET",
+                                fmt::format("/v1/projects/{}/deployments?limit=100&cursor={}",
+                                            encode_component(project), cursor),
+                                "");
+    if (!r) {
+      co_return r.error();
+    }
+    page out;
+    const auto& o = r->as_object();
+    if (const auto* a = o.if_contains("deployments"); a && a->is_array()) {
+      for (const auto& d : a->get_array()) {
+        auto v = parse_deployment_view(d);
+        if (!v) {
+          co_return v.error();
+        }
+        out.items.push_back(std::move(*v));
+      }
+    }
+    if (const auto* n = o.if_contains("next_cursor"); n && n->is_string()) {
+      out.next = std::stoll(std::string(n->get_string()));
+    }
+    co_return out;
+  }
+
+  asio::awaitable<int> promote(const std::string& project, const std::string& id,
+                               std::string_view from) {
+    json::object body{{"deployment_id", id}};
+    auto r = co_await api_.call("POST", "/v1/projects/" + encode_component(project) + "/promote",
+                                json::serialize(body));
+    if (!r) {
+      co_return fail(r.error());
+    }
+    std::string url;
+    if (const auto* u = r->as_object().if_contains("alias_url"); u && u->is_string()) {
+      url = u->get_string();
+    }
+    if (from.empty()) {
+      print(fmt::format("{} is now in production for {}: {}\n", id, project, url));
+    } else {
+      print(fmt::format("rolled back {} from {} to {}: {}\n", project, from, id, url));
+    }
+    co_return exit_ok;
+  }
+
+  // The newest ready deployment older than the one in production (ids sort by creation time).
+  asio::awaitable<int> rollback(const std::string& project) {
+    auto production = co_await production_of(project);
+    if (!production) {
+      co_return fail(production.error());
+    }
+    if (!*production) {
+      co_return fail(dp::make_error(
+          errc::conflict, "{} has nothing in production: promote a deployment instead", project));
+    }
+    const std::string& current = **production;
+    std::optional<int64_t> cursor = 0;
+    while (cursor) {
+      auto p = co_await deployments_page(project, *cursor);
+      if (!p) {
+        co_return fail(p.error());
+      }
+      for (const auto& v : p->items) {
+        if (v.d.id < current && v.d.status == proto::deployment_status::ready) {
+          co_return co_await promote(project, v.d.id, current);
+        }
+      }
+      cursor = p->next;
+    }
+    co_return fail(dp::make_error(errc::conflict,
+                                  "{} has no ready deployment older than {} to roll back to",
+                                  project, current));
+  }
+
+  asio::awaitable<int> cancel(const std::string& id) {
+    auto r = co_await api_.call("POST", "/v1/deployments/" + encode_component(id) + "/cancel", "");
+    if (!r) {
+      co_return fail(r.error());
+    }
+    auto v = parse_deployment_view(*r);
+    if (!v) {
+      co_return fail(v.error());
+    }
+    print(fmt::format("deployment {} is {}\n", v->d.id, proto::to_string(v->d.status)));
+    co_return exit_ok;
+  }
+
+  api_client api_;
+  const options& opts_;
+  std::FILE* out_;
+  std::FILE* err_;
+};
+
+}  // namespace
+
+int run(const command& cmd, const options& opts, std::FILE* out, std::FILE* err) {
+  asio::io_context ioc(1);
+  http_client::client http(ioc.get_executor());
+  session s(http, opts, out, err);
+  int code = exit_failed;
+  asio::co_spawn(ioc, s.run(cmd), [&](std::exception_ptr e, int c) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        std::fprintf(err, "deployctl: internal error: %s\n", x.what());
+      }
+      code = exit_failed;
+    } else {
+      code = c;
+    }
+  });
+  ioc.run();
+  return code;
+}
+
+}  // namespace dp::cli

@@ -1,0 +1,242 @@
+// deployctl's logic without a process: the command line, the SSE parser and what is printed.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "dp/cli/args.hpp"
+#include "dp/cli/render.hpp"
+#include "dp/cli/sse.hpp"
+
+namespace {
+
+using dp::cli::command;
+using dp::cli::flags;
+using dp::cli::parse_command;
+using dp::cli::sse_event;
+using dp::cli::sse_parser;
+using dp::cli::verb;
+
+dp::result<command> parse(std::vector<std::string> words, flags f = {}, bool tty = false) {
+  return parse_command(words, f, tty);
+}
+
+TEST(cli_args, deploy_git_url_with_flags) {
+  auto c = parse({"deploy", "https://example.com/acme/shop.git"}, {.project = "shop", .ref = "v2"});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->what, verb::deploy);
+  EXPECT_EQ(c->target, "https://example.com/acme/shop.git");
+  EXPECT_FALSE(c->target_is_directory);
+  EXPECT_EQ(c->project, "shop");
+  EXPECT_EQ(c->ref, "v2");
+  EXPECT_FALSE(c->follow);
+}
+
+TEST(cli_args, deploy_follows_by_default_on_a_terminal_only) {
+  EXPECT_TRUE(parse({"deploy", "https://x/y"}, {}, true)->follow);
+  EXPECT_FALSE(parse({"deploy", "https://x/y"}, {}, false)->follow);
+  EXPECT_FALSE(parse({"deploy", "https://x/y"}, {.follow = false}, true)->follow);
+  EXPECT_TRUE(parse({"deploy", "https://x/y"}, {.follow = true}, false)->follow);
+  EXPECT_TRUE(parse({"deploy", "https://x/y", "-f"})->follow);
+}
+
+TEST(cli_args, deploy_directory) {
+  auto dir = std::filesystem::temp_directory_path();
+  auto c = parse({"deploy", dir.string()});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->target_is_directory);
+  auto with_ref = parse({"deploy", dir.string()}, {.ref = "main"});
+  ASSERT_FALSE(with_ref);
+  EXPECT_NE(with_ref.error().message.find("--ref"), std::string::npos);
+  auto missing = parse({"deploy", "/no/such/dir-for-deployctl"});
+  ASSERT_FALSE(missing);
+  EXPECT_TRUE(missing.error().is(dp::errc::invalid_argument));
+  EXPECT_NE(missing.error().message.find("neither a git URL nor a directory"), std::string::npos);
+}
+
+TEST(cli_args, git_url_detection) {
+  EXPECT_TRUE(dp::cli::looks_like_git_url("https://github.com/a/b"));
+  EXPECT_TRUE(dp::cli::looks_like_git_url("ssh://git@host/a/b"));
+  EXPECT_TRUE(dp::cli::looks_like_git_url("git@github.com:a/b.git"));
+  EXPECT_FALSE(dp::cli::looks_like_git_url("./site"));
+  EXPECT_FALSE(dp::cli::looks_like_git_url("/srv/site"));
+}
+
+TEST(cli_args, other_verbs) {
+  auto ls = parse({"ls"}, {.project = "shop"});
+  ASSERT_TRUE(ls);
+  EXPECT_EQ(ls->what, verb::ls);
+  EXPECT_EQ(ls->project, "shop");
+  auto logs = parse({"logs", "01jh5k7q3x9m2c8r4t6v0w1y3z", "-f"});
+  ASSERT_TRUE(logs);
+  EXPECT_EQ(logs->what, verb::logs);
+  EXPECT_EQ(logs->target, "01jh5k7q3x9m2c8r4t6v0w1y3z");
+  EXPECT_TRUE(logs->follow);
+  EXPECT_FALSE(parse({"logs", "x"})->follow);
+  auto promote = parse({"promote", "shop", "01jh5k7q3x9m2c8r4t6v0w1y3z"});
+  ASSERT_TRUE(promote);
+  EXPECT_EQ(promote->target, "shop");
+  EXPECT_EQ(promote->deployment_id, "01jh5k7q3x9m2c8r4t6v0w1y3z");
+  EXPECT_EQ(parse({"rollback", "shop"})->what, verb::rollback);
+  EXPECT_EQ(parse({"cancel", "x"})->what, verb::cancel);
+}
+
+TEST(cli_args, bad_input_is_one_line) {
+  const std::vector<std::vector<std::string>> bad = {
+      {},
+      {"frobnicate"},
+      {"deploy"},
+      {"deploy", "https://a/b", "https://c/d"},
+      {"ls", "extra"},
+      {"logs"},
+      {"promote", "shop"},
+      {"rollback"},
+      {"cancel", "a", "b"},
+      {"cancel", "-x", "a"},
+  };
+  for (const auto& words : bad) {
+    auto c = parse(words);
+    ASSERT_FALSE(c) << (words.empty() ? "" : words[0]);
+    EXPECT_TRUE(c.error().is(dp::errc::invalid_argument));
+    EXPECT_EQ(c.error().message.find('\n'), std::string::npos) << c.error().message;
+  }
+  EXPECT_FALSE(parse({"cancel", "x"}, {.project = "shop"}));
+  EXPECT_FALSE(parse({"ls"}, {.follow = true}));
+  EXPECT_FALSE(parse({"promote", "a", "b", "-f"}));
+}
+
+TEST(cli_sse, events_ids_and_comments) {
+  sse_parser p;
+  auto ev =
+      p.feed(": keepalive\n\nevent: log\nid: 7\ndata: {\"seq\":7}\n\nevent: status\ndata: {}\n\n");
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[0], (sse_event{.event = "log", .data = "{\"seq\":7}", .id = "7"}));
+  EXPECT_EQ(ev[1].event, "status");
+  EXPECT_EQ(ev[1].data, "{}");
+  EXPECT_FALSE(ev[1].id);
+  EXPECT_EQ(p.last_event_id(), "7");
+}
+
+TEST(cli_sse, multi_line_data_and_default_event) {
+  sse_parser p;
+  auto ev = p.feed("data: one\ndata:two\ndata\n\n");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].event, "message");
+  EXPECT_EQ(ev[0].data, "one\ntwo\n");
+}
+
+TEST(cli_sse, every_split_gives_the_same_events) {
+  const std::string text =
+      "event: log\r\nid: 1\r\ndata: a\r\n\r\n:c\r\nevent: log\rid: 2\rdata: b\rdata: c\r\r"
+      "event: log\nid: 3\ndata: d\n\n";
+  sse_parser whole;
+  auto expected = whole.feed(text);
+  ASSERT_EQ(expected.size(), 3u);
+  EXPECT_EQ(expected[1].data, "b\nc");
+  for (size_t cut1 = 0; cut1 <= text.size(); ++cut1) {
+    for (size_t cut2 = cut1; cut2 <= text.size(); cut2 += 7) {
+      sse_parser p;
+      auto got = p.feed(text.substr(0, cut1));
+      for (auto& e : p.feed(text.substr(cut1, cut2 - cut1))) {
+        got.push_back(std::move(e));
+      }
+      for (auto& e : p.feed(text.substr(cut2))) {
+        got.push_back(std::move(e));
+      }
+      ASSERT_EQ(got, expected) << "cuts at " << cut1 << " and " << cut2;
+      EXPECT_EQ(p.last_event_id(), "3");
+    }
+  }
+}
+
+TEST(cli_sse, one_byte_at_a_time_and_unfinished_event) {
+  const std::string text = "event: log\ndata: x\n\nevent: log\ndata: never ended\n";
+  sse_parser p;
+  std::vector<sse_event> got;
+  for (char c : text) {
+    for (auto& e : p.feed(std::string_view(&c, 1))) {
+      got.push_back(std::move(e));
+    }
+  }
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].data, "x");
+}
+
+dp::proto::log_event line(int64_t seq, int64_t ts, dp::proto::log_stream s, std::string text) {
+  return {.deployment_id = "d", .seq = seq, .ts_ms = ts, .stream = s, .line = std::move(text)};
+}
+
+TEST(cli_render, log_lines_with_and_without_colors) {
+  using dp::proto::log_stream;
+  EXPECT_EQ(dp::cli::render_log(line(1, 0, log_stream::out, "hello"), false), "hello\n");
+  EXPECT_EQ(dp::cli::render_log(line(1, 0, log_stream::err, "oops"), false), "oops\n");
+  EXPECT_EQ(dp::cli::render_log(line(1, 0, log_stream::system, "cloning x"), false),
+            "-- cloning x\n");
+  EXPECT_EQ(dp::cli::render_log(line(1, 0, log_stream::err, "oops"), true),
+            "\x1b[31moops\x1b[0m\n");
+  EXPECT_EQ(dp::cli::render_log(line(1, 0, log_stream::system, "s"), true), "\x1b[2m-- s\x1b[0m\n");
+}
+
+TEST(cli_render, durations) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(dp::cli::format_duration(milliseconds(340)), "340 ms");
+  EXPECT_EQ(dp::cli::format_duration(milliseconds(1250)), "1.2 s");
+  EXPECT_EQ(dp::cli::format_duration(milliseconds(125'000)), "2 min 05 s");
+}
+
+TEST(cli_render, one_progress_line_per_finished_phase) {
+  using dp::proto::log_stream;
+  dp::cli::phase_tracker t;
+  std::vector<std::string> printed;
+  const std::vector<dp::proto::log_event> events = {
+      line(1, 1000, log_stream::system, "cloning https://x/y (ref main)"),
+      line(2, 1100, log_stream::out, "cloned commit abc"),  // not a system line: ignored
+      line(3, 2200, log_stream::system, "cloned commit abc in 1.2 s"),
+      line(4, 2300, log_stream::system, "install: running `npm ci`"),
+      line(5, 5300, log_stream::system, "install finished in 3.0 s"),
+      line(6, 5400, log_stream::system, "build: running `npm run build`"),
+      line(7, 5500, log_stream::err, "warning"),
+      line(8, 9400, log_stream::system, "build finished in 4.0 s"),
+      line(9, 9500, log_stream::system, "validated 3 files, 2 kB"),
+      line(10, 9700, log_stream::system, "uploaded 3 files (2 kB) to __outputs/x/ in 0.2 s"),
+  };
+  for (const auto& e : events) {
+    if (auto p = t.feed(e, false)) {
+      printed.push_back(*p);
+    }
+  }
+  ASSERT_EQ(printed.size(), 4u);
+  EXPECT_EQ(printed[0], "==> cloning    1.2 s\n");
+  EXPECT_EQ(printed[1], "==> installing 3.0 s\n");
+  EXPECT_EQ(printed[2], "==> building   4.0 s\n");
+  EXPECT_EQ(printed[3], "==> uploading  200 ms\n");
+}
+
+TEST(cli_render, result_and_tables) {
+  dp::cli::deployment_view v;
+  v.d.id = "01jh5k7q3x9m2c8r4t6v0w1y3z";
+  v.d.project = "shop";
+  v.d.status = dp::proto::deployment_status::ready;
+  v.d.created_at = 1'764'000'000'000;
+  v.d.finished_at = 1'764'000'009'000;
+  v.url = "http://shop-6v0w1y3z.localhost:8000";
+  v.alias_url = "http://shop.localhost:8000";
+  EXPECT_EQ(dp::cli::render_result(v, false),
+            "==> ready in 9.0 s\n"
+            "    url:        http://shop-6v0w1y3z.localhost:8000\n"
+            "    production: http://shop.localhost:8000\n");
+  v.d.status = dp::proto::deployment_status::failed;
+  v.d.error = "build (`npm run build`) failed: exited with code 1";
+  EXPECT_EQ(dp::cli::render_result(v, false),
+            "==> failed in 9.0 s: build (`npm run build`) failed: exited with code 1\n");
+
+  auto table = dp::cli::render_deployments({v}, v.d.id);
+  EXPECT_NE(table.find("* 01jh5k7q3x9m2c8r4t6v0w1y3z failed"), std::string::npos) << table;
+  EXPECT_NE(table.find("2025-11-24 16:00:00"), std::string::npos) << table;
+  dp::proto::project p{.name = "shop", .git_url = "https://x/shop", .created_at = 0};
+  auto projects = dp::cli::render_projects({p});
+  EXPECT_NE(projects.find("shop"), std::string::npos);
+  EXPECT_NE(projects.find("https://x/shop"), std::string::npos);
+  EXPECT_EQ(dp::cli::render_projects({}).find("no projects"), 0u);
+}
+
+}  // namespace
