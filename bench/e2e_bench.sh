@@ -15,8 +15,9 @@
 #   go-live  -> the proxy's first response with the new content (log flush, ready, alias switch,
 #            the proxy's alias cache invalidated by the event; polled every 5 ms)
 #   platform POST->live minus install and build: the platform's own share
-# Measured 2026-11-24 (load average ~6 from other work): median 2.9-3.1 s, platform 0.44-0.58 s; each npm
-# invocation costs ~1 s here (npm 11 start-up), so two of them alone exceed the goal.
+# Measured 2026-11-24 (load average ~6 from other work): median 2.9-3.1 s, of which the platform
+# 0.44-0.58 s; each npm invocation costs ~1 s here (npm 11 start-up), so the two alone exceed
+# the goal.
 #
 # Usage: bench/e2e_bench.sh [N]   (N redeploys, default 5)
 # Environment: DP_BIN_DIR, a build tree with the three binaries (default: build build/release
