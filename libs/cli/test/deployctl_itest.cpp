@@ -1,0 +1,175 @@
+// deployctl against a real api-server binary and a real redis-server: the commands' output and
+// exit codes (0 ok, 1 failed, 2 bad input, 3 API unreachable). No worker runs, so deployments
+// stay queued; the tests move them on by writing the records as a worker would.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <regex>
+
+#include "dp/test/harness.hpp"
+
+namespace {
+
+using dp::test::run_result;
+
+class deployctl : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    port_ = dp::test::free_port();
+    api_.emplace(
+        dp::test::process_options{.argv = {DP_API_SERVER},
+                                  .env = {{"REDIS_URL", redis_.url()},
+                                          {"API_LISTEN", "127.0.0.1:" + std::to_string(port_)},
+                                          {"STORAGE_URL", "file://" + files_.path().string()},
+                                          {"LOG_LEVEL", "warn"}}});
+    ASSERT_TRUE(dp::test::wait_for_tcp("127.0.0.1", port_, std::chrono::seconds(20)))
+        << api_->log_text();
+  }
+
+  run_result cli(std::vector<std::string> args, std::string api_url = {}) {
+    args.insert(args.begin(), DP_DEPLOYCTL);
+    return dp::test::run(std::move(args),
+                         {{"DEPLOYCTL_API_URL",
+                           api_url.empty() ? "http://127.0.0.1:" + std::to_string(port_) : api_url},
+                          {"NO_COLOR", "1"}},
+                         {}, std::chrono::seconds(30));
+  }
+
+  // The id in "deployment <id> of ..." printed by deploy.
+  static std::string id_in(const std::string& out) {
+    std::smatch m;
+    if (std::regex_search(out, m, std::regex("deployment ([0-9a-z]{26})"))) {
+      return m[1];
+    }
+    ADD_FAILURE() << "no deployment id in: " << out;
+    return {};
+  }
+
+  void redis(std::vector<std::string> argv) {
+    auto r = dp::test::redis_command(redis_.port(), argv);
+    ASSERT_TRUE(r) << argv[0] << ": " << r.error().message;
+  }
+
+  static size_t lines(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
+
+  dp::test::redis_server redis_;
+  dp::test::temp_dir files_{"dp-cli-files"};
+  uint16_t port_ = 0;
+  std::optional<dp::test::child_process> api_;
+};
+
+TEST_F(deployctl, deploy_of_a_git_url_is_queued_and_listed) {
+  auto d = cli({"deploy", "https://example.com/acme/shop.git", "--follow=false"});
+  ASSERT_EQ(d.exit_code, 0) << d.output;
+  auto id = id_in(d.output);
+  EXPECT_NE(d.output.find("of shop is queued"), std::string::npos) << d.output;
+
+  auto ls = cli({"ls"});
+  EXPECT_EQ(ls.exit_code, 0) << ls.output;
+  EXPECT_NE(ls.output.find("shop"), std::string::npos) << ls.output;
+  EXPECT_NE(ls.output.find("https://example.com/acme/shop.git"), std::string::npos);
+
+  auto lsp = cli({"ls", "--project", "shop"});
+  EXPECT_EQ(lsp.exit_code, 0) << lsp.output;
+  EXPECT_NE(lsp.output.find(id + " queued"), std::string::npos) << lsp.output;
+}
+
+TEST_F(deployctl, bad_input_exits_2_with_one_line) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"deploy"},
+           {"nonsense"},
+           {"deploy", "/no/such/directory-for-deployctl"},
+           {"ls", "--no-such-flag"},
+           {"deploy", "ssh://example.com/acme/shop.git", "--follow=false"},  // refused by the API
+           {"deploy", "https://example.com/a/b.git", "--project", "Not A Name",
+            "--follow=false"}}) {
+    auto r = cli(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << ": " << r.output;
+    EXPECT_EQ(lines(r.output), 1u) << r.output;
+    EXPECT_EQ(r.output.rfind("deployctl: ", 0), 0u) << r.output;
+  }
+  auto bad_url = cli({"ls"}, "ftp://127.0.0.1:1");
+  EXPECT_EQ(bad_url.exit_code, 2) << bad_url.output;
+  EXPECT_EQ(lines(bad_url.output), 1u) << bad_url.output;
+}
+
+TEST_F(deployctl, unreachable_api_exits_3) {
+  auto port = dp::test::free_port();
+  auto r = cli({"ls"}, "http://127.0.0.1:" + std::to_string(port));
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  EXPECT_NE(r.output.find("cannot reach the API"), std::string::npos) << r.output;
+}
+
+TEST_F(deployctl, cancel_then_logs_follow_to_the_final_status) {
+  auto id = id_in(cli({"deploy", "https://example.com/acme/shop.git", "--follow=false"}).output);
+  // Two lines in the logbook, as a worker writes them.
+  auto event = [&](int seq, int ts, const std::string& line) {
+    return "{\"deployment_id\":\"" + id + "\",\"seq\":" + std::to_string(seq) +
+           ",\"ts_ms\":" + std::to_string(ts) + ",\"stream\":\"system\",\"line\":\"" + line + "\"}";
+  };
+  redis({"XADD", "dp:logbook:" + id, "1-0", "e", event(1, 1000, "cloning https://x (ref main)")});
+  redis({"XADD", "dp:logbook:" + id, "2-0", "e", event(2, 2500, "cloned commit abc in 1.5 s")});
+
+  auto c = cli({"cancel", id});
+  EXPECT_EQ(c.exit_code, 0) << c.output;
+  EXPECT_NE(c.output.find(id + " is canceled"), std::string::npos) << c.output;
+
+  auto again = cli({"cancel", id});
+  EXPECT_EQ(again.exit_code, 1) << again.output;
+  EXPECT_EQ(again.output, "deployctl: deployment " + id + " is already canceled\n");
+
+  auto logs = cli({"logs", id});
+  EXPECT_EQ(logs.exit_code, 0) << logs.output;
+  EXPECT_EQ(logs.output, "-- cloning https://x (ref main)\n-- cloned commit abc in 1.5 s\n");
+
+  auto follow = cli({"logs", id, "-f"});
+  EXPECT_EQ(follow.exit_code, 1) << follow.output;
+  EXPECT_NE(follow.output.find("-- cloned commit abc in 1.5 s\n==> cloning    1.5 s\n"),
+            std::string::npos)
+      << follow.output;
+  EXPECT_NE(follow.output.find("==> canceled"), std::string::npos) << follow.output;
+
+  auto missing = cli({"logs", "01jh5k7q3x9m2c8r4t6v0w1y3z"});
+  EXPECT_EQ(missing.exit_code, 1) << missing.output;
+  EXPECT_EQ(lines(missing.output), 1u) << missing.output;
+}
+
+TEST_F(deployctl, promote_and_rollback) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto d = cli({"deploy", "https://example.com/acme/shop.git", "--follow=false"});
+    ASSERT_EQ(d.exit_code, 0) << d.output;
+    ids.push_back(id_in(d.output));
+  }
+  auto refused = cli({"promote", "shop", ids[0]});
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("only a ready deployment can be promoted"), std::string::npos)
+      << refused.output;
+
+  auto nothing = cli({"rollback", "shop"});
+  EXPECT_EQ(nothing.exit_code, 1) << nothing.output;
+  EXPECT_NE(nothing.output.find("nothing in production"), std::string::npos) << nothing.output;
+
+  // ids[0] and ids[2] ready, ids[1] failed: a rollback from ids[2] skips ids[1].
+  redis({"HSET", "dp:deployment:" + ids[0], "status", "ready"});
+  redis({"HSET", "dp:deployment:" + ids[1], "status", "failed"});
+  redis({"HSET", "dp:deployment:" + ids[2], "status", "ready"});
+  auto p = cli({"promote", "shop", ids[2]});
+  EXPECT_EQ(p.exit_code, 0) << p.output;
+  EXPECT_NE(p.output.find(ids[2] + " is now in production for shop"), std::string::npos)
+      << p.output;
+
+  auto r = cli({"rollback", "shop"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("rolled back shop from " + ids[2] + " to " + ids[0]), std::string::npos)
+      << r.output;
+  auto ls = cli({"ls", "--project", "shop"});
+  EXPECT_NE(ls.output.find("* " + ids[0]), std::string::npos) << ls.output;
+
+  auto none = cli({"rollback", "shop"});
+  EXPECT_EQ(none.exit_code, 1) << none.output;
+  EXPECT_NE(none.output.find("no ready deployment older than"), std::string::npos) << none.output;
+}
+
+}  // namespace
