@@ -3,25 +3,28 @@
 // Usage: node tests/e2e/dashboard.e2e.mjs <build dir> <repo root>
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { after, before, describe, it } from 'node:test';
-import { chromium } from 'playwright-core';
-import { gitRepo, locations, plainSite, site, startPlatform } from './platform.mjs';
+import {after, before, describe, it} from 'node:test';
+import {chromium} from 'playwright-core';
 
-const { repoRoot, binDir } = locations(import.meta.url);
+import {gitRepo, locations, plainSite, site, startPlatform} from './platform.mjs';
+
+const {repoRoot, binDir} = locations(import.meta.url);
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 let platform = null;
 let browser = null;
 let repo = null;
 
 async function cleanUp() {
-  if (browser) await browser.close().catch(() => {});
+  if (browser)
+    await browser.close().catch(() => {});
   browser = null;
   if (platform) {
     await platform.stop();
     platform.remove();
   }
   platform = null;
-  if (repo) fs.rmSync(repo, { recursive: true, force: true });
+  if (repo)
+    fs.rmSync(repo, {recursive: true, force: true});
 }
 
 const watchdog = setTimeout(async () => {
@@ -31,11 +34,12 @@ const watchdog = setTimeout(async () => {
 }, 540_000);
 watchdog.unref();
 
-describe('dashboard in headless Chromium', { concurrency: false }, () => {
+describe('dashboard in headless Chromium', {concurrency: false}, () => {
   before(async () => {
-    platform = await startPlatform({ binDir, repoRoot });
+    platform = await startPlatform({binDir, repoRoot});
     // We run as root: Chromium's own sandbox needs an unprivileged user.
-    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
+    browser = await chromium.launch(
+        {executablePath: chromiumPath, headless: true, args: ['--no-sandbox']});
   });
   after(cleanUp);
 
@@ -46,10 +50,12 @@ describe('dashboard in headless Chromium', { concurrency: false }, () => {
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     // Failed requests are checked by URL below (the browser's own /favicon.ico is a 404).
     page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
+      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource'))
+        problems.push(`console: ${m.text()}`);
     });
     page.on('response', (r) => {
-      if (r.status() >= 400 && new URL(r.url()).pathname !== '/favicon.ico') problems.push(`HTTP ${r.status()} ${r.url()}`);
+      if (r.status() >= 400 && new URL(r.url()).pathname !== '/favicon.ico')
+        problems.push(`HTTP ${r.status()} ${r.url()}`);
     });
     page.setDefaultTimeout(300_000);
 
@@ -60,10 +66,10 @@ describe('dashboard in headless Chromium', { concurrency: false }, () => {
 
     // The project is selected, the log streams in (the build's own output included), and the
     // stream's final status shows.
-    await page.locator('#projects li', { hasText: 'dash' }).waitFor();
-    await page.locator('#log div', { hasText: /^cloning file:\/\// }).first().waitFor();
-    await page.locator('#log div', { hasText: /^built version dash with / }).waitFor();
-    await page.locator('#log div', { hasText: /^deployment ready$/ }).waitFor();
+    await page.locator('#projects li', {hasText: 'dash'}).waitFor();
+    await page.locator('#log div', {hasText: /^cloning file:\/\//}).first().waitFor();
+    await page.locator('#log div', {hasText: /^built version dash with /}).waitFor();
+    await page.locator('#log div', {hasText: /^deployment ready$/}).waitFor();
     // The deployments table shows it ready and in production.
     await page.locator('#deployments tr.live td.status.ready').waitFor();
     const error = await page.textContent('#error');

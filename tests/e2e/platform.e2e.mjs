@@ -3,33 +3,25 @@
 // stream, fetch through the proxy, redeploy while polling (atomic switch), roll back, and stop.
 // Usage: node tests/e2e/platform.e2e.mjs <build dir> <repo root>
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import {execFileSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import {
-  api,
-  assetPath,
-  commitAll,
-  followLogs,
-  gitRepo,
-  locations,
-  plainSite,
-  site,
-  startPlatform,
-  tempDir,
-  waitFor,
-} from './platform.mjs';
+import {after, before, describe, it} from 'node:test';
 
-const { repoRoot, binDir } = locations(import.meta.url);
+import {api, assetPath, commitAll, followLogs, gitRepo, locations, plainSite, site, startPlatform, tempDir, waitFor,} from './platform.mjs';
+
+const {repoRoot, binDir} = locations(import.meta.url);
 const temps = [];
 let platform = null;
 let stopped = null;
 
 async function cleanUp() {
-  if (platform && !stopped) stopped = await platform.stop();
-  if (platform) platform.remove();
-  for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
+  if (platform && !stopped)
+    stopped = await platform.stop();
+  if (platform)
+    platform.remove();
+  for (const d of temps)
+    fs.rmSync(d, {recursive: true, force: true});
 }
 
 // ctest kills a test that overruns its TIMEOUT without a chance to clean up: stop first.
@@ -44,82 +36,86 @@ watchdog.unref();
 async function deploy(body) {
   const created = await api(platform, 'POST', '/v1/deployments', body);
   assert.equal(created.status, 202, JSON.stringify(created.data));
-  const { id } = created.data;
+  const {id} = created.data;
   const stream = await followLogs(platform, id);
   const logs = stream.events.filter((e) => e.event === 'log').map((e) => JSON.parse(e.data));
   const last = stream.events.at(-1);
   assert.ok(last, 'the stream sent no event');
   assert.equal(last.event, 'status', 'the stream ends with the final status');
   const final = JSON.parse(last.data);
-  return { id, created: created.data, stream, logs, lines: logs.map((l) => l.line), final };
+  return {id, created: created.data, stream, logs, lines: logs.map((l) => l.line), final};
 }
 
 function explain(d) {
-  return `deployment ${d.id}: ${JSON.stringify(d.final)}\n${d.lines.join('\n')}\n${platform.logs()}`;
+  return `deployment ${d.id}: ${JSON.stringify(d.final)}\n${d.lines.join('\n')}\n${
+      platform.logs()}`;
 }
 
-describe('platform end to end (run.sh)', { concurrency: false }, () => {
+describe('platform end to end (run.sh)', {concurrency: false}, () => {
   let firstId = null;
   let plainRepo = null;
   const v1 = {};
 
   before(async () => {
-    platform = await startPlatform({ binDir, repoRoot });
+    platform = await startPlatform({binDir, repoRoot});
   });
   after(cleanUp);
 
-  it('deploys a no-dependency site; the log stream shows every phase and ends with the status', async () => {
-    plainRepo = gitRepo(plainSite('v1'));
-    temps.push(plainRepo);
-    const d = await deploy({ git_url: `file://${plainRepo}`, project: 'plain' });
-    firstId = d.id;
-    assert.equal(d.created.status, 'queued');
-    assert.match(d.stream.contentType, /^text\/event-stream/);
-    assert.equal(d.final.status, 'ready', explain(d));
-    assert.equal(d.final.id, d.id);
-    // Every line once, in order.
-    d.logs.forEach((l, i) => assert.equal(l.seq, d.logs[0].seq + i, 'log seqs are dense'));
-    const phases = {
-      cloning: /^cloning file:\/\//,
-      installing: /^install: running `npm ci`/,
-      building: /^build: running `npm run build`/,
-      uploading: /^uploaded \d+ files/,
-      ready: /^deployment ready in /,
-    };
-    let at = -1;
-    for (const [phase, re] of Object.entries(phases)) {
-      const i = d.lines.findIndex((l) => re.test(l));
-      assert.ok(i > at, `phase ${phase} (${re}) in order in the log:\n${d.lines.join('\n')}`);
-      at = i;
-    }
-    assert.ok(d.lines.some((l) => /^built version v1 with assets\/app\.[0-9a-f]{12}\.js$/.test(l)), 'the build output');
+  it('deploys a no-dependency site; the log stream shows every phase and ends with the status',
+     async () => {
+       plainRepo = gitRepo(plainSite('v1'));
+       temps.push(plainRepo);
+       const d = await deploy({git_url: `file://${plainRepo}`, project: 'plain'});
+       firstId = d.id;
+       assert.equal(d.created.status, 'queued');
+       assert.match(d.stream.contentType, /^text\/event-stream/);
+       assert.equal(d.final.status, 'ready', explain(d));
+       assert.equal(d.final.id, d.id);
+       // Every line once, in order.
+       d.logs.forEach((l, i) => assert.equal(l.seq, d.logs[0].seq + i, 'log seqs are dense'));
+       const phases = {
+         cloning: /^cloning file:\/\//,
+         installing: /^install: running `npm ci`/,
+         building: /^build: running `npm run build`/,
+         uploading: /^uploaded \d+ files/,
+         ready: /^deployment ready in /,
+       };
+       let at = -1;
+       for (const [phase, re] of Object.entries(phases)) {
+         const i = d.lines.findIndex((l) => re.test(l));
+         assert.ok(i > at, `phase ${phase} (${re}) in order in the log:\n${d.lines.join('\n')}`);
+         at = i;
+       }
+       assert.ok(
+           d.lines.some((l) => /^built version v1 with assets\/app\.[0-9a-f]{12}\.js$/.test(l)),
+           'the build output');
 
-    const index = await site(platform, 'plain', '/');
-    assert.equal(index.status, 200);
-    assert.match(index.body, /<h1>site v1<\/h1>/);
-    assert.match(index.headers['content-type'], /^text\/html/);
-    assert.equal(index.headers['cache-control'], 'public, max-age=0, must-revalidate');
-    const css = await site(platform, 'plain', '/style.css');
-    assert.equal(css.status, 200);
-    assert.equal(css.body, 'body { content: "v1"; }\n');
-    assert.match(css.headers['content-type'], /^text\/css/);
-    const js = await site(platform, 'plain', '/app.js');
-    assert.equal(js.status, 200);
-    assert.equal(js.body, 'document.title = "site v1";\n');
-    assert.match(js.headers['content-type'], /^(text|application)\/javascript/);
-    assert.equal(js.headers['cache-control'], 'public, max-age=0, must-revalidate');
-    const hashed = assetPath(index.body);
-    assert.ok(hashed, 'index.html names the fingerprinted asset');
-    const asset = await site(platform, 'plain', hashed);
-    assert.equal(asset.status, 200);
-    assert.equal(asset.body, 'console.log("asset v1");\n');
-    assert.match(asset.headers['content-type'], /^(text|application)\/javascript/);
-    assert.equal(asset.headers['cache-control'], 'public, max-age=31536000, immutable');
-    // The immutable <project>-<short id> alias serves the same deployment.
-    const label = new URL(d.created.url).hostname.split('.')[0];
-    assert.equal((await site(platform, label, '/')).body, index.body);
-    Object.assign(v1, { '/': index.body, '/style.css': css.body, '/app.js': js.body });
-  });
+       const index = await site(platform, 'plain', '/');
+       assert.equal(index.status, 200);
+       assert.match(index.body, /<h1>site v1<\/h1>/);
+       assert.match(index.headers['content-type'], /^text\/html/);
+       assert.equal(index.headers['cache-control'], 'public, max-age=0, must-revalidate');
+       const css = await site(platform, 'plain', '/style.css');
+       assert.equal(css.status, 200);
+       assert.equal(css.body, 'body { content: "v1"; }\n');
+       assert.match(css.headers['content-type'], /^text\/css/);
+       const js = await site(platform, 'plain', '/app.js');
+       assert.equal(js.status, 200);
+       assert.equal(js.body, 'document.title = "site v1";\n');
+       assert.match(js.headers['content-type'], /^(text|application)\/javascript/);
+       assert.equal(js.headers['cache-control'], 'public, max-age=0, must-revalidate');
+       const hashed = assetPath(index.body);
+       assert.ok(hashed, 'index.html names the fingerprinted asset');
+       const asset = await site(platform, 'plain', hashed);
+       assert.equal(asset.status, 200);
+       assert.equal(asset.body, 'console.log("asset v1");\n');
+       assert.match(asset.headers['content-type'], /^(text|application)\/javascript/);
+       assert.equal(asset.headers['cache-control'], 'public, max-age=31536000, immutable');
+       // The immutable <project>-<short id> alias serves the same deployment.
+       const label = new URL(d.created.url).hostname.split('.')[0];
+       assert.equal((await site(platform, label, '/')).body, index.body);
+       Object.assign(v1, {'/': index.body, '/style.css': css.body, '/app.js': js.body});
+     });
 
   it('deploys the Vite + React fixture (installed from the npm registry)', async () => {
     const src = path.join(repoRoot, 'tests/fixtures/vite-react');
@@ -130,7 +126,7 @@ describe('platform end to end (run.sh)', { concurrency: false }, () => {
       filter: (f) => !/(^|\/)(node_modules|dist)(\/|$)/.test(path.relative(src, f)),
     });
     commitAll(repo, 'vite fixture');
-    const d = await deploy({ git_url: `file://${repo}`, project: 'vite' });
+    const d = await deploy({git_url: `file://${repo}`, project: 'vite'});
     assert.equal(d.final.status, 'ready', explain(d));
     const index = await site(platform, 'vite', '/');
     assert.equal(index.status, 200);
@@ -154,12 +150,16 @@ describe('platform end to end (run.sh)', { concurrency: false }, () => {
     // The files v2 must serve, built here from the same commit.
     const local = tempDir('dp-e2e-local-');
     temps.push(local);
-    fs.cpSync(plainRepo, local, { recursive: true, filter: (f) => !f.includes('/.git') });
-    execFileSync('node', ['build.mjs'], { cwd: local, stdio: 'pipe' });
+    fs.cpSync(plainRepo, local, {recursive: true, filter: (f) => !f.includes('/.git')});
+    execFileSync('node', ['build.mjs'], {cwd: local, stdio: 'pipe'});
     const read = (f) => fs.readFileSync(path.join(local, 'dist', f), 'utf8');
-    const v2 = { '/': read('index.html'), '/style.css': read('style.css'), '/app.js': read('app.js') };
+    const v2 = {
+      '/': read('index.html'),
+      '/style.css': read('style.css'),
+      '/app.js': read('app.js')
+    };
     assert.match(v2['/'], /site v2/);
-    const created = await api(platform, 'POST', '/v1/deployments', { project: 'plain' });
+    const created = await api(platform, 'POST', '/v1/deployments', {project: 'plain'});
     assert.equal(created.status, 202, JSON.stringify(created.data));
     const id = created.data.id;
 
@@ -179,9 +179,13 @@ describe('platform end to end (run.sh)', { concurrency: false }, () => {
         assert.equal(r.status, 200, `GET ${route} during the switch: ${r.status}`);
         const version = r.body === v1[route] ? 'v1' : r.body === v2[route] ? 'v2' : null;
         assert.ok(version, `GET ${route} during the switch: neither version:\n${r.body}`);
-        if (version === 'v2' && sawNewAt === null) sawNewAt = requests;
-        assert.ok(!(version === 'v1' && sawNewAt !== null), `GET ${route}: old content after the new one`);
-        if (seen.at(-1) !== version) seen.push(version);
+        if (version === 'v2' && sawNewAt === null)
+          sawNewAt = requests;
+        assert.ok(
+            !(version === 'v1' && sawNewAt !== null),
+            `GET ${route}: old content after the new one`);
+        if (seen.at(-1) !== version)
+          seen.push(version);
         if (route === '/') {
           // The fingerprinted asset the page names, fetched right after it: the same version,
           // unless the switch fell between the two requests (the old file is then gone from
@@ -190,18 +194,22 @@ describe('platform end to end (run.sh)', { concurrency: false }, () => {
           requests++;
           if (a.status === 404 && version === 'v1') {
             betweenIndexAndAsset++;
-            assert.equal((await site(platform, 'plain', '/')).body, v2['/'], 'a 404 asset only after the switch');
+            assert.equal(
+                (await site(platform, 'plain', '/')).body, v2['/'],
+                'a 404 asset only after the switch');
             requests++;
             sawNewAt ??= requests;
           } else {
             assert.equal(a.status, 200, `GET ${assetPath(r.body)}: ${a.status}`);
-            assert.equal(a.body, `console.log("asset ${version}");\n`, 'the asset matches its page');
+            assert.equal(
+                a.body, `console.log("asset ${version}");\n`, 'the asset matches its page');
           }
         }
       }
       if (!final) {
         const d = await api(platform, 'GET', `/v1/deployments/${id}`);
-        if (['ready', 'failed', 'canceled'].includes(d.data.status)) final = { d: d.data, at: requests };
+        if (['ready', 'failed', 'canceled'].includes(d.data.status))
+          final = {d: d.data, at: requests};
       } else if (requests - final.at > 30) {
         break;
       }
@@ -209,14 +217,15 @@ describe('platform end to end (run.sh)', { concurrency: false }, () => {
     assert.ok(final, 'the redeploy finished');
     assert.equal(final.d.status, 'ready', JSON.stringify(final.d));
     assert.deepEqual(seen, ['v1', 'v2'], 'old, then new, nothing else');
-    console.log(`# ${requests} requests during the redeploy; the switch after request ${sawNewAt}` +
-      (betweenIndexAndAsset ? `; it fell once between a page and its asset` : ''));
+    console.log(
+        `# ${requests} requests during the redeploy; the switch after request ${sawNewAt}` +
+        (betweenIndexAndAsset ? `; it fell once between a page and its asset` : ''));
     const project = await api(platform, 'GET', '/v1/projects/plain');
     assert.equal(project.data.production_deployment_id, id);
   });
 
   it('rolls back at once with promote', async () => {
-    const r = await api(platform, 'POST', '/v1/projects/plain/promote', { deployment_id: firstId });
+    const r = await api(platform, 'POST', '/v1/projects/plain/promote', {deployment_id: firstId});
     assert.equal(r.status, 200, JSON.stringify(r.data));
     const index = await site(platform, 'plain', '/');
     assert.equal(index.body, v1['/'], 'the very next request serves the old content');
@@ -227,7 +236,7 @@ describe('platform end to end (run.sh)', { concurrency: false }, () => {
 
   it('stops cleanly on SIGTERM during a build and leaves no process behind', async () => {
     // A build in its install step (npm ci of the Vite fixture) when run.sh is told to stop.
-    const created = await api(platform, 'POST', '/v1/deployments', { project: 'vite' });
+    const created = await api(platform, 'POST', '/v1/deployments', {project: 'vite'});
     assert.equal(created.status, 202, JSON.stringify(created.data));
     await waitFor('the redeploy to install', async () => {
       const d = await api(platform, 'GET', `/v1/deployments/${created.data.id}`);
@@ -238,7 +247,8 @@ describe('platform end to end (run.sh)', { concurrency: false }, () => {
     assert.ok(stopped.had >= 6, `processes below run.sh when it was stopped: ${stopped.had}`);
     assert.ok(stopped.status, 'run.sh exited');
     assert.equal(stopped.status.signal, null, `run.sh ended by a signal:\n${platform.output()}`);
-    assert.equal(stopped.status.code, 143, `run.sh's exit status after SIGTERM:\n${platform.output()}`);
+    assert.equal(
+        stopped.status.code, 143, `run.sh's exit status after SIGTERM:\n${platform.output()}`);
     assert.deepEqual(stopped.left, [], 'processes left behind');
     assert.match(platform.output(), /run\.sh: stopped/);
   });

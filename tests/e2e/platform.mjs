@@ -1,8 +1,8 @@
 // What the e2e tests and the benchmark share: start deploy/local/run.sh on free ports over a fresh
 // DATA_DIR, make git repositories of fixture sites, deploy, follow the log stream (SSE), and stop
 // everything (even after a failure). Node 20 built-ins only.
-import { spawn, execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import {execFileSync, spawn} from 'node:child_process';
+import {createHash, randomBytes} from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -16,22 +16,21 @@ export function freePort() {
     const s = net.createServer();
     s.on('error', reject);
     s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
+      const {port} = s.address();
       s.close(() => resolve(port));
     });
   });
 }
 
-export function tempDir(prefix) {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-}
+export function tempDir(prefix) { return fs.mkdtempSync(path.join(os.tmpdir(), prefix)); }
 
 // Processes of this platform instance: every one carries the DATA_DIR path in its environment
 // (STORAGE_URL, or the marker run.sh is started with), builds included.
 function processesOf(marker) {
   const found = [];
   for (const pid of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid)
+      continue;
     try {
       if (fs.readFileSync(`/proc/${pid}/environ`, 'latin1').includes(marker)) {
         found.push(Number(pid));
@@ -48,11 +47,13 @@ function processesOf(marker) {
 function processTable() {
   const table = new Map();
   for (const pid of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
+    if (!/^\d+$/.test(pid))
+      continue;
     try {
       const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (fields[0] !== 'Z') table.set(Number(pid), [Number(fields[1]), fields[19]]);
+      if (fields[0] !== 'Z')
+        table.set(Number(pid), [Number(fields[1]), fields[19]]);
     } catch {
       // gone
     }
@@ -64,7 +65,7 @@ function processTable() {
 function descendants(root) {
   const table = processTable();
   const found = new Set();
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const [pid, [ppid, start]] of table) {
       const key = `${pid}:${start}`;
@@ -78,7 +79,7 @@ function descendants(root) {
 }
 
 // Starts run.sh; resolves once the API is ready and the proxy answers.
-export async function startPlatform({ binDir, repoRoot, env = {}, quiet = true }) {
+export async function startPlatform({binDir, repoRoot, env = {}, quiet = true}) {
   const dataDir = tempDir('dp-e2e-data-');
   const [apiPort, proxyPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const marker = `DP_E2E_DATA_DIR=${dataDir}`;
@@ -99,11 +100,13 @@ export async function startPlatform({ binDir, repoRoot, env = {}, quiet = true }
   let output = '';
   const keep = (d) => {
     output += d;
-    if (!quiet) process.stderr.write(d);
+    if (!quiet)
+      process.stderr.write(d);
   };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited =
+      new Promise((resolve) => child.on('exit', (code, signal) => resolve({code, signal})));
   let exitStatus = null;
   exited.then((s) => (exitStatus = s));
 
@@ -116,11 +119,13 @@ export async function startPlatform({ binDir, repoRoot, env = {}, quiet = true }
     output: () => output,
     logs: () => {
       const dir = path.join(dataDir, 'logs');
-      if (!fs.existsSync(dir)) return '';
-      return fs
-        .readdirSync(dir)
-        .map((f) => `==> ${f} <==\n${fs.readFileSync(path.join(dir, f), 'utf8').split('\n').slice(-40).join('\n')}`)
-        .join('\n');
+      if (!fs.existsSync(dir))
+        return '';
+      return fs.readdirSync(dir)
+          .map(
+              (f) => `==> ${f} <==\n${
+                  fs.readFileSync(path.join(dir, f), 'utf8').split('\n').slice(-40).join('\n')}`)
+          .join('\n');
     },
     // SIGTERM to run.sh; returns what is left of the platform's processes afterwards (killed):
     // the processes that were below run.sh when it was asked to stop, and any process carrying
@@ -139,18 +144,21 @@ export async function startPlatform({ binDir, repoRoot, env = {}, quiet = true }
       for (let i = 0; i < 20; i++) {
         const table = processTable();
         const survivors = [...before]
-          .map((k) => k.split(':'))
-          .filter(([pid, start]) => table.get(Number(pid))?.[1] === start)
-          .map(([pid]) => Number(pid));
+                              .map((k) => k.split(':'))
+                              .filter(([pid, start]) => table.get(Number(pid))?.[1] === start)
+                              .map(([pid]) => Number(pid));
         left = [
-          ...new Set(survivors.concat(processesOf(marker), processesOf(`file://${dataDir}/storage`))),
+          ...new Set(
+              survivors.concat(processesOf(marker), processesOf(`file://${dataDir}/storage`))),
         ];
-        if (left.length === 0) break;
+        if (left.length === 0)
+          break;
         await sleep(100);
       }
       const described = left.map((pid) => {
         try {
-          return `${pid} ${fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ')}`;
+          return `${pid} ${
+              fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ')}`;
         } catch {
           return String(pid);
         }
@@ -162,17 +170,16 @@ export async function startPlatform({ binDir, repoRoot, env = {}, quiet = true }
           // already gone
         }
       }
-      return { status: exitStatus, left: described, had: before.size };
+      return {status: exitStatus, left: described, had: before.size};
     },
-    remove() {
-      fs.rmSync(dataDir, { recursive: true, force: true });
-    },
+    remove() { fs.rmSync(dataDir, {recursive: true, force: true}); },
   };
 
   const deadline = Date.now() + 120_000;
   for (;;) {
     if (exitStatus !== null) {
-      throw new Error(`run.sh exited early (${JSON.stringify(exitStatus)}):\n${output}\n${p.logs()}`);
+      throw new Error(
+          `run.sh exited early (${JSON.stringify(exitStatus)}):\n${output}\n${p.logs()}`);
     }
     if (Date.now() > deadline) {
       await p.stop();
@@ -180,8 +187,9 @@ export async function startPlatform({ binDir, repoRoot, env = {}, quiet = true }
     }
     try {
       const ready = await fetch(`${p.api}/readyz`);
-      const proxied = await fetch(`${p.proxy}/`, { headers: { host: 'none.localhost' } });
-      if (ready.ok && proxied.status === 404) break;
+      const proxied = await fetch(`${p.proxy}/`, {headers: {host: 'none.localhost'}});
+      if (ready.ok && proxied.status === 404)
+        break;
     } catch {
       // not listening yet
     }
@@ -193,7 +201,7 @@ export async function startPlatform({ binDir, repoRoot, env = {}, quiet = true }
 // A git repository (one commit) holding `files` ({relative path: content}).
 export function gitRepo(files, dir = tempDir('dp-e2e-repo-')) {
   for (const [name, content] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.mkdirSync(path.dirname(path.join(dir, name)), {recursive: true});
     fs.writeFileSync(path.join(dir, name), content);
   }
   commitAll(dir, 'initial');
@@ -201,19 +209,19 @@ export function gitRepo(files, dir = tempDir('dp-e2e-repo-')) {
 }
 
 export function commitAll(dir, message) {
-  const git = (...args) =>
-    execFileSync('git', args, {
-      cwd: dir,
-      stdio: 'pipe',
-      env: {
-        ...process.env,
-        GIT_AUTHOR_NAME: 'e2e',
-        GIT_AUTHOR_EMAIL: 'e2e@example.invalid',
-        GIT_COMMITTER_NAME: 'e2e',
-        GIT_COMMITTER_EMAIL: 'e2e@example.invalid',
-      },
-    });
-  if (!fs.existsSync(path.join(dir, '.git'))) git('init', '-q', '-b', 'main');
+  const git = (...args) => execFileSync('git', args, {
+    cwd: dir,
+    stdio: 'pipe',
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 'e2e',
+      GIT_AUTHOR_EMAIL: 'e2e@example.invalid',
+      GIT_COMMITTER_NAME: 'e2e',
+      GIT_COMMITTER_EMAIL: 'e2e@example.invalid',
+    },
+  });
+  if (!fs.existsSync(path.join(dir, '.git')))
+    git('init', '-q', '-b', 'main');
   git('add', '-A');
   git('commit', '-q', '-m', message);
 }
@@ -242,21 +250,21 @@ console.log('built version ' + version + ' with ' + name);
 `;
   return {
     'package.json': JSON.stringify(
-      { name: 'plain-site', version: '1.0.0', private: true, scripts: { build: 'node build.mjs' } },
-      null,
-      2,
-    ),
+        {name: 'plain-site', version: '1.0.0', private: true, scripts: {build: 'node build.mjs'}},
+        null,
+        2,
+        ),
     'package-lock.json': JSON.stringify(
-      {
-        name: 'plain-site',
-        version: '1.0.0',
-        lockfileVersion: 3,
-        requires: true,
-        packages: { '': { name: 'plain-site', version: '1.0.0' } },
-      },
-      null,
-      2,
-    ),
+        {
+          name: 'plain-site',
+          version: '1.0.0',
+          lockfileVersion: 3,
+          requires: true,
+          packages: {'': {name: 'plain-site', version: '1.0.0'}},
+        },
+        null,
+        2,
+        ),
     'build.mjs': build,
     'version.txt': `${version}\n`,
   };
@@ -271,7 +279,7 @@ export function assetPath(indexHtml) {
 export async function api(p, method, route, body) {
   const res = await fetch(p.api + route, {
     method,
-    headers: body ? { 'content-type': 'application/json' } : {},
+    headers: body ? {'content-type': 'application/json'} : {},
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await res.text();
@@ -281,7 +289,7 @@ export async function api(p, method, route, body) {
   } catch {
     data = text;
   }
-  return { status: res.status, data };
+  return {status: res.status, data};
 }
 
 // GET through the proxy with Host <label>.localhost. Node's fetch does not let us set Host, so
@@ -289,60 +297,77 @@ export async function api(p, method, route, body) {
 export function site(p, label, route = '/') {
   return new Promise((resolve, reject) => {
     const req = http.get(
-      { host: '127.0.0.1', port: p.proxyPort, path: route, headers: { host: `${label}.localhost` }, agent: false },
-      (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
-        );
-        res.on('error', reject);
-      },
+        {
+          host: '127.0.0.1',
+          port: p.proxyPort,
+          path: route,
+          headers: {host: `${label}.localhost`},
+          agent: false
+        },
+        (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on(
+              'end',
+              () => resolve({
+                status: res.statusCode,
+                headers: res.headers,
+                body: Buffer.concat(chunks).toString('utf8')
+              }),
+          );
+          res.on('error', reject);
+        },
     );
     req.on('error', reject);
     req.setTimeout(30_000, () => req.destroy(new Error(`GET ${label}${route} timed out`)));
   });
 }
 
-// Follows GET /v1/deployments/{id}/logs/stream (SSE) to its end: {events: [{event, id, data}], ended}.
-export async function followLogs(p, id, { timeoutMs = 300_000, onEvent } = {}) {
+// Follows GET /v1/deployments/{id}/logs/stream (SSE) to its end: {events: [{event, id, data}],
+// ended}.
+export async function followLogs(p, id, {timeoutMs = 300_000, onEvent} = {}) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), timeoutMs);
   const events = [];
   try {
     const res = await fetch(`${p.api}/v1/deployments/${id}/logs/stream`, {
-      headers: { accept: 'text/event-stream' },
+      headers: {accept: 'text/event-stream'},
       signal: ctl.signal,
     });
-    if (res.status !== 200) throw new Error(`log stream: HTTP ${res.status}: ${await res.text()}`);
+    if (res.status !== 200)
+      throw new Error(`log stream: HTTP ${res.status}: ${await res.text()}`);
     const contentType = res.headers.get('content-type');
     const decoder = new TextDecoder();
     let buf = '';
-    let cur = { data: [] };
+    let cur = {data: []};
     for await (const chunk of res.body) {
-      buf += decoder.decode(chunk, { stream: true });
+      buf += decoder.decode(chunk, {stream: true});
       let nl;
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl).replace(/\r$/, '');
         buf = buf.slice(nl + 1);
         if (line === '') {
           if (cur.data.length || cur.event) {
-            const e = { event: cur.event || 'message', id: cur.id, data: cur.data.join('\n') };
+            const e = {event: cur.event || 'message', id: cur.id, data: cur.data.join('\n')};
             events.push(e);
-            if (onEvent) onEvent(e);
+            if (onEvent)
+              onEvent(e);
           }
-          cur = { data: [] };
+          cur = {data: []};
         } else if (!line.startsWith(':')) {
           const colon = line.indexOf(':');
           const field = colon < 0 ? line : line.slice(0, colon);
           const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-          if (field === 'data') cur.data.push(value);
-          else if (field === 'event') cur.event = value;
-          else if (field === 'id') cur.id = value;
+          if (field === 'data')
+            cur.data.push(value);
+          else if (field === 'event')
+            cur.event = value;
+          else if (field === 'id')
+            cur.id = value;
         }
       }
     }
-    return { events, contentType, ended: true };
+    return {events, contentType, ended: true};
   } finally {
     clearTimeout(timer);
   }
@@ -352,8 +377,10 @@ export async function waitFor(what, fn, timeoutMs = 300_000, everyMs = 200) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (v)
+      return v;
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}`);
     await sleep(everyMs);
   }
 }
@@ -364,7 +391,9 @@ export const sha256 = (s) => createHash('sha256').update(s).digest('hex');
 // The binary tree and the checkout: argv (node x.mjs <bin dir> <repo root>) or the environment.
 export function locations(metaUrl) {
   const here = path.dirname(new URL(metaUrl).pathname);
-  const repoRoot = path.resolve(process.argv[3] || process.env.DP_REPO_ROOT || path.join(here, '../..'));
-  const binDir = path.resolve(process.argv[2] || process.env.DP_BIN_DIR || path.join(repoRoot, 'build/asan'));
-  return { repoRoot, binDir };
+  const repoRoot =
+      path.resolve(process.argv[3] || process.env.DP_REPO_ROOT || path.join(here, '../..'));
+  const binDir =
+      path.resolve(process.argv[2] || process.env.DP_BIN_DIR || path.join(repoRoot, 'build/asan'));
+  return {repoRoot, binDir};
 }
