@@ -37,6 +37,7 @@ namespace {
 constexpr size_t replay_page = 1000;
 constexpr int64_t max_log_page = 10'000;
 constexpr int create_attempts = 5;
+constexpr size_t json_body_limit = 1024 * 1024;
 
 enum class access { open, token };
 
@@ -207,21 +208,24 @@ struct service::impl {
 
   // Wraps a handler with auth and metrics; `pattern` labels its metrics.
   template <class F>
-  void add(http::router& r, http::method m, std::string pattern, access a, F f) {
+  void add(http::router& r, http::method m, std::string pattern, access a, F f,
+           http::route_options ro = {}) {
     bool query_token = pattern.ends_with("/logs/stream");
-    r.add(m, pattern,
-          [this, pattern, a, f, query_token](http::request& req) -> asio::awaitable<response> {
-            auto start = std::chrono::steady_clock::now();
-            response res;
-            if (auto denied = authorize(req, a, query_token)) {
-              res = std::move(*denied);
-            } else {
-              res = co_await (this->*f)(req);
-            }
-            metrics_.observe(pattern, req.method_name(), res.status,
-                             std::chrono::steady_clock::now() - start);
-            co_return res;
-          });
+    r.add(
+        m, pattern,
+        [this, pattern, a, f, query_token](http::request& req) -> asio::awaitable<response> {
+          auto start = std::chrono::steady_clock::now();
+          response res;
+          if (auto denied = authorize(req, a, query_token)) {
+            res = std::move(*denied);
+          } else {
+            res = co_await (this->*f)(req);
+          }
+          metrics_.observe(pattern, req.method_name(), res.status,
+                           std::chrono::steady_clock::now() - start);
+          co_return res;
+        },
+        ro);
   }
 
   // ---- projects ----------------------------------------------------------------------------
@@ -299,6 +303,11 @@ struct service::impl {
     if (!removed) {
       co_return removed.error();
     }
+    if (d.git_url.empty()) {
+      if (auto r = co_await storage_->remove(source_key(d.id)); !r) {
+        co_return r.error();
+      }
+    }
     co_return co_await store_.delete_deployment(d);
   }
 
@@ -346,23 +355,35 @@ struct service::impl {
 
   // ---- deployments -------------------------------------------------------------------------
 
-  // Creates the deployment and its job; a taken immutable alias means a new id.
+  static std::string source_key(std::string_view id) {
+    return fmt::format("__sources/{}.tar.gz", id);
+  }
+
+  // Creates the deployment and its job; a taken immutable alias means a new id. With `archive`
+  // (an uploaded tar.gz), the archive is stored first: a worker may take the job at once.
   asio::awaitable<dp::result<proto::deployment>> deploy(const proto::project& p,
-                                                        std::optional<std::string> ref) {
+                                                        std::optional<std::string> ref,
+                                                        const std::string* archive = nullptr) {
     if (!ref) {
       ref = p.branch;
+    }
+    if (!archive && p.git_url.empty()) {
+      co_return dp::make_error(dp::errc::conflict,
+                               "project '{}' has no git URL (it was deployed from a directory): "
+                               "upload a directory again or PATCH a git_url",
+                               p.name);
     }
     for (int attempt = 1;; ++attempt) {
       proto::deployment d;
       d.id = dp::new_deployment_id();
       d.project = p.name;
-      d.git_url = p.git_url;
-      d.ref = ref;
+      d.git_url = archive ? std::string() : p.git_url;
+      d.ref = archive ? std::nullopt : ref;
       d.created_at = state::now_ms();
       proto::job j{.deployment_id = d.id,
                    .project = p.name,
-                   .git_url = p.git_url,
-                   .ref = ref,
+                   .git_url = d.git_url,
+                   .ref = d.ref,
                    .root_dir = p.root_dir,
                    .install_command = p.install_command,
                    .build_command = p.build_command,
@@ -371,9 +392,21 @@ struct service::impl {
                    .attempt = 1,
                    .timeout_s = opts_.build_timeout_s,
                    .enqueued_at = d.created_at};
+      if (archive) {
+        j.source_archive = source_key(d.id);
+        storage::put_options po;
+        po.content_type = "application/gzip";
+        auto stored = co_await storage_->put_buffer(*j.source_archive, *archive, std::move(po));
+        if (!stored) {
+          co_return stored.error();
+        }
+      }
       auto r = co_await store_.create_deployment(d, j);
       if (r) {
         co_return d;
+      }
+      if (archive) {
+        (void)co_await storage_->remove(*j.source_archive);
       }
       if (!r.error().is(dp::errc::conflict) || attempt == create_attempts) {
         co_return r.error();
@@ -423,6 +456,14 @@ struct service::impl {
   }
 
   asio::awaitable<response> create_deployment(http::request& req) {
+    auto type = req.header("content-type").value_or("");
+    if (type.starts_with("application/gzip") || type.starts_with("application/x-gzip")) {
+      co_return co_await create_from_archive(req);
+    }
+    // The route's limit is the archive's; JSON keeps the server's 1 MiB.
+    if (req.body().size() > json_body_limit) {
+      co_return error(dp::errc::too_large, "the request body is over 1 MiB");
+    }
     auto in = parse_deploy_request(req.body(), opts_.allowed_git_protocols);
     if (!in) {
       co_return error(in.error());
@@ -432,6 +473,47 @@ struct service::impl {
       co_return error(p.error());
     }
     auto d = co_await deploy(*p, in->ref);
+    if (!d) {
+      co_return error(d.error());
+    }
+    auto res = http::json_response(202, deployment_json(*d));
+    res.set("location", "/v1/deployments/" + d->id);
+    co_return res;
+  }
+
+  // POST /v1/deployments?project=NAME with a tar.gz of the source (deployctl deploy <directory>).
+  asio::awaitable<response> create_from_archive(http::request& req) {
+    auto name = req.query("project");
+    if (!name) {
+      co_return error(dp::errc::invalid_argument,
+                      "query parameter 'project' is required with an archive body");
+    }
+    if (auto r = check_project_name("query parameter 'project'", *name); !r) {
+      co_return error(r.error());
+    }
+    const auto& body = req.body();
+    // The gzip magic: a wrong upload is refused here rather than failing in the build.
+    if (body.size() < 18 || static_cast<unsigned char>(body[0]) != 0x1f ||
+        static_cast<unsigned char>(body[1]) != 0x8b) {
+      co_return error(dp::errc::invalid_argument, "the body is not a gzip archive (tar.gz)");
+    }
+    auto p = co_await store_.get_project(*name);
+    if (!p && p.error().is(dp::errc::not_found)) {
+      proto::project created;
+      created.name = *name;
+      created.created_at = state::now_ms();
+      // A concurrent first upload may have created it: read it back either way.
+      auto r = co_await store_.create_project(created);
+      if (r || r.error().is(dp::errc::conflict)) {
+        p = co_await store_.get_project(*name);
+      } else {
+        p = r.error();
+      }
+    }
+    if (!p) {
+      co_return error(p.error());
+    }
+    auto d = co_await deploy(*p, std::nullopt, &body);
     if (!d) {
       co_return error(d.error());
     }
@@ -825,7 +907,8 @@ http::router service::routes() {
   s.add(r, m::delete_, "/v1/projects/{name}", access::token, &i::delete_project);
   s.add(r, m::get, "/v1/projects/{name}/deployments", access::token, &i::list_deployments);
   s.add(r, m::post, "/v1/projects/{name}/promote", access::token, &i::promote);
-  s.add(r, m::post, "/v1/deployments", access::token, &i::create_deployment);
+  s.add(r, m::post, "/v1/deployments", access::token, &i::create_deployment,
+        {.body_limit = s.opts_.source_max_bytes});
   s.add(r, m::get, "/v1/deployments/{id}", access::token, &i::get_deployment);
   s.add(r, m::delete_, "/v1/deployments/{id}", access::token, &i::delete_deployment);
   s.add(r, m::post, "/v1/deployments/{id}/cancel", access::token, &i::cancel_deployment);

@@ -32,6 +32,7 @@ struct server_setup {
   size_t follower_queue_limit = 10'000;
   size_t stream_queue_limit = 1024 * 1024;
   std::string listen_host = "127.0.0.1";
+  size_t source_max_bytes = 100 * 1024 * 1024;
 };
 
 class api_server {
@@ -56,6 +57,7 @@ class api_server {
     o.allowed_git_protocols = {"https"};
     o.follower_queue_limit = setup.follower_queue_limit;
     o.build_timeout_s = 123;
+    o.source_max_bytes = setup.source_max_bytes;
     service_ = std::make_unique<service>(ioc_.get_executor(), *redis_, redis_opts_, storage_, o);
     store_ = std::make_unique<dp::state::store>(*redis_, o.keys);
     dp::http::server_options so2;

@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <fstream>
 
 #include "dp/build/content_type.hpp"
 #include "dp/build/git.hpp"
@@ -226,6 +227,55 @@ struct runner::impl {
     co_return std::nullopt;
   }
 
+  // An uploaded directory instead of a clone: downloaded next to the tree, then unpacked member
+  // by member (extract_tar_gz refuses what could escape the tree). No commit is recorded.
+  asio::awaitable<std::optional<stop_reason>> unpack(const fs::path& repo) {
+    auto start = clock_type::now();
+    const std::string& key = *job.source_archive;
+    say(fmt::format("unpacking the uploaded source {}", key));
+    auto got = co_await storage.get(key);
+    if (!got) {
+      co_return stop_reason{
+          got.error().is(errc::not_found) ? build_outcome::failed : build_outcome::infrastructure,
+          fmt::format("storage: source archive {}: {}", key, got.error().message)};
+    }
+    auto file = work / "source.tar.gz";
+    {
+      std::ofstream out(file, std::ios::binary | std::ios::trunc);
+      std::vector<char> buf(256 * 1024);
+      for (;;) {
+        auto n = co_await got->body->read_some(buf);
+        if (!n) {
+          co_return stop_reason{
+              build_outcome::infrastructure,
+              fmt::format("storage: source archive {}: {}", key, n.error().message)};
+        }
+        if (*n == 0) {
+          break;
+        }
+        out.write(buf.data(), static_cast<std::streamsize>(*n));
+      }
+      out.close();
+      if (!out) {
+        co_return stop_reason{build_outcome::infrastructure,
+                              "cannot write the source archive to the work directory"};
+      }
+    }
+    std::error_code ec;
+    fs::create_directories(repo, ec);
+    auto r = extract_tar_gz(file, repo, opts.archive);
+    fs::remove(file, ec);
+    if (!r) {
+      co_return stop_reason{
+          r.error().is(errc::io) ? build_outcome::infrastructure : build_outcome::failed,
+          "source archive: " + r.error().message};
+    }
+    say(fmt::format("unpacked {} files ({}) in {}", r->files, human_bytes(r->bytes),
+                    seconds(clock_type::now() - start)));
+    timed("unpack", start);
+    co_return std::nullopt;
+  }
+
   // install or build, in the sandbox unless the runner is the sandbox.
   asio::awaitable<std::optional<stop_reason>> run_user(phase p, const command& cmd,
                                                        const fs::path& project_dir) {
@@ -369,8 +419,14 @@ struct runner::impl {
                             fmt::format("cannot create the work directory: {}", ec.message())};
     }
     auto repo = work / "src";
-    if (auto s = co_await clone(repo)) {
-      co_return s;
+    std::optional<stop_reason> fetched;
+    if (job.source_archive) {
+      fetched = co_await unpack(repo);
+    } else {
+      fetched = co_await clone(repo);
+    }
+    if (fetched) {
+      co_return fetched;
     }
 
     auto plan =

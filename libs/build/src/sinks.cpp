@@ -156,6 +156,11 @@ task<proto::job> job_from_deployment(state::store& store, std::string_view id) {
   j.project = d->project;
   j.git_url = d->git_url;
   j.ref = d->ref ? d->ref : p->branch;
+  if (d->git_url.empty()) {
+    // An uploaded directory: the api-server stored it under this key (proto/README.md).
+    j.source_archive = "__sources/" + d->id + ".tar.gz";
+    j.ref.reset();
+  }
   j.root_dir = p->root_dir;
   j.install_command = p->install_command;
   j.build_command = p->build_command;

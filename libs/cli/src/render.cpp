@@ -22,20 +22,21 @@ std::string paint(std::string_view text, std::string_view style, bool color) {
   return fmt::format("{}{}{}", style, text, reset);
 }
 
-// A phase as the runner's system lines show it: where it starts and where it ends.
+// A phase as the runner's system lines show it: the line that starts it and the one that ends it.
 struct phase_marks {
   std::string_view name;
-  std::array<std::string_view, 2> start;
+  std::string_view start;
   std::string_view end;
-  std::string_view end_alt;
 };
 
-// Kept in step with the say() lines of libs/build/src/runner.cpp.
-constexpr std::array<phase_marks, 4> phases = {{
-    {"cloning", {"cloning ", "unpacking "}, "cloned commit ", "unpacked "},
-    {"installing", {"install: running", ""}, "install finished", ""},
-    {"building", {"build: running", ""}, "build finished", ""},
-    {"uploading", {"validated ", ""}, "uploaded ", ""},
+// Kept in step with the say() lines of libs/build/src/runner.cpp. An uploaded directory is
+// unpacked where a git URL is cloned (both under the status "cloning").
+constexpr std::array<phase_marks, 5> phases = {{
+    {"cloning", "cloning ", "cloned commit "},
+    {"unpacking", "unpacking ", "unpacked "},
+    {"installing", "install: running", "install finished"},
+    {"building", "build: running", "build finished"},
+    {"uploading", "validated ", "uploaded "},
 }};
 
 std::string utc_time(int64_t unix_ms) {
@@ -77,15 +78,12 @@ std::optional<std::string> phase_tracker::feed(const proto::log_event& e, bool c
     return std::nullopt;
   }
   for (const auto& p : phases) {
-    for (auto s : p.start) {
-      if (!s.empty() && e.line.starts_with(s)) {
-        phase_ = p.name;
-        started_ms_ = e.ts_ms;
-        return std::nullopt;
-      }
+    if (e.line.starts_with(p.start)) {
+      phase_ = p.name;
+      started_ms_ = e.ts_ms;
+      return std::nullopt;
     }
-    if (phase_ == p.name &&
-        (e.line.starts_with(p.end) || (!p.end_alt.empty() && e.line.starts_with(p.end_alt)))) {
+    if (phase_ == p.name && e.line.starts_with(p.end)) {
       phase_.clear();
       auto took = std::chrono::milliseconds(std::max<int64_t>(0, e.ts_ms - started_ms_));
       return paint(fmt::format("==> {:<11}{}", p.name, format_duration(took)), bold, color) + "\n";

@@ -209,6 +209,12 @@ TEST(cli_render, one_progress_line_per_finished_phase) {
   EXPECT_EQ(printed[1], "==> installing 3.0 s\n");
   EXPECT_EQ(printed[2], "==> building   4.0 s\n");
   EXPECT_EQ(printed[3], "==> uploading  200 ms\n");
+
+  dp::cli::phase_tracker upload;
+  EXPECT_FALSE(
+      upload.feed(line(1, 0, log_stream::system, "unpacking the uploaded source x"), false));
+  EXPECT_EQ(upload.feed(line(2, 40, log_stream::system, "unpacked 3 files (1 kB) in 0.0 s"), false),
+            "==> unpacking  40 ms\n");
 }
 
 TEST(cli_render, result_and_tables) {

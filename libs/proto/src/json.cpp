@@ -255,6 +255,10 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const job& x) {
   o.emplace("attempt", x.attempt);
   o.emplace("timeout_s", x.timeout_s);
   o.emplace("enqueued_at", x.enqueued_at);
+  // Written only when set, so that readers older than the field see the jobs they know.
+  if (x.source_archive) {
+    o.emplace("source_archive", *x.source_archive);
+  }
 }
 
 dp::result<job> parse_job(const json::value& v) {
@@ -263,7 +267,12 @@ dp::result<job> parse_job(const json::value& v) {
   r.version();
   r.deployment_id("deployment_id", x.deployment_id);
   r.project_name("project", x.project);
-  r.non_empty("git_url", x.git_url);
+  r.string("source_archive", x.source_archive);
+  if (x.source_archive) {
+    r.string("git_url", x.git_url);
+  } else {
+    r.non_empty("git_url", x.git_url);
+  }
   r.string("ref", x.ref);
   r.string("root_dir", x.root_dir);
   r.string("install_command", x.install_command);
@@ -338,7 +347,7 @@ dp::result<project> parse_project(const json::value& v) {
   reader r(v, "");
   project x;
   r.project_name("name", x.name);
-  r.non_empty("git_url", x.git_url);
+  r.string("git_url", x.git_url);
   r.string("branch", x.branch);
   r.string("root_dir", x.root_dir);
   r.string("install_command", x.install_command);
@@ -375,7 +384,7 @@ dp::result<deployment> parse_deployment(const json::value& v) {
   r.deployment_id("id", x.id);
   r.project_name("project", x.project);
   r.enumeration("status", x.status, &parse_deployment_status, status_names);
-  r.non_empty("git_url", x.git_url);
+  r.string("git_url", x.git_url);
   r.string("ref", x.ref);
   r.string("commit", x.commit);
   r.string("alias", x.alias);

@@ -32,6 +32,8 @@ struct options {
   std::vector<std::string> api_tokens;
   std::vector<std::string> allowed_git_protocols{"https"};
   int64_t build_timeout_s = 900;
+  // POST /v1/deployments with a tar.gz body (an uploaded directory); beyond: 413.
+  size_t source_max_bytes = 100 * 1024 * 1024;
   // Live log events waiting for one stream client; beyond this the client is dropped.
   size_t follower_queue_limit = 10'000;
 };

@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dp/build/archive.hpp"
 #include "dp/build/output.hpp"
 #include "dp/core/error.hpp"
 #include "dp/process/process.hpp"
@@ -82,6 +83,7 @@ struct runner_options {
                                   .address_space_bytes = uint64_t{16} << 30};
   std::chrono::milliseconds kill_grace{1000};
   output_limits output;
+  archive_limits archive;  // an uploaded source (job.source_archive)
   size_t upload_concurrency = 16;
   std::filesystem::path work_root;  // where work directories are made; empty: the temp directory
 };

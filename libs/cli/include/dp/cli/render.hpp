@@ -27,8 +27,8 @@ std::string render_log(const proto::log_event& e, bool color);
 std::string format_duration(std::chrono::milliseconds d);
 
 // Recognizes the phases of a build in the runner's system lines ("cloning ...", "cloned commit
-// ... in", "install: running", "install finished", ...) and returns a progress line when one
-// ends, timed by the events' timestamps. Phases a build skips print nothing.
+// ... in", "unpacking ...", "install: running", "install finished", ...) and returns a progress
+// line when one ends, timed by the events' timestamps. Phases a build skips print nothing.
 class phase_tracker {
  public:
   std::optional<std::string> feed(const proto::log_event& e, bool color);

@@ -57,7 +57,7 @@ using env_map = std::map<std::string, std::string>;
 struct job {
   std::string deployment_id;
   std::string project;
-  std::string git_url;
+  std::string git_url;             // "" when the source is an uploaded archive
   std::optional<std::string> ref;  // null: the remote's default branch
   std::string root_dir;            // "" is the repository root
   std::optional<std::string> install_command;
@@ -67,6 +67,8 @@ struct job {
   int64_t attempt = 1;
   int64_t timeout_s = 0;
   int64_t enqueued_at = 0;  // Unix ms
+  // Storage key of an uploaded tar.gz (__sources/<id>.tar.gz) built instead of a clone.
+  std::optional<std::string> source_archive;
   bool operator==(const job&) const = default;
 };
 
@@ -87,7 +89,7 @@ struct log_event {
 
 struct project {
   std::string name;
-  std::string git_url;
+  std::string git_url;  // "" for a project made by a directory upload
   std::optional<std::string> branch;
   std::string root_dir;
   std::optional<std::string> install_command;
@@ -102,7 +104,7 @@ struct deployment {
   std::string id;
   std::string project;
   deployment_status status = deployment_status::queued;
-  std::string git_url;
+  std::string git_url;  // "" for a deployment of an uploaded archive
   std::optional<std::string> ref;
   std::optional<std::string> commit;
   std::optional<std::string> alias;  // the immutable label <project>-<short id>
