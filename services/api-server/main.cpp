@@ -27,6 +27,7 @@ struct api_config {
   int64_t max_attempts = 2;
   std::string site_scheme = "http";
   int64_t site_port = 8000;
+  int64_t source_max_mb = 100;
 };
 
 }  // namespace
@@ -57,6 +58,8 @@ int main(int argc, char** argv) {
                     "Scheme of the public site URLs (where the s3-reverse-proxy is reached)");
   parser.add_int("SITE_PORT", &cfg.site_port, 8000, 0, 65535,
                  "Port of the public site URLs; 0 or the scheme's default port is left out");
+  parser.add_int("SOURCE_MAX_MB", &cfg.source_max_mb, 100, 1, 4096,
+                 "Largest uploaded source archive (deployctl deploy <directory>), in MiB");
   auto outcome = parser.parse(argc, argv, dp::config::environment_from(environ));
   if (!outcome.run) {
     return outcome.exit_code;
@@ -92,7 +95,8 @@ int main(int argc, char** argv) {
                                      .port = static_cast<uint16_t>(cfg.site_port)},
                             .api_tokens = cfg.api_tokens,
                             .allowed_git_protocols = cfg.allowed_git_protocols,
-                            .build_timeout_s = cfg.build_timeout_s};
+                            .build_timeout_s = cfg.build_timeout_s,
+                            .source_max_bytes = static_cast<size_t>(cfg.source_max_mb) << 20};
   dp::api::service api(ioc.get_executor(), redis, redis_opts, *storage, std::move(api_opts));
   dp::http::server server(ioc, {.listen = cfg.listen}, api.routes());
   if (auto r = server.start(); !r) {
