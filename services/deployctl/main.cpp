@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
       "<command> [arguments] [settings]\n\n" + std::string(dp::cli::commands_help());
   dp::config::parser parser("deployctl", "deploy static sites and follow their builds", usage);
   parser.add({.env = "DEPLOYCTL_API_URL",
+              .flag = "--api-url",
               .default_value = opts.api_url,
               .help = "Base URL of the api-server",
               .apply = [&](std::string_view v) -> std::optional<std::string> {
@@ -43,8 +44,14 @@ int main(int argc, char** argv) {
                 opts.api_url = std::string(v);
                 return std::nullopt;
               }});
-  parser.add_string("DEPLOYCTL_TOKEN", &opts.token, "",
-                    "Bearer token of the API (one of its API_TOKENS); unset in local mode", true);
+  parser.add({.env = "DEPLOYCTL_TOKEN",
+              .flag = "--token",
+              .help = "Bearer token of the API (one of its API_TOKENS); unset in local mode",
+              .secret = true,
+              .apply = [&](std::string_view v) -> std::optional<std::string> {
+                opts.token = std::string(v);
+                return std::nullopt;
+              }});
   parser.add(optional_flag("--project", &flags.project,
                            "deploy, ls: the project (deploy: default from the URL or directory)"));
   parser.add(optional_flag("--ref", &flags.ref, "deploy: branch, tag or commit of a git URL"));

@@ -123,7 +123,8 @@ std::string render_projects(const std::vector<proto::project>& projects) {
   }
   std::string out = fmt::format("{:<24} {:<20} {}\n", "PROJECT", "CREATED (UTC)", "GIT URL");
   for (const auto& p : projects) {
-    out += fmt::format("{:<24} {:<20} {}\n", p.name, utc_time(p.created_at), p.git_url);
+    out += fmt::format("{:<24} {:<20} {}\n", p.name, utc_time(p.created_at),
+                       p.git_url.empty() ? "(uploaded directories)" : p.git_url);
   }
   return out;
 }

@@ -243,6 +243,8 @@ TEST(cli_render, result_and_tables) {
   EXPECT_NE(projects.find("shop"), std::string::npos);
   EXPECT_NE(projects.find("https://x/shop"), std::string::npos);
   EXPECT_EQ(dp::cli::render_projects({}).find("no projects"), 0u);
+  p.git_url.clear();
+  EXPECT_NE(dp::cli::render_projects({p}).find("(uploaded directories)"), std::string::npos);
 }
 
 }  // namespace
