@@ -7,7 +7,8 @@
 # Usage: deploy/local/run.sh [--s3]
 #   --s3   use a local s3rver instead of the file store
 # Environment: DATA_DIR (default .data in the checkout), API_LISTEN (127.0.0.1:9000),
-#              PROXY_LISTEN (127.0.0.1:8000), BASE_DOMAIN (localhost), WORKER_DRAIN_S (5),
+#              PROXY_LISTEN (127.0.0.1:8000), ADMIN_LISTEN (the proxy's port + 1),
+#              BASE_DOMAIN (localhost), WORKER_DRAIN_S (5),
 #              DP_BIN_DIR (use the binaries of this build tree, services/<name>/<name>, and
 #              skip the set-up and the build: the e2e tests and benchmarks), any service setting.
 set -euo pipefail
@@ -18,7 +19,7 @@ for arg in "$@"; do
   case "$arg" in
     --s3) use_s3=1 ;;
     -h | --help)
-      sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -100,6 +101,8 @@ export REDIS_URL="redis://127.0.0.1:$redis_port"
 export BASE_DOMAIN="${BASE_DOMAIN:-localhost}"
 export API_LISTEN="${API_LISTEN:-127.0.0.1:9000}"
 export PROXY_LISTEN="${PROXY_LISTEN:-127.0.0.1:8000}"
+# The proxy's /healthz and /metrics listen next to it, so that two platforms do not collide.
+export ADMIN_LISTEN="${ADMIN_LISTEN:-${PROXY_LISTEN%:*}:$((${PROXY_LISTEN##*:} + 1))}"
 export ALLOWED_GIT_PROTOCOLS="${ALLOWED_GIT_PROTOCOLS:-https,file}"
 if ((use_s3)); then
   s3_port="$(free_port)"
