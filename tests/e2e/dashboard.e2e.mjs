@@ -57,7 +57,7 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
       if (r.status() >= 400 && new URL(r.url()).pathname !== '/favicon.ico')
         problems.push(`HTTP ${r.status()} ${r.url()}`);
     });
-    page.setDefaultTimeout(300_000);
+    page.setDefaultTimeout(60_000);
 
     await page.goto(`${platform.api}/`);
     await page.fill('#git-url', `file://${repo}`);
@@ -65,13 +65,27 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     await page.click('#deploy button[type=submit]');
 
     // The project is selected, the log streams in (the build's own output included), and the
-    // stream's final status shows.
-    await page.locator('#projects li', {hasText: 'dash'}).waitFor();
-    await page.locator('#log div', {hasText: /^cloning file:\/\//}).first().waitFor();
-    await page.locator('#log div', {hasText: /^built version dash with /}).waitFor();
-    await page.locator('#log div', {hasText: /^deployment ready$/}).waitFor();
-    // The deployments table shows it ready and in production.
-    await page.locator('#deployments tr.live td.status.ready').waitFor();
+    // stream's final status shows; the deployments table shows it ready and in production.
+    // A wait that fails says what the page showed and what the services logged.
+    const waits = [
+      page.locator('#projects li', {hasText: 'dash'}),
+      page.locator('#log div', {hasText: /^cloning file:\/\//}).first(),
+      page.locator('#log div', {hasText: /^built version dash with /}),
+      page.locator('#log div', {hasText: /^deployment ready$/}),
+      page.locator('#deployments tr.live td.status.ready'),
+    ];
+    for (const w of waits) {
+      try {
+        await w.waitFor({timeout: 240_000});
+      } catch (e) {
+        const shown = await page.evaluate(
+            () => ['error', 'log', 'deployments']
+                      .map((id) => document.getElementById(id).innerText)
+                      .join('\n---\n'));
+        throw new Error(
+            `${e.message}\npage:\n${shown}\n${problems.join('\n')}\n${platform.logs()}`);
+      }
+    }
     const error = await page.textContent('#error');
     assert.equal(error, '', `the page shows an error: ${error}`);
     const lines = await page.locator('#log div').allTextContents();
