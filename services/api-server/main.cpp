@@ -115,6 +115,8 @@ int main(int argc, char** argv) {
     server.stop(std::chrono::seconds(10), [&] {
       api.stop();
       redis.close();
+      // The signal handler stays armed for a second signal: stop the loop once drained.
+      ioc.stop();
     });
   });
   dp::log::info(
