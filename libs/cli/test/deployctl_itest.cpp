@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <regex>
+#include <thread>
 
 #include "dp/test/harness.hpp"
 
@@ -16,6 +17,10 @@ class deployctl : public ::testing::Test {
  protected:
   void SetUp() override {
     port_ = dp::test::free_port();
+    start_api();
+  }
+
+  void start_api() {
     api_.emplace(
         dp::test::process_options{.argv = {DP_API_SERVER},
                                   .env = {{"REDIS_URL", redis_.url()},
@@ -24,6 +29,13 @@ class deployctl : public ::testing::Test {
                                           {"LOG_LEVEL", "warn"}}});
     ASSERT_TRUE(dp::test::wait_for_tcp("127.0.0.1", port_, std::chrono::seconds(20)))
         << api_->log_text();
+  }
+
+  // A log line as a worker writes it to the logbook.
+  void log_line(const std::string& id, int seq, int ts, const std::string& line) {
+    redis({"XADD", "dp:logbook:" + id, std::to_string(seq) + "-0", "e",
+           "{\"deployment_id\":\"" + id + "\",\"seq\":" + std::to_string(seq) + ",\"ts_ms\":" +
+               std::to_string(ts) + ",\"stream\":\"system\",\"line\":\"" + line + "\"}"});
   }
 
   run_result cli(std::vector<std::string> args, std::string api_url = {}) {
@@ -104,12 +116,8 @@ TEST_F(deployctl, unreachable_api_exits_3) {
 TEST_F(deployctl, cancel_then_logs_follow_to_the_final_status) {
   auto id = id_in(cli({"deploy", "https://example.com/acme/shop.git", "--follow=false"}).output);
   // Two lines in the logbook, as a worker writes them.
-  auto event = [&](int seq, int ts, const std::string& line) {
-    return "{\"deployment_id\":\"" + id + "\",\"seq\":" + std::to_string(seq) +
-           ",\"ts_ms\":" + std::to_string(ts) + ",\"stream\":\"system\",\"line\":\"" + line + "\"}";
-  };
-  redis({"XADD", "dp:logbook:" + id, "1-0", "e", event(1, 1000, "cloning https://x (ref main)")});
-  redis({"XADD", "dp:logbook:" + id, "2-0", "e", event(2, 2500, "cloned commit abc in 1.5 s")});
+  log_line(id, 1, 1000, "cloning https://x (ref main)");
+  log_line(id, 2, 2500, "cloned commit abc in 1.5 s");
 
   auto c = cli({"cancel", id});
   EXPECT_EQ(c.exit_code, 0) << c.output;
@@ -170,6 +178,31 @@ TEST_F(deployctl, promote_and_rollback) {
   auto none = cli({"rollback", "shop"});
   EXPECT_EQ(none.exit_code, 1) << none.output;
   EXPECT_NE(none.output.find("no ready deployment older than"), std::string::npos) << none.output;
+}
+
+TEST_F(deployctl, follow_resumes_after_the_api_restarts) {
+  auto id = id_in(cli({"deploy", "https://example.com/acme/shop.git", "--follow=false"}).output);
+  log_line(id, 1, 1000, "first line");
+  dp::test::child_process follow(
+      {.argv = {DP_DEPLOYCTL, "logs", id, "-f"},
+       .env = {{"DEPLOYCTL_API_URL", "http://127.0.0.1:" + std::to_string(port_)}}});
+  auto wait_for = [&](const std::string& text) {
+    for (int i = 0; i < 200 && follow.log_text().find(text) == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return follow.log_text().find(text) != std::string::npos;
+  };
+  ASSERT_TRUE(wait_for("first line")) << follow.log_text();
+
+  // The stream drops; while the API is away the build goes on and ends.
+  api_.reset();
+  log_line(id, 2, 2000, "second line");
+  redis({"HSET", "dp:deployment:" + id, "status", "failed", "error", "it broke"});
+  start_api();
+  EXPECT_EQ(follow.wait(), 1) << follow.log_text();
+  auto out = follow.log_text();
+  EXPECT_EQ(out.find("first line"), out.rfind("first line")) << "repeated after resume: " << out;
+  EXPECT_NE(out.find("-- second line\n==> failed: it broke"), std::string::npos) << out;
 }
 
 }  // namespace
