@@ -81,10 +81,10 @@ int main(int argc, char** argv) {
                  storage_url.error().message.c_str());
     return 2;
   }
-  const auto& aws = cfg.common.aws_credentials;
-  auto storage = dp::storage::open_storage(
-      ioc.get_executor(), *storage_url,
-      {aws.access_key_id, aws.secret_access_key, aws.session_token, aws.region});
+  dp::storage::store_options store_opts;
+  store_opts.credentials_endpoint = cfg.common.aws_credentials.endpoint();
+  auto storage = dp::storage::open_storage(ioc.get_executor(), *storage_url,
+                                           cfg.common.aws_credentials.keys(), store_opts);
   if (!storage) {
     dp::log::error("cannot open storage", {{"error", storage.error()}});
     return 2;
