@@ -85,8 +85,9 @@ function(dp_add_test name)
   add_executable(${name}_test ${ARG_SOURCES})
   target_link_libraries(${name}_test PRIVATE dp_options ${ARG_DEPS} GTest::gtest GTest::gtest_main)
   include(GoogleTest)
-  gtest_discover_tests(${name}_test PROPERTIES LABELS ${ARG_LABEL} DISCOVERY_TIMEOUT 60
-                       ENVIRONMENT "DP_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+  # DISCOVERY_TIMEOUT is an argument of its own: placed after PROPERTIES it would end that list.
+  gtest_discover_tests(${name}_test DISCOVERY_TIMEOUT 60
+                       PROPERTIES LABELS ${ARG_LABEL} ENVIRONMENT "DP_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endfunction()
 
 # dp_add_service(<name> SOURCES ... DEPS ...): an executable in services/<name>.
