@@ -125,7 +125,8 @@ struct store_options {
   std::chrono::seconds request_timeout{60};
   bool fsync = true;        // file: fsync each file before its rename (durable across a crash)
   size_t file_threads = 4;  // file: threads for blocking file system calls
-  // s3: without keys, fetch temporary ones here (an ECS task role); see dp/aws/container_credentials.hpp.
+  // s3: without keys, fetch temporary ones here (an ECS task role); see
+  // dp/aws/container_credentials.hpp.
   std::optional<dp::aws::container_endpoint> credentials_endpoint;
 };
 
