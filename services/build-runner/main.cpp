@@ -21,10 +21,10 @@
 #include "dp/proto/json.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/settings/settings.hpp"
-#include "worker_mode.hpp"
 #include "dp/state/logbook.hpp"
 #include "dp/state/store.hpp"
 #include "dp/storage/object_store.hpp"
+#include "worker_mode.hpp"
 
 extern char** environ;
 

@@ -112,7 +112,7 @@ std::unique_ptr<launcher> make_docker_launcher(http_client::client& http,
 struct ecs_launcher_options {
   std::string endpoint;  // empty: https://ecs.<region>.amazonaws.com
   std::string region = "us-east-1";
-  aws::credentials credentials;  // keys, or none and:
+  aws::credentials credentials;                                 // keys, or none and:
   std::optional<aws::container_endpoint> credentials_endpoint;  // the worker's own task role
   std::string cluster;
   std::string task_definition;
@@ -123,7 +123,7 @@ struct ecs_launcher_options {
   // Container overrides (DEPLOYMENT_ID is added): no secret belongs here, RunTask's overrides are
   // visible to anyone who may DescribeTasks; the build task gets AWS access from its task role.
   config::environment env;
-  std::string started_by;   // RunTask startedBy (the worker id, at most 36 characters)
+  std::string started_by;  // RunTask startedBy (the worker id, at most 36 characters)
   std::chrono::milliseconds poll{5000};
   std::chrono::seconds timeout_margin{300};
 };
