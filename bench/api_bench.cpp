@@ -132,7 +132,13 @@ int main() {
       }
     }
   };
-  asio::co_spawn(pctx, publish_all(), asio::use_future);
+  // The client keeps pctx busy until it is closed, whether or not publishing went well.
+  asio::co_spawn(pctx, publish_all(), [&](std::exception_ptr e) {
+    publisher.close();
+    if (e) {
+      std::rethrow_exception(e);
+    }
+  });
   pctx.run();
 
   std::vector<int64_t> all;

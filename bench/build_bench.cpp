@@ -30,15 +30,16 @@ asio::awaitable<dp::build::build_report> one_build(std::string redis_url, std::s
   dp::config::parse_redis_url(redis_url, ro.url);
   dp::redis::client redis(ex, ro);
   dp::state::store store(redis, dp::proto::keys("b:"));
+  dp::aws::credentials no_credentials;
   auto storage = dp::storage::open_storage(
-      ex, *dp::storage::parse_storage_url("file://" + storage_dir.string()), {});
+      ex, *dp::storage::parse_storage_url("file://" + storage_dir.string()), no_credentials);
   dp::proto::deployment d;
   d.id = dp::new_deployment_id();
   d.project = "bench";
   d.git_url = repo_url;
   d.created_at = dp::state::now_ms();
-  (void)co_await store.create_deployment(d, dp::proto::job{});
-  dp::proto::job j;
+  dp::proto::job j;  // a named local: g++ 12 mishandles temporaries passed into co_await
+  (void)co_await store.create_deployment(d, j);
   j.deployment_id = d.id;
   j.project = d.project;
   j.git_url = repo_url;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # POST to live: how long a deployment of the no-dependency fixture site (tests/e2e/platform.mjs,
-# plainSite: `npm ci` of an empty lockfile, then `node build.mjs` writing 4 files) takes from
+# plainSite: nothing to install, then `npm run build` = `node build.mjs` writing 4 files) takes from
 # POST /v1/deployments until the proxy serves the new content, and where that time goes.
 # Goal: under 1.5 s on this machine (2 shared cores), Release binaries.
 #
@@ -9,7 +9,8 @@
 # timed. Phases come from the deployment record and its log events' timestamps (one clock):
 #   queued   POST sent -> started_at (API, queue, worker take, build-runner process start)
 #   clone    started_at -> "cloned commit" line
-#   install  -> "install finished" (plan, sandbox probe, `npm ci` under bubblewrap)
+#   install  -> "install finished", or "build: running" when there is nothing to install (plan,
+#            sandbox probe, and `npm ci` under bubblewrap if it runs)
 #   build    -> "build finished" (`npm run build` under bubblewrap)
 #   upload   -> "manifest written" (validate, upload, manifest)
 #   go-live  -> the proxy's first response with the new content (log flush, ready, alias switch,
@@ -86,7 +87,7 @@ try {
       if (!e) throw new Error(`no log line ${re} in deployment ${id}`);
       return e.ts_ms;
     };
-    const marks = [t0, d.started_at, at(/^cloned commit /), at(/^install finished in /),
+    const marks = [t0, d.started_at, at(/^cloned commit /), at(/^install finished in |^build: running /),
       at(/^build finished in /), at(/^manifest written: /), live];
     const phases = marks.slice(1).map((m, i) => m - marks[i]);
     // What the platform itself costs: everything but the user's install and build commands.

@@ -16,9 +16,8 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDP_BUILD_TEST
 cmake --build "$build" --target api-server build-runner s3-reverse-proxy proto_bench storage_bench \
   http_server_bench build_bench worker_bench api_bench worker_node
 
-for name in "${names[@]}"; do
-  echo
-  echo "== $name"
+run_one() {
+  local name="$1"
   case "$name" in
     proto) "$build/libs/proto/proto_bench" ;;
     storage) "$build/bench/storage_bench" ;;
@@ -27,16 +26,22 @@ for name in "${names[@]}"; do
     worker) "$build/bench/worker_bench" ;;
     api) "$build/bench/api_bench" ;;
     proxy) BUILD="$build" "$root/bench/proxy_bench.sh" ;;
-    e2e)
-      if [[ -x $root/bench/e2e_bench.sh ]]; then
-        BUILD="$build" "$root/bench/e2e_bench.sh"
-      else
-        echo "bench/e2e_bench.sh is not there yet"
-      fi
-      ;;
+    e2e) DP_BIN_DIR="$build" "$root/bench/e2e_bench.sh" ;;
     *)
       echo "bench/run.sh: unknown benchmark '$name'" >&2
-      exit 2
+      return 2
       ;;
   esac
+}
+
+# One failing benchmark does not hide the others' tables; the exit status reports it.
+failed=()
+for name in "${names[@]}"; do
+  echo
+  echo "== $name"
+  run_one "$name" || failed+=("$name")
 done
+if ((${#failed[@]})); then
+  echo "bench/run.sh: failed: ${failed[*]}" >&2
+  exit 1
+fi

@@ -1,5 +1,5 @@
 // worker_bench: the build queue with the process launcher and a build that does nothing
-// (libs/worker/test/fake_build.sh: a few redis-cli calls, no work).
+// (bench/noop_build.sh: one redis-cli call that records its start and sets the status ready).
 //   latency:    one job at a time into an idle worker; enqueue (LPUSH) to the build's first
 //               action (the fake records its start), p50/p90/max over the runs
 //   throughput: N jobs queued at once, jobs per second until the last is ready, by concurrency
@@ -19,6 +19,12 @@ int64_t started_ms(const dp::test::redis_server& s, const std::string& id) {
   return r ? std::atoll(r->c_str()) : 0;
 }
 
+dp::worker::process_launcher_options noop_launcher(const dp::test::redis_server& server) {
+  auto o = fake_launcher(server);
+  o.program = (dp::test::source_dir() / "bench/noop_build.sh").string();
+  return o;
+}
+
 }  // namespace
 
 int main() {
@@ -26,7 +32,7 @@ int main() {
   {
     dp::test::redis_server server;
     auto o = fast_options("bench");
-    threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)), o);
+    threaded_worker w(server, dp::worker::make_process_launcher(noop_launcher(server)), o);
     std::this_thread::sleep_for(300ms);
     std::vector<int64_t> lat;
     for (int i = 0; i < 40; ++i) {
@@ -51,13 +57,13 @@ int main() {
     auto o = fast_options("bench");
     o.concurrency = concurrency;
     auto t0 = std::chrono::steady_clock::now();
-    threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)), o);
+    threaded_worker w(server, dp::worker::make_process_launcher(noop_launcher(server)), o);
     for (const auto& id : ids) {
       eventually([&] { return has_status(server, id, "ready"); }, 120s);
     }
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("%-34s %10.1f %10.2f\n", fmt::format("one worker, concurrency {}", concurrency).c_str(),
-                ids.size() / s, s);
+    std::printf("%-34s %10.1f %10.2f\n",
+                fmt::format("one worker, concurrency {}", concurrency).c_str(), ids.size() / s, s);
   }
   return 0;
 }

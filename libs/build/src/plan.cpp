@@ -13,6 +13,14 @@ namespace {
 
 constexpr const char* output_candidates[] = {"dist", "build", "out", "public"};
 
+// What makes an install do something: anything to fetch or link, or a script npm runs around it.
+constexpr const char* dependency_fields[] = {
+    "dependencies",     "devDependencies",    "optionalDependencies",
+    "peerDependencies", "bundleDependencies", "bundledDependencies",
+    "workspaces"};
+constexpr const char* install_scripts[] = {"preinstall", "install", "postinstall", "prepublish",
+                                           "preprepare", "prepare", "postprepare"};
+
 command shell(const std::string& cmd) {
   return {{"/bin/sh", "-c", cmd}, cmd};
 }
@@ -29,6 +37,79 @@ result<std::string> read_small_file(const fs::path& p) {
     return make_error(errc::io, "cannot read {}", p.filename().string());
   }
   return ss.str();
+}
+
+result<boost::json::object> read_json_object(const fs::path& p) {
+  auto text = read_small_file(p);
+  if (!text) {
+    return text.error();
+  }
+  boost::system::error_code ec;
+  auto pkg = boost::json::parse(*text, ec);
+  if (ec || !pkg.is_object()) {
+    return make_error(errc::invalid_argument, "{} is not a valid JSON object{}",
+                      p.filename().string(), ec ? ": " + ec.message() : std::string());
+  }
+  return std::move(pkg.as_object());
+}
+
+bool declared(const boost::json::value* v) {
+  if (!v || v->is_null()) {
+    return false;
+  }
+  if (v->is_object()) {
+    return !v->as_object().empty();
+  }
+  if (v->is_array()) {
+    return !v->as_array().empty();
+  }
+  if (v->is_bool()) {
+    return v->as_bool();  // "bundleDependencies": true bundles every dependency
+  }
+  return true;
+}
+
+// True when npm would install nothing: no dependency of any kind, no workspace, no script that
+// npm runs around an install, and a lockfile (if any) that lists only the project itself. A
+// lockfile npm would reject (unreadable, or out of step with package.json) is left to npm ci,
+// which says what is wrong with it.
+bool nothing_to_install(const boost::json::object& pkg, const fs::path& dir) {
+  for (const char* field : dependency_fields) {
+    if (declared(pkg.if_contains(field))) {
+      return false;
+    }
+  }
+  if (const auto* scripts = pkg.if_contains("scripts"); scripts && scripts->is_object()) {
+    for (const char* name : install_scripts) {
+      if (scripts->as_object().contains(name)) {
+        return false;
+      }
+    }
+  }
+  for (const char* name : {"package-lock.json", "npm-shrinkwrap.json"}) {
+    std::error_code ec;
+    if (!fs::exists(dir / name, ec)) {
+      continue;
+    }
+    auto lock = read_json_object(dir / name);
+    if (!lock) {
+      return false;
+    }
+    if (const auto* packages = lock->if_contains("packages"); packages) {
+      if (!packages->is_object()) {
+        return false;
+      }
+      for (const auto& entry : packages->as_object()) {
+        if (!entry.key().empty()) {
+          return false;
+        }
+      }
+    }
+    if (declared(lock->if_contains("dependencies"))) {  // lockfileVersion 1
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -79,6 +160,14 @@ result<build_plan> make_plan(const fs::path& repo_dir, const project_settings& s
   plan.output_dir = s.output_dir;
   bool has_package = fs::is_regular_file(plan.project_dir / "package.json");
   auto has = [&](const char* name) { return fs::exists(plan.project_dir / name); };
+  std::optional<boost::json::object> pkg;
+  if (has_package && (!s.install_command || !s.build_command)) {
+    auto parsed = read_json_object(plan.project_dir / "package.json");
+    if (!parsed) {
+      return parsed.error();
+    }
+    pkg = std::move(*parsed);
+  }
 
   if (s.install_command) {
     if (s.install_command->empty()) {
@@ -89,6 +178,10 @@ result<build_plan> make_plan(const fs::path& repo_dir, const project_settings& s
     }
   } else if (!has_package) {
     plan.notes.push_back("install: skipped (no package.json)");
+  } else if (nothing_to_install(*pkg, plan.project_dir)) {
+    // npm would start (about a second) only to find nothing to do.
+    plan.notes.push_back(
+        "install: skipped (package.json declares no dependencies and no install scripts)");
   } else if (has("package-lock.json") || has("npm-shrinkwrap.json")) {
     plan.install = command{{"npm", "ci", "--include=dev", "--no-audit", "--no-fund"}, "npm ci"};
     plan.notes.push_back(fmt::format("install: npm ci ({} found)", has("package-lock.json")
@@ -121,17 +214,7 @@ result<build_plan> make_plan(const fs::path& repo_dir, const project_settings& s
     plan.static_site = true;
     plan.notes.push_back("build: none (no package.json): the files are served as they are");
   } else {
-    auto text = read_small_file(plan.project_dir / "package.json");
-    if (!text) {
-      return text.error();
-    }
-    boost::system::error_code ec;
-    auto pkg = boost::json::parse(*text, ec);
-    if (ec || !pkg.is_object()) {
-      return make_error(errc::invalid_argument, "package.json is not a valid JSON object{}",
-                        ec ? ": " + ec.message() : std::string());
-    }
-    const auto* scripts = pkg.as_object().if_contains("scripts");
+    const auto* scripts = pkg->if_contains("scripts");
     const auto* build =
         scripts && scripts->is_object() ? scripts->as_object().if_contains("build") : nullptr;
     if (build && build->is_string()) {

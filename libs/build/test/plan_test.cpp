@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -24,7 +25,9 @@ class Plan : public ::testing::Test {
   dp::test::temp_dir repo_{"dp-plan"};
 };
 
-constexpr const char* with_build = R"({"scripts":{"build":"vite build"}})";
+constexpr const char* with_build =
+    R"({"scripts":{"build":"vite build"},"devDependencies":{"vite":"^5.0.0"}})";
+constexpr const char* no_dependencies = R"({"name":"site","scripts":{"build":"node build.mjs"}})";
 
 TEST_F(Plan, LockfileChoosesNpmCi) {
   write("package.json", with_build);
@@ -96,8 +99,66 @@ TEST_F(Plan, StaticSiteWithoutPackageJson) {
   EXPECT_EQ(out->dir, p->project_dir / "public");
 }
 
+TEST_F(Plan, NothingToInstallSkipsTheInstall) {
+  write("package.json", no_dependencies);
+  write("package-lock.json",
+        R"({"name":"site","lockfileVersion":3,"packages":{"":{"name":"site"}}})");
+  auto p = make_plan(repo(), {});
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_FALSE(p->install);
+  ASSERT_TRUE(p->build);
+  EXPECT_EQ(p->build->display, "npm run build");
+  EXPECT_NE(std::find(p->notes.begin(), p->notes.end(),
+                      "install: skipped (package.json declares no dependencies and no install "
+                      "scripts)"),
+            p->notes.end());
+
+  fs::remove(repo() / "package-lock.json");
+  p = make_plan(repo(), {});
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(p->install);
+  write("package.json", R"({"dependencies":{},"devDependencies":{},"scripts":{"build":"x"}})");
+  p = make_plan(repo(), {});
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(p->install) << "empty dependency maps install nothing";
+}
+
+TEST_F(Plan, AnythingToInstallRunsTheInstall) {
+  // Each of these makes npm do something: fetch, link, or run a script.
+  for (const char* pkg : {
+           R"({"dependencies":{"left-pad":"1.3.0"}})",
+           R"({"devDependencies":{"vite":"^5"}})",
+           R"({"optionalDependencies":{"fsevents":"*"}})",
+           R"({"peerDependencies":{"react":"*"}})",
+           R"({"bundleDependencies":true})",
+           R"({"workspaces":["packages/*"]})",
+           R"({"scripts":{"postinstall":"node setup.js"}})",
+           R"({"scripts":{"prepare":"husky install"}})",
+       }) {
+    write("package.json", pkg);
+    auto p = make_plan(repo(), {});
+    ASSERT_TRUE(p) << pkg;
+    ASSERT_TRUE(p->install) << pkg;
+    EXPECT_EQ(p->install->display, "npm install") << pkg;
+  }
+  // A lockfile that lists more than the project is npm ci's to check (it fails out of step).
+  write("package.json", no_dependencies);
+  for (const char* lock : {
+           R"({"lockfileVersion":3,"packages":{"":{},"node_modules/a":{"version":"1.0.0"}}})",
+           R"({"lockfileVersion":1,"dependencies":{"a":{"version":"1.0.0"}}})",
+           R"({"lockfileVersion":3,"packages":[]})",
+           "{not json",
+       }) {
+    write("package-lock.json", lock);
+    auto p = make_plan(repo(), {});
+    ASSERT_TRUE(p) << lock;
+    ASSERT_TRUE(p->install) << lock;
+    EXPECT_EQ(p->install->display, "npm ci") << lock;
+  }
+}
+
 TEST_F(Plan, PackageJsonWithoutBuildScriptIsStatic) {
-  write("package.json", R"({"scripts":{"test":"x"}})");
+  write("package.json", R"({"scripts":{"test":"x"},"dependencies":{"a":"1"}})");
   auto p = make_plan(repo(), {});
   ASSERT_TRUE(p);
   EXPECT_TRUE(p->install);
