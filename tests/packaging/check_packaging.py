@@ -343,25 +343,35 @@ def check_iam(src, tds):
                 out.setdefault(a, []).append(st)
         return out
 
-    outputs = re.compile(r"^arn:aws:s3:::[^/]+/__outputs/\*$")
-    expect = {"build-task-role-policy": {"s3:PutObject", "s3:AbortMultipartUpload",
-                                         "s3:ListMultipartUploadParts"},
-              "api-task-role-policy": {"s3:DeleteObject", "s3:ListBucket"},
-              "proxy-task-role-policy": {"s3:GetObject", "s3:ListBucket"}}
+    # Each S3 action, per role, on exactly the prefixes that role needs: outputs (__outputs/*)
+    # and directory uploads (__sources/*: the API stores and deletes them, the build reads them).
+    expect = {"build-task-role-policy": {"s3:PutObject": {"__outputs"},
+                                         "s3:AbortMultipartUpload": {"__outputs"},
+                                         "s3:ListMultipartUploadParts": {"__outputs"},
+                                         "s3:GetObject": {"__sources"}},
+              "api-task-role-policy": {"s3:DeleteObject": {"__outputs", "__sources"},
+                                       "s3:PutObject": {"__sources"},
+                                       "s3:ListBucket": {"__outputs"}},
+              "proxy-task-role-policy": {"s3:GetObject": {"__outputs"},
+                                         "s3:ListBucket": {"__outputs"}}}
+    object_arn = re.compile(r"^arn:aws:s3:::[^/]+/(__outputs|__sources)/\*$")
     for name, actions in expect.items():
         w = f"deploy/ecs/iam/{name}.json"
         g = grants(name)
-        if set(g) != actions:
+        if set(g) != set(actions):
             problem(w, f"grants {sorted(g)}, expected exactly {sorted(actions)}")
         for a, sts in g.items():
+            want = actions.get(a, set())
             for st in sts:
                 res = as_list(st.get("Resource", []))
                 if a == "s3:ListBucket":
                     prefixes = st.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
-                    if as_list(prefixes or []) != ["__outputs/*"]:
-                        problem(w, "s3:ListBucket must be limited to the prefix __outputs/*")
-                elif not all(outputs.match(r) for r in res):
-                    problem(w, f"{a} on {res}: limit it to the bucket's __outputs/* prefix")
+                    if sorted(as_list(prefixes or [])) != sorted(f"{x}/*" for x in want):
+                        problem(w, f"s3:ListBucket must be limited to the prefixes {sorted(want)}")
+                    continue
+                got = {m.group(1) if m else r for r in res for m in [object_arn.match(r)]}
+                if got != want:
+                    problem(w, f"{a} on {res}: expected exactly the prefixes {sorted(want)}")
     w = "deploy/ecs/iam/worker-task-role-policy.json"
     g = grants("worker-task-role-policy")
     if set(g) != {"ecs:RunTask", "ecs:DescribeTasks", "ecs:StopTask", "iam:PassRole"}:
