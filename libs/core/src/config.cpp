@@ -11,6 +11,27 @@
 namespace dp::config {
 namespace {
 
+bool is_ipv6_literal(std::string_view s) {
+  if (s.empty()) {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' ||
+           c == '.';
+  });
+}
+
+std::optional<std::string> parse_port(std::string_view s, uint16_t& out) {
+  int64_t v = 0;
+  if (auto err = parse_int(s, 0, 65535, v)) {
+    return "port must be a number from 0 to 65535";
+  }
+  out = static_cast<uint16_t>(v);
+  return std::nullopt;
+}
+
+}  // namespace
+
 bool is_dns_name(std::string_view s) {
   if (s.empty() || s.size() > 253) {
     return false;
@@ -33,27 +54,6 @@ bool is_dns_name(std::string_view s) {
   }
   return s.back() != '-';
 }
-
-bool is_ipv6_literal(std::string_view s) {
-  if (s.empty()) {
-    return false;
-  }
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' ||
-           c == '.';
-  });
-}
-
-std::optional<std::string> parse_port(std::string_view s, uint16_t& out) {
-  int64_t v = 0;
-  if (auto err = parse_int(s, 0, 65535, v)) {
-    return "port must be a number from 0 to 65535";
-  }
-  out = static_cast<uint16_t>(v);
-  return std::nullopt;
-}
-
-}  // namespace
 
 std::string host_port::to_string() const {
   if (host.find(':') != std::string::npos) {

@@ -2,21 +2,10 @@
 
 #include <stdexcept>
 
+#include "dp/core/hex.hpp"
+
 namespace dp::http {
 namespace {
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
 
 // The next '/'-separated segment of `path` starting at `pos` (which is just after a '/').
 std::string_view next_segment(std::string_view path, size_t& pos) noexcept {

@@ -5,23 +5,11 @@
 #include <algorithm>
 #include <charconv>
 
+#include "dp/core/hex.hpp"
 #include "dp/proto/types.hpp"
 
 namespace dp::proxy {
 namespace {
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
 
 dp::error bad_path(std::string_view why) {
   return dp::make_error(dp::errc::invalid_argument, std::string(why));

@@ -1,31 +1,17 @@
 #include "dp/settings/settings.hpp"
 
+#include <algorithm>
+
 #include "dp/core/log.hpp"
 #include "dp/storage/url.hpp"
 
 namespace dp::settings {
 
 bool is_domain(std::string_view s) {
-  if (s.empty() || s.size() > 253 || s.front() == '.' || s.back() == '.') {
-    return false;
-  }
-  size_t label = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '.') {
-      if (label == 0 || s[i - 1] == '-') {
-        return false;
-      }
-      label = 0;
-    } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && label > 0)) {
-      if (++label > 63) {
-        return false;
-      }
-    } else {
-      return false;
-    }
-  }
-  return s.back() != '-';
+  // Stricter than a resolver: the proxy compares Host headers as written, lowercase.
+  return dp::config::is_dns_name(s) && s.back() != '.' &&
+         std::none_of(s.begin(), s.end(),
+                      [](char c) { return c == '_' || (c >= 'A' && c <= 'Z'); });
 }
 
 void add_common(dp::config::parser& p, common& c, needs n) {

@@ -33,6 +33,9 @@ struct redis_url {
 };
 
 // Parsers used by the typed settings; each returns an error message or fills `out`.
+// A DNS host name as a resolver takes it: labels of letters (either case), digits, '-' (not
+// first or last) and '_', at most 63 each and 253 in all; one trailing dot is allowed.
+bool is_dns_name(std::string_view s);
 std::optional<std::string> parse_host_port(std::string_view s, host_port& out);
 std::optional<std::string> parse_redis_url(std::string_view s, redis_url& out);
 std::optional<std::string> parse_int(std::string_view s, int64_t min, int64_t max, int64_t& out);
