@@ -129,6 +129,8 @@ class session : public std::enable_shared_from_this<session> {
   asio::awaitable<next> write_response(response& res, bool head_only, bool keep_alive);
   asio::awaitable<next> write_error(unsigned status, std::string_view code,
                                     std::string_view message);
+  // Points req_ (the handler's view) at msg_.req: path, query, method, peer.
+  void bind_request(http::method m);
   void build_head(const response& res, std::optional<uint64_t> length, bool chunked,
                   bool keep_alive);
   asio::awaitable<bool> write_all(std::string_view a, std::string_view b = {});
@@ -223,6 +225,16 @@ asio::awaitable<next> session::handle_one() {
     res.close = has_body;
     co_return co_await write_response(res, m == method::head, h.keep_alive());
   }
+  if (has_body && match.options->admit) {
+    msg_.req = {};
+    msg_.req.base() = h;  // the head alone; the whole request replaces it once read
+    bind_request(m);
+    if (auto refused = match.options->admit(req_)) {
+      linger_ = true;
+      refused->close = true;
+      co_return co_await write_response(*refused, false, false);
+    }
+  }
   if (has_body) {
     size_t limit = match.options->body_limit.value_or(opts_.body_limit);
     auto length = parser_->content_length();
@@ -256,15 +268,7 @@ asio::awaitable<next> session::handle_one() {
     }
   }
   msg_.req = parser_->release();
-  // Views into the released message (its storage moved with it, but re-derive to be safe).
-  target = msg_.req.target();
-  req_.msg_ = &msg_;
-  req_.remote_ = &remote_;
-  req_.method_ = m;
-  size_t q = target.find('?');
-  req_.path_ = target.substr(0, q);
-  req_.query_ = q == target.npos ? std::string_view{} : target.substr(q + 1);
-  req_.query_params_.reset();
+  bind_request(m);
   bool keep_alive = msg_.req.keep_alive();
   response res;
   try {
@@ -308,6 +312,17 @@ void session::build_head(const response& res, std::optional<uint64_t> length, bo
   head_.append("\r\n");
 }
 
+void session::bind_request(http::method m) {
+  std::string_view target = msg_.req.target();
+  req_.msg_ = &msg_;
+  req_.remote_ = &remote_;
+  req_.method_ = m;
+  size_t q = target.find('?');
+  req_.path_ = target.substr(0, q);
+  req_.query_ = q == target.npos ? std::string_view{} : target.substr(q + 1);
+  req_.query_params_.reset();
+}
+
 asio::awaitable<bool> session::write_all(std::string_view a, std::string_view b) {
   std::array<asio::const_buffer, 2> bufs{asio::buffer(a), asio::buffer(b)};
   stream_.expires_after(opts_.write_timeout);
@@ -326,9 +341,12 @@ asio::awaitable<next> session::write_error(unsigned status, std::string_view cod
 asio::awaitable<next> session::write_response(response& res, bool head_only, bool keep_alive) {
   keep_alive = keep_alive && !res.close && !stopping_;
   bool http11 = msg_.req.version() >= 11;
-  if (auto* s = std::get_if<std::string>(&res.body)) {
-    build_head(res, s->size(), false, keep_alive);
-    bool ok = co_await write_all(head_, head_only ? std::string_view{} : std::string_view(*s));
+  if (std::holds_alternative<std::string>(res.body) ||
+      std::holds_alternative<shared_body>(res.body)) {
+    auto* s = std::get_if<std::string>(&res.body);
+    std::string_view body = s ? std::string_view(*s) : std::get<shared_body>(res.body).view();
+    build_head(res, body.size(), false, keep_alive);
+    bool ok = co_await write_all(head_, head_only ? std::string_view{} : body);
     co_return ok&& keep_alive ? next::keep_alive : next::close;
   }
   if (auto* f = std::get_if<file_body>(&res.body)) {

@@ -280,6 +280,40 @@ TEST(http_server, body_limits_answer_413) {
   }
 }
 
+TEST(http_server, admit_refuses_on_the_head_before_the_body_is_read) {
+  router r;
+  route_options guarded{.body_limit = 64 << 20};
+  guarded.admit = [](const request& req) -> std::optional<response> {
+    if (req.header("x-key") == "ok" && req.body().empty()) {
+      return std::nullopt;
+    }
+    return error_response(401, "unauthorized", "no key");
+  };
+  r.post(
+      "/upload",
+      [](request& req) -> asio::awaitable<response> {
+        co_return response(200, "text/plain", std::move(req.body()));
+      },
+      guarded);
+  running_server s(std::move(r));
+  {
+    // 32 MiB announced, none sent: the answer comes at once, and the connection ends.
+    client c(s.port());
+    c.send(fmt::format("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", 32 << 20));
+    auto res = c.read();
+    EXPECT_EQ(res.result_int(), 401);
+    EXPECT_EQ(error_of(res).at("code").as_string(), "unauthorized");
+    EXPECT_FALSE(res.keep_alive());
+  }
+  {
+    client c(s.port());
+    c.send("POST /upload HTTP/1.1\r\nHost: t\r\nX-Key: ok\r\nContent-Length: 5\r\n\r\nhello");
+    auto res = c.read();
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_EQ(res.body(), "hello");
+  }
+}
+
 TEST(http_server, expect_100_continue) {
   running_server s(basic_routes());
   client c(s.port());

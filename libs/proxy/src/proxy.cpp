@@ -192,6 +192,8 @@ asio::awaitable<http::response> proxy::impl::handle(http::request& req) {
   if (req.method() != http::method::head) {
     if (auto* s = std::get_if<std::string>(&res.body)) {
       bytes = s->size();
+    } else if (auto* sh = std::get_if<http::shared_body>(&res.body)) {
+      bytes = sh->length;
     } else if (auto* f = std::get_if<http::file_body>(&res.body)) {
       bytes = f->length();
     } else if (auto* st = std::get_if<http::stream_body>(&res.body)) {
@@ -413,7 +415,9 @@ asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_pt
       data = std::make_shared<const std::string>(std::move(*fetched));
       files.put(cache_key, data, data->size() + cache_key.size() + 64);
     }
-    out.body = data->substr(first, length);
+    // The cached bytes themselves, not a copy: the entry lives as long as the response needs it.
+    out.body =
+        http::shared_body{std::move(data), static_cast<size_t>(first), static_cast<size_t>(length)};
     co_return out;
   }
   // The file backend: zero-copy with sendfile.

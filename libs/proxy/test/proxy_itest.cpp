@@ -371,6 +371,31 @@ TEST_P(proxy_test, deployment_without_manifest_is_not_served) {
   EXPECT_EQ(r.body.find("half"), std::string::npos);
 }
 
+// A file the manifest lists but storage lost: a generic 5xx page, nothing of the key, the
+// deployment or the storage's own error.
+TEST_P(proxy_test, a_lost_object_is_a_generic_error) {
+  auto id = deploy("lost", dp::proto::serve_mode::static_files,
+                   {{"index.html", "<h1>lost</h1>", "text/html; charset=utf-8"},
+                    {"app.js", "console.log(1)", "text/javascript"}},
+                   true);
+  run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+    auto st = dp::storage::open_storage(ioc.get_executor(), storage_url_, creds_);
+    EXPECT_TRUE(st);
+    if (st) {
+      std::string key = "__outputs/" + id + "/app.js";
+      EXPECT_TRUE(co_await (*st)->remove(std::move(key)));
+    }
+  });
+  auto r = get("/app.js", {}, "lost.example.test");
+  EXPECT_GE(r.status, 500);
+  EXPECT_LT(r.status, 600);
+  for (const char* secret : {"__outputs", "app.js", "NoSuchKey", "No such file", "bucket"}) {
+    EXPECT_EQ(r.body.find(secret), std::string::npos) << secret << " in " << r.body;
+  }
+  EXPECT_EQ(r.body.find(id), std::string::npos) << r.body;
+  EXPECT_EQ(get("/", {}, "lost.example.test").status, 200);
+}
+
 TEST_P(proxy_test, metrics_and_health) {
   get("/");
   get("/style.css");

@@ -93,6 +93,15 @@ class file_body {
   uint64_t length_ = 0;
 };
 
+// A slice of an immutable buffer that others share (a cache entry): written without a copy.
+struct shared_body {
+  std::shared_ptr<const std::string> data;
+  size_t offset = 0;
+  size_t length = 0;
+
+  std::string_view view() const { return std::string_view(*data).substr(offset, length); }
+};
+
 // A body pulled chunk by chunk: the server calls `read` with its buffer each time the previous
 // bytes have been written (back-pressure); 0 bytes means the end. Without `length` the body is
 // sent chunked (HTTP/1.1) or delimited by closing the connection (HTTP/1.0).
@@ -116,7 +125,7 @@ struct response {
   unsigned status = 200;
   // Content-Length, Transfer-Encoding, Connection and Date are written by the server.
   std::vector<std::pair<std::string, std::string>> headers;
-  std::variant<std::string, file_body, stream_body, sse_body, websocket_body> body;
+  std::variant<std::string, shared_body, file_body, stream_body, sse_body, websocket_body> body;
   bool close = false;  // close the connection after this response
 
   response() = default;

@@ -21,6 +21,9 @@ using handler = std::function<boost::asio::awaitable<response>(request&)>;
 
 struct route_options {
   std::optional<size_t> body_limit;  // overrides server_options::body_limit for this route
+  // Looks at a request's head before its body is read (body() is still empty): a response
+  // refuses the request and the body is never read (a 401 before a 100 MiB upload, not after).
+  std::function<std::optional<response>(const request&)> admit;
 };
 
 class router {
