@@ -3,6 +3,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <algorithm>
+#include <optional>
+#include <string>
+
 #include "dp/core/log.hpp"
 #include "dp/core/shutdown.hpp"
 #include "dp/http_client/client.hpp"
@@ -51,6 +55,32 @@ void add_worker_settings(dp::config::parser& p, worker_settings& w) {
                "worker (ecs): API endpoint (default https://ecs.<AWS_REGION>.amazonaws.com)");
 }
 
+namespace {
+
+// Why a build in a container (docker, ecs) could not reach what the worker hands it, or nullopt:
+// the container has its own filesystem and, unless it shares the host's network, its own loopback.
+std::optional<std::string> unreachable_from_container(const dp::settings::common& common,
+                                                      const worker_settings& w) {
+  if (common.storage_url.starts_with("file:")) {
+    return fmt::format(
+        "LAUNCHER={} builds in a container, which cannot write the worker's file store ({}): use "
+        "an s3:// STORAGE_URL (MinIO, for example)",
+        w.launcher, common.storage_url);
+  }
+  const auto& host = common.redis.host;
+  bool loopback = host == "localhost" || host.starts_with("127.") || host == "::1";
+  bool shares_host_network = w.launcher == "docker" && w.docker_network == "host";
+  if (common.redis_set && loopback && !shares_host_network) {
+    return fmt::format(
+        "LAUNCHER={} builds in a container, whose {} is not this machine's: give REDIS_URL a host "
+        "the container can reach{}",
+        w.launcher, host, w.launcher == "docker" ? " (or DOCKER_NETWORK=host)" : "");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 int run_worker(const dp::settings::common& common, const worker_settings& w,
                const std::string& self_path) {
   if (w.launcher == "ecs" &&
@@ -59,6 +89,20 @@ int run_worker(const dp::settings::common& common, const worker_settings& w,
                  "build-runner: LAUNCHER=ecs needs ECS_CLUSTER, ECS_TASK_DEFINITION and "
                  "ECS_SUBNETS\n");
     return 2;
+  }
+  if (w.launcher == "ecs" &&
+      (w.worker_id.size() > 36 ||
+       !std::all_of(w.worker_id.begin(), w.worker_id.end(), dp::worker::is_started_by_char))) {
+    // It names the worker's tasks (startedBy), by which a restarted worker finds its orphans.
+    std::fprintf(
+        stderr, "build-runner: WORKER_ID must be at most 36 of [A-Za-z0-9_/-] with LAUNCHER=ecs\n");
+    return 2;
+  }
+  if (w.launcher != "process") {
+    if (auto why = unreachable_from_container(common, w)) {
+      std::fprintf(stderr, "build-runner: %s\n", why->c_str());
+      return 2;
+    }
   }
   boost::asio::io_context ioc;
   dp::redis::options ro;

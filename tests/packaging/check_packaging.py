@@ -331,8 +331,10 @@ def check_iam(src, tds):
             for a in as_list(st.get("Action", [])):
                 if "*" in a:
                     problem(w, f"wildcard action {a}")
+            # ListTasks has no task resource to name; its ecs:cluster condition is checked below.
             if "*" in as_list(st.get("Resource", [])) and \
-                    as_list(st.get("Action")) != ["ecr:GetAuthorizationToken"]:
+                    as_list(st.get("Action")) not in (["ecr:GetAuthorizationToken"],
+                                                      ["ecs:ListTasks"]):
                 problem(w, f"Resource * for {st.get('Action')}")
         policies[p.stem] = doc
 
@@ -374,15 +376,17 @@ def check_iam(src, tds):
                     problem(w, f"{a} on {res}: expected exactly the prefixes {sorted(want)}")
     w = "deploy/ecs/iam/worker-task-role-policy.json"
     g = grants("worker-task-role-policy")
-    if set(g) != {"ecs:RunTask", "ecs:DescribeTasks", "ecs:StopTask", "iam:PassRole"}:
-        problem(w, f"grants {sorted(g)}, expected RunTask, DescribeTasks, StopTask, PassRole")
+    if set(g) != {"ecs:RunTask", "ecs:DescribeTasks", "ecs:StopTask", "ecs:ListTasks",
+                  "iam:PassRole"}:
+        problem(w, f"grants {sorted(g)}, expected RunTask, DescribeTasks, StopTask, ListTasks, "
+                   "PassRole")
     build = tds.get("build", {})
     for st in g.get("ecs:RunTask", []):
         fam = build.get("family", "?")
         if not all(re.search(rf":task-definition/{re.escape(fam)}(:\*|:\d+)?$", r)
                    for r in as_list(st.get("Resource"))):
             problem(w, f"ecs:RunTask must be limited to the build task definition {fam}")
-    for a in ("ecs:RunTask", "ecs:DescribeTasks", "ecs:StopTask"):
+    for a in ("ecs:RunTask", "ecs:DescribeTasks", "ecs:StopTask", "ecs:ListTasks"):
         for st in g.get(a, []):
             if "ecs:cluster" not in json.dumps(st.get("Condition", {})):
                 problem(w, f"{a} has no ecs:cluster condition")

@@ -8,6 +8,9 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 
+#include <algorithm>
+#include <optional>
+
 #include "dp/aws/crypto.hpp"
 #include "dp/aws/sigv4.hpp"
 #include "dp/core/log.hpp"
@@ -35,8 +38,55 @@ class ecs_launcher final : public launcher {
 
   std::string_view name() const noexcept override { return "ecs"; }
 
-  // Tasks run on AWS; a task whose worker died is stopped by its own BUILD_TIMEOUT_S.
-  task<void> clean_up(const liveness_check&) override { co_return dp::result<void>{}; }
+  // Running tasks of the build task definition whose worker no longer holds their lease are
+  // stopped: otherwise a re-queued job would build beside its orphan until BUILD_TIMEOUT_S.
+  // ListTasks (by family, RUNNING, page by page), DescribeTasks for who started each and for
+  // which deployment (its DEPLOYMENT_ID override), StopTask for the orphans.
+  task<void> clean_up(const liveness_check& live) override {
+    std::string next_token;
+    do {
+      json::object list{
+          {"cluster", opts_.cluster}, {"family", family()}, {"desiredStatus", "RUNNING"}};
+      if (!next_token.empty()) {
+        list["nextToken"] = next_token;
+      }
+      auto listed = co_await call("ListTasks", std::move(list));
+      if (!listed) {
+        co_return listed.error();
+      }
+      next_token = string_at(*listed, "nextToken");
+      const auto* arns = listed->as_object().if_contains("taskArns");
+      if (!arns || !arns->is_array() || arns->as_array().empty()) {
+        continue;
+      }
+      json::object d{{"cluster", opts_.cluster}, {"tasks", arns->as_array()}};
+      auto described = co_await call("DescribeTasks", std::move(d));
+      if (!described) {
+        co_return described.error();
+      }
+      const auto* tasks = described->as_object().if_contains("tasks");
+      if (!tasks || !tasks->is_array()) {
+        continue;
+      }
+      for (const auto& t : tasks->as_array()) {
+        auto deployment = deployment_of(t);
+        auto owner = string_at(t, "startedBy");
+        if (deployment.empty() || owner.empty() || co_await live(deployment, owner)) {
+          continue;
+        }
+        auto arn = string_at(t, "taskArn");
+        dp::log::info("stopping an orphaned build task",
+                      {{"task", arn}, {"deployment", deployment}, {"worker", owner}});
+        json::object s{{"cluster", opts_.cluster},
+                       {"task", arn},
+                       {"reason", "orphaned: the worker that started it is gone"}};
+        if (auto r = co_await call("StopTask", std::move(s)); !r) {
+          co_return r.error();
+        }
+      }
+    } while (!next_token.empty());
+    co_return dp::result<void>{};
+  }
 
   task<build_end> run(const proto::job& job, stop_flag& stop) override {
     using namespace asio::experimental::awaitable_operators;
@@ -62,7 +112,7 @@ class ecs_launcher final : public launcher {
                                     json::array{json::object{{"name", opts_.container_name},
                                                              {"environment", std::move(env)}}}}}}};
     if (!opts_.started_by.empty()) {
-      request["startedBy"] = opts_.started_by.substr(0, 36);
+      request["startedBy"] = opts_.started_by;
     }
     auto started = co_await call("RunTask", std::move(request));
     if (!started) {
@@ -89,6 +139,7 @@ class ecs_launcher final : public launcher {
     asio::steady_timer pause(co_await asio::this_coro::executor);
     bool stop_sent = false;
     int failures = 0;
+    std::optional<std::chrono::steady_clock::time_point> missing_since;
     for (;;) {
       if ((stop.requested() || std::chrono::steady_clock::now() >= deadline) && !stop_sent) {
         json::object s{{"cluster", opts_.cluster},
@@ -109,6 +160,15 @@ class ecs_launcher final : public launcher {
         }
       } else if (auto end = stopped_end(*described, stop_sent && stop.requested())) {
         co_return std::move(*end);
+      } else if (!is_missing(*described)) {
+        missing_since.reset();
+      } else if (!missing_since) {
+        missing_since = std::chrono::steady_clock::now();
+      } else if (std::chrono::steady_clock::now() - *missing_since >= opts_.missing_limit) {
+        co_return make_error(errc::unavailable,
+                             "ecs: task {} is MISSING in DescribeTasks: it ended beyond what "
+                             "ECS still reports, so its result is unknown",
+                             arn);
       }
       pause.expires_after(opts_.poll);
       if (stop.requested() && !stop_sent) {
@@ -154,6 +214,51 @@ class ecs_launcher final : public launcher {
                           : fmt::format("task stopped without an exit code: {} ({})",
                                         stop_code.empty() ? "unknown" : stop_code, reason);
     return end;
+  }
+
+  // The task definition's family: "build-runner:3" or "arn:...:task-definition/build-runner:3".
+  std::string family() const {
+    std::string_view td = opts_.task_definition;
+    if (auto slash = td.rfind('/'); slash != std::string_view::npos) {
+      td.remove_prefix(slash + 1);
+    }
+    return std::string(td.substr(0, td.find(':')));
+  }
+
+  // The DEPLOYMENT_ID that run() put in the build container's environment override.
+  std::string deployment_of(const json::value& t) const {
+    const auto* o = t.is_object() ? t.as_object().if_contains("overrides") : nullptr;
+    const auto* cs =
+        o && o->is_object() ? o->as_object().if_contains("containerOverrides") : nullptr;
+    if (!cs || !cs->is_array()) {
+      return {};
+    }
+    for (const auto& c : cs->as_array()) {
+      const auto* env = c.is_object() ? c.as_object().if_contains("environment") : nullptr;
+      if (string_at(c, "name") != opts_.container_name || !env || !env->is_array()) {
+        continue;
+      }
+      for (const auto& e : env->as_array()) {
+        if (string_at(e, "name") == "DEPLOYMENT_ID") {
+          return string_at(e, "value");
+        }
+      }
+    }
+    return {};
+  }
+
+  // DescribeTasks found no such task: no task in the answer and a MISSING failure.
+  static bool is_missing(const json::value& v) {
+    const auto* tasks = v.as_object().if_contains("tasks");
+    if (tasks && tasks->is_array() && !tasks->as_array().empty()) {
+      return false;
+    }
+    const auto* f = v.as_object().if_contains("failures");
+    if (!f || !f->is_array()) {
+      return false;
+    }
+    return std::any_of(f->as_array().begin(), f->as_array().end(),
+                       [](const json::value& x) { return string_at(x, "reason") == "MISSING"; });
   }
 
   static std::string string_at(const json::value& v, std::string_view key) {

@@ -29,11 +29,21 @@ using namespace asio::experimental::awaitable_operators;
 using proto::deployment_status;
 using clock_type = std::chrono::steady_clock;
 
+bool is_started_by_char(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_' || c == '/';
+}
+
 std::string default_worker_id() {
   char host[256] = {};
   ::gethostname(host, sizeof(host) - 1);
   auto id = fmt::format("{}-{}-{}", host, ::getpid(), dp::random_hex(3));
-  // ECS startedBy takes 36 characters; keep the unique tail.
+  // ECS startedBy takes 36 of [A-Za-z0-9_-] (and '/'); hostnames have dots. Keep the unique tail.
+  for (char& c : id) {
+    if (!is_started_by_char(c)) {
+      c = '-';
+    }
+  }
   return id.size() > 36 ? id.substr(id.size() - 36) : id;
 }
 

@@ -321,7 +321,9 @@ struct ecs_fixture {
   std::mutex m;
   bool stop_seen = false;
   int describes = 0;
-  bool stop_mode = false;  // describe says RUNNING until StopTask
+  bool stop_mode = false;     // describe says RUNNING until StopTask
+  bool list_mode = false;     // ListTasks and DescribeTasks describe running tasks for clean_up
+  bool missing_mode = false;  // DescribeTasks never finds the task
   api_server server{"", [this](const seen_request& r) { return answer_for(r); }};
 
   answer answer_for(const seen_request& r) {
@@ -347,6 +349,9 @@ struct ecs_fixture {
     }
     auto target = r.headers.at("x-amz-target");
     std::lock_guard lock(m);
+    if (list_mode) {
+      return list_answer(target, json::parse(r.body));
+    }
     if (target == "AmazonEC2ContainerServiceV20141113.RunTask") {
       return {
           200,
@@ -357,6 +362,11 @@ struct ecs_fixture {
       return {
           200,
           R"({"task":{"taskArn":"arn:aws:ecs:eu-west-1:1:task/builds/t1","lastStatus":"RUNNING"}})"};
+    }
+    if (target == "AmazonEC2ContainerServiceV20141113.DescribeTasks" && missing_mode) {
+      return {
+          200,
+          R"({"tasks":[],"failures":[{"arn":"arn:aws:ecs:eu-west-1:1:task/builds/t1","reason":"MISSING"}]})"};
     }
     if (target == "AmazonEC2ContainerServiceV20141113.DescribeTasks") {
       ++describes;
@@ -373,6 +383,47 @@ struct ecs_fixture {
       return {
           200,
           R"({"tasks":[{"lastStatus":"RUNNING","containers":[{"name":"build-runner"}]}],"failures":[]})"};
+    }
+    return {400, R"({"__type":"InvalidAction","message":"unknown target"})"};
+  }
+
+  // Three running tasks over two pages: t1 of a live worker, t2 of a gone one, t3 not a build.
+  answer list_answer(const std::string& target, const json::value& body) {
+    if (target == "AmazonEC2ContainerServiceV20141113.ListTasks") {
+      if (body.as_object().contains("nextToken")) {
+        return {200, R"({"taskArns":["arn:t3"]})"};
+      }
+      return {200, R"({"taskArns":["arn:t1","arn:t2"],"nextToken":"page2"})"};
+    }
+    if (target == "AmazonEC2ContainerServiceV20141113.DescribeTasks") {
+      auto task = [](std::string arn, std::string by, std::string deployment) {
+        json::array env{json::object{{"name", "STORAGE_URL"}, {"value", "s3://b"}}};
+        if (!deployment.empty()) {
+          env.push_back(json::object{{"name", "DEPLOYMENT_ID"}, {"value", deployment}});
+        }
+        return json::object{
+            {"taskArn", arn},
+            {"startedBy", by},
+            {"lastStatus", "RUNNING"},
+            {"overrides",
+             json::object{{"containerOverrides",
+                           json::array{json::object{{"name", "build-runner"},
+                                                    {"environment", std::move(env)}}}}}}};
+      };
+      json::array tasks;
+      for (const auto& arn : body.at("tasks").as_array()) {
+        if (arn == "arn:t1") {
+          tasks.push_back(task("arn:t1", "alive", "d1"));
+        } else if (arn == "arn:t2") {
+          tasks.push_back(task("arn:t2", "gone", "d2"));
+        } else {
+          tasks.push_back(task("arn:t3", "ecs-svc/123", ""));
+        }
+      }
+      return {200, json::serialize(json::object{{"tasks", tasks}, {"failures", json::array{}}})};
+    }
+    if (target == "AmazonEC2ContainerServiceV20141113.StopTask") {
+      return {200, R"({"task":{"lastStatus":"RUNNING"}})"};
     }
     return {400, R"({"__type":"InvalidAction","message":"unknown target"})"};
   }
@@ -465,6 +516,51 @@ TEST(ecs_launcher_test, a_wrong_signature_is_refused) {
       });
   ASSERT_FALSE(end);
   EXPECT_NE(end.error().message.find("InvalidSignatureException"), std::string::npos);
+}
+
+TEST(ecs_launcher_test, clean_up_stops_orphaned_tasks_only) {
+  ecs_fixture f;
+  f.list_mode = true;
+  auto o = f.options();
+  o.task_definition = "arn:aws:ecs:eu-west-1:1:task-definition/build-runner:7";
+  auto ok = run_async([&](asio::any_io_executor ex) -> asio::awaitable<dp::result<void>> {
+    dp::http_client::client http(ex);
+    auto l = dp::worker::make_ecs_launcher(http, o);
+    dp::worker::liveness_check live = [](std::string d, std::string w) -> asio::awaitable<bool> {
+      co_return d == "d1" && w == "alive";
+    };
+    co_return co_await l->clean_up(live);
+  });
+  ASSERT_TRUE(ok) << ok.error().message;
+  std::vector<std::string> calls;
+  for (const auto& r : f.server.requests()) {
+    auto target = r.headers.at("x-amz-target");
+    calls.push_back(target.substr(target.find('.') + 1) + " " + r.body);
+  }
+  std::vector<std::string> want = {
+      R"(ListTasks {"cluster":"builds","family":"build-runner","desiredStatus":"RUNNING"})",
+      R"(DescribeTasks {"cluster":"builds","tasks":["arn:t1","arn:t2"]})",
+      R"(StopTask {"cluster":"builds","task":"arn:t2","reason":"orphaned: the worker that started it is gone"})",
+      R"(ListTasks {"cluster":"builds","family":"build-runner","desiredStatus":"RUNNING","nextToken":"page2"})",
+      R"(DescribeTasks {"cluster":"builds","tasks":["arn:t3"]})",
+  };
+  EXPECT_EQ(calls, want);
+}
+
+TEST(ecs_launcher_test, a_task_missing_for_good_ends_the_follow_with_an_error) {
+  ecs_fixture f;
+  f.missing_mode = true;
+  auto o = f.options();
+  o.missing_limit = 200ms;
+  auto end = run_async(
+      [&](asio::any_io_executor ex) -> asio::awaitable<dp::result<dp::worker::build_end>> {
+        dp::http_client::client http(ex);
+        auto l = dp::worker::make_ecs_launcher(http, o);
+        dp::worker::stop_flag stop(ex);
+        co_return co_await l->run(make_job(), stop);
+      });
+  ASSERT_FALSE(end);
+  EXPECT_NE(end.error().message.find("MISSING"), std::string::npos) << end.error().message;
 }
 
 }  // namespace

@@ -123,9 +123,14 @@ struct ecs_launcher_options {
   // Container overrides (DEPLOYMENT_ID is added): no secret belongs here, RunTask's overrides are
   // visible to anyone who may DescribeTasks; the build task gets AWS access from its task role.
   config::environment env;
-  std::string started_by;  // RunTask startedBy (the worker id, at most 36 characters)
+  // RunTask startedBy: the worker id (at most 36 of [A-Za-z0-9_/-]), which clean_up compares
+  // with the lease holder of the task's deployment.
+  std::string started_by;
   std::chrono::milliseconds poll{5000};
   std::chrono::seconds timeout_margin{300};
+  // How long DescribeTasks may call the task MISSING before the build counts as lost (a task
+  // just started can be MISSING for a moment; one gone for good never comes back).
+  std::chrono::milliseconds missing_limit{120'000};
 };
 std::unique_ptr<launcher> make_ecs_launcher(http_client::client& http, ecs_launcher_options o);
 

@@ -45,7 +45,9 @@ struct worker_options {
   std::chrono::milliseconds reap_interval{0};  // 0: lease_ttl / 2
 };
 
-// <hostname>-<pid>-<random>, at most 36 characters (ECS startedBy).
+// A character ECS accepts in RunTask's startedBy (which names the worker of a build task).
+bool is_started_by_char(char c) noexcept;
+// <hostname>-<pid>-<random>, a valid ECS startedBy: at most 36 of [A-Za-z0-9_/-].
 std::string default_worker_id();
 
 class worker {
