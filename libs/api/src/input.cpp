@@ -89,9 +89,11 @@ dp::result<void> check_dir(std::string_view field, std::string_view dir) {
   return {};
 }
 
+// "" is allowed: it skips the step (null is the detected default).
 dp::result<void> check_command(std::string_view field, std::string_view command) {
-  if (command.empty() || command.size() > 4096 || command.find('\0') != std::string_view::npos) {
-    return bad(fmt::format("field '{}' must be a command of 1 to 4096 characters", field));
+  if (command.size() > 4096 || command.find('\0') != std::string_view::npos) {
+    return bad(
+        fmt::format("field '{}' must be a command of at most 4096 characters, without NUL", field));
   }
   return {};
 }
@@ -152,6 +154,17 @@ dp::result<void> apply_project_fields(proto::project& p, const json::object& o,
     }
     *target = f->value;
   }
+  if (auto it = o.find("serve_mode"); it != o.end()) {
+    const auto& v = it->value();
+    auto mode = v.is_string() ? proto::parse_serve_mode(v.as_string()) : std::nullopt;
+    if (v.is_null()) {
+      p.mode.reset();
+    } else if (mode) {
+      p.mode = *mode;
+    } else {
+      return bad("field 'serve_mode' must be \"spa\", \"static\" or null");
+    }
+  }
   if (auto it = o.find("env"); it != o.end()) {
     if (!it->value().is_object()) {
       return bad("field 'env' must be an object of strings");
@@ -176,7 +189,7 @@ dp::result<void> apply_project_fields(proto::project& p, const json::object& o,
 
 dp::result<void> check_project_name(std::string_view field, std::string_view name) {
   // 54, not 63: the immutable alias "<name>-<8 character short id>" must be a DNS label too.
-  if (!proto::is_project_name(name) || name.size() > max_project_name) {
+  if (!proto::is_project_name(name) || name.size() > proto::max_project_name) {
     return bad(fmt::format(
         "{} must be a DNS label: 1 to 54 of [a-z0-9-], not starting or ending with '-'", field));
   }
@@ -190,7 +203,7 @@ dp::result<proto::project> parse_new_project(std::string_view body,
     return o.error();
   }
   if (auto r = only_fields(*o, {"name", "git_url", "branch", "root_dir", "install_command",
-                                "build_command", "output_dir", "env"});
+                                "build_command", "output_dir", "serve_mode", "env"});
       !r) {
     return r.error();
   }
@@ -222,7 +235,7 @@ dp::result<void> apply_project_patch(proto::project& p, std::string_view body,
     return o.error();
   }
   if (auto r = only_fields(*o, {"git_url", "branch", "root_dir", "install_command", "build_command",
-                                "output_dir", "env"});
+                                "output_dir", "serve_mode", "env"});
       !r) {
     return r;
   }
@@ -356,8 +369,8 @@ std::optional<std::string> project_name_from_git_url(std::string_view url) {
     name.pop_back();
   }
   // Leaves room for "-<short id>" in the immutable alias label.
-  if (name.size() > max_project_name) {
-    name.resize(max_project_name);
+  if (name.size() > proto::max_project_name) {
+    name.resize(proto::max_project_name);
     while (!name.empty() && name.back() == '-') {
       name.pop_back();
     }

@@ -206,11 +206,22 @@ struct service::impl {
     return std::nullopt;
   }
 
-  // Wraps a handler with auth and metrics; `pattern` labels its metrics.
+  // Wraps a handler with auth and metrics; `pattern` labels its metrics. A request with a body
+  // is authorized on its head already, before the body (up to SOURCE_MAX_MB) is read.
   template <class F>
   void add(http::router& r, http::method m, std::string pattern, access a, F f,
            http::route_options ro = {}) {
     bool query_token = pattern.ends_with("/logs/stream");
+    if (a != access::open) {
+      ro.admit = [this, pattern, a, query_token](const http::request& req) {
+        auto denied = authorize(req, a, query_token);
+        if (denied) {
+          metrics_.observe(pattern, req.method_name(), denied->status,
+                           std::chrono::nanoseconds::zero());
+        }
+        return denied;
+      };
+    }
     r.add(
         m, pattern,
         [this, pattern, a, f, query_token](http::request& req) -> asio::awaitable<response> {
@@ -345,8 +356,8 @@ struct service::impl {
         co_return error(r.error());
       }
     }
-    // alias:<name> is left pointing at a removed deployment (the proxy answers 404 for it) until
-    // the name deploys again: libs/state has no alias removal yet.
+    // Removes alias:<name> too; proxies see it within their alias TTL (alias events only ever
+    // name a deployment to serve).
     if (auto r = co_await store_.delete_project(p->name); !r) {
       co_return error(r.error());
     }
@@ -391,7 +402,8 @@ struct service::impl {
                    .env = p.env,
                    .attempt = 1,
                    .timeout_s = opts_.build_timeout_s,
-                   .enqueued_at = d.created_at};
+                   .enqueued_at = d.created_at,
+                   .mode = p.mode};
       if (archive) {
         j.source_archive = source_key(d.id);
         storage::put_options po;

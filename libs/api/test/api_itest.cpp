@@ -256,6 +256,12 @@ TEST_F(api, promote_rollback_and_delete) {
       s_.request("POST", "/v1/projects/blog/promote", R"({"deployment_id":")" + second + "\"}")
           .status,
       409);
+
+  // Deleting the project takes its deployments, their files and its production alias with it.
+  EXPECT_EQ(s_.request("DELETE", "/v1/projects/shop").status, 204);
+  EXPECT_EQ(resolve(), "");
+  EXPECT_EQ(s_.request("GET", "/v1/deployments/" + second).status, 404);
+  EXPECT_EQ(s_.request("GET", "/v1/projects/shop").status, 404);
 }
 
 TEST_F(api, cancel) {
@@ -356,6 +362,24 @@ TEST(api_auth, bearer_tokens) {
   EXPECT_EQ(s.request("GET", "/healthz").status, 200);
   EXPECT_EQ(s.request("GET", "/").status, 200);
   EXPECT_EQ(s.request("GET", "/v1/openapi.json").status, 200);
+
+  // A directory upload without a token is refused on its head: the 50 MiB it announces are
+  // never read (nor sent).
+  asio::io_context ioc;
+  asio::ip::tcp::socket sock(ioc);
+  sock.connect({asio::ip::address_v4::loopback(), s.port()});
+  asio::write(sock, asio::buffer(fmt::format("POST /v1/deployments?project=shop HTTP/1.1\r\nHost: "
+                                             "t\r\nContent-Type: application/gzip\r\n"
+                                             "Content-Length: {}\r\n\r\n",
+                                             50 << 20)));
+  std::string answer;
+  std::array<char, 4096> buf{};
+  boost::system::error_code ec;
+  while (!ec && answer.find("}}") == std::string::npos) {
+    answer.append(buf.data(), sock.read_some(asio::buffer(buf), ec));
+  }
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 401")) << answer;
+  EXPECT_NE(answer.find("a bearer token is required"), std::string::npos) << answer;
 }
 
 // An address of this machine that is not loopback, or empty.

@@ -72,9 +72,11 @@ void expect_bad(const R& r, std::string_view fragment) {
 TEST(input, new_project) {
   auto p = parse_new_project(
       R"({"name":"shop","git_url":"https://github.com/acme/shop","branch":"main",)"
-      R"("root_dir":"web","build_command":"npm run build","output_dir":null,"env":{"A_B":"1"}})",
+      R"("root_dir":"web","build_command":"npm run build","output_dir":null,"env":{"A_B":"1"},)"
+      R"("serve_mode":"static"})",
       https_only);
   ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->mode, dp::proto::serve_mode::static_files);
   EXPECT_EQ(p->name, "shop");
   EXPECT_EQ(p->branch, "main");
   EXPECT_EQ(p->root_dir, "web");
@@ -113,6 +115,9 @@ TEST(input, new_project_refusals) {
   expect_bad(
       parse_new_project(R"({"name":"shop","git_url":"https://x/y","branch":"-x"})", https_only),
       "branch");
+  expect_bad(parse_new_project(R"({"name":"shop","git_url":"https://x/y","serve_mode":"SPA"})",
+                               https_only),
+             "field 'serve_mode' must be");
 }
 
 TEST(input, git_urls_outside_the_policy) {
@@ -158,6 +163,14 @@ TEST(input, project_patch_is_all_or_nothing) {
              "git_url");
   EXPECT_EQ(p.branch, "dev");
   expect_bad(apply_project_patch(p, R"({"name":"other"})", https_only), "unknown field");
+  // "" skips a step; null goes back to the detected default.
+  ASSERT_TRUE(apply_project_patch(p, R"({"install_command":"","build_command":""})", https_only));
+  EXPECT_EQ(p.install_command, "");
+  EXPECT_EQ(p.build_command, "");
+  ASSERT_TRUE(apply_project_patch(p, R"({"serve_mode":"spa"})", https_only));
+  EXPECT_EQ(p.mode, dp::proto::serve_mode::spa);
+  ASSERT_TRUE(apply_project_patch(p, R"({"serve_mode":null})", https_only));
+  EXPECT_FALSE(p.mode);
 }
 
 TEST(input, promote_request) {

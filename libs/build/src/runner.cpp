@@ -374,8 +374,8 @@ struct runner::impl {
     m.deployment_id = job.deployment_id;
     m.created_at = unix_ms();
     std::error_code ec;
-    m.mode = fs::is_regular_file(out / "404.html", ec) ? proto::serve_mode::static_files
-                                                       : proto::serve_mode::spa;
+    bool has_404 = fs::is_regular_file(out / "404.html", ec);
+    m.mode = job.mode.value_or(has_404 ? proto::serve_mode::static_files : proto::serve_mode::spa);
     for (const auto& f : files) {
       m.files[f.key] = proto::manifest_entry{static_cast<int64_t>(f.size), f.sha256,
                                              std::string(content_type(f.key)),
@@ -391,10 +391,14 @@ struct runner::impl {
       co_return stop_reason{build_outcome::infrastructure,
                             "storage: manifest: " + r.error().message};
     }
-    say(fmt::format("manifest written: {} files, mode {}{}", files.size(), proto::to_string(m.mode),
+    say(fmt::format("manifest written: {} files, mode {} ({}: {})", files.size(),
+                    proto::to_string(m.mode),
+                    job.mode  ? "the project's serve_mode"
+                    : has_404 ? "404.html found"
+                              : "no 404.html",
                     m.mode == proto::serve_mode::spa
-                        ? " (no 404.html: unknown paths serve index.html)"
-                        : " (404.html found)"));
+                        ? "unknown paths serve index.html"
+                        : "unknown paths get the nearest 404.html, else a plain 404"));
     timed("manifest", start);
     co_return std::nullopt;
   }

@@ -165,6 +165,7 @@ task<proto::job> job_from_deployment(state::store& store, std::string_view id) {
   j.install_command = p->install_command;
   j.build_command = p->build_command;
   j.output_dir = p->output_dir;
+  j.mode = p->mode;
   j.env = p->env;
   j.attempt = d->attempt;
   co_return j;

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "dp/core/id.hpp"
 #include "dp/proto/json.hpp"
@@ -81,6 +82,17 @@ TEST_F(RunnerCli, FailedBuildExitsOne) {
   EXPECT_NE(r.output.find("build failed"), std::string::npos) << r.output;
 }
 
+// Lines that are not log records ("2026-...Z info  redis connected ..."): what a person reads.
+int error_lines(const std::string& output) {
+  std::istringstream in(output);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) {
+    bool log_record = line.size() > 25 && line[4] == '-' && line[10] == 'T' && line[23] == 'Z';
+    n += log_record ? 0 : 1;
+  }
+  return n;
+}
+
 TEST_F(RunnerCli, BadInputExitsTwoWithOneLine) {
   dp::test::redis_server redis;
   auto bad_json = work_.path() / "bad.json";
@@ -91,6 +103,8 @@ TEST_F(RunnerCli, BadInputExitsTwoWithOneLine) {
       {{"build", "--job", (work_.path() / "missing.json").string()}, {}},  // unreadable
       {{"build"}, {{"GIT_REPOSITORY_URL", "file:///x"}}},                  // no PROJECT_ID
       {{"build"}, {{"GIT_REPOSITORY_URL", "ssh://h/x"}, {"PROJECT_ID", "shop"}}},
+      {{"build"}, {{"GIT_REPOSITORY_URL", "file:///x"}, {"PROJECT_ID", "my.site"}}},
+      {{"build"}, {{"GIT_REPOSITORY_URL", "file:///x"}, {"PROJECT_ID", std::string(55, 'a')}}},
       {{"build", "--deployment", "bad"}, {{"REDIS_URL", redis.url()}}},
       {{"build", "--deployment", dp::new_deployment_id()}, {}},  // needs Redis
       {{"build", "--deployment", dp::new_deployment_id()}, {{"REDIS_URL", redis.url()}}},
@@ -99,8 +113,30 @@ TEST_F(RunnerCli, BadInputExitsTwoWithOneLine) {
   for (auto& [args, env] : cases) {
     auto r = run(args, env);
     EXPECT_EQ(r.exit_code, 2) << args.back() << ": " << r.output;
-    EXPECT_FALSE(r.output.empty());
+    EXPECT_EQ(error_lines(r.output), 1) << "one error line: " << r.output;
   }
+}
+
+// A worker whose builds run in containers refuses settings those containers cannot reach.
+TEST_F(RunnerCli, ContainerLauncherNeedsReachableRedisAndStorage) {
+  std::map<std::string, std::string> keys{{"AWS_ACCESS_KEY_ID", "k"},
+                                          {"AWS_SECRET_ACCESS_KEY", "s"}};
+  auto file_store = keys;
+  file_store.insert({{"LAUNCHER", "docker"},
+                     {"REDIS_URL", "redis://redis:6379"},
+                     {"STORAGE_URL", "file:///srv/sites"}});
+  auto r = run({"worker"}, file_store);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("cannot write the worker's file store"), std::string::npos) << r.output;
+
+  auto loopback = keys;
+  loopback.insert({{"LAUNCHER", "docker"},
+                   {"REDIS_URL", "redis://127.0.0.1:6379"},
+                   {"STORAGE_URL", "s3://sites?endpoint=http://minio:9000&region=us-east-1"}});
+  r = run({"worker"}, loopback);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("DOCKER_NETWORK=host"), std::string::npos) << r.output;
+  EXPECT_EQ(error_lines(r.output), 1) << r.output;
 }
 
 }  // namespace

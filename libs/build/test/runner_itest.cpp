@@ -75,6 +75,7 @@ struct case_options {
   std::string storage_url;  // empty: a file:// store in a temp dir
   std::optional<std::string> build_command;
   std::optional<std::string> output_dir;
+  std::optional<dp::proto::serve_mode> serve_mode;
   dp::proto::env_map env;
   int64_t timeout_s = 0;
   std::optional<std::chrono::milliseconds> cancel_after_building;
@@ -111,6 +112,7 @@ class Runner : public ::testing::Test {
     p.git_url = url;
     p.build_command = c.build_command;
     p.output_dir = c.output_dir;
+    p.mode = c.serve_mode;
     p.env = c.env;
     p.created_at = dp::state::now_ms();
     EXPECT_TRUE(co_await store.create_project(p));
@@ -237,6 +239,21 @@ class Runner : public ::testing::Test {
   dp::test::temp_dir storage_dir_{"dp-runner-storage"};
   dp::test::temp_dir work_{"dp-runner-work"};
 };
+
+// The project's serve_mode wins over the 404.html rule (none here, which would mean spa).
+TEST_F(Runner, ProjectServeModeDecidesTheManifestMode) {
+  case_options c;
+  c.serve_mode = dp::proto::serve_mode::static_files;
+  auto out = build(project(site_js), c);
+  ASSERT_EQ(out.report.outcome, build_outcome::ready) << out.report.error << "\n"
+                                                      << out.all_lines();
+  auto m =
+      dp::proto::parse_manifest(read_object("__outputs/" + out.record.id + "/.deployment.json"));
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->mode, dp::proto::serve_mode::static_files);
+  EXPECT_NE(out.all_lines().find("mode static (the project's serve_mode"), std::string::npos)
+      << out.all_lines();
+}
 
 TEST_F(Runner, NoDependencyProjectGoesLive) {
   auto out = build(project(site_js));

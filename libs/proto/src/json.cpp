@@ -23,6 +23,14 @@ void put(json::object& o, std::string_view key, const std::optional<std::string>
   }
 }
 
+void put(json::object& o, std::string_view key, const std::optional<serve_mode>& m) {
+  if (m) {
+    o.emplace(key, to_string(*m));
+  } else {
+    o.emplace(key, nullptr);
+  }
+}
+
 void put(json::object& o, std::string_view key, const std::optional<int64_t>& n) {
   if (n) {
     o.emplace(key, *n);
@@ -127,8 +135,8 @@ class reader {
 
   void project_name(std::string_view key, std::string& out) {
     string(key, out);
-    if (!error_ && !is_project_name(out)) {
-      fail(key, "must be a DNS label ([a-z0-9-]{1,63}, not starting or ending with '-')");
+    if (!error_ && (!is_project_name(out) || out.size() > max_project_name)) {
+      fail(key, "must be a project name: 1 to 54 of [a-z0-9-], not starting or ending with '-'");
     }
   }
 
@@ -161,6 +169,19 @@ class reader {
         out = *e;
       } else {
         fail(key, fmt::format("must be one of {}", allowed));
+      }
+    }
+  }
+
+  // Absent and null both mean "not set".
+  template <class E>
+  void enumeration(std::string_view key, std::optional<E>& out,
+                   std::optional<E> (*parse)(std::string_view), std::string_view allowed) {
+    out.reset();
+    if (const json::value* p = get(key, false); p != nullptr && !p->is_null()) {
+      out = p->is_string() ? parse(p->get_string()) : std::nullopt;
+      if (!out) {
+        fail(key, fmt::format("must be one of {}, or null", allowed));
       }
     }
   }
@@ -259,6 +280,9 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const job& x) {
   if (x.source_archive) {
     o.emplace("source_archive", *x.source_archive);
   }
+  if (x.mode) {
+    o.emplace("serve_mode", to_string(*x.mode));
+  }
 }
 
 dp::result<job> parse_job(const json::value& v) {
@@ -278,6 +302,7 @@ dp::result<job> parse_job(const json::value& v) {
   r.string("install_command", x.install_command);
   r.string("build_command", x.build_command);
   r.string("output_dir", x.output_dir);
+  r.enumeration("serve_mode", x.mode, &parse_serve_mode, "spa, static");
   r.env("env", x.env);
   r.integer("attempt", x.attempt, 1);
   r.integer("timeout_s", x.timeout_s, 1);
@@ -339,6 +364,7 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const project& x) {
   put(o, "install_command", x.install_command);
   put(o, "build_command", x.build_command);
   put(o, "output_dir", x.output_dir);
+  put(o, "serve_mode", x.mode);
   put(o, "env", x.env);
   o.emplace("created_at", x.created_at);
 }
@@ -353,6 +379,7 @@ dp::result<project> parse_project(const json::value& v) {
   r.string("install_command", x.install_command);
   r.string("build_command", x.build_command);
   r.string("output_dir", x.output_dir);
+  r.enumeration("serve_mode", x.mode, &parse_serve_mode, "spa, static");
   r.env("env", x.env);
   r.integer("created_at", x.created_at);
   return finish(r, std::move(x));

@@ -185,7 +185,13 @@ TEST(proto_parse, refuses_bad_values) {
   expect_refused(proto::parse_manifest(v), "field 'mode' must be one of spa, static");
   v = read_example("job");
   v.as_object()["project"] = "-shop";
-  expect_refused(proto::parse_job(v), "field 'project' must be a DNS label");
+  expect_refused(proto::parse_job(v), "field 'project' must be a project name");
+  v = read_example("job");
+  v.as_object()["project"] = std::string(55, 'a');  // its alias "<name>-<8>" would not be a label
+  expect_refused(proto::parse_job(v), "field 'project' must be a project name");
+  v = read_example("job");
+  v.as_object()["serve_mode"] = "pages";
+  expect_refused(proto::parse_job(v), "field 'serve_mode' must be one of spa, static, or null");
   v = read_example("job");
   v.as_object()["deployment_id"] = "01JH5K7Q3X9M2C8R4T6V0W1Y3Z";
   expect_refused(proto::parse_job(v), "field 'deployment_id' must be a deployment id");

@@ -224,6 +224,7 @@ task<void> store::delete_project(std::string_view name) {
   std::vector<std::vector<std::string>> commands{{"MULTI"},
                                                  {"DEL", keys_.project(name)},
                                                  {"DEL", keys_.project_deployments(name)},
+                                                 {"DEL", keys_.alias(name)},
                                                  {"SREM", keys_.projects(), std::string(name)},
                                                  {"EXEC"}};
   auto replies = co_await redis_.pipeline(std::move(commands));

@@ -14,13 +14,12 @@
 
 namespace dp::api {
 
-// Project names are DNS labels short enough that "<name>-<short id>" is one too.
-inline constexpr size_t max_project_name = 54;
+// Project names: proto::is_project_name, at most proto::max_project_name characters.
 // `what` names the value in the error ("field 'name'", "project name").
 dp::result<void> check_project_name(std::string_view what, std::string_view name);
 
 // POST /v1/projects: {name, git_url, branch?, root_dir?, install_command?, build_command?,
-// output_dir?, env?}. created_at is left 0 for the caller.
+// output_dir?, serve_mode?, env?}. created_at is left 0 for the caller.
 dp::result<proto::project> parse_new_project(std::string_view body,
                                              const std::vector<std::string>& allowed_protocols);
 

@@ -47,12 +47,21 @@ constexpr bool can_transition(deployment_status from, deployment_status to) noex
 
 // A DNS label: [a-z0-9-]{1,63}, not starting or ending with '-'. Project names and alias labels.
 bool is_project_name(std::string_view s) noexcept;
+// Project names stop at 54 characters: the immutable alias "<name>-<8 characters of the id>" must
+// be a DNS label too.
+inline constexpr size_t max_project_name = 54;
 
 // Environment variable names as a shell accepts them: [A-Za-z_][A-Za-z0-9_]*.
 bool is_env_name(std::string_view s) noexcept;
 
 // Sorted, so serialized records are deterministic.
 using env_map = std::map<std::string, std::string>;
+
+// spa: an unknown extension-less path serves index.html; static_files ("static"): 404.html.
+enum class serve_mode { spa, static_files };
+
+std::string_view to_string(serve_mode m) noexcept;
+std::optional<serve_mode> parse_serve_mode(std::string_view s) noexcept;
 
 struct job {
   std::string deployment_id;
@@ -69,6 +78,7 @@ struct job {
   int64_t enqueued_at = 0;  // Unix ms
   // Storage key of an uploaded tar.gz (__sources/<id>.tar.gz) built instead of a clone.
   std::optional<std::string> source_archive;
+  std::optional<serve_mode> mode;  // "serve_mode"; null: static when the output has a 404.html
   bool operator==(const job&) const = default;
 };
 
@@ -95,6 +105,7 @@ struct project {
   std::optional<std::string> install_command;
   std::optional<std::string> build_command;
   std::optional<std::string> output_dir;
+  std::optional<serve_mode> mode;  // "serve_mode"; null: static when the output has a 404.html
   env_map env;
   int64_t created_at = 0;
   bool operator==(const project&) const = default;
@@ -117,12 +128,6 @@ struct deployment {
   std::optional<int64_t> bytes;
   bool operator==(const deployment&) const = default;
 };
-
-// spa: an unknown extension-less path serves index.html; static_files ("static"): 404.html.
-enum class serve_mode { spa, static_files };
-
-std::string_view to_string(serve_mode m) noexcept;
-std::optional<serve_mode> parse_serve_mode(std::string_view s) noexcept;
 
 struct manifest_entry {
   int64_t size = 0;

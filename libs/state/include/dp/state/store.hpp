@@ -45,7 +45,8 @@ class store {
   task<void> save_project(const proto::project& p);
   task<proto::project> get_project(std::string_view name);
   task<std::vector<std::string>> project_names();
-  // Removes the project record and its index; deployments are the caller's business.
+  // Removes the project record, its index and its production alias (alias:<name>); deployments
+  // are the caller's business.
   task<void> delete_project(std::string_view name);
 
   // Writes the deployment (status queued), indexes it under its project, reserves its immutable
