@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole platform on this machine with the embedded defaults: set-up (idempotent), a Release
-# build of the three services, then Redis (own data directory, AOF on), the api-server, one
+# build of the three services and deployctl, then Redis (own data directory, AOF on), the api-server, one
 # build-runner worker (process launcher, bubblewrap sandbox) and the s3-reverse-proxy over the local
 # file store. Ctrl-C (or SIGTERM) stops everything: the services first, then Redis.
 #
@@ -43,8 +43,9 @@ else
   export CCACHE_BASEDIR="$repo_root" CCACHE_NOHASHDIR=1
   cmake -S "$repo_root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDP_BUILD_TESTS=ON \
     -DDP_BUILD_BENCH=OFF >/dev/null
-  cmake --build "$build_dir" --target api-server build-runner s3-reverse-proxy
+  cmake --build "$build_dir" --target api-server build-runner s3-reverse-proxy deployctl
 fi
+deployctl="$build_dir/services/deployctl/deployctl"
 
 data_dir="${DATA_DIR:-$repo_root/.data}"
 mkdir -p "$data_dir/redis" "$data_dir/storage" "$data_dir/logs"
@@ -92,10 +93,15 @@ redis_port="$(free_port)"
 setsid redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$data_dir/redis" --appendonly yes \
   --save "" --daemonize no >"$data_dir/logs/redis.log" 2>&1 &
 infra_pids+=($!)
+redis_up=0
 for _ in $(seq 50); do
-  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && redis_up=1 && break
   sleep 0.1
 done
+if ((!redis_up)); then
+  echo "run.sh: redis-server did not answer within 5 s; see $data_dir/logs/redis.log" >&2
+  exit 1
+fi
 
 export REDIS_URL="redis://127.0.0.1:$redis_port"
 export BASE_DOMAIN="${BASE_DOMAIN:-localhost}"
@@ -115,10 +121,17 @@ if ((use_s3)); then
 else
   export STORAGE_URL="file://$data_dir/storage"
 fi
-# The local API answers loopback clients without a token (local mode); a token is made for
-# clients that want to send one anyway.
+# On a loopback address the API serves this machine's clients without a token (local mode). Bound
+# anywhere else it requires the token (kept in the data directory, the same on every run).
 token_file="$data_dir/api-token"
-[[ -s $token_file ]] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file"
+[[ -s $token_file ]] || (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file")
+case "${API_LISTEN%:*}" in
+  127.* | localhost | "[::1]") token_note="not needed from this machine: the API listens on loopback only" ;;
+  *)
+    export API_TOKENS="${API_TOKENS:-$(cat "$token_file")}"
+    token_note="required: Authorization: Bearer <token>, or DEPLOYCTL_TOKEN for deployctl"
+    ;;
+esac
 
 setsid "$build_dir/services/api-server/api-server" >"$data_dir/logs/api-server.log" 2>&1 &
 service_pids+=($!)
@@ -127,17 +140,35 @@ service_pids+=($!)
 setsid "$build_dir/services/s3-reverse-proxy/s3-reverse-proxy" >"$data_dir/logs/proxy.log" 2>&1 &
 service_pids+=($!)
 
+# The banner only once both listeners answer; a service that exits first stops the platform.
+http_up() { curl -sf -o /dev/null --max-time 1 "http://$1/healthz"; }
+for _ in $(seq 100); do
+  http_up "$API_LISTEN" && http_up "$ADMIN_LISTEN" && break
+  for pid in "${service_pids[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "run.sh: a service exited while starting; see $data_dir/logs" >&2
+      exit 1
+    fi
+  done
+  sleep 0.1
+done
+
+api_host="${API_LISTEN/0.0.0.0/127.0.0.1}"
 cat <<INFO
 
 The platform is running (logs in $data_dir/logs):
-  dashboard   http://$API_LISTEN/
-  API token   $(cat "$token_file") (not needed from this machine: loopback clients are served)
+  dashboard   http://$api_host/
+  API token   $(cat "$token_file") ($token_note)
   sites       http://<project>.$BASE_DOMAIN:${PROXY_LISTEN##*:}/
   storage     $STORAGE_URL
 
-Deploy a repository:
-  curl -X POST http://$API_LISTEN/v1/deployments -H 'content-type: application/json' \\
-       -d '{"git_url":"https://github.com/acme/shop","project":"shop"}'
+Deploy a directory or a git repository with the CLI (it follows the build and prints the URL):
+  export DEPLOYCTL_API_URL=http://$api_host
+  $deployctl deploy ./my-site --project my-site --follow
+  $deployctl deploy https://github.com/<you>/<repo>.git --follow
+or with curl:
+  curl -X POST http://$api_host/v1/deployments -H 'content-type: application/json' \\
+       -d '{"git_url":"https://github.com/<you>/<repo>.git","project":"my-site"}'
 
 Ctrl-C stops everything.
 INFO
