@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import {after, before, describe, it} from 'node:test';
 import {chromium} from 'playwright-core';
 
-import {gitRepo, locations, plainSite, site, startPlatform} from './platform.mjs';
+import {commitAll, gitRepo, locations, plainSite, site, startPlatform, waitFor} from './platform.mjs';
 
 const {repoRoot, binDir} = locations(import.meta.url);
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -43,12 +43,12 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
   });
   after(cleanUp);
 
-  it('deploys a repository from the form, streams its log and shows ready', async () => {
-    repo = gitRepo(plainSite('dash'));
+  // A page of the dashboard that collects what goes wrong in it: script errors, console errors
+  // and failed requests (but the browser's own /favicon.ico).
+  async function openDashboard() {
     const page = await browser.newPage();
     const problems = [];
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    // Failed requests are checked by URL below (the browser's own /favicon.ico is a 404).
     page.on('console', (m) => {
       if (m.type() === 'error' && !m.text().startsWith('Failed to load resource'))
         problems.push(`console: ${m.text()}`);
@@ -58,23 +58,14 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
         problems.push(`HTTP ${r.status()} ${r.url()}`);
     });
     page.setDefaultTimeout(60_000);
-
     await page.goto(`${platform.api}/`);
-    await page.fill('#git-url', `file://${repo}`);
-    await page.fill('#project-name', 'dash');
-    await page.click('#deploy button[type=submit]');
+    return {page, problems};
+  }
 
-    // The project is selected, the log streams in (the build's own output included), and the
-    // stream's final status shows; the deployments table shows it ready and in production.
-    // A wait that fails says what the page showed and what the services logged.
-    const waits = [
-      page.locator('#projects li', {hasText: 'dash'}),
-      page.locator('#log div', {hasText: /^cloning file:\/\//}).first(),
-      page.locator('#log div', {hasText: /^built version dash with /}),
-      page.locator('#log div', {hasText: /^deployment ready$/}),
-      page.locator('#deployments tr.live td.status.ready'),
-    ];
-    for (const w of waits) {
+  // Waits for each locator in turn; a wait that fails says what the page showed and what the
+  // services logged.
+  async function waitAll(page, problems, locators) {
+    for (const w of locators) {
       try {
         await w.waitFor({timeout: 240_000});
       } catch (e) {
@@ -86,6 +77,28 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
             `${e.message}\npage:\n${shown}\n${problems.join('\n')}\n${platform.logs()}`);
       }
     }
+  }
+
+  async function deployFromForm(page, gitUrl, project) {
+    await page.fill('#git-url', gitUrl);
+    await page.fill('#project-name', project);
+    await page.click('#deploy button[type=submit]');
+  }
+
+  it('deploys a repository from the form, streams its log and shows ready', async () => {
+    repo = gitRepo(plainSite('dash'));
+    const {page, problems} = await openDashboard();
+    await deployFromForm(page, `file://${repo}`, 'dash');
+
+    // The project is selected, the log streams in (the build's own output included), and the
+    // stream's final status shows; the deployments table shows it ready and in production.
+    await waitAll(page, problems, [
+      page.locator('#projects li', {hasText: 'dash'}),
+      page.locator('#log div', {hasText: /^cloning file:\/\//}).first(),
+      page.locator('#log div', {hasText: /^built version dash with /}),
+      page.locator('#log div', {hasText: /^deployment ready$/}),
+      page.locator('#deployments tr.live td.status.ready'),
+    ]);
     const error = await page.textContent('#error');
     assert.equal(error, '', `the page shows an error: ${error}`);
     const lines = await page.locator('#log div').allTextContents();
@@ -97,5 +110,50 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     const served = await site(platform, 'dash', '/');
     assert.equal(served.status, 200);
     assert.match(served.body, /<h1>site dash<\/h1>/);
+    await page.close();
   });
+
+  it('rolls back with the promote button, cancels a running build, shows colored output',
+     async () => {
+       // A second version goes live; promoting the first one again is the rollback.
+       fs.writeFileSync(`${repo}/version.txt`, 'dash-2\n');
+       commitAll(repo, 'dash-2');
+       const {page, problems} = await openDashboard();
+       await deployFromForm(page, `file://${repo}`, 'dash');
+       await waitAll(page, problems, [page.locator('#log div', {hasText: /^deployment ready$/})]);
+       await waitFor('dash-2 to be served',
+                     async () => (await site(platform, 'dash', '/')).body.includes('<h1>site dash-2</h1>'),
+                     30_000, 100);
+       const older = page.locator('#deployments tr:not(.live) button', {hasText: 'promote'});
+       await waitAll(page, problems, [older.first()]);
+       await older.first().click();
+       await waitFor('the rollback to be served',
+                     async () => (await site(platform, 'dash', '/')).body.includes('<h1>site dash</h1>'),
+                     30_000, 100);
+
+       // A build that prints a green line, then waits to be canceled from its row.
+       const slow = gitRepo({
+         'package.json': JSON.stringify(
+             {name: 'slow', version: '1.0.0', private: true, scripts: {build: 'node build.mjs'}}),
+         'build.mjs': `console.log('\\x1b[32mwaiting for cancel\\x1b[0m');\nsetTimeout(() => {}, 300000);\n`,
+       });
+       try {
+         await deployFromForm(page, `file://${slow}`, 'slow');
+         const green = page.locator('#log div span', {hasText: 'waiting for cancel'});
+         await waitAll(page, problems, [green]);
+         assert.equal(await green.evaluate((e) => getComputedStyle(e).color), 'rgb(85, 204, 85)');
+         const cancel = page.locator('#deployments button', {hasText: 'cancel'});
+         await waitAll(page, problems, [cancel.first()]);
+         await cancel.first().click();
+         await waitAll(page, problems, [
+           page.locator('#deployments td.status.canceled'),
+           page.locator('#log div', {hasText: /^deployment canceled/}),
+         ]);
+       } finally {
+         fs.rmSync(slow, {recursive: true, force: true});
+       }
+       assert.equal(await page.textContent('#error'), '');
+       assert.deepEqual(problems, []);
+       await page.close();
+     });
 });

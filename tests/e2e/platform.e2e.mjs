@@ -253,3 +253,36 @@ describe('platform end to end (run.sh)', {concurrency: false}, () => {
     assert.match(platform.output(), /run\.sh: stopped/);
   });
 });
+
+// The README's `run.sh --s3`: the same platform over a local s3rver instead of the file store.
+describe('run.sh --s3', {concurrency: false}, () => {
+  let onS3 = null;
+  let repo = null;
+  after(async () => {
+    if (onS3) {
+      const s = await onS3.stop();
+      onS3.remove();
+      assert.deepEqual(s.left, [], 'processes left behind');
+    }
+    if (repo)
+      fs.rmSync(repo, {recursive: true, force: true});
+  });
+
+  it('deploys and serves through s3rver', async () => {
+    onS3 = await startPlatform({binDir, repoRoot, args: ['--s3']});
+    await waitFor('the banner naming the s3rver store',
+                  async () => /storage +s3:\/\/deployments\?endpoint=http:\/\/127\.0\.0\.1:/.test(onS3.output()),
+                  10_000, 100);
+    repo = gitRepo(plainSite('on-s3'));
+    const created = await api(onS3, 'POST', '/v1/deployments', {git_url: `file://${repo}`, project: 'ons3'});
+    assert.equal(created.status, 202, JSON.stringify(created.data));
+    const stream = await followLogs(onS3, created.data.id);
+    const last = stream.events.at(-1);
+    assert.equal(last?.event, 'status', 'the stream ends with the final status');
+    assert.equal(JSON.parse(last.data).status, 'ready', onS3.logs());
+    const index = await site(onS3, 'ons3', '/');
+    assert.equal(index.status, 200);
+    assert.match(index.body, /<h1>site on-s3<\/h1>/);
+    assert.match((await site(onS3, 'ons3', '/style.css')).headers['content-type'], /^text\/css/);
+  });
+});

@@ -78,12 +78,12 @@ function descendants(root) {
   return found;
 }
 
-// Starts run.sh; resolves once the API is ready and the proxy answers.
-export async function startPlatform({binDir, repoRoot, env = {}, quiet = true}) {
+// Starts run.sh (with `args`, e.g. ['--s3']); resolves once the API is ready and the proxy answers.
+export async function startPlatform({binDir, repoRoot, env = {}, quiet = true, args = []}) {
   const dataDir = tempDir('dp-e2e-data-');
   const [apiPort, proxyPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const marker = `DP_E2E_DATA_DIR=${dataDir}`;
-  const child = spawn(path.join(repoRoot, 'deploy/local/run.sh'), [], {
+  const child = spawn(path.join(repoRoot, 'deploy/local/run.sh'), args, {
     env: {
       ...process.env,
       DP_E2E_DATA_DIR: dataDir,

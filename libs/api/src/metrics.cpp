@@ -4,6 +4,8 @@
 
 #include <iterator>
 
+#include "dp/proto/types.hpp"
+
 namespace dp::api {
 
 namespace {
@@ -45,7 +47,8 @@ void metrics::count_status_event(std::string_view status) {
   ++status_events_[std::string(status)];
 }
 
-std::string metrics::render(std::optional<int64_t> queue_depth) const {
+std::string metrics::render(std::optional<int64_t> queue_depth,
+                            const std::optional<std::map<std::string, int64_t>>& by_status) const {
   std::string out;
   auto it = std::back_inserter(out);
   out.append(
@@ -75,6 +78,19 @@ std::string metrics::render(std::optional<int64_t> queue_depth) const {
                    "# HELP dp_queue_depth Build jobs waiting in the queue.\n"
                    "# TYPE dp_queue_depth gauge\ndp_queue_depth {}\n",
                    *queue_depth);
+  }
+  if (by_status) {
+    out.append(
+        "# HELP dp_deployments Deployments by their status now.\n"
+        "# TYPE dp_deployments gauge\n");
+    // Every status, 0 included, so that each series exists from the first scrape.
+    // The enum is dense, from queued to canceled.
+    for (int i = 0; i <= static_cast<int>(proto::deployment_status::canceled); ++i) {
+      auto name = proto::to_string(static_cast<proto::deployment_status>(i));
+      auto found = by_status->find(std::string(name));
+      fmt::format_to(it, "dp_deployments{{status=\"{}\"}} {}\n", name,
+                     found == by_status->end() ? 0 : found->second);
+    }
   }
   out.append(
       "# HELP dp_deployment_status_events_total Deployment status changes seen on "

@@ -863,8 +863,14 @@ struct service::impl {
 
   asio::awaitable<response> metrics_text(http::request&) {
     auto depth = co_await store_.queue_length();
-    co_return response(200, "text/plain; version=0.0.4; charset=utf-8",
-                       metrics_.render(depth ? std::optional<int64_t>(*depth) : std::nullopt));
+    auto counts = co_await store_.deployments_by_status();
+    std::optional<std::map<std::string, int64_t>> by_status;
+    if (counts) {
+      by_status = std::move(*counts);
+    }
+    co_return response(
+        200, "text/plain; version=0.0.4; charset=utf-8",
+        metrics_.render(depth ? std::optional<int64_t>(*depth) : std::nullopt, by_status));
   }
 
   asio::awaitable<response> dashboard(http::request&) {

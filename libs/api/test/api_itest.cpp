@@ -319,6 +319,8 @@ TEST_F(api, health_readiness_metrics_and_openapi) {
             std::string::npos)
       << m.body;
   EXPECT_NE(m.body.find("dp_queue_depth 1\n"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("dp_deployments{status=\"queued\"} 1\n"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("dp_deployments{status=\"ready\"} 0\n"), std::string::npos) << m.body;
   auto doc = body_of(s_.request("GET", "/v1/openapi.json"));
   EXPECT_EQ(doc.at("openapi").as_string(), "3.1.0");
   EXPECT_TRUE(doc.at("paths").as_object().contains("/v1/deployments/{id}/logs/stream"));

@@ -27,8 +27,10 @@ class metrics {
   void set_stream_clients(int64_t n) { stream_clients_ = n; }
   void count_dropped_client() { ++dropped_clients_; }
 
-  // queue_depth: LLEN of the queue, nullopt when Redis did not answer.
-  std::string render(std::optional<int64_t> queue_depth) const;
+  // queue_depth: LLEN of the queue; by_status: deployments in each status now; each nullopt when
+  // Redis did not answer (then the gauge is left out rather than shown as 0).
+  std::string render(std::optional<int64_t> queue_depth,
+                     const std::optional<std::map<std::string, int64_t>>& by_status = {}) const;
 
  private:
   struct histogram {

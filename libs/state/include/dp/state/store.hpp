@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -89,6 +90,9 @@ class store {
 
   // The job queue's length (for metrics).
   task<int64_t> queue_length();
+  // How many deployments are in each status now (for metrics); a status with none is absent.
+  // Counted in one script, O(deployments): meant for a scrape every few seconds, not per request.
+  task<std::map<std::string, int64_t>> deployments_by_status();
 
   // Cancel: for a queued deployment, sets canceled at once; otherwise records the durable
   // request and publishes it for the worker holding the job. Returns the transition outcome of
