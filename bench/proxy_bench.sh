@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # proxy_bench: the s3-reverse-proxy against two references, printed as one table.
-#   (a) cache hits, 1 KiB and 100 KiB files: the proxy (S3 backend, files in its LRU cache) vs
-#       nginx (one worker, sendfile, the same files from disk);
+#   (a) cache hits, 1 KiB and 100 KiB files: the proxy (S3 backend, files in its LRU cache; and
+#       the file store, small files from memory, larger ones with sendfile) vs nginx (one worker,
+#       sendfile, the same files from disk);
 #   (b) cache misses through s3rver (PROXY_CACHE_MB=0, every request streams from S3) vs the
-#       original design's express + http-proxy proxy (bench/anchors/);
+#       original design's express + http-proxy proxy (bench/anchors/),
+#       and s3rver asked directly, the ceiling for any proxy in front of it;
 #   (c) the proxy's resident memory (VmRSS at the end of each run, VmHWM peak).
 # The server runs on SERVER_CPU, wrk (keep-alive) and s3rver on LOAD_CPU.
 # Needs a Release build of s3-reverse-proxy (BUILD, default build/release), redis-server, nginx,
@@ -122,10 +124,10 @@ print(" ".join(out))
 PY
 }
 
-start_proxy() {  # cache_mb -> sets PROXY_PORT, PROXY_PID
+start_proxy() {  # cache_mb [storage_url] -> sets PROXY_PORT, PROXY_PID
   PROXY_PORT=$(free_port)
   REDIS_URL=redis://127.0.0.1:$REDIS_PORT \
-    STORAGE_URL="s3://bench?endpoint=http://127.0.0.1:$S3_PORT&region=us-east-1&path_style=true" \
+    STORAGE_URL="${2:-s3://bench?endpoint=http://127.0.0.1:$S3_PORT&region=us-east-1&path_style=true}" \
     AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER PROXY_LISTEN=127.0.0.1:$PROXY_PORT \
     ADMIN_LISTEN=127.0.0.1:0 BASE_DOMAIN=localhost PROXY_CACHE_MB=$1 ACCESS_LOG=false \
     LOG_LEVEL=warn taskset -c "$SERVER_CPU" "$PROXY_BIN" >"$WORK/proxy-$1.log" 2>&1 &
@@ -190,6 +192,18 @@ run "(a) hit 100 KiB" "nginx 1 worker" localhost "http://127.0.0.1:$NGINX_PORT/1
 PROMOTE=$(promote_ms 10)
 kill "$HIT_PID"
 
+# The same site in the local file store (the platform's default): small files from memory, larger
+# ones with sendfile from the page cache, as nginx does.
+mkdir -p "$WORK/store/__outputs/$ID"
+cp "$WORK/www/"* "$WORK/store/__outputs/$ID/"
+curl -sf "http://127.0.0.1:$S3_PORT/bench/__outputs/$ID/.deployment.json" \
+  >"$WORK/store/__outputs/$ID/.deployment.json"
+start_proxy 256 "file://$WORK/store"
+FILE_PID=$PROXY_PID
+run "(a) hit 1 KiB" "s3-reverse-proxy, file" site.localhost "http://127.0.0.1:$PROXY_PORT/1k.bin" "$FILE_PID"
+run "(a) hit 100 KiB" "s3-reverse-proxy, file" site.localhost "http://127.0.0.1:$PROXY_PORT/100k.bin" "$FILE_PID"
+kill "$FILE_PID"
+
 start_proxy 0
 MISS_PID=$PROXY_PID
 run "(b) miss 1 KiB via s3rver" "s3-reverse-proxy" site.localhost "http://127.0.0.1:$PROXY_PORT/1k.bin" "$MISS_PID"
@@ -200,6 +214,9 @@ ANCHOR_PID=$!
 PIDS+=($ANCHOR_PID)
 wait_port "$ANCHOR_PORT"
 run "(b) miss 1 KiB via s3rver" "express + http-proxy" "$ID.localhost" "http://127.0.0.1:$ANCHOR_PORT/1k.bin" "$ANCHOR_PID"
+kill "$ANCHOR_PID" "$MISS_PID"
+# The ceiling of (b): s3rver itself, asked directly. No proxy in front of it can serve more misses.
+run "(b) ceiling: no proxy" "s3rver alone" localhost "http://127.0.0.1:$S3_PORT/bench/__outputs/$ID/1k.bin"
 
 echo
 echo "proxy_bench: wrk -t1 -c$CONNS -d${DURATION}s keep-alive; server on cpu $SERVER_CPU, wrk and s3rver on cpu $LOAD_CPU"

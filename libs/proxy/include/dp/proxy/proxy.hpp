@@ -42,6 +42,8 @@ struct options {
   dp::storage::store_options store;
   size_t cache_bytes = 256u << 20;       // 0 disables the file cache
   size_t cache_object_limit = 1u << 20;  // larger files are never cached
+  // With a local (file) store, files above this are sent with sendfile rather than cached.
+  size_t local_cache_object_limit = 16u << 10;
   size_t manifest_cache_count = 1024;
   std::chrono::milliseconds alias_ttl{2000};  // backstop when an event is lost
   size_t max_path_bytes = 1024;
