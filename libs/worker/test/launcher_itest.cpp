@@ -446,15 +446,20 @@ struct ecs_fixture {
   }
 };
 
-TEST(ecs_launcher_test, run_task_then_describe_until_stopped) {
-  ecs_fixture f;
-  auto end = run_async(
+// One job through an ECS launcher with options `o`, to its end.
+dp::result<dp::worker::build_end> run_ecs_job(const dp::worker::ecs_launcher_options& o) {
+  return run_async(
       [&](asio::any_io_executor ex) -> asio::awaitable<dp::result<dp::worker::build_end>> {
         dp::http_client::client http(ex);
-        auto l = dp::worker::make_ecs_launcher(http, f.options());
+        auto l = dp::worker::make_ecs_launcher(http, o);
         dp::worker::stop_flag stop(ex);
         co_return co_await l->run(make_job(), stop);
       });
+}
+
+TEST(ecs_launcher_test, run_task_then_describe_until_stopped) {
+  ecs_fixture f;
+  auto end = run_ecs_job(f.options());
   ASSERT_TRUE(end) << end.error().message;
   EXPECT_EQ(end->exit_code, 1);  // the build container's, not the sidecar's
   auto reqs = f.server.requests();
@@ -507,13 +512,7 @@ TEST(ecs_launcher_test, a_wrong_signature_is_refused) {
   ecs_fixture f;
   auto o = f.options();
   o.credentials.secret_key = "wrong";
-  auto end = run_async(
-      [&](asio::any_io_executor ex) -> asio::awaitable<dp::result<dp::worker::build_end>> {
-        dp::http_client::client http(ex);
-        auto l = dp::worker::make_ecs_launcher(http, o);
-        dp::worker::stop_flag stop(ex);
-        co_return co_await l->run(make_job(), stop);
-      });
+  auto end = run_ecs_job(o);
   ASSERT_FALSE(end);
   EXPECT_NE(end.error().message.find("InvalidSignatureException"), std::string::npos);
 }
@@ -552,13 +551,7 @@ TEST(ecs_launcher_test, a_task_missing_for_good_ends_the_follow_with_an_error) {
   f.missing_mode = true;
   auto o = f.options();
   o.missing_limit = 200ms;
-  auto end = run_async(
-      [&](asio::any_io_executor ex) -> asio::awaitable<dp::result<dp::worker::build_end>> {
-        dp::http_client::client http(ex);
-        auto l = dp::worker::make_ecs_launcher(http, o);
-        dp::worker::stop_flag stop(ex);
-        co_return co_await l->run(make_job(), stop);
-      });
+  auto end = run_ecs_job(o);
   ASSERT_FALSE(end);
   EXPECT_NE(end.error().message.find("MISSING"), std::string::npos) << end.error().message;
 }
