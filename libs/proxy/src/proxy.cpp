@@ -9,6 +9,7 @@
 #include <atomic>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
 
 #include "dp/core/log.hpp"
 #include "dp/http/server.hpp"
@@ -105,6 +106,45 @@ class lookup_cache {
   uint64_t gen_ = 0;
 };
 
+// The deployment each alias served before its latest switch, and when it switched. A page loaded
+// before a redeploy or a rollback still asks for its own fingerprinted assets, which the new
+// deployment may not have (version skew): the previous deployment answers for those for a while.
+class alias_history {
+ public:
+  // Called with every resolved alias: a new id for an alias is a switch.
+  void served(const std::string& alias, const std::string& id) {
+    std::lock_guard lock(mu_);
+    auto [it, added] = map_.try_emplace(alias);
+    if (added && map_.size() > 100'000) {
+      map_.clear();  // bounded like the lookups; at worst a recent switch is forgotten
+      it = map_.try_emplace(alias).first;
+    }
+    auto& e = it->second;
+    if (e.current != id) {
+      e.previous = std::exchange(e.current, id);
+      e.switched = clock::now();
+    }
+  }
+  std::optional<std::string> previous(const std::string& alias, clock::duration grace) {
+    std::lock_guard lock(mu_);
+    auto it = map_.find(alias);
+    if (it == map_.end() || it->second.previous.empty() ||
+        clock::now() - it->second.switched > grace) {
+      return std::nullopt;
+    }
+    return it->second.previous;
+  }
+
+ private:
+  struct entry {
+    std::string current;
+    std::string previous;
+    clock::time_point switched;
+  };
+  std::mutex mu_;
+  std::unordered_map<std::string, entry> map_;
+};
+
 // What the access log and the metrics learn about one request.
 struct request_note {
   const char* cache = "-";
@@ -173,6 +213,7 @@ struct proxy::impl {
   lru_cache<site> sites;
   lru_cache<std::string> files;
   lookup_cache lookups;
+  alias_history history;
   metrics m;
   std::unique_ptr<http::server> server;
   std::unique_ptr<http::server> admin;
@@ -258,6 +299,7 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
   if (!id->has_value()) {
     co_return page(404, "404 Not Found");
   }
+  history.served(label, **id);
   auto s = co_await get_site(**id);
   if (!s) {
     if (s.error().is(dp::errc::not_found)) {
@@ -269,6 +311,19 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
   }
   const site& st = **s;
   auto r = resolve(st, *path);
+  bool missing = r.type == resolution::kind::not_found ||
+                 (r.type == resolution::kind::file && r.status == 404);
+  if (missing) {
+    if (auto old = history.previous(label, opts.previous_assets_grace)) {
+      if (auto prev = co_await get_site(*old); prev) {
+        // Only an immutable (fingerprinted) file: a page the new deployment removed stays gone.
+        const site_file* f = (*prev)->find(path->rel);
+        if (f && f->cache_control.find("immutable") != std::string::npos) {
+          co_return co_await serve_file(req, **prev, *prev, *f, 200, note);
+        }
+      }
+    }
+  }
   switch (r.type) {
     case resolution::kind::not_found:
       co_return page(404, "404 Not Found");

@@ -82,6 +82,7 @@ struct file {
   std::string path;
   std::string content;
   std::string content_type;
+  std::string cache_control = "public, max-age=60";
 };
 
 std::string big_content() {
@@ -173,7 +174,7 @@ class proxy_test : public ::testing::TestWithParam<std::string> {
         EXPECT_TRUE(put) << put.error().message;
         m.files[f.path] = dp::proto::manifest_entry{static_cast<int64_t>(f.content.size()),
                                                     dp::aws::sha256_hex(f.content), f.content_type,
-                                                    "public, max-age=60"};
+                                                    f.cache_control};
       }
       if (with_manifest) {
         std::string key = fmt::format("__outputs/{}/.deployment.json", d.id);
@@ -361,6 +362,38 @@ TEST_P(proxy_test, promote_takes_effect_promptly) {
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_LT(took, 2s);
   EXPECT_EQ(get("/").body, "<h1>next</h1>");
+}
+
+// A page loaded before a redeploy asks for its old fingerprinted asset afterwards: the previous
+// deployment serves it (immutable files only, and only for a while); anything else is the new
+// deployment's answer.
+TEST_P(proxy_test, previous_deployment_serves_old_fingerprinted_assets_after_a_switch) {
+  const std::string immutable = "public, max-age=31536000, immutable";
+  deploy("skew", dp::proto::serve_mode::static_files,
+         {{"index.html", "<script src=/assets/app.1a2b3c4d.js>", "text/html"},
+          {"assets/app.1a2b3c4d.js", "v1()", "text/javascript", immutable},
+          {"old-page.html", "<h1>old</h1>", "text/html"}},
+         true);
+  auto host = "skew.example.test";
+  ASSERT_EQ(get("/", {}, host).status, 200);  // v1 is what this proxy served
+  deploy("skew", dp::proto::serve_mode::static_files,
+         {{"index.html", "<script src=/assets/app.5e6f7a8b.js>", "text/html"},
+          {"assets/app.5e6f7a8b.js", "v2()", "text/javascript", immutable}},
+         true);
+  auto start = std::chrono::steady_clock::now();
+  while (get("/", {}, host).body.find("5e6f7a8b") == std::string::npos &&
+         std::chrono::steady_clock::now() - start < 5s) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(get("/assets/app.5e6f7a8b.js", {}, host).body, "v2()");
+  auto old = get("/assets/app.1a2b3c4d.js", {}, host);
+  EXPECT_EQ(old.status, 200);
+  EXPECT_EQ(old.body, "v1()");
+  EXPECT_EQ(old.headers["cache-control"], immutable);
+  // Not immutable: the new deployment's 404 stands.
+  EXPECT_EQ(get("/old-page", {}, host).status, 404);
+  EXPECT_EQ(get("/old-page.html", {}, host).status, 404);
+  EXPECT_EQ(get("/assets/app.00000000.js", {}, host).status, 404);
 }
 
 TEST_P(proxy_test, deployment_without_manifest_is_not_served) {

@@ -46,6 +46,9 @@ struct options {
   size_t local_cache_object_limit = 16u << 10;
   size_t manifest_cache_count = 1024;
   std::chrono::milliseconds alias_ttl{2000};  // backstop when an event is lost
+  // After an alias switches, a fingerprinted (immutable) file that the new deployment lacks is
+  // served from the previous one for this long: pages loaded before the switch keep working.
+  std::chrono::seconds previous_assets_grace{3600};
   size_t max_path_bytes = 1024;
   bool access_log = true;
 };
