@@ -319,7 +319,11 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
         // Only an immutable (fingerprinted) file: a page the new deployment removed stays gone.
         const site_file* f = (*prev)->find(path->rel);
         if (f && f->cache_control.find("immutable") != std::string::npos) {
-          co_return co_await serve_file(req, **prev, *prev, *f, 200, note);
+          // The previous deployment may have been deleted since: then the new one's answer.
+          auto res = co_await serve_file(req, **prev, *prev, *f, 200, note);
+          if (res.status < 500) {
+            co_return res;
+          }
         }
       }
     }
