@@ -109,6 +109,8 @@ export API_LISTEN="${API_LISTEN:-127.0.0.1:9000}"
 export PROXY_LISTEN="${PROXY_LISTEN:-127.0.0.1:8000}"
 # The proxy's /healthz and /metrics listen next to it, so that two platforms do not collide.
 export ADMIN_LISTEN="${ADMIN_LISTEN:-${PROXY_LISTEN%:*}:$((${PROXY_LISTEN##*:} + 1))}"
+# The site URLs the API hands out name the proxy's port.
+export SITE_PORT="${SITE_PORT:-${PROXY_LISTEN##*:}}"
 export ALLOWED_GIT_PROTOCOLS="${ALLOWED_GIT_PROTOCOLS:-https,file}"
 if ((use_s3)); then
   s3_port="$(free_port)"

@@ -68,6 +68,8 @@ describe('platform end to end (run.sh)', {concurrency: false}, () => {
        const d = await deploy({git_url: `file://${plainRepo}`, project: 'plain'});
        firstId = d.id;
        assert.equal(d.created.status, 'queued');
+       // The URLs handed out name the proxy's port (run.sh passes it on as SITE_PORT).
+       assert.equal(d.created.alias_url, `http://plain.localhost:${platform.proxyPort}`);
        assert.match(d.stream.contentType, /^text\/event-stream/);
        assert.equal(d.final.status, 'ready', explain(d));
        assert.equal(d.final.id, d.id);
