@@ -1,5 +1,7 @@
 #include "dp/build/runner.hpp"
 
+#include <unistd.h>
+
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -113,7 +115,8 @@ struct runner::impl {
   std::optional<stop_reason> interrupted;  // set by cancel() or stop()
   clock_type::time_point deadline;
   std::chrono::seconds timeout{0};
-  fs::path work;  // the job's work directory, mounted at /build in the sandbox
+  fs::path work;                      // the job's work directory, mounted at /build in the sandbox
+  std::optional<unsigned> build_uid;  // of install and build (gid the same), when root runs them
   build_report report;
 
   impl(proto::job j, runner_options o, storage::object_store& s, build_sink& k)
@@ -299,6 +302,7 @@ struct runner::impl {
       so.mount_point = mount;
       so.cwd = (fs::path(mount) / project_dir.lexically_relative(work)).lexically_normal().string();
       so.env = std::move(*env);
+      so.uid = build_uid;
       o.argv = bwrap_argv(so, cmd.argv);
       o.env = sandbox_runner_env();
       o.cwd = work.string();
@@ -442,13 +446,26 @@ struct runner::impl {
       say(note);
     }
     if (opts.sandbox) {
+      if (::geteuid() == 0 && opts.build_uid_base != 0) {
+        // FNV-1a of the id: concurrent builds get different uids, each with its own limits.
+        uint32_t h = 2166136261u;
+        for (unsigned char c : job.deployment_id) {
+          h = (h ^ c) * 16777619u;
+        }
+        build_uid = opts.build_uid_base + h % 100000;
+        if (auto owned = give_work_to(*build_uid); !owned) {
+          co_return stop_reason{build_outcome::infrastructure, owned.error().message};
+        }
+      }
       if (auto ok = co_await probe_bwrap(opts.bwrap); !ok) {
         co_return stop_reason{
             build_outcome::infrastructure,
             ok.error().message + " (inside a container that is the sandbox, use --sandbox none)"};
       }
-      say("sandbox: bubblewrap (own mount, pid, ipc and uts namespaces; read-only system; no "
-          "host home)");
+      say(fmt::format(
+          "sandbox: bubblewrap (own mount, pid, ipc and uts namespaces; read-only "
+          "system; no host home){}",
+          build_uid ? fmt::format("; as uid {}, no capabilities", *build_uid) : std::string()));
     } else {
       say("warning: sandbox none: install and build run WITHOUT bubblewrap; this is safe only "
           "inside a container that is itself the sandbox");
@@ -518,6 +535,39 @@ struct runner::impl {
       co_return s;
     }
     co_return std::nullopt;
+  }
+
+  // The work directory and everything in it (the checkout) now belong to the build's user.
+  result<void> give_work_to(unsigned id) {
+    std::error_code ec;
+    auto chown = [&](const fs::path& p) -> result<void> {
+      if (::lchown(p.c_str(), id, id) != 0) {
+        return make_error(std::error_code(errno, std::generic_category()),
+                          fmt::format("cannot hand the work directory to uid {}", id));
+      }
+      return {};
+    };
+    if (auto r = chown(work); !r) {
+      return r;
+    }
+    // bwrap (root, without capabilities) must still enter it to mount it.
+    fs::permissions(work,
+                    fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                        fs::perms::others_read | fs::perms::others_exec,
+                    ec);
+    if (ec) {
+      return make_error(ec, "cannot open the work directory to bubblewrap");
+    }
+    for (auto it = fs::recursive_directory_iterator(work, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (auto r = chown(it->path()); !r) {
+        return r;
+      }
+    }
+    if (ec) {
+      return make_error(ec, "cannot hand the work directory to the build's user");
+    }
+    return {};
   }
 
   // Removes the work directory; a failure is logged, not fatal.

@@ -51,6 +51,9 @@ std::vector<std::string> bwrap_argv(const sandbox_options& o,
                                 "--cap-drop", "ALL", "--hostname", "sandbox", "--ro-bind", "/usr",
                                 "/usr"};
   auto add = [&a](std::initializer_list<std::string> args) { a.insert(a.end(), args); };
+  if (o.uid) {
+    add({"--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"});
+  }
   // Merged-/usr systems link /bin, /lib... into /usr; others get read-only binds of their own.
   for (const char* d : {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}) {
     std::error_code ec;
@@ -63,6 +66,20 @@ std::vector<std::string> bwrap_argv(const sandbox_options& o,
     } else {
       add({"--ro-bind", d, d});
     }
+  }
+  // The directories above them, made explicitly: bwrap would make them 0700, which a build
+  // running as its own uid could not enter.
+  std::vector<std::string> parents;
+  for (const char* f : etc_files) {
+    for (auto p = fs::path(f).parent_path(); p != p.root_path(); p = p.parent_path()) {
+      if (std::find(parents.begin(), parents.end(), p.string()) == parents.end()) {
+        parents.push_back(p.string());
+      }
+    }
+  }
+  std::sort(parents.begin(), parents.end());  // parents before their children
+  for (const auto& d : parents) {
+    add({"--dir", d});
   }
   for (const char* f : etc_files) {
     add({"--ro-bind-try", f, f});
@@ -78,6 +95,11 @@ std::vector<std::string> bwrap_argv(const sandbox_options& o,
     add({"--setenv", k, v});
   }
   a.push_back("--");
+  if (o.uid) {
+    auto id = std::to_string(*o.uid);
+    add({"/usr/bin/setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups", "--inh-caps=-all",
+         "--bounding-set=-all", "--no-new-privs", "--"});
+  }
   a.insert(a.end(), command.begin(), command.end());
   return a;
 }

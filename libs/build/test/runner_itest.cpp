@@ -277,6 +277,9 @@ TEST_F(Runner, NoDependencyProjectGoesLive) {
   EXPECT_NE(lines.find("install: skipped (package.json declares no dependencies"),
             std::string::npos);
   EXPECT_EQ(lines.find("install: running"), std::string::npos);
+  if (::geteuid() == 0) {
+    EXPECT_NE(lines.find("; as uid 2"), std::string::npos) << "a root runner builds as its own uid";
+  }
 
   EXPECT_EQ(read_object("__outputs/" + id + "/index.html"), "<!doctype html><title>app</title>");
   auto m = dp::proto::parse_manifest(read_object("__outputs/" + id + "/.deployment.json"));

@@ -3,12 +3,14 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "dp/process/process.hpp"
 #include "dp/test/harness.hpp"
@@ -36,12 +38,15 @@ class Sandbox : public ::testing::Test {
   }
 
   ran run(std::vector<std::string> command, dp::config::environment extra = {},
-          std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+          std::chrono::milliseconds timeout = std::chrono::seconds(60),
+          std::optional<unsigned> uid = std::nullopt, dp::process::resource_limits limits = {}) {
     sandbox_options o;
     o.work_dir = work_.path();
     o.env = sandbox_env(phase::build, o.mount_point, extra).value();
+    o.uid = uid;
     dp::process::options p;
     p.argv = bwrap_argv(o, command);
+    p.limits = limits;
     p.env = sandbox_runner_env();
     p.timeout = timeout;
     asio::io_context ioc;
@@ -142,6 +147,36 @@ TEST_F(Sandbox, TimeoutStopsEverythingInside) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
   ASSERT_TRUE(r.status);
   EXPECT_TRUE(r.status->timed_out);
+}
+
+// What a root runner does (libs/build runner.cpp): the command runs as a uid of its own, without
+// any capability, so that the process limit holds (it never does for uid 0).
+TEST_F(Sandbox, AsItsOwnUserWithoutCapabilitiesTheProcessLimitHolds) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "switching to another uid needs root";
+  }
+  const unsigned uid = 231234;
+  ASSERT_EQ(::chown(work_.path().c_str(), uid, uid), 0);
+  ::chmod(work_.path().c_str(), 0755);
+  dp::process::resource_limits limits;
+  limits.processes = 8;
+  auto r = run({"/bin/sh", "-c",
+                "id -u; id -G; grep -E '^Cap(Prm|Eff|Bnd|Amb)' /proc/self/status; touch mine; "
+                "for i in $(seq 20); do sleep 2 & done; wait; echo waited"},
+               {}, std::chrono::seconds(60), uid, limits);
+  ASSERT_TRUE(r.status) << r.status.error().message;
+  ASSERT_GE(r.out.size(), 6u) << ::testing::PrintToString(r.err);
+  EXPECT_EQ(r.out[0], std::to_string(uid));
+  EXPECT_EQ(r.out[1], std::to_string(uid)) << "no supplementary groups";
+  for (size_t i = 2; i < 6; ++i) {
+    EXPECT_TRUE(r.out[i].ends_with("0000000000000000")) << r.out[i];
+  }
+  EXPECT_TRUE(fs::exists(work_.path() / "mine"));
+  std::string err;
+  for (const auto& l : r.err) {
+    err += l + "\n";
+  }
+  EXPECT_NE(err.find("fork"), std::string::npos) << "the 9th process was refused:\n" << err;
 }
 
 TEST(SandboxProbe, MissingBwrapIsAnError) {

@@ -76,7 +76,7 @@ struct runner_options {
   bool sandbox = true;  // bubblewrap; false: the runner is already inside a container
   std::string bwrap = "bwrap";
   std::chrono::seconds timeout{900};  // used when the job has no timeout_s
-  // Applied to install and build. processes is not enforced for root (see process.hpp).
+  // Applied to install and build. processes holds per uid, and never for root: see build_uid_base.
   process::resource_limits limits{.cpu_seconds = std::nullopt,
                                   .processes = 1024,
                                   .file_size_bytes = uint64_t{1} << 30,
@@ -86,6 +86,10 @@ struct runner_options {
   archive_limits archive;  // an uploaded source (job.source_archive)
   size_t upload_concurrency = 16;
   std::filesystem::path work_root;  // where work directories are made; empty: the temp directory
+  // A runner that is root gives each sandboxed build a uid and gid of its own, this base plus a
+  // number from the deployment id: the limits (processes) then hold, and the build owns nothing
+  // on the host but its work directory. 0 keeps root (inside bubblewrap, without capabilities).
+  uint32_t build_uid_base = 200000;
 };
 
 enum class build_outcome { ready, failed, canceled, infrastructure };

@@ -10,6 +10,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,11 @@ struct sandbox_options {
   std::string cwd;  // inside the sandbox; empty: mount_point
   // The command's whole environment (--clearenv, then --setenv for each; bwrap adds PWD).
   config::environment env;
+  // Run the command as this uid (and gid of the same number) with no capabilities, bounding set
+  // and no_new_privs included: bwrap keeps only CAP_SETUID, CAP_SETGID and CAP_SETPCAP for
+  // setpriv, which gives them up. For a root runner, whose limits (RLIMIT_NPROC) would not hold
+  // for uid 0. work_dir must belong to that uid. nullopt: as the caller.
+  std::optional<unsigned> uid;
 };
 
 // bwrap <options> -- <command...>. Run it with a minimal environment (sandbox_runner_env()):
