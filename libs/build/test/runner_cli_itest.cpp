@@ -93,6 +93,23 @@ int error_lines(const std::string& output) {
   return n;
 }
 
+// Redis that never answers is an infrastructure failure: exit 3 (worth another attempt), not 1.
+TEST_F(RunnerCli, UnreachableRedisExitsThree) {
+  dp::test::git_repo repo(site);
+  dp::proto::job j;
+  j.deployment_id = dp::new_deployment_id();
+  j.project = "shop";
+  j.git_url = repo.url();
+  j.timeout_s = 120;
+  auto file = work_.path() / "job.json";
+  std::ofstream(file) << dp::proto::to_json(j);
+  auto closed = fmt::format("redis://127.0.0.1:{}", dp::test::free_port());
+  auto r = run({"build", "--job", file.string()}, {{"REDIS_URL", closed}});
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("unavailable"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(storage_.path() / "__outputs" / j.deployment_id / ".deployment.json"));
+}
+
 TEST_F(RunnerCli, BadInputExitsTwoWithOneLine) {
   dp::test::redis_server redis;
   auto bad_json = work_.path() / "bad.json";
