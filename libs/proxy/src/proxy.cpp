@@ -442,9 +442,10 @@ asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_pt
   std::string key = output_key(s->deployment_id, f.path);
   // A local store's larger files go out with sendfile from the page cache, which copies nothing
   // through this process; only small ones are worth memory (no open and fstat per request).
-  auto local = storage->local_path(key);
-  size_t memory_limit = local ? std::min(opts.cache_object_limit, opts.local_cache_object_limit)
-                              : opts.cache_object_limit;
+  bool local_store = opts.storage.kind == dp::storage::storage_url::scheme::file;
+  size_t memory_limit = local_store
+                            ? std::min(opts.cache_object_limit, opts.local_cache_object_limit)
+                            : opts.cache_object_limit;
   if (opts.cache_bytes > 0 && f.size <= memory_limit) {
     std::string cache_key = s->deployment_id + '\n' + f.path;
     auto data = files.get(cache_key);
@@ -486,7 +487,7 @@ asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_pt
     co_return out;
   }
   // The file backend: zero-copy with sendfile.
-  if (local) {
+  if (auto local = storage->local_path(key)) {
     auto fb = http::file_body::open(local->string(), first, length);
     if (!fb) {
       co_return fb.error();
