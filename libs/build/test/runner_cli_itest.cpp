@@ -35,19 +35,25 @@ class RunnerCli : public ::testing::Test {
     return dp::test::run(std::move(args), std::move(env), {}, std::chrono::seconds(120));
   }
 
+  // A new deployment's job for `repo`, written where `--job` reads it.
+  std::pair<dp::proto::job, fs::path> job_file(const dp::test::git_repo& repo) {
+    dp::proto::job j;
+    j.deployment_id = dp::new_deployment_id();
+    j.project = "shop";
+    j.git_url = repo.url();
+    j.timeout_s = 120;
+    auto file = work_.path() / "job.json";
+    std::ofstream(file) << dp::proto::to_json(j);
+    return {j, file};
+  }
+
   dp::test::temp_dir storage_{"dp-cli-storage"};
   dp::test::temp_dir work_{"dp-cli-work"};
 };
 
 TEST_F(RunnerCli, JobFileWithoutRedisLogsToStdout) {
   dp::test::git_repo repo(site);
-  dp::proto::job j;
-  j.deployment_id = dp::new_deployment_id();
-  j.project = "shop";
-  j.git_url = repo.url();
-  j.timeout_s = 120;
-  auto file = work_.path() / "job.json";
-  std::ofstream(file) << dp::proto::to_json(j);
+  auto [j, file] = job_file(repo);
   auto r = run({"build", "--job", file.string()}, {{"LOG_FORMAT", "json"}});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("\"deployment_id\":\"" + j.deployment_id + "\""), std::string::npos);
@@ -96,13 +102,7 @@ int error_lines(const std::string& output) {
 // Redis that never answers is an infrastructure failure: exit 3 (worth another attempt), not 1.
 TEST_F(RunnerCli, UnreachableRedisExitsThree) {
   dp::test::git_repo repo(site);
-  dp::proto::job j;
-  j.deployment_id = dp::new_deployment_id();
-  j.project = "shop";
-  j.git_url = repo.url();
-  j.timeout_s = 120;
-  auto file = work_.path() / "job.json";
-  std::ofstream(file) << dp::proto::to_json(j);
+  auto [j, file] = job_file(repo);
   auto closed = fmt::format("redis://127.0.0.1:{}", dp::test::free_port());
   auto r = run({"build", "--job", file.string()}, {{"REDIS_URL", closed}});
   EXPECT_EQ(r.exit_code, 3) << r.output;
