@@ -6,6 +6,7 @@
 
 #include "dp/api/api.hpp"
 #include "dp/core/config.hpp"
+#include "dp/core/limits.hpp"
 #include "dp/core/log.hpp"
 #include "dp/core/shutdown.hpp"
 #include "dp/http/server.hpp"
@@ -98,6 +99,7 @@ int main(int argc, char** argv) {
                             .build_timeout_s = cfg.build_timeout_s,
                             .source_max_bytes = static_cast<size_t>(cfg.source_max_mb) << 20};
   dp::api::service api(ioc.get_executor(), redis, redis_opts, *storage, std::move(api_opts));
+  dp::raise_open_files_limit();  // a descriptor per connection, log streams included
   dp::http::server server(ioc, {.listen = cfg.listen}, api.routes());
   if (auto r = server.start(); !r) {
     dp::log::error("cannot start the api-server", {{"error", r.error()}});

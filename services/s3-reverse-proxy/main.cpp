@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "dp/core/config.hpp"
+#include "dp/core/limits.hpp"
 #include "dp/core/log.hpp"
 #include "dp/core/shutdown.hpp"
 #include "dp/proxy/proxy.hpp"
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
   o.cache_bytes = static_cast<size_t>(cfg.cache_mb) << 20;
   o.access_log = cfg.access_log;
 
+  dp::raise_open_files_limit();  // a descriptor per connection and per large cached file
   boost::asio::io_context ioc(static_cast<int>(cfg.threads));
   dp::proxy::proxy proxy(ioc, std::move(o));
   if (auto started = proxy.start(); !started) {

@@ -60,9 +60,8 @@ dp::result<file_body> file_body::open(const std::string& path, uint64_t offset,
 
 file_body& file_body::operator=(file_body&& o) noexcept {
   if (this != &o) {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
+    release();
+    owner_ = std::move(o.owner_);
     fd_ = std::exchange(o.fd_, -1);
     offset_ = o.offset_;
     length_ = o.length_;
@@ -71,9 +70,15 @@ file_body& file_body::operator=(file_body&& o) noexcept {
 }
 
 file_body::~file_body() {
-  if (fd_ >= 0) {
+  release();
+}
+
+void file_body::release() noexcept {
+  if (fd_ >= 0 && !owner_) {
     ::close(fd_);
   }
+  owner_.reset();
+  fd_ = -1;
 }
 
 response::response(unsigned s, std::string content_type, std::string b)

@@ -1,4 +1,5 @@
 // The server on port 0, driven by blocking Beast/Asio clients in the test thread.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -407,6 +408,31 @@ TEST(http_server, file_body_uses_sendfile_regions) {
   EXPECT_EQ(head[bhttp::field::content_length], std::to_string(content.size()));
   c.send(get("/file?len=3"));
   EXPECT_EQ(c.read().body(), content.substr(0, 3));
+}
+
+// A descriptor many responses share (a cache entry): each body sends its region and leaves the
+// descriptor open for the next; the owner closes it.
+TEST(http_server, file_body_with_a_shared_owner_keeps_the_descriptor_open) {
+  std::string content = pattern(200 * 1024);
+  temp_file f(content);
+  auto owned = file_body::open(f.path());
+  ASSERT_TRUE(owned);
+  auto owner = std::make_shared<file_body>(std::move(*owned));
+  int fd = owner->fd();
+  router r;
+  r.get("/shared", [owner](request& req) -> asio::awaitable<response> {
+    uint64_t off = std::stoull(req.query("off").value_or("0"));
+    response res(200);
+    res.body = file_body(owner, owner->fd(), off, owner->length() - off);
+    co_return res;
+  });
+  running_server s(std::move(r));
+  client c(s.port(), 16 * 1024);
+  for (uint64_t off : {0, 100000, 5}) {
+    c.send(get("/shared?off=" + std::to_string(off)));
+    EXPECT_TRUE(c.read().body() == content.substr(off));
+  }
+  EXPECT_GE(::fcntl(fd, F_GETFD), 0);  // still open
 }
 
 // A producer of `chunks` pieces of `size` bytes each, pulled by the server.

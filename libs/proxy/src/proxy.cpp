@@ -4,6 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -39,6 +44,8 @@ struct metrics {
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> cache_hits{0};
   std::atomic<uint64_t> cache_misses{0};
+  std::atomic<uint64_t> object_gets{0};    // requests to storage for a file's bytes
+  std::atomic<uint64_t> manifest_gets{0};  // requests to storage for a manifest
 
   void observe(unsigned status, uint64_t body_bytes, clock::duration took) {
     by_status[status < by_status.size() ? status : 0].fetch_add(1, std::memory_order_relaxed);
@@ -170,6 +177,95 @@ std::string output_key(std::string_view id, std::string_view path) {
   return fmt::format("__outputs/{}/{}", id, path);
 }
 
+// A file in the memory cache. Small ones are bytes written from memory. Larger ones live in a
+// sealed memfd and go out with sendfile: the socket takes references to its pages instead of a
+// copy per response, as nginx does from the page cache.
+class cached_file {
+ public:
+  // Memfds are descriptors: the cache holds at most this many, so that it can never take the
+  // descriptors connections need. Descriptors are per process, so the count is too.
+  static void set_memfd_budget(size_t n) { memfd_budget().store(n); }
+
+  // Keeps `bytes` in a memfd when `in_memfd` and one is available, else as bytes.
+  static std::shared_ptr<const cached_file> make(std::string bytes, bool in_memfd) {
+    auto f = std::make_shared<cached_file>();
+    f->size_ = bytes.size();
+    if (in_memfd) {
+      f->fd_ = sealed_memfd(bytes);
+    }
+    if (f->fd_ < 0) {
+      f->bytes_ = std::make_shared<const std::string>(std::move(bytes));
+    }
+    return f;
+  }
+
+  cached_file() = default;
+  cached_file(const cached_file&) = delete;
+  cached_file& operator=(const cached_file&) = delete;
+  ~cached_file() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+      memfds_live().fetch_sub(1);
+    }
+  }
+
+  size_t size() const noexcept { return size_; }
+
+  // The range [first, first + length) as a response body that shares this entry, no copy.
+  static http::response::body_type body(std::shared_ptr<const cached_file> self, size_t first,
+                                        size_t length) {
+    if (self->fd_ >= 0) {
+      int fd = self->fd_;
+      return http::file_body(std::move(self), fd, first, length);
+    }
+    return http::shared_body{self->bytes_, first, length};
+  }
+
+ private:
+  static std::atomic<size_t>& memfd_budget() {
+    static std::atomic<size_t> n{256};
+    return n;
+  }
+  static std::atomic<size_t>& memfds_live() {
+    static std::atomic<size_t> n{0};
+    return n;
+  }
+
+  // A memfd holding `bytes`, sealed against any change; -1 when none can be had (the budget is
+  // spent, or the kernel refuses), and the caller keeps the bytes in memory instead.
+  static int sealed_memfd(std::string_view bytes) {
+    if (memfds_live().fetch_add(1) >= memfd_budget().load()) {
+      memfds_live().fetch_sub(1);
+      return -1;
+    }
+    int fd = ::memfd_create("dp-proxy-cache", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    bool ok = fd >= 0;
+    size_t done = 0;
+    while (ok && done < bytes.size()) {
+      ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      ok = n > 0;
+      done += ok ? static_cast<size_t>(n) : 0;
+    }
+    ok = ok &&
+         ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0;
+    if (!ok) {
+      if (fd >= 0) {
+        ::close(fd);
+      }
+      memfds_live().fetch_sub(1);
+      return -1;
+    }
+    return fd;
+  }
+
+  std::shared_ptr<const std::string> bytes_;
+  int fd_ = -1;
+  size_t size_ = 0;
+};
+
 }  // namespace
 
 struct proxy::impl {
@@ -211,7 +307,7 @@ struct proxy::impl {
   dp::redis::subscriber events;
   std::shared_ptr<dp::storage::object_store> storage;
   lru_cache<site> sites;
-  lru_cache<std::string> files;
+  lru_cache<cached_file> files;
   lookup_cache lookups;
   alias_history history;
   metrics m;
@@ -440,12 +536,11 @@ asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_pt
     co_return out;
   }
   std::string key = output_key(s->deployment_id, f.path);
-  // A local store's larger files go out with sendfile from the page cache, which copies nothing
-  // through this process; only small ones are worth memory (no open and fstat per request).
+  // A local store's larger files go out with sendfile from its own files in the page cache;
+  // only small ones are worth memory (no open and fstat per request).
   bool local_store = opts.storage.kind == dp::storage::storage_url::scheme::file;
-  size_t memory_limit = local_store
-                            ? std::min(opts.cache_object_limit, opts.local_cache_object_limit)
-                            : opts.cache_object_limit;
+  size_t memory_limit = local_store ? std::min(opts.cache_object_limit, opts.sendfile_min_bytes)
+                                    : opts.cache_object_limit;
   if (opts.cache_bytes > 0 && f.size <= memory_limit) {
     std::string cache_key = s->deployment_id + '\n' + f.path;
     auto data = files.get(cache_key);
@@ -457,6 +552,7 @@ asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_pt
       note.cache = "miss";
       uint64_t expected = f.size;
       auto fetch = [this, key, expected]() -> asio::awaitable<dp::result<std::string>> {
+        m.object_gets.fetch_add(1, std::memory_order_relaxed);
         dp::storage::get_options whole;
         auto got = co_await storage->get(key, std::move(whole));
         if (!got) {
@@ -478,16 +574,17 @@ asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_pt
         co_return dp::make_error(dp::errc::protocol, "object body is {} bytes, expected {}",
                                  fetched->size(), expected);
       }
-      data = std::make_shared<const std::string>(std::move(*fetched));
+      data = cached_file::make(std::move(*fetched), expected > opts.sendfile_min_bytes);
       files.put(cache_key, data, data->size() + cache_key.size() + 64);
     }
-    // The cached bytes themselves, not a copy: the entry lives as long as the response needs it.
+    // The cached entry itself, not a copy: it lives as long as the response needs it.
     out.body =
-        http::shared_body{std::move(data), static_cast<size_t>(first), static_cast<size_t>(length)};
+        cached_file::body(std::move(data), static_cast<size_t>(first), static_cast<size_t>(length));
     co_return out;
   }
   // The file backend: zero-copy with sendfile.
   if (auto local = storage->local_path(key)) {
+    m.object_gets.fetch_add(1, std::memory_order_relaxed);
     auto fb = http::file_body::open(local->string(), first, length);
     if (!fb) {
       co_return fb.error();
@@ -504,6 +601,7 @@ asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_pt
     go.range = dp::storage::byte_range{first, first + length - 1};
   }
   auto open = [this, key, go]() -> asio::awaitable<dp::result<dp::storage::get_result>> {
+    m.object_gets.fetch_add(1, std::memory_order_relaxed);
     co_return co_await storage->get(key, go);
   };
   auto got = co_await on_backend<dp::storage::get_result>(std::move(open));
@@ -558,6 +656,7 @@ asio::awaitable<dp::result<std::shared_ptr<const site>>> proxy::impl::get_site(s
   }
   std::string key = output_key(id, ".deployment.json");
   auto fetch = [this, key]() -> asio::awaitable<dp::result<std::string>> {
+    m.manifest_gets.fetch_add(1, std::memory_order_relaxed);
     dp::storage::get_options whole;
     auto got = co_await storage->get(key, std::move(whole));
     if (!got) {
@@ -639,6 +738,13 @@ std::string proxy::impl::metrics_text() const {
                  m.cache_misses.load(std::memory_order_relaxed));
   add("dp_proxy_cache_bytes", "gauge", "Bytes held by the small-file cache.");
   fmt::format_to(std::back_inserter(out), "dp_proxy_cache_bytes {}\n", files.used());
+  add("dp_proxy_storage_gets_total", "counter",
+      "Requests to storage: a file's bytes (object) or a deployment's manifest.");
+  fmt::format_to(std::back_inserter(out),
+                 "dp_proxy_storage_gets_total{{what=\"object\"}} {}\n"
+                 "dp_proxy_storage_gets_total{{what=\"manifest\"}} {}\n",
+                 m.object_gets.load(std::memory_order_relaxed),
+                 m.manifest_gets.load(std::memory_order_relaxed));
   add("dp_proxy_request_duration_seconds", "histogram",
       "Time from the parsed request to the response head being ready.");
   uint64_t cumulative = 0;
@@ -672,6 +778,10 @@ dp::result<void> proxy::start() {
     return st.error();
   }
   i.storage = std::move(*st);
+  // A quarter of the descriptors may hold cached files; the rest are for connections.
+  if (rlimit nofile{}; ::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    cached_file::set_memfd_budget(static_cast<size_t>(nofile.rlim_cur / 4));
+  }
   http::router routes;
   impl* self = impl_.get();
   routes.fallback([self](http::request& req) { return self->handle(req); });

@@ -68,7 +68,8 @@ class request {
   mutable std::optional<std::vector<std::pair<std::string, std::string>>> query_params_;
 };
 
-// A region of a file, sent with sendfile(2). The descriptor is owned and closed after sending.
+// A region of a file, sent with sendfile(2). The descriptor is either owned (closed after
+// sending) or kept open by a shared owner, such as a cache entry many responses send at once.
 class file_body {
  public:
   // Opens `path` read-only; `length` defaults to the rest of the file after `offset`.
@@ -76,8 +77,14 @@ class file_body {
                                     std::optional<uint64_t> length = {});
   file_body(int fd, uint64_t offset, uint64_t length) noexcept
       : fd_(fd), offset_(offset), length_(length) {}
+  // `fd` stays open as long as `owner` lives; this body never closes it.
+  file_body(std::shared_ptr<const void> owner, int fd, uint64_t offset, uint64_t length) noexcept
+      : owner_(std::move(owner)), fd_(fd), offset_(offset), length_(length) {}
   file_body(file_body&& o) noexcept
-      : fd_(std::exchange(o.fd_, -1)), offset_(o.offset_), length_(o.length_) {}
+      : owner_(std::move(o.owner_)),
+        fd_(std::exchange(o.fd_, -1)),
+        offset_(o.offset_),
+        length_(o.length_) {}
   file_body& operator=(file_body&& o) noexcept;
   file_body(const file_body&) = delete;
   file_body& operator=(const file_body&) = delete;
@@ -88,6 +95,9 @@ class file_body {
   uint64_t length() const noexcept { return length_; }
 
  private:
+  void release() noexcept;
+
+  std::shared_ptr<const void> owner_;  // set: the descriptor is the owner's
   int fd_ = -1;
   uint64_t offset_ = 0;
   uint64_t length_ = 0;
@@ -125,7 +135,9 @@ struct response {
   unsigned status = 200;
   // Content-Length, Transfer-Encoding, Connection and Date are written by the server.
   std::vector<std::pair<std::string, std::string>> headers;
-  std::variant<std::string, shared_body, file_body, stream_body, sse_body, websocket_body> body;
+  using body_type =
+      std::variant<std::string, shared_body, file_body, stream_body, sse_body, websocket_body>;
+  body_type body;
   bool close = false;  // close the connection after this response
 
   response() = default;

@@ -42,8 +42,9 @@ struct options {
   dp::storage::store_options store;
   size_t cache_bytes = 256u << 20;       // 0 disables the file cache
   size_t cache_object_limit = 1u << 20;  // larger files are never cached
-  // With a local (file) store, files above this are sent with sendfile rather than cached.
-  size_t local_cache_object_limit = 16u << 10;
+  // Files above this go out with sendfile: the file store's own files (not cached), and cached
+  // S3 objects, which are kept in memfds. Below it, a write from memory costs less.
+  size_t sendfile_min_bytes = 16u << 10;
   size_t manifest_cache_count = 1024;
   std::chrono::milliseconds alias_ttl{2000};  // backstop when an event is lost
   // After an alias switches, a fingerprinted (immutable) file that the new deployment lacks is
