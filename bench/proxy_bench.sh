@@ -6,6 +6,9 @@
 #   (b) cache misses through s3rver (PROXY_CACHE_MB=0, every request streams from S3) vs the
 #       original design's express + http-proxy proxy (bench/anchors/),
 #       and s3rver asked directly, the ceiling for any proxy in front of it;
+#       the same misses against an origin with no cost of its own (nginx serving the bucket's
+#       files at their S3 paths, answering the proxy's signed GETs), which shows what each proxy
+#       itself can do per miss, where s3rver's ceiling hides it;
 #   (c) the proxy's resident memory (VmRSS at the end of each run, VmHWM peak).
 # The server runs on SERVER_CPU, wrk (keep-alive) and s3rver on LOAD_CPU.
 # Needs a Release build of s3-reverse-proxy (BUILD, default build/release), redis-server, nginx,
@@ -217,6 +220,31 @@ run "(b) miss 1 KiB via s3rver" "express + http-proxy" "$ID.localhost" "http://1
 kill "$ANCHOR_PID" "$MISS_PID"
 # The ceiling of (b): s3rver itself, asked directly. No proxy in front of it can serve more misses.
 run "(b) ceiling: no proxy" "s3rver alone" localhost "http://127.0.0.1:$S3_PORT/bench/__outputs/$ID/1k.bin"
+
+# (b') The same misses against a fast origin: a second nginx, on the load core as s3rver was,
+# serving the bucket's objects at their path-style S3 URLs. It ignores the signature; the proxy
+# still signs every request and checks each object's length against the manifest.
+ORIGIN_PORT=$(free_port)
+mkdir -p "$WORK/origin/bench/__outputs/$ID" "$WORK/origin-nginx"
+cp "$WORK/store/__outputs/$ID/"* "$WORK/store/__outputs/$ID/.deployment.json" \
+  "$WORK/origin/bench/__outputs/$ID/"
+sed -e "s|listen 127.0.0.1:$NGINX_PORT; root $WORK/www;|listen 127.0.0.1:$ORIGIN_PORT; root $WORK/origin;|" \
+  -e "s|$WORK/nginx|$WORK/origin-nginx|g" "$WORK/nginx/nginx.conf" >"$WORK/origin-nginx/nginx.conf"
+taskset -c "$LOAD_CPU" nginx -p "$WORK/origin-nginx" -c "$WORK/origin-nginx/nginx.conf" &
+PIDS+=($!)
+wait_port "$ORIGIN_PORT"
+start_proxy 0 "s3://bench?endpoint=http://127.0.0.1:$ORIGIN_PORT&region=us-east-1&path_style=true"
+MISS_PID=$PROXY_PID
+run "(b') miss 1 KiB via nginx" "s3-reverse-proxy" site.localhost "http://127.0.0.1:$PROXY_PORT/1k.bin" "$MISS_PID"
+ANCHOR_PORT=$(free_port)
+PORT=$ANCHOR_PORT BASE_PATH=http://127.0.0.1:$ORIGIN_PORT/bench/__outputs \
+  taskset -c "$SERVER_CPU" node "$ROOT/bench/anchors/s3-reverse-proxy.js" >"$WORK/anchor2.log" 2>&1 &
+ANCHOR_PID=$!
+PIDS+=($ANCHOR_PID)
+wait_port "$ANCHOR_PORT"
+run "(b') miss 1 KiB via nginx" "express + http-proxy" "$ID.localhost" "http://127.0.0.1:$ANCHOR_PORT/1k.bin" "$ANCHOR_PID"
+kill "$ANCHOR_PID" "$MISS_PID"
+run "(b') ceiling: no proxy" "nginx origin alone" localhost "http://127.0.0.1:$ORIGIN_PORT/bench/__outputs/$ID/1k.bin"
 
 echo
 echo "proxy_bench: wrk -t1 -c$CONNS -d${DURATION}s keep-alive; server on cpu $SERVER_CPU, wrk and s3rver on cpu $LOAD_CPU"
