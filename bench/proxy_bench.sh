@@ -207,17 +207,23 @@ run "(a) hit 1 KiB" "s3-reverse-proxy, file" site.localhost "http://127.0.0.1:$P
 run "(a) hit 100 KiB" "s3-reverse-proxy, file" site.localhost "http://127.0.0.1:$PROXY_PORT/100k.bin" "$FILE_PID"
 kill "$FILE_PID"
 
-start_proxy 0
-MISS_PID=$PROXY_PID
-run "(b) miss 1 KiB via s3rver" "s3-reverse-proxy" site.localhost "http://127.0.0.1:$PROXY_PORT/1k.bin" "$MISS_PID"
-ANCHOR_PORT=$(free_port)
-PORT=$ANCHOR_PORT BASE_PATH=http://127.0.0.1:$S3_PORT/bench/__outputs \
-  taskset -c "$SERVER_CPU" node "$ROOT/bench/anchors/s3-reverse-proxy.js" >"$WORK/anchor.log" 2>&1 &
-ANCHOR_PID=$!
-PIDS+=($ANCHOR_PID)
-wait_port "$ANCHOR_PORT"
-run "(b) miss 1 KiB via s3rver" "express + http-proxy" "$ID.localhost" "http://127.0.0.1:$ANCHOR_PORT/1k.bin" "$ANCHOR_PID"
-kill "$ANCHOR_PID" "$MISS_PID"
+# miss_rows <label> <origin>: the proxy without its cache, then the original design's proxy, both
+# asking the S3 endpoint <origin> for every request.
+miss_rows() {
+  local label=$1 origin=$2 anchor_port anchor_pid
+  start_proxy 0 "s3://bench?endpoint=$origin&region=us-east-1&path_style=true"
+  run "$label" "s3-reverse-proxy" site.localhost "http://127.0.0.1:$PROXY_PORT/1k.bin" "$PROXY_PID"
+  anchor_port=$(free_port)
+  PORT=$anchor_port BASE_PATH=$origin/bench/__outputs \
+    taskset -c "$SERVER_CPU" node "$ROOT/bench/anchors/s3-reverse-proxy.js" >>"$WORK/anchor.log" 2>&1 &
+  anchor_pid=$!
+  PIDS+=($anchor_pid)
+  wait_port "$anchor_port"
+  run "$label" "express + http-proxy" "$ID.localhost" "http://127.0.0.1:$anchor_port/1k.bin" "$anchor_pid"
+  kill "$anchor_pid" "$PROXY_PID"
+}
+
+miss_rows "(b) miss 1 KiB via s3rver" "http://127.0.0.1:$S3_PORT"
 # The ceiling of (b): s3rver itself, asked directly. No proxy in front of it can serve more misses.
 run "(b) ceiling: no proxy" "s3rver alone" localhost "http://127.0.0.1:$S3_PORT/bench/__outputs/$ID/1k.bin"
 
@@ -233,17 +239,7 @@ sed -e "s|listen 127.0.0.1:$NGINX_PORT; root $WORK/www;|listen 127.0.0.1:$ORIGIN
 taskset -c "$LOAD_CPU" nginx -p "$WORK/origin-nginx" -c "$WORK/origin-nginx/nginx.conf" &
 PIDS+=($!)
 wait_port "$ORIGIN_PORT"
-start_proxy 0 "s3://bench?endpoint=http://127.0.0.1:$ORIGIN_PORT&region=us-east-1&path_style=true"
-MISS_PID=$PROXY_PID
-run "(b') miss 1 KiB via nginx" "s3-reverse-proxy" site.localhost "http://127.0.0.1:$PROXY_PORT/1k.bin" "$MISS_PID"
-ANCHOR_PORT=$(free_port)
-PORT=$ANCHOR_PORT BASE_PATH=http://127.0.0.1:$ORIGIN_PORT/bench/__outputs \
-  taskset -c "$SERVER_CPU" node "$ROOT/bench/anchors/s3-reverse-proxy.js" >"$WORK/anchor2.log" 2>&1 &
-ANCHOR_PID=$!
-PIDS+=($ANCHOR_PID)
-wait_port "$ANCHOR_PORT"
-run "(b') miss 1 KiB via nginx" "express + http-proxy" "$ID.localhost" "http://127.0.0.1:$ANCHOR_PORT/1k.bin" "$ANCHOR_PID"
-kill "$ANCHOR_PID" "$MISS_PID"
+miss_rows "(b') miss 1 KiB via nginx" "http://127.0.0.1:$ORIGIN_PORT"
 run "(b') ceiling: no proxy" "nginx origin alone" localhost "http://127.0.0.1:$ORIGIN_PORT/bench/__outputs/$ID/1k.bin"
 
 echo

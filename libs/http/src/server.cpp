@@ -1,4 +1,7 @@
 #include <sys/sendfile.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <boost/beast/websocket/rfc6455.hpp>
 
@@ -134,6 +137,7 @@ class session : public std::enable_shared_from_this<session> {
   void build_head(const response& res, std::optional<uint64_t> length, bool chunked,
                   bool keep_alive);
   asio::awaitable<bool> write_all(std::string_view a, std::string_view b = {});
+  asio::awaitable<bool> write_head_before_file(std::string_view head);
   asio::awaitable<bool> send_file(const file_body& f);
   asio::awaitable<next> send_stream(response& res, stream_body& body, bool head_only,
                                     bool keep_alive);
@@ -351,7 +355,8 @@ asio::awaitable<next> session::write_response(response& res, bool head_only, boo
   }
   if (auto* f = std::get_if<file_body>(&res.body)) {
     build_head(res, f->length(), false, keep_alive);
-    bool ok = co_await write_all(head_);
+    bool ok = !head_only && f->length() > 0 ? co_await write_head_before_file(head_)
+                                            : co_await write_all(head_);
     if (ok && !head_only) {
       ok = co_await send_file(*f);
     }
@@ -381,6 +386,24 @@ asio::awaitable<next> session::write_response(response& res, bool head_only, boo
   phase_ = phase::streaming;
   co_await serve_websocket(stream_, msg_.req, std::move(ws), opts_, channel_, stopping_);
   co_return next::close;
+}
+
+// The head is held back for the file's first bytes (MSG_MORE, as nginx's tcp_nopush), so the
+// two leave in full segments instead of a lone head packet followed by the body. sendfile's last
+// piece pushes everything out.
+asio::awaitable<bool> session::write_head_before_file(std::string_view head) {
+  auto& sock = stream_.socket();
+  boost::system::error_code ec;
+  sock.native_non_blocking(true, ec);
+  if (!ec) {
+    ssize_t n = ::send(sock.native_handle(), head.data(), head.size(), MSG_MORE | MSG_NOSIGNAL);
+    if (n > 0) {
+      head.remove_prefix(static_cast<size_t>(n));
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      co_return false;
+    }
+  }
+  co_return head.empty() || co_await write_all(head);
 }
 
 asio::awaitable<bool> session::send_file(const file_body& f) {
