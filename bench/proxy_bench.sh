@@ -10,7 +10,9 @@
 #       files at their S3 paths, answering the proxy's signed GETs), which shows what each proxy
 #       itself can do per miss, where s3rver's ceiling hides it;
 #   (c) the proxy's resident memory (VmRSS at the end of each run, VmHWM peak).
-# The server runs on SERVER_CPU, wrk (keep-alive) and s3rver on LOAD_CPU.
+# The server runs on SERVER_CPU, wrk (keep-alive) and s3rver on LOAD_CPU. The (a) servers take
+# turns, ROUNDS times, and each row is the median: on shared cores the machine's speed drifts
+# between runs by more than the differences being measured.
 # Needs a Release build of s3-reverse-proxy (BUILD, default build/release), redis-server, nginx,
 # wrk, node_modules (npm ci at the root and in bench/anchors).
 set -euo pipefail
@@ -20,6 +22,7 @@ BUILD=${BUILD:-$ROOT/build/release}
 PROXY_BIN=${PROXY_BIN:-$BUILD/services/s3-reverse-proxy/s3-reverse-proxy}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-32}
+ROUNDS=${ROUNDS:-3}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 
@@ -166,35 +169,59 @@ PIDS+=($!)
 wait_port "$NGINX_PORT"
 
 ROWS=()
-# run <label> <server> <host> <url> [pid]: one wrk run, one table row.
-run() {
-  local label=$1 server=$2 host=$3 url=$4 pid=${5:-}
-  # Warm-up (fills the proxy's caches, the JIT of the node proxy).
-  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s -H "Host: $host" "$url" >/dev/null
-  local out
-  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $host" "$url")
-  local rps p99 errors rss="-" hwm="-"
-  rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
-  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5} /Socket errors/ {print "sock"}' <<<"$out" | tr '\n' ' ')
-  if [[ -n $pid ]]; then
-    rss=$(awk '/^VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$pid/status")
-    hwm=$(awk '/^VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$pid/status")
+# measure <host> <url>: one wrk run after a warm-up (which fills the proxy's caches and the JIT of
+# the node proxy); prints "<req/s> <p99 in ms> <errors>".
+measure() {
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s -H "Host: $1" "$2" >/dev/null
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $1" "$2" |
+    awk '/^Requests\/sec:/ {rps = $2}
+         $1 == "99%" {v = $2; ms = v ~ /us$/ ? v / 1000 : v ~ /ms$/ ? v + 0 : v * 1000}
+         /Non-2xx or 3xx responses:/ {err = err $5 " non-2xx "}
+         /Socket errors/ {err = err "socket errors"}
+         END {printf "%.0f %.2f %s\n", rps, ms, err}'
+}
+# row <label> <server> <req/s> <p99 ms> <errors> [pid]: a table row, with the pid's memory.
+row() {
+  local rss="-" hwm="-"
+  if [[ -n ${6:-} ]]; then
+    rss=$(awk '/^VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$6/status")
+    hwm=$(awk '/^VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$6/status")
   fi
-  ROWS+=("$(printf '| %-28s | %-22s | %9s | %8s | %-10s | %-10s | %s' "$label" "$server" "$rps" \
-    "$p99" "$rss" "$hwm" "${errors:-}")")
+  ROWS+=("$(printf '| %-28s | %-22s | %9s | %8s | %-10s | %-10s | %s' "$1" "$2" "$3" "$4 ms" \
+    "$rss" "$hwm" "$5")")
+}
+# run <label> <server> <host> <url> [pid]: one measured run, one row.
+run() {
+  local rps p99 errors
+  read -r rps p99 errors < <(measure "$3" "$4")
+  row "$1" "$2" "$rps" "$p99" "${errors:-}" "${5:-}"
+}
+median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+# take_turns <label> <server|host|url|pid>...: ROUNDS rounds in which each server runs once, in
+# turn; one row per server with its median req/s and median p99.
+take_turns() {
+  local label=$1 i r rps p99 errors
+  shift
+  local -a all_rps all_p99 all_err
+  for ((r = 0; r < ROUNDS; r++)); do
+    for ((i = 1; i <= $#; i++)); do
+      IFS='|' read -r _ host url _ <<<"${!i}"
+      read -r rps p99 errors < <(measure "$host" "$url")
+      all_rps[i]+="$rps "
+      all_p99[i]+="$p99 "
+      all_err[i]+="${errors:-}"
+    done
+  done
+  for ((i = 1; i <= $#; i++)); do
+    IFS='|' read -r server _ _ pid <<<"${!i}"
+    row "$label" "$server" "$(median <<<"${all_rps[i]}")" "$(median <<<"${all_p99[i]}")" \
+      "${all_err[i]}" "$pid"
+  done
 }
 
 start_proxy 256
 HIT_PID=$PROXY_PID
-run "(a) hit 1 KiB" "s3-reverse-proxy" site.localhost "http://127.0.0.1:$PROXY_PORT/1k.bin" "$HIT_PID"
-run "(a) hit 1 KiB" "nginx 1 worker" localhost "http://127.0.0.1:$NGINX_PORT/1k.bin"
-run "(a) hit 100 KiB" "s3-reverse-proxy" site.localhost "http://127.0.0.1:$PROXY_PORT/100k.bin" "$HIT_PID"
-run "(a) hit 100 KiB" "nginx 1 worker" localhost "http://127.0.0.1:$NGINX_PORT/100k.bin"
-# (d) promote latency.
-PROMOTE=$(promote_ms 10)
-kill "$HIT_PID"
-
+HIT_PORT=$PROXY_PORT
 # The same site in the local file store (the platform's default): small files from memory, larger
 # ones with sendfile from the page cache, as nginx does.
 mkdir -p "$WORK/store/__outputs/$ID"
@@ -203,9 +230,17 @@ curl -sf "http://127.0.0.1:$S3_PORT/bench/__outputs/$ID/.deployment.json" \
   >"$WORK/store/__outputs/$ID/.deployment.json"
 start_proxy 256 "file://$WORK/store"
 FILE_PID=$PROXY_PID
-run "(a) hit 1 KiB" "s3-reverse-proxy, file" site.localhost "http://127.0.0.1:$PROXY_PORT/1k.bin" "$FILE_PID"
-run "(a) hit 100 KiB" "s3-reverse-proxy, file" site.localhost "http://127.0.0.1:$PROXY_PORT/100k.bin" "$FILE_PID"
-kill "$FILE_PID"
+FILE_PORT=$PROXY_PORT
+for f in 1k 100k; do
+  take_turns "(a) hit ${f/k/ KiB}" \
+    "s3-reverse-proxy, S3|site.localhost|http://127.0.0.1:$HIT_PORT/$f.bin|$HIT_PID" \
+    "s3-reverse-proxy, file|site.localhost|http://127.0.0.1:$FILE_PORT/$f.bin|$FILE_PID" \
+    "nginx 1 worker|localhost|http://127.0.0.1:$NGINX_PORT/$f.bin|"
+done
+# (d) promote latency.
+PROXY_PORT=$HIT_PORT
+PROMOTE=$(promote_ms 10)
+kill "$HIT_PID" "$FILE_PID"
 
 # miss_rows <label> <origin>: the proxy without its cache, then the original design's proxy, both
 # asking the S3 endpoint <origin> for every request.
@@ -243,7 +278,7 @@ miss_rows "(b') miss 1 KiB via nginx" "http://127.0.0.1:$ORIGIN_PORT"
 run "(b') ceiling: no proxy" "nginx origin alone" localhost "http://127.0.0.1:$ORIGIN_PORT/bench/__outputs/$ID/1k.bin"
 
 echo
-echo "proxy_bench: wrk -t1 -c$CONNS -d${DURATION}s keep-alive; server on cpu $SERVER_CPU, wrk and s3rver on cpu $LOAD_CPU"
+echo "proxy_bench: wrk -t1 -c$CONNS -d${DURATION}s keep-alive; server on cpu $SERVER_CPU, wrk and s3rver on cpu $LOAD_CPU; (a) rows: median of $ROUNDS turns"
 echo "| scenario                     | server                 |     req/s |      p99 | RSS end    | RSS peak   | errors"
 echo "|------------------------------|------------------------|-----------|----------|------------|------------|-------"
 printf '%s\n' "${ROWS[@]}"
