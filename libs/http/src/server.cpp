@@ -71,6 +71,37 @@ bool is_malformed(const boost::system::error_code& ec) noexcept {
          ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message;
 }
 
+// A request-target's parts. The absolute-form ("http://host/path?q", RFC 9112 3.2.2), which a
+// server must accept, names the host in place of the Host header.
+struct target_parts {
+  std::string_view authority;
+  std::string_view path;
+  std::string_view query;
+};
+
+target_parts split_target(boost::beast::string_view beast_target) noexcept {
+  std::string_view t(beast_target.data(), beast_target.size());
+  target_parts p;
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (t.size() > scheme.size() && boost::beast::iequals(t.substr(0, scheme.size()), scheme)) {
+      t.remove_prefix(scheme.size());
+      size_t end = t.find_first_of("/?");
+      p.authority = t.substr(0, end);
+      t = end == t.npos ? std::string_view{} : t.substr(end);
+      if (t.empty() || t.front() == '?') {
+        p.path = "/";  // "http://host" and "http://host?q" ask for the root
+        p.query = t.empty() ? t : t.substr(1);
+        return p;
+      }
+      break;
+    }
+  }
+  size_t q = t.find('?');
+  p.path = t.substr(0, q);
+  p.query = q == t.npos ? std::string_view{} : t.substr(q + 1);
+  return p;
+}
+
 bool has_crlf(std::string_view s) noexcept {
   return s.find_first_of("\r\n") != s.npos;
 }
@@ -211,9 +242,15 @@ asio::awaitable<next> session::handle_one() {
     co_return next::close;
   }
   auto& h = parser_->get();
+  // RFC 9112 3.2: a request with two Host headers, or an HTTP/1.1 one without, is refused.
+  if (size_t hosts = h.count(bhttp::field::host); hosts > 1 || (hosts == 0 && h.version() >= 11)) {
+    linger_ = true;
+    co_return co_await write_error(
+        400, "bad_request",
+        hosts > 1 ? "more than one Host header" : "an HTTP/1.1 request needs a Host header");
+  }
   http::method m = from_verb(h.method());
-  std::string_view target = h.target();
-  std::string_view path = target.substr(0, target.find('?'));
+  std::string_view path = split_target(h.target()).path;
   auto match = srv_->routes.match(m, path, req_.params_);
   bool has_body = !parser_->is_done();
   if (!match.target) {
@@ -317,13 +354,13 @@ void session::build_head(const response& res, std::optional<uint64_t> length, bo
 }
 
 void session::bind_request(http::method m) {
-  std::string_view target = msg_.req.target();
+  auto parts = split_target(msg_.req.target());
   req_.msg_ = &msg_;
   req_.remote_ = &remote_;
   req_.method_ = m;
-  size_t q = target.find('?');
-  req_.path_ = target.substr(0, q);
-  req_.query_ = q == target.npos ? std::string_view{} : target.substr(q + 1);
+  req_.authority_ = parts.authority;
+  req_.path_ = parts.path;
+  req_.query_ = parts.query;
   req_.query_params_.reset();
 }
 
@@ -677,6 +714,12 @@ std::optional<std::string> request::query(std::string_view name) const {
     }
   }
   return std::nullopt;
+}
+std::optional<std::string_view> request::host() const {
+  if (!authority_.empty()) {
+    return authority_;
+  }
+  return header("Host");
 }
 std::optional<std::string_view> request::header(std::string_view name) const {
   auto it = msg_->req.find(boost::beast::string_view(name.data(), name.size()));

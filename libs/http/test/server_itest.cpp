@@ -184,6 +184,35 @@ TEST(http_server, keep_alive_and_http10) {
   }
 }
 
+// RFC 9112 3.2: Host is required once in HTTP/1.1; an absolute-form target is accepted and its
+// authority is the request's host.
+TEST(http_server, host_rules_and_absolute_form_targets) {
+  router r;
+  r.get("/where", [](request& req) -> asio::awaitable<response> {
+    co_return response(200, "text/plain",
+                       fmt::format("{} {} {}", req.host().value_or("-"), req.path(),
+                                   req.query("q").value_or("-")));
+  });
+  running_server s(std::move(r));
+  client c(s.port());
+  c.send("GET http://Site.Example:8080/where?q=1 HTTP/1.1\r\nHost: other.test\r\n\r\n");
+  EXPECT_EQ(c.read().body(), "Site.Example:8080 /where 1");
+  c.send(get("/where"));
+  EXPECT_EQ(c.read().body(), "t /where -");
+  c.send("GET /where HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  EXPECT_EQ(c.read().body(), "- /where -");
+  c.send("GET https://root.test HTTP/1.1\r\nHost: root.test\r\n\r\n");
+  EXPECT_EQ(c.read().result_int(), 404);  // "/" has no route here: the path was taken as "/"
+  for (const char* bad : {"GET /where HTTP/1.1\r\n\r\n",
+                          "GET /where HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n"}) {
+    client one(s.port());
+    one.send(bad);
+    auto res = one.read();
+    EXPECT_EQ(res.result_int(), 400) << bad;
+    EXPECT_EQ(error_of(res).at("code").as_string(), "bad_request");
+  }
+}
+
 TEST(http_server, pipelined_requests_answered_in_order) {
   running_server s(basic_routes());
   client c(s.port());

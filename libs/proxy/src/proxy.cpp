@@ -342,7 +342,7 @@ asio::awaitable<http::response> proxy::impl::handle(http::request& req) {
   m.observe(res.status, bytes, took);
   if (opts.access_log) {
     log::info("access", {{"method", req.method_name()},
-                         {"host", req.header("Host").value_or("")},
+                         {"host", req.host().value_or("")},
                          {"target", req.target()},
                          {"status", res.status},
                          {"bytes", bytes},
@@ -359,9 +359,9 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
     r.headers.emplace_back("Allow", "GET, HEAD");
     co_return r;
   }
-  auto host_header = req.header("Host");
+  auto host_header = req.host();
   if (!host_header) {
-    co_return page(400, "400 Bad Request");
+    co_return page(404, "404 Not Found");  // HTTP/1.0 without Host: no site is named
   }
   auto host = parse_host(*host_header, opts.base_domain);
   if (!host) {

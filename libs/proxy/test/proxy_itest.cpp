@@ -356,6 +356,11 @@ TEST_P(proxy_test, hostile_requests) {
     EXPECT_EQ(get(t).status, 400) << t;
   }
   EXPECT_EQ(get("/", {}, "bad_host!.example.test").status, 400);
+  // The absolute-form's host wins over the Host header (RFC 9112 3.2.2).
+  EXPECT_EQ(get("http://site.example.test/about", {}, "unknown.example.test").body,
+            "<h1>about</h1>");
+  EXPECT_EQ(get("http://unknown.example.test/about").status, 404);
+  EXPECT_EQ(get("http://user@site.example.test/").status, 400);
   EXPECT_EQ(get("/", {}, "unknown.example.test").status, 404);
   EXPECT_EQ(get("/", {}, "a.b.example.test").status, 404);
   EXPECT_EQ(get("/", {}, "127.0.0.1").status, 404);

@@ -35,13 +35,18 @@ class request {
   http::method method() const noexcept { return method_; }
   std::string_view method_name() const noexcept;
   // The raw request-target, the path before '?' (NOT percent-decoded, so a proxy can apply its
-  // own decode-then-normalize rules) and the raw query string after '?'.
+  // own decode-then-normalize rules) and the raw query string after '?'. An absolute-form target
+  // ("http://host/path?q", which servers must accept) has its path and query here too.
   std::string_view target() const noexcept;
   std::string_view path() const noexcept { return path_; }
   std::string_view query_string() const noexcept { return query_; }
   // Query parameters, percent-decoded ('+' is a space), parsed on first use.
   const std::vector<std::pair<std::string, std::string>>& query_params() const;
   std::optional<std::string> query(std::string_view name) const;
+  // The host the request names: the authority of an absolute-form target, else the Host header
+  // (RFC 9112 3.2.2); none only for an HTTP/1.0 request without one. The server has already
+  // refused a request with two Host headers, or an HTTP/1.1 one without.
+  std::optional<std::string_view> host() const;
   // Header lookup is case-insensitive; the first value wins.
   std::optional<std::string_view> header(std::string_view name) const;
   std::vector<std::pair<std::string_view, std::string_view>> headers() const;
@@ -62,6 +67,7 @@ class request {
   detail::message* msg_ = nullptr;
   const dp::config::host_port* remote_ = nullptr;
   http::method method_ = method::other;
+  std::string_view authority_;  // of an absolute-form target
   std::string_view path_;
   std::string_view query_;
   std::vector<std::pair<std::string_view, std::string>> params_;
