@@ -464,6 +464,58 @@ TEST(http_server, file_body_with_a_shared_owner_keeps_the_descriptor_open) {
   EXPECT_GE(::fcntl(fd, F_GETFD), 0);  // still open
 }
 
+// Stalled clients are dropped, each by its own timeout, while they still hold their socket open:
+// one that stops mid-headers (slowloris) or mid-body (read timeout), one that sends nothing after
+// a response (idle timeout), and one that stops reading a large response (write timeout, for a
+// body from memory and one sent with sendfile). The 10 s bound only keeps a broken server from
+// hanging the test.
+TEST(http_server, timeouts_drop_stalled_clients) {
+  std::string big = pattern(16 << 20);
+  temp_file f(big);
+  router r = basic_routes();
+  r.get("/big", [&big](request&) -> asio::awaitable<response> {
+    co_return response(200, "application/octet-stream", big);
+  });
+  r.get("/big-file", [&f](request&) -> asio::awaitable<response> {
+    response res(200);
+    res.body = std::move(file_body::open(f.path()).value());
+    co_return res;
+  });
+  server_options o;
+  o.idle_timeout = 300ms;
+  o.read_timeout = 300ms;
+  o.write_timeout = 300ms;
+  running_server s(std::move(r), o);
+  // Accepted (one connection), then dropped (none).
+  auto dropped = [&s] {
+    return eventually([&s] { return s.srv().connections() == 1; }) &&
+           eventually([&s] { return s.srv().connections() == 0; });
+  };
+
+  client headers(s.port());
+  headers.send("GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: ");
+  EXPECT_TRUE(dropped()) << "stalled in the headers";
+
+  client body(s.port());
+  body.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly part");
+  EXPECT_TRUE(dropped()) << "stalled in the body";
+
+  client idle(s.port());
+  idle.send(get("/hello"));
+  EXPECT_EQ(idle.read().body(), "hello");
+  EXPECT_TRUE(dropped()) << "idle after a response";
+
+  for (const char* target : {"/big", "/big-file"}) {
+    client reader(s.port(), 16 * 1024);  // never reads: the server's writes stop progressing
+    reader.send(get(target));
+    EXPECT_TRUE(dropped()) << "stopped reading " << target;
+  }
+  // The server still serves.
+  client fresh(s.port());
+  fresh.send(get("/hello"));
+  EXPECT_EQ(fresh.read().body(), "hello");
+}
+
 // A producer of `chunks` pieces of `size` bytes each, pulled by the server.
 stream_body counting_stream(int chunks, size_t size, bool with_length) {
   auto state = std::make_shared<int>(0);
