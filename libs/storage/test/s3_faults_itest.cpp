@@ -126,6 +126,12 @@ class s3_faults : public ::testing::Test {
     return f.get();
   }
 
+  // Named arguments inside: g++ 12 miscompiles braced temporaries passed to a coroutine.
+  dp::result<object_info> put_text(object_store& store, std::string key, std::string data) {
+    put_options po;
+    return run(store.put_buffer(std::move(key), std::move(data), std::move(po)));
+  }
+
   dp::test::s3rver s3_;
   dp::test::temp_dir dir_{"dp-s3-faults"};
   std::optional<dropping_relay> relay_;  // declared before ioc_: outlives the store's sockets
@@ -135,11 +141,8 @@ class s3_faults : public ::testing::Test {
 TEST_F(s3_faults, retries_survive_dropped_connections) {
   auto store = open_through_relay(2, 4);
   ASSERT_TRUE(store);
-  // Named arguments: g++ 12 miscompiles braced temporaries passed to a coroutine.
   std::string key = "a/buffer.txt";
-  std::string data = "from memory";
-  put_options po;
-  auto put = run(store->put_buffer(key, data, po));
+  auto put = put_text(*store, key, "from memory");
   EXPECT_TRUE(put) << put.error().message;
   EXPECT_EQ(relay_->connections(), 3);  // two hung up on, the third carried it
   // A file body that a dropped attempt had started to send goes again from its start.
@@ -151,6 +154,7 @@ TEST_F(s3_faults, retries_survive_dropped_connections) {
   auto file = dir_.path() / "body.bin";
   std::ofstream(file, std::ios::binary) << content;
   std::string file_key = "a/file.bin";
+  put_options po;
   auto put_file = run(store->put_file(file_key, file, po));
   EXPECT_TRUE(put_file) << put_file.error().message;
   EXPECT_GE(relay_->connections(), 2);
@@ -168,9 +172,7 @@ TEST_F(s3_faults, a_peer_that_always_hangs_up_fails_after_max_attempts) {
   auto store = open_through_relay(1000, 3);
   ASSERT_TRUE(store);
   std::string key = "b/never.txt";
-  std::string data = "x";
-  put_options po;
-  auto put = run(store->put_buffer(key, data, po));
+  auto put = put_text(*store, key, "x");
   ASSERT_FALSE(put);
   EXPECT_TRUE(put.error().is(dp::errc::unavailable)) << put.error().message;
   EXPECT_EQ(relay_->connections(), 3);
