@@ -173,6 +173,28 @@ TEST(worker_test, a_lost_job_fails_after_the_last_attempt) {
   EXPECT_EQ(cmd(server, {"XLEN", prefix + "logbook:" + id}), "1");
 }
 
+// One build per project across workers: a newer deployment of a project whose build is running
+// on one worker waits on the other for the project's lock, and starts once the first is final.
+TEST(worker_test, two_workers_build_one_project_one_at_a_time) {
+  redis_server server;
+  std::map<std::string, std::string> one_slot{{"CONCURRENCY", "1"}, {"FAKE_SLEEP", "2"}};
+  dp::test::child_process a(node(server, "a", one_slot));
+  dp::test::child_process b(node(server, "b", one_slot));
+  auto first = enqueue(server, "shop");
+  ASSERT_TRUE(eventually([&] { return has_status(server, first, "building"); }));
+  auto second = enqueue(server, "shop");  // one slot each: the other worker takes it
+  ASSERT_TRUE(eventually([&] { return has_status(server, second, "ready"); }, 30s));
+  EXPECT_EQ(get(server, first).status, dp::proto::deployment_status::ready);
+  EXPECT_EQ(starts(server, first), 1);
+  EXPECT_EQ(starts(server, second), 1);
+  auto second_started = std::stoll(cmd(server, {"LINDEX", prefix + "fake:started:" + second, "0"}));
+  ASSERT_TRUE(get(server, first).finished_at);
+  EXPECT_GE(second_started, *get(server, first).finished_at);
+  EXPECT_EQ(cmd(server, {"GET", prefix + "fake:overlap"}), "");
+  EXPECT_EQ(a.stop(), 0);
+  EXPECT_EQ(b.stop(), 0);
+}
+
 TEST(worker_test, fifty_jobs_three_workers_each_final_once) {
   redis_server server;
   std::vector<std::string> ids;
