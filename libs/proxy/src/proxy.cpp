@@ -4,10 +4,7 @@
 
 #include <fmt/format.h>
 
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -19,6 +16,7 @@
 #include "dp/core/log.hpp"
 #include "dp/http/server.hpp"
 #include "dp/proto/json.hpp"
+#include "dp/proxy/cached_file.hpp"
 #include "dp/proxy/lru.hpp"
 #include "dp/proxy/rules.hpp"
 #include "dp/redis/client.hpp"
@@ -176,95 +174,6 @@ http::response backend_error(const dp::error& e) {
 std::string output_key(std::string_view id, std::string_view path) {
   return fmt::format("__outputs/{}/{}", id, path);
 }
-
-// A file in the memory cache. Small ones are bytes written from memory. Larger ones live in a
-// sealed memfd and go out with sendfile: the socket takes references to its pages instead of a
-// copy per response, as nginx does from the page cache.
-class cached_file {
- public:
-  // Memfds are descriptors: the cache holds at most this many, so that it can never take the
-  // descriptors connections need. Descriptors are per process, so the count is too.
-  static void set_memfd_budget(size_t n) { memfd_budget().store(n); }
-
-  // Keeps `bytes` in a memfd when `in_memfd` and one is available, else as bytes.
-  static std::shared_ptr<const cached_file> make(std::string bytes, bool in_memfd) {
-    auto f = std::make_shared<cached_file>();
-    f->size_ = bytes.size();
-    if (in_memfd) {
-      f->fd_ = sealed_memfd(bytes);
-    }
-    if (f->fd_ < 0) {
-      f->bytes_ = std::make_shared<const std::string>(std::move(bytes));
-    }
-    return f;
-  }
-
-  cached_file() = default;
-  cached_file(const cached_file&) = delete;
-  cached_file& operator=(const cached_file&) = delete;
-  ~cached_file() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-      memfds_live().fetch_sub(1);
-    }
-  }
-
-  size_t size() const noexcept { return size_; }
-
-  // The range [first, first + length) as a response body that shares this entry, no copy.
-  static http::response::body_type body(std::shared_ptr<const cached_file> self, size_t first,
-                                        size_t length) {
-    if (self->fd_ >= 0) {
-      int fd = self->fd_;
-      return http::file_body(std::move(self), fd, first, length);
-    }
-    return http::shared_body{self->bytes_, first, length};
-  }
-
- private:
-  static std::atomic<size_t>& memfd_budget() {
-    static std::atomic<size_t> n{256};
-    return n;
-  }
-  static std::atomic<size_t>& memfds_live() {
-    static std::atomic<size_t> n{0};
-    return n;
-  }
-
-  // A memfd holding `bytes`, sealed against any change; -1 when none can be had (the budget is
-  // spent, or the kernel refuses), and the caller keeps the bytes in memory instead.
-  static int sealed_memfd(std::string_view bytes) {
-    if (memfds_live().fetch_add(1) >= memfd_budget().load()) {
-      memfds_live().fetch_sub(1);
-      return -1;
-    }
-    int fd = ::memfd_create("dp-proxy-cache", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    bool ok = fd >= 0;
-    size_t done = 0;
-    while (ok && done < bytes.size()) {
-      ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      ok = n > 0;
-      done += ok ? static_cast<size_t>(n) : 0;
-    }
-    ok = ok &&
-         ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0;
-    if (!ok) {
-      if (fd >= 0) {
-        ::close(fd);
-      }
-      memfds_live().fetch_sub(1);
-      return -1;
-    }
-    return fd;
-  }
-
-  std::shared_ptr<const std::string> bytes_;
-  int fd_ = -1;
-  size_t size_ = 0;
-};
 
 }  // namespace
 
