@@ -219,8 +219,7 @@ int main(int argc, char** argv) {
       {.env = "PROJECT_ID",
        .help = "build: the project's name, with GIT_REPOSITORY_URL (original design's variable)",
        .apply = [&](std::string_view v) -> std::optional<std::string> {
-         if (!v.empty() &&
-             (!dp::proto::is_project_name(v) || v.size() > dp::proto::max_project_name)) {
+         if (!v.empty() && !dp::proto::is_project_name(v)) {
            return "must be a project name: 1 to 54 of [a-z0-9-], not starting or ending with '-'";
          }
          cfg.project_id = std::string(v);

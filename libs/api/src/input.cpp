@@ -189,7 +189,7 @@ dp::result<void> apply_project_fields(proto::project& p, const json::object& o,
 
 dp::result<void> check_project_name(std::string_view field, std::string_view name) {
   // 54, not 63: the immutable alias "<name>-<8 character short id>" must be a DNS label too.
-  if (!proto::is_project_name(name) || name.size() > proto::max_project_name) {
+  if (!proto::is_project_name(name)) {
     return bad(fmt::format(
         "{} must be a DNS label: 1 to 54 of [a-z0-9-], not starting or ending with '-'", field));
   }

@@ -135,7 +135,7 @@ class reader {
 
   void project_name(std::string_view key, std::string& out) {
     string(key, out);
-    if (!error_ && (!is_project_name(out) || out.size() > max_project_name)) {
+    if (!error_ && !is_project_name(out)) {
       fail(key, "must be a project name: 1 to 54 of [a-z0-9-], not starting or ending with '-'");
     }
   }
@@ -415,7 +415,7 @@ dp::result<deployment> parse_deployment(const json::value& v) {
   r.string("ref", x.ref);
   r.string("commit", x.commit);
   r.string("alias", x.alias);
-  if (x.alias && !is_project_name(*x.alias)) {
+  if (x.alias && !is_dns_label(*x.alias)) {
     r.fail("alias", "must be a DNS label or null");
   }
   r.integer("created_at", x.created_at);

@@ -44,20 +44,28 @@ TEST(proto_status, transitions) {
   static_assert(proto::can_transition(cloning, installing));
 }
 
+TEST(proto_names, dns_labels) {
+  EXPECT_TRUE(proto::is_dns_label("shop"));
+  EXPECT_TRUE(proto::is_dns_label("a"));
+  EXPECT_TRUE(proto::is_dns_label("0"));
+  EXPECT_TRUE(proto::is_dns_label("my-shop-2"));
+  EXPECT_TRUE(proto::is_dns_label(std::string(63, 'a')));
+  EXPECT_FALSE(proto::is_dns_label(std::string(64, 'a')));
+  EXPECT_FALSE(proto::is_dns_label(""));
+  EXPECT_FALSE(proto::is_dns_label("-shop"));
+  EXPECT_FALSE(proto::is_dns_label("shop-"));
+  EXPECT_FALSE(proto::is_dns_label("Shop"));
+  EXPECT_FALSE(proto::is_dns_label("sh_op"));
+  EXPECT_FALSE(proto::is_dns_label("shop.example"));
+  EXPECT_FALSE(proto::is_dns_label(std::string_view("sh\0p", 4)));
+}
+
 TEST(proto_names, project_names) {
-  EXPECT_TRUE(proto::is_project_name("shop"));
-  EXPECT_TRUE(proto::is_project_name("a"));
-  EXPECT_TRUE(proto::is_project_name("0"));
   EXPECT_TRUE(proto::is_project_name("my-shop-2"));
-  EXPECT_TRUE(proto::is_project_name(std::string(63, 'a')));
-  EXPECT_FALSE(proto::is_project_name(std::string(64, 'a')));
-  EXPECT_FALSE(proto::is_project_name(""));
+  EXPECT_TRUE(proto::is_project_name(std::string(proto::max_project_name, 'a')));
+  EXPECT_FALSE(proto::is_project_name(std::string(proto::max_project_name + 1, 'a')));
   EXPECT_FALSE(proto::is_project_name("-shop"));
-  EXPECT_FALSE(proto::is_project_name("shop-"));
   EXPECT_FALSE(proto::is_project_name("Shop"));
-  EXPECT_FALSE(proto::is_project_name("sh_op"));
-  EXPECT_FALSE(proto::is_project_name("shop.example"));
-  EXPECT_FALSE(proto::is_project_name(std::string_view("sh\0p", 4)));
 }
 
 TEST(proto_names, env_names_and_paths) {

@@ -14,7 +14,7 @@
 
 namespace dp::api {
 
-// Project names: proto::is_project_name, at most proto::max_project_name characters.
+// Project names: proto::is_project_name.
 // `what` names the value in the error ("field 'name'", "project name").
 dp::result<void> check_project_name(std::string_view what, std::string_view name);
 

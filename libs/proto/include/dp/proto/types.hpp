@@ -45,11 +45,12 @@ constexpr bool can_transition(deployment_status from, deployment_status to) noex
   return static_cast<int>(to) > static_cast<int>(from);
 }
 
-// A DNS label: [a-z0-9-]{1,63}, not starting or ending with '-'. Project names and alias labels.
-bool is_project_name(std::string_view s) noexcept;
-// Project names stop at 54 characters: the immutable alias "<name>-<8 characters of the id>" must
-// be a DNS label too.
+// A DNS label: [a-z0-9-]{1,63}, not starting or ending with '-'. Alias labels.
+bool is_dns_label(std::string_view s) noexcept;
+// Project names are DNS labels of at most 54 characters: the immutable alias
+// "<name>-<8 characters of the id>" must be a DNS label too.
 inline constexpr size_t max_project_name = 54;
+bool is_project_name(std::string_view s) noexcept;
 
 // Environment variable names as a shell accepts them: [A-Za-z_][A-Za-z0-9_]*.
 bool is_env_name(std::string_view s) noexcept;
