@@ -3,7 +3,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
-#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -90,9 +89,7 @@ int run_worker(const dp::settings::common& common, const worker_settings& w,
                  "ECS_SUBNETS\n");
     return 2;
   }
-  if (w.launcher == "ecs" &&
-      (w.worker_id.size() > 36 ||
-       !std::all_of(w.worker_id.begin(), w.worker_id.end(), dp::worker::is_started_by_char))) {
+  if (w.launcher == "ecs" && !dp::worker::is_started_by(w.worker_id)) {
     // It names the worker's tasks (startedBy), by which a restarted worker finds its orphans.
     std::fprintf(
         stderr, "build-runner: WORKER_ID must be at most 36 of [A-Za-z0-9_/-] with LAUNCHER=ecs\n");

@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
@@ -29,22 +30,32 @@ using namespace asio::experimental::awaitable_operators;
 using proto::deployment_status;
 using clock_type = std::chrono::steady_clock;
 
+namespace {
+
+constexpr size_t max_started_by = 36;
+
 bool is_started_by_char(char c) noexcept {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '_' || c == '/';
+}
+
+}  // namespace
+
+bool is_started_by(std::string_view id) noexcept {
+  return id.size() <= max_started_by && std::all_of(id.begin(), id.end(), is_started_by_char);
 }
 
 std::string default_worker_id() {
   char host[256] = {};
   ::gethostname(host, sizeof(host) - 1);
   auto id = fmt::format("{}-{}-{}", host, ::getpid(), dp::random_hex(3));
-  // ECS startedBy takes 36 of [A-Za-z0-9_-] (and '/'); hostnames have dots. Keep the unique tail.
+  // Hostnames have dots, which startedBy refuses. Keep the unique tail.
   for (char& c : id) {
     if (!is_started_by_char(c)) {
       c = '-';
     }
   }
-  return id.size() > 36 ? id.substr(id.size() - 36) : id;
+  return id.size() > max_started_by ? id.substr(id.size() - max_started_by) : id;
 }
 
 namespace {

@@ -25,6 +25,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "dp/core/error.hpp"
 #include "dp/proto/keys.hpp"
@@ -45,9 +46,10 @@ struct worker_options {
   std::chrono::milliseconds reap_interval{0};  // 0: lease_ttl / 2
 };
 
-// A character ECS accepts in RunTask's startedBy (which names the worker of a build task).
-bool is_started_by_char(char c) noexcept;
-// <hostname>-<pid>-<random>, a valid ECS startedBy: at most 36 of [A-Za-z0-9_/-].
+// Whether ECS accepts `id` as RunTask's startedBy (which names the worker of a build task): at
+// most 36 of [A-Za-z0-9_/-].
+bool is_started_by(std::string_view id) noexcept;
+// <hostname>-<pid>-<random>, made a valid startedBy.
 std::string default_worker_id();
 
 class worker {
