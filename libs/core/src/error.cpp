@@ -1,5 +1,7 @@
 #include "dp/core/error.hpp"
 
+#include "dp/core/errc_table.hpp"
+
 #include <boost/system/system_error.hpp>
 #include <boost/throw_exception.hpp>
 
@@ -9,37 +11,7 @@ namespace {
 class category_impl final : public boost::system::error_category {
  public:
   const char* name() const noexcept override { return "dp"; }
-  std::string message(int value) const override {
-    switch (static_cast<errc>(value)) {
-      case errc::ok:
-        return "ok";
-      case errc::invalid_argument:
-        return "invalid argument";
-      case errc::not_found:
-        return "not found";
-      case errc::conflict:
-        return "conflict";
-      case errc::too_large:
-        return "too large";
-      case errc::timeout:
-        return "timed out";
-      case errc::unavailable:
-        return "unavailable";
-      case errc::protocol:
-        return "protocol error";
-      case errc::io:
-        return "i/o error";
-      case errc::canceled:
-        return "canceled";
-      case errc::unauthorized:
-        return "unauthorized";
-      case errc::forbidden:
-        return "forbidden";
-      case errc::internal:
-        return "internal error";
-    }
-    return "unknown error";
-  }
+  std::string message(int value) const override { return std::string(errc_row(value).description); }
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "dp/core/errc_table.hpp"
 #include "dp/http/json.hpp"
 #include "dp/http/message.hpp"
 #include "dp/http/stream.hpp"
@@ -145,71 +146,24 @@ response error_response(unsigned status, std::string_view code, std::string_view
 }
 
 response error_response(const dp::error& e) {
-  auto ec = e.code.category() == dp::error_category() ? static_cast<errc>(e.code.value())
-                                                      : errc::internal;
-  return error_response(status_for(ec), code_for(ec), e.message);
+  const auto& row = e.code.category() == dp::error_category() ? errc_row(e.code.value())
+                                                              : errc_row(errc::internal);
+  return error_response(row.http_status, row.name, e.message);
 }
 
 unsigned status_for(dp::errc e) noexcept {
-  switch (e) {
-    case errc::invalid_argument:
-      return 400;
-    case errc::unauthorized:
-      return 401;
-    case errc::forbidden:
-      return 403;
-    case errc::not_found:
-      return 404;
-    case errc::conflict:
-      return 409;
-    case errc::too_large:
-      return 413;
-    case errc::unavailable:
-      return 503;
-    case errc::timeout:
-      return 504;
-    default:
-      return 500;
-  }
+  return errc_row(e).http_status;
 }
 
 unsigned status_for(const dp::error& e) noexcept {
   if (e.code.category() != dp::error_category()) {
     return 500;
   }
-  return status_for(static_cast<errc>(e.code.value()));
+  return errc_row(e.code.value()).http_status;
 }
 
 std::string_view code_for(dp::errc e) noexcept {
-  switch (e) {
-    case errc::ok:
-      return "ok";
-    case errc::invalid_argument:
-      return "invalid_argument";
-    case errc::not_found:
-      return "not_found";
-    case errc::conflict:
-      return "conflict";
-    case errc::too_large:
-      return "too_large";
-    case errc::timeout:
-      return "timeout";
-    case errc::unavailable:
-      return "unavailable";
-    case errc::protocol:
-      return "protocol";
-    case errc::io:
-      return "io";
-    case errc::canceled:
-      return "canceled";
-    case errc::unauthorized:
-      return "unauthorized";
-    case errc::forbidden:
-      return "forbidden";
-    case errc::internal:
-      return "internal";
-  }
-  return "internal";
+  return errc_row(e).name;
 }
 
 }  // namespace dp::http

@@ -2,6 +2,7 @@
 
 #include <boost/json/parse.hpp>
 
+#include "dp/core/errc_table.hpp"
 #include "dp/http/json.hpp"
 #include "dp/http/router.hpp"
 #include "dp/http/stream.hpp"
@@ -105,6 +106,22 @@ TEST(sse, formats_fields_and_multiline_data) {
   EXPECT_EQ(format_sse({.data = "", .retry_ms = 3000}), "retry: 3000\ndata: \n\n");
   // A line break in a single-line field cannot inject another field.
   EXPECT_EQ(format_sse({.data = "x", .event = "a\ndata: evil"}), "event: a\ndata: x\n\n");
+}
+
+// status_for, code_for and error_response read dp::errc_table: no mapping of their own.
+TEST(json, error_mapping_is_the_errc_table) {
+  for (const auto& row : dp::errc_table) {
+    EXPECT_EQ(status_for(row.code), row.http_status) << row.name;
+    EXPECT_EQ(code_for(row.code), row.name);
+    response r = error_response(make_error(row.code, "m"));
+    EXPECT_EQ(r.status, row.http_status);
+    auto v = boost::json::parse(std::get<std::string>(r.body));
+    EXPECT_EQ(v.at("error").at("code").as_string(), row.name);
+  }
+  EXPECT_EQ(code_for(static_cast<errc>(99)), "internal");
+  EXPECT_EQ(status_for(static_cast<errc>(99)), 500u);
+  EXPECT_EQ(code_for(errc::canceled), "canceled");
+  EXPECT_EQ(status_for(errc::canceled), 500u);
 }
 
 TEST(json, error_body_and_status_mapping) {
