@@ -1,5 +1,4 @@
 // api-server: REST API, live logs and the dashboard. Wiring only; the logic lives in libs/.
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include <cstdio>
@@ -9,6 +8,7 @@
 #include "dp/core/limits.hpp"
 #include "dp/core/log.hpp"
 #include "dp/core/shutdown.hpp"
+#include "dp/core/spawn.hpp"
 #include "dp/http/server.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/settings/settings.hpp"
@@ -106,12 +106,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   // Streams work once the hub is subscribed; a Redis that is down at start is retried.
-  boost::asio::co_spawn(ioc, api.start(), [](std::exception_ptr, dp::result<void> r) {
-    if (!r) {
-      dp::log::warn("log streams wait for Redis; subscribing when it is back",
-                    {{"error", r.error()}});
-    }
-  });
+  dp::spawn(
+      ioc.get_executor(),
+      [&api]() -> boost::asio::awaitable<void> {
+        if (auto r = co_await api.start(); !r) {
+          dp::log::warn("log streams wait for Redis; subscribing when it is back",
+                        {{"error", r.error()}});
+        }
+      },
+      "log hub start");
   dp::on_shutdown_signal(ioc, [&](int) {
     dp::log::info("api-server stopping");
     server.stop(std::chrono::seconds(10), [&] {

@@ -3,7 +3,6 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
 
@@ -18,6 +17,7 @@
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
 #include "dp/core/shutdown.hpp"
+#include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/settings/settings.hpp"
@@ -312,15 +312,20 @@ int main(int argc, char** argv) {
     }
   });
   int code = 3;
-  boost::asio::co_spawn(ioc, run_build(cfg, std::move(job), **storage, current, signaled),
-                        [&](std::exception_ptr e, int c) {
-                          if (e) {
-                            dp::log::error("the build runner failed unexpectedly");
-                          }
-                          code = e ? 3 : c;
-                          // The signal watch would keep the loop alive: the build is over.
-                          ioc.stop();
-                        });
+  // An exception leaves code at 3.
+  dp::spawn(
+      ioc.get_executor(),
+      [&, job = std::move(job)]() mutable -> boost::asio::awaitable<void> {
+        code = co_await run_build(cfg, std::move(job), **storage, current, signaled);
+      },
+      "build",
+      [&](bool threw) {
+        if (threw) {
+          dp::log::error("the build runner failed unexpectedly");
+        }
+        // The signal watch would keep the loop alive: the build is over.
+        ioc.stop();
+      });
   ioc.run();
   return signaled && code == 0 ? 3 : code;
 }

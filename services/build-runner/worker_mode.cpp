@@ -1,6 +1,5 @@
 #include "worker_mode.hpp"
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include <optional>
@@ -8,6 +7,7 @@
 
 #include "dp/core/log.hpp"
 #include "dp/core/shutdown.hpp"
+#include "dp/core/spawn.hpp"
 #include "dp/http_client/client.hpp"
 #include "dp/worker/launcher.hpp"
 #include "dp/worker/worker.hpp"
@@ -193,8 +193,8 @@ int run_worker(const dp::settings::common& common, const worker_settings& w,
     worker.stop();
   });
   int code = 0;
-  boost::asio::co_spawn(ioc, worker.run(), [&](std::exception_ptr e) {
-    if (e) {
+  dp::spawn(ioc.get_executor(), worker.run(), "worker", [&](bool threw) {
+    if (threw) {
       dp::log::error("the worker failed unexpectedly");
       code = 3;
     }

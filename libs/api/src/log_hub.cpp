@@ -1,12 +1,11 @@
 #include "log_hub.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 
 #include "dp/core/log.hpp"
+#include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
 
 namespace dp::api {
@@ -27,7 +26,7 @@ asio::awaitable<dp::result<void>> log_hub::start() {
   auto events = co_await sub_.subscribe(keys_.events_channel());
   if (!running_) {
     running_ = true;
-    asio::co_spawn(ex_, run(), asio::detached);
+    dp::spawn(ex_, run(), "log hub");
   }
   if (!logs) {
     co_return logs.error();

@@ -1,8 +1,6 @@
 #include "dp/api/api.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
@@ -16,9 +14,11 @@
 #include "dp/api/metrics.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
+#include "dp/core/spawn.hpp"
 #include "dp/http/json.hpp"
 #include "dp/http/stream.hpp"
 #include "dp/proto/json.hpp"
+#include "dp/proto/storage_layout.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/logbook.hpp"
 #include "dp/state/store.hpp"
@@ -310,12 +310,12 @@ struct service::impl {
   // Removes a deployment's files, then its keys (files first: keys without files are harmless,
   // files without keys would be unreachable garbage).
   asio::awaitable<dp::result<void>> remove_deployment(const proto::deployment& d) {
-    auto removed = co_await storage_->remove_prefix("__outputs/" + d.id + "/");
+    auto removed = co_await storage_->remove_prefix(proto::output_prefix(d.id));
     if (!removed) {
       co_return removed.error();
     }
     if (d.git_url.empty()) {
-      if (auto r = co_await storage_->remove(source_key(d.id)); !r) {
+      if (auto r = co_await storage_->remove(proto::source_archive_key(d.id)); !r) {
         co_return r.error();
       }
     }
@@ -366,10 +366,6 @@ struct service::impl {
 
   // ---- deployments -------------------------------------------------------------------------
 
-  static std::string source_key(std::string_view id) {
-    return fmt::format("__sources/{}.tar.gz", id);
-  }
-
   // Creates the deployment and its job; a taken immutable alias means a new id. With `archive`
   // (an uploaded tar.gz), the archive is stored first: a worker may take the job at once.
   asio::awaitable<dp::result<proto::deployment>> deploy(const proto::project& p,
@@ -405,7 +401,7 @@ struct service::impl {
                    .enqueued_at = d.created_at,
                    .mode = p.mode};
       if (archive) {
-        j.source_archive = source_key(d.id);
+        j.source_archive = proto::source_archive_key(d.id);
         storage::put_options po;
         po.content_type = "application/gzip";
         auto stored = co_await storage_->put_buffer(*j.source_archive, *archive, std::move(po));
@@ -418,7 +414,10 @@ struct service::impl {
         co_return d;
       }
       if (archive) {
-        (void)co_await storage_->remove(*j.source_archive);
+        if (auto removed = co_await storage_->remove(*j.source_archive); !removed) {
+          dp::log::warn("cannot remove the archive of a deployment not created",
+                        {{"key", *j.source_archive}, {"error", removed.error()}});
+        }
       }
       if (!r.error().is(dp::errc::conflict) || attempt == create_attempts) {
         co_return r.error();
@@ -789,7 +788,7 @@ struct service::impl {
       dp::log::warn("log stream client dropped", {{"deployment", id}, {"reason", reason}});
       target->drop(reason);
     };
-    asio::co_spawn(ex, watch_close(f, stream), asio::detached);
+    dp::spawn(ex, watch_close(f, stream), "log stream close watch");
     co_await follow(id, last, *out, *f);
     f->on_drop = nullptr;
     hub_.unfollow(f);

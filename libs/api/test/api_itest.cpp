@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 
 #include "api_itest_support.hpp"
+#include "dp/proto/storage_layout.hpp"
 
 namespace {
 
@@ -222,7 +223,7 @@ TEST_F(api, promote_rollback_and_delete) {
     s_.drive(id, {ds::cloning, ds::installing, ds::building, ds::uploading, ds::ready});
   }
   auto put = s_.on_io([&]() {
-    return s_.storage().put_buffer("__outputs/" + first + "/index.html", "<h1>1</h1>", {});
+    return s_.storage().put_buffer(dp::proto::output_key(first, "index.html"), "<h1>1</h1>", {});
   });
   ASSERT_TRUE(put);
   auto resolve = [&] {
@@ -245,9 +246,9 @@ TEST_F(api, promote_rollback_and_delete) {
   // The one in production cannot be deleted; another can, with its files.
   EXPECT_EQ(s_.request("DELETE", "/v1/deployments/" + first).status, 409);
   ASSERT_EQ(promote(second).status, 200);
-  EXPECT_TRUE(std::filesystem::exists(s_.files() / "__outputs" / first / "index.html"));
+  EXPECT_TRUE(std::filesystem::exists(s_.files() / dp::proto::output_key(first, "index.html")));
   EXPECT_EQ(s_.request("DELETE", "/v1/deployments/" + first).status, 204);
-  EXPECT_FALSE(std::filesystem::exists(s_.files() / "__outputs" / first / "index.html"));
+  EXPECT_FALSE(std::filesystem::exists(s_.files() / dp::proto::output_key(first, "index.html")));
   EXPECT_EQ(s_.request("GET", "/v1/deployments/" + first).status, 404);
 
   // A deployment of another project is refused.

@@ -2,6 +2,7 @@
 // __sources/<id>.tar.gz, the job carries source_archive, the project is created without a git
 // URL; 400 for a body that is not gzip or no project, 413 over the limit, and JSON keeps 1 MiB.
 #include "api_itest_support.hpp"
+#include "dp/proto/storage_layout.hpp"
 
 namespace {
 
@@ -53,12 +54,12 @@ TEST_F(archive_upload, stored_and_queued_with_source_archive) {
   EXPECT_EQ(d.at("project").as_string(), "site");
   EXPECT_EQ(d.at("git_url").as_string(), "");
   EXPECT_EQ(d.at("status").as_string(), "queued");
-  EXPECT_EQ(stored("__sources/" + id + ".tar.gz"), body);
+  EXPECT_EQ(stored(dp::proto::source_archive_key(id)), body);
 
   auto job = dp::proto::parse_job(std::string_view(job_text()));
   ASSERT_TRUE(job) << job.error().message;
   EXPECT_EQ(job->deployment_id, id);
-  EXPECT_EQ(job->source_archive, "__sources/" + id + ".tar.gz");
+  EXPECT_EQ(job->source_archive, dp::proto::source_archive_key(id));
   EXPECT_EQ(job->git_url, "");
 
   // The project exists, without a git URL; a JSON deploy of it is refused until it has one.
@@ -75,7 +76,7 @@ TEST_F(archive_upload, stored_and_queued_with_source_archive) {
   std::string second(body_of(again).at("id").as_string());
   EXPECT_EQ(s_.request("POST", "/v1/deployments/" + second + "/cancel").status, 202);
   EXPECT_EQ(s_.request("DELETE", "/v1/deployments/" + second).status, 204);
-  EXPECT_EQ(stored("__sources/" + second + ".tar.gz"), "<missing>");
+  EXPECT_EQ(stored(dp::proto::source_archive_key(second)), "<missing>");
 }
 
 TEST_F(archive_upload, bad_uploads) {

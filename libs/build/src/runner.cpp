@@ -19,7 +19,9 @@
 #include "dp/build/sandbox.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
+#include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
+#include "dp/proto/storage_layout.hpp"
 #include "dp/storage/object_store.hpp"
 
 namespace dp::build {
@@ -32,7 +34,6 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 constexpr std::string_view mount_point = "/build";
-constexpr std::string_view manifest_name = ".deployment.json";
 
 int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -57,7 +58,7 @@ std::string human_bytes(uint64_t n) {
 // A key the proxy could read as traversal after some normalisation, the commit marker's own name,
 // or one the storage refuses: skipped with a warning rather than failing the build.
 std::optional<std::string> refuse_key(std::string_view key) {
-  if (key == manifest_name) {
+  if (key == proto::manifest_name) {
     return "the name is reserved for the deployment manifest";
   }
   if (key.find("..") != std::string_view::npos) {
@@ -330,7 +331,7 @@ struct runner::impl {
   // Up to upload_concurrency puts at a time; the first error stops the others.
   asio::awaitable<std::optional<stop_reason>> upload(const std::vector<output_file>& files) {
     auto start = clock_type::now();
-    std::string prefix = "__outputs/" + job.deployment_id + "/";
+    std::string prefix = proto::output_prefix(job.deployment_id);
     size_t next = 0;
     std::optional<stop_reason> failed;
     auto ex = co_await asio::this_coro::executor;
@@ -351,8 +352,8 @@ struct runner::impl {
       }
     };
     for (size_t i = 0; i < workers; ++i) {
-      asio::co_spawn(ex, worker(), [&](std::exception_ptr e) {
-        if (e && !failed) {
+      dp::spawn(ex, worker(), "upload worker", [&](bool threw) {
+        if (threw && !failed) {
           failed = stop_reason{build_outcome::infrastructure, "storage: upload worker failed"};
         }
         if (--left == 0) {
@@ -388,9 +389,8 @@ struct runner::impl {
     storage::put_options po;
     po.content_type = "application/json";
     po.cache_control = std::string(cache_revalidate);
-    auto r = co_await storage.put_buffer(
-        "__outputs/" + job.deployment_id + "/" + std::string(manifest_name), proto::to_json(m),
-        std::move(po));
+    auto r = co_await storage.put_buffer(proto::manifest_key(job.deployment_id), proto::to_json(m),
+                                         std::move(po));
     if (!r) {
       co_return stop_reason{build_outcome::infrastructure,
                             "storage: manifest: " + r.error().message};
@@ -625,7 +625,10 @@ struct runner::impl {
                                    : stopped->message);
     if (stopped->ended_elsewhere) {
       say("stopped: the deployment was ended elsewhere");
-      (void)co_await sink.flush();
+      if (auto flushed = co_await sink.flush(); !flushed) {
+        dp::log::warn("build log lines not stored",
+                      {{"deployment", job.deployment_id}, {"error", flushed.error()}});
+      }
       co_return report;
     }
     say(fmt::format("build {}: {}",

@@ -2,8 +2,6 @@
 // watch.
 #include <unistd.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -12,6 +10,7 @@
 #include <cerrno>
 
 #include "dp/build/runner.hpp"
+#include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/redis/subscriber.hpp"
 #include "dp/state/logbook.hpp"
@@ -251,8 +250,8 @@ cancel_watch::~cancel_watch() {
 
 void cancel_watch::start() {
   auto ex = impl_->timer.get_executor();
-  asio::co_spawn(ex, poll_cancel(impl_), asio::detached);
-  asio::co_spawn(ex, follow_cancel(impl_), asio::detached);
+  dp::spawn(ex, poll_cancel(impl_), "cancel request poll");
+  dp::spawn(ex, follow_cancel(impl_), "cancel request follower");
 }
 
 void cancel_watch::stop() {

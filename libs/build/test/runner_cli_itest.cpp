@@ -8,6 +8,7 @@
 
 #include "dp/core/id.hpp"
 #include "dp/proto/json.hpp"
+#include "dp/proto/storage_layout.hpp"
 #include "dp/test/harness.hpp"
 
 namespace {
@@ -58,8 +59,8 @@ TEST_F(RunnerCli, JobFileWithoutRedisLogsToStdout) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("\"deployment_id\":\"" + j.deployment_id + "\""), std::string::npos);
   EXPECT_NE(r.output.find("deployment ready"), std::string::npos) << r.output;
-  EXPECT_TRUE(fs::exists(storage_.path() / "__outputs" / j.deployment_id / "index.html"));
-  EXPECT_TRUE(fs::exists(storage_.path() / "__outputs" / j.deployment_id / ".deployment.json"));
+  EXPECT_TRUE(fs::exists(storage_.path() / dp::proto::output_key(j.deployment_id, "index.html")));
+  EXPECT_TRUE(fs::exists(storage_.path() / dp::proto::manifest_key(j.deployment_id)));
 }
 
 TEST_F(RunnerCli, OriginalDesignEnvironmentWithRedis) {
@@ -76,7 +77,7 @@ TEST_F(RunnerCli, OriginalDesignEnvironmentWithRedis) {
   auto status = dp::test::redis_command(redis.port(), {"HGET", "c:deployment:" + *alias, "status"});
   ASSERT_TRUE(status) << status.error().message;
   EXPECT_EQ(*status, "ready");
-  EXPECT_TRUE(fs::exists(storage_.path() / "__outputs" / *alias / ".deployment.json"));
+  EXPECT_TRUE(fs::exists(storage_.path() / dp::proto::manifest_key(*alias)));
 }
 
 TEST_F(RunnerCli, FailedBuildExitsOne) {
@@ -107,7 +108,7 @@ TEST_F(RunnerCli, UnreachableRedisExitsThree) {
   auto r = run({"build", "--job", file.string()}, {{"REDIS_URL", closed}});
   EXPECT_EQ(r.exit_code, 3) << r.output;
   EXPECT_NE(r.output.find("unavailable"), std::string::npos) << r.output;
-  EXPECT_FALSE(fs::exists(storage_.path() / "__outputs" / j.deployment_id / ".deployment.json"));
+  EXPECT_FALSE(fs::exists(storage_.path() / dp::proto::manifest_key(j.deployment_id)));
 }
 
 TEST_F(RunnerCli, BadInputExitsTwoWithOneLine) {

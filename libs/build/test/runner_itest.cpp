@@ -19,6 +19,7 @@
 
 #include "dp/core/id.hpp"
 #include "dp/proto/json.hpp"
+#include "dp/proto/storage_layout.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/redis/subscriber.hpp"
 #include "dp/state/logbook.hpp"
@@ -247,8 +248,7 @@ TEST_F(Runner, ProjectServeModeDecidesTheManifestMode) {
   auto out = build(project(site_js), c);
   ASSERT_EQ(out.report.outcome, build_outcome::ready) << out.report.error << "\n"
                                                       << out.all_lines();
-  auto m =
-      dp::proto::parse_manifest(read_object("__outputs/" + out.record.id + "/.deployment.json"));
+  auto m = dp::proto::parse_manifest(read_object(dp::proto::manifest_key(out.record.id)));
   ASSERT_TRUE(m) << m.error().message;
   EXPECT_EQ(m->mode, dp::proto::serve_mode::static_files);
   EXPECT_NE(out.all_lines().find("mode static (the project's serve_mode"), std::string::npos)
@@ -281,8 +281,9 @@ TEST_F(Runner, NoDependencyProjectGoesLive) {
     EXPECT_NE(lines.find("; as uid 2"), std::string::npos) << "a root runner builds as its own uid";
   }
 
-  EXPECT_EQ(read_object("__outputs/" + id + "/index.html"), "<!doctype html><title>app</title>");
-  auto m = dp::proto::parse_manifest(read_object("__outputs/" + id + "/.deployment.json"));
+  EXPECT_EQ(read_object(dp::proto::output_key(id, "index.html")),
+            "<!doctype html><title>app</title>");
+  auto m = dp::proto::parse_manifest(read_object(dp::proto::manifest_key(id)));
   ASSERT_TRUE(m) << m.error().message;
   EXPECT_EQ(m->mode, dp::proto::serve_mode::spa);
   ASSERT_EQ(m->files.size(), 2u);
@@ -309,7 +310,7 @@ TEST_F(Runner, UploadsToS3) {
   auto f = asio::co_spawn(
       ioc,
       [&]() -> asio::awaitable<size_t> {
-        auto l = co_await (*s)->list("__outputs/" + out.record.id + "/");
+        auto l = co_await (*s)->list(dp::proto::output_prefix(out.record.id));
         co_return l ? l->size() : 0;
       },
       asio::use_future);
@@ -423,13 +424,13 @@ fs.writeFileSync('dist/.deployment.json', '{}');
   EXPECT_NE(lines.find("skipped 'a..b.txt'"), std::string::npos) << lines;
   EXPECT_NE(lines.find("skipped '..hidden'"), std::string::npos) << lines;
   EXPECT_NE(lines.find("skipped '.deployment.json'"), std::string::npos) << lines;
-  auto m =
-      dp::proto::parse_manifest(read_object("__outputs/" + out.record.id + "/.deployment.json"));
+  auto m = dp::proto::parse_manifest(read_object(dp::proto::manifest_key(out.record.id)));
   ASSERT_TRUE(m) << m.error().message;
   EXPECT_EQ(m->mode, dp::proto::serve_mode::static_files);
   EXPECT_EQ(m->files.size(), 2u);
   EXPECT_TRUE(m->files.contains("index.html"));
-  EXPECT_EQ(read_object("__outputs/" + out.record.id + "/passwd").find("root:"), std::string::npos);
+  EXPECT_EQ(read_object(dp::proto::output_key(out.record.id, "passwd")).find("root:"),
+            std::string::npos);
 }
 
 TEST_F(Runner, CancelStopsALongBuild) {

@@ -8,6 +8,7 @@
 
 #include "dp/core/id.hpp"
 #include "dp/proto/json.hpp"
+#include "dp/proto/storage_layout.hpp"
 #include "dp/test/harness.hpp"
 #include "tar_writer.hpp"
 
@@ -60,8 +61,8 @@ TEST_F(SourceArchive, UploadedDirectoryBuildsToReady) {
   EXPECT_NE(r.output.find("unpacked 2 files"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("cloning"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("deployment ready"), std::string::npos) << r.output;
-  EXPECT_TRUE(fs::exists(storage_.path() / "__outputs" / id / "index.html"));
-  EXPECT_TRUE(fs::exists(storage_.path() / "__outputs" / id / ".deployment.json"));
+  EXPECT_TRUE(fs::exists(storage_.path() / dp::proto::output_key(id, "index.html")));
+  EXPECT_TRUE(fs::exists(storage_.path() / dp::proto::manifest_key(id)));
 }
 
 TEST_F(SourceArchive, HostileArchiveFailsTheBuild) {
@@ -78,7 +79,7 @@ TEST_F(SourceArchive, HostileArchiveFailsTheBuild) {
     EXPECT_NE(r.output.find("source archive: archive member '" + member.name + "' refused"),
               std::string::npos)
         << r.output;
-    EXPECT_FALSE(fs::exists(storage_.path() / "__outputs" / id));
+    EXPECT_FALSE(fs::exists(storage_.path() / dp::proto::output_prefix(id)));
     EXPECT_FALSE(fs::exists(work_.path().parent_path() / "escape.txt"));
   }
   EXPECT_FALSE(fs::exists("/tmp/dp-archive-itest-escape"));

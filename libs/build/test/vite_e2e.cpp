@@ -14,6 +14,7 @@
 #include "dp/build/runner.hpp"
 #include "dp/core/id.hpp"
 #include "dp/proto/json.hpp"
+#include "dp/proto/storage_layout.hpp"
 #include "dp/storage/object_store.hpp"
 #include "dp/test/harness.hpp"
 
@@ -66,7 +67,7 @@ TEST(ViteE2e, ReactAppBuildsAndUploads) {
   EXPECT_NE(log.find("install: npm ci"), std::string::npos);
   EXPECT_NE(log.find("output directory: dist"), std::string::npos);
 
-  std::ifstream mf(storage_dir.path() / "__outputs" / job.deployment_id / ".deployment.json");
+  std::ifstream mf(storage_dir.path() / dp::proto::manifest_key(job.deployment_id));
   std::string text((std::istreambuf_iterator<char>(mf)), std::istreambuf_iterator<char>());
   auto m = dp::proto::parse_manifest(text);
   ASSERT_TRUE(m) << m.error().message;

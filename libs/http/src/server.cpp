@@ -15,6 +15,7 @@
 
 #include "detail.hpp"
 #include "dp/core/log.hpp"
+#include "dp/core/spawn.hpp"
 #include "dp/http/server.hpp"
 
 namespace dp::http {
@@ -622,19 +623,8 @@ asio::awaitable<void> server_state::accept_loop() {
     }
     // A named lambda owning the session (gcc bug 107288 with temporaries in co_spawn).
     auto session_main = [s]() -> asio::awaitable<void> { co_await s->run(); };
-    asio::co_spawn(s->strand(), session_main,
-                   [self = shared_from_this(), s](const std::exception_ptr& ep) {
-                     if (ep) {
-                       try {
-                         std::rethrow_exception(ep);
-                       } catch (const std::exception& e) {
-                         log::error("http session ended by an exception", {{"error", e.what()}});
-                       } catch (...) {
-                         log::error("http session ended by an unknown exception");
-                       }
-                     }
-                     self->remove(s);
-                   });
+    dp::spawn(s->strand(), session_main, "http session",
+              [self = shared_from_this(), s](bool) { self->remove(s); });
   }
   std::lock_guard lock(mu);
   accepting = false;
@@ -819,17 +809,7 @@ dp::result<void> server::start() {
   auto accept_main = [state = impl_->state]() -> asio::awaitable<void> {
     co_await state->accept_loop();
   };
-  asio::co_spawn(st.accept_strand, accept_main, [](const std::exception_ptr& ep) {
-    if (ep) {
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        log::error("http accept loop ended by an exception", {{"error", e.what()}});
-      } catch (...) {
-        log::error("http accept loop ended by an unknown exception");
-      }
-    }
-  });
+  dp::spawn(st.accept_strand, accept_main, "http accept loop");
   return {};
 }
 

@@ -4,6 +4,7 @@
 
 #include "detail.hpp"
 #include "dp/core/log.hpp"
+#include "dp/core/spawn.hpp"
 #include "dp/http/stream.hpp"
 
 namespace dp::http {
@@ -189,20 +190,8 @@ size_t channel::queued_bytes() const {
 namespace {
 
 // Runs a helper coroutine of a stream on its strand; `done` is set however it ends.
-template <class Awaitable>
-void spawn_part(const strand_t& strand, Awaitable part, latch& done, const char* what) {
-  asio::co_spawn(strand, std::move(part), [&done, what](const std::exception_ptr& ep) {
-    if (ep) {
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        log::error("http stream task failed", {{"task", what}, {"error", e.what()}});
-      } catch (...) {
-        log::error("http stream task failed", {{"task", what}, {"error", "unknown exception"}});
-      }
-    }
-    done.set();
-  });
+void spawn_part(const strand_t& strand, asio::awaitable<void> part, latch& done, const char* what) {
+  dp::spawn(strand, std::move(part), what, [&done](bool) { done.set(); });
 }
 
 // Calls the handler's run function; an exception ends this stream only.

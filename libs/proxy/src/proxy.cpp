@@ -14,8 +14,10 @@
 #include <utility>
 
 #include "dp/core/log.hpp"
+#include "dp/core/spawn.hpp"
 #include "dp/http/server.hpp"
 #include "dp/proto/json.hpp"
+#include "dp/proto/storage_layout.hpp"
 #include "dp/proxy/cached_file.hpp"
 #include "dp/proxy/lru.hpp"
 #include "dp/proxy/rules.hpp"
@@ -169,10 +171,6 @@ http::response backend_error(const dp::error& e) {
     return page(503, "503 Service Unavailable");
   }
   return page(502, "502 Bad Gateway");
-}
-
-std::string output_key(std::string_view id, std::string_view path) {
-  return fmt::format("__outputs/{}/{}", id, path);
 }
 
 }  // namespace
@@ -444,7 +442,7 @@ asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_pt
   if (length == 0) {
     co_return out;
   }
-  std::string key = output_key(s->deployment_id, f.path);
+  std::string key = proto::output_key(s->deployment_id, f.path);
   // A local store's larger files go out with sendfile from its own files in the page cache;
   // only small ones are worth memory (no open and fstat per request).
   bool local_store = opts.storage.kind == dp::storage::storage_url::scheme::file;
@@ -563,7 +561,7 @@ asio::awaitable<dp::result<std::shared_ptr<const site>>> proxy::impl::get_site(s
   if (auto s = sites.get(id)) {
     co_return s;
   }
-  std::string key = output_key(id, ".deployment.json");
+  std::string key = proto::manifest_key(id);
   auto fetch = [this, key]() -> asio::awaitable<dp::result<std::string>> {
     m.manifest_gets.fetch_add(1, std::memory_order_relaxed);
     dp::storage::get_options whole;
@@ -711,11 +709,7 @@ dp::result<void> proxy::start() {
   if (auto r = i.admin->start(); !r) {
     return r.error();
   }
-  asio::co_spawn(i.backend, i.follow_events(), [](std::exception_ptr e) {
-    if (e) {
-      std::rethrow_exception(e);
-    }
-  });
+  dp::spawn(i.backend, i.follow_events(), "proxy event follower");
   return {};
 }
 

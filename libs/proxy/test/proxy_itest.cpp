@@ -11,6 +11,7 @@
 #include "dp/aws/crypto.hpp"
 #include "dp/core/id.hpp"
 #include "dp/proto/json.hpp"
+#include "dp/proto/storage_layout.hpp"
 #include "dp/proxy/proxy.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/store.hpp"
@@ -180,7 +181,7 @@ class proxy_test : public ::testing::TestWithParam<std::string> {
         dp::storage::put_options po;
         po.content_type = f.content_type;
         // Named arguments: g++ 12 miscompiles temporaries inside a co_await expression.
-        std::string key = fmt::format("__outputs/{}/{}", d.id, f.path);
+        std::string key = dp::proto::output_key(d.id, f.path);
         std::string content = f.content;
         auto put = co_await (*st)->put_buffer(std::move(key), std::move(content), std::move(po));
         EXPECT_TRUE(put) << put.error().message;
@@ -189,7 +190,7 @@ class proxy_test : public ::testing::TestWithParam<std::string> {
                                                     f.cache_control};
       }
       if (with_manifest) {
-        std::string key = fmt::format("__outputs/{}/.deployment.json", d.id);
+        std::string key = dp::proto::manifest_key(d.id);
         std::string text = dp::proto::to_json(m);
         dp::storage::put_options po;
         auto put = co_await (*st)->put_buffer(std::move(key), std::move(text), std::move(po));
@@ -496,7 +497,7 @@ TEST_P(proxy_test, a_lost_object_is_a_generic_error) {
     auto st = dp::storage::open_storage(ioc.get_executor(), storage_url_, creds_);
     EXPECT_TRUE(st);
     if (st) {
-      std::string key = "__outputs/" + id + "/app.js";
+      std::string key = dp::proto::output_key(id, "app.js");
       EXPECT_TRUE(co_await (*st)->remove(std::move(key)));
     }
   });

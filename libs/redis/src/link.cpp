@@ -1,13 +1,12 @@
 #include "link.hpp"
 
 #include "dp/core/log.hpp"
+#include "dp/core/spawn.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
-#include <exception>
 
 namespace dp::redis::detail {
 
@@ -44,17 +43,8 @@ void link::start() {
     return;
   }
   started_ = true;
-  asio::co_spawn(
-      executor_, [self = shared_from_this()] { return self->loop(); },
-      [](std::exception_ptr e) {
-        if (e) {
-          try {
-            std::rethrow_exception(e);
-          } catch (const std::exception& x) {
-            dp::log::error("redis connection loop ended by an exception", {{"error", x.what()}});
-          }
-        }
-      });
+  dp::spawn(
+      executor_, [self = shared_from_this()] { return self->loop(); }, "redis connection loop");
 }
 
 void link::close() {

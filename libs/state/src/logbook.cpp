@@ -1,15 +1,15 @@
 #include "dp/state/logbook.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <charconv>
 #include <deque>
 #include <random>
 
 #include "dp/core/log.hpp"
+#include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/store.hpp"
@@ -47,7 +47,7 @@ struct log_writer::impl : std::enable_shared_from_this<impl> {
       return;
     }
     sending = true;
-    asio::co_spawn(executor, send_loop(shared_from_this()), asio::detached);
+    dp::spawn(executor, send_loop(shared_from_this()), "log batch sender");
   }
 
   static asio::awaitable<void> send_loop(std::shared_ptr<impl> self) {
@@ -74,7 +74,8 @@ struct log_writer::impl : std::enable_shared_from_this<impl> {
         log::warn("log batch not stored, retrying",
                   {{"deployment", self->deployment_id}, {"error", replies.error()}});
         asio::steady_timer wait(self->executor, delay + std::chrono::milliseconds(jitter() % 50));
-        co_await wait.async_wait(asio::use_awaitable);
+        boost::system::error_code ec;
+        co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         delay = std::min(delay * 2, self->opts.retry_max);
         continue;
       }
@@ -143,8 +144,17 @@ asio::awaitable<dp::result<int64_t>> next_log_seq(redis::client& redis, const pr
   if (r->elements().empty()) {
     co_return int64_t{1};
   }
-  const std::string& id = r->elements()[0].elements()[0].as_string();
-  co_return std::stoll(id.substr(0, id.find('-'))) + 1;
+  // The entry is [id, fields] and the id "<seq>-0"; anything else is not a logbook of ours.
+  const auto& entry = r->elements()[0].elements();
+  std::string_view id = entry.empty() ? std::string_view{} : entry[0].as_string();
+  std::string_view digits = id.substr(0, id.find('-'));
+  int64_t seq = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), seq);
+  if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() || seq < 0) {
+    co_return make_error(errc::protocol, "logbook of {}: unexpected entry id '{}'", deployment_id,
+                         id);
+  }
+  co_return seq + 1;
 }
 
 asio::awaitable<dp::result<std::vector<proto::log_event>>> read_logbook(

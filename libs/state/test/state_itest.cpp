@@ -269,6 +269,23 @@ TEST_F(state_test, logbook_keeps_every_line_in_order) {
   });
 }
 
+TEST_F(state_test, next_log_seq_reads_the_last_entry_and_refuses_a_foreign_id) {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dp::redis::client redis(ex, options_for(server_));
+    dp::proto::keys keys("t:");
+    std::string id = dp::new_deployment_id();
+    EXPECT_EQ(*co_await dp::state::next_log_seq(redis, keys, id), 1);
+    CO_ASSERT_TRUE(co_await redis.exec("XADD", keys.logbook(id), "41-0", "e", "{}"));
+    EXPECT_EQ(*co_await dp::state::next_log_seq(redis, keys, id), 42);
+    // An id past int64 (written by something else) is a protocol error, not an exception.
+    CO_ASSERT_TRUE(
+        co_await redis.exec("XADD", keys.logbook(id), "9223372036854775808-0", "e", "{}"));
+    auto seq = co_await dp::state::next_log_seq(redis, keys, id);
+    CO_ASSERT_TRUE(!seq);
+    EXPECT_TRUE(seq.error().is(dp::errc::protocol)) << seq.error().message;
+  });
+}
+
 TEST_F(state_test, logbook_survives_a_redis_restart) {
   run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     dp::redis::client redis(ex, options_for(server_));

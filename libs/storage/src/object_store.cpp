@@ -7,6 +7,7 @@
 #include <array>
 
 #include "backends.hpp"
+#include "dp/core/spawn.hpp"
 
 namespace dp::storage {
 
@@ -167,15 +168,15 @@ task<size_t> upload_directory(object_store& store, std::filesystem::path local_d
   size_t running = std::max<size_t>(1, std::min(concurrency, files.size()));
   size_t left = running;
   for (size_t i = 0; i < running; ++i) {
-    asio::co_spawn(ex, upload_worker(store, files, local_dir, key_prefix, next, failed),
-                   [&](std::exception_ptr e) {
-                     if (e && !failed) {
-                       failed = make_error(errc::internal, "upload worker failed");
-                     }
-                     if (--left == 0) {
-                       done.cancel();
-                     }
-                   });
+    dp::spawn(ex, upload_worker(store, files, local_dir, key_prefix, next, failed), "upload worker",
+              [&](bool threw) {
+                if (threw && !failed) {
+                  failed = make_error(errc::internal, "upload worker failed");
+                }
+                if (--left == 0) {
+                  done.cancel();
+                }
+              });
   }
   auto [wait_ec] = co_await done.async_wait(asio::as_tuple(asio::use_awaitable));
   (void)wait_ec;

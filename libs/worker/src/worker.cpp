@@ -1,7 +1,6 @@
 #include "dp/worker/worker.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -15,6 +14,7 @@
 
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
+#include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/redis/subscriber.hpp"
@@ -157,6 +157,28 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     }
   }
 
+  // Letting go of a job, its lease or its project's lock. A failure is logged and left to the
+  // TTLs: the lease and the lock expire, and the reaper finishes a job still listed.
+  asio::awaitable<void> finish(std::string_view id, std::string_view text,
+                               std::string_view holder) {
+    if (auto r = co_await queue.finish(id, text, holder); !r) {
+      dp::log::warn("cannot finish the job; the reaper will",
+                    {{"deployment", id}, {"error", r.error()}});
+    }
+  }
+  asio::awaitable<void> release(std::string_view id, std::string_view holder) {
+    if (auto r = co_await queue.release(id, holder); !r) {
+      dp::log::warn("cannot release the lease; it expires on its own",
+                    {{"deployment", id}, {"error", r.error()}});
+    }
+  }
+  asio::awaitable<void> unlock(const proto::job& job) {
+    if (auto r = co_await queue.unlock_project(job.project, lock_holder(job)); !r) {
+      dp::log::warn("cannot unlock the project; the lock expires on its own",
+                    {{"deployment", job.deployment_id}, {"error", r.error()}});
+    }
+  }
+
   // ---- consumer ----
 
   asio::awaitable<void> consume() {
@@ -176,18 +198,10 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         continue;
       }
       ++active;
-      asio::co_spawn(ex, handle(std::move(**taken)),
-                     [self = shared_from_this()](std::exception_ptr e) {
-                       if (e) {
-                         try {
-                           std::rethrow_exception(e);
-                         } catch (const std::exception& x) {
-                           dp::log::error("job handler failed", {{"error", x.what()}});
-                         }
-                       }
-                       --self->active;
-                       self->notify();
-                     });
+      dp::spawn(ex, handle(std::move(**taken)), "job handler", [self = shared_from_this()](bool) {
+        --self->active;
+        self->notify();
+      });
     }
     // Drain: running builds may finish until the deadline, then they are handed back.
     auto deadline = clock_type::now() + opts.drain;
@@ -215,7 +229,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     if (!parsed) {
       // It can never run: out of the processing list, or the reaper would retry it forever.
       dp::log::error("dropping an unreadable job", {{"error", parsed.error()}});
-      (void)co_await queue.finish("", text, opts.id);
+      co_await finish("", text, opts.id);
       co_return;
     }
     const std::string id = parsed->deployment_id;
@@ -229,12 +243,12 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     if (jobs.contains(id)) {
       // The same deployment twice in the processing list: the other copy is ours already.
       dp::log::warn("job held already; dropping the copy", {{"deployment", id}});
-      (void)co_await queue.finish("", text, opts.id);
+      co_await finish("", text, opts.id);
       co_return;
     }
     auto h = std::make_shared<held_job>(ex, std::move(text), std::move(*parsed));
     jobs.emplace(id, h);
-    asio::co_spawn(ex, heartbeat(h), asio::detached);
+    dp::spawn(ex, heartbeat(h), "lease heartbeat");
     if (stopping) {
       request_stop(*h, stop_reason::handed_back);
     }
@@ -264,7 +278,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     h->done = true;
     h->beat.cancel();
     if (h->locked) {
-      (void)co_await queue.unlock_project(h->job.project, lock_holder(h->job));
+      co_await unlock(h->job);
     }
     jobs.erase(id);
     // Last, once this worker has let go of the job: a re-queued job may come straight back to
@@ -277,7 +291,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
   asio::awaitable<void> requeue(const held_job& h, const requeue_plan& plan) {
     const auto& id = h.job.deployment_id;
     auto r = co_await store.requeue(h.text, plan.job);
-    (void)co_await queue.release(id, opts.id);
+    co_await release(id, opts.id);
     if (!r) {
       dp::log::error("cannot hand the job back; the reaper will",
                      {{"deployment", id}, {"error", r.error()}});
@@ -300,7 +314,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
       auto d = co_await store.get_deployment(id);
       if (!d && d.error().is(errc::not_found)) {
         dp::log::warn("dropping a job whose deployment is gone", {{"deployment", id}});
-        (void)co_await queue.finish(id, h.text, opts.id);
+        co_await finish(id, h.text, opts.id);
         co_return false;
       }
       if (!d) {
@@ -309,7 +323,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
       if (proto::is_final(d->status)) {
         dp::log::info("dropping a job whose deployment is final",
                       {{"deployment", id}, {"status", proto::to_string(d->status)}});
-        (void)co_await queue.finish(id, h.text, opts.id);
+        co_await finish(id, h.text, opts.id);
         co_return false;
       }
       auto newer = co_await queue.newer_active(h.job.project, id);
@@ -324,7 +338,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         }
         dp::log::info("build superseded", {{"deployment", id}, {"by", **newer}});
         co_await note(id, why);
-        (void)co_await queue.finish(id, h.text, opts.id);
+        co_await finish(id, h.text, opts.id);
         co_return false;
       }
       auto locked = co_await queue.lock_project(h.job.project, lock_holder(h.job), opts.lease_ttl);
@@ -367,7 +381,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
           co_return std::nullopt;  // the lease expires and the reaper takes over
         }
         dp::log::info("build canceled", {{"deployment", id}, {"reason", h.cancel_reason}});
-        (void)co_await queue.finish(id, h.text, opts.id);
+        co_await finish(id, h.text, opts.id);
         co_return std::nullopt;
       }
       case stop_reason::none:
@@ -383,7 +397,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
       dp::log::info("build ended", {{"deployment", id},
                                     {"status", proto::to_string(d->status)},
                                     {"exit", end ? end->description : failure->message}});
-      (void)co_await queue.finish(id, h.text, opts.id);
+      co_await finish(id, h.text, opts.id);
       co_return std::nullopt;
     }
     // The build ended without recording a result. Infrastructure (exit 3, killed, could not
@@ -409,7 +423,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
       co_return std::nullopt;
     }
     dp::log::warn("build failed", {{"deployment", id}, {"error", error}});
-    (void)co_await queue.finish(id, h.text, opts.id);
+    co_await finish(id, h.text, opts.id);
     co_return std::nullopt;
   }
 
@@ -533,7 +547,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
       if (!job) {
         dp::log::error("dropping an unreadable job from the processing list",
                        {{"error", job.error()}});
-        (void)co_await queue.finish("", text, claimer());
+        co_await finish("", text, claimer());
         continue;
       }
       const auto& id = job->deployment_id;
@@ -560,7 +574,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         continue;
       }
       co_await recover(*job, text);
-      (void)co_await queue.release(id, claimer());
+      co_await release(id, claimer());
     }
     missing_last_sweep = std::move(missing);
     co_return dp::result<void>{};
@@ -594,7 +608,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
       dp::log::warn("worker lost; job failed", {{"deployment", id}, {"attempts", job.attempt}});
       co_await note(id, error);
     }
-    (void)co_await queue.finish(id, text, claimer());
+    co_await finish(id, text, claimer());
   }
 };
 

@@ -1,0 +1,38 @@
+// Where deployments live in the object store: the one spelling of every storage key that
+// crosses a process boundary (the runner writes them, the proxy reads them, the api-server stores
+// and deletes them). See proto/README.md, "Go live" and "Uploaded sources".
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace dp::proto {
+
+// The manifest's file name inside a deployment's outputs; a user file of that name is refused.
+inline constexpr std::string_view manifest_name = ".deployment.json";
+
+// "__outputs/<id>/": the prefix of every file of a deployment (to list or remove them all).
+inline std::string output_prefix(std::string_view deployment_id) {
+  std::string out("__outputs/");
+  out.append(deployment_id).push_back('/');
+  return out;
+}
+
+// "__outputs/<id>/<path>": one published file; `path` is relative (manifest rules).
+inline std::string output_key(std::string_view deployment_id, std::string_view path) {
+  return output_prefix(deployment_id).append(path);
+}
+
+// "__outputs/<id>/.deployment.json": the manifest, written last (the commit marker).
+inline std::string manifest_key(std::string_view deployment_id) {
+  return output_key(deployment_id, manifest_name);
+}
+
+// "__sources/<id>.tar.gz": a directory uploaded through the API, built instead of a clone.
+inline std::string source_archive_key(std::string_view deployment_id) {
+  std::string out("__sources/");
+  out.append(deployment_id).append(".tar.gz");
+  return out;
+}
+
+}  // namespace dp::proto
