@@ -202,8 +202,8 @@ dp::result<void> check_new_project_name(std::string_view field, std::string_view
   }
   if (!proto::is_project_name(name)) {
     return bad(fmt::format(
-        "{} must not contain '--': it separates a project from a deployment in deployment URLs "
-        "(<project>--<id>)",
+        "{} must not contain '--' (nor be 'xn'): '--' separates a project from a deployment in "
+        "deployment URLs (<project>--<id>)",
         field));
   }
   return {};

@@ -236,7 +236,7 @@ struct service::impl {
       if (!is_json_type(type) && !(takes_archive && is_archive_type(type))) {
         return http::error_response(
             415, "unsupported_media_type",
-            fmt::format("the body must be application/json{}, not '{}'",
+            fmt::format("the body must be sent as Content-Type: application/json{} (got '{}')",
                         takes_archive ? " (or application/gzip: a tar.gz)" : "", type));
       }
     }

@@ -49,7 +49,8 @@ std::optional<serve_mode> parse_serve_mode(std::string_view s) noexcept {
 }
 
 bool is_project_name(std::string_view s) noexcept {
-  return is_stored_project_name(s) && s.find("--") == std::string_view::npos;
+  // "xn" would make "xn--<short id>", which browsers decode as punycode (an IDNA A-label).
+  return is_stored_project_name(s) && s.find("--") == std::string_view::npos && s != "xn";
 }
 
 bool is_stored_project_name(std::string_view s) noexcept {

@@ -74,6 +74,8 @@ TEST(proto_names, project_names) {
   }
   EXPECT_FALSE(proto::is_stored_project_name(std::string(proto::max_project_name + 1, 'a')));
   EXPECT_FALSE(proto::is_stored_project_name("-shop"));
+  EXPECT_FALSE(proto::is_project_name("xn"));
+  EXPECT_TRUE(proto::is_project_name("xn-shop"));
 }
 
 TEST(proto_names, env_names_and_paths) {

@@ -50,7 +50,8 @@ bool is_dns_label(std::string_view s) noexcept;
 // Project names are DNS labels of at most 54 characters without "--": the immutable alias
 // "<name>--<8 characters of the id>" (dp::immutable_alias) must be a DNS label too, and no
 // project name may ever equal one (they share alias:<label>). "--" also keeps out IDNA's
-// "xn--" labels. This is the rule for a new name.
+// "xn--" labels, and "xn" itself is refused ("xn--<short id>" would be one). The rule for a new
+// name.
 inline constexpr size_t max_project_name = 54;
 bool is_project_name(std::string_view s) noexcept;
 // A name a stored project may have: a new one, or one made before "--" was refused. For looking
