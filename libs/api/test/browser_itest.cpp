@@ -7,6 +7,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include "api_itest_support.hpp"
+#include "dp/proto/hash.hpp"
 
 namespace {
 
@@ -222,10 +223,16 @@ class names : public ::testing::Test {
   void write_project_record(const std::string& name) {
     auto r = s_.on_io([&]() -> asio::awaitable<dp::result<dp::redis::reply>> {
       const auto& k = s_.store().keys();
-      std::vector<std::vector<std::string>> cmds{
-          {"HSET", k.project(name), "git_url", "https://example.com/" + name + ".git", "created_at",
-           "1"},
-          {"SADD", k.projects(), name}};
+      dp::proto::project p;
+      p.name = name;
+      p.git_url = "https://example.com/" + name + ".git";
+      p.created_at = 1;
+      std::vector<std::string> hset{"HSET", k.project(name)};
+      for (auto& [f, v] : dp::proto::to_hash(p)) {
+        hset.push_back(f);
+        hset.push_back(v);
+      }
+      std::vector<std::vector<std::string>> cmds{hset, {"SADD", k.projects(), name}};
       auto r = co_await s_.redis().pipeline(std::move(cmds));
       if (!r) {
         co_return r.error();
