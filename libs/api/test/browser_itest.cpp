@@ -128,8 +128,9 @@ TEST_F(browser, rebinding_host_is_refused_in_local_mode) {
             421);
   EXPECT_FALSE(shop_exists());
   // The names of this machine pass, with any port.
-  for (std::string host : {"localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port, "localhost",
-                           "LOCALHOST:" + port, "127.0.0.2:80"}) {
+  for (const std::string& host :
+       std::vector<std::string>{"localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port,
+                                "localhost", "LOCALHOST:" + port, "127.0.0.2:80"}) {
     EXPECT_EQ(raw_status(s_.port(), "GET /v1/projects HTTP/1.1\r\nHost: " + host + "\r\n"), 200)
         << host;
   }
