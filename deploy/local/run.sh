@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole platform on this machine with the embedded defaults: set-up (idempotent), a Release
-# build of the three services and deployctl, then Redis (own data directory, AOF on), the api-server, one
+# build of the three services and deployctl, then Redis (own data directory, AOF on, a password
+# kept in the data directory), the api-server, one
 # build-runner worker (process launcher, bubblewrap sandbox) and the s3-reverse-proxy over the local
 # file store. Ctrl-C (or SIGTERM) stops everything: the services first, then Redis.
 #
@@ -19,7 +20,7 @@ for arg in "$@"; do
   case "$arg" in
     --s3) use_s3=1 ;;
     -h | --help)
-      sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -89,13 +90,26 @@ trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# Redis wants a password: every process of this machine (any user's) can reach a loopback port,
+# and Redis holds the platform (queue, aliases, logs). Made once and kept in the data directory
+# (0600, like the API token); handed to redis-server in a config file and to redis-cli in
+# REDISCLI_AUTH, never on a command line that ps shows. The services get it in REDIS_URL and log
+# the URL redacted.
+redis_password_file="$data_dir/redis-password"
+[[ -s $redis_password_file ]] ||
+  (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$redis_password_file")
+redis_password="$(cat "$redis_password_file")"
+redis_conf="$data_dir/redis.conf"
+(umask 077 && printf 'requirepass %s\n' "$redis_password" >"$redis_conf")
+chmod 600 "$redis_password_file" "$redis_conf"
 redis_port="$(free_port)"
-setsid redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$data_dir/redis" --appendonly yes \
-  --save "" --daemonize no >"$data_dir/logs/redis.log" 2>&1 &
+setsid redis-server "$redis_conf" --port "$redis_port" --bind 127.0.0.1 --dir "$data_dir/redis" \
+  --appendonly yes --save "" --daemonize no >"$data_dir/logs/redis.log" 2>&1 &
 infra_pids+=($!)
 redis_up=0
 for _ in $(seq 50); do
-  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && redis_up=1 && break
+  REDISCLI_AUTH="$redis_password" redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG &&
+    redis_up=1 && break
   sleep 0.1
 done
 if ((!redis_up)); then
@@ -103,7 +117,7 @@ if ((!redis_up)); then
   exit 1
 fi
 
-export REDIS_URL="redis://127.0.0.1:$redis_port"
+export REDIS_URL="redis://:$redis_password@127.0.0.1:$redis_port"
 export BASE_DOMAIN="${BASE_DOMAIN:-localhost}"
 export API_LISTEN="${API_LISTEN:-127.0.0.1:9000}"
 export PROXY_LISTEN="${PROXY_LISTEN:-127.0.0.1:8000}"

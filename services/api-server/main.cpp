@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "dp/api/api.hpp"
+#include "dp/api/browser.hpp"
 #include "dp/core/config.hpp"
 #include "dp/core/limits.hpp"
 #include "dp/core/log.hpp"
@@ -23,6 +24,8 @@ struct api_config {
   dp::settings::common common;
   dp::config::host_port listen;
   std::vector<std::string> api_tokens;
+  std::vector<std::string> allowed_origins;
+  std::vector<std::string> api_hosts;
   std::vector<std::string> allowed_git_protocols;
   int64_t build_timeout_s = 900;
   int64_t max_attempts = 2;
@@ -46,6 +49,33 @@ int main(int argc, char** argv) {
                 for (const auto& t : cfg.api_tokens) {
                   if (t.size() < 16) {
                     return "each token must have at least 16 characters";
+                  }
+                }
+                return std::nullopt;
+              }});
+  parser.add({.env = "API_ALLOWED_ORIGINS",
+              .help = "Comma-separated origins (https://dash.example.com) whose pages may call the "
+                      "API besides its own; a request with another Origin header is refused",
+              .apply = [&](std::string_view v) -> std::optional<std::string> {
+                cfg.allowed_origins = dp::config::split_list(v);
+                for (const auto& o : cfg.allowed_origins) {
+                  std::string_view rest = o;
+                  bool http = rest.starts_with("http://"), https = rest.starts_with("https://");
+                  rest.remove_prefix(http ? 7 : https ? 8 : 0);
+                  if ((!http && !https) || !dp::api::host_name(rest)) {
+                    return "each origin must be http(s)://host[:port], without a path";
+                  }
+                }
+                return std::nullopt;
+              }});
+  parser.add({.env = "API_HOSTS",
+              .help = "Local mode: comma-separated host names the API answers to besides "
+                      "localhost and IP addresses (others are refused against DNS rebinding)",
+              .apply = [&](std::string_view v) -> std::optional<std::string> {
+                cfg.api_hosts = dp::config::split_list(v);
+                for (const auto& h : cfg.api_hosts) {
+                  if (!dp::api::host_name(h)) {
+                    return "each entry must be a host name (with an optional :port)";
                   }
                 }
                 return std::nullopt;
@@ -95,9 +125,13 @@ int main(int argc, char** argv) {
                                      .base_domain = cfg.common.base_domain,
                                      .port = static_cast<uint16_t>(cfg.site_port)},
                             .api_tokens = cfg.api_tokens,
+                            .allowed_origins = cfg.allowed_origins,
+                            .api_hosts = cfg.api_hosts,
                             .allowed_git_protocols = cfg.allowed_git_protocols,
                             .build_timeout_s = cfg.build_timeout_s,
                             .source_max_bytes = static_cast<size_t>(cfg.source_max_mb) << 20};
+  // The name the API listens on answers too (API_LISTEN=myhost:9000).
+  api_opts.api_hosts.push_back(cfg.listen.host);
   dp::api::service api(ioc.get_executor(), redis, redis_opts, *storage, std::move(api_opts));
   dp::raise_open_files_limit();  // a descriptor per connection, log streams included
   dp::http::server server(ioc, {.listen = cfg.listen}, api.routes());

@@ -188,10 +188,23 @@ dp::result<void> apply_project_fields(proto::project& p, const json::object& o,
 }  // namespace
 
 dp::result<void> check_project_name(std::string_view field, std::string_view name) {
-  // 54, not 63: the immutable alias "<name>-<8 character short id>" must be a DNS label too.
-  if (!proto::is_project_name(name)) {
+  // 54, not 63: the immutable alias "<name>--<8 character short id>" must be a DNS label too.
+  if (!proto::is_stored_project_name(name)) {
     return bad(fmt::format(
         "{} must be a DNS label: 1 to 54 of [a-z0-9-], not starting or ending with '-'", field));
+  }
+  return {};
+}
+
+dp::result<void> check_new_project_name(std::string_view field, std::string_view name) {
+  if (auto r = check_project_name(field, name); !r) {
+    return r;
+  }
+  if (!proto::is_project_name(name)) {
+    return bad(fmt::format(
+        "{} must not contain '--' (nor be 'xn'): '--' separates a project from a deployment in "
+        "deployment URLs (<project>--<id>)",
+        field));
   }
   return {};
 }
@@ -214,7 +227,7 @@ dp::result<proto::project> parse_new_project(std::string_view body,
   if (!name->present) {
     return bad("field 'name' is missing");
   }
-  if (auto r = check_project_name("field 'name'", name->value); !r) {
+  if (auto r = check_new_project_name("field 'name'", name->value); !r) {
     return r.error();
   }
   if (!o->contains("git_url")) {

@@ -10,6 +10,7 @@
 
 #include "assets.hpp"
 #include "dp/api/auth.hpp"
+#include "dp/api/browser.hpp"
 #include "dp/api/input.hpp"
 #include "dp/api/metrics.hpp"
 #include "dp/core/id.hpp"
@@ -206,15 +207,62 @@ struct service::impl {
     return std::nullopt;
   }
 
-  // Wraps a handler with auth and metrics; `pattern` labels its metrics. A request with a body
-  // is authorized on its head already, before the body (up to SOURCE_MAX_MB) is read.
+  // What a web page must not make the API do (browser.hpp): a non-JSON body, a foreign Origin
+  // (cross-site requests and WebSocket handshakes), in local mode a foreign Host (DNS rebinding).
+  // Only the head is read, so it runs before the body too.
+  std::optional<response> refuse_from_browser(const http::request& req, bool takes_archive) const {
+    if (auto origin = req.header("origin");
+        origin && !is_allowed_origin(*origin, req.host(), opts_.allowed_origins)) {
+      return error(dp::errc::forbidden,
+                   fmt::format("Origin '{}' may not call this API: only pages of its own origin "
+                               "and of API_ALLOWED_ORIGINS may",
+                               *origin));
+    }
+    if (auto host = req.host();
+        opts_.api_tokens.empty() && host && !is_local_host(*host, opts_.api_hosts)) {
+      return http::error_response(
+          421, "misdirected_request",
+          fmt::format("Host '{}' is not a name of this API: in local mode it answers to "
+                      "localhost, IP addresses and API_HOSTS (a DNS-rebinding page is refused)",
+                      *host));
+    }
+    auto m = req.method();
+    bool changes = m == http::method::post || m == http::method::put || m == http::method::patch ||
+                   m == http::method::delete_;
+    auto length = req.header("content-length");
+    bool has_body = req.header("transfer-encoding") || (length && *length != "0");
+    if (changes && has_body) {
+      auto type = req.header("content-type").value_or("");
+      if (!is_json_type(type) && !(takes_archive && is_archive_type(type))) {
+        return http::error_response(
+            415, "unsupported_media_type",
+            fmt::format("the body must be sent as Content-Type: application/json{} (got '{}')",
+                        takes_archive ? " (or application/gzip: a tar.gz)" : "", type));
+      }
+    }
+    return std::nullopt;
+  }
+
+  std::optional<response> refuse(const http::request& req, access a, bool query_token,
+                                 bool takes_archive) const {
+    if (auto denied = authorize(req, a, query_token)) {
+      return denied;
+    }
+    return refuse_from_browser(req, takes_archive);
+  }
+
+  // Wraps a handler with auth, the browser checks and metrics; `pattern` labels its metrics. A
+  // request with a body is refused on its head already, before the body (up to SOURCE_MAX_MB)
+  // is read.
   template <class F>
   void add(http::router& r, http::method m, std::string pattern, access a, F f,
            http::route_options ro = {}) {
     bool query_token = pattern.ends_with("/logs/stream");
+    // The upload (deployctl deploy <directory>) posts a tar.gz.
+    bool takes_archive = m == http::method::post && pattern == "/v1/deployments";
     if (a != access::open) {
-      ro.admit = [this, pattern, a, query_token](const http::request& req) {
-        auto denied = authorize(req, a, query_token);
+      ro.admit = [this, pattern, a, query_token, takes_archive](const http::request& req) {
+        auto denied = refuse(req, a, query_token, takes_archive);
         if (denied) {
           metrics_.observe(pattern, req.method_name(), denied->status,
                            std::chrono::nanoseconds::zero());
@@ -224,10 +272,15 @@ struct service::impl {
     }
     r.add(
         m, pattern,
-        [this, pattern, a, f, query_token](http::request& req) -> asio::awaitable<response> {
+        [this, pattern, a, f, query_token,
+         takes_archive](http::request& req) -> asio::awaitable<response> {
           auto start = std::chrono::steady_clock::now();
           response res;
-          if (auto denied = authorize(req, a, query_token)) {
+          std::optional<response> denied;
+          if (a != access::open) {
+            denied = refuse(req, a, query_token, takes_archive);
+          }
+          if (denied) {
             res = std::move(*denied);
           } else {
             res = co_await (this->*f)(req);
@@ -449,16 +502,28 @@ struct service::impl {
     if (!p.error().is(dp::errc::not_found) || !req.git_url) {
       co_return p.error();
     }
+    if (auto r = check_new_project_name("project name", name); !r) {
+      co_return r.error();
+    }
     proto::project created;
     created.name = name;
     created.git_url = *req.git_url;
     created.created_at = state::now_ms();
     auto r = co_await store_.create_project(created);
     if (!r && r.error().is(dp::errc::conflict)) {
-      // Created by a concurrent request: use theirs if it is the same repository.
-      deploy_request again = req;
-      again.project = name;
-      co_return co_await project_for(again);
+      // Created by a concurrent request: use theirs if it is the same repository. Not there:
+      // the name is taken by an alias (the store's message says so).
+      auto theirs = co_await store_.get_project(name);
+      if (!theirs) {
+        co_return theirs.error().is(dp::errc::not_found) ? r.error() : theirs.error();
+      }
+      if (*req.git_url != theirs->git_url) {
+        co_return dp::make_error(dp::errc::conflict,
+                                 "project '{}' builds from another git URL; PATCH the project to "
+                                 "change it",
+                                 name);
+      }
+      co_return theirs;
     }
     if (!r) {
       co_return r.error();
@@ -467,8 +532,7 @@ struct service::impl {
   }
 
   asio::awaitable<response> create_deployment(http::request& req) {
-    auto type = req.header("content-type").value_or("");
-    if (type.starts_with("application/gzip") || type.starts_with("application/x-gzip")) {
+    if (is_archive_type(req.header("content-type").value_or(""))) {
       co_return co_await create_from_archive(req);
     }
     // The route's limit is the archive's; JSON keeps the server's 1 MiB.
@@ -510,13 +574,20 @@ struct service::impl {
     }
     auto p = co_await store_.get_project(*name);
     if (!p && p.error().is(dp::errc::not_found)) {
+      if (auto r = check_new_project_name("query parameter 'project'", *name); !r) {
+        co_return error(r.error());
+      }
       proto::project created;
       created.name = *name;
       created.created_at = state::now_ms();
-      // A concurrent first upload may have created it: read it back either way.
+      // A concurrent first upload may have created it: read it back either way. Still not
+      // there: the name is taken by an alias (the store's message says so).
       auto r = co_await store_.create_project(created);
       if (r || r.error().is(dp::errc::conflict)) {
         p = co_await store_.get_project(*name);
+        if (!r && !p && p.error().is(dp::errc::not_found)) {
+          p = r.error();
+        }
       } else {
         p = r.error();
       }

@@ -150,7 +150,7 @@ TEST_F(api, deploy_a_git_url_creates_the_project_and_queues_a_job) {
   EXPECT_EQ(d.at("project").as_string(), "shop");
   EXPECT_EQ(d.at("status").as_string(), "queued");
   EXPECT_EQ(d.at("url").as_string(),
-            "http://shop-" + std::string(dp::short_id(id)) + ".localhost:8000");
+            "http://shop--" + std::string(dp::short_id(id)) + ".localhost:8000");
   EXPECT_EQ(d.at("alias_url").as_string(), "http://shop.localhost:8000");
   EXPECT_EQ(r.headers["location"], "/v1/deployments/" + id);
   EXPECT_EQ(s_.request("GET", "/v1/projects/shop").status, 200);

@@ -106,6 +106,16 @@ std::string_view short_id(std::string_view deployment_id) noexcept {
   return deployment_id.substr(deployment_id.size() - 8);
 }
 
+std::string immutable_alias(std::string_view project, std::string_view deployment_id) {
+  auto id = short_id(deployment_id);
+  constexpr size_t dns_label_max = 63;
+  std::string_view sep = project.size() + 2 + id.size() <= dns_label_max ? "--" : "-";
+  std::string out;
+  out.reserve(project.size() + sep.size() + id.size());
+  out.append(project).append(sep).append(id);
+  return out;
+}
+
 uint64_t deployment_id_time_ms(std::string_view id) noexcept {
   if (!is_deployment_id(id)) {
     return 0;

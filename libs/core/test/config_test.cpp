@@ -117,6 +117,12 @@ TEST(config, redis_url_parts) {
   EXPECT_EQ(u.password, "pw");
   EXPECT_EQ(u.redacted(), "redis://user:***@cache.internal:6380/3");
   EXPECT_TRUE(dp::config::parse_redis_url("rediss://x", u).has_value());
+  // A password without an ACL user (requirepass, as deploy/local/run.sh sets it).
+  dp::config::redis_url p;
+  ASSERT_FALSE(dp::config::parse_redis_url("redis://:0a1b2c@127.0.0.1:6390", p));
+  EXPECT_EQ(p.username, "");
+  EXPECT_EQ(p.password, "0a1b2c");
+  EXPECT_EQ(p.redacted(), "redis://:***@127.0.0.1:6390/0");
 }
 
 }  // namespace

@@ -43,6 +43,16 @@ TEST(id, short_id_is_random_part) {
   EXPECT_NE(dp::short_id(b), dp::short_id(c));
 }
 
+TEST(id, immutable_alias_is_never_a_project_name) {
+  EXPECT_EQ(dp::immutable_alias("shop", "01jh5k7q3x9m2c8r4t6v0w1y3z"), "shop--6v0w1y3z");
+  // 53 characters + "--" + 8 = 63, a DNS label; 54 + "-" + 8 = 63 as well, and longer than any
+  // project name (54 at most).
+  std::string p53(53, 'a');
+  std::string p54(54, 'a');
+  EXPECT_EQ(dp::immutable_alias(p53, "01jh5k7q3x9m2c8r4t6v0w1y3z"), p53 + "--6v0w1y3z");
+  EXPECT_EQ(dp::immutable_alias(p54, "01jh5k7q3x9m2c8r4t6v0w1y3z"), p54 + "-6v0w1y3z");
+}
+
 TEST(id, rejects_bad_ids) {
   EXPECT_FALSE(dp::is_deployment_id(""));
   EXPECT_FALSE(dp::is_deployment_id("01JH5K7Q3X9M2C8R4T6V0W1Y3Z"));  // uppercase

@@ -135,7 +135,7 @@ class reader {
 
   void project_name(std::string_view key, std::string& out) {
     string(key, out);
-    if (!error_ && !is_project_name(out)) {
+    if (!error_ && !is_stored_project_name(out)) {
       fail(key, "must be a project name: 1 to 54 of [a-z0-9-], not starting or ending with '-'");
     }
   }

@@ -49,6 +49,11 @@ std::optional<serve_mode> parse_serve_mode(std::string_view s) noexcept {
 }
 
 bool is_project_name(std::string_view s) noexcept {
+  // "xn" would make "xn--<short id>", which browsers decode as punycode (an IDNA A-label).
+  return is_stored_project_name(s) && s.find("--") == std::string_view::npos && s != "xn";
+}
+
+bool is_stored_project_name(std::string_view s) noexcept {
   return s.size() <= max_project_name && is_dns_label(s);
 }
 

@@ -66,6 +66,16 @@ TEST(proto_names, project_names) {
   EXPECT_FALSE(proto::is_project_name(std::string(proto::max_project_name + 1, 'a')));
   EXPECT_FALSE(proto::is_project_name("-shop"));
   EXPECT_FALSE(proto::is_project_name("Shop"));
+  // "--" is the immutable alias's separator (and IDNA's "xn--"): not in new names, but
+  // projects made before keep working.
+  for (const char* name : {"a--b", "xn--shop", "shop--6v0w1y3z"}) {
+    EXPECT_FALSE(proto::is_project_name(name)) << name;
+    EXPECT_TRUE(proto::is_stored_project_name(name)) << name;
+  }
+  EXPECT_FALSE(proto::is_stored_project_name(std::string(proto::max_project_name + 1, 'a')));
+  EXPECT_FALSE(proto::is_stored_project_name("-shop"));
+  EXPECT_FALSE(proto::is_project_name("xn"));
+  EXPECT_TRUE(proto::is_project_name("xn-shop"));
 }
 
 TEST(proto_names, env_names_and_paths) {

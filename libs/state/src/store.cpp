@@ -65,21 +65,82 @@ redis.call('PUBLISH', KEYS[4], status_event(ARGV[1], 'queued', ARGV[5], '', proj
 return {1, cur}
 )lua";
 
+// Project names and immutable aliases share alias:<label>, and names made before the "--"
+// scheme may equal an older deployment's "<project>-<short id>": an alias that serves another
+// project's deployment is never moved or removed. A deployment without a record (deleted) owns
+// nothing. Expects ARGV[1] (the deployment id) and ARGV[2] (the project); `record` is the
+// deployment key's prefix.
+constexpr std::string_view alias_owner_lua = R"lua(
+local function other_owner(alias_key, record)
+  local cur = redis.call('GET', alias_key)
+  if not cur or cur == ARGV[1] then return false end
+  local owner = redis.call('HGET', record .. cur, 'project')
+  if owner and owner ~= ARGV[2] then return owner end
+  return false
+end
+)lua";
+
 // Production moves forward only: a build that finishes late never replaces a newer deployment
 // (ids sort by creation time). Rollback goes through set_alias instead.
-// KEYS: production alias, immutable alias, events channel. ARGV: id, project, immutable label, ts.
+// KEYS: production alias, immutable alias, events channel.
+// ARGV: id, project, immutable label, ts, deployment key prefix.
+// Returns {1} (live), {0} (a newer one is live) or {-1, label, owner} (another project's alias).
 constexpr std::string_view go_live_body = R"lua(
 local function alias_event(alias)
   return '{"v":1,"type":"alias","alias":' .. cjson.encode(alias) .. ',"deployment_id":' ..
          cjson.encode(ARGV[1]) .. ',"project":' .. cjson.encode(ARGV[2]) .. ',"ts_ms":' ..
          ARGV[4] .. '}'
 end
+local owner = other_owner(KEYS[2], ARGV[5])
+if owner then return {-1, ARGV[3], owner} end
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('PUBLISH', KEYS[3], alias_event(ARGV[3]))
+owner = other_owner(KEYS[1], ARGV[5])
+if owner then return {-1, ARGV[2], owner} end
 local cur = redis.call('GET', KEYS[1])
-if cur and cur > ARGV[1] then return 0 end
+if cur and cur > ARGV[1] then return {0} end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PUBLISH', KEYS[3], alias_event(ARGV[2]))
+return {1}
+)lua";
+
+// Promote and rollback. KEYS: alias, events channel.
+// ARGV: id, project, alias event, deployment key prefix. Returns 1, or the other owner.
+constexpr std::string_view set_alias_body = R"lua(
+local owner = other_owner(KEYS[1], ARGV[4])
+if owner then return owner end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', KEYS[2], ARGV[3])
+return 1
+)lua";
+
+// KEYS: deployment hash, logbook, cancel key, project index, immutable alias ("" for none).
+// ARGV: id. The alias goes only if it still serves this deployment.
+constexpr std::string_view delete_deployment_script = R"lua(
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+if KEYS[5] ~= '' and redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL', KEYS[5]) end
+return 1
+)lua";
+
+// KEYS: project hash, project index, production alias, projects set.
+// ARGV: name, deployment key prefix. The alias goes unless it serves another project.
+constexpr std::string_view delete_project_script = R"lua(
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SREM', KEYS[4], ARGV[1])
+local cur = redis.call('GET', KEYS[3])
+if cur then
+  local owner = redis.call('HGET', ARGV[2] .. cur, 'project')
+  if not owner or owner == ARGV[1] then redis.call('DEL', KEYS[3]) end
+end
+return 1
+)lua";
+
+// The immutable alias of a new deployment, unless a project of that name exists (one made
+// before the "--" scheme): KEYS: alias, project hash. ARGV: id.
+constexpr std::string_view reserve_alias_script = R"lua(
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
 return 1
 )lua";
 
@@ -102,9 +163,11 @@ end
 return out
 )lua";
 
-// KEYS: project hash, projects set. ARGV: name, then field/value pairs.
+// KEYS: project hash, projects set, alias:<name>. ARGV: name, then field/value pairs.
+// 0: the project exists; -1: the name is an alias already (an older deployment's URL).
 constexpr std::string_view create_project_script = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('SADD', KEYS[2], ARGV[1])
 return 1
@@ -117,6 +180,20 @@ const std::string& transition_script() {
 const std::string& requeue_script() {
   static const std::string s = std::string(status_event_lua) + std::string(requeue_body);
   return s;
+}
+const std::string& go_live_script() {
+  static const std::string s = std::string(alias_owner_lua) + std::string(go_live_body);
+  return s;
+}
+const std::string& set_alias_script() {
+  static const std::string s = std::string(alias_owner_lua) + std::string(set_alias_body);
+  return s;
+}
+
+dp::error alias_conflict(std::string_view label, std::string_view owner) {
+  return make_error(errc::conflict,
+                    "alias '{}' serves a deployment of project '{}': it is left as it is", label,
+                    owner);
 }
 
 proto::hash_fields hash_from_reply(const reply& r) {
@@ -185,9 +262,13 @@ store::store(redis::client& redis, proto::keys keys) : redis_(redis), keys_(std:
 
 task<void> store::create_project(const proto::project& p) {
   // One script: the existence check and the write cannot be split by another creator.
-  std::vector<std::string> command{
-      "EVAL", std::string(create_project_script), "2", keys_.project(p.name), keys_.projects(),
-      p.name};
+  std::vector<std::string> command{"EVAL",
+                                   std::string(create_project_script),
+                                   "3",
+                                   keys_.project(p.name),
+                                   keys_.projects(),
+                                   keys_.alias(p.name),
+                                   p.name};
   for (auto& [k, v] : proto::to_hash(p)) {
     command.push_back(std::move(k));
     command.push_back(std::move(v));
@@ -198,6 +279,12 @@ task<void> store::create_project(const proto::project& p) {
   }
   if (created->as_integer() == 0) {
     co_return make_error(errc::conflict, "project '{}' already exists", p.name);
+  }
+  if (created->as_integer() < 0) {
+    co_return make_error(errc::conflict,
+                         "the name '{}' is already the URL of a deployment (an immutable "
+                         "alias): choose another project name",
+                         p.name);
   }
   co_return dp::result<void>{};
 }
@@ -240,17 +327,20 @@ task<std::vector<std::string>> store::project_names() {
 }
 
 task<void> store::delete_project(std::string_view name) {
-  std::vector<std::vector<std::string>> commands{{"MULTI"},
-                                                 {"DEL", keys_.project(name)},
-                                                 {"DEL", keys_.project_deployments(name)},
-                                                 {"DEL", keys_.alias(name)},
-                                                 {"SREM", keys_.projects(), std::string(name)},
-                                                 {"EXEC"}};
-  auto replies = co_await redis_.pipeline(std::move(commands));
-  if (!replies) {
-    co_return replies.error();
+  std::vector<std::string> command{"EVAL",
+                                   std::string(delete_project_script),
+                                   "4",
+                                   keys_.project(name),
+                                   keys_.project_deployments(name),
+                                   keys_.alias(name),
+                                   keys_.projects(),
+                                   std::string(name),
+                                   keys_.deployment("")};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
   }
-  co_return check_pipeline(*replies, "delete project");
+  co_return dp::result<void>{};
 }
 
 task<void> store::create_deployment(proto::deployment& d, const proto::job& j) {
@@ -262,13 +352,15 @@ task<void> store::record_deployment(proto::deployment& d) {
 }
 
 task<void> store::insert_deployment(proto::deployment& d, const proto::job* j) {
-  std::string label = d.project + "-" + std::string(dp::short_id(d.id));
-  std::vector<std::string> command{"SET", keys_.alias(label), d.id, "NX"};
+  std::string label = dp::immutable_alias(d.project, d.id);
+  std::vector<std::string> command{
+      "EVAL", std::string(reserve_alias_script), "2", keys_.alias(label), keys_.project(label),
+      d.id};
   auto reserved = co_await redis_.exec(std::move(command));
   if (!reserved) {
     co_return reserved.error();
   }
-  if (reserved->is_nil()) {
+  if (reserved->as_integer() == 0) {
     co_return make_error(errc::conflict, "alias {} is taken", label);
   }
   d.alias = label;
@@ -398,41 +490,49 @@ task<void> store::set_fields(std::string_view id, const proto::hash_fields& fiel
 }
 
 task<void> store::delete_deployment(const proto::deployment& d) {
-  std::vector<std::vector<std::string>> commands{
-      {"MULTI"},
-      {"DEL", keys_.deployment(d.id), keys_.logbook(d.id), keys_.cancel(d.id)},
-      {"ZREM", keys_.project_deployments(d.project), d.id}};
-  if (d.alias) {
-    commands.push_back({"DEL", keys_.alias(*d.alias)});
+  std::vector<std::string> command{"EVAL",
+                                   std::string(delete_deployment_script),
+                                   "5",
+                                   keys_.deployment(d.id),
+                                   keys_.logbook(d.id),
+                                   keys_.cancel(d.id),
+                                   keys_.project_deployments(d.project),
+                                   d.alias ? keys_.alias(*d.alias) : std::string(),
+                                   d.id};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
   }
-  commands.push_back({"EXEC"});
-  auto replies = co_await redis_.pipeline(std::move(commands));
-  if (!replies) {
-    co_return replies.error();
-  }
-  co_return check_pipeline(*replies, "delete deployment");
+  co_return dp::result<void>{};
 }
 
 task<void> store::set_alias(std::string_view label, std::string_view project,
                             std::string_view deployment_id) {
   proto::alias_event e{std::string(label), std::string(deployment_id), std::string(project),
                        now_ms()};
-  std::vector<std::vector<std::string>> commands{
-      {"MULTI"},
-      {"SET", keys_.alias(label), std::string(deployment_id)},
-      {"PUBLISH", keys_.events_channel(), proto::to_json(e)},
-      {"EXEC"}};
-  auto replies = co_await redis_.pipeline(std::move(commands));
-  if (!replies) {
-    co_return replies.error();
+  std::vector<std::string> command{"EVAL",
+                                   set_alias_script(),
+                                   "2",
+                                   keys_.alias(label),
+                                   keys_.events_channel(),
+                                   std::string(deployment_id),
+                                   std::string(project),
+                                   proto::to_json(e),
+                                   keys_.deployment("")};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
   }
-  co_return check_pipeline(*replies, "set alias");
+  if (r->is_string()) {
+    co_return alias_conflict(label, r->as_string());
+  }
+  co_return dp::result<void>{};
 }
 
 task<void> store::go_live(const proto::deployment& d) {
-  std::string label = d.alias.value_or(d.project + "-" + std::string(dp::short_id(d.id)));
+  std::string label = d.alias.value_or(dp::immutable_alias(d.project, d.id));
   std::vector<std::string> command{"EVAL",
-                                   std::string(go_live_body),
+                                   go_live_script(),
                                    "3",
                                    keys_.alias(d.project),
                                    keys_.alias(label),
@@ -440,10 +540,15 @@ task<void> store::go_live(const proto::deployment& d) {
                                    d.id,
                                    d.project,
                                    label,
-                                   std::to_string(now_ms())};
+                                   std::to_string(now_ms()),
+                                   keys_.deployment("")};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
     co_return r.error();
+  }
+  const auto& e = r->elements();
+  if (e.size() == 3 && e[0].as_integer() < 0) {
+    co_return alias_conflict(e[1].as_string(), e[2].as_string());
   }
   co_return dp::result<void>{};
 }

@@ -32,7 +32,7 @@ TEST(record_deployment, records_without_queueing) {
         d.created_at = dp::state::now_ms();
         auto r = co_await store.record_deployment(d);
         EXPECT_TRUE(r);
-        EXPECT_EQ(d.alias, "shop-" + std::string(dp::short_id(d.id)));
+        EXPECT_EQ(d.alias, "shop--" + std::string(dp::short_id(d.id)));
         auto got = co_await store.get_deployment(d.id);
         EXPECT_TRUE(got && got->status == dp::proto::deployment_status::queued);
         EXPECT_EQ(*co_await store.queue_length(), 0);

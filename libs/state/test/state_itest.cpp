@@ -116,7 +116,7 @@ TEST_F(state_test, deployment_lifecycle_and_events) {
     auto [d, j] = make_deployment("shop");
     EXPECT_TRUE(co_await store.create_deployment(d, j));
     CO_ASSERT_TRUE(d.alias);
-    EXPECT_EQ(*d.alias, "shop-" + std::string(dp::short_id(d.id)));
+    EXPECT_EQ(*d.alias, "shop--" + std::string(dp::short_id(d.id)));
     EXPECT_EQ(*co_await store.queue_length(), 1);
     EXPECT_EQ(**co_await store.resolve_alias(*d.alias), d.id);
 

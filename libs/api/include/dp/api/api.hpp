@@ -30,6 +30,12 @@ struct options {
   site_options site;
   // Empty: local mode, loopback clients only.
   std::vector<std::string> api_tokens;
+  // Origins besides the API's own whose pages may call it ("https://dash.example.com";
+  // API_ALLOWED_ORIGINS). A request with any other Origin is refused (browser.hpp).
+  std::vector<std::string> allowed_origins;
+  // Local mode: host names besides localhost and IP addresses that the API answers to (API_HOSTS;
+  // the listen address's name). Any other Host is a DNS-rebinding page: refused with 421.
+  std::vector<std::string> api_hosts;
   std::vector<std::string> allowed_git_protocols{"https"};
   int64_t build_timeout_s = 900;
   // POST /v1/deployments with a tar.gz body (an uploaded directory); beyond: 413.

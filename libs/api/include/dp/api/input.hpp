@@ -14,9 +14,11 @@
 
 namespace dp::api {
 
-// Project names: proto::is_project_name.
+// A name that may name a project (proto::is_stored_project_name): for looking one up.
 // `what` names the value in the error ("field 'name'", "project name").
 dp::result<void> check_project_name(std::string_view what, std::string_view name);
+// A name a new project may take (proto::is_project_name: no "--").
+dp::result<void> check_new_project_name(std::string_view what, std::string_view name);
 
 // POST /v1/projects: {name, git_url, branch?, root_dir?, install_command?, build_command?,
 // output_dir?, serve_mode?, env?}. created_at is left 0 for the caller.

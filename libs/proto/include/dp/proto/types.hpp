@@ -47,10 +47,16 @@ constexpr bool can_transition(deployment_status from, deployment_status to) noex
 
 // A DNS label: [a-z0-9-]{1,63}, not starting or ending with '-'. Alias labels.
 bool is_dns_label(std::string_view s) noexcept;
-// Project names are DNS labels of at most 54 characters: the immutable alias
-// "<name>-<8 characters of the id>" must be a DNS label too.
+// Project names are DNS labels of at most 54 characters without "--": the immutable alias
+// "<name>--<8 characters of the id>" (dp::immutable_alias) must be a DNS label too, and no
+// project name may ever equal one (they share alias:<label>). "--" also keeps out IDNA's
+// "xn--" labels, and "xn" itself is refused ("xn--<short id>" would be one). The rule for a new
+// name.
 inline constexpr size_t max_project_name = 54;
 bool is_project_name(std::string_view s) noexcept;
+// A name a stored project may have: a new one, or one made before "--" was refused. For looking
+// projects up and for reading records, so that such projects stay usable.
+bool is_stored_project_name(std::string_view s) noexcept;
 
 // Environment variable names as a shell accepts them: [A-Za-z_][A-Za-z0-9_]*.
 bool is_env_name(std::string_view s) noexcept;

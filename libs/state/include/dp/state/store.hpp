@@ -40,19 +40,20 @@ class store {
   const proto::keys& keys() const noexcept { return keys_; }
   redis::client& redis() noexcept { return redis_; }
 
-  // Projects. create_project refuses an existing name with errc::conflict.
+  // Projects. create_project refuses with errc::conflict an existing name, and a name that is an
+  // alias already (alias:<name>: an older deployment's "<project>-<short id>" URL).
   task<void> create_project(const proto::project& p);
   // Rewrites every field (fields that became null are removed); the project must exist.
   task<void> save_project(const proto::project& p);
   task<proto::project> get_project(std::string_view name);
   task<std::vector<std::string>> project_names();
-  // Removes the project record, its index and its production alias (alias:<name>); deployments
-  // are the caller's business.
+  // Removes the project record, its index and its production alias (alias:<name>) unless that
+  // serves another project's deployment; deployments are the caller's business.
   task<void> delete_project(std::string_view name);
 
   // Writes the deployment (status queued), indexes it under its project, reserves its immutable
-  // alias `<project>-<short id>` with SET NX and pushes the job on the queue. errc::conflict when
-  // the alias is taken (the caller makes a new id). Fills d.alias.
+  // alias (dp::immutable_alias: `<project>--<short id>`) with SET NX and pushes the job on the
+  // queue. errc::conflict when the alias is taken (the caller makes a new id). Fills d.alias.
   task<void> create_deployment(proto::deployment& d, const proto::job& j);
   // The same without the queue: for a build that runs at once (build-runner build with
   // GIT_REPOSITORY_URL and PROJECT_ID, the original design's entrypoint).
@@ -75,13 +76,16 @@ class store {
   task<transition_outcome> requeue(std::string_view taken_job_text, const proto::job& next);
   // Sets fields that are not the status (commit, files, bytes).
   task<void> set_fields(std::string_view id, const proto::hash_fields& fields);
-  // Removes the deployment's record, logbook, index entry and immutable alias.
+  // Removes the deployment's record, logbook, index entry and immutable alias (if it still points
+  // at this deployment).
   task<void> delete_deployment(const proto::deployment& d);
 
-  // Points alias:<label> at a deployment and publishes an alias event.
+  // Points alias:<label> at a deployment of `project` and publishes an alias event; errc::conflict
+  // (nothing changed) when the alias serves another project's deployment.
   task<void> set_alias(std::string_view label, std::string_view project,
                        std::string_view deployment_id);
-  // Production and immutable aliases together, in one MULTI (the go-live step of a build).
+  // Production and immutable aliases together, in one script (the go-live step of a build);
+  // errc::conflict when either serves another project's deployment (that one is left alone).
   task<void> go_live(const proto::deployment& d);
   // The deployment id an alias points at, or nullopt.
   task<std::optional<std::string>> resolve_alias(std::string_view label);
