@@ -199,7 +199,8 @@ result<build_cgroup> build_cgroup::create(const std::string& name, const cgroup_
   if (cg.version_ == 2) {
     auto own = own_cgroup("");
     if (!own) {
-      return make_error(errc::unavailable, "cgroup v2: no entry for this process in /proc/self/cgroup");
+      return make_error(errc::unavailable,
+                        "cgroup v2: no entry for this process in /proc/self/cgroup");
     }
     auto home = (fs::path(cgroup_root) / fs::path(*own).relative_path()).lexically_normal();
     if (home.filename() == "dp-runner") {

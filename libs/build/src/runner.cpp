@@ -119,9 +119,9 @@ struct runner::impl {
   std::optional<stop_reason> interrupted;  // set by cancel() or stop()
   clock_type::time_point deadline;
   std::chrono::seconds timeout{0};
-  fs::path work;                      // the job's work directory, mounted at /build in the sandbox
-  std::optional<unsigned> build_uid;  // of install and build (gid the same), when root runs them
-  std::optional<work_fs> disk;        // the work directory's filesystem or poller (BUILD_DISK_MB)
+  fs::path work;                       // the job's work directory, mounted at /build in the sandbox
+  std::optional<unsigned> build_uid;   // of install and build (gid the same), when root runs them
+  std::optional<work_fs> disk;         // the work directory's filesystem or poller (BUILD_DISK_MB)
   std::optional<build_cgroup> cgroup;  // install and build as a whole (BUILD_MEMORY_MB...)
   build_report report;
 
@@ -620,16 +620,18 @@ struct runner::impl {
                       {{"deployment", job.deployment_id}, {"error", cg.error().message}});
       }
     }
-    auto mib = [](uint64_t b) { return b == 0 ? std::string("none") : fmt::format("{} MiB", b >> 20); };
-    say(fmt::format("limits: memory {}, processes {}{}; disk {} ({}); time {} s", mib(opts.memory_bytes),
-                    opts.pids_max == 0 ? std::string("none") : std::to_string(opts.pids_max),
-                    cgroup ? fmt::format(" ({})", cgroup->describe()) : std::string(),
-                    mib(opts.disk_bytes), disk ? disk->describe() : std::string("none"),
-                    timeout.count()));
+    auto mib = [](uint64_t b) {
+      return b == 0 ? std::string("none") : fmt::format("{} MiB", b >> 20);
+    };
+    say(fmt::format(
+        "limits: memory {}, processes {}{}; disk {} ({}); time {} s", mib(opts.memory_bytes),
+        opts.pids_max == 0 ? std::string("none") : std::to_string(opts.pids_max),
+        cgroup ? fmt::format(" ({})", cgroup->describe()) : std::string(), mib(opts.disk_bytes),
+        disk ? disk->describe() : std::string("none"), timeout.count()));
   }
 
   // The limit the build has reached, as the build's error; `st` is the command that ended, or
-  // null while it runs (the disk poller walks the directory then).
+  // null while it runs (then only the cgroup's counters and the poller's walk count).
   std::optional<std::string> limit_hit(std::string_view what, const process::exit_status* st) {
     if (cgroup) {
       auto c = cgroup->counters();
@@ -648,8 +650,9 @@ struct runner::impl {
     bool over = false;
     if (st == nullptr) {
       over = disk->kind() == disk_quota::poller && disk->full();
-    } else if (!st->success()) {
+    } else {
       // ENOSPC from the filesystem, SIGXFSZ from the file size limit, or the poller's total.
+      // Even after a command that succeeded: a tool that ignored ENOSPC leaves cut files.
       over = disk->full() || st->signal == SIGXFSZ;
     }
     if (over) {

@@ -188,8 +188,7 @@ asio::awaitable<result<work_fs>> work_fs::make(work_fs_options o) {
     }
   });
   if (!made || !made->success()) {
-    give_up(fmt::format("mkfs.ext4 failed: {}{}",
-                        made ? made->describe() : made.error().message,
+    give_up(fmt::format("mkfs.ext4 failed: {}{}", made ? made->describe() : made.error().message,
                         output.empty() ? "" : ": " + output));
     co_return std::move(w);
   }
