@@ -314,6 +314,7 @@ struct runner::impl {
       o.env = sandbox_runner_env();
       o.cwd = work.string();
     } else {
+      (*env)["TMPDIR"] = (work / "tmp").string();  // inside the disk quota, as in the sandbox
       o.argv = cmd.argv;
       o.env = std::move(*env);
       o.cwd = project_dir.string();

@@ -231,12 +231,13 @@ TEST_F(Resources, DiskQuotaFallbackPollerStopsManySmallFiles) {
   expect_nothing_left();
 }
 
-// `head | tail` holds all 4 GiB (no newline) in tail's memory; node touches 4 GiB of Buffers.
+// `head | tail` holds all 4 GiB (one line: no newline) in tail's memory; node touches 4 GiB of
+// Buffers.
 TEST_F(Resources, MemoryLimitStopsA4GiBAllocation) {
   dp::build::runner_options o;
   o.memory_bytes = uint64_t{256} << 20;
-  for (const char* cmd :
-       {"head -c 4G /dev/zero | tail -c 1; node build.js", "node alloc.js && node build.js"}) {
+  for (const char* cmd : {"head -c 4G /dev/zero | tail -n 1 > /dev/null; node build.js",
+                          "node alloc.js && node build.js"}) {
     auto out = build(cmd, o);
     if (no_cgroup(out)) {
       GTEST_SKIP() << "no cgroup can be made here: " << out.log;
