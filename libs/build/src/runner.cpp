@@ -591,8 +591,10 @@ struct runner::impl {
   asio::awaitable<std::optional<stop_reason>> make_work_dir(const fs::path& root) {
     std::error_code ec;
     fs::create_directories(root, ec);
-    auto made = co_await work_fs::make(
-        {.dir = work, .quota_bytes = opts.disk_bytes, .allow_filesystem = opts.disk_filesystem});
+    // A named local: g++ 12 frees a temporary argument of a co_await twice.
+    work_fs_options wo{
+        .dir = work, .quota_bytes = opts.disk_bytes, .allow_filesystem = opts.disk_filesystem};
+    auto made = co_await work_fs::make(std::move(wo));
     if (!made) {
       co_return stop_reason{build_outcome::infrastructure, made.error().message};
     }
