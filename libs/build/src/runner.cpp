@@ -666,11 +666,18 @@ struct runner::impl {
   }
 
   // While a command runs: an OOM kill or a refused fork stops the build at once, and so does
-  // the poller's total when no filesystem enforces the quota. Ends when canceled.
+  // the poller's total when no filesystem enforces the quota. Ends only when canceled (the
+  // command has ended), so that the command's own end is what the caller sees.
   asio::awaitable<void> watch_limits(std::string_view what) {
     auto ex = co_await asio::this_coro::executor;
     asio::steady_timer t(ex);
     for (int tick = 1;; ++tick) {
+      if (interrupted) {
+        t.expires_at(asio::steady_timer::time_point::max());
+        boost::system::error_code ec;
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        co_return;
+      }
       t.expires_after(std::chrono::milliseconds(250));
       boost::system::error_code ec;
       co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -690,7 +697,6 @@ struct runner::impl {
       if (hit) {
         say(*hit);
         interrupt(build_outcome::failed, *hit);
-        co_return;
       }
     }
   }
