@@ -40,6 +40,9 @@ struct runner_config {
   std::string sandbox = "bwrap";
   std::vector<std::string> allowed_git_protocols;
   int64_t build_timeout_s = 900;
+  int64_t build_memory_mb = 4096;
+  int64_t build_disk_mb = 10240;
+  int64_t build_pids_max = 1024;
   // worker mode
   std::string launcher = "process";
   int64_t worker_concurrency = 2;
@@ -106,6 +109,14 @@ boost::asio::awaitable<int> run_build(const runner_config& cfg, std::optional<dp
   opts.allowed_git_protocols = cfg.allowed_git_protocols;
   opts.sandbox = cfg.sandbox == "bwrap";
   opts.timeout = std::chrono::seconds(cfg.build_timeout_s);
+  opts.memory_bytes = static_cast<uint64_t>(cfg.build_memory_mb) << 20;
+  opts.disk_bytes = static_cast<uint64_t>(cfg.build_disk_mb) << 20;
+  opts.pids_max = static_cast<uint64_t>(cfg.build_pids_max);
+  // The per-uid process limit follows the cgroup's: the cgroup (which also counts the sandbox's
+  // own processes) is reached first and named in the log.
+  if (cfg.build_pids_max > 0) {
+    opts.limits.processes = static_cast<uint64_t>(cfg.build_pids_max);
+  }
 
   if (!cfg.common.redis_set) {
     // No Redis: nothing is recorded; the log goes to stdout.
@@ -232,6 +243,17 @@ int main(int argc, char** argv) {
                   "Git URL schemes a build may clone", {"https", "http", "file"});
   parser.add_int("BUILD_TIMEOUT_S", &cfg.build_timeout_s, 900, 10, 86400,
                  "Wall-clock limit of one build, in seconds");
+  // Defaults for a self-hosted box running WORKER_CONCURRENCY=2 builds: half of what the hosted
+  // services give (Vercel, Netlify and Cloudflare Pages: 8 GB), which a Next.js or CRA build
+  // fits in; 10 GiB holds a large node_modules, its npm cache and the output several times.
+  parser.add_int("BUILD_MEMORY_MB", &cfg.build_memory_mb, 4096, 0, 1 << 20,
+                 "Memory of one build as a whole (install and build, every process; no swap), "
+                 "in MiB; 0: no limit");
+  parser.add_int("BUILD_DISK_MB", &cfg.build_disk_mb, 10240, 0, 1 << 20,
+                 "Disk of one build's work directory (checkout, HOME, npm cache, /tmp), in MiB; "
+                 "0: no limit");
+  parser.add_int("BUILD_PIDS_MAX", &cfg.build_pids_max, 1024, 0, 1 << 22,
+                 "Processes and threads of one build at once; 0: no limit");
   parser.add_choice("LAUNCHER", &cfg.launcher, "process", {"process", "docker", "ecs"},
                     "worker: how builds are launched");
   parser.add_int("WORKER_CONCURRENCY", &cfg.worker_concurrency, 2, 1, 256,
@@ -246,6 +268,10 @@ int main(int argc, char** argv) {
   auto outcome = parser.parse(argc, argv, dp::config::environment_from(environ));
   if (!outcome.run) {
     return outcome.exit_code;
+  }
+  if ((cfg.build_memory_mb > 0 && cfg.build_memory_mb < 64) ||
+      (cfg.build_disk_mb > 0 && cfg.build_disk_mb < 16)) {
+    return bad_input("BUILD_MEMORY_MB must be 0 or at least 64, BUILD_DISK_MB 0 or at least 16");
   }
   const auto& args = parser.positionals();
   if (args.size() != 1 || (args[0] != "build" && args[0] != "worker")) {
@@ -267,6 +293,9 @@ int main(int argc, char** argv) {
     worker.sandbox = cfg.sandbox;
     worker.allowed_git_protocols = cfg.allowed_git_protocols;
     worker.build_timeout_s = cfg.build_timeout_s;
+    worker.build_memory_mb = cfg.build_memory_mb;
+    worker.build_disk_mb = cfg.build_disk_mb;
+    worker.build_pids_max = cfg.build_pids_max;
     // The process launcher runs this same binary's `build` mode.
     char self[4096] = {};
     auto n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);

@@ -22,6 +22,9 @@ struct worker_settings {
   std::string sandbox = "bwrap";
   std::vector<std::string> allowed_git_protocols;
   int64_t build_timeout_s = 900;
+  int64_t build_memory_mb = 4096;
+  int64_t build_disk_mb = 10240;
+  int64_t build_pids_max = 1024;
   // docker
   std::string docker_socket;
   int64_t docker_memory_mb = 0;

@@ -1,10 +1,12 @@
 #include "dp/build/runner.hpp"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -13,10 +15,12 @@
 #include <algorithm>
 #include <fstream>
 
+#include "dp/build/cgroup.hpp"
 #include "dp/build/content_type.hpp"
 #include "dp/build/git.hpp"
 #include "dp/build/plan.hpp"
 #include "dp/build/sandbox.hpp"
+#include "dp/build/work_fs.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
 #include "dp/core/spawn.hpp"
@@ -116,8 +120,10 @@ struct runner::impl {
   std::optional<stop_reason> interrupted;  // set by cancel() or stop()
   clock_type::time_point deadline;
   std::chrono::seconds timeout{0};
-  fs::path work;                      // the job's work directory, mounted at /build in the sandbox
-  std::optional<unsigned> build_uid;  // of install and build (gid the same), when root runs them
+  fs::path work;                       // the job's work directory, mounted at /build in the sandbox
+  std::optional<unsigned> build_uid;   // of install and build (gid the same), when root runs them
+  std::optional<work_fs> disk;         // the work directory's filesystem or poller (BUILD_DISK_MB)
+  std::optional<build_cgroup> cgroup;  // install and build as a whole (BUILD_MEMORY_MB...)
   build_report report;
 
   impl(proto::job j, runner_options o, storage::object_store& s, build_sink& k)
@@ -304,21 +310,26 @@ struct runner::impl {
       so.cwd = (fs::path(mount) / project_dir.lexically_relative(work)).lexically_normal().string();
       so.env = std::move(*env);
       so.uid = build_uid;
+      so.tmp_dir = work / "tmp";
       o.argv = bwrap_argv(so, cmd.argv);
       o.env = sandbox_runner_env();
       o.cwd = work.string();
     } else {
+      (*env)["TMPDIR"] = (work / "tmp").string();  // inside the disk quota, as in the sandbox
       o.argv = cmd.argv;
       o.env = std::move(*env);
       o.cwd = project_dir.string();
     }
-    auto st = co_await exec(std::move(o), false);
+    auto st = co_await exec_limited(std::move(o), what);
     if (!st) {
       co_return stop_reason{build_outcome::infrastructure,
                             fmt::format("{}: {}", what, st.error().message)};
     }
     if (interrupted) {
       co_return interrupted;
+    }
+    if (auto hit = limit_hit(what, &*st)) {
+      co_return stop_reason{build_outcome::failed, *hit};
     }
     if (!st->success()) {
       co_return failure(fmt::format("{} (`{}`)", what, cmd.display), *st);
@@ -418,6 +429,9 @@ struct runner::impl {
     std::error_code ec;
     auto root = opts.work_root.empty() ? fs::temp_directory_path(ec) : opts.work_root;
     work = root / fmt::format("dp-build-{}-{}", job.deployment_id, dp::random_hex(4));
+    if (auto s = co_await make_work_dir(root)) {
+      co_return s;
+    }
     fs::create_directories(work / "home", ec);
     if (!ec) {
       work = fs::canonical(work, ec);
@@ -471,6 +485,7 @@ struct runner::impl {
           "inside a container that is itself the sandbox");
     }
 
+    make_cgroup();
     if (auto s = co_await set_status(deployment_status::installing)) {
       co_return s;
     }
@@ -570,6 +585,165 @@ struct runner::impl {
     return {};
   }
 
+  // ---- Limits of the build as a whole (BUILD_MEMORY_MB, BUILD_PIDS_MAX, BUILD_DISK_MB) ----
+
+  // The work directory, with its disk quota: a filesystem of its own when one can be made.
+  asio::awaitable<std::optional<stop_reason>> make_work_dir(const fs::path& root) {
+    std::error_code ec;
+    fs::create_directories(root, ec);
+    // A named local: g++ 12 frees a temporary argument of a co_await twice.
+    work_fs_options wo{
+        .dir = work, .quota_bytes = opts.disk_bytes, .allow_filesystem = opts.disk_filesystem};
+    auto made = co_await work_fs::make(std::move(wo));
+    if (!made) {
+      co_return stop_reason{build_outcome::infrastructure, made.error().message};
+    }
+    disk.emplace(std::move(*made));
+    // The sandbox's /tmp, inside the quota (bubblewrap binds it; sticky as a /tmp should be).
+    fs::create_directory(work / "tmp", ec);
+    fs::permissions(work / "tmp", fs::perms::all | fs::perms::sticky_bit, ec);
+    if (ec) {
+      co_return stop_reason{build_outcome::infrastructure,
+                            fmt::format("cannot create the build's /tmp: {}", ec.message())};
+    }
+    co_return std::nullopt;
+  }
+
+  // The cgroup that install and build run in; without one the build runs on, with a warning.
+  void make_cgroup() {
+    if (opts.memory_bytes != 0 || opts.pids_max != 0) {
+      auto cg = build_cgroup::create(work.filename().string(),
+                                     {.memory_bytes = opts.memory_bytes, .pids = opts.pids_max});
+      if (cg) {
+        cgroup.emplace(std::move(*cg));
+      } else {
+        say(fmt::format("warning: memory and process limits of the build are not enforced: {}",
+                        cg.error().message));
+        dp::log::warn("no cgroup for the build",
+                      {{"deployment", job.deployment_id}, {"error", cg.error().message}});
+      }
+    }
+    auto mib = [](uint64_t b) {
+      return b == 0 ? std::string("none") : fmt::format("{} MiB", b >> 20);
+    };
+    say(fmt::format(
+        "limits: memory {}, processes {}{}; disk {} ({}); time {} s", mib(opts.memory_bytes),
+        opts.pids_max == 0 ? std::string("none") : std::to_string(opts.pids_max),
+        cgroup ? fmt::format(" ({})", cgroup->describe()) : std::string(), mib(opts.disk_bytes),
+        disk ? disk->describe() : std::string("none"), timeout.count()));
+  }
+
+  // The limit the build has reached, as the build's error; `st` is the command that ended, or
+  // null while it runs (then only the cgroup's counters and the poller's walk count).
+  std::optional<std::string> limit_hit(std::string_view what, const process::exit_status* st) {
+    if (cgroup) {
+      auto c = cgroup->counters();
+      if (c.oom_kills > 0) {
+        return fmt::format("{} stopped: memory limit of {} MiB (BUILD_MEMORY_MB) reached", what,
+                           opts.memory_bytes >> 20);
+      }
+      if (c.pids_refused > 0) {
+        return fmt::format("{} stopped: process limit of {} (BUILD_PIDS_MAX) reached", what,
+                           opts.pids_max);
+      }
+    }
+    if (!disk || disk->kind() == disk_quota::none) {
+      return std::nullopt;
+    }
+    bool over = false;
+    if (st == nullptr) {
+      over = disk->kind() == disk_quota::poller && disk->full();
+    } else {
+      // ENOSPC from the filesystem, SIGXFSZ from the file size limit, or the poller's total.
+      // Even after a command that succeeded: a tool that ignored ENOSPC leaves cut files.
+      over = disk->full() || st->signal == SIGXFSZ;
+    }
+    if (over) {
+      return fmt::format("{} stopped: disk quota of {} MiB (BUILD_DISK_MB) reached", what,
+                         disk->quota_bytes() >> 20);
+    }
+    return std::nullopt;
+  }
+
+  // While a command runs: an OOM kill or a refused fork stops the build at once, and so does
+  // the poller's total when no filesystem enforces the quota. Ends only when canceled (the
+  // command has ended), so that the command's own end is what the caller sees.
+  asio::awaitable<void> watch_limits(std::string_view what) {
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer t(ex);
+    for (int tick = 1;; ++tick) {
+      if (interrupted) {
+        t.expires_at(asio::steady_timer::time_point::max());
+        boost::system::error_code ec;
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        co_return;
+      }
+      t.expires_after(std::chrono::milliseconds(250));
+      boost::system::error_code ec;
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        co_return;
+      }
+      // The walk of a large node_modules costs tens of milliseconds: once a second.
+      bool walk = disk && disk->kind() == disk_quota::poller && tick % 4 == 0;
+      if (!cgroup && !walk) {
+        continue;
+      }
+      auto hit = cgroup ? limit_hit(what, nullptr) : std::nullopt;
+      if (!hit && walk && disk->full()) {
+        hit = fmt::format("{} stopped: disk quota of {} MiB (BUILD_DISK_MB) reached", what,
+                          disk->quota_bytes() >> 20);
+      }
+      if (hit) {
+        say(*hit);
+        interrupt(build_outcome::failed, *hit);
+      }
+    }
+  }
+
+  // exec() inside the build's cgroup, watched; whatever the command left running is killed.
+  asio::awaitable<result<process::exit_status>> exec_limited(process::options o,
+                                                             std::string_view what) {
+    if (cgroup) {
+      o.cgroup_procs = cgroup->procs_fds();
+    }
+    if (disk && disk->kind() == disk_quota::poller) {
+      o.limits.file_size_bytes =
+          std::min(o.limits.file_size_bytes.value_or(UINT64_MAX), disk->quota_bytes());
+    }
+    using namespace asio::experimental::awaitable_operators;
+    auto r = co_await (exec(std::move(o), false) || watch_limits(what));
+    // Nothing a command started outlives it: daemons, double forks, a fork bomb's remains.
+    if (cgroup) {
+      if (auto k = co_await cgroup->kill_all(); !k) {
+        dp::log::warn("cannot empty the build's cgroup",
+                      {{"deployment", job.deployment_id}, {"error", k.error().message}});
+      }
+    }
+    if (r.index() != 0) {
+      co_return make_error(errc::internal, "the limit watch ended before the command");
+    }
+    co_return std::get<0>(std::move(r));
+  }
+
+  // The cgroup (its last processes killed) and the work directory's filesystem go.
+  asio::awaitable<void> release_limits() {
+    if (cgroup) {
+      if (auto r = co_await cgroup->remove(); !r) {
+        dp::log::warn("cannot remove the build's cgroup",
+                      {{"deployment", job.deployment_id}, {"error", r.error().message}});
+      }
+      cgroup.reset();
+    }
+    if (disk) {
+      if (auto r = disk->release(); !r) {
+        dp::log::warn("cannot unmount the work directory",
+                      {{"deployment", job.deployment_id}, {"error", r.error().message}});
+      }
+      disk.reset();
+    }
+  }
+
   // Removes the work directory; a failure is logged, not fatal.
   void clean_up() {
     if (work.empty()) {
@@ -588,6 +762,7 @@ struct runner::impl {
     timeout = job.timeout_s > 0 ? std::chrono::seconds(job.timeout_s) : opts.timeout;
     deadline = started + timeout;
     auto stopped = co_await pipeline();
+    co_await release_limits();
     clean_up();
     auto finish_start = clock_type::now();
     if (!stopped && interrupted) {

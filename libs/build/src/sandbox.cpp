@@ -84,8 +84,13 @@ std::vector<std::string> bwrap_argv(const sandbox_options& o,
   for (const char* f : etc_files) {
     add({"--ro-bind-try", f, f});
   }
-  add({"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", o.work_dir.string(),
-       o.mount_point});
+  add({"--proc", "/proc", "--dev", "/dev"});
+  if (o.tmp_dir.empty()) {
+    add({"--tmpfs", "/tmp"});
+  } else {
+    add({"--bind", o.tmp_dir.string(), "/tmp"});
+  }
+  add({"--bind", o.work_dir.string(), o.mount_point});
   if (auto home = o.env.find("HOME"); home != o.env.end()) {
     add({"--dir", home->second});
   }

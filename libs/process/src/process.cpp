@@ -168,8 +168,8 @@ struct child_failure {
   int stage;
   int err;
 };
-constexpr const char* stage_names[] = {"setpgid", "prctl",     "redirect",
-                                       "chdir",   "setrlimit", "exec"};
+constexpr const char* stage_names[] = {"setpgid",   "prctl", "redirect", "chdir",
+                                       "setrlimit", "exec",  "cgroup"};
 
 struct fd_guard {
   int fd = -1;
@@ -205,12 +205,19 @@ result<std::string> resolve_program(const options& o) {
 // Between fork and exec: async-signal-safe calls only (no allocation, no locks, no logging).
 [[noreturn]] void exec_child(pid_t parent, int devnull, int out_w, int err_w, int report_w,
                              const char* exe, char* const* argv, char* const* envp, const char* cwd,
-                             const std::pair<int, uint64_t>* limits, size_t n_limits) {
+                             const std::pair<int, uint64_t>* limits, size_t n_limits,
+                             const int* cgroup_procs, size_t n_cgroups) {
   auto fail = [report_w](int stage) {
     child_failure f{stage, errno};
     [[maybe_unused]] auto n = ::write(report_w, &f, sizeof f);
     ::_exit(127);
   };
+  // Into the caller's cgroups before anything else runs ("0" names the writer itself).
+  for (size_t i = 0; i < n_cgroups; ++i) {
+    if (::write(cgroup_procs[i], "0", 1) != 1) {
+      fail(6);
+    }
+  }
   // Own process group, so that a timeout or cancel reaches every descendant with one kill().
   if (::setpgid(0, 0) != 0) {
     fail(0);
@@ -323,7 +330,8 @@ result<void> start(child& c) {
   }
   if (pid == 0) {
     exec_child(parent, devnull.fd, out_w.fd, err_w.fd, rep_w.fd, exe->c_str(), argv.data(),
-               envp.data(), o.cwd.empty() ? nullptr : o.cwd.c_str(), limits.data(), limits.size());
+               envp.data(), o.cwd.empty() ? nullptr : o.cwd.c_str(), limits.data(), limits.size(),
+               o.cgroup_procs.data(), o.cgroup_procs.size());
   }
   c.pid = pid;
   // Close our copies of the child's ends, or we would never see EOF on the pipes.

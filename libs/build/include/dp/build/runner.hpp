@@ -76,11 +76,19 @@ struct runner_options {
   bool sandbox = true;  // bubblewrap; false: the runner is already inside a container
   std::string bwrap = "bwrap";
   std::chrono::seconds timeout{900};  // used when the job has no timeout_s
-  // Applied to install and build. processes holds per uid, and never for root: see build_uid_base.
-  process::resource_limits limits{.cpu_seconds = std::nullopt,
-                                  .processes = 1024,
-                                  .file_size_bytes = uint64_t{1} << 30,
-                                  .address_space_bytes = uint64_t{16} << 30};
+  // Applied to each process of install and build. processes holds per uid, and never for root:
+  // see build_uid_base. No address-space limit: V8 reserves ~10 GiB of address space per
+  // WebAssembly memory, so RLIMIT_AS broke webpack; memory_bytes limits what is really used.
+  process::resource_limits limits{
+      .cpu_seconds = std::nullopt, .processes = 1024, .file_size_bytes = uint64_t{1} << 30};
+  // For install and build as a whole, every process included (a cgroup: cgroup.hpp). 0: none.
+  uint64_t memory_bytes = uint64_t{4} << 30;  // BUILD_MEMORY_MB; no swap
+  uint64_t pids_max = 1024;                   // BUILD_PIDS_MAX (threads count too)
+  // The work directory (checkout, HOME, npm's cache, the sandbox's /tmp): BUILD_DISK_MB.
+  uint64_t disk_bytes = uint64_t{10} << 30;
+  // A filesystem of disk_bytes per build when the runner can make one (work_fs.hpp); false: the
+  // poller only.
+  bool disk_filesystem = true;
   std::chrono::milliseconds kill_grace{1000};
   output_limits output;
   archive_limits archive;  // an uploaded source (job.source_archive)

@@ -31,6 +31,9 @@ struct sandbox_options {
   // setpriv, which gives them up. For a root runner, whose limits (RLIMIT_NPROC) would not hold
   // for uid 0. work_dir must belong to that uid. nullopt: as the caller.
   std::optional<unsigned> uid;
+  // A host directory bound at /tmp (inside the work directory, so under its disk quota); empty:
+  // a tmpfs, which costs memory.
+  std::filesystem::path tmp_dir;
 };
 
 // bwrap <options> -- <command...>. Run it with a minimal environment (sandbox_runner_env()):

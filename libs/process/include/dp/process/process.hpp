@@ -45,6 +45,10 @@ struct options {
   std::chrono::milliseconds kill_grace{1000};
   // Longer lines are cut here and marked with truncation_marker; the rest of the line is dropped.
   size_t max_line_bytes = 8192;
+  // Open descriptors of cgroup.procs files (one per cgroup v1 hierarchy, or the v2 one): the child
+  // moves itself into each between fork and exec, so everything it forks is counted from the
+  // start. The caller keeps them open until run() has returned.
+  std::vector<int> cgroup_procs;
 };
 
 inline constexpr std::string_view truncation_marker = "\u2026 [line truncated]";
