@@ -170,6 +170,10 @@ result<std::string> resolve_beneath(int dir, std::string_view rel) {
   return join(done);
 }
 
+void use_openat2_for_tests(bool on) noexcept {
+  no_openat2.store(!on, std::memory_order_relaxed);
+}
+
 result<unique_fd> open_directory(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {

@@ -207,7 +207,7 @@ TEST_F(HostilePaths, PostinstallSwapsTheRootDir) {
 
 // A root_dir through a symlink the repository itself commits (site -> /etc) is refused.
 TEST_F(HostilePaths, RootDirThroughACommittedSymlinkIsRefused) {
-  dp::test::git_repo repo({{"index.html", "<h1>site</h1>"}});
+  dp::test::git_repo repo(std::map<std::string, dp::test::git_file>{{"index.html", "<h1>"}});
   fs::create_directory_symlink("/etc", repo.path() / "site");
   auto env = dp::test::git_repo::git_env();
   for (std::vector<std::string> args : {std::vector<std::string>{"add", "-A"},

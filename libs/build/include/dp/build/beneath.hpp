@@ -35,6 +35,9 @@ result<std::string> resolve_beneath(int dir, std::string_view rel);
 // so the path must not end in a symlink. For paths the runner made itself (the work directory).
 result<unique_fd> open_directory(const std::string& path);
 
+// Tests: use the per-component walk even where openat2 exists, so that both paths are checked.
+void use_openat2_for_tests(bool on) noexcept;
+
 // The same file: device and inode.
 inline bool same_file(const struct stat& a, const struct stat& b) noexcept {
   return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
