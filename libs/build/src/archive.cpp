@@ -184,7 +184,8 @@ dp::result<archive_report> extract_tar_gz(const fs::path& archive, const fs::pat
   }
   archive_report report;
   uint64_t members = 0;
-  std::set<std::string> files;  // regular files written so far (hard link targets)
+  // Regular files written so far, with their sizes: the targets a hard link may name.
+  std::map<std::string, uint64_t> files;
   std::vector<pending_link> links;
   std::set<std::string> link_names;
   std::optional<std::string> long_name, long_link;
@@ -323,7 +324,7 @@ dp::result<archive_report> extract_tar_gz(const fs::path& archive, const fs::pat
         return r.error();
       }
       fs::permissions(target, (*mode & 0111) ? fs::perms(0755) : fs::perms(0644), ec);
-      files.insert(name);
+      files[name] = data;
       report.files++;
       report.bytes += data;
     } else if (type == '2') {
@@ -333,16 +334,24 @@ dp::result<archive_report> extract_tar_gz(const fs::path& archive, const fs::pat
       links.push_back({name, link});
       link_names.insert(name);
     } else if (type == '1') {
-      auto from = clean_name(link);
-      if (!files.count(from)) {
+      auto from = files.find(clean_name(link));
+      if (from == files.end()) {
         return refused(raw, "hard link to '" + link + "', not an earlier file of the archive");
+      }
+      // Unpacked as a copy, so it takes its target's size on disk and counts it: an archive of
+      // one large file and many links to it must not fill the disk past max_bytes.
+      uint64_t copied = from->second;
+      if (report.bytes + copied > limits.max_bytes) {
+        return dp::make_error(errc::too_large, "the archive unpacks to more than {} bytes",
+                              limits.max_bytes);
       }
       fs::create_directories(target.parent_path(), ec);
       if (!ec) {
-        fs::copy_file(dest / from, target, fs::copy_options::overwrite_existing, ec);
+        fs::copy_file(dest / from->first, target, fs::copy_options::overwrite_existing, ec);
       }
-      files.insert(name);
+      files[name] = copied;
       report.files++;
+      report.bytes += copied;
     } else {
       return refused(raw, type == '3' || type == '4' ? "device file"
                           : type == '6'              ? "FIFO"

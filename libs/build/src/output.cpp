@@ -1,13 +1,16 @@
 #include "dp/build/output.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <memory>
 
+#include "dp/build/beneath.hpp"
 #include "dp/core/json_escape.hpp"
 
 namespace dp::build {
@@ -16,10 +19,47 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr size_t max_warnings = 100;
+// Each level holds one descriptor while its subdirectories are walked.
+constexpr size_t max_depth = 128;
 
-bool inside(const fs::path& base, const fs::path& p) {
-  auto rel = p.lexically_relative(base);
-  return !rel.empty() && *rel.begin() != "..";
+dp::error sys_error(std::string_view what, std::string_view name, int err = errno) {
+  return make_error(boost::system::error_code(err, boost::system::system_category()),
+                    fmt::format("{} '{}'", what, name.empty() ? "." : name));
+}
+
+int64_t ctime_ns(const struct stat& st) {
+  return static_cast<int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec;
+}
+
+std::string join(const std::string& prefix, const std::string& name) {
+  return prefix.empty() ? name : prefix + "/" + name;
+}
+
+// The names in a directory (without "." and ".."), sorted.
+result<std::vector<std::string>> list_names(int dir, const std::string& key) {
+  int fd = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    return sys_error("list output directory", key);
+  }
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    ::close(fd);
+    return sys_error("list output directory", key);
+  }
+  std::unique_ptr<DIR, int (*)(DIR*)> closer(d, ::closedir);
+  std::vector<std::string> names;
+  errno = 0;
+  while (auto* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n != "." && n != "..") {
+      names.emplace_back(n);
+    }
+  }
+  if (errno != 0) {
+    return sys_error("list output directory", key);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 // A name the proxy can serve and a log can show: no control characters, no backslash (a path
@@ -44,23 +84,23 @@ std::string printable(std::string_view s) {
 
 class walker {
  public:
-  walker(fs::path root, const output_limits& limits) : root_(std::move(root)), limits_(limits) {}
+  walker(int root, const output_limits& limits) : root_(root), limits_(limits) {}
 
-  result<void> walk(const fs::path& dir, const std::string& prefix) {
-    std::error_code ec;
-    std::vector<fs::directory_entry> entries;
-    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-      entries.push_back(*it);
+  // `dir` is open at the directory whose key is `prefix` and whose real path (beneath the root,
+  // without symlinks) is `real_prefix`.
+  result<void> walk(int dir, const std::string& prefix, const std::string& real_prefix,
+                    size_t depth) {
+    auto names = list_names(dir, prefix);
+    if (!names) {
+      return names.error();
     }
-    if (ec) {
-      return make_error(ec,
-                        fmt::format("list output directory '{}'", prefix.empty() ? "." : prefix));
+    struct stat self {};
+    if (::fstat(dir, &self) != 0) {
+      return sys_error("stat output directory", prefix);
     }
-    std::sort(entries.begin(), entries.end());
-    chain_.push_back(dir);
-    for (const auto& entry : entries) {
-      auto name = entry.path().filename().string();
-      auto key = prefix.empty() ? name : prefix + "/" + name;
+    chain_.push_back(self);
+    for (const auto& name : *names) {
+      auto key = join(prefix, name);
       if (!acceptable_name(name)) {
         warn(fmt::format("skipped '{}': control character, backslash or invalid UTF-8 in the name",
                          printable(key)));
@@ -70,33 +110,73 @@ class walker {
         warn(fmt::format("skipped '{}': git metadata is never published", key));
         continue;
       }
-      fs::path real = entry.path();
-      auto st = entry.symlink_status(ec);
-      if (!ec && fs::is_symlink(st)) {
-        real = fs::canonical(entry.path(), ec);
-        if (ec) {
-          warn(fmt::format("skipped '{}': broken symlink", key));
-          continue;
-        }
-        if (real != root_ && !inside(root_, real)) {
+      struct stat st {};
+      if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        return sys_error("stat output file", key);
+      }
+      auto real = join(real_prefix, name);
+      bool link = S_ISLNK(st.st_mode);
+      if (link) {
+        // Resolved beneath the output directory, as the kernel would but never above it: an
+        // absolute target or one that climbs out is skipped, whatever it names on the host.
+        auto text = read_link(dir, name);
+        if (text.empty() || text.front() == '/') {
           warn(fmt::format("skipped '{}': symlink leads outside the output directory", key));
           continue;
         }
-        st = fs::status(real, ec);
+        auto target = resolve_beneath(root_, join(real_prefix, text));
+        if (!target) {
+          if (target.error().is(errc::not_found)) {
+            warn(fmt::format("skipped '{}': broken symlink", key));
+          } else if (target.error().is(errc::invalid_argument)) {
+            warn(fmt::format("skipped '{}': symlink leads outside the output directory", key));
+          } else {
+            return target.error();
+          }
+          continue;
+        }
+        real = std::move(*target);
+        auto at = open_beneath(root_, real, O_PATH);
+        if (!at || ::fstat(at->get(), &st) != 0) {
+          warn(fmt::format("skipped '{}': broken symlink", key));
+          continue;
+        }
       }
-      if (ec) {
-        return make_error(ec, fmt::format("stat output file '{}'", key));
-      }
-      if (fs::is_directory(st)) {
-        if (std::find(chain_.begin(), chain_.end(), real) != chain_.end()) {
+      // Symlinks were resolved to a path of real directories; others are opened right here.
+      auto open = [&](int flags) -> result<unique_fd> {
+        if (link) {
+          return open_beneath(root_, real, flags);
+        }
+        int fd = ::openat(dir, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+          return sys_error("open output file", key);
+        }
+        return unique_fd(fd);
+      };
+      if (S_ISDIR(st.st_mode)) {
+        if (std::any_of(chain_.begin(), chain_.end(),
+                        [&](const struct stat& s) { return same_file(s, st); })) {
           warn(fmt::format("skipped '{}': symlink loop", key));
           continue;
         }
-        if (auto r = walk(real, key); !r) {
+        if (depth + 1 >= max_depth) {
+          warn(fmt::format("skipped '{}': directories nested deeper than {}", key, max_depth));
+          continue;
+        }
+        auto sub = open(O_RDONLY | O_DIRECTORY);
+        struct stat now {};
+        if (!sub || ::fstat(sub->get(), &now) != 0 || !same_file(now, st)) {
+          return make_error(errc::conflict, "output directory '{}' changed while it was read", key);
+        }
+        if (auto r = walk(sub->get(), key, real, depth + 1); !r) {
           return r;
         }
-      } else if (fs::is_regular_file(st)) {
-        if (auto r = add(key, real); !r) {
+      } else if (S_ISREG(st.st_mode)) {
+        auto fd = open(O_RDONLY | O_NONBLOCK | O_NOCTTY);
+        if (!fd) {
+          return fd.error();
+        }
+        if (auto r = add(key, real, fd->get(), st); !r) {
           return r;
         }
       } else {
@@ -117,7 +197,19 @@ class walker {
   }
 
  private:
-  result<void> add(const std::string& key, const fs::path& file) {
+  // A symlink's target; "" (skipped as leading nowhere) when it cannot be read.
+  static std::string read_link(int dir, const std::string& name) {
+    std::string target(4096, '\0');
+    ssize_t n = ::readlinkat(dir, name.c_str(), target.data(), target.size());
+    if (n <= 0 || static_cast<size_t>(n) >= target.size()) {
+      return {};
+    }
+    target.resize(static_cast<size_t>(n));
+    return target;
+  }
+
+  result<void> add(const std::string& key, const std::string& real, int fd,
+                   const struct stat& seen) {
     // Limits are checked before hashing, so an oversized output fails fast.
     if (listing_.files.size() >= limits_.max_files) {
       return make_error(errc::too_large,
@@ -125,21 +217,30 @@ class walker {
                         "set output_dir to the directory that holds the site",
                         limits_.max_files);
     }
-    std::error_code ec;
-    auto size = fs::file_size(file, ec);
-    if (ec) {
-      return make_error(ec, fmt::format("size of output file '{}'", key));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      return sys_error("stat output file", key);
     }
+    if (!S_ISREG(st.st_mode) || !same_file(st, seen)) {
+      return make_error(errc::conflict, "output file '{}' changed while it was read", key);
+    }
+    auto size = static_cast<uint64_t>(st.st_size);
     if (listing_.total_bytes + size > limits_.max_bytes) {
       return make_error(errc::too_large, "the output is larger than {} bytes (the limit) at '{}'",
                         limits_.max_bytes, key);
     }
-    auto digest = sha256_file(file);
+    auto digest = sha256_fd(fd);
     if (!digest) {
-      return digest.error();
+      return make_error(digest.error().code,
+                        fmt::format("output file '{}': {}", key, digest.error().message));
     }
-    listing_.total_bytes += digest->second;
-    listing_.files.push_back({key, file, digest->second, std::move(digest->first)});
+    if (digest->second != size) {
+      return make_error(errc::conflict, "output file '{}' changed while it was read", key);
+    }
+    listing_.total_bytes += size;
+    listing_.files.push_back({key, real, size, std::move(digest->first),
+                              static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                              ctime_ns(st)});
     return {};
   }
 
@@ -151,25 +252,16 @@ class walker {
     }
   }
 
-  fs::path root_;
+  int root_;
   const output_limits& limits_;
   output_listing listing_;
-  std::vector<fs::path> chain_;  // directories being walked: a link back to one is a loop
+  std::vector<struct stat> chain_;  // directories being walked: a link back to one is a loop
   size_t suppressed_ = 0;
 };
 
 }  // namespace
 
-result<std::pair<std::string, uint64_t>> sha256_file(const fs::path& file) {
-  auto sys_error = [&](std::string_view what) {
-    return make_error(boost::system::error_code(errno, boost::system::system_category()),
-                      fmt::format("{} {}", what, file.string()));
-  };
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return sys_error("open");
-  }
-  std::unique_ptr<int, void (*)(int*)> closer(&fd, [](int* f) { ::close(*f); });
+result<std::pair<std::string, uint64_t>> sha256_fd(int fd) {
   std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
     return make_error(errc::internal, "sha256: OpenSSL digest initialisation failed");
@@ -182,7 +274,7 @@ result<std::pair<std::string, uint64_t>> sha256_file(const fs::path& file) {
       continue;
     }
     if (n < 0) {
-      return sys_error("read");
+      return sys_error("read", "");
     }
     if (n == 0) {
       break;
@@ -201,17 +293,38 @@ result<std::pair<std::string, uint64_t>> sha256_file(const fs::path& file) {
   return std::pair{std::move(hex), total};
 }
 
-result<output_listing> scan_output(const fs::path& dir, const output_limits& limits) {
-  std::error_code ec;
-  auto root = fs::canonical(dir, ec);
-  if (ec || !fs::is_directory(root, ec)) {
-    return make_error(errc::not_found, "output directory {} does not exist", dir.string());
-  }
-  walker w(root, limits);
-  if (auto r = w.walk(root, ""); !r) {
+result<output_listing> scan_output(int dir, const output_limits& limits) {
+  walker w(dir, limits);
+  if (auto r = w.walk(dir, "", "", 0); !r) {
     return r.error();
   }
   return w.take();
+}
+
+result<output_listing> scan_output(const fs::path& dir, const output_limits& limits) {
+  unique_fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) {
+    return make_error(errc::not_found, "output directory {} does not exist", dir.string());
+  }
+  return scan_output(fd.get(), limits);
+}
+
+result<unique_fd> open_output_file(int dir, const output_file& file) {
+  auto fd = open_beneath(dir, file.path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+  if (!fd) {
+    return make_error(errc::conflict, "output file '{}' changed after validation: {}", file.key,
+                      fd.error().message);
+  }
+  struct stat st {};
+  if (::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+      static_cast<uint64_t>(st.st_dev) != file.dev ||
+      static_cast<uint64_t>(st.st_ino) != file.ino || ctime_ns(st) != file.ctime_ns ||
+      static_cast<uint64_t>(st.st_size) != file.size) {
+    return make_error(errc::conflict,
+                      "output file '{}' changed after validation (another file, or another size)",
+                      file.key);
+  }
+  return fd;
 }
 
 }  // namespace dp::build

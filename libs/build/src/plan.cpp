@@ -1,10 +1,13 @@
 #include "dp/build/plan.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
-#include <fstream>
-#include <sstream>
+#include "dp/build/beneath.hpp"
 
 namespace dp::build {
 namespace fs = std::filesystem;
@@ -25,32 +28,61 @@ command shell(const std::string& cmd) {
   return {{"/bin/sh", "-c", cmd}, cmd};
 }
 
-bool inside(const fs::path& base, const fs::path& p) {
-  auto rel = p.lexically_relative(base);
-  return !rel.empty() && *rel.begin() != "..";
-}
+constexpr size_t max_small_file = size_t{64} << 20;  // package.json or a lockfile
 
-result<std::string> read_small_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  if (!in || !(ss << in.rdbuf())) {
-    return make_error(errc::io, "cannot read {}", p.filename().string());
+// A file of the project directory, through its descriptor: a symlink is followed only while it
+// stays inside the directory, and only a regular file is read (never a FIFO or a device).
+result<std::string> read_small_file(int dir, const std::string& name) {
+  auto rel = resolve_beneath(dir, name);
+  if (!rel) {
+    return make_error(errc::invalid_argument, "cannot read {}: {}", name, rel.error().message);
   }
-  return ss.str();
+  auto fd = open_beneath(dir, *rel, O_RDONLY | O_NONBLOCK);
+  struct stat st {};
+  if (!fd || ::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return make_error(errc::io, "cannot read {}: not a regular file", name);
+  }
+  if (static_cast<uint64_t>(st.st_size) > max_small_file) {
+    return make_error(errc::too_large, "{} is larger than {} bytes", name, max_small_file);
+  }
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd->get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return make_error(errc::io, "cannot read {}", name);
+    }
+    if (n == 0) {
+      return text;
+    }
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > max_small_file) {
+      return make_error(errc::too_large, "{} is larger than {} bytes", name, max_small_file);
+    }
+  }
 }
 
-result<boost::json::object> read_json_object(const fs::path& p) {
-  auto text = read_small_file(p);
+result<boost::json::object> read_json_object(int dir, const std::string& name) {
+  auto text = read_small_file(dir, name);
   if (!text) {
     return text.error();
   }
   boost::system::error_code ec;
   auto pkg = boost::json::parse(*text, ec);
   if (ec || !pkg.is_object()) {
-    return make_error(errc::invalid_argument, "{} is not a valid JSON object{}",
-                      p.filename().string(), ec ? ": " + ec.message() : std::string());
+    return make_error(errc::invalid_argument, "{} is not a valid JSON object{}", name,
+                      ec ? ": " + ec.message() : std::string());
   }
   return std::move(pkg.as_object());
+}
+
+// An entry of the directory, of any type (a symlink counts, whatever it points at).
+bool has_entry(int dir, const char* name) {
+  struct stat st {};
+  return ::fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 bool declared(const boost::json::value* v) {
@@ -73,7 +105,7 @@ bool declared(const boost::json::value* v) {
 // npm runs around an install, and a lockfile (if any) that lists only the project itself. A
 // lockfile npm would reject (unreadable, or out of step with package.json) is left to npm ci,
 // which says what is wrong with it.
-bool nothing_to_install(const boost::json::object& pkg, const fs::path& dir) {
+bool nothing_to_install(const boost::json::object& pkg, int dir) {
   for (const char* field : dependency_fields) {
     if (declared(pkg.if_contains(field))) {
       return false;
@@ -87,11 +119,10 @@ bool nothing_to_install(const boost::json::object& pkg, const fs::path& dir) {
     }
   }
   for (const char* name : {"package-lock.json", "npm-shrinkwrap.json"}) {
-    std::error_code ec;
-    if (!fs::exists(dir / name, ec)) {
+    if (!has_entry(dir, name)) {
       continue;
     }
-    auto lock = read_json_object(dir / name);
+    auto lock = read_json_object(dir, name);
     if (!lock) {
       return false;
     }
@@ -114,7 +145,7 @@ bool nothing_to_install(const boost::json::object& pkg, const fs::path& dir) {
 
 }  // namespace
 
-result<fs::path> resolve_inside(const fs::path& base, std::string_view rel, std::string_view what) {
+result<resolved_dir> resolve_inside(int base, std::string_view rel, std::string_view what) {
   auto bad = [&](std::string_view why) {
     return make_error(errc::invalid_argument, "{} '{}' {}", what, rel, why);
   };
@@ -131,38 +162,64 @@ result<fs::path> resolve_inside(const fs::path& base, std::string_view rel, std:
       return bad("must not contain '..'");
     }
   }
-  std::error_code ec;
-  auto root = fs::canonical(base, ec);
-  if (ec) {
-    return make_error(ec, fmt::format("resolve {}", base.string()));
+  // Symlinks are followed beneath `base` only: one that leaves it (absolute, or above it) is an
+  // error, never a lookup on the host.
+  auto real = resolve_beneath(base, rel);
+  if (!real) {
+    if (real.error().is(errc::not_found)) {
+      return make_error(errc::not_found, "{} '{}' is not a directory in the repository", what, rel);
+    }
+    if (real.error().is(errc::invalid_argument)) {
+      return bad(fmt::format("leads outside the repository (through a symlink): {}",
+                             real.error().message));
+    }
+    return real.error();
   }
-  // Follows symlinks: a link in the repository must not lead the build outside it.
-  auto target = fs::weakly_canonical(root / rel, ec);
-  if (ec) {
-    return make_error(ec, fmt::format("resolve {} '{}'", what, rel));
-  }
-  if (target != root && !inside(root, target)) {
-    return bad("leads outside the repository (through a symlink)");
-  }
-  if (!fs::is_directory(target, ec)) {
+  auto fd = open_beneath(base, *real, O_RDONLY | O_DIRECTORY);
+  if (!fd) {
+    if (fd.error().is(errc::io)) {
+      return fd.error();
+    }
     return make_error(errc::not_found, "{} '{}' is not a directory in the repository", what, rel);
   }
-  return target;
+  return resolved_dir{std::move(*real), std::move(*fd)};
 }
 
 result<build_plan> make_plan(const fs::path& repo_dir, const project_settings& s) {
+  std::error_code ec;
+  auto root = fs::canonical(repo_dir, ec);
+  if (ec) {
+    return make_error(ec, fmt::format("resolve {}", repo_dir.string()));
+  }
+  auto fd = open_directory(root.string());
+  if (!fd) {
+    return fd.error();
+  }
+  return make_plan(fd->get(), root, s);
+}
+
+result<build_plan> make_plan(int repo, const fs::path& repo_dir, const project_settings& s) {
   build_plan plan;
-  auto dir = resolve_inside(repo_dir, s.root_dir, "root_dir");
+  auto dir = resolve_inside(repo, s.root_dir, "root_dir");
   if (!dir) {
     return dir.error();
   }
-  plan.project_dir = *dir;
+  plan.project_rel = std::move(dir->rel);
+  plan.project_fd = std::move(dir->fd);
+  plan.project_dir = plan.project_rel.empty() ? repo_dir : repo_dir / plan.project_rel;
   plan.output_dir = s.output_dir;
-  bool has_package = fs::is_regular_file(plan.project_dir / "package.json");
-  auto has = [&](const char* name) { return fs::exists(plan.project_dir / name); };
+  int project = plan.project_fd.get();
+  auto has = [&](const char* name) { return has_entry(project, name); };
   std::optional<boost::json::object> pkg;
+  bool has_package = false;
+  if (has("package.json")) {
+    struct stat st {};
+    auto real = resolve_beneath(project, "package.json");
+    auto fd = real ? open_beneath(project, *real, O_PATH) : result<unique_fd>(real.error());
+    has_package = fd && ::fstat(fd->get(), &st) == 0 && S_ISREG(st.st_mode);
+  }
   if (has_package && (!s.install_command || !s.build_command)) {
-    auto parsed = read_json_object(plan.project_dir / "package.json");
+    auto parsed = read_json_object(project, "package.json");
     if (!parsed) {
       return parsed.error();
     }
@@ -178,7 +235,7 @@ result<build_plan> make_plan(const fs::path& repo_dir, const project_settings& s
     }
   } else if (!has_package) {
     plan.notes.push_back("install: skipped (no package.json)");
-  } else if (nothing_to_install(*pkg, plan.project_dir)) {
+  } else if (nothing_to_install(*pkg, project)) {
     // npm would start (about a second) only to find nothing to do.
     plan.notes.push_back(
         "install: skipped (package.json declares no dependencies and no install scripts)");
@@ -230,27 +287,43 @@ result<build_plan> make_plan(const fs::path& repo_dir, const project_settings& s
 }
 
 result<output_choice> find_output_dir(const build_plan& plan) {
+  int project = plan.project_fd.get();
+  auto chosen = [&](resolved_dir d, std::string note) {
+    auto dir = d.rel.empty() ? plan.project_dir : plan.project_dir / d.rel;
+    return output_choice{std::move(dir), std::move(d.rel), std::move(d.fd), std::move(note)};
+  };
   if (plan.output_dir) {
-    auto dir = resolve_inside(plan.project_dir, *plan.output_dir, "output_dir");
+    auto dir = resolve_inside(project, *plan.output_dir, "output_dir");
     if (!dir) {
       return dir.error();
     }
-    return output_choice{*dir, fmt::format("output directory: {} (output_dir)", *plan.output_dir)};
+    return chosen(std::move(*dir),
+                  fmt::format("output directory: {} (output_dir)", *plan.output_dir));
   }
   for (const char* name : output_candidates) {
-    std::error_code ec;
-    if (fs::is_directory(plan.project_dir / name, ec)) {
-      auto dir = resolve_inside(plan.project_dir, name, "output directory");
-      if (!dir) {
-        return dir.error();
-      }
-      return output_choice{*dir, fmt::format("output directory: {} (first of dist, build, out, "
-                                             "public that exists)",
-                                             name)};
+    struct stat st {};
+    if (::fstatat(project, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !(S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode))) {
+      continue;
     }
+    auto dir = resolve_inside(project, name, "output directory");
+    if (!dir && dir.error().is(errc::not_found) && S_ISLNK(st.st_mode)) {
+      continue;  // a dangling link, or one to a file: not an output directory
+    }
+    if (!dir) {
+      return dir.error();
+    }
+    return chosen(std::move(*dir), fmt::format("output directory: {} (first of dist, build, out, "
+                                               "public that exists)",
+                                               name));
   }
   if (plan.static_site) {
-    return output_choice{plan.project_dir, "output directory: the project directory itself"};
+    auto self = open_beneath(project, "", O_RDONLY | O_DIRECTORY);
+    if (!self) {
+      return self.error();
+    }
+    return chosen(resolved_dir{"", std::move(*self)},
+                  "output directory: the project directory itself");
   }
   return make_error(errc::not_found,
                     "no output directory after the build: none of dist, build, out, public "

@@ -339,8 +339,10 @@ struct runner::impl {
     co_return std::nullopt;
   }
 
-  // Up to upload_concurrency puts at a time; the first error stops the others.
-  asio::awaitable<std::optional<stop_reason>> upload(const std::vector<output_file>& files) {
+  // Up to upload_concurrency puts at a time; the first error stops the others. Each file is
+  // reopened beneath the output directory's descriptor and must be the inode validated.
+  asio::awaitable<std::optional<stop_reason>> upload(const std::vector<output_file>& files,
+                                                     int out_dir) {
     auto start = clock_type::now();
     std::string prefix = proto::output_prefix(job.deployment_id);
     size_t next = 0;
@@ -355,7 +357,14 @@ struct runner::impl {
         storage::put_options po;
         po.content_type = std::string(content_type(f.key));
         po.cache_control = std::string(cache_control(f.key));
-        auto r = co_await storage.put_file(prefix + f.key, f.source, std::move(po));
+        auto fd = open_output_file(out_dir, f);
+        if (!fd) {
+          if (!failed) {
+            failed = stop_reason{build_outcome::failed, "output rejected: " + fd.error().message};
+          }
+          break;
+        }
+        auto r = co_await storage.put_file(prefix + f.key, std::move(*fd), std::move(po));
         if (!r && !failed) {
           failed = stop_reason{build_outcome::infrastructure,
                                fmt::format("storage: upload of {}: {}", f.key, r.error().message)};
@@ -384,13 +393,14 @@ struct runner::impl {
   }
 
   asio::awaitable<std::optional<stop_reason>> write_manifest(
-      const fs::path& out, const std::vector<output_file>& files) {
+      const std::vector<output_file>& files) {
     auto start = clock_type::now();
     proto::manifest m;
     m.deployment_id = job.deployment_id;
     m.created_at = unix_ms();
-    std::error_code ec;
-    bool has_404 = fs::is_regular_file(out / "404.html", ec);
+    // From the validated listing, not the host path: the output is the build's tree.
+    bool has_404 = std::any_of(files.begin(), files.end(),
+                               [](const output_file& f) { return f.key == "404.html"; });
     m.mode = job.mode.value_or(has_404 ? proto::serve_mode::static_files : proto::serve_mode::spa);
     for (const auto& f : files) {
       m.files[f.key] = proto::manifest_entry{static_cast<int64_t>(f.size), f.sha256,
@@ -451,6 +461,7 @@ struct runner::impl {
       co_return fetched;
     }
 
+    // Opens the checkout (nothing of it has run yet) and the project directory within it.
     auto plan =
         make_plan(repo, {job.root_dir, job.install_command, job.build_command, job.output_dir});
     if (!plan) {
@@ -503,14 +514,15 @@ struct runner::impl {
       }
     }
 
-    // Validate: the build has ended, so the tree is stable and the runner reads it as it is.
+    // Validate: the build has ended, but the tree is its own: everything is read beneath the
+    // project directory's descriptor, opened by make_plan before install ran (plan.hpp).
     auto start = clock_type::now();
     auto out = find_output_dir(*plan);
     if (!out) {
       co_return stop_reason{build_outcome::failed, out.error().message};
     }
     say(out->note);
-    auto listing = scan_output(out->dir, opts.output);
+    auto listing = scan_output(out->fd.get(), opts.output);
     if (!listing) {
       co_return stop_reason{build_outcome::failed, "output rejected: " + listing.error().message};
     }
@@ -539,14 +551,14 @@ struct runner::impl {
     if (auto s = co_await set_status(deployment_status::uploading)) {
       co_return s;
     }
-    if (auto s = co_await upload(files)) {
+    if (auto s = co_await upload(files, out->fd.get())) {
       co_return s;
     }
     if (interrupted) {
       co_return interrupted;
     }
     // The commit marker, last: without it the proxy serves nothing of this deployment.
-    if (auto s = co_await write_manifest(out->dir, files)) {
+    if (auto s = co_await write_manifest(files)) {
       co_return s;
     }
     co_return std::nullopt;

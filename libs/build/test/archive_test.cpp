@@ -118,6 +118,49 @@ TEST_F(Archive, HostileMembersAreRefused) {
   EXPECT_FALSE(fs::exists("/tmp/dp-archive-evil"));
 }
 
+// GNU tar stores a file's further names as hard-link members. Each is unpacked as a copy, so each
+// counts its target's full size against max_bytes: one 8 MiB file and 400 links to it (3.2 GB on
+// disk) is refused once the copies pass the limit, having written no more than it.
+TEST_F(Archive, HardLinksCountTheirFullSize) {
+  auto src = dir_.path() / "links";
+  fs::create_directories(src);
+  {
+    std::ofstream big(src / "big.bin", std::ios::binary);
+    std::string mib(1 << 20, 'x');
+    for (int i = 0; i < 8; ++i) {
+      big << mib;
+    }
+  }
+  for (int i = 0; i < 400; ++i) {
+    fs::create_hard_link(src / "big.bin", src / ("link-" + std::to_string(i)));
+  }
+  auto file = dir_.path() / "links.tar.gz";
+  auto tar = dp::test::run(
+      {"tar", "--create", "--gzip", "--file", file.string(), "--directory", src.string(), "."});
+  ASSERT_EQ(tar.exit_code, 0) << tar.output;
+  ASSERT_LT(fs::file_size(file), uint64_t{1} << 20) << "links are stored as links, not copies";
+
+  const uint64_t limit = uint64_t{64} << 20;
+  auto r = dp::build::extract_tar_gz(file, tree(), {.max_bytes = limit});
+  ASSERT_FALSE(r) << "unpacked " << (r ? r->bytes : 0) << " bytes";
+  EXPECT_TRUE(r.error().is(dp::errc::too_large)) << r.error().message;
+  uint64_t written = 0;
+  for (const auto& e : fs::recursive_directory_iterator(tree())) {
+    if (e.is_regular_file()) {
+      written += e.file_size();
+    }
+  }
+  EXPECT_LE(written, limit);
+
+  // Within the limit, a hard link is a file of its own, and its bytes are counted.
+  auto ok = extract(
+      {{.name = "a.txt", .content = "hello"}, {.name = "b.txt", .type = '1', .link = "a.txt"}});
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->files, 2u);
+  EXPECT_EQ(ok->bytes, 10u);
+  EXPECT_EQ(slurp(tree() / "b.txt"), "hello");
+}
+
 TEST_F(Archive, LimitsAndGarbage) {
   auto big = extract({{.name = "a", .content = std::string(5000, 'a')}}, {.max_bytes = 4096});
   ASSERT_FALSE(big);

@@ -1,7 +1,9 @@
 #include "dp/build/output.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -67,7 +69,71 @@ TEST_F(Output, SymlinksInsideArePublishedAsTheirTarget) {
   ASSERT_TRUE(l) << l.error().message;
   EXPECT_EQ(keys(*l), (std::vector<std::string>{"app-link.js", "assets/app.js", "static/app.js"}));
   EXPECT_EQ(l->files[0].sha256, sha_abc);
-  EXPECT_EQ(l->files[0].source, fs::canonical(out() / "assets/app.js"));
+  EXPECT_EQ(l->files[0].path, "assets/app.js");
+}
+
+// Links to links, through a directory link, and up and back down: resolved beneath the output
+// directory as the kernel would, to a path of real directories.
+TEST_F(Output, SymlinkChainsInsideResolveToTheRealFile) {
+  write("assets/js/app.js", "abc");
+  fs::create_directory_symlink("assets/js", out() / "js");
+  fs::create_symlink("js/app.js", out() / "first.js");
+  fs::create_symlink("../first.js", out() / "assets/second.js");
+  fs::create_symlink("js/../../assets/js/app.js", out() / "assets/third.js");
+  auto l = scan_output(out());
+  ASSERT_TRUE(l) << l.error().message;
+  EXPECT_EQ(keys(*l), (std::vector<std::string>{"assets/js/app.js", "assets/second.js",
+                                                "assets/third.js", "first.js", "js/app.js"}));
+  for (const auto& f : l->files) {
+    EXPECT_EQ(f.path, "assets/js/app.js") << f.key;
+    EXPECT_EQ(f.sha256, sha_abc) << f.key;
+  }
+  // A link through a directory link that leaves: skipped, whatever it names on the host.
+  fs::create_directory_symlink("/etc", out() / "etc");
+  fs::create_symlink("etc/passwd", out() / "via-etc");
+  fs::create_symlink("assets/../../x", out() / "climbs-out");
+  l = scan_output(out());
+  ASSERT_TRUE(l) << l.error().message;
+  EXPECT_EQ(l->files.size(), 5u);
+  EXPECT_TRUE(warned(*l, "'via-etc': symlink leads outside"));
+  EXPECT_TRUE(warned(*l, "'climbs-out': symlink leads outside"));
+}
+
+// What the upload reads is the inode validated: a file swapped afterwards, for a symlink to a
+// secret or for another file (even of the same size), is refused, never read.
+TEST_F(Output, UploadReopensOnlyTheValidatedFile) {
+  dp::test::temp_dir outside{"dp-output-secret"};
+  std::ofstream(outside.path() / "secret.txt") << "SECRET";
+  write("a.txt", "abc");
+  write("b.txt", "abc");
+  write("sub/c.txt", "abc");
+  dp::unique_fd dir(::open(out().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(dir);
+  auto l = scan_output(dir.get());
+  ASSERT_TRUE(l) << l.error().message;
+  ASSERT_EQ(l->files.size(), 3u);
+
+  // Untouched: the same bytes.
+  auto same = open_output_file(dir.get(), l->files[0]);
+  ASSERT_TRUE(same) << same.error().message;
+  char buf[16] = {};
+  EXPECT_EQ(::read(same->get(), buf, sizeof buf), 3);
+  EXPECT_EQ(std::string(buf, 3), "abc");
+
+  // a.txt becomes a symlink to the secret; b.txt another file of the same size; the directory
+  // sub becomes a symlink to the secret's directory.
+  fs::rename(out() / "a.txt", out() / "a.moved");
+  fs::create_symlink(outside.path() / "secret.txt", out() / "a.txt");
+  fs::rename(out() / "b.txt", out() / "b.moved");  // kept, so its inode number is not reused
+  write("b.txt", "xyz");
+  fs::rename(out() / "sub", out() / "sub.moved");
+  fs::create_directory_symlink(outside.path(), out() / "sub");
+  std::ofstream(outside.path() / "c.txt") << "abc";
+  for (const auto& f : l->files) {
+    auto fd = open_output_file(dir.get(), f);
+    ASSERT_FALSE(fd) << f.key << " was opened after the swap";
+    EXPECT_TRUE(fd.error().is(dp::errc::conflict)) << fd.error().message;
+  }
 }
 
 TEST_F(Output, SymlinksLeavingTheOutputAreSkipped) {

@@ -720,10 +720,13 @@ class client::impl : public std::enable_shared_from_this<impl> {
       t->in_length = t->body.size();
       upload = true;
     } else if (auto* f = std::get_if<file_region>(&req.body)) {
-      t->in_fd = ::open(f->path.c_str(), O_RDONLY | O_CLOEXEC);
+      t->in_fd = f->fd >= 0 ? ::fcntl(f->fd, F_DUPFD_CLOEXEC, 0)
+                            : ::open(f->path.c_str(), O_RDONLY | O_CLOEXEC);
       struct stat st {};
       if (t->in_fd < 0 || ::fstat(t->in_fd, &st) != 0) {
-        return dp::make_error(errc::io, "open {}: {}", f->path.string(), std::strerror(errno));
+        return dp::make_error(errc::io, "open {}: {}",
+                              f->fd >= 0 ? "the request body's file" : f->path.string(),
+                              std::strerror(errno));
       }
       auto size = static_cast<uint64_t>(st.st_size);
       if (f->offset > size || (f->length && *f->length > size - f->offset)) {

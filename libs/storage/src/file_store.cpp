@@ -21,6 +21,7 @@
 #include "backends.hpp"
 #include "dp/aws/crypto.hpp"
 #include "dp/core/id.hpp"
+#include "dp/core/unique_fd.hpp"
 
 namespace dp::storage {
 namespace {
@@ -43,22 +44,6 @@ dp::error errno_error(std::string_view what, const fs::path& p, int err = errno)
   }
   return make_error(errc::io, "{} {}: {}", what, p.string(), ec.message());
 }
-
-// A file descriptor closed on scope exit.
-struct unique_fd {
-  int fd = -1;
-  explicit unique_fd(int f = -1) : fd(f) {}
-  unique_fd(unique_fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-  unique_fd& operator=(unique_fd&& o) noexcept {
-    std::swap(fd, o.fd);
-    return *this;
-  }
-  ~unique_fd() {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
-};
 
 dp::result<void> write_all(int fd, std::string_view data, const fs::path& p) {
   while (!data.empty()) {
@@ -85,11 +70,11 @@ dp::result<void> atomic_write(
   }
   fs::path tmp = target.parent_path() / (std::string(tmp_prefix) + dp::random_hex(8));
   unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (fd.fd < 0) {
+  if (fd.get() < 0) {
     return errno_error("create", tmp);
   }
-  auto r = fill(fd.fd, tmp);
-  if (r && durable && ::fsync(fd.fd) != 0) {
+  auto r = fill(fd.get(), tmp);
+  if (r && durable && ::fsync(fd.get()) != 0) {
     r = errno_error("fsync", tmp);
   }
   if (r && ::rename(tmp.c_str(), target.c_str()) != 0) {
@@ -122,7 +107,7 @@ class file_reader final : public object_reader {
     }
     ssize_t n;
     do {
-      n = ::pread(fd_.fd, buf.data(), want, static_cast<off_t>(offset_));
+      n = ::pread(fd_.get(), buf.data(), want, static_cast<off_t>(offset_));
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
       co_return make_error(errc::io, "read object: {}",
@@ -150,6 +135,7 @@ asio::awaitable<T> call(std::function<T()> f) {
 class file_store final : public object_store {
  public:
   using object_store::get;
+  using object_store::put_file;
   file_store(fs::path root, const store_options& opts)
       : root_(std::move(root)), durable_(opts.fsync), pool_(opts.file_threads) {}
   ~file_store() override { pool_.join(); }
@@ -173,15 +159,19 @@ class file_store final : public object_store {
     });
   }
 
-  task<object_info> put_file(std::string key, fs::path file, put_options opts) override {
-    return offload<object_info>([this, key = std::move(key), file = std::move(file),
+  task<object_info> put_file(std::string key, dp::unique_fd file, put_options opts) override {
+    // std::function (offload) copies its callable: the descriptor is shared, not copied.
+    auto shared = std::make_shared<dp::unique_fd>(std::move(file));
+    return offload<object_info>([this, key = std::move(key), shared,
                                  opts = std::move(opts)]() -> dp::result<object_info> {
       if (auto v = validate_key(key); !v) {
         return v.error();
       }
-      unique_fd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
-      if (in.fd < 0) {
-        return errno_error("open", file);
+      const dp::unique_fd& in = *shared;
+      const fs::path file = "the source of " + key;
+      struct stat st {};
+      if (!in || ::fstat(in.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        return make_error(errc::invalid_argument, "put_file '{}': not an open regular file", key);
       }
       // Hash first: the metadata (with the ETag) is renamed into place before the data.
       aws::sha256_hasher hasher;
@@ -191,7 +181,7 @@ class file_store final : public object_store {
           [&](const std::function<dp::result<void>(std::string_view)>& sink) -> dp::result<void> {
         off_t off = 0;
         for (;;) {
-          ssize_t n = ::pread(in.fd, buf.data(), buf.size(), off);
+          ssize_t n = ::pread(in.get(), buf.data(), buf.size(), off);
           if (n < 0 && errno == EINTR) {
             continue;
           }
@@ -235,11 +225,11 @@ class file_store final : public object_store {
     }
     fs::path p = data_path(key);
     unique_fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.fd < 0) {
+    if (fd.get() < 0) {
       co_return errno_error("open", p);
     }
     struct stat st {};
-    if (::fstat(fd.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
       co_return make_error(errc::not_found, "{} is not a regular file", p.string());
     }
     get_result out;
@@ -375,7 +365,7 @@ class file_store final : public object_store {
       unique_fd fd(::open(meta_path(key).c_str(), O_RDONLY | O_CLOEXEC));
       std::array<char, 4096> buf;
       ssize_t n;
-      while (fd.fd >= 0 && (n = ::read(fd.fd, buf.data(), buf.size())) > 0) {
+      while (fd.get() >= 0 && (n = ::read(fd.get(), buf.data(), buf.size())) > 0) {
         text.append(buf.data(), static_cast<size_t>(n));
       }
     }

@@ -3,8 +3,11 @@
 
 #include <boost/asio.hpp>
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <array>
+#include <system_error>
 
 #include "backends.hpp"
 #include "dp/core/spawn.hpp"
@@ -44,6 +47,17 @@ dp::result<void> validate_key(std::string_view key) {
     i = j + 1;
   }
   return {};
+}
+
+task<object_info> object_store::put_file(std::string key, std::filesystem::path file,
+                                         put_options opts) {
+  dp::unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    int err = errno;
+    co_return make_error(err == ENOENT ? errc::not_found : errc::io, "read {}: {}", file.string(),
+                         std::error_code(err, std::generic_category()).message());
+  }
+  co_return co_await put_file(std::move(key), std::move(fd), std::move(opts));
 }
 
 task<std::string> get_result::read_all() {

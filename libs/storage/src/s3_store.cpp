@@ -6,8 +6,12 @@
 // and S3's error code, never the bucket, the credentials or S3's error body.
 #include <boost/asio.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <fstream>
@@ -247,6 +251,7 @@ class s3_reader final : public object_reader {
 class s3_store final : public object_store {
  public:
   using object_store::get;
+  using object_store::put_file;
   s3_store(asio::any_io_executor ex, const storage_url& url, const aws::credentials& creds,
            const store_options& opts)
       : ex_(ex),
@@ -283,25 +288,23 @@ class s3_store final : public object_store {
     co_return co_await put_single(key, std::move(body), size, opts);
   }
 
-  task<object_info> put_file(std::string key, std::filesystem::path file,
-                             put_options opts) override {
+  task<object_info> put_file(std::string key, dp::unique_fd file, put_options opts) override {
     if (auto v = validate_key(key); !v) {
       co_return v.error();
     }
-    std::error_code ec;
-    uint64_t size = std::filesystem::file_size(file, ec);
-    if (ec) {
-      co_return make_error(ec.value() == ENOENT ? errc::not_found : errc::io, "read {}: {}",
-                           file.string(), ec.message());
+    struct stat st {};
+    if (!file || ::fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      co_return make_error(errc::invalid_argument, "put_file '{}': not an open regular file", key);
     }
+    auto size = static_cast<uint64_t>(st.st_size);
     if (size > opts_.multipart_threshold) {
-      co_return co_await put_multipart(key, file, size, opts);
+      co_return co_await put_multipart(key, file.get(), size, opts);
     }
-    auto hash = co_await hash_file(file, 0, size);
+    auto hash = co_await hash_file(file.get(), key, 0, size);
     if (!hash) {
       co_return hash.error();
     }
-    payload body{hc::file_region{file, 0, size}, *hash};
+    payload body{region(file.get(), 0, size), *hash};
     co_return co_await put_single(key, std::move(body), size, opts);
   }
 
@@ -618,25 +621,35 @@ class s3_store final : public object_store {
     return o;
   }
 
-  // SHA-256 of part of a file, read in 1 MiB pieces, yielding between pieces so other
+  // Part of an open file as a request body: the client reads the descriptor (a duplicate of it),
+  // never a path.
+  static hc::file_region region(int fd, uint64_t off, uint64_t len) {
+    hc::file_region r;
+    r.offset = off;
+    r.length = len;
+    r.fd = fd;
+    return r;
+  }
+
+  // SHA-256 of part of an open file, read in 1 MiB pieces, yielding between pieces so other
   // requests on this executor keep moving.
-  asio::awaitable<dp::result<std::string>> hash_file(std::filesystem::path file, uint64_t off,
+  asio::awaitable<dp::result<std::string>> hash_file(int fd, std::string_view key, uint64_t off,
                                                      uint64_t len) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-      co_return make_error(errc::io, "read {}: cannot open", file.string());
-    }
-    in.seekg(static_cast<std::streamoff>(off));
     aws::sha256_hasher h;
     std::vector<char> buf(1 << 20);
     while (len > 0) {
-      auto want = static_cast<std::streamsize>(std::min<uint64_t>(len, buf.size()));
-      in.read(buf.data(), want);
-      if (in.gcount() != want) {
-        co_return make_error(errc::io, "read {}: file changed while uploading", file.string());
+      auto want = static_cast<size_t>(std::min<uint64_t>(len, buf.size()));
+      ssize_t n;
+      do {
+        n = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
+      } while (n < 0 && errno == EINTR);
+      if (n <= 0) {
+        co_return make_error(errc::io, "read the source of {}: {}", key,
+                             n < 0 ? std::strerror(errno) : "the file shrank while uploading");
       }
-      h.update({buf.data(), static_cast<size_t>(want)});
-      len -= static_cast<uint64_t>(want);
+      h.update({buf.data(), static_cast<size_t>(n)});
+      off += static_cast<uint64_t>(n);
+      len -= static_cast<uint64_t>(n);
       co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
     }
     co_return h.finish_hex();
@@ -657,8 +670,8 @@ class s3_store final : public object_store {
 
   // CreateMultipartUpload, UploadPart for each part, CompleteMultipartUpload; on any failure
   // AbortMultipartUpload so that no parts are left behind (and billed).
-  task<object_info> put_multipart(const std::string& key, const std::filesystem::path& file,
-                                  uint64_t size, const put_options& opts) {
+  task<object_info> put_multipart(const std::string& key, int file, uint64_t size,
+                                  const put_options& opts) {
     aws::query_list create_q{{"uploads", ""}};
     auto create_h = put_headers(opts);
     auto none = empty_payload();
@@ -690,19 +703,19 @@ class s3_store final : public object_store {
     co_return info_of(key, size, std::move(*r), opts);
   }
 
-  task<std::string> upload_parts(const std::string& key, const std::filesystem::path& file,
-                                 uint64_t size, const std::string& upload_id) {
+  task<std::string> upload_parts(const std::string& key, int file, uint64_t size,
+                                 const std::string& upload_id) {
     std::string complete = "<CompleteMultipartUpload>";
     uint64_t part_size = std::max<uint64_t>(opts_.part_size, 5ull << 20);
     int number = 1;
     for (uint64_t off = 0; off < size; off += part_size, ++number) {
       uint64_t len = std::min(part_size, size - off);
-      auto hash = co_await hash_file(file, off, len);
+      auto hash = co_await hash_file(file, key, off, len);
       if (!hash) {
         co_return hash.error();
       }
       aws::query_list part_q{{"partNumber", std::to_string(number)}, {"uploadId", upload_id}};
-      payload part{hc::file_region{file, off, len}, *hash};
+      payload part{region(file, off, len), *hash};
       auto r = co_await exchange("PUT", key, std::move(part_q), {}, std::move(part));
       if (!r) {
         co_return r.error();

@@ -2,6 +2,7 @@
 // against a real s3rver. What passes here is what the services may rely on.
 #include <boost/asio.hpp>
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -127,7 +128,8 @@ TEST_P(conformance, missing_key_is_not_found) {
   ASSERT_TRUE(l);
   EXPECT_TRUE(l->empty());
   auto missing_file = run(store_->put_file("k", dir_.path() / "no-such-file", {}));
-  EXPECT_FALSE(missing_file);
+  ASSERT_FALSE(missing_file);
+  EXPECT_TRUE(missing_file.error().is(dp::errc::not_found)) << missing_file.error().message;
 }
 
 TEST_P(conformance, keys_with_spaces_unicode_and_plus) {
@@ -220,6 +222,39 @@ TEST_P(conformance, large_object_multipart) {
   EXPECT_EQ(hasher.finish_hex(), dp::aws::sha256_hex(data));
   EXPECT_EQ(read("big/object.bin", {.range = byte_range{(12 << 20) - 3, (12 << 20) + 2}}),
             data.substr((12 << 20) - 3, 6));
+}
+
+// put_file from an open descriptor reads that file, whatever its name leads to afterwards: the
+// build runner opens what it validated, and a build that swaps the name for a symlink to a secret
+// (or for another file) cannot make the upload read it. Both sizes: single PUT and multipart.
+TEST_P(conformance, put_from_an_open_file_ignores_its_name) {
+  for (size_t size : {size_t{1000}, size_t{20} << 20}) {
+    std::string data = random_bytes(size, size);
+    auto file = write_local("validated.bin", data);
+    auto secret = write_local("secret.txt", "SECRET, never to be uploaded");
+    dp::unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(fd);
+    // The swap, after the open: the name now leads to the secret.
+    fs::rename(file, dir_.path() / "local" / "moved.bin");
+    fs::create_symlink(secret, file);
+    auto key = "fd/object-" + std::to_string(size);
+    auto put = run(store_->put_file(key, std::move(fd), {.content_type = "text/plain"}));
+    ASSERT_TRUE(put) << put.error().message;
+    EXPECT_EQ(put->size, data.size());
+    auto got = read(key);
+    EXPECT_EQ(got.size(), data.size());
+    EXPECT_TRUE(got == data) << "the upload read something else than the open file";
+    EXPECT_EQ(run(store_->head(key))->content_type, "text/plain");
+    fs::remove(file);
+    fs::remove(dir_.path() / "local" / "moved.bin");
+  }
+  // Only an open regular file.
+  dp::unique_fd dir(::open(dir_.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  auto put_dir = run(store_->put_file("fd/dir", std::move(dir), {}));
+  ASSERT_FALSE(put_dir);
+  EXPECT_TRUE(put_dir.error().is(dp::errc::invalid_argument)) << put_dir.error().message;
+  auto put_closed = run(store_->put_file("fd/closed", dp::unique_fd(), {}));
+  EXPECT_FALSE(put_closed);
 }
 
 TEST_P(conformance, list_past_1000_and_delete_by_prefix) {

@@ -2,7 +2,8 @@
 // member before anything is written, so a hostile archive cannot reach outside the work tree.
 // Refused: absolute names, ".." segments, members under a symlink of the archive, symlinks whose
 // target leaves the tree, hard links to anything but an earlier regular file, devices, FIFOs,
-// sparse and unknown member types, and archives beyond the limits. Owners and permission bits
+// sparse and unknown member types, and archives beyond the limits (a hard link is unpacked as a
+// copy and counts its target's full size). Owners and permission bits
 // other than "executable" are ignored: files are 0644 or 0755, directories 0755.
 #pragma once
 
@@ -14,7 +15,8 @@
 namespace dp::build {
 
 struct archive_limits {
-  uint64_t max_bytes = uint64_t{1} << 30;  // the sum of the members' sizes
+  uint64_t max_bytes = uint64_t{1} << 30;  // the sum of the members' sizes (a hard link: its
+                                           // target's, since it is unpacked as a copy)
   uint64_t max_members = 100'000;
 };
 

@@ -42,6 +42,10 @@ struct file_region {
   std::filesystem::path path;
   uint64_t offset = 0;
   std::optional<uint64_t> length;  // empty: to the end of the file
+  // >= 0: read this open file instead of opening `path` (the transfer reads a duplicate of the
+  // descriptor by offset, so the caller keeps its own); for files that must not be looked up by
+  // name again.
+  int fd = -1;
 };
 
 // Where send() puts the response body.

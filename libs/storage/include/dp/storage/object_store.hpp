@@ -23,6 +23,7 @@
 #include "dp/aws/container_credentials.hpp"
 #include "dp/aws/sigv4.hpp"
 #include "dp/core/error.hpp"
+#include "dp/core/unique_fd.hpp"
 #include "dp/storage/url.hpp"
 
 namespace dp::storage {
@@ -89,8 +90,12 @@ class object_store {
   virtual ~object_store() = default;
 
   virtual task<object_info> put_buffer(std::string key, std::string data, put_options opts) = 0;
-  virtual task<object_info> put_file(std::string key, std::filesystem::path file,
-                                     put_options opts) = 0;
+  // From a file the caller opened for reading (a regular file), read by offset from its start,
+  // never through a path: a file swapped after the caller checked and opened it cannot be read
+  // instead (the build runner uploads the inodes it validated).
+  virtual task<object_info> put_file(std::string key, dp::unique_fd file, put_options opts) = 0;
+  // From a path the caller trusts: opened (errc::not_found when missing), then as above.
+  task<object_info> put_file(std::string key, std::filesystem::path file, put_options opts);
   // errc::not_found for a missing key; errc::invalid_argument for an unsatisfiable range.
   virtual task<get_result> get(std::string key, get_options opts) = 0;
   // Not a default argument: g++ 12 destroys a coroutine's class-type default argument as if it
