@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "dp/build/runner.hpp"
@@ -110,6 +111,10 @@ class HostilePaths : public ::testing::Test {
     done.get();
     ::close(fd);
     out.log = slurp(log_file);
+    if (std::getenv("DP_HOSTILE_VERBOSE")) {
+      std::cerr << out.log << "outcome: " << dp::build::to_string(out.report.outcome) << ": "
+                << out.report.error << "\n";
+    }
     return out;
   }
 
@@ -145,6 +150,7 @@ TEST_F(HostilePaths, BuildCommandSwapsTheCheckoutForRoot) {
   auto r = build(repo, {.build_command = "sh swap.sh src", .output_dir = secret_from_root()});
   EXPECT_NE(r.log.find("swapped /build/src"), std::string::npos) << r.log;
   EXPECT_NE(r.report.outcome, build_outcome::ready) << r.log;
+  EXPECT_NE(r.report.error.find("output_dir"), std::string::npos) << r.report.error;
   EXPECT_FALSE(stored("secret.txt")) << r.log;
   expect_secret_not_stored();
 }
@@ -172,14 +178,16 @@ TEST_F(HostilePaths, BuildCommandSwapsTheOutputDirectory) {
   expect_secret_not_stored();
 }
 
-// The same swap from an npm postinstall script: a package.json without dependencies but with an
-// install lifecycle script makes the runner run `npm install` (which needs no registry).
-TEST_F(HostilePaths, PostinstallSwapsTheCheckoutForRoot) {
+// The same swap from an npm lifecycle script: a package.json without dependencies but with an
+// install lifecycle script makes the runner run `npm install` (which needs no registry). The
+// script is postprepare, the last one npm runs: after postinstall npm reads package.json again,
+// fails on the swapped checkout, and the build would fail whatever the runner does.
+TEST_F(HostilePaths, NpmScriptSwapsTheCheckoutForRoot) {
   dp::test::git_repo repo(
       {{"index.html", "<h1>site</h1>"},
        {"swap.sh", fixture("swap.sh")},
        {"package.json", R"({"name":"hostile","version":"1.0.0","private":true,)"
-                        R"("scripts":{"postinstall":"sh /build/src/swap.sh src"}})"}});
+                        R"("scripts":{"postprepare":"sh /build/src/swap.sh src"}})"}});
   auto r = build(repo, {.output_dir = secret_from_root()});
   EXPECT_NE(r.log.find("install: npm install"), std::string::npos) << r.log;
   EXPECT_NE(r.log.find("swapped /build/src"), std::string::npos) << r.log;
@@ -188,21 +196,20 @@ TEST_F(HostilePaths, PostinstallSwapsTheCheckoutForRoot) {
   expect_secret_not_stored();
 }
 
-// root_dir's directory swapped by postinstall for the secret's directory; the site is static, so
-// the project directory itself is the output. The files of the real checkout are published.
-TEST_F(HostilePaths, PostinstallSwapsTheRootDir) {
+// root_dir's directory swapped by an npm script for the secret's directory; the site is static,
+// so the project directory itself is the output. The files of the real checkout are published.
+TEST_F(HostilePaths, NpmScriptSwapsTheRootDir) {
   dp::test::git_repo repo(
       {{"site/index.html", "<h1>site</h1>"},
        {"swap.sh", fixture("swap.sh")},
        {"site/package.json", R"({"name":"hostile","version":"1.0.0","private":true,)"
-                             R"("scripts":{"postinstall":"sh /build/src/swap.sh src/site"}})"}});
+                             R"("scripts":{"postprepare":"sh /build/src/swap.sh src/site"}})"}});
   auto r = build(repo, {.root_dir = "site", .env = {{"HOSTILE_TARGET", secret_.path().string()}}});
   EXPECT_NE(r.log.find("swapped /build/src/site"), std::string::npos) << r.log;
   EXPECT_FALSE(stored("secret.txt")) << r.log;
   expect_secret_not_stored();
-  if (r.report.outcome == build_outcome::ready) {
-    EXPECT_TRUE(stored("index.html")) << r.log;
-  }
+  ASSERT_EQ(r.report.outcome, build_outcome::ready) << r.log;
+  EXPECT_TRUE(stored("index.html")) << r.log;
 }
 
 // A root_dir through a symlink the repository itself commits (site -> /etc) is refused.
