@@ -63,7 +63,8 @@ try() { closed "$1" ipproto tcp dport "$2"; outcome "$1" "$2"; }
 )sh";
 // clang-format on
 
-std::vector<pid_t> children_of(pid_t parent) {
+// Children of `parent` that the sandbox's set-up starts (the harness's redis-server is not one).
+std::vector<pid_t> setup_children_of(pid_t parent) {
   std::vector<pid_t> kids;
   for (const auto& e : fs::directory_iterator("/proc")) {
     auto name = e.path().filename().string();
@@ -81,7 +82,10 @@ std::vector<pid_t> children_of(pid_t parent) {
     char state;
     pid_t ppid = 0;
     rest >> state >> ppid;
-    if (ppid == parent) {
+    auto open = stat.find('(');
+    auto comm = stat.substr(open + 1, close - open - 1);
+    if (ppid == parent &&
+        (comm == "slirp4netns" || comm == "bwrap" || comm == "nsenter" || comm == "ip")) {
       kids.push_back(std::stoi(name));
     }
   }
@@ -125,7 +129,7 @@ class Network : public ::testing::Test {
             }));
     ioc.run();
     // Whatever ran beside the sandbox (slirp4netns, nsenter) has been reaped.
-    EXPECT_EQ(children_of(::getpid()), std::vector<pid_t>{});
+    EXPECT_EQ(setup_children_of(::getpid()), std::vector<pid_t>{});
     return r;
   }
 
@@ -220,15 +224,16 @@ TEST_F(Network, AbstractUnixSocketOfTheHostIsUnreachable) {
 TEST_F(Network, PrivateLinkLocalAndCgnatRangesFailAtOnce) {
   // Cloud metadata, the three RFC 1918 ranges, CGNAT, "this network", and IPv6 (global and
   // link-local): each refused by a route inside the namespace, so nothing leaves the machine.
-  auto r =
-      run("for a in 169.254.169.254 10.1.2.3 172.16.0.1 192.168.1.1 100.64.0.1 0.1.2.3 2001:db8::1 "
-          "fe80::1; do try $a 80; done; ip route get 169.254.169.254 2>&1");
+  auto r = run(
+      "for a in 169.254.169.254 10.1.2.3 172.16.0.1 192.168.1.1 100.64.0.1 0.1.2.3 2001:db8::1; "
+      "do try $a 80; done; closed fe80::1 oif tap0 && outcome fe80::1%tap0 80; "
+      "ip route get 169.254.169.254 2>&1");
   ASSERT_TRUE(r.status) << r.status.error().message;
   EXPECT_EQ(r.out, (std::vector<std::string>{
                        "169.254.169.254:80 No route to host", "10.1.2.3:80 No route to host",
                        "172.16.0.1:80 No route to host", "192.168.1.1:80 No route to host",
                        "100.64.0.1:80 No route to host", "0.1.2.3:80 No route to host",
-                       "2001:db8::1:80 Network is unreachable", "fe80::1:80 Network is unreachable",
+                       "2001:db8::1:80 No route to host", "fe80::1%tap0:80 Network is unreachable",
                        "RTNETLINK answers: No route to host"}))
       << r.text();
 }
@@ -261,9 +266,7 @@ TEST_F(Network, HostOwnAddressesFailAtOnce) {
   std::vector<std::string> want;
   for (const auto& a : addrs) {
     script += fmt::format("try {} 22; ", a);
-    want.push_back(fmt::format(
-        "{}:22 {}", a,
-        a.find(':') == std::string::npos ? "No route to host" : "Network is unreachable"));
+    want.push_back(fmt::format("{}:22 No route to host", a));
   }
   auto r = run(script);
   ASSERT_TRUE(r.status) << r.status.error().message;
