@@ -89,7 +89,8 @@ std::vector<std::string> bwrap_argv(const sandbox_options& o,
   for (const char* f : etc_files) {
     if (egress && std::string_view(f) == "/etc/resolv.conf") {
       // The host's may name a resolver on its loopback or a private network: slirp's forwarder.
-      add({"--ro-bind-data", std::to_string(sandbox_fds::resolv), f});
+      // bwrap makes such files 0600 root: the build's own uid must read it too.
+      add({"--perms", "0644", "--ro-bind-data", std::to_string(sandbox_fds::resolv), f});
     } else {
       add({"--ro-bind-try", f, f});
     }

@@ -102,9 +102,11 @@ class Network : public ::testing::Test {
 
   ran run(const std::string& script, network_mode mode = network_mode::egress,
           std::string slirp = "slirp4netns",
-          std::function<void(std::string_view, asio::cancellation_signal&)> watch = {}) {
+          std::function<void(std::string_view, asio::cancellation_signal&)> watch = {},
+          std::optional<unsigned> uid = std::nullopt) {
     sandbox_options o;
     o.work_dir = work_.path();
+    o.uid = uid;
     o.env = sandbox_env(phase::build, o.mount_point, {}).value();
     o.network = mode;
     o.slirp4netns = std::move(slirp);
@@ -285,6 +287,16 @@ TEST_F(Network, DnsForwarderTakesOnlyPort53) {
             (std::vector<std::string>{
                 "nameserver 10.0.2.3", "10.0.2.3 dev tap0", "10.0.2.3:6379 Permission denied",
                 "10.0.2.3:80 Permission denied", "10.0.2.7:80 Permission denied"}))
+      << r.text();
+}
+
+TEST_F(Network, TheBuildUserReadsTheSandboxResolvConf) {
+  // A build of a root runner runs as a uid of its own: DNS must work for it too.
+  const unsigned uid = 231236;
+  ASSERT_EQ(::chown(work_.path().c_str(), uid, uid), 0);
+  auto r = run("id -u; cat /etc/resolv.conf", network_mode::egress, "slirp4netns", {}, uid);
+  ASSERT_TRUE(r.status) << r.status.error().message;
+  EXPECT_EQ(r.out, (std::vector<std::string>{std::to_string(uid), "nameserver 10.0.2.3"}))
       << r.text();
 }
 

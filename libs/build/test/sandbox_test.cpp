@@ -53,7 +53,7 @@ TEST(BwrapArgv, IsolatesAndClearsTheEnvironment) {
   // Its own network namespace; egress (the default) waits for its set-up and reads slirp's DNS.
   EXPECT_TRUE(has_seq(a, {"--unshare-net"}));
   EXPECT_TRUE(has_seq(a, {"--info-fd", "3", "--block-fd", "4"}));
-  EXPECT_TRUE(has_seq(a, {"--ro-bind-data", "5", "/etc/resolv.conf"}));
+  EXPECT_TRUE(has_seq(a, {"--perms", "0644", "--ro-bind-data", "5", "/etc/resolv.conf"}));
   EXPECT_FALSE(has_seq(a, {"--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"}));
   EXPECT_TRUE(has_seq(a, {"--cap-drop", "ALL"}));
   EXPECT_TRUE(has_seq(a, {"--ro-bind", "/usr", "/usr"}));
