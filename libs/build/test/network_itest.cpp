@@ -9,6 +9,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -294,6 +295,7 @@ TEST_F(Network, TheBuildUserReadsTheSandboxResolvConf) {
   // A build of a root runner runs as a uid of its own: DNS must work for it too.
   const unsigned uid = 231236;
   ASSERT_EQ(::chown(work_.path().c_str(), uid, uid), 0);
+  ::chmod(work_.path().c_str(), 0755);  // bwrap (root, no capabilities) must enter it
   auto r = run("id -u; cat /etc/resolv.conf", network_mode::egress, "slirp4netns", {}, uid);
   ASSERT_TRUE(r.status) << r.status.error().message;
   EXPECT_EQ(r.out, (std::vector<std::string>{std::to_string(uid), "nameserver 10.0.2.3"}))
