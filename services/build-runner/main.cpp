@@ -38,6 +38,7 @@ struct runner_config {
   std::string git_repository_url;  // the original design's GIT_REPOSITORY_URL
   std::string project_id;          // the original design's PROJECT_ID (a project name)
   std::string sandbox = "bwrap";
+  std::string build_network = "egress";
   std::vector<std::string> allowed_git_protocols;
   int64_t build_timeout_s = 900;
   int64_t build_memory_mb = 4096;
@@ -108,6 +109,7 @@ boost::asio::awaitable<int> run_build(const runner_config& cfg, std::optional<dp
   dp::build::runner_options opts;
   opts.allowed_git_protocols = cfg.allowed_git_protocols;
   opts.sandbox = cfg.sandbox == "bwrap";
+  opts.network = *dp::build::parse_network_mode(cfg.build_network);
   opts.timeout = std::chrono::seconds(cfg.build_timeout_s);
   opts.memory_bytes = static_cast<uint64_t>(cfg.build_memory_mb) << 20;
   opts.disk_bytes = static_cast<uint64_t>(cfg.build_disk_mb) << 20;
@@ -239,6 +241,9 @@ int main(int argc, char** argv) {
   parser.add_choice(
       "SANDBOX", &cfg.sandbox, "bwrap", {"bwrap", "none"},
       "build: run install and build under bubblewrap, or unsandboxed inside a container");
+  parser.add_choice("BUILD_NETWORK", &cfg.build_network, "egress", {"egress", "none"},
+                    "build: the sandbox's network: egress (public addresses only, through "
+                    "slirp4netns; needs root) or none (a loopback of its own)");
   parser.add_list("ALLOWED_GIT_PROTOCOLS", &cfg.allowed_git_protocols, "https",
                   "Git URL schemes a build may clone", {"https", "http", "file"});
   parser.add_int("BUILD_TIMEOUT_S", &cfg.build_timeout_s, 900, 10, 86400,
@@ -291,6 +296,7 @@ int main(int argc, char** argv) {
     worker.max_attempts = cfg.max_attempts;
     worker.build_image = cfg.build_image;
     worker.sandbox = cfg.sandbox;
+    worker.build_network = cfg.build_network;
     worker.allowed_git_protocols = cfg.allowed_git_protocols;
     worker.build_timeout_s = cfg.build_timeout_s;
     worker.build_memory_mb = cfg.build_memory_mb;

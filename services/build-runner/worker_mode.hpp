@@ -20,6 +20,7 @@ struct worker_settings {
   std::string build_image;
   // what the build needs, passed on to it
   std::string sandbox = "bwrap";
+  std::string build_network = "egress";
   std::vector<std::string> allowed_git_protocols;
   int64_t build_timeout_s = 900;
   int64_t build_memory_mb = 4096;

@@ -148,6 +148,11 @@ struct runner::impl {
 
   // Runs a command with the build's remaining time, cancelable by cancel()/stop().
   asio::awaitable<result<process::exit_status>> exec(process::options o, bool redact) {
+    co_return co_await exec(std::move(o), redact, std::nullopt);
+  }
+  // With a sandbox, o.argv is the command to run inside it.
+  asio::awaitable<result<process::exit_status>> exec(process::options o, bool redact,
+                                                     std::optional<sandbox_options> sandbox) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
     o.timeout = std::max(left, std::chrono::milliseconds(1));
     o.kill_grace = opts.kill_grace;
@@ -160,9 +165,16 @@ struct runner::impl {
       }
     };
     auto ex = co_await asio::this_coro::executor;
+    auto child = [&]() -> asio::awaitable<result<process::exit_status>> {
+      if (!sandbox) {
+        return process::run(std::move(o), std::move(on_line));
+      }
+      auto command = std::move(o.argv);
+      return run_sandboxed(std::move(*sandbox), std::move(command), std::move(o),
+                           std::move(on_line));
+    };
     co_return co_await asio::co_spawn(
-        ex, process::run(std::move(o), std::move(on_line)),
-        asio::bind_cancellation_slot(cancel_signal.slot(), asio::use_awaitable));
+        ex, child(), asio::bind_cancellation_slot(cancel_signal.slot(), asio::use_awaitable));
   }
 
   // A command that ended badly, as the build's error.
@@ -302,6 +314,7 @@ struct runner::impl {
     if (!o.limits.cpu_seconds) {
       o.limits.cpu_seconds = static_cast<uint64_t>(timeout.count());
     }
+    std::optional<sandbox_options> sandbox;
     if (opts.sandbox) {
       sandbox_options so;
       so.bwrap = opts.bwrap;
@@ -311,16 +324,17 @@ struct runner::impl {
       so.env = std::move(*env);
       so.uid = build_uid;
       so.tmp_dir = work / "tmp";
-      o.argv = bwrap_argv(so, cmd.argv);
-      o.env = sandbox_runner_env();
+      so.network = opts.network;
+      o.argv = cmd.argv;  // run_sandboxed puts bwrap around it
       o.cwd = work.string();
+      sandbox = std::move(so);
     } else {
       (*env)["TMPDIR"] = (work / "tmp").string();  // inside the disk quota, as in the sandbox
       o.argv = cmd.argv;
       o.env = std::move(*env);
       o.cwd = project_dir.string();
     }
-    auto st = co_await exec_limited(std::move(o), what);
+    auto st = co_await exec_limited(std::move(o), what, std::move(sandbox));
     if (!st) {
       co_return stop_reason{build_outcome::infrastructure,
                             fmt::format("{}: {}", what, st.error().message)};
@@ -488,8 +502,9 @@ struct runner::impl {
             ok.error().message + " (inside a container that is the sandbox, use --sandbox none)"};
       }
       say(fmt::format(
-          "sandbox: bubblewrap (own mount, pid, ipc and uts namespaces; read-only "
-          "system; no host home){}",
+          "sandbox: bubblewrap (own mount, pid, ipc, uts and network namespaces; read-only "
+          "system; no host home; network {}){}",
+          opts.network == network_mode::egress ? "egress: public addresses only" : "none",
           build_uid ? fmt::format("; as uid {}, no capabilities", *build_uid) : std::string()));
     } else {
       say("warning: sandbox none: install and build run WITHOUT bubblewrap; this is safe only "
@@ -714,8 +729,8 @@ struct runner::impl {
   }
 
   // exec() inside the build's cgroup, watched; whatever the command left running is killed.
-  asio::awaitable<result<process::exit_status>> exec_limited(process::options o,
-                                                             std::string_view what) {
+  asio::awaitable<result<process::exit_status>> exec_limited(
+      process::options o, std::string_view what, std::optional<sandbox_options> sandbox) {
     if (cgroup) {
       o.cgroup_procs = cgroup->procs_fds();
     }
@@ -724,7 +739,7 @@ struct runner::impl {
           std::min(o.limits.file_size_bytes.value_or(UINT64_MAX), disk->quota_bytes());
     }
     using namespace asio::experimental::awaitable_operators;
-    auto r = co_await (exec(std::move(o), false) || watch_limits(what));
+    auto r = co_await (exec(std::move(o), false, std::move(sandbox)) || watch_limits(what));
     // Nothing a command started outlives it: daemons, double forks, a fork bomb's remains.
     if (cgroup) {
       if (auto k = co_await cgroup->kill_all(); !k) {

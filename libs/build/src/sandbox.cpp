@@ -44,13 +44,18 @@ bool valid_env_name(std::string_view name) {
 std::vector<std::string> bwrap_argv(const sandbox_options& o,
                                     const std::vector<std::string>& command) {
   std::vector<std::string> a = {o.bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                                "--unshare-cgroup-try", "--die-with-parent",
+                                "--unshare-cgroup-try", "--unshare-net", "--die-with-parent",
                                 // No controlling terminal to push input into (TIOCSTI).
                                 "--new-session",
                                 // Root inside is still root outside: take its capabilities away.
                                 "--cap-drop", "ALL", "--hostname", "sandbox", "--ro-bind", "/usr",
                                 "/usr"};
   auto add = [&a](std::initializer_list<std::string> args) { a.insert(a.end(), args); };
+  bool egress = o.network == network_mode::egress;
+  if (egress) {
+    add({"--info-fd", std::to_string(sandbox_fds::info), "--block-fd",
+         std::to_string(sandbox_fds::block)});
+  }
   if (o.uid) {
     add({"--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"});
   }
@@ -82,7 +87,13 @@ std::vector<std::string> bwrap_argv(const sandbox_options& o,
     add({"--dir", d});
   }
   for (const char* f : etc_files) {
-    add({"--ro-bind-try", f, f});
+    if (egress && std::string_view(f) == "/etc/resolv.conf") {
+      // The host's may name a resolver on its loopback or a private network: slirp's forwarder.
+      // bwrap makes such files 0600 root: the build's own uid must read it too.
+      add({"--perms", "0644", "--ro-bind-data", std::to_string(sandbox_fds::resolv), f});
+    } else {
+      add({"--ro-bind-try", f, f});
+    }
   }
   add({"--proc", "/proc", "--dev", "/dev"});
   if (o.tmp_dir.empty()) {
@@ -156,6 +167,7 @@ boost::asio::awaitable<result<void>> probe_bwrap(std::string bwrap) {
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",
+            "--unshare-net",
             "--die-with-parent",
             "--new-session",
             "--cap-drop",

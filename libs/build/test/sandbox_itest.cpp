@@ -44,22 +44,21 @@ class Sandbox : public ::testing::Test {
     o.work_dir = work_.path();
     o.env = sandbox_env(phase::build, o.mount_point, extra).value();
     o.uid = uid;
+    // egress needs root (the network namespace is configured from outside).
+    o.network = ::geteuid() == 0 ? network_mode::egress : network_mode::none;
     dp::process::options p;
-    p.argv = bwrap_argv(o, command);
     p.limits = limits;
-    p.env = sandbox_runner_env();
     p.timeout = timeout;
     asio::io_context ioc;
     ran r;
-    asio::co_spawn(
-        ioc,
-        dp::process::run(std::move(p),
-                         [&](dp::process::stream s, std::string_view l) {
-                           (s == dp::process::stream::out ? r.out : r.err).emplace_back(l);
-                         }),
-        [&](std::exception_ptr, dp::result<dp::process::exit_status> s) {
-          r.status = std::move(s);
-        });
+    asio::co_spawn(ioc,
+                   run_sandboxed(std::move(o), std::move(command), std::move(p),
+                                 [&](dp::process::stream s, std::string_view l) {
+                                   (s == dp::process::stream::out ? r.out : r.err).emplace_back(l);
+                                 }),
+                   [&](std::exception_ptr, dp::result<dp::process::exit_status> s) {
+                     r.status = std::move(s);
+                   });
     ioc.run();
     return r;
   }

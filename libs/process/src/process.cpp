@@ -12,6 +12,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
+#include <algorithm>
 #include <array>
 #include <memory>
 
@@ -168,8 +169,8 @@ struct child_failure {
   int stage;
   int err;
 };
-constexpr const char* stage_names[] = {"setpgid",   "prctl", "redirect", "chdir",
-                                       "setrlimit", "exec",  "cgroup"};
+constexpr const char* stage_names[] = {"setpgid",   "prctl", "redirect",    "chdir",
+                                       "setrlimit", "exec",  "inherit_fds", "cgroup"};
 
 struct fd_guard {
   int fd = -1;
@@ -206,8 +207,17 @@ result<std::string> resolve_program(const options& o) {
 [[noreturn]] void exec_child(pid_t parent, int devnull, int out_w, int err_w, int report_w,
                              const char* exe, char* const* argv, char* const* envp, const char* cwd,
                              const std::pair<int, uint64_t>* limits, size_t n_limits,
-                             const int* cgroup_procs, size_t n_cgroups) {
-  auto fail = [report_w](int stage) {
+                             options::inherited_fd* fds, size_t n_fds, const int* cgroup_procs,
+                             size_t n_cgroups) {
+  // Above every inherited number, so that placing those cannot overwrite the report pipe.
+  int high = 3;
+  for (size_t i = 0; i < n_fds; ++i) {
+    high = std::max(high, fds[i].child + 1);
+  }
+  if (int moved = ::fcntl(report_w, F_DUPFD_CLOEXEC, high); moved >= 0) {
+    report_w = moved;
+  }
+  auto fail = [&report_w](int stage) {
     child_failure f{stage, errno};
     [[maybe_unused]] auto n = ::write(report_w, &f, sizeof f);
     ::_exit(127);
@@ -215,7 +225,7 @@ result<std::string> resolve_program(const options& o) {
   // Into the caller's cgroups before anything else runs ("0" names the writer itself).
   for (size_t i = 0; i < n_cgroups; ++i) {
     if (::write(cgroup_procs[i], "0", 1) != 1) {
-      fail(6);
+      fail(7);
     }
   }
   // Own process group, so that a timeout or cancel reaches every descendant with one kill().
@@ -247,6 +257,18 @@ result<std::string> resolve_program(const options& o) {
   // user code: mark everything above stderr close-on-exec.
   if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
     fail(2);
+  }
+  // inherit_fds in two steps (first above `high`, then to their numbers), so that one target
+  // number cannot overwrite the source of another.
+  for (size_t i = 0; i < n_fds; ++i) {
+    if ((fds[i].parent = ::fcntl(fds[i].parent, F_DUPFD_CLOEXEC, high)) < 0) {
+      fail(6);
+    }
+  }
+  for (size_t i = 0; i < n_fds; ++i) {
+    if (::dup2(fds[i].parent, fds[i].child) < 0) {  // the copy is not close-on-exec
+      fail(6);
+    }
   }
   if (cwd != nullptr && ::chdir(cwd) != 0) {
     fail(3);
@@ -290,6 +312,22 @@ result<void> start(child& c) {
     envp.push_back(e.data());
   }
   envp.push_back(nullptr);
+  // A copy the child may change (it moves each descriptor before placing it).
+  std::vector<options::inherited_fd> fds = o.inherit_fds;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    if (fds[i].child < 3 || ::fcntl(fds[i].parent, F_GETFD) < 0) {
+      return make_error(
+          errc::invalid_argument,
+          "inherit_fds: descriptor {} cannot be given as {} (need an open descriptor, "
+          "at 3 or above)",
+          fds[i].parent, fds[i].child);
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (fds[j].child == fds[i].child) {
+        return make_error(errc::invalid_argument, "inherit_fds: {} given twice", fds[i].child);
+      }
+    }
+  }
   std::vector<std::pair<int, uint64_t>> limits;
   const auto& l = o.limits;
   for (auto [res, v] :
@@ -331,7 +369,7 @@ result<void> start(child& c) {
   if (pid == 0) {
     exec_child(parent, devnull.fd, out_w.fd, err_w.fd, rep_w.fd, exe->c_str(), argv.data(),
                envp.data(), o.cwd.empty() ? nullptr : o.cwd.c_str(), limits.data(), limits.size(),
-               o.cgroup_procs.data(), o.cgroup_procs.size());
+               fds.data(), fds.size(), o.cgroup_procs.data(), o.cgroup_procs.size());
   }
   c.pid = pid;
   // Close our copies of the child's ends, or we would never see EOF on the pipes.

@@ -3,13 +3,17 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 #include <boost/asio.hpp>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -197,6 +201,55 @@ TEST(Process, StdinIsDevNullAndCwdIsApplied) {
   auto r = run_sync(std::move(o));
   ASSERT_TRUE(r.status);
   EXPECT_EQ(r.out, (std::vector<std::string>{dir.string()}));
+}
+
+// Two pipes given crosswise (each one's number is the other's target) arrive at the asked
+// numbers, and nothing else does.
+TEST(Process, InheritFdsGivesExactlyThoseDescriptors) {
+  int a[2], b[2];
+  ASSERT_EQ(::pipe2(a, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(b, O_CLOEXEC), 0);
+  ASSERT_EQ(::write(a[1], "to-a", 4), 4);
+  ASSERT_EQ(::write(b[1], "to-b", 4), 4);
+  ::close(a[1]);
+  ::close(b[1]);
+  auto o =
+      sh("read -r x <&{A}; read -r y <&{B}; echo \"$x $y\"; ls /proc/self/fd | sort -n | tr '\\n' "
+         "' '");
+  std::string script = o.argv[2];
+  // The child gets b's read end at a's number and a's at b's.
+  auto place = [&](std::string key, int fd) {
+    script.replace(script.find(key), key.size(), std::to_string(fd));
+  };
+  place("{A}", b[0]);
+  place("{B}", a[0]);
+  o.argv[2] = script;
+  o.inherit_fds = {{a[0], b[0]}, {b[0], a[0]}};
+  auto r = run_sync(std::move(o));
+  ::close(a[0]);
+  ::close(b[0]);
+  ASSERT_TRUE(r.status) << r.status.error().message;
+  ASSERT_EQ(r.out.size(), 2u);
+  EXPECT_EQ(r.out[0], "to-a to-b");
+  // 0-2, the two pipes, and ls's own directory descriptor: nothing else of this process.
+  std::set<int> seen;
+  std::istringstream in(r.out[1]);
+  for (int fd; in >> fd;) {
+    seen.insert(fd);
+  }
+  EXPECT_EQ(seen.size(), 6u) << r.out[1];
+  for (int fd : {0, 1, 2, a[0], b[0]}) {
+    EXPECT_TRUE(seen.count(fd)) << fd << " missing from " << r.out[1];
+  }
+}
+
+TEST(Process, InheritFdsRejectsBadNumbers) {
+  auto low = sh("true");
+  low.inherit_fds = {{0, 2}};
+  EXPECT_FALSE(run_sync(std::move(low)).status);
+  auto closed = sh("true");
+  closed.inherit_fds = {{1000, 3}};
+  EXPECT_FALSE(run_sync(std::move(closed)).status);
 }
 
 TEST(Process, FileSizeLimitIsEnforced) {

@@ -28,6 +28,7 @@
 
 #include "dp/build/archive.hpp"
 #include "dp/build/output.hpp"
+#include "dp/build/sandbox.hpp"
 #include "dp/core/error.hpp"
 #include "dp/process/process.hpp"
 #include "dp/proto/hash.hpp"
@@ -75,6 +76,8 @@ struct runner_options {
   std::vector<std::string> allowed_git_protocols{"https"};
   bool sandbox = true;  // bubblewrap; false: the runner is already inside a container
   std::string bwrap = "bwrap";
+  // BUILD_NETWORK, for install and build (sandbox.hpp: egress needs a root runner).
+  network_mode network = network_mode::egress;
   std::chrono::seconds timeout{900};  // used when the job has no timeout_s
   // Applied to each process of install and build. processes holds per uid, and never for root:
   // see build_uid_base. No address-space limit: V8 reserves ~10 GiB of address space per

@@ -49,6 +49,13 @@ struct options {
   // moves itself into each between fork and exec, so everything it forks is counted from the
   // start. The caller keeps them open until run() has returned.
   std::vector<int> cgroup_procs;
+  // Descriptors of this process the child gets at the given numbers (3 and up, distinct), for
+  // protocols over pipes (bwrap's --info-fd, slirp4netns's --ready-fd). The caller keeps its own.
+  struct inherited_fd {
+    int parent;
+    int child;
+  };
+  std::vector<inherited_fd> inherit_fds;
 };
 
 inline constexpr std::string_view truncation_marker = "\u2026 [line truncated]";
@@ -70,10 +77,10 @@ struct exit_status {
 using line_handler = std::function<void(stream, std::string_view line)>;
 
 // Runs the child to completion. The child gets its own process group, stdin from /dev/null, no
-// inherited descriptors, and SIGKILL if this process dies (PR_SET_PDEATHSIG). When the child
-// exits, whatever it left running in its group is killed too, so nothing outlives a build.
-// Note: PR_SET_PDEATHSIG fires when the *thread* that forked exits, so call this from threads
-// that live as long as the children (io_context threads), not from short-lived ones.
+// inherited descriptors but inherit_fds, and SIGKILL if this process dies (PR_SET_PDEATHSIG). When
+// the child exits, whatever it left running in its group is killed too, so nothing outlives a
+// build. Note: PR_SET_PDEATHSIG fires when the *thread* that forked exits, so call this from
+// threads that live as long as the children (io_context threads), not from short-lived ones.
 // Children are watched through pidfds (no SIGCHLD handler, no waitpid(-1)), so any number can
 // run at once; the process must not set SIGCHLD to SIG_IGN (children would be reaped early).
 //
