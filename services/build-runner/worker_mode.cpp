@@ -113,14 +113,7 @@ int run_worker(const dp::settings::common& common, const worker_settings& w,
 
   // Only what the build needs: its Redis and storage, the storage's AWS keys, its own limits.
   dp::config::environment env{
-      {"REDIS_URL",
-       common.redis_set
-           ? fmt::format("redis://{}{}:{}/{}",
-                         common.redis.password.empty()
-                             ? std::string()
-                             : common.redis.username + ":" + common.redis.password + "@",
-                         common.redis.host, common.redis.port, common.redis.db)
-           : std::string()},
+      {"REDIS_URL", common.redis_set ? common.redis.to_string() : std::string()},
       {"REDIS_PREFIX", common.key_prefix},
       {"STORAGE_URL", common.storage_url},
       {"SANDBOX", w.launcher == "process" ? w.sandbox : "none"},

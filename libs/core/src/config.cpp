@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -69,6 +70,22 @@ std::string redis_url::redacted() const {
   }
   host_port hp{host, port};
   return fmt::format("redis://{}{}/{}", auth, hp.to_string(), db);
+}
+
+std::string redis_url::to_string() const {
+  boost::urls::url u;
+  u.set_scheme("redis");
+  if (!username.empty() || !password.empty()) {
+    u.set_user(username);
+    if (!password.empty()) {
+      u.set_password(password);
+    }
+  }
+  // An IPv6 literal goes in brackets, a name or IPv4 address as it is.
+  u.set_host_address(host);
+  u.set_port_number(port);
+  u.set_path("/" + std::to_string(db));
+  return std::string(u.buffer());
 }
 
 std::optional<std::string> parse_int(std::string_view s, int64_t min, int64_t max, int64_t& out) {

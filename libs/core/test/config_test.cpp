@@ -125,4 +125,47 @@ TEST(config, redis_url_parts) {
   EXPECT_EQ(p.redacted(), "redis://:***@127.0.0.1:6390/0");
 }
 
+// to_string() is read back by parse_redis_url to the same parts, whatever the password holds.
+TEST(config, redis_url_to_string_round_trips) {
+  auto round_trip = [](const dp::config::redis_url& u) {
+    dp::config::redis_url back;
+    back.host = "unset";
+    auto err = dp::config::parse_redis_url(u.to_string(), back);
+    EXPECT_FALSE(err) << u.to_string() << ": " << *err;
+    EXPECT_EQ(back.host, u.host) << u.to_string();
+    EXPECT_EQ(back.port, u.port) << u.to_string();
+    EXPECT_EQ(back.db, u.db) << u.to_string();
+    EXPECT_EQ(back.username, u.username) << u.to_string();
+    EXPECT_EQ(back.password, u.password) << u.to_string();
+    return u.to_string();
+  };
+  dp::config::redis_url u;
+  EXPECT_EQ(round_trip(u), "redis://127.0.0.1:6379/0");
+  u = {.host = "cache.internal", .port = 6380, .db = 3, .username = "user", .password = "pw"};
+  EXPECT_EQ(round_trip(u), "redis://user:pw@cache.internal:6380/3");
+  // '@', ':' and '/' in the password, '@' and ':' in the user name.
+  u = {.host = "cache.internal",
+       .port = 6380,
+       .db = 15,
+       .username = "a@b:c",
+       .password = "p@ss:w/rd%?#"};
+  auto text = round_trip(u);
+  EXPECT_EQ(text.find("p@ss"), std::string::npos) << text;
+  EXPECT_EQ(text.rfind('@'), text.find("@cache.internal")) << text;
+  // A password without a user name; a user name without a password.
+  u = {.host = "127.0.0.5", .port = 7000, .db = 1, .username = "", .password = "s3cret"};
+  EXPECT_EQ(round_trip(u), "redis://:s3cret@127.0.0.5:7000/1");
+  u = {.host = "127.0.0.5", .port = 7000, .db = 1, .username = "default", .password = ""};
+  EXPECT_EQ(round_trip(u), "redis://default@127.0.0.5:7000/1");
+  // IPv6 hosts are kept without brackets and written with them.
+  ASSERT_FALSE(dp::config::parse_redis_url("redis://:pw@[::1]:6390/2", u));
+  EXPECT_EQ(u.host, "::1");
+  EXPECT_EQ(round_trip(u), "redis://:pw@[::1]:6390/2");
+  u = {.host = "2001:db8::7", .port = 6379, .db = 0, .username = "", .password = "x@y"};
+  EXPECT_EQ(round_trip(u), "redis://:x%40y@[2001:db8::7]:6379/0");
+  // TLS is refused by the parser, so no redis_url ever stands for a rediss:// URL.
+  EXPECT_EQ(*dp::config::parse_redis_url("rediss://:pw@cache.internal:6380/0", u),
+            "TLS (rediss://) is not supported; use redis:// through a TLS proxy");
+}
+
 }  // namespace

@@ -30,6 +30,9 @@ struct redis_url {
   std::string password;
   // The URL without its password, safe for a log line.
   std::string redacted() const;
+  // The URL itself, password included, that parse_redis_url reads back to the same parts: user
+  // and password percent-encoded ('@', ':', '/'), an IPv6 host in brackets, the db always.
+  std::string to_string() const;
 };
 
 // Parsers used by the typed settings; each returns an error message or fills `out`.
