@@ -276,6 +276,16 @@ TEST_F(names, a_project_cannot_take_an_old_immutable_alias) {
                  R"({"project":")" + old_label + R"(","git_url":"https://github.com/acme/x"})")
           .status,
       409);
+  // A gzip body (the magic bytes and room for a header): the upload creates projects too.
+  std::string gz("\x1f\x8b", 2);
+  gz.append(30, '\0');
+  auto up = s_.request("POST", "/v1/deployments?project=" + old_label, gz,
+                       {{"content-type", "application/gzip"}});
+  EXPECT_EQ(up.status, 409) << up.body;
+  EXPECT_EQ(
+      s_.request("POST", "/v1/deployments?project=a--b", gz, {{"content-type", "application/gzip"}})
+          .status,
+      400);
   EXPECT_EQ(s_.request("GET", "/v1/projects/" + old_label).status, 404);
   EXPECT_EQ(alias(old_label), id);
 }
