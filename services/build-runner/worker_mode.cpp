@@ -22,7 +22,7 @@ void add_worker_settings(dp::config::parser& p, worker_settings& w) {
   p.add_string("DOCKER_SOCKET", &w.docker_socket, "/var/run/docker.sock",
                "worker (docker): the Docker Engine API socket");
   p.add_int("DOCKER_MEMORY_MB", &w.docker_memory_mb, 0, 0, 1 << 20,
-            "worker (docker): memory limit of a build container (0: none)");
+            "worker (docker): memory limit of a build container (0: BUILD_MEMORY_MB)");
   p.add({.env = "DOCKER_CPUS",
          .default_value = "0",
          .help = "worker (docker): CPUs of a build container, e.g. 1.5 (0: no limit)",
@@ -151,7 +151,9 @@ int run_worker(const dp::settings::common& common, const worker_settings& w,
     o.image = w.build_image;
     o.env = local_env;
     o.worker_id = wo.id;
-    o.memory_bytes = w.docker_memory_mb * 1024 * 1024;
+    // The container is the build as a whole: BUILD_MEMORY_MB unless DOCKER_MEMORY_MB says more.
+    o.memory_bytes = (w.docker_memory_mb > 0 ? w.docker_memory_mb : w.build_memory_mb) << 20;
+    o.pids_limit = w.build_pids_max;
     o.nano_cpus = static_cast<int64_t>(w.docker_cpus * 1e9);
     o.network_mode = w.docker_network;
     launcher = dp::worker::make_docker_launcher(http, std::move(o));

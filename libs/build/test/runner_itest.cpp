@@ -389,9 +389,12 @@ TEST_F(Runner, NoPlatformSecretReachesTheBuild) {
   }
   auto out =
       build(project(site_js),
-            {.build_command = fmt::format("cat {} ; ls -la /root ; env ; cat /proc/1/environ ; "
-                                          "node build.js",
-                                          secret.string()),
+            {.build_command = fmt::format(
+                 "cat {} ; ls -la /root ; env ; "
+                 // Every process the build can see, and every file a secret could sit in.
+                 "for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do tr '\\0' '\\n' < $f; "
+                 "done ; cat /etc/passwd /etc/group /etc/hosts 2>/dev/null ; node build.js",
+                 secret.string()),
              .env = {{"PUBLIC_SETTING", "visible-value"}}});
   fs::remove(secret);
   for (const auto& [k, v] : platform) {

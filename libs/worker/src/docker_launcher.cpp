@@ -69,7 +69,13 @@ class docker_launcher final : public launcher {
       env.emplace_back(k + "=" + v);
     }
     env.emplace_back("DEPLOYMENT_ID=" + job.deployment_id);
-    json::object host{{"AutoRemove", false}};
+    // The build container runs user code: no capabilities, no setuid gains, bounded processes.
+    json::object host{{"AutoRemove", false},
+                      {"CapDrop", json::array{"ALL"}},
+                      {"SecurityOpt", json::array{"no-new-privileges"}}};
+    if (opts_.pids_limit > 0) {
+      host["PidsLimit"] = opts_.pids_limit;
+    }
     if (opts_.memory_bytes > 0) {
       host["Memory"] = opts_.memory_bytes;
     }

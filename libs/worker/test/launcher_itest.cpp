@@ -233,6 +233,7 @@ struct docker_fixture {
     o.worker_id = "w1";
     o.memory_bytes = 512 << 20;
     o.nano_cpus = 1'000'000'000;
+    o.pids_limit = 256;
     return o;
   }
 };
@@ -264,6 +265,9 @@ TEST(docker_launcher_test, create_start_wait_remove) {
   EXPECT_EQ(body["HostConfig"].as_object()["AutoRemove"], false);
   EXPECT_EQ(body["HostConfig"].as_object()["Memory"], 512 << 20);
   EXPECT_EQ(body["HostConfig"].as_object()["NanoCpus"], 1'000'000'000);
+  EXPECT_EQ(body["HostConfig"].as_object()["CapDrop"], (json::array{"ALL"}));
+  EXPECT_EQ(body["HostConfig"].as_object()["SecurityOpt"], (json::array{"no-new-privileges"}));
+  EXPECT_EQ(body["HostConfig"].as_object()["PidsLimit"], 256);
   EXPECT_EQ(reqs[1].method + " " + reqs[1].target, "POST /v1.43/containers/abc123/start");
   EXPECT_EQ(reqs[2].method + " " + reqs[2].target,
             "POST /v1.43/containers/abc123/wait?condition=not-running");

@@ -102,6 +102,7 @@ struct docker_launcher_options {
   std::string worker_id;     // label dp.worker: orphans of this worker are removed at start
   int64_t memory_bytes = 0;  // 0: no limit
   int64_t nano_cpus = 0;     // 1e9 = one CPU; 0: no limit
+  int64_t pids_limit = 0;    // processes in the container; 0: no limit
   std::string network_mode;  // empty: Docker's default
   std::chrono::seconds timeout_margin{60};
 };
