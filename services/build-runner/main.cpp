@@ -12,6 +12,7 @@
 
 #include "dp/build/git.hpp"
 #include "dp/build/runner.hpp"
+#include "dp/build/work_fs.hpp"
 
 #include "dp/core/config.hpp"
 #include "dp/core/id.hpp"
@@ -323,6 +324,13 @@ int main(int argc, char** argv) {
   // (REDIS_URL, AWS_*) from /proc/<runner>/environ or attach to it with ptrace. Matters most
   // with SANDBOX=none (in a container), where no pid namespace hides the runner.
   ::prctl(PR_SET_DUMPABLE, 0);
+  // The work filesystem is mounted in a namespace of our own, so it dies with us even by SIGKILL.
+  if (::geteuid() == 0 && cfg.build_disk_mb > 0) {
+    if (auto ns = dp::build::enter_private_mount_namespace(); !ns) {
+      dp::log::warn("the build's mounts stay in the host's namespace",
+                    {{"error", ns.error().message}});
+    }
+  }
 
   boost::asio::io_context ioc;
   auto storage_url = dp::storage::parse_storage_url(cfg.common.storage_url);

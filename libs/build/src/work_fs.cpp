@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/loop.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -279,6 +280,19 @@ result<void> work_fs::release() {
     image_.clear();
   }
   return r;
+}
+
+result<void> enter_private_mount_namespace() {
+  if (::unshare(CLONE_NEWNS) != 0) {
+    return make_error(std::error_code(errno, std::generic_category()),
+                      "cannot make a mount namespace for the build's filesystem");
+  }
+  // Nothing mounted here propagates back to the host, and nothing of the host's comes in.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    return make_error(std::error_code(errno, std::generic_category()),
+                      "cannot make the build's mounts private");
+  }
+  return {};
 }
 
 }  // namespace dp::build

@@ -70,6 +70,14 @@ class work_fs {
   bool mounted_ = false;
 };
 
+// Moves this process into a mount namespace of its own, with every mount private, so that the
+// work filesystems it mounts vanish with it: a runner killed with SIGKILL (a worker's kill, an
+// OOM) leaves no mount or loop device behind, since the last process of the namespace takes its
+// mounts (and, through autoclear, their loop devices) along. Call it from main before any thread
+// starts (unshare(CLONE_NEWNS) refuses a process whose threads share its filesystem context).
+// Root only; an error says why (the caller runs on, with mounts in the host's namespace).
+result<void> enter_private_mount_namespace();
+
 // Bytes allocated under `dir` (see used_bytes).
 uint64_t directory_usage(const std::filesystem::path& dir);
 
