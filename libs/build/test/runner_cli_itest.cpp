@@ -1,10 +1,14 @@
 // The build-runner binary's build mode: its three job sources and its exit codes.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "dp/core/id.hpp"
 #include "dp/proto/json.hpp"
@@ -155,6 +159,71 @@ TEST_F(RunnerCli, ContainerLauncherNeedsReachableRedisAndStorage) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("DOCKER_NETWORK=host"), std::string::npos) << r.output;
   EXPECT_EQ(error_lines(r.output), 1) << r.output;
+}
+
+// Whatever the runner mounted for the build (its work filesystem on a loop device) under `dir`.
+std::vector<std::string> mounts_and_loops_under(const fs::path& dir) {
+  std::vector<std::string> found;
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  for (std::string line; std::getline(mountinfo, line);) {
+    if (line.find(dir.string()) != std::string::npos) {
+      found.push_back("mount: " + line);
+    }
+  }
+  std::error_code ec;
+  for (const auto& dev : fs::directory_iterator("/sys/block", ec)) {
+    std::ifstream backing(dev.path() / "loop" / "backing_file");
+    std::string file;
+    if (std::getline(backing, file) && file.find(dir.string()) != std::string::npos) {
+      found.push_back("loop device: " + dev.path().filename().string() + " " + file);
+    }
+  }
+  return found;
+}
+
+// A runner killed with SIGKILL mid-build (a worker's hard stop, an OOM kill) runs no clean-up: its
+// work filesystem must still not outlive it, so it lives in the runner's own mount namespace.
+TEST_F(RunnerCli, KilledRunnerLeavesNoMountOrLoopDevice) {
+  if (::geteuid() != 0 || !fs::exists("/dev/loop-control")) {
+    GTEST_SKIP() << "the work filesystem needs a root runner and loop devices";
+  }
+  const std::map<std::string, dp::test::git_file> sleeper = {
+      {"package.json", R"({"name":"app","version":"1.0.0","scripts":{"build":"sleep 600"}})"}};
+  dp::test::git_repo repo(sleeper);
+  auto [j, file] = job_file(repo);
+  dp::test::process_options po;
+  po.argv = {runner_binary().string(), "build", "--job", file.string()};
+  po.env = {{"STORAGE_URL", "file://" + storage_.path().string()},
+            {"ALLOWED_GIT_PROTOCOLS", "file"},
+            {"REDIS_URL", ""},
+            {"TMPDIR", work_.path().string()}};
+  dp::test::child_process runner(po);
+  // The build runs once `npm run build` has started: the work filesystem is mounted by then.
+  for (int i = 0; i < 1200 && runner.running() &&
+                  runner.log_text().find("running `npm run build`") == std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_NE(runner.log_text().find("running `npm run build`"), std::string::npos)
+      << runner.log_text();
+  ASSERT_NE(runner.log_text().find("an ext4 filesystem"), std::string::npos) << runner.log_text();
+  // Mounted in the runner's namespace, not in ours (loop devices are global: only mounts count).
+  for (const auto& m : mounts_and_loops_under(work_.path())) {
+    EXPECT_FALSE(m.starts_with("mount:")) << m;
+  }
+  runner.signal(SIGKILL);
+  runner.wait();
+  // The namespace goes with its last process (the sandbox dies with the runner); the loop device
+  // is freed when its filesystem is unmounted.
+  std::vector<std::string> left;
+  for (int i = 0; i < 100; ++i) {
+    left = mounts_and_loops_under(work_.path());
+    if (left.empty()) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(left.empty()) << fmt::format("{}", fmt::join(left, "\n"));
 }
 
 }  // namespace
