@@ -13,6 +13,7 @@
 #include <cstring>
 #include <set>
 
+#include "dp/core/unique_fd.hpp"
 #include "dp/process/process.hpp"
 
 namespace dp::build {
@@ -26,25 +27,16 @@ dp::error sys_error(std::string what) {
                     std::move(what));
 }
 
-struct fd_closer {
-  int fd = -1;
-  ~fd_closer() {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
-};
-
 // A free loop device bound to `image`, with autoclear: it detaches itself when the last user
 // (the mount) lets go. Returns the device's path and its open descriptor.
 result<std::pair<std::string, int>> attach_loop(int image) {
-  fd_closer ctl{::open("/dev/loop-control", O_RDWR | O_CLOEXEC)};
-  if (ctl.fd < 0) {
+  unique_fd ctl(::open("/dev/loop-control", O_RDWR | O_CLOEXEC));
+  if (!ctl) {
     return sys_error("open /dev/loop-control");
   }
   // Another process may take the free device between the two calls: try the next one.
   for (int attempt = 0; attempt < 16; ++attempt) {
-    int n = ::ioctl(ctl.fd, LOOP_CTL_GET_FREE);
+    int n = ::ioctl(ctl.get(), LOOP_CTL_GET_FREE);
     if (n < 0) {
       return sys_error("no free loop device (LOOP_CTL_GET_FREE)");
     }
@@ -156,13 +148,13 @@ asio::awaitable<result<work_fs>> work_fs::make(work_fs_options o) {
   }
   // The image: sparse, so it takes only what the build writes.
   w.image_ = o.dir.string() + ".img";
-  fd_closer img{::open(w.image_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)};
+  unique_fd img(::open(w.image_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   auto give_up = [&w](std::string why) {
     w.fallback_reason_ = std::move(why);
     ::unlink(w.image_.c_str());
     w.image_.clear();
   };
-  if (img.fd < 0 || ::ftruncate(img.fd, static_cast<off_t>(o.quota_bytes)) != 0) {
+  if (!img || ::ftruncate(img.get(), static_cast<off_t>(o.quota_bytes)) != 0) {
     give_up(sys_error("cannot create the image " + w.image_.string()).message);
     co_return std::move(w);
   }
@@ -193,12 +185,12 @@ asio::awaitable<result<work_fs>> work_fs::make(work_fs_options o) {
                         output.empty() ? "" : ": " + output));
     co_return std::move(w);
   }
-  auto loop = attach_loop(img.fd);
+  auto loop = attach_loop(img.get());
   if (!loop) {
     give_up(loop.error().message);
     co_return std::move(w);
   }
-  fd_closer dev{loop->second};
+  unique_fd dev(loop->second);
   // noinit_itable: no kernel thread zeroing inode tables into the image behind the build.
   if (::mount(loop->first.c_str(), o.dir.c_str(), "ext4", MS_NODEV | MS_NOSUID | MS_NOATIME,
               "noinit_itable") != 0) {
