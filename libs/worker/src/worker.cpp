@@ -1,34 +1,24 @@
+// The worker: the queue consumer, each job's lease heartbeat and cancel watch, and drain on stop.
+// The reaper is in reaper.cpp; the state both share is worker_impl.hpp.
 #include "dp/worker/worker.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <unistd.h>
 
 #include <algorithm>
-#include <map>
-#include <random>
-#include <set>
 
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
 #include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
-#include "dp/redis/client.hpp"
-#include "dp/redis/subscriber.hpp"
 #include "dp/state/logbook.hpp"
-#include "dp/state/queue.hpp"
-#include "dp/state/store.hpp"
-#include "dp/worker/launcher.hpp"
+#include "worker_impl.hpp"
 
 namespace dp::worker {
 
-namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 using proto::deployment_status;
-using clock_type = std::chrono::steady_clock;
 
 namespace {
 
@@ -58,559 +48,364 @@ std::string default_worker_id() {
   return id.size() > max_started_by ? id.substr(id.size() - max_started_by) : id;
 }
 
-namespace {
+// ---- the job's logbook and letting go ----
 
-// Why a build is being stopped; the first reason wins.
-enum class stop_reason { none, canceled, handed_back, lease_lost };
-
-struct held_job {
-  held_job(asio::any_io_executor ex, std::string t, proto::job j)
-      : text(std::move(t)), job(std::move(j)), stop(ex), beat(ex) {}
-  std::string text;
-  proto::job job;
-  stop_flag stop;
-  asio::steady_timer beat;  // the heartbeat's sleep; canceled when the job is done
-  stop_reason why = stop_reason::none;
-  std::string cancel_reason;
-  bool locked = false;
-  bool done = false;
-};
-
-// A job to put back on the queue once the worker has let go of it.
-struct requeue_plan {
-  proto::job job;            // with the attempt it will run as
-  std::string log_line;      // for the worker's log
-  std::string logbook_line;  // for the deployment's readers
-};
-
-asio::awaitable<void> sleep_for(asio::steady_timer& t, std::chrono::milliseconds d) {
-  t.expires_after(d);
-  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+asio::awaitable<void> worker::impl::note(const std::string& id, std::string line) {
+  auto seq = co_await state::next_log_seq(redis, store.keys(), id);
+  if (!seq) {
+    dp::log::warn("cannot write to the logbook",
+                  {{"deployment", id}, {"line", line}, {"error", seq.error()}});
+    co_return;
+  }
+  state::log_writer w(ex, redis, store.keys(), id, *seq);
+  w.write(proto::log_stream::system, line);
+  if (auto ok = co_await w.flush(std::chrono::seconds(5)); !ok) {
+    dp::log::warn("cannot write to the logbook",
+                  {{"deployment", id}, {"line", line}, {"error", ok.error()}});
+  }
 }
 
-}  // namespace
-
-struct worker::impl : std::enable_shared_from_this<impl> {
-  impl(asio::any_io_executor e, redis::options ro, proto::keys k, launcher& l, worker_options o)
-      : ex(e),
-        opts(std::move(o)),
-        redis(e, ro),
-        blocking(e, ro),
-        cancels(e, ro),
-        store(redis, k),
-        queue(redis, k),
-        launch(l),
-        wake(e),
-        reap_timer(e) {
-    if (opts.id.empty()) {
-      opts.id = default_worker_id();
-    }
-    if (opts.reap_interval.count() <= 0) {
-      opts.reap_interval = opts.lease_ttl / 2;
-    }
+asio::awaitable<void> worker::impl::finish(std::string_view id, std::string_view text,
+                                           std::string_view holder) {
+  if (auto r = co_await queue.finish(id, text, holder); !r) {
+    dp::log::warn("cannot finish the job; the reaper will",
+                  {{"deployment", id}, {"error", r.error()}});
   }
-
-  asio::any_io_executor ex;
-  worker_options opts;
-  redis::client redis;
-  redis::client blocking;  // BLMOVE holds its connection
-  redis::subscriber cancels;
-  state::store store;
-  state::queue queue;
-  launcher& launch;
-  std::map<std::string, std::shared_ptr<held_job>> jobs;  // by deployment id
-  int active = 0;
-  bool stopping = false;
-  bool finished = false;    // the consumer is done: the other loops end
-  asio::steady_timer wake;  // canceled when a slot frees or stop() is called
-  asio::steady_timer reap_timer;
-  std::set<std::string> missing_last_sweep;  // job texts without a lease at the last sweep
-  std::mt19937 rng{std::random_device{}()};
-
-  std::string lock_holder(const proto::job& j) const { return opts.id + "/" + j.deployment_id; }
-  std::string claimer() const { return "reaper:" + opts.id; }
-
-  void notify() { wake.cancel(); }
-
-  void request_stop(held_job& h, stop_reason why, std::string reason = {}) {
-    if (h.why != stop_reason::none) {
-      return;
-    }
-    h.why = why;
-    h.cancel_reason = std::move(reason);
-    h.stop.request();
+}
+asio::awaitable<void> worker::impl::release(std::string_view id, std::string_view holder) {
+  if (auto r = co_await queue.release(id, holder); !r) {
+    dp::log::warn("cannot release the lease; it expires on its own",
+                  {{"deployment", id}, {"error", r.error()}});
   }
-
-  // A line in the deployment's logbook, so its reader sees what the worker decided.
-  asio::awaitable<void> note(const std::string& id, std::string line) {
-    auto seq = co_await state::next_log_seq(redis, store.keys(), id);
-    if (!seq) {
-      dp::log::warn("cannot write to the logbook",
-                    {{"deployment", id}, {"line", line}, {"error", seq.error()}});
-      co_return;
-    }
-    state::log_writer w(ex, redis, store.keys(), id, *seq);
-    w.write(proto::log_stream::system, line);
-    if (auto ok = co_await w.flush(std::chrono::seconds(5)); !ok) {
-      dp::log::warn("cannot write to the logbook",
-                    {{"deployment", id}, {"line", line}, {"error", ok.error()}});
-    }
+}
+asio::awaitable<void> worker::impl::unlock(const proto::job& job) {
+  if (auto r = co_await queue.unlock_project(job.project, lock_holder(job)); !r) {
+    dp::log::warn("cannot unlock the project; the lock expires on its own",
+                  {{"deployment", job.deployment_id}, {"error", r.error()}});
   }
+}
 
-  // Letting go of a job, its lease or its project's lock. A failure is logged and left to the
-  // TTLs: the lease and the lock expire, and the reaper finishes a job still listed.
-  asio::awaitable<void> finish(std::string_view id, std::string_view text,
-                               std::string_view holder) {
-    if (auto r = co_await queue.finish(id, text, holder); !r) {
-      dp::log::warn("cannot finish the job; the reaper will",
-                    {{"deployment", id}, {"error", r.error()}});
-    }
-  }
-  asio::awaitable<void> release(std::string_view id, std::string_view holder) {
-    if (auto r = co_await queue.release(id, holder); !r) {
-      dp::log::warn("cannot release the lease; it expires on its own",
-                    {{"deployment", id}, {"error", r.error()}});
-    }
-  }
-  asio::awaitable<void> unlock(const proto::job& job) {
-    if (auto r = co_await queue.unlock_project(job.project, lock_holder(job)); !r) {
-      dp::log::warn("cannot unlock the project; the lock expires on its own",
-                    {{"deployment", job.deployment_id}, {"error", r.error()}});
-    }
-  }
+// ---- consumer ----
 
-  // ---- consumer ----
-
-  asio::awaitable<void> consume() {
-    while (!stopping) {
-      if (active >= opts.concurrency) {
-        wake.expires_at(clock_type::time_point::max());
-        co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
-        continue;
-      }
-      auto taken = co_await queue.take(blocking, opts.block);
-      if (!taken) {
-        dp::log::warn("cannot take a job; retrying", {{"error", taken.error()}});
-        co_await sleep_for(wake, std::chrono::milliseconds(500));
-        continue;
-      }
-      if (!*taken) {
-        continue;
-      }
-      ++active;
-      dp::spawn(ex, handle(std::move(**taken)), "job handler", [self = shared_from_this()](bool) {
-        --self->active;
-        self->notify();
-      });
-    }
-    // Drain: running builds may finish until the deadline, then they are handed back.
-    auto deadline = clock_type::now() + opts.drain;
-    if (active > 0) {
-      dp::log::info("draining", {{"builds", active}, {"seconds", opts.drain.count() / 1000}});
-    }
-    while (active > 0 && clock_type::now() < deadline) {
-      wake.expires_at(deadline);
-      co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
-    }
-    for (auto& [id, h] : jobs) {
-      request_stop(*h, stop_reason::handed_back);
-    }
-    while (active > 0) {
+asio::awaitable<void> worker::impl::consume() {
+  while (!stopping) {
+    if (active >= opts.concurrency) {
       wake.expires_at(clock_type::time_point::max());
       co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
     }
-    finished = true;
-    cancels.close();
-    reap_timer.cancel();
+    auto taken = co_await queue.take(blocking, opts.block);
+    if (!taken) {
+      dp::log::warn("cannot take a job; retrying", {{"error", taken.error()}});
+      co_await sleep_for(wake, std::chrono::milliseconds(500));
+      continue;
+    }
+    if (!*taken) {
+      continue;
+    }
+    ++active;
+    dp::spawn(ex, handle(std::move(**taken)), "job handler", [self = shared_from_this()](bool) {
+      --self->active;
+      self->notify();
+    });
   }
-
-  asio::awaitable<void> handle(std::string text) {
-    auto parsed = proto::parse_job(std::string_view(text));
-    if (!parsed) {
-      // It can never run: out of the processing list, or the reaper would retry it forever.
-      dp::log::error("dropping an unreadable job", {{"error", parsed.error()}});
-      co_await finish("", text, opts.id);
-      co_return;
-    }
-    const std::string id = parsed->deployment_id;
-    // The lease at once: the reaper grants a just-taken job one sweep of grace, no more.
-    auto held = co_await queue.hold(id, text, opts.id, opts.lease_ttl, true);
-    if (!held) {
-      dp::log::error("cannot set the lease; the reaper will re-queue the job",
-                     {{"deployment", id}, {"error", held.error()}});
-      co_return;
-    }
-    if (jobs.contains(id)) {
-      // The same deployment twice in the processing list: the other copy is ours already.
-      dp::log::warn("job held already; dropping the copy", {{"deployment", id}});
-      co_await finish("", text, opts.id);
-      co_return;
-    }
-    auto h = std::make_shared<held_job>(ex, std::move(text), std::move(*parsed));
-    jobs.emplace(id, h);
-    dp::spawn(ex, heartbeat(h), "lease heartbeat");
-    if (stopping) {
-      request_stop(*h, stop_reason::handed_back);
-    }
-    std::optional<build_end> end;
-    std::optional<dp::error> failure;
-    auto ready = co_await prepare(*h);
-    if (ready && *ready && h->why == stop_reason::none) {
-      dp::log::info("build starting", {{"deployment", id},
-                                       {"project", h->job.project},
-                                       {"attempt", h->job.attempt},
-                                       {"launcher", launch.name()}});
-      auto r = co_await launch.run(h->job, h->stop);
-      if (r) {
-        end = std::move(*r);
-      } else {
-        failure = r.error();
-      }
-    } else if (!ready) {
-      failure = ready.error();
-    } else if (!*ready) {
-      h->done = true;  // dropped or superseded: prepare() has finished it
-    }
-    std::optional<requeue_plan> again;
-    if (!h->done) {
-      again = co_await conclude(*h, end, failure);
-    }
-    h->done = true;
-    h->beat.cancel();
-    if (h->locked) {
-      co_await unlock(h->job);
-    }
-    jobs.erase(id);
-    // Last, once this worker has let go of the job: a re-queued job may come straight back to
-    // this worker, which must then take it as new rather than as a copy of one it holds.
-    if (again) {
-      co_await requeue(*h, *again);
-    }
+  // Drain: running builds may finish until the deadline, then they are handed back.
+  auto deadline = clock_type::now() + opts.drain;
+  if (active > 0) {
+    dp::log::info("draining", {{"builds", active}, {"seconds", opts.drain.count() / 1000}});
   }
-
-  asio::awaitable<void> requeue(const held_job& h, const requeue_plan& plan) {
-    const auto& id = h.job.deployment_id;
-    auto r = co_await store.requeue(h.text, plan.job);
-    co_await release(id, opts.id);
-    if (!r) {
-      dp::log::error("cannot hand the job back; the reaper will",
-                     {{"deployment", id}, {"error", r.error()}});
-      co_return;
-    }
-    dp::log::info(plan.log_line, {{"deployment", id}, {"attempt", plan.job.attempt}});
-    co_await note(id, plan.logbook_line);
+  while (active > 0 && clock_type::now() < deadline) {
+    wake.expires_at(deadline);
+    co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
   }
-
-  // Before the build: drop a final deployment, cancel a superseded one, wait for the project's
-  // lock. false when the job was finished here; true when the build may start (or h.why says
-  // why not).
-  asio::awaitable<dp::result<bool>> prepare(held_job& h) {
-    const auto& id = h.job.deployment_id;
-    asio::steady_timer pause(ex);
-    for (;;) {
-      if (h.why != stop_reason::none) {
-        co_return true;
-      }
-      auto d = co_await store.get_deployment(id);
-      if (!d && d.error().is(errc::not_found)) {
-        dp::log::warn("dropping a job whose deployment is gone", {{"deployment", id}});
-        co_await finish(id, h.text, opts.id);
-        co_return false;
-      }
-      if (!d) {
-        co_return d.error();
-      }
-      if (proto::is_final(d->status)) {
-        dp::log::info("dropping a job whose deployment is final",
-                      {{"deployment", id}, {"status", proto::to_string(d->status)}});
-        co_await finish(id, h.text, opts.id);
-        co_return false;
-      }
-      auto newer = co_await queue.newer_active(h.job.project, id);
-      if (!newer) {
-        co_return newer.error();
-      }
-      if (*newer) {
-        auto why = "superseded by " + **newer;
-        auto t = co_await store.transition(id, deployment_status::canceled, {}, why);
-        if (!t) {
-          co_return t.error();
-        }
-        dp::log::info("build superseded", {{"deployment", id}, {"by", **newer}});
-        co_await note(id, why);
-        co_await finish(id, h.text, opts.id);
-        co_return false;
-      }
-      auto locked = co_await queue.lock_project(h.job.project, lock_holder(h.job), opts.lease_ttl);
-      if (!locked) {
-        co_return locked.error();
-      }
-      if (*locked) {
-        h.locked = true;
-        // The durable cancel request, in case its message came before we listened.
-        auto c = co_await store.cancel_requested(id);
-        if (c && *c) {
-          request_stop(h, stop_reason::canceled, (*c)->reason.value_or("canceled"));
-        }
-        co_return true;
-      }
-      // Another build of the project runs: wait, keeping the lease (the heartbeat refreshes it).
-      pause.expires_after(opts.lock_retry);
-      co_await (pause.async_wait(asio::as_tuple(asio::use_awaitable)) || h.stop.wait());
-    }
+  for (auto& [id, h] : jobs) {
+    request_stop(*h, stop_reason::handed_back);
   }
+  while (active > 0) {
+    wake.expires_at(clock_type::time_point::max());
+    co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  finished = true;
+  cancels.close();
+  reap_timer.cancel();
+}
 
-  // After the build (or a failure to run it): record the outcome and let go of the job, or say
-  // how to put it back on the queue.
-  asio::awaitable<std::optional<requeue_plan>> conclude(held_job& h,
-                                                        const std::optional<build_end>& end,
-                                                        const std::optional<dp::error>& failure) {
-    const auto& id = h.job.deployment_id;
-    switch (h.why) {
-      case stop_reason::lease_lost:
-        // Another worker may hold it now: touch nothing of the job.
-        dp::log::warn("build stopped: its lease was lost", {{"deployment", id}});
-        co_return std::nullopt;
-      case stop_reason::handed_back:
-        co_return requeue_plan{h.job, "job handed back to the queue",
-                               "worker stopping; build handed back to the queue"};
-      case stop_reason::canceled: {
-        auto t = co_await store.transition(id, deployment_status::canceled, {}, h.cancel_reason);
-        if (!t) {
-          dp::log::error("cannot record the cancel", {{"deployment", id}, {"error", t.error()}});
-          co_return std::nullopt;  // the lease expires and the reaper takes over
-        }
-        dp::log::info("build canceled", {{"deployment", id}, {"reason", h.cancel_reason}});
-        co_await finish(id, h.text, opts.id);
-        co_return std::nullopt;
-      }
-      case stop_reason::none:
-        break;
+asio::awaitable<void> worker::impl::handle(std::string text) {
+  auto parsed = proto::parse_job(std::string_view(text));
+  if (!parsed) {
+    // It can never run: out of the processing list, or the reaper would retry it forever.
+    dp::log::error("dropping an unreadable job", {{"error", parsed.error()}});
+    co_await finish("", text, opts.id);
+    co_return;
+  }
+  const std::string id = parsed->deployment_id;
+  // The lease at once: the reaper grants a just-taken job one sweep of grace, no more.
+  auto held = co_await queue.hold(id, text, opts.id, opts.lease_ttl, true);
+  if (!held) {
+    dp::log::error("cannot set the lease; the reaper will re-queue the job",
+                   {{"deployment", id}, {"error", held.error()}});
+    co_return;
+  }
+  if (jobs.contains(id)) {
+    // The same deployment twice in the processing list: the other copy is ours already.
+    dp::log::warn("job held already; dropping the copy", {{"deployment", id}});
+    co_await finish("", text, opts.id);
+    co_return;
+  }
+  auto h = std::make_shared<held_job>(ex, std::move(text), std::move(*parsed));
+  jobs.emplace(id, h);
+  dp::spawn(ex, heartbeat(h), "lease heartbeat");
+  if (stopping) {
+    request_stop(*h, stop_reason::handed_back);
+  }
+  std::optional<build_end> end;
+  std::optional<dp::error> failure;
+  auto ready = co_await prepare(*h);
+  if (ready && *ready && h->why == stop_reason::none) {
+    dp::log::info("build starting", {{"deployment", id},
+                                     {"project", h->job.project},
+                                     {"attempt", h->job.attempt},
+                                     {"launcher", launch.name()}});
+    auto r = co_await launch.run(h->job, h->stop);
+    if (r) {
+      end = std::move(*r);
+    } else {
+      failure = r.error();
+    }
+  } else if (!ready) {
+    failure = ready.error();
+  } else if (!*ready) {
+    h->done = true;  // dropped or superseded: prepare() has finished it
+  }
+  std::optional<requeue_plan> again;
+  if (!h->done) {
+    again = co_await conclude(*h, end, failure);
+  }
+  h->done = true;
+  h->beat.cancel();
+  if (h->locked) {
+    co_await unlock(h->job);
+  }
+  jobs.erase(id);
+  // Last, once this worker has let go of the job: a re-queued job may come straight back to
+  // this worker, which must then take it as new rather than as a copy of one it holds.
+  if (again) {
+    co_await requeue(*h, *again);
+  }
+}
+
+asio::awaitable<void> worker::impl::requeue(const held_job& h, const requeue_plan& plan) {
+  const auto& id = h.job.deployment_id;
+  auto r = co_await store.requeue(h.text, plan.job);
+  co_await release(id, opts.id);
+  if (!r) {
+    dp::log::error("cannot hand the job back; the reaper will",
+                   {{"deployment", id}, {"error", r.error()}});
+    co_return;
+  }
+  dp::log::info(plan.log_line, {{"deployment", id}, {"attempt", plan.job.attempt}});
+  co_await note(id, plan.logbook_line);
+}
+
+// Before the build: drop a final deployment, cancel a superseded one, wait for the project's
+// lock. false when the job was finished here; true when the build may start (or h.why says
+// why not).
+asio::awaitable<dp::result<bool>> worker::impl::prepare(held_job& h) {
+  const auto& id = h.job.deployment_id;
+  asio::steady_timer pause(ex);
+  for (;;) {
+    if (h.why != stop_reason::none) {
+      co_return true;
     }
     auto d = co_await store.get_deployment(id);
+    if (!d && d.error().is(errc::not_found)) {
+      dp::log::warn("dropping a job whose deployment is gone", {{"deployment", id}});
+      co_await finish(id, h.text, opts.id);
+      co_return false;
+    }
     if (!d) {
-      dp::log::error("cannot read the deployment after its build; the reaper will decide",
-                     {{"deployment", id}, {"error", d.error()}});
-      co_return std::nullopt;
+      co_return d.error();
     }
     if (proto::is_final(d->status)) {
-      dp::log::info("build ended", {{"deployment", id},
-                                    {"status", proto::to_string(d->status)},
-                                    {"exit", end ? end->description : failure->message}});
+      dp::log::info("dropping a job whose deployment is final",
+                    {{"deployment", id}, {"status", proto::to_string(d->status)}});
+      co_await finish(id, h.text, opts.id);
+      co_return false;
+    }
+    auto newer = co_await queue.newer_active(h.job.project, id);
+    if (!newer) {
+      co_return newer.error();
+    }
+    if (*newer) {
+      auto why = "superseded by " + **newer;
+      auto t = co_await store.transition(id, deployment_status::canceled, {}, why);
+      if (!t) {
+        co_return t.error();
+      }
+      dp::log::info("build superseded", {{"deployment", id}, {"by", **newer}});
+      co_await note(id, why);
+      co_await finish(id, h.text, opts.id);
+      co_return false;
+    }
+    auto locked = co_await queue.lock_project(h.job.project, lock_holder(h.job), opts.lease_ttl);
+    if (!locked) {
+      co_return locked.error();
+    }
+    if (*locked) {
+      h.locked = true;
+      // The durable cancel request, in case its message came before we listened.
+      auto c = co_await store.cancel_requested(id);
+      if (c && *c) {
+        request_stop(h, stop_reason::canceled, (*c)->reason.value_or("canceled"));
+      }
+      co_return true;
+    }
+    // Another build of the project runs: wait, keeping the lease (the heartbeat refreshes it).
+    pause.expires_after(opts.lock_retry);
+    co_await (pause.async_wait(asio::as_tuple(asio::use_awaitable)) || h.stop.wait());
+  }
+}
+
+// After the build (or a failure to run it): record the outcome and let go of the job, or say
+// how to put it back on the queue.
+asio::awaitable<std::optional<requeue_plan>> worker::impl::conclude(
+    held_job& h, const std::optional<build_end>& end, const std::optional<dp::error>& failure) {
+  const auto& id = h.job.deployment_id;
+  switch (h.why) {
+    case stop_reason::lease_lost:
+      // Another worker may hold it now: touch nothing of the job.
+      dp::log::warn("build stopped: its lease was lost", {{"deployment", id}});
+      co_return std::nullopt;
+    case stop_reason::handed_back:
+      co_return requeue_plan{h.job, "job handed back to the queue",
+                             "worker stopping; build handed back to the queue"};
+    case stop_reason::canceled: {
+      auto t = co_await store.transition(id, deployment_status::canceled, {}, h.cancel_reason);
+      if (!t) {
+        dp::log::error("cannot record the cancel", {{"deployment", id}, {"error", t.error()}});
+        co_return std::nullopt;  // the lease expires and the reaper takes over
+      }
+      dp::log::info("build canceled", {{"deployment", id}, {"reason", h.cancel_reason}});
       co_await finish(id, h.text, opts.id);
       co_return std::nullopt;
     }
-    // The build ended without recording a result. Infrastructure (exit 3, killed, could not
-    // launch) is worth another attempt; a build that says the input was bad is not.
-    std::string what = end ? end->description : failure->message;
-    bool retry = !end || !end->exit_code || *end->exit_code >= exit_infrastructure;
-    if (retry && h.job.attempt < opts.max_attempts) {
-      auto next = h.job;
-      ++next.attempt;
-      co_return requeue_plan{
-          next, fmt::format("build ended without a result ({}); re-queued", what),
-          fmt::format("build ended without a result ({}); re-queued as attempt {}", what,
-                      next.attempt)};
-    }
-    auto error = fmt::format("build ended without a result: {}", what);
-    if (retry) {
-      error += fmt::format(" (giving up after {} attempts)", h.job.attempt);
-    }
-    co_await note(id, error);
-    auto t = co_await store.transition(id, deployment_status::failed, {}, error);
-    if (!t) {
-      dp::log::error("cannot record the failure", {{"deployment", id}, {"error", t.error()}});
-      co_return std::nullopt;
-    }
-    dp::log::warn("build failed", {{"deployment", id}, {"error", error}});
+    case stop_reason::none:
+      break;
+  }
+  auto d = co_await store.get_deployment(id);
+  if (!d) {
+    dp::log::error("cannot read the deployment after its build; the reaper will decide",
+                   {{"deployment", id}, {"error", d.error()}});
+    co_return std::nullopt;
+  }
+  if (proto::is_final(d->status)) {
+    dp::log::info("build ended", {{"deployment", id},
+                                  {"status", proto::to_string(d->status)},
+                                  {"exit", end ? end->description : failure->message}});
     co_await finish(id, h.text, opts.id);
     co_return std::nullopt;
   }
+  // The build ended without recording a result. Infrastructure (exit 3, killed, could not
+  // launch) is worth another attempt; a build that says the input was bad is not.
+  std::string what = end ? end->description : failure->message;
+  bool retry = !end || !end->exit_code || *end->exit_code >= exit_infrastructure;
+  if (retry && h.job.attempt < opts.max_attempts) {
+    auto next = h.job;
+    ++next.attempt;
+    co_return requeue_plan{next, fmt::format("build ended without a result ({}); re-queued", what),
+                           fmt::format("build ended without a result ({}); re-queued as attempt {}",
+                                       what, next.attempt)};
+  }
+  auto error = fmt::format("build ended without a result: {}", what);
+  if (retry) {
+    error += fmt::format(" (giving up after {} attempts)", h.job.attempt);
+  }
+  co_await note(id, error);
+  auto t = co_await store.transition(id, deployment_status::failed, {}, error);
+  if (!t) {
+    dp::log::error("cannot record the failure", {{"deployment", id}, {"error", t.error()}});
+    co_return std::nullopt;
+  }
+  dp::log::warn("build failed", {{"deployment", id}, {"error", error}});
+  co_await finish(id, h.text, opts.id);
+  co_return std::nullopt;
+}
 
-  // Refreshes the lease (and the project lock) every lease_ttl/3 while the job is held, checks
-  // the durable cancel request, and fences: a lease that cannot be refreshed in time, or that
-  // another holder has, stops the build.
-  asio::awaitable<void> heartbeat(std::shared_ptr<held_job> h) {
-    const auto& id = h->job.deployment_id;
-    auto last_ok = clock_type::now();
-    while (!h->done) {
-      co_await sleep_for(h->beat, opts.lease_ttl / 3);
-      if (h->done) {
-        co_return;
-      }
-      auto held = co_await queue.hold(id, h->text, opts.id, opts.lease_ttl);
-      if (h->done) {
-        co_return;
-      }
-      if (!held) {
-        if (clock_type::now() - last_ok >= opts.lease_ttl * 2 / 3 && h->why == stop_reason::none) {
-          dp::log::error("cannot refresh the lease; stopping the build before it may run twice",
-                         {{"deployment", id}, {"error", held.error()}});
-          request_stop(*h, stop_reason::lease_lost);
-        }
-        continue;
-      }
-      if (!*held) {
+// Refreshes the lease (and the project lock) every lease_ttl/3 while the job is held, checks
+// the durable cancel request, and fences: a lease that cannot be refreshed in time, or that
+// another holder has, stops the build.
+asio::awaitable<void> worker::impl::heartbeat(std::shared_ptr<held_job> h) {
+  const auto& id = h->job.deployment_id;
+  auto last_ok = clock_type::now();
+  while (!h->done) {
+    co_await sleep_for(h->beat, opts.lease_ttl / 3);
+    if (h->done) {
+      co_return;
+    }
+    auto held = co_await queue.hold(id, h->text, opts.id, opts.lease_ttl);
+    if (h->done) {
+      co_return;
+    }
+    if (!held) {
+      if (clock_type::now() - last_ok >= opts.lease_ttl * 2 / 3 && h->why == stop_reason::none) {
+        dp::log::error("cannot refresh the lease; stopping the build before it may run twice",
+                       {{"deployment", id}, {"error", held.error()}});
         request_stop(*h, stop_reason::lease_lost);
-        co_return;
       }
-      last_ok = clock_type::now();
-      if (h->locked) {
-        auto l = co_await queue.lock_project(h->job.project, lock_holder(h->job), opts.lease_ttl);
-        if (l && !*l) {
-          dp::log::warn("project lock taken by another holder", {{"deployment", id}});
-        }
-      }
-      auto c = co_await store.cancel_requested(id);
-      if (c && *c && !h->done) {
-        request_stop(*h, stop_reason::canceled, (*c)->reason.value_or("canceled"));
-      }
+      continue;
     }
-  }
-
-  // ---- cancel requests ----
-
-  asio::awaitable<void> follow_cancels() {
-    const auto prefix = store.keys().cancel("");
-    auto subscribed = co_await cancels.psubscribe(store.keys().cancel_pattern());
-    if (!subscribed) {
-      // It stays requested and is renewed when the connection is back; keys still work.
-      dp::log::warn("cannot subscribe to cancel requests yet", {{"error", subscribed.error()}});
-    }
-    while (!finished) {
-      auto m = co_await cancels.next();
-      if (!m) {
-        if (m.error().is(errc::canceled)) {
-          co_return;
-        }
-        continue;
-      }
-      if (m->kind == redis::message_kind::gap) {
-        // Requests may have been missed: the heartbeat reads each job's key; nothing to do here
-        // that it will not do within lease_ttl/3.
-        continue;
-      }
-      if (!m->channel.starts_with(prefix)) {
-        continue;
-      }
-      auto it = jobs.find(m->channel.substr(prefix.size()));
-      if (it == jobs.end()) {
-        continue;
-      }
-      auto req = proto::parse_cancel_request(std::string_view(m->payload));
-      std::string reason = req && req->reason ? *req->reason : "canceled";
-      request_stop(*it->second, stop_reason::canceled, std::move(reason));
-    }
-  }
-
-  // ---- reaper ----
-
-  asio::awaitable<void> reap() {
-    std::uniform_real_distribution<double> jitter(0.75, 1.25);
-    while (!finished) {
-      auto wait =
-          std::chrono::duration_cast<std::chrono::milliseconds>(opts.reap_interval * jitter(rng));
-      co_await sleep_for(reap_timer, wait);
-      if (finished) {
-        co_return;
-      }
-      co_await clean_up();
-      if (auto ok = co_await sweep(); !ok) {
-        dp::log::warn("reaper sweep failed", {{"error", ok.error()}});
-      }
-    }
-  }
-
-  // Builds the launcher finds whose worker no longer holds their lease are removed.
-  asio::awaitable<void> clean_up() {
-    auto live = [this](std::string deployment, std::string holder) -> asio::awaitable<bool> {
-      if (holder == opts.id) {
-        co_return jobs.contains(deployment);
-      }
-      auto r = co_await redis.exec("GET", store.keys().lease(deployment));
-      // When Redis cannot tell, keep the build: removing a live one is worse than waiting.
-      co_return !r || r->as_string() == holder;
-    };
-    if (auto ok = co_await launch.clean_up(live); !ok) {
-      dp::log::warn("cannot clean up orphaned builds", {{"error", ok.error()}});
-    }
-  }
-
-  asio::awaitable<dp::result<void>> sweep() {
-    auto texts = co_await queue.processing();
-    if (!texts) {
-      co_return texts.error();
-    }
-    std::set<std::string> missing;
-    for (auto& text : *texts) {
-      auto job = proto::parse_job(std::string_view(text));
-      if (!job) {
-        dp::log::error("dropping an unreadable job from the processing list",
-                       {{"error", job.error()}});
-        co_await finish("", text, claimer());
-        continue;
-      }
-      const auto& id = job->deployment_id;
-      if (jobs.contains(id)) {
-        continue;  // ours: the heartbeat keeps its lease
-      }
-      auto has = co_await queue.has_lease(id);
-      if (!has) {
-        co_return has.error();
-      }
-      if (*has) {
-        continue;
-      }
-      // Missing once may be a job taken a moment ago whose lease is on its way.
-      if (!missing_last_sweep.contains(text)) {
-        missing.insert(text);
-        continue;
-      }
-      auto claimed = co_await queue.claim_expired(id, text, claimer(), opts.lease_ttl);
-      if (!claimed) {
-        co_return claimed.error();
-      }
-      if (!*claimed) {
-        continue;
-      }
-      co_await recover(*job, text);
-      co_await release(id, claimer());
-    }
-    missing_last_sweep = std::move(missing);
-    co_return dp::result<void>{};
-  }
-
-  // A job whose worker is gone: another attempt, or failed after the last.
-  asio::awaitable<void> recover(const proto::job& job, const std::string& text) {
-    const auto& id = job.deployment_id;
-    if (job.attempt < opts.max_attempts) {
-      auto next = job;
-      ++next.attempt;
-      auto r = co_await store.requeue(text, next);
-      if (!r) {
-        dp::log::error("cannot re-queue a lost job", {{"deployment", id}, {"error", r.error()}});
-        co_return;
-      }
-      if (r->applied) {
-        dp::log::warn("worker lost; job re-queued",
-                      {{"deployment", id}, {"attempt", next.attempt}});
-        co_await note(id, fmt::format("worker lost; re-queued as attempt {}", next.attempt));
-      }
+    if (!*held) {
+      request_stop(*h, stop_reason::lease_lost);
       co_return;
     }
-    auto error = fmt::format("worker lost; giving up after {} attempts", job.attempt);
-    auto t = co_await store.transition(id, deployment_status::failed, {}, error);
-    if (!t && !t.error().is(errc::not_found)) {
-      dp::log::error("cannot fail a lost job", {{"deployment", id}, {"error", t.error()}});
-      co_return;
+    last_ok = clock_type::now();
+    if (h->locked) {
+      auto l = co_await queue.lock_project(h->job.project, lock_holder(h->job), opts.lease_ttl);
+      if (l && !*l) {
+        dp::log::warn("project lock taken by another holder", {{"deployment", id}});
+      }
     }
-    if (t && t->applied) {
-      dp::log::warn("worker lost; job failed", {{"deployment", id}, {"attempts", job.attempt}});
-      co_await note(id, error);
+    auto c = co_await store.cancel_requested(id);
+    if (c && *c && !h->done) {
+      request_stop(*h, stop_reason::canceled, (*c)->reason.value_or("canceled"));
     }
-    co_await finish(id, text, claimer());
   }
-};
+}
+
+// ---- cancel requests ----
+
+asio::awaitable<void> worker::impl::follow_cancels() {
+  const auto prefix = store.keys().cancel("");
+  auto subscribed = co_await cancels.psubscribe(store.keys().cancel_pattern());
+  if (!subscribed) {
+    // It stays requested and is renewed when the connection is back; keys still work.
+    dp::log::warn("cannot subscribe to cancel requests yet", {{"error", subscribed.error()}});
+  }
+  while (!finished) {
+    auto m = co_await cancels.next();
+    if (!m) {
+      if (m.error().is(errc::canceled)) {
+        co_return;
+      }
+      continue;
+    }
+    if (m->kind == redis::message_kind::gap) {
+      // Requests may have been missed: the heartbeat reads each job's key; nothing to do here
+      // that it will not do within lease_ttl/3.
+      continue;
+    }
+    if (!m->channel.starts_with(prefix)) {
+      continue;
+    }
+    auto it = jobs.find(m->channel.substr(prefix.size()));
+    if (it == jobs.end()) {
+      continue;
+    }
+    auto req = proto::parse_cancel_request(std::string_view(m->payload));
+    std::string reason = req && req->reason ? *req->reason : "canceled";
+    request_stop(*it->second, stop_reason::canceled, std::move(reason));
+  }
+}
 
 worker::worker(asio::any_io_executor ex, redis::options redis, proto::keys keys, launcher& l,
                worker_options o)
