@@ -1,0 +1,263 @@
+// Writing a response on a session: the head, a body in memory, a file (sendfile, the head held
+// back with MSG_MORE), a stream (chunked), and the JSON error responses.
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <ctime>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "dp/core/log.hpp"
+#include "session.hpp"
+
+namespace dp::http::detail {
+
+namespace {
+
+constexpr size_t stream_chunk = 64 * 1024;
+
+// The Date header changes once a second; formatting it per response would be waste.
+std::string_view http_date() {
+  thread_local std::time_t last = 0;
+  thread_local char buf[64];
+  thread_local size_t len = 0;
+  std::time_t now = std::time(nullptr);
+  if (now != last) {
+    std::tm t{};
+    ::gmtime_r(&now, &t);
+    len = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &t);
+    last = now;
+  }
+  return {buf, len};
+}
+
+bool has_crlf(std::string_view s) noexcept {
+  return s.find_first_of("\r\n") != s.npos;
+}
+
+}  // namespace
+
+void session::build_head(const response& res, std::optional<uint64_t> length, bool chunked,
+                         bool keep_alive) {
+  head_.clear();
+  auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(res.status));
+  fmt::format_to(std::back_inserter(head_), "HTTP/1.1 {} {}\r\nDate: {}\r\n", res.status,
+                 std::string_view(reason.data(), reason.size()), http_date());
+  for (const auto& [name, value] : res.headers) {
+    // A line break in a header would let a value forge headers or a second response.
+    if (has_crlf(name) || has_crlf(value)) {
+      log::warn("http response header dropped: contains a line break", {{"name", name}});
+      continue;
+    }
+    head_.append(name).append(": ").append(value).append("\r\n");
+  }
+  bool no_body_status = res.status < 200 || res.status == 204 || res.status == 304;
+  if (length && !no_body_status) {
+    fmt::format_to(std::back_inserter(head_), "Content-Length: {}\r\n", *length);
+  }
+  if (chunked) {
+    head_.append("Transfer-Encoding: chunked\r\n");
+  }
+  if (!keep_alive) {
+    head_.append("Connection: close\r\n");
+  } else if (msg_.req.version() == 10) {
+    head_.append("Connection: keep-alive\r\n");
+  }
+  head_.append("\r\n");
+}
+
+asio::awaitable<bool> session::write_all(std::string_view a, std::string_view b) {
+  std::array<asio::const_buffer, 2> bufs{asio::buffer(a), asio::buffer(b)};
+  stream_.expires_after(opts_.write_timeout);
+  auto [ec, n] = co_await asio::async_write(stream_, bufs);
+  co_return !ec;
+}
+
+asio::awaitable<next> session::write_error(unsigned status, std::string_view code,
+                                           std::string_view message) {
+  response res = error_response(status, code, message);
+  res.close = true;
+  msg_.req = {};  // the version of a request we could not read: answer as HTTP/1.1
+  co_return co_await write_response(res, false, false);
+}
+
+asio::awaitable<next> session::write_response(response& res, bool head_only, bool keep_alive) {
+  keep_alive = keep_alive && !res.close && !stopping_;
+  bool http11 = msg_.req.version() >= 11;
+  if (std::holds_alternative<std::string>(res.body) ||
+      std::holds_alternative<shared_body>(res.body)) {
+    auto* s = std::get_if<std::string>(&res.body);
+    std::string_view body = s ? std::string_view(*s) : std::get<shared_body>(res.body).view();
+    build_head(res, body.size(), false, keep_alive);
+    bool ok = co_await write_all(head_, head_only ? std::string_view{} : body);
+    co_return ok&& keep_alive ? next::keep_alive : next::close;
+  }
+  if (auto* f = std::get_if<file_body>(&res.body)) {
+    build_head(res, f->length(), false, keep_alive);
+    bool ok = !head_only && f->length() > 0 ? co_await write_head_before_file(head_)
+                                            : co_await write_all(head_);
+    if (ok && !head_only) {
+      ok = co_await send_file(*f);
+    }
+    co_return ok&& keep_alive ? next::keep_alive : next::close;
+  }
+  if (auto* st = std::get_if<stream_body>(&res.body)) {
+    co_return co_await send_stream(res, *st, head_only, keep_alive);
+  }
+  if (auto* sse = std::get_if<sse_body>(&res.body)) {
+    if (!res.header("Content-Type")) {
+      res.headers.emplace_back("Content-Type", "text/event-stream");
+    }
+    res.set("Cache-Control", "no-cache");
+    // Tells an nginx in front not to buffer the stream.
+    res.set("X-Accel-Buffering", "no");
+    // HTTP/1.0 has no chunked encoding: the stream ends when the connection does.
+    build_head(res, std::nullopt, http11, http11);
+    phase_ = phase::streaming;
+    co_await serve_sse(stream_, head_, std::move(*sse), opts_, http11, channel_, stopping_);
+    co_return next::close;
+  }
+  auto& ws = std::get<websocket_body>(res.body);
+  if (!req_.wants_websocket()) {
+    co_return co_await write_error(426, "upgrade_required",
+                                   "this endpoint needs a WebSocket upgrade");
+  }
+  phase_ = phase::streaming;
+  co_await serve_websocket(stream_, msg_.req, std::move(ws), opts_, channel_, stopping_);
+  co_return next::close;
+}
+
+// The head is held back for the file's first bytes (MSG_MORE, as nginx's tcp_nopush), so the
+// two leave in full segments instead of a lone head packet followed by the body. sendfile's last
+// piece pushes everything out.
+asio::awaitable<bool> session::write_head_before_file(std::string_view head) {
+  auto& sock = stream_.socket();
+  boost::system::error_code ec;
+  sock.native_non_blocking(true, ec);
+  if (!ec) {
+    ssize_t n = ::send(sock.native_handle(), head.data(), head.size(), MSG_MORE | MSG_NOSIGNAL);
+    if (n > 0) {
+      head.remove_prefix(static_cast<size_t>(n));
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      co_return false;
+    }
+  }
+  co_return head.empty() || co_await write_all(head);
+}
+
+asio::awaitable<bool> session::send_file(const file_body& f) {
+  auto& sock = stream_.socket();
+  boost::system::error_code ec;
+  sock.native_non_blocking(true, ec);
+  if (ec) {
+    co_return false;
+  }
+  off_t off = static_cast<off_t>(f.offset());
+  uint64_t left = f.length();
+  while (left > 0) {
+    ssize_t n = ::sendfile(sock.native_handle(), f.fd(), &off,
+                           static_cast<size_t>(std::min<uint64_t>(left, 1u << 30)));
+    if (n > 0) {
+      left -= static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n == 0 || errno != EAGAIN) {
+      // The file shrank or the socket failed: the promised length cannot be kept.
+      co_return false;
+    }
+    // The socket buffer is full: wait for room, but not longer than the write timeout.
+    uint64_t gen = ++watchdog_gen_;
+    watchdog_.expires_after(opts_.write_timeout);
+    watchdog_.async_wait([w = weak_from_this(), gen](boost::system::error_code e) {
+      auto self = w.lock();
+      if (!e && self && self->watchdog_gen_ == gen) {
+        boost::system::error_code ignored;
+        self->stream_.socket().cancel(ignored);
+      }
+    });
+    auto [wec] = co_await sock.async_wait(tcp::socket::wait_write);
+    ++watchdog_gen_;
+    watchdog_.cancel();
+    if (wec) {
+      co_return false;
+    }
+  }
+  co_return true;
+}
+
+asio::awaitable<next> session::send_stream(response& res, stream_body& body, bool head_only,
+                                           bool keep_alive) {
+  bool http11 = msg_.req.version() >= 11;
+  bool chunked = !body.length && http11;
+  // Without a length or chunking, only closing the connection can end the body.
+  keep_alive = keep_alive && (body.length || chunked);
+  if (head_only) {
+    build_head(res, body.length, false, keep_alive);
+    co_return co_await write_all(head_) && keep_alive ? next::keep_alive : next::close;
+  }
+  if (!chunk_buf_) {
+    chunk_buf_ = std::make_unique<char[]>(stream_chunk);
+  }
+  // The first chunk is pulled before the head, so a producer failing at once still gets an
+  // honest status instead of a truncated 200.
+  std::span<char> span(chunk_buf_.get(), stream_chunk);
+  auto first = co_await body.read(span);
+  if (!first) {
+    log::warn("http stream body failed before the first byte", {{"error", first.error()}});
+    response err = error_response(502, "bad_gateway", "the response body could not be read");
+    err.close = !keep_alive;
+    co_return co_await write_response(err, false, keep_alive);
+  }
+  build_head(res, body.length, chunked, keep_alive);
+  uint64_t sent = 0;
+  size_t n = *first;
+  std::string frame;
+  bool first_write = true;
+  for (;;) {
+    if (body.length && sent + n > *body.length) {
+      co_return next::close;  // the producer broke its promise; the client sees a short body
+    }
+    if (n == 0) {
+      break;
+    }
+    frame.clear();
+    if (first_write) {
+      frame.append(head_);
+      first_write = false;
+    }
+    if (chunked) {
+      fmt::format_to(std::back_inserter(frame), "{:x}\r\n", n);
+    }
+    std::string_view data(chunk_buf_.get(), n);
+    std::string_view tail = chunked ? std::string_view("\r\n") : std::string_view{};
+    std::array<asio::const_buffer, 3> bufs{asio::buffer(frame), asio::buffer(data),
+                                           asio::buffer(tail)};
+    stream_.expires_after(opts_.write_timeout);
+    auto [ec, w] = co_await asio::async_write(stream_, bufs);
+    if (ec) {
+      co_return next::close;
+    }
+    sent += n;
+    auto r = co_await body.read(span);
+    if (!r) {
+      log::warn("http stream body failed", {{"error", r.error()}, {"sent", sent}});
+      co_return next::close;
+    }
+    n = *r;
+  }
+  if (body.length && sent != *body.length) {
+    co_return next::close;
+  }
+  std::string_view end = chunked ? std::string_view("0\r\n\r\n") : std::string_view{};
+  if (!co_await write_all(first_write ? std::string_view(head_) : std::string_view{}, end)) {
+    co_return next::close;
+  }
+  co_return keep_alive ? next::keep_alive : next::close;
+}
+
+}  // namespace dp::http::detail

@@ -1,0 +1,115 @@
+#pragma once
+// Private to libs/http: the server's shared state (accept and drain, server.cpp) and one
+// connection's session (session.cpp reads and dispatches requests, response_writer.cpp writes
+// responses).
+
+#include <boost/beast/http.hpp>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+
+#include "detail.hpp"
+#include "dp/http/router.hpp"
+#include "dp/http/server.hpp"
+
+namespace dp::http::detail {
+
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+using accept_executor_t =
+    asio::as_tuple_t<asio::use_awaitable_t<>>::executor_with_default<strand_t>;
+using acceptor_t = asio::basic_socket_acceptor<tcp, accept_executor_t>;
+
+class session;
+
+// What a connection does after a response.
+enum class next { keep_alive, close };
+
+struct server_state : std::enable_shared_from_this<server_state> {
+  server_state(asio::io_context& io, server_options o, router r)
+      : ioc(io),
+        opts(std::move(o)),
+        routes(std::move(r)),
+        accept_strand(asio::make_strand(io)),
+        acceptor(accept_executor_t(accept_strand)),
+        drain_timer(accept_strand) {}
+
+  asio::awaitable<void> accept_loop();
+  void stop(std::chrono::milliseconds drain, std::function<void()> done);
+  void remove(const std::shared_ptr<session>& s);
+  void maybe_done();  // under mu
+
+  asio::io_context& ioc;
+  server_options opts;
+  router routes;
+  strand_t accept_strand;
+  acceptor_t acceptor;
+  wait_timer drain_timer;
+  dp::config::host_port bound;
+
+  std::mutex mu;
+  std::unordered_set<std::shared_ptr<session>> sessions;
+  bool stopping = false;
+  bool accepting = false;
+  std::function<void()> on_done;
+  std::atomic<size_t> count{0};
+};
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  session(std::shared_ptr<server_state> srv, tcp_stream_t stream, dp::config::host_port remote)
+      : srv_(std::move(srv)),
+        opts_(srv_->opts),
+        stream_(std::move(stream)),
+        watchdog_(stream_.get_executor()),
+        remote_(std::move(remote)) {}
+
+  asio::awaitable<void> run();
+  // Both run on the session's strand.
+  void on_stop();
+  void force_close();
+  strand_t strand() { return stream_.get_executor(); }
+
+ private:
+  enum class phase { idle, busy, streaming };
+
+  asio::awaitable<next> handle_one();
+  asio::awaitable<next> write_response(response& res, bool head_only, bool keep_alive);
+  asio::awaitable<next> write_error(unsigned status, std::string_view code,
+                                    std::string_view message);
+  // Points req_ (the handler's view) at msg_.req: path, query, method, peer.
+  void bind_request(http::method m);
+  void build_head(const response& res, std::optional<uint64_t> length, bool chunked,
+                  bool keep_alive);
+  asio::awaitable<bool> write_all(std::string_view a, std::string_view b = {});
+  asio::awaitable<bool> write_head_before_file(std::string_view head);
+  asio::awaitable<bool> send_file(const file_body& f);
+  asio::awaitable<next> send_stream(response& res, stream_body& body, bool head_only,
+                                    bool keep_alive);
+  asio::awaitable<void> linger_close();
+
+  std::shared_ptr<server_state> srv_;
+  const server_options& opts_;
+  tcp_stream_t stream_;
+  wait_timer watchdog_;
+  uint64_t watchdog_gen_ = 0;
+  beast::flat_buffer buf_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  message msg_;
+  request req_;
+  dp::config::host_port remote_;
+  std::string head_;
+  std::unique_ptr<char[]> chunk_buf_;
+  std::shared_ptr<channel> channel_;
+  phase phase_ = phase::idle;
+  bool stopping_ = false;
+  bool linger_ = false;  // the client may still be sending: drain before closing
+};
+
+}  // namespace dp::http::detail
