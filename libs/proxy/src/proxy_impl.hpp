@@ -1,0 +1,99 @@
+#pragma once
+// Private to libs/proxy: the proxy's state. serve.cpp answers requests (routing, manifests,
+// files); metrics.cpp counts and renders /metrics; proxy.cpp starts, follows events and stops.
+
+#include <boost/asio.hpp>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "caches.hpp"
+#include "dp/http/server.hpp"
+#include "dp/proxy/cached_file.hpp"
+#include "dp/proxy/lru.hpp"
+#include "dp/proxy/proxy.hpp"
+#include "dp/proxy/rules.hpp"
+#include "dp/redis/client.hpp"
+#include "dp/redis/subscriber.hpp"
+#include "dp/state/store.hpp"
+#include "dp/storage/object_store.hpp"
+
+namespace dp::proxy {
+
+namespace asio = boost::asio;
+using backend_t = asio::strand<asio::io_context::executor_type>;
+
+// Counters for /metrics; relaxed atomics, since each is read on its own.
+struct metrics {
+  static constexpr std::array<double, 11> bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                 0.05,   0.1,   0.25,   0.5,   1.0};
+  std::array<std::atomic<uint64_t>, 600> by_status{};
+  std::array<std::atomic<uint64_t>, bounds.size() + 1> buckets{};
+  std::atomic<uint64_t> count{0};
+  std::atomic<uint64_t> micros{0};
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<uint64_t> cache_hits{0};
+  std::atomic<uint64_t> cache_misses{0};
+  std::atomic<uint64_t> object_gets{0};    // requests to storage for a file's bytes
+  std::atomic<uint64_t> manifest_gets{0};  // requests to storage for a manifest
+
+  void observe(unsigned status, uint64_t body_bytes, clock::duration took);
+};
+
+// What the access log and the metrics learn about one request.
+struct request_note {
+  const char* cache = "-";
+};
+
+struct proxy::impl {
+  impl(asio::io_context& io, options o)
+      : ioc(io),
+        opts(std::move(o)),
+        backend(asio::make_strand(io)),
+        redis(backend, opts.redis),
+        store(redis, opts.keys),
+        events(backend, opts.redis),
+        sites(std::max<size_t>(opts.manifest_cache_count, 1)),
+        files(opts.cache_bytes) {}
+
+  asio::awaitable<http::response> handle(http::request& req);
+  asio::awaitable<http::response> serve(http::request& req, request_note& note);
+  asio::awaitable<http::response> serve_file(http::request& req, const site& s,
+                                             std::shared_ptr<const site> keep, const site_file& f,
+                                             unsigned status, request_note& note);
+  asio::awaitable<dp::result<http::response>> body_for(std::shared_ptr<const site> s,
+                                                       const site_file& f, uint64_t first,
+                                                       uint64_t length, bool head_only,
+                                                       request_note& note);
+  asio::awaitable<dp::result<std::optional<std::string>>> lookup(bool domain, std::string name);
+  asio::awaitable<dp::result<std::shared_ptr<const site>>> get_site(std::string id);
+  asio::awaitable<void> follow_events();
+  std::string metrics_text() const;
+
+  // Runs f on the backend strand (where Redis and storage live) and resumes on the caller's.
+  template <class T, class F>
+  asio::awaitable<dp::result<T>> on_backend(F f) {
+    return asio::co_spawn(backend, std::move(f), asio::use_awaitable);
+  }
+
+  asio::io_context& ioc;
+  options opts;
+  backend_t backend;
+  dp::redis::client redis;
+  dp::state::store store;
+  dp::redis::subscriber events;
+  std::shared_ptr<dp::storage::object_store> storage;
+  lru_cache<site> sites;
+  lru_cache<cached_file> files;
+  lookup_cache lookups;
+  alias_history history;
+  metrics m;
+  std::unique_ptr<http::server> server;
+  std::unique_ptr<http::server> admin;
+};
+
+}  // namespace dp::proxy

@@ -1,0 +1,399 @@
+// Serving a request: Host routing through the cached alias and domain lookups, the deployment's
+// manifest, the rules (clean URLs, SPA/static 404, previous assets), conditionals, ranges,
+// precompressed variants, and the body from the file cache, sendfile or S3; the access log.
+#include <fmt/format.h>
+
+#include "dp/core/log.hpp"
+#include "dp/proto/json.hpp"
+#include "dp/proto/storage_layout.hpp"
+#include "proxy_impl.hpp"
+
+namespace dp::proxy {
+namespace {
+
+http::response page(unsigned status, std::string_view title) {
+  http::response r(status, "text/html; charset=utf-8",
+                   fmt::format("<!doctype html><title>{0}</title><h1>{0}</h1>\n", title));
+  r.headers.emplace_back("Cache-Control", "no-store");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  return r;
+}
+
+// A storage or Redis failure as the visitor sees it: generic, never the key, bucket or body.
+http::response backend_error(const dp::error& e) {
+  if (e.is(dp::errc::unavailable) || e.is(dp::errc::timeout)) {
+    return page(503, "503 Service Unavailable");
+  }
+  return page(502, "502 Bad Gateway");
+}
+
+}  // namespace
+
+asio::awaitable<http::response> proxy::impl::handle(http::request& req) {
+  auto start = clock::now();
+  request_note note;
+  http::response res;
+  try {
+    res = co_await serve(req, note);
+  } catch (const std::exception& e) {
+    // A bug costs this request a 500, never the connection's neighbours.
+    log::error("proxy request failed", {{"target", req.target()}, {"error", e.what()}});
+    res = page(500, "500 Internal Server Error");
+  }
+  uint64_t bytes = 0;
+  if (req.method() != http::method::head) {
+    if (auto* s = std::get_if<std::string>(&res.body)) {
+      bytes = s->size();
+    } else if (auto* sh = std::get_if<http::shared_body>(&res.body)) {
+      bytes = sh->length;
+    } else if (auto* f = std::get_if<http::file_body>(&res.body)) {
+      bytes = f->length();
+    } else if (auto* st = std::get_if<http::stream_body>(&res.body)) {
+      bytes = st->length.value_or(0);
+    }
+  }
+  auto took = clock::now() - start;
+  m.observe(res.status, bytes, took);
+  if (opts.access_log) {
+    log::info("access", {{"method", req.method_name()},
+                         {"host", req.host().value_or("")},
+                         {"target", req.target()},
+                         {"status", res.status},
+                         {"bytes", bytes},
+                         {"ms", std::chrono::duration<double, std::milli>(took).count()},
+                         {"cache", note.cache},
+                         {"remote", req.remote().host}});
+  }
+  co_return res;
+}
+
+asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_note& note) {
+  if (req.method() != http::method::get && req.method() != http::method::head) {
+    auto r = page(405, "405 Method Not Allowed");
+    r.headers.emplace_back("Allow", "GET, HEAD");
+    co_return r;
+  }
+  auto host_header = req.host();
+  if (!host_header) {
+    co_return page(404, "404 Not Found");  // HTTP/1.0 without Host: no site is named
+  }
+  auto host = parse_host(*host_header, opts.base_domain);
+  if (!host) {
+    co_return page(400, "400 Bad Request");
+  }
+  auto path = decode_path(req.path(), opts.max_path_bytes);
+  if (!path) {
+    co_return page(400, "400 Bad Request");
+  }
+  if (host->type == host_target::kind::none) {
+    co_return page(404, "404 Not Found");
+  }
+  // A custom domain names an alias label; a subdomain is one.
+  std::string label = host->name;
+  if (host->type == host_target::kind::domain) {
+    auto d = co_await lookup(true, host->name);
+    if (!d) {
+      log::warn("proxy: custom domain lookup failed", {{"host", host->name}, {"error", d.error()}});
+      co_return backend_error(d.error());
+    }
+    if (!d->has_value()) {
+      co_return page(404, "404 Not Found");
+    }
+    label = std::move(**d);
+  }
+  auto id = co_await lookup(false, label);
+  if (!id) {
+    log::warn("proxy: alias lookup failed", {{"alias", label}, {"error", id.error()}});
+    co_return backend_error(id.error());
+  }
+  if (!id->has_value()) {
+    co_return page(404, "404 Not Found");
+  }
+  history.served(label, **id);
+  auto s = co_await get_site(**id);
+  if (!s) {
+    if (s.error().is(dp::errc::not_found)) {
+      // No manifest, no site: the commit marker was never written.
+      co_return page(404, "404 Not Found");
+    }
+    log::warn("proxy: manifest unavailable", {{"deployment", **id}, {"error", s.error()}});
+    co_return backend_error(s.error());
+  }
+  const site& st = **s;
+  auto r = resolve(st, *path);
+  bool missing = r.type == resolution::kind::not_found ||
+                 (r.type == resolution::kind::file && r.status == 404);
+  if (missing) {
+    if (auto old = history.previous(label, opts.previous_assets_grace)) {
+      if (auto prev = co_await get_site(*old); prev) {
+        // Only an immutable (fingerprinted) file: a page the new deployment removed stays gone.
+        const site_file* f = (*prev)->find(path->rel);
+        if (f && f->cache_control.find("immutable") != std::string::npos) {
+          // The previous deployment may have been deleted since: then the new one's answer.
+          auto res = co_await serve_file(req, **prev, *prev, *f, 200, note);
+          if (res.status < 500) {
+            co_return res;
+          }
+        }
+      }
+    }
+  }
+  switch (r.type) {
+    case resolution::kind::not_found:
+      co_return page(404, "404 Not Found");
+    case resolution::kind::redirect: {
+      http::response res(308);
+      std::string location = encode_path(r.location);
+      if (!req.query_string().empty()) {
+        location.append("?").append(req.query_string());
+      }
+      res.headers.emplace_back("Location", std::move(location));
+      res.headers.emplace_back("Cache-Control", "no-cache");
+      co_return res;
+    }
+    case resolution::kind::file:
+      break;
+  }
+  co_return co_await serve_file(req, st, *s, *r.file, r.status, note);
+}
+
+asio::awaitable<http::response> proxy::impl::serve_file(http::request& req, const site& s,
+                                                        std::shared_ptr<const site> keep,
+                                                        const site_file& f, unsigned status,
+                                                        request_note& note) {
+  // The representation: a precompressed variant when the client accepts one.
+  const site_file* rep = &f;
+  std::string_view coding;
+  bool variants = f.br != nullptr || f.gzip != nullptr;
+  if (variants) {
+    coding = negotiate_encoding(req.header("Accept-Encoding").value_or(""), f.br != nullptr,
+                                f.gzip != nullptr);
+    rep = coding == "br" ? f.br : coding == "gzip" ? f.gzip : &f;
+  }
+  http::response res(status);
+  auto& h = res.headers;
+  h.reserve(10);
+  h.emplace_back("Content-Type", f.content_type);
+  if (!f.cache_control.empty()) {
+    h.emplace_back("Cache-Control", f.cache_control);
+  }
+  h.emplace_back("ETag", rep->etag);
+  h.emplace_back("Last-Modified", s.last_modified);
+  h.emplace_back("X-Content-Type-Options", "nosniff");
+  if (variants) {
+    h.emplace_back("Vary", "Accept-Encoding");
+  }
+  if (!coding.empty()) {
+    h.emplace_back("Content-Encoding", std::string(coding));
+  }
+  uint64_t first = 0;
+  uint64_t length = rep->size;
+  if (status == 200) {
+    h.emplace_back("Accept-Ranges", "bytes");
+    // If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2).
+    if (auto inm = req.header("If-None-Match")) {
+      if (etag_matches(*inm, rep->etag)) {
+        res.status = 304;
+        co_return res;
+      }
+    } else if (auto ims = req.header("If-Modified-Since")) {
+      auto t = parse_http_date(*ims);
+      if (t && s.created_at <= *t) {
+        res.status = 304;
+        co_return res;
+      }
+    }
+    auto range = req.header("Range");
+    auto if_range = req.header("If-Range");
+    // A stale If-Range (another ETag or date) asks for the whole representation.
+    if (range && (!if_range || *if_range == rep->etag || *if_range == s.last_modified)) {
+      auto rr = parse_range(*range, rep->size);
+      if (rr.type == range_result::kind::unsatisfiable) {
+        res.status = 416;
+        h.emplace_back("Content-Range", fmt::format("bytes */{}", rep->size));
+        co_return res;
+      }
+      if (rr.type == range_result::kind::partial) {
+        res.status = 206;
+        first = rr.first;
+        length = rr.last - rr.first + 1;
+        h.emplace_back("Content-Range",
+                       fmt::format("bytes {}-{}/{}", rr.first, rr.last, rep->size));
+      }
+    }
+  }
+  auto body = co_await body_for(std::move(keep), *rep, first, length,
+                                req.method() == http::method::head, note);
+  if (!body) {
+    log::warn("proxy: object unavailable",
+              {{"deployment", s.deployment_id}, {"path", rep->path}, {"error", body.error()}});
+    co_return backend_error(body.error());
+  }
+  res.body = std::move(body->body);
+  co_return res;
+}
+
+asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_ptr<const site> s,
+                                                                  const site_file& f,
+                                                                  uint64_t first, uint64_t length,
+                                                                  bool head_only,
+                                                                  request_note& note) {
+  http::response out;
+  if (head_only) {
+    // The server writes the head only; the length is the manifest's, nothing is fetched.
+    out.body = http::stream_body{
+        [](std::span<char>) -> asio::awaitable<dp::result<size_t>> { co_return size_t{0}; },
+        length};
+    co_return out;
+  }
+  if (length == 0) {
+    co_return out;
+  }
+  std::string key = proto::output_key(s->deployment_id, f.path);
+  // A local store's larger files go out with sendfile from its own files in the page cache;
+  // only small ones are worth memory (no open and fstat per request).
+  bool local_store = opts.storage.kind == dp::storage::storage_url::scheme::file;
+  size_t memory_limit = local_store ? std::min(opts.cache_object_limit, opts.sendfile_min_bytes)
+                                    : opts.cache_object_limit;
+  if (opts.cache_bytes > 0 && f.size <= memory_limit) {
+    std::string cache_key = s->deployment_id + '\n' + f.path;
+    auto data = files.get(cache_key);
+    if (data) {
+      m.cache_hits.fetch_add(1, std::memory_order_relaxed);
+      note.cache = "hit";
+    } else {
+      m.cache_misses.fetch_add(1, std::memory_order_relaxed);
+      note.cache = "miss";
+      uint64_t expected = f.size;
+      auto fetch = [this, key, expected]() -> asio::awaitable<dp::result<std::string>> {
+        m.object_gets.fetch_add(1, std::memory_order_relaxed);
+        dp::storage::get_options whole;
+        auto got = co_await storage->get(key, std::move(whole));
+        if (!got) {
+          co_return got.error();
+        }
+        // The manifest is the contract; an object of another size is not what it describes.
+        if (got->info.size != expected) {
+          co_return dp::make_error(dp::errc::protocol,
+                                   "object size {} differs from the manifest's {}", got->info.size,
+                                   expected);
+        }
+        co_return co_await got->read_all();
+      };
+      auto fetched = co_await on_backend<std::string>(std::move(fetch));
+      if (!fetched) {
+        co_return fetched.error();
+      }
+      if (fetched->size() != expected) {
+        co_return dp::make_error(dp::errc::protocol, "object body is {} bytes, expected {}",
+                                 fetched->size(), expected);
+      }
+      data = cached_file::make(std::move(*fetched), expected > opts.sendfile_min_bytes);
+      files.put(cache_key, data, data->size() + cache_key.size() + 64);
+    }
+    // The cached entry itself, not a copy: it lives as long as the response needs it.
+    out.body =
+        cached_file::body(std::move(data), static_cast<size_t>(first), static_cast<size_t>(length));
+    co_return out;
+  }
+  // The file backend: zero-copy with sendfile.
+  if (auto local = storage->local_path(key)) {
+    m.object_gets.fetch_add(1, std::memory_order_relaxed);
+    auto fb = http::file_body::open(local->string(), first, length);
+    if (!fb) {
+      co_return fb.error();
+    }
+    if (fb->length() != length) {
+      co_return dp::make_error(dp::errc::protocol, "file is shorter than the manifest says");
+    }
+    out.body = std::move(*fb);
+    co_return out;
+  }
+  // S3: streamed piece by piece as the client takes it.
+  dp::storage::get_options go;
+  if (first != 0 || length != f.size) {
+    go.range = dp::storage::byte_range{first, first + length - 1};
+  }
+  auto open = [this, key, go]() -> asio::awaitable<dp::result<dp::storage::get_result>> {
+    m.object_gets.fetch_add(1, std::memory_order_relaxed);
+    co_return co_await storage->get(key, go);
+  };
+  auto got = co_await on_backend<dp::storage::get_result>(std::move(open));
+  if (!got) {
+    co_return got.error();
+  }
+  if (got->length != length) {
+    co_return dp::make_error(dp::errc::protocol, "object length {} differs from the manifest's {}",
+                             got->length, length);
+  }
+  // The reader belongs to the backend strand: it is used and destroyed there.
+  backend_t ex = backend;
+  std::shared_ptr<dp::storage::object_reader> reader(
+      got->body.release(), [ex](dp::storage::object_reader* r) {
+        asio::post(ex, [p = std::unique_ptr<dp::storage::object_reader>(r)] {});
+      });
+  out.body =
+      http::stream_body{[this, reader](std::span<char> buf) -> asio::awaitable<dp::result<size_t>> {
+                          auto read = [reader, buf]() -> asio::awaitable<dp::result<size_t>> {
+                            co_return co_await reader->read_some(buf);
+                          };
+                          co_return co_await on_backend<size_t>(std::move(read));
+                        },
+                        length};
+  co_return out;
+}
+
+asio::awaitable<dp::result<std::optional<std::string>>> proxy::impl::lookup(bool domain,
+                                                                            std::string name) {
+  std::string key = (domain ? "d:" : "a:") + name;
+  std::optional<std::string> cached;
+  if (lookups.get(key, cached)) {
+    co_return cached;
+  }
+  uint64_t gen = lookups.generation();
+  auto query = [this, domain, name]() -> asio::awaitable<dp::result<std::optional<std::string>>> {
+    if (domain) {
+      co_return co_await store.resolve_domain(name);
+    }
+    co_return co_await store.resolve_alias(name);
+  };
+  auto r = co_await on_backend<std::optional<std::string>>(std::move(query));
+  if (r) {
+    lookups.put(key, *r, gen, opts.alias_ttl);
+  }
+  co_return r;
+}
+
+asio::awaitable<dp::result<std::shared_ptr<const site>>> proxy::impl::get_site(std::string id) {
+  if (auto s = sites.get(id)) {
+    co_return s;
+  }
+  std::string key = proto::manifest_key(id);
+  auto fetch = [this, key]() -> asio::awaitable<dp::result<std::string>> {
+    m.manifest_gets.fetch_add(1, std::memory_order_relaxed);
+    dp::storage::get_options whole;
+    auto got = co_await storage->get(key, std::move(whole));
+    if (!got) {
+      co_return got.error();
+    }
+    co_return co_await got->read_all();
+  };
+  auto text = co_await on_backend<std::string>(std::move(fetch));
+  if (!text) {
+    co_return text.error();
+  }
+  auto m = proto::parse_manifest(std::string_view(*text));
+  if (!m) {
+    co_return dp::make_error(dp::errc::protocol, "manifest of {} is invalid: {}", id,
+                             m.error().message);
+  }
+  if (m->deployment_id != id) {
+    co_return dp::make_error(dp::errc::protocol, "manifest of {} names deployment {}", id,
+                             m->deployment_id);
+  }
+  auto s = std::make_shared<const site>(make_site(*m));
+  sites.put(id, s, 1);
+  co_return s;
+}
+
+}  // namespace dp::proxy
