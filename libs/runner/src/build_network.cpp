@@ -171,21 +171,9 @@ asio::awaitable<result<std::string>> read_until(asio::posix::stream_descriptor& 
 
 // The absolute path of a program in sandbox_runner_env()'s PATH, or an error naming its package.
 result<std::string> program(std::string_view name, std::string_view package) {
-  auto env = sandbox_runner_env();
-  const auto& path = env["PATH"];
-  if (name.find('/') != std::string_view::npos) {
-    if (::access(std::string(name).c_str(), X_OK) == 0) {
-      return std::string(name);
-    }
-  } else {
-    for (size_t b = 0; b <= path.size();) {
-      size_t e = std::min(path.find(':', b), path.size());
-      auto candidate = path.substr(b, e - b) + "/" + std::string(name);
-      if (::access(candidate.c_str(), X_OK) == 0) {
-        return candidate;
-      }
-      b = e + 1;
-    }
+  auto found = process::find_program(name, sandbox_runner_env());
+  if (found && ::access(found->c_str(), X_OK) == 0) {
+    return found;
   }
   return make_error(errc::unavailable,
                     "{} is not installed (Debian package {}): the build's network needs it; "
