@@ -9,9 +9,9 @@
 #include <cstdio>
 #include <map>
 
-#include "dp/build/runner.hpp"
 #include "dp/core/id.hpp"
 #include "dp/redis/client.hpp"
+#include "dp/runner/runner.hpp"
 #include "dp/state/logbook.hpp"
 #include "dp/state/store.hpp"
 #include "dp/storage/object_store.hpp"
@@ -22,10 +22,10 @@ using us = std::chrono::microseconds;
 
 namespace {
 
-asio::awaitable<dp::build::build_report> one_build(std::string redis_url, std::string repo_url,
-                                                   std::filesystem::path storage_dir,
-                                                   std::filesystem::path work, us& total,
-                                                   bool limits) {
+asio::awaitable<dp::runner::build_report> one_build(std::string redis_url, std::string repo_url,
+                                                    std::filesystem::path storage_dir,
+                                                    std::filesystem::path work, us& total,
+                                                    bool limits) {
   auto ex = co_await asio::this_coro::executor;
   dp::redis::options ro;
   dp::config::parse_redis_url(redis_url, ro.url);
@@ -45,8 +45,8 @@ asio::awaitable<dp::build::build_report> one_build(std::string redis_url, std::s
   j.project = d.project;
   j.git_url = repo_url;
   dp::state::log_writer logs(ex, redis, store.keys(), d.id);
-  auto sink = dp::build::make_redis_sink(store, logs, d);
-  dp::build::runner_options o;
+  auto sink = dp::runner::make_redis_sink(store, logs, d);
+  dp::runner::runner_options o;
   o.allowed_git_protocols = {"file"};
   o.work_root = work;
   if (!limits) {
@@ -54,7 +54,7 @@ asio::awaitable<dp::build::build_report> one_build(std::string redis_url, std::s
     o.pids_max = 0;
     o.disk_bytes = 0;
   }
-  dp::build::runner r(j, o, **storage, *sink);
+  dp::runner::runner r(j, o, **storage, *sink);
   auto start = std::chrono::steady_clock::now();
   auto report = co_await r.run();
   total = std::chrono::duration_cast<us>(std::chrono::steady_clock::now() - start);
@@ -96,7 +96,7 @@ int main() {
         asio::use_future);
     ioc.run();
     auto report = f.get();
-    if (report.outcome != dp::build::build_outcome::ready) {
+    if (report.outcome != dp::runner::build_outcome::ready) {
       std::fprintf(stderr, "build failed: %s\n", report.error.c_str());
       return 1;
     }

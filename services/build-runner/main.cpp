@@ -10,9 +10,9 @@
 #include <memory>
 #include <sstream>
 
-#include "dp/build/git.hpp"
-#include "dp/build/runner.hpp"
-#include "dp/build/work_fs.hpp"
+#include "dp/buildplan/git.hpp"
+#include "dp/runner/runner.hpp"
+#include "dp/runner/work_fs.hpp"
 
 #include "dp/core/config.hpp"
 #include "dp/core/id.hpp"
@@ -94,7 +94,7 @@ dp::result<dp::proto::job> job_from_input(const runner_config& cfg) {
     j.enqueued_at = dp::state::now_ms();
   }
   if (!j.git_url.empty()) {
-    if (auto ok = dp::build::check_git_url(j.git_url, cfg.allowed_git_protocols); !ok) {
+    if (auto ok = dp::buildplan::check_git_url(j.git_url, cfg.allowed_git_protocols); !ok) {
       return dp::make_error(dp::errc::invalid_argument, "{}", ok.error().message);
     }
   }
@@ -104,13 +104,13 @@ dp::result<dp::proto::job> job_from_input(const runner_config& cfg) {
 // The build, start to finish; returns the exit code.
 boost::asio::awaitable<int> run_build(const runner_config& cfg, std::optional<dp::proto::job> job,
                                       dp::storage::object_store& storage,
-                                      std::unique_ptr<dp::build::runner>& current,
+                                      std::unique_ptr<dp::runner::runner>& current,
                                       const bool& signaled) {
   auto ex = co_await boost::asio::this_coro::executor;
-  dp::build::runner_options opts;
+  dp::runner::runner_options opts;
   opts.allowed_git_protocols = cfg.allowed_git_protocols;
   opts.sandbox = cfg.sandbox == "bwrap";
-  opts.network = *dp::build::parse_network_mode(cfg.build_network);
+  opts.network = *dp::runner::parse_network_mode(cfg.build_network);
   opts.timeout = std::chrono::seconds(cfg.build_timeout_s);
   opts.memory_bytes = static_cast<uint64_t>(cfg.build_memory_mb) << 20;
   opts.disk_bytes = static_cast<uint64_t>(cfg.build_disk_mb) << 20;
@@ -123,14 +123,14 @@ boost::asio::awaitable<int> run_build(const runner_config& cfg, std::optional<dp
 
   if (!cfg.common.redis_set) {
     // No Redis: nothing is recorded; the log goes to stdout.
-    auto sink = dp::build::make_stream_sink(STDOUT_FILENO, cfg.common.log.format == "json",
-                                            job->deployment_id);
-    current = std::make_unique<dp::build::runner>(*job, opts, storage, *sink);
+    auto sink = dp::runner::make_stream_sink(STDOUT_FILENO, cfg.common.log.format == "json",
+                                             job->deployment_id);
+    current = std::make_unique<dp::runner::runner>(*job, opts, storage, *sink);
     if (signaled) {
       current->stop("received a signal");
     }
     auto report = co_await current->run();
-    co_return dp::build::exit_code(report.outcome);
+    co_return dp::runner::exit_code(report.outcome);
   }
 
   dp::redis::options redis_opts{.url = cfg.common.redis};
@@ -141,7 +141,7 @@ boost::asio::awaitable<int> run_build(const runner_config& cfg, std::optional<dp
     return 3;
   };
   if (!job) {
-    auto j = co_await dp::build::job_from_deployment(store, cfg.deployment_id);
+    auto j = co_await dp::runner::job_from_deployment(store, cfg.deployment_id);
     if (!j) {
       co_return j.error().is(dp::errc::unavailable) || j.error().is(dp::errc::timeout)
           ? infra("read the deployment", j.error())
@@ -184,8 +184,8 @@ boost::asio::awaitable<int> run_build(const runner_config& cfg, std::optional<dp
     co_return infra("read the logbook", seq.error());
   }
   dp::state::log_writer logs(ex, redis, store.keys(), d.id, *seq);
-  auto sink = dp::build::make_redis_sink(store, logs, d);
-  current = std::make_unique<dp::build::runner>(*job, opts, storage, *sink);
+  auto sink = dp::runner::make_redis_sink(store, logs, d);
+  current = std::make_unique<dp::runner::runner>(*job, opts, storage, *sink);
   if (signaled) {
     current->stop("received a signal");
   }
@@ -194,13 +194,13 @@ boost::asio::awaitable<int> run_build(const runner_config& cfg, std::optional<dp
   if (auto c = co_await store.cancel_requested(d.id); c && *c) {
     current->cancel((*c)->reason.value_or("canceled by request"));
   }
-  dp::build::cancel_watch watch(ex, store, redis_opts, d.id,
-                                [&current](std::string reason) { current->cancel(reason); });
+  dp::runner::cancel_watch watch(ex, store, redis_opts, d.id,
+                                 [&current](std::string reason) { current->cancel(reason); });
   watch.start();
   auto report = co_await current->run();
   watch.stop();
   redis.close();
-  co_return dp::build::exit_code(report.outcome);
+  co_return dp::runner::exit_code(report.outcome);
 }
 
 }  // namespace
@@ -326,7 +326,7 @@ int main(int argc, char** argv) {
   ::prctl(PR_SET_DUMPABLE, 0);
   // The work filesystem is mounted in a namespace of our own, so it dies with us even by SIGKILL.
   if (::geteuid() == 0 && cfg.build_disk_mb > 0) {
-    if (auto ns = dp::build::enter_private_mount_namespace(); !ns) {
+    if (auto ns = dp::runner::enter_private_mount_namespace(); !ns) {
       dp::log::warn("the build's mounts stay in the host's namespace",
                     {{"error", ns.error().message}});
     }
@@ -346,7 +346,7 @@ int main(int argc, char** argv) {
     return 3;
   }
   // SIGTERM stops the build's process group; the build ends failed ("runner stopped").
-  std::unique_ptr<dp::build::runner> current;
+  std::unique_ptr<dp::runner::runner> current;
   bool signaled = false;
   dp::on_shutdown_signal(ioc, [&](int signo) {
     signaled = true;

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <charconv>
 
-#include "dp/build/git.hpp"
+#include "dp/buildplan/git.hpp"
 #include "dp/core/id.hpp"
 
 namespace dp::api {
@@ -69,14 +69,14 @@ dp::result<string_field> get_string(const json::object& o, std::string_view name
 }
 
 dp::result<void> check_git_url(std::string_view url, const std::vector<std::string>& allowed) {
-  if (auto r = dp::build::check_git_url(url, allowed); !r) {
+  if (auto r = dp::buildplan::check_git_url(url, allowed); !r) {
     return bad(fmt::format("field 'git_url': {}", r.error().message));
   }
   return {};
 }
 
 dp::result<void> check_ref(std::string_view field, std::string_view ref) {
-  if (auto r = dp::build::check_git_ref(ref); !r) {
+  if (auto r = dp::buildplan::check_git_ref(ref); !r) {
     return bad(fmt::format("field '{}': {}", field, r.error().message));
   }
   return {};
@@ -322,7 +322,7 @@ dp::result<deploy_request> parse_legacy_deploy_request(std::string_view body,
   if (!git_url->present) {
     return bad("field 'gitURL' is missing");
   }
-  if (auto r = dp::build::check_git_url(git_url->value, allowed); !r) {
+  if (auto r = dp::buildplan::check_git_url(git_url->value, allowed); !r) {
     return bad(fmt::format("field 'gitURL': {}", r.error().message));
   }
   deploy_request req;

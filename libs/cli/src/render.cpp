@@ -29,7 +29,7 @@ struct phase_marks {
   std::string_view end;
 };
 
-// Kept in step with the say() lines of libs/build/src/runner.cpp. An uploaded directory is
+// Kept in step with the say() lines of libs/runner/src/runner.cpp. An uploaded directory is
 // unpacked where a git URL is cloned (both under the status "cloning").
 constexpr std::array<phase_marks, 5> phases = {{
     {"cloning", "cloning ", "cloned commit "},

@@ -182,27 +182,6 @@ struct fd_guard {
   int release() { return std::exchange(fd, -1); }
 };
 
-result<std::string> resolve_program(const options& o) {
-  const std::string& name = o.argv.front();
-  if (name.find('/') != std::string::npos) {
-    return name;
-  }
-  auto it = o.env.find("PATH");
-  std::string_view path = it != o.env.end() ? std::string_view(it->second) : "/usr/bin:/bin";
-  for (std::string_view rest = path; !rest.empty();) {
-    size_t colon = rest.find(':');
-    std::string dir(rest.substr(0, colon));
-    rest.remove_prefix(colon == std::string_view::npos ? rest.size() : colon + 1);
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    struct stat st {};
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-        ::access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-  }
-  return make_error(errc::not_found, "program '{}' not found in PATH={}", name, path);
-}
-
 // Between fork and exec: async-signal-safe calls only (no allocation, no locks, no logging).
 [[noreturn]] void exec_child(pid_t parent, int devnull, int out_w, int err_w, int report_w,
                              const char* exe, char* const* argv, char* const* envp, const char* cwd,
@@ -293,7 +272,7 @@ result<void> start(child& c) {
   if (o.argv.empty()) {
     return make_error(errc::invalid_argument, "empty argv");
   }
-  auto exe = resolve_program(o);
+  auto exe = find_program(o.argv.front(), o.env);
   if (!exe) {
     return exe.error();
   }
@@ -515,6 +494,26 @@ asio::awaitable<result<exit_status>> supervise(std::shared_ptr<child> c) {
 }
 
 }  // namespace
+
+result<std::string> find_program(std::string_view name, const config::environment& env) {
+  if (name.find('/') != std::string_view::npos) {
+    return std::string(name);
+  }
+  auto it = env.find("PATH");
+  std::string_view path = it != env.end() ? std::string_view(it->second) : "/usr/bin:/bin";
+  for (std::string_view rest = path; !rest.empty();) {
+    size_t colon = rest.find(':');
+    std::string dir(rest.substr(0, colon));
+    rest.remove_prefix(colon == std::string_view::npos ? rest.size() : colon + 1);
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + std::string(name);
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+  }
+  return make_error(errc::not_found, "program '{}' not found in PATH={}", name, path);
+}
 
 asio::awaitable<result<exit_status>> run(options opts, line_handler on_line) {
   auto ex = co_await asio::this_coro::executor;

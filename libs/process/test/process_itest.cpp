@@ -326,3 +326,27 @@ TEST(Process, ManyChildrenAtOnce) {
 }
 
 }  // namespace
+
+// find_program searches only the given PATH, skips directories and non-executables, and takes a
+// name with a '/' as it is.
+TEST(Process, FindProgramSearchesOnlyTheGivenPath) {
+  namespace fs = std::filesystem;
+  auto dir = fs::temp_directory_path() / ("dp-find-program-" + std::to_string(::getpid()));
+  fs::create_directories(dir / "a" / "tool");  // a directory of that name is skipped
+  fs::create_directories(dir / "b");
+  std::ofstream(dir / "b" / "tool") << "#!/bin/sh\n";  // not executable: skipped
+  fs::create_directories(dir / "c");
+  std::ofstream(dir / "c" / "tool") << "#!/bin/sh\n";
+  fs::permissions(dir / "c" / "tool", fs::perms::owner_all);
+  dp::config::environment env{
+      {"PATH", (dir / "a").string() + ":" + (dir / "b").string() + ":" + (dir / "c").string()}};
+  auto found = dp::process::find_program("tool", env);
+  ASSERT_TRUE(found) << found.error().message;
+  EXPECT_EQ(*found, (dir / "c" / "tool").string());
+  auto missing = dp::process::find_program("sh", env);
+  ASSERT_FALSE(missing);
+  EXPECT_TRUE(missing.error().is(dp::errc::not_found));
+  EXPECT_EQ(*dp::process::find_program("/no/such/tool", env), "/no/such/tool");
+  EXPECT_TRUE(dp::process::find_program("sh", {}));  // /usr/bin:/bin without a PATH
+  fs::remove_all(dir);
+}

@@ -90,4 +90,9 @@ using line_handler = std::function<void(stream, std::string_view line)>;
 // child could not be started (fork, exec, bad cwd) or its output could not be read.
 boost::asio::awaitable<result<exit_status>> run(options opts, line_handler on_line);
 
+// What run() executes for argv[0] `name`: a name with a '/' as it is; else the first regular,
+// executable file of that name in env's PATH (/usr/bin:/bin when env has none; an empty entry is
+// the working directory). errc::not_found names the PATH searched.
+result<std::string> find_program(std::string_view name, const config::environment& env);
+
 }  // namespace dp::process

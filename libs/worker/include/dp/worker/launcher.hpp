@@ -54,7 +54,7 @@ struct build_end {
   bool stopped = false;          // ended because the stop_flag was raised
 };
 
-// The build-runner's exit codes (libs/build runner.hpp).
+// The build-runner's exit codes (libs/runner runner.hpp).
 inline constexpr int exit_ready = 0;
 inline constexpr int exit_failed = 1;  // failed or canceled, recorded by the build
 inline constexpr int exit_bad_input = 2;

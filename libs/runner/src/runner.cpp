@@ -1,0 +1,875 @@
+#include "dp/runner/runner.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <fstream>
+
+#include "dp/buildplan/content_type.hpp"
+#include "dp/buildplan/git.hpp"
+#include "dp/buildplan/plan.hpp"
+#include "dp/core/id.hpp"
+#include "dp/core/log.hpp"
+#include "dp/core/spawn.hpp"
+#include "dp/proto/json.hpp"
+#include "dp/proto/storage_layout.hpp"
+#include "dp/runner/cgroup.hpp"
+#include "dp/runner/sandbox.hpp"
+#include "dp/runner/work_fs.hpp"
+#include "dp/storage/object_store.hpp"
+
+namespace dp::runner {
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using proto::deployment_status;
+using proto::log_stream;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::string_view mount_point = "/build";
+
+int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string seconds(clock_type::duration d) {
+  return fmt::format("{:.2f} s", std::chrono::duration<double>(d).count());
+}
+
+std::string human_bytes(uint64_t n) {
+  if (n < 1024) {
+    return fmt::format("{} B", n);
+  }
+  if (n < (1u << 20)) {
+    return fmt::format("{:.1f} KiB", n / 1024.0);
+  }
+  return fmt::format("{:.1f} MiB", n / 1048576.0);
+}
+
+// A key the proxy could read as traversal after some normalisation, the commit marker's own name,
+// or one the storage refuses: skipped with a warning rather than failing the build.
+std::optional<std::string> refuse_key(std::string_view key) {
+  if (key == proto::manifest_name) {
+    return "the name is reserved for the deployment manifest";
+  }
+  if (key.find("..") != std::string_view::npos) {
+    return "'..' in a file name is never published";
+  }
+  if (auto ok = storage::validate_key(key); !ok) {
+    return ok.error().message;
+  }
+  return std::nullopt;
+}
+
+// Why a build stops, and whose fault it is.
+struct stop_reason {
+  build_outcome outcome;
+  std::string message;
+  bool ended_elsewhere = false;  // the stored status is final already: write nothing more
+};
+
+}  // namespace
+
+int exit_code(build_outcome o) noexcept {
+  switch (o) {
+    case build_outcome::ready:
+      return 0;
+    case build_outcome::failed:
+    case build_outcome::canceled:
+      return 1;
+    case build_outcome::infrastructure:
+      return 3;
+  }
+  return 3;
+}
+
+std::string_view to_string(build_outcome o) noexcept {
+  switch (o) {
+    case build_outcome::ready:
+      return "ready";
+    case build_outcome::failed:
+      return "failed";
+    case build_outcome::canceled:
+      return "canceled";
+    case build_outcome::infrastructure:
+      return "infrastructure";
+  }
+  return "?";
+}
+
+struct runner::impl {
+  proto::job job;
+  runner_options opts;
+  storage::object_store& storage;
+  build_sink& sink;
+
+  asio::cancellation_signal cancel_signal;
+  std::optional<stop_reason> interrupted;  // set by cancel() or stop()
+  clock_type::time_point deadline;
+  std::chrono::seconds timeout{0};
+  fs::path work;                       // the job's work directory, mounted at /build in the sandbox
+  std::optional<unsigned> build_uid;   // of install and build (gid the same), when root runs them
+  std::optional<work_fs> disk;         // the work directory's filesystem or poller (BUILD_DISK_MB)
+  std::optional<build_cgroup> cgroup;  // install and build as a whole (BUILD_MEMORY_MB...)
+  build_report report;
+
+  impl(proto::job j, runner_options o, storage::object_store& s, build_sink& k)
+      : job(std::move(j)), opts(std::move(o)), storage(s), sink(k) {}
+
+  void say(std::string_view line) { sink.log(log_stream::system, buildplan::redact_text(line)); }
+
+  void interrupt(build_outcome o, std::string message) {
+    if (interrupted) {
+      return;
+    }
+    interrupted = stop_reason{o, std::move(message)};
+    // Stops the command running now (its whole process group); later steps check `interrupted`.
+    cancel_signal.emit(asio::cancellation_type::terminal);
+  }
+
+  // One phase's duration, for the report and the benchmark.
+  void timed(std::string name, clock_type::time_point start) {
+    report.phases.push_back({std::move(name), std::chrono::duration_cast<std::chrono::microseconds>(
+                                                  clock_type::now() - start)});
+  }
+
+  // Runs a command with the build's remaining time, cancelable by cancel()/stop().
+  asio::awaitable<result<process::exit_status>> exec(process::options o, bool redact) {
+    co_return co_await exec(std::move(o), redact, std::nullopt);
+  }
+  // With a sandbox, o.argv is the command to run inside it.
+  asio::awaitable<result<process::exit_status>> exec(process::options o, bool redact,
+                                                     std::optional<sandbox_options> sandbox) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+    o.timeout = std::max(left, std::chrono::milliseconds(1));
+    o.kill_grace = opts.kill_grace;
+    auto on_line = [this, redact](process::stream s, std::string_view line) {
+      auto st = s == process::stream::out ? log_stream::out : log_stream::err;
+      if (redact) {
+        sink.log(st, buildplan::redact_text(line));
+      } else {
+        sink.log(st, line);
+      }
+    };
+    auto ex = co_await asio::this_coro::executor;
+    auto child = [&]() -> asio::awaitable<result<process::exit_status>> {
+      if (!sandbox) {
+        return process::run(std::move(o), std::move(on_line));
+      }
+      auto command = std::move(o.argv);
+      return run_sandboxed(std::move(*sandbox), std::move(command), std::move(o),
+                           std::move(on_line));
+    };
+    co_return co_await asio::co_spawn(
+        ex, child(), asio::bind_cancellation_slot(cancel_signal.slot(), asio::use_awaitable));
+  }
+
+  // A command that ended badly, as the build's error.
+  stop_reason failure(std::string_view what, const process::exit_status& st) {
+    if (st.timed_out) {
+      return {build_outcome::failed,
+              fmt::format("{} timed out: the build's time limit is {} s (BUILD_TIMEOUT_S)", what,
+                          timeout.count())};
+    }
+    return {build_outcome::failed, fmt::format("{} failed: {}", what, st.describe())};
+  }
+
+  asio::awaitable<std::optional<stop_reason>> set_status(deployment_status to,
+                                                         proto::hash_fields fields = {}) {
+    if (interrupted) {
+      co_return interrupted;
+    }
+    auto r = co_await sink.status(to, std::move(fields), std::nullopt);
+    if (!r) {
+      co_return stop_reason{build_outcome::infrastructure, "redis: " + r.error().message};
+    }
+    if (!*r) {
+      // Someone else ended the deployment (a cancel while queued, a lease sweep): stop quietly.
+      co_return stop_reason{build_outcome::canceled, "the deployment was ended elsewhere", true};
+    }
+    co_return std::nullopt;
+  }
+
+  asio::awaitable<std::optional<stop_reason>> clone(const fs::path& repo) {
+    auto start = clock_type::now();
+    auto ref = job.ref.value_or("");
+    say(fmt::format("cloning {}{}", job.git_url, ref.empty() ? "" : " (ref " + ref + ")"));
+    if (auto ok = buildplan::check_git_url(job.git_url, opts.allowed_git_protocols); !ok) {
+      co_return stop_reason{build_outcome::failed, ok.error().message};
+    }
+    if (!ref.empty()) {
+      if (auto ok = buildplan::check_git_ref(ref); !ok) {
+        co_return stop_reason{build_outcome::failed, ok.error().message};
+      }
+    }
+    process::options o;
+    o.argv =
+        buildplan::git_clone_argv({job.git_url, ref, repo.string(), opts.allowed_git_protocols});
+    o.env = buildplan::git_env((work / "home").string());
+    o.cwd = work.string();
+    auto st = co_await exec(o, true);
+    if (!st) {
+      co_return stop_reason{build_outcome::infrastructure, "git: " + st.error().message};
+    }
+    if (!st->success()) {
+      co_return failure("git clone", *st);
+    }
+    // The commit that was checked out, recorded on the deployment.
+    process::options head;
+    head.argv = buildplan::git_head_argv(repo.string());
+    head.env = o.env;
+    std::string sha;
+    auto hs = co_await process::run(std::move(head), [&sha](process::stream s, std::string_view l) {
+      if (s == process::stream::out && sha.empty()) {
+        sha = l;
+      }
+    });
+    if (!hs || !hs->success() || sha.empty()) {
+      co_return stop_reason{build_outcome::failed, "git rev-parse HEAD failed after the clone"};
+    }
+    report.commit = sha;
+    say(fmt::format("cloned commit {} in {}", sha, seconds(clock_type::now() - start)));
+    timed("clone", start);
+    proto::hash_fields commit{{"commit", sha}};
+    if (auto r = co_await sink.set_fields(std::move(commit)); !r) {
+      co_return stop_reason{build_outcome::infrastructure, "redis: " + r.error().message};
+    }
+    co_return std::nullopt;
+  }
+
+  // An uploaded directory instead of a clone: downloaded next to the tree, then unpacked member
+  // by member (buildplan::extract_tar_gz refuses what could escape the tree). No commit is
+  // recorded.
+  asio::awaitable<std::optional<stop_reason>> unpack(const fs::path& repo) {
+    auto start = clock_type::now();
+    const std::string& key = *job.source_archive;
+    say(fmt::format("unpacking the uploaded source {}", key));
+    auto got = co_await storage.get(key);
+    if (!got) {
+      co_return stop_reason{
+          got.error().is(errc::not_found) ? build_outcome::failed : build_outcome::infrastructure,
+          fmt::format("storage: source archive {}: {}", key, got.error().message)};
+    }
+    auto file = work / "source.tar.gz";
+    {
+      std::ofstream out(file, std::ios::binary | std::ios::trunc);
+      std::vector<char> buf(256 * 1024);
+      for (;;) {
+        auto n = co_await got->body->read_some(buf);
+        if (!n) {
+          co_return stop_reason{
+              build_outcome::infrastructure,
+              fmt::format("storage: source archive {}: {}", key, n.error().message)};
+        }
+        if (*n == 0) {
+          break;
+        }
+        out.write(buf.data(), static_cast<std::streamsize>(*n));
+      }
+      out.close();
+      if (!out) {
+        co_return stop_reason{build_outcome::infrastructure,
+                              "cannot write the source archive to the work directory"};
+      }
+    }
+    std::error_code ec;
+    fs::create_directories(repo, ec);
+    auto r = buildplan::extract_tar_gz(file, repo, opts.archive);
+    fs::remove(file, ec);
+    if (!r) {
+      co_return stop_reason{
+          r.error().is(errc::io) ? build_outcome::infrastructure : build_outcome::failed,
+          "source archive: " + r.error().message};
+    }
+    say(fmt::format("unpacked {} files ({}) in {}", r->files, human_bytes(r->bytes),
+                    seconds(clock_type::now() - start)));
+    timed("unpack", start);
+    co_return std::nullopt;
+  }
+
+  // install or build, in the sandbox unless the runner is the sandbox.
+  asio::awaitable<std::optional<stop_reason>> run_user(phase p, const buildplan::command& cmd,
+                                                       const fs::path& project_dir) {
+    auto start = clock_type::now();
+    std::string_view what = p == phase::install ? "install" : "build";
+    say(fmt::format("{}: running `{}`", what, cmd.display));
+    std::string mount = opts.sandbox ? std::string(mount_point) : work.string();
+    auto env = sandbox_env(p, mount, config::environment(job.env.begin(), job.env.end()));
+    if (!env) {
+      co_return stop_reason{build_outcome::failed, env.error().message};
+    }
+    process::options o;
+    o.limits = opts.limits;
+    if (!o.limits.cpu_seconds) {
+      o.limits.cpu_seconds = static_cast<uint64_t>(timeout.count());
+    }
+    std::optional<sandbox_options> sandbox;
+    if (opts.sandbox) {
+      sandbox_options so;
+      so.bwrap = opts.bwrap;
+      so.work_dir = work;
+      so.mount_point = mount;
+      so.cwd = (fs::path(mount) / project_dir.lexically_relative(work)).lexically_normal().string();
+      so.env = std::move(*env);
+      so.uid = build_uid;
+      so.tmp_dir = work / "tmp";
+      so.network = opts.network;
+      o.argv = cmd.argv;  // run_sandboxed puts bwrap around it
+      o.cwd = work.string();
+      sandbox = std::move(so);
+    } else {
+      (*env)["TMPDIR"] = (work / "tmp").string();  // inside the disk quota, as in the sandbox
+      o.argv = cmd.argv;
+      o.env = std::move(*env);
+      o.cwd = project_dir.string();
+    }
+    auto st = co_await exec_limited(std::move(o), what, std::move(sandbox));
+    if (!st) {
+      co_return stop_reason{build_outcome::infrastructure,
+                            fmt::format("{}: {}", what, st.error().message)};
+    }
+    if (interrupted) {
+      co_return interrupted;
+    }
+    if (auto hit = limit_hit(what, &*st)) {
+      co_return stop_reason{build_outcome::failed, *hit};
+    }
+    if (!st->success()) {
+      co_return failure(fmt::format("{} (`{}`)", what, cmd.display), *st);
+    }
+    say(fmt::format("{} finished in {}", what, seconds(clock_type::now() - start)));
+    timed(std::string(what), start);
+    co_return std::nullopt;
+  }
+
+  // Up to upload_concurrency puts at a time; the first error stops the others. Each file is
+  // reopened beneath the output directory's descriptor and must be the inode validated.
+  asio::awaitable<std::optional<stop_reason>> upload(
+      const std::vector<buildplan::output_file>& files, int out_dir) {
+    auto start = clock_type::now();
+    std::string prefix = proto::output_prefix(job.deployment_id);
+    size_t next = 0;
+    std::optional<stop_reason> failed;
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer done(ex, asio::steady_timer::time_point::max());
+    size_t workers = std::max<size_t>(1, std::min(opts.upload_concurrency, files.size()));
+    size_t left = workers;
+    auto worker = [&]() -> asio::awaitable<void> {
+      while (next < files.size() && !failed && !interrupted) {
+        const auto& f = files[next++];
+        storage::put_options po;
+        po.content_type = std::string(buildplan::content_type(f.key));
+        po.cache_control = std::string(buildplan::cache_control(f.key));
+        auto fd = buildplan::open_output_file(out_dir, f);
+        if (!fd) {
+          if (!failed) {
+            failed = stop_reason{build_outcome::failed, "output rejected: " + fd.error().message};
+          }
+          break;
+        }
+        auto r = co_await storage.put_file(prefix + f.key, std::move(*fd), std::move(po));
+        if (!r && !failed) {
+          failed = stop_reason{build_outcome::infrastructure,
+                               fmt::format("storage: upload of {}: {}", f.key, r.error().message)};
+        }
+      }
+    };
+    for (size_t i = 0; i < workers; ++i) {
+      dp::spawn(ex, worker(), "upload worker", [&](bool threw) {
+        if (threw && !failed) {
+          failed = stop_reason{build_outcome::infrastructure, "storage: upload worker failed"};
+        }
+        if (--left == 0) {
+          done.cancel();
+        }
+      });
+    }
+    boost::system::error_code ec;
+    co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (failed || interrupted) {
+      co_return failed ? failed : interrupted;
+    }
+    say(fmt::format("uploaded {} files ({}) to {} in {}", files.size(), human_bytes(report.bytes),
+                    prefix, seconds(clock_type::now() - start)));
+    timed("upload", start);
+    co_return std::nullopt;
+  }
+
+  asio::awaitable<std::optional<stop_reason>> write_manifest(
+      const std::vector<buildplan::output_file>& files) {
+    auto start = clock_type::now();
+    proto::manifest m;
+    m.deployment_id = job.deployment_id;
+    m.created_at = unix_ms();
+    // From the validated listing, not the host path: the output is the build's tree.
+    bool has_404 = std::any_of(files.begin(), files.end(),
+                               [](const buildplan::output_file& f) { return f.key == "404.html"; });
+    m.mode = job.mode.value_or(has_404 ? proto::serve_mode::static_files : proto::serve_mode::spa);
+    for (const auto& f : files) {
+      m.files[f.key] = proto::manifest_entry{static_cast<int64_t>(f.size), f.sha256,
+                                             std::string(buildplan::content_type(f.key)),
+                                             std::string(buildplan::cache_control(f.key))};
+    }
+    storage::put_options po;
+    po.content_type = "application/json";
+    po.cache_control = std::string(buildplan::cache_revalidate);
+    auto r = co_await storage.put_buffer(proto::manifest_key(job.deployment_id), proto::to_json(m),
+                                         std::move(po));
+    if (!r) {
+      co_return stop_reason{build_outcome::infrastructure,
+                            "storage: manifest: " + r.error().message};
+    }
+    say(fmt::format("manifest written: {} files, mode {} ({}: {})", files.size(),
+                    proto::to_string(m.mode),
+                    job.mode  ? "the project's serve_mode"
+                    : has_404 ? "404.html found"
+                              : "no 404.html",
+                    m.mode == proto::serve_mode::spa
+                        ? "unknown paths serve index.html"
+                        : "unknown paths get the nearest 404.html, else a plain 404"));
+    timed("manifest", start);
+    co_return std::nullopt;
+  }
+
+  asio::awaitable<std::optional<stop_reason>> pipeline() {
+    auto fields = proto::hash_fields{{"started_at", std::to_string(unix_ms())}};
+    if (auto s = co_await set_status(deployment_status::cloning, std::move(fields))) {
+      co_return s;
+    }
+    say(fmt::format("build {} of project {} (attempt {}), time limit {} s", job.deployment_id,
+                    job.project, job.attempt, timeout.count()));
+    // The work directory: the checkout (src), HOME and npm's cache, all removed afterwards.
+    std::error_code ec;
+    auto root = opts.work_root.empty() ? fs::temp_directory_path(ec) : opts.work_root;
+    work = root / fmt::format("dp-build-{}-{}", job.deployment_id, dp::random_hex(4));
+    if (auto s = co_await make_work_dir(root)) {
+      co_return s;
+    }
+    fs::create_directories(work / "home", ec);
+    if (!ec) {
+      work = fs::canonical(work, ec);
+    }
+    if (ec) {
+      co_return stop_reason{build_outcome::infrastructure,
+                            fmt::format("cannot create the work directory: {}", ec.message())};
+    }
+    auto repo = work / "src";
+    std::optional<stop_reason> fetched;
+    if (job.source_archive) {
+      fetched = co_await unpack(repo);
+    } else {
+      fetched = co_await clone(repo);
+    }
+    if (fetched) {
+      co_return fetched;
+    }
+
+    // Opens the checkout (nothing of it has run yet) and the project directory within it.
+    auto plan = buildplan::make_plan(
+        repo, {job.root_dir, job.install_command, job.build_command, job.output_dir});
+    if (!plan) {
+      co_return stop_reason{build_outcome::failed, plan.error().message};
+    }
+    for (const auto& note : plan->notes) {
+      say(note);
+    }
+    if (opts.sandbox) {
+      if (::geteuid() == 0 && opts.build_uid_base != 0) {
+        // FNV-1a of the id: concurrent builds get different uids, each with its own limits.
+        uint32_t h = 2166136261u;
+        for (unsigned char c : job.deployment_id) {
+          h = (h ^ c) * 16777619u;
+        }
+        build_uid = opts.build_uid_base + h % 100000;
+        if (auto owned = give_work_to(*build_uid); !owned) {
+          co_return stop_reason{build_outcome::infrastructure, owned.error().message};
+        }
+      }
+      if (auto ok = co_await probe_bwrap(opts.bwrap); !ok) {
+        co_return stop_reason{
+            build_outcome::infrastructure,
+            ok.error().message + " (inside a container that is the sandbox, use --sandbox none)"};
+      }
+      say(fmt::format(
+          "sandbox: bubblewrap (own mount, pid, ipc, uts and network namespaces; read-only "
+          "system; no host home; network {}){}",
+          opts.network == network_mode::egress ? "egress: public addresses only" : "none",
+          build_uid ? fmt::format("; as uid {}, no capabilities", *build_uid) : std::string()));
+    } else {
+      say("warning: sandbox none: install and build run WITHOUT bubblewrap; this is safe only "
+          "inside a container that is itself the sandbox");
+    }
+
+    make_cgroup();
+    if (auto s = co_await set_status(deployment_status::installing)) {
+      co_return s;
+    }
+    if (plan->install) {
+      if (auto s = co_await run_user(phase::install, *plan->install, plan->project_dir)) {
+        co_return s;
+      }
+    }
+    if (auto s = co_await set_status(deployment_status::building)) {
+      co_return s;
+    }
+    if (plan->build) {
+      if (auto s = co_await run_user(phase::build, *plan->build, plan->project_dir)) {
+        co_return s;
+      }
+    }
+
+    // Validate: the build has ended, but the tree is its own: everything is read beneath the
+    // project directory's descriptor, opened by buildplan::make_plan before install ran (plan.hpp).
+    auto start = clock_type::now();
+    auto out = buildplan::find_output_dir(*plan);
+    if (!out) {
+      co_return stop_reason{build_outcome::failed, out.error().message};
+    }
+    say(out->note);
+    auto listing = buildplan::scan_output(out->fd.get(), opts.output);
+    if (!listing) {
+      co_return stop_reason{build_outcome::failed, "output rejected: " + listing.error().message};
+    }
+    for (const auto& w : listing->warnings) {
+      say("warning: " + w);
+    }
+    std::vector<buildplan::output_file> files;
+    files.reserve(listing->files.size());
+    for (auto& f : listing->files) {
+      if (auto why = refuse_key(f.key)) {
+        say(fmt::format("warning: skipped '{}': {}", f.key, *why));
+        continue;
+      }
+      report.bytes += f.size;
+      files.push_back(std::move(f));
+    }
+    report.files = files.size();
+    if (files.empty()) {
+      co_return stop_reason{build_outcome::failed,
+                            fmt::format("the output directory {} holds no file to publish",
+                                        out->dir.lexically_relative(repo).string())};
+    }
+    say(fmt::format("validated {} files, {}", files.size(), human_bytes(report.bytes)));
+    timed("validate", start);
+
+    if (auto s = co_await set_status(deployment_status::uploading)) {
+      co_return s;
+    }
+    if (auto s = co_await upload(files, out->fd.get())) {
+      co_return s;
+    }
+    if (interrupted) {
+      co_return interrupted;
+    }
+    // The commit marker, last: without it the proxy serves nothing of this deployment.
+    if (auto s = co_await write_manifest(files)) {
+      co_return s;
+    }
+    co_return std::nullopt;
+  }
+
+  // The work directory and everything in it (the checkout) now belong to the build's user.
+  result<void> give_work_to(unsigned id) {
+    std::error_code ec;
+    auto chown = [&](const fs::path& p) -> result<void> {
+      if (::lchown(p.c_str(), id, id) != 0) {
+        return make_error(std::error_code(errno, std::generic_category()),
+                          fmt::format("cannot hand the work directory to uid {}", id));
+      }
+      return {};
+    };
+    if (auto r = chown(work); !r) {
+      return r;
+    }
+    // bwrap (root, without capabilities) must still enter it to mount it.
+    fs::permissions(work,
+                    fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                        fs::perms::others_read | fs::perms::others_exec,
+                    ec);
+    if (ec) {
+      return make_error(ec, "cannot open the work directory to bubblewrap");
+    }
+    for (auto it = fs::recursive_directory_iterator(work, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (auto r = chown(it->path()); !r) {
+        return r;
+      }
+    }
+    if (ec) {
+      return make_error(ec, "cannot hand the work directory to the build's user");
+    }
+    return {};
+  }
+
+  // ---- Limits of the build as a whole (BUILD_MEMORY_MB, BUILD_PIDS_MAX, BUILD_DISK_MB) ----
+
+  // The work directory, with its disk quota: a filesystem of its own when one can be made.
+  asio::awaitable<std::optional<stop_reason>> make_work_dir(const fs::path& root) {
+    std::error_code ec;
+    fs::create_directories(root, ec);
+    // A named local: g++ 12 frees a temporary argument of a co_await twice.
+    work_fs_options wo{
+        .dir = work, .quota_bytes = opts.disk_bytes, .allow_filesystem = opts.disk_filesystem};
+    auto made = co_await work_fs::make(std::move(wo));
+    if (!made) {
+      co_return stop_reason{build_outcome::infrastructure, made.error().message};
+    }
+    disk.emplace(std::move(*made));
+    // The sandbox's /tmp, inside the quota (bubblewrap binds it; sticky as a /tmp should be).
+    fs::create_directory(work / "tmp", ec);
+    fs::permissions(work / "tmp", fs::perms::all | fs::perms::sticky_bit, ec);
+    if (ec) {
+      co_return stop_reason{build_outcome::infrastructure,
+                            fmt::format("cannot create the build's /tmp: {}", ec.message())};
+    }
+    co_return std::nullopt;
+  }
+
+  // The cgroup that install and build run in; without one the build runs on, with a warning.
+  void make_cgroup() {
+    if (opts.memory_bytes != 0 || opts.pids_max != 0) {
+      auto cg = build_cgroup::create(work.filename().string(),
+                                     {.memory_bytes = opts.memory_bytes, .pids = opts.pids_max});
+      if (cg) {
+        cgroup.emplace(std::move(*cg));
+      } else {
+        say(fmt::format("warning: memory and process limits of the build are not enforced: {}",
+                        cg.error().message));
+        dp::log::warn("no cgroup for the build",
+                      {{"deployment", job.deployment_id}, {"error", cg.error().message}});
+      }
+    }
+    auto mib = [](uint64_t b) {
+      return b == 0 ? std::string("none") : fmt::format("{} MiB", b >> 20);
+    };
+    say(fmt::format(
+        "limits: memory {}, processes {}{}; disk {} ({}); time {} s", mib(opts.memory_bytes),
+        opts.pids_max == 0 ? std::string("none") : std::to_string(opts.pids_max),
+        cgroup ? fmt::format(" ({})", cgroup->describe()) : std::string(), mib(opts.disk_bytes),
+        disk ? disk->describe() : std::string("none"), timeout.count()));
+  }
+
+  // The limit the build has reached, as the build's error; `st` is the command that ended, or
+  // null while it runs (then only the cgroup's counters and the poller's walk count).
+  std::optional<std::string> limit_hit(std::string_view what, const process::exit_status* st) {
+    if (cgroup) {
+      auto c = cgroup->counters();
+      if (c.oom_kills > 0) {
+        return fmt::format("{} stopped: memory limit of {} MiB (BUILD_MEMORY_MB) reached", what,
+                           opts.memory_bytes >> 20);
+      }
+      if (c.pids_refused > 0) {
+        return fmt::format("{} stopped: process limit of {} (BUILD_PIDS_MAX) reached", what,
+                           opts.pids_max);
+      }
+    }
+    if (!disk || disk->kind() == disk_quota::none) {
+      return std::nullopt;
+    }
+    bool over = false;
+    if (st == nullptr) {
+      over = disk->kind() == disk_quota::poller && disk->full();
+    } else {
+      // ENOSPC from the filesystem, SIGXFSZ from the file size limit, or the poller's total.
+      // Even after a command that succeeded: a tool that ignored ENOSPC leaves cut files.
+      over = disk->full() || st->signal == SIGXFSZ;
+    }
+    if (over) {
+      return fmt::format("{} stopped: disk quota of {} MiB (BUILD_DISK_MB) reached", what,
+                         disk->quota_bytes() >> 20);
+    }
+    return std::nullopt;
+  }
+
+  // While a command runs: an OOM kill or a refused fork stops the build at once, and so does
+  // the poller's total when no filesystem enforces the quota. Ends only when canceled (the
+  // command has ended), so that the command's own end is what the caller sees.
+  asio::awaitable<void> watch_limits(std::string_view what) {
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer t(ex);
+    for (int tick = 1;; ++tick) {
+      if (interrupted) {
+        t.expires_at(asio::steady_timer::time_point::max());
+        boost::system::error_code ec;
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        co_return;
+      }
+      t.expires_after(std::chrono::milliseconds(250));
+      boost::system::error_code ec;
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        co_return;
+      }
+      // The walk of a large node_modules costs tens of milliseconds: once a second.
+      bool walk = disk && disk->kind() == disk_quota::poller && tick % 4 == 0;
+      if (!cgroup && !walk) {
+        continue;
+      }
+      auto hit = cgroup ? limit_hit(what, nullptr) : std::nullopt;
+      if (!hit && walk && disk->full()) {
+        hit = fmt::format("{} stopped: disk quota of {} MiB (BUILD_DISK_MB) reached", what,
+                          disk->quota_bytes() >> 20);
+      }
+      if (hit) {
+        say(*hit);
+        interrupt(build_outcome::failed, *hit);
+      }
+    }
+  }
+
+  // exec() inside the build's cgroup, watched; whatever the command left running is killed.
+  asio::awaitable<result<process::exit_status>> exec_limited(
+      process::options o, std::string_view what, std::optional<sandbox_options> sandbox) {
+    if (cgroup) {
+      o.cgroup_procs = cgroup->procs_fds();
+    }
+    if (disk && disk->kind() == disk_quota::poller) {
+      o.limits.file_size_bytes =
+          std::min(o.limits.file_size_bytes.value_or(UINT64_MAX), disk->quota_bytes());
+    }
+    using namespace asio::experimental::awaitable_operators;
+    auto r = co_await (exec(std::move(o), false, std::move(sandbox)) || watch_limits(what));
+    // Nothing a command started outlives it: daemons, double forks, a fork bomb's remains.
+    if (cgroup) {
+      if (auto k = co_await cgroup->kill_all(); !k) {
+        dp::log::warn("cannot empty the build's cgroup",
+                      {{"deployment", job.deployment_id}, {"error", k.error().message}});
+      }
+    }
+    if (r.index() != 0) {
+      co_return make_error(errc::internal, "the limit watch ended before the command");
+    }
+    co_return std::get<0>(std::move(r));
+  }
+
+  // The cgroup (its last processes killed) and the work directory's filesystem go.
+  asio::awaitable<void> release_limits() {
+    if (cgroup) {
+      if (auto r = co_await cgroup->remove(); !r) {
+        dp::log::warn("cannot remove the build's cgroup",
+                      {{"deployment", job.deployment_id}, {"error", r.error().message}});
+      }
+      cgroup.reset();
+    }
+    if (disk) {
+      if (auto r = disk->release(); !r) {
+        dp::log::warn("cannot unmount the work directory",
+                      {{"deployment", job.deployment_id}, {"error", r.error().message}});
+      }
+      disk.reset();
+    }
+  }
+
+  // Removes the work directory; a failure is logged, not fatal.
+  void clean_up() {
+    if (work.empty()) {
+      return;
+    }
+    std::error_code ec;
+    fs::remove_all(work, ec);
+    if (ec) {
+      dp::log::warn("cannot remove the work directory",
+                    {{"dir", work.string()}, {"error", ec.message()}});
+    }
+  }
+
+  asio::awaitable<build_report> run() {
+    auto started = clock_type::now();
+    timeout = job.timeout_s > 0 ? std::chrono::seconds(job.timeout_s) : opts.timeout;
+    deadline = started + timeout;
+    auto stopped = co_await pipeline();
+    co_await release_limits();
+    clean_up();
+    auto finish_start = clock_type::now();
+    if (!stopped && interrupted) {
+      stopped = interrupted;
+    }
+    if (!stopped) {
+      say(fmt::format("deployment ready in {}: {} files, {}", seconds(clock_type::now() - started),
+                      report.files, human_bytes(report.bytes)));
+      // A follower that sees the final status must already have every line.
+      if (auto r = co_await sink.flush(); !r) {
+        stopped = stop_reason{build_outcome::infrastructure, "redis: logs: " + r.error().message};
+      } else {
+        proto::hash_fields fields{{"files", std::to_string(report.files)},
+                                  {"bytes", std::to_string(report.bytes)}};
+        stopped = co_await set_status(deployment_status::ready, std::move(fields));
+        if (!stopped) {
+          if (auto g = co_await sink.go_live(); !g) {
+            // Ready but not live: the files and manifest are there; promote goes around this.
+            report.outcome = build_outcome::infrastructure;
+            report.error = "infrastructure: redis: go-live: " + g.error().message;
+            dp::log::error("go-live failed",
+                           {{"deployment", job.deployment_id}, {"error", g.error().message}});
+            co_return report;
+          }
+          report.outcome = build_outcome::ready;
+          timed("finish", finish_start);
+          co_return report;
+        }
+      }
+    }
+    report.outcome = stopped->outcome;
+    report.error = buildplan::redact_text(stopped->outcome == build_outcome::infrastructure &&
+                                                  !stopped->message.starts_with("runner stopped")
+                                              ? "infrastructure: " + stopped->message
+                                              : stopped->message);
+    if (stopped->ended_elsewhere) {
+      say("stopped: the deployment was ended elsewhere");
+      if (auto flushed = co_await sink.flush(); !flushed) {
+        dp::log::warn("build log lines not stored",
+                      {{"deployment", job.deployment_id}, {"error", flushed.error()}});
+      }
+      co_return report;
+    }
+    say(fmt::format("build {}: {}",
+                    stopped->outcome == build_outcome::canceled ? "canceled" : "failed",
+                    report.error));
+    auto flushed = co_await sink.flush();
+    auto to = stopped->outcome == build_outcome::canceled ? deployment_status::canceled
+                                                          : deployment_status::failed;
+    auto r = co_await sink.status(to, proto::hash_fields(), report.error);
+    if (!flushed || !r) {
+      dp::log::error("cannot record the build's end", {{"deployment", job.deployment_id},
+                                                       {"status", proto::to_string(to)},
+                                                       {"error", report.error}});
+      if (report.outcome != build_outcome::canceled) {
+        report.outcome = build_outcome::infrastructure;
+      }
+    }
+    co_return report;
+  }
+};
+
+runner::runner(proto::job job, runner_options opts, storage::object_store& storage,
+               build_sink& sink)
+    : impl_(std::make_unique<impl>(std::move(job), std::move(opts), storage, sink)) {}
+
+runner::~runner() = default;
+
+asio::awaitable<build_report> runner::run() {
+  return impl_->run();
+}
+
+void runner::cancel(std::string reason) {
+  impl_->interrupt(build_outcome::canceled, std::move(reason));
+}
+
+void runner::stop(std::string reason) {
+  impl_->interrupt(build_outcome::infrastructure, "runner stopped: " + std::move(reason));
+}
+
+}  // namespace dp::runner
