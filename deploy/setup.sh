@@ -5,8 +5,11 @@
 # lockfile.
 # It never starts a service: tests and deploy/local/run.sh start their own Redis on free ports.
 #
-# Usage: deploy/setup.sh [--bench]
-#   --bench   also install the benchmark peers (wrk, nginx-light)
+# Usage: deploy/setup.sh [--bench] [--containers]
+#   --bench        also install the benchmark peers (wrk, nginx-light)
+#   --containers   also install a Docker Engine (docker.io), Debian's docker-compose (1.29) and
+#                  debootstrap, for the docker launcher's tests and the images; dockerd is never
+#                  started here: tests start their own (tests/harness/docker-engine.sh)
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,14 +25,18 @@ packages=(
   chromium # the dashboard's e2e test (driven by playwright-core from package.json)
 )
 bench_packages=(wrk nginx-light)
+# docker.io brings dockerd, containerd and runc; debootstrap makes the base images
+# (deploy/docker/base-images.sh), which need no registry.
+container_packages=(docker.io docker-compose debootstrap)
 # Packages whose maintainer scripts would start a system service we do not want running.
-service_packages=(redis-server nginx-light)
+service_packages=(redis-server nginx-light docker.io)
 
 for arg in "$@"; do
   case "$arg" in
     --bench) packages+=("${bench_packages[@]}") ;;
+    --containers) packages+=("${container_packages[@]}") ;;
     -h | --help)
-      sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -88,6 +95,7 @@ if ((${#missing[@]})); then
     for s in "${service_packages[@]}"; do
       [[ $p == "$s" ]] || continue
       unit="${s%-light}"
+      [[ $s == docker.io ]] && unit=docker
       if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$unit" 2>/dev/null; then
         "${sudo[@]}" systemctl disable --now "$unit" >/dev/null 2>&1 || true
       elif command -v service >/dev/null 2>&1; then

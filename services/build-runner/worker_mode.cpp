@@ -151,6 +151,9 @@ int run_worker(const dp::settings::common& common, const worker_settings& w,
     o.image = w.build_image;
     o.env = local_env;
     o.worker_id = wo.id;
+    // Clean-up touches only this platform's builds: those of its Redis database and key prefix.
+    o.scope = fmt::format("{}:{}/{}/{}", common.redis.host, common.redis.port, common.redis.db,
+                          common.key_prefix);
     // The container is the build as a whole: BUILD_MEMORY_MB unless DOCKER_MEMORY_MB says more.
     o.memory_bytes = (w.docker_memory_mb > 0 ? w.docker_memory_mb : w.build_memory_mb) << 20;
     o.pids_limit = w.build_pids_max;

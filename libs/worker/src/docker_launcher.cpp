@@ -1,7 +1,11 @@
-// The docker launcher: Docker Engine API (pinned version) over the daemon's unix socket.
-// create → start → wait → remove; a stop is a forced remove (SIGKILL, then the container goes).
+// The docker launcher: Docker Engine API over the daemon's unix socket (the version pinned, or the
+// engine's own). create → start → wait → remove; a stop is a forced remove (SIGKILL, then the
+// container and its anonymous volumes go).
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/json.hpp>
+
+#include <algorithm>
+#include <cstdint>
 
 #include "dp/core/log.hpp"
 #include "dp/http_client/client.hpp"
@@ -21,8 +25,13 @@ class docker_launcher final : public launcher {
   std::string_view name() const noexcept override { return "docker"; }
 
   task<void> clean_up(const liveness_check& live) override {
-    // Every build container carries dp.deployment; dp.worker says who launched it.
-    json::object filters{{"label", json::array{"dp.deployment"}}};
+    // Every build container carries dp.deployment; dp.worker says who launched it, dp.scope
+    // which platform it belongs to.
+    json::array wanted{"dp.deployment"};
+    if (!opts_.scope.empty()) {
+      wanted.emplace_back("dp.scope=" + opts_.scope);
+    }
+    json::object filters{{"label", std::move(wanted)}};
     auto r = co_await call(
         "GET", "/containers/json?all=true&filters=" + url_encode(json::serialize(filters)), {},
         std::chrono::seconds(30));
@@ -85,11 +94,14 @@ class docker_launcher final : public launcher {
     if (!opts_.network_mode.empty()) {
       host["NetworkMode"] = opts_.network_mode;
     }
+    json::object labels{{"dp.deployment", job.deployment_id}, {"dp.worker", opts_.worker_id}};
+    if (!opts_.scope.empty()) {
+      labels["dp.scope"] = opts_.scope;
+    }
     json::object body{{"Image", opts_.image},
                       {"Cmd", json::array{"build", "--deployment", job.deployment_id}},
                       {"Env", std::move(env)},
-                      {"Labels", json::object{{"dp.deployment", job.deployment_id},
-                                              {"dp.worker", opts_.worker_id}}},
+                      {"Labels", std::move(labels)},
                       {"HostConfig", std::move(host)}};
     auto name = fmt::format("dp-build-{}-{}", job.deployment_id, job.attempt);
     auto created = co_await call("POST", "/containers/create?name=" + name, json::serialize(body),
@@ -155,12 +167,50 @@ class docker_launcher final : public launcher {
         end.description += fmt::format(" ({})", std::string_view(m->as_string()));
       }
     }
+    // A failure names its cause: the build's last word on stderr (the container is still there).
+    if (*end.exit_code != 0) {
+      if (auto line = co_await last_stderr_line(id); !line.empty()) {
+        end.description += fmt::format(": {}", line);
+      }
+    }
     co_return end;
   }
 
+  // The container's last non-empty line on stderr, or "" when there is none or it cannot be read.
+  asio::awaitable<std::string> last_stderr_line(const std::string& id) {
+    auto r = co_await call("GET", "/containers/" + id + "/logs?stderr=true&tail=20", {},
+                           std::chrono::seconds(10));
+    if (!r || r->status != 200) {
+      co_return std::string();
+    }
+    // Without a TTY the log is multiplexed: frames of an 8-byte header (stream, 0, 0, 0, and a
+    // big-endian length) and their payload.
+    std::string text;
+    std::string_view rest = r->body;
+    while (rest.size() >= 8) {
+      auto size = (std::uint32_t(std::uint8_t(rest[4])) << 24) |
+                  (std::uint32_t(std::uint8_t(rest[5])) << 16) |
+                  (std::uint32_t(std::uint8_t(rest[6])) << 8) |
+                  std::uint32_t(std::uint8_t(rest[7]));
+      rest.remove_prefix(8);
+      auto n = std::min<std::size_t>(size, rest.size());
+      text.append(rest.substr(0, n));
+      rest.remove_prefix(n);
+    }
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
+      text.pop_back();
+    }
+    auto nl = text.find_last_of('\n');
+    auto line = nl == std::string::npos ? text : text.substr(nl + 1);
+    if (line.size() > 300) {
+      line = line.substr(0, 300) + "...";
+    }
+    co_return line;
+  }
+
   task<void> remove(const std::string& id) {
-    auto r =
-        co_await call("DELETE", "/containers/" + id + "?force=true", {}, std::chrono::seconds(60));
+    auto r = co_await call("DELETE", "/containers/" + id + "?force=true&v=true", {},
+                           std::chrono::seconds(60));
     if (!r) {
       co_return r.error();
     }
@@ -172,6 +222,11 @@ class docker_launcher final : public launcher {
 
   task<http_client::response> call(std::string method, const std::string& path, std::string body,
                                    std::chrono::milliseconds timeout) {
+    if (opts_.api_version.empty()) {
+      if (auto ok = co_await negotiate(); !ok) {
+        co_return ok.error();
+      }
+    }
     http_client::request req;
     req.method = std::move(method);
     req.url = opts_.base_url + "/" + opts_.api_version + path;
@@ -182,6 +237,32 @@ class docker_launcher final : public launcher {
       req.body = std::move(body);
     }
     co_return co_await http_.send(std::move(req));
+  }
+
+  // GET /version (the one unversioned call) for the engine's API version; kept for later calls.
+  task<void> negotiate() {
+    http_client::request req;
+    req.method = "GET";
+    req.url = opts_.base_url + "/version";
+    req.unix_socket = opts_.socket;
+    req.timeout = std::chrono::seconds(30);
+    auto r = co_await http_.send(std::move(req));
+    if (!r) {
+      co_return r.error();
+    }
+    if (r->status != 200) {
+      co_return api_error("version", *r);
+    }
+    boost::system::error_code ec;
+    auto v = json::parse(r->body, ec);
+    const auto* ver = !ec && v.is_object() ? v.as_object().if_contains("ApiVersion") : nullptr;
+    if (!ver || !ver->is_string() || ver->as_string().empty()) {
+      co_return make_error(errc::protocol, "docker: version: no ApiVersion in the answer");
+    }
+    if (opts_.api_version.empty()) {
+      opts_.api_version = "v" + std::string(ver->as_string());
+    }
+    co_return dp::result<void>{};
   }
 
   static dp::error api_error(std::string_view what, const http_client::response& r) {

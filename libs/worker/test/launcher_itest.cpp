@@ -202,6 +202,15 @@ struct docker_fixture {
 
   answer answer_for(const seen_request& r) {
     const std::string v = "/v1.43";
+    if (r.method == "GET" && r.target == "/version") {
+      return {200, R"({"Version":"24.0.7","ApiVersion":"1.43","MinAPIVersion":"1.12"})"};
+    }
+    if (r.method == "GET" && r.target == v + "/containers/abc123/logs?stderr=true&tail=20") {
+      // Multiplexed frames: stream 2 (stderr), then the payload's big-endian length.
+      std::string line1 = "npm run build\n", line2 = "sh: 1: vite: not found\n";
+      return {200, std::string("\2\0\0\0\0\0\0", 7) + char(line1.size()) + line1 +
+                       std::string("\2\0\0\0\0\0\0", 7) + char(line2.size()) + line2};
+    }
     if (r.method == "GET" && r.target.starts_with(v + "/containers/json?all=true&filters=")) {
       return {200, R"([{"Id":"orphan1","Labels":{"dp.deployment":"d1","dp.worker":"gone"}},
                       {"Id":"live1","Labels":{"dp.deployment":"d2","dp.worker":"alive"}}])"};
@@ -219,7 +228,7 @@ struct docker_fixture {
       return {200, R"({"StatusCode":3,"Error":null})"};
     }
     if (r.method == "DELETE" && r.target.starts_with(v + "/containers/") &&
-        r.target.ends_with("?force=true")) {
+        r.target.ends_with("?force=true&v=true")) {
       return {204, ""};
     }
     return {404, R"({"message":"page not found"})"};
@@ -228,6 +237,7 @@ struct docker_fixture {
   dp::worker::docker_launcher_options options() {
     dp::worker::docker_launcher_options o;
     o.socket = socket;
+    o.api_version = "v1.43";
     o.image = "deploy-platform/build-runner:test";
     o.env = {{"REDIS_URL", "redis://redis:6379"}, {"STORAGE_URL", "s3://b"}};
     o.worker_id = "w1";
@@ -251,8 +261,9 @@ TEST(docker_launcher_test, create_start_wait_remove) {
   ASSERT_TRUE(end) << end.error().message;
   EXPECT_EQ(end->exit_code, 3);
   EXPECT_FALSE(end->stopped);
+  EXPECT_EQ(end->description, "container exited with code 3: sh: 1: vite: not found");
   auto reqs = f.server.requests();
-  ASSERT_EQ(reqs.size(), 4u);
+  ASSERT_EQ(reqs.size(), 5u);
   EXPECT_EQ(reqs[0].target, "/v1.43/containers/create?name=dp-build-01jh5k7q3x9m2c8r4t6v0w1y3z-1");
   EXPECT_EQ(reqs[0].headers["content-type"], "application/json");
   auto body = json::parse(reqs[0].body).as_object();
@@ -271,7 +282,43 @@ TEST(docker_launcher_test, create_start_wait_remove) {
   EXPECT_EQ(reqs[1].method + " " + reqs[1].target, "POST /v1.43/containers/abc123/start");
   EXPECT_EQ(reqs[2].method + " " + reqs[2].target,
             "POST /v1.43/containers/abc123/wait?condition=not-running");
-  EXPECT_EQ(reqs[3].method + " " + reqs[3].target, "DELETE /v1.43/containers/abc123?force=true");
+  EXPECT_EQ(reqs[3].method + " " + reqs[3].target,
+            "GET /v1.43/containers/abc123/logs?stderr=true&tail=20");
+  EXPECT_EQ(reqs[4].method + " " + reqs[4].target,
+            "DELETE /v1.43/containers/abc123?force=true&v=true");
+}
+
+TEST(docker_launcher_test, asks_the_engine_its_api_version_once_and_labels_the_scope) {
+  docker_fixture f;
+  f.release_wait = true;
+  auto end = run_async(
+      [&](asio::any_io_executor ex) -> asio::awaitable<dp::result<dp::worker::build_end>> {
+        dp::http_client::client http(ex);
+        auto o = f.options();
+        o.api_version.clear();
+        o.scope = "redis:6379/0/dp:";
+        auto l = dp::worker::make_docker_launcher(http, o);
+        dp::worker::liveness_check live = [](std::string, std::string) -> asio::awaitable<bool> {
+          co_return true;
+        };
+        if (auto ok = co_await l->clean_up(live); !ok) {
+          co_return ok.error();
+        }
+        dp::worker::stop_flag stop(ex);
+        co_return co_await l->run(make_job(), stop);
+      });
+  ASSERT_TRUE(end) << end.error().message;
+  auto reqs = f.server.requests();
+  ASSERT_EQ(reqs.size(), 7u);
+  EXPECT_EQ(reqs[0].method + " " + reqs[0].target, "GET /version");
+  EXPECT_EQ(
+      reqs[1].target,
+      "/v1.43/containers/json?all=true&filters=" +
+          std::string("%7B%22label%22%3A%5B%22dp.deployment%22%2C%22dp.scope%3Dredis%3A6379%2F0%"
+                      "2Fdp%3A%22%5D%7D"));
+  EXPECT_EQ(reqs[2].target, "/v1.43/containers/create?name=dp-build-01jh5k7q3x9m2c8r4t6v0w1y3z-1");
+  auto body = json::parse(reqs[2].body).as_object();
+  EXPECT_EQ(body["Labels"].as_object()["dp.scope"], "redis:6379/0/dp:");
 }
 
 TEST(docker_launcher_test, stop_removes_the_container_at_once) {
@@ -292,7 +339,7 @@ TEST(docker_launcher_test, stop_removes_the_container_at_once) {
   auto reqs = f.server.requests();
   ASSERT_FALSE(reqs.empty());
   EXPECT_EQ(reqs.back().method + " " + reqs.back().target,
-            "DELETE /v1.43/containers/abc123?force=true");
+            "DELETE /v1.43/containers/abc123?force=true&v=true");
 }
 
 TEST(docker_launcher_test, clean_up_removes_orphans_only) {
@@ -310,7 +357,8 @@ TEST(docker_launcher_test, clean_up_removes_orphans_only) {
   ASSERT_EQ(reqs.size(), 2u);
   EXPECT_EQ(reqs[0].target, "/v1.43/containers/json?all=true&filters=" +
                                 std::string("%7B%22label%22%3A%5B%22dp.deployment%22%5D%7D"));
-  EXPECT_EQ(reqs[1].method + " " + reqs[1].target, "DELETE /v1.43/containers/orphan1?force=true");
+  EXPECT_EQ(reqs[1].method + " " + reqs[1].target,
+            "DELETE /v1.43/containers/orphan1?force=true&v=true");
 }
 
 // ---- ecs ----

@@ -92,14 +92,19 @@ struct process_launcher_options {
 };
 std::unique_ptr<launcher> make_process_launcher(process_launcher_options o);
 
-// The Docker Engine API over its unix socket (api_version pinned).
+// The Docker Engine API over its unix socket. Containers are removed with their anonymous volumes;
+// a failed build's reason ends with the container's last line on stderr.
 struct docker_launcher_options {
   std::string socket = "/var/run/docker.sock";
   std::string base_url = "http://localhost";  // the host part of the URLs sent over the socket
-  std::string api_version = "v1.43";
+  // "v1.41" pins the API version; empty: the engine's own (GET /version), asked once.
+  std::string api_version;
   std::string image;
-  config::environment env;   // the container's environment (DEPLOYMENT_ID is added)
-  std::string worker_id;     // label dp.worker: orphans of this worker are removed at start
+  config::environment env;  // the container's environment (DEPLOYMENT_ID is added)
+  std::string worker_id;    // label dp.worker: orphans of this worker are removed at start
+  // Label dp.scope: clean_up looks only at containers of its own scope (one platform, or one
+  // test), so that two platforms on one engine leave each other's builds alone. Empty: all.
+  std::string scope;
   int64_t memory_bytes = 0;  // 0: no limit
   int64_t nano_cpus = 0;     // 1e9 = one CPU; 0: no limit
   int64_t pids_limit = 0;    // processes in the container; 0: no limit
