@@ -72,11 +72,12 @@ int main(int argc, char** argv) {
     // The signal handler stays armed for a second signal: stop the loop once drained.
     proxy.stop(std::chrono::seconds(10), [&] { ioc.stop(); });
   });
-  dp::log::info("s3-reverse-proxy listening",
-                {{"listen", cfg.listen.host + ":" + std::to_string(proxy.port())},
-                 {"admin", cfg.admin_listen.host + ":" + std::to_string(proxy.admin_port())},
-                 {"base_domain", cfg.common.base_domain},
-                 {"threads", cfg.threads}});
+  dp::log::info(
+      "s3-reverse-proxy listening",
+      {{"listen", dp::config::host_port{cfg.listen.host, proxy.port()}.to_string()},
+       {"admin", dp::config::host_port{cfg.admin_listen.host, proxy.admin_port()}.to_string()},
+       {"base_domain", cfg.common.base_domain},
+       {"threads", cfg.threads}});
   proxy.run();
   return 0;
 }

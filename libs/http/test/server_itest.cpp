@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "dp/http/server.hpp"
+#include "dp/test/async.hpp"
 
 namespace dp::http {
 namespace {
@@ -28,18 +29,7 @@ namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
-// Waits for a condition set by another thread; the bound only keeps a broken test from hanging.
-template <class Pred>
-bool eventually(Pred p, std::chrono::milliseconds limit = 10s) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (!p()) {
-    if (std::chrono::steady_clock::now() > end) {
-      return false;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
+using dp::test::eventually;
 
 class running_server {
  public:

@@ -2,6 +2,7 @@
 // sockets, a thread per connection, on 127.0.0.1:0 or a unix socket in a temp dir. Each handler
 // writes raw response bytes, so the tests control framing (chunked, slow, never answering).
 #include "dp/http_client/client.hpp"
+#include "dp/test/async.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -170,21 +171,9 @@ class test_server {
   std::atomic<int> accepted_{0};
 };
 
-// Runs one test coroutine on a fresh io_context until it and everything it started are done.
-void run(const std::function<net::awaitable<void>(net::any_io_executor)>& f) {
-  net::io_context ioc;
-  std::exception_ptr failure;
-  net::co_spawn(ioc, f(ioc.get_executor()), [&](std::exception_ptr e) { failure = e; });
-  ioc.run();
-  if (failure) {
-    std::rethrow_exception(failure);
-  }
-}
-
-net::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  net::steady_timer t(co_await net::this_coro::executor, d);
-  co_await t.async_wait(net::use_awaitable);
-}
+using dp::test::co_eventually;
+using dp::test::co_sleep;
+using dp::test::run_async;
 
 std::string pattern(size_t n, size_t seed = 0) {
   std::string s(n, '\0');
@@ -212,7 +201,7 @@ void echo(const request_t& req, test_server::exchange& ex) {
 
 TEST(http_client, methods_and_headers_both_ways) {
   test_server server(echo);
-  run([&](net::any_io_executor ex) -> net::awaitable<void> {
+  run_async([&](net::any_io_executor ex) -> net::awaitable<void> {
     client c(ex);
     for (std::string method : {"GET", "PUT", "POST", "DELETE", "HEAD", "PATCH"}) {
       request req{.method = method,
@@ -253,7 +242,7 @@ TEST(http_client, methods_and_headers_both_ways) {
 TEST(http_client, error_statuses_are_not_errors) {
   test_server server(
       [](const request_t&, test_server::exchange& ex) { ex.write(reply(503, "busy")); });
-  run([&](net::any_io_executor ex) -> net::awaitable<void> {
+  run_async([&](net::any_io_executor ex) -> net::awaitable<void> {
     client c(ex);
     request r_req{.url = server.url("/")};
     auto r = co_await c.send(std::move(r_req));
@@ -268,7 +257,7 @@ TEST(http_client, concurrent_requests_share_few_connections) {
     ex.write(reply(200, std::string(req.target())));
   });
   int ok = 0;
-  run([&](net::any_io_executor ex) -> net::awaitable<void> {
+  run_async([&](net::any_io_executor ex) -> net::awaitable<void> {
     client c(ex, client_options{.max_connections_per_host = 4});
     int done = 0;
     for (int i = 0; i < 200; ++i) {
@@ -282,9 +271,7 @@ TEST(http_client, concurrent_requests_share_few_connections) {
           },
           net::detached);
     }
-    while (done < 200) {
-      co_await sleep_for(5ms);
-    }
+    EXPECT_TRUE(co_await co_eventually([&] { return done == 200; }));
   });
   EXPECT_EQ(ok, 200);
   EXPECT_LE(server.accepted(), 4);
@@ -294,7 +281,7 @@ TEST(http_client, concurrent_requests_share_few_connections) {
 TEST(http_client, timeout_without_an_answer_names_the_host_but_not_the_secrets) {
   test_server server(
       [](const request_t&, test_server::exchange& ex) { ex.server.wait_for_stop(); });
-  run([&](net::any_io_executor ex) -> net::awaitable<void> {
+  run_async([&](net::any_io_executor ex) -> net::awaitable<void> {
     client c(ex);
     std::string url = "http://user:hunter2@127.0.0.1:" + std::to_string(server.port()) +
                       "/bucket/key?X-Amz-Signature=deadbeef";
@@ -319,7 +306,7 @@ TEST(http_client, connection_refused_is_unavailable) {
     net::ip::tcp::acceptor a(ioc, {net::ip::make_address("127.0.0.1"), 0});
     port = a.local_endpoint().port();
   }  // closed: nothing listens there now
-  run([&](net::any_io_executor ex) -> net::awaitable<void> {
+  run_async([&](net::any_io_executor ex) -> net::awaitable<void> {
     client c(ex);
     request r_req{.url = "http://127.0.0.1:" + std::to_string(port) + "/"};
     auto r = co_await c.send(std::move(r_req));
@@ -343,7 +330,7 @@ TEST(http_client, file_bodies_both_ways) {
                  ? reply(200, std::to_string(req.body().size()))
                  : reply(200, content, {"Content-Type: application/octet-stream"}));
   });
-  run([&](net::any_io_executor ex) -> net::awaitable<void> {
+  run_async([&](net::any_io_executor ex) -> net::awaitable<void> {
     client c(ex);
     using dp::http_client::file_region;
     request put_req{
@@ -383,7 +370,7 @@ TEST(http_client, response_larger_than_the_limit_is_too_large) {
   test_server server(
       [](const request_t&, test_server::exchange& ex) { ex.write(reply(200, pattern(100000))); });
   temp_dir dir;
-  run([&](net::any_io_executor ex) -> net::awaitable<void> {
+  run_async([&](net::any_io_executor ex) -> net::awaitable<void> {
     client c(ex);
     request r_req{.url = server.url("/big"), .sink = dp::http_client::to_buffer{.max_bytes = 1000}};
     auto r = co_await c.send(std::move(r_req));
@@ -400,7 +387,7 @@ TEST(http_client, chunked_responses) {
     ex.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
     ex.write("6\r\n world\r\n0\r\n\r\n");
   });
-  run([&](net::any_io_executor ex) -> net::awaitable<void> {
+  run_async([&](net::any_io_executor ex) -> net::awaitable<void> {
     client c(ex);
     request r_req{.url = server.url("/")};
     auto r = co_await c.send(std::move(r_req));
@@ -431,7 +418,7 @@ TEST(http_client, unix_socket_target) {
     ex.write(reply(200, R"({"target":")" + std::string(req.target()) + "\"}",
                    {"Content-Type: application/json"}));
   });
-  run([&](net::any_io_executor ex) -> net::awaitable<void> {
+  run_async([&](net::any_io_executor ex) -> net::awaitable<void> {
     client c(ex);
     request create{.method = "POST",
                    .url = "http://localhost/v1.43/containers/create",
@@ -471,7 +458,7 @@ struct streaming_server {
 TEST(http_client, streamed_response_applies_back_pressure) {
   streaming_server s;
   constexpr size_t cap = 64 * 1024;
-  run([&](net::any_io_executor ex) -> net::awaitable<void> {
+  run_async([&](net::any_io_executor ex) -> net::awaitable<void> {
     client c(ex, client_options{.stream_buffer_bytes = cap});
     request st_req{.url = s.server.url("/big")};
     auto st = co_await c.open(std::move(st_req));
@@ -490,7 +477,7 @@ TEST(http_client, streamed_response_applies_back_pressure) {
       auto n = co_await st->read_some(buf);
       EXPECT_TRUE(n && *n > 0);
       got += n ? *n : 0;
-      co_await sleep_for(100ms);
+      co_await co_sleep(100ms);  // the slowness under test
     }
     EXPECT_LT(s.written.load(), streaming_server::total / 2);
     // Then a fast one, checking every byte.
@@ -525,7 +512,7 @@ TEST(http_client, streamed_response_applies_back_pressure) {
 
 TEST(http_client, destroying_a_stream_mid_body_aborts_the_transfer) {
   streaming_server s;
-  run([&](net::any_io_executor ex) -> net::awaitable<void> {
+  run_async([&](net::any_io_executor ex) -> net::awaitable<void> {
     client c(ex);
     {
       request st_req{.url = s.server.url("/big")};
@@ -535,10 +522,7 @@ TEST(http_client, destroying_a_stream_mid_body_aborts_the_transfer) {
       auto n = st ? co_await st->read_some(buf) : dp::result<size_t>(0);
       EXPECT_TRUE(n && *n > 0);
     }  // destroyed with most of the body unread
-    for (int i = 0; i < 500 && !s.write_failed; ++i) {
-      co_await sleep_for(10ms);
-    }
-    EXPECT_TRUE(s.write_failed.load());
+    EXPECT_TRUE(co_await co_eventually([&] { return s.write_failed.load(); }));
   });
   EXPECT_LT(s.written.load(), streaming_server::total);
 }
@@ -546,17 +530,17 @@ TEST(http_client, destroying_a_stream_mid_body_aborts_the_transfer) {
 TEST(http_client, cancellation_and_destruction_end_transfers) {
   test_server server(
       [](const request_t&, test_server::exchange& ex) { ex.server.wait_for_stop(); });
-  run([&](net::any_io_executor ex) -> net::awaitable<void> {
+  run_async([&](net::any_io_executor ex) -> net::awaitable<void> {
     using namespace net::experimental::awaitable_operators;
     client c(ex);
     // The awaiting coroutine is canceled by the timer winning the race.
     request slow{.url = server.url("/slow")};
-    auto v = co_await (c.send(std::move(slow)) || sleep_for(100ms));
+    auto v = co_await (c.send(std::move(slow)) || co_sleep(100ms));  // the timer under test
     EXPECT_EQ(v.index(), 1u);
   });
   // The client is destroyed while a request waits: the request fails with errc::canceled.
   std::optional<dp::result<dp::http_client::response>> seen;
-  run([&](net::any_io_executor ex) -> net::awaitable<void> {
+  run_async([&](net::any_io_executor ex) -> net::awaitable<void> {
     auto c = std::make_unique<client>(ex);
     net::co_spawn(
         ex,
@@ -565,11 +549,10 @@ TEST(http_client, cancellation_and_destruction_end_transfers) {
           seen = co_await c->send(std::move(slow));
         },
         net::detached);
-    co_await sleep_for(100ms);
+    // The request is at the server, which holds it.
+    CO_ASSERT_TRUE(co_await co_eventually([&] { return !server.requests().empty(); }));
     c.reset();
-    for (int i = 0; i < 100 && !seen; ++i) {
-      co_await sleep_for(10ms);
-    }
+    CO_ASSERT_TRUE(co_await co_eventually([&] { return seen.has_value(); }));
   });
   ASSERT_TRUE(seen.has_value());
   EXPECT_TRUE(!*seen && seen->error().is(errc::canceled));

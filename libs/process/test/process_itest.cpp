@@ -1,5 +1,6 @@
 // Real child processes (/bin/sh, printf, sleep): output, exit, limits, timeout and cancel.
 #include "dp/process/process.hpp"
+#include "dp/test/async.hpp"
 
 #include <gtest/gtest.h>
 
@@ -78,15 +79,9 @@ bool is_dead(pid_t pid) {
   return close != std::string::npos && content.size() > close + 2 && content[close + 2] == 'Z';
 }
 
-// SIGKILL is delivered asynchronously: give the kernel a moment to finish the exit.
+// SIGKILL is delivered asynchronously: wait for the kernel to finish the exit.
 bool becomes_dead(pid_t pid) {
-  for (int i = 0; i < 100; ++i) {
-    if (is_dead(pid)) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
+  return dp::test::eventually([pid] { return is_dead(pid); });
 }
 
 TEST(Process, SplitsLinesOnBothStreams) {

@@ -8,7 +8,7 @@ namespace {
 
 TEST(RedisClient, BinarySafeValues) {
   dp::test::redis_server server;
-  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     client c(ex, options_for(server));
     // Every byte value, NUL included, in the key and the value.
     std::string all_bytes;
@@ -37,7 +37,7 @@ TEST(RedisClient, BinarySafeValues) {
 
 TEST(RedisClient, TypedReplies) {
   dp::test::redis_server server;
-  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     client c(ex, options_for(server));
     auto nil = co_await c.exec("GET", "missing");
     CO_ASSERT_OK(nil);
@@ -87,7 +87,7 @@ TEST(RedisClient, TypedReplies) {
 
 TEST(RedisClient, TenThousandPipelinedCommands) {
   dp::test::redis_server server;
-  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     client c(ex, options_for(server));
     constexpr int n = 10'000;
     std::vector<std::vector<std::string>> sets;
@@ -126,7 +126,7 @@ TEST(RedisClient, TenThousandPipelinedCommands) {
 
 TEST(RedisClient, CommandWhileServerDownFailsAfterItsTimeoutThenRecovers) {
   dp::test::redis_server server;
-  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     client c(ex, options_for(server));
     CO_ASSERT_OK(co_await c.connect());
     CO_ASSERT_OK(co_await c.exec("SET", "k", "before"));
@@ -137,7 +137,8 @@ TEST(RedisClient, CommandWhileServerDownFailsAfterItsTimeoutThenRecovers) {
     CO_ASSERT_TRUE(!first);
     EXPECT_TRUE(first.error().is(errc::unavailable) || first.error().is(errc::timeout))
         << first.error().describe();
-    co_await sleep_for(100ms);
+    // The client has seen the connection go.
+    CO_ASSERT_TRUE(co_await co_eventually([&] { return !c.connected(); }));
     const auto start = std::chrono::steady_clock::now();
     auto down = co_await c.exec(cmd("GET", "k"), 300ms);
     CO_ASSERT_TRUE(!down);
@@ -158,7 +159,7 @@ TEST(RedisClient, CommandWhileServerDownFailsAfterItsTimeoutThenRecovers) {
 
 TEST(RedisClient, CommandInFlightFailsWhenTheConnectionDrops) {
   dp::test::redis_server server;
-  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     client c(ex, options_for(server));
     CO_ASSERT_OK(co_await c.connect());
     std::optional<dp::result<reply>> blocked;
@@ -168,12 +169,11 @@ TEST(RedisClient, CommandInFlightFailsWhenTheConnectionDrops) {
           blocked = co_await c.exec(cmd("BLPOP", "nothing", "30"), 60s);
         },
         asio::detached);
-    co_await sleep_for(200ms);  // BLPOP is on the wire and blocking
+    // BLPOP is on the wire and blocking.
+    CO_ASSERT_TRUE(
+        co_await co_eventually([&] { return dp::test::redis_blocked_in(server.port(), "blpop"); }));
     server.kill();
-    for (int i = 0; i < 100 && !blocked; ++i) {
-      co_await sleep_for(50ms);
-    }
-    CO_ASSERT_TRUE(blocked.has_value());
+    CO_ASSERT_TRUE(co_await co_eventually([&] { return blocked.has_value(); }));
     CO_ASSERT_TRUE(!*blocked);
     EXPECT_TRUE(blocked->error().is(errc::unavailable)) << blocked->error().describe();
 
@@ -184,7 +184,7 @@ TEST(RedisClient, CommandInFlightFailsWhenTheConnectionDrops) {
 
 TEST(RedisClient, TimeoutResetsTheConnectionAndBlockingCommandsTakeLongerTimeouts) {
   dp::test::redis_server server;
-  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     auto opts = options_for(server);
     opts.command_timeout = 300ms;
     client c(ex, opts);
@@ -202,8 +202,11 @@ TEST(RedisClient, TimeoutResetsTheConnectionAndBlockingCommandsTakeLongerTimeout
     asio::co_spawn(
         ex,
         [&]() -> asio::awaitable<void> {
-          co_await sleep_for(200ms);
-          (void)co_await producer.exec("RPUSH", "src", "job");
+          // Pushed once the consumer is blocked in BLMOVE.
+          if (co_await co_eventually(
+                  [&] { return dp::test::redis_blocked_in(server.port(), "blmove"); })) {
+            (void)co_await producer.exec("RPUSH", "src", "job");
+          }
         },
         asio::detached);
     auto moved = co_await c.exec(cmd("BLMOVE", "src", "dst", "LEFT", "RIGHT", "5"), 10s);
@@ -217,7 +220,7 @@ TEST(RedisClient, AuthWithPasswordAndUsername) {
   ASSERT_TRUE(dp::test::redis_command(
       server.port(), {"ACL", "SETUSER", "alice", "on", ">wonderland", "~*", "&*", "+@all"}));
   ASSERT_TRUE(dp::test::redis_command(server.port(), {"CONFIG", "SET", "requirepass", "s3cret"}));
-  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     auto opts = options_for(server);
     opts.url.password = "s3cret";
     client with_password(ex, opts);
@@ -249,7 +252,7 @@ TEST(RedisClient, AuthWithPasswordAndUsername) {
 
 TEST(RedisClient, SelectDatabase) {
   dp::test::redis_server server;
-  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     auto opts = options_for(server);
     opts.url.db = 5;
     client db5(ex, opts);
@@ -275,18 +278,24 @@ TEST(RedisClient, SelectDatabase) {
 }
 
 TEST(RedisClient, CloseCancelsWaitingCommands) {
-  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     options opts;
     opts.url.port = dp::test::free_port();  // nothing listens there
     client c(ex, opts);
     std::optional<dp::result<reply>> waiting;
+    bool sent = false;
     asio::co_spawn(
-        ex, [&]() -> asio::awaitable<void> { waiting = co_await c.exec(cmd("PING"), 30s); },
+        ex,
+        [&]() -> asio::awaitable<void> {
+          sent = true;
+          waiting = co_await c.exec(cmd("PING"), 30s);
+        },
         asio::detached);
-    co_await sleep_for(100ms);
+    // One thread: once `sent` is seen, the PING is suspended inside exec(), waiting.
+    CO_ASSERT_TRUE(co_await co_eventually([&] { return sent; }));
+    CO_ASSERT_TRUE(!waiting.has_value());
     c.close();
-    co_await sleep_for(10ms);
-    CO_ASSERT_TRUE(waiting.has_value());
+    CO_ASSERT_TRUE(co_await co_eventually([&] { return waiting.has_value(); }));
     CO_ASSERT_TRUE(!*waiting);
     EXPECT_TRUE(waiting->error().is(errc::canceled)) << waiting->error().describe();
     auto after = co_await c.exec("PING");

@@ -13,7 +13,7 @@ asio::awaitable<std::int64_t> publish(client& c, const std::string& channel,
 
 TEST(RedisSubscriber, ThousandMessagesInOrder) {
   dp::test::redis_server server;
-  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     subscriber sub(ex, options_for(server));
     client pub(ex, options_for(server));
     CO_ASSERT_OK(co_await sub.subscribe("events"));
@@ -37,7 +37,7 @@ TEST(RedisSubscriber, ThousandMessagesInOrder) {
 
 TEST(RedisSubscriber, PatternsAndUnsubscribe) {
   dp::test::redis_server server;
-  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     subscriber sub(ex, options_for(server));
     client pub(ex, options_for(server));
     CO_ASSERT_OK(co_await sub.psubscribe("logs:*"));
@@ -58,12 +58,9 @@ TEST(RedisSubscriber, PatternsAndUnsubscribe) {
     sub.punsubscribe(cmd("logs:*"));
     sub.unsubscribe({});  // all channels
     // PUBLISH counts the receivers: none once Redis has processed the unsubscriptions.
-    std::int64_t receivers = -1;
-    for (int i = 0; i < 100 && receivers != 0; ++i) {
-      co_await sleep_for(20ms);
-      receivers = co_await publish(pub, "logs:b", "late");
-    }
-    EXPECT_EQ(receivers, 0);
+    EXPECT_TRUE(co_await co_eventually([&]() -> asio::awaitable<bool> {
+      co_return co_await publish(pub, "logs:b", "late") == 0;
+    }));
     CO_ASSERT_OK(co_await sub.subscribe("again"));
     EXPECT_EQ(co_await publish(pub, "again", "back"), 1);
     for (;;) {  // skip the "late" messages that raced with the unsubscribe
@@ -79,7 +76,7 @@ TEST(RedisSubscriber, PatternsAndUnsubscribe) {
 
 TEST(RedisSubscriber, ComesBackAfterServerRestart) {
   dp::test::redis_server server;
-  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     auto opts = options_for(server);
     opts.command_timeout = 500ms;
     subscriber sub(ex, opts);
@@ -122,16 +119,14 @@ TEST(RedisSubscriber, ComesBackAfterServerRestart) {
 
 TEST(RedisSubscriber, SlowConsumerBufferIsBoundedAndReportsTheGap) {
   dp::test::redis_server server;
-  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     subscriber sub(ex, options_for(server), 10);
     client pub(ex, options_for(server));
     CO_ASSERT_OK(co_await sub.subscribe("fast"));
     for (int i = 0; i < 100; ++i) {
       CO_ASSERT_TRUE(co_await publish(pub, "fast", std::to_string(i)) == 1);
     }
-    for (int i = 0; i < 250 && sub.dropped() < 90; ++i) {
-      co_await sleep_for(20ms);
-    }
+    EXPECT_TRUE(co_await co_eventually([&] { return sub.dropped() >= 90; }));
     EXPECT_EQ(sub.dropped(), 90u);
     for (int i = 0; i < 10; ++i) {
       auto m = co_await next_within(sub, 5s);
@@ -150,16 +145,23 @@ TEST(RedisSubscriber, SlowConsumerBufferIsBoundedAndReportsTheGap) {
 
 TEST(RedisSubscriber, CloseEndsNext) {
   dp::test::redis_server server;
-  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     subscriber sub(ex, options_for(server));
     CO_ASSERT_OK(co_await sub.subscribe("quiet"));
     std::optional<dp::result<message>> got;
+    bool waiting = false;
     asio::co_spawn(
-        ex, [&]() -> asio::awaitable<void> { got = co_await sub.next(); }, asio::detached);
-    co_await sleep_for(50ms);
+        ex,
+        [&]() -> asio::awaitable<void> {
+          waiting = true;
+          got = co_await sub.next();
+        },
+        asio::detached);
+    // One thread: once `waiting` is seen, next() is suspended, waiting for a message.
+    CO_ASSERT_TRUE(co_await co_eventually([&] { return waiting; }));
+    CO_ASSERT_TRUE(!got.has_value());
     sub.close();
-    co_await sleep_for(10ms);
-    CO_ASSERT_TRUE(got.has_value());
+    CO_ASSERT_TRUE(co_await co_eventually([&] { return got.has_value(); }));
     CO_ASSERT_TRUE(!*got);
     EXPECT_TRUE(got->error().is(errc::canceled));
   });

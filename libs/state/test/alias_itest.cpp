@@ -2,43 +2,26 @@
 // move or delete an alias that serves another project's deployment. Real redis-server.
 #include <gtest/gtest.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/use_future.hpp>
-
 #include "dp/core/id.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/store.hpp"
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
+#include "dp/test/options.hpp"
 
 namespace {
 
 namespace asio = boost::asio;
 
-#define CO_ASSERT_TRUE(c)                        \
-  if (!(c)) {                                    \
-    ADD_FAILURE() << "assertion failed: " << #c; \
-    co_return;                                   \
-  }
-
+// Runs `body` with a store on `server`, closing the client after.
 template <class F>
 void run_async(const dp::test::redis_server& server, F body) {
-  asio::io_context ioc;
-  dp::redis::options o;
-  dp::config::parse_redis_url(server.url(), o.url);
-  o.command_timeout = std::chrono::milliseconds(2000);
-  auto done = asio::co_spawn(
-      ioc,
-      [&]() -> asio::awaitable<void> {
-        dp::redis::client redis(co_await asio::this_coro::executor, o);
-        dp::state::store store(redis, dp::proto::keys("t:"));
-        co_await body(store, redis);
-        redis.close();
-      },
-      asio::use_future);
-  ioc.run();
-  done.get();
+  dp::test::run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dp::redis::client redis(ex, dp::test::redis_options(server));
+    dp::state::store store(redis, dp::proto::keys("t:"));
+    co_await body(store, redis);
+    redis.close();
+  });
 }
 
 dp::proto::project make_project(std::string name) {

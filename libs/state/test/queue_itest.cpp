@@ -1,45 +1,25 @@
 // The queue's lease, lock and claim operations against a real redis-server.
 #include <gtest/gtest.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
-
 #include "dp/core/id.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/queue.hpp"
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
+#include "dp/test/options.hpp"
 
 namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-#define CO_ASSERT_TRUE(c)                        \
-  if (!(c)) {                                    \
-    ADD_FAILURE() << "assertion failed: " << #c; \
-    co_return;                                   \
-  }
-
-dp::redis::options options_for(const dp::test::redis_server& server) {
-  dp::redis::options o;
-  dp::config::parse_redis_url(server.url(), o.url);
-  return o;
-}
-
-template <class F>
-void run_async(F body) {
-  asio::io_context ioc;
-  auto done = asio::co_spawn(ioc, body(ioc.get_executor()), asio::use_future);
-  ioc.run();
-  done.get();
-}
+using dp::test::run_async;
 
 TEST(queue_test, take_hold_finish_claim) {
   dp::test::redis_server server;
   run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    dp::redis::client redis(ex, options_for(server));
-    dp::redis::client blocking(ex, options_for(server));
+    dp::redis::client redis(ex, dp::test::redis_options(server));
+    dp::redis::client blocking(ex, dp::test::redis_options(server));
     dp::proto::keys keys("t:");
     dp::state::queue q(redis, keys);
     auto none = co_await q.take(blocking, 100ms);
@@ -75,7 +55,7 @@ TEST(queue_test, take_hold_finish_claim) {
 TEST(queue_test, project_lock_and_newer_active) {
   dp::test::redis_server server;
   run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    dp::redis::client redis(ex, options_for(server));
+    dp::redis::client redis(ex, dp::test::redis_options(server));
     dp::proto::keys keys("t:");
     dp::state::queue q(redis, keys);
     EXPECT_TRUE(*co_await q.lock_project("shop", "a", 10s));

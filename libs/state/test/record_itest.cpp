@@ -2,14 +2,12 @@
 // recorded and its immutable alias reserved, but no job is queued.
 #include <gtest/gtest.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
-
 #include "dp/core/id.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/store.hpp"
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
+#include "dp/test/options.hpp"
 
 namespace {
 
@@ -17,35 +15,27 @@ namespace asio = boost::asio;
 
 TEST(record_deployment, records_without_queueing) {
   dp::test::redis_server server;
-  asio::io_context ioc;
-  auto done = asio::co_spawn(
-      ioc,
-      [&]() -> asio::awaitable<void> {
-        dp::redis::options o;
-        dp::config::parse_redis_url(server.url(), o.url);
-        dp::redis::client redis(co_await asio::this_coro::executor, o);
-        dp::state::store store(redis, dp::proto::keys("r:"));
-        dp::proto::deployment d;
-        d.id = dp::new_deployment_id();
-        d.project = "shop";
-        d.git_url = "https://example.com/shop.git";
-        d.created_at = dp::state::now_ms();
-        auto r = co_await store.record_deployment(d);
-        EXPECT_TRUE(r);
-        EXPECT_EQ(d.alias, "shop--" + std::string(dp::short_id(d.id)));
-        auto got = co_await store.get_deployment(d.id);
-        EXPECT_TRUE(got && got->status == dp::proto::deployment_status::queued);
-        EXPECT_EQ(*co_await store.queue_length(), 0);
-        EXPECT_EQ(*co_await store.resolve_alias(*d.alias), d.id);
-        EXPECT_EQ(*co_await store.deployment_count("shop"), 1);
-        // The same id again: the alias is taken.
-        auto again = co_await store.record_deployment(d);
-        EXPECT_TRUE(!again && again.error().is(dp::errc::conflict));
-        redis.close();
-      },
-      asio::use_future);
-  ioc.run();
-  done.get();
+  dp::test::run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dp::redis::client redis(ex, dp::test::redis_options(server));
+    dp::state::store store(redis, dp::proto::keys("r:"));
+    dp::proto::deployment d;
+    d.id = dp::new_deployment_id();
+    d.project = "shop";
+    d.git_url = "https://example.com/shop.git";
+    d.created_at = dp::state::now_ms();
+    auto r = co_await store.record_deployment(d);
+    EXPECT_TRUE(r);
+    EXPECT_EQ(d.alias, "shop--" + std::string(dp::short_id(d.id)));
+    auto got = co_await store.get_deployment(d.id);
+    EXPECT_TRUE(got && got->status == dp::proto::deployment_status::queued);
+    EXPECT_EQ(*co_await store.queue_length(), 0);
+    EXPECT_EQ(*co_await store.resolve_alias(*d.alias), d.id);
+    EXPECT_EQ(*co_await store.deployment_count("shop"), 1);
+    // The same id again: the alias is taken.
+    auto again = co_await store.record_deployment(d);
+    EXPECT_TRUE(!again && again.error().is(dp::errc::conflict));
+    redis.close();
+  });
 }
 
 }  // namespace

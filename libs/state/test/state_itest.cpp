@@ -13,40 +13,17 @@
 #include "dp/redis/subscriber.hpp"
 #include "dp/state/logbook.hpp"
 #include "dp/state/store.hpp"
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
+#include "dp/test/options.hpp"
 
 namespace {
 
 namespace asio = boost::asio;
 
-// gtest's ASSERT_* return from the function, which a coroutine cannot do.
-#define CO_ASSERT_TRUE(c)                        \
-  if (!(c)) {                                    \
-    ADD_FAILURE() << "assertion failed: " << #c; \
-    co_return;                                   \
-  }
-#define CO_ASSERT_EQ(a, b) \
-  if (!((a) == (b))) {     \
-    EXPECT_EQ(a, b);       \
-    co_return;             \
-  }
 using dp::proto::deployment_status;
 
-dp::redis::options options_for(const dp::test::redis_server& server) {
-  dp::redis::options o;
-  dp::config::parse_redis_url(server.url(), o.url);
-  o.command_timeout = std::chrono::milliseconds(2000);
-  return o;
-}
-
-// Runs a test body as a coroutine on a fresh io_context and rethrows what it threw.
-template <class F>
-void run_async(F body) {
-  asio::io_context ioc;
-  auto done = asio::co_spawn(ioc, body(ioc.get_executor()), asio::use_future);
-  ioc.run();
-  done.get();
-}
+using dp::test::run_async;
 
 dp::proto::project make_project(std::string name) {
   dp::proto::project p;
@@ -80,7 +57,7 @@ class state_test : public ::testing::Test {
 
 TEST_F(state_test, projects) {
   run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    dp::redis::client redis(ex, options_for(server_));
+    dp::redis::client redis(ex, dp::test::redis_options(server_));
     dp::state::store store(redis, dp::proto::keys("t:"));
     auto p = make_project("shop");
     EXPECT_TRUE(co_await store.create_project(p));
@@ -107,8 +84,8 @@ TEST_F(state_test, projects) {
 
 TEST_F(state_test, deployment_lifecycle_and_events) {
   run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    dp::redis::client redis(ex, options_for(server_));
-    dp::redis::subscriber events(ex, options_for(server_));
+    dp::redis::client redis(ex, dp::test::redis_options(server_));
+    dp::redis::subscriber events(ex, dp::test::redis_options(server_));
     dp::proto::keys keys("t:");
     const std::vector<std::string> channels{keys.events_channel()};
     EXPECT_TRUE(co_await events.subscribe(channels));
@@ -155,7 +132,7 @@ TEST_F(state_test, deployment_lifecycle_and_events) {
 
 TEST_F(state_test, go_live_never_moves_production_backwards) {
   run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    dp::redis::client redis(ex, options_for(server_));
+    dp::redis::client redis(ex, dp::test::redis_options(server_));
     dp::state::store store(redis, dp::proto::keys("t:"));
     auto [older, j1] = make_deployment("shop");
     auto [newer, j2] = make_deployment("shop");
@@ -179,7 +156,7 @@ TEST_F(state_test, go_live_never_moves_production_backwards) {
 
 TEST_F(state_test, cancel_and_requeue) {
   run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    dp::redis::client redis(ex, options_for(server_));
+    dp::redis::client redis(ex, dp::test::redis_options(server_));
     dp::state::store store(redis, dp::proto::keys("t:"));
     auto [queued, j1] = make_deployment("shop");
     auto [running, j2] = make_deployment("shop");
@@ -228,8 +205,8 @@ TEST_F(state_test, cancel_and_requeue) {
 
 TEST_F(state_test, logbook_keeps_every_line_in_order) {
   run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    dp::redis::client redis(ex, options_for(server_));
-    dp::redis::subscriber live(ex, options_for(server_), 1'000'000);
+    dp::redis::client redis(ex, dp::test::redis_options(server_));
+    dp::redis::subscriber live(ex, dp::test::redis_options(server_), 1'000'000);
     dp::proto::keys keys("t:");
     std::string id = dp::new_deployment_id();
     const std::vector<std::string> channels{keys.logs_channel(id)};
@@ -271,7 +248,7 @@ TEST_F(state_test, logbook_keeps_every_line_in_order) {
 
 TEST_F(state_test, next_log_seq_reads_the_last_entry_and_refuses_a_foreign_id) {
   run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    dp::redis::client redis(ex, options_for(server_));
+    dp::redis::client redis(ex, dp::test::redis_options(server_));
     dp::proto::keys keys("t:");
     std::string id = dp::new_deployment_id();
     EXPECT_EQ(*co_await dp::state::next_log_seq(redis, keys, id), 1);
@@ -288,7 +265,7 @@ TEST_F(state_test, next_log_seq_reads_the_last_entry_and_refuses_a_foreign_id) {
 
 TEST_F(state_test, logbook_survives_a_redis_restart) {
   run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    dp::redis::client redis(ex, options_for(server_));
+    dp::redis::client redis(ex, dp::test::redis_options(server_));
     dp::proto::keys keys("t:");
     std::string id = dp::new_deployment_id();
     dp::state::log_writer writer(ex, redis, keys, id);

@@ -16,10 +16,14 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
 
 namespace dp::test {
 
@@ -298,6 +302,91 @@ dp::result<http_response> http_request(std::uint16_t port, const std::string& me
     response.headers[name] = v == std::string::npos ? std::string() : line.substr(v);
   }
   return response;
+}
+
+bool redis_blocked_in(std::uint16_t port, const std::string& command) {
+  auto clients = redis_command(port, {"CLIENT", "LIST"});
+  if (!clients) {
+    return false;
+  }
+  // One client per line: "id=7 addr=... flags=b ... cmd=blmove ...".
+  std::string_view rest = *clients;
+  while (!rest.empty()) {
+    auto eol = rest.find('\n');
+    std::string line(rest.substr(0, eol));
+    rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 1);
+    line += ' ';
+    auto flags = line.find(" flags=");
+    if (flags != std::string::npos && line.find(" cmd=" + command + " ") != std::string::npos &&
+        line.substr(flags + 7, line.find(' ', flags + 7) - flags - 7).find('b') !=
+            std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+
+// The `field` of a JSON log line whose message ends in " listening", or nothing.
+std::optional<std::string> listening_field(std::string_view line, const std::string& field) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(line, ec);
+  if (ec || !v.is_object()) {
+    return std::nullopt;
+  }
+  const auto& o = v.as_object();
+  const auto* msg = o.if_contains("msg");
+  const auto* value = o.if_contains(field);
+  if (!msg || !msg->is_string() || !value || !value->is_string() ||
+      !msg->as_string().ends_with(" listening")) {
+    return std::nullopt;
+  }
+  return std::string(value->as_string());
+}
+
+}  // namespace
+
+std::uint16_t reported_port(child_process& process, const std::string& field,
+                            std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    // Read the log before asking whether the process runs: a line written just before it
+    // exited is still seen.
+    bool was_running = process.running();
+    std::string log = process.log_text();
+    std::string_view rest = log;
+    while (!rest.empty()) {
+      auto eol = rest.find('\n');
+      if (eol == std::string_view::npos) {
+        break;  // a line still being written
+      }
+      if (auto address = listening_field(rest.substr(0, eol), field)) {
+        auto colon = address->rfind(':');
+        std::uint16_t port = 0;
+        auto tail = std::string_view(*address).substr(colon == std::string::npos ? 0 : colon + 1);
+        auto [end, err] = std::from_chars(tail.data(), tail.data() + tail.size(), port);
+        if (colon == std::string::npos || err != std::errc() || end != tail.data() + tail.size() ||
+            port == 0) {
+          throw std::runtime_error(
+              fmt::format("reported_port: \"{}\" is not host:port with a port\n{}", *address, log));
+        }
+        return port;
+      }
+      rest = rest.substr(eol + 1);
+    }
+    if (!was_running) {
+      throw std::runtime_error(fmt::format(
+          "reported_port: the process exited before logging its {} address\n{}", field, log));
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw std::runtime_error(fmt::format(
+          "reported_port: no JSON \"listening\" line with {} within {} ms (is LOG_FORMAT=json "
+          "set?)\n{}",
+          field, timeout.count(), log));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 }  // namespace dp::test

@@ -1,4 +1,5 @@
 // The harness against the real things: processes, redis-server, s3rver and git.
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
 
 #include <gtest/gtest.h>
@@ -59,19 +60,16 @@ TEST(ChildProcess, StopEndsTheProcessAndWhatItStarted) {
   temp_dir dir;
   const fs::path pid_file = dir.path() / "grandchild.pid";
   child_process p({{"sh", "-c", "sleep 300 & echo $! > " + pid_file.string() + "; wait"}});
-  while (!fs::exists(pid_file) || read_file(pid_file).empty()) {
-    ASSERT_TRUE(p.running()) << p.log_text();
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  ASSERT_TRUE(eventually(
+      [&] { return !p.running() || (fs::exists(pid_file) && !read_file(pid_file).empty()); }));
+  ASSERT_TRUE(p.running()) << p.log_text();
   const pid_t grandchild = std::stoi(read_file(pid_file));
   EXPECT_TRUE(p.running());
   EXPECT_EQ(p.stop(), 128 + SIGTERM);
   EXPECT_FALSE(p.running());
-  // The grandchild got the signal too; give the kernel a moment to deliver it.
-  for (int i = 0; i < 500 && alive(grandchild); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_FALSE(alive(grandchild)) << "grandchild " << grandchild << " survived";
+  // The grandchild got the signal too; the kernel delivers it asynchronously.
+  EXPECT_TRUE(eventually([&] { return !alive(grandchild); }))
+      << "grandchild " << grandchild << " survived";
 }
 
 TEST(ChildProcess, SignalAndWait) {
@@ -175,6 +173,42 @@ TEST(GitRepo, MakesARepositoryThatClones) {
   EXPECT_EQ(read_file(clone / "src" / "index.html"), "<h1>v2</h1>\n");
 
   EXPECT_THROW(repo.commit({{"../escape", "x"}}, "bad"), std::invalid_argument);
+}
+
+TEST(Redis, BlockedInSeesAClientWaitingOnAList) {
+  redis_server server;
+  EXPECT_FALSE(redis_blocked_in(server.port(), "blmove"));
+  child_process client({.argv = {"redis-cli", "-p", std::to_string(server.port()), "BLMOVE", "from",
+                                 "to", "LEFT", "RIGHT", "0"}});
+  EXPECT_TRUE(eventually([&] { return redis_blocked_in(server.port(), "blmove"); }));
+  EXPECT_FALSE(redis_blocked_in(server.port(), "blpop"));
+}
+
+TEST(Async, RunAsyncReturnsTheValueAndRethrows) {
+  namespace asio = boost::asio;
+  int v = run_async([](asio::any_io_executor) -> asio::awaitable<int> { co_return 7; });
+  EXPECT_EQ(v, 7);
+  EXPECT_THROW(run_async([](asio::io_context&) -> asio::awaitable<void> {
+                 throw std::logic_error("from the body");
+                 co_return;
+               }),
+               std::logic_error);
+  // A body that never ends fails within the limit instead of hanging the suite.
+  EXPECT_THROW(run_async([](asio::any_io_executor)
+                             -> asio::awaitable<void> { co_await co_sleep(std::chrono::hours(1)); },
+                         std::chrono::milliseconds(50)),
+               std::runtime_error);
+}
+
+TEST(Async, CoEventuallyWaitsForTheCondition) {
+  namespace asio = boost::asio;
+  run_async([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    bool set = false;
+    asio::steady_timer t(ex, std::chrono::milliseconds(20));
+    t.async_wait([&](boost::system::error_code) { set = true; });
+    CO_ASSERT_TRUE(co_await co_eventually([&] { return set; }));
+    EXPECT_FALSE(co_await co_eventually([] { return false; }, std::chrono::milliseconds(10)));
+  });
 }
 
 }  // namespace

@@ -96,10 +96,22 @@ run_result run(std::vector<std::string> argv, std::map<std::string, std::string>
                std::filesystem::path cwd = {},
                std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+// The port a binary bound, read from the "<name> listening" line it logs with LOG_FORMAT=json
+// (LOG_LEVEL info or lower): `field` ("listen", "admin") holds "host:port". Start the binary
+// with its *_LISTEN=127.0.0.1:0 and ask this instead of racing on free_port(). Waits up to
+// `timeout`; throws std::runtime_error (with the process's log) if the process exits first or
+// the line does not come.
+std::uint16_t reported_port(child_process& process, const std::string& field = "listen",
+                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
 // Sends one command to the Redis at 127.0.0.1:port over RESP and returns the reply: a simple or
 // bulk string as is, an integer in decimal. A Redis error reply is errc::protocol with Redis's
 // message, a nil reply errc::not_found, a failed connection errc::unavailable. Arrays are refused.
 dp::result<std::string> redis_command(std::uint16_t port, const std::vector<std::string>& argv);
+
+// True when a client of the Redis at 127.0.0.1:port is blocked in `command` (CLIENT LIST shows
+// it with flag b and cmd=<command>, e.g. "blmove"): the moment a consumer waits on the queue.
+bool redis_blocked_in(std::uint16_t port, const std::string& command);
 
 struct http_response {
   int status = 0;

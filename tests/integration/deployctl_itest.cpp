@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <regex>
-#include <thread>
 
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
 
 namespace {
@@ -15,20 +15,19 @@ using dp::test::run_result;
 
 class deployctl : public ::testing::Test {
  protected:
-  void SetUp() override {
-    port_ = dp::test::free_port();
-    start_api();
-  }
+  void SetUp() override { start_api(); }
 
+  // The first start listens on port 0 and reads back the port; a restart takes the same port
+  // again, since a running deployctl holds the URL.
   void start_api() {
     api_.emplace(
-        dp::test::process_options{.argv = {DP_API_SERVER},
+        dp::test::process_options{.argv = {API_SERVER_BIN},
                                   .env = {{"REDIS_URL", redis_.url()},
                                           {"API_LISTEN", "127.0.0.1:" + std::to_string(port_)},
                                           {"STORAGE_URL", "file://" + files_.path().string()},
-                                          {"LOG_LEVEL", "warn"}}});
-    ASSERT_TRUE(dp::test::wait_for_tcp("127.0.0.1", port_, std::chrono::seconds(20)))
-        << api_->log_text();
+                                          {"LOG_FORMAT", "json"},
+                                          {"LOG_LEVEL", "info"}}});
+    port_ = dp::test::reported_port(*api_);
   }
 
   // A log line as a worker writes it to the logbook.
@@ -39,7 +38,7 @@ class deployctl : public ::testing::Test {
   }
 
   run_result cli(std::vector<std::string> args, std::string api_url = {}) {
-    args.insert(args.begin(), DP_DEPLOYCTL);
+    args.insert(args.begin(), DEPLOYCTL_BIN);
     return dp::test::run(std::move(args),
                          {{"DEPLOYCTL_API_URL",
                            api_url.empty() ? "http://127.0.0.1:" + std::to_string(port_) : api_url},
@@ -184,15 +183,11 @@ TEST_F(deployctl, follow_resumes_after_the_api_restarts) {
   auto id = id_in(cli({"deploy", "https://example.com/acme/shop.git", "--follow=false"}).output);
   log_line(id, 1, 1000, "first line");
   dp::test::child_process follow(
-      {.argv = {DP_DEPLOYCTL, "logs", id, "-f"},
+      {.argv = {DEPLOYCTL_BIN, "logs", id, "-f"},
        .env = {{"DEPLOYCTL_API_URL", "http://127.0.0.1:" + std::to_string(port_)}}});
-  auto wait_for = [&](const std::string& text) {
-    for (int i = 0; i < 200 && follow.log_text().find(text) == std::string::npos; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return follow.log_text().find(text) != std::string::npos;
-  };
-  ASSERT_TRUE(wait_for("first line")) << follow.log_text();
+  ASSERT_TRUE(dp::test::eventually([&] {
+    return follow.log_text().find("first line") != std::string::npos;
+  })) << follow.log_text();
 
   // The stream drops; while the API is away the build goes on and ends.
   api_.reset();
