@@ -194,7 +194,9 @@ TEST_F(api, deployments_listed_newest_first_with_pages) {
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) {
     ids.push_back(deploy(R"({"project":"shop"})"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // distinct created_at scores
+    // Distinct created_at scores: the next deployment is made in a later millisecond.
+    const auto made = dp::state::now_ms();
+    ASSERT_TRUE(dp::test::eventually([&] { return dp::state::now_ms() > made; }));
   }
   std::vector<std::string> seen;
   std::string target = "/v1/projects/shop/deployments?limit=2";

@@ -20,7 +20,9 @@
 #include "dp/state/store.hpp"
 #include "dp/storage/object_store.hpp"
 #include "dp/storage/url.hpp"
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
+#include "dp/test/options.hpp"
 
 namespace dp::api::test {
 
@@ -44,7 +46,7 @@ class api_server {
   }
 
   explicit api_server(server_setup setup = {}) {
-    redis_opts_.url.port = redis_server_.port();
+    redis_opts_ = dp::test::redis_options(redis_server_);
     redis_opts_.command_timeout = std::chrono::milliseconds(3000);
     redis_ = std::make_unique<dp::redis::client>(ioc_.get_executor(), redis_opts_);
     dp::storage::storage_url url;

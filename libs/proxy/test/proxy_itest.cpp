@@ -16,6 +16,7 @@
 #include "dp/redis/client.hpp"
 #include "dp/state/store.hpp"
 #include "dp/storage/object_store.hpp"
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
 
 namespace {
@@ -70,14 +71,8 @@ reply fetch(uint16_t port, const std::string& host, const std::string& target,
   return r;
 }
 
-// Runs a coroutine to completion on its own io_context.
-template <class F>
-void run_async(F body) {
-  asio::io_context ioc;
-  auto done = asio::co_spawn(ioc, body(ioc), asio::use_future);
-  ioc.run();
-  done.get();
-}
+using dp::test::eventually;
+using dp::test::run_async;
 
 struct file {
   std::string path;
@@ -381,16 +376,10 @@ TEST_P(proxy_test, promote_takes_effect_through_the_event) {
   auto other = deploy("next", dp::proto::serve_mode::static_files,
                       {{"index.html", "<h1>next</h1>", "text/html; charset=utf-8"}}, true);
   ASSERT_EQ(get("/").body, "<h1>home</h1>");  // cached now
-  auto start = std::chrono::steady_clock::now();
   promote("site", other);
-  while (get("/").body != "<h1>next</h1>" && std::chrono::steady_clock::now() - start < 10s) {
-    std::this_thread::sleep_for(5ms);
-  }
-  EXPECT_EQ(get("/").body, "<h1>next</h1>");
+  EXPECT_TRUE(eventually([&] { return get("/").body == "<h1>next</h1>"; }));
   promote("site", static_id_);  // a rollback is the same event
-  while (get("/").body != "<h1>home</h1>" && std::chrono::steady_clock::now() - start < 10s) {
-    std::this_thread::sleep_for(5ms);
-  }
+  EXPECT_TRUE(eventually([&] { return get("/").body == "<h1>home</h1>"; }));
   EXPECT_EQ(get("/").body, "<h1>home</h1>");
 }
 
@@ -462,11 +451,8 @@ TEST_P(proxy_test, previous_deployment_serves_old_fingerprinted_assets_after_a_s
          {{"index.html", "<script src=/assets/app.5e6f7a8b.js>", "text/html"},
           {"assets/app.5e6f7a8b.js", "v2()", "text/javascript", immutable}},
          true);
-  auto start = std::chrono::steady_clock::now();
-  while (get("/", {}, host).body.find("5e6f7a8b") == std::string::npos &&
-         std::chrono::steady_clock::now() - start < 5s) {
-    std::this_thread::sleep_for(5ms);
-  }
+  EXPECT_TRUE(
+      eventually([&] { return get("/", {}, host).body.find("5e6f7a8b") != std::string::npos; }));
   EXPECT_EQ(get("/assets/app.5e6f7a8b.js", {}, host).body, "v2()");
   auto old = get("/assets/app.1a2b3c4d.js", {}, host);
   EXPECT_EQ(old.status, 200);

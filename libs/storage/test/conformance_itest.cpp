@@ -12,6 +12,7 @@
 
 #include "dp/aws/crypto.hpp"
 #include "dp/storage/object_store.hpp"
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
 
 namespace {
@@ -47,10 +48,7 @@ class conformance : public ::testing::TestWithParam<backend> {
 
   template <class T>
   T run(asio::awaitable<T> a) {
-    auto f = asio::co_spawn(ioc_, std::move(a), asio::use_future);
-    ioc_.restart();
-    ioc_.run();
-    return f.get();
+    return dp::test::run_async(ioc_, std::move(a));
   }
 
   std::string read(const std::string& key, get_options o = {}) {

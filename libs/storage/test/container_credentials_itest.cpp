@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "dp/storage/object_store.hpp"
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
 
 namespace {
@@ -41,24 +42,19 @@ class ContainerCredentials : public ::testing::Test {
     auto store =
         open_storage(ioc_.get_executor(), parse_storage_url(s3_.storage_url()).value(), {}, opts);
     EXPECT_TRUE(store);
-    auto f = asio::co_spawn(
-        ioc_,
-        [&]() -> asio::awaitable<std::string> {
-          put_options put_opts;  // named: g++ 12 mishandles a braced temporary here
-          auto put = co_await (*store)->put_buffer("a.txt", "hello", put_opts);
-          if (!put) {
-            co_return put.error().message;
-          }
-          auto got = co_await (*store)->get("a.txt");
-          if (!got) {
-            co_return got.error().message;
-          }
-          auto body = co_await got->read_all();
-          co_return body ? *body : body.error().message;
-        },
-        asio::use_future);
-    ioc_.run();
-    return f.get();
+    return dp::test::run_async(ioc_, [&]() -> asio::awaitable<std::string> {
+      put_options put_opts;  // named: g++ 12 mishandles a braced temporary here
+      auto put = co_await (*store)->put_buffer("a.txt", "hello", put_opts);
+      if (!put) {
+        co_return put.error().message;
+      }
+      auto got = co_await (*store)->get("a.txt");
+      if (!got) {
+        co_return got.error().message;
+      }
+      auto body = co_await got->read_all();
+      co_return body ? *body : body.error().message;
+    }());
   }
 
   dp::test::s3rver s3_;

@@ -18,6 +18,7 @@
 
 #include "dp/aws/sigv4.hpp"
 #include "dp/storage/object_store.hpp"
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
 
 namespace {
@@ -120,10 +121,7 @@ class s3_faults : public ::testing::Test {
 
   template <class T>
   T run(asio::awaitable<T> a) {
-    auto f = asio::co_spawn(ioc_, std::move(a), asio::use_future);
-    ioc_.restart();
-    ioc_.run();
-    return f.get();
+    return dp::test::run_async(ioc_, std::move(a));
   }
 
   // Named arguments inside: g++ 12 miscompiles braced temporaries passed to a coroutine.

@@ -24,6 +24,7 @@
 #include "dp/aws/crypto.hpp"
 #include "dp/aws/sigv4.hpp"
 #include "dp/http_client/client.hpp"
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
 #include "dp/worker/launcher.hpp"
 
@@ -184,13 +185,7 @@ dp::proto::job make_job() {
   return j;
 }
 
-template <class F>
-auto run_async(F body) {
-  asio::io_context ioc;
-  auto done = asio::co_spawn(ioc, body(ioc.get_executor()), asio::use_future);
-  ioc.run();
-  return done.get();
-}
+using dp::test::run_async;
 
 // ---- docker ----
 
@@ -222,9 +217,7 @@ struct docker_fixture {
       return {204, ""};
     }
     if (r.method == "POST" && r.target == v + "/containers/abc123/wait?condition=not-running") {
-      for (int i = 0; i < 500 && !release_wait; ++i) {
-        std::this_thread::sleep_for(10ms);
-      }
+      dp::test::eventually([this] { return release_wait.load(); }, 5s);
       return {200, R"({"StatusCode":3,"Error":null})"};
     }
     if (r.method == "DELETE" && r.target.starts_with(v + "/containers/") &&

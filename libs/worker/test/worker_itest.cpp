@@ -120,7 +120,8 @@ TEST(worker_test, carries_on_after_a_redis_restart) {
   redis_server server;
   threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)),
                     fast_options());
-  std::this_thread::sleep_for(500ms);  // the worker is waiting in BLMOVE
+  // The restart comes while the worker waits on the queue.
+  ASSERT_TRUE(eventually([&] { return dp::test::redis_blocked_in(server.port(), "blmove"); }));
   server.restart();
   auto id = enqueue(server, "shop");
   EXPECT_TRUE(eventually([&] { return has_status(server, id, "ready"); }, 30s));

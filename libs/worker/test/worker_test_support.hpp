@@ -7,7 +7,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_future.hpp>
 
 #include <chrono>
 #include <functional>
@@ -17,7 +16,9 @@
 #include "dp/core/id.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/store.hpp"
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
+#include "dp/test/options.hpp"
 #include "dp/worker/launcher.hpp"
 #include "dp/worker/worker.hpp"
 
@@ -28,15 +29,15 @@ using namespace std::chrono_literals;
 
 inline const std::string prefix = "t:";
 
+using test::eventually;
+
 inline redis::options options_for(const test::redis_server& server) {
-  redis::options o;
-  config::parse_redis_url(server.url(), o.url);
-  o.command_timeout = 2000ms;
+  redis::options o = test::redis_options(server);
   o.reconnect_max = 200ms;
   return o;
 }
 
-// Runs one coroutine on a fresh io_context to completion.
+// Runs `body` with a store on `server` and returns what it returns.
 template <class T>
 T run_sync(const test::redis_server& server,
            std::function<asio::awaitable<T>(state::store&)> body) {
@@ -44,16 +45,11 @@ T run_sync(const test::redis_server& server,
   redis::client redis(ioc.get_executor(), options_for(server));
   state::store store(redis, proto::keys(prefix));
   // The client's connection keeps the io_context busy: close it when the body is done.
-  auto f = asio::co_spawn(
-      ioc,
-      [&]() -> asio::awaitable<T> {
-        T out = co_await body(store);
-        redis.close();
-        co_return out;
-      },
-      asio::use_future);
-  ioc.run();
-  return f.get();
+  return test::run_async(ioc, [&]() -> asio::awaitable<T> {
+    T out = co_await body(store);
+    redis.close();
+    co_return out;
+  }());
 }
 
 // A queued deployment of `project`, its job on the queue. Returns its id.
@@ -88,18 +84,6 @@ inline proto::deployment get(const test::redis_server& server, const std::string
 inline std::string cmd(const test::redis_server& server, std::vector<std::string> argv) {
   auto r = test::redis_command(server.port(), argv);
   return r ? *r : std::string();
-}
-
-// Polls until `done` holds or `limit` passes (a generous bound, not a speed assertion).
-inline bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 20s) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (done()) {
-      return true;
-    }
-    std::this_thread::sleep_for(20ms);
-  }
-  return done();
 }
 
 inline bool has_status(const test::redis_server& server, const std::string& id,
