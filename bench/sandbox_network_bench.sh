@@ -2,7 +2,7 @@
 # What the build sandbox's egress network costs: `npm ci` of tests/fixtures/vite-react under
 # bubblewrap, (a) on the host's network (the sandbox before BUILD_NETWORK existed) and (b) in a
 # network namespace of its own behind slirp4netns with the routes that close private, link-local,
-# CGNAT and host addresses (the set-up libs/build/src/build_network.cpp does, repeated here in
+# CGNAT and host addresses (the set-up libs/runner/src/build_network.cpp does, repeated here in
 # shell with the same flags and routes). Every run gets a fresh work directory and an empty npm
 # cache, so every package comes from the registry. N runs of each, interleaved; prints each run
 # and the medians.

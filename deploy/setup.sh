@@ -20,7 +20,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libhiredis-dev libcurl4-openssl-dev libssl-dev libfmt-dev libgtest-dev googletest
   redis-server bubblewrap git curl ca-certificates python3 python3-yaml
-  e2fsprogs # mkfs.ext4: a filesystem of BUILD_DISK_MB per build (libs/build/src/work_fs.cpp)
+  e2fsprogs # mkfs.ext4: a filesystem of BUILD_DISK_MB per build (libs/runner/src/work_fs.cpp)
   slirp4netns iproute2 # the build sandbox's egress network (BUILD_NETWORK=egress)
   chromium # the dashboard's e2e test (driven by playwright-core from package.json)
 )

@@ -14,7 +14,6 @@
 #include "dp/redis/client.hpp"
 #include "dp/settings/settings.hpp"
 #include "dp/storage/object_store.hpp"
-#include "dp/storage/url.hpp"
 
 extern char** environ;
 
@@ -26,9 +25,7 @@ struct api_config {
   std::vector<std::string> api_tokens;
   std::vector<std::string> allowed_origins;
   std::vector<std::string> api_hosts;
-  std::vector<std::string> allowed_git_protocols;
-  int64_t build_timeout_s = 900;
-  int64_t max_attempts = 2;
+  dp::settings::build build;
   std::string site_scheme = "http";
   int64_t site_port = 8000;
   int64_t source_max_mb = 100;
@@ -80,11 +77,7 @@ int main(int argc, char** argv) {
                 }
                 return std::nullopt;
               }});
-  parser.add_list("ALLOWED_GIT_PROTOCOLS", &cfg.allowed_git_protocols, "https",
-                  "Git URL schemes a deployment may use", {"https", "http", "file"});
-  parser.add_int("BUILD_TIMEOUT_S", &cfg.build_timeout_s, 900, 10, 86400,
-                 "Wall-clock limit of one build, in seconds");
-  parser.add_int("MAX_ATTEMPTS", &cfg.max_attempts, 2, 1, 10, "Attempts per build job");
+  dp::settings::add_build(parser, cfg.build, {});
   parser.add_choice("SITE_SCHEME", &cfg.site_scheme, "http", {"http", "https"},
                     "Scheme of the public site URLs (where the s3-reverse-proxy is reached)");
   parser.add_int("SITE_PORT", &cfg.site_port, 8000, 0, 65535,
@@ -98,7 +91,7 @@ int main(int argc, char** argv) {
   if (!parser.positionals().empty()) {
     std::fprintf(stderr, "api-server: unexpected argument '%s' (see --help)\n",
                  parser.positionals()[0].c_str());
-    return 2;
+    return dp::settings::exit_misconfigured;
   }
   dp::settings::configure_logging(cfg.common.log, "api-server");
 
@@ -106,19 +99,13 @@ int main(int argc, char** argv) {
   boost::asio::io_context ioc(1);
   dp::redis::options redis_opts{.url = cfg.common.redis};
   dp::redis::client redis(ioc.get_executor(), redis_opts);
-  auto storage_url = dp::storage::parse_storage_url(cfg.common.storage_url);
-  if (!storage_url) {
-    std::fprintf(stderr, "api-server: invalid STORAGE_URL: %s\n",
-                 storage_url.error().message.c_str());
-    return 2;
-  }
   dp::storage::store_options store_opts;
   store_opts.credentials_endpoint = cfg.common.aws_credentials.endpoint();
-  auto storage = dp::storage::open_storage(ioc.get_executor(), *storage_url,
+  auto storage = dp::storage::open_storage(ioc.get_executor(), cfg.common.storage,
                                            cfg.common.aws_credentials.keys(), store_opts);
   if (!storage) {
     dp::log::error("cannot open storage", {{"error", storage.error()}});
-    return 2;
+    return dp::settings::exit_misconfigured;
   }
   dp::api::options api_opts{.keys = dp::proto::keys(cfg.common.key_prefix),
                             .site = {.scheme = cfg.site_scheme,
@@ -127,8 +114,8 @@ int main(int argc, char** argv) {
                             .api_tokens = cfg.api_tokens,
                             .allowed_origins = cfg.allowed_origins,
                             .api_hosts = cfg.api_hosts,
-                            .allowed_git_protocols = cfg.allowed_git_protocols,
-                            .build_timeout_s = cfg.build_timeout_s,
+                            .allowed_git_protocols = cfg.build.allowed_git_protocols,
+                            .build_timeout_s = cfg.build.timeout_s,
                             .source_max_bytes = static_cast<size_t>(cfg.source_max_mb) << 20};
   // The name the API listens on answers too (API_LISTEN=myhost:9000).
   api_opts.api_hosts.push_back(cfg.listen.host);
@@ -137,7 +124,7 @@ int main(int argc, char** argv) {
   dp::http::server server(ioc, {.listen = cfg.listen}, api.routes());
   if (auto r = server.start(); !r) {
     dp::log::error("cannot start the api-server", {{"error", r.error()}});
-    return 2;
+    return dp::settings::exit_misconfigured;
   }
   // Streams work once the hub is subscribed; a Redis that is down at start is retried.
   dp::spawn(

@@ -15,6 +15,13 @@
 namespace build_runner {
 
 void add_worker_settings(dp::config::parser& p, worker_settings& w) {
+  p.add_choice("LAUNCHER", &w.launcher, "process", {"process", "docker", "ecs"},
+               "worker: how builds are launched");
+  p.add_int("WORKER_CONCURRENCY", &w.concurrency, 2, 1, 256, "worker: builds run at once");
+  p.add_int("LEASE_TTL_S", &w.lease_ttl_s, 30, 5, 3600,
+            "worker: a job whose lease is not refreshed for this long is re-queued");
+  p.add_string("BUILD_IMAGE", &w.build_image, "deploy-platform/build-runner:latest",
+               "worker (docker, ecs): the build container image");
   p.add_int("WORKER_DRAIN_S", &w.drain_s, 60, 0, 86400,
             "worker: on SIGTERM, how long running builds may finish before they are handed back");
   p.add_string("WORKER_ID", &w.worker_id, "",
@@ -60,7 +67,7 @@ namespace {
 // the container has its own filesystem and, unless it shares the host's network, its own loopback.
 std::optional<std::string> unreachable_from_container(const dp::settings::common& common,
                                                       const worker_settings& w) {
-  if (common.storage_url.starts_with("file:")) {
+  if (common.storage.kind == dp::config::storage_url::scheme::file) {
     return fmt::format(
         "LAUNCHER={} builds in a container, which cannot write the worker's file store ({}): use "
         "an s3:// STORAGE_URL (MinIO, for example)",
@@ -80,25 +87,25 @@ std::optional<std::string> unreachable_from_container(const dp::settings::common
 
 }  // namespace
 
-int run_worker(const dp::settings::common& common, const worker_settings& w,
-               const std::string& self_path) {
+int run_worker(const dp::settings::common& common, const dp::settings::build& build,
+               const worker_settings& w, const std::string& self_path) {
   if (w.launcher == "ecs" &&
       (w.ecs_cluster.empty() || w.ecs_task_definition.empty() || w.ecs_subnets.empty())) {
     std::fprintf(stderr,
                  "build-runner: LAUNCHER=ecs needs ECS_CLUSTER, ECS_TASK_DEFINITION and "
                  "ECS_SUBNETS\n");
-    return 2;
+    return dp::settings::exit_misconfigured;
   }
   if (w.launcher == "ecs" && !dp::worker::is_started_by(w.worker_id)) {
     // It names the worker's tasks (startedBy), by which a restarted worker finds its orphans.
     std::fprintf(
         stderr, "build-runner: WORKER_ID must be at most 36 of [A-Za-z0-9_/-] with LAUNCHER=ecs\n");
-    return 2;
+    return dp::settings::exit_misconfigured;
   }
   if (w.launcher != "process") {
     if (auto why = unreachable_from_container(common, w)) {
       std::fprintf(stderr, "build-runner: %s\n", why->c_str());
-      return 2;
+      return dp::settings::exit_misconfigured;
     }
   }
   boost::asio::io_context ioc;
@@ -108,7 +115,7 @@ int run_worker(const dp::settings::common& common, const worker_settings& w,
   wo.id = w.worker_id.empty() ? dp::worker::default_worker_id() : w.worker_id;
   wo.concurrency = static_cast<int>(w.concurrency);
   wo.lease_ttl = std::chrono::seconds(w.lease_ttl_s);
-  wo.max_attempts = static_cast<int>(w.max_attempts);
+  wo.max_attempts = static_cast<int>(build.max_attempts);
   wo.drain = std::chrono::seconds(w.drain_s);
 
   // Only what the build needs: its Redis and storage, the storage's AWS keys, its own limits.
@@ -116,13 +123,13 @@ int run_worker(const dp::settings::common& common, const worker_settings& w,
       {"REDIS_URL", common.redis_set ? common.redis.to_string() : std::string()},
       {"REDIS_PREFIX", common.key_prefix},
       {"STORAGE_URL", common.storage_url},
-      {"SANDBOX", w.launcher == "process" ? w.sandbox : "none"},
-      {"BUILD_NETWORK", w.build_network},
-      {"BUILD_TIMEOUT_S", std::to_string(w.build_timeout_s)},
-      {"BUILD_MEMORY_MB", std::to_string(w.build_memory_mb)},
-      {"BUILD_DISK_MB", std::to_string(w.build_disk_mb)},
-      {"BUILD_PIDS_MAX", std::to_string(w.build_pids_max)},
-      {"ALLOWED_GIT_PROTOCOLS", fmt::format("{}", fmt::join(w.allowed_git_protocols, ","))},
+      {"SANDBOX", w.launcher == "process" ? build.sandbox : "none"},
+      {"BUILD_NETWORK", build.network},
+      {"BUILD_TIMEOUT_S", std::to_string(build.timeout_s)},
+      {"BUILD_MEMORY_MB", std::to_string(build.memory_mb)},
+      {"BUILD_DISK_MB", std::to_string(build.disk_mb)},
+      {"BUILD_PIDS_MAX", std::to_string(build.pids_max)},
+      {"ALLOWED_GIT_PROTOCOLS", fmt::format("{}", fmt::join(build.allowed_git_protocols, ","))},
       {"LOG_FORMAT", common.log.format},
       {"LOG_LEVEL", common.log.level},
       {"BASE_DOMAIN", common.base_domain}};
@@ -155,8 +162,8 @@ int run_worker(const dp::settings::common& common, const worker_settings& w,
     o.scope = fmt::format("{}:{}/{}/{}", common.redis.host, common.redis.port, common.redis.db,
                           common.key_prefix);
     // The container is the build as a whole: BUILD_MEMORY_MB unless DOCKER_MEMORY_MB says more.
-    o.memory_bytes = (w.docker_memory_mb > 0 ? w.docker_memory_mb : w.build_memory_mb) << 20;
-    o.pids_limit = w.build_pids_max;
+    o.memory_bytes = (w.docker_memory_mb > 0 ? w.docker_memory_mb : build.memory_mb) << 20;
+    o.pids_limit = build.pids_max;
     o.nano_cpus = static_cast<int64_t>(w.docker_cpus * 1e9);
     o.network_mode = w.docker_network;
     launcher = dp::worker::make_docker_launcher(http, std::move(o));

@@ -14,18 +14,9 @@ struct worker_settings {
   std::string launcher = "process";
   int64_t concurrency = 2;
   int64_t lease_ttl_s = 30;
-  int64_t max_attempts = 2;
   int64_t drain_s = 60;
   std::string worker_id;
   std::string build_image;
-  // what the build needs, passed on to it
-  std::string sandbox = "bwrap";
-  std::string build_network = "egress";
-  std::vector<std::string> allowed_git_protocols;
-  int64_t build_timeout_s = 900;
-  int64_t build_memory_mb = 4096;
-  int64_t build_disk_mb = 10240;
-  int64_t build_pids_max = 1024;
   // docker
   std::string docker_socket;
   int64_t docker_memory_mb = 0;
@@ -41,12 +32,13 @@ struct worker_settings {
   std::string ecs_endpoint;
 };
 
-// The settings only the worker reads (LAUNCHER, WORKER_CONCURRENCY, LEASE_TTL_S, MAX_ATTEMPTS,
-// BUILD_IMAGE, SANDBOX, ... are declared by main and copied in).
+// The settings only the worker reads: LAUNCHER, WORKER_CONCURRENCY, LEASE_TTL_S, BUILD_IMAGE,
+// WORKER_DRAIN_S, WORKER_ID and the docker and ecs ones. MAX_ATTEMPTS and what the build needs
+// (SANDBOX, BUILD_*, ALLOWED_GIT_PROTOCOLS) are dp::settings::add_build's.
 void add_worker_settings(dp::config::parser& p, worker_settings& w);
 
 // Runs the worker until SIGINT/SIGTERM and its drain. Returns the process's exit code.
-int run_worker(const dp::settings::common& common, const worker_settings& w,
-               const std::string& self_path);
+int run_worker(const dp::settings::common& common, const dp::settings::build& build,
+               const worker_settings& w, const std::string& self_path);
 
 }  // namespace build_runner

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   if (!parser.positionals().empty()) {
     std::fprintf(stderr, "s3-reverse-proxy: unexpected argument '%s' (see --help)\n",
                  parser.positionals()[0].c_str());
-    return 2;
+    return dp::settings::exit_misconfigured;
   }
   dp::settings::configure_logging(cfg.common.log, "s3-reverse-proxy");
 
@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
   o.base_domain = cfg.common.base_domain;
   o.redis.url = cfg.common.redis;
   o.keys = dp::proto::keys(cfg.common.key_prefix);
-  o.storage = dp::storage::parse_storage_url(cfg.common.storage_url).value();  // validated above
+  o.storage = cfg.common.storage;
   o.credentials = cfg.common.aws_credentials.keys();
   o.store.credentials_endpoint = cfg.common.aws_credentials.endpoint();
   o.cache_bytes = static_cast<size_t>(cfg.cache_mb) << 20;
@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   dp::proxy::proxy proxy(ioc, std::move(o));
   if (auto started = proxy.start(); !started) {
     dp::log::error("s3-reverse-proxy cannot start", {{"error", started.error()}});
-    return 1;
+    return dp::settings::exit_misconfigured;
   }
   dp::on_shutdown_signal(ioc, [&](int) {
     // The signal handler stays armed for a second signal: stop the loop once drained.

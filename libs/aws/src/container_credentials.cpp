@@ -11,18 +11,6 @@ namespace dp::aws {
 
 namespace json = boost::json;
 
-std::optional<container_endpoint> container_endpoint_from(const std::string& relative_uri,
-                                                          const std::string& full_uri,
-                                                          const std::string& authorization) {
-  if (!relative_uri.empty()) {
-    return container_endpoint{"http://169.254.170.2" + relative_uri, authorization};
-  }
-  if (!full_uri.empty()) {
-    return container_endpoint{full_uri, authorization};
-  }
-  return std::nullopt;
-}
-
 namespace {
 
 std::optional<std::chrono::system_clock::time_point> parse_utc(std::string_view text) {

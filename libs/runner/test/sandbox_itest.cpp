@@ -148,7 +148,7 @@ TEST_F(Sandbox, TimeoutStopsEverythingInside) {
   EXPECT_TRUE(r.status->timed_out);
 }
 
-// What a root runner does (libs/build runner.cpp): the command runs as a uid of its own, without
+// What a root runner does (libs/runner runner.cpp): the command runs as a uid of its own, without
 // any capability, so that the process limit holds (it never does for uid 0).
 TEST_F(Sandbox, AsItsOwnUserWithoutCapabilitiesTheProcessLimitHolds) {
   if (::geteuid() != 0) {

@@ -1,9 +1,11 @@
 #include "dp/settings/settings.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "dp/core/log.hpp"
-#include "dp/storage/url.hpp"
+#include "dp/core/storage_url.hpp"
 
 namespace dp::settings {
 
@@ -48,11 +50,12 @@ void add_common(dp::config::parser& p, common& c, needs n) {
          .help =
              "Object storage: file:///abs/dir or s3://bucket?endpoint=URL&region=R&path_style=true",
          .apply = [&c](std::string_view v) -> std::optional<std::string> {
-           auto parsed = dp::storage::parse_storage_url(v);
+           auto parsed = dp::config::parse_storage_url(v);
            if (!parsed) {
              return parsed.error().message;
            }
            c.storage_url = std::string(v);
+           c.storage = std::move(*parsed);
            return std::nullopt;
          }});
     p.add_string("AWS_ACCESS_KEY_ID", &c.aws_credentials.access_key_id, "", "S3 access key", true);
@@ -82,6 +85,52 @@ void add_common(dp::config::parser& p, common& c, needs n) {
              return std::nullopt;
            }});
   }
+}
+
+void add_build(dp::config::parser& p, build& b, build_needs n) {
+  p.add_list("ALLOWED_GIT_PROTOCOLS", &b.allowed_git_protocols, "https",
+             "Git URL schemes a deployment may use (and a build may clone)",
+             {"https", "http", "file"});
+  p.add_int("BUILD_TIMEOUT_S", &b.timeout_s, 900, 10, 86400,
+            "Wall-clock limit of one build, in seconds");
+  p.add_int("MAX_ATTEMPTS", &b.max_attempts, 2, 1, 10, "Attempts per build job");
+  if (!n.limits) {
+    return;
+  }
+  p.add_choice("SANDBOX", &b.sandbox, "bwrap", {"bwrap", "none"},
+               "build: run install and build under bubblewrap, or unsandboxed inside a container");
+  p.add_choice("BUILD_NETWORK", &b.network, "egress", {"egress", "none"},
+               "build: the sandbox's network: egress (public addresses only, through "
+               "slirp4netns; needs root) or none (a loopback of its own)");
+  // A size of 0 is no limit; a smaller one than `min` could not run npm at all.
+  auto size = [](int64_t* target, int64_t min) {
+    return [target, min](std::string_view v) -> std::optional<std::string> {
+      int64_t mb = 0;
+      if (auto err = dp::config::parse_int(v, 0, int64_t{1} << 20, mb)) {
+        return err;
+      }
+      if (mb > 0 && mb < min) {
+        return fmt::format("must be 0 (no limit) or at least {}", min);
+      }
+      *target = mb;
+      return std::nullopt;
+    };
+  };
+  // Defaults for a self-hosted box running WORKER_CONCURRENCY=2 builds: half of what the hosted
+  // services give (Vercel, Netlify and Cloudflare Pages: 8 GB), which a Next.js or CRA build
+  // fits in; 10 GiB holds a large node_modules, its npm cache and the output several times.
+  p.add({.env = "BUILD_MEMORY_MB",
+         .default_value = "4096",
+         .help = "Memory of one build as a whole (install and build, every process; no swap), "
+                 "in MiB; 0: no limit",
+         .apply = size(&b.memory_mb, 64)});
+  p.add({.env = "BUILD_DISK_MB",
+         .default_value = "10240",
+         .help = "Disk of one build's work directory (checkout, HOME, npm cache, /tmp), in MiB; "
+                 "0: no limit",
+         .apply = size(&b.disk_mb, 16)});
+  p.add_int("BUILD_PIDS_MAX", &b.pids_max, 1024, 0, 1 << 22,
+            "Processes and threads of one build at once; 0: no limit");
 }
 
 void configure_logging(const logging& l, std::string_view service) {

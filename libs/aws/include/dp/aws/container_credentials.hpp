@@ -25,9 +25,18 @@ struct container_endpoint {
 };
 
 // The endpoint the standard variables name, if any (RELATIVE_URI wins, as in the AWS SDKs).
-std::optional<container_endpoint> container_endpoint_from(const std::string& relative_uri,
-                                                          const std::string& full_uri,
-                                                          const std::string& authorization);
+// Inline: dp::settings uses it through dp::aws_headers, without linking libcurl.
+inline std::optional<container_endpoint> container_endpoint_from(const std::string& relative_uri,
+                                                                 const std::string& full_uri,
+                                                                 const std::string& authorization) {
+  if (!relative_uri.empty()) {
+    return container_endpoint{"http://169.254.170.2" + relative_uri, authorization};
+  }
+  if (!full_uri.empty()) {
+    return container_endpoint{full_uri, authorization};
+  }
+  return std::nullopt;
+}
 
 // Static keys, or keys fetched from a container endpoint and fetched again five minutes before
 // they expire. Used on one executor; concurrent callers during a refresh may fetch twice, which

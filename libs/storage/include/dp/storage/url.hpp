@@ -1,28 +1,13 @@
-// STORAGE_URL: where objects live. Parsed once at start so a bad value stops the service with a
-// clear line (usable from a dp::config::setting apply function).
-//   file:///abs/dir
-//   s3://bucket[/prefix][?endpoint=http://127.0.0.1:4569&region=us-east-1&path_style=true]
+// STORAGE_URL's parsed form, under the names storage callers use. It is parsed in core
+// (dp/core/storage_url.hpp), so that the settings every service shares validate it without
+// linking the storage backends.
 #pragma once
 
-#include <filesystem>
-#include <string>
-#include <string_view>
-
-#include "dp/core/error.hpp"
+#include "dp/core/storage_url.hpp"
 
 namespace dp::storage {
 
-struct storage_url {
-  enum class scheme { file, s3 };
-  scheme kind = scheme::file;
-  std::filesystem::path root;  // file: absolute directory
-  std::string bucket;          // s3
-  std::string prefix;          // s3: key prefix, empty or ending in '/'
-  std::string endpoint;        // s3: scheme://host[:port]; empty means AWS for the region
-  std::string region;          // s3: empty means the credentials' region, else us-east-1
-  bool path_style = false;     // s3: default true with a custom endpoint, false on AWS
-};
-
-result<storage_url> parse_storage_url(std::string_view s);
+using storage_url = dp::config::storage_url;
+using dp::config::parse_storage_url;
 
 }  // namespace dp::storage

@@ -1,11 +1,11 @@
-#include "dp/storage/url.hpp"
+#include "dp/core/storage_url.hpp"
 
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 
 #include "dp/core/config.hpp"
 
-namespace dp::storage {
+namespace dp::config {
 namespace {
 
 // S3 bucket naming rules, minus the legacy ones: 3-63 of [a-z0-9.-], starting and ending alnum.
@@ -82,7 +82,7 @@ result<storage_url> parse_s3(const boost::urls::url_view& u) {
       }
       out.region = p.value;
     } else if (p.key == "path_style") {
-      if (auto err = dp::config::parse_bool(p.value, out.path_style)) {
+      if (auto err = parse_bool(p.value, out.path_style)) {
         return make_error(errc::invalid_argument, "path_style: {}", *err);
       }
       path_style_set = true;
@@ -114,4 +114,4 @@ result<storage_url> parse_storage_url(std::string_view s) {
   return make_error(errc::invalid_argument, "scheme must be file:// or s3://");
 }
 
-}  // namespace dp::storage
+}  // namespace dp::config

@@ -1,0 +1,81 @@
+#include "dp/settings/settings.hpp"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace {
+
+using dp::config::environment;
+
+struct service {
+  dp::settings::common common;
+  dp::settings::build build;
+};
+
+dp::config::parser::outcome parse(service& s, dp::settings::build_needs needs,
+                                  const environment& env) {
+  dp::config::parser p("svc", "a test service");
+  dp::settings::add_common(p, s.common, {});
+  dp::settings::add_build(p, s.build, needs);
+  const char* argv[] = {"svc"};
+  return p.parse(1, argv, env);
+}
+
+// STORAGE_URL is parsed once, here; services open the parsed form.
+TEST(Settings, StorageUrlIsKeptParsed) {
+  service s;
+  ASSERT_TRUE(
+      parse(s, {}, {{"STORAGE_URL", "s3://sites/prod?endpoint=http://127.0.0.1:4569"}}).run);
+  EXPECT_EQ(s.common.storage.kind, dp::config::storage_url::scheme::s3);
+  EXPECT_EQ(s.common.storage.bucket, "sites");
+  EXPECT_EQ(s.common.storage.prefix, "prod/");
+  EXPECT_TRUE(s.common.storage.path_style);
+  EXPECT_EQ(s.common.storage_url, "s3://sites/prod?endpoint=http://127.0.0.1:4569");
+
+  service bad;
+  auto out = parse(bad, {}, {{"STORAGE_URL", "ftp://x"}});
+  EXPECT_FALSE(out.run);
+  EXPECT_EQ(out.exit_code, dp::settings::exit_misconfigured);
+}
+
+TEST(Settings, BuildDefaults) {
+  service s;
+  ASSERT_TRUE(parse(s, {.limits = true}, {}).run);
+  EXPECT_EQ(s.build.allowed_git_protocols, std::vector<std::string>{"https"});
+  EXPECT_EQ(s.build.timeout_s, 900);
+  EXPECT_EQ(s.build.max_attempts, 2);
+  EXPECT_EQ(s.build.sandbox, "bwrap");
+  EXPECT_EQ(s.build.network, "egress");
+  EXPECT_EQ(s.build.memory_mb, 4096);
+  EXPECT_EQ(s.build.disk_mb, 10240);
+  EXPECT_EQ(s.build.pids_max, 1024);
+}
+
+// 0 is no limit; a memory below 64 MiB or a disk below 16 MiB could not run npm at all.
+TEST(Settings, BuildLimitsAreZeroOrUsable) {
+  for (auto env : std::vector<environment>{{{"BUILD_MEMORY_MB", "32"}},
+                                           {{"BUILD_DISK_MB", "8"}},
+                                           {{"BUILD_MEMORY_MB", "-1"}},
+                                           {{"BUILD_DISK_MB", "lots"}},
+                                           {{"ALLOWED_GIT_PROTOCOLS", "ssh"}}}) {
+    service s;
+    auto out = parse(s, {.limits = true}, env);
+    EXPECT_FALSE(out.run) << env.begin()->first;
+    EXPECT_EQ(out.exit_code, dp::settings::exit_misconfigured) << env.begin()->first;
+  }
+  service s;
+  ASSERT_TRUE(parse(s, {.limits = true}, {{"BUILD_MEMORY_MB", "0"}, {"BUILD_DISK_MB", "16"}}).run);
+  EXPECT_EQ(s.build.memory_mb, 0);
+  EXPECT_EQ(s.build.disk_mb, 16);
+}
+
+// Without limits (the api-server) the runner's own settings are not declared: their values do
+// not matter there.
+TEST(Settings, BuildWithoutLimitsIgnoresTheRunnersSettings) {
+  service s;
+  ASSERT_TRUE(parse(s, {}, {{"BUILD_MEMORY_MB", "32"}, {"MAX_ATTEMPTS", "3"}}).run);
+  EXPECT_EQ(s.build.max_attempts, 3);
+}
+
+}  // namespace
