@@ -13,6 +13,7 @@
 #include "dp/core/id.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
 
 namespace {
@@ -199,11 +200,12 @@ TEST_F(RunnerCli, KilledRunnerLeavesNoMountBehind) {
             {"TMPDIR", work_.path().string()}};
   dp::test::child_process runner(po);
   // The build runs once `npm run build` has started: the work filesystem is mounted by then.
-  for (int i = 0; i < 1200 && runner.running() &&
-                  runner.log_text().find("running `npm run build`") == std::string::npos;
-       ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  dp::test::eventually(
+      [&] {
+        return !runner.running() ||
+               runner.log_text().find("running `npm run build`") != std::string::npos;
+      },
+      std::chrono::minutes(2));
   ASSERT_NE(runner.log_text().find("running `npm run build`"), std::string::npos)
       << runner.log_text();
   ASSERT_NE(runner.log_text().find("an ext4 filesystem"), std::string::npos) << runner.log_text();

@@ -20,6 +20,7 @@
 #include "dp/runner/cgroup.hpp"
 #include "dp/runner/runner.hpp"
 #include "dp/storage/object_store.hpp"
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
 
 namespace {
@@ -143,9 +144,7 @@ class Resources : public ::testing::Test {
       EXPECT_TRUE(storage);
       auto sink = dp::runner::make_stream_sink(fd, false, j.deployment_id);
       dp::runner::runner r(j, o, **storage, *sink);
-      auto f = asio::co_spawn(ioc, r.run(), asio::use_future);
-      ioc.run();
-      out.report = f.get();
+      out.report = dp::test::run_async(ioc, r.run(), std::chrono::minutes(4));
     }
     ::close(fd);
     out.log = read_all(log_path);

@@ -10,9 +10,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 
 #include "dp/process/process.hpp"
+#include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
 
 namespace asio = boost::asio;
@@ -140,12 +142,26 @@ TEST_F(Sandbox, NodeAndNpmRun) {
   EXPECT_EQ(r.out, (std::vector<std::string>{"42", "npm"}));
 }
 
+// Every process of the build is gone once run() reports the timeout: the sleeps carry a marker
+// (this test's pid) that no other process's command line has.
 TEST_F(Sandbox, TimeoutStopsEverythingInside) {
-  auto t0 = std::chrono::steady_clock::now();
-  auto r = run({"sh", "-c", "sleep 100 & sleep 100"}, {}, std::chrono::milliseconds(300));
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  const std::string marker = "100." + std::to_string(::getpid());
+  auto r = run({"sh", "-c", "sleep " + marker + " & sleep " + marker}, {},
+               std::chrono::milliseconds(300));
   ASSERT_TRUE(r.status);
   EXPECT_TRUE(r.status->timed_out);
+  auto running_with_marker = [&] {
+    for (const auto& e : fs::directory_iterator("/proc")) {
+      std::ifstream in(e.path() / "cmdline", std::ios::binary);
+      std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (cmdline.find(marker) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  EXPECT_TRUE(dp::test::eventually([&] { return !running_with_marker(); }))
+      << "a process of the timed-out build is still running";
 }
 
 // What a root runner does (libs/runner runner.cpp): the command runs as a uid of its own, without
