@@ -1,7 +1,7 @@
 // The Docker Engine of the ctest fixture docker_engine (tests/harness/docker-engine.sh): a dockerd
-// of the tests' own, reached through DOCKER_HOST / DOCKER_SOCKET, with the build-runner image
-// built from this tree's binary. Where the engine cannot run, the fixture says why and the tests
-// skip with that reason:
+// of the tests' own, whose socket a test gets in DOCKER_SOCKET (docker() gives the CLI
+// DOCKER_HOST), with the build-runner image built from this tree's binary. Where the engine cannot
+// run, the fixture says why and the tests skip with that reason:
 //   auto engine = dp::test::docker_engine::from_environment();
 //   if (!engine.usable()) GTEST_SKIP() << engine.skip_reason();
 #pragma once
