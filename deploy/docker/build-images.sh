@@ -43,7 +43,7 @@ cd "$repo_root"
 for target in build-runner api-server s3-reverse-proxy; do
   started=$SECONDS
   tar -c --exclude='libs/*/test' CMakeLists.txt cmake libs services proto deploy/docker/Dockerfile |
-    docker build --quiet --network host "${build_args[@]}" -f deploy/docker/Dockerfile \
+    docker build --quiet --force-rm --network host "${build_args[@]}" -f deploy/docker/Dockerfile \
       --target "$target" -t "deploy-platform/$target:$tag" - >/dev/null
   user="$(docker image inspect -f '{{.Config.User}}' "deploy-platform/$target:$tag")"
   size="$(docker image inspect -f '{{.Size}}' "deploy-platform/$target:$tag")"
