@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run): set-up, then the build/asan tree (ASan+UBSan at
 # -O1) and every test label in it (unit, integration, e2e) but containers: building the images
-# from source takes about 20 minutes (run it with ctest -L containers; docs/deploy.md).
+# from source takes 7 to 8 minutes more (run it with ctest -L containers; docs/deploy.md).
 # Safe to run twice: set-up is idempotent and the tree builds incrementally through ccache.
 # Ends with one plain line "N passed, N failed"; exits non-zero on any failure; a failed build
 # counts as one failure (and the tests that did build still run).
