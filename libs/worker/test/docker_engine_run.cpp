@@ -261,6 +261,8 @@ TEST_F(DockerEngine, NextWorkerRemovesTheContainerOfAKilledWorker) {
       << first->log_text();
   auto orphans = engine_.containers("dp.deployment=" + job.deployment_id);
   ASSERT_EQ(orphans.size(), 1u);
+  // Labelled with the worker's scope (its Redis and key prefix), which its clean-up looks in.
+  EXPECT_EQ(engine_.containers("dp.scope=" + scope_), orphans);
   first->signal(SIGKILL);
   first->wait();
   // Nobody removes it while no worker runs.
