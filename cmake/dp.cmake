@@ -99,3 +99,9 @@ function(dp_add_service name)
     dp_use_boost_pch(${name})
   endif()
 endfunction()
+
+# The ctest fixture docker_engine (tests/harness/CMakeLists.txt) runs a dockerd of its own in this
+# directory; short, since it holds the daemon's unix socket, and one per build tree.
+string(SHA1 dp_tree_hash "${CMAKE_BINARY_DIR}")
+string(SUBSTRING "${dp_tree_hash}" 0 12 dp_tree_hash)
+set(DP_DOCKER_ENGINE_DIR "/tmp/dp-docker-${dp_tree_hash}")

@@ -111,8 +111,10 @@ case "$cmd" in
   stop)
     started=$SECONDS
     stop_engine
+    stopped=$SECONDS
     rm -rf "$dir"
-    echo "docker-engine.sh: stopped in $((SECONDS - started)) s"
+    echo "docker-engine.sh: stopped in $((stopped - started)) s, its files removed in" \
+      "$((SECONDS - stopped)) s"
     ;;
   *) usage ;;
 esac
