@@ -15,7 +15,7 @@
 #include "dp/api/api.hpp"
 #include "dp/http/server.hpp"
 #include "dp/redis/client.hpp"
-#include "dp/state/store.hpp"
+#include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
 #include "dp/storage/url.hpp"
 #include "dp/test/harness.hpp"

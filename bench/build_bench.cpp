@@ -13,7 +13,7 @@
 #include "dp/redis/client.hpp"
 #include "dp/runner/runner.hpp"
 #include "dp/state/logbook.hpp"
-#include "dp/state/store.hpp"
+#include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
 #include "dp/test/harness.hpp"
 
@@ -30,7 +30,7 @@ asio::awaitable<dp::runner::build_report> one_build(std::string redis_url, std::
   dp::redis::options ro;
   dp::config::parse_redis_url(redis_url, ro.url);
   dp::redis::client redis(ex, ro);
-  dp::state::store store(redis, dp::proto::keys("b:"));
+  dp::state::records records(redis, dp::proto::keys("b:"));
   dp::aws::credentials no_credentials;
   auto storage = dp::storage::open_storage(
       ex, *dp::storage::parse_storage_url("file://" + storage_dir.string()), no_credentials);
@@ -40,12 +40,12 @@ asio::awaitable<dp::runner::build_report> one_build(std::string redis_url, std::
   d.git_url = repo_url;
   d.created_at = dp::state::now_ms();
   dp::proto::job j;  // a named local: g++ 12 mishandles temporaries passed into co_await
-  (void)co_await store.create_deployment(d, j);
+  (void)co_await records.create_deployment(d, j);
   j.deployment_id = d.id;
   j.project = d.project;
   j.git_url = repo_url;
-  dp::state::log_writer logs(ex, redis, store.keys(), d.id);
-  auto sink = dp::runner::make_redis_sink(store, logs, d);
+  dp::state::log_writer logs(ex, redis, records.keys(), d.id);
+  auto sink = dp::runner::make_redis_sink(records, logs, d);
   dp::runner::runner_options o;
   o.allowed_git_protocols = {"file"};
   o.work_root = work;

@@ -102,7 +102,7 @@ curl -sf -X PUT --data-binary "{\"v\":1,\"deployment_id\":\"$ID2\",\"created_at\
   "http://127.0.0.1:$S3_PORT/bench/__outputs/$ID2/.deployment.json" >/dev/null
 
 # promote_ms <rounds>: switches alias:site between the two deployments (SET + PUBLISH of its event,
-# as dp::state::store::set_alias does) over one Redis connection, polling the proxy over one
+# as dp::state::records::set_alias does) over one Redis connection, polling the proxy over one
 # keep-alive connection until it serves the new deployment; prints the milliseconds per switch.
 promote_ms() {
   python3 - "$REDIS_PORT" "$PROXY_PORT" "$ID" "$ID2" "$1" <<'PY'

@@ -31,7 +31,7 @@ asio::awaitable<dp::result<void>> service::impl::remove_deployment(const proto::
       co_return r.error();
     }
   }
-  co_return co_await store_.delete_deployment(d);
+  co_return co_await records_.delete_deployment(d);
 }
 
 asio::awaitable<dp::result<proto::deployment>> service::impl::deploy(const proto::project& p,
@@ -75,7 +75,7 @@ asio::awaitable<dp::result<proto::deployment>> service::impl::deploy(const proto
         co_return stored.error();
       }
     }
-    auto r = co_await store_.create_deployment(d, j);
+    auto r = co_await records_.create_deployment(d, j);
     if (r) {
       co_return d;
     }
@@ -101,7 +101,7 @@ asio::awaitable<dp::result<proto::project>> service::impl::project_for(const dep
     co_return dp::make_error(dp::errc::invalid_argument,
                              "cannot derive a project name from the git URL: give 'project'");
   }
-  auto p = co_await store_.get_project(name);
+  auto p = co_await records_.get_project(name);
   if (p) {
     if (req.git_url && *req.git_url != p->git_url) {
       co_return dp::make_error(dp::errc::conflict,
@@ -121,11 +121,11 @@ asio::awaitable<dp::result<proto::project>> service::impl::project_for(const dep
   created.name = name;
   created.git_url = *req.git_url;
   created.created_at = state::now_ms();
-  auto r = co_await store_.create_project(created);
+  auto r = co_await records_.create_project(created);
   if (!r && r.error().is(dp::errc::conflict)) {
     // Created by a concurrent request: use theirs if it is the same repository. Not there:
     // the name is taken by an alias (the store's message says so).
-    auto theirs = co_await store_.get_project(name);
+    auto theirs = co_await records_.get_project(name);
     if (!theirs) {
       co_return theirs.error().is(dp::errc::not_found) ? r.error() : theirs.error();
     }
@@ -183,7 +183,7 @@ asio::awaitable<response> service::impl::create_from_archive(http::request& req)
       static_cast<unsigned char>(body[1]) != 0x8b) {
     co_return error(dp::errc::invalid_argument, "the body is not a gzip archive (tar.gz)");
   }
-  auto p = co_await store_.get_project(*name);
+  auto p = co_await records_.get_project(*name);
   if (!p && p.error().is(dp::errc::not_found)) {
     if (auto r = check_new_project_name("query parameter 'project'", *name); !r) {
       co_return error(r.error());
@@ -193,9 +193,9 @@ asio::awaitable<response> service::impl::create_from_archive(http::request& req)
     created.created_at = state::now_ms();
     // A concurrent first upload may have created it: read it back either way. Still not
     // there: the name is taken by an alias (the store's message says so).
-    auto r = co_await store_.create_project(created);
+    auto r = co_await records_.create_project(created);
     if (r || r.error().is(dp::errc::conflict)) {
-      p = co_await store_.get_project(*name);
+      p = co_await records_.get_project(*name);
       if (!r && !p && p.error().is(dp::errc::not_found)) {
         p = r.error();
       }
@@ -239,7 +239,7 @@ asio::awaitable<dp::result<proto::deployment>> service::impl::find_deployment(st
   if (!dp::is_deployment_id(id)) {
     co_return dp::make_error(dp::errc::not_found, "no deployment '{}'", id);
   }
-  co_return co_await store_.get_deployment(id);
+  co_return co_await records_.get_deployment(id);
 }
 
 asio::awaitable<response> service::impl::get_deployment(http::request& req) {
@@ -262,14 +262,14 @@ asio::awaitable<response> service::impl::list_deployments(http::request& req) {
   if (!limit || !offset) {
     co_return error(!limit ? limit.error() : offset.error());
   }
-  auto total = co_await store_.deployment_count(p->name);
-  auto ids = co_await store_.deployment_ids(p->name, *offset, *limit);
+  auto total = co_await records_.deployment_count(p->name);
+  auto ids = co_await records_.deployment_ids(p->name, *offset, *limit);
   if (!total || !ids) {
     co_return error(!total ? total.error() : ids.error());
   }
   json::array out;
   for (const auto& id : *ids) {
-    auto d = co_await store_.get_deployment(id);
+    auto d = co_await records_.get_deployment(id);
     if (d) {
       out.push_back(deployment_json(*d));
     } else if (!d.error().is(dp::errc::not_found)) {
@@ -296,7 +296,7 @@ asio::awaitable<response> service::impl::cancel_deployment(http::request& req) {
   }
   proto::cancel_request cancel{
       .deployment_id = d->id, .requested_at = state::now_ms(), .reason = "canceled by request"};
-  auto outcome = co_await store_.request_cancel(cancel);
+  auto outcome = co_await records_.request_cancel(cancel);
   if (!outcome) {
     co_return error(outcome.error());
   }
@@ -304,7 +304,7 @@ asio::awaitable<response> service::impl::cancel_deployment(http::request& req) {
     co_return error(dp::errc::conflict, fmt::format("deployment {} is already {}", d->id,
                                                     proto::to_string(outcome->previous)));
   }
-  auto now = co_await store_.get_deployment(d->id);
+  auto now = co_await records_.get_deployment(d->id);
   if (!now) {
     co_return error(now.error());
   }
@@ -320,7 +320,7 @@ asio::awaitable<response> service::impl::promote(http::request& req) {
   if (!id) {
     co_return error(id.error());
   }
-  auto d = co_await store_.get_deployment(*id);
+  auto d = co_await records_.get_deployment(*id);
   if (!d) {
     co_return error(d.error());
   }
@@ -333,7 +333,7 @@ asio::awaitable<response> service::impl::promote(http::request& req) {
                     fmt::format("deployment {} is {}: only a ready deployment can be promoted",
                                 d->id, proto::to_string(d->status)));
   }
-  if (auto r = co_await store_.set_alias(p->name, p->name, d->id); !r) {
+  if (auto r = co_await records_.set_alias(p->name, p->name, d->id); !r) {
     co_return error(r.error());
   }
   co_return http::json_response(200, json::object{{"project", p->name},
@@ -346,7 +346,7 @@ asio::awaitable<response> service::impl::delete_deployment(http::request& req) {
   if (!d) {
     co_return error(d.error());
   }
-  auto live = co_await store_.resolve_alias(d->project);
+  auto live = co_await records_.resolve_alias(d->project);
   if (!live) {
     co_return error(live.error());
   }

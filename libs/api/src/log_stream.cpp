@@ -202,7 +202,7 @@ asio::awaitable<dp::result<void>> service::impl::finish(const std::string& id, i
   if (auto r = co_await replay(id, last, out); !r) {
     co_return r;
   }
-  auto d = co_await store_.get_deployment(id);
+  auto d = co_await records_.get_deployment(id);
   if (!d) {
     co_return d.error();
   }
@@ -230,7 +230,7 @@ asio::awaitable<void> service::impl::follow(const std::string& id, int64_t last,
     co_return;
   }
   // A final status published before we subscribed was missed: read the record.
-  auto d = co_await store_.get_deployment(id);
+  auto d = co_await records_.get_deployment(id);
   if (!d) {
     co_return;
   }

@@ -15,21 +15,21 @@ asio::awaitable<response> service::impl::create_project(http::request& req) {
     co_return error(p.error());
   }
   p->created_at = state::now_ms();
-  if (auto r = co_await store_.create_project(*p); !r) {
+  if (auto r = co_await records_.create_project(*p); !r) {
     co_return error(r.error());
   }
   co_return http::json_response(201, json::value_from(*p));
 }
 
 asio::awaitable<response> service::impl::list_projects(http::request&) {
-  auto names = co_await store_.project_names();
+  auto names = co_await records_.project_names();
   if (!names) {
     co_return error(names.error());
   }
   std::sort(names->begin(), names->end());
   json::array out;
   for (const auto& name : *names) {
-    auto p = co_await store_.get_project(name);
+    auto p = co_await records_.get_project(name);
     if (p) {
       out.push_back(json::value_from(*p));
     } else if (!p.error().is(dp::errc::not_found)) {
@@ -43,7 +43,7 @@ asio::awaitable<dp::result<proto::project>> service::impl::find_project(std::str
   if (auto r = check_project_name("project name", name); !r) {
     co_return r.error();
   }
-  co_return co_await store_.get_project(name);
+  co_return co_await records_.get_project(name);
 }
 
 asio::awaitable<response> service::impl::get_project(http::request& req) {
@@ -53,7 +53,7 @@ asio::awaitable<response> service::impl::get_project(http::request& req) {
   }
   auto v = json::value_from(*p);
   v.as_object()["url"] = site_url(opts_.site, p->name);
-  auto live = co_await store_.resolve_alias(p->name);
+  auto live = co_await records_.resolve_alias(p->name);
   if (!live) {
     co_return error(live.error());
   }
@@ -69,7 +69,7 @@ asio::awaitable<response> service::impl::patch_project(http::request& req) {
   if (auto r = apply_project_patch(*p, req.body(), opts_.allowed_git_protocols); !r) {
     co_return error(r.error());
   }
-  if (auto r = co_await store_.save_project(*p); !r) {
+  if (auto r = co_await records_.save_project(*p); !r) {
     co_return error(r.error());
   }
   co_return http::json_response(200, json::value_from(*p));
@@ -80,17 +80,17 @@ asio::awaitable<response> service::impl::delete_project(http::request& req) {
   if (!p) {
     co_return error(p.error());
   }
-  auto total = co_await store_.deployment_count(p->name);
+  auto total = co_await records_.deployment_count(p->name);
   if (!total) {
     co_return error(total.error());
   }
-  auto ids = co_await store_.deployment_ids(p->name, 0, *total);
+  auto ids = co_await records_.deployment_ids(p->name, 0, *total);
   if (!ids) {
     co_return error(ids.error());
   }
   std::vector<proto::deployment> all;
   for (const auto& id : *ids) {
-    auto d = co_await store_.get_deployment(id);
+    auto d = co_await records_.get_deployment(id);
     if (!d) {
       if (d.error().is(dp::errc::not_found)) {
         continue;
@@ -111,7 +111,7 @@ asio::awaitable<response> service::impl::delete_project(http::request& req) {
   }
   // Removes alias:<name> too; proxies see it within their alias TTL (alias events only ever
   // name a deployment to serve).
-  if (auto r = co_await store_.delete_project(p->name); !r) {
+  if (auto r = co_await records_.delete_project(p->name); !r) {
     co_return error(r.error());
   }
   co_return response(204);

@@ -152,8 +152,8 @@ asio::awaitable<response> service::impl::readyz(http::request&) {
 }
 
 asio::awaitable<response> service::impl::metrics_text(http::request&) {
-  auto depth = co_await store_.queue_length();
-  auto counts = co_await store_.deployments_by_status();
+  auto depth = co_await records_.queue_length();
+  auto counts = co_await records_.deployments_by_status();
   std::optional<std::map<std::string, int64_t>> by_status;
   if (counts) {
     by_status = std::move(*counts);

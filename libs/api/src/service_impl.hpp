@@ -15,7 +15,7 @@
 #include "dp/api/metrics.hpp"
 #include "dp/http/json.hpp"
 #include "dp/redis/client.hpp"
-#include "dp/state/store.hpp"
+#include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
 #include "log_hub.hpp"
 
@@ -43,14 +43,14 @@ struct service::impl {
        std::shared_ptr<storage::object_store> s, options o)
       : ex_(ex),
         redis_(r),
-        store_(r, o.keys),
+        records_(r, o.keys),
         storage_(std::move(s)),
         opts_(std::move(o)),
         hub_(ex, std::move(pubsub), opts_.keys, opts_.follower_queue_limit, metrics_) {}
 
   asio::any_io_executor ex_;
   redis::client& redis_;
-  state::store store_;
+  state::records records_;
   std::shared_ptr<storage::object_store> storage_;
   options opts_;
   metrics metrics_;

@@ -157,7 +157,7 @@ TEST_F(api, deploy_a_git_url_creates_the_project_and_queues_a_job) {
 
   // The job carries the project's settings, the ref and BUILD_TIMEOUT_S.
   auto job_text = s_.on_io([&]() -> asio::awaitable<dp::result<dp::redis::reply>> {
-    std::vector<std::string> cmd{"LINDEX", s_.store().keys().queue(), "0"};
+    std::vector<std::string> cmd{"LINDEX", s_.records().keys().queue(), "0"};
     co_return co_await s_.redis().exec(std::move(cmd));
   });
   ASSERT_TRUE(job_text && job_text->is_string());
@@ -229,7 +229,7 @@ TEST_F(api, promote_rollback_and_delete) {
   });
   ASSERT_TRUE(put);
   auto resolve = [&] {
-    auto r = s_.on_io([&]() { return s_.store().resolve_alias("shop"); });
+    auto r = s_.on_io([&]() { return s_.records().resolve_alias("shop"); });
     return r && *r ? **r : std::string();
   };
   auto promote = [&](const std::string& id) {
@@ -281,7 +281,7 @@ TEST_F(api, cancel) {
   r = s_.request("POST", "/v1/deployments/" + running + "/cancel");
   ASSERT_EQ(r.status, 202) << r.body;
   EXPECT_EQ(body_of(r).at("status").as_string(), "building");
-  auto asked = s_.on_io([&]() { return s_.store().cancel_requested(running); });
+  auto asked = s_.on_io([&]() { return s_.records().cancel_requested(running); });
   ASSERT_TRUE(asked && *asked);
   // A running deployment cannot be deleted.
   EXPECT_EQ(s_.request("DELETE", "/v1/deployments/" + running).status, 409);
@@ -291,7 +291,7 @@ TEST_F(api, logs_as_json) {
   make_project("shop");
   auto id = deploy(R"({"project":"shop"})");
   s_.on_io([&]() -> asio::awaitable<dp::result<void>> {
-      dp::state::log_writer w(co_await asio::this_coro::executor, s_.redis(), s_.store().keys(),
+      dp::state::log_writer w(co_await asio::this_coro::executor, s_.redis(), s_.records().keys(),
                               id);
       for (int i = 1; i <= 30; ++i) {
         w.write(i % 3 == 0 ? dp::proto::log_stream::err : dp::proto::log_stream::out,

@@ -17,7 +17,7 @@
 #include "dp/proto/json.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/logbook.hpp"
-#include "dp/state/store.hpp"
+#include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
 #include "dp/storage/url.hpp"
 #include "dp/test/async.hpp"
@@ -61,7 +61,7 @@ class api_server {
     o.build_timeout_s = 123;
     o.source_max_bytes = setup.source_max_bytes;
     service_ = std::make_unique<service>(ioc_.get_executor(), *redis_, redis_opts_, storage_, o);
-    store_ = std::make_unique<dp::state::store>(*redis_, o.keys);
+    records_ = std::make_unique<dp::state::records>(*redis_, o.keys);
     dp::http::server_options so2;
     so2.listen = {setup.listen_host, 0};
     so2.stream_queue_limit = setup.stream_queue_limit;
@@ -84,7 +84,7 @@ class api_server {
   }
 
   uint16_t port() const { return server_->port(); }
-  dp::state::store& store() { return *store_; }
+  dp::state::records& records() { return *records_; }
   dp::redis::client& redis() { return *redis_; }
   dp::storage::object_store& storage() { return *storage_; }
   const std::filesystem::path& files() const { return files_.path(); }
@@ -106,7 +106,7 @@ class api_server {
     for (auto s : steps) {
       // A coroutine of its own: transition's defaulted reference arguments must outlive it.
       auto r = on_io([&]() -> asio::awaitable<dp::result<dp::state::transition_outcome>> {
-        co_return co_await store_->transition(id, s);
+        co_return co_await records_->transition(id, s);
       });
       ASSERT_TRUE(r && r->applied) << "transition to " << dp::proto::to_string(s);
     }
@@ -120,7 +120,7 @@ class api_server {
   std::unique_ptr<dp::redis::client> redis_;
   std::shared_ptr<dp::storage::object_store> storage_;
   std::unique_ptr<service> service_;
-  std::unique_ptr<dp::state::store> store_;
+  std::unique_ptr<dp::state::records> records_;
   std::unique_ptr<dp::http::server> server_;
   std::thread thread_;
 };

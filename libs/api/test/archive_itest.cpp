@@ -25,7 +25,7 @@ class archive_upload : public ::testing::Test {
   }
   std::string job_text() {
     auto r = s_.on_io([&]() -> asio::awaitable<dp::result<dp::redis::reply>> {
-      std::vector<std::string> cmd{"LINDEX", s_.store().keys().queue(), "0"};
+      std::vector<std::string> cmd{"LINDEX", s_.records().keys().queue(), "0"};
       co_return co_await s_.redis().exec(std::move(cmd));
     });
     return r && r->is_string() ? std::string(r->as_string()) : std::string();

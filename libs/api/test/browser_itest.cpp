@@ -209,7 +209,7 @@ class names : public ::testing::Test {
     return std::string(body_of(r).at("id").as_string());
   }
   std::optional<std::string> alias(const std::string& label) {
-    auto r = s_.on_io([&]() { return s_.store().resolve_alias(label); });
+    auto r = s_.on_io([&]() { return s_.records().resolve_alias(label); });
     EXPECT_TRUE(r);
     return r ? *r : std::nullopt;
   }
@@ -223,7 +223,7 @@ class names : public ::testing::Test {
   // A project record as one made before names were checked against aliases.
   void write_project_record(const std::string& name) {
     auto r = s_.on_io([&]() -> asio::awaitable<dp::result<dp::redis::reply>> {
-      const auto& k = s_.store().keys();
+      const auto& k = s_.records().keys();
       dp::proto::project p;
       p.name = name;
       p.git_url = "https://example.com/" + name + ".git";
@@ -264,7 +264,7 @@ TEST_F(names, a_project_cannot_take_an_old_immutable_alias) {
   auto id = deploy_shop();
   // A deployment made before the "--" scheme keeps its "<project>-<8>" URL.
   std::string old_label = "shop-" + short_of(id);
-  set_raw(s_.store().keys().alias(old_label), id);
+  set_raw(s_.records().keys().alias(old_label), id);
   std::string body = R"({"name":")" + old_label + R"(","git_url":"https://example.com/x.git"})";
   auto r = s_.request("POST", "/v1/projects", body);
   EXPECT_EQ(r.status, 409) << r.body;
@@ -304,7 +304,7 @@ TEST_F(names, another_project_never_changes_or_removes_shops_aliases) {
   auto id = deploy_shop();
   s_.drive(id, {dp::proto::deployment_status::ready});
   std::string old_label = "shop-" + short_of(id);
-  set_raw(s_.store().keys().alias(old_label), id);
+  set_raw(s_.records().keys().alias(old_label), id);
   // A project of that name made before the check, with a ready deployment of its own.
   write_project_record(old_label);
   auto r = s_.request("POST", "/v1/deployments", R"({"project":")" + old_label + R"("})");

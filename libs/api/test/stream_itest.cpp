@@ -138,7 +138,7 @@ class streams : public ::testing::Test {
                    size_t line_bytes = 0) {
     auto r = s_.on_io([&]() -> asio::awaitable<dp::result<void>> {
       auto ex = co_await asio::this_coro::executor;
-      dp::state::log_writer w(ex, s_.redis(), s_.store().keys(), id_, first);
+      dp::state::log_writer w(ex, s_.redis(), s_.records().keys(), id_, first);
       asio::steady_timer t(ex);
       for (int i = first; i <= last; ++i) {
         std::string line = "line " + std::to_string(i);
@@ -287,7 +287,7 @@ TEST(slow_clients, websocket_is_closed_with_1008_and_a_reason) {
   ws_client c(s.port(), "/v1/deployments/" + id + "/logs/stream", 4096);
   // Written while the client reads nothing.
   auto written = s.on_io([&]() -> asio::awaitable<dp::result<void>> {
-    dp::state::log_writer w(co_await asio::this_coro::executor, s.redis(), s.store().keys(), id);
+    dp::state::log_writer w(co_await asio::this_coro::executor, s.redis(), s.records().keys(), id);
     for (int i = 1; i <= 20'000; ++i) {
       w.write(dp::proto::log_stream::out, std::string(1000, 'x'));
     }
@@ -315,7 +315,7 @@ TEST(slow_clients, sse_stream_is_ended) {
   std::string id(body_of(r).at("id").as_string());
   sse_client c(s.port(), "/v1/deployments/" + id + "/logs/stream", {}, 4096);
   auto written = s.on_io([&]() -> asio::awaitable<dp::result<void>> {
-    dp::state::log_writer w(co_await asio::this_coro::executor, s.redis(), s.store().keys(), id);
+    dp::state::log_writer w(co_await asio::this_coro::executor, s.redis(), s.records().keys(), id);
     for (int i = 1; i <= 20'000; ++i) {
       w.write(dp::proto::log_stream::out, std::string(1000, 'x'));
     }

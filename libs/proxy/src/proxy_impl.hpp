@@ -19,7 +19,7 @@
 #include "dp/proxy/rules.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/redis/subscriber.hpp"
-#include "dp/state/store.hpp"
+#include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
 
 namespace dp::proxy {
@@ -55,7 +55,7 @@ struct proxy::impl {
         opts(std::move(o)),
         backend(asio::make_strand(io)),
         redis(backend, opts.redis),
-        store(redis, opts.keys),
+        records(redis, opts.keys),
         events(backend, opts.redis),
         sites(std::max<size_t>(opts.manifest_cache_count, 1)),
         files(opts.cache_bytes) {}
@@ -84,7 +84,7 @@ struct proxy::impl {
   options opts;
   backend_t backend;
   dp::redis::client redis;
-  dp::state::store store;
+  dp::state::records records;
   dp::redis::subscriber events;
   std::shared_ptr<dp::storage::object_store> storage;
   lru_cache<site> sites;

@@ -353,9 +353,9 @@ asio::awaitable<dp::result<std::optional<std::string>>> proxy::impl::lookup(bool
   uint64_t gen = lookups.generation();
   auto query = [this, domain, name]() -> asio::awaitable<dp::result<std::optional<std::string>>> {
     if (domain) {
-      co_return co_await store.resolve_domain(name);
+      co_return co_await records.resolve_domain(name);
     }
-    co_return co_await store.resolve_alias(name);
+    co_return co_await records.resolve_alias(name);
   };
   auto r = co_await on_backend<std::optional<std::string>>(std::move(query));
   if (r) {

@@ -14,7 +14,7 @@
 #include "dp/proto/storage_layout.hpp"
 #include "dp/proxy/proxy.hpp"
 #include "dp/redis/client.hpp"
-#include "dp/state/store.hpp"
+#include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
@@ -192,8 +192,8 @@ class proxy_test : public ::testing::TestWithParam<std::string> {
         EXPECT_TRUE(put);
       }
       dp::redis::client redis(ioc.get_executor(), redis_opts_);
-      dp::state::store store(redis, dp::proto::keys{});
-      auto live = co_await store.go_live(d);
+      dp::state::records records(redis, dp::proto::keys{});
+      auto live = co_await records.go_live(d);
       EXPECT_TRUE(live);
       redis.close();
     });
@@ -203,8 +203,8 @@ class proxy_test : public ::testing::TestWithParam<std::string> {
   void promote(const std::string& label, const std::string& id) {
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
       dp::redis::client redis(ioc.get_executor(), redis_opts_);
-      dp::state::store store(redis, dp::proto::keys{});
-      auto r = co_await store.set_alias(label, label, id);
+      dp::state::records records(redis, dp::proto::keys{});
+      auto r = co_await records.set_alias(label, label, id);
       EXPECT_TRUE(r);
       redis.close();
     });

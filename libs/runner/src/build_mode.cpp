@@ -19,7 +19,7 @@
 #include "dp/redis/client.hpp"
 #include "dp/runner/work_fs.hpp"
 #include "dp/state/logbook.hpp"
-#include "dp/state/store.hpp"
+#include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
 
 namespace dp::runner {
@@ -56,13 +56,13 @@ boost::asio::awaitable<int> build(const build_mode_options& cfg, std::optional<p
 
   const redis::options& redis_opts = *cfg.redis;
   redis::client redis(ex, redis_opts);
-  state::store store(redis, proto::keys(cfg.key_prefix));
+  state::records records(redis, proto::keys(cfg.key_prefix));
   auto infra = [](std::string_view what, const error& e) {
     log::error("infrastructure failure", {{"step", what}, {"error", e}});
     return 3;
   };
   if (!job) {
-    auto j = co_await job_from_deployment(store, cfg.input.deployment_id);
+    auto j = co_await job_from_deployment(records, cfg.input.deployment_id);
     if (!j) {
       co_return j.error().is(errc::unavailable) || j.error().is(errc::timeout)
           ? infra("read the deployment", j.error())
@@ -79,15 +79,15 @@ boost::asio::awaitable<int> build(const build_mode_options& cfg, std::optional<p
     d.created_at = state::now_ms();
     // The project appears in the API like any other (an existing record is kept as it is).
     proto::project p{.name = d.project, .git_url = d.git_url, .created_at = d.created_at};
-    if (auto r = co_await store.create_project(p); !r && !r.error().is(errc::conflict)) {
+    if (auto r = co_await records.create_project(p); !r && !r.error().is(errc::conflict)) {
       co_return infra("record the project", r.error());
     }
-    if (auto r = co_await store.record_deployment(d); !r) {
+    if (auto r = co_await records.record_deployment(d); !r) {
       co_return r.error().is(errc::conflict) ? bad_input(r.error().message)
                                              : infra("record the deployment", r.error());
     }
   } else {
-    auto r = co_await store.get_deployment(job->deployment_id);
+    auto r = co_await records.get_deployment(job->deployment_id);
     if (!r) {
       co_return r.error().is(errc::not_found) ? bad_input(r.error().message)
                                               : infra("read the deployment", r.error());
@@ -100,22 +100,22 @@ boost::asio::awaitable<int> build(const build_mode_options& cfg, std::optional<p
   }
 
   // A retried attempt continues the logbook where the last one stopped.
-  auto seq = co_await state::next_log_seq(redis, store.keys(), d.id);
+  auto seq = co_await state::next_log_seq(redis, records.keys(), d.id);
   if (!seq) {
     co_return infra("read the logbook", seq.error());
   }
-  state::log_writer logs(ex, redis, store.keys(), d.id, *seq);
-  auto sink = make_redis_sink(store, logs, d);
+  state::log_writer logs(ex, redis, records.keys(), d.id, *seq);
+  auto sink = make_redis_sink(records, logs, d);
   current = std::make_unique<runner>(*job, opts, storage, *sink);
   if (signaled) {
     current->stop("received a signal");
   }
 
   // Canceled before it started: nothing runs.
-  if (auto c = co_await store.cancel_requested(d.id); c && *c) {
+  if (auto c = co_await records.cancel_requested(d.id); c && *c) {
     current->cancel((*c)->reason.value_or("canceled by request"));
   }
-  cancel_watch watch(ex, store, redis_opts, d.id,
+  cancel_watch watch(ex, records, redis_opts, d.id,
                      [&current](std::string reason) { current->cancel(reason); });
   watch.start();
   auto report = co_await current->run();

@@ -14,7 +14,7 @@
 #include "dp/redis/subscriber.hpp"
 #include "dp/runner/runner.hpp"
 #include "dp/state/logbook.hpp"
-#include "dp/state/store.hpp"
+#include "dp/state/records.hpp"
 
 namespace dp::runner {
 namespace asio = boost::asio;
@@ -43,14 +43,14 @@ auto with_retries(F op) -> decltype(op()) {
 
 class redis_sink final : public build_sink {
  public:
-  redis_sink(state::store& store, state::log_writer& logs, proto::deployment d)
-      : store_(store), logs_(logs), d_(std::move(d)) {}
+  redis_sink(state::records& records, state::log_writer& logs, proto::deployment d)
+      : records_(records), logs_(logs), d_(std::move(d)) {}
 
   void log(proto::log_stream stream, std::string_view line) override { logs_.write(stream, line); }
 
   task<bool> status(proto::deployment_status to, proto::hash_fields fields,
                     std::optional<std::string> error) override {
-    auto r = co_await with_retries([&]() { return store_.transition(d_.id, to, fields, error); });
+    auto r = co_await with_retries([&]() { return records_.transition(d_.id, to, fields, error); });
     if (!r) {
       co_return r.error();
     }
@@ -62,17 +62,17 @@ class redis_sink final : public build_sink {
   }
 
   task<void> set_fields(proto::hash_fields fields) override {
-    co_return co_await with_retries([&]() { return store_.set_fields(d_.id, fields); });
+    co_return co_await with_retries([&]() { return records_.set_fields(d_.id, fields); });
   }
 
   task<void> go_live() override {
-    co_return co_await with_retries([&]() { return store_.go_live(d_); });
+    co_return co_await with_retries([&]() { return records_.go_live(d_); });
   }
 
   task<void> flush() override { co_return co_await logs_.flush(std::chrono::seconds(30)); }
 
  private:
-  state::store& store_;
+  state::records& records_;
   state::log_writer& logs_;
   proto::deployment d_;
 };
@@ -128,17 +128,17 @@ class stream_sink final : public build_sink {
 
 }  // namespace
 
-std::unique_ptr<build_sink> make_redis_sink(state::store& store, state::log_writer& logs,
+std::unique_ptr<build_sink> make_redis_sink(state::records& records, state::log_writer& logs,
                                             proto::deployment d) {
-  return std::make_unique<redis_sink>(store, logs, std::move(d));
+  return std::make_unique<redis_sink>(records, logs, std::move(d));
 }
 
 std::unique_ptr<build_sink> make_stream_sink(int fd, bool json, std::string deployment_id) {
   return std::make_unique<stream_sink>(fd, json, std::move(deployment_id));
 }
 
-task<proto::job> job_from_deployment(state::store& store, std::string_view id) {
-  auto d = co_await store.get_deployment(id);
+task<proto::job> job_from_deployment(state::records& records, std::string_view id) {
+  auto d = co_await records.get_deployment(id);
   if (!d) {
     co_return d.error();
   }
@@ -146,7 +146,7 @@ task<proto::job> job_from_deployment(state::store& store, std::string_view id) {
     co_return make_error(errc::conflict, "deployment {} is already {}", id,
                          proto::to_string(d->status));
   }
-  auto p = co_await store.get_project(d->project);
+  auto p = co_await records.get_project(d->project);
   if (!p) {
     co_return p.error();
   }
@@ -171,9 +171,9 @@ task<proto::job> job_from_deployment(state::store& store, std::string_view id) {
 }
 
 struct cancel_watch::impl {
-  impl(asio::any_io_executor ex, state::store& s, const redis::options& o, std::string id,
+  impl(asio::any_io_executor ex, state::records& s, const redis::options& o, std::string id,
        std::function<void(std::string)> f, std::chrono::milliseconds p)
-      : store(s),
+      : records(s),
         opts(o),
         deployment_id(std::move(id)),
         on_cancel(std::move(f)),
@@ -189,7 +189,7 @@ struct cancel_watch::impl {
     on_cancel(reason.value_or("canceled by request"));
   }
 
-  state::store& store;
+  state::records& records;
   redis::options opts;
   std::string deployment_id;
   std::function<void(std::string)> on_cancel;
@@ -205,7 +205,7 @@ namespace {
 // The durable key: a request made before we subscribed, or lost in a reconnect, is still seen.
 asio::awaitable<void> poll_cancel(std::shared_ptr<cancel_watch::impl> w) {
   while (!w->stopped && !w->fired) {
-    auto r = co_await w->store.cancel_requested(w->deployment_id);
+    auto r = co_await w->records.cancel_requested(w->deployment_id);
     if (r && *r) {
       w->fire((*r)->reason);
     }
@@ -217,7 +217,7 @@ asio::awaitable<void> poll_cancel(std::shared_ptr<cancel_watch::impl> w) {
 
 // The channel: the prompt signal.
 asio::awaitable<void> follow_cancel(std::shared_ptr<cancel_watch::impl> w) {
-  auto channel = w->store.keys().cancel(w->deployment_id);
+  auto channel = w->records.keys().cancel(w->deployment_id);
   if (auto ok = co_await w->sub.subscribe(channel); !ok) {
     co_return;  // the poll still sees the request
   }
@@ -237,12 +237,12 @@ asio::awaitable<void> follow_cancel(std::shared_ptr<cancel_watch::impl> w) {
 
 }  // namespace
 
-cancel_watch::cancel_watch(asio::any_io_executor ex, state::store& store,
+cancel_watch::cancel_watch(asio::any_io_executor ex, state::records& records,
                            const redis::options& opts, std::string deployment_id,
                            std::function<void(std::string)> on_cancel,
                            std::chrono::milliseconds poll)
-    : impl_(std::make_shared<impl>(ex, store, opts, std::move(deployment_id), std::move(on_cancel),
-                                   poll)) {}
+    : impl_(std::make_shared<impl>(ex, records, opts, std::move(deployment_id),
+                                   std::move(on_cancel), poll)) {}
 
 cancel_watch::~cancel_watch() {
   stop();

@@ -22,7 +22,7 @@
 #include "dp/redis/client.hpp"
 #include "dp/redis/subscriber.hpp"
 #include "dp/state/logbook.hpp"
-#include "dp/state/store.hpp"
+#include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
@@ -98,7 +98,7 @@ class Runner : public ::testing::Test {
     dp::redis::options ro;
     dp::config::parse_redis_url(redis_.url(), ro.url);
     dp::redis::client redis(ex, ro);
-    dp::state::store store(redis, dp::proto::keys("t:"));
+    dp::state::records records(redis, dp::proto::keys("t:"));
     auto surl = dp::storage::parse_storage_url(
         c.storage_url.empty() ? "file://" + storage_dir_.path().string() : c.storage_url);
     EXPECT_TRUE(surl);
@@ -114,24 +114,24 @@ class Runner : public ::testing::Test {
     p.mode = c.serve_mode;
     p.env = c.env;
     p.created_at = dp::state::now_ms();
-    EXPECT_TRUE(co_await store.create_project(p));
+    EXPECT_TRUE(co_await records.create_project(p));
     dp::proto::deployment d;
     d.id = dp::new_deployment_id();
     d.project = p.name;
     d.git_url = url;
     d.created_at = dp::state::now_ms();
     auto job = dp::proto::job{};
-    EXPECT_TRUE(co_await store.create_deployment(d, job));
+    EXPECT_TRUE(co_await records.create_deployment(d, job));
     if (c.previous_alias) {
-      EXPECT_TRUE(co_await store.set_alias(p.name, p.name, *c.previous_alias));
+      EXPECT_TRUE(co_await records.set_alias(p.name, p.name, *c.previous_alias));
     }
-    auto j = co_await dp::runner::job_from_deployment(store, d.id);
+    auto j = co_await dp::runner::job_from_deployment(records, d.id);
     EXPECT_TRUE(j);
     j->timeout_s = c.timeout_s;
 
     // Every status event, in the order Redis published them.
     dp::redis::subscriber events(ex, ro);
-    EXPECT_TRUE(co_await events.subscribe(store.keys().events_channel()));
+    EXPECT_TRUE(co_await events.subscribe(records.keys().events_channel()));
     asio::co_spawn(
         ex,
         [&]() -> asio::awaitable<void> {
@@ -147,13 +147,13 @@ class Runner : public ::testing::Test {
         },
         asio::detached);
 
-    dp::state::log_writer logs(ex, redis, store.keys(), d.id, 1, {.max_len = 1'000'000});
-    auto sink = dp::runner::make_redis_sink(store, logs, d);
+    dp::state::log_writer logs(ex, redis, records.keys(), d.id, 1, {.max_len = 1'000'000});
+    auto sink = dp::runner::make_redis_sink(records, logs, d);
     dp::runner::runner_options o;
     o.allowed_git_protocols = {"file"};
     o.work_root = work_.path();
     dp::runner::runner r(*j, o, **storage, *sink);
-    dp::runner::cancel_watch watch(ex, store, ro, d.id,
+    dp::runner::cancel_watch watch(ex, records, ro, d.id,
                                    [&](std::string reason) { r.cancel(std::move(reason)); });
     watch.start();
 
@@ -164,7 +164,7 @@ class Runner : public ::testing::Test {
           [&]() -> asio::awaitable<void> {
             asio::steady_timer t(ex);
             for (int i = 0; i < 600; ++i) {
-              auto cur = co_await store.get_deployment(d.id);
+              auto cur = co_await records.get_deployment(d.id);
               if (cur && cur->status == deployment_status::building) {
                 break;
               }
@@ -174,7 +174,7 @@ class Runner : public ::testing::Test {
             t.expires_after(*c.cancel_after_building);
             co_await t.async_wait(asio::use_awaitable);
             dp::proto::cancel_request req{d.id, dp::state::now_ms(), "user asked"};
-            EXPECT_TRUE(co_await store.request_cancel(req));
+            EXPECT_TRUE(co_await records.request_cancel(req));
           },
           asio::detached);
     }
@@ -186,13 +186,13 @@ class Runner : public ::testing::Test {
     co_await t.async_wait(asio::use_awaitable);
     events.close();
 
-    auto rec = co_await store.get_deployment(d.id);
+    auto rec = co_await records.get_deployment(d.id);
     EXPECT_TRUE(rec);
     out.record = *rec;
-    auto book = co_await dp::state::read_logbook(redis, store.keys(), d.id, 0, 1'000'000);
+    auto book = co_await dp::state::read_logbook(redis, records.keys(), d.id, 0, 1'000'000);
     EXPECT_TRUE(book);
     out.logs = std::move(*book);
-    auto alias = co_await store.resolve_alias(p.name);
+    auto alias = co_await records.resolve_alias(p.name);
     EXPECT_TRUE(alias);
     out.production = *alias;
     redis.close();

@@ -12,7 +12,7 @@
 #include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/redis/client.hpp"
-#include "dp/state/store.hpp"
+#include "dp/state/records.hpp"
 
 namespace dp::state {
 

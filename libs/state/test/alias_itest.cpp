@@ -4,7 +4,7 @@
 
 #include "dp/core/id.hpp"
 #include "dp/redis/client.hpp"
-#include "dp/state/store.hpp"
+#include "dp/state/records.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
 #include "dp/test/options.hpp"
@@ -13,13 +13,13 @@ namespace {
 
 namespace asio = boost::asio;
 
-// Runs `body` with a store on `server`, closing the client after.
+// Runs `body` with the records of `server`, closing the client after.
 template <class F>
 void run_async(const dp::test::redis_server& server, F body) {
   dp::test::run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     dp::redis::client redis(ex, dp::test::redis_options(server));
-    dp::state::store store(redis, dp::proto::keys("t:"));
-    co_await body(store, redis);
+    dp::state::records records(redis, dp::proto::keys("t:"));
+    co_await body(records, redis);
     redis.close();
   });
 }
@@ -41,7 +41,7 @@ dp::proto::deployment make_deployment(const std::string& project) {
   return d;
 }
 
-asio::awaitable<std::optional<std::string>> resolve(dp::state::store& s, const std::string& l) {
+asio::awaitable<std::optional<std::string>> resolve(dp::state::records& s, const std::string& l) {
   auto r = co_await s.resolve_alias(l);
   co_return r ? *r : std::nullopt;
 }
@@ -60,19 +60,19 @@ struct legacy_collision {
   dp::proto::deployment other;
 };
 
-asio::awaitable<legacy_collision> make_collision(dp::state::store& store,
+asio::awaitable<legacy_collision> make_collision(dp::state::records& records,
                                                  dp::redis::client& redis) {
   legacy_collision c;
   c.shop = make_deployment("shop");
-  EXPECT_TRUE(co_await store.record_deployment(c.shop));
+  EXPECT_TRUE(co_await records.record_deployment(c.shop));
   c.label = "shop-" + std::string(dp::short_id(c.shop.id));
-  co_await set(redis, store.keys().alias(c.label), c.shop.id);
-  std::vector<std::vector<std::string>> cmds{{"HSET", store.keys().project(c.label), "git_url",
+  co_await set(redis, records.keys().alias(c.label), c.shop.id);
+  std::vector<std::vector<std::string>> cmds{{"HSET", records.keys().project(c.label), "git_url",
                                               "https://example.com/o.git", "created_at", "1"},
-                                             {"SADD", store.keys().projects(), c.label}};
+                                             {"SADD", records.keys().projects(), c.label}};
   EXPECT_TRUE(co_await redis.pipeline(std::move(cmds)));
   c.other = make_deployment(c.label);
-  EXPECT_TRUE(co_await store.record_deployment(c.other));
+  EXPECT_TRUE(co_await records.record_deployment(c.other));
   co_return c;
 }
 
@@ -82,87 +82,87 @@ class aliases : public ::testing::Test {
 };
 
 TEST_F(aliases, new_immutable_aliases_use_a_double_hyphen) {
-  run_async(server_, [](dp::state::store& store, dp::redis::client&) -> asio::awaitable<void> {
+  run_async(server_, [](dp::state::records& records, dp::redis::client&) -> asio::awaitable<void> {
     auto d = make_deployment("shop");
-    EXPECT_TRUE(co_await store.record_deployment(d));
+    EXPECT_TRUE(co_await records.record_deployment(d));
     CO_ASSERT_TRUE(d.alias);
     EXPECT_EQ(*d.alias, "shop--" + std::string(dp::short_id(d.id)));
     EXPECT_EQ(*d.alias, dp::immutable_alias("shop", d.id));
-    EXPECT_EQ(co_await resolve(store, *d.alias), d.id);
+    EXPECT_EQ(co_await resolve(records, *d.alias), d.id);
   });
 }
 
 TEST_F(aliases, create_project_refuses_a_name_that_is_an_alias) {
-  run_async(server_,
-            [](dp::state::store& store, dp::redis::client& redis) -> asio::awaitable<void> {
-              auto d = make_deployment("shop");
-              EXPECT_TRUE(co_await store.record_deployment(d));
-              std::string old_label = "shop-" + std::string(dp::short_id(d.id));
-              co_await set(redis, store.keys().alias(old_label), d.id);
-              auto r = co_await store.create_project(make_project(old_label));
-              CO_ASSERT_TRUE(!r);
-              EXPECT_TRUE(r.error().is(dp::errc::conflict));
-              EXPECT_NE(r.error().message.find("URL"), std::string::npos) << r.error().message;
-              EXPECT_TRUE((co_await store.get_project(old_label)).error().is(dp::errc::not_found));
-            });
+  run_async(
+      server_, [](dp::state::records& records, dp::redis::client& redis) -> asio::awaitable<void> {
+        auto d = make_deployment("shop");
+        EXPECT_TRUE(co_await records.record_deployment(d));
+        std::string old_label = "shop-" + std::string(dp::short_id(d.id));
+        co_await set(redis, records.keys().alias(old_label), d.id);
+        auto r = co_await records.create_project(make_project(old_label));
+        CO_ASSERT_TRUE(!r);
+        EXPECT_TRUE(r.error().is(dp::errc::conflict));
+        EXPECT_NE(r.error().message.find("URL"), std::string::npos) << r.error().message;
+        EXPECT_TRUE((co_await records.get_project(old_label)).error().is(dp::errc::not_found));
+      });
 }
 
 TEST_F(aliases, go_live_of_another_project_leaves_the_alias_alone) {
   run_async(server_,
-            [](dp::state::store& store, dp::redis::client& redis) -> asio::awaitable<void> {
-              auto c = co_await make_collision(store, redis);
+            [](dp::state::records& records, dp::redis::client& redis) -> asio::awaitable<void> {
+              auto c = co_await make_collision(records, redis);
               // The other project's build goes live: its production alias is shop's immutable one.
-              auto r = co_await store.go_live(c.other);
+              auto r = co_await records.go_live(c.other);
               EXPECT_FALSE(r);
               EXPECT_TRUE(!r && r.error().is(dp::errc::conflict));
-              EXPECT_EQ(co_await resolve(store, c.label), c.shop.id);
+              EXPECT_EQ(co_await resolve(records, c.label), c.shop.id);
               // Its own immutable alias is set all the same.
-              EXPECT_EQ(co_await resolve(store, *c.other.alias), c.other.id);
+              EXPECT_EQ(co_await resolve(records, *c.other.alias), c.other.id);
             });
 }
 
 TEST_F(aliases, set_alias_of_another_project_is_refused) {
   run_async(server_,
-            [](dp::state::store& store, dp::redis::client& redis) -> asio::awaitable<void> {
-              auto c = co_await make_collision(store, redis);
-              auto r = co_await store.set_alias(c.label, c.label, c.other.id);
+            [](dp::state::records& records, dp::redis::client& redis) -> asio::awaitable<void> {
+              auto c = co_await make_collision(records, redis);
+              auto r = co_await records.set_alias(c.label, c.label, c.other.id);
               CO_ASSERT_TRUE(!r);
               EXPECT_TRUE(r.error().is(dp::errc::conflict));
-              EXPECT_EQ(co_await resolve(store, c.label), c.shop.id);
+              EXPECT_EQ(co_await resolve(records, c.label), c.shop.id);
               // shop's own production alias is free to move.
-              EXPECT_TRUE(co_await store.set_alias("shop", "shop", c.shop.id));
-              EXPECT_EQ(co_await resolve(store, "shop"), c.shop.id);
+              EXPECT_TRUE(co_await records.set_alias("shop", "shop", c.shop.id));
+              EXPECT_EQ(co_await resolve(records, "shop"), c.shop.id);
             });
 }
 
 TEST_F(aliases, delete_project_leaves_another_projects_alias) {
   run_async(server_,
-            [](dp::state::store& store, dp::redis::client& redis) -> asio::awaitable<void> {
-              auto c = co_await make_collision(store, redis);
-              EXPECT_TRUE(co_await store.delete_deployment(c.other));
-              EXPECT_TRUE(co_await store.delete_project(c.label));
-              EXPECT_EQ(co_await resolve(store, c.label), c.shop.id);
+            [](dp::state::records& records, dp::redis::client& redis) -> asio::awaitable<void> {
+              auto c = co_await make_collision(records, redis);
+              EXPECT_TRUE(co_await records.delete_deployment(c.other));
+              EXPECT_TRUE(co_await records.delete_project(c.label));
+              EXPECT_EQ(co_await resolve(records, c.label), c.shop.id);
               // A project's own production alias still goes with it.
               auto blog = make_deployment("blog");
-              EXPECT_TRUE(co_await store.record_deployment(blog));
-              EXPECT_TRUE(co_await store.set_alias("blog", "blog", blog.id));
-              EXPECT_TRUE(co_await store.delete_deployment(blog));
-              EXPECT_TRUE(co_await store.delete_project("blog"));
-              EXPECT_EQ(co_await resolve(store, "blog"), std::nullopt);
+              EXPECT_TRUE(co_await records.record_deployment(blog));
+              EXPECT_TRUE(co_await records.set_alias("blog", "blog", blog.id));
+              EXPECT_TRUE(co_await records.delete_deployment(blog));
+              EXPECT_TRUE(co_await records.delete_project("blog"));
+              EXPECT_EQ(co_await resolve(records, "blog"), std::nullopt);
             });
 }
 
 TEST_F(aliases, delete_deployment_removes_only_an_alias_that_points_at_it) {
   run_async(server_,
-            [](dp::state::store& store, dp::redis::client& redis) -> asio::awaitable<void> {
-              auto c = co_await make_collision(store, redis);
+            [](dp::state::records& records, dp::redis::client& redis) -> asio::awaitable<void> {
+              auto c = co_await make_collision(records, redis);
               // A record whose alias field names shop's label (written by hand, or by an old bug).
               auto forged = c.other;
               forged.alias = c.label;
-              EXPECT_TRUE(co_await store.delete_deployment(forged));
-              EXPECT_EQ(co_await resolve(store, c.label), c.shop.id);
-              EXPECT_TRUE(co_await store.delete_deployment(c.shop));
-              EXPECT_EQ(co_await resolve(store, *c.shop.alias), std::nullopt);
+              EXPECT_TRUE(co_await records.delete_deployment(forged));
+              EXPECT_EQ(co_await resolve(records, c.label), c.shop.id);
+              EXPECT_TRUE(co_await records.delete_deployment(c.shop));
+              EXPECT_EQ(co_await resolve(records, *c.shop.alias), std::nullopt);
             });
 }
 

@@ -12,7 +12,7 @@
 #include "dp/redis/client.hpp"
 #include "dp/redis/subscriber.hpp"
 #include "dp/state/logbook.hpp"
-#include "dp/state/store.hpp"
+#include "dp/state/records.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
 #include "dp/test/options.hpp"
@@ -58,26 +58,26 @@ class state_test : public ::testing::Test {
 TEST_F(state_test, projects) {
   run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     dp::redis::client redis(ex, dp::test::redis_options(server_));
-    dp::state::store store(redis, dp::proto::keys("t:"));
+    dp::state::records records(redis, dp::proto::keys("t:"));
     auto p = make_project("shop");
-    EXPECT_TRUE(co_await store.create_project(p));
-    auto dup = co_await store.create_project(p);
+    EXPECT_TRUE(co_await records.create_project(p));
+    auto dup = co_await records.create_project(p);
     CO_ASSERT_TRUE(!dup);
     EXPECT_TRUE(dup.error().is(dp::errc::conflict));
-    auto got = co_await store.get_project("shop");
+    auto got = co_await records.get_project("shop");
     CO_ASSERT_TRUE(got);
     EXPECT_EQ(*got, p);
     p.build_command.reset();
     p.env.clear();
-    EXPECT_TRUE(co_await store.save_project(p));
-    got = co_await store.get_project("shop");
+    EXPECT_TRUE(co_await records.save_project(p));
+    got = co_await records.get_project("shop");
     CO_ASSERT_TRUE(got);
     EXPECT_EQ(*got, p);  // the removed command is gone, not left behind
-    EXPECT_TRUE(co_await store.create_project(make_project("blog")));
-    auto names = co_await store.project_names();
+    EXPECT_TRUE(co_await records.create_project(make_project("blog")));
+    auto names = co_await records.project_names();
     EXPECT_EQ(*names, (std::vector<std::string>{"blog", "shop"}));
-    EXPECT_TRUE(co_await store.delete_project("shop"));
-    auto gone = co_await store.get_project("shop");
+    EXPECT_TRUE(co_await records.delete_project("shop"));
+    auto gone = co_await records.get_project("shop");
     EXPECT_TRUE(gone.error().is(dp::errc::not_found));
   });
 }
@@ -89,26 +89,26 @@ TEST_F(state_test, deployment_lifecycle_and_events) {
     dp::proto::keys keys("t:");
     const std::vector<std::string> channels{keys.events_channel()};
     EXPECT_TRUE(co_await events.subscribe(channels));
-    dp::state::store store(redis, keys);
+    dp::state::records records(redis, keys);
     auto [d, j] = make_deployment("shop");
-    EXPECT_TRUE(co_await store.create_deployment(d, j));
+    EXPECT_TRUE(co_await records.create_deployment(d, j));
     CO_ASSERT_TRUE(d.alias);
     EXPECT_EQ(*d.alias, "shop--" + std::string(dp::short_id(d.id)));
-    EXPECT_EQ(*co_await store.queue_length(), 1);
-    EXPECT_EQ(**co_await store.resolve_alias(*d.alias), d.id);
+    EXPECT_EQ(*co_await records.queue_length(), 1);
+    EXPECT_EQ(**co_await records.resolve_alias(*d.alias), d.id);
 
     const dp::proto::hash_fields started{{"started_at", "1"}};
-    auto t = co_await store.transition(d.id, deployment_status::cloning, started);
+    auto t = co_await records.transition(d.id, deployment_status::cloning, started);
     CO_ASSERT_TRUE(t);
     EXPECT_TRUE(t->applied);
     EXPECT_EQ(t->previous, deployment_status::queued);
-    t = co_await store.transition(d.id, deployment_status::ready);
+    t = co_await records.transition(d.id, deployment_status::ready);
     EXPECT_TRUE(t->applied);
     // Final states are never left.
-    t = co_await store.transition(d.id, deployment_status::canceled, {}, "too late");
+    t = co_await records.transition(d.id, deployment_status::canceled, {}, "too late");
     EXPECT_FALSE(t->applied);
     EXPECT_EQ(t->previous, deployment_status::ready);
-    auto got = co_await store.get_deployment(d.id);
+    auto got = co_await records.get_deployment(d.id);
     CO_ASSERT_TRUE(got);
     EXPECT_EQ(got->status, deployment_status::ready);
     EXPECT_EQ(got->started_at, 1);
@@ -125,7 +125,7 @@ TEST_F(state_test, deployment_lifecycle_and_events) {
       EXPECT_EQ(e->project, "shop");
       EXPECT_EQ(e->deployment_id, d.id);
     }
-    auto missing = co_await store.transition(dp::new_deployment_id(), deployment_status::failed);
+    auto missing = co_await records.transition(dp::new_deployment_id(), deployment_status::failed);
     EXPECT_TRUE(missing.error().is(dp::errc::not_found));
   });
 }
@@ -133,48 +133,48 @@ TEST_F(state_test, deployment_lifecycle_and_events) {
 TEST_F(state_test, go_live_never_moves_production_backwards) {
   run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     dp::redis::client redis(ex, dp::test::redis_options(server_));
-    dp::state::store store(redis, dp::proto::keys("t:"));
+    dp::state::records records(redis, dp::proto::keys("t:"));
     auto [older, j1] = make_deployment("shop");
     auto [newer, j2] = make_deployment("shop");
-    EXPECT_TRUE(co_await store.create_deployment(older, j1));
-    EXPECT_TRUE(co_await store.create_deployment(newer, j2));
-    EXPECT_TRUE(co_await store.go_live(newer));
-    EXPECT_EQ(**co_await store.resolve_alias("shop"), newer.id);
-    EXPECT_TRUE(co_await store.go_live(older));  // finished late
-    EXPECT_EQ(**co_await store.resolve_alias("shop"), newer.id);
-    EXPECT_EQ(**co_await store.resolve_alias(*older.alias), older.id);
+    EXPECT_TRUE(co_await records.create_deployment(older, j1));
+    EXPECT_TRUE(co_await records.create_deployment(newer, j2));
+    EXPECT_TRUE(co_await records.go_live(newer));
+    EXPECT_EQ(**co_await records.resolve_alias("shop"), newer.id);
+    EXPECT_TRUE(co_await records.go_live(older));  // finished late
+    EXPECT_EQ(**co_await records.resolve_alias("shop"), newer.id);
+    EXPECT_EQ(**co_await records.resolve_alias(*older.alias), older.id);
     // A rollback is explicit.
-    EXPECT_TRUE(co_await store.set_alias("shop", "shop", older.id));
-    EXPECT_EQ(**co_await store.resolve_alias("shop"), older.id);
-    auto ids = co_await store.deployment_ids("shop", 0, 10);
+    EXPECT_TRUE(co_await records.set_alias("shop", "shop", older.id));
+    EXPECT_EQ(**co_await records.resolve_alias("shop"), older.id);
+    auto ids = co_await records.deployment_ids("shop", 0, 10);
     EXPECT_EQ(*ids, (std::vector<std::string>{newer.id, older.id}));
-    EXPECT_TRUE(co_await store.delete_deployment(older));
-    EXPECT_FALSE(*co_await store.resolve_alias(*older.alias));
-    EXPECT_EQ(*co_await store.deployment_count("shop"), 1);
+    EXPECT_TRUE(co_await records.delete_deployment(older));
+    EXPECT_FALSE(*co_await records.resolve_alias(*older.alias));
+    EXPECT_EQ(*co_await records.deployment_count("shop"), 1);
   });
 }
 
 TEST_F(state_test, cancel_and_requeue) {
   run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     dp::redis::client redis(ex, dp::test::redis_options(server_));
-    dp::state::store store(redis, dp::proto::keys("t:"));
+    dp::state::records records(redis, dp::proto::keys("t:"));
     auto [queued, j1] = make_deployment("shop");
     auto [running, j2] = make_deployment("shop");
-    EXPECT_TRUE(co_await store.create_deployment(queued, j1));
-    EXPECT_TRUE(co_await store.create_deployment(running, j2));
-    EXPECT_TRUE((co_await store.transition(running.id, deployment_status::building))->applied);
+    EXPECT_TRUE(co_await records.create_deployment(queued, j1));
+    EXPECT_TRUE(co_await records.create_deployment(running, j2));
+    EXPECT_TRUE((co_await records.transition(running.id, deployment_status::building))->applied);
 
     // Queued: canceled at once. Running: a durable request for the worker.
     const dp::proto::cancel_request by_test{queued.id, 1, "by test"};
-    auto c1 = co_await store.request_cancel(by_test);
+    auto c1 = co_await records.request_cancel(by_test);
     EXPECT_TRUE(c1->applied);
-    EXPECT_EQ((co_await store.get_deployment(queued.id))->error, "by test");
-    EXPECT_FALSE(*co_await store.cancel_requested(queued.id));
+    EXPECT_EQ((co_await records.get_deployment(queued.id))->error, "by test");
+    EXPECT_FALSE(*co_await records.cancel_requested(queued.id));
     const dp::proto::cancel_request stop{running.id, 2, "stop"};
-    auto c2 = co_await store.request_cancel(stop);
+    auto c2 = co_await records.request_cancel(stop);
     EXPECT_FALSE(c2->applied);
     EXPECT_EQ(c2->previous, deployment_status::building);
-    auto req = co_await store.cancel_requested(running.id);
+    auto req = co_await records.cancel_requested(running.id);
     CO_ASSERT_TRUE(*req);
     EXPECT_EQ((*req)->reason, "stop");
 
@@ -185,19 +185,19 @@ TEST_F(state_test, cancel_and_requeue) {
     EXPECT_TRUE(co_await redis.exec(push_taken));
     auto next = j2;
     next.attempt = 2;
-    auto r = co_await store.requeue(taken, next);
+    auto r = co_await records.requeue(taken, next);
     EXPECT_TRUE(r->applied);
-    auto d = co_await store.get_deployment(running.id);
+    auto d = co_await records.get_deployment(running.id);
     EXPECT_EQ(d->status, deployment_status::queued);
     EXPECT_EQ(d->attempt, 2);
     EXPECT_EQ((co_await redis.exec(processing_length))->as_integer(), 0);
     // A final deployment is not requeued, and its job still leaves processing.
     EXPECT_TRUE(co_await redis.exec(push_taken));
-    auto q = co_await store.requeue(taken, next);
+    auto q = co_await records.requeue(taken, next);
     EXPECT_TRUE(q->applied);  // queued is not final: it may be requeued again
-    EXPECT_TRUE((co_await store.transition(running.id, deployment_status::failed))->applied);
+    EXPECT_TRUE((co_await records.transition(running.id, deployment_status::failed))->applied);
     EXPECT_TRUE(co_await redis.exec(push_taken));
-    auto f = co_await store.requeue(taken, next);
+    auto f = co_await records.requeue(taken, next);
     EXPECT_FALSE(f->applied);
     EXPECT_EQ((co_await redis.exec(processing_length))->as_integer(), 0);
   });

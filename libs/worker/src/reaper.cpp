@@ -33,7 +33,7 @@ asio::awaitable<void> worker::impl::clean_up() {
     if (holder == opts.id) {
       co_return jobs.contains(deployment);
     }
-    auto r = co_await redis.exec("GET", store.keys().lease(deployment));
+    auto r = co_await redis.exec("GET", records.keys().lease(deployment));
     // When Redis cannot tell, keep the build: removing a live one is worse than waiting.
     co_return !r || r->as_string() == holder;
   };
@@ -91,7 +91,7 @@ asio::awaitable<void> worker::impl::recover(const proto::job& job, const std::st
   if (job.attempt < opts.max_attempts) {
     auto next = job;
     ++next.attempt;
-    auto r = co_await store.requeue(text, next);
+    auto r = co_await records.requeue(text, next);
     if (!r) {
       dp::log::error("cannot re-queue a lost job", {{"deployment", id}, {"error", r.error()}});
       co_return;
@@ -103,7 +103,7 @@ asio::awaitable<void> worker::impl::recover(const proto::job& job, const std::st
     co_return;
   }
   auto error = fmt::format("worker lost; giving up after {} attempts", job.attempt);
-  auto t = co_await store.transition(id, deployment_status::failed, {}, error);
+  auto t = co_await records.transition(id, deployment_status::failed, {}, error);
   if (!t && !t.error().is(errc::not_found)) {
     dp::log::error("cannot fail a lost job", {{"deployment", id}, {"error", t.error()}});
     co_return;

@@ -51,13 +51,13 @@ std::string default_worker_id() {
 // ---- the job's logbook and letting go ----
 
 asio::awaitable<void> worker::impl::note(const std::string& id, std::string line) {
-  auto seq = co_await state::next_log_seq(redis, store.keys(), id);
+  auto seq = co_await state::next_log_seq(redis, records.keys(), id);
   if (!seq) {
     dp::log::warn("cannot write to the logbook",
                   {{"deployment", id}, {"line", line}, {"error", seq.error()}});
     co_return;
   }
-  state::log_writer w(ex, redis, store.keys(), id, *seq);
+  state::log_writer w(ex, redis, records.keys(), id, *seq);
   w.write(proto::log_stream::system, line);
   if (auto ok = co_await w.flush(std::chrono::seconds(5)); !ok) {
     dp::log::warn("cannot write to the logbook",
@@ -196,7 +196,7 @@ asio::awaitable<void> worker::impl::handle(std::string text) {
 
 asio::awaitable<void> worker::impl::requeue(const held_job& h, const requeue_plan& plan) {
   const auto& id = h.job.deployment_id;
-  auto r = co_await store.requeue(h.text, plan.job);
+  auto r = co_await records.requeue(h.text, plan.job);
   co_await release(id, opts.id);
   if (!r) {
     dp::log::error("cannot hand the job back; the reaper will",
@@ -217,7 +217,7 @@ asio::awaitable<dp::result<bool>> worker::impl::prepare(held_job& h) {
     if (h.why != stop_reason::none) {
       co_return true;
     }
-    auto d = co_await store.get_deployment(id);
+    auto d = co_await records.get_deployment(id);
     if (!d && d.error().is(errc::not_found)) {
       dp::log::warn("dropping a job whose deployment is gone", {{"deployment", id}});
       co_await finish(id, h.text, opts.id);
@@ -238,7 +238,7 @@ asio::awaitable<dp::result<bool>> worker::impl::prepare(held_job& h) {
     }
     if (*newer) {
       auto why = "superseded by " + **newer;
-      auto t = co_await store.transition(id, deployment_status::canceled, {}, why);
+      auto t = co_await records.transition(id, deployment_status::canceled, {}, why);
       if (!t) {
         co_return t.error();
       }
@@ -254,7 +254,7 @@ asio::awaitable<dp::result<bool>> worker::impl::prepare(held_job& h) {
     if (*locked) {
       h.locked = true;
       // The durable cancel request, in case its message came before we listened.
-      auto c = co_await store.cancel_requested(id);
+      auto c = co_await records.cancel_requested(id);
       if (c && *c) {
         request_stop(h, stop_reason::canceled, (*c)->reason.value_or("canceled"));
       }
@@ -280,7 +280,7 @@ asio::awaitable<std::optional<requeue_plan>> worker::impl::conclude(
       co_return requeue_plan{h.job, "job handed back to the queue",
                              "worker stopping; build handed back to the queue"};
     case stop_reason::canceled: {
-      auto t = co_await store.transition(id, deployment_status::canceled, {}, h.cancel_reason);
+      auto t = co_await records.transition(id, deployment_status::canceled, {}, h.cancel_reason);
       if (!t) {
         dp::log::error("cannot record the cancel", {{"deployment", id}, {"error", t.error()}});
         co_return std::nullopt;  // the lease expires and the reaper takes over
@@ -292,7 +292,7 @@ asio::awaitable<std::optional<requeue_plan>> worker::impl::conclude(
     case stop_reason::none:
       break;
   }
-  auto d = co_await store.get_deployment(id);
+  auto d = co_await records.get_deployment(id);
   if (!d) {
     dp::log::error("cannot read the deployment after its build; the reaper will decide",
                    {{"deployment", id}, {"error", d.error()}});
@@ -321,7 +321,7 @@ asio::awaitable<std::optional<requeue_plan>> worker::impl::conclude(
     error += fmt::format(" (giving up after {} attempts)", h.job.attempt);
   }
   co_await note(id, error);
-  auto t = co_await store.transition(id, deployment_status::failed, {}, error);
+  auto t = co_await records.transition(id, deployment_status::failed, {}, error);
   if (!t) {
     dp::log::error("cannot record the failure", {{"deployment", id}, {"error", t.error()}});
     co_return std::nullopt;
@@ -365,7 +365,7 @@ asio::awaitable<void> worker::impl::heartbeat(std::shared_ptr<held_job> h) {
         dp::log::warn("project lock taken by another holder", {{"deployment", id}});
       }
     }
-    auto c = co_await store.cancel_requested(id);
+    auto c = co_await records.cancel_requested(id);
     if (c && *c && !h->done) {
       request_stop(*h, stop_reason::canceled, (*c)->reason.value_or("canceled"));
     }
@@ -375,8 +375,8 @@ asio::awaitable<void> worker::impl::heartbeat(std::shared_ptr<held_job> h) {
 // ---- cancel requests ----
 
 asio::awaitable<void> worker::impl::follow_cancels() {
-  const auto prefix = store.keys().cancel("");
-  auto subscribed = co_await cancels.psubscribe(store.keys().cancel_pattern());
+  const auto prefix = records.keys().cancel("");
+  auto subscribed = co_await cancels.psubscribe(records.keys().cancel_pattern());
   if (!subscribed) {
     // It stays requested and is renewed when the connection is back; keys still work.
     dp::log::warn("cannot subscribe to cancel requests yet", {{"error", subscribed.error()}});

@@ -17,7 +17,7 @@
 #include "dp/redis/client.hpp"
 #include "dp/redis/subscriber.hpp"
 #include "dp/state/queue.hpp"
-#include "dp/state/store.hpp"
+#include "dp/state/records.hpp"
 #include "dp/worker/launcher.hpp"
 #include "dp/worker/worker.hpp"
 
@@ -61,7 +61,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         redis(e, ro),
         blocking(e, ro),
         cancels(e, ro),
-        store(redis, k),
+        records(redis, k),
         queue(redis, k),
         launch(l),
         wake(e),
@@ -79,7 +79,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
   redis::client redis;
   redis::client blocking;  // BLMOVE holds its connection
   redis::subscriber cancels;
-  state::store store;
+  state::records records;
   state::queue queue;
   launcher& launch;
   std::map<std::string, std::shared_ptr<held_job>> jobs;  // by deployment id

@@ -85,12 +85,12 @@ class DockerEngine : public ::testing::Test {
   // A queued deployment of `git_url`. Returns its job.
   dp::proto::job enqueue(const std::string& git_url) {
     return run_sync<dp::proto::job>(
-        redis_, [&](dp::state::store& store) -> asio::awaitable<dp::proto::job> {
+        redis_, [&](dp::state::records& records) -> asio::awaitable<dp::proto::job> {
           dp::proto::project p;
           p.name = "site";
           p.git_url = git_url;
           p.created_at = dp::state::now_ms();
-          auto made = co_await store.create_project(p);
+          auto made = co_await records.create_project(p);
           EXPECT_TRUE(made) << (made ? "" : made.error().message);
           dp::proto::deployment d;
           d.id = dp::new_deployment_id();
@@ -104,7 +104,7 @@ class DockerEngine : public ::testing::Test {
           j.timeout_s = 600;
           j.attempt = 1;
           j.enqueued_at = d.created_at;
-          auto ok = co_await store.create_deployment(d, j);
+          auto ok = co_await records.create_deployment(d, j);
           EXPECT_TRUE(ok) << (ok ? "" : ok.error().message);
           co_return j;
         });

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Stands in for `build-runner build --deployment <id>` in the worker's tests and benchmark: it
 # moves the deployment through building to ready with the same check-and-set rule as
-# dp::state::store (a final status is never left), and records what a test needs to check:
+# dp::state::records (a final status is never left), and records what a test needs to check:
 #   <prefix>fake:started:<id>  list of start times (ms), one per run
 #   <prefix>fake:overlap       incremented when a run starts while another run of the same
 #                              deployment is still alive (it must never happen)

@@ -41,9 +41,9 @@ TEST(worker_test, cancel_stops_a_running_build) {
   threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)),
                     fast_options());
   ASSERT_TRUE(eventually([&] { return has_status(server, id, "building"); }));
-  run_sync<bool>(server, [&](dp::state::store& store) -> asio::awaitable<bool> {
+  run_sync<bool>(server, [&](dp::state::records& records) -> asio::awaitable<bool> {
     const dp::proto::cancel_request req{id, dp::state::now_ms(), "changed my mind"};
-    auto r = co_await store.request_cancel(req);
+    auto r = co_await records.request_cancel(req);
     co_return r.has_value();
   });
   ASSERT_TRUE(eventually([&] { return has_status(server, id, "canceled"); }));
@@ -68,9 +68,9 @@ TEST(worker_test, newer_build_supersedes_an_older_queued_one) {
 TEST(worker_test, a_final_deployment_is_dropped_without_running) {
   redis_server server;
   auto id = enqueue(server, "shop");
-  run_sync<bool>(server, [&](dp::state::store& store) -> asio::awaitable<bool> {
+  run_sync<bool>(server, [&](dp::state::records& records) -> asio::awaitable<bool> {
     const dp::proto::cancel_request req{id, dp::state::now_ms(), "no"};
-    co_return (co_await store.request_cancel(req)).has_value();
+    co_return (co_await records.request_cancel(req)).has_value();
   });
   threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)),
                     fast_options());

@@ -15,7 +15,7 @@
 
 #include "dp/core/id.hpp"
 #include "dp/redis/client.hpp"
-#include "dp/state/store.hpp"
+#include "dp/state/records.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
 #include "dp/test/options.hpp"
@@ -37,16 +37,16 @@ inline redis::options options_for(const test::redis_server& server) {
   return o;
 }
 
-// Runs `body` with a store on `server` and returns what it returns.
+// Runs `body` with the records of `server` and returns what it returns.
 template <class T>
 T run_sync(const test::redis_server& server,
-           std::function<asio::awaitable<T>(state::store&)> body) {
+           std::function<asio::awaitable<T>(state::records&)> body) {
   asio::io_context ioc;
   redis::client redis(ioc.get_executor(), options_for(server));
-  state::store store(redis, proto::keys(prefix));
+  state::records records(redis, proto::keys(prefix));
   // The client's connection keeps the io_context busy: close it when the body is done.
   return test::run_async(ioc, [&]() -> asio::awaitable<T> {
-    T out = co_await body(store);
+    T out = co_await body(records);
     redis.close();
     co_return out;
   }());
@@ -55,28 +55,29 @@ T run_sync(const test::redis_server& server,
 // A queued deployment of `project`, its job on the queue. Returns its id.
 inline std::string enqueue(const test::redis_server& server, const std::string& project,
                            int64_t timeout_s = 60) {
-  return run_sync<std::string>(server, [&](state::store& store) -> asio::awaitable<std::string> {
-    proto::deployment d;
-    d.id = new_deployment_id();
-    d.project = project;
-    d.git_url = "https://example.com/" + project + ".git";
-    d.created_at = state::now_ms();
-    proto::job j;
-    j.deployment_id = d.id;
-    j.project = project;
-    j.git_url = d.git_url;
-    j.timeout_s = timeout_s;
-    j.enqueued_at = d.created_at;
-    auto ok = co_await store.create_deployment(d, j);
-    EXPECT_TRUE(ok) << (ok ? "" : ok.error().message);
-    co_return d.id;
-  });
+  return run_sync<std::string>(server,
+                               [&](state::records& records) -> asio::awaitable<std::string> {
+                                 proto::deployment d;
+                                 d.id = new_deployment_id();
+                                 d.project = project;
+                                 d.git_url = "https://example.com/" + project + ".git";
+                                 d.created_at = state::now_ms();
+                                 proto::job j;
+                                 j.deployment_id = d.id;
+                                 j.project = project;
+                                 j.git_url = d.git_url;
+                                 j.timeout_s = timeout_s;
+                                 j.enqueued_at = d.created_at;
+                                 auto ok = co_await records.create_deployment(d, j);
+                                 EXPECT_TRUE(ok) << (ok ? "" : ok.error().message);
+                                 co_return d.id;
+                               });
 }
 
 inline proto::deployment get(const test::redis_server& server, const std::string& id) {
   return run_sync<proto::deployment>(
-      server, [&](state::store& store) -> asio::awaitable<proto::deployment> {
-        auto d = co_await store.get_deployment(id);
+      server, [&](state::records& records) -> asio::awaitable<proto::deployment> {
+        auto d = co_await records.get_deployment(id);
         co_return d ? *d : proto::deployment{};
       });
 }

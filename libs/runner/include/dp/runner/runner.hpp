@@ -38,7 +38,7 @@ namespace dp::storage {
 class object_store;
 }
 namespace dp::state {
-class store;
+class records;
 class log_writer;
 }  // namespace dp::state
 namespace dp::redis {
@@ -66,8 +66,8 @@ class build_sink {
   virtual task<void> flush() = 0;
 };
 
-// Statuses, fields and aliases through the store, logs through the writer. `d` is the record.
-std::unique_ptr<build_sink> make_redis_sink(state::store& store, state::log_writer& logs,
+// Statuses, fields and aliases through the records, logs through the writer. `d` is the record.
+std::unique_ptr<build_sink> make_redis_sink(state::records& records, state::log_writer& logs,
                                             proto::deployment d);
 // Logs as JSON lines (proto log events) or as text on a descriptor; statuses are logged only.
 std::unique_ptr<build_sink> make_stream_sink(int fd, bool json, std::string deployment_id);
@@ -145,13 +145,13 @@ class runner {
 
 // The job of a deployment recorded in Redis (--deployment): from its record and its project's.
 // errc::not_found for a missing deployment, errc::conflict for one already final.
-task<proto::job> job_from_deployment(state::store& store, std::string_view id);
+task<proto::job> job_from_deployment(state::records& records, std::string_view id);
 
 // Follows cancel:<id>, both the durable key (checked at start() and every `poll`) and the channel
 // (prompt), and calls on_cancel(reason) once. Lives on the redis client's executor.
 class cancel_watch {
  public:
-  cancel_watch(boost::asio::any_io_executor ex, state::store& store, const redis::options& opts,
+  cancel_watch(boost::asio::any_io_executor ex, state::records& records, const redis::options& opts,
                std::string deployment_id, std::function<void(std::string reason)> on_cancel,
                std::chrono::milliseconds poll = std::chrono::seconds(1));
   ~cancel_watch();  // stop()

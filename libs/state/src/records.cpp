@@ -1,4 +1,4 @@
-#include "dp/state/store.hpp"
+#include "dp/state/records.hpp"
 
 #include <chrono>
 
@@ -258,9 +258,9 @@ int64_t now_ms() {
       .count();
 }
 
-store::store(redis::client& redis, proto::keys keys) : redis_(redis), keys_(std::move(keys)) {}
+records::records(redis::client& redis, proto::keys keys) : redis_(redis), keys_(std::move(keys)) {}
 
-task<void> store::create_project(const proto::project& p) {
+task<void> records::create_project(const proto::project& p) {
   // One script: the existence check and the write cannot be split by another creator.
   std::vector<std::string> command{"EVAL",
                                    std::string(create_project_script),
@@ -289,7 +289,7 @@ task<void> store::create_project(const proto::project& p) {
   co_return dp::result<void>{};
 }
 
-task<void> store::save_project(const proto::project& p) {
+task<void> records::save_project(const proto::project& p) {
   auto key = keys_.project(p.name);
   std::vector<std::vector<std::string>> commands{{"MULTI"},
                                                  {"DEL", key},
@@ -303,7 +303,7 @@ task<void> store::save_project(const proto::project& p) {
   co_return check_pipeline(*replies, "save project");
 }
 
-task<proto::project> store::get_project(std::string_view name) {
+task<proto::project> records::get_project(std::string_view name) {
   std::vector<std::string> command{"HGETALL", keys_.project(name)};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
@@ -312,7 +312,7 @@ task<proto::project> store::get_project(std::string_view name) {
   co_return proto::project_from_hash(name, hash_from_reply(*r));
 }
 
-task<std::vector<std::string>> store::project_names() {
+task<std::vector<std::string>> records::project_names() {
   std::vector<std::string> command{"SMEMBERS", keys_.projects()};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
@@ -326,7 +326,7 @@ task<std::vector<std::string>> store::project_names() {
   co_return names;
 }
 
-task<void> store::delete_project(std::string_view name) {
+task<void> records::delete_project(std::string_view name) {
   std::vector<std::string> command{"EVAL",
                                    std::string(delete_project_script),
                                    "4",
@@ -343,15 +343,15 @@ task<void> store::delete_project(std::string_view name) {
   co_return dp::result<void>{};
 }
 
-task<void> store::create_deployment(proto::deployment& d, const proto::job& j) {
+task<void> records::create_deployment(proto::deployment& d, const proto::job& j) {
   co_return co_await insert_deployment(d, &j);
 }
 
-task<void> store::record_deployment(proto::deployment& d) {
+task<void> records::record_deployment(proto::deployment& d) {
   co_return co_await insert_deployment(d, nullptr);
 }
 
-task<void> store::insert_deployment(proto::deployment& d, const proto::job* j) {
+task<void> records::insert_deployment(proto::deployment& d, const proto::job* j) {
   std::string label = dp::immutable_alias(d.project, d.id);
   std::vector<std::string> command{
       "EVAL", std::string(reserve_alias_script), "2", keys_.alias(label), keys_.project(label),
@@ -379,7 +379,7 @@ task<void> store::insert_deployment(proto::deployment& d, const proto::job* j) {
   co_return check_pipeline(*replies, "create deployment");
 }
 
-task<proto::deployment> store::get_deployment(std::string_view id) {
+task<proto::deployment> records::get_deployment(std::string_view id) {
   std::vector<std::string> command{"HGETALL", keys_.deployment(id)};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
@@ -388,8 +388,8 @@ task<proto::deployment> store::get_deployment(std::string_view id) {
   co_return proto::deployment_from_hash(id, hash_from_reply(*r));
 }
 
-task<std::vector<std::string>> store::deployment_ids(std::string_view project, int64_t offset,
-                                                     int64_t count) {
+task<std::vector<std::string>> records::deployment_ids(std::string_view project, int64_t offset,
+                                                       int64_t count) {
   std::vector<std::string> command{"ZREVRANGE", keys_.project_deployments(project),
                                    std::to_string(offset), std::to_string(offset + count - 1)};
   auto r = co_await redis_.exec(std::move(command));
@@ -403,7 +403,7 @@ task<std::vector<std::string>> store::deployment_ids(std::string_view project, i
   co_return ids;
 }
 
-task<int64_t> store::deployment_count(std::string_view project) {
+task<int64_t> records::deployment_count(std::string_view project) {
   std::vector<std::string> command{"ZCARD", keys_.project_deployments(project)};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
@@ -412,9 +412,9 @@ task<int64_t> store::deployment_count(std::string_view project) {
   co_return r->as_integer();
 }
 
-task<transition_outcome> store::transition(std::string_view id, deployment_status to,
-                                           const proto::hash_fields& fields,
-                                           std::optional<std::string> error) {
+task<transition_outcome> records::transition(std::string_view id, deployment_status to,
+                                             const proto::hash_fields& fields,
+                                             std::optional<std::string> error) {
   std::vector<deployment_status> from;
   for (int s = 0; s <= static_cast<int>(deployment_status::canceled); ++s) {
     if (proto::can_transition(static_cast<deployment_status>(s), to)) {
@@ -425,10 +425,10 @@ task<transition_outcome> store::transition(std::string_view id, deployment_statu
   co_return out;
 }
 
-task<transition_outcome> store::transition_from(std::string_view id, deployment_status to,
-                                                const proto::hash_fields& fields,
-                                                std::optional<std::string> error,
-                                                const std::vector<deployment_status>& from) {
+task<transition_outcome> records::transition_from(std::string_view id, deployment_status to,
+                                                  const proto::hash_fields& fields,
+                                                  std::optional<std::string> error,
+                                                  const std::vector<deployment_status>& from) {
   int64_t ts = now_ms();
   std::vector<std::string> argv{"EVAL",
                                 transition_script(),
@@ -458,7 +458,7 @@ task<transition_outcome> store::transition_from(std::string_view id, deployment_
   co_return outcome_from(*r, id);
 }
 
-task<transition_outcome> store::requeue(std::string_view taken_job_text, const proto::job& next) {
+task<transition_outcome> records::requeue(std::string_view taken_job_text, const proto::job& next) {
   std::vector<std::string> command{"EVAL",
                                    requeue_script(),
                                    "4",
@@ -478,7 +478,7 @@ task<transition_outcome> store::requeue(std::string_view taken_job_text, const p
   co_return outcome_from(*r, next.deployment_id);
 }
 
-task<void> store::set_fields(std::string_view id, const proto::hash_fields& fields) {
+task<void> records::set_fields(std::string_view id, const proto::hash_fields& fields) {
   if (fields.empty()) {
     co_return dp::result<void>{};
   }
@@ -489,7 +489,7 @@ task<void> store::set_fields(std::string_view id, const proto::hash_fields& fiel
   co_return dp::result<void>{};
 }
 
-task<void> store::delete_deployment(const proto::deployment& d) {
+task<void> records::delete_deployment(const proto::deployment& d) {
   std::vector<std::string> command{"EVAL",
                                    std::string(delete_deployment_script),
                                    "5",
@@ -506,8 +506,8 @@ task<void> store::delete_deployment(const proto::deployment& d) {
   co_return dp::result<void>{};
 }
 
-task<void> store::set_alias(std::string_view label, std::string_view project,
-                            std::string_view deployment_id) {
+task<void> records::set_alias(std::string_view label, std::string_view project,
+                              std::string_view deployment_id) {
   proto::alias_event e{std::string(label), std::string(deployment_id), std::string(project),
                        now_ms()};
   std::vector<std::string> command{"EVAL",
@@ -529,7 +529,7 @@ task<void> store::set_alias(std::string_view label, std::string_view project,
   co_return dp::result<void>{};
 }
 
-task<void> store::go_live(const proto::deployment& d) {
+task<void> records::go_live(const proto::deployment& d) {
   std::string label = d.alias.value_or(dp::immutable_alias(d.project, d.id));
   std::vector<std::string> command{"EVAL",
                                    go_live_script(),
@@ -553,7 +553,7 @@ task<void> store::go_live(const proto::deployment& d) {
   co_return dp::result<void>{};
 }
 
-task<std::optional<std::string>> store::resolve_alias(std::string_view label) {
+task<std::optional<std::string>> records::resolve_alias(std::string_view label) {
   std::vector<std::string> command{"GET", keys_.alias(label)};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
@@ -565,7 +565,7 @@ task<std::optional<std::string>> store::resolve_alias(std::string_view label) {
   co_return std::optional<std::string>{std::move(*r).as_string()};
 }
 
-task<std::optional<std::string>> store::resolve_domain(std::string_view fqdn) {
+task<std::optional<std::string>> records::resolve_domain(std::string_view fqdn) {
   std::vector<std::string> command{"GET", keys_.domain(fqdn)};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
@@ -577,7 +577,7 @@ task<std::optional<std::string>> store::resolve_domain(std::string_view fqdn) {
   co_return std::optional<std::string>{std::move(*r).as_string()};
 }
 
-task<std::map<std::string, int64_t>> store::deployments_by_status() {
+task<std::map<std::string, int64_t>> records::deployments_by_status() {
   // The key names around a placeholder, so that the script follows proto::keys' spelling.
   const std::string mark = "\x1f";
   auto index = keys_.project_deployments(mark);
@@ -601,7 +601,7 @@ task<std::map<std::string, int64_t>> store::deployments_by_status() {
   co_return counts;
 }
 
-task<int64_t> store::queue_length() {
+task<int64_t> records::queue_length() {
   std::vector<std::string> command{"LLEN", keys_.queue()};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
@@ -610,7 +610,7 @@ task<int64_t> store::queue_length() {
   co_return r->as_integer();
 }
 
-task<transition_outcome> store::request_cancel(const proto::cancel_request& req) {
+task<transition_outcome> records::request_cancel(const proto::cancel_request& req) {
   // A queued deployment has no build to stop: cancel it here (a worker skips final jobs).
   std::string reason = req.reason.value_or("canceled");
   const std::vector<deployment_status> only_queued{deployment_status::queued};
@@ -634,7 +634,7 @@ task<transition_outcome> store::request_cancel(const proto::cancel_request& req)
   co_return immediate;
 }
 
-task<std::optional<proto::cancel_request>> store::cancel_requested(std::string_view id) {
+task<std::optional<proto::cancel_request>> records::cancel_requested(std::string_view id) {
   std::vector<std::string> command{"GET", keys_.cancel(id)};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {

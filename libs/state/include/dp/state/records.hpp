@@ -32,10 +32,10 @@ struct transition_outcome {
   proto::deployment_status previous{};  // the status found
 };
 
-class store {
+class records {
  public:
-  // The client is borrowed; it must outlive the store and live on the same executor.
-  store(redis::client& redis, proto::keys keys);
+  // The client is borrowed; it must outlive this object and live on the same executor.
+  records(redis::client& redis, proto::keys keys);
 
   const proto::keys& keys() const noexcept { return keys_; }
   redis::client& redis() noexcept { return redis_; }
