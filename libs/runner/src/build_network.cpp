@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <array>
+#include <fstream>
+#include <iterator>
 #include <memory>
 
 #include "dp/runner/sandbox.hpp"
@@ -169,6 +171,37 @@ asio::awaitable<result<std::string>> read_until(asio::posix::stream_descriptor& 
   }
 }
 
+// bubblewrap reports its sandbox's pid before the sandbox has given its loopback 127.0.0.1.
+// slirp4netns --configure brings `lo` up as well (which adds that address), and when it comes
+// first, bubblewrap's own RTM_NEWADDR fails ("loopback: Failed RTM_NEWADDR") and the sandbox
+// exits. So slirp4netns starts only once the address is there (seen in the namespace's local
+// routing table) or bubblewrap is gone.
+asio::awaitable<result<void>> sandbox_loopback_ready(const companion& sandbox,
+                                                     const std::string& pid,
+                                                     const asio::steady_timer& deadline) {
+  asio::steady_timer poll(co_await asio::this_coro::executor);
+  const auto table = "/proc/" + pid + "/net/fib_trie";
+  for (;;) {
+    std::ifstream in(table);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.find("127.0.0.1") != std::string::npos) {
+      co_return result<void>{};
+    }
+    if (sandbox.status || !in) {
+      co_return make_error(errc::unavailable, "the sandbox ended before its loopback was set up");
+    }
+    if (std::chrono::steady_clock::now() >= deadline.expiry()) {
+      co_return make_error(errc::timeout, "the sandbox's loopback not set up after {} s",
+                           setup_limit.count());
+    }
+    poll.expires_after(std::chrono::milliseconds(2));
+    auto [ec] = co_await poll.async_wait(use_tuple);
+    if (ec) {
+      co_return make_error(errc::canceled, "canceled");
+    }
+  }
+}
+
 // The absolute path of a program in sandbox_runner_env()'s PATH, or an error naming its package.
 result<std::string> program(std::string_view name, std::string_view package) {
   auto found = process::find_program(name, sandbox_runner_env());
@@ -263,6 +296,9 @@ asio::awaitable<result<process::exit_status>> run_egress(sandbox_options so,
       co_return make_error(errc::internal, "bubblewrap reported no child-pid: {}", *text);
     }
     auto pid = std::to_string(pid_v->as_int64());
+    if (auto lo = co_await sandbox_loopback_ready(*bw, pid, deadline); !lo) {
+      co_return lo.error();
+    }
 
     process::options s;
     s.argv = {*slirp,
