@@ -25,6 +25,7 @@
 #include "dp/proto/storage_layout.hpp"
 #include "dp/runner/cgroup.hpp"
 #include "dp/runner/sandbox.hpp"
+#include "dp/runner/sweep.hpp"
 #include "dp/runner/work_fs.hpp"
 #include "dp/storage/object_store.hpp"
 
@@ -454,7 +455,9 @@ struct runner::impl {
     // The work directory: the checkout (src), HOME and npm's cache, all removed afterwards.
     std::error_code ec;
     auto root = opts.work_root.empty() ? fs::temp_directory_path(ec) : opts.work_root;
-    work = root / fmt::format("dp-build-{}-{}", job.deployment_id, dp::random_hex(4));
+    // Named after this runner too (pid and start time): the cgroup takes the same name, and the
+    // sweep of a later runner or worker removes both once this process is gone (sweep.hpp).
+    work = root / owned_name(fmt::format("dp-build-{}-{}", job.deployment_id, dp::random_hex(4)));
     if (auto s = co_await make_work_dir(root)) {
       co_return s;
     }
