@@ -15,6 +15,7 @@
 #include "dp/runner/cgroup.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
+#include "dp/worker/launcher.hpp"
 
 namespace {
 
@@ -145,15 +146,26 @@ TEST_F(RunnerSweep, RemovesWhatAKilledRunnerLeftAndKeepsALiveBuild) {
   EXPECT_TRUE(fs::is_directory(work_.path() / live_name));
   EXPECT_EQ(live->log_text().find("failed"), std::string::npos) << live->log_text();
 
-  // Once its runner is killed too, the next sweep takes its build as well.
+  // Once its runner is killed too, the next sweep takes its build as well: the process
+  // launcher's clean-up (what a worker runs at start and at every reaper sweep).
   live->signal(SIGKILL);
   live->wait();
-  auto again = sweep();
-  EXPECT_EQ(again.exit_code, 0) << again.output;
+  dp::worker::process_launcher_options lo;
+  lo.program = DP_BUILD_RUNNER;
+  for (const auto& [k, v] : env()) {
+    lo.env[k] = v;
+  }
+  lo.work_root = work_.path();
+  auto launcher = dp::worker::make_process_launcher(lo);
+  auto cleaned = dp::test::run_async([&](boost::asio::any_io_executor) {
+    return launcher->clean_up(
+        [](std::string, std::string) -> boost::asio::awaitable<bool> { co_return true; });
+  });
+  EXPECT_TRUE(cleaned) << cleaned.error().message;
   for (const auto& d : live_cg) {
     EXPECT_FALSE(fs::exists(d)) << d;
   }
-  EXPECT_FALSE(fs::exists(work_.path() / live_name)) << again.output;
+  EXPECT_FALSE(fs::exists(work_.path() / live_name));
 }
 
 // Nothing that does not carry a dead owner's name is touched, whatever it is called.
