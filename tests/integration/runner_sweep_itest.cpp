@@ -13,6 +13,7 @@
 #include "dp/core/id.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/runner/cgroup.hpp"
+#include "dp/runner/sweep.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
 #include "dp/worker/launcher.hpp"
@@ -166,6 +167,30 @@ TEST_F(RunnerSweep, RemovesWhatAKilledRunnerLeftAndKeepsALiveBuild) {
     EXPECT_FALSE(fs::exists(d)) << d;
   }
   EXPECT_FALSE(fs::exists(work_.path() / live_name));
+}
+
+// A dead worker's directory goes whole; in a live one, a dead runner's goes and a live one's stays.
+// (This test process plays both owners: alive with its own start time, dead with another.)
+TEST_F(RunnerSweep, DeadOwnersGoLiveOnesStay) {
+  auto me = dp::runner::current_owner();
+  auto live = fmt::format("-p{}-{}", me.pid, me.start);
+  auto dead = fmt::format("-p{}-{}", me.pid, me.start + 1);
+  auto dead_worker = work_.path() / ("dp-build-a-1" + dead);
+  auto live_worker = work_.path() / ("dp-build-b-1" + live);
+  auto dead_runner = live_worker / ("dp-build-b-x" + dead);
+  auto live_runner = live_worker / ("dp-build-b-y" + live);
+  auto dead_image = work_.path() / ("dp-build-c-z" + dead + ".img");
+  for (const auto& d : {dead_worker / "src", dead_runner / "src", live_runner / "src"}) {
+    fs::create_directories(d);
+    std::ofstream(d / "file") << "x";
+  }
+  std::ofstream(dead_image) << "image";
+  auto r = sweep();
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(dead_worker)) << r.output;
+  EXPECT_FALSE(fs::exists(dead_runner)) << r.output;
+  EXPECT_FALSE(fs::exists(dead_image)) << r.output;
+  EXPECT_TRUE(fs::exists(live_runner / "src" / "file")) << r.output;
 }
 
 // Nothing that does not carry a dead owner's name is touched, whatever it is called.
