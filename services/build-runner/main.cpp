@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "dp/core/config.hpp"
@@ -13,6 +14,7 @@
 #include "dp/proto/types.hpp"
 #include "dp/runner/build_mode.hpp"
 #include "dp/runner/sandbox.hpp"
+#include "dp/runner/sweep.hpp"
 #include "dp/settings/settings.hpp"
 #include "dp/storage/object_store.hpp"
 #include "worker_mode.hpp"
@@ -27,6 +29,25 @@ int bad_input(std::string_view what) {
   return dp::settings::exit_misconfigured;
 }
 
+// `sweep`: the cgroups and work directories (under TMPDIR) of runners that are gone, killed and
+// removed; one stdout line per thing removed, one stderr line per failure (exit 1).
+int run_sweep() {
+  std::error_code ec;
+  auto root = std::filesystem::temp_directory_path(ec);
+  dp::runner::sweep_options o;
+  if (!ec) {
+    o.work_roots.push_back(root);
+  }
+  auto report = dp::runner::sweep_stale_builds(o);
+  for (const auto& r : report.removed) {
+    std::printf("removed %s\n", r.c_str());
+  }
+  for (const auto& e : report.errors) {
+    std::fprintf(stderr, "build-runner: sweep: %s\n", e.c_str());
+  }
+  return report.errors.empty() ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -35,8 +56,9 @@ int main(int argc, char** argv) {
   dp::runner::build_input input;
   build_runner::worker_settings worker;
   dp::config::parser parser("build-runner",
-                            "runs one build (build) or consumes the build queue (worker)",
-                            "build [--deployment <id> | --job <file.json>] | worker");
+                            "runs one build (build), consumes the build queue (worker) or removes "
+                            "what dead runners left behind (sweep)",
+                            "build [--deployment <id> | --job <file.json>] | worker | sweep");
   dp::settings::add_common(parser, common, {.redis_optional = true});
   dp::settings::add_build(parser, build, {.limits = true});
   parser.add({.env = "DEPLOYMENT_ID",
@@ -73,10 +95,13 @@ int main(int argc, char** argv) {
     return outcome.exit_code;
   }
   const auto& args = parser.positionals();
-  if (args.size() != 1 || (args[0] != "build" && args[0] != "worker")) {
-    return bad_input("expected one command, build or worker (see --help)");
+  if (args.size() != 1 || (args[0] != "build" && args[0] != "worker" && args[0] != "sweep")) {
+    return bad_input("expected one command, build, worker or sweep (see --help)");
   }
   dp::settings::configure_logging(common.log, "build-runner");
+  if (args[0] == "sweep") {
+    return run_sweep();
+  }
   if (args[0] == "worker") {
     if (!common.redis_set) {
       return bad_input("invalid REDIS_URL='': the worker needs Redis");

@@ -96,7 +96,7 @@ TEST(cli, bad_settings_exit_2_with_one_line) {
 TEST(cli, build_runner_needs_a_command) {
   auto r = run("", BUILD_RUNNER_BIN);
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("build or worker"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("build, worker or sweep"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -11,8 +11,6 @@
 
 #include <algorithm>
 #include <array>
-#include <fstream>
-#include <iterator>
 #include <memory>
 
 #include "dp/runner/sandbox.hpp"
@@ -89,10 +87,11 @@ struct companion {
 std::shared_ptr<companion> start(asio::any_io_executor ex, process::options o,
                                  process::line_handler on_line = {}) {
   auto c = std::make_shared<companion>(ex, o.argv.empty() ? std::string() : o.argv.front());
+  // Its last lines are kept even when they go on to `on_line`: bubblewrap's own error (before
+  // the command runs) is what explains a sandbox gone during the network's set-up.
   auto keep = [c, on_line = std::move(on_line)](process::stream s, std::string_view line) {
     if (on_line) {
       on_line(s, line);
-      return;
     }
     if (c->output.size() > 2000) {
       c->output.erase(0, c->output.size() - 1000);
@@ -171,35 +170,49 @@ asio::awaitable<result<std::string>> read_until(asio::posix::stream_descriptor& 
   }
 }
 
-// bubblewrap reports its sandbox's pid before the sandbox has given its loopback 127.0.0.1.
-// slirp4netns --configure brings `lo` up as well (which adds that address), and when it comes
-// first, bubblewrap's own RTM_NEWADDR fails ("loopback: Failed RTM_NEWADDR") and the sandbox
-// exits. So slirp4netns starts only once the address is there (seen in the namespace's local
-// routing table) or bubblewrap is gone.
-asio::awaitable<result<void>> sandbox_loopback_ready(const companion& sandbox,
-                                                     const std::string& pid,
-                                                     const asio::steady_timer& deadline) {
-  asio::steady_timer poll(co_await asio::this_coro::executor);
-  const auto table = "/proc/" + pid + "/net/fib_trie";
-  for (;;) {
-    std::ifstream in(table);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (text.find("127.0.0.1") != std::string::npos) {
-      co_return result<void>{};
+// Whether the loopback of `pid`'s network namespace is up with its address: the local route of
+// 127.0.0.0/8 exists only then. bubblewrap sets it up itself (RTM_NEWADDR with NLM_F_EXCL, then
+// RTM_NEWLINK) after it has reported the sandbox's pid; slirp4netns --configure also sets lo up,
+// and when it comes first the kernel gives lo its 127.0.0.1 and bubblewrap's RTM_NEWADDR fails:
+// the sandbox dies ("bwrap: loopback: Failed RTM_NEWADDR"). So slirp4netns waits for this.
+bool loopback_ready(const std::string& pid) {
+  int fd = ::open(("/proc/" + pid + "/net/fib_trie").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return false;
+  }
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) {
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  // "|-- 127.0.0.0" then "/8 host LOCAL" in the Local table.
+  auto at = text.find("|-- 127.0.0.0\n");
+  return at != std::string::npos &&
+         text.compare(text.find_first_not_of(' ', at + 14), 13, "/8 host LOCAL") == 0;
+}
+
+// Waits until bubblewrap's loopback set-up is done, unless the sandbox ends or the deadline
+// passes first.
+asio::awaitable<result<void>> wait_for_loopback(const std::string& pid, companion& owner,
+                                                asio::steady_timer& deadline) {
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer poll(ex);
+  for (int round = 0; !loopback_ready(pid); ++round) {
+    if (owner.status) {
+      co_return make_error(errc::unavailable, "the sandbox ended before its loopback was up");
     }
-    if (sandbox.status || !in) {
-      co_return make_error(errc::unavailable, "the sandbox ended before its loopback was set up");
-    }
-    if (std::chrono::steady_clock::now() >= deadline.expiry()) {
-      co_return make_error(errc::timeout, "the sandbox's loopback not set up after {} s",
+    if (deadline.expiry() <= clock_type::now()) {
+      co_return make_error(errc::timeout, "the sandbox's loopback was not up after {} s",
                            setup_limit.count());
     }
-    poll.expires_after(std::chrono::milliseconds(2));
+    poll.expires_after(std::chrono::milliseconds(round < 100 ? 1 : 10));
     auto [ec] = co_await poll.async_wait(use_tuple);
     if (ec) {
       co_return make_error(errc::canceled, "canceled");
     }
   }
+  co_return result<void>{};
 }
 
 // The absolute path of a program in sandbox_runner_env()'s PATH, or an error naming its package.
@@ -296,7 +309,7 @@ asio::awaitable<result<process::exit_status>> run_egress(sandbox_options so,
       co_return make_error(errc::internal, "bubblewrap reported no child-pid: {}", *text);
     }
     auto pid = std::to_string(pid_v->as_int64());
-    if (auto lo = co_await sandbox_loopback_ready(*bw, pid, deadline); !lo) {
+    if (auto lo = co_await wait_for_loopback(pid, *bw, deadline); !lo) {
       co_return lo.error();
     }
 
@@ -336,6 +349,9 @@ asio::awaitable<result<process::exit_status>> run_egress(sandbox_options so,
     co_return result<void>{};
   };
   auto ok = co_await set_up();
+  // bubblewrap ended by itself while its network was being set up (nsenter then finds no
+  // namespace): its status and its own stderr are the cause, not the step that noticed.
+  bool bwrap_ended = !ok && bw->status.has_value();
   auto cs = co_await asio::this_coro::cancellation_state;
   if (ok && cs.cancelled() == asio::cancellation_type::none) {
     // The network is closed: let the command start.
@@ -355,7 +371,16 @@ asio::awaitable<result<process::exit_status>> run_egress(sandbox_options so,
     stop(*sl);
     co_await finish(*sl);
   }
+  // (Its status may arrive a little after the failed step: an exit code, not our signal.)
+  bwrap_ended = bwrap_ended || (!ok && status && status->code >= 0);
   if (!ok && cs.cancelled() == asio::cancellation_type::none) {
+    if (bwrap_ended) {
+      co_return make_error(errc::unavailable,
+                           "network: the sandbox ended before its network was set up: bubblewrap "
+                           "{}{}{} (then: {})",
+                           status ? status->describe() : status.error().message,
+                           bw->output.empty() ? "" : ": ", bw->output, ok.error().message);
+    }
     co_return error{ok.error().code, "network: " + ok.error().message};
   }
   co_return status;

@@ -185,7 +185,76 @@ result<void> enable_controllers(const fs::path& dir, bool evacuate) {
   return write_text(dir / "cgroup.subtree_control", "+memory +pids");
 }
 
+// v2: the cgroup whose dp-builds a build of this process goes in (our own, less a dp-runner leaf).
+std::optional<fs::path> v2_home() {
+  auto own = own_cgroup("");
+  if (!own) {
+    return std::nullopt;
+  }
+  auto home = (fs::path(cgroup_root) / fs::path(*own).relative_path()).lexically_normal();
+  if (home.filename() == "dp-runner") {
+    home = home.parent_path();
+  }
+  return home;
+}
+
 }  // namespace
+
+std::vector<fs::path> build_cgroup_parents() {
+  std::vector<fs::path> parents;
+  if (cgroup_version() == 2) {
+    if (auto home = v2_home()) {
+      parents.push_back(*home / "dp-builds");
+    }
+  } else {
+    for (std::string_view controller : {"memory", "pids"}) {
+      if (auto own = v1_own_dir(controller)) {
+        parents.push_back(*own / "dp-builds");
+      }
+    }
+  }
+  std::erase_if(parents, [](const fs::path& p) { return !fs::is_directory(p); });
+  return parents;
+}
+
+result<void> remove_cgroup_dirs(const std::vector<fs::path>& dirs) {
+  // As kill_all and remove, without an executor: rounds of SIGKILL (cgroup.kill on v2) until
+  // no process is left, then rmdir, EBUSY retried while the last ones are being reaped.
+  for (int round = 0;; ++round) {
+    bool empty = true;
+    for (const auto& d : dirs) {
+      if (fs::exists(d / "cgroup.kill")) {
+        if (keyed_value(d / "cgroup.events", "populated") != 0) {
+          empty = false;
+          (void)write_text(d / "cgroup.kill", "1");
+        }
+        continue;
+      }
+      for (pid_t p : pids_in(d)) {
+        empty = false;
+        ::kill(p, SIGKILL);
+      }
+    }
+    if (empty) {
+      break;
+    }
+    if (round >= 1000) {
+      return make_error(errc::internal, "processes are still left in {} after SIGKILL",
+                        dirs.empty() ? std::string() : dirs[0].string());
+    }
+    ::usleep(round < 20 ? 1000 : 5000);
+  }
+  for (const auto& d : dirs) {
+    int tries = 0;
+    while (::rmdir(d.c_str()) != 0 && errno == EBUSY && ++tries < 100) {
+      ::usleep(10000);
+    }
+    if (fs::exists(d)) {
+      return sys_error(errno, "rmdir", d);
+    }
+  }
+  return {};
+}
 
 int cgroup_version() {
   struct statfs st {};
@@ -197,15 +266,12 @@ result<build_cgroup> build_cgroup::create(const std::string& name, const cgroup_
   cg.version_ = cgroup_version();
   auto limit_text = [](uint64_t v) { return v == 0 ? std::string("max") : std::to_string(v); };
   if (cg.version_ == 2) {
-    auto own = own_cgroup("");
-    if (!own) {
+    auto found = v2_home();
+    if (!found) {
       return make_error(errc::unavailable,
                         "cgroup v2: no entry for this process in /proc/self/cgroup");
     }
-    auto home = (fs::path(cgroup_root) / fs::path(*own).relative_path()).lexically_normal();
-    if (home.filename() == "dp-runner") {
-      home = home.parent_path();
-    }
+    const auto& home = *found;
     auto available = read_text(home / "cgroup.controllers").value_or("");
     for (std::string_view c : {"memory", "pids"}) {
       if (available.find(c) == std::string::npos) {

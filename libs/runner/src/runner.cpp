@@ -25,6 +25,7 @@
 #include "dp/proto/storage_layout.hpp"
 #include "dp/runner/cgroup.hpp"
 #include "dp/runner/sandbox.hpp"
+#include "dp/runner/sweep.hpp"
 #include "dp/runner/work_fs.hpp"
 #include "dp/storage/object_store.hpp"
 
@@ -123,6 +124,7 @@ struct runner::impl {
   fs::path work;                       // the job's work directory, mounted at /build in the sandbox
   std::optional<unsigned> build_uid;   // of install and build (gid the same), when root runs them
   std::optional<work_fs> disk;         // the work directory's filesystem or poller (BUILD_DISK_MB)
+  bool said_disk_full = false;         // a line of the running command reported ENOSPC
   std::optional<build_cgroup> cgroup;  // install and build as a whole (BUILD_MEMORY_MB...)
   build_report report;
 
@@ -158,6 +160,8 @@ struct runner::impl {
     o.kill_grace = opts.kill_grace;
     auto on_line = [this, redact](process::stream s, std::string_view line) {
       auto st = s == process::stream::out ? log_stream::out : log_stream::err;
+      // ENOSPC as the command reports it: git removes a failed clone, leaving the disk free.
+      said_disk_full = said_disk_full || line.find("No space left on device") != line.npos;
       if (redact) {
         sink.log(st, buildplan::redact_text(line));
       } else {
@@ -220,9 +224,18 @@ struct runner::impl {
         buildplan::git_clone_argv({job.git_url, ref, repo.string(), opts.allowed_git_protocols});
     o.env = buildplan::git_env((work / "home").string());
     o.cwd = work.string();
+    said_disk_full = false;
     auto st = co_await exec(o, true);
     if (!st) {
       co_return stop_reason{build_outcome::infrastructure, "git: " + st.error().message};
+    }
+    // A repository larger than the disk quota: the limit by name, as for install and build.
+    if (disk && disk->kind() != disk_quota::none &&
+        ((!st->success() && said_disk_full) || disk->full())) {
+      co_return stop_reason{build_outcome::failed,
+                            fmt::format("git clone stopped: disk quota of {} MiB (BUILD_DISK_MB) "
+                                        "reached",
+                                        disk->quota_bytes() >> 20)};
     }
     if (!st->success()) {
       co_return failure("git clone", *st);
@@ -454,7 +467,9 @@ struct runner::impl {
     // The work directory: the checkout (src), HOME and npm's cache, all removed afterwards.
     std::error_code ec;
     auto root = opts.work_root.empty() ? fs::temp_directory_path(ec) : opts.work_root;
-    work = root / fmt::format("dp-build-{}-{}", job.deployment_id, dp::random_hex(4));
+    // Named after this runner too (pid and start time): the cgroup takes the same name, and the
+    // sweep of a later runner or worker removes both once this process is gone (sweep.hpp).
+    work = root / owned_name(fmt::format("dp-build-{}-{}", job.deployment_id, dp::random_hex(4)));
     if (auto s = co_await make_work_dir(root)) {
       co_return s;
     }

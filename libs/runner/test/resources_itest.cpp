@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -123,8 +124,11 @@ int mounts_under(const fs::path& dir) {
 
 class Resources : public ::testing::Test {
  protected:
-  outcome build(const std::string& command, dp::runner::runner_options o = {}) {
-    dp::test::git_repo repo(project());
+  outcome build(const std::string& command, dp::runner::runner_options o = {},
+                std::map<std::string, dp::test::git_file> extra = {}) {
+    auto files = project();
+    files.merge(extra);
+    dp::test::git_repo repo(files);
     dp::proto::job j;
     j.deployment_id = dp::new_deployment_id();
     j.project = "limits";
@@ -198,6 +202,30 @@ TEST_F(Resources, DiskQuotaFilesystemStopsA3GiBWrite) {
         << out.log;
     EXPECT_NE(out.log.find("No space left on device"), std::string::npos) << out.log;
   }
+  expect_nothing_left();
+}
+
+// A repository larger than the quota: the clone fails naming the limit, not as a plain git error
+// (git removes the failed clone, so the limit is recognised by its ENOSPC).
+TEST_F(Resources, DiskQuotaStopsAnOversizedClone) {
+  if (!can_mount()) {
+    GTEST_SKIP() << "needs root and /dev/loop-control to mount a filesystem per build";
+  }
+  // 80 MiB that no compression shrinks, against a 64 MiB filesystem.
+  std::string noise(size_t{80} << 20, '\0');
+  uint64_t x = 0x9e3779b97f4a7c15ULL;
+  for (size_t i = 0; i + 8 <= noise.size(); i += 8) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    std::memcpy(noise.data() + i, &x, 8);
+  }
+  dp::runner::runner_options o;
+  o.disk_bytes = uint64_t{64} << 20;
+  auto out = build("node build.js", o, {{"noise.bin", dp::test::git_file(std::move(noise))}});
+  ASSERT_EQ(out.report.outcome, build_outcome::failed) << out.log;
+  EXPECT_EQ(out.report.error, "git clone stopped: disk quota of 64 MiB (BUILD_DISK_MB) reached")
+      << out.log;
   expect_nothing_left();
 }
 

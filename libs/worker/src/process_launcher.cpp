@@ -1,10 +1,14 @@
 // stop_flag and the process launcher.
+#include <unistd.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 
 #include "dp/core/log.hpp"
@@ -41,23 +45,70 @@ asio::awaitable<void> stop_flag::wait() {
 
 namespace {
 
+// "-p<pid>-<start>" of this process (start: /proc/self/stat field 22, clock ticks since boot), the
+// owner suffix that `build-runner sweep` reads (dp/runner/sweep.hpp): a work directory of a
+// worker that is gone is removed by the next sweep.
+std::string owner_suffix() {
+  std::ifstream in("/proc/self/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto paren = text.rfind(')');
+  std::istringstream fields(paren == std::string::npos ? std::string() : text.substr(paren + 1));
+  std::string f;
+  for (int i = 3; fields >> f && i < 22; ++i) {
+  }
+  if (f.empty() || f.find_first_not_of("0123456789") != std::string::npos || f == "0") {
+    return "";  // unknown: a name without an owner, never swept
+  }
+  return fmt::format("-p{}-{}", ::getpid(), f);
+}
+
 class process_launcher final : public launcher {
  public:
   explicit process_launcher(process_launcher_options o) : opts_(std::move(o)) {}
 
   std::string_view name() const noexcept override { return "process"; }
 
-  // Children die with the worker (PR_SET_PDEATHSIG): nothing of an earlier run is left.
-  task<void> clean_up(const liveness_check&) override { co_return dp::result<void>{}; }
+  // Children die with the worker (PR_SET_PDEATHSIG), but a runner killed with SIGKILL leaves its
+  // build's cgroup (with the sandbox still running in it) and a dead worker its work directories:
+  // `build-runner sweep` kills and removes what belongs to no live runner or worker.
+  task<void> clean_up(const liveness_check&) override {
+    auto sweep = opts_.sweep_args;
+    if (!sweep) {
+      sweep = std::vector<std::string>{"sweep"};
+    }
+    if (sweep->empty()) {
+      co_return dp::result<void>{};
+    }
+    process::options o;
+    o.argv.push_back(opts_.program);
+    o.argv.insert(o.argv.end(), sweep->begin(), sweep->end());
+    o.env = opts_.env;
+    o.env["TMPDIR"] = work_root().string();
+    o.timeout = std::chrono::seconds(60);
+    std::string errors;
+    auto r = co_await process::run(std::move(o), [&](process::stream s, std::string_view line) {
+      dp::log::info(line, {{"stream", process::to_string(s)}, {"launcher", "process"}});
+      if (s == process::stream::err && errors.size() < 1000) {
+        errors += fmt::format("{}{}", errors.empty() ? "" : "; ", line);
+      }
+    });
+    if (!r) {
+      co_return r.error();
+    }
+    if (!r->success()) {
+      co_return make_error(errc::internal, "build-runner sweep: {}{}", r->describe(),
+                           errors.empty() ? "" : ": " + errors);
+    }
+    co_return dp::result<void>{};
+  }
 
   task<build_end> run(const proto::job& job, stop_flag& stop) override {
     using namespace asio::experimental::awaitable_operators;
     // TMPDIR per build: the runner's work directory lands here, and a killed runner (which
     // cannot clean up after itself) leaves nothing behind once we remove it.
     std::error_code ec;
-    auto root =
-        opts_.work_root.empty() ? std::filesystem::temp_directory_path(ec) : opts_.work_root;
-    auto tmp = root / ("dp-build-" + job.deployment_id + "-" + std::to_string(job.attempt));
+    auto tmp = work_root() / ("dp-build-" + job.deployment_id + "-" + std::to_string(job.attempt) +
+                              owner_suffix_);
     std::filesystem::create_directories(tmp, ec);
     if (ec) {
       co_return make_error(errc::io, "create the build's work directory {}: {}", tmp.string(),
@@ -101,7 +152,13 @@ class process_launcher final : public launcher {
   }
 
  private:
+  std::filesystem::path work_root() const {
+    std::error_code ec;
+    return opts_.work_root.empty() ? std::filesystem::temp_directory_path(ec) : opts_.work_root;
+  }
+
   process_launcher_options opts_;
+  std::string owner_suffix_ = owner_suffix();
 };
 
 }  // namespace

@@ -7,6 +7,8 @@
 #                              deployment is still alive (it must never happen)
 # Behaviour: FAKE_SLEEP seconds of "work"; <prefix>fake:mode:<id> = exit3 | exit1 | hang.
 set -u
+# The process launcher's clean-up runs `<program> sweep`: nothing to sweep here.
+if [ "${1:-}" = sweep ]; then exit 0; fi
 id="$3"
 p="${KEY_PREFIX:-dp:}"
 r() { redis-cli -u "$REDIS_URL" "$@"; }

@@ -66,6 +66,14 @@ class build_cgroup {
   bool removed_ = false;
 };
 
+// The dp-builds directories that exist where build_cgroup::create would make a build's cgroup
+// from this process (v2: one; v1: under the memory and the pids hierarchies). For the sweep.
+std::vector<std::filesystem::path> build_cgroup_parents();
+
+// Kills every process in one build's cgroup directories (rounds of SIGKILL until none is left)
+// and removes them: a blocking kill_all and remove, for the sweep of a dead runner's cgroup.
+result<void> remove_cgroup_dirs(const std::vector<std::filesystem::path>& dirs);
+
 // Whether this machine's /sys/fs/cgroup is the unified (v2) hierarchy: 2, else 1 (v1 or hybrid).
 int cgroup_version();
 

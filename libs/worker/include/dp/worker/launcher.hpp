@@ -89,6 +89,9 @@ struct process_launcher_options {
   std::filesystem::path work_root;  // empty: the temp directory
   // Added to the job's timeout_s: the build enforces its own limit, this one is the backstop.
   std::chrono::seconds timeout_margin{60};
+  // clean_up runs `program` with these (TMPDIR the work root): default "sweep" (build-runner
+  // sweep); empty: no sweep (a stand-in without one).
+  std::optional<std::vector<std::string>> sweep_args;
 };
 std::unique_ptr<launcher> make_process_launcher(process_launcher_options o);
 
