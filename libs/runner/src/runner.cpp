@@ -821,20 +821,23 @@ struct runner::impl {
       } else {
         proto::hash_fields fields{{"files", std::to_string(report.files)},
                                   {"bytes", std::to_string(report.bytes)}};
-        stopped = co_await set_status(deployment_status::ready, std::move(fields));
-        if (!stopped) {
-          if (auto g = co_await sink.go_live(); !g) {
-            // Ready but not live: the files and manifest are there; promote goes around this.
-            report.outcome = build_outcome::infrastructure;
-            report.error = "infrastructure: redis: go-live: " + g.error().message;
-            dp::log::error("go-live failed",
-                           {{"deployment", job.deployment_id}, {"error", g.error().message}});
-            co_return report;
-          }
+        auto live = co_await sink.go_live(std::move(fields));
+        if (!live) {
+          // An alias of another project's (the status is ready, the files and manifest are
+          // there: promote goes around it), or Redis failed.
+          report.outcome = build_outcome::infrastructure;
+          report.error = "infrastructure: redis: go-live: " + live.error().message;
+          dp::log::error("go-live failed",
+                         {{"deployment", job.deployment_id}, {"error", live.error().message}});
+          co_return report;
+        }
+        if (*live) {
           report.outcome = build_outcome::ready;
           timed("finish", finish_start);
           co_return report;
         }
+        // Someone else ended the deployment (a cancel at the last moment): stop quietly.
+        stopped = stop_reason{build_outcome::canceled, "the deployment was ended elsewhere", true};
       }
     }
     report.outcome = stopped->outcome;

@@ -65,8 +65,13 @@ class redis_sink final : public build_sink {
     co_return co_await with_retries([&]() { return records_.set_fields(d_.id, fields); });
   }
 
-  task<void> go_live() override {
-    co_return co_await with_retries([&]() { return records_.go_live(d_); });
+  task<bool> go_live(proto::hash_fields fields) override {
+    auto r = co_await with_retries([&]() { return records_.go_live(d_, fields); });
+    if (!r) {
+      co_return r.error();
+    }
+    // A retry whose first try was applied finds the deployment ready: that is success.
+    co_return r->applied || r->previous == proto::deployment_status::ready;
   }
 
   task<void> flush() override { co_return co_await logs_.flush(std::chrono::seconds(30)); }
@@ -102,7 +107,9 @@ class stream_sink final : public build_sink {
     co_return true;
   }
   task<void> set_fields(proto::hash_fields) override { co_return result<void>{}; }
-  task<void> go_live() override { co_return result<void>{}; }
+  task<bool> go_live(proto::hash_fields fields) override {
+    co_return co_await status(proto::deployment_status::ready, std::move(fields), std::nullopt);
+  }
   task<void> flush() override { co_return result<void>{}; }
 
  private:

@@ -82,26 +82,58 @@ end
 
 // Production moves forward only: a build that finishes late never replaces a newer deployment
 // (ids sort by creation time). Rollback goes through set_alias instead.
-// KEYS: production alias, immutable alias, events channel.
-// ARGV: id, project, immutable label, ts, deployment key prefix.
-// Returns {1} (live), {0} (a newer one is live) or {-1, label, owner} (another project's alias).
+// The end of a successful build, in one script: the status becomes ready (with its fields) and
+// the production and immutable aliases move to the deployment, so that whoever sees `ready` finds
+// the site served. The status event goes out after the alias events.
+// KEYS: deployment hash, events channel, production alias, immutable alias.
+// ARGV: id, project, immutable label, ts, deployment key prefix, n, n field/value strings,
+// allowed previous statuses.
+// Returns {applied, previous status} (applied -1: no record; 0: refused, and nothing moved
+// unless the status was ready already: a retry), then {label, owner} of another project's alias.
 constexpr std::string_view go_live_body = R"lua(
 local function alias_event(alias)
   return '{"v":1,"type":"alias","alias":' .. cjson.encode(alias) .. ',"deployment_id":' ..
          cjson.encode(ARGV[1]) .. ',"project":' .. cjson.encode(ARGV[2]) .. ',"ts_ms":' ..
          ARGV[4] .. '}'
 end
-local owner = other_owner(KEYS[2], ARGV[5])
-if owner then return {-1, ARGV[3], owner} end
-redis.call('SET', KEYS[2], ARGV[1])
-redis.call('PUBLISH', KEYS[3], alias_event(ARGV[3]))
-owner = other_owner(KEYS[1], ARGV[5])
-if owner then return {-1, ARGV[2], owner} end
-local cur = redis.call('GET', KEYS[1])
-if cur and cur > ARGV[1] then return {0} end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('PUBLISH', KEYS[3], alias_event(ARGV[2]))
-return {1}
+local cur = redis.call('HGET', KEYS[1], 'status')
+local applied = -1
+if cur then
+  local n = tonumber(ARGV[6])
+  local allowed = false
+  for i = 7 + n, #ARGV do
+    if ARGV[i] == cur then allowed = true break end
+  end
+  if not allowed then
+    if cur ~= 'ready' then return {0, cur} end
+    applied = 0
+  else
+    local args = {'status', 'ready'}
+    for i = 7, 6 + n do args[#args + 1] = ARGV[i] end
+    redis.call('HSET', KEYS[1], unpack(args))
+    applied = 1
+  end
+end
+local function move_aliases()
+  local owner = other_owner(KEYS[4], ARGV[5])
+  if owner then return {ARGV[3], owner} end
+  redis.call('SET', KEYS[4], ARGV[1])
+  redis.call('PUBLISH', KEYS[2], alias_event(ARGV[3]))
+  owner = other_owner(KEYS[3], ARGV[5])
+  if owner then return {ARGV[2], owner} end
+  local live = redis.call('GET', KEYS[3])
+  if live and live > ARGV[1] then return nil end
+  redis.call('SET', KEYS[3], ARGV[1])
+  redis.call('PUBLISH', KEYS[2], alias_event(ARGV[2]))
+  return nil
+end
+local conflict = move_aliases()
+if applied == 1 then
+  local project = redis.call('HGET', KEYS[1], 'project') or ''
+  redis.call('PUBLISH', KEYS[2], status_event(ARGV[1], 'ready', ARGV[4], '', project))
+end
+if conflict then return {applied, cur or '', conflict[1], conflict[2]} end
+return {applied, cur or ''}
 )lua";
 
 // Promote and rollback. KEYS: alias, events channel.
@@ -182,7 +214,8 @@ const std::string& requeue_script() {
   return s;
 }
 const std::string& go_live_script() {
-  static const std::string s = std::string(alias_owner_lua) + std::string(go_live_body);
+  static const std::string s =
+      std::string(status_event_lua) + std::string(alias_owner_lua) + std::string(go_live_body);
   return s;
 }
 const std::string& set_alias_script() {
@@ -529,28 +562,55 @@ task<void> records::set_alias(std::string_view label, std::string_view project,
   co_return dp::result<void>{};
 }
 
-task<void> records::go_live(const proto::deployment& d) {
+task<transition_outcome> records::go_live(const proto::deployment& d) {
+  co_return co_await go_live(d, proto::hash_fields{});
+}
+
+task<transition_outcome> records::go_live(const proto::deployment& d,
+                                          const proto::hash_fields& fields) {
   std::string label = d.alias.value_or(dp::immutable_alias(d.project, d.id));
+  int64_t ts = now_ms();
   std::vector<std::string> command{"EVAL",
                                    go_live_script(),
-                                   "3",
+                                   "4",
+                                   keys_.deployment(d.id),
+                                   keys_.events_channel(),
                                    keys_.alias(d.project),
                                    keys_.alias(label),
-                                   keys_.events_channel(),
                                    d.id,
                                    d.project,
                                    label,
-                                   std::to_string(now_ms()),
+                                   std::to_string(ts),
                                    keys_.deployment("")};
+  proto::hash_fields all = fields;
+  all.emplace_back("finished_at", std::to_string(ts));
+  command.push_back(std::to_string(all.size() * 2));
+  for (const auto& [k, v] : all) {
+    command.push_back(k);
+    command.push_back(v);
+  }
+  for (int s = 0; s <= static_cast<int>(deployment_status::canceled); ++s) {
+    if (proto::can_transition(static_cast<deployment_status>(s), deployment_status::ready)) {
+      command.emplace_back(proto::to_string(static_cast<deployment_status>(s)));
+    }
+  }
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
     co_return r.error();
   }
   const auto& e = r->elements();
-  if (e.size() == 3 && e[0].as_integer() < 0) {
-    co_return alias_conflict(e[1].as_string(), e[2].as_string());
+  if (e.size() != 2 && e.size() != 4) {
+    co_return make_error(errc::protocol, "unexpected go-live reply for deployment {}", d.id);
   }
-  co_return dp::result<void>{};
+  if (e.size() == 4) {
+    co_return alias_conflict(e[2].as_string(), e[3].as_string());
+  }
+  transition_outcome out;
+  out.applied = e[0].as_integer() == 1;
+  if (auto prev = proto::parse_deployment_status(e[1].as_string())) {
+    out.previous = *prev;
+  }
+  co_return out;
 }
 
 task<std::optional<std::string>> records::resolve_alias(std::string_view label) {

@@ -154,6 +154,58 @@ TEST_F(state_test, go_live_never_moves_production_backwards) {
   });
 }
 
+// Whoever sees `ready` (a status event, or the record) finds the site served: the status, its
+// fields and the aliases change in one script, and the status event follows the alias events.
+TEST_F(state_test, go_live_makes_ready_and_live_at_once) {
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dp::redis::client redis(ex, dp::test::redis_options(server_));
+    dp::redis::subscriber events(ex, dp::test::redis_options(server_));
+    dp::proto::keys keys("t:");
+    const std::vector<std::string> channels{keys.events_channel()};
+    EXPECT_TRUE(co_await events.subscribe(channels));
+    dp::state::records records(redis, keys);
+    auto [d, j] = make_deployment("shop");
+    CO_ASSERT_OK(co_await records.create_deployment(d, j));
+    CO_ASSERT_OK(co_await records.transition(d.id, deployment_status::uploading));
+    const dp::proto::hash_fields fields{{"files", "3"}};
+    auto live = co_await records.go_live(d, fields);
+    CO_ASSERT_OK(live);
+    EXPECT_TRUE(live->applied);
+    EXPECT_EQ(live->previous, deployment_status::uploading);
+    auto got = co_await records.get_deployment(d.id);
+    CO_ASSERT_OK(got);
+    EXPECT_EQ(got->status, deployment_status::ready);
+    EXPECT_EQ(got->files, 3);
+    EXPECT_TRUE(got->finished_at.has_value());
+    EXPECT_EQ(**co_await records.resolve_alias("shop"), d.id);
+    // uploading, then the aliases, then ready.
+    std::vector<std::string> seen;
+    for (int i = 0; i < 4; ++i) {
+      auto m = co_await events.next();
+      CO_ASSERT_OK(m);
+      if (auto e = dp::proto::parse_status_event(std::string_view(m->payload))) {
+        seen.emplace_back(dp::proto::to_string(e->status));
+      } else {
+        seen.emplace_back("alias");
+      }
+    }
+    EXPECT_EQ(seen, (std::vector<std::string>{"uploading", "alias", "alias", "ready"}));
+    // A retry finds it ready and changes nothing; a canceled deployment never goes live.
+    live = co_await records.go_live(d);
+    CO_ASSERT_OK(live);
+    EXPECT_FALSE(live->applied);
+    EXPECT_EQ(live->previous, deployment_status::ready);
+    auto [late, j2] = make_deployment("shop");
+    CO_ASSERT_OK(co_await records.create_deployment(late, j2));
+    CO_ASSERT_OK(co_await records.transition(late.id, deployment_status::canceled));
+    live = co_await records.go_live(late);
+    CO_ASSERT_OK(live);
+    EXPECT_FALSE(live->applied);
+    EXPECT_EQ(live->previous, deployment_status::canceled);
+    EXPECT_EQ(**co_await records.resolve_alias("shop"), d.id);
+  });
+}
+
 TEST_F(state_test, cancel_and_requeue) {
   run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
     dp::redis::client redis(ex, dp::test::redis_options(server_));

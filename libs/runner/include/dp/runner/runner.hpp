@@ -60,8 +60,9 @@ class build_sink {
   virtual task<bool> status(proto::deployment_status to, proto::hash_fields fields,
                             std::optional<std::string> error) = 0;
   virtual task<void> set_fields(proto::hash_fields fields) = 0;
-  // Production and immutable aliases (after `ready`).
-  virtual task<void> go_live() = 0;
+  // Status ready with `fields`, and the production and immutable aliases, as one step (whoever
+  // sees `ready` finds the site served); false when the stored status refuses it, as status().
+  virtual task<bool> go_live(proto::hash_fields fields) = 0;
   // Everything logged so far is stored.
   virtual task<void> flush() = 0;
 };

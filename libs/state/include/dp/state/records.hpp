@@ -84,9 +84,15 @@ class records {
   // (nothing changed) when the alias serves another project's deployment.
   task<void> set_alias(std::string_view label, std::string_view project,
                        std::string_view deployment_id);
-  // Production and immutable aliases together, in one script (the go-live step of a build);
-  // errc::conflict when either serves another project's deployment (that one is left alone).
-  task<void> go_live(const proto::deployment& d);
+  // The end of a successful build, in one script: status ready with `fields` (refused, like
+  // transition(), when the stored status forbids it; a deployment that is ready already goes live
+  // again), then the production and immutable aliases, then the status event: whoever sees
+  // `ready` finds the site served. errc::conflict when an alias serves another project's
+  // deployment (that one is left alone; the status is ready all the same).
+  task<transition_outcome> go_live(const proto::deployment& d, const proto::hash_fields& fields);
+  // The same without fields (a forwarding overload: g++ 12 mishandles class-type default
+  // arguments of coroutines).
+  task<transition_outcome> go_live(const proto::deployment& d);
   // The deployment id an alias points at, or nullopt.
   task<std::optional<std::string>> resolve_alias(std::string_view label);
   // The alias label a custom domain (domain:<fqdn>) serves, or nullopt.
