@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <exception>
 #include <string>
 
@@ -180,6 +181,17 @@ void add_worker_settings(dp::config::parser& p, worker_settings& w) {
                "worker (ecs): the container in the task definition that runs the build");
   p.add_string("ECS_ENDPOINT", &w.ecs_endpoint, "",
                "worker (ecs): API endpoint (default https://ecs.<AWS_REGION>.amazonaws.com)");
+}
+
+dp::config::parser::outcome parse_service(dp::config::parser& p, int argc, const char* const* argv,
+                                          const dp::config::environment& env) {
+  auto outcome = p.parse(argc, argv, env);
+  if (outcome.run && !p.positionals().empty()) {
+    std::fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", p.program().c_str(),
+                 p.positionals()[0].c_str());
+    return {false, exit_misconfigured};
+  }
+  return outcome;
 }
 
 void configure_logging(const logging& l, std::string_view service) {

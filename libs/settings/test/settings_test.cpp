@@ -123,4 +123,20 @@ TEST(Settings, WorkerValuesAreChecked) {
   EXPECT_TRUE(w.ecs_assign_public_ip);
 }
 
+// api-server and s3-reverse-proxy take no arguments: one is refused like a bad setting.
+TEST(Settings, AServiceRefusesArguments) {
+  dp::settings::logging log;
+  dp::config::parser p("svc", "a test service");
+  p.add_logging(&log.level, &log.format);
+  const char* none[] = {"svc"};
+  EXPECT_TRUE(dp::settings::parse_service(p, 1, none, {}).run);
+  const char* extra[] = {"svc", "worker"};
+  testing::internal::CaptureStderr();
+  auto out = dp::settings::parse_service(p, 2, extra, {});
+  EXPECT_EQ(testing::internal::GetCapturedStderr(),
+            "svc: unexpected argument 'worker' (see --help)\n");
+  EXPECT_FALSE(out.run);
+  EXPECT_EQ(out.exit_code, dp::settings::exit_misconfigured);
+}
+
 }  // namespace

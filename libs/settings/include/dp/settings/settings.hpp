@@ -109,6 +109,12 @@ struct worker_settings {
 
 void add_worker_settings(dp::config::parser& p, worker_settings& w);
 
+// Parses a service that takes no arguments (api-server, s3-reverse-proxy): argv and `env` through
+// `p`, then refuses a positional argument with one line on stderr ("<program>: unexpected argument
+// 'x' (see --help)") and exit_misconfigured. `run` is false when the service should exit now.
+dp::config::parser::outcome parse_service(dp::config::parser& p, int argc, const char* const* argv,
+                                          const dp::config::environment& env);
+
 // Applies LOG_LEVEL and LOG_FORMAT to the one logger.
 void configure_logging(const logging& l, std::string_view service);
 
