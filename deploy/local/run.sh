@@ -8,7 +8,9 @@
 # Usage: deploy/local/run.sh [--s3]
 #   --s3   use a local s3rver instead of the file store
 # Environment: DATA_DIR (default .data in the checkout), API_LISTEN (127.0.0.1:9000),
-#              PROXY_LISTEN (127.0.0.1:8000), ADMIN_LISTEN (the proxy's port + 1),
+#              PROXY_LISTEN (127.0.0.1:8000), ADMIN_LISTEN (the proxy's port + 1; port 0 with
+#              it), a port 0 in these: any free one, read from the JSON "listening" log line
+#              (LOG_FORMAT=json needed),
 #              BASE_DOMAIN (localhost), WORKER_DRAIN_S (5),
 #              DP_BIN_DIR (use the binaries of this build tree, services/<name>/<name>, and
 #              skip the set-up and the build: the e2e tests and benchmarks), any service setting.
@@ -20,7 +22,7 @@ for arg in "$@"; do
   case "$arg" in
     --s3) use_s3=1 ;;
     -h | --help)
-      sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -122,9 +124,11 @@ export BASE_DOMAIN="${BASE_DOMAIN:-localhost}"
 export API_LISTEN="${API_LISTEN:-127.0.0.1:9000}"
 export PROXY_LISTEN="${PROXY_LISTEN:-127.0.0.1:8000}"
 # The proxy's /healthz and /metrics listen next to it, so that two platforms do not collide.
-export ADMIN_LISTEN="${ADMIN_LISTEN:-${PROXY_LISTEN%:*}:$((${PROXY_LISTEN##*:} + 1))}"
-# The site URLs the API hands out name the proxy's port.
-export SITE_PORT="${SITE_PORT:-${PROXY_LISTEN##*:}}"
+if [[ ${PROXY_LISTEN##*:} == 0 ]]; then
+  export ADMIN_LISTEN="${ADMIN_LISTEN:-${PROXY_LISTEN%:*}:0}"
+else
+  export ADMIN_LISTEN="${ADMIN_LISTEN:-${PROXY_LISTEN%:*}:$((${PROXY_LISTEN##*:} + 1))}"
+fi
 export ALLOWED_GIT_PROTOCOLS="${ALLOWED_GIT_PROTOCOLS:-https,file}"
 if ((use_s3)); then
   s3_port="$(free_port)"
@@ -149,11 +153,45 @@ case "${API_LISTEN%:*}" in
     ;;
 esac
 
+# host:port of a service's `field` (listen, admin) from its JSON "listening" log line: with port 0
+# in a *_LISTEN setting, the one it bound. Fails if the service exits first or says nothing in 10 s.
+bound_address() {
+  local log=$1 field=$2 pid=$3 address
+  for _ in $(seq 100); do
+    address="$(python3 - "$log" "$field" <<'PY'
+import json, sys
+for line in open(sys.argv[1], errors="replace"):
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(entry, dict) and str(entry.get("msg", "")).endswith(" listening"):
+        print(entry.get(sys.argv[2], ""))
+        break
+PY
+)"
+    [[ -n $address ]] && echo "$address" && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "run.sh: no $field address in $log (a port 0 needs LOG_FORMAT=json)" >&2
+  return 1
+}
+
+# The proxy first: the site URLs the API hands out name its port (SITE_PORT).
+setsid "$build_dir/services/s3-reverse-proxy/s3-reverse-proxy" >"$data_dir/logs/proxy.log" 2>&1 &
+service_pids+=($!)
+if [[ ${PROXY_LISTEN##*:} == 0 || ${ADMIN_LISTEN##*:} == 0 ]]; then
+  PROXY_LISTEN="$(bound_address "$data_dir/logs/proxy.log" listen $!)"
+  ADMIN_LISTEN="$(bound_address "$data_dir/logs/proxy.log" admin $!)"
+fi
+export SITE_PORT="${SITE_PORT:-${PROXY_LISTEN##*:}}"
 setsid "$build_dir/services/api-server/api-server" >"$data_dir/logs/api-server.log" 2>&1 &
 service_pids+=($!)
+if [[ ${API_LISTEN##*:} == 0 ]]; then
+  API_LISTEN="$(bound_address "$data_dir/logs/api-server.log" listen $!)"
+fi
 setsid "$build_dir/services/build-runner/build-runner" worker >"$data_dir/logs/worker.log" 2>&1 &
-service_pids+=($!)
-setsid "$build_dir/services/s3-reverse-proxy/s3-reverse-proxy" >"$data_dir/logs/proxy.log" 2>&1 &
 service_pids+=($!)
 
 # The banner only once both listeners answer; a service that exits first stops the platform.

@@ -1,8 +1,6 @@
 // api-server: REST API, live logs and the dashboard. Wiring only; the logic lives in libs/.
 #include <boost/asio/io_context.hpp>
 
-#include <cstdio>
-
 #include "dp/api/api.hpp"
 #include "dp/api/browser.hpp"
 #include "dp/core/config.hpp"
@@ -84,14 +82,10 @@ int main(int argc, char** argv) {
                  "Port of the public site URLs; 0 or the scheme's default port is left out");
   parser.add_int("SOURCE_MAX_MB", &cfg.source_max_mb, 100, 1, 4096,
                  "Largest uploaded source archive (deployctl deploy <directory>), in MiB");
-  auto outcome = parser.parse(argc, argv, dp::config::environment_from(environ));
+  auto outcome =
+      dp::settings::parse_service(parser, argc, argv, dp::config::environment_from(environ));
   if (!outcome.run) {
     return outcome.exit_code;
-  }
-  if (!parser.positionals().empty()) {
-    std::fprintf(stderr, "api-server: unexpected argument '%s' (see --help)\n",
-                 parser.positionals()[0].c_str());
-    return dp::settings::exit_misconfigured;
   }
   dp::settings::configure_logging(cfg.common.log, "api-server");
 

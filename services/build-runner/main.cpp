@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   dp::settings::common common;
   dp::settings::build build;
   dp::runner::build_input input;
-  build_runner::worker_settings worker;
+  dp::settings::worker_settings worker;
   dp::config::parser parser("build-runner",
                             "runs one build (build), consumes the build queue (worker) or removes "
                             "what dead runners left behind (sweep)",
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
          input.project_id = std::string(v);
          return std::nullopt;
        }});
-  build_runner::add_worker_settings(parser, worker);
+  dp::settings::add_worker_settings(parser, worker);
   auto outcome = parser.parse(argc, argv, dp::config::environment_from(environ));
   if (!outcome.run) {
     return outcome.exit_code;

@@ -37,14 +37,10 @@ int main(int argc, char** argv) {
                  "In-memory cache of small hot files, in MiB (0 disables it)");
   parser.add_int("PROXY_THREADS", &cfg.threads, 1, 1, 64, "Threads serving requests");
   parser.add_bool("ACCESS_LOG", &cfg.access_log, true, "Write one log line per request");
-  auto outcome = parser.parse(argc, argv, dp::config::environment_from(environ));
+  auto outcome =
+      dp::settings::parse_service(parser, argc, argv, dp::config::environment_from(environ));
   if (!outcome.run) {
     return outcome.exit_code;
-  }
-  if (!parser.positionals().empty()) {
-    std::fprintf(stderr, "s3-reverse-proxy: unexpected argument '%s' (see --help)\n",
-                 parser.positionals()[0].c_str());
-    return dp::settings::exit_misconfigured;
   }
   dp::settings::configure_logging(cfg.common.log, "s3-reverse-proxy");
 

@@ -1,28 +1,46 @@
-// What the e2e tests and the benchmark share: start deploy/local/run.sh on free ports over a fresh
-// DATA_DIR, make git repositories of fixture sites, deploy, follow the log stream (SSE), and stop
-// everything (even after a failure). Node 20 built-ins only.
+// What the e2e tests and the benchmark share: start deploy/local/run.sh over a fresh DATA_DIR, its
+// services on ports they choose (port 0) and report, make git repositories of fixture sites,
+// deploy, follow the log stream (SSE), and stop everything (even after a failure). Node 20
+// built-ins only.
 import {execFileSync, spawn} from 'node:child_process';
 import {createHash, randomBytes} from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const {port} = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 export function tempDir(prefix) { return fs.mkdtempSync(path.join(os.tmpdir(), prefix)); }
+
+// The port in the `field` (listen, admin) of a service's JSON "listening" log line, or null while
+// there is none: the services listen on port 0 and say which port they bound (as tests/harness's
+// reported_port reads it).
+function reportedPort(logFile, field) {
+  let text;
+  try {
+    text = fs.readFileSync(logFile, 'utf8');
+  } catch {
+    return null;  // not started yet
+  }
+  for (const line of text.split('\n').slice(0, -1)) {  // the last one may be still being written
+    let entry;
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const address = entry?.[field];
+    if (typeof entry?.msg !== 'string' || !entry.msg.endsWith(' listening') ||
+        typeof address !== 'string')
+      continue;
+    const port = Number(address.slice(address.lastIndexOf(':') + 1));
+    if (!address.includes(':') || !Number.isInteger(port) || port <= 0 || port > 65535)
+      throw new Error(`${logFile}: "${address}" is not host:port with a port`);
+    return port;
+  }
+  return null;
+}
 
 // Processes of this platform instance: every one carries the DATA_DIR path in its environment
 // (STORAGE_URL, or the marker run.sh is started with), builds included.
@@ -81,7 +99,6 @@ function descendants(root) {
 // Starts run.sh (with `args`, e.g. ['--s3']); resolves once the API is ready and the proxy answers.
 export async function startPlatform({binDir, repoRoot, env = {}, quiet = true, args = []}) {
   const dataDir = tempDir('dp-e2e-data-');
-  const [apiPort, proxyPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const marker = `DP_E2E_DATA_DIR=${dataDir}`;
   const child = spawn(path.join(repoRoot, 'deploy/local/run.sh'), args, {
     env: {
@@ -89,9 +106,10 @@ export async function startPlatform({binDir, repoRoot, env = {}, quiet = true, a
       DP_E2E_DATA_DIR: dataDir,
       DP_BIN_DIR: binDir,
       DATA_DIR: dataDir,
-      API_LISTEN: `127.0.0.1:${apiPort}`,
-      PROXY_LISTEN: `127.0.0.1:${proxyPort}`,
-      ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+      API_LISTEN: '127.0.0.1:0',
+      PROXY_LISTEN: '127.0.0.1:0',
+      ADMIN_LISTEN: '127.0.0.1:0',
+      LOG_FORMAT: 'json',
       WORKER_DRAIN_S: '2',
       ...env,
     },
@@ -110,10 +128,11 @@ export async function startPlatform({binDir, repoRoot, env = {}, quiet = true, a
   let exitStatus = null;
   exited.then((s) => (exitStatus = s));
 
+  // api, proxy and proxyPort are known once the services report their ports.
   const p = {
-    api: `http://127.0.0.1:${apiPort}`,
-    proxy: `http://127.0.0.1:${proxyPort}`,
-    proxyPort,
+    api: null,
+    proxy: null,
+    proxyPort: null,
     dataDir,
     child,
     output: () => output,
@@ -185,6 +204,14 @@ export async function startPlatform({binDir, repoRoot, env = {}, quiet = true, a
       await p.stop();
       throw new Error(`the platform did not become ready:\n${output}\n${p.logs()}`);
     }
+    const apiPort = reportedPort(path.join(dataDir, 'logs', 'api-server.log'), 'listen');
+    const proxyPort = reportedPort(path.join(dataDir, 'logs', 'proxy.log'), 'listen');
+    if (apiPort === null || proxyPort === null) {
+      await sleep(200);
+      continue;
+    }
+    Object.assign(
+        p, {api: `http://127.0.0.1:${apiPort}`, proxy: `http://127.0.0.1:${proxyPort}`, proxyPort});
     try {
       const ready = await fetch(`${p.api}/readyz`);
       const proxied = await fetch(`${p.proxy}/`, {headers: {host: 'none.localhost'}});

@@ -2,6 +2,7 @@
 
 #include <boost/json/parse.hpp>
 
+#include "dp/core/errc_table.hpp"
 #include "dp/proto/json.hpp"
 
 namespace dp::cli {
@@ -15,24 +16,21 @@ dp::error transport_error(const dp::error& e, const std::string& api_url) {
   return dp::error{e.code, fmt::format("cannot reach the API at {}: {}", api_url, e.message)};
 }
 
+// An API error's errc: by the word in its body, else by the HTTP status, among the client errors
+// of dp::errc_table (the api-server's own); anything else is the API misbehaving.
 errc errc_for(std::string_view code, int status) {
-  if (code == "invalid_argument" || status == 400) {
-    return errc::invalid_argument;
+  auto client_error = [](const errc_info& row) {
+    return row.http_status >= 400 && row.http_status < 500;
+  };
+  for (const auto& row : errc_table) {
+    if (client_error(row) && row.name == code) {
+      return row.code;
+    }
   }
-  if (code == "too_large" || status == 413) {
-    return errc::too_large;
-  }
-  if (code == "not_found" || status == 404) {
-    return errc::not_found;
-  }
-  if (code == "conflict" || status == 409) {
-    return errc::conflict;
-  }
-  if (code == "unauthorized" || status == 401) {
-    return errc::unauthorized;
-  }
-  if (code == "forbidden" || status == 403) {
-    return errc::forbidden;
+  for (const auto& row : errc_table) {
+    if (client_error(row) && static_cast<int>(row.http_status) == status) {
+      return row.code;
+    }
   }
   return errc::protocol;
 }

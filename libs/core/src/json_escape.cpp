@@ -44,6 +44,18 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
   return n;
 }
 
+// Appends the UTF-8 sequence at s[i], or U+FFFD for a byte that starts none; returns the index
+// after what it read.
+size_t append_sequence(std::string& out, std::string_view s, size_t i) {
+  size_t n = utf8_sequence_length(s, i);
+  if (n == 0) {
+    out += replacement;
+    return i + 1;
+  }
+  out.append(s.data() + i, n);
+  return i + n;
+}
+
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -52,14 +64,7 @@ void append_json_string(std::string& out, std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      size_t n = utf8_sequence_length(s, i);
-      if (n == 0) {
-        out += replacement;
-        ++i;
-      } else {
-        out.append(s.data() + i, n);
-        i += n;
-      }
+      i = append_sequence(out, s, i);
       continue;
     }
     switch (c) {
@@ -102,14 +107,7 @@ std::string sanitize_utf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
-    size_t n = utf8_sequence_length(s, i);
-    if (n == 0) {
-      out += replacement;
-      ++i;
-    } else {
-      out.append(s.data() + i, n);
-      i += n;
-    }
+    i = append_sequence(out, s, i);
   }
   return out;
 }

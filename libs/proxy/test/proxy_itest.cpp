@@ -18,6 +18,7 @@
 #include "dp/storage/object_store.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
+#include "dp/test/options.hpp"
 
 namespace {
 
@@ -126,7 +127,7 @@ class proxy_test : public ::testing::TestWithParam<std::string> {
       storage_url_.kind = dp::storage::storage_url::scheme::file;
       storage_url_.root = dir_.path();
     }
-    dp::config::parse_redis_url(redis_.url(), redis_opts_.url);
+    redis_opts_ = dp::test::redis_options(redis_);
     static_id_ = deploy("site", dp::proto::serve_mode::static_files, site_files(), true);
     spa_id_ = deploy("spa", dp::proto::serve_mode::spa, site_files(), true);
 

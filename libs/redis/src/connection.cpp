@@ -43,7 +43,12 @@ reply to_reply(const void* redis_reply) {
 }  // namespace
 
 connection::connection(asio::any_io_executor executor, reply_fn push)
-    : executor_(executor), socket_(executor), signal_(executor), push_(std::move(push)) {}
+    : executor_(executor),
+      socket_(executor),
+      signal_(executor),
+      push_(std::move(push)),
+      read_{asio::posix::stream_descriptor::wait_read, &redisAsyncHandleRead},
+      write_{asio::posix::stream_descriptor::wait_write, &redisAsyncHandleWrite} {}
 
 connection::~connection() {
   if (ctx_ != nullptr) {
@@ -194,23 +199,21 @@ void connection::on_push(redisAsyncContext* ac, void* r, void* /*privdata*/) {
 }
 
 void connection::add_read(void* p) {
-  auto* self = static_cast<connection*>(p);
-  self->want_read_ = true;
-  self->arm_read();
+  static_cast<connection*>(p)->read_.wanted = true;
+  static_cast<connection*>(p)->arm(&connection::read_);
 }
 
 void connection::del_read(void* p) {
-  static_cast<connection*>(p)->want_read_ = false;
+  static_cast<connection*>(p)->read_.wanted = false;
 }
 
 void connection::add_write(void* p) {
-  auto* self = static_cast<connection*>(p);
-  self->want_write_ = true;
-  self->arm_write();
+  static_cast<connection*>(p)->write_.wanted = true;
+  static_cast<connection*>(p)->arm(&connection::write_);
 }
 
 void connection::del_write(void* p) {
-  static_cast<connection*>(p)->want_write_ = false;
+  static_cast<connection*>(p)->write_.wanted = false;
 }
 
 void connection::cleanup(void* p) {
@@ -227,40 +230,22 @@ void connection::cleanup(void* p) {
 }
 
 // The handlers hold a shared_ptr: a wait may complete after the context is gone.
-void connection::arm_read() {
-  if (read_armed_ || ctx_ == nullptr) {
+void connection::arm(direction connection::*which) {
+  auto& d = this->*which;
+  if (d.armed || ctx_ == nullptr) {
     return;
   }
-  read_armed_ = true;
+  d.armed = true;
   socket_.async_wait(
-      asio::posix::stream_descriptor::wait_read,
-      [self = shared_from_this()](const boost::system::error_code& ec) {
-        self->read_armed_ = false;
-        if (ec == asio::error::operation_aborted || self->ctx_ == nullptr || !self->want_read_) {
+      d.wait, [self = shared_from_this(), which](const boost::system::error_code& ec) {
+        auto& dir = (*self).*which;
+        dir.armed = false;
+        if (ec == asio::error::operation_aborted || self->ctx_ == nullptr || !dir.wanted) {
           return;
         }
-        redisAsyncHandleRead(self->ctx_);  // may free the context
-        if (self->want_read_) {
-          self->arm_read();
-        }
-      });
-}
-
-void connection::arm_write() {
-  if (write_armed_ || ctx_ == nullptr) {
-    return;
-  }
-  write_armed_ = true;
-  socket_.async_wait(
-      asio::posix::stream_descriptor::wait_write,
-      [self = shared_from_this()](const boost::system::error_code& ec) {
-        self->write_armed_ = false;
-        if (ec == asio::error::operation_aborted || self->ctx_ == nullptr || !self->want_write_) {
-          return;
-        }
-        redisAsyncHandleWrite(self->ctx_);  // may free the context
-        if (self->want_write_) {
-          self->arm_write();
+        dir.handle(self->ctx_);  // may free the context
+        if (dir.wanted) {
+          self->arm(which);
         }
       });
 }

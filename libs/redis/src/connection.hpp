@@ -63,8 +63,16 @@ class connection : public std::enable_shared_from_this<connection> {
   static void del_write(void* self);
   static void cleanup(void* self);
 
-  void arm_read();
-  void arm_write();
+  // One direction of the socket as hiredis drives it: hiredis asks for it (add_read, add_write)
+  // and takes it back (del_*); while it is wanted, one wait at a time is pending, and readiness
+  // hands the context to hiredis (redisAsyncHandleRead or redisAsyncHandleWrite).
+  struct direction {
+    boost::asio::posix::stream_descriptor::wait_type wait;
+    void (*handle)(redisAsyncContext*);
+    bool wanted = false;
+    bool armed = false;  // a wait is pending
+  };
+  void arm(direction connection::*which);
 
   boost::asio::any_io_executor executor_;
   boost::asio::posix::stream_descriptor socket_;
@@ -76,10 +84,8 @@ class connection : public std::enable_shared_from_this<connection> {
   std::string error_;
   bool connected_ = false;
   bool closed_ = false;  // close() was called
-  bool want_read_ = false;
-  bool want_write_ = false;
-  bool read_armed_ = false;
-  bool write_armed_ = false;
+  direction read_;
+  direction write_;
 };
 
 }  // namespace dp::redis::detail

@@ -105,7 +105,7 @@ TEST(RedisClient, TenThousandPipelinedCommands) {
     int mismatches = 0;
     asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
     for (int i = 0; i < n; ++i) {
-      asio::co_spawn(
+      dp::spawn(
           ex,
           [&, i]() -> asio::awaitable<void> {
             auto r = co_await c.exec("GET", fmt::format("key:{}", i));
@@ -116,7 +116,7 @@ TEST(RedisClient, TenThousandPipelinedCommands) {
               all_done.cancel();
             }
           },
-          asio::detached);
+          "GET of its own key");
     }
     co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
     EXPECT_EQ(remaining, 0);
@@ -163,12 +163,12 @@ TEST(RedisClient, CommandInFlightFailsWhenTheConnectionDrops) {
     client c(ex, options_for(server));
     CO_ASSERT_OK(co_await c.connect());
     std::optional<dp::result<reply>> blocked;
-    asio::co_spawn(
+    dp::spawn(
         ex,
         [&]() -> asio::awaitable<void> {
           blocked = co_await c.exec(cmd("BLPOP", "nothing", "30"), 60s);
         },
-        asio::detached);
+        "BLPOP the dropped connection fails");
     // BLPOP is on the wire and blocking.
     CO_ASSERT_TRUE(
         co_await co_eventually([&] { return dp::test::redis_blocked_in(server.port(), "blpop"); }));
@@ -199,7 +199,7 @@ TEST(RedisClient, TimeoutResetsTheConnectionAndBlockingCommandsTakeLongerTimeout
     CO_ASSERT_OK(empty);
     EXPECT_TRUE(empty->is_nil());
     client producer(ex, options_for(server));
-    asio::co_spawn(
+    dp::spawn(
         ex,
         [&]() -> asio::awaitable<void> {
           // Pushed once the consumer is blocked in BLMOVE.
@@ -208,7 +208,7 @@ TEST(RedisClient, TimeoutResetsTheConnectionAndBlockingCommandsTakeLongerTimeout
             (void)co_await producer.exec("RPUSH", "src", "job");
           }
         },
-        asio::detached);
+        "RPUSH once BLMOVE blocks");
     auto moved = co_await c.exec(cmd("BLMOVE", "src", "dst", "LEFT", "RIGHT", "5"), 10s);
     CO_ASSERT_OK(moved);
     EXPECT_EQ(moved->as_string(), "job");
@@ -284,13 +284,13 @@ TEST(RedisClient, CloseCancelsWaitingCommands) {
     client c(ex, opts);
     std::optional<dp::result<reply>> waiting;
     bool sent = false;
-    asio::co_spawn(
+    dp::spawn(
         ex,
         [&]() -> asio::awaitable<void> {
           sent = true;
           waiting = co_await c.exec(cmd("PING"), 30s);
         },
-        asio::detached);
+        "PING waiting to connect");
     // One thread: once `sent` is seen, the PING is suspended inside exec(), waiting.
     CO_ASSERT_TRUE(co_await co_eventually([&] { return sent; }));
     CO_ASSERT_TRUE(!waiting.has_value());

@@ -2,6 +2,7 @@
 // as vectors, and a bounded wait for the next message.
 #pragma once
 
+#include "dp/core/spawn.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/redis/subscriber.hpp"
 #include "dp/test/async.hpp"
@@ -10,7 +11,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>

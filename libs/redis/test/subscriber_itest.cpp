@@ -150,13 +150,13 @@ TEST(RedisSubscriber, CloseEndsNext) {
     CO_ASSERT_OK(co_await sub.subscribe("quiet"));
     std::optional<dp::result<message>> got;
     bool waiting = false;
-    asio::co_spawn(
+    dp::spawn(
         ex,
         [&]() -> asio::awaitable<void> {
           waiting = true;
           got = co_await sub.next();
         },
-        asio::detached);
+        "next() that close ends");
     // One thread: once `waiting` is seen, next() is suspended, waiting for a message.
     CO_ASSERT_TRUE(co_await co_eventually([&] { return waiting; }));
     CO_ASSERT_TRUE(!got.has_value());

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -17,6 +16,7 @@
 #include <fstream>
 
 #include "dp/core/id.hpp"
+#include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
 #include "dp/redis/client.hpp"
@@ -132,7 +132,7 @@ class Runner : public ::testing::Test {
     // Every status event, in the order Redis published them.
     dp::redis::subscriber events(ex, ro);
     EXPECT_TRUE(co_await events.subscribe(records.keys().events_channel()));
-    asio::co_spawn(
+    dp::spawn(
         ex,
         [&]() -> asio::awaitable<void> {
           for (;;) {
@@ -145,7 +145,7 @@ class Runner : public ::testing::Test {
             }
           }
         },
-        asio::detached);
+        "status events of the deployment");
 
     dp::state::log_writer logs(ex, redis, records.keys(), d.id, 1, {.max_len = 1'000'000});
     auto sink = dp::runner::make_redis_sink(records, logs, d);
@@ -159,7 +159,7 @@ class Runner : public ::testing::Test {
 
     // Cancel once the build command runs: a request as the api-server makes it.
     if (c.cancel_after_building) {
-      asio::co_spawn(
+      dp::spawn(
           ex,
           [&]() -> asio::awaitable<void> {
             asio::steady_timer t(ex);
@@ -176,7 +176,7 @@ class Runner : public ::testing::Test {
             dp::proto::cancel_request req{d.id, dp::state::now_ms(), "user asked"};
             EXPECT_TRUE(co_await records.request_cancel(req));
           },
-          asio::detached);
+          "cancel request once building");
     }
 
     out.report = co_await r.run();

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <string>
 
 #include "dp/core/log.hpp"
 #include "dp/core/storage_url.hpp"
@@ -131,6 +134,64 @@ void add_build(dp::config::parser& p, build& b, build_needs n) {
          .apply = size(&b.disk_mb, 16)});
   p.add_int("BUILD_PIDS_MAX", &b.pids_max, 1024, 0, 1 << 22,
             "Processes and threads of one build at once; 0: no limit");
+}
+
+void add_worker_settings(dp::config::parser& p, worker_settings& w) {
+  p.add_choice("LAUNCHER", &w.launcher, "process", {"process", "docker", "ecs"},
+               "worker: how builds are launched");
+  p.add_int("WORKER_CONCURRENCY", &w.concurrency, 2, 1, 256, "worker: builds run at once");
+  p.add_int("LEASE_TTL_S", &w.lease_ttl_s, 30, 5, 3600,
+            "worker: a job whose lease is not refreshed for this long is re-queued");
+  p.add_string("BUILD_IMAGE", &w.build_image, "deploy-platform/build-runner:latest",
+               "worker (docker, ecs): the build container image");
+  p.add_int("WORKER_DRAIN_S", &w.drain_s, 60, 0, 86400,
+            "worker: on SIGTERM, how long running builds may finish before they are handed back");
+  p.add_string("WORKER_ID", &w.worker_id, "",
+               "worker: its name in leases and container labels (default: host-pid-random)");
+  p.add_string("DOCKER_SOCKET", &w.docker_socket, "/var/run/docker.sock",
+               "worker (docker): the Docker Engine API socket");
+  p.add_int("DOCKER_MEMORY_MB", &w.docker_memory_mb, 0, 0, 1 << 20,
+            "worker (docker): memory limit of a build container (0: BUILD_MEMORY_MB)");
+  p.add({.env = "DOCKER_CPUS",
+         .default_value = "0",
+         .help = "worker (docker): CPUs of a build container, e.g. 1.5 (0: no limit)",
+         .apply = [&w](std::string_view v) -> std::optional<std::string> {
+           try {
+             size_t used = 0;
+             w.docker_cpus = std::stod(std::string(v), &used);
+             if (used != v.size() || w.docker_cpus < 0) {
+               return "must be a non-negative number";
+             }
+           } catch (const std::exception&) {
+             return "must be a non-negative number";
+           }
+           return std::nullopt;
+         }});
+  p.add_string("DOCKER_NETWORK", &w.docker_network, "",
+               "worker (docker): network mode of build containers (empty: Docker's default)");
+  p.add_string("ECS_CLUSTER", &w.ecs_cluster, "", "worker (ecs): cluster name or ARN");
+  p.add_string("ECS_TASK_DEFINITION", &w.ecs_task_definition, "",
+               "worker (ecs): task definition (family[:revision] or ARN)");
+  p.add_list("ECS_SUBNETS", &w.ecs_subnets, "", "worker (ecs): subnet ids, comma-separated");
+  p.add_list("ECS_SECURITY_GROUPS", &w.ecs_security_groups, "",
+             "worker (ecs): security group ids, comma-separated");
+  p.add_bool("ECS_ASSIGN_PUBLIC_IP", &w.ecs_assign_public_ip, false,
+             "worker (ecs): give the task a public IP (needed without a NAT gateway)");
+  p.add_string("ECS_CONTAINER_NAME", &w.ecs_container_name, "build-runner",
+               "worker (ecs): the container in the task definition that runs the build");
+  p.add_string("ECS_ENDPOINT", &w.ecs_endpoint, "",
+               "worker (ecs): API endpoint (default https://ecs.<AWS_REGION>.amazonaws.com)");
+}
+
+dp::config::parser::outcome parse_service(dp::config::parser& p, int argc, const char* const* argv,
+                                          const dp::config::environment& env) {
+  auto outcome = p.parse(argc, argv, env);
+  if (outcome.run && !p.positionals().empty()) {
+    std::fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", p.program().c_str(),
+                 p.positionals()[0].c_str());
+    return {false, exit_misconfigured};
+  }
+  return outcome;
 }
 
 void configure_logging(const logging& l, std::string_view service) {

@@ -78,4 +78,65 @@ TEST(Settings, BuildWithoutLimitsIgnoresTheRunnersSettings) {
   EXPECT_EQ(s.build.max_attempts, 3);
 }
 
+dp::config::parser::outcome parse_worker(dp::settings::worker_settings& w, const environment& env) {
+  dp::config::parser p("build-runner", "a test service");
+  dp::settings::add_worker_settings(p, w);
+  const char* argv[] = {"build-runner"};
+  return p.parse(1, argv, env);
+}
+
+TEST(Settings, WorkerDefaults) {
+  dp::settings::worker_settings w;
+  ASSERT_TRUE(parse_worker(w, {}).run);
+  EXPECT_EQ(w.launcher, "process");
+  EXPECT_EQ(w.concurrency, 2);
+  EXPECT_EQ(w.lease_ttl_s, 30);
+  EXPECT_EQ(w.drain_s, 60);
+  EXPECT_EQ(w.worker_id, "");
+  EXPECT_EQ(w.build_image, "deploy-platform/build-runner:latest");
+  EXPECT_EQ(w.docker_socket, "/var/run/docker.sock");
+  EXPECT_EQ(w.docker_memory_mb, 0);
+  EXPECT_EQ(w.docker_cpus, 0);
+  EXPECT_EQ(w.ecs_container_name, "build-runner");
+  EXPECT_FALSE(w.ecs_assign_public_ip);
+}
+
+TEST(Settings, WorkerValuesAreChecked) {
+  for (auto env : std::vector<environment>{{{"LAUNCHER", "kubernetes"}},
+                                           {{"WORKER_CONCURRENCY", "0"}},
+                                           {{"LEASE_TTL_S", "4"}},
+                                           {{"DOCKER_CPUS", "-1"}},
+                                           {{"DOCKER_CPUS", "1.5x"}},
+                                           {{"DOCKER_CPUS", "many"}}}) {
+    dp::settings::worker_settings w;
+    auto out = parse_worker(w, env);
+    EXPECT_FALSE(out.run) << env.begin()->first << "=" << env.begin()->second;
+    EXPECT_EQ(out.exit_code, dp::settings::exit_misconfigured) << env.begin()->first;
+  }
+  dp::settings::worker_settings w;
+  ASSERT_TRUE(parse_worker(w, {{"DOCKER_CPUS", "1.5"},
+                               {"ECS_SUBNETS", "subnet-1,subnet-2"},
+                               {"ECS_ASSIGN_PUBLIC_IP", "true"}})
+                  .run);
+  EXPECT_EQ(w.docker_cpus, 1.5);
+  EXPECT_EQ(w.ecs_subnets, (std::vector<std::string>{"subnet-1", "subnet-2"}));
+  EXPECT_TRUE(w.ecs_assign_public_ip);
+}
+
+// api-server and s3-reverse-proxy take no arguments: one is refused like a bad setting.
+TEST(Settings, AServiceRefusesArguments) {
+  dp::settings::logging log;
+  dp::config::parser p("svc", "a test service");
+  p.add_logging(&log.level, &log.format);
+  const char* none[] = {"svc"};
+  EXPECT_TRUE(dp::settings::parse_service(p, 1, none, {}).run);
+  const char* extra[] = {"svc", "worker"};
+  testing::internal::CaptureStderr();
+  auto out = dp::settings::parse_service(p, 2, extra, {});
+  EXPECT_EQ(testing::internal::GetCapturedStderr(),
+            "svc: unexpected argument 'worker' (see --help)\n");
+  EXPECT_FALSE(out.run);
+  EXPECT_EQ(out.exit_code, dp::settings::exit_misconfigured);
+}
+
 }  // namespace

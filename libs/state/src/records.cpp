@@ -267,6 +267,16 @@ dp::result<void> check_pipeline(const std::vector<reply>& replies, std::string_v
   return {};
 }
 
+// Sends `commands` as one pipeline and checks every reply, as check_pipeline does.
+task<void> checked_pipeline(redis::client& redis, std::vector<std::vector<std::string>> commands,
+                            std::string_view what) {
+  auto replies = co_await redis.pipeline(std::move(commands));
+  if (!replies) {
+    co_return replies.error();
+  }
+  co_return check_pipeline(*replies, what);
+}
+
 dp::result<transition_outcome> outcome_from(const reply& r, std::string_view id) {
   const auto& e = r.elements();
   if (e.size() != 2) {
@@ -329,11 +339,7 @@ task<void> records::save_project(const proto::project& p) {
                                                  hset_argv(key, proto::to_hash(p)),
                                                  {"SADD", keys_.projects(), p.name},
                                                  {"EXEC"}};
-  auto replies = co_await redis_.pipeline(std::move(commands));
-  if (!replies) {
-    co_return replies.error();
-  }
-  co_return check_pipeline(*replies, "save project");
+  co_return co_await checked_pipeline(redis_, std::move(commands), "save project");
 }
 
 task<proto::project> records::get_project(std::string_view name) {
@@ -405,11 +411,7 @@ task<void> records::insert_deployment(proto::deployment& d, const proto::job* j)
     commands.push_back({"LPUSH", keys_.queue(), proto::to_json(*j)});
   }
   commands.push_back({"EXEC"});
-  auto replies = co_await redis_.pipeline(std::move(commands));
-  if (!replies) {
-    co_return replies.error();
-  }
-  co_return check_pipeline(*replies, "create deployment");
+  co_return co_await checked_pipeline(redis_, std::move(commands), "create deployment");
 }
 
 task<proto::deployment> records::get_deployment(std::string_view id) {
@@ -684,11 +686,7 @@ task<transition_outcome> records::request_cancel(const proto::cancel_request& re
   std::vector<std::vector<std::string>> commands{
       {"SET", keys_.cancel(req.deployment_id), text, "EX", "86400"},
       {"PUBLISH", keys_.cancel(req.deployment_id), text}};
-  auto replies = co_await redis_.pipeline(std::move(commands));
-  if (!replies) {
-    co_return replies.error();
-  }
-  if (auto ok = check_pipeline(*replies, "request cancel"); !ok) {
+  if (auto ok = co_await checked_pipeline(redis_, std::move(commands), "request cancel"); !ok) {
     co_return ok.error();
   }
   co_return immediate;

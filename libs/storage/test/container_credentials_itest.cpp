@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <regex>
 
 #include "dp/storage/object_store.hpp"
 #include "dp/test/async.hpp"
@@ -25,12 +26,21 @@ class ContainerCredentials : public ::testing::Test {
         << fmt::format(R"({{"AccessKeyId":"{}","SecretAccessKey":"{}","Token":"session",)"
                        R"("Expiration":"2099-01-01T00:00:00Z"}})",
                        dp::test::s3rver::access_key(), dp::test::s3rver::secret_key());
-    port_ = dp::test::free_port();
+    // On port 0; http.server says which one it bound ("Serving HTTP on 127.0.0.1 port 45678 ..."),
+    // unbuffered (-u), once it listens.
     dp::test::process_options o;
-    o.argv = {"python3", "-m",        "http.server", std::to_string(port_),
+    o.argv = {"python3", "-u",        "-m",          "http.server",       "0",
               "--bind",  "127.0.0.1", "--directory", dir_.path().string()};
     server_.emplace(o);
-    ASSERT_TRUE(dp::test::wait_for_tcp("127.0.0.1", port_, std::chrono::seconds(10)));
+    ASSERT_TRUE(dp::test::eventually([&] {
+      static const std::regex serving(R"(Serving HTTP on \S+ port (\d+) )");
+      std::string log = server_->log_text();
+      std::smatch m;
+      if (std::regex_search(log, m, serving)) {
+        port_ = static_cast<uint16_t>(std::stoi(m[1].str()));
+      }
+      return port_ != 0;
+    })) << server_->log_text();
   }
 
   // Puts then reads back one object; the error message when anything fails.

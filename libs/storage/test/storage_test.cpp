@@ -9,6 +9,7 @@
 #include "../src/backends.hpp"
 #include "dp/core/id.hpp"
 #include "dp/storage/object_store.hpp"
+#include "dp/test/async.hpp"
 
 namespace {
 
@@ -101,15 +102,6 @@ TEST(content_types, by_extension) {
   EXPECT_EQ(content_type_for("dir.d/file"), "application/octet-stream");
 }
 
-// Runs one coroutine to completion on a fresh io_context.
-template <class T>
-T run(boost::asio::io_context& ioc, boost::asio::awaitable<T> a) {
-  auto f = boost::asio::co_spawn(ioc, std::move(a), boost::asio::use_future);
-  ioc.restart();
-  ioc.run();
-  return f.get();
-}
-
 struct file_store_test : ::testing::Test {
   fs::path base = fs::temp_directory_path() / ("dp-storage-" + dp::random_hex(6));
   fs::path root = base / "root";
@@ -134,11 +126,11 @@ TEST_F(file_store_test, hostile_keys_never_leave_the_root) {
   for (std::string k :
        std::vector<std::string>{"../secret", "a/../../secret", "/etc/passwd", "..\\secret",
                                 std::string("x\0/../../secret", 15)}) {
-    auto put = run(ioc, store->put_buffer(k, "pwned", {}));
+    auto put = dp::test::run_async(ioc, store->put_buffer(k, "pwned", {}));
     ASSERT_FALSE(put) << k;
     EXPECT_TRUE(put.error().is(dp::errc::invalid_argument));
-    EXPECT_FALSE(run(ioc, store->get(k)));
-    EXPECT_FALSE(run(ioc, store->remove(k)));
+    EXPECT_FALSE(dp::test::run_async(ioc, store->get(k)));
+    EXPECT_FALSE(dp::test::run_async(ioc, store->remove(k)));
     EXPECT_FALSE(store->local_path(k));
   }
   std::ifstream in(base / "secret");
@@ -148,32 +140,32 @@ TEST_F(file_store_test, hostile_keys_never_leave_the_root) {
 }
 
 TEST_F(file_store_test, write_is_atomic_and_leaves_no_temp_files) {
-  ASSERT_TRUE(run(ioc, store->put_buffer("a/b.txt", std::string(100000, 'x'), {})));
-  ASSERT_TRUE(run(ioc, store->put_buffer("a/b.txt", "short", {})));
+  ASSERT_TRUE(dp::test::run_async(ioc, store->put_buffer("a/b.txt", std::string(100000, 'x'), {})));
+  ASSERT_TRUE(dp::test::run_async(ioc, store->put_buffer("a/b.txt", "short", {})));
   for (auto& e : fs::recursive_directory_iterator(root)) {
     EXPECT_FALSE(e.path().filename().string().starts_with(".dp-tmp-")) << e.path();
   }
   EXPECT_EQ(*store->local_path("a/b.txt"), root / "a/b.txt");
   EXPECT_EQ(fs::file_size(root / "a/b.txt"), 5u);
   // The metadata tree is not listed as keys.
-  auto all = run(ioc, store->list(""));
+  auto all = dp::test::run_async(ioc, store->list(""));
   ASSERT_TRUE(all);
   ASSERT_EQ(all->size(), 1u);
   EXPECT_EQ((*all)[0].key, "a/b.txt");
 }
 
 TEST_F(file_store_test, key_that_is_also_a_prefix_is_a_conflict) {
-  ASSERT_TRUE(run(ioc, store->put_buffer("a", "file", {})));
-  auto r = run(ioc, store->put_buffer("a/b", "under a file", {}));
+  ASSERT_TRUE(dp::test::run_async(ioc, store->put_buffer("a", "file", {})));
+  auto r = dp::test::run_async(ioc, store->put_buffer("a/b", "under a file", {}));
   ASSERT_FALSE(r);
   EXPECT_TRUE(r.error().is(dp::errc::conflict)) << r.error().message;
 }
 
 TEST_F(file_store_test, delete_removes_empty_directories) {
-  ASSERT_TRUE(run(ioc, store->put_buffer("d/e/f", "x", {})));
-  ASSERT_TRUE(run(ioc, store->remove("d/e/f")));
+  ASSERT_TRUE(dp::test::run_async(ioc, store->put_buffer("d/e/f", "x", {})));
+  ASSERT_TRUE(dp::test::run_async(ioc, store->remove("d/e/f")));
   EXPECT_FALSE(fs::exists(root / "d"));
-  EXPECT_TRUE(run(ioc, store->remove("d/e/f")));  // deleting a missing key is fine
+  EXPECT_TRUE(dp::test::run_async(ioc, store->remove("d/e/f")));  // deleting a missing key is fine
 }
 
 }  // namespace

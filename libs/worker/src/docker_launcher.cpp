@@ -141,12 +141,10 @@ class docker_launcher final : public launcher {
     auto waited =
         co_await (call("POST", "/containers/" + id + "/wait?condition=not-running", {}, limit) ||
                   stop.wait());
-    build_end end;
     if (waited.index() == 1) {
-      end.stopped = true;
-      end.description = "stopped by the worker";
-      co_return end;
+      co_return build_end::stopped_by_worker();
     }
+    build_end end;
     auto& w = std::get<0>(waited);
     if (!w) {
       co_return w.error();

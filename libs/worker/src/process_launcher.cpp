@@ -134,12 +134,10 @@ class process_launcher final : public launcher {
     };
     auto r = co_await (process::run(std::move(o), std::move(on_line)) || stop.wait());
     std::filesystem::remove_all(tmp, ec);
-    build_end end;
     if (r.index() == 1) {
-      end.stopped = true;
-      end.description = "stopped by the worker";
-      co_return end;
+      co_return build_end::stopped_by_worker();
     }
+    build_end end;
     auto& st = std::get<0>(r);
     if (!st) {
       co_return st.error();

@@ -81,6 +81,40 @@ struct build_needs {
 
 void add_build(dp::config::parser& p, build& b, build_needs n);
 
+// What only `build-runner worker` reads: LAUNCHER, WORKER_CONCURRENCY, LEASE_TTL_S, BUILD_IMAGE,
+// WORKER_DRAIN_S, WORKER_ID and the docker and ecs ones. MAX_ATTEMPTS and what the build needs
+// (SANDBOX, BUILD_*, ALLOWED_GIT_PROTOCOLS) are add_build's; dp::worker turns these into a
+// launcher (dp/worker/from_settings.hpp).
+struct worker_settings {
+  std::string launcher = "process";  // process | docker | ecs
+  int64_t concurrency = 2;
+  int64_t lease_ttl_s = 30;
+  int64_t drain_s = 60;
+  std::string worker_id;  // empty: host-pid-random
+  std::string build_image = "deploy-platform/build-runner:latest";
+  // docker
+  std::string docker_socket = "/var/run/docker.sock";
+  int64_t docker_memory_mb = 0;  // 0: BUILD_MEMORY_MB
+  double docker_cpus = 0;        // 0: no limit
+  std::string docker_network;    // empty: Docker's default
+  // ecs
+  std::string ecs_cluster;
+  std::string ecs_task_definition;
+  std::vector<std::string> ecs_subnets;
+  std::vector<std::string> ecs_security_groups;
+  bool ecs_assign_public_ip = false;
+  std::string ecs_container_name = "build-runner";
+  std::string ecs_endpoint;  // empty: https://ecs.<AWS_REGION>.amazonaws.com
+};
+
+void add_worker_settings(dp::config::parser& p, worker_settings& w);
+
+// Parses a service that takes no arguments (api-server, s3-reverse-proxy): argv and `env` through
+// `p`, then refuses a positional argument with one line on stderr ("<program>: unexpected argument
+// 'x' (see --help)") and exit_misconfigured. `run` is false when the service should exit now.
+dp::config::parser::outcome parse_service(dp::config::parser& p, int argc, const char* const* argv,
+                                          const dp::config::environment& env);
+
 // Applies LOG_LEVEL and LOG_FORMAT to the one logger.
 void configure_logging(const logging& l, std::string_view service);
 

@@ -52,6 +52,11 @@ struct build_end {
   std::optional<int> exit_code;  // the build's exit code, when it exited at all
   std::string description;       // "exited with code 1", "task stopped: Essential container..."
   bool stopped = false;          // ended because the stop_flag was raised
+
+  // What a launcher returns when the stop_flag, not the build, ended its wait.
+  static build_end stopped_by_worker() {
+    return {.description = "stopped by the worker", .stopped = true};
+  }
 };
 
 // The build-runner's exit codes (libs/runner runner.hpp).

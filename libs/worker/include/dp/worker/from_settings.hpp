@@ -1,0 +1,48 @@
+// `build-runner worker`'s settings (dp::settings::worker_settings) made into a worker's options
+// and a launcher, and the checks a configuration must pass before the worker starts. The service
+// only wires these together.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "dp/settings/settings.hpp"
+#include "dp/worker/launcher.hpp"
+#include "dp/worker/worker.hpp"
+
+namespace dp::worker {
+
+// Why the worker cannot run as configured (one line for stderr; exit_misconfigured), or nullopt:
+// LAUNCHER=ecs without its cluster, task definition, subnets or a startedBy-shaped WORKER_ID; a
+// build in a container (docker, ecs) that could not reach the worker's file store or loopback
+// Redis.
+std::optional<std::string> check_settings(const settings::common& common,
+                                          const settings::worker_settings& w);
+
+// Its id (WORKER_ID, or default_worker_id()), concurrency, lease, attempts and drain.
+worker_options worker_options_from(const settings::build& build,
+                                   const settings::worker_settings& w);
+
+// The launcher LAUNCHER names. `worker_id` is worker_options::id; `self_path` is the
+// build-runner binary the process launcher runs (`build --deployment <id>`).
+std::unique_ptr<launcher> launcher_from_settings(
+    http_client::client& http, const settings::common& common, const settings::build& build,
+    const settings::worker_settings& w, std::string_view worker_id, const std::string& self_path);
+
+// The three launchers' options, as launcher_from_settings makes them. A build gets only what it
+// needs: its Redis and storage, its own limits and, on this machine (process, docker), the
+// worker's AWS access; an ECS task has its task role, and no secret goes into RunTask's overrides.
+process_launcher_options process_options_from(const settings::common& common,
+                                              const settings::build& build,
+                                              const std::string& self_path);
+docker_launcher_options docker_options_from(const settings::common& common,
+                                            const settings::build& build,
+                                            const settings::worker_settings& w,
+                                            std::string_view worker_id);
+ecs_launcher_options ecs_options_from(const settings::common& common, const settings::build& build,
+                                      const settings::worker_settings& w,
+                                      std::string_view worker_id);
+
+}  // namespace dp::worker
