@@ -55,7 +55,7 @@ class DockerHostile : public DockerEngine {
  protected:
   struct outcome {
     dp::proto::job job;
-    dp::result<dp::worker::build_end> end;
+    dp::result<dp::worker::build_end> end = dp::worker::build_end{};
     dp::proto::deployment deployment;
     std::string log;  // the deployment's logbook
   };
@@ -64,26 +64,40 @@ class DockerHostile : public DockerEngine {
   // container limits build-runner's worker mode gives it (BUILD_MEMORY_MB 512, BUILD_PIDS_MAX 300).
   outcome build(const dp::test::git_repo& repo, const adjust_fn& adjust,
                 const std::function<void(dp::worker::docker_launcher_options&)>& options = {}) {
-    auto name = "site" + std::to_string(++builds_);
-    auto job = enqueue(serve(repo, name), [&](dp::proto::project& p, dp::proto::job& j) {
-      p.name = name;
-      adjust(p, j);
-    });
     auto o = launcher_options();
     o.memory_bytes = std::int64_t{512} << 20;
     o.pids_limit = 300;
     if (options) {
       options(o);
     }
-    outcome out{job, dp::result<dp::worker::build_end>(dp::worker::build_end{}), {}, {}};
-    {
-      direct_run run(o, job);
-      out.end = run.end.get();
-    }
-    out.deployment = get(redis_, job.deployment_id);
-    out.log = logbook(job.deployment_id);
-    if (std::getenv("DP_HOSTILE_VERBOSE")) {
-      std::cerr << describe(out) << "\n";
+    outcome out;
+    // A container the engine could not start never ran the build (the deployment is still
+    // queued); the worker would run the job again, and so does this, once. Seen on this machine
+    // now and then under load: "exec: build-runner: executable file not found in $PATH".
+    for (int attempt = 1; attempt <= 2; ++attempt) {
+      auto name = "site" + std::to_string(++builds_);
+      auto job = enqueue(serve(repo, name), [&](dp::proto::project& p, dp::proto::job& j) {
+        p.name = name;
+        adjust(p, j);
+      });
+      out = outcome{job, dp::result<dp::worker::build_end>(dp::worker::build_end{}), {}, {}};
+      {
+        direct_run run(o, job);
+        out.end = run.end.get();
+      }
+      out.deployment = get(redis_, job.deployment_id);
+      out.log = logbook(job.deployment_id);
+      if (std::getenv("DP_HOSTILE_VERBOSE")) {
+        std::cerr << describe(out) << "\n";
+      }
+      bool not_started = !out.end &&
+                         out.end.error().message.find("start container") != std::string::npos &&
+                         out.deployment.status == dp::proto::deployment_status::queued;
+      if (!not_started) {
+        break;
+      }
+      std::cerr << "the engine did not start the build container, once more: "
+                << out.end.error().message << "\n";
     }
     return out;
   }
