@@ -313,16 +313,23 @@ TEST_F(DockerHostile, A4GiBAllocationIsStopped) {
   expect_container_gone(out.job);
 }
 
-// A fork bomb meets the container's pids limit; the build ends (its own timeout), the container
-// and every process in it go, and the next build runs.
+// A fork bomb meets the container's pids limit ("Cannot fork"); the build ends, the container and
+// every process in it go, and the next build runs.
 TEST_F(DockerHostile, ForkBombIsStoppedAndTheNextBuildRuns) {
   dp::test::git_repo repo(files{{"index.html", "<h1>site</h1>"}});
-  auto out = build(repo, [](dp::proto::project& p, dp::proto::job& j) {
-    p.build_command = "bomb() { bomb | bomb & }; bomb; sleep 4244";
-    p.output_dir = ".";
-    j.timeout_s = 20;
-  });
-  EXPECT_NE(out.deployment.status, dp::proto::deployment_status::ready) << describe(out);
+  auto out = build(
+      repo,
+      [](dp::proto::project& p, dp::proto::job& j) {
+        p.build_command = "bomb() { bomb | bomb & }; bomb; sleep 4244";
+        p.output_dir = ".";
+        j.timeout_s = 20;
+      },
+      [](dp::worker::docker_launcher_options& o) {
+        o.env["BUILD_TIMEOUT_S"] = "20";  // the runner's limit (the launcher's is 20 s + 30 s)
+        o.timeout_margin = std::chrono::seconds(30);
+      });
+  // Failed: the shell could not fork its last command, or the runner's time limit ended it.
+  EXPECT_EQ(out.deployment.status, dp::proto::deployment_status::failed) << describe(out);
   expect_container_gone(out.job);
   EXPECT_EQ(processes_matching("sleep 4244"), 0);
   auto next = build(repo, [](dp::proto::project& p, dp::proto::job&) {
