@@ -300,17 +300,22 @@ TEST_F(DockerHostile, A3GiBWriteIsStopped) {
 // A 4 GiB allocation meets the container's memory limit: the build fails, the container goes.
 TEST_F(DockerHostile, A4GiBAllocationIsStopped) {
   dp::test::git_repo repo(files{{"index.html", "<h1>site</h1>"}});
-  auto out = build(repo, [](dp::proto::project& p, dp::proto::job&) {
-    p.build_command = "head -c 4G /dev/zero | tail -n 1 > /dev/null";
-    p.output_dir = ".";
-  });
-  EXPECT_FALSE(out.end && out.end->exit_code == 0) << describe(out);
-  EXPECT_EQ(out.deployment.status, dp::proto::deployment_status::failed) << describe(out);
-  // SIGKILL from the container's OOM killer (the runner has no cgroup of its own to name it).
-  EXPECT_NE(out.deployment.error.value_or("").find(fmt::format("code {}", 128 + SIGKILL)),
-            std::string::npos)
-      << describe(out);
-  expect_container_gone(out.job);
+  // A shell pipeline that buffers 4 GiB, and node filling 4 GiB of buffers.
+  for (const char* cmd : {"head -c 4G /dev/zero | tail -n 1 > /dev/null",
+                          "node -e \"const a = []; for (let i = 0; i < 64; i++) "
+                          "a.push(Buffer.alloc(64 << 20, 1))\""}) {
+    auto out = build(repo, [&](dp::proto::project& p, dp::proto::job&) {
+      p.build_command = cmd;
+      p.output_dir = ".";
+    });
+    EXPECT_FALSE(out.end && out.end->exit_code == 0) << describe(out);
+    EXPECT_EQ(out.deployment.status, dp::proto::deployment_status::failed) << describe(out);
+    // SIGKILL from the container's OOM killer (the runner has no cgroup of its own to name it).
+    EXPECT_NE(out.deployment.error.value_or("").find(fmt::format("code {}", 128 + SIGKILL)),
+              std::string::npos)
+        << describe(out);
+    expect_container_gone(out.job);
+  }
 }
 
 // A fork bomb meets the container's pids limit ("Cannot fork"); the build ends, the container and
