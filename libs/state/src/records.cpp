@@ -88,8 +88,9 @@ end
 // KEYS: deployment hash, events channel, production alias, immutable alias.
 // ARGV: id, project, immutable label, ts, deployment key prefix, n, n field/value strings,
 // allowed previous statuses.
-// Returns {applied, previous status} (applied -1: no record; 0: refused, and nothing moved
-// unless the status was ready already: a retry), then {label, owner} of another project's alias.
+// Returns {applied, previous status} (applied -1: no record, nothing moved; 0: refused, and
+// nothing moved unless the status was ready already: a retry), then {label, owner} of another
+// project's alias.
 constexpr std::string_view go_live_body = R"lua(
 local function alias_event(alias)
   return '{"v":1,"type":"alias","alias":' .. cjson.encode(alias) .. ',"deployment_id":' ..
@@ -97,22 +98,20 @@ local function alias_event(alias)
          ARGV[4] .. '}'
 end
 local cur = redis.call('HGET', KEYS[1], 'status')
-local applied = -1
-if cur then
-  local n = tonumber(ARGV[6])
-  local allowed = false
-  for i = 7 + n, #ARGV do
-    if ARGV[i] == cur then allowed = true break end
-  end
-  if not allowed then
-    if cur ~= 'ready' then return {0, cur} end
-    applied = 0
-  else
-    local args = {'status', 'ready'}
-    for i = 7, 6 + n do args[#args + 1] = ARGV[i] end
-    redis.call('HSET', KEYS[1], unpack(args))
-    applied = 1
-  end
+if not cur then return {-1, ''} end
+local n = tonumber(ARGV[6])
+local applied = 0
+local allowed = false
+for i = 7 + n, #ARGV do
+  if ARGV[i] == cur then allowed = true break end
+end
+if allowed then
+  local args = {'status', 'ready'}
+  for i = 7, 6 + n do args[#args + 1] = ARGV[i] end
+  redis.call('HSET', KEYS[1], unpack(args))
+  applied = 1
+elseif cur ~= 'ready' then
+  return {0, cur}
 end
 local function move_aliases()
   local owner = other_owner(KEYS[4], ARGV[5])
@@ -132,8 +131,8 @@ if applied == 1 then
   local project = redis.call('HGET', KEYS[1], 'project') or ''
   redis.call('PUBLISH', KEYS[2], status_event(ARGV[1], 'ready', ARGV[4], '', project))
 end
-if conflict then return {applied, cur or '', conflict[1], conflict[2]} end
-return {applied, cur or ''}
+if conflict then return {applied, cur, conflict[1], conflict[2]} end
+return {applied, cur}
 )lua";
 
 // Promote and rollback. KEYS: alias, events channel.
@@ -601,18 +600,10 @@ task<transition_outcome> records::go_live(const proto::deployment& d,
     co_return r.error();
   }
   const auto& e = r->elements();
-  if (e.size() != 2 && e.size() != 4) {
-    co_return make_error(errc::protocol, "unexpected go-live reply for deployment {}", d.id);
-  }
   if (e.size() == 4) {
     co_return alias_conflict(e[2].as_string(), e[3].as_string());
   }
-  transition_outcome out;
-  out.applied = e[0].as_integer() == 1;
-  if (auto prev = proto::parse_deployment_status(e[1].as_string())) {
-    out.previous = *prev;
-  }
-  co_return out;
+  co_return outcome_from(*r, d.id);
 }
 
 task<std::optional<std::string>> records::resolve_alias(std::string_view label) {

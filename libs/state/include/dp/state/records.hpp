@@ -88,7 +88,8 @@ class records {
   // transition(), when the stored status forbids it; a deployment that is ready already goes live
   // again), then the production and immutable aliases, then the status event: whoever sees
   // `ready` finds the site served. errc::conflict when an alias serves another project's
-  // deployment (that one is left alone; the status is ready all the same).
+  // deployment (that one is left alone; the status is ready all the same); errc::not_found, and
+  // nothing moved, without a record.
   task<transition_outcome> go_live(const proto::deployment& d, const proto::hash_fields& fields);
   // The same without fields (a forwarding overload: g++ 12 mishandles class-type default
   // arguments of coroutines).
