@@ -36,45 +36,27 @@ int main(int argc, char** argv) {
   dp::config::parser parser("api-server", "REST API, live build logs and the dashboard");
   dp::settings::add_common(parser, cfg.common, {.base_domain = true});
   parser.add_host_port("API_LISTEN", &cfg.listen, "127.0.0.1:9000", "Address the API listens on");
-  parser.add({.env = "API_TOKENS",
-              .help = "Comma-separated bearer tokens; when empty only loopback clients are served",
-              .secret = true,
-              .apply = [&](std::string_view v) -> std::optional<std::string> {
-                cfg.api_tokens = dp::config::split_list(v);
-                for (const auto& t : cfg.api_tokens) {
-                  if (t.size() < 16) {
-                    return "each token must have at least 16 characters";
-                  }
-                }
-                return std::nullopt;
-              }});
-  parser.add({.env = "API_ALLOWED_ORIGINS",
-              .help = "Comma-separated origins (https://dash.example.com) whose pages may call the "
-                      "API besides its own; a request with another Origin header is refused",
-              .apply = [&](std::string_view v) -> std::optional<std::string> {
-                cfg.allowed_origins = dp::config::split_list(v);
-                for (const auto& o : cfg.allowed_origins) {
-                  std::string_view rest = o;
-                  bool http = rest.starts_with("http://"), https = rest.starts_with("https://");
-                  rest.remove_prefix(http ? 7 : https ? 8 : 0);
-                  if ((!http && !https) || !dp::api::host_name(rest)) {
-                    return "each origin must be http(s)://host[:port], without a path";
-                  }
-                }
-                return std::nullopt;
-              }});
-  parser.add({.env = "API_HOSTS",
-              .help = "Local mode: comma-separated host names the API answers to besides "
-                      "localhost and IP addresses (others are refused against DNS rebinding)",
-              .apply = [&](std::string_view v) -> std::optional<std::string> {
-                cfg.api_hosts = dp::config::split_list(v);
-                for (const auto& h : cfg.api_hosts) {
-                  if (!dp::api::host_name(h)) {
-                    return "each entry must be a host name (with an optional :port)";
-                  }
-                }
-                return std::nullopt;
-              }});
+  parser.add_checked_list(
+      "API_TOKENS", &cfg.api_tokens,
+      "Comma-separated bearer tokens; when empty only loopback clients are served",
+      [](std::string_view t) { return t.size() >= 16; },
+      "each token must have at least 16 characters", /*secret=*/true);
+  parser.add_checked_list(
+      "API_ALLOWED_ORIGINS", &cfg.allowed_origins,
+      "Comma-separated origins (https://dash.example.com) whose pages may call the API besides "
+      "its own; a request with another Origin header is refused",
+      [](std::string_view o) {
+        bool http = o.starts_with("http://"), https = o.starts_with("https://");
+        o.remove_prefix(http ? 7 : https ? 8 : 0);
+        return (http || https) && dp::api::host_name(o);
+      },
+      "each origin must be http(s)://host[:port], without a path");
+  parser.add_checked_list(
+      "API_HOSTS", &cfg.api_hosts,
+      "Local mode: comma-separated host names the API answers to besides localhost and IP "
+      "addresses (others are refused against DNS rebinding)",
+      [](std::string_view h) { return dp::api::host_name(h).has_value(); },
+      "each entry must be a host name (with an optional :port)");
   dp::settings::add_build(parser, cfg.build, {});
   parser.add_choice("SITE_SCHEME", &cfg.site_scheme, "http", {"http", "https"},
                     "Scheme of the public site URLs (where the s3-reverse-proxy is reached)");

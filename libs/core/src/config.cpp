@@ -306,6 +306,25 @@ void parser::add_list(std::string env, std::vector<std::string>* target, std::st
        }});
 }
 
+void parser::add_checked_list(std::string env, std::vector<std::string>* target, std::string help,
+                              std::function<bool(std::string_view)> valid, std::string rule,
+                              bool secret) {
+  add({.env = std::move(env),
+       .help = std::move(help),
+       .secret = secret,
+       .apply = [target, valid = std::move(valid),
+                 rule = std::move(rule)](std::string_view v) -> std::optional<std::string> {
+         auto items = split_list(v);
+         for (const auto& item : items) {
+           if (!valid(item)) {
+             return rule;
+           }
+         }
+         *target = std::move(items);
+         return std::nullopt;
+       }});
+}
+
 void parser::add_host_port(std::string env, host_port* target, std::string def, std::string help) {
   add({.env = std::move(env),
        .default_value = std::move(def),

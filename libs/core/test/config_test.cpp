@@ -91,6 +91,23 @@ TEST(config, secret_is_never_echoed) {
   EXPECT_NE(help.find("(default: 1)"), std::string::npos);
 }
 
+TEST(config, checked_list_takes_only_valid_items_and_hides_a_secret) {
+  std::vector<std::string> tokens;
+  parser p("svc", "x");
+  p.add_checked_list(
+      "TOKENS", &tokens, "tokens", [](std::string_view t) { return t.size() >= 4; },
+      "each token must have at least 4 characters", true);
+  ASSERT_TRUE(run(p, {}, {{"TOKENS", "abcd, efghi"}}).run);
+  EXPECT_EQ(tokens, (std::vector<std::string>{"abcd", "efghi"}));
+  testing::internal::CaptureStderr();
+  auto bad = run(p, {}, {{"TOKENS", "abcd,xyz"}});
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(bad.run);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(err.find("each token must have at least 4 characters"), std::string::npos) << err;
+  EXPECT_EQ(err.find("xyz"), std::string::npos) << err;
+}
+
 TEST(config, unknown_flag_and_missing_value) {
   sample s;
   auto p = make_parser(s);

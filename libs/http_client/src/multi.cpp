@@ -170,21 +170,25 @@ void client::impl::drop_watch(curl_socket_t s) {
 }
 
 void client::impl::arm(const std::shared_ptr<watch>& w) {
-  if ((w->what & CURL_POLL_IN) != 0 && !w->reading) {
-    w->reading = true;
-    w->fd.async_wait(asio::posix::descriptor_base::wait_read,
-                     [self = shared_from_this(), w](boost::system::error_code ec) {
-                       w->reading = false;
-                       self->on_ready(w, CURL_CSELECT_IN, CURL_POLL_IN, ec);
-                     });
-  }
-  if ((w->what & CURL_POLL_OUT) != 0 && !w->writing) {
-    w->writing = true;
-    w->fd.async_wait(asio::posix::descriptor_base::wait_write,
-                     [self = shared_from_this(), w](boost::system::error_code ec) {
-                       w->writing = false;
-                       self->on_ready(w, CURL_CSELECT_OUT, CURL_POLL_OUT, ec);
-                     });
+  // One wait per direction curl asked for, unless that one is pending already.
+  struct direction {
+    int poll;
+    int select;
+    bool watch::*pending;
+    asio::posix::descriptor_base::wait_type wait;
+  };
+  for (const direction& d : {direction{CURL_POLL_IN, CURL_CSELECT_IN, &watch::reading,
+                                       asio::posix::descriptor_base::wait_read},
+                             direction{CURL_POLL_OUT, CURL_CSELECT_OUT, &watch::writing,
+                                       asio::posix::descriptor_base::wait_write}}) {
+    if ((w->what & d.poll) == 0 || (*w).*d.pending) {
+      continue;
+    }
+    (*w).*d.pending = true;
+    w->fd.async_wait(d.wait, [self = shared_from_this(), w, d](boost::system::error_code ec) {
+      (*w).*d.pending = false;
+      self->on_ready(w, d.select, d.poll, ec);
+    });
   }
 }
 

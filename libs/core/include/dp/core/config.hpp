@@ -78,6 +78,10 @@ class parser {
                   std::vector<std::string> choices, std::string help);
   void add_list(std::string env, std::vector<std::string>* target, std::string def,
                 std::string help, std::vector<std::string> allowed = {});
+  // A comma-separated list whose every item passes `valid`; else the error is `rule`.
+  void add_checked_list(std::string env, std::vector<std::string>* target, std::string help,
+                        std::function<bool(std::string_view)> valid, std::string rule,
+                        bool secret = false);
   void add_host_port(std::string env, host_port* target, std::string def, std::string help);
   void add_redis_url(std::string env, redis_url* target, std::string def, std::string help);
   // The usual LOG_LEVEL and LOG_FORMAT settings; configure the logger after parse().
