@@ -164,8 +164,11 @@ for image in api-server s3-reverse-proxy build-runner redis:local s3rver:local; 
 done
 for image in api-server s3-reverse-proxy; do
   # No shell: the image is the binary, its libraries and the CA certificates.
-  if docker run --rm --entrypoint /bin/sh "deploy-platform/$image:latest" -c true >/dev/null 2>&1; then
+  if out="$(docker run --rm --network none --entrypoint /bin/sh "deploy-platform/$image:latest" \
+    -c true 2>&1)"; then
     fail "deploy-platform/$image has a shell"
   fi
+  [[ $out == *'no such file'* || $out == *'not found'* ]] ||
+    fail "deploy-platform/$image: /bin/sh failed for another reason: $out"
 done
 log "PASS (cold $cold s, warm $warm s, ${compose[0]} $("${compose[0]}" version --short 2>/dev/null || true))"
