@@ -37,6 +37,13 @@ unmount_below() {
 
 stop_engine() {
   local pid
+  # The bridges of networks it made (compose's) outlive dockerd: remove its containers and
+  # networks while it answers.
+  if [[ -S $dir/docker.sock ]]; then
+    export DOCKER_HOST="unix://$dir/docker.sock"
+    timeout 60 docker ps -aq 2>/dev/null | xargs -r timeout 60 docker rm --force >/dev/null 2>&1 || true
+    timeout 60 docker network prune --force >/dev/null 2>&1 || true
+  fi
   if [[ -f $dir/dockerd.pid ]]; then
     pid="$(cat "$dir/dockerd.pid")"
     # TERM lets dockerd stop its containers and containerd; KILL after 30 s.
