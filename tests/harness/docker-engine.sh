@@ -4,8 +4,10 @@
 # on 127.0.0.1), the local base images loaded (deploy/docker/base-images.sh) and the build-runner
 # image built from an already built binary (deploy/docker/Dockerfile, target build-runner-prebuilt).
 #
-# Usage: tests/harness/docker-engine.sh start DIR BUILD_RUNNER_BINARY
+# Usage: tests/harness/docker-engine.sh start DIR [BUILD_RUNNER_BINARY]
 #        tests/harness/docker-engine.sh stop DIR
+# Without BUILD_RUNNER_BINARY no build-runner image is made. DP_DOCKER_PUBLISH=1 turns on the
+# userland proxy, which serves ports published on 127.0.0.1 (there are no iptables rules).
 # start leaves DIR/docker.sock; when the engine cannot run here (no dockerd, not root, or dockerd
 # does not come up) it writes the reason to DIR/skip and exits 0, so that the tests skip with it.
 # stop kills dockerd and its containerd, unmounts what they left and removes DIR.
@@ -15,7 +17,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 test_image=deploy-platform-test/build-runner:asan
 
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -35,6 +37,13 @@ unmount_below() {
 
 stop_engine() {
   local pid
+  # The bridges of networks it made (compose's) outlive dockerd: remove its containers and
+  # networks while it answers.
+  if [[ -S $dir/docker.sock ]]; then
+    export DOCKER_HOST="unix://$dir/docker.sock"
+    timeout 60 docker ps -aq 2>/dev/null | xargs -r timeout 60 docker rm --force >/dev/null 2>&1 || true
+    timeout 60 docker network prune --force >/dev/null 2>&1 || true
+  fi
   if [[ -f $dir/dockerd.pid ]]; then
     pid="$(cat "$dir/dockerd.pid")"
     # TERM lets dockerd stop its containers and containerd; KILL after 30 s.
@@ -61,7 +70,6 @@ dir="${2:-}"
 case "$cmd" in
   start)
     binary="${3:-}"
-    [[ -n $binary ]] || usage
     rm -rf "$dir"
     mkdir -p "$dir"
     command -v dockerd >/dev/null 2>&1 ||
@@ -73,7 +81,8 @@ case "$cmd" in
     started=$SECONDS
     setsid dockerd --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" \
       --host "unix://$dir/docker.sock" --bridge=none --iptables=false --ip-masq=false \
-      --ip-forward=false --userland-proxy=false --log-level=warn \
+      --ip-forward=false --userland-proxy="$([[ ${DP_DOCKER_PUBLISH:-} == 1 ]] && echo true || echo false)" \
+      --log-level=warn \
       >"$dir/dockerd.log" 2>&1 </dev/null &
     export DOCKER_HOST="unix://$dir/docker.sock"
     up=0
@@ -93,6 +102,10 @@ case "$cmd" in
     echo "docker-engine.sh: dockerd up in $((SECONDS - started)) s at $DOCKER_HOST"
 
     "$repo_root/deploy/docker/base-images.sh"
+    if [[ -z $binary ]]; then
+      echo "docker-engine.sh: ready in $((SECONDS - started)) s"
+      exit 0
+    fi
 
     # The build context: the binary and the shared libraries it needs beyond glibc's.
     context="$dir/context"
