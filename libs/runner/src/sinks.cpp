@@ -11,6 +11,7 @@
 
 #include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
+#include "dp/proto/storage_layout.hpp"
 #include "dp/redis/subscriber.hpp"
 #include "dp/runner/runner.hpp"
 #include "dp/state/logbook.hpp"
@@ -164,7 +165,7 @@ task<proto::job> job_from_deployment(state::records& records, std::string_view i
   j.ref = d->ref ? d->ref : p->branch;
   if (d->git_url.empty()) {
     // An uploaded directory: the api-server stored it under this key (proto/README.md).
-    j.source_archive = "__sources/" + d->id + ".tar.gz";
+    j.source_archive = proto::source_archive_key(d->id);
     j.ref.reset();
   }
   j.root_dir = p->root_dir;

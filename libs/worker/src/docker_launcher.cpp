@@ -74,10 +74,9 @@ class docker_launcher final : public launcher {
   task<build_end> run(const proto::job& job, stop_flag& stop) override {
     using namespace asio::experimental::awaitable_operators;
     json::array env;
-    for (const auto& [k, v] : opts_.env) {
+    for (const auto& [k, v] : container_environment(opts_.env, job)) {
       env.emplace_back(k + "=" + v);
     }
-    env.emplace_back("DEPLOYMENT_ID=" + job.deployment_id);
     // The build container runs user code: no capabilities, no setuid gains, bounded processes.
     json::object host{{"AutoRemove", false},
                       {"CapDrop", json::array{"ALL"}},

@@ -91,10 +91,9 @@ class ecs_launcher final : public launcher {
   task<build_end> run(const proto::job& job, stop_flag& stop) override {
     using namespace asio::experimental::awaitable_operators;
     json::array env;
-    for (const auto& [k, v] : opts_.env) {
+    for (const auto& [k, v] : container_environment(opts_.env, job)) {
       env.push_back(json::object{{"name", k}, {"value", v}});
     }
-    env.push_back(json::object{{"name", "DEPLOYMENT_ID"}, {"value", job.deployment_id}});
     json::array subnets(opts_.subnets.begin(), opts_.subnets.end());
     json::array groups(opts_.security_groups.begin(), opts_.security_groups.end());
     json::object request{

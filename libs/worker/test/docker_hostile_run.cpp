@@ -327,12 +327,9 @@ TEST_F(DockerHostile, ForkBombIsStoppedAndTheNextBuildRuns) {
       [](dp::proto::project& p, dp::proto::job& j) {
         p.build_command = "bomb() { bomb | bomb & }; bomb; sleep 4244";
         p.output_dir = ".";
-        j.timeout_s = 20;
+        j.timeout_s = 20;  // the runner's limit in the container (the launcher's: 20 s + 30 s)
       },
-      [](dp::worker::docker_launcher_options& o) {
-        o.env["BUILD_TIMEOUT_S"] = "20";  // the runner's limit (the launcher's is 20 s + 30 s)
-        o.timeout_margin = std::chrono::seconds(30);
-      });
+      [](dp::worker::docker_launcher_options& o) { o.timeout_margin = std::chrono::seconds(30); });
   // Failed: the shell could not fork its last command, or the runner's time limit ended it.
   EXPECT_EQ(out.deployment.status, dp::proto::deployment_status::failed) << describe(out);
   expect_container_gone(out.job);

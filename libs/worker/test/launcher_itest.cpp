@@ -262,8 +262,9 @@ TEST(docker_launcher_test, create_start_wait_remove) {
   auto body = json::parse(reqs[0].body).as_object();
   EXPECT_EQ(body["Image"], "deploy-platform/build-runner:test");
   EXPECT_EQ(body["Cmd"], (json::array{"build", "--deployment", "01jh5k7q3x9m2c8r4t6v0w1y3z"}));
-  EXPECT_EQ(body["Env"], (json::array{"REDIS_URL=redis://redis:6379", "STORAGE_URL=s3://b",
-                                      "DEPLOYMENT_ID=01jh5k7q3x9m2c8r4t6v0w1y3z"}));
+  EXPECT_EQ(body["Env"],
+            (json::array{"REDIS_URL=redis://redis:6379", "STORAGE_URL=s3://b",
+                         "DEPLOYMENT_ID=01jh5k7q3x9m2c8r4t6v0w1y3z", "BUILD_TIMEOUT_S=60"}));
   EXPECT_EQ(body["Labels"],
             (json::object{{"dp.deployment", "01jh5k7q3x9m2c8r4t6v0w1y3z"}, {"dp.worker", "w1"}}));
   EXPECT_EQ(body["HostConfig"].as_object()["AutoRemove"], false);
@@ -515,7 +516,8 @@ TEST(ecs_launcher_test, run_task_then_describe_until_stopped) {
     "launchType":"FARGATE","networkConfiguration":{"awsvpcConfiguration":{"subnets":["subnet-1","subnet-2"],
     "securityGroups":["sg-1"],"assignPublicIp":"ENABLED"}},"overrides":{"containerOverrides":[
     {"name":"build-runner","environment":[{"name":"REDIS_URL","value":"redis://r:6379"},
-    {"name":"STORAGE_URL","value":"s3://b"},{"name":"DEPLOYMENT_ID","value":"01jh5k7q3x9m2c8r4t6v0w1y3z"}]}]},
+    {"name":"STORAGE_URL","value":"s3://b"},{"name":"DEPLOYMENT_ID","value":"01jh5k7q3x9m2c8r4t6v0w1y3z"},
+    {"name":"BUILD_TIMEOUT_S","value":"60"}]}]},
     "startedBy":"w1"})");
   EXPECT_EQ(run, expected) << reqs[0].body;
   auto describe = json::parse(reqs[1].body);

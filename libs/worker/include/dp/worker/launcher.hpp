@@ -59,6 +59,12 @@ struct build_end {
   }
 };
 
+// A build container's environment: the launcher's `env`, then the job's DEPLOYMENT_ID and its
+// BUILD_TIMEOUT_S. The runner in the container reads its job from the deployment record, which
+// has no timeout: this keeps its own deadline the job's, as the launcher's wait is.
+std::vector<std::pair<std::string, std::string>> container_environment(
+    const config::environment& env, const proto::job& job);
+
 // The build-runner's exit codes (libs/runner runner.hpp).
 inline constexpr int exit_ready = 0;
 inline constexpr int exit_failed = 1;  // failed or canceled, recorded by the build
