@@ -276,6 +276,17 @@ task<void> checked_pipeline(redis::client& redis, std::vector<std::vector<std::s
   co_return check_pipeline(*replies, what);
 }
 
+// The statuses from which proto::can_transition allows `to`: what the scripts accept as stored.
+std::vector<deployment_status> statuses_before(deployment_status to) {
+  std::vector<deployment_status> from;
+  for (int s = 0; s <= static_cast<int>(deployment_status::canceled); ++s) {
+    if (proto::can_transition(static_cast<deployment_status>(s), to)) {
+      from.push_back(static_cast<deployment_status>(s));
+    }
+  }
+  return from;
+}
+
 dp::result<transition_outcome> outcome_from(const reply& r, std::string_view id) {
   const auto& e = r.elements();
   if (e.size() != 2) {
@@ -449,13 +460,7 @@ task<int64_t> records::deployment_count(std::string_view project) {
 task<transition_outcome> records::transition(std::string_view id, deployment_status to,
                                              const proto::hash_fields& fields,
                                              std::optional<std::string> error) {
-  std::vector<deployment_status> from;
-  for (int s = 0; s <= static_cast<int>(deployment_status::canceled); ++s) {
-    if (proto::can_transition(static_cast<deployment_status>(s), to)) {
-      from.push_back(static_cast<deployment_status>(s));
-    }
-  }
-  auto out = co_await transition_from(id, to, fields, std::move(error), from);
+  auto out = co_await transition_from(id, to, fields, std::move(error), statuses_before(to));
   co_return out;
 }
 
@@ -590,10 +595,8 @@ task<transition_outcome> records::go_live(const proto::deployment& d,
     command.push_back(k);
     command.push_back(v);
   }
-  for (int s = 0; s <= static_cast<int>(deployment_status::canceled); ++s) {
-    if (proto::can_transition(static_cast<deployment_status>(s), deployment_status::ready)) {
-      command.emplace_back(proto::to_string(static_cast<deployment_status>(s)));
-    }
+  for (auto from : statuses_before(deployment_status::ready)) {
+    command.emplace_back(proto::to_string(from));
   }
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
