@@ -72,9 +72,11 @@ dp::result<T> reclassify(dp::result<T> r, std::string_view what, std::string_vie
   return make_error(errc::protocol, "{} '{}' in Redis: {}", what, key, r.error().message);
 }
 
-constexpr std::array<std::string_view, 1> project_integers = {"created_at"};
-constexpr std::array<std::string_view, 6> deployment_integers = {
-    "created_at", "started_at", "finished_at", "attempt", "files", "bytes"};
+constexpr std::array<std::string_view, 3> project_integers = {"created_at", "keep_deployments",
+                                                              "keep_production_days"};
+constexpr std::array<std::string_view, 9> deployment_integers = {
+    "created_at", "started_at",   "finished_at",      "attempt",  "files",
+    "bytes",      "source_bytes", "production_until", "pruned_at"};
 
 }  // namespace
 

@@ -367,6 +367,8 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const project& x) {
   put(o, "serve_mode", x.mode);
   put(o, "env", x.env);
   o.emplace("created_at", x.created_at);
+  put(o, "keep_deployments", x.keep_deployments);
+  put(o, "keep_production_days", x.keep_production_days);
 }
 
 dp::result<project> parse_project(const json::value& v) {
@@ -382,6 +384,8 @@ dp::result<project> parse_project(const json::value& v) {
   r.enumeration("serve_mode", x.mode, &parse_serve_mode, "spa, static");
   r.env("env", x.env);
   r.integer("created_at", x.created_at);
+  r.integer("keep_deployments", x.keep_deployments, 1);
+  r.integer("keep_production_days", x.keep_production_days);
   return finish(r, std::move(x));
 }
 
@@ -403,6 +407,9 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const deployment& x
   o.emplace("attempt", x.attempt);
   put(o, "files", x.files);
   put(o, "bytes", x.bytes);
+  put(o, "source_bytes", x.source_bytes);
+  put(o, "production_until", x.production_until);
+  put(o, "pruned_at", x.pruned_at);
 }
 
 dp::result<deployment> parse_deployment(const json::value& v) {
@@ -425,6 +432,9 @@ dp::result<deployment> parse_deployment(const json::value& v) {
   r.integer("attempt", x.attempt, 1);
   r.integer("files", x.files);
   r.integer("bytes", x.bytes);
+  r.integer("source_bytes", x.source_bytes);
+  r.integer("production_until", x.production_until);
+  r.integer("pruned_at", x.pruned_at);
   return finish(r, std::move(x));
 }
 

@@ -90,6 +90,20 @@ void add_common(dp::config::parser& p, common& c, needs n) {
   }
 }
 
+void add_retention(dp::config::parser& p, retention& r, bool pass) {
+  // Vercel never deletes a project's 10 newest production deployments; 30 days of production
+  // history covers a month of rollbacks (Vercel keeps canceled deployments 30 days).
+  p.add_int("RETENTION_KEEP_DEPLOYMENTS", &r.keep_deployments, 10, 1, 100000,
+            "Retention: the newest this many ready deployments of a project keep their files");
+  p.add_int("RETENTION_KEEP_PRODUCTION_DAYS", &r.keep_production_days, 30, 0, 36500,
+            "Retention: a deployment in production within this many days keeps its files");
+  if (pass) {
+    p.add_int("RETENTION_INTERVAL_S", &r.interval_s, 3600, 0, 30 * 86400,
+              "Retention: seconds between two passes over every project (one worker at a "
+              "time); 0: never prune");
+  }
+}
+
 void add_build(dp::config::parser& p, build& b, build_needs n) {
   p.add_list("ALLOWED_GIT_PROTOCOLS", &b.allowed_git_protocols, "https",
              "Git URL schemes a deployment may use (and a build may clone)",

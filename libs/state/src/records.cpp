@@ -1,5 +1,6 @@
 #include "dp/state/records.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include "dp/core/id.hpp"
@@ -99,6 +100,7 @@ local function alias_event(alias)
 end
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {-1, ''} end
+if redis.call('HEXISTS', KEYS[1], 'pruned_at') == 1 then return {0, cur} end
 local n = tonumber(ARGV[6])
 local applied = 0
 local allowed = false
@@ -122,6 +124,9 @@ local function move_aliases()
   if owner then return {ARGV[2], owner} end
   local live = redis.call('GET', KEYS[3])
   if live and live > ARGV[1] then return nil end
+  if live and live ~= ARGV[1] and redis.call('EXISTS', ARGV[5] .. live) == 1 then
+    redis.call('HSET', ARGV[5] .. live, 'production_until', ARGV[4])
+  end
   redis.call('SET', KEYS[3], ARGV[1])
   redis.call('PUBLISH', KEYS[2], alias_event(ARGV[2]))
   return nil
@@ -136,13 +141,59 @@ return {applied, cur}
 )lua";
 
 // Promote and rollback. KEYS: alias, events channel.
-// ARGV: id, project, alias event, deployment key prefix. Returns 1, or the other owner.
+// ARGV: id, project, alias event, deployment key prefix, "1" for the production alias, ts.
+// Returns 1, 0 for a pruned deployment (its files are gone), or the other owner. The deployment
+// production leaves gets production_until (what the retention policy counts from).
 constexpr std::string_view set_alias_body = R"lua(
+if redis.call('HEXISTS', ARGV[4] .. ARGV[1], 'pruned_at') == 1 then return 0 end
 local owner = other_owner(KEYS[1], ARGV[4])
 if owner then return owner end
+local cur = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[5] == '1' and cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[4] .. cur) == 1 then
+  redis.call('HSET', ARGV[4] .. cur, 'production_until', ARGV[6])
+end
 redis.call('PUBLISH', KEYS[2], ARGV[3])
 return 1
+)lua";
+
+// Retention marks a deployment pruned before its files go, so that promote (which refuses a
+// pruned one in the same Redis) can never point production at files being removed.
+// KEYS: deployment hash, production alias, pruning set. ARGV: id, ts.
+// Returns 1, or 0 (left alone: not final, pruned already, or in production).
+constexpr std::string_view mark_pruned_script = R"lua(
+local st = redis.call('HGET', KEYS[1], 'status')
+if st ~= 'ready' and st ~= 'failed' and st ~= 'canceled' then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'pruned_at') == 1 then return 0 end
+if redis.call('GET', KEYS[2]) == ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'pruned_at', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+)lua";
+
+// What a project's deployments keep in storage, summed from their records: outputs of those not
+// pruned (files, bytes), uploaded sources of those not pruned, records, pruned records.
+// KEYS: project index. ARGV: deployment key prefix.
+constexpr std::string_view usage_script = R"lua(
+local of, ob, sf, sb, n, p = 0, 0, 0, 0, 0, 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local f = redis.call('HMGET', ARGV[1] .. id, 'status', 'files', 'bytes', 'source_bytes',
+                       'pruned_at')
+  if f[1] then
+    n = n + 1
+    if f[5] then
+      p = p + 1
+    else
+      if f[2] then of = of + tonumber(f[2]) end
+      if f[3] then ob = ob + tonumber(f[3]) end
+      if f[4] then
+        sf = sf + 1
+        sb = sb + tonumber(f[4])
+      end
+    end
+  end
+end
+return {of, ob, sf, sb, n, p}
 )lua";
 
 // KEYS: deployment hash, logbook, cancel key, project index, immutable alias ("" for none).
@@ -557,13 +608,21 @@ task<void> records::set_alias(std::string_view label, std::string_view project,
                                    std::string(deployment_id),
                                    std::string(project),
                                    proto::to_json(e),
-                                   keys_.deployment("")};
+                                   keys_.deployment(""),
+                                   label == project ? "1" : "0",
+                                   std::to_string(e.ts_ms)};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
     co_return r.error();
   }
   if (r->is_string()) {
     co_return alias_conflict(label, r->as_string());
+  }
+  if (r->as_integer() == 0) {
+    co_return make_error(errc::conflict,
+                         "deployment {} was pruned by the retention policy: its files are gone; "
+                         "deploy its commit again instead",
+                         deployment_id);
   }
   co_return dp::result<void>{};
 }
@@ -631,6 +690,114 @@ task<std::optional<std::string>> records::resolve_domain(std::string_view fqdn) 
     co_return std::optional<std::string>{};
   }
   co_return std::optional<std::string>{std::move(*r).as_string()};
+}
+
+task<bool> records::mark_pruned(std::string_view id, std::string_view project) {
+  std::vector<std::string> command{"EVAL",
+                                   std::string(mark_pruned_script),
+                                   "3",
+                                   keys_.deployment(id),
+                                   keys_.alias(project),
+                                   keys_.pruning(),
+                                   std::string(id),
+                                   std::to_string(now_ms())};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return r->as_integer() == 1;
+}
+
+task<std::vector<std::string>> records::pruning() {
+  std::vector<std::string> command{"SMEMBERS", keys_.pruning()};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  std::vector<std::string> ids;
+  for (const auto& e : r->elements()) {
+    ids.push_back(e.as_string());
+  }
+  std::sort(ids.begin(), ids.end());
+  co_return ids;
+}
+
+task<void> records::pruned_files_removed(std::string_view id) {
+  std::vector<std::string> command{"SREM", keys_.pruning(), std::string(id)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return dp::result<void>{};
+}
+
+task<bool> records::take_retention_turn(std::string_view holder, std::chrono::milliseconds ttl) {
+  std::vector<std::string> command{"SET",
+                                   keys_.retention_lock(),
+                                   std::string(holder),
+                                   "NX",
+                                   "PX",
+                                   std::to_string(std::max<int64_t>(ttl.count(), 1))};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return !r->is_nil();
+}
+
+task<std::vector<std::string>> records::domain_targets() {
+  std::vector<std::string> labels;
+  std::string cursor = "0";
+  do {
+    std::vector<std::string> scan{"SCAN", cursor, "MATCH", keys_.domain_pattern(), "COUNT", "1000"};
+    auto r = co_await redis_.exec(std::move(scan));
+    if (!r) {
+      co_return r.error();
+    }
+    const auto& page = r->elements();
+    if (page.size() != 2) {
+      co_return make_error(errc::protocol, "unexpected SCAN reply");
+    }
+    cursor = page[0].as_string();
+    std::vector<std::string> get{"MGET"};
+    for (const auto& k : page[1].elements()) {
+      get.push_back(k.as_string());
+    }
+    if (get.size() == 1) {
+      continue;
+    }
+    auto values = co_await redis_.exec(std::move(get));
+    if (!values) {
+      co_return values.error();
+    }
+    for (const auto& v : values->elements()) {
+      if (!v.is_nil()) {
+        labels.push_back(v.as_string());
+      }
+    }
+  } while (cursor != "0");
+  std::sort(labels.begin(), labels.end());
+  labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
+  co_return labels;
+}
+
+task<storage_usage> records::usage(std::string_view project) {
+  std::vector<std::string> command{"EVAL", std::string(usage_script), "1",
+                                   keys_.project_deployments(project), keys_.deployment("")};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  const auto& e = r->elements();
+  if (e.size() != 6) {
+    co_return make_error(errc::protocol, "unexpected usage reply for project {}", project);
+  }
+  co_return storage_usage{.output_files = e[0].as_integer(),
+                          .output_bytes = e[1].as_integer(),
+                          .source_files = e[2].as_integer(),
+                          .source_bytes = e[3].as_integer(),
+                          .deployments = e[4].as_integer(),
+                          .pruned = e[5].as_integer()};
 }
 
 task<std::map<std::string, int64_t>> records::deployments_by_status() {

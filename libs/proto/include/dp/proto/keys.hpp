@@ -22,11 +22,17 @@ class keys {
   }
   std::string alias(std::string_view label) const { return cat("alias:", label); }
   std::string domain(std::string_view fqdn) const { return cat("domain:", fqdn); }
+  // For SCAN MATCH: every custom domain (retention keeps the deployments they serve).
+  std::string domain_pattern() const { return pattern("domain:*"); }
   std::string queue() const { return cat("queue:builds"); }
   std::string processing() const { return cat("queue:builds:processing"); }
   std::string lease(std::string_view id) const { return cat("lease:", id); }
   // One build at a time per project, across workers: held with the same rules as a lease.
   std::string project_lock(std::string_view name) const { return cat("lock:project:", name); }
+  // The retention pass's turn: the worker that sets it (NX, TTL = RETENTION_INTERVAL_S) runs it.
+  std::string retention_lock() const { return cat("lock:retention"); }
+  // Ids of pruned deployments whose objects are not all removed yet (a pass retries them).
+  std::string pruning() const { return cat("retention:pruning"); }
   std::string logs_channel(std::string_view id) const { return cat("logs:", id); }
   // For PSUBSCRIBE; glob characters in the prefix are escaped so they match literally.
   std::string logs_pattern() const { return pattern("logs:*"); }

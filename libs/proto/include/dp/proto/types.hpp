@@ -115,6 +115,10 @@ struct project {
   std::optional<serve_mode> mode;  // "serve_mode"; null: static when the output has a 404.html
   env_map env;
   int64_t created_at = 0;
+  // Retention overrides (null: the platform's RETENTION_* settings): keep the newest
+  // keep_deployments ready deployments, and every one in production within keep_production_days.
+  std::optional<int64_t> keep_deployments;
+  std::optional<int64_t> keep_production_days;
   bool operator==(const project&) const = default;
 };
 
@@ -133,6 +137,12 @@ struct deployment {
   int64_t attempt = 1;
   std::optional<int64_t> files;
   std::optional<int64_t> bytes;
+  std::optional<int64_t> source_bytes;  // the uploaded archive's size (__sources/<id>.tar.gz)
+  // When the production alias last moved away from this deployment (Unix ms); null: it never
+  // left production (or never was, or it was before this field existed).
+  std::optional<int64_t> production_until;
+  // When the retention policy removed its files (Unix ms): the record stays, the site is gone.
+  std::optional<int64_t> pruned_at;
   bool operator==(const deployment&) const = default;
 };
 

@@ -109,6 +109,18 @@ struct worker_settings {
 
 void add_worker_settings(dp::config::parser& p, worker_settings& w);
 
+// What is kept of old deployments (the api-server shows it, `build-runner worker` applies it):
+// per project the newest RETENTION_KEEP_DEPLOYMENTS ready deployments and every one that was in
+// production within RETENTION_KEEP_PRODUCTION_DAYS keep their files; a project's
+// keep_deployments / keep_production_days override them. With `pass` (the worker) also
+// RETENTION_INTERVAL_S: how often one worker of the fleet applies it (0: never).
+struct retention {
+  int64_t keep_deployments = 10;
+  int64_t keep_production_days = 30;
+  int64_t interval_s = 3600;
+};
+void add_retention(dp::config::parser& p, retention& r, bool pass);
+
 // Parses a service that takes no arguments (api-server, s3-reverse-proxy): argv and `env` through
 // `p`, then refuses a positional argument with one line on stderr ("<program>: unexpected argument
 // 'x' (see --help)") and exit_misconfigured. `run` is false when the service should exit now.

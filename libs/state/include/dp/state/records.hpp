@@ -5,6 +5,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -25,6 +26,17 @@ namespace dp::state {
 
 template <class T>
 using task = boost::asio::awaitable<dp::result<T>>;
+
+// What a project's deployments keep in the object store, from their records (records::usage).
+struct storage_usage {
+  int64_t output_files = 0;  // __outputs/<id>/ of deployments not pruned
+  int64_t output_bytes = 0;
+  int64_t source_files = 0;  // __sources/<id>.tar.gz of deployments not pruned
+  int64_t source_bytes = 0;
+  int64_t deployments = 0;  // records
+  int64_t pruned = 0;       // records whose files the retention policy removed
+  bool operator==(const storage_usage&) const = default;
+};
 
 // What a status change did.
 struct transition_outcome {
@@ -81,7 +93,9 @@ class records {
   task<void> delete_deployment(const proto::deployment& d);
 
   // Points alias:<label> at a deployment of `project` and publishes an alias event; errc::conflict
-  // (nothing changed) when the alias serves another project's deployment.
+  // (nothing changed) when the alias serves another project's deployment, or the deployment was
+  // pruned. Moving the production alias (label == project) sets production_until on the
+  // deployment it leaves.
   task<void> set_alias(std::string_view label, std::string_view project,
                        std::string_view deployment_id);
   // The end of a successful build, in one script: status ready with `fields` (refused, like
@@ -98,6 +112,20 @@ class records {
   task<std::optional<std::string>> resolve_alias(std::string_view label);
   // The alias label a custom domain (domain:<fqdn>) serves, or nullopt.
   task<std::optional<std::string>> resolve_domain(std::string_view fqdn);
+
+  // Retention. mark_pruned sets pruned_at and lists the id in retention:pruning, in one script,
+  // unless the deployment is not final, is pruned already or is in production (false then); its
+  // files go after that, and pruned_files_removed unlists it. pruning() is what is still listed.
+  task<bool> mark_pruned(std::string_view id, std::string_view project);
+  task<std::vector<std::string>> pruning();
+  task<void> pruned_files_removed(std::string_view id);
+  // The retention pass's turn across workers: true for the one holder that set lock:retention
+  // (NX); it expires after `ttl`, which spaces the passes.
+  task<bool> take_retention_turn(std::string_view holder, std::chrono::milliseconds ttl);
+  // The alias labels that custom domains (domain:<fqdn>) serve, sorted, without repeats.
+  task<std::vector<std::string>> domain_targets();
+  // The project's storage use, summed inside Redis in one script (O(its deployments)).
+  task<storage_usage> usage(std::string_view project);
 
   // The job queue's length (for metrics).
   task<int64_t> queue_length();
