@@ -90,6 +90,8 @@ int main(int argc, char** argv) {
          return std::nullopt;
        }});
   dp::settings::add_worker_settings(parser, worker);
+  dp::settings::retention retention;
+  dp::settings::add_retention(parser, retention, true);
   auto outcome = parser.parse(argc, argv, dp::config::environment_from(environ));
   if (!outcome.run) {
     return outcome.exit_code;
@@ -109,7 +111,8 @@ int main(int argc, char** argv) {
     // The process launcher runs this same binary's `build` mode.
     char self[4096] = {};
     auto n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-    return build_runner::run_worker(common, build, worker, n > 0 ? std::string(self, n) : argv[0]);
+    return build_runner::run_worker(common, build, worker, retention,
+                                    n > 0 ? std::string(self, n) : argv[0]);
   }
 
   auto job = dp::runner::job_from_input(input, build.allowed_git_protocols);

@@ -8,19 +8,32 @@
 #include "dp/core/shutdown.hpp"
 #include "dp/core/spawn.hpp"
 #include "dp/http_client/client.hpp"
+#include "dp/storage/object_store.hpp"
 #include "dp/worker/from_settings.hpp"
 #include "dp/worker/worker.hpp"
 
 namespace build_runner {
 
 int run_worker(const dp::settings::common& common, const dp::settings::build& build,
-               const dp::settings::worker_settings& w, const std::string& self_path) {
+               const dp::settings::worker_settings& w, const dp::settings::retention& r,
+               const std::string& self_path) {
   if (auto why = dp::worker::check_settings(common, w)) {
     std::fprintf(stderr, "build-runner: %s\n", why->c_str());
     return dp::settings::exit_misconfigured;
   }
   boost::asio::io_context ioc;
   auto wo = dp::worker::worker_options_from(build, w);
+  // The retention pass removes old deployments' files from the store the builds upload to.
+  dp::storage::store_options store_opts;
+  store_opts.credentials_endpoint = common.aws_credentials.endpoint();
+  auto storage = dp::storage::open_storage(ioc.get_executor(), common.storage,
+                                           common.aws_credentials.keys(), store_opts);
+  if (!storage) {
+    dp::log::error("cannot open storage", {{"error", storage.error()}});
+    return dp::settings::exit_misconfigured;
+  }
+  wo.retention = dp::worker::retention_options_from(r);
+  wo.retention.store = storage->get();
   dp::http_client::client http(ioc.get_executor());
   auto launcher = dp::worker::launcher_from_settings(http, common, build, w, wo.id, self_path);
   dp::worker::worker worker(ioc.get_executor(), dp::redis::options{.url = common.redis},

@@ -10,6 +10,7 @@ namespace build_runner {
 
 // Runs the worker until SIGINT/SIGTERM and its drain. Returns the process's exit code.
 int run_worker(const dp::settings::common& common, const dp::settings::build& build,
-               const dp::settings::worker_settings& w, const std::string& self_path);
+               const dp::settings::worker_settings& w, const dp::settings::retention& r,
+               const std::string& self_path);
 
 }  // namespace build_runner

@@ -100,6 +100,13 @@ worker_options worker_options_from(const settings::build& build,
   return wo;
 }
 
+retention_options retention_options_from(const settings::retention& r) {
+  retention_options o;
+  o.policy = {r.keep_deployments, r.keep_production_days};
+  o.interval = std::chrono::seconds(r.interval_s);
+  return o;
+}
+
 process_launcher_options process_options_from(const settings::common& common,
                                               const settings::build& build,
                                               const std::string& self_path) {

@@ -25,7 +25,27 @@ asio::awaitable<void> worker::impl::reap() {
     if (auto ok = co_await sweep(); !ok) {
       dp::log::warn("reaper sweep failed", {{"error", ok.error()}});
     }
+    co_await retain();
   }
+}
+
+asio::awaitable<void> worker::impl::retain() {
+  const auto& r = opts.retention;
+  if (!r.store || r.interval.count() <= 0) {
+    co_return;
+  }
+  auto turn = co_await records.take_retention_turn(opts.id, r.interval);
+  if (!turn || !*turn) {
+    co_return;  // another worker's turn (or Redis could not say: the next sweep asks again)
+  }
+  auto report = co_await prune_deployments(records, *r.store, r.policy);
+  if (!report) {
+    dp::log::warn("retention pass failed; the next turn retries", {{"error", report.error()}});
+    co_return;
+  }
+  dp::log::info(
+      "retention pass done",
+      {{"projects", report->projects}, {"pruned", report->pruned}, {"objects", report->objects}});
 }
 
 asio::awaitable<void> worker::impl::clean_up() {

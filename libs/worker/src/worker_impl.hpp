@@ -134,6 +134,8 @@ struct worker::impl : std::enable_shared_from_this<impl> {
   asio::awaitable<dp::result<void>> sweep();
   // A job whose worker is gone: another attempt, or failed after the last.
   asio::awaitable<void> recover(const proto::job& job, const std::string& text);
+  // The retention pass, when this worker takes its turn.
+  asio::awaitable<void> retain();
 };
 
 }  // namespace dp::worker

@@ -15,6 +15,8 @@
 // - Reaper: every lease_ttl/2 (jittered) a job in the processing list whose lease is missing on
 //   two sweeps in a row is claimed and re-queued with attempt + 1, or failed after max_attempts
 //   with "worker lost; giving up after N attempts" in its logbook.
+// - Retention: at a sweep, the worker that takes lock:retention (NX, TTL RETENTION_INTERVAL_S)
+//   prunes old deployments' files (retention.hpp); the others skip until it expires.
 // - stop(): no more takes; running builds may finish until `drain`, then they are killed and
 //   handed back to the queue with the same attempt (a shutdown is not the build's fault).
 #pragma once
@@ -30,10 +32,19 @@
 #include "dp/core/error.hpp"
 #include "dp/proto/keys.hpp"
 #include "dp/redis/types.hpp"
+#include "dp/worker/retention.hpp"
 
 namespace dp::worker {
 
 class launcher;
+
+// The retention pass (retention.hpp) at the reaper's sweeps: the worker that takes the turn
+// (lock:retention, which expires after `interval`) prunes every project.
+struct retention_options {
+  storage::object_store* store = nullptr;  // borrowed; null: this worker never prunes
+  retention_policy policy;
+  std::chrono::milliseconds interval{0};  // 0: never
+};
 
 struct worker_options {
   std::string id;  // the lease holder's name; empty: default_worker_id()
@@ -44,6 +55,7 @@ struct worker_options {
   std::chrono::milliseconds block{2'000};      // BLMOVE's server-side wait
   std::chrono::milliseconds lock_retry{250};   // while another build of the project runs
   std::chrono::milliseconds reap_interval{0};  // 0: lease_ttl / 2
+  retention_options retention;
 };
 
 // Whether ECS accepts `id` as RunTask's startedBy (which names the worker of a build task): at

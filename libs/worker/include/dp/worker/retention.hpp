@@ -1,0 +1,68 @@
+// The retention policy for old deployments' objects (__outputs/<id>/ and __sources/<id>.tar.gz):
+// which deployments keep their files (a pure function) and the pass that prunes the rest, run by
+// the worker at its reaper's sweep, one worker of the fleet at a time (records::
+// take_retention_turn). A pruned deployment keeps its record with pruned_at; promote refuses it.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "dp/core/error.hpp"
+#include "dp/proto/types.hpp"
+
+namespace dp::state {
+class records;
+}
+namespace dp::storage {
+class object_store;
+}
+
+namespace dp::worker {
+
+// Per project: the newest keep_deployments ready deployments, and every ready one that was in
+// production within keep_production_days, keep their files. Defaults: RETENTION_* (settings).
+struct retention_policy {
+  int64_t keep_deployments = 10;
+  int64_t keep_production_days = 30;
+};
+
+// The project's overrides over the platform's policy.
+retention_policy policy_for(const proto::project& p, const retention_policy& platform);
+
+// What the policy needs besides the records.
+struct retention_facts {
+  std::optional<std::string> production;  // alias:<project>
+  std::set<std::string> served;           // ids custom domains serve (domain:<fqdn>)
+  int64_t now_ms = 0;
+};
+
+// The deployments of one project whose files go, oldest first. Never: one that is not final or
+// is pruned already; production; the one production left last (what a rollback goes back to);
+// one a custom domain serves; the newest keep_deployments ready ones; a ready one whose
+// production_until is within keep_production_days; a failed or canceled one created within
+// keep_production_days (its logs and uploaded source, for looking into it).
+std::vector<std::string> select_prunable(const std::vector<proto::deployment>& deployments,
+                                         const retention_policy& policy,
+                                         const retention_facts& facts);
+
+struct retention_report {
+  int64_t projects = 0;
+  int64_t pruned = 0;   // deployments this pass marked pruned
+  int64_t objects = 0;  // objects it removed
+  bool operator==(const retention_report&) const = default;
+};
+
+// One pass over every project: first the removals an earlier pass left unfinished
+// (retention:pruning), then each project's select_prunable, each marked pruned (records::
+// mark_pruned, which re-checks production in Redis) before its objects are removed (the manifest
+// first: the site stops resolving before its files go). Passes may overlap: a deployment is
+// marked, and counted, by one of them.
+boost::asio::awaitable<dp::result<retention_report>> prune_deployments(
+    state::records& records, storage::object_store& store, const retention_policy& platform);
+
+}  // namespace dp::worker
