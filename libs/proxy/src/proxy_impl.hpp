@@ -71,6 +71,10 @@ struct proxy::impl {
                                                        request_note& note);
   asio::awaitable<dp::result<std::optional<std::string>>> lookup(bool domain, std::string name);
   asio::awaitable<dp::result<std::shared_ptr<const site>>> get_site(std::string id);
+  // Whether the retention policy pruned the deployment: its URL answers 410 Gone (as Vercel
+  // answers an expired deployment), where a missing one answers 404. Asked only when files are
+  // missing.
+  asio::awaitable<bool> pruned(std::string id);
   asio::awaitable<void> follow_events();
   std::string metrics_text() const;
 

@@ -263,6 +263,11 @@ resolution resolve(const site& s, const clean_path& p) {
     if (const site_file* f = s.find(join(rel, "index.html"))) {
       return {resolution::kind::file, f, 200, {}};
     }
+    // "name.html" beside a folder "name/" without an index (SvelteKit, Next.js exports): the
+    // page's URL is "/name", as Cloudflare Pages redirects it.
+    if (!rel.empty() && !s.find(rel) && s.find(rel + ".html")) {
+      return {resolution::kind::redirect, nullptr, 308, "/" + rel};
+    }
   } else {
     // The .html forms redirect to the clean URL that serves the same file.
     if (rel == "index.html" || rel.ends_with("/index.html")) {

@@ -113,8 +113,9 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
   auto s = co_await get_site(**id);
   if (!s) {
     if (s.error().is(dp::errc::not_found)) {
-      // No manifest, no site: the commit marker was never written.
-      co_return page(404, "404 Not Found");
+      // No manifest, no site: the commit marker was never written, or is gone.
+      bool gone = co_await pruned(**id);
+      co_return gone ? page(410, "410 Gone") : page(404, "404 Not Found");
     }
     log::warn("proxy: manifest unavailable", {{"deployment", **id}, {"error", s.error()}});
     co_return backend_error(s.error());
@@ -131,7 +132,7 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
         if (f && f->cache_control.find("immutable") != std::string::npos) {
           // The previous deployment may have been deleted since: then the new one's answer.
           auto res = co_await serve_file(req, **prev, *prev, *f, 200, note);
-          if (res.status < 500) {
+          if (res.status < 500 && res.status != 410) {
             co_return res;
           }
         }
@@ -224,6 +225,14 @@ asio::awaitable<http::response> proxy::impl::serve_file(http::request& req, cons
   }
   auto body = co_await body_for(std::move(keep), *rep, first, length,
                                 req.method() == http::method::head, note);
+  // A manifest cached before the retention policy pruned the deployment.
+  if (!body && body.error().is(dp::errc::not_found)) {
+    // (g++ 12 fails on a co_await inside the condition.)
+    bool gone = co_await pruned(s.deployment_id);
+    if (gone) {
+      co_return page(410, "410 Gone");
+    }
+  }
   if (!body) {
     log::warn("proxy: object unavailable",
               {{"deployment", s.deployment_id}, {"path", rep->path}, {"error", body.error()}});
@@ -362,6 +371,14 @@ asio::awaitable<dp::result<std::optional<std::string>>> proxy::impl::lookup(bool
     lookups.put(key, *r, gen, opts.alias_ttl);
   }
   co_return r;
+}
+
+asio::awaitable<bool> proxy::impl::pruned(std::string id) {
+  auto fetch = [this, id]() -> asio::awaitable<dp::result<proto::deployment>> {
+    co_return co_await records.get_deployment(id);
+  };
+  auto d = co_await on_backend<proto::deployment>(std::move(fetch));
+  co_return d && d->pruned_at;
 }
 
 asio::awaitable<dp::result<std::shared_ptr<const site>>> proxy::impl::get_site(std::string id) {

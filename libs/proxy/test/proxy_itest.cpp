@@ -336,6 +336,52 @@ TEST_P(proxy_test, clean_urls_and_redirects) {
   EXPECT_EQ(get("/docs/").body, "<h1>docs</h1>");
 }
 
+// SvelteKit and Next.js static exports write blog.html beside a folder blog/ without an index.
+TEST_P(proxy_test, page_beside_a_folder_without_an_index) {
+  deploy("kit", dp::proto::serve_mode::static_files,
+         {{"index.html", "<h1>home</h1>", "text/html; charset=utf-8"},
+          {"blog.html", "<h1>blog</h1>", "text/html; charset=utf-8"},
+          {"blog/first-post.html", "<h1>first</h1>", "text/html; charset=utf-8"}},
+         true);
+  EXPECT_EQ(get("/blog", {}, "kit.example.test").body, "<h1>blog</h1>");
+  auto slash = get("/blog/?page=2", {}, "kit.example.test");
+  EXPECT_EQ(slash.status, 308);
+  EXPECT_EQ(slash.header("location"), "/blog?page=2");
+  EXPECT_EQ(get("/blog/first-post", {}, "kit.example.test").body, "<h1>first</h1>");
+}
+
+// A deployment the retention policy pruned: its files are gone, its record says so, and its
+// immutable URL answers 410 Gone, whether or not the proxy had its manifest cached.
+TEST_P(proxy_test, a_pruned_deployment_is_gone) {
+  std::vector<file> files{{"index.html", "<h1>old</h1>", "text/html; charset=utf-8"},
+                          {"app.js", "console.log(1)", "text/javascript"}};
+  auto seen = deploy("old", dp::proto::serve_mode::static_files, files, true, false);
+  auto unseen = deploy("old", dp::proto::serve_mode::static_files, files, true, false);
+  auto host = [](const std::string& id) {
+    return dp::immutable_alias("old", id) + ".example.test";
+  };
+  EXPECT_EQ(get("/", {}, host(seen)).body, "<h1>old</h1>");  // its manifest is cached now
+  run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+    dp::redis::client redis(ioc.get_executor(), redis_opts_);
+    dp::state::records records(redis, dp::proto::keys{});
+    auto st = dp::storage::open_storage(ioc.get_executor(), storage_url_, creds_);
+    EXPECT_TRUE(st);
+    for (const auto& id : {seen, unseen}) {
+      auto marked = co_await records.mark_pruned(id, "old");
+      EXPECT_TRUE(marked && *marked);
+      if (st) {
+        std::string prefix = dp::proto::output_prefix(id);
+        EXPECT_TRUE(co_await (*st)->remove_prefix(std::move(prefix)));
+      }
+    }
+    redis.close();
+  });
+  auto r = get("/app.js", {}, host(seen));
+  EXPECT_EQ(r.status, 410);
+  EXPECT_EQ(r.body.find(seen), std::string::npos) << r.body;
+  EXPECT_EQ(get("/", {}, host(unseen)).status, 410);
+}
+
 TEST_P(proxy_test, precompressed_variants) {
   auto br = get("/app.js", {{"Accept-Encoding", "gzip, br"}});
   EXPECT_EQ(br.status, 200);

@@ -136,6 +136,32 @@ TEST(resolve, spa_mode) {
   EXPECT_EQ(show(s, "/about"), "200 about.html");
 }
 
+// SvelteKit (adapter-static) and Next.js (output: "export") write a page as name.html beside a
+// folder name/ holding its sub-pages, with no name/index.html.
+TEST(resolve, page_beside_a_folder_without_an_index) {
+  for (auto mode : {dp::proto::serve_mode::static_files, dp::proto::serve_mode::spa}) {
+    dp::proto::manifest m;
+    m.deployment_id = "01jh5k7q3x9m2c8r4t6v0w1y3z";
+    m.mode = mode;
+    for (const char* p : {"index.html", "404.html", "blog.html", "blog/first-post.html",
+                          "blog/2024.html", "blog/2024/summer.html", "raw", "raw.html"}) {
+      m.files[p] = dp::proto::manifest_entry{10, std::string(64, 'a'), "text/html", ""};
+    }
+    site s = make_site(m);
+    EXPECT_EQ(show(s, "/blog"), "200 blog.html");
+    EXPECT_EQ(show(s, "/blog/"), "308 /blog");
+    EXPECT_EQ(show(s, "/blog.html"), "308 /blog");
+    EXPECT_EQ(show(s, "/blog/first-post"), "200 blog/first-post.html");
+    EXPECT_EQ(show(s, "/blog/first-post/"), "308 /blog/first-post");
+    EXPECT_EQ(show(s, "/blog/2024"), "200 blog/2024.html");
+    EXPECT_EQ(show(s, "/blog/2024/"), "308 /blog/2024");
+    EXPECT_EQ(show(s, "/blog/2024/summer"), "200 blog/2024/summer.html");
+    // A file named "raw" is what "/raw" serves; "/raw/" does not send the reader there.
+    EXPECT_EQ(show(s, "/raw/"),
+              mode == dp::proto::serve_mode::spa ? "200 index.html" : "404 404.html");
+  }
+}
+
 TEST(resolve, plain_404_without_a_page) {
   auto m = sample(dp::proto::serve_mode::static_files);
   m.files.erase("404.html");

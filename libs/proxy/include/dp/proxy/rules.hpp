@@ -86,7 +86,9 @@ struct resolution {
 };
 
 // "/" and "/dir/" serve index.html; "/about" serves about.html, or redirects to "/about/" when
-// only about/index.html exists; "/about.html" and "/dir/index.html" redirect to their clean form.
+// only about/index.html exists; "/about/" redirects to "/about" when only about.html exists
+// (beside a folder about/ without an index, as SvelteKit and Next.js exports write pages);
+// "/about.html" and "/dir/index.html" redirect to their clean form.
 // Unknown paths: spa mode serves /index.html (200) unless the last segment has an extension
 // (a missing asset such as /missing.js); static mode and missing assets serve the nearest
 // 404.html walking up the path (404), else a plain 404.
