@@ -24,6 +24,7 @@ struct api_config {
   std::vector<std::string> allowed_origins;
   std::vector<std::string> api_hosts;
   dp::settings::build build;
+  dp::settings::retention retention;
   std::string site_scheme = "http";
   int64_t site_port = 8000;
   int64_t source_max_mb = 100;
@@ -58,6 +59,7 @@ int main(int argc, char** argv) {
       [](std::string_view h) { return dp::api::host_name(h).has_value(); },
       "each entry must be a host name (with an optional :port)");
   dp::settings::add_build(parser, cfg.build, {});
+  dp::settings::add_retention(parser, cfg.retention, false);
   parser.add_choice("SITE_SCHEME", &cfg.site_scheme, "http", {"http", "https"},
                     "Scheme of the public site URLs (where the s3-reverse-proxy is reached)");
   parser.add_int("SITE_PORT", &cfg.site_port, 8000, 0, 65535,
@@ -92,7 +94,9 @@ int main(int argc, char** argv) {
                             .api_hosts = cfg.api_hosts,
                             .allowed_git_protocols = cfg.build.allowed_git_protocols,
                             .build_timeout_s = cfg.build.timeout_s,
-                            .source_max_bytes = static_cast<size_t>(cfg.source_max_mb) << 20};
+                            .source_max_bytes = static_cast<size_t>(cfg.source_max_mb) << 20,
+                            .keep_deployments = cfg.retention.keep_deployments,
+                            .keep_production_days = cfg.retention.keep_production_days};
   // The name the API listens on answers too (API_LISTEN=myhost:9000).
   api_opts.api_hosts.push_back(cfg.listen.host);
   dp::api::service api(ioc.get_executor(), redis, redis_opts, *storage, std::move(api_opts));

@@ -53,6 +53,9 @@ asio::awaitable<dp::result<proto::deployment>> service::impl::deploy(const proto
     d.git_url = archive ? std::string() : p.git_url;
     d.ref = archive ? std::nullopt : ref;
     d.created_at = state::now_ms();
+    if (archive) {
+      d.source_bytes = static_cast<int64_t>(archive->size());
+    }
     proto::job j{.deployment_id = d.id,
                  .project = p.name,
                  .git_url = d.git_url,
@@ -332,6 +335,13 @@ asio::awaitable<response> service::impl::promote(http::request& req) {
     co_return error(dp::errc::conflict,
                     fmt::format("deployment {} is {}: only a ready deployment can be promoted",
                                 d->id, proto::to_string(d->status)));
+  }
+  // set_alias refuses it too, atomically; this answer only says it first.
+  if (d->pruned_at) {
+    co_return error(dp::errc::conflict,
+                    fmt::format("deployment {} was pruned by the retention policy: its files are "
+                                "gone; deploy its commit again instead",
+                                d->id));
   }
   if (auto r = co_await records_.set_alias(p->name, p->name, d->id); !r) {
     co_return error(r.error());

@@ -165,6 +165,28 @@ dp::result<void> apply_project_fields(proto::project& p, const json::object& o,
       return bad("field 'serve_mode' must be \"spa\", \"static\" or null");
     }
   }
+  // Retention overrides: null goes back to the platform's RETENTION_* setting.
+  struct count_field {
+    std::string_view name;
+    std::optional<int64_t>* target;
+    int64_t min;
+  };
+  for (auto [name, target, min] :
+       {count_field{"keep_deployments", &p.keep_deployments, 1},
+        count_field{"keep_production_days", &p.keep_production_days, 0}}) {
+    auto it = o.find(name);
+    if (it == o.end()) {
+      continue;
+    }
+    const auto& v = it->value();
+    if (v.is_null()) {
+      target->reset();
+    } else if (v.is_int64() && v.as_int64() >= min && v.as_int64() <= 36500) {
+      *target = v.as_int64();
+    } else {
+      return bad(fmt::format("field '{}' must be an integer from {} to 36500, or null", name, min));
+    }
+  }
   if (auto it = o.find("env"); it != o.end()) {
     if (!it->value().is_object()) {
       return bad("field 'env' must be an object of strings");
@@ -215,8 +237,9 @@ dp::result<proto::project> parse_new_project(std::string_view body,
   if (!o) {
     return o.error();
   }
-  if (auto r = only_fields(*o, {"name", "git_url", "branch", "root_dir", "install_command",
-                                "build_command", "output_dir", "serve_mode", "env"});
+  if (auto r = only_fields(
+          *o, {"name", "git_url", "branch", "root_dir", "install_command", "build_command",
+               "output_dir", "serve_mode", "env", "keep_deployments", "keep_production_days"});
       !r) {
     return r.error();
   }
@@ -247,8 +270,9 @@ dp::result<void> apply_project_patch(proto::project& p, std::string_view body,
   if (!o) {
     return o.error();
   }
-  if (auto r = only_fields(*o, {"git_url", "branch", "root_dir", "install_command", "build_command",
-                                "output_dir", "serve_mode", "env"});
+  if (auto r = only_fields(
+          *o, {"git_url", "branch", "root_dir", "install_command", "build_command", "output_dir",
+               "serve_mode", "env", "keep_deployments", "keep_production_days"});
       !r) {
     return r;
   }

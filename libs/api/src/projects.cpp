@@ -8,6 +8,19 @@
 #include "service_impl.hpp"
 
 namespace dp::api {
+namespace {
+
+// What the project's deployments keep in storage, `du`-style (from their records). The build
+// cache's size joins as "cache" beside outputs and sources, and in total_bytes.
+json::object usage_json(const state::storage_usage& u) {
+  return json::object{{"outputs", {{"files", u.output_files}, {"bytes", u.output_bytes}}},
+                      {"sources", {{"files", u.source_files}, {"bytes", u.source_bytes}}},
+                      {"total_bytes", u.output_bytes + u.source_bytes},
+                      {"deployments", u.deployments},
+                      {"pruned", u.pruned}};
+}
+
+}  // namespace
 
 asio::awaitable<response> service::impl::create_project(http::request& req) {
   auto p = parse_new_project(req.body(), opts_.allowed_git_protocols);
@@ -30,11 +43,19 @@ asio::awaitable<response> service::impl::list_projects(http::request&) {
   json::array out;
   for (const auto& name : *names) {
     auto p = co_await records_.get_project(name);
-    if (p) {
-      out.push_back(json::value_from(*p));
-    } else if (!p.error().is(dp::errc::not_found)) {
-      co_return error(p.error());
+    if (!p) {
+      if (!p.error().is(dp::errc::not_found)) {
+        co_return error(p.error());
+      }
+      continue;
     }
+    auto usage = co_await records_.usage(name);
+    if (!usage) {
+      co_return error(usage.error());
+    }
+    auto v = json::value_from(*p);
+    v.as_object()["usage"] = usage_json(*usage);
+    out.push_back(std::move(v));
   }
   co_return http::json_response(200, json::object{{"projects", std::move(out)}});
 }
@@ -58,6 +79,15 @@ asio::awaitable<response> service::impl::get_project(http::request& req) {
     co_return error(live.error());
   }
   v.as_object()["production_deployment_id"] = *live ? json::value(**live) : json::value(nullptr);
+  // The policy in force: the project's overrides, else the platform's RETENTION_* settings.
+  v.as_object()["retention"] = json::object{
+      {"keep_deployments", p->keep_deployments.value_or(opts_.keep_deployments)},
+      {"keep_production_days", p->keep_production_days.value_or(opts_.keep_production_days)}};
+  auto usage = co_await records_.usage(p->name);
+  if (!usage) {
+    co_return error(usage.error());
+  }
+  v.as_object()["usage"] = usage_json(*usage);
   co_return http::json_response(200, v);
 }
 

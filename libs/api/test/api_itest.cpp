@@ -267,6 +267,55 @@ TEST_F(api, promote_rollback_and_delete) {
   EXPECT_EQ(s_.request("GET", "/v1/projects/shop").status, 404);
 }
 
+// Retention: the policy in force (the project's overrides over RETENTION_*), the storage use,
+// and a pruned deployment refused by promote with its reason.
+TEST_F(api, retention_usage_and_a_pruned_deployment) {
+  make_project("shop");
+  auto retention = [&] { return body_of(s_.request("GET", "/v1/projects/shop")).at("retention"); };
+  EXPECT_EQ(retention(), json::parse(R"({"keep_deployments":10,"keep_production_days":30})"));
+  auto r = s_.request("PATCH", "/v1/projects/shop", R"({"keep_deployments":2})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body_of(r).at("keep_deployments"), json::value(2));
+  EXPECT_EQ(retention(), json::parse(R"({"keep_deployments":2,"keep_production_days":30})"));
+  for (const char* bad : {R"({"keep_deployments":0})", R"({"keep_production_days":-1})",
+                          R"({"keep_deployments":"3"})", R"({"keep_production_days":1.5})"}) {
+    r = s_.request("PATCH", "/v1/projects/shop", bad);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_EQ(error_code_of(r), "invalid_argument");
+  }
+  ASSERT_EQ(s_.request("PATCH", "/v1/projects/shop", R"({"keep_deployments":null})").status, 200);
+  EXPECT_EQ(retention().at("keep_deployments"), json::value(10));
+
+  auto first = deploy(R"({"project":"shop"})");
+  auto second = deploy(R"({"project":"shop"})");
+  for (const auto& id : {first, second}) {
+    s_.drive(id, {ds::cloning, ds::building, ds::uploading, ds::ready});
+    dp::proto::hash_fields sizes{{"files", "4"}, {"bytes", "2048"}};
+    auto set = s_.on_io([&]() { return s_.records().set_fields(id, sizes); });
+    ASSERT_TRUE(set);
+  }
+  auto usage = [&] { return body_of(s_.request("GET", "/v1/projects/shop")).at("usage"); };
+  EXPECT_EQ(usage(), json::parse(R"({"outputs":{"files":8,"bytes":4096},)"
+                                 R"("sources":{"files":0,"bytes":0},"total_bytes":4096,)"
+                                 R"("deployments":2,"pruned":0})"));
+
+  auto marked = s_.on_io([&]() { return s_.records().mark_pruned(first, "shop"); });
+  ASSERT_TRUE(marked && *marked);
+  auto promote = [&](const std::string& id) {
+    return s_.request("POST", "/v1/projects/shop/promote", R"({"deployment_id":")" + id + "\"}");
+  };
+  r = promote(first);
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(error_code_of(r), "conflict");
+  EXPECT_NE(r.body.find("pruned"), std::string::npos) << r.body;
+  EXPECT_TRUE(body_of(s_.request("GET", "/v1/deployments/" + first)).at("pruned_at").is_int64());
+  EXPECT_EQ(usage().at("outputs"), json::parse(R"({"files":4,"bytes":2048})"));
+  EXPECT_EQ(usage().at("pruned"), json::value(1));
+  auto list = body_of(s_.request("GET", "/v1/projects"));
+  EXPECT_EQ(list.at("projects").as_array()[0].at("usage").at("total_bytes"), json::value(2048));
+  EXPECT_EQ(promote(second).status, 200);
+}
+
 TEST_F(api, cancel) {
   make_project("shop");
   auto queued = deploy(R"({"project":"shop"})");

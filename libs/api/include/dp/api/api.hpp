@@ -42,6 +42,10 @@ struct options {
   size_t source_max_bytes = 100 * 1024 * 1024;
   // Live log events waiting for one stream client; beyond this the client is dropped.
   size_t follower_queue_limit = 10'000;
+  // The platform's retention policy (RETENTION_*), shown with a project's overrides applied;
+  // the worker applies it.
+  int64_t keep_deployments = 10;
+  int64_t keep_production_days = 30;
 };
 
 // Everything runs on one thread: the executor of the Redis client, the HTTP server's io_context.
