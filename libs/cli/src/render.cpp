@@ -1,5 +1,7 @@
 #include "dp/cli/render.hpp"
 
+#include "archive.hpp"
+
 #include <fmt/format.h>
 
 #include <array>
@@ -117,13 +119,15 @@ std::string render_queued(const deployment_view& v) {
                      v.d.project, proto::to_string(v.d.status), v.d.id);
 }
 
-std::string render_projects(const std::vector<proto::project>& projects) {
+std::string render_projects(const std::vector<project_view>& projects) {
   if (projects.empty()) {
     return "no projects yet: deployctl deploy <git-url | directory>\n";
   }
-  std::string out = fmt::format("{:<24} {:<20} {}\n", "PROJECT", "CREATED (UTC)", "GIT URL");
-  for (const auto& p : projects) {
-    out += fmt::format("{:<24} {:<20} {}\n", p.name, utc_time(p.created_at),
+  std::string out =
+      fmt::format("{:<24} {:<20} {:<9} {}\n", "PROJECT", "CREATED (UTC)", "STORED", "GIT URL");
+  for (const auto& [p, stored] : projects) {
+    out += fmt::format("{:<24} {:<20} {:<9} {}\n", p.name, utc_time(p.created_at),
+                       stored ? human_size(static_cast<uint64_t>(*stored)) : "-",
                        p.git_url.empty() ? "(uploaded directories)" : p.git_url);
   }
   return out;
@@ -140,7 +144,7 @@ std::string render_deployments(const std::vector<deployment_view>& deployments,
     const auto& d = v.d;
     out += fmt::format("{} {:<26} {:<10} {:<20} {:<12} {}\n",
                        production_id && *production_id == d.id ? "*" : " ", d.id,
-                       proto::to_string(d.status), utc_time(d.created_at),
+                       d.pruned_at ? "pruned" : proto::to_string(d.status), utc_time(d.created_at),
                        d.commit ? d.commit->substr(0, 12) : "-", v.url.value_or("-"));
   }
   if (production_id) {

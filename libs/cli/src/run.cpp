@@ -222,14 +222,22 @@ class session {
       if (!r) {
         co_return fail(r.error());
       }
-      std::vector<proto::project> projects;
+      std::vector<project_view> projects;
       if (const auto* a = r->as_object().if_contains("projects"); a && a->is_array()) {
         for (const auto& p : a->get_array()) {
           auto parsed = proto::parse_project(p);
           if (!parsed) {
             co_return fail(parsed.error());
           }
-          projects.push_back(std::move(*parsed));
+          project_view v{std::move(*parsed), std::nullopt};
+          if (const auto* total = p.is_object() ? p.get_object().if_contains("usage") : nullptr;
+              total && total->is_object()) {
+            if (const auto* b = total->get_object().if_contains("total_bytes");
+                b && b->is_int64()) {
+              v.stored_bytes = b->get_int64();
+            }
+          }
+          projects.push_back(std::move(v));
         }
       }
       print(render_projects(projects));

@@ -238,12 +238,18 @@ TEST(cli_render, result_and_tables) {
   auto table = dp::cli::render_deployments({v}, v.d.id);
   EXPECT_NE(table.find("* 01jh5k7q3x9m2c8r4t6v0w1y3z failed"), std::string::npos) << table;
   EXPECT_NE(table.find("2025-11-24 16:00:00"), std::string::npos) << table;
-  dp::proto::project p{.name = "shop", .git_url = "https://x/shop", .created_at = 0};
+  v.d.pruned_at = 1764000000000;
+  table = dp::cli::render_deployments({v}, std::nullopt);
+  EXPECT_NE(table.find("01jh5k7q3x9m2c8r4t6v0w1y3z pruned"), std::string::npos) << table;
+  dp::cli::project_view p{{.name = "shop", .git_url = "https://x/shop", .created_at = 0},
+                          2'500'000};
   auto projects = dp::cli::render_projects({p});
   EXPECT_NE(projects.find("shop"), std::string::npos);
   EXPECT_NE(projects.find("https://x/shop"), std::string::npos);
+  EXPECT_NE(projects.find("2.5 MB"), std::string::npos) << projects;
   EXPECT_EQ(dp::cli::render_projects({}).find("no projects"), 0u);
-  p.git_url.clear();
+  p.p.git_url.clear();
+  p.stored_bytes.reset();
   EXPECT_NE(dp::cli::render_projects({p}).find("(uploaded directories)"), std::string::npos);
 }
 

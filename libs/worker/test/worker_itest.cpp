@@ -3,6 +3,7 @@
 // records every start, so a test can see a job run twice or at once).
 #include <signal.h>
 
+#include "dp/proto/storage_layout.hpp"
 #include "worker_test_support.hpp"
 
 namespace {
@@ -217,6 +218,67 @@ TEST(worker_test, fifty_jobs_three_workers_each_final_once) {
   for (auto& n : nodes) {
     EXPECT_EQ(n->stop(), 0);  // SIGTERM: a graceful drain
   }
+}
+
+// The reaper runs the retention pass: of two workers one takes the turn (lock:retention), and the
+// old deployments' files go while production and the rollback target stay.
+TEST(worker_test, the_reaper_prunes_old_deployments_one_worker_at_a_time) {
+  redis_server server;
+  dp::test::temp_dir store_dir("dp-worker-retention");
+  std::vector<std::string> ids;
+  run_sync<bool>(server, [&](dp::state::records& records) -> asio::awaitable<bool> {
+    dp::proto::project p;
+    p.name = "shop";
+    p.git_url = "https://example.com/shop.git";
+    p.keep_deployments = 1;
+    p.keep_production_days = 0;
+    EXPECT_TRUE(co_await records.create_project(p));
+    for (int i = 0; i < 4; ++i) {
+      dp::proto::deployment d;
+      d.id = dp::new_deployment_id();
+      d.project = "shop";
+      d.git_url = p.git_url;
+      d.created_at = dp::state::now_ms();
+      EXPECT_TRUE(co_await records.record_deployment(d));
+      EXPECT_TRUE(co_await records.go_live(d));
+      ids.push_back(d.id);
+    }
+    co_return true;
+  });
+  {
+    asio::io_context ioc;
+    dp::storage::storage_url url;
+    url.root = store_dir.path();
+    auto store = dp::storage::open_storage(ioc.get_executor(), url, {}).value();
+    dp::test::run_async(ioc, [&]() -> asio::awaitable<void> {
+      for (const auto& id : ids) {
+        auto key = dp::proto::output_key(id, "index.html");
+        std::string page = "<h1>" + id + "</h1>";
+        dp::storage::put_options po;
+        EXPECT_TRUE(co_await store->put_buffer(std::move(key), std::move(page), std::move(po)));
+      }
+    }());
+  }
+  auto o = fast_options("retention-a");
+  o.retention.interval = 1h;
+  auto p = fast_options("retention-b");
+  p.retention.interval = 1h;
+  threaded_worker a(server, dp::worker::make_process_launcher(fake_launcher(server)), o,
+                    store_dir.path());
+  threaded_worker b(server, dp::worker::make_process_launcher(fake_launcher(server)), p,
+                    store_dir.path());
+  auto pruned = [&](const std::string& id) { return get(server, id).pruned_at.has_value(); };
+  EXPECT_TRUE(eventually([&] { return pruned(ids[0]) && pruned(ids[1]); }));
+  EXPECT_FALSE(pruned(ids[2]));  // production left it last: a rollback goes there
+  EXPECT_FALSE(pruned(ids[3]));  // production
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(
+        std::filesystem::exists(store_dir.path() / dp::proto::output_key(ids[i], "index.html")),
+        i >= 2)
+        << i;
+  }
+  auto holder = cmd(server, {"GET", prefix + "lock:retention"});
+  EXPECT_TRUE(holder == "retention-a" || holder == "retention-b") << holder;
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "dp/core/id.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/records.hpp"
+#include "dp/storage/object_store.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
 #include "dp/test/options.hpp"
@@ -115,6 +116,21 @@ class threaded_worker {
       : launcher_(std::move(l)),
         worker_(std::make_unique<worker::worker>(ioc_.get_executor(), options_for(server),
                                                  proto::keys(prefix), *launcher_, o)) {
+    start();
+  }
+  // With a file store opened on the worker's executor, for its retention pass.
+  threaded_worker(const test::redis_server& server, std::unique_ptr<worker::launcher> l,
+                  worker::worker_options o, const std::filesystem::path& store_root)
+      : launcher_(std::move(l)) {
+    storage::storage_url url;
+    url.root = store_root;
+    store_ = storage::open_storage(ioc_.get_executor(), url, {}).value();
+    o.retention.store = store_.get();
+    worker_ = std::make_unique<worker::worker>(ioc_.get_executor(), options_for(server),
+                                               proto::keys(prefix), *launcher_, o);
+    start();
+  }
+  void start() {
     thread_ = std::thread([this] {
       asio::co_spawn(ioc_, worker_->run(), [this](std::exception_ptr) { ioc_.stop(); });
       ioc_.run();
@@ -133,6 +149,7 @@ class threaded_worker {
  private:
   asio::io_context ioc_;
   std::unique_ptr<worker::launcher> launcher_;
+  std::shared_ptr<storage::object_store> store_;
   std::unique_ptr<worker::worker> worker_;
   std::thread thread_;
 };
