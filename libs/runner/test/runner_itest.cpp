@@ -313,6 +313,8 @@ TEST_F(Runner, FailingBuildKeepsTheAlias) {
   EXPECT_EQ(out.statuses.back(), deployment_status::failed);
   EXPECT_NE(out.all_lines().find("boom"), std::string::npos);
   expect_dense(out.logs);
+  // A failed build's work directory goes as a ready one's does (issue 16: disks filling).
+  EXPECT_TRUE(fs::is_empty(work_.path()));
 }
 
 TEST_F(Runner, HundredThousandLinesAllArrive) {
@@ -358,6 +360,7 @@ TEST_F(Runner, TimeLimitEndsTheWholeProcessGroup) {
   ASSERT_TRUE(out.record.error);
   EXPECT_NE(out.record.error->find("timed out"), std::string::npos) << *out.record.error;
   EXPECT_EQ(count_processes("sleep " + token), 0);
+  EXPECT_TRUE(fs::is_empty(work_.path()));
 }
 
 TEST_F(Runner, NoPlatformSecretReachesTheBuild) {
@@ -431,6 +434,7 @@ TEST_F(Runner, CancelStopsALongBuild) {
   EXPECT_EQ(out.record.error, "user asked");
   EXPECT_EQ(out.production, "0000000000000000000000prev");
   EXPECT_EQ(count_processes("sleep " + token), 0);
+  EXPECT_TRUE(fs::is_empty(work_.path()));
 }
 
 }  // namespace

@@ -53,7 +53,7 @@ std::vector<std::string> select_prunable(const std::vector<proto::deployment>& d
 struct retention_report {
   int64_t projects = 0;
   int64_t pruned = 0;   // deployments this pass marked pruned
-  int64_t objects = 0;  // objects it removed
+  int64_t objects = 0;  // objects it removed under __outputs/<id>/ and __sources/ (manifests aside)
   bool operator==(const retention_report&) const = default;
 };
 
