@@ -346,7 +346,8 @@ def check_iam(src, tds):
         return out
 
     # Each S3 action, per role, on exactly the prefixes that role needs: outputs (__outputs/*)
-    # and directory uploads (__sources/*: the API stores and deletes them, the build reads them).
+    # and directory uploads (__sources/*: the API stores and deletes them, the build reads them,
+    # the worker's retention pass deletes old ones).
     expect = {"build-task-role-policy": {"s3:PutObject": {"__outputs"},
                                          "s3:AbortMultipartUpload": {"__outputs"},
                                          "s3:ListMultipartUploadParts": {"__outputs"},
@@ -355,14 +356,20 @@ def check_iam(src, tds):
                                        "s3:PutObject": {"__sources"},
                                        "s3:ListBucket": {"__outputs"}},
               "proxy-task-role-policy": {"s3:GetObject": {"__outputs"},
-                                         "s3:ListBucket": {"__outputs"}}}
+                                         "s3:ListBucket": {"__outputs"}},
+              "worker-task-role-policy": {"s3:DeleteObject": {"__outputs", "__sources"},
+                                          "s3:ListBucket": {"__outputs"}}}
     object_arn = re.compile(r"^arn:aws:s3:::[^/]+/(__outputs|__sources)/\*$")
     for name, actions in expect.items():
         w = f"deploy/ecs/iam/{name}.json"
         g = grants(name)
-        if set(g) != set(actions):
+        s3 = {a for a in g if a.startswith("s3:")}
+        # The worker's ECS and IAM grants are checked below.
+        if (s3 if name == "worker-task-role-policy" else set(g)) != set(actions):
             problem(w, f"grants {sorted(g)}, expected exactly {sorted(actions)}")
         for a, sts in g.items():
+            if not a.startswith("s3:") and name == "worker-task-role-policy":
+                continue
             want = actions.get(a, set())
             for st in sts:
                 res = as_list(st.get("Resource", []))
@@ -376,10 +383,11 @@ def check_iam(src, tds):
                     problem(w, f"{a} on {res}: expected exactly the prefixes {sorted(want)}")
     w = "deploy/ecs/iam/worker-task-role-policy.json"
     g = grants("worker-task-role-policy")
-    if set(g) != {"ecs:RunTask", "ecs:DescribeTasks", "ecs:StopTask", "ecs:ListTasks",
-                  "iam:PassRole"}:
+    if {a for a in g if not a.startswith("s3:")} != {"ecs:RunTask", "ecs:DescribeTasks",
+                                                      "ecs:StopTask", "ecs:ListTasks",
+                                                      "iam:PassRole"}:
         problem(w, f"grants {sorted(g)}, expected RunTask, DescribeTasks, StopTask, ListTasks, "
-                   "PassRole")
+                   "PassRole (and the retention pass's S3 grants)")
     build = tds.get("build", {})
     for st in g.get("ecs:RunTask", []):
         fam = build.get("family", "?")
