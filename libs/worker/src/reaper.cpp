@@ -1,5 +1,6 @@
 // The reaper: finds jobs in the processing list whose worker lost its lease and re-queues or
-// fails them, and asks the launcher to remove builds nobody holds any more.
+// fails them, and asks the launcher to remove builds nobody holds any more; then, in this worker's
+// turn, the retention pass (retention.hpp), inside the same loop: the next sweep waits for it.
 #include <algorithm>
 #include <random>
 #include <set>
