@@ -58,6 +58,13 @@ boost::asio::awaitable<dp::result<int64_t>> finish_pruning(state::records& recor
   co_return *removed;
 }
 
+// One deployment's files that would not go (storage down, say) do not hold up the others': it
+// stays in retention:pruning for the next pass.
+void warn_unfinished(const std::string& id, const dp::error& e) {
+  dp::log::warn("cannot remove a pruned deployment's files; the next retention pass retries",
+                {{"deployment", id}, {"error", e}});
+}
+
 }  // namespace
 
 retention_policy policy_for(const proto::project& p, const retention_policy& platform) {
@@ -127,7 +134,8 @@ boost::asio::awaitable<dp::result<retention_report>> prune_deployments(
     }
     auto removed = co_await finish_pruning(records, store, *d);
     if (!removed) {
-      co_return removed.error();
+      warn_unfinished(id, removed.error());
+      continue;
     }
     report.objects += *removed;
   }
@@ -191,7 +199,8 @@ boost::asio::awaitable<dp::result<retention_report>> prune_deployments(
                                     [&](const proto::deployment& x) { return x.id == id; });
       auto removed = co_await finish_pruning(records, store, d);
       if (!removed) {
-        co_return removed.error();
+        warn_unfinished(id, removed.error());
+        continue;
       }
       report.objects += *removed;
       dp::log::info("deployment pruned by the retention policy",

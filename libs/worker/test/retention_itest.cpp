@@ -278,6 +278,28 @@ TEST_P(retention_test, passes_running_at_once_prune_each_deployment_once) {
   });
 }
 
+// A pass that marked a deployment and died before its files went: the next pass removes them.
+TEST_P(retention_test, an_unfinished_removal_is_finished_by_the_next_pass) {
+  auto plan = scenario();
+  run([&](dp::state::records& records) -> asio::awaitable<void> {
+    co_await seed(records, plan);
+    auto marked = co_await records.mark_pruned(plan[0].record.id, "shop");
+    CO_ASSERT_OK(marked);
+    CO_ASSERT_TRUE(*marked);
+    auto pending = co_await records.pruning();
+    CO_ASSERT_OK(pending);
+    EXPECT_EQ(*pending, std::vector<std::string>{plan[0].record.id});
+    const dp::worker::retention_policy platform{10, 30};
+    auto report = co_await dp::worker::prune_deployments(records, *store_, platform);
+    CO_ASSERT_OK(report);
+    EXPECT_EQ(report->pruned, 2);  // the other two; the first was marked before
+    co_await expect_objects(plan);
+    pending = co_await records.pruning();
+    CO_ASSERT_OK(pending);
+    EXPECT_TRUE(pending->empty());
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(stores, retention_test, ::testing::Values("file", "s3"),
                          [](const auto& info) { return info.param; });
 

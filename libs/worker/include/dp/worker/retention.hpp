@@ -61,7 +61,8 @@ struct retention_report {
 // (retention:pruning), then each project's select_prunable, each marked pruned (records::
 // mark_pruned, which re-checks production in Redis) before its objects are removed (the manifest
 // first: the site stops resolving before its files go). Passes may overlap: a deployment is
-// marked, and counted, by one of them.
+// marked, and counted, by one of them. Files that will not go are logged and left for the next
+// pass; a Redis error ends the pass.
 boost::asio::awaitable<dp::result<retention_report>> prune_deployments(
     state::records& records, storage::object_store& store, const retention_policy& platform);
 
