@@ -13,7 +13,7 @@ import {site, tempDir} from './platform.mjs';
 // 404.html (404). home: what the home page holds; app: what its scripts hold (SPAs render the
 // page from them); scripts, styles: how many of each the home page names at least; pages: other
 // pages that exist; notFound: what the 404 page says; change: a one-line edit of a source file,
-// whose `to` text the site (home page or its scripts) shows once it is deployed.
+// after which the site (home page or its scripts) shows the text `shows`.
 export const fixtures = [
   {
     name: 'cra',
@@ -22,7 +22,12 @@ export const fixtures = [
     app: /Learn React/,
     scripts: 1,
     styles: 1,
-    change: {file: 'src/App.js', from: 'Learn React', to: 'Learn React today'},
+    change: {
+      file: 'src/App.js',
+      from: 'Learn React',
+      to: 'Learn React today',
+      shows: 'Learn React today',
+    },
   },
   {
     name: 'vite-react',
@@ -31,24 +36,30 @@ export const fixtures = [
     app: /Get started/,
     scripts: 1,
     styles: 1,
-    change: {file: 'src/App.jsx', from: '<h1>Get started</h1>', to: '<h1>Get started today</h1>'},
+    change: {
+      file: 'src/App.jsx',
+      from: '<h1>Get started</h1>',
+      to: '<h1>Get started today</h1>',
+      shows: 'Get started today',
+    },
   },
   {
     name: 'astro',
     kind: null,  // no 404 page: the platform's choice (SPA by default) is not what is tested here
-    home: /<title>Astro Basics<\/title>/,
+    home: /<title>Astro Basics/,
     scripts: 0,  // its styles are inline
     styles: 0,
     change: {
       file: 'src/layouts/Layout.astro',
       from: '<title>Astro Basics</title>',
       to: '<title>Astro Basics today</title>',
+      shows: '<title>Astro Basics today</title>',
     },
   },
   {
     name: 'eleventy',
     kind: 'static',
-    home: /<title>Eleventy Base Blog v9<\/title>/,
+    home: /<title>Eleventy Base Blog v9/,
     scripts: 1,
     styles: 0,  // inline
     pages: ['/about/', '/blog/', '/blog/firstpost/'],
@@ -57,12 +68,13 @@ export const fixtures = [
       file: '_data/metadata.js',
       from: 'title: "Eleventy Base Blog v9"',
       to: 'title: "Eleventy Base Blog v9 today"',
+      shows: '<title>Eleventy Base Blog v9 today</title>',
     },
   },
   {
     name: 'plain-html',
     kind: 'static',
-    home: /Hello world! This is HTML5 Boilerplate\./,
+    home: /Hello world! This is HTML5 Boilerplate/,
     scripts: 1,
     styles: 1,
     notFound: /<title>Page Not Found<\/title>/,
@@ -70,6 +82,7 @@ export const fixtures = [
       file: 'index.html',
       from: 'This is HTML5 Boilerplate.',
       to: 'This is HTML5 Boilerplate today.',
+      shows: 'This is HTML5 Boilerplate today.',
     },
   },
 ];
