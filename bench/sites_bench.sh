@@ -7,7 +7,8 @@
 #   deploy   from starting deployctl (pack, upload) to the final status event: ready, which is
 #            also when the site is live (ready and the alias switch are one step); checked through
 #            the proxy afterwards
-#   install  the install step's time from the build log ("install finished in"; - when skipped)
+#   install  the install step's time from the build log ("install finished in"), plus what a build
+#            cache's restore took before it ("cache: restored ... in"); - when neither ran
 #   build    the build step's time from the build log
 # Goals (issue 16): the Vite + React app's unchanged redeploy under 4 s and its install at least
 # 5x faster than cold; the Astro site at least 2x faster warm than cold.
@@ -66,11 +67,13 @@ try {
     if (status !== 'ready') throw new Error(`${f.name}: deployment ${id} ended ${status}:\n${lines.join('\n')}`);
     const home = await site(platform, f.name, '/');
     if (home.status !== 200 || !f.home.test(home.body)) throw new Error(`${f.name}: deployment ${id} is not served`);
-    const step = (what) => {
-      const m = lines.map((l) => new RegExp(`^${what} finished in ([0-9.]+) s`).exec(l)).find(Boolean);
-      return m ? Number(m[1]) : null;
+    // Seconds summed over the log lines `re` matches; null when none does.
+    const seconds = (re) => {
+      const found = lines.map((l) => re.exec(l)).filter(Boolean).map((m) => Number(m[1]));
+      return found.length ? found.reduce((a, b) => a + b, 0) : null;
     };
-    return { ms: live - t0, install: step('install'), build: step('build') };
+    const install = seconds(/^(?:install finished|cache: restored .*) in ([0-9.]+) s$/);
+    return { ms: live - t0, install, build: seconds(/^build finished in ([0-9.]+) s$/) };
   }
 
   for (const f of chosen) {
