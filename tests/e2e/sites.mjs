@@ -1,8 +1,8 @@
 // The real sites of tests/fixtures/sites/, as the e2e test (sites.e2e.mjs) and the benchmark
 // (bench/sites_bench.sh) deploy them: copied to a directory named after the fixture and uploaded
 // by deployctl with no settings at all (the project name comes from the directory), what their
-// home page must show, how they answer an unknown path, and the one-line change the benchmark
-// redeploys. Node 20 built-ins only.
+// home page must show, how they answer an unknown path, and the one-line change both redeploy.
+// Node 20 built-ins only.
 import {execFile} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
