@@ -165,6 +165,12 @@ dp::result<void> apply_project_fields(proto::project& p, const json::object& o,
       return bad("field 'serve_mode' must be \"spa\", \"static\" or null");
     }
   }
+  if (auto it = o.find("install_scripts"); it != o.end()) {
+    if (!it->value().is_bool()) {
+      return bad("field 'install_scripts' must be true or false");
+    }
+    p.install_scripts = it->value().as_bool();
+  }
   if (auto it = o.find("env"); it != o.end()) {
     if (!it->value().is_object()) {
       return bad("field 'env' must be an object of strings");
@@ -215,8 +221,9 @@ dp::result<proto::project> parse_new_project(std::string_view body,
   if (!o) {
     return o.error();
   }
-  if (auto r = only_fields(*o, {"name", "git_url", "branch", "root_dir", "install_command",
-                                "build_command", "output_dir", "serve_mode", "env"});
+  if (auto r =
+          only_fields(*o, {"name", "git_url", "branch", "root_dir", "install_command",
+                           "build_command", "output_dir", "serve_mode", "install_scripts", "env"});
       !r) {
     return r.error();
   }
@@ -248,7 +255,7 @@ dp::result<void> apply_project_patch(proto::project& p, std::string_view body,
     return o.error();
   }
   if (auto r = only_fields(*o, {"git_url", "branch", "root_dir", "install_command", "build_command",
-                                "output_dir", "serve_mode", "env"});
+                                "output_dir", "serve_mode", "install_scripts", "env"});
       !r) {
     return r;
   }

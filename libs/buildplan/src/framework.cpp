@@ -151,8 +151,8 @@ std::optional<framework_match> detect_framework(const boost::json::object& pkg,
     if (fw.slug == "angular") {
       angular_output(m, read);
     } else if (fw.slug == "nextjs") {
-      auto config = first_file(read, {"next.config.js", "next.config.mjs", "next.config.ts",
-                                      "next.config.cjs"});
+      auto config = first_file(
+          read, {"next.config.js", "next.config.mjs", "next.config.ts", "next.config.cjs"});
       static const std::regex output_export(R"(output\s*:\s*['"`]export['"`])");
       bool exported = config && std::regex_search(config->second, output_export);
       m.notes.push_back(

@@ -150,12 +150,11 @@ bool nothing_to_install(const boost::json::object& pkg, int dir) {
   return true;
 }
 
-
 // The package manager and how corepack provides it.
 struct package_manager {
-  std::string name;   // npm, pnpm, yarn
-  std::string spec;   // for `corepack install -g` ("pnpm@8"); "" when packageManager decides
-  bool berry = false;  // yarn 2 or later
+  std::string name;      // npm, pnpm, yarn
+  std::string spec;      // for `corepack install -g` ("pnpm@8"); "" when packageManager decides
+  bool berry = false;    // yarn 2 or later
   std::string lockfile;  // "" when none
   std::string why;
 };
@@ -169,8 +168,8 @@ std::string yaml_scalar_after(std::string_view text, std::string_view key, size_
       continue;
     }
     auto end = text.find('\n', at);
-    auto value = text.substr(at + key.size(), end == std::string_view::npos ? end : end - at -
-                                                                                     key.size());
+    auto value =
+        text.substr(at + key.size(), end == std::string_view::npos ? end : end - at - key.size());
     auto first = value.find_first_not_of(" \t'\"");
     auto last = value.find_last_not_of(" \t\r'\"");
     return first == std::string_view::npos ? std::string()
@@ -212,9 +211,9 @@ result<package_manager> choose_package_manager(const boost::json::object& pkg, i
     }
     pm.name = name;
     pm.berry = name == "yarn" && !spec.substr(at + 1).starts_with("1.");
-    pm.why = name == "npm" ? fmt::format("packageManager {} in package.json (the image's npm runs)",
-                                         spec)
-                           : fmt::format("packageManager {} in package.json", spec);
+    pm.why = name == "npm"
+                 ? fmt::format("packageManager {} in package.json (the image's npm runs)", spec)
+                 : fmt::format("packageManager {} in package.json", spec);
     if (!pm.lockfile.empty() && pm.lockfile.find(name) == std::string::npos &&
         !(name == "npm" && pm.lockfile == "npm-shrinkwrap.json")) {
       pm.lockfile.clear();  // another manager's lockfile: not frozen, not ours
@@ -250,8 +249,8 @@ result<package_manager> choose_package_manager(const boost::json::object& pkg, i
     pm.name = "pnpm";
     auto version = yaml_scalar_after(*text, "lockfileVersion:");
     // Vercel's table (packages/build-utils: detectPnpmVersion); 9.0 is written by pnpm 9 and 10.
-    static const std::pair<std::string_view, int> majors[] = {
-        {"5.3", 6}, {"5.4", 7}, {"6.0", 8}, {"6.1", 8}, {"7.0", 9}, {"9.0", 10}};
+    static const std::pair<std::string_view, int> majors[] = {{"5.3", 6}, {"5.4", 7}, {"6.0", 8},
+                                                              {"6.1", 8}, {"7.0", 9}, {"9.0", 10}};
     auto hit = std::find_if(std::begin(majors), std::end(majors),
                             [&](const auto& m) { return m.first == version; });
     if (hit == std::end(majors)) {
@@ -487,8 +486,8 @@ result<build_plan> make_plan(int repo, const fs::path& repo_dir, const project_s
 
   // Build.
   const auto* scripts_value = pkg.if_contains("scripts");
-  const auto* scripts = scripts_value && scripts_value->is_object() ? &scripts_value->as_object()
-                                                                    : nullptr;
+  const auto* scripts =
+      scripts_value && scripts_value->is_object() ? &scripts_value->as_object() : nullptr;
   auto has_script = [&](std::string_view name) {
     const auto* v = scripts ? scripts->if_contains(name) : nullptr;
     return v && v->is_string();
@@ -530,16 +529,15 @@ result<build_plan> make_plan(int repo, const fs::path& repo_dir, const project_s
   for (const auto& o : plan.output_candidates) {
     outputs += (outputs.empty() ? "" : " or ") + o;
   }
-  plan.notes.insert(
-      plan.notes.begin(),
-      fmt::format("framework: {} ({}): build {}, output {}{}", fw->fw->name, fw->why,
-                  s.build_command ? "by build_command"
-                  : plan.build    ? fmt::format("`{}`", plan.build->display)
-                                  : "none",
-                  s.output_dir ? *s.output_dir + " (output_dir)" : outputs,
-                  plan.cache_dirs.empty()
-                      ? std::string()
-                      : fmt::format(", cache {}", fmt::join(plan.cache_dirs, " "))));
+  plan.notes.insert(plan.notes.begin(),
+                    fmt::format("framework: {} ({}): build {}, output {}{}", fw->fw->name, fw->why,
+                                s.build_command ? "by build_command"
+                                : plan.build    ? fmt::format("`{}`", plan.build->display)
+                                                : "none",
+                                s.output_dir ? *s.output_dir + " (output_dir)" : outputs,
+                                plan.cache_dirs.empty()
+                                    ? std::string()
+                                    : fmt::format(", cache {}", fmt::join(plan.cache_dirs, " "))));
   plan.notes.insert(plan.notes.begin() + 1, fw->notes.begin(), fw->notes.end());
   return plan;
 }

@@ -44,34 +44,79 @@ struct expected {
 TEST_F(Framework, EachEntryOfTheTable) {
   const std::vector<expected> cases = {
       {R"({"scripts":{"build":"vite build"},"devDependencies":{"vite":"^5","react":"^18"}})",
-       "vite", "npm run build", {"dist"}, {}, "devDependency vite in package.json"},
+       "vite",
+       "npm run build",
+       {"dist"},
+       {},
+       "devDependency vite in package.json"},
       {R"({"dependencies":{"react":"18","react-scripts":"5.0.1"},"scripts":{"build":"react-scripts build"}})",
-       "create-react-app", "npm run build", {"build"}, {}, "dependency react-scripts"},
-      {R"({"dependencies":{"next":"14","react":"18"},"scripts":{"build":"next build"}})", "nextjs",
-       "npm run build", {"out"}, {".next/cache"}, "dependency next"},
-      {R"({"dependencies":{"astro":"4"},"scripts":{"build":"astro build"}})", "astro",
-       "npm run build", {"dist"}, {"node_modules/.astro"}, "dependency astro"},
+       "create-react-app",
+       "npm run build",
+       {"build"},
+       {},
+       "dependency react-scripts"},
+      {R"({"dependencies":{"next":"14","react":"18"},"scripts":{"build":"next build"}})",
+       "nextjs",
+       "npm run build",
+       {"out"},
+       {".next/cache"},
+       "dependency next"},
+      {R"({"dependencies":{"astro":"4"},"scripts":{"build":"astro build"}})",
+       "astro",
+       "npm run build",
+       {"dist"},
+       {"node_modules/.astro"},
+       "dependency astro"},
       // No build script: the framework's command, through the package manager.
-      {R"({"devDependencies":{"@11ty/eleventy":"2"}})", "eleventy", "npm exec --no -- eleventy",
-       {"_site"}, {".cache"}, "devDependency @11ty/eleventy"},
+      {R"({"devDependencies":{"@11ty/eleventy":"2"}})",
+       "eleventy",
+       "npm exec --no -- eleventy",
+       {"_site"},
+       {".cache"},
+       "devDependency @11ty/eleventy"},
       {R"({"dependencies":{"@docusaurus/core":"3","react":"18"},"scripts":{"build":"docusaurus build"}})",
-       "docusaurus-2", "npm run build", {"build"}, {".docusaurus", "node_modules/.cache"},
+       "docusaurus-2",
+       "npm run build",
+       {"build"},
+       {".docusaurus", "node_modules/.cache"},
        "dependency @docusaurus/core"},
       {R"({"dependencies":{"gatsby":"5","react":"18"},"scripts":{"build":"gatsby build"}})",
-       "gatsby", "npm run build", {"public"}, {".cache", "public"}, "dependency gatsby"},
+       "gatsby",
+       "npm run build",
+       {"public"},
+       {".cache", "public"},
+       "dependency gatsby"},
       {R"({"devDependencies":{"@sveltejs/kit":"2","@sveltejs/adapter-static":"3","vite":"5"},"scripts":{"build":"vite build"}})",
-       "sveltekit-1", "npm run build", {"build"}, {}, "devDependency @sveltejs/kit"},
+       "sveltekit-1",
+       "npm run build",
+       {"build"},
+       {},
+       "devDependency @sveltejs/kit"},
       // Nuxt's static site is `generate`, also when package.json only has `build` (a server).
-      {R"({"devDependencies":{"nuxt":"3"},"scripts":{"build":"nuxt build"}})", "nuxtjs",
-       "npm exec --no -- nuxt generate", {".output/public", "dist"}, {"node_modules/.cache/nuxt"},
+      {R"({"devDependencies":{"nuxt":"3"},"scripts":{"build":"nuxt build"}})",
+       "nuxtjs",
+       "npm exec --no -- nuxt generate",
+       {".output/public", "dist"},
+       {"node_modules/.cache/nuxt"},
        "devDependency nuxt"},
       {R"({"devDependencies":{"nuxt":"3"},"scripts":{"build":"nuxt build","generate":"nuxt generate"}})",
-       "nuxtjs", "npm run generate", {".output/public", "dist"}, {"node_modules/.cache/nuxt"},
+       "nuxtjs",
+       "npm run generate",
+       {".output/public", "dist"},
+       {"node_modules/.cache/nuxt"},
        "devDependency nuxt"},
-      {R"({"devDependencies":{"@angular/cli":"17"},"scripts":{"build":"ng build"}})", "angular",
-       "npm run build", {"dist"}, {}, "devDependency @angular/cli"},
+      {R"({"devDependencies":{"@angular/cli":"17"},"scripts":{"build":"ng build"}})",
+       "angular",
+       "npm run build",
+       {"dist"},
+       {},
+       "devDependency @angular/cli"},
       {R"({"devDependencies":{"@vue/cli-service":"5"},"dependencies":{"vue":"3"},"scripts":{"build":"vue-cli-service build"}})",
-       "vue", "npm run build", {"dist"}, {}, "devDependency @vue/cli-service"},
+       "vue",
+       "npm run build",
+       {"dist"},
+       {},
+       "devDependency @vue/cli-service"},
   };
   for (const auto& c : cases) {
     write("package.json", c.package_json);
@@ -182,22 +227,26 @@ TEST_F(Framework, NextStaticExport) {
   ASSERT_FALSE(none);
   EXPECT_NE(none.error().message.find("output: 'export'"), std::string::npos);
 
-  write("next.config.mjs", "const nextConfig = {\n  output:  \"export\",\n};\nexport default "
-                           "nextConfig;\n");
+  write("next.config.mjs",
+        "const nextConfig = {\n  output:  \"export\",\n};\nexport default "
+        "nextConfig;\n");
   p = plan();
-  EXPECT_EQ(p.notes.at(1), "framework: next.config.mjs sets output: 'export': the static export "
-                           "is out");
+  EXPECT_EQ(p.notes.at(1),
+            "framework: next.config.mjs sets output: 'export': the static export "
+            "is out");
 }
 
 TEST_F(Framework, SvelteKitNeedsTheStaticAdapter) {
-  write("package.json", R"({"devDependencies":{"@sveltejs/kit":"2","@sveltejs/adapter-auto":"3"}})");
+  write("package.json",
+        R"({"devDependencies":{"@sveltejs/kit":"2","@sveltejs/adapter-auto":"3"}})");
   auto p = plan();
   EXPECT_EQ(p.framework, "sveltekit-1");
   EXPECT_TRUE(p.notes.at(1).starts_with("warning: SvelteKit is served as a static site only"));
 }
 
 TEST_F(Framework, AngularOutputFromAngularJson) {
-  write("package.json", R"({"devDependencies":{"@angular/cli":"17"},"scripts":{"build":"ng build"}})");
+  write("package.json",
+        R"({"devDependencies":{"@angular/cli":"17"},"scripts":{"build":"ng build"}})");
   // The application builder (17+): <outputPath>/browser; default outputPath dist/<project>.
   write("angular.json", R"({"projects":{"shop":{"architect":{"build":{
       "builder":"@angular-devkit/build-angular:application","options":{}}}}}})");

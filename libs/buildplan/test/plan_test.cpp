@@ -264,8 +264,9 @@ TEST_F(Plan, PnpmVersionFromTheLockfile) {
     EXPECT_EQ(p->install->display, fmt::format("corepack install -g {} && pnpm install "
                                                "--frozen-lockfile --prod=false",
                                                major));
-    EXPECT_NE(script_of(*p->install).find("corepack enable --install-directory "
-                                          "\"$COREPACK_HOME/bin\" pnpm && pnpm install"),
+    EXPECT_NE(script_of(*p->install)
+                  .find("corepack enable --install-directory "
+                        "\"$COREPACK_HOME/bin\" pnpm && pnpm install"),
               std::string::npos)
         << script_of(*p->install);
     ASSERT_TRUE(p->build);
@@ -300,9 +301,10 @@ TEST_F(Plan, PackageManagerFieldWins) {
   EXPECT_EQ(p->install->display, "corepack install && yarn install --no-immutable");
   EXPECT_EQ(p->install->env.at("YARN_NODE_LINKER"), "node-modules");
 
-  for (const char* bad : {R"("pnpm")", R"("pnpm@")", R"("deno@1.0")", R"("pnpm@8; rm -rf /")",
-                          "8"}) {
-    write("package.json", fmt::format(R"({{"packageManager":{},"dependencies":{{"a":"1"}}}})", bad));
+  for (const char* bad :
+       {R"("pnpm")", R"("pnpm@")", R"("deno@1.0")", R"("pnpm@8; rm -rf /")", "8"}) {
+    write("package.json",
+          fmt::format(R"({{"packageManager":{},"dependencies":{{"a":"1"}}}})", bad));
     EXPECT_FALSE(make_plan(repo(), {})) << bad;
   }
 }

@@ -22,7 +22,8 @@ constexpr const char* etc_files[] = {
 };
 
 // Set by the platform; a project overriding them would break the sandbox's layout.
-constexpr std::string_view reserved[] = {"PATH", "HOME", "TMPDIR", "npm_config_cache"};
+constexpr std::string_view reserved[] = {"PATH", "HOME", "TMPDIR", "npm_config_cache",
+                                         "COREPACK_HOME"};
 
 bool equals_ignore_case(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -127,13 +128,26 @@ config::environment sandbox_runner_env() {
 result<config::environment> sandbox_env(phase p, const std::string& mount_point,
                                         const config::environment& project_env) {
   config::environment env = {
-      {"PATH", "/usr/local/bin:/usr/bin:/bin"},
+      // corepack's shims of pnpm and yarn come first once the install has linked them there
+      // (buildplan's plan.hpp).
+      {"PATH", mount_point + "/.corepack/bin:/usr/local/bin:/usr/bin:/bin"},
       {"HOME", mount_point + "/home"},
       {"TMPDIR", "/tmp"},
       {"CI", "1"},
       {"LANG", "C.UTF-8"},
       {"npm_config_cache", mount_point + "/.npm"},
       {"npm_config_update_notifier", "false"},
+      // corepack: its downloads and shims in the work directory, no prompt, package.json left
+      // as it is. It fetches pnpm and yarn from the npm registry (yarn 2+ as @yarnpkg/cli-dist,
+      // not from repo.yarnpkg.com), and without key checks: a registry that serves no
+      // dist.signatures (as the one reached here) would fail every download. What it fetches
+      // runs in this sandbox only, like any package the install fetches. The project's env may
+      // override all but COREPACK_HOME.
+      {"COREPACK_HOME", mount_point + "/.corepack"},
+      {"COREPACK_ENABLE_DOWNLOAD_PROMPT", "0"},
+      {"COREPACK_ENABLE_AUTO_PIN", "0"},
+      {"COREPACK_NPM_REGISTRY", "https://registry.npmjs.org"},
+      {"COREPACK_INTEGRITY_KEYS", "0"},
   };
   // Production for the build (bundlers optimise); not for the install, which needs devDependencies.
   if (p == phase::build) {

@@ -28,8 +28,8 @@
 namespace dp::buildplan {
 
 struct framework {
-  std::string_view slug;  // Vercel's slug ("create-react-app")
-  std::string_view name;  // for the log ("Create React App")
+  std::string_view slug;                   // Vercel's slug ("create-react-app")
+  std::string_view name;                   // for the log ("Create React App")
   std::vector<std::string_view> packages;  // any of these as a dependency or devDependency
   // The package.json script that builds the site, and the command run through the package
   // manager (`npm exec -- vite build`) when package.json has no such script.
