@@ -3,6 +3,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "dp/process/process.hpp"
 
@@ -22,6 +23,8 @@ constexpr const char* etc_files[] = {
 };
 
 // Set by the platform; a project overriding them would break the sandbox's layout.
+constexpr const char* system_ca_bundle = "/etc/ssl/certs/ca-certificates.crt";
+
 constexpr std::string_view reserved[] = {"PATH", "HOME", "TMPDIR", "npm_config_cache",
                                          "COREPACK_HOME"};
 
@@ -149,6 +152,12 @@ result<config::environment> sandbox_env(phase p, const std::string& mount_point,
       {"COREPACK_NPM_REGISTRY", "https://registry.npmjs.org"},
       {"COREPACK_INTEGRITY_KEYS", "0"},
   };
+  // Node trusts its own bundled roots only; its fetch (corepack's downloads, build scripts) also
+  // trusts the system's bundle, which the sandbox binds and git, curl and npm (cafile) use: a
+  // machine whose registry traffic passes a TLS proxy adds that proxy's CA there.
+  if (std::error_code ec; std::filesystem::is_regular_file(system_ca_bundle, ec)) {
+    env["NODE_EXTRA_CA_CERTS"] = std::string(system_ca_bundle);
+  }
   // Production for the build (bundlers optimise); not for the install, which needs devDependencies.
   if (p == phase::build) {
     env["NODE_ENV"] = "production";

@@ -137,6 +137,7 @@ TEST(PackageManagerE2e, WrongPnpmFailsAtTheInstall) {
   ASSERT_EQ(r.report.outcome, dp::runner::build_outcome::failed) << r.log;
   EXPECT_TRUE(r.report.error.starts_with("install (`corepack install && pnpm install"))
       << r.report.error;
+  EXPECT_NE(r.log.find("ERR_PNPM_"), std::string::npos) << r.log;  // pnpm's own refusal
   EXPECT_EQ(r.log.find("build: running"), std::string::npos) << r.log;
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 
 using namespace dp::runner;
 
@@ -24,6 +25,10 @@ TEST(SandboxEnv, BuiltFromScratchWithPhaseRules) {
   EXPECT_EQ(install->at("COREPACK_HOME"), "/build/.corepack");
   EXPECT_TRUE(install->at("PATH").starts_with("/build/.corepack/bin:"));
   EXPECT_EQ(install->at("COREPACK_INTEGRITY_KEYS"), "0");
+  // Node's fetch trusts the system's CA bundle too, where there is one.
+  if (std::filesystem::is_regular_file("/etc/ssl/certs/ca-certificates.crt")) {
+    EXPECT_EQ(install->at("NODE_EXTRA_CA_CERTS"), "/etc/ssl/certs/ca-certificates.crt");
+  }
 
   auto build = sandbox_env(phase::build, "/build", {});
   ASSERT_TRUE(build);
