@@ -3,7 +3,11 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 
+#include <boost/json/serialize.hpp>
+#include <boost/json/value_from.hpp>
+
 #include "api_itest_support.hpp"
+#include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
 
 namespace {
