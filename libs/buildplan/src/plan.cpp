@@ -167,9 +167,8 @@ std::string yaml_scalar_after(std::string_view text, std::string_view key, size_
     if (!line_start) {
       continue;
     }
-    auto end = text.find('\n', at);
-    auto value =
-        text.substr(at + key.size(), end == std::string_view::npos ? end : end - at - key.size());
+    auto value = text.substr(at + key.size());
+    value = value.substr(0, value.find('\n'));
     auto first = value.find_first_not_of(" \t'\"");
     auto last = value.find_last_not_of(" \t\r'\"");
     return first == std::string_view::npos ? std::string()
@@ -446,7 +445,7 @@ result<build_plan> make_plan(int repo, const fs::path& repo_dir, const project_s
     if (!s.install_command || !s.build_command) {
       return pm.error();
     }
-    pm = package_manager{"npm", "", false, "", ""};
+    pm = package_manager{};
   }
   plan.package_manager = pm->name;
   std::map<std::string, std::string> pm_env;  // for both commands: yarn must see the same linker
