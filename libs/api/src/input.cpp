@@ -187,6 +187,12 @@ dp::result<void> apply_project_fields(proto::project& p, const json::object& o,
       return bad(fmt::format("field '{}' must be an integer from {} to 36500, or null", name, min));
     }
   }
+  if (auto it = o.find("install_scripts"); it != o.end()) {
+    if (!it->value().is_bool()) {
+      return bad("field 'install_scripts' must be true or false");
+    }
+    p.install_scripts = it->value().as_bool();
+  }
   if (auto it = o.find("env"); it != o.end()) {
     if (!it->value().is_object()) {
       return bad("field 'env' must be an object of strings");
@@ -237,9 +243,9 @@ dp::result<proto::project> parse_new_project(std::string_view body,
   if (!o) {
     return o.error();
   }
-  if (auto r = only_fields(
-          *o, {"name", "git_url", "branch", "root_dir", "install_command", "build_command",
-               "output_dir", "serve_mode", "env", "keep_deployments", "keep_production_days"});
+  if (auto r = only_fields(*o, {"name", "git_url", "branch", "root_dir", "install_command",
+                                "build_command", "output_dir", "serve_mode", "install_scripts",
+                                "env", "keep_deployments", "keep_production_days"});
       !r) {
     return r.error();
   }
@@ -272,7 +278,7 @@ dp::result<void> apply_project_patch(proto::project& p, std::string_view body,
   }
   if (auto r = only_fields(
           *o, {"git_url", "branch", "root_dir", "install_command", "build_command", "output_dir",
-               "serve_mode", "env", "keep_deployments", "keep_production_days"});
+               "serve_mode", "install_scripts", "env", "keep_deployments", "keep_production_days"});
       !r) {
     return r;
   }

@@ -88,7 +88,42 @@ asio::awaitable<response> service::impl::get_project(http::request& req) {
     co_return error(usage.error());
   }
   v.as_object()["usage"] = usage_json(*usage);
+  auto effective = co_await effective_settings(p->name);
+  if (!effective) {
+    co_return error(effective.error());
+  }
+  v.as_object()["effective_settings"] = std::move(*effective);
   co_return http::json_response(200, v);
+}
+
+// The build settings of the newest deployment that got as far as planning its build (newest
+// first, a page at a time), with its id; null when none did.
+asio::awaitable<dp::result<json::value>> service::impl::effective_settings(
+    const std::string& project) {
+  constexpr int64_t page = 20;
+  for (int64_t offset = 0;; offset += page) {
+    auto ids = co_await records_.deployment_ids(project, offset, page);
+    if (!ids) {
+      co_return ids.error();
+    }
+    for (const auto& id : *ids) {
+      auto d = co_await records_.get_deployment(id);
+      if (!d && d.error().is(dp::errc::not_found)) {
+        continue;
+      }
+      if (!d) {
+        co_return d.error();
+      }
+      if (d->settings) {
+        auto v = json::value_from(*d->settings);
+        v.as_object()["deployment_id"] = d->id;
+        co_return v;
+      }
+    }
+    if (static_cast<int64_t>(ids->size()) < page) {
+      co_return json::value(nullptr);
+    }
+  }
 }
 
 asio::awaitable<response> service::impl::patch_project(http::request& req) {

@@ -87,6 +87,7 @@ struct service::impl {
   asio::awaitable<dp::result<proto::project>> find_project(std::string_view name);
 
   asio::awaitable<response> get_project(http::request& req);
+  asio::awaitable<dp::result<json::value>> effective_settings(const std::string& project);
 
   asio::awaitable<response> patch_project(http::request& req);
 

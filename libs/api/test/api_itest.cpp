@@ -3,7 +3,11 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 
+#include <boost/json/serialize.hpp>
+#include <boost/json/value_from.hpp>
+
 #include "api_itest_support.hpp"
+#include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
 
 namespace {
@@ -138,6 +142,50 @@ TEST_F(api, projects_crud) {
 
   EXPECT_EQ(s_.request("DELETE", "/v1/projects/blog").status, 204);
   EXPECT_EQ(s_.request("GET", "/v1/projects/blog").status, 404);
+}
+
+// install_scripts travels project → job; GET shows the settings the newest planned build ran.
+TEST_F(api, install_scripts_and_effective_settings) {
+  make_project("shop");
+  auto p = body_of(s_.request("GET", "/v1/projects/shop"));
+  EXPECT_EQ(p.at("install_scripts"), json::value(true));
+  EXPECT_TRUE(p.at("effective_settings").is_null());
+  EXPECT_EQ(s_.request("PATCH", "/v1/projects/shop", R"({"install_scripts":"no"})").status, 400);
+  ASSERT_EQ(s_.request("PATCH", "/v1/projects/shop", R"({"install_scripts":false})").status, 200);
+  EXPECT_EQ(body_of(s_.request("GET", "/v1/projects/shop")).at("install_scripts"),
+            json::value(false));
+
+  auto planned = deploy(R"({"project":"shop"})");
+  auto job = s_.on_io([&]() -> asio::awaitable<dp::result<dp::redis::reply>> {
+    std::vector<std::string> cmd{"LINDEX", s_.records().keys().queue(), "0"};
+    co_return co_await s_.redis().exec(std::move(cmd));
+  });
+  ASSERT_TRUE(job && job->is_string()) << "the job on the queue";
+  auto parsed = dp::proto::parse_job(std::string_view(job->as_string()));
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_FALSE(parsed->install_scripts);
+
+  dp::proto::build_settings settings{.framework = "astro",
+                                     .package_manager = "npm",
+                                     .install_command = {"npm ci --ignore-scripts", false},
+                                     .build_command = {"npm run build", false},
+                                     .output_dir = dp::proto::build_setting{"site", true}};
+  auto stored = s_.on_io([&]() -> asio::awaitable<dp::result<void>> {
+    dp::proto::hash_fields fields{{"build_settings", json::serialize(json::value_from(settings))}};
+    co_return co_await s_.records().set_fields(planned, fields);
+  });
+  ASSERT_TRUE(stored);
+  // A newer deployment that has not planned yet (queued) does not hide it.
+  deploy(R"({"project":"shop"})");
+  auto e = body_of(s_.request("GET", "/v1/projects/shop")).at("effective_settings");
+  EXPECT_EQ(
+      e, json::parse(R"({"framework":"astro","package_manager":"npm",)"
+                     R"("install_command":{"value":"npm ci --ignore-scripts","source":"detected"},)"
+                     R"("build_command":{"value":"npm run build","source":"detected"},)"
+                     R"("output_dir":{"value":"site","source":"project"},"deployment_id":")" +
+                     planned + "\"}"));
+  EXPECT_EQ(body_of(s_.request("GET", "/v1/deployments/" + planned)).at("build_settings"),
+            json::value_from(settings));
 }
 
 TEST_F(api, deploy_a_git_url_creates_the_project_and_queues_a_job) {

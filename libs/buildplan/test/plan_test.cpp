@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
+
 #include "dp/test/harness.hpp"
 
 using namespace dp::buildplan;
@@ -58,28 +60,26 @@ TEST_F(Plan, NoLockfileChoosesNpmInstall) {
   EXPECT_EQ(p->install->display, "npm install");
 }
 
-TEST_F(Plan, OtherLockfilesNeedACustomInstall) {
+TEST_F(Plan, BunNeedsACustomInstall) {
   write("package.json", with_build);
-  write("pnpm-lock.yaml");
+  write("bun.lockb");
   auto p = make_plan(repo(), {});
   ASSERT_FALSE(p);
-  EXPECT_NE(p.error().message.find("pnpm-lock.yaml"), std::string::npos);
-  EXPECT_NE(p.error().message.find("install_command"), std::string::npos);
+  EXPECT_NE(p.error().message.find("bun.lockb"), std::string::npos);
+  EXPECT_NE(p.error().message.find("no bun"), std::string::npos);
 
   project_settings s;
-  s.install_command = "corepack pnpm install";
+  s.install_command = "bun install";
+  s.build_command = "bun run build";
   auto custom = make_plan(repo(), s);
-  ASSERT_TRUE(custom && custom->install);
-  EXPECT_EQ(custom->install->argv,
-            (std::vector<std::string>{"/bin/sh", "-c", "corepack pnpm install"}));
-}
+  ASSERT_TRUE(custom && custom->install) << custom.error().message;
+  EXPECT_EQ(custom->install->argv, (std::vector<std::string>{"/bin/sh", "-c", "bun install"}));
 
-TEST_F(Plan, YarnLockNamedInTheError) {
-  write("package.json", with_build);
-  write("yarn.lock");
-  auto p = make_plan(repo(), {});
+  fs::remove(repo() / "bun.lockb");
+  write("package.json", R"({"packageManager":"bun@1.1.0","devDependencies":{"vite":"5"}})");
+  p = make_plan(repo(), {});
   ASSERT_FALSE(p);
-  EXPECT_NE(p.error().message.find("yarn.lock"), std::string::npos);
+  EXPECT_NE(p.error().message.find("bun"), std::string::npos);
 }
 
 TEST_F(Plan, StaticSiteWithoutPackageJson) {
@@ -207,7 +207,8 @@ TEST_F(Plan, RootDirMustStayInside) {
 }
 
 TEST_F(Plan, OutputDirIsFirstExistingCandidate) {
-  write("package.json", with_build);
+  // No framework: the generic list.
+  write("package.json", R"({"scripts":{"build":"node build.mjs"},"dependencies":{"a":"1"}})");
   auto p = make_plan(repo(), {});
   ASSERT_TRUE(p);
   auto none = find_output_dir(*p);
@@ -243,6 +244,131 @@ TEST_F(Plan, OutputDirOverride) {
   s.output_dir = "out-link";
   auto escaped = find_output_dir(*make_plan(repo(), s));
   EXPECT_FALSE(escaped);
+}
+
+// ---- package managers ----
+
+std::string script_of(const command& c) {
+  return c.argv.size() == 3 && c.argv[0] == "/bin/sh" ? c.argv[2] : std::string();
+}
+
+TEST_F(Plan, PnpmVersionFromTheLockfile) {
+  write("package.json", with_build);
+  for (auto [version, major] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"'6.0'", "pnpm@8"}, {"5.4", "pnpm@7"}, {"'9.0'", "pnpm@10"}, {"\"7.0\"", "pnpm@9"}}) {
+    write("pnpm-lock.yaml", fmt::format("lockfileVersion: {}\n\nsettings:\n", version));
+    auto p = make_plan(repo(), {});
+    ASSERT_TRUE(p) << p.error().message;
+    EXPECT_EQ(p->package_manager, "pnpm");
+    ASSERT_TRUE(p->install);
+    EXPECT_EQ(p->install->display, fmt::format("corepack install -g {} && pnpm install "
+                                               "--frozen-lockfile --prod=false",
+                                               major));
+    EXPECT_NE(script_of(*p->install)
+                  .find("corepack enable --install-directory "
+                        "\"$COREPACK_HOME/bin\" pnpm && pnpm install"),
+              std::string::npos)
+        << script_of(*p->install);
+    ASSERT_TRUE(p->build);
+    EXPECT_EQ(p->build->display, "pnpm run build");
+    EXPECT_NE(script_of(*p->build).find("&& pnpm run build"), std::string::npos);
+  }
+  write("pnpm-lock.yaml", "lockfileVersion: '42.0'\n");
+  auto unknown = make_plan(repo(), {});
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("42.0"), std::string::npos);
+  EXPECT_NE(unknown.error().message.find("packageManager"), std::string::npos);
+}
+
+TEST_F(Plan, PackageManagerFieldWins) {
+  write("package.json",
+        R"({"packageManager":"pnpm@9.15.0","scripts":{"build":"x"},"dependencies":{"a":"1"}})");
+  write("pnpm-lock.yaml", "lockfileVersion: '6.0'\n");
+  auto p = make_plan(repo(), {});
+  ASSERT_TRUE(p && p->install) << p.error().message;
+  EXPECT_EQ(p->install->display, "corepack install && pnpm install --frozen-lockfile --prod=false");
+  EXPECT_NE(std::find_if(p->notes.begin(), p->notes.end(),
+                         [](const std::string& n) {
+                           return n.find("packageManager pnpm@9.15.0") != std::string::npos;
+                         }),
+            p->notes.end());
+
+  // It names the manager even beside another's lockfile, which is then not frozen.
+  write("package.json",
+        R"({"packageManager":"yarn@4.5.0","scripts":{"build":"x"},"dependencies":{"a":"1"}})");
+  p = make_plan(repo(), {});
+  ASSERT_TRUE(p && p->install);
+  EXPECT_EQ(p->install->display, "corepack install && yarn install --no-immutable");
+  EXPECT_EQ(p->install->env.at("YARN_NODE_LINKER"), "node-modules");
+
+  for (const char* bad :
+       {R"("pnpm")", R"("pnpm@")", R"("deno@1.0")", R"("pnpm@8; rm -rf /")", "8"}) {
+    write("package.json",
+          fmt::format(R"({{"packageManager":{},"dependencies":{{"a":"1"}}}})", bad));
+    EXPECT_FALSE(make_plan(repo(), {})) << bad;
+  }
+}
+
+TEST_F(Plan, YarnClassicAndBerry) {
+  write("package.json", with_build);
+  write("yarn.lock", "# THIS IS AN AUTOGENERATED FILE.\n# yarn lockfile v1\n\n");
+  write("package-lock.json", "{}");  // yarn.lock comes first, as on Vercel
+  auto p = make_plan(repo(), {});
+  ASSERT_TRUE(p && p->install) << p.error().message;
+  EXPECT_EQ(p->package_manager, "yarn");
+  EXPECT_EQ(p->install->display,
+            "corepack install -g yarn@1 && yarn install --frozen-lockfile --production=false "
+            "--non-interactive");
+  EXPECT_TRUE(p->install->env.empty());
+  ASSERT_TRUE(p->build);
+  EXPECT_EQ(p->build->display, "yarn run build");
+
+  write("yarn.lock", "__metadata:\n  version: 8\n  cacheKey: 10c0\n\n\"vite@npm:5\":\n");
+  p = make_plan(repo(), {});
+  ASSERT_TRUE(p && p->install);
+  EXPECT_EQ(p->install->display, "corepack install -g yarn@4 && yarn install --immutable");
+  EXPECT_EQ(p->install->env.at("YARN_NODE_LINKER"), "node-modules");
+  EXPECT_EQ(p->build->env.at("YARN_NODE_LINKER"), "node-modules");
+
+  write("yarn.lock", "__metadata:\n  version: 6\n");
+  write(".yarnrc.yml", "nodeLinker: pnp\n");  // the project's choice stands
+  p = make_plan(repo(), {});
+  ASSERT_TRUE(p && p->install);
+  EXPECT_EQ(p->install->display, "corepack install -g yarn@3 && yarn install --immutable");
+  EXPECT_TRUE(p->install->env.empty());
+}
+
+TEST_F(Plan, InstallScriptsOff) {
+  write("package.json", with_build);
+  write("package-lock.json", "{}");
+  project_settings s;
+  s.install_scripts = false;
+  auto p = make_plan(repo(), s);
+  ASSERT_TRUE(p && p->install);
+  EXPECT_EQ(p->install->argv.back(), "--ignore-scripts");
+  EXPECT_EQ(p->install->display, "npm ci --ignore-scripts");
+
+  fs::remove(repo() / "package-lock.json");
+  write("pnpm-lock.yaml", "lockfileVersion: '9.0'\n");
+  p = make_plan(repo(), s);
+  ASSERT_TRUE(p && p->install);
+  EXPECT_TRUE(p->install->display.ends_with("--prod=false --ignore-scripts"));
+  fs::remove(repo() / "pnpm-lock.yaml");
+  write("yarn.lock", "# yarn lockfile v1\n");
+  p = make_plan(repo(), s);
+  ASSERT_TRUE(p && p->install);
+  EXPECT_TRUE(p->install->display.ends_with("--ignore-scripts"));
+  write("yarn.lock", "__metadata:\n  version: 8\n");
+  p = make_plan(repo(), s);
+  ASSERT_TRUE(p && p->install);
+  EXPECT_EQ(p->install->display,
+            "corepack install -g yarn@4 && yarn install --immutable --mode=skip-build");
+
+  // A custom install command is the project's own: the setting does not rewrite it.
+  s.install_command = "npm install";
+  p = make_plan(repo(), s);
+  ASSERT_TRUE(p && p->install);
+  EXPECT_EQ(p->install->argv, (std::vector<std::string>{"/bin/sh", "-c", "npm install"}));
 }
 
 }  // namespace

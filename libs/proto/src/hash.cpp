@@ -27,6 +27,8 @@ hash_fields flatten(const json::value& record, std::string_view key_field) {
       out.emplace_back(m.key(), v.get_string());
     } else if (v.is_int64()) {
       out.emplace_back(m.key(), std::to_string(v.get_int64()));
+    } else if (v.is_bool()) {
+      out.emplace_back(m.key(), v.get_bool() ? "true" : "false");
     } else if (v.is_object()) {
       out.emplace_back(m.key(), json::serialize(v));
     }
@@ -35,27 +37,40 @@ hash_fields flatten(const json::value& record, std::string_view key_field) {
   return out;
 }
 
+// The fields stored as JSON object text, and as "true" / "false".
+constexpr std::array<std::string_view, 2> object_fields = {"env", "build_settings"};
+constexpr std::array<std::string_view, 1> boolean_fields = {"install_scripts"};
+
 template <size_t N>
 dp::result<json::object> unflatten(std::string_view key_field, std::string_view key,
                                    const hash_fields& fields,
                                    const std::array<std::string_view, N>& integers) {
+  auto among = [](const auto& names, std::string_view name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
   json::object o;
   o.emplace(key_field, key);
   for (const auto& [name, text] : fields) {
-    if (std::find(integers.begin(), integers.end(), name) != integers.end()) {
+    if (among(boolean_fields, name)) {
+      if (text != "true" && text != "false") {
+        return make_error(errc::protocol, "hash field '{}' must be true or false", name);
+      }
+      o[name] = text == "true";
+    } else if (among(integers, name)) {
       int64_t n = 0;
       auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
       if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
         return make_error(errc::protocol, "hash field '{}' must be a decimal integer", name);
       }
       o[name] = n;
-    } else if (name == "env") {
+    } else if (among(object_fields, name)) {
       boost::system::error_code ec;
-      json::value env = json::parse(text, ec);
+      json::value value = json::parse(text, ec);
       if (ec) {
-        return make_error(errc::protocol, "hash field 'env' must be JSON text: {}", ec.message());
+        return make_error(errc::protocol, "hash field '{}' must be JSON text: {}", name,
+                          ec.message());
       }
-      o[name] = std::move(env);
+      o[name] = std::move(value);
     } else {
       o[name] = text;
     }

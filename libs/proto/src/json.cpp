@@ -186,6 +186,35 @@ class reader {
     }
   }
 
+  // Absent means `absent`.
+  void boolean(std::string_view key, bool& out, bool absent) {
+    out = absent;
+    if (const json::value* p = get(key, false)) {
+      if (p->is_bool()) {
+        out = p->get_bool();
+      } else {
+        fail(key, "must be true or false");
+      }
+    }
+  }
+
+  // {"value": "...", "source": "project" | "detected"}
+  void setting(std::string_view key, build_setting& out) {
+    const json::value* p = get(key, true);
+    if (p == nullptr) {
+      return;
+    }
+    reader s(*p, field_path(key));
+    s.string("value", out.value);
+    std::string source;
+    s.string("source", source);
+    if (!s.error_ && source != "project" && source != "detected") {
+      s.fail("source", "must be one of project, detected");
+    }
+    out.from_project = source == "project";
+    take(s);
+  }
+
   void env(std::string_view key, env_map& out) {
     out.clear();
     const json::value* p = get(key, true);
@@ -283,6 +312,9 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const job& x) {
   if (x.mode) {
     o.emplace("serve_mode", to_string(*x.mode));
   }
+  if (!x.install_scripts) {
+    o.emplace("install_scripts", false);
+  }
 }
 
 dp::result<job> parse_job(const json::value& v) {
@@ -303,6 +335,7 @@ dp::result<job> parse_job(const json::value& v) {
   r.string("build_command", x.build_command);
   r.string("output_dir", x.output_dir);
   r.enumeration("serve_mode", x.mode, &parse_serve_mode, "spa, static");
+  r.boolean("install_scripts", x.install_scripts, true);
   r.env("env", x.env);
   r.integer("attempt", x.attempt, 1);
   r.integer("timeout_s", x.timeout_s, 1);
@@ -365,6 +398,7 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const project& x) {
   put(o, "build_command", x.build_command);
   put(o, "output_dir", x.output_dir);
   put(o, "serve_mode", x.mode);
+  o.emplace("install_scripts", x.install_scripts);
   put(o, "env", x.env);
   o.emplace("created_at", x.created_at);
   put(o, "keep_deployments", x.keep_deployments);
@@ -382,6 +416,7 @@ dp::result<project> parse_project(const json::value& v) {
   r.string("build_command", x.build_command);
   r.string("output_dir", x.output_dir);
   r.enumeration("serve_mode", x.mode, &parse_serve_mode, "spa, static");
+  r.boolean("install_scripts", x.install_scripts, true);
   r.env("env", x.env);
   r.integer("created_at", x.created_at);
   r.integer("keep_deployments", x.keep_deployments, 1);
@@ -410,6 +445,11 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const deployment& x
   put(o, "source_bytes", x.source_bytes);
   put(o, "production_until", x.production_until);
   put(o, "pruned_at", x.pruned_at);
+  if (x.settings) {
+    o.emplace("build_settings", json::value_from(*x.settings, o.storage()));
+  } else {
+    o.emplace("build_settings", nullptr);
+  }
 }
 
 dp::result<deployment> parse_deployment(const json::value& v) {
@@ -435,7 +475,36 @@ dp::result<deployment> parse_deployment(const json::value& v) {
   r.integer("source_bytes", x.source_bytes);
   r.integer("production_until", x.production_until);
   r.integer("pruned_at", x.pruned_at);
+  if (const json::value* p = r.get("build_settings", false); p != nullptr && !p->is_null()) {
+    reader s(*p, "build_settings");
+    auto& out = x.settings.emplace();
+    s.string("framework", out.framework);
+    s.string("package_manager", out.package_manager);
+    s.setting("install_command", out.install_command);
+    s.setting("build_command", out.build_command);
+    if (const json::value* o = s.get("output_dir", false); o != nullptr && !o->is_null()) {
+      s.setting("output_dir", out.output_dir.emplace());
+    }
+    r.take(s);
+  }
   return finish(r, std::move(x));
+}
+
+void tag_invoke(const json::value_from_tag&, json::value& v, const build_settings& x) {
+  json::object& o = v.emplace_object();
+  auto setting = [&](std::string_view key, const build_setting& s) {
+    o.emplace(
+        key, json::object{{"value", s.value}, {"source", s.from_project ? "project" : "detected"}});
+  };
+  o.emplace("framework", x.framework);
+  o.emplace("package_manager", x.package_manager);
+  setting("install_command", x.install_command);
+  setting("build_command", x.build_command);
+  if (x.output_dir) {
+    setting("output_dir", *x.output_dir);
+  } else {
+    o.emplace("output_dir", nullptr);
+  }
 }
 
 // ---- manifest ----

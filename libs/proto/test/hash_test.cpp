@@ -50,9 +50,20 @@ TEST(proto_hash, project_round_trip) {
   ASSERT_NE(find(fields, "root_dir"), nullptr);
   EXPECT_EQ(*find(fields, "root_dir"), "");             // empty strings are kept
   EXPECT_EQ(find(fields, "install_command"), nullptr);  // null is an absent field
+  EXPECT_EQ(*find(fields, "install_scripts"), "true");
   auto back = proto::project_from_hash("shop", fields);
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(*back, p);
+
+  p.install_scripts = false;
+  fields = proto::to_hash(p);
+  EXPECT_EQ(*find(fields, "install_scripts"), "false");
+  EXPECT_EQ(proto::project_from_hash("shop", fields).value(), p);
+  // Records written before the setting existed run install scripts.
+  std::erase_if(fields, [](const auto& f) { return f.first == "install_scripts"; });
+  EXPECT_TRUE(proto::project_from_hash("shop", fields).value().install_scripts);
+  fields.emplace_back("install_scripts", "yes");
+  EXPECT_FALSE(proto::project_from_hash("shop", fields));
 }
 
 TEST(proto_hash, deployment_round_trip) {
@@ -75,7 +86,17 @@ TEST(proto_hash, deployment_round_trip) {
   d.error = "build command exited with status 1";
   d.files = 0;
   d.bytes = 0;
+  d.settings = proto::build_settings{.framework = "astro",
+                                     .package_manager = "pnpm",
+                                     .install_command = {"corepack install -g pnpm@9 && x", false},
+                                     .build_command = {"", true},
+                                     .output_dir = proto::build_setting{"dist", false}};
   fields = proto::to_hash(d);
+  EXPECT_EQ(
+      *find(fields, "build_settings"),
+      R"({"framework":"astro","package_manager":"pnpm","install_command":{"value":)"
+      R"("corepack install -g pnpm@9 && x","source":"detected"},"build_command":)"
+      R"({"value":"","source":"project"},"output_dir":{"value":"dist","source":"detected"}})");
   fields.emplace_back("worker", "host-1/3");
   back = proto::deployment_from_hash(d.id, fields);
   ASSERT_TRUE(back) << back.error().message;

@@ -11,6 +11,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value_from.hpp>
 
 #include <algorithm>
 #include <fstream>
@@ -127,6 +129,7 @@ struct runner::impl {
   bool said_disk_full = false;         // a line of the running command reported ENOSPC
   std::optional<build_cgroup> cgroup;  // install and build as a whole (BUILD_MEMORY_MB...)
   build_report report;
+  proto::build_settings settings;  // what the plan decided, recorded on the deployment
 
   impl(proto::job j, runner_options o, storage::object_store& s, build_sink& k)
       : job(std::move(j)), opts(std::move(o)), storage(s), sink(k) {}
@@ -203,6 +206,15 @@ struct runner::impl {
     if (!*r) {
       // Someone else ended the deployment (a cancel while queued, a lease sweep): stop quietly.
       co_return stop_reason{build_outcome::canceled, "the deployment was ended elsewhere", true};
+    }
+    co_return std::nullopt;
+  }
+
+  asio::awaitable<std::optional<stop_reason>> record_settings() {
+    proto::hash_fields fields{
+        {"build_settings", boost::json::serialize(boost::json::value_from(settings))}};
+    if (auto r = co_await sink.set_fields(std::move(fields)); !r) {
+      co_return stop_reason{build_outcome::infrastructure, "redis: " + r.error().message};
     }
     co_return std::nullopt;
   }
@@ -320,7 +332,12 @@ struct runner::impl {
     std::string_view what = p == phase::install ? "install" : "build";
     say(fmt::format("{}: running `{}`", what, cmd.display));
     std::string mount = opts.sandbox ? std::string(mount_point) : work.string();
-    auto env = sandbox_env(p, mount, config::environment(job.env.begin(), job.env.end()));
+    // The plan's defaults (YARN_NODE_LINKER...), beneath the project's own variables.
+    config::environment project_env(cmd.env.begin(), cmd.env.end());
+    for (const auto& [k, v] : job.env) {
+      project_env[k] = v;
+    }
+    auto env = sandbox_env(p, mount, project_env);
     if (!env) {
       co_return stop_reason{build_outcome::failed, env.error().message};
     }
@@ -493,13 +510,24 @@ struct runner::impl {
     }
 
     // Opens the checkout (nothing of it has run yet) and the project directory within it.
-    auto plan = buildplan::make_plan(
-        repo, {job.root_dir, job.install_command, job.build_command, job.output_dir});
+    auto plan = buildplan::make_plan(repo, {job.root_dir, job.install_command, job.build_command,
+                                            job.output_dir, job.install_scripts});
     if (!plan) {
       co_return stop_reason{build_outcome::failed, plan.error().message};
     }
     for (const auto& note : plan->notes) {
       say(note);
+    }
+    // What runs, on the deployment (GET /v1/projects/{name} shows the latest).
+    settings = proto::build_settings{
+        .framework = plan->framework,
+        .package_manager = plan->package_manager,
+        .install_command = {plan->install ? plan->install->display : "",
+                            job.install_command.has_value()},
+        .build_command = {plan->build ? plan->build->display : "", job.build_command.has_value()},
+        .output_dir = std::nullopt};
+    if (auto s = co_await record_settings()) {
+      co_return s;
     }
     if (opts.sandbox) {
       if (::geteuid() == 0 && opts.build_uid_base != 0) {
@@ -554,6 +582,10 @@ struct runner::impl {
       co_return stop_reason{build_outcome::failed, out.error().message};
     }
     say(out->note);
+    settings.output_dir = {out->rel.empty() ? "." : out->rel, job.output_dir.has_value()};
+    if (auto s = co_await record_settings()) {
+      co_return s;
+    }
     auto listing = buildplan::scan_output(out->fd.get(), opts.output);
     if (!listing) {
       co_return stop_reason{build_outcome::failed, "output rejected: " + listing.error().message};

@@ -3,6 +3,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "dp/process/process.hpp"
 
@@ -22,7 +23,10 @@ constexpr const char* etc_files[] = {
 };
 
 // Set by the platform; a project overriding them would break the sandbox's layout.
-constexpr std::string_view reserved[] = {"PATH", "HOME", "TMPDIR", "npm_config_cache"};
+constexpr const char* system_ca_bundle = "/etc/ssl/certs/ca-certificates.crt";
+
+constexpr std::string_view reserved[] = {"PATH", "HOME", "TMPDIR", "npm_config_cache",
+                                         "COREPACK_HOME"};
 
 bool equals_ignore_case(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -127,14 +131,33 @@ config::environment sandbox_runner_env() {
 result<config::environment> sandbox_env(phase p, const std::string& mount_point,
                                         const config::environment& project_env) {
   config::environment env = {
-      {"PATH", "/usr/local/bin:/usr/bin:/bin"},
+      // corepack's shims of pnpm and yarn come first once the install has linked them there
+      // (buildplan's plan.hpp).
+      {"PATH", mount_point + "/.corepack/bin:/usr/local/bin:/usr/bin:/bin"},
       {"HOME", mount_point + "/home"},
       {"TMPDIR", "/tmp"},
       {"CI", "1"},
       {"LANG", "C.UTF-8"},
       {"npm_config_cache", mount_point + "/.npm"},
       {"npm_config_update_notifier", "false"},
+      // corepack: its downloads and shims in the work directory, no prompt, package.json left
+      // as it is. It fetches pnpm and yarn from the npm registry (yarn 2+ as @yarnpkg/cli-dist,
+      // not from repo.yarnpkg.com), and without key checks: a registry that serves no
+      // dist.signatures (as the one reached here) would fail every download. What it fetches
+      // runs in this sandbox only, like any package the install fetches. The project's env may
+      // override all but COREPACK_HOME.
+      {"COREPACK_HOME", mount_point + "/.corepack"},
+      {"COREPACK_ENABLE_DOWNLOAD_PROMPT", "0"},
+      {"COREPACK_ENABLE_AUTO_PIN", "0"},
+      {"COREPACK_NPM_REGISTRY", "https://registry.npmjs.org"},
+      {"COREPACK_INTEGRITY_KEYS", "0"},
   };
+  // Node trusts its own bundled roots only; its fetch (corepack's downloads, build scripts) also
+  // trusts the system's bundle, which the sandbox binds and git, curl and npm (cafile) use: a
+  // machine whose registry traffic passes a TLS proxy adds that proxy's CA there.
+  if (std::error_code ec; std::filesystem::is_regular_file(system_ca_bundle, ec)) {
+    env["NODE_EXTRA_CA_CERTS"] = std::string(system_ca_bundle);
+  }
   // Production for the build (bundlers optimise); not for the install, which needs devDependencies.
   if (p == phase::build) {
     env["NODE_ENV"] = "production";

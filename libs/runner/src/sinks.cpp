@@ -173,6 +173,7 @@ task<proto::job> job_from_deployment(state::records& records, std::string_view i
   j.build_command = p->build_command;
   j.output_dir = p->output_dir;
   j.mode = p->mode;
+  j.install_scripts = p->install_scripts;
   j.env = p->env;
   j.attempt = d->attempt;
   co_return j;

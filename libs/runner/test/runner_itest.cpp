@@ -76,6 +76,7 @@ struct case_options {
   std::optional<std::string> build_command;
   std::optional<std::string> output_dir;
   std::optional<dp::proto::serve_mode> serve_mode;
+  bool install_scripts = true;
   dp::proto::env_map env;
   int64_t timeout_s = 0;
   std::optional<std::chrono::milliseconds> cancel_after_building;
@@ -112,6 +113,7 @@ class Runner : public ::testing::Test {
     p.build_command = c.build_command;
     p.output_dir = c.output_dir;
     p.mode = c.serve_mode;
+    p.install_scripts = c.install_scripts;
     p.env = c.env;
     p.created_at = dp::state::now_ms();
     EXPECT_TRUE(co_await records.create_project(p));
@@ -280,6 +282,47 @@ TEST_F(Runner, NoDependencyProjectGoesLive) {
             "public, max-age=31536000, immutable");
   // Nothing of the work directory is left.
   EXPECT_TRUE(fs::is_empty(work_.path()));
+}
+
+// A project whose postinstall script writes into the output.
+std::map<std::string, dp::test::git_file> with_postinstall() {
+  auto files = project(site_js);
+  files.insert_or_assign(
+      "package.json",
+      R"({"name":"app","version":"1.0.0","private":true,"scripts":{"build":"node build.js",)"
+      R"("postinstall":"mkdir -p dist && echo installed > dist/postinstall.txt"}})");
+  return files;
+}
+
+// npm runs install scripts by default; the deployment records what ran and where it came from.
+TEST_F(Runner, InstallScriptsRunByDefault) {
+  auto out = build(with_postinstall());
+  ASSERT_EQ(out.report.outcome, build_outcome::ready) << out.report.error << "\n"
+                                                      << out.all_lines();
+  EXPECT_EQ(read_object(dp::proto::output_key(out.record.id, "postinstall.txt")), "installed\n");
+  ASSERT_TRUE(out.record.settings);
+  const auto& s = *out.record.settings;
+  EXPECT_EQ(s.framework, "");
+  EXPECT_EQ(s.package_manager, "npm");
+  EXPECT_EQ(s.install_command, (dp::proto::build_setting{"npm ci", false}));
+  EXPECT_EQ(s.build_command, (dp::proto::build_setting{"npm run build", false}));
+  EXPECT_EQ(s.output_dir, (dp::proto::build_setting{"dist", false}));
+  EXPECT_NE(out.all_lines().find("framework: none detected in package.json"), std::string::npos);
+}
+
+TEST_F(Runner, InstallScriptsTurnedOff) {
+  auto out = build(with_postinstall(), {.output_dir = "dist", .install_scripts = false});
+  ASSERT_EQ(out.report.outcome, build_outcome::ready) << out.report.error << "\n"
+                                                      << out.all_lines();
+  EXPECT_NE(out.all_lines().find("install: running `npm ci --ignore-scripts`"), std::string::npos)
+      << out.all_lines();
+  auto m = dp::proto::parse_manifest(read_object(dp::proto::manifest_key(out.record.id)));
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_FALSE(m->files.contains("postinstall.txt"));
+  ASSERT_TRUE(out.record.settings);
+  EXPECT_EQ(out.record.settings->install_command,
+            (dp::proto::build_setting{"npm ci --ignore-scripts", false}));
+  EXPECT_EQ(out.record.settings->output_dir, (dp::proto::build_setting{"dist", true}));
 }
 
 TEST_F(Runner, UploadsToS3) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 
 using namespace dp::runner;
 
@@ -20,6 +21,14 @@ TEST(SandboxEnv, BuiltFromScratchWithPhaseRules) {
   EXPECT_EQ(install->at("npm_config_cache"), "/build/.npm");
   EXPECT_EQ(install->at("VITE_API"), "https://api");
   EXPECT_EQ(install->count("NODE_ENV"), 0u);  // devDependencies must be installed
+  // corepack keeps what it fetches, and the shims of pnpm and yarn, in the work directory.
+  EXPECT_EQ(install->at("COREPACK_HOME"), "/build/.corepack");
+  EXPECT_TRUE(install->at("PATH").starts_with("/build/.corepack/bin:"));
+  EXPECT_EQ(install->at("COREPACK_INTEGRITY_KEYS"), "0");
+  // Node's fetch trusts the system's CA bundle too, where there is one.
+  if (std::filesystem::is_regular_file("/etc/ssl/certs/ca-certificates.crt")) {
+    EXPECT_EQ(install->at("NODE_EXTRA_CA_CERTS"), "/etc/ssl/certs/ca-certificates.crt");
+  }
 
   auto build = sandbox_env(phase::build, "/build", {});
   ASSERT_TRUE(build);
@@ -30,8 +39,8 @@ TEST(SandboxEnv, BuiltFromScratchWithPhaseRules) {
 }
 
 TEST(SandboxEnv, RefusesReservedAndInvalidNames) {
-  for (const char* name : {"PATH", "HOME", "TMPDIR", "npm_config_cache", "NPM_CONFIG_CACHE", "",
-                           "1ABC", "A-B", "A=B", "A B"}) {
+  for (const char* name : {"PATH", "HOME", "TMPDIR", "npm_config_cache", "NPM_CONFIG_CACHE",
+                           "COREPACK_HOME", "", "1ABC", "A-B", "A=B", "A B"}) {
     auto r = sandbox_env(phase::build, "/build", {{name, "x"}});
     EXPECT_FALSE(r) << name;
   }

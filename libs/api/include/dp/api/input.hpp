@@ -21,7 +21,7 @@ dp::result<void> check_project_name(std::string_view what, std::string_view name
 dp::result<void> check_new_project_name(std::string_view what, std::string_view name);
 
 // POST /v1/projects: {name, git_url, branch?, root_dir?, install_command?, build_command?,
-// output_dir?, serve_mode?, env?}. created_at is left 0 for the caller.
+// output_dir?, serve_mode?, install_scripts?, env?}. created_at is left 0 for the caller.
 dp::result<proto::project> parse_new_project(std::string_view body,
                                              const std::vector<std::string>& allowed_protocols);
 

@@ -1,21 +1,36 @@
-// What to run for a project, decided from its files before anything runs: the install command
-// from the lockfile, the build command from package.json, and where the output is afterwards.
+// What to run for a project, decided from its files before anything runs: the framework, the
+// package manager and its install command, the build command, and where the output is afterwards.
 //
 // Decisions (close to what Vercel does):
-// - package-lock.json or npm-shrinkwrap.json: `npm ci`; no lockfile: `npm install`; a pnpm, yarn
-//   or bun lockfile alone is an error naming the file unless install_command is given.
-// - Both install commands pass --include=dev: build tools (Vite...) live in devDependencies and
-//   npm would omit them if NODE_ENV=production reached the install (the project may set it).
-// - Default build: `npm run build` when package.json has a "build" script; without package.json,
-//   or without that script, nothing is built and the files are served as they are.
+// - The framework comes from package.json (framework.hpp): it gives the build (its script, else
+//   its command through the package manager), the output directories and the cache folders.
+//   Without a framework: the "build" script if there is one, and the first of dist, build, out,
+//   public. Each project setting overrides what was detected, on its own.
+// - The package manager: package.json's `packageManager` field wins; else the lockfile, in
+//   Vercel's order: yarn.lock, pnpm-lock.yaml, package-lock.json / npm-shrinkwrap.json; none: npm.
+//   A bun lockfile or `packageManager: bun@...` is an error (no bun in the build image).
+// - npm: `npm ci` with a lockfile, `npm install` without. pnpm and yarn run through corepack (Node
+//   20 ships it): the install first makes corepack fetch the version the lockfile was written by
+//   (pnpm: lockfileVersion 5.3 → 6, 5.4 → 7, 6.x → 8, 7.0 → 9, 9.0 → 10 as Vercel picks for new
+//   projects; yarn: no __metadata → 1, version 4-5 → 2, 6-7 → 3, 8 → 4), or the packageManager
+//   field's, and links its shims into $COREPACK_HOME/bin (on the sandbox's PATH), so that scripts
+//   calling pnpm or yarn find the same one. The lockfile is frozen (`--frozen-lockfile`,
+//   `--immutable`): an install that would change it fails, and the build stops there.
+// - Every install includes devDependencies (build tools live there) even when the project sets
+//   NODE_ENV=production: npm `--include=dev`, pnpm `--prod=false`, yarn 1 `--production=false`
+//   (yarn 2+ always installs them). yarn 2+ gets YARN_NODE_LINKER=node-modules unless .yarnrc.yml
+//   chooses a linker (Vercel does the same; the project's env may override it).
+// - Install scripts run (npm's default, as on Vercel and Netlify); install_scripts=false adds
+//   `--ignore-scripts` (yarn 2+: `--mode=skip-build`) to a detected install command.
 // - An empty install_command or build_command skips that step; others run via /bin/sh -c.
-// - Output: output_dir if given, else the first of dist, build, out, public that exists after
-//   the build, else (static site only) the project directory itself.
+// - Output: output_dir if given, else the first of the framework's directories (or of the generic
+//   list) that exists after the build, else (static site only) the project directory itself.
 // - The project directory is opened before install runs and every later lookup starts from that
 //   descriptor (beneath.hpp): what the build does to its tree cannot lead the runner outside it.
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,11 +47,14 @@ struct project_settings {
   std::optional<std::string> install_command;
   std::optional<std::string> build_command;
   std::optional<std::string> output_dir;  // relative to root_dir
+  bool install_scripts = true;            // false: a detected install runs no lifecycle script
 };
 
 struct command {
   std::vector<std::string> argv;
   std::string display;  // for the log: "npm ci" or the custom command
+  // Defaults for the command's environment, beneath the project's own variables.
+  std::map<std::string, std::string> env;
 };
 
 struct build_plan {
@@ -50,7 +68,13 @@ struct build_plan {
   std::optional<command> build;
   std::optional<std::string> output_dir;  // the override, checked after the build
   bool static_site = false;               // nothing is built: the files are served as they are
-  std::vector<std::string> notes;         // one log line per decision
+  std::string framework;                  // its slug (framework.hpp); "" when none was detected
+  std::string package_manager;            // npm, pnpm or yarn; "" without package.json
+  // Where the output may be (the framework's, or dist, build, out, public), in order.
+  std::vector<std::string> output_candidates;
+  // The framework's folders worth keeping between builds, relative to the project directory.
+  std::vector<std::string> cache_dirs;
+  std::vector<std::string> notes;  // one log line per decision
 };
 
 // A directory found beneath another: its path relative to it without symlinks, and its

@@ -20,6 +20,7 @@ void tag_invoke(const boost::json::value_from_tag&, boost::json::value& v, const
 void tag_invoke(const boost::json::value_from_tag&, boost::json::value& v, const log_event& x);
 void tag_invoke(const boost::json::value_from_tag&, boost::json::value& v, const project& x);
 void tag_invoke(const boost::json::value_from_tag&, boost::json::value& v, const deployment& x);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& v, const build_settings& x);
 void tag_invoke(const boost::json::value_from_tag&, boost::json::value& v, const manifest_entry& x);
 void tag_invoke(const boost::json::value_from_tag&, boost::json::value& v, const manifest& x);
 void tag_invoke(const boost::json::value_from_tag&, boost::json::value& v, const status_event& x);

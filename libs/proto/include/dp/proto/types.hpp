@@ -86,6 +86,7 @@ struct job {
   // Storage key of an uploaded tar.gz (__sources/<id>.tar.gz) built instead of a clone.
   std::optional<std::string> source_archive;
   std::optional<serve_mode> mode;  // "serve_mode"; null: static when the output has a 404.html
+  bool install_scripts = true;     // false: a detected install runs with --ignore-scripts
   bool operator==(const job&) const = default;
 };
 
@@ -113,6 +114,7 @@ struct project {
   std::optional<std::string> build_command;
   std::optional<std::string> output_dir;
   std::optional<serve_mode> mode;  // "serve_mode"; null: static when the output has a 404.html
+  bool install_scripts = true;     // false: a detected install runs no lifecycle script
   env_map env;
   int64_t created_at = 0;
   // Retention overrides (null: the platform's RETENTION_* settings): keep the newest
@@ -120,6 +122,24 @@ struct project {
   std::optional<int64_t> keep_deployments;
   std::optional<int64_t> keep_production_days;
   bool operator==(const project&) const = default;
+};
+
+// One setting as a build applied it: its value ("" skips the step) and whether the project set
+// it ("source": "project") or the build detected it ("detected").
+struct build_setting {
+  std::string value;
+  bool from_project = false;
+  bool operator==(const build_setting&) const = default;
+};
+
+// What a build decided before it ran anything (buildplan), stored on its deployment.
+struct build_settings {
+  std::string framework;        // slug; "" when none was detected
+  std::string package_manager;  // npm, pnpm, yarn; "" without package.json
+  build_setting install_command;
+  build_setting build_command;
+  std::optional<build_setting> output_dir;  // relative to root_dir ("." itself); known after build
+  bool operator==(const build_settings&) const = default;
 };
 
 struct deployment {
@@ -143,6 +163,7 @@ struct deployment {
   std::optional<int64_t> production_until;
   // When the retention policy removed its files (Unix ms): the record stays, the site is gone.
   std::optional<int64_t> pruned_at;
+  std::optional<build_settings> settings;  // "build_settings"; set once the build has planned
   bool operator==(const deployment&) const = default;
 };
 

@@ -65,11 +65,14 @@ config::environment sandbox_runner_env();
 
 enum class phase { install, build };
 
-// The environment of an install or build command, from scratch: PATH, HOME (inside the work
-// directory), TMPDIR, CI=1, LANG=C.UTF-8, npm's cache inside the work directory,
-// NODE_ENV=production for the build only (install runs without it, see plan.hpp), then the
-// project's own variables, which may override CI, NODE_ENV, LANG but not PATH, HOME, TMPDIR or the
-// npm cache. Nothing comes from the runner's environment. Invalid or reserved names are errors.
+// The environment of an install or build command, from scratch: PATH (corepack's shims in the
+// work directory first), HOME (inside the work directory), TMPDIR, CI=1, LANG=C.UTF-8, npm's
+// cache and COREPACK_HOME inside the work directory, corepack's settings (no prompt, no pin, the
+// npm registry, no key check), the system's CA bundle for Node (NODE_EXTRA_CA_CERTS, when the
+// file exists), NODE_ENV=production for the build only (install runs without it,
+// see plan.hpp), then the project's own variables, which may override CI, NODE_ENV, LANG and
+// corepack's settings but not PATH, HOME, TMPDIR, the npm cache or COREPACK_HOME. Nothing comes
+// from the runner's environment. Invalid or reserved names are errors.
 result<config::environment> sandbox_env(phase p, const std::string& mount_point,
                                         const config::environment& project_env);
 
