@@ -36,7 +36,8 @@ asio::awaitable<dp::result<void>> service::impl::remove_deployment(const proto::
 
 asio::awaitable<dp::result<proto::deployment>> service::impl::deploy(const proto::project& p,
                                                                      std::optional<std::string> ref,
-                                                                     const std::string* archive) {
+                                                                     const std::string* archive,
+                                                                     bool no_cache) {
   if (!ref) {
     ref = p.branch;
   }
@@ -65,7 +66,9 @@ asio::awaitable<dp::result<proto::deployment>> service::impl::deploy(const proto
                  .attempt = 1,
                  .timeout_s = opts_.build_timeout_s,
                  .enqueued_at = d.created_at,
-                 .mode = p.mode};
+                 .mode = p.mode,
+                 .no_cache = no_cache,
+                 .production_branch = p.branch};
     if (archive) {
       j.source_archive = proto::source_archive_key(d.id);
       storage::put_options po;
@@ -159,7 +162,7 @@ asio::awaitable<response> service::impl::create_deployment(http::request& req) {
   if (!p) {
     co_return error(p.error());
   }
-  auto d = co_await deploy(*p, in->ref);
+  auto d = co_await deploy(*p, in->ref, nullptr, in->no_cache);
   if (!d) {
     co_return error(d.error());
   }
@@ -206,7 +209,11 @@ asio::awaitable<response> service::impl::create_from_archive(http::request& req)
   if (!p) {
     co_return error(p.error());
   }
-  auto d = co_await deploy(*p, std::nullopt, &body);
+  auto no_cache = req.query("no_cache");
+  if (no_cache && *no_cache != "true" && *no_cache != "false") {
+    co_return error(dp::errc::invalid_argument, "query parameter 'no_cache' must be true or false");
+  }
+  auto d = co_await deploy(*p, std::nullopt, &body, no_cache && *no_cache == "true");
   if (!d) {
     co_return error(d.error());
   }

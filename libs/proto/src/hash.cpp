@@ -73,8 +73,8 @@ dp::result<T> reclassify(dp::result<T> r, std::string_view what, std::string_vie
 }
 
 constexpr std::array<std::string_view, 1> project_integers = {"created_at"};
-constexpr std::array<std::string_view, 6> deployment_integers = {
-    "created_at", "started_at", "finished_at", "attempt", "files", "bytes"};
+constexpr std::array<std::string_view, 7> deployment_integers = {
+    "created_at", "started_at", "finished_at", "attempt", "files", "bytes", "cache_bytes"};
 
 }  // namespace
 

@@ -126,6 +126,18 @@ class reader {
     }
   }
 
+  // Absent means false.
+  void boolean(std::string_view key, bool& out) {
+    out = false;
+    if (const json::value* p = get(key, false); p != nullptr) {
+      if (p->is_bool()) {
+        out = p->get_bool();
+      } else {
+        fail(key, "must be true or false");
+      }
+    }
+  }
+
   void non_empty(std::string_view key, std::string& out) {
     string(key, out);
     if (!error_ && out.empty()) {
@@ -283,6 +295,12 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const job& x) {
   if (x.mode) {
     o.emplace("serve_mode", to_string(*x.mode));
   }
+  if (x.no_cache) {
+    o.emplace("no_cache", true);
+  }
+  if (x.production_branch) {
+    o.emplace("production_branch", *x.production_branch);
+  }
 }
 
 dp::result<job> parse_job(const json::value& v) {
@@ -307,6 +325,8 @@ dp::result<job> parse_job(const json::value& v) {
   r.integer("attempt", x.attempt, 1);
   r.integer("timeout_s", x.timeout_s, 1);
   r.integer("enqueued_at", x.enqueued_at);
+  r.boolean("no_cache", x.no_cache);
+  r.string("production_branch", x.production_branch);
   return finish(r, std::move(x));
 }
 
@@ -403,6 +423,8 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const deployment& x
   o.emplace("attempt", x.attempt);
   put(o, "files", x.files);
   put(o, "bytes", x.bytes);
+  put(o, "cache", x.cache);
+  put(o, "cache_bytes", x.cache_bytes);
 }
 
 dp::result<deployment> parse_deployment(const json::value& v) {
@@ -425,6 +447,8 @@ dp::result<deployment> parse_deployment(const json::value& v) {
   r.integer("attempt", x.attempt, 1);
   r.integer("files", x.files);
   r.integer("bytes", x.bytes);
+  r.string("cache", x.cache);
+  r.integer("cache_bytes", x.cache_bytes);
   return finish(r, std::move(x));
 }
 

@@ -50,6 +50,8 @@ struct build_plan {
   std::optional<command> build;
   std::optional<std::string> output_dir;  // the override, checked after the build
   bool static_site = false;               // nothing is built: the files are served as they are
+  // The framework's cache folders, relative to the project directory, kept between builds.
+  std::vector<std::string> cache_dirs;
   std::vector<std::string> notes;         // one log line per decision
 };
 

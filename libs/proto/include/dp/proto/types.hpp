@@ -86,6 +86,10 @@ struct job {
   // Storage key of an uploaded tar.gz (__sources/<id>.tar.gz) built instead of a clone.
   std::optional<std::string> source_archive;
   std::optional<serve_mode> mode;  // "serve_mode"; null: static when the output has a 404.html
+  // The build neither restores nor reads the project's build cache (it still writes one).
+  bool no_cache = false;
+  // The project's production branch (its `branch`): a ref without a cache starts from its.
+  std::optional<std::string> production_branch;
   bool operator==(const job&) const = default;
 };
 
@@ -133,6 +137,10 @@ struct deployment {
   int64_t attempt = 1;
   std::optional<int64_t> files;
   std::optional<int64_t> bytes;
+  // The build cache: "hit" (node_modules restored, no install), "partial" (the package store or
+  // framework folders restored), "miss", "off" (--no-cache, or no cache configured).
+  std::optional<std::string> cache;
+  std::optional<int64_t> cache_bytes;  // the project's cache after the build
   bool operator==(const deployment&) const = default;
 };
 
