@@ -409,6 +409,9 @@ struct runner::impl {
   // Nothing of it can fail the build: a cache that cannot be read or written is a warning, and
   // the build goes on cold.
 
+  // tar and rm run without the project's variables (TAR_OPTIONS and the like).
+  const config::environment no_env;
+
   // `node --version` as the sandbox will run it (the same /usr): part of the modules key.
   asio::awaitable<std::string> node_version() {
     process::options o;
@@ -446,7 +449,7 @@ struct runner::impl {
     for (const auto& p : paths) {
       argv.push_back(inside(p));
     }
-    auto st = co_await exec_user(phase::install, std::move(argv), work, {}, "cache");
+    auto st = co_await exec_user(phase::install, std::move(argv), work, no_env, "cache");
     if (!st || !st->success()) {
       say("warning: cache: cannot remove what a failed restore left");
     }
@@ -458,7 +461,8 @@ struct runner::impl {
                                       std::vector<fs::path> restores) {
     auto start = clock_type::now();
     std::string name = e.name;
-    std::string file = fmt::format(".dp-cache-in-{}", dp::random_hex(6));
+    // The entry's name keeps its suffix, which tells tar the compression.
+    std::string file = fmt::format(".dp-cache-in-{}-{}", dp::random_hex(6), name);
     auto fetched = co_await cache->fetch(name, cache_work_fd.get(), file);
     std::optional<std::string> failed;
     if (!fetched) {
@@ -466,7 +470,7 @@ struct runner::impl {
     } else {
       auto st = co_await exec_user(phase::install, buildplan::cache_unpack_argv(inside(work / file),
                                                                                 inside(dest)),
-                                   work, {}, "cache restore");
+                                   work, no_env, "cache restore");
       if (!st) {
         failed = st.error().message;
       } else if (!st->success()) {
@@ -542,15 +546,16 @@ struct runner::impl {
                           "than the install ({} ms)",
                           e->restore_ms, e->install_ms));
         } else {
-          modules_restored =
-              co_await restore_entry(*e, project, {project / "node_modules"});
+          std::vector<fs::path> restores{project / "node_modules"};
+          modules_restored = co_await restore_entry(*e, project, std::move(restores));
         }
       }
     }
     if (!modules_restored && plan.install) {
       if (const auto* e = buildplan::find_latest(cache_index, buildplan::cache_kind::store,
                                                  cache_scope, cache_fallback)) {
-        store_restored = co_await restore_entry(*e, work, {work / ".npm"});
+        std::vector<fs::path> restores{work / ".npm"};
+        store_restored = co_await restore_entry(*e, work, std::move(restores));
       }
     }
     if (!plan.cache_dirs.empty()) {
@@ -582,7 +587,7 @@ struct runner::impl {
     std::string file = ".dp-cache-out-" + name;
     auto st = co_await exec_user(
         phase::install, buildplan::cache_pack_argv(inside(work / file), inside(dir), members, c),
-        work, {}, "cache save");
+        work, no_env, "cache save");
     std::optional<std::string> failed;
     if (!st) {
       failed = st.error().message;
@@ -626,15 +631,17 @@ struct runner::impl {
     std::vector<buildplan::cache_entry> added;
     if (installed && modules_key && !modules_restored &&
         has_dir(plan.project_fd.get(), "node_modules")) {
+      std::vector<std::string> members{"node_modules"};
       if (auto e = co_await pack_entry(buildplan::cache_kind::modules, plan.project_dir,
-                                       {"node_modules"})) {
+                                       std::move(members))) {
         e->key = *modules_key;
         e->install_ms = install_ms;
         added.push_back(std::move(*e));
       }
     }
     if (installed && has_dir(cache_work_fd.get(), ".npm")) {
-      if (auto e = co_await pack_entry(buildplan::cache_kind::store, work, {".npm"})) {
+      std::vector<std::string> members{".npm"};
+      if (auto e = co_await pack_entry(buildplan::cache_kind::store, work, std::move(members))) {
         added.push_back(std::move(*e));
       }
     }
@@ -1105,6 +1112,7 @@ struct runner::impl {
 
   // The cgroup (its last processes killed) and the work directory's filesystem go.
   asio::awaitable<void> release_limits() {
+    cache_work_fd.reset();  // a descriptor inside the filesystem would keep it busy
     if (cgroup) {
       if (auto r = co_await cgroup->remove(); !r) {
         dp::log::warn("cannot remove the build's cgroup",
