@@ -40,9 +40,9 @@ class build_cache : public ::testing::Test {
 };
 
 TEST_F(build_cache, delete_empties_the_projects_cache_only) {
-  ASSERT_EQ(s_.request("POST", "/v1/projects", R"({"name":"site","git_url":"https://e.x/a.git"})")
-                .status,
-            201);
+  ASSERT_EQ(
+      s_.request("POST", "/v1/projects", R"({"name":"site","git_url":"https://e.x/a.git"})").status,
+      201);
   ASSERT_EQ(s_.request("POST", "/v1/projects", R"({"name":"site2","git_url":"https://e.x/b.git"})")
                 .status,
             201);

@@ -144,17 +144,17 @@ result<cache_index> parse_cache_index(std::string_view text) {
     const auto *name = str("name"), *kind = str("kind"), *scope = str("scope"), *key = str("key");
     auto bytes = num("bytes"), created = num("created_at"), used = num("used_at"),
          install = num("install_ms"), restore = num("restore_ms");
-    if (!name || !kind || !scope || !key || !bytes || !created || !used || !install ||
-        !restore) {
+    if (!name || !kind || !scope || !key || !bytes || !created || !used || !install || !restore) {
       return bad("an entry lacks a field");
     }
     auto k = parse_cache_kind(*kind);
     // The name becomes a storage key and a file name: one segment of safe characters.
     bool safe_name = !name->empty() && name->size() <= 100 &&
-                     std::all_of(name->begin(), name->end(), [](char c) {
-                       return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                              c == '.';
-                     }) &&
+                     std::all_of(name->begin(), name->end(),
+                                 [](char c) {
+                                   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                                          c == '-' || c == '.';
+                                 }) &&
                      name->front() != '.';
     if (!k || !safe_name) {
       return bad("an entry has a bad kind or name");
@@ -175,8 +175,8 @@ result<cache_index> parse_cache_index(std::string_view text) {
 
 std::string modules_key(const install_identity& id) {
   std::string text = "dp-cache-modules-1";
-  for (const auto* part : {&id.package_manager, &id.node_version, &id.install_command,
-                           &id.lockfile, &id.lockfile_sha256, &id.manifest_sha256}) {
+  for (const auto* part : {&id.package_manager, &id.node_version, &id.install_command, &id.lockfile,
+                           &id.lockfile_sha256, &id.manifest_sha256}) {
     text.push_back('\0');
     text += *part;
   }
@@ -291,14 +291,10 @@ std::vector<std::string> cache_pack_argv(const std::string& archive, const std::
   // zstd -1 on every core: node_modules compresses to about a third either way, and packing
   // runs after the site is built, on the critical path of the next restore only through its size.
   std::vector<std::string> argv{
-      "tar",
-      c == cache_compression::zstd ? "--use-compress-program=zstd -1 -T0" : "--gzip",
-      "--create",
-      "--file",
-      archive,
-      "--directory",
-      dir,
-      "--"};
+      "tar",      c == cache_compression::zstd ? "--use-compress-program=zstd -1 -T0" : "--gzip",
+      "--create", "--file",
+      archive,    "--directory",
+      dir,        "--"};
   argv.insert(argv.end(), members.begin(), members.end());
   return argv;
 }

@@ -132,15 +132,16 @@ TEST(CacheEvict, ExpiredSupersededThenLeastRecentlyUsed) {
   i.entries.push_back(entry("modules-b.tar.zst", cache_kind::modules, "", 40, now - 10));
   i.entries.push_back(entry("modules-c.tar.zst", cache_kind::modules, "", 40, now - 5));
 
-  auto gone = dp::buildplan::evict(i, now, {.max_bytes = 95, .max_age = std::chrono::hours(24 * 7)});
+  auto gone =
+      dp::buildplan::evict(i, now, {.max_bytes = 95, .max_age = std::chrono::hours(24 * 7)});
   std::set<std::string> gone_names;
   for (const auto& e : gone) {
     gone_names.insert(e.name);
   }
   // Unused for 8 days; a store with a newer one in its scope; then the least recently used
   // until 95 bytes fit (c 40 + b 40 + store-2 10).
-  EXPECT_EQ(gone_names, (std::set<std::string>{"modules-old.tar.zst", "store-1.tar.zst",
-                                               "modules-a.tar.zst"}));
+  EXPECT_EQ(gone_names,
+            (std::set<std::string>{"modules-old.tar.zst", "store-1.tar.zst", "modules-a.tar.zst"}));
   EXPECT_EQ(i.total_bytes(), 90u);
   EXPECT_EQ(i.entries.front().name, "modules-c.tar.zst");
 }

@@ -142,8 +142,8 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
     c.what = verb::cache_clear;
     ok = expect_args(name, *w, 2, "cache clear <project>");
     if (ok && w->args[0] != "clear") {
-      ok = bad(fmt::format("unknown cache command '{}': deployctl cache clear <project>",
-                           w->args[0]));
+      ok = bad(
+          fmt::format("unknown cache command '{}': deployctl cache clear <project>", w->args[0]));
     }
     if (ok) {
       ok = only(false, false, false);

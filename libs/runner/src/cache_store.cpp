@@ -117,9 +117,9 @@ task<void> cache_store::save_index(const buildplan::cache_index& index,
     named.insert(proto::cache_object_key(project_, e.name));
   }
   for (const auto& o : *listed) {
-    auto modified = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        o.last_modified.time_since_epoch())
-                        .count();
+    auto modified =
+        std::chrono::duration_cast<std::chrono::milliseconds>(o.last_modified.time_since_epoch())
+            .count();
     if (!named.contains(o.key) && now_ms - modified > orphan_age_ms) {
       if (auto r = co_await storage_.remove(o.key); !r) {
         co_return r.error();
@@ -211,8 +211,8 @@ task<uint64_t> cache_store::store(const std::string& name, unique_fd archive) {
   keep_local(archive.get(), name);
   storage::put_options po;
   po.content_type = "application/octet-stream";
-  auto put = co_await storage_.put_file(proto::cache_object_key(project_, name),
-                                        std::move(archive), std::move(po));
+  auto put = co_await storage_.put_file(proto::cache_object_key(project_, name), std::move(archive),
+                                        std::move(po));
   if (!put) {
     co_return put.error();
   }

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <fstream>
 
+#include "cache_store.hpp"
 #include "dp/buildplan/beneath.hpp"
 #include "dp/buildplan/cache.hpp"
 #include "dp/buildplan/content_type.hpp"
@@ -31,7 +32,6 @@
 #include "dp/runner/sweep.hpp"
 #include "dp/runner/work_fs.hpp"
 #include "dp/storage/object_store.hpp"
-#include "cache_store.hpp"
 
 namespace dp::runner {
 namespace asio = boost::asio;
@@ -135,9 +135,10 @@ struct runner::impl {
   std::optional<cache_store> cache;
   unique_fd cache_work_fd;  // the work directory, opened by the runner before install ran
   buildplan::cache_index cache_index;
-  std::string cache_scope, cache_fallback;  // the job's ref, the production branch
-  std::optional<std::string> modules_key;   // of this install, when it has a lockfile
-  std::string cache_state = "off";          // the deployment's `cache` field
+  std::vector<buildplan::cache_entry> cache_dropped;  // failed to restore: removed at the save
+  std::string cache_scope, cache_fallback;            // the job's ref, the production branch
+  std::optional<std::string> modules_key;             // of this install, when it has a lockfile
+  std::string cache_state = "off";                    // the deployment's `cache` field
   bool modules_restored = false, store_restored = false, dirs_restored = false;
   bool installed = false;  // the install ran and succeeded
   int64_t install_ms = 0;
@@ -429,9 +430,8 @@ struct runner::impl {
 
   // The archives' compression: zstd when the sandbox's PATH has it (it sees the host's /usr).
   buildplan::cache_compression compression() const {
-    return process::find_program("zstd", sandbox_runner_env())
-               ? buildplan::cache_compression::zstd
-               : buildplan::cache_compression::gzip;
+    return process::find_program("zstd", sandbox_runner_env()) ? buildplan::cache_compression::zstd
+                                                               : buildplan::cache_compression::gzip;
   }
 
   buildplan::cache_entry* cache_entry_named(const std::string& name) {
@@ -468,8 +468,8 @@ struct runner::impl {
     if (!fetched) {
       failed = "fetch: " + fetched.error().message;
     } else {
-      auto st = co_await exec_user(phase::install, buildplan::cache_unpack_argv(inside(work / file),
-                                                                                inside(dest)),
+      auto st = co_await exec_user(phase::install,
+                                   buildplan::cache_unpack_argv(inside(work / file), inside(dest)),
                                    work, no_env, "cache restore");
       if (!st) {
         failed = st.error().message;
@@ -484,6 +484,15 @@ struct runner::impl {
     if (failed) {
       say(fmt::format("warning: cache: {} not restored: {}", buildplan::to_string(e.kind),
                       *failed));
+      // An entry that does not unpack would fail every build: it goes at the next save.
+      auto& entries = cache_index.entries;
+      for (auto it = entries.begin(); it != entries.end(); ++it) {
+        if (it->name == name) {
+          cache_dropped.push_back(*it);
+          entries.erase(it);
+          break;
+        }
+      }
       if (fetched) {
         co_await remove_as_build(std::move(restores));
       }
@@ -542,7 +551,8 @@ struct runner::impl {
     if (modules_key) {
       if (const auto* e = buildplan::find_modules(cache_index, *modules_key)) {
         if (buildplan::restore_does_not_pay(*e)) {
-          say(fmt::format("cache: node_modules not restored: its last restore took {} ms, more "
+          say(
+              fmt::format("cache: node_modules not restored: its last restore took {} ms, more "
                           "than the install ({} ms)",
                           e->restore_ms, e->install_ms));
         } else {
@@ -568,9 +578,7 @@ struct runner::impl {
         dirs_restored = co_await restore_entry(*e, project, std::move(dirs));
       }
     }
-    cache_state = modules_restored                  ? "hit"
-                  : (store_restored || dirs_restored) ? "partial"
-                                                      : "miss";
+    cache_state = modules_restored ? "hit" : (store_restored || dirs_restored) ? "partial" : "miss";
     say(fmt::format("cache: {} ({} cached for project {}{})", cache_state,
                     human_bytes(cache_index.total_bytes()), job.project,
                     modules_key ? fmt::format(", install key {}", modules_key->substr(0, 12))
@@ -663,8 +671,9 @@ struct runner::impl {
       cache_index.entries.push_back(std::move(e));
     }
     auto now = unix_ms();
-    auto gone = buildplan::evict(cache_index, now,
-                                 {.max_bytes = opts.cache.max_bytes, .max_age = opts.cache.max_age});
+    auto gone = buildplan::evict(
+        cache_index, now, {.max_bytes = opts.cache.max_bytes, .max_age = opts.cache.max_age});
+    gone.insert(gone.end(), cache_dropped.begin(), cache_dropped.end());
     if (auto r = co_await cache->save_index(cache_index, gone, now); !r) {
       say("warning: cache: the index was not saved: " + r.error().message);
       co_return;
@@ -857,7 +866,8 @@ struct runner::impl {
       }
     }
     if (plan->install && modules_restored) {
-      say(fmt::format("install: skipped: node_modules restored from the build cache (same "
+      say(
+          fmt::format("install: skipped: node_modules restored from the build cache (same "
                       "lockfile, package.json, Node version and `{}`)",
                       plan->install->display));
     } else if (plan->install) {
@@ -872,9 +882,9 @@ struct runner::impl {
         co_return s;
       }
       installed = true;
-      install_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() -
-                                                                         install_start)
-                       .count();
+      install_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - install_start)
+              .count();
     }
     if (auto s = co_await set_status(deployment_status::building)) {
       co_return s;

@@ -14,6 +14,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "dp/buildplan/cache.hpp"
@@ -125,6 +126,9 @@ with tarfile.open(archive, "w:gz", format=tarfile.GNU_FORMAT) as t:
     result out{done.get(), {}};
     ::close(fd);
     out.log = slurp(log_file);
+    if (std::getenv("DP_HOSTILE_VERBOSE")) {
+      std::cerr << out.log;
+    }
     return out;
   }
 
@@ -153,11 +157,10 @@ with tarfile.open(archive, "w:gz", format=tarfile.GNU_FORMAT) as t:
 TEST_F(HostileCache, RestoredArchiveStaysInsideTheWorkDirectory) {
   plant_hostile_store();
   // The build reports what it found of the restore.
-  dp::test::git_repo repo({{"public/index.html", "<h1>hi</h1>"},
-                           {"build.sh",
-                            "ls -la /build/.npm > public/npm.txt 2>&1 || true\n"
-                            "test -e /etc/through-link.txt && echo yes > public/etc.txt\n"
-                            "true\n"}});
+  std::map<std::string, dp::test::git_file> files{
+      {"public/index.html", "<h1>hi</h1>"},
+      {"build.sh", "ls -la /build/.npm > public/npm.txt 2>&1 || true\n"}};
+  dp::test::git_repo repo(files);
   auto r = build(repo);
   ASSERT_EQ(r.report.outcome, dp::runner::build_outcome::ready) << r.report.error << r.log;
   // tar refused some of it (the hard link, the disk quota): the restore is undone, the build goes
@@ -165,16 +168,22 @@ TEST_F(HostileCache, RestoredArchiveStaysInsideTheWorkDirectory) {
   EXPECT_NE(r.log.find("warning: cache: store not restored"), std::string::npos) << r.log;
   expect_outside_untouched();
   EXPECT_FALSE(fs::exists("/through-link.txt"));
-  EXPECT_FALSE(fs::exists(fs::path(outside_.path()) / "absolute.txt"));
+  // The entry that did not unpack is dropped, so that it does not fail every later build.
+  EXPECT_NE(r.log.find("cache: miss (0 B"), std::string::npos) << r.log;
+  EXPECT_NE(r.log.find("cache: 0 B in 0 entries"), std::string::npos) << r.log;
 }
 
 TEST_F(HostileCache, SavedCacheHoldsSymlinksNeverWhatTheyName) {
   // The build leaves npm's cache full of links to a root-only host file and to "/".
-  dp::test::git_repo repo({{"public/index.html", "<h1>hi</h1>"},
-                           {"build.sh", "mkdir -p /build/.npm/sub\n"
-                                        "ln -s " + secret_file_.string() + " /build/.npm/secret\n"
-                                        "ln -s / /build/.npm/sub/root\n"
-                                        "ln -s /etc/shadow /build/.npm/shadow\n"}});
+  std::map<std::string, dp::test::git_file> files{{"public/index.html", "<h1>hi</h1>"},
+                                                  {"build.sh",
+                                                   "mkdir -p /build/.npm/sub\n"
+                                                   "ln -s " +
+                                                       secret_file_.string() +
+                                                       " /build/.npm/secret\n"
+                                                       "ln -s / /build/.npm/sub/root\n"
+                                                       "ln -s /etc/shadow /build/.npm/shadow\n"}};
+  dp::test::git_repo repo(files);
   auto r = build(repo);
   ASSERT_EQ(r.report.outcome, dp::runner::build_outcome::ready) << r.report.error << r.log;
   EXPECT_NE(r.log.find("cache: saved store"), std::string::npos) << r.log;
@@ -191,10 +200,9 @@ TEST_F(HostileCache, SavedCacheHoldsSymlinksNeverWhatTheyName) {
       ++archives;
       auto listing = logs_.path() / "listing";
       auto cmd = fmt::format("tar -xOf {} {} > {} 2>/dev/null; tar -tvf {} {} >> {}",
-                             e.path().string(),
-                             name.ends_with(".zst") ? "--zstd" : "--gzip", listing.string(),
                              e.path().string(), name.ends_with(".zst") ? "--zstd" : "--gzip",
-                             listing.string());
+                             listing.string(), e.path().string(),
+                             name.ends_with(".zst") ? "--zstd" : "--gzip", listing.string());
       ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
       text = slurp(listing);
       EXPECT_NE(text.find("-> " + secret_file_.string()), std::string::npos) << text;

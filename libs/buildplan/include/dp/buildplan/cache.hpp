@@ -57,12 +57,12 @@ result<cache_index> parse_cache_index(std::string_view text);
 
 // What decides the content of node_modules after an install.
 struct install_identity {
-  std::string package_manager;   // npm, pnpm, yarn, bun: from the lockfile's name
-  std::string node_version;      // `node --version`
-  std::string install_command;   // as displayed: "npm ci" or the project's install_command
-  std::string lockfile;          // its name
-  std::string lockfile_sha256;   // of its bytes
-  std::string manifest_sha256;   // of package.json
+  std::string package_manager;  // npm, pnpm, yarn, bun: from the lockfile's name
+  std::string node_version;     // `node --version`
+  std::string install_command;  // as displayed: "npm ci" or the project's install_command
+  std::string lockfile;         // its name
+  std::string lockfile_sha256;  // of its bytes
+  std::string manifest_sha256;  // of package.json
 };
 // Lowercase hex SHA-256 of all of the above.
 std::string modules_key(const install_identity& id);

@@ -52,7 +52,7 @@ struct build_plan {
   bool static_site = false;               // nothing is built: the files are served as they are
   // The framework's cache folders, relative to the project directory, kept between builds.
   std::vector<std::string> cache_dirs;
-  std::vector<std::string> notes;         // one log line per decision
+  std::vector<std::string> notes;  // one log line per decision
 };
 
 // A directory found beneath another: its path relative to it without symlinks, and its

@@ -76,9 +76,9 @@ std::unique_ptr<build_sink> make_stream_sink(int fd, bool json, std::string depl
 // The build cache (buildplan/cache.hpp): per project in the object store under __cache/<project>/,
 // with a local copy of its archives on this machine.
 struct cache_options {
-  uint64_t max_bytes = uint64_t{5} << 30;  // BUILD_CACHE_MB per project; 0: no cache
-  std::chrono::hours max_age{24 * 7};      // BUILD_CACHE_DAYS since an entry was last used
-  std::filesystem::path local_dir;         // BUILD_CACHE_DIR; empty: no local copy
+  uint64_t max_bytes = uint64_t{5} << 30;         // BUILD_CACHE_MB per project; 0: no cache
+  std::chrono::hours max_age{24 * 7};             // BUILD_CACHE_DAYS since an entry was last used
+  std::filesystem::path local_dir;                // BUILD_CACHE_DIR; empty: no local copy
   uint64_t local_max_bytes = uint64_t{10} << 30;  // BUILD_CACHE_LOCAL_MB, the whole directory
 };
 

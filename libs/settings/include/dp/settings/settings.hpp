@@ -75,10 +75,10 @@ struct build {
   int64_t disk_mb = 10240;         // 0: no limit; else at least 16
   int64_t pids_max = 1024;         // 0: no limit
   // The build cache (libs/runner: cache_options).
-  int64_t cache_mb = 5120;          // per project; 0: no cache
-  int64_t cache_days = 7;           // an entry unused this long is removed
-  std::string cache_dir;            // the local copy on this machine; empty: none
-  int64_t cache_local_mb = 10240;   // the local copy as a whole
+  int64_t cache_mb = 5120;         // per project; 0: no cache
+  int64_t cache_days = 7;          // an entry unused this long is removed
+  std::string cache_dir;           // the local copy on this machine; empty: none
+  int64_t cache_local_mb = 10240;  // the local copy as a whole
 };
 
 struct build_needs {
