@@ -54,6 +54,10 @@ asio::awaitable<dp::result<proto::deployment>> service::impl::deploy(const proto
     d.git_url = archive ? std::string() : p.git_url;
     d.ref = archive ? std::nullopt : ref;
     d.created_at = state::now_ms();
+    if (no_cache) {
+      // Known from the start; a container build reads it back (job_from_deployment).
+      d.cache = "off";
+    }
     proto::job j{.deployment_id = d.id,
                  .project = p.name,
                  .git_url = d.git_url,

@@ -82,6 +82,10 @@ TEST_F(build_cache, no_cache_reaches_the_job) {
   j = queued_job();
   ASSERT_TRUE(j);
   EXPECT_TRUE(j->no_cache);
+  // On the record too, where a container build (build-runner --deployment) reads it.
+  EXPECT_EQ(body_of(cold).at("cache").as_string(), "off");
+  EXPECT_FALSE(body_of(plain).as_object().contains("cache") &&
+               body_of(plain).at("cache").is_string());
 
   auto bad = s_.request("POST", "/v1/deployments", R"({"project":"site","no_cache":"yes"})");
   EXPECT_EQ(bad.status, 400);

@@ -138,7 +138,8 @@ struct deployment {
   std::optional<int64_t> files;
   std::optional<int64_t> bytes;
   // The build cache: "hit" (node_modules restored, no install), "partial" (the package store or
-  // framework folders restored), "miss", "off" (--no-cache, or no cache configured).
+  // framework folders restored), "miss", "off" (--no-cache, set when the deployment is created,
+  // or no cache configured).
   std::optional<std::string> cache;
   std::optional<int64_t> cache_bytes;  // the project's cache after the build
   bool operator==(const deployment&) const = default;
