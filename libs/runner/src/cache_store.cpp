@@ -137,8 +137,9 @@ std::string cache_store::local_path(const std::string& name) const {
 }
 
 task<uint64_t> cache_store::fetch(const std::string& name, int work_dir, const std::string& file) {
+  // Read back too: a downloaded archive is copied to the local directory from this file.
   unique_fd out(
-      ::openat(work_dir, file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+      ::openat(work_dir, file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (!out) {
     co_return sys_error("cache: cannot create the archive in the work directory");
   }
