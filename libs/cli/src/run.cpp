@@ -357,8 +357,7 @@ class session {
     if (const auto* n = r->as_object().if_contains("removed"); n && n->is_int64()) {
       removed = n->get_int64();
     }
-    print(fmt::format("build cache of {} emptied ({} objects removed)
-", project, removed));
+    print(fmt::format("build cache of {} emptied ({} objects removed)\n", project, removed));
     co_return exit_ok;
   }
 
