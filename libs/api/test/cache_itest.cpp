@@ -13,7 +13,10 @@ class build_cache : public ::testing::Test {
  protected:
   void put(const std::string& key) {
     auto r = s_.on_io([&]() -> asio::awaitable<bool> {
-      auto p = co_await s_.storage().put_buffer(key, "archive", dp::storage::put_options{});
+      // Named arguments: g++ 12 frees a temporary argument of a co_await twice.
+      std::string k = key, body = "archive";
+      dp::storage::put_options po;
+      auto p = co_await s_.storage().put_buffer(std::move(k), std::move(body), std::move(po));
       co_return static_cast<bool>(p);
     });
     ASSERT_TRUE(r) << key;
