@@ -93,9 +93,9 @@ int main() {
               "install s", "build s", "save s", "total s");
   int failed = 0;
   double cold_install = 0, warm_install = 0;
-  for (const auto& r : {row{"cold", repo.url(), false}, row{"unchanged", repo.url(), false},
-                        row{"lockfile changed", changed.url(), false},
-                        row{"--no-cache", changed.url(), true}}) {
+  for (const auto& r :
+       {row{"cold", repo.url(), false}, row{"unchanged", repo.url(), false},
+        row{"lockfile changed", changed.url(), false}, row{"--no-cache", changed.url(), true}}) {
     auto rep = build(r.url, r.no_cache, store.path(), local.path(), work.path());
     failed += rep.outcome != dp::runner::build_outcome::ready;
     double restore = seconds(rep, "cache restore"), install = seconds(rep, "install");
