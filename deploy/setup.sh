@@ -22,6 +22,7 @@ packages=(
   redis-server bubblewrap git curl ca-certificates python3 python3-yaml
   e2fsprogs # mkfs.ext4: a filesystem of BUILD_DISK_MB per build (libs/runner/src/work_fs.cpp)
   slirp4netns iproute2 # the build sandbox's egress network (BUILD_NETWORK=egress)
+  zstd # the build cache's archives (tar --zstd; gzip without it)
   chromium # the dashboard's e2e test (driven by playwright-core from package.json)
 )
 bench_packages=(wrk nginx-light)

@@ -138,6 +138,8 @@ if ((use_s3)); then
   infra_pids+=($!)
   export STORAGE_URL="s3://deployments?endpoint=http://127.0.0.1:$s3_port&region=us-east-1&path_style=true"
   export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+  # The build cache's archives are kept on this machine too: a build does not download them.
+  export BUILD_CACHE_DIR="${BUILD_CACHE_DIR:-$data_dir/build-cache}"
 else
   export STORAGE_URL="file://$data_dir/storage"
 fi

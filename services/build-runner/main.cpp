@@ -128,6 +128,10 @@ int main(int argc, char** argv) {
   opts.runner.memory_bytes = static_cast<uint64_t>(build.memory_mb) << 20;
   opts.runner.disk_bytes = static_cast<uint64_t>(build.disk_mb) << 20;
   opts.runner.pids_max = static_cast<uint64_t>(build.pids_max);
+  opts.runner.cache = {.max_bytes = static_cast<uint64_t>(build.cache_mb) << 20,
+                       .max_age = std::chrono::hours(24 * build.cache_days),
+                       .local_dir = build.cache_dir,
+                       .local_max_bytes = static_cast<uint64_t>(build.cache_local_mb) << 20};
   if (common.redis_set) {
     opts.redis = dp::redis::options{.url = common.redis};
   }

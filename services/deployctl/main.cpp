@@ -70,6 +70,20 @@ int main(int argc, char** argv) {
                 flags.follow = b;
                 return std::nullopt;
               }});
+  parser.add({.flag = "--no-cache",
+              .help = "deploy: build without restoring the project's build cache",
+              .is_switch = true,
+              .apply = [&](std::string_view v) -> std::optional<std::string> {
+                if (v.empty()) {
+                  return std::nullopt;
+                }
+                bool b = false;
+                if (auto err = dp::config::parse_bool(v, b)) {
+                  return err;
+                }
+                flags.no_cache = b;
+                return std::nullopt;
+              }});
   auto outcome = parser.parse(argc, argv, dp::config::environment_from(environ));
   if (!outcome.run) {
     return outcome.exit_code;

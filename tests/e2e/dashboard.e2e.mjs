@@ -110,6 +110,13 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     const served = await site(platform, 'dash', '/');
     assert.equal(served.status, 200);
     assert.match(served.body, /<h1>site dash<\/h1>/);
+
+    // "redeploy without cache" queues a build that restores nothing; its row says so.
+    await page.locator('#redeploy-no-cache').click();
+    await waitAll(page, problems, [
+      page.locator('#deployments td.status.ready', {hasText: '(cache off)'}),
+    ]);
+    assert.equal(await page.textContent('#error'), '');
     await page.close();
   });
 

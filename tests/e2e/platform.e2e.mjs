@@ -144,6 +144,22 @@ describe('platform end to end (run.sh)', {concurrency: false}, () => {
     // An SPA route that is not a file gets index.html or a 404 page, never a JS body.
     const missing = await site(platform, 'vite', '/assets/missing.js');
     assert.equal(missing.status, 404);
+    assert.ok(d.lines.some((l) => /^cache: miss/.test(l)), explain(d));
+    assert.ok(d.lines.some((l) => /^cache: saved modules/.test(l)), explain(d));
+  });
+
+  it('redeploys the unchanged Vite app from the build cache, without an install', async () => {
+    const started = Date.now();
+    const d = await deploy({project: 'vite'});
+    const took = (Date.now() - started) / 1000;
+    assert.equal(d.final.status, 'ready', explain(d));
+    assert.ok(d.lines.some((l) => /^install: skipped: node_modules restored from the build cache/.test(l)),
+              explain(d));
+    assert.ok(!d.lines.some((l) => /^install: running/.test(l)), explain(d));
+    const record = await api(platform, 'GET', `/v1/deployments/${d.id}`);
+    assert.equal(record.data.cache, 'hit');
+    assert.ok(record.data.cache_bytes > 0, JSON.stringify(record.data));
+    console.log(`# unchanged Vite redeploy: ${took.toFixed(2)} s from POST to the final status`);
   });
 
   it('switches atomically on a redeploy', async () => {
@@ -225,8 +241,9 @@ describe('platform end to end (run.sh)', {concurrency: false}, () => {
   });
 
   it('stops cleanly on SIGTERM during a build and leaves no process behind', async () => {
-    // A build in its install step (npm ci of the Vite fixture) when run.sh is told to stop.
-    const created = await api(platform, 'POST', '/v1/deployments', {project: 'vite'});
+    // A build in its install step (npm ci of the Vite fixture) when run.sh is told to stop;
+    // without the build cache, which would skip the install.
+    const created = await api(platform, 'POST', '/v1/deployments', {project: 'vite', no_cache: true});
     assert.equal(created.status, 202, JSON.stringify(created.data));
     await waitFor('the redeploy to run npm ci', async () => {
       const d = await api(platform, 'GET', `/v1/deployments/${created.data.id}/logs`);

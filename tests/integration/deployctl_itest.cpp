@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <regex>
 
 #include "dp/test/async.hpp"
@@ -83,6 +85,26 @@ TEST_F(deployctl, deploy_of_a_git_url_is_queued_and_listed) {
   auto lsp = cli({"ls", "--project", "shop"});
   EXPECT_EQ(lsp.exit_code, 0) << lsp.output;
   EXPECT_NE(lsp.output.find(id + " queued"), std::string::npos) << lsp.output;
+}
+
+TEST_F(deployctl, deploy_without_cache_and_cache_clear) {
+  auto d = cli({"deploy", "https://example.com/acme/shop.git", "--no-cache", "--follow=false"});
+  ASSERT_EQ(d.exit_code, 0) << d.output;
+  auto id = id_in(d.output);
+  // Recorded on the deployment (a container build reads it back from there).
+  auto cache = dp::test::redis_command(redis_.port(), {"HGET", "dp:deployment:" + id, "cache"});
+  ASSERT_TRUE(cache) << cache.error().message;
+  EXPECT_EQ(*cache, "off");
+
+  auto archive = files_.path() / "__cache" / "shop" / "modules-0123abcd.tar.zst";
+  std::filesystem::create_directories(archive.parent_path());
+  std::ofstream(archive) << "archive";
+  auto clear = cli({"cache", "clear", "shop"});
+  EXPECT_EQ(clear.exit_code, 0) << clear.output;
+  EXPECT_EQ(clear.output, "build cache of shop emptied (1 objects removed)\n");
+  EXPECT_FALSE(std::filesystem::exists(archive));
+  auto unknown = cli({"cache", "clear", "nope"});
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.output;
 }
 
 TEST_F(deployctl, bad_input_exits_2_with_one_line) {

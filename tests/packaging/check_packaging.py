@@ -347,19 +347,22 @@ def check_iam(src, tds):
 
     # Each S3 action, per role, on exactly the prefixes that role needs: outputs (__outputs/*)
     # and directory uploads (__sources/*: the API stores and deletes them, the build reads them,
-    # the worker's retention pass deletes old ones).
-    expect = {"build-task-role-policy": {"s3:PutObject": {"__outputs"},
-                                         "s3:AbortMultipartUpload": {"__outputs"},
-                                         "s3:ListMultipartUploadParts": {"__outputs"},
-                                         "s3:GetObject": {"__sources"}},
-              "api-task-role-policy": {"s3:DeleteObject": {"__outputs", "__sources"},
+    # the worker's retention pass deletes old ones), the build cache (__cache/*: builds read,
+    # write, evict and list it; the API empties it).
+    expect = {"build-task-role-policy": {"s3:PutObject": {"__outputs", "__cache"},
+                                         "s3:AbortMultipartUpload": {"__outputs", "__cache"},
+                                         "s3:ListMultipartUploadParts": {"__outputs", "__cache"},
+                                         "s3:GetObject": {"__sources", "__cache"},
+                                         "s3:DeleteObject": {"__cache"},
+                                         "s3:ListBucket": {"__cache"}},
+              "api-task-role-policy": {"s3:DeleteObject": {"__outputs", "__sources", "__cache"},
                                        "s3:PutObject": {"__sources"},
-                                       "s3:ListBucket": {"__outputs"}},
+                                       "s3:ListBucket": {"__outputs", "__cache"}},
               "proxy-task-role-policy": {"s3:GetObject": {"__outputs"},
                                          "s3:ListBucket": {"__outputs"}},
               "worker-task-role-policy": {"s3:DeleteObject": {"__outputs", "__sources"},
                                           "s3:ListBucket": {"__outputs"}}}
-    object_arn = re.compile(r"^arn:aws:s3:::[^/]+/(__outputs|__sources)/\*$")
+    object_arn = re.compile(r"^arn:aws:s3:::[^/]+/(__outputs|__sources|__cache)/\*$")
     for name, actions in expect.items():
         w = f"deploy/ecs/iam/{name}.json"
         g = grants(name)

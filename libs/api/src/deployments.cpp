@@ -36,7 +36,8 @@ asio::awaitable<dp::result<void>> service::impl::remove_deployment(const proto::
 
 asio::awaitable<dp::result<proto::deployment>> service::impl::deploy(const proto::project& p,
                                                                      std::optional<std::string> ref,
-                                                                     const std::string* archive) {
+                                                                     const std::string* archive,
+                                                                     bool no_cache) {
   if (!ref) {
     ref = p.branch;
   }
@@ -56,6 +57,10 @@ asio::awaitable<dp::result<proto::deployment>> service::impl::deploy(const proto
     if (archive) {
       d.source_bytes = static_cast<int64_t>(archive->size());
     }
+    if (no_cache) {
+      // Known from the start; a container build reads it back (job_from_deployment).
+      d.cache = "off";
+    }
     proto::job j{.deployment_id = d.id,
                  .project = p.name,
                  .git_url = d.git_url,
@@ -69,7 +74,9 @@ asio::awaitable<dp::result<proto::deployment>> service::impl::deploy(const proto
                  .timeout_s = opts_.build_timeout_s,
                  .enqueued_at = d.created_at,
                  .mode = p.mode,
-                 .install_scripts = p.install_scripts};
+                 .install_scripts = p.install_scripts,
+                 .no_cache = no_cache,
+                 .production_branch = p.branch};
     if (archive) {
       j.source_archive = proto::source_archive_key(d.id);
       storage::put_options po;
@@ -163,7 +170,7 @@ asio::awaitable<response> service::impl::create_deployment(http::request& req) {
   if (!p) {
     co_return error(p.error());
   }
-  auto d = co_await deploy(*p, in->ref);
+  auto d = co_await deploy(*p, in->ref, nullptr, in->no_cache);
   if (!d) {
     co_return error(d.error());
   }
@@ -210,7 +217,11 @@ asio::awaitable<response> service::impl::create_from_archive(http::request& req)
   if (!p) {
     co_return error(p.error());
   }
-  auto d = co_await deploy(*p, std::nullopt, &body);
+  auto no_cache = req.query("no_cache");
+  if (no_cache && *no_cache != "true" && *no_cache != "false") {
+    co_return error(dp::errc::invalid_argument, "query parameter 'no_cache' must be true or false");
+  }
+  auto d = co_await deploy(*p, std::nullopt, &body, no_cache && *no_cache == "true");
   if (!d) {
     co_return error(d.error());
   }

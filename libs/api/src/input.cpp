@@ -297,10 +297,16 @@ dp::result<deploy_request> parse_deploy_request(std::string_view body,
   if (!o) {
     return o.error();
   }
-  if (auto r = only_fields(*o, {"project", "git_url", "ref"}); !r) {
+  if (auto r = only_fields(*o, {"project", "git_url", "ref", "no_cache"}); !r) {
     return r.error();
   }
   deploy_request req;
+  if (auto it = o->find("no_cache"); it != o->end()) {
+    if (!it->value().is_bool()) {
+      return bad("field 'no_cache' must be true or false");
+    }
+    req.no_cache = it->value().get_bool();
+  }
   auto project = get_string(*o, "project", false);
   auto git_url = get_string(*o, "git_url", false);
   auto ref = get_string(*o, "ref", true);

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "dp/proto/json.hpp"
+#include "dp/proto/storage_layout.hpp"
 #include "dp/state/logbook.hpp"
 #include "service_impl.hpp"
 
@@ -174,12 +175,28 @@ asio::awaitable<response> service::impl::delete_project(http::request& req) {
       co_return error(r.error());
     }
   }
+  if (auto r = co_await storage_->remove_prefix(proto::cache_prefix(p->name)); !r) {
+    co_return error(r.error());
+  }
   // Removes alias:<name> too; proxies see it within their alias TTL (alias events only ever
   // name a deployment to serve).
   if (auto r = co_await records_.delete_project(p->name); !r) {
     co_return error(r.error());
   }
   co_return response(204);
+}
+
+asio::awaitable<response> service::impl::delete_cache(http::request& req) {
+  auto p = co_await find_project(req.param("name"));
+  if (!p) {
+    co_return error(p.error());
+  }
+  // A build running now may still write its archives and index: the next build uses them.
+  auto removed = co_await storage_->remove_prefix(proto::cache_prefix(p->name));
+  if (!removed) {
+    co_return error(removed.error());
+  }
+  co_return http::json_response(200, json::object{{"project", p->name}, {"removed", *removed}});
 }
 
 }  // namespace dp::api

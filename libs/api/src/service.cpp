@@ -212,6 +212,7 @@ http::router service::routes() {
   s.add(r, m::get, "/v1/projects/{name}", access::token, &i::get_project);
   s.add(r, m::patch, "/v1/projects/{name}", access::token, &i::patch_project);
   s.add(r, m::delete_, "/v1/projects/{name}", access::token, &i::delete_project);
+  s.add(r, m::delete_, "/v1/projects/{name}/cache", access::token, &i::delete_cache);
   s.add(r, m::get, "/v1/projects/{name}/deployments", access::token, &i::list_deployments);
   s.add(r, m::post, "/v1/projects/{name}/promote", access::token, &i::promote);
   s.add(r, m::post, "/v1/deployments", access::token, &i::create_deployment,

@@ -93,6 +93,9 @@ struct service::impl {
 
   asio::awaitable<response> delete_project(http::request& req);
 
+  // DELETE /v1/projects/{name}/cache: every archive and the index of the project's build cache.
+  asio::awaitable<response> delete_cache(http::request& req);
+
   // ---- deployments (deployments.cpp) ----
 
   // Removes a deployment's files, then its keys (files first: keys without files are harmless,
@@ -101,9 +104,11 @@ struct service::impl {
 
   // Creates the deployment and its job; a taken immutable alias means a new id. With `archive`
   // (an uploaded tar.gz), the archive is stored first: a worker may take the job at once.
+  // `no_cache`: the build does not restore the project's build cache.
   asio::awaitable<dp::result<proto::deployment>> deploy(const proto::project& p,
                                                         std::optional<std::string> ref,
-                                                        const std::string* archive = nullptr);
+                                                        const std::string* archive = nullptr,
+                                                        bool no_cache = false);
 
   // The project a deploy request names, created on a first deploy from a git URL.
   asio::awaitable<dp::result<proto::project>> project_for(const deploy_request& req);

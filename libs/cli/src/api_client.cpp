@@ -133,8 +133,10 @@ boost::asio::awaitable<dp::result<json::value>> api_client::call(std::string met
 }
 
 boost::asio::awaitable<dp::result<json::value>> api_client::upload(std::string project,
-                                                                   std::filesystem::path archive) {
-  auto req = make("POST", "/v1/deployments?project=" + encode_component(project));
+                                                                   std::filesystem::path archive,
+                                                                   bool no_cache) {
+  auto req = make("POST", "/v1/deployments?project=" + encode_component(project) +
+                              (no_cache ? "&no_cache=true" : ""));
   req.headers.emplace_back("content-type", "application/gzip");
   req.body = http_client::file_region{.path = std::move(archive)};
   // An upload of up to SOURCE_MAX_MB takes longer than a JSON call.

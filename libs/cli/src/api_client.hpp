@@ -24,9 +24,10 @@ class api_client {
   // `body` is JSON text; empty: no body.
   boost::asio::awaitable<dp::result<boost::json::value>> call(std::string method, std::string path,
                                                               std::string body);
-  // POST /v1/deployments?project=NAME with the tar.gz as the body.
+  // POST /v1/deployments?project=NAME[&no_cache=true] with the tar.gz as the body.
   boost::asio::awaitable<dp::result<boost::json::value>> upload(std::string project,
-                                                                std::filesystem::path archive);
+                                                                std::filesystem::path archive,
+                                                                bool no_cache);
   // GET /v1/deployments/{id}/logs/stream, resuming after `last_seq` (0: from the start).
   boost::asio::awaitable<dp::result<http_client::response_stream>> open_logs(std::string id,
                                                                              int64_t last_seq);

@@ -50,7 +50,8 @@ bool looks_like_git_url(std::string_view t) noexcept {
 dp::result<command> parse_command(const std::vector<std::string>& positionals, const flags& f,
                                   bool stdout_is_tty) {
   if (positionals.empty()) {
-    return bad("a command is required: deploy, ls, logs, promote, rollback or cancel (see --help)");
+    return bad(
+        "a command is required: deploy, ls, logs, promote, rollback, cancel or cache (see --help)");
   }
   auto w = split(positionals);
   if (!w) {
@@ -68,6 +69,9 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
     }
     return {};
   };
+  if (f.no_cache && name != "deploy") {
+    return bad(fmt::format("{} does not take --no-cache", name));
+  }
   dp::result<void> ok;
   if (name == "deploy") {
     c.what = verb::deploy;
@@ -88,6 +92,7 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
         c.target_is_directory = true;
       }
       c.follow = f.follow.value_or(w->dash_f || stdout_is_tty);
+      c.no_cache = f.no_cache;
     }
   } else if (name == "ls") {
     c.what = verb::ls;
@@ -133,6 +138,19 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
     if (ok) {
       c.target = w->args[0];
     }
+  } else if (name == "cache") {
+    c.what = verb::cache_clear;
+    ok = expect_args(name, *w, 2, "cache clear <project>");
+    if (ok && w->args[0] != "clear") {
+      ok = bad(
+          fmt::format("unknown cache command '{}': deployctl cache clear <project>", w->args[0]));
+    }
+    if (ok) {
+      ok = only(false, false, false);
+    }
+    if (ok) {
+      c.target = w->args[1];
+    }
   } else {
     return bad(fmt::format("unknown command '{}' (see --help)", name));
   }
@@ -146,15 +164,17 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
 
 std::string_view commands_help() noexcept {
   return R"(Commands:
-  deploy <git-url | directory> [--project NAME] [--ref REF] [--follow[=false]]
+  deploy <git-url | directory> [--project NAME] [--ref REF] [--follow[=false]] [--no-cache]
       Queue a deployment. A directory is packed into a tar.gz (without .git, node_modules and
       the patterns of its .deployignore) and uploaded. --follow (the default when stdout is a
       terminal) streams the logs and exits 0 when ready, 1 when failed or canceled.
+      --no-cache builds without restoring the project's build cache (a new one is written).
   ls [--project NAME]           projects, or a project's deployments newest first
   logs <id> [-f]                a deployment's logs; -f follows them to the end
   promote <project> <id>        put a ready deployment in production
   rollback <project>            promote the newest ready deployment older than production
   cancel <id>                   cancel a queued or running deployment
+  cache clear <project>         empty the project's build cache: its next build is cold
 Exit codes: 0 ok, 1 failed (or an API error), 2 bad input, 3 API unreachable.
 )";
 }

@@ -53,6 +53,8 @@ class session {
         co_return co_await rollback(c.target);
       case verb::cancel:
         co_return co_await cancel(c.target);
+      case verb::cache_clear:
+        co_return co_await clear_cache(c.target);
     }
     co_return exit_bad_input;
   }
@@ -81,7 +83,7 @@ class session {
         co_return fail(packed.error());
       }
       print(fmt::format("packed {} ({}), uploading\n", c.target, human_size(packed->size)));
-      r = co_await api_.upload(project, packed->path);
+      r = co_await api_.upload(project, packed->path, c.no_cache);
     } else {
       json::object body{{"git_url", c.target}};
       if (c.project) {
@@ -89,6 +91,9 @@ class session {
       }
       if (c.ref) {
         body["ref"] = *c.ref;
+      }
+      if (c.no_cache) {
+        body["no_cache"] = true;
       }
       r = co_await api_.call("POST", "/v1/deployments", json::serialize(body));
     }
@@ -348,6 +353,20 @@ class session {
     co_return fail(dp::make_error(errc::conflict,
                                   "{} has no ready deployment older than {} to roll back to",
                                   project, current));
+  }
+
+  asio::awaitable<int> clear_cache(const std::string& project) {
+    auto r =
+        co_await api_.call("DELETE", "/v1/projects/" + encode_component(project) + "/cache", "");
+    if (!r) {
+      co_return fail(r.error());
+    }
+    int64_t removed = 0;
+    if (const auto* n = r->as_object().if_contains("removed"); n && n->is_int64()) {
+      removed = n->get_int64();
+    }
+    print(fmt::format("build cache of {} emptied ({} objects removed)\n", project, removed));
+    co_return exit_ok;
   }
 
   asio::awaitable<int> cancel(const std::string& id) {

@@ -53,6 +53,24 @@ TEST(cli_args, deploy_directory) {
   EXPECT_NE(missing.error().message.find("neither a git URL nor a directory"), std::string::npos);
 }
 
+TEST(cli_args, no_cache_and_cache_clear) {
+  auto cold = parse({"deploy", "https://x/y"}, {.no_cache = true});
+  ASSERT_TRUE(cold) << cold.error().message;
+  EXPECT_TRUE(cold->no_cache);
+  EXPECT_FALSE(parse({"deploy", "https://x/y"})->no_cache);
+  auto ls = parse({"ls"}, {.no_cache = true});
+  ASSERT_FALSE(ls);
+  EXPECT_NE(ls.error().message.find("--no-cache"), std::string::npos);
+
+  auto clear = parse({"cache", "clear", "shop"});
+  ASSERT_TRUE(clear) << clear.error().message;
+  EXPECT_EQ(clear->what, verb::cache_clear);
+  EXPECT_EQ(clear->target, "shop");
+  EXPECT_FALSE(parse({"cache", "purge", "shop"}));
+  EXPECT_FALSE(parse({"cache", "clear"}));
+  EXPECT_FALSE(parse({"cache", "clear", "shop"}, {.project = "shop"}));
+}
+
 TEST(cli_args, git_url_detection) {
   EXPECT_TRUE(dp::cli::looks_like_git_url("https://github.com/a/b"));
   EXPECT_TRUE(dp::cli::looks_like_git_url("ssh://git@host/a/b"));

@@ -89,9 +89,9 @@ dp::result<T> reclassify(dp::result<T> r, std::string_view what, std::string_vie
 
 constexpr std::array<std::string_view, 3> project_integers = {"created_at", "keep_deployments",
                                                               "keep_production_days"};
-constexpr std::array<std::string_view, 9> deployment_integers = {
-    "created_at", "started_at",   "finished_at",      "attempt",  "files",
-    "bytes",      "source_bytes", "production_until", "pruned_at"};
+constexpr std::array<std::string_view, 10> deployment_integers = {
+    "created_at", "started_at",   "finished_at",      "attempt",   "files",
+    "bytes",      "source_bytes", "production_until", "pruned_at", "cache_bytes"};
 
 }  // namespace
 

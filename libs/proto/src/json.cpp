@@ -126,6 +126,18 @@ class reader {
     }
   }
 
+  // Absent means false.
+  void boolean(std::string_view key, bool& out) {
+    out = false;
+    if (const json::value* p = get(key, false); p != nullptr) {
+      if (p->is_bool()) {
+        out = p->get_bool();
+      } else {
+        fail(key, "must be true or false");
+      }
+    }
+  }
+
   void non_empty(std::string_view key, std::string& out) {
     string(key, out);
     if (!error_ && out.empty()) {
@@ -315,6 +327,12 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const job& x) {
   if (!x.install_scripts) {
     o.emplace("install_scripts", false);
   }
+  if (x.no_cache) {
+    o.emplace("no_cache", true);
+  }
+  if (x.production_branch) {
+    o.emplace("production_branch", *x.production_branch);
+  }
 }
 
 dp::result<job> parse_job(const json::value& v) {
@@ -340,6 +358,8 @@ dp::result<job> parse_job(const json::value& v) {
   r.integer("attempt", x.attempt, 1);
   r.integer("timeout_s", x.timeout_s, 1);
   r.integer("enqueued_at", x.enqueued_at);
+  r.boolean("no_cache", x.no_cache);
+  r.string("production_branch", x.production_branch);
   return finish(r, std::move(x));
 }
 
@@ -450,6 +470,8 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const deployment& x
   } else {
     o.emplace("build_settings", nullptr);
   }
+  put(o, "cache", x.cache);
+  put(o, "cache_bytes", x.cache_bytes);
 }
 
 dp::result<deployment> parse_deployment(const json::value& v) {
@@ -487,6 +509,8 @@ dp::result<deployment> parse_deployment(const json::value& v) {
     }
     r.take(s);
   }
+  r.string("cache", x.cache);
+  r.integer("cache_bytes", x.cache_bytes);
   return finish(r, std::move(x));
 }
 

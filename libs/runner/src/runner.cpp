@@ -1,5 +1,6 @@
 #include "dp/runner/runner.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -17,6 +18,9 @@
 #include <algorithm>
 #include <fstream>
 
+#include "cache_store.hpp"
+#include "dp/buildplan/beneath.hpp"
+#include "dp/buildplan/cache.hpp"
 #include "dp/buildplan/content_type.hpp"
 #include "dp/buildplan/git.hpp"
 #include "dp/buildplan/plan.hpp"
@@ -130,6 +134,17 @@ struct runner::impl {
   std::optional<build_cgroup> cgroup;  // install and build as a whole (BUILD_MEMORY_MB...)
   build_report report;
   proto::build_settings settings;  // what the plan decided, recorded on the deployment
+  // The build cache: off when BUILD_CACHE_MB=0 or its index cannot be read.
+  std::optional<cache_store> cache;
+  unique_fd cache_work_fd;  // the work directory, opened by the runner before install ran
+  buildplan::cache_index cache_index;
+  std::vector<buildplan::cache_entry> cache_dropped;  // failed to restore: removed at the save
+  std::string cache_scope, cache_fallback;            // the job's ref, the production branch
+  std::optional<std::string> modules_key;             // of this install, when it has a lockfile
+  std::string cache_state = "off";                    // the deployment's `cache` field
+  bool modules_restored = false, store_restored = false, dirs_restored = false;
+  bool installed = false;  // the install ran and succeeded
+  int64_t install_ms = 0;
 
   impl(proto::job j, runner_options o, storage::object_store& s, build_sink& k)
       : job(std::move(j)), opts(std::move(o)), storage(s), sink(k) {}
@@ -325,21 +340,25 @@ struct runner::impl {
     co_return std::nullopt;
   }
 
-  // install or build, in the sandbox unless the runner is the sandbox.
-  asio::awaitable<std::optional<stop_reason>> run_user(phase p, const buildplan::command& cmd,
-                                                       const fs::path& project_dir) {
-    auto start = clock_type::now();
-    std::string_view what = p == phase::install ? "install" : "build";
-    say(fmt::format("{}: running `{}`", what, cmd.display));
-    std::string mount = opts.sandbox ? std::string(mount_point) : work.string();
-    // The plan's defaults (YARN_NODE_LINKER...), beneath the project's own variables.
-    config::environment project_env(cmd.env.begin(), cmd.env.end());
-    for (const auto& [k, v] : job.env) {
-      project_env[k] = v;
+  // A path of the work directory as the sandbox sees it.
+  std::string inside(const fs::path& host) const {
+    if (!opts.sandbox) {
+      return host.string();
     }
+    return (fs::path(mount_point) / host.lexically_relative(work)).lexically_normal().string();
+  }
+
+  // `argv` as the build's user, in the sandbox unless the runner is the sandbox, in `cwd` (a
+  // directory of the work directory), with the environment of phase `p` and `project_env`.
+  // An error: the environment is refused (errc::invalid_argument) or the command could not run.
+  asio::awaitable<result<process::exit_status>> exec_user(phase p, std::vector<std::string> argv,
+                                                          const fs::path& cwd,
+                                                          const config::environment& project_env,
+                                                          std::string_view what) {
+    std::string mount = opts.sandbox ? std::string(mount_point) : work.string();
     auto env = sandbox_env(p, mount, project_env);
     if (!env) {
-      co_return stop_reason{build_outcome::failed, env.error().message};
+      co_return env.error();
     }
     process::options o;
     o.limits = opts.limits;
@@ -352,21 +371,39 @@ struct runner::impl {
       so.bwrap = opts.bwrap;
       so.work_dir = work;
       so.mount_point = mount;
-      so.cwd = (fs::path(mount) / project_dir.lexically_relative(work)).lexically_normal().string();
+      so.cwd = inside(cwd);
       so.env = std::move(*env);
       so.uid = build_uid;
       so.tmp_dir = work / "tmp";
       so.network = opts.network;
-      o.argv = cmd.argv;  // run_sandboxed puts bwrap around it
+      o.argv = std::move(argv);  // run_sandboxed puts bwrap around it
       o.cwd = work.string();
       sandbox = std::move(so);
     } else {
       (*env)["TMPDIR"] = (work / "tmp").string();  // inside the disk quota, as in the sandbox
-      o.argv = cmd.argv;
+      o.argv = std::move(argv);
       o.env = std::move(*env);
-      o.cwd = project_dir.string();
+      o.cwd = cwd.string();
     }
-    auto st = co_await exec_limited(std::move(o), what, std::move(sandbox));
+    co_return co_await exec_limited(std::move(o), what, std::move(sandbox));
+  }
+
+  // install or build, in the sandbox unless the runner is the sandbox.
+  asio::awaitable<std::optional<stop_reason>> run_user(phase p, const buildplan::command& cmd,
+                                                       const fs::path& project_dir) {
+    auto start = clock_type::now();
+    std::string_view what = p == phase::install ? "install" : "build";
+    say(fmt::format("{}: running `{}`", what, cmd.display));
+    // The plan's defaults (YARN_NODE_LINKER...), beneath the project's own variables.
+    config::environment project_env(cmd.env.begin(), cmd.env.end());
+    for (const auto& [k, v] : job.env) {
+      project_env[k] = v;
+    }
+    // The project's variables are its own fault; what fails after this is the platform's.
+    if (auto env = sandbox_env(p, std::string(mount_point), project_env); !env) {
+      co_return stop_reason{build_outcome::failed, env.error().message};
+    }
+    auto st = co_await exec_user(p, cmd.argv, project_dir, project_env, what);
     if (!st) {
       co_return stop_reason{build_outcome::infrastructure,
                             fmt::format("{}: {}", what, st.error().message)};
@@ -383,6 +420,291 @@ struct runner::impl {
     say(fmt::format("{} finished in {}", what, seconds(clock_type::now() - start)));
     timed(std::string(what), start);
     co_return std::nullopt;
+  }
+
+  // ---- The build cache (buildplan/cache.hpp, src/cache_store.hpp) ----
+  // Nothing of it can fail the build: a cache that cannot be read or written is a warning, and
+  // the build goes on cold.
+
+  // tar and rm run without the project's variables (TAR_OPTIONS and the like).
+  const config::environment no_env;
+
+  // `node --version` as the sandbox will run it (the same /usr): part of the modules key.
+  asio::awaitable<std::string> node_version() {
+    process::options o;
+    o.argv = {"node", "--version"};
+    o.env = sandbox_runner_env();
+    o.timeout = std::chrono::seconds(10);
+    std::string version;
+    auto st = co_await process::run(std::move(o), [&](process::stream s, std::string_view l) {
+      if (s == process::stream::out && version.empty()) {
+        version = l;
+      }
+    });
+    co_return st && st->success() ? version : std::string("none");
+  }
+
+  // The archives' compression: zstd when the sandbox's PATH has it (it sees the host's /usr).
+  buildplan::cache_compression compression() const {
+    return process::find_program("zstd", sandbox_runner_env()) ? buildplan::cache_compression::zstd
+                                                               : buildplan::cache_compression::gzip;
+  }
+
+  buildplan::cache_entry* cache_entry_named(const std::string& name) {
+    for (auto& e : cache_index.entries) {
+      if (e.name == name) {
+        return &e;
+      }
+    }
+    return nullptr;
+  }
+
+  // `rm -rf` of `paths` (of the work directory) as the build's user: what a failed unpack left.
+  asio::awaitable<void> remove_as_build(std::vector<fs::path> paths) {
+    std::vector<std::string> argv{"rm", "-rf", "--"};
+    for (const auto& p : paths) {
+      argv.push_back(inside(p));
+    }
+    auto st = co_await exec_user(phase::install, std::move(argv), work, no_env, "cache");
+    if (!st || !st->success()) {
+      say("warning: cache: cannot remove what a failed restore left");
+    }
+  }
+
+  // Fetches entry `e` into the work directory and unpacks it into `dest` inside the sandbox as
+  // the build's user. On failure, `restores` (what it would have created) is removed again.
+  asio::awaitable<bool> restore_entry(const buildplan::cache_entry& e, const fs::path& dest,
+                                      std::vector<fs::path> restores) {
+    auto start = clock_type::now();
+    std::string name = e.name;
+    // The entry's name keeps its suffix, which tells tar the compression.
+    std::string file = fmt::format(".dp-cache-in-{}-{}", dp::random_hex(6), name);
+    auto fetched = co_await cache->fetch(name, cache_work_fd.get(), file);
+    std::optional<std::string> failed;
+    if (!fetched) {
+      failed = "fetch: " + fetched.error().message;
+    } else {
+      auto st = co_await exec_user(phase::install,
+                                   buildplan::cache_unpack_argv(inside(work / file), inside(dest)),
+                                   work, no_env, "cache restore");
+      if (!st) {
+        failed = st.error().message;
+      } else if (!st->success()) {
+        failed = "tar " + st->describe();
+      }
+    }
+    ::unlinkat(cache_work_fd.get(), file.c_str(), 0);
+    if (interrupted) {
+      co_return false;
+    }
+    if (failed) {
+      say(fmt::format("warning: cache: {} not restored: {}", buildplan::to_string(e.kind),
+                      *failed));
+      // An entry that does not unpack would fail every build: it goes at the next save.
+      auto& entries = cache_index.entries;
+      for (auto it = entries.begin(); it != entries.end(); ++it) {
+        if (it->name == name) {
+          cache_dropped.push_back(*it);
+          entries.erase(it);
+          break;
+        }
+      }
+      if (fetched) {
+        co_await remove_as_build(std::move(restores));
+      }
+      co_return false;
+    }
+    auto took = clock_type::now() - start;
+    if (auto* stored = cache_entry_named(name)) {
+      stored->used_at = unix_ms();
+      stored->restore_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+    }
+    say(fmt::format("cache: restored {} ({}) in {}", buildplan::to_string(e.kind),
+                    human_bytes(*fetched), seconds(took)));
+    co_return true;
+  }
+
+  // Before install: node_modules on an exact hit (the install is then skipped), else npm's
+  // cache directory (the install then runs --prefer-offline); the framework's cache folders.
+  asio::awaitable<void> restore_cache(const buildplan::build_plan& plan) {
+    if (opts.cache.max_bytes == 0) {
+      cache_state = "off";
+      say("cache: off (BUILD_CACHE_MB=0)");
+      co_return;
+    }
+    auto start = clock_type::now();
+    auto dir = buildplan::open_directory(work.string());
+    if (!dir) {
+      cache_state = "off";
+      say("warning: cache: off: " + dir.error().message);
+      co_return;
+    }
+    cache_work_fd = std::move(*dir);
+    cache.emplace(storage, opts.cache, job.project);
+    cache_scope = job.ref.value_or("");
+    cache_fallback = job.production_branch.value_or("");
+    if (plan.install) {
+      auto id = buildplan::read_install_identity(plan.project_fd.get(), plan.install->display,
+                                                 co_await node_version());
+      if (id && *id) {
+        modules_key = buildplan::modules_key(**id);
+      }
+    }
+    auto index = co_await cache->load_index();
+    if (!index) {
+      say("warning: cache: the index cannot be read: " + index.error().message);
+      cache.reset();  // nothing is written either: the index might hold what we cannot see
+      cache_state = "miss";
+      co_return;
+    }
+    cache_index = std::move(*index);
+    if (job.no_cache) {
+      cache_state = "off";
+      say("cache: not restored (deployed with --no-cache); a new cache is written after the build");
+      co_return;
+    }
+    const fs::path& project = plan.project_dir;
+    if (modules_key) {
+      if (const auto* e = buildplan::find_modules(cache_index, *modules_key)) {
+        if (buildplan::restore_does_not_pay(*e)) {
+          say(
+              fmt::format("cache: node_modules not restored: its last restore took {} ms, more "
+                          "than the install ({} ms)",
+                          e->restore_ms, e->install_ms));
+        } else {
+          std::vector<fs::path> restores{project / "node_modules"};
+          modules_restored = co_await restore_entry(*e, project, std::move(restores));
+        }
+      }
+    }
+    if (!modules_restored && plan.install) {
+      if (const auto* e = buildplan::find_latest(cache_index, buildplan::cache_kind::store,
+                                                 cache_scope, cache_fallback)) {
+        std::vector<fs::path> restores{work / ".npm"};
+        store_restored = co_await restore_entry(*e, work, std::move(restores));
+      }
+    }
+    if (!plan.cache_dirs.empty()) {
+      if (const auto* e = buildplan::find_latest(cache_index, buildplan::cache_kind::dirs,
+                                                 cache_scope, cache_fallback)) {
+        std::vector<fs::path> dirs;
+        for (const auto& d : plan.cache_dirs) {
+          dirs.push_back(project / d);
+        }
+        dirs_restored = co_await restore_entry(*e, project, std::move(dirs));
+      }
+    }
+    cache_state = modules_restored ? "hit" : (store_restored || dirs_restored) ? "partial" : "miss";
+    say(fmt::format("cache: {} ({} cached for project {}{})", cache_state,
+                    human_bytes(cache_index.total_bytes()), job.project,
+                    modules_key ? fmt::format(", install key {}", modules_key->substr(0, 12))
+                                : std::string(", no lockfile: node_modules is not cached")));
+    timed("cache restore", start);
+  }
+
+  // Packs `members` of `dir` inside the sandbox into one archive, uploads it and returns its
+  // entry (nullopt, with a warning, when it cannot).
+  asio::awaitable<std::optional<buildplan::cache_entry>> pack_entry(
+      buildplan::cache_kind kind, const fs::path& dir, std::vector<std::string> members) {
+    auto c = compression();
+    std::string name = buildplan::cache_archive_name(kind, c, dp::random_hex(8));
+    std::string file = ".dp-cache-out-" + name;
+    auto st = co_await exec_user(
+        phase::install, buildplan::cache_pack_argv(inside(work / file), inside(dir), members, c),
+        work, no_env, "cache save");
+    std::optional<std::string> failed;
+    if (!st) {
+      failed = st.error().message;
+    } else if (!st->success()) {
+      failed = "tar " + st->describe();
+    } else {
+      // One regular file beneath the work directory, never followed: the rest is the build's.
+      auto fd = cache->open_packed(cache_work_fd.get(), file, opts.cache.max_bytes);
+      auto stored = fd ? co_await cache->store(name, std::move(*fd)) : result<uint64_t>(fd.error());
+      if (!stored) {
+        failed = stored.error().message;
+      } else {
+        ::unlinkat(cache_work_fd.get(), file.c_str(), 0);
+        auto now = unix_ms();
+        buildplan::cache_entry e;
+        e.name = name;
+        e.kind = kind;
+        e.scope = cache_scope;
+        e.bytes = *stored;
+        e.created_at = now;
+        e.used_at = now;
+        say(fmt::format("cache: saved {} ({})", buildplan::to_string(kind), human_bytes(*stored)));
+        co_return e;
+      }
+    }
+    ::unlinkat(cache_work_fd.get(), file.c_str(), 0);
+    say(fmt::format("warning: cache: {} not saved: {}", buildplan::to_string(kind), *failed));
+    co_return std::nullopt;
+  }
+
+  // After the build: what the install made (node_modules on a miss, npm's cache) and the
+  // framework's cache folders; then the index, with eviction (size cap, expiry).
+  asio::awaitable<void> save_cache(const buildplan::build_plan& plan) {
+    if (!cache || interrupted) {
+      co_return;
+    }
+    auto start = clock_type::now();
+    auto has_dir = [](int base, const std::string& rel) {
+      return static_cast<bool>(buildplan::open_beneath(base, rel, O_RDONLY | O_DIRECTORY));
+    };
+    std::vector<buildplan::cache_entry> added;
+    if (installed && modules_key && !modules_restored &&
+        has_dir(plan.project_fd.get(), "node_modules")) {
+      std::vector<std::string> members{"node_modules"};
+      if (auto e = co_await pack_entry(buildplan::cache_kind::modules, plan.project_dir,
+                                       std::move(members))) {
+        e->key = *modules_key;
+        e->install_ms = install_ms;
+        added.push_back(std::move(*e));
+      }
+    }
+    if (installed && has_dir(cache_work_fd.get(), ".npm")) {
+      std::vector<std::string> members{".npm"};
+      if (auto e = co_await pack_entry(buildplan::cache_kind::store, work, std::move(members))) {
+        added.push_back(std::move(*e));
+      }
+    }
+    if (!plan.cache_dirs.empty()) {
+      std::vector<std::string> present;
+      for (const auto& d : plan.cache_dirs) {
+        if (has_dir(plan.project_fd.get(), d)) {
+          present.push_back(d);
+        }
+      }
+      if (!present.empty()) {
+        if (auto e = co_await pack_entry(buildplan::cache_kind::dirs, plan.project_dir,
+                                         std::move(present))) {
+          added.push_back(std::move(*e));
+        }
+      }
+    }
+    for (auto& e : added) {
+      cache_index.entries.push_back(std::move(e));
+    }
+    auto now = unix_ms();
+    auto gone = buildplan::evict(
+        cache_index, now, {.max_bytes = opts.cache.max_bytes, .max_age = opts.cache.max_age});
+    gone.insert(gone.end(), cache_dropped.begin(), cache_dropped.end());
+    if (auto r = co_await cache->save_index(cache_index, gone, now); !r) {
+      say("warning: cache: the index was not saved: " + r.error().message);
+      co_return;
+    }
+    uint64_t total = cache_index.total_bytes();
+    say(fmt::format("cache: {} in {} entries (cap {} MiB per project){} in {}", human_bytes(total),
+                    cache_index.entries.size(), opts.cache.max_bytes >> 20,
+                    gone.empty() ? std::string() : fmt::format(", {} evicted", gone.size()),
+                    seconds(clock_type::now() - start)));
+    timed("cache save", start);
+    proto::hash_fields fields{{"cache_bytes", std::to_string(total)}};
+    if (auto r = co_await sink.set_fields(std::move(fields)); !r) {
+      dp::log::warn("cannot record the cache's size",
+                    {{"deployment", job.deployment_id}, {"error", r.error().message}});
+    }
   }
 
   // Up to upload_concurrency puts at a time; the first error stops the others. Each file is
@@ -560,10 +882,36 @@ struct runner::impl {
     if (auto s = co_await set_status(deployment_status::installing)) {
       co_return s;
     }
-    if (plan->install) {
-      if (auto s = co_await run_user(phase::install, *plan->install, plan->project_dir)) {
+    co_await restore_cache(*plan);
+    if (interrupted) {
+      co_return interrupted;
+    }
+    {
+      proto::hash_fields fields{{"cache", cache_state}};
+      if (auto r = co_await sink.set_fields(std::move(fields)); !r) {
+        co_return stop_reason{build_outcome::infrastructure, "redis: " + r.error().message};
+      }
+    }
+    if (plan->install && modules_restored) {
+      say(
+          fmt::format("install: skipped: node_modules restored from the build cache (same "
+                      "lockfile, package.json, Node version and `{}`)",
+                      plan->install->display));
+    } else if (plan->install) {
+      auto install = *plan->install;
+      // npm's own cache came back: take packages from it, ask the registry only for the rest.
+      if (store_restored && install.argv.front() == "npm") {
+        install.argv.push_back("--prefer-offline");
+        install.display += " --prefer-offline";
+      }
+      auto install_start = clock_type::now();
+      if (auto s = co_await run_user(phase::install, install, plan->project_dir)) {
         co_return s;
       }
+      installed = true;
+      install_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - install_start)
+              .count();
     }
     if (auto s = co_await set_status(deployment_status::building)) {
       co_return s;
@@ -625,6 +973,7 @@ struct runner::impl {
     if (auto s = co_await write_manifest(files)) {
       co_return s;
     }
+    co_await save_cache(*plan);
     co_return std::nullopt;
   }
 
@@ -804,6 +1153,7 @@ struct runner::impl {
 
   // The cgroup (its last processes killed) and the work directory's filesystem go.
   asio::awaitable<void> release_limits() {
+    cache_work_fd.reset();  // a descriptor inside the filesystem would keep it busy
     if (cgroup) {
       if (auto r = co_await cgroup->remove(); !r) {
         dp::log::warn("cannot remove the build's cgroup",

@@ -176,6 +176,10 @@ task<proto::job> job_from_deployment(state::records& records, std::string_view i
   j.install_scripts = p->install_scripts;
   j.env = p->env;
   j.attempt = d->attempt;
+  // Set to "off" at creation by a deploy without cache; a build of a project whose cache is off
+  // writes it too, which changes nothing on a retry.
+  j.no_cache = d->cache == "off";
+  j.production_branch = p->branch;
   co_return j;
 }
 

@@ -148,6 +148,18 @@ void add_build(dp::config::parser& p, build& b, build_needs n) {
          .apply = size(&b.disk_mb, 16)});
   p.add_int("BUILD_PIDS_MAX", &b.pids_max, 1024, 0, 1 << 22,
             "Processes and threads of one build at once; 0: no limit");
+  // Cloudflare Pages keeps 10 GB per project for 7 days after its last read; half the size here,
+  // as for memory.
+  p.add_int("BUILD_CACHE_MB", &b.cache_mb, 5120, 0, int64_t{1} << 24,
+            "Build cache of one project in the object store (node_modules, npm's cache, framework "
+            "folders), in MiB; least recently used entries go first; 0: no cache");
+  p.add_int("BUILD_CACHE_DAYS", &b.cache_days, 7, 1, 3650,
+            "A build cache entry unused for this many days is removed");
+  p.add_string("BUILD_CACHE_DIR", &b.cache_dir, "",
+               "A local copy of the build cache's archives on this machine, so that a build does "
+               "not download what it has; empty: none");
+  p.add_int("BUILD_CACHE_LOCAL_MB", &b.cache_local_mb, 10240, 0, int64_t{1} << 24,
+            "Size of BUILD_CACHE_DIR as a whole, in MiB (least recently used first)");
 }
 
 void add_worker_settings(dp::config::parser& p, worker_settings& w) {

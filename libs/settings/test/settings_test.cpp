@@ -50,6 +50,16 @@ TEST(Settings, BuildDefaults) {
   EXPECT_EQ(s.build.memory_mb, 4096);
   EXPECT_EQ(s.build.disk_mb, 10240);
   EXPECT_EQ(s.build.pids_max, 1024);
+  // The build cache: 5 GiB per project, 7 days since the last use, no local copy.
+  EXPECT_EQ(s.build.cache_mb, 5120);
+  EXPECT_EQ(s.build.cache_days, 7);
+  EXPECT_EQ(s.build.cache_dir, "");
+  EXPECT_EQ(s.build.cache_local_mb, 10240);
+  service off;
+  ASSERT_TRUE(parse(off, {.limits = true}, {{"BUILD_CACHE_MB", "0"}}).run);
+  EXPECT_EQ(off.build.cache_mb, 0);
+  service bad;
+  EXPECT_FALSE(parse(bad, {.limits = true}, {{"BUILD_CACHE_DAYS", "0"}}).run);
 }
 
 // 0 is no limit; a memory below 64 MiB or a disk below 16 MiB could not run npm at all.

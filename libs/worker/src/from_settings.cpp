@@ -45,6 +45,11 @@ config::environment build_environment(const settings::common& common, const sett
           {"BUILD_MEMORY_MB", std::to_string(build.memory_mb)},
           {"BUILD_DISK_MB", std::to_string(build.disk_mb)},
           {"BUILD_PIDS_MAX", std::to_string(build.pids_max)},
+          {"BUILD_CACHE_MB", std::to_string(build.cache_mb)},
+          {"BUILD_CACHE_DAYS", std::to_string(build.cache_days)},
+          // A container has its own filesystem: its builds fetch from the object store.
+          {"BUILD_CACHE_DIR", in_container ? std::string() : build.cache_dir},
+          {"BUILD_CACHE_LOCAL_MB", std::to_string(build.cache_local_mb)},
           {"ALLOWED_GIT_PROTOCOLS", fmt::format("{}", fmt::join(build.allowed_git_protocols, ","))},
           {"LOG_FORMAT", common.log.format},
           {"LOG_LEVEL", common.log.level},

@@ -6,6 +6,7 @@
 
 #include "docker_engine_support.hpp"
 #include "dp/proto/storage_layout.hpp"
+#include "dp/state/logbook.hpp"
 
 namespace {
 
@@ -128,6 +129,73 @@ TEST_F(DockerEngine, NextWorkerRemovesTheContainerOfAKilledWorker) {
       120s))
       << second->log_text();
   second->stop(std::chrono::seconds(30));
+}
+
+}  // namespace
+
+namespace {
+
+// The build cache from inside containers (SANDBOX=none): the first build's npm cache directory is
+// packed in its container and stored in s3rver; the next build of the project, in a new
+// container, restores it before its install runs.
+TEST_F(DockerEngine, ContainerBuildsShareTheBuildCacheThroughTheStore) {
+  const std::map<std::string, dp::test::git_file> files = {{"index.html", "<h1>cached</h1>"}};
+  dp::test::git_repo repo(files);
+  auto url = serve(repo, "cached");
+  // The install finds what the last one left in npm's cache directory, and leaves a mark there.
+  auto first = enqueue(url, [](dp::proto::project& p, dp::proto::job&) {
+    p.install_command =
+        "mkdir -p \"$npm_config_cache\" && cat \"$npm_config_cache/mark\" 2>/dev/null; "
+        "echo from-the-cache > \"$npm_config_cache/mark\"";
+    p.build_command = "";
+  });
+  auto worker = start_worker("w-cache");
+  auto ended = [&](const std::string& id) {
+    return eventually(
+        [&] { return has_status(redis_, id, "ready") || has_status(redis_, id, "failed"); }, 300s);
+  };
+  ASSERT_TRUE(ended(first.deployment_id));
+  auto d1 = get(redis_, first.deployment_id);
+  ASSERT_EQ(d1.status, dp::proto::deployment_status::ready) << d1.error.value_or("") << "\n"
+                                                            << worker->log_text();
+  EXPECT_EQ(d1.cache, "miss");
+  EXPECT_GT(d1.cache_bytes.value_or(0), 0);
+
+  // A second deployment of the same project.
+  auto second = run_sync<dp::proto::job>(
+      redis_, [&](dp::state::records& records) -> asio::awaitable<dp::proto::job> {
+        dp::proto::deployment d;
+        d.id = dp::new_deployment_id();
+        d.project = "site";
+        d.git_url = url;
+        d.created_at = dp::state::now_ms();
+        auto j = first;
+        j.deployment_id = d.id;
+        j.enqueued_at = d.created_at;
+        auto ok = co_await records.create_deployment(d, j);
+        EXPECT_TRUE(ok) << (ok ? "" : ok.error().message);
+        co_return j;
+      });
+  ASSERT_TRUE(ended(second.deployment_id));
+  auto d2 = get(redis_, second.deployment_id);
+  ASSERT_EQ(d2.status, dp::proto::deployment_status::ready) << d2.error.value_or("");
+  EXPECT_EQ(d2.cache, "partial");
+  // The install printed what the first build left.
+  auto log = run_sync<std::string>(
+      redis_, [&](dp::state::records& records) -> asio::awaitable<std::string> {
+        auto events = co_await dp::state::read_logbook(records.redis(), records.keys(),
+                                                       second.deployment_id, 0, 10000);
+        std::string text;
+        if (events) {
+          for (const auto& e : *events) {
+            text += e.line + "\n";
+          }
+        }
+        co_return text;
+      });
+  EXPECT_NE(log.find("from-the-cache"), std::string::npos) << log;
+  EXPECT_NE(log.find("cache: restored store"), std::string::npos) << log;
+  worker->stop(std::chrono::seconds(30));
 }
 
 }  // namespace

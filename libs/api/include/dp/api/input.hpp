@@ -33,9 +33,11 @@ struct deploy_request {
   std::optional<std::string> project;
   std::optional<std::string> git_url;
   std::optional<std::string> ref;
+  bool no_cache = false;  // build without restoring the project's build cache
 };
 
-// POST /v1/deployments: {project?, git_url?, ref?}; at least one of project and git_url.
+// POST /v1/deployments: {project?, git_url?, ref?, no_cache?}; at least one of project and
+// git_url.
 dp::result<deploy_request> parse_deploy_request(std::string_view body,
                                                 const std::vector<std::string>& allowed_protocols);
 

@@ -12,23 +12,26 @@
 
 namespace dp::cli {
 
-enum class verb { deploy, ls, logs, promote, rollback, cancel };
+enum class verb { deploy, ls, logs, promote, rollback, cancel, cache_clear };
 
 struct command {
   verb what = verb::ls;
-  // deploy: the git URL or directory; logs, cancel: the deployment id; promote, rollback: project.
+  // deploy: the git URL or directory; logs, cancel: the deployment id; promote, rollback,
+  // cache clear: the project.
   std::string target;
   bool target_is_directory = false;    // deploy: a local directory to upload as a tar.gz
   std::string deployment_id;           // promote
   std::optional<std::string> project;  // deploy, ls
   std::optional<std::string> ref;      // deploy (git URLs only)
   bool follow = false;                 // deploy, logs
+  bool no_cache = false;               // deploy: build without restoring the build cache
 };
 
 struct flags {
   std::optional<std::string> project;
   std::optional<std::string> ref;
   std::optional<bool> follow;  // unset: deploy follows when stdout is a terminal
+  bool no_cache = false;       // --no-cache
 };
 
 // `positionals` are the words after the program name that are not settings ("deploy", the URL,

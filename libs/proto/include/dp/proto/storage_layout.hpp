@@ -35,4 +35,21 @@ inline std::string source_archive_key(std::string_view deployment_id) {
   return out;
 }
 
+// "__cache/<project>/": the project's build cache (its index and its archives), removed as one.
+inline std::string cache_prefix(std::string_view project) {
+  std::string out("__cache/");
+  out.append(project).push_back('/');
+  return out;
+}
+
+// "__cache/<project>/index.json": what the cache holds, written by the runner after each build.
+inline std::string cache_index_key(std::string_view project) {
+  return cache_prefix(project).append("index.json");
+}
+
+// "__cache/<project>/<name>": one archive (an immutable object; names are random).
+inline std::string cache_object_key(std::string_view project, std::string_view name) {
+  return cache_prefix(project).append(name);
+}
+
 }  // namespace dp::proto

@@ -87,6 +87,10 @@ struct job {
   std::optional<std::string> source_archive;
   std::optional<serve_mode> mode;  // "serve_mode"; null: static when the output has a 404.html
   bool install_scripts = true;     // false: a detected install runs with --ignore-scripts
+  // The build neither restores nor reads the project's build cache (it still writes one).
+  bool no_cache = false;
+  // The project's production branch (its `branch`): a ref without a cache starts from its.
+  std::optional<std::string> production_branch;
   bool operator==(const job&) const = default;
 };
 
@@ -164,6 +168,11 @@ struct deployment {
   // When the retention policy removed its files (Unix ms): the record stays, the site is gone.
   std::optional<int64_t> pruned_at;
   std::optional<build_settings> settings;  // "build_settings"; set once the build has planned
+  // The build cache: "hit" (node_modules restored, no install), "partial" (the package store or
+  // framework folders restored), "miss", "off" (--no-cache, set when the deployment is created,
+  // or no cache configured).
+  std::optional<std::string> cache;
+  std::optional<int64_t> cache_bytes;  // the project's cache after the build
   bool operator==(const deployment&) const = default;
 };
 

@@ -73,6 +73,15 @@ std::unique_ptr<build_sink> make_redis_sink(state::records& records, state::log_
 // Logs as JSON lines (proto log events) or as text on a descriptor; statuses are logged only.
 std::unique_ptr<build_sink> make_stream_sink(int fd, bool json, std::string deployment_id);
 
+// The build cache (buildplan/cache.hpp): per project in the object store under __cache/<project>/,
+// with a local copy of its archives on this machine.
+struct cache_options {
+  uint64_t max_bytes = uint64_t{5} << 30;         // BUILD_CACHE_MB per project; 0: no cache
+  std::chrono::hours max_age{24 * 7};             // BUILD_CACHE_DAYS since an entry was last used
+  std::filesystem::path local_dir;                // BUILD_CACHE_DIR; empty: no local copy
+  uint64_t local_max_bytes = uint64_t{10} << 30;  // BUILD_CACHE_LOCAL_MB, the whole directory
+};
+
 struct runner_options {
   std::vector<std::string> allowed_git_protocols{"https"};
   bool sandbox = true;  // bubblewrap; false: the runner is already inside a container
@@ -102,6 +111,7 @@ struct runner_options {
   // number from the deployment id: the limits (processes) then hold, and the build owns nothing
   // on the host but its work directory. 0 keeps root (inside bubblewrap, without capabilities).
   uint32_t build_uid_base = 200000;
+  cache_options cache;
 };
 
 enum class build_outcome { ready, failed, canceled, infrastructure };

@@ -63,7 +63,8 @@ void add_common(dp::config::parser& p, common& c, needs n);
 
 // What the api-server and build-runner both know of a build: ALLOWED_GIT_PROTOCOLS,
 // BUILD_TIMEOUT_S and MAX_ATTEMPTS; with `limits` (build-runner) also SANDBOX, BUILD_NETWORK,
-// BUILD_MEMORY_MB, BUILD_DISK_MB and BUILD_PIDS_MAX.
+// BUILD_MEMORY_MB, BUILD_DISK_MB, BUILD_PIDS_MAX and the cache's BUILD_CACHE_MB,
+// BUILD_CACHE_DAYS, BUILD_CACHE_DIR and BUILD_CACHE_LOCAL_MB.
 struct build {
   std::vector<std::string> allowed_git_protocols;
   int64_t timeout_s = 900;
@@ -73,6 +74,11 @@ struct build {
   int64_t memory_mb = 4096;        // 0: no limit; else at least 64
   int64_t disk_mb = 10240;         // 0: no limit; else at least 16
   int64_t pids_max = 1024;         // 0: no limit
+  // The build cache (libs/runner: cache_options).
+  int64_t cache_mb = 5120;         // per project; 0: no cache
+  int64_t cache_days = 7;          // an entry unused this long is removed
+  std::string cache_dir;           // the local copy on this machine; empty: none
+  int64_t cache_local_mb = 10240;  // the local copy as a whole
 };
 
 struct build_needs {
