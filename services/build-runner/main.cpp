@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
   opts.runner.memory_bytes = static_cast<uint64_t>(build.memory_mb) << 20;
   opts.runner.disk_bytes = static_cast<uint64_t>(build.disk_mb) << 20;
   opts.runner.pids_max = static_cast<uint64_t>(build.pids_max);
+  opts.runner.go_live = build.go_live == "runner";
   if (common.redis_set) {
     opts.redis = dp::redis::options{.url = common.redis};
   }

@@ -77,7 +77,7 @@ TEST_F(DockerEngine, StopKillsAndRemovesTheContainer) {
   dp::test::git_repo repo(site);
   repo.commit({{"hang", ""}}, "never ends");
   auto job = enqueue(serve(repo, "hang"));
-  direct_run run(launcher_options(), job);
+  direct_run run(launcher_options(), job, redis_);
   ASSERT_TRUE(eventually([&] { return has_status(redis_, job.deployment_id, "building"); }, 300s));
   ASSERT_TRUE(container_running(job.deployment_id));
   asio::post(run.ioc, [&] { run.stop.request(); });
@@ -96,7 +96,7 @@ TEST_F(DockerEngine, LauncherTimeoutRemovesTheContainer) {
   job.timeout_s = 1;
   auto o = launcher_options();
   o.timeout_margin = std::chrono::seconds(0);
-  direct_run run(o, job);
+  direct_run run(o, job, redis_);
   auto end = run.end.get();
   EXPECT_FALSE(end && end->exit_code == 0);
   EXPECT_EQ(engine_.containers("dp.deployment=" + job.deployment_id), std::vector<std::string>{});

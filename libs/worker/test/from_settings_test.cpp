@@ -196,7 +196,7 @@ TEST(WorkerFromSettings, LauncherFromSettingsMakesEachKind) {
   for (const char* kind : {"process", "docker", "ecs"}) {
     auto s = parse(with(s3_storage, {{"LAUNCHER", kind}}));
     EXPECT_NE(dp::worker::launcher_from_settings(http, s.common, s.build, s.worker, "w-1",
-                                                 "/opt/build-runner"),
+                                                 "/opt/build-runner", nullptr),
               nullptr)
         << kind;
   }

@@ -63,7 +63,7 @@ void add_common(dp::config::parser& p, common& c, needs n);
 
 // What the api-server and build-runner both know of a build: ALLOWED_GIT_PROTOCOLS,
 // BUILD_TIMEOUT_S and MAX_ATTEMPTS; with `limits` (build-runner) also SANDBOX, BUILD_NETWORK,
-// BUILD_MEMORY_MB, BUILD_DISK_MB and BUILD_PIDS_MAX.
+// BUILD_MEMORY_MB, BUILD_DISK_MB, BUILD_PIDS_MAX and BUILD_GO_LIVE.
 struct build {
   std::vector<std::string> allowed_git_protocols;
   int64_t timeout_s = 900;
@@ -73,6 +73,7 @@ struct build {
   int64_t memory_mb = 4096;        // 0: no limit; else at least 64
   int64_t disk_mb = 10240;         // 0: no limit; else at least 16
   int64_t pids_max = 1024;         // 0: no limit
+  std::string go_live = "runner";  // runner | worker (a container build's worker makes it live)
 };
 
 struct build_needs {
@@ -92,6 +93,8 @@ struct worker_settings {
   int64_t drain_s = 60;
   std::string worker_id;  // empty: host-pid-random
   std::string build_image = "deploy-platform/build-runner:latest";
+  // docker, ecs: deployment (a Redis ACL user per build) | shared (the worker's REDIS_URL)
+  std::string build_redis_user = "deployment";
   // docker
   std::string docker_socket = "/var/run/docker.sock";
   int64_t docker_memory_mb = 0;  // 0: BUILD_MEMORY_MB
