@@ -179,7 +179,9 @@ class DockerEngine : public ::testing::Test {
   }
 
   dp::test::docker_engine engine_ = dp::test::docker_engine::from_environment();
-  dp::test::redis_server redis_;
+  // With a password, as deploy/local/run.sh and compose give the platform's Redis: the build
+  // container's own user is all its runner gets, and the build itself holds nothing.
+  dp::test::redis_server redis_{dp::random_hex(16)};
   dp::test::s3rver s3_;
   dp::test::temp_dir git_root_{"dp-git-http"};
   std::uint16_t git_port_ = 0;

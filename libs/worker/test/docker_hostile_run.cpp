@@ -283,11 +283,10 @@ TEST_F(DockerHostile, NoPlatformSecretReachesTheBuild) {
 
 // The platform's Redis listens on the host's loopback; the build container is on the host's
 // network (DOCKER_NETWORK=host, which the runner inside needs to reach Redis and storage here).
-// THE GAP: the build reaches its port. It holds no credential (NoPlatformSecretReachesTheBuild:
-// the runner's is its deployment's ACL user, in an environment of another uid), so a Redis whose
-// default user has a password would answer NOAUTH; this harness's Redis has none, and the build
-// speaks Redis as that default user.
-TEST_F(DockerHostile, PlatformRedisOnHostLoopbackIsReachableOnHostNetwork) {
+// THE GAP that stays: the build reaches its port. But it holds no credential
+// (NoPlatformSecretReachesTheBuild: the runner's is its deployment's ACL user, in an environment
+// of another uid), and the default user needs a password: Redis answers NOAUTH.
+TEST_F(DockerHostile, PlatformRedisOnHostLoopbackIsReachableButRefusesTheBuild) {
   dp::test::git_repo repo(files{{"probe.js", R"JS(const net = require('net');
 const fs = require('fs');
 const s = net.connect(Number(process.env.TARGET_PORT), '127.0.0.1');
@@ -309,7 +308,7 @@ s.on('error', (e) => done('error ' + e.code));
   ASSERT_EQ(out.deployment.status, dp::proto::deployment_status::ready) << describe(out);
   auto probe = stored(out.job, "probe.txt");
   ASSERT_TRUE(probe) << describe(out);
-  EXPECT_EQ(*probe, "reply +PONG\n") << "the host network gap is closed: update docs/security.md";
+  EXPECT_EQ(*probe, "reply -NOAUTH Authentication required.\n");
 }
 
 // One file of 3 GiB, in the container's /tmp and in the checkout: the runner's per-file limit
