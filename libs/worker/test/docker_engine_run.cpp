@@ -41,11 +41,11 @@ TEST_F(DockerEngine, BuildRunsInASiblingContainerWithItsLimitsAndIsPublished) {
   auto worker = start_worker("w1");
   ASSERT_TRUE(eventually(
       [&] {
-        return has_status(redis_, job.deployment_id, "ready") ||
-               has_status(redis_, job.deployment_id, "failed");
+        return status_is(job.deployment_id, dp::proto::deployment_status::ready) ||
+               status_is(job.deployment_id, dp::proto::deployment_status::failed);
       },
       300s));
-  ASSERT_TRUE(has_status(redis_, job.deployment_id, "ready"))
+  ASSERT_TRUE(status_is(job.deployment_id, dp::proto::deployment_status::ready))
       << get(redis_, job.deployment_id).error.value_or("") << "\n"
       << worker->log_text();
 
@@ -78,7 +78,8 @@ TEST_F(DockerEngine, StopKillsAndRemovesTheContainer) {
   repo.commit({{"hang", ""}}, "never ends");
   auto job = enqueue(serve(repo, "hang"));
   direct_run run(launcher_options(), job, redis_);
-  ASSERT_TRUE(eventually([&] { return has_status(redis_, job.deployment_id, "building"); }, 300s));
+  ASSERT_TRUE(eventually(
+      [&] { return status_is(job.deployment_id, dp::proto::deployment_status::building); }, 300s));
   ASSERT_TRUE(container_running(job.deployment_id));
   asio::post(run.ioc, [&] { run.stop.request(); });
   auto end = run.end.get();

@@ -173,6 +173,11 @@ class DockerEngine : public ::testing::Test {
     return o;
   }
 
+  // Through the records: redis_ has a password, which has_status's plain probe does not send.
+  bool status_is(const std::string& id, dp::proto::deployment_status s) const {
+    return get(redis_, id).status == s;
+  }
+
   bool container_running(const std::string& deployment) const {
     auto r = engine_.docker({"ps", "--quiet", "--filter", "label=dp.deployment=" + deployment});
     return r.exit_code == 0 && !r.output.empty();
