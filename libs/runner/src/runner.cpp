@@ -611,8 +611,8 @@ struct runner::impl {
       }
       return {};
     };
-    // bwrap (root, without capabilities) must still enter it to mount it. Before the chown: a
-    // runner in a container has no CAP_FOWNER to change the mode of what it no longer owns.
+    // bwrap (root, without capabilities) must still enter it to mount it. Before the chown: the
+    // mode of what another uid owns takes CAP_FOWNER to change.
     fs::permissions(work,
                     fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                         fs::perms::others_read | fs::perms::others_exec,
@@ -819,10 +819,10 @@ struct runner::impl {
       stopped = interrupted;
     }
     if (!stopped) {
-      say(fmt::format(
-          "{} in {}: {} files, {}",
-          opts.go_live ? "deployment ready" : "built and uploaded; the worker makes it live",
-          seconds(clock_type::now() - started), report.files, human_bytes(report.bytes)));
+      say(fmt::format("{} in {}: {} files, {}{}",
+                      opts.go_live ? "deployment ready" : "built and uploaded",
+                      seconds(clock_type::now() - started), report.files, human_bytes(report.bytes),
+                      opts.go_live ? "" : "; the worker makes it live"));
       proto::hash_fields fields{{"files", std::to_string(report.files)},
                                 {"bytes", std::to_string(report.bytes)}};
       // A follower that sees the final status must already have every line.
