@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
                        .max_age = std::chrono::hours(24 * build.cache_days),
                        .local_dir = build.cache_dir,
                        .local_max_bytes = static_cast<uint64_t>(build.cache_local_mb) << 20};
+  opts.runner.go_live = build.go_live == "runner";
   if (common.redis_set) {
     opts.redis = dp::redis::options{.url = common.redis};
   }

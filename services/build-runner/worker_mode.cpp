@@ -8,7 +8,9 @@
 #include "dp/core/shutdown.hpp"
 #include "dp/core/spawn.hpp"
 #include "dp/http_client/client.hpp"
+#include "dp/redis/client.hpp"
 #include "dp/storage/object_store.hpp"
+#include "dp/worker/build_redis_users.hpp"
 #include "dp/worker/from_settings.hpp"
 #include "dp/worker/worker.hpp"
 
@@ -35,7 +37,15 @@ int run_worker(const dp::settings::common& common, const dp::settings::build& bu
   wo.retention = dp::worker::retention_options_from(r);
   wo.retention.store = storage->get();
   dp::http_client::client http(ioc.get_executor());
-  auto launcher = dp::worker::launcher_from_settings(http, common, build, w, wo.id, self_path);
+  // The connection that makes and deletes each container build's Redis user.
+  std::optional<dp::redis::client> admin;
+  std::optional<dp::worker::build_redis_users> users;
+  if (dp::worker::uses_build_redis_users(w)) {
+    admin.emplace(ioc.get_executor(), dp::redis::options{.url = common.redis});
+    users.emplace(*admin, dp::proto::keys(common.key_prefix), dp::worker::build_redis_url(common));
+  }
+  auto launcher = dp::worker::launcher_from_settings(http, common, build, w, wo.id, self_path,
+                                                     users ? &*users : nullptr);
   dp::worker::worker worker(ioc.get_executor(), dp::redis::options{.url = common.redis},
                             dp::proto::keys(common.key_prefix), *launcher, wo);
   dp::on_shutdown_signal(ioc, [&](int signo) {
@@ -47,6 +57,9 @@ int run_worker(const dp::settings::common& common, const dp::settings::build& bu
     if (threw) {
       dp::log::error("the worker failed unexpectedly");
       code = 3;
+    }
+    if (admin) {
+      admin->close();
     }
     ioc.stop();
   });

@@ -127,4 +127,6 @@ TEST(proto_keys, custom_prefix) {
   proto::keys odd("a[1]*?\\:");
   EXPECT_EQ(odd.logs_channel("x"), "a[1]*?\\:logs:x");
   EXPECT_EQ(odd.logs_pattern(), "a\\[1\\]\\*\\?\\\\:logs:*");
+  // And in a pattern of one key (ACL rules).
+  EXPECT_EQ(proto::keys::literal(odd.cancel("x")), "a\\[1\\]\\*\\?\\\\:cancel:x");
 }

@@ -169,12 +169,13 @@ result<std::optional<proto::job>> job_from_input(
 }
 
 void protect_runner_process(bool disk_filesystem) {
-  // The build runs as our user: without this, its scripts could read the runner's secrets
-  // (REDIS_URL, AWS_*) from /proc/<runner>/environ or attach to it with ptrace. Matters most
-  // with SANDBOX=none (in a container), where no pid namespace hides the runner.
+  // A build that runs as our user (a runner that is not root) could otherwise read the runner's
+  // secrets (REDIS_URL, AWS_*) from /proc/<runner>/environ or attach to it with ptrace. Matters
+  // most with SANDBOX=none (in a container), where no pid namespace hides the runner.
   ::prctl(PR_SET_DUMPABLE, 0);
   // The work filesystem is mounted in a namespace of our own, so it dies with us even by SIGKILL.
-  if (::geteuid() == 0 && disk_filesystem) {
+  // Without loop devices (a container's root, which also lacks CAP_SYS_ADMIN) nothing is mounted.
+  if (::geteuid() == 0 && disk_filesystem && ::access("/dev/loop-control", F_OK) == 0) {
     if (auto ns = enter_private_mount_namespace(); !ns) {
       log::warn("the build's mounts stay in the host's namespace", {{"error", ns.error().message}});
     }

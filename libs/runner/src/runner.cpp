@@ -381,7 +381,7 @@ struct runner::impl {
       sandbox = std::move(so);
     } else {
       (*env)["TMPDIR"] = (work / "tmp").string();  // inside the disk quota, as in the sandbox
-      o.argv = std::move(argv);
+      o.argv = build_uid ? switch_uid_argv(*build_uid, std::move(argv)) : std::move(argv);
       o.env = std::move(*env);
       o.cwd = cwd.string();
     }
@@ -851,18 +851,21 @@ struct runner::impl {
     if (auto s = co_await record_settings()) {
       co_return s;
     }
-    if (opts.sandbox) {
-      if (::geteuid() == 0 && opts.build_uid_base != 0) {
-        // FNV-1a of the id: concurrent builds get different uids, each with its own limits.
-        uint32_t h = 2166136261u;
-        for (unsigned char c : job.deployment_id) {
-          h = (h ^ c) * 16777619u;
-        }
-        build_uid = opts.build_uid_base + h % 100000;
-        if (auto owned = give_work_to(*build_uid); !owned) {
-          co_return stop_reason{build_outcome::infrastructure, owned.error().message};
-        }
+    // A root runner never runs user code as root, sandbox or not: in a container (SANDBOX=none)
+    // the runner is root with the few capabilities the switch needs, the build gets none, and
+    // what only the runner may read (its files, its environment) is closed to the build's uid.
+    if (::geteuid() == 0 && opts.build_uid_base != 0) {
+      // FNV-1a of the id: concurrent builds get different uids, each with its own limits.
+      uint32_t h = 2166136261u;
+      for (unsigned char c : job.deployment_id) {
+        h = (h ^ c) * 16777619u;
       }
+      build_uid = opts.build_uid_base + h % 100000;
+      if (auto owned = give_work_to(*build_uid); !owned) {
+        co_return stop_reason{build_outcome::infrastructure, owned.error().message};
+      }
+    }
+    if (opts.sandbox) {
       if (auto ok = co_await probe_bwrap(opts.bwrap); !ok) {
         co_return stop_reason{
             build_outcome::infrastructure,
@@ -874,8 +877,10 @@ struct runner::impl {
           opts.network == network_mode::egress ? "egress: public addresses only" : "none",
           build_uid ? fmt::format("; as uid {}, no capabilities", *build_uid) : std::string()));
     } else {
-      say("warning: sandbox none: install and build run WITHOUT bubblewrap; this is safe only "
-          "inside a container that is itself the sandbox");
+      say(fmt::format(
+          "warning: sandbox none: install and build run WITHOUT bubblewrap{}; this is "
+          "safe only inside a container that is itself the sandbox",
+          build_uid ? fmt::format(" (as uid {}, no capabilities)", *build_uid) : std::string()));
     }
 
     make_cgroup();
@@ -987,16 +992,17 @@ struct runner::impl {
       }
       return {};
     };
-    if (auto r = chown(work); !r) {
-      return r;
-    }
-    // bwrap (root, without capabilities) must still enter it to mount it.
+    // bwrap (root, without capabilities) must still enter it to mount it. Before the chown: the
+    // mode of what another uid owns takes CAP_FOWNER to change.
     fs::permissions(work,
                     fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                         fs::perms::others_read | fs::perms::others_exec,
                     ec);
     if (ec) {
       return make_error(ec, "cannot open the work directory to bubblewrap");
+    }
+    if (auto r = chown(work); !r) {
+      return r;
     }
     for (auto it = fs::recursive_directory_iterator(work, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
@@ -1195,14 +1201,25 @@ struct runner::impl {
       stopped = interrupted;
     }
     if (!stopped) {
-      say(fmt::format("deployment ready in {}: {} files, {}", seconds(clock_type::now() - started),
-                      report.files, human_bytes(report.bytes)));
+      say(fmt::format("{} in {}: {} files, {}{}",
+                      opts.go_live ? "deployment ready" : "built and uploaded",
+                      seconds(clock_type::now() - started), report.files, human_bytes(report.bytes),
+                      opts.go_live ? "" : "; the worker makes it live"));
+      proto::hash_fields fields{{"files", std::to_string(report.files)},
+                                {"bytes", std::to_string(report.bytes)}};
       // A follower that sees the final status must already have every line.
       if (auto r = co_await sink.flush(); !r) {
         stopped = stop_reason{build_outcome::infrastructure, "redis: logs: " + r.error().message};
+      } else if (!opts.go_live) {
+        // The worker's records::go_live finds the fields on the record.
+        if (auto r = co_await sink.set_fields(std::move(fields)); !r) {
+          stopped = stop_reason{build_outcome::infrastructure, "redis: " + r.error().message};
+        } else {
+          report.outcome = build_outcome::ready;
+          timed("finish", finish_start);
+          co_return report;
+        }
       } else {
-        proto::hash_fields fields{{"files", std::to_string(report.files)},
-                                  {"bytes", std::to_string(report.bytes)}};
         auto live = co_await sink.go_live(std::move(fields));
         if (!live) {
           // An alias of another project's (the status is ready, the files and manifest are

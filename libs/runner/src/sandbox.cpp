@@ -116,10 +116,19 @@ std::vector<std::string> bwrap_argv(const sandbox_options& o,
   }
   a.push_back("--");
   if (o.uid) {
-    auto id = std::to_string(*o.uid);
-    add({"/usr/bin/setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups", "--inh-caps=-all",
-         "--bounding-set=-all", "--no-new-privs", "--"});
+    auto switched = switch_uid_argv(*o.uid, command);
+    a.insert(a.end(), switched.begin(), switched.end());
+  } else {
+    a.insert(a.end(), command.begin(), command.end());
   }
+  return a;
+}
+
+std::vector<std::string> switch_uid_argv(unsigned uid, const std::vector<std::string>& command) {
+  auto id = std::to_string(uid);
+  std::vector<std::string> a = {
+      "/usr/bin/setpriv", "--reuid=" + id,       "--regid=" + id,  "--clear-groups",
+      "--inh-caps=-all",  "--bounding-set=-all", "--no-new-privs", "--"};
   a.insert(a.end(), command.begin(), command.end());
   return a;
 }

@@ -298,6 +298,10 @@ TEST_F(Resources, ForkBombIsStoppedAndTheNextBuildRuns) {
 // Daemons a build leaves (setsid, nohup, a double fork) are dead when it ends: in bubblewrap the
 // pid namespace ends them; without it (SANDBOX=none), the cgroup does.
 TEST_F(Resources, DaemonsLeftBehindAreKilled) {
+  // Without bubblewrap a root runner's build runs as its own uid in the work directory where it
+  // is: that uid must be able to pass through the work root (in a container it is /tmp).
+  std::filesystem::permissions(work_.path(), std::filesystem::perms::others_exec,
+                               std::filesystem::perm_options::add);
   for (bool sandbox : {true, false}) {
     dp::runner::runner_options o;
     o.sandbox = sandbox;

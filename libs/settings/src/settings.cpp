@@ -160,6 +160,9 @@ void add_build(dp::config::parser& p, build& b, build_needs n) {
                "not download what it has; empty: none");
   p.add_int("BUILD_CACHE_LOCAL_MB", &b.cache_local_mb, 10240, 0, int64_t{1} << 24,
             "Size of BUILD_CACHE_DIR as a whole, in MiB (least recently used first)");
+  p.add_choice("BUILD_GO_LIVE", &b.go_live, "runner", {"runner", "worker"},
+               "build: who makes a successful build live: the runner, or the worker that "
+               "launched it (container builds, whose Redis user may not touch aliases)");
 }
 
 void add_worker_settings(dp::config::parser& p, worker_settings& w) {
@@ -193,6 +196,10 @@ void add_worker_settings(dp::config::parser& p, worker_settings& w) {
            }
            return std::nullopt;
          }});
+  p.add_choice("BUILD_REDIS_USER", &w.build_redis_user, "deployment", {"deployment", "shared"},
+               "worker (docker, ecs): deployment gives each build container a Redis ACL user of "
+               "its own deployment's keys (Redis 7); shared hands it the worker's REDIS_URL (a "
+               "Redis without ACL SETUSER, such as ElastiCache)");
   p.add_string("DOCKER_NETWORK", &w.docker_network, "",
                "worker (docker): network mode of build containers (empty: Docker's default)");
   p.add_string("ECS_CLUSTER", &w.ecs_cluster, "", "worker (ecs): cluster name or ARN");

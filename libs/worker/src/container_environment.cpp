@@ -4,15 +4,21 @@
 namespace dp::worker {
 
 std::vector<std::pair<std::string, std::string>> container_environment(
-    const config::environment& env, const proto::job& job) {
+    const config::environment& env, const proto::job& job,
+    const std::optional<std::string>& build_redis_url) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [k, v] : env) {
-    if (k != "BUILD_TIMEOUT_S") {
+    if (k != "BUILD_TIMEOUT_S" &&
+        !(build_redis_url && (k == "REDIS_URL" || k == "BUILD_GO_LIVE"))) {
       out.emplace_back(k, v);
     }
   }
   out.emplace_back("DEPLOYMENT_ID", job.deployment_id);
   out.emplace_back("BUILD_TIMEOUT_S", std::to_string(job.timeout_s));
+  if (build_redis_url) {
+    out.emplace_back("REDIS_URL", *build_redis_url);
+    out.emplace_back("BUILD_GO_LIVE", "worker");
+  }
   return out;
 }
 

@@ -9,6 +9,7 @@
 
 #include "dp/core/log.hpp"
 #include "dp/http_client/client.hpp"
+#include "dp/worker/build_redis_users.hpp"
 #include "dp/worker/launcher.hpp"
 
 namespace dp::worker {
@@ -19,8 +20,8 @@ namespace json = boost::json;
 
 class docker_launcher final : public launcher {
  public:
-  docker_launcher(http_client::client& http, docker_launcher_options o)
-      : http_(http), opts_(std::move(o)) {}
+  docker_launcher(http_client::client& http, docker_launcher_options o, build_redis_users* users)
+      : http_(http), opts_(std::move(o)), users_(users) {}
 
   std::string_view name() const noexcept override { return "docker"; }
 
@@ -68,18 +69,41 @@ class docker_launcher final : public launcher {
         co_return ok.error();
       }
     }
+    if (users_) {
+      co_return co_await users_->sweep();
+    }
     co_return dp::result<void>{};
   }
 
   task<build_end> run(const proto::job& job, stop_flag& stop) override {
-    using namespace asio::experimental::awaitable_operators;
+    if (!users_) {
+      co_return co_await launch(job, stop, container_environment(opts_.env, job));
+    }
+    auto url = co_await users_->open(job);
+    if (!url) {
+      co_return url.error();
+    }
+    auto end = co_await launch(job, stop, container_environment(opts_.env, job, *url));
+    co_return co_await users_->close(job, std::move(end));
+  }
+
+ private:
+  task<build_end> launch(const proto::job& job, stop_flag& stop,
+                         const std::vector<std::pair<std::string, std::string>>& environment) {
     json::array env;
-    for (const auto& [k, v] : container_environment(opts_.env, job)) {
+    for (const auto& [k, v] : environment) {
       env.emplace_back(k + "=" + v);
     }
-    // The build container runs user code: no capabilities, no setuid gains, bounded processes.
+    // The build container runs user code: no setuid gains, bounded processes. Its runner (pid 1)
+    // is root with only what it needs to hand install and build a uid of their own with nothing
+    // (runner_capabilities); the image's own user would share its uid with the build.
+    json::array caps;
+    for (auto c : runner_capabilities) {
+      caps.emplace_back(c);
+    }
     json::object host{{"AutoRemove", false},
                       {"CapDrop", json::array{"ALL"}},
+                      {"CapAdd", std::move(caps)},
                       {"SecurityOpt", json::array{"no-new-privileges"}}};
     if (opts_.pids_limit > 0) {
       host["PidsLimit"] = opts_.pids_limit;
@@ -98,6 +122,7 @@ class docker_launcher final : public launcher {
       labels["dp.scope"] = opts_.scope;
     }
     json::object body{{"Image", opts_.image},
+                      {"User", "0:0"},
                       {"Cmd", json::array{"build", "--deployment", job.deployment_id}},
                       {"Env", std::move(env)},
                       {"Labels", std::move(labels)},
@@ -125,7 +150,6 @@ class docker_launcher final : public launcher {
     co_return result;
   }
 
- private:
   task<build_end> follow(const std::string& id, const proto::job& job, stop_flag& stop) {
     using namespace asio::experimental::awaitable_operators;
     auto started =
@@ -290,14 +314,15 @@ class docker_launcher final : public launcher {
 
   http_client::client& http_;
   docker_launcher_options opts_;
+  build_redis_users* users_;
   boost::system::error_code ec_;
 };
 
 }  // namespace
 
-std::unique_ptr<launcher> make_docker_launcher(http_client::client& http,
-                                               docker_launcher_options o) {
-  return std::make_unique<docker_launcher>(http, std::move(o));
+std::unique_ptr<launcher> make_docker_launcher(http_client::client& http, docker_launcher_options o,
+                                               build_redis_users* users) {
+  return std::make_unique<docker_launcher>(http, std::move(o), users);
 }
 
 }  // namespace dp::worker

@@ -15,6 +15,7 @@
 #include "dp/aws/sigv4.hpp"
 #include "dp/core/log.hpp"
 #include "dp/http_client/client.hpp"
+#include "dp/worker/build_redis_users.hpp"
 #include "dp/worker/launcher.hpp"
 
 namespace dp::worker {
@@ -27,8 +28,11 @@ constexpr std::string_view target_prefix = "AmazonEC2ContainerServiceV20141113."
 
 class ecs_launcher final : public launcher {
  public:
-  ecs_launcher(http_client::client& http, ecs_launcher_options o)
-      : http_(http), opts_(std::move(o)), creds_(opts_.credentials, opts_.credentials_endpoint) {
+  ecs_launcher(http_client::client& http, ecs_launcher_options o, build_redis_users* users)
+      : http_(http),
+        opts_(std::move(o)),
+        users_(users),
+        creds_(opts_.credentials, opts_.credentials_endpoint) {
     if (opts_.endpoint.empty()) {
       opts_.endpoint = fmt::format("https://ecs.{}.amazonaws.com", opts_.region);
     }
@@ -85,13 +89,31 @@ class ecs_launcher final : public launcher {
         }
       }
     } while (!next_token.empty());
+    if (users_) {
+      co_return co_await users_->sweep();
+    }
     co_return dp::result<void>{};
   }
 
   task<build_end> run(const proto::job& job, stop_flag& stop) override {
+    if (!users_) {
+      co_return co_await launch(job, stop, container_environment(opts_.env, job));
+    }
+    // The user's password goes into RunTask's overrides (DescribeTasks shows it), but it opens
+    // this deployment's keys only, and only until the task has ended.
+    auto url = co_await users_->open(job);
+    if (!url) {
+      co_return url.error();
+    }
+    auto end = co_await launch(job, stop, container_environment(opts_.env, job, *url));
+    co_return co_await users_->close(job, std::move(end));
+  }
+
+  task<build_end> launch(const proto::job& job, stop_flag& stop,
+                         const std::vector<std::pair<std::string, std::string>>& environment) {
     using namespace asio::experimental::awaitable_operators;
     json::array env;
-    for (const auto& [k, v] : container_environment(opts_.env, job)) {
+    for (const auto& [k, v] : environment) {
       env.push_back(json::object{{"name", k}, {"value", v}});
     }
     json::array subnets(opts_.subnets.begin(), opts_.subnets.end());
@@ -321,14 +343,16 @@ class ecs_launcher final : public launcher {
 
   http_client::client& http_;
   ecs_launcher_options opts_;
+  build_redis_users* users_;
   aws::credential_source creds_;
   std::string host_;
 };
 
 }  // namespace
 
-std::unique_ptr<launcher> make_ecs_launcher(http_client::client& http, ecs_launcher_options o) {
-  return std::make_unique<ecs_launcher>(http, std::move(o));
+std::unique_ptr<launcher> make_ecs_launcher(http_client::client& http, ecs_launcher_options o,
+                                            build_redis_users* users) {
+  return std::make_unique<ecs_launcher>(http, std::move(o), users);
 }
 
 }  // namespace dp::worker

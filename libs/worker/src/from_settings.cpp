@@ -168,14 +168,26 @@ ecs_launcher_options ecs_options_from(const settings::common& common, const sett
   return o;
 }
 
+bool uses_build_redis_users(const settings::worker_settings& w) {
+  return w.launcher != "process" && w.build_redis_user == "deployment";
+}
+
+config::redis_url build_redis_url(const settings::common& common) {
+  auto url = common.redis;
+  url.username.clear();
+  url.password.clear();
+  return url;
+}
+
 std::unique_ptr<launcher> launcher_from_settings(
     http_client::client& http, const settings::common& common, const settings::build& build,
-    const settings::worker_settings& w, std::string_view worker_id, const std::string& self_path) {
+    const settings::worker_settings& w, std::string_view worker_id, const std::string& self_path,
+    build_redis_users* users) {
   if (w.launcher == "docker") {
-    return make_docker_launcher(http, docker_options_from(common, build, w, worker_id));
+    return make_docker_launcher(http, docker_options_from(common, build, w, worker_id), users);
   }
   if (w.launcher == "ecs") {
-    return make_ecs_launcher(http, ecs_options_from(common, build, w, worker_id));
+    return make_ecs_launcher(http, ecs_options_from(common, build, w, worker_id), users);
   }
   return make_process_launcher(process_options_from(common, build, self_path));
 }

@@ -42,11 +42,11 @@ TEST_F(DockerEngine, BuildRunsInASiblingContainerWithItsLimitsAndIsPublished) {
   auto worker = start_worker("w1");
   ASSERT_TRUE(eventually(
       [&] {
-        return has_status(redis_, job.deployment_id, "ready") ||
-               has_status(redis_, job.deployment_id, "failed");
+        return status_is(job.deployment_id, dp::proto::deployment_status::ready) ||
+               status_is(job.deployment_id, dp::proto::deployment_status::failed);
       },
       300s));
-  ASSERT_TRUE(has_status(redis_, job.deployment_id, "ready"))
+  ASSERT_TRUE(status_is(job.deployment_id, dp::proto::deployment_status::ready))
       << get(redis_, job.deployment_id).error.value_or("") << "\n"
       << worker->log_text();
 
@@ -78,8 +78,9 @@ TEST_F(DockerEngine, StopKillsAndRemovesTheContainer) {
   dp::test::git_repo repo(site);
   repo.commit({{"hang", ""}}, "never ends");
   auto job = enqueue(serve(repo, "hang"));
-  direct_run run(launcher_options(), job);
-  ASSERT_TRUE(eventually([&] { return has_status(redis_, job.deployment_id, "building"); }, 300s));
+  direct_run run(launcher_options(), job, redis_);
+  ASSERT_TRUE(eventually(
+      [&] { return status_is(job.deployment_id, dp::proto::deployment_status::building); }, 300s));
   ASSERT_TRUE(container_running(job.deployment_id));
   asio::post(run.ioc, [&] { run.stop.request(); });
   auto end = run.end.get();
@@ -97,7 +98,7 @@ TEST_F(DockerEngine, LauncherTimeoutRemovesTheContainer) {
   job.timeout_s = 1;
   auto o = launcher_options();
   o.timeout_margin = std::chrono::seconds(0);
-  direct_run run(o, job);
+  direct_run run(o, job, redis_);
   auto end = run.end.get();
   EXPECT_FALSE(end && end->exit_code == 0);
   EXPECT_EQ(engine_.containers("dp.deployment=" + job.deployment_id), std::vector<std::string>{});

@@ -13,6 +13,7 @@
 
 #include "dp/http_client/client.hpp"
 #include "dp/test/docker_engine.hpp"
+#include "dp/worker/build_redis_users.hpp"
 #include "worker_test_support.hpp"
 
 namespace dp::worker_test {
@@ -126,23 +127,38 @@ class DockerEngine : public ::testing::Test {
         .argv = {DP_BUILD_RUNNER, "worker"}, .env = {env.begin(), env.end()}});
   }
 
-  // The launcher in this process, on an io_context of its own thread.
+  // The launcher in this process, on an io_context of its own thread, as the worker runs it: each
+  // build with a Redis user of its own (build_redis_users) made through `admin`.
   struct direct_run {
     asio::io_context ioc;
     dp::http_client::client http{ioc.get_executor()};
+    dp::redis::client admin;
+    dp::worker::build_redis_users users;
     std::unique_ptr<dp::worker::launcher> launcher;
     dp::worker::stop_flag stop{ioc.get_executor()};
     std::future<dp::result<dp::worker::build_end>> end;
     std::thread thread;
 
-    direct_run(dp::worker::docker_launcher_options o, const dp::proto::job& job)
-        : launcher(dp::worker::make_docker_launcher(http, std::move(o))) {
+    direct_run(dp::worker::docker_launcher_options o, const dp::proto::job& job,
+               const dp::test::redis_server& redis)
+        : admin(ioc.get_executor(), options_for(redis)),
+          users(admin, dp::proto::keys(prefix), admin_url(redis)),
+          launcher(dp::worker::make_docker_launcher(http, std::move(o), &users)) {
       end = asio::co_spawn(ioc, launcher->run(job, stop), asio::use_future);
       thread = std::thread([this] { ioc.run(); });
     }
     ~direct_run() {
-      asio::post(ioc, [this] { stop.request(); });
+      asio::post(ioc, [this] {
+        stop.request();
+        admin.close();
+      });
       thread.join();
+    }
+
+    static dp::config::redis_url admin_url(const dp::test::redis_server& redis) {
+      dp::config::redis_url url;
+      EXPECT_EQ(dp::config::parse_redis_url(redis.url(), url), std::nullopt);
+      return url;
     }
   };
 
@@ -157,13 +173,20 @@ class DockerEngine : public ::testing::Test {
     return o;
   }
 
+  // Through the records: redis_ has a password, which has_status's plain probe does not send.
+  bool status_is(const std::string& id, dp::proto::deployment_status s) const {
+    return get(redis_, id).status == s;
+  }
+
   bool container_running(const std::string& deployment) const {
     auto r = engine_.docker({"ps", "--quiet", "--filter", "label=dp.deployment=" + deployment});
     return r.exit_code == 0 && !r.output.empty();
   }
 
   dp::test::docker_engine engine_ = dp::test::docker_engine::from_environment();
-  dp::test::redis_server redis_;
+  // With a password, as deploy/local/run.sh and compose give the platform's Redis: the build
+  // container's own user is all its runner gets, and the build itself holds nothing.
+  dp::test::redis_server redis_{dp::random_hex(16)};
   dp::test::s3rver s3_;
   dp::test::temp_dir git_root_{"dp-git-http"};
   std::uint16_t git_port_ = 0;

@@ -82,7 +82,7 @@ class DockerHostile : public DockerEngine {
       });
       out = outcome{job, dp::result<dp::worker::build_end>(dp::worker::build_end{}), {}, {}};
       {
-        direct_run run(o, job);
+        direct_run run(o, job, redis_);
         out.end = run.end.get();
       }
       out.deployment = get(redis_, job.deployment_id);
@@ -204,13 +204,41 @@ const walk = (dir) => {
 for (const top of fs.readdirSync('/')) {
   if (!['proc', 'sys', 'dev', 'usr'].includes(top)) walk('/' + top);
 }
+// The runner is pid 1 of the container; the image user's credentials file is the runner's.
+const runner = fs.readFileSync('/proc/1/status', 'utf8').match(/^Uid:\s*(\d+)/m)[1];
+let credentials = 'readable';
+try { fs.readFileSync('/home/dp/.aws/credentials'); } catch (e) { credentials = e.code; }
 fs.mkdirSync('dist', { recursive: true });
-fs.writeFileSync('dist/found.txt', 'uid=' + process.getuid() + ' processes=' + procs +
+fs.writeFileSync('dist/found.txt', 'uid=' + process.getuid() + ' gid=' + process.getgid() +
+  ' runner_uid=' + runner + ' credentials=' + credentials + ' processes=' + procs +
   ' unreadable=' + unreadable + ' files=' + files + '\n' + found.join('\n') + '\n');
 )JS";
 
+// The build-runner image with a credentials file of the image's user (uid 10001), readable by
+// that user only, as a mounted or baked-in credentials file would be. Removed with the object.
+struct image_with_credentials {
+  image_with_credentials(const dp::test::docker_engine& engine, const std::string& secret)
+      : engine_(engine) {
+    std::ofstream(context_.path() / "credentials") << secret << "\n";
+    fs::permissions(context_.path() / "credentials", fs::perms::owner_read);
+    std::ofstream(context_.path() / "Dockerfile")
+        << "FROM " << dp::test::docker_engine::build_runner_image << "\n"
+        << "COPY --chown=10001:10001 credentials /home/dp/.aws/credentials\n";
+    auto r =
+        dp::test::run({"docker", "build", "--quiet", "-t", name, context_.path().string()},
+                      {{"DOCKER_HOST", "unix://" + engine.socket()}, {"DOCKER_BUILDKIT", "0"}});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+  }
+  ~image_with_credentials() { engine_.docker({"rmi", "--force", name}); }
+
+  static constexpr const char* name = "deploy-platform-test/build-runner:with-credentials";
+  const dp::test::docker_engine& engine_;
+  dp::test::temp_dir context_{"dp-image-credentials"};
+};
+
 TEST_F(DockerHostile, NoPlatformSecretReachesTheBuild) {
   auto token = "DP-HOSTILE-TOKEN-" + dp::random_hex(8);
+  image_with_credentials image(engine_, token);
   dp::test::git_repo repo(files{{"secrets.js", secrets_js}});
   // Names that must not appear in what the build reads, and the values of the secrets the
   // container is given (the storage keys, a session token, the Redis URL).
@@ -228,10 +256,23 @@ TEST_F(DockerHostile, NoPlatformSecretReachesTheBuild) {
         }
         p.env["NEEDLES"] = hex;
       },
-      [&](dp::worker::docker_launcher_options& o) { o.env["AWS_SESSION_TOKEN"] = token; });
+      [&](dp::worker::docker_launcher_options& o) {
+        o.env["AWS_SESSION_TOKEN"] = token;
+        o.image = image.name;
+      });
   ASSERT_EQ(out.deployment.status, dp::proto::deployment_status::ready) << describe(out);
   auto found = stored(out.job, "found.txt");
   ASSERT_TRUE(found) << describe(out);
+  // The runner is root (pid 1); install and build run as a uid of their own, neither root nor
+  // the image's user, so the credentials file of that user is closed to them.
+  EXPECT_NE(found->find(" runner_uid=0 "), std::string::npos) << *found;
+  auto uid = found->substr(4, found->find(' ') - 4);
+  EXPECT_NE(uid, "0") << *found;
+  EXPECT_NE(uid, "10001") << *found;
+  EXPECT_NE(found->find(fmt::format(" gid={} ", uid)), std::string::npos) << *found;
+  EXPECT_NE(found->find(" credentials=EACCES "), std::string::npos) << *found;
+  EXPECT_NE(out.log.find(fmt::format("as uid {}, no capabilities", uid)), std::string::npos)
+      << describe(out);
   // The build saw the runner's process (pid 1 of the container) and could not read its environ.
   EXPECT_EQ(found->find("processes=0 "), std::string::npos) << *found;
   EXPECT_EQ(found->find("unreadable=0 "), std::string::npos) << *found;
@@ -242,8 +283,10 @@ TEST_F(DockerHostile, NoPlatformSecretReachesTheBuild) {
 
 // The platform's Redis listens on the host's loopback; the build container is on the host's
 // network (DOCKER_NETWORK=host, which the runner inside needs to reach Redis and storage here).
-// THE GAP: the build reaches it and speaks Redis; nothing in the docker launcher closes it.
-TEST_F(DockerHostile, PlatformRedisOnHostLoopbackIsReachableOnHostNetwork) {
+// THE GAP that stays: the build reaches its port. But it holds no credential
+// (NoPlatformSecretReachesTheBuild: the runner's is its deployment's ACL user, in an environment
+// of another uid), and the default user needs a password: Redis answers NOAUTH.
+TEST_F(DockerHostile, PlatformRedisOnHostLoopbackIsReachableButRefusesTheBuild) {
   dp::test::git_repo repo(files{{"probe.js", R"JS(const net = require('net');
 const fs = require('fs');
 const s = net.connect(Number(process.env.TARGET_PORT), '127.0.0.1');
@@ -265,7 +308,7 @@ s.on('error', (e) => done('error ' + e.code));
   ASSERT_EQ(out.deployment.status, dp::proto::deployment_status::ready) << describe(out);
   auto probe = stored(out.job, "probe.txt");
   ASSERT_TRUE(probe) << describe(out);
-  EXPECT_EQ(*probe, "reply +PONG\n") << "the host network gap is closed: update docs/security.md";
+  EXPECT_EQ(*probe, "reply -NOAUTH Authentication required.\n");
 }
 
 // One file of 3 GiB, in the container's /tmp and in the checkout: the runner's per-file limit

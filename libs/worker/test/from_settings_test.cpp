@@ -197,13 +197,27 @@ TEST(WorkerFromSettings, EcsOptionsHoldNoSecret) {
   EXPECT_EQ(o.env["REDIS_URL"], s.common.redis.to_string());
 }
 
+// Container builds get a Redis user each unless BUILD_REDIS_USER=shared; they reach the worker's
+// Redis host without its credentials.
+TEST(WorkerFromSettings, BuildRedisUsers) {
+  auto s = parse(with(s3_storage, {{"LAUNCHER", "docker"},
+                                   {"REDIS_URL", "redis://worker:pw@redis.internal:6380/3"}}));
+  EXPECT_TRUE(dp::worker::uses_build_redis_users(s.worker));
+  auto url = dp::worker::build_redis_url(s.common);
+  EXPECT_EQ(url.to_string(), "redis://redis.internal:6380/3");
+  s = parse(with(s3_storage, {{"LAUNCHER", "ecs"}, {"BUILD_REDIS_USER", "shared"}}));
+  EXPECT_FALSE(dp::worker::uses_build_redis_users(s.worker));
+  s = parse(s3_storage);
+  EXPECT_FALSE(dp::worker::uses_build_redis_users(s.worker));  // the process launcher
+}
+
 TEST(WorkerFromSettings, LauncherFromSettingsMakesEachKind) {
   boost::asio::io_context ioc;
   dp::http_client::client http(ioc.get_executor());
   for (const char* kind : {"process", "docker", "ecs"}) {
     auto s = parse(with(s3_storage, {{"LAUNCHER", kind}}));
     EXPECT_NE(dp::worker::launcher_from_settings(http, s.common, s.build, s.worker, "w-1",
-                                                 "/opt/build-runner"),
+                                                 "/opt/build-runner", nullptr),
               nullptr)
         << kind;
   }

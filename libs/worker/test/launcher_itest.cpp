@@ -24,8 +24,12 @@
 #include "dp/aws/crypto.hpp"
 #include "dp/aws/sigv4.hpp"
 #include "dp/http_client/client.hpp"
+#include "dp/redis/client.hpp"
+#include "dp/state/records.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
+#include "dp/test/options.hpp"
+#include "dp/worker/build_redis_users.hpp"
 #include "dp/worker/launcher.hpp"
 
 namespace {
@@ -271,6 +275,11 @@ TEST(docker_launcher_test, create_start_wait_remove) {
   EXPECT_EQ(body["HostConfig"].as_object()["Memory"], 512 << 20);
   EXPECT_EQ(body["HostConfig"].as_object()["NanoCpus"], 1'000'000'000);
   EXPECT_EQ(body["HostConfig"].as_object()["CapDrop"], (json::array{"ALL"}));
+  // The runner is root with what it needs to switch install and build to a uid of their own.
+  EXPECT_EQ(body["User"], "0:0");
+  EXPECT_EQ(body["HostConfig"].as_object()["CapAdd"],
+            (json::array{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID",
+                         "CAP_SETPCAP", "CAP_SETUID"}));
   EXPECT_EQ(body["HostConfig"].as_object()["SecurityOpt"], (json::array{"no-new-privileges"}));
   EXPECT_EQ(body["HostConfig"].as_object()["PidsLimit"], 256);
   EXPECT_EQ(reqs[1].method + " " + reqs[1].target, "POST /v1.43/containers/abc123/start");
@@ -370,6 +379,7 @@ struct ecs_fixture {
   bool stop_mode = false;     // describe says RUNNING until StopTask
   bool list_mode = false;     // ListTasks and DescribeTasks describe running tasks for clean_up
   bool missing_mode = false;  // DescribeTasks never finds the task
+  bool success_mode = false;  // the build container exits 0
   api_server server{"", [this](const seen_request& r) { return answer_for(r); }};
 
   answer answer_for(const seen_request& r) {
@@ -417,6 +427,11 @@ struct ecs_fixture {
     if (target == "AmazonEC2ContainerServiceV20141113.DescribeTasks") {
       ++describes;
       if (stop_mode ? stop_seen : describes >= 2) {
+        if (success_mode) {
+          return {
+              200,
+              R"({"tasks":[{"lastStatus":"STOPPED","stopCode":"EssentialContainerExited","containers":[{"name":"build-runner","exitCode":0}]}],"failures":[]})"};
+        }
         if (stop_mode) {
           return {
               200,
@@ -524,6 +539,72 @@ TEST(ecs_launcher_test, run_task_then_describe_until_stopped) {
   EXPECT_EQ(
       describe,
       json::parse(R"({"cluster":"builds","tasks":["arn:aws:ecs:eu-west-1:1:task/builds/t1"]})"));
+}
+
+// With a Redis user per build (build_redis_users, a real redis-server): the task's REDIS_URL logs
+// in as the deployment's own user and the task may not go live itself (BUILD_GO_LIVE=worker); once
+// it has exited 0 the worker makes the deployment live and the user is gone.
+TEST(ecs_launcher_test, a_build_gets_a_redis_user_of_its_own_and_the_worker_makes_it_live) {
+  ecs_fixture f;
+  f.success_mode = true;
+  dp::test::redis_server redis;
+  dp::config::redis_url url;
+  ASSERT_EQ(dp::config::parse_redis_url(redis.url(), url), std::nullopt);
+  auto job = make_job();
+  auto end = run_async(
+      [&](asio::any_io_executor ex) -> asio::awaitable<dp::result<dp::worker::build_end>> {
+        dp::redis::client admin(ex, dp::test::redis_options(redis));
+        dp::state::records records(admin, dp::proto::keys("t:"));
+        // The record as the runner leaves a successful build: uploaded, not live.
+        dp::proto::project p{.name = job.project, .git_url = job.git_url, .created_at = 1};
+        EXPECT_TRUE(co_await records.create_project(p));
+        dp::proto::deployment d{.id = job.deployment_id, .project = job.project};
+        d.git_url = job.git_url;
+        d.created_at = 1;
+        EXPECT_TRUE(co_await records.create_deployment(d, job));
+        for (auto to :
+             {dp::proto::deployment_status::cloning, dp::proto::deployment_status::installing,
+              dp::proto::deployment_status::building, dp::proto::deployment_status::uploading}) {
+          dp::proto::hash_fields none;
+          EXPECT_TRUE(co_await records.transition(job.deployment_id, to, none, std::nullopt));
+        }
+        dp::worker::build_redis_users users(admin, dp::proto::keys("t:"), url);
+        dp::http_client::client http(ex);
+        auto l = dp::worker::make_ecs_launcher(http, f.options(), &users);
+        dp::worker::stop_flag stop(ex);
+        auto out = co_await l->run(job, stop);
+        auto after = co_await records.get_deployment(job.deployment_id);
+        EXPECT_TRUE(after && after->status == dp::proto::deployment_status::ready);
+        auto alias = co_await records.resolve_alias(job.project);
+        EXPECT_TRUE(alias && *alias == job.deployment_id);
+        admin.close();
+        co_return out;
+      });
+  ASSERT_TRUE(end) << end.error().message;
+  EXPECT_TRUE(end->exit_code == 0) << end->description;
+  auto reqs = f.server.requests();
+  ASSERT_FALSE(reqs.empty());
+  auto env = json::parse(reqs[0].body)
+                 .at("overrides")
+                 .at("containerOverrides")
+                 .at(0)
+                 .at("environment")
+                 .as_array();
+  std::map<std::string, std::string> seen;
+  for (const auto& e : env) {
+    seen[std::string(e.at("name").as_string())] = std::string(e.at("value").as_string());
+  }
+  EXPECT_EQ(seen["BUILD_GO_LIVE"], "worker");
+  dp::config::redis_url given;
+  ASSERT_EQ(dp::config::parse_redis_url(seen["REDIS_URL"], given), std::nullopt)
+      << seen["REDIS_URL"];
+  EXPECT_EQ(given.port, redis.port());
+  EXPECT_EQ(given.username, "t:build:" + job.deployment_id);
+  EXPECT_EQ(given.password.size(), 64u);
+  // Deleted with the build's end.
+  auto login = dp::test::redis_command(redis.port(), {"AUTH", given.username, given.password});
+  ASSERT_FALSE(login);
+  EXPECT_NE(login.error().message.find("WRONGPASS"), std::string::npos) << login.error().message;
 }
 
 TEST(ecs_launcher_test, stop_sends_stop_task_and_follows_to_stopped) {

@@ -16,7 +16,8 @@ constexpr auto poll_interval = std::chrono::milliseconds(10);
 
 }  // namespace
 
-redis_server::redis_server() : dir_("dp-redis") {
+redis_server::redis_server(std::string password)
+    : dir_("dp-redis"), password_(std::move(password)) {
   // free_port() can race with another test taking the same port: try a few.
   std::string failures;
   for (int attempt = 0; attempt < 5; ++attempt) {
@@ -32,19 +33,38 @@ redis_server::redis_server() : dir_("dp-redis") {
 
 bool redis_server::start_on(std::uint16_t port, std::chrono::milliseconds timeout) {
   process_.reset();
-  process_.emplace(process_options{{"redis-server", "--port", std::to_string(port), "--bind",
-                                    "127.0.0.1", "--dir", dir_.path().string(), "--save", "",
-                                    "--appendonly", "no", "--daemonize", "no"}});
+  std::vector<std::string> argv{"redis-server",
+                                "--port",
+                                std::to_string(port),
+                                "--bind",
+                                "127.0.0.1",
+                                "--dir",
+                                dir_.path().string(),
+                                "--save",
+                                "",
+                                "--appendonly",
+                                "no",
+                                "--daemonize",
+                                "no"};
+  if (!password_.empty()) {
+    argv.insert(argv.end(), {"--requirepass", password_});
+  }
+  process_.emplace(process_options{std::move(argv)});
   // Ready when INFO answers with our pid: a PONG alone could come from someone else's server
-  // that holds the port we failed to bind.
+  // that holds the port we failed to bind. With a password, when AUTH with it succeeds (INFO
+  // needs a login first, and nobody else's server knows this password).
   const std::string our_pid = fmt::format("process_id:{}\r\n", process_->pid());
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (!process_->running()) {
       return false;
     }
-    if (auto info = redis_command(port, {"INFO", "server"});
-        info && info->find(our_pid) != std::string::npos) {
+    if (!password_.empty()) {
+      if (auto ok = redis_command(port, {"AUTH", password_}); ok && *ok == "OK") {
+        return true;
+      }
+    } else if (auto info = redis_command(port, {"INFO", "server"});
+               info && info->find(our_pid) != std::string::npos) {
       return true;
     }
     std::this_thread::sleep_for(poll_interval);
@@ -54,6 +74,9 @@ bool redis_server::start_on(std::uint16_t port, std::chrono::milliseconds timeou
 }
 
 std::string redis_server::url() const {
+  if (!password_.empty()) {
+    return fmt::format("redis://:{}@127.0.0.1:{}", password_, port_);
+  }
   return fmt::format("redis://127.0.0.1:{}", port_);
 }
 

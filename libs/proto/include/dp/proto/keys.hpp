@@ -41,6 +41,8 @@ class keys {
   // Both a string key (durable, with a TTL) and a pub/sub channel (prompt) of the same name.
   std::string cancel(std::string_view id) const { return cat("cancel:", id); }
   std::string cancel_pattern() const { return pattern("cancel:*"); }
+  // A Redis glob that matches `key` alone (ACL key and channel patterns): glob characters escaped.
+  static std::string literal(std::string_view key);
 
  private:
   std::string cat(std::string_view a, std::string_view b = {}, std::string_view c = {}) const {

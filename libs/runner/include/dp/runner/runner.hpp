@@ -107,11 +107,18 @@ struct runner_options {
   buildplan::archive_limits archive;  // an uploaded source (job.source_archive)
   size_t upload_concurrency = 16;
   std::filesystem::path work_root;  // where work directories are made; empty: the temp directory
-  // A runner that is root gives each sandboxed build a uid and gid of its own, this base plus a
-  // number from the deployment id: the limits (processes) then hold, and the build owns nothing
-  // on the host but its work directory. 0 keeps root (inside bubblewrap, without capabilities).
+  // A runner that is root gives each build (sandboxed, or in a container with SANDBOX=none) a uid
+  // and gid of its own, this base plus a number from the deployment id: the limits (processes)
+  // then hold, and the build owns nothing but its work directory and reads nothing of the
+  // runner's. 0 keeps root (inside bubblewrap, without capabilities). Without bubblewrap the
+  // build's uid must be able to pass through work_root (/tmp is; a 0700 directory is not).
   uint32_t build_uid_base = 200000;
   cache_options cache;
+  // BUILD_GO_LIVE. true (runner): a successful build ends ready and live (sink.go_live). false
+  // (worker): it ends with the output and manifest uploaded, the record holding the go-live
+  // fields and its status still uploading; the worker that launched it makes it live. For a
+  // container build whose Redis user may touch its own deployment's keys only, not aliases.
+  bool go_live = true;
 };
 
 enum class build_outcome { ready, failed, canceled, infrastructure };

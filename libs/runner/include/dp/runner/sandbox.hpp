@@ -56,6 +56,13 @@ struct sandbox_fds {
   static constexpr int resolv = 5;
 };
 
+// The switch from a root runner to a build's own uid (and gid of the same number) in front of
+// `command`: setpriv with no supplementary groups, no capability left (inheritable, ambient and
+// the bounding set cleared) and no_new_privs. It needs CAP_SETUID, CAP_SETGID and CAP_SETPCAP;
+// once it has switched, the command holds nothing. bwrap_argv puts it inside the sandbox, a
+// runner without one (a container) in front of the command.
+std::vector<std::string> switch_uid_argv(unsigned uid, const std::vector<std::string>& command);
+
 // bwrap <options> -- <command...>. Run it with a minimal environment (sandbox_runner_env()):
 // bwrap itself runs outside the sandbox, so user variables must never reach it. With egress it
 // expects sandbox_fds: run it through run_sandboxed.

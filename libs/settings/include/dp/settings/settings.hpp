@@ -63,7 +63,7 @@ void add_common(dp::config::parser& p, common& c, needs n);
 
 // What the api-server and build-runner both know of a build: ALLOWED_GIT_PROTOCOLS,
 // BUILD_TIMEOUT_S and MAX_ATTEMPTS; with `limits` (build-runner) also SANDBOX, BUILD_NETWORK,
-// BUILD_MEMORY_MB, BUILD_DISK_MB, BUILD_PIDS_MAX and the cache's BUILD_CACHE_MB,
+// BUILD_MEMORY_MB, BUILD_DISK_MB, BUILD_PIDS_MAX, BUILD_GO_LIVE and the cache's BUILD_CACHE_MB,
 // BUILD_CACHE_DAYS, BUILD_CACHE_DIR and BUILD_CACHE_LOCAL_MB.
 struct build {
   std::vector<std::string> allowed_git_protocols;
@@ -79,6 +79,7 @@ struct build {
   int64_t cache_days = 7;          // an entry unused this long is removed
   std::string cache_dir;           // the local copy on this machine; empty: none
   int64_t cache_local_mb = 10240;  // the local copy as a whole
+  std::string go_live = "runner";  // runner | worker (a container build's worker makes it live)
 };
 
 struct build_needs {
@@ -98,6 +99,8 @@ struct worker_settings {
   int64_t drain_s = 60;
   std::string worker_id;  // empty: host-pid-random
   std::string build_image = "deploy-platform/build-runner:latest";
+  // docker, ecs: deployment (a Redis ACL user per build) | shared (the worker's REDIS_URL)
+  std::string build_redis_user = "deployment";
   // docker
   std::string docker_socket = "/var/run/docker.sock";
   int64_t docker_memory_mb = 0;  // 0: BUILD_MEMORY_MB

@@ -28,10 +28,17 @@ worker_options worker_options_from(const settings::build& build,
 retention_options retention_options_from(const settings::retention& r);
 
 // The launcher LAUNCHER names. `worker_id` is worker_options::id; `self_path` is the
-// build-runner binary the process launcher runs (`build --deployment <id>`).
+// build-runner binary the process launcher runs (`build --deployment <id>`). `users`, when the
+// container launchers give each build a Redis user of its own (uses_build_redis_users), borrowed.
 std::unique_ptr<launcher> launcher_from_settings(
     http_client::client& http, const settings::common& common, const settings::build& build,
-    const settings::worker_settings& w, std::string_view worker_id, const std::string& self_path);
+    const settings::worker_settings& w, std::string_view worker_id, const std::string& self_path,
+    build_redis_users* users);
+
+// Whether builds get a Redis user each: a container launcher with BUILD_REDIS_USER=deployment.
+bool uses_build_redis_users(const settings::worker_settings& w);
+// The Redis as a build container reaches it: REDIS_URL without the worker's user and password.
+config::redis_url build_redis_url(const settings::common& common);
 
 // The three launchers' options, as launcher_from_settings makes them. A build gets only what it
 // needs: its Redis and storage, its own limits and, on this machine (process, docker), the

@@ -27,6 +27,8 @@ class client;
 
 namespace dp::worker {
 
+class build_redis_users;
+
 template <class T>
 using task = boost::asio::awaitable<dp::result<T>>;
 
@@ -61,9 +63,21 @@ struct build_end {
 
 // A build container's environment: the launcher's `env`, then the job's DEPLOYMENT_ID and its
 // BUILD_TIMEOUT_S. The runner in the container reads its job from the deployment record, which
-// has no timeout: this keeps its own deadline the job's, as the launcher's wait is.
+// has no timeout: this keeps its own deadline the job's, as the launcher's wait is. With the
+// REDIS_URL of the deployment's own Redis user (build_redis_users), that one replaces the
+// launcher's, and BUILD_GO_LIVE=worker leaves the go-live to the worker.
 std::vector<std::pair<std::string, std::string>> container_environment(
-    const config::environment& env, const proto::job& job);
+    const config::environment& env, const proto::job& job,
+    const std::optional<std::string>& build_redis_url = std::nullopt);
+
+// What the runner of a build container (root, pid 1) keeps of root, every other capability
+// dropped: SETUID, SETGID and SETPCAP to switch install and build to a uid of their own with no
+// capability and an empty bounding set (setpriv; no_new_privs does not stop setuid() by a holder
+// of CAP_SETUID), CHOWN to hand that uid the work directory, DAC_OVERRIDE and FOWNER to read
+// what the build wrote (whatever its modes) and remove it, KILL to stop the build's processes.
+inline constexpr std::string_view runner_capabilities[] = {
+    "CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETPCAP",      "CAP_SETUID"};
 
 // The build-runner's exit codes (libs/runner runner.hpp).
 inline constexpr int exit_ready = 0;
@@ -125,8 +139,9 @@ struct docker_launcher_options {
   std::string network_mode;  // empty: Docker's default
   std::chrono::seconds timeout_margin{60};
 };
-std::unique_ptr<launcher> make_docker_launcher(http_client::client& http,
-                                               docker_launcher_options o);
+// With `users` (borrowed), each build gets a Redis user of its own (build_redis_users.hpp).
+std::unique_ptr<launcher> make_docker_launcher(http_client::client& http, docker_launcher_options o,
+                                               build_redis_users* users = nullptr);
 
 // ECS RunTask on Fargate (JSON 1.1 protocol, SigV4), followed with DescribeTasks.
 struct ecs_launcher_options {
@@ -152,6 +167,8 @@ struct ecs_launcher_options {
   // just started can be MISSING for a moment; one gone for good never comes back).
   std::chrono::milliseconds missing_limit{120'000};
 };
-std::unique_ptr<launcher> make_ecs_launcher(http_client::client& http, ecs_launcher_options o);
+// With `users` (borrowed), each build gets a Redis user of its own (build_redis_users.hpp).
+std::unique_ptr<launcher> make_ecs_launcher(http_client::client& http, ecs_launcher_options o,
+                                            build_redis_users* users = nullptr);
 
 }  // namespace dp::worker

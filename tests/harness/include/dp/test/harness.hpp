@@ -124,12 +124,14 @@ dp::result<http_response> http_request(std::uint16_t port, const std::string& me
                                        const std::string& target, const std::string& body = {},
                                        const std::map<std::string, std::string>& headers = {});
 
-// Debian's redis-server on a free loopback port, with its own directory and no persistence.
+// Debian's redis-server on a free loopback port, with its own directory and no persistence;
+// with a password, its default user needs it (requirepass; redis_command() then answers NOAUTH).
 class redis_server {
  public:
-  redis_server();
+  explicit redis_server(std::string password = {});
   std::uint16_t port() const noexcept { return port_; }
-  std::string url() const;  // "redis://127.0.0.1:<port>"
+  // "redis://127.0.0.1:<port>", or "redis://:<password>@127.0.0.1:<port>"
+  std::string url() const;
   const std::filesystem::path& dir() const noexcept { return dir_.path(); }
 
   void kill();     // SIGKILL: as a crash looks to clients
@@ -142,6 +144,7 @@ class redis_server {
   bool start_on(std::uint16_t port, std::chrono::milliseconds timeout);
 
   temp_dir dir_;
+  std::string password_;
   std::uint16_t port_ = 0;
   std::optional<child_process> process_;
 };

@@ -1,0 +1,141 @@
+#include "dp/worker/build_redis_users.hpp"
+
+#include "dp/core/id.hpp"
+#include "dp/core/log.hpp"
+#include "dp/redis/client.hpp"
+
+namespace dp::worker {
+
+build_redis_users::build_redis_users(redis::client& admin, proto::keys keys,
+                                     config::redis_url container_url)
+    : admin_(admin),
+      records_(admin, keys),
+      keys_(std::move(keys)),
+      container_url_(std::move(container_url)) {}
+
+std::string build_redis_users::user_name(const proto::keys& keys, std::string_view deployment_id) {
+  return keys.prefix() + "build:" + std::string(deployment_id);
+}
+
+std::vector<std::string> build_redis_users::acl_rules(const proto::keys& keys,
+                                                      std::string_view deployment_id,
+                                                      std::string_view project) {
+  auto exactly = [](const std::string& key) { return proto::keys::literal(key); };
+  return {
+      "reset",
+      "on",
+      "resetkeys",
+      "resetchannels",
+      "-@all",
+      "+auth",
+      "+select",
+      "+ping",
+      "+eval",
+      "+hgetall",
+      "+hget",
+      "+hset",
+      "+get",
+      "+xadd",
+      "+xrange",
+      "+xrevrange",
+      "+expire",
+      "+publish",
+      "+subscribe",
+      "+unsubscribe",
+      "~" + exactly(keys.deployment(deployment_id)),
+      "~" + exactly(keys.logbook(deployment_id)),
+      // The status scripts name the events channel among their keys (the key is never written).
+      "~" + exactly(keys.events_channel()),
+      "%R~" + exactly(keys.cancel(deployment_id)),
+      "%R~" + exactly(keys.project(project)),
+      "&" + exactly(keys.logs_channel(deployment_id)),
+      "&" + exactly(keys.cancel(deployment_id)),
+      "&" + exactly(keys.events_channel()),
+  };
+}
+
+task<std::string> build_redis_users::open(const proto::job& job) {
+  auto name = user_name(keys_, job.deployment_id);
+  if (auto gone = co_await remove(job.deployment_id); !gone) {
+    co_return gone.error();
+  }
+  auto password = dp::random_hex(32);
+  std::vector<std::string> command{"ACL", "SETUSER", name};
+  for (auto& rule : acl_rules(keys_, job.deployment_id, job.project)) {
+    command.push_back(std::move(rule));
+  }
+  command.push_back(">" + password);
+  auto r = co_await admin_.exec(std::move(command));
+  if (!r) {
+    co_return dp::error{r.error().code,
+                        fmt::format("cannot make the build's Redis user {}: {} (a Redis without "
+                                    "ACL SETUSER, such as ElastiCache, needs "
+                                    "BUILD_REDIS_USER=shared)",
+                                    name, r.error().message)};
+  }
+  auto url = container_url_;
+  url.username = std::move(name);
+  url.password = std::move(password);
+  co_return url.to_string();
+}
+
+task<build_end> build_redis_users::close(const proto::job& job, dp::result<build_end> end) {
+  const auto& id = job.deployment_id;
+  if (end && end->exit_code == exit_ready && !end->stopped) {
+    auto d = co_await records_.get_deployment(id);
+    dp::result<state::transition_outcome> live = d.error();
+    if (d) {
+      live = co_await records_.go_live(*d);
+    }
+    if (!live && !live.error().is(errc::conflict)) {
+      // The build is uploaded but not live: another attempt will build it again.
+      end->exit_code = exit_infrastructure;
+      end->description += "; go-live failed: " + live.error().message;
+    } else if (!live) {
+      // Ready all the same; an alias of another project's was left alone (promote goes around).
+      dp::log::warn("go-live left an alias alone", {{"deployment", id}, {"error", live.error()}});
+    }
+  }
+  if (auto gone = co_await remove(id); !gone) {
+    dp::log::warn("cannot delete a build's Redis user; the reaper will",
+                  {{"deployment", id}, {"error", gone.error()}});
+  }
+  co_return end;
+}
+
+task<void> build_redis_users::sweep() {
+  auto users = co_await admin_.exec("ACL", "USERS");
+  if (!users) {
+    co_return users.error();
+  }
+  auto mine = user_name(keys_, "");
+  for (const auto& u : users->elements()) {
+    const auto& name = u.as_string();
+    if (!name.starts_with(mine)) {
+      continue;
+    }
+    auto id = name.substr(mine.size());
+    auto d = co_await records_.get_deployment(id);
+    if (d && !proto::is_final(d->status)) {
+      continue;
+    }
+    if (!d && !d.error().is(errc::not_found)) {
+      co_return d.error();
+    }
+    dp::log::info("deleting the Redis user of a build that has ended", {{"user", name}});
+    if (auto gone = co_await remove(id); !gone) {
+      co_return gone.error();
+    }
+  }
+  co_return dp::result<void>{};
+}
+
+task<void> build_redis_users::remove(std::string_view deployment_id) {
+  auto r = co_await admin_.exec("ACL", "DELUSER", user_name(keys_, deployment_id));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return dp::result<void>{};
+}
+
+}  // namespace dp::worker
