@@ -25,24 +25,6 @@ std::string fixture(const std::string& name) {
   return text.str();
 }
 
-// How many processes on this machine have `needle` in their command line.
-int processes_matching(const std::string& needle) {
-  int n = 0;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    auto name = e.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) {
-      continue;
-    }
-    std::ifstream in(e.path() / "cmdline");
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-    if (cmd.find(needle) != std::string::npos) {
-      ++n;
-    }
-  }
-  return n;
-}
-
 // What a test says when it fails (and prints with DP_HOSTILE_VERBOSE set).
 std::string describe(const auto& out) {
   return fmt::format("end: {}\nstatus: {}\nerror: {}\nlog: {}",
@@ -333,7 +315,7 @@ TEST_F(DockerHostile, ForkBombIsStoppedAndTheNextBuildRuns) {
   // Failed: the shell could not fork its last command, or the runner's time limit ended it.
   EXPECT_EQ(out.deployment.status, dp::proto::deployment_status::failed) << describe(out);
   expect_container_gone(out.job);
-  EXPECT_EQ(processes_matching("sleep 4244"), 0);
+  EXPECT_EQ(dp::test::processes_matching("sleep 4244"), 0);
   auto next = build(repo, [](dp::proto::project& p, dp::proto::job&) {
     p.build_command = "true";
     p.output_dir = ".";
@@ -353,7 +335,7 @@ TEST_F(DockerHostile, DaemonsLeftBehindAreKilled) {
   });
   EXPECT_EQ(out.deployment.status, dp::proto::deployment_status::ready) << describe(out);
   expect_container_gone(out.job);
-  EXPECT_EQ(processes_matching("sleep 4245"), 0);
+  EXPECT_EQ(dp::test::processes_matching("sleep 4245"), 0);
 }
 
 }  // namespace
