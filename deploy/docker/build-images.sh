@@ -2,8 +2,8 @@
 # Builds the three images from source, the user's way (deploy/docker/Dockerfile: the builder stage
 # compiles the services in Release), and checks that each runs as a non-root user.
 #   deploy-platform/api-server, deploy-platform/s3-reverse-proxy, deploy-platform/build-runner
-# The build context is only what the Dockerfile needs (as Dockerfile.dockerignore says), sent as a
-# tar, so the legacy builder does not upload build trees and node_modules either.
+# The build context is the repository root as the root .dockerignore leaves it: what the builder
+# stage compiles, never build trees, node_modules, .git or .env.
 #
 # Usage: deploy/docker/build-images.sh [--local-base-images] [--tag TAG]
 #   --local-base-images   use the base images of deploy/docker/base-images.sh (made if missing)
@@ -42,9 +42,8 @@ export DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}"
 cd "$repo_root"
 for target in build-runner api-server s3-reverse-proxy; do
   started=$SECONDS
-  tar -c --exclude='libs/*/test' CMakeLists.txt cmake libs services proto deploy/docker/Dockerfile |
-    docker build --quiet --force-rm --network host "${build_args[@]}" -f deploy/docker/Dockerfile \
-      --target "$target" -t "deploy-platform/$target:$tag" - >/dev/null
+  docker build --quiet --force-rm --network host "${build_args[@]}" -f deploy/docker/Dockerfile \
+    --target "$target" -t "deploy-platform/$target:$tag" . >/dev/null
   user="$(docker image inspect -f '{{.Config.User}}' "deploy-platform/$target:$tag")"
   size="$(docker image inspect -f '{{.Size}}' "deploy-platform/$target:$tag")"
   echo "build-images.sh: deploy-platform/$target:$tag $((size / 1000000)) MB, user $user," \

@@ -3,11 +3,15 @@
 # Engine of the test's own (tests/harness/docker-engine.sh, ports published on 127.0.0.1 through
 # the userland proxy) and Debian's docker-compose 1.29 (or COMPOSE="docker compose").
 #   1. a clean copy of the tree (its tracked and unignored files, as a clone has them);
-#   2. deploy/docker/local-images.sh (redis and s3rver), .env from compose.env.example,
-#      `up -d --build` (cold: timed);
+#   2. deploy/docker/local-images.sh (redis and s3rver), .env by deploy/docker/compose-env.sh
+#      (generated secrets), `build`, then ports and `up -d --build` (cold: both timed); Redis
+#      refuses a client without its password, which no process on the host has on its command
+#      line;
 #   3. a directory uploaded to the API's published port is built by a build container the worker
 #      starts, and the proxy's published port serves it (Host: the deployment's alias);
-#   4. `down`, `up -d --build` again (warm: timed): the project, the deployment and the site are
+#   4. the copy becomes a working tree (a build tree, node_modules, an edited README and test),
+#      `down`, `up -d --build` again (warm: timed): .dockerignore kept all that out of the build
+#      context, so the images are the same ones; the project, the deployment and the site are
 #      still there (volumes);
 #   5. the images' sizes and users, the two times; `down --volumes` and the engine stopped.
 # Usage: tests/compose/compose-stack.sh DIR   (DIR: short, it holds dockerd's socket)
@@ -30,6 +34,8 @@ cleanup() {
     if ((rc != 0)); then
       (cd "$dir/src" && "${compose[@]}" ps && "${compose[@]}" logs --no-color --tail=40) >&2 || true
       docker ps -a >&2 || true
+      echo "compose-stack: the end of dockerd's log:" >&2
+      tail -30 "$dir/dockerd.log" >&2 || true
     fi
     (cd "$dir/src" && "${compose[@]}" down --volumes --remove-orphans >/dev/null 2>&1) || true
   fi
@@ -49,41 +55,49 @@ if [[ -f $dir/skip ]]; then
 fi
 export DOCKER_HOST="unix://$dir/docker.sock"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-api_port="$(free_port)"
-proxy_port="$(free_port)"
-admin_port="$(free_port)"
-token="$(openssl rand -hex 24)"
-api="http://127.0.0.1:$api_port"
-
 # 1. A clean copy, as a clone has it (no build trees, no node_modules in the build context).
 mkdir -p "$dir/src"
 (cd "$repo_root" && git ls-files -z -co --exclude-standard | xargs -0 tar -c --no-recursion) |
   tar -x -C "$dir/src"
 cd "$dir/src"
 
-# 2. The README's commands: the example environment with its secrets filled in (and ports of this
-# test's own on 127.0.0.1), the socket's group, up.
+# 2. The README's commands: .env with generated secrets (and ports of this test's own on
+# 127.0.0.1), the socket's group, up.
 deploy/docker/local-images.sh
-cp deploy/docker/compose.env.example .env
-sed -i -e "s/^API_TOKENS=.*/API_TOKENS=$token/" \
-  -e "s/^MINIO_ROOT_PASSWORD=.*/MINIO_ROOT_PASSWORD=$(openssl rand -hex 16)/" \
-  -e "s/^API_PORT=.*/API_PORT=$api_port/" -e "s/^PROXY_PORT=.*/PROXY_PORT=$proxy_port/" \
-  -e "s/^PUBLISH_ADDRESS=.*/PUBLISH_ADDRESS=127.0.0.1/" .env
-echo "PROXY_ADMIN_PORT=$admin_port" >>.env
+deploy/docker/compose-env.sh
+[[ $(stat -c %a .env) == 600 ]] || fail ".env is mode $(stat -c %a .env), not 600"
+sed -i -e "s/^PUBLISH_ADDRESS=.*/PUBLISH_ADDRESS=127.0.0.1/" .env
+token="$(sed -n 's/^API_TOKENS=//p' .env)"
+redis_password="$(sed -n 's/^REDIS_PASSWORD=//p' .env)"
+[[ ${#token} -ge 32 && ${#redis_password} -ge 32 ]] || fail "compose-env.sh left a secret empty"
 echo "DOCKER_SOCKET_HOST=$dir/docker.sock" >>.env
 export DOCKER_GID="$(stat -c %g "$dir/docker.sock")"
 
-up() { # up LABEL: `up -d --build`, timed; prints the seconds
-  local started=$SECONDS
-  "${compose[@]}" up -d --build >"$dir/up-$1.log" 2>&1 || {
-    tail -40 "$dir/up-$1.log" >&2
-    fail "up -d --build ($1) failed"
+# compose_log LABEL ARGS...: the compose command, its output in $dir/LABEL.log, timed; prints the
+# seconds.
+compose_log() {
+  local label="$1" started=$SECONDS
+  shift
+  "${compose[@]}" "$@" >"$dir/$label.log" 2>&1 || {
+    tail -40 "$dir/$label.log" >&2
+    fail "$* ($label) failed"
   }
   echo $((SECONDS - started))
 }
+
+# The images first (what `up --build` would build), and only then the ports: a port that was free
+# when picked is published by `up` minutes later, after the cold build, and by then any connect()
+# on this machine may have taken it as its ephemeral port ("address already in use").
+built="$(compose_log build-cold build)"
+read -r api_port proxy_port admin_port < <(python3 -c '
+import socket
+held = [socket.socket() for _ in range(3)]
+for s in held:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in held))')
+sed -i -e "s/^API_PORT=.*/API_PORT=$api_port/" -e "s/^PROXY_PORT=.*/PROXY_PORT=$proxy_port/" .env
+echo "PROXY_ADMIN_PORT=$admin_port" >>.env
+api="http://127.0.0.1:$api_port"
 
 # curl_json METHOD PATH [curl args...]: the body; fails on a transport error.
 api_call() {
@@ -103,9 +117,22 @@ site() { # the site's page through the proxy's published port
   curl -sS --max-time 30 -H "Host: $host" "http://127.0.0.1:$proxy_port/"
 }
 
-cold="$(up cold)"
-log "cold up -d --build: $cold s"
+cold="$(compose_log up-cold up -d --build)"
+cold=$((built + cold))
+log "cold up -d --build: $cold s (the build $built s)"
 wait_ready
+
+# Redis wants its password (redis-cli exits 0 on an error reply: its answer is what counts), and
+# the password is on no command line that ps shows.
+redis_container="$("${compose[@]}" ps -q redis)"
+answer="$(docker exec "$redis_container" env -u REDISCLI_AUTH redis-cli ping 2>&1 || true)"
+[[ $answer == *NOAUTH* ]] || fail "redis answered '$answer' to a client without the password"
+[[ $(docker exec "$redis_container" redis-cli ping) == PONG ]] ||
+  fail "redis refused its own password"
+if pgrep -a -f -- "$redis_password" >&2; then
+  fail "the Redis password is on the command line of the processes above"
+fi
+log "redis requires its password"
 
 # 3. A directory deployed as the CLI does it (a tar.gz upload); its build runs in a build container.
 mkdir -p "$dir/site"
@@ -140,11 +167,26 @@ page="$(site)"
 [[ $page == *'built by compose'* ]] || fail "the proxy served '$page' for $host"
 log "$host served through 127.0.0.1:$proxy_port"
 
-# 4. down and up again: Redis's AOF and the bucket live in volumes.
+# 4. The copy as a working tree has it: a build tree, node_modules, edits to docs and tests. None
+# of it is in the build context (.dockerignore), so the warm build makes the same images. Then
+# down and up again: Redis's AOF and the bucket live in volumes.
+platform_images=(deploy-platform/api-server:latest deploy-platform/s3-reverse-proxy:latest
+  deploy-platform/build-runner:latest)
+images_before="$(docker image inspect -f '{{.Id}}' "${platform_images[@]}")"
+mkdir -p build/asan node_modules/left-over
+head -c 1000000 /dev/urandom >build/asan/libdp_core.a
+echo 'module.exports = 1;' >node_modules/left-over/index.js
+echo "edited by compose-stack" >>README.md
+echo "// edited by compose-stack" >>libs/core/test/config_test.cpp
 "${compose[@]}" down >"$dir/down.log" 2>&1 || fail "down failed: $(tail -5 "$dir/down.log")"
 [[ -z $(docker ps -q) ]] || fail "containers still run after down: $(docker ps)"
-warm="$(up warm)"
+warm="$(compose_log up-warm up -d --build)"
 log "warm up -d --build: $warm s"
+context="$(grep -ho 'Sending build context to Docker daemon *[0-9.]*[kMG]*B' "$dir/up-warm.log" |
+  awk '{ print $NF }' | sort -u | paste -sd, -)"
+[[ $(docker image inspect -f '{{.Id}}' "${platform_images[@]}") == "$images_before" ]] ||
+  fail "the warm up --build made new images (build context ${context:-?}): $(cat "$dir/up-warm.log")"
+log "warm up --build kept the images (build context ${context:-?})"
 wait_ready
 [[ $(api_call GET /v1/projects/composed | field name) == composed ]] || fail "the project is gone"
 [[ $(api_call GET "/v1/deployments/$id" | field status) == ready ]] || fail "the deployment is gone"
@@ -171,4 +213,4 @@ for image in api-server s3-reverse-proxy; do
   [[ $out == *'no such file'* || $out == *'not found'* ]] ||
     fail "deploy-platform/$image: /bin/sh failed for another reason: $out"
 done
-log "PASS (cold $cold s, warm $warm s, ${compose[0]} $("${compose[0]}" version --short 2>/dev/null || true))"
+log "PASS (cold $cold s, warm $warm s, context ${context:-?}, ${compose[0]} $("${compose[0]}" version --short 2>/dev/null || true))"

@@ -10,6 +10,7 @@
 # userland proxy, which serves ports published on 127.0.0.1 (there are no iptables rules).
 # start leaves DIR/docker.sock; when the engine cannot run here (no dockerd, not root, or dockerd
 # does not come up) it writes the reason to DIR/skip and exits 0, so that the tests skip with it.
+# start refuses a DIR whose dockerd still runs (another test run of the same build tree).
 # stop kills dockerd and its containerd, unmounts what they left and removes DIR.
 set -euo pipefail
 
@@ -17,7 +18,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 test_image=deploy-platform-test/build-runner:asan
 
 usage() {
-  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -70,6 +71,13 @@ dir="${2:-}"
 case "$cmd" in
   start)
     binary="${3:-}"
+    # Starting over would delete the data root under a running engine (its images' layers among
+    # it): refuse, loudly, when another run of this build tree still has its engine up here.
+    if [[ -f $dir/dockerd.pid ]] && kill -0 "$(cat "$dir/dockerd.pid")" 2>/dev/null; then
+      echo "docker-engine.sh: a dockerd (pid $(cat "$dir/dockerd.pid")) already runs in $dir:" \
+        "another test run of this build tree? Let it end, or: $0 stop $dir" >&2
+      exit 1
+    fi
     rm -rf "$dir"
     mkdir -p "$dir"
     command -v dockerd >/dev/null 2>&1 ||

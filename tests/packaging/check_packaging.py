@@ -186,6 +186,14 @@ def check_compose(src, helps, stages):
         problem(where, "redis does not run with --appendonly yes")
     if not any(str(v).endswith(":/data") for v in redis.get("volumes") or []):
         problem(where, "redis keeps no volume at /data")
+    # Redis has a password (from .env, never in the file), and every REDIS_URL carries it.
+    if "requirepass $REDIS_PASSWORD" not in json.dumps(redis.get("entrypoint", "")).replace("$$", "$"):
+        problem(where, "redis has no password (requirepass $REDIS_PASSWORD)")
+    for name, s in services.items():
+        env = s.get("environment") or {}
+        url = env.get("REDIS_URL") if isinstance(env, dict) else None
+        if url is not None and not url.startswith("redis://:${REDIS_PASSWORD:?"):
+            problem(f"{where} [{name}]", "REDIS_URL does not carry the required REDIS_PASSWORD")
     if not any("mc mb" in json.dumps(s.get("command", "")) + json.dumps(s.get("entrypoint", ""))
                for s in services.values()):
         problem(where, "nothing creates the bucket (mc mb)")

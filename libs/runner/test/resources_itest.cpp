@@ -81,23 +81,6 @@ std::string read_all(const fs::path& p) {
   return s.str();
 }
 
-// Processes whose command line contains `needle` (this machine's whole /proc).
-int processes_matching(const std::string& needle) {
-  int n = 0;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    auto name = e.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) {
-      continue;
-    }
-    auto cmd = read_all(e.path() / "cmdline");
-    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-    if (cmd.find(needle) != std::string::npos) {
-      ++n;
-    }
-  }
-  return n;
-}
-
 // Loop devices whose backing file lies under `dir`.
 int loops_under(const fs::path& dir) {
   int n = 0;
@@ -316,7 +299,7 @@ TEST_F(Resources, DaemonsLeftBehindAreKilled) {
       GTEST_SKIP() << "no cgroup can be made here: " << out.log;
     }
     ASSERT_EQ(out.report.outcome, build_outcome::ready) << out.report.error << "\n" << out.log;
-    EXPECT_EQ(processes_matching("sleep " + tag), 0) << "sandbox " << sandbox;
+    EXPECT_EQ(dp::test::processes_matching("sleep " + tag), 0) << "sandbox " << sandbox;
   }
   expect_nothing_left();
 }

@@ -3,6 +3,7 @@
 // hostile repository makes from a sibling build container, and what stops it. Where the docker
 // launcher does not stop an attack, the test shows the gap (docs/security.md, the docker rows).
 #include <signal.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 
@@ -23,24 +24,6 @@ std::string fixture(const std::string& name) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-// How many processes on this machine have `needle` in their command line.
-int processes_matching(const std::string& needle) {
-  int n = 0;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    auto name = e.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) {
-      continue;
-    }
-    std::ifstream in(e.path() / "cmdline");
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-    if (cmd.find(needle) != std::string::npos) {
-      ++n;
-    }
-  }
-  return n;
 }
 
 // What a test says when it fails (and prints with DP_HOSTILE_VERBOSE set).
@@ -365,10 +348,12 @@ TEST_F(DockerHostile, A4GiBAllocationIsStopped) {
 // every process in it go, and the next build runs.
 TEST_F(DockerHostile, ForkBombIsStoppedAndTheNextBuildRuns) {
   dp::test::git_repo repo(files{{"index.html", "<h1>site</h1>"}});
+  // This process's pid in the sleep: a run of this test from another build tree is no match.
+  auto sleep = fmt::format("sleep 9{}.44", ::getpid());
   auto out = build(
       repo,
-      [](dp::proto::project& p, dp::proto::job& j) {
-        p.build_command = "bomb() { bomb | bomb & }; bomb; sleep 4244";
+      [&](dp::proto::project& p, dp::proto::job& j) {
+        p.build_command = "bomb() { bomb | bomb & }; bomb; " + sleep;
         p.output_dir = ".";
         j.timeout_s = 20;  // the runner's limit in the container (the launcher's: 20 s + 30 s)
       },
@@ -376,7 +361,7 @@ TEST_F(DockerHostile, ForkBombIsStoppedAndTheNextBuildRuns) {
   // Failed: the shell could not fork its last command, or the runner's time limit ended it.
   EXPECT_EQ(out.deployment.status, dp::proto::deployment_status::failed) << describe(out);
   expect_container_gone(out.job);
-  EXPECT_EQ(processes_matching("sleep 4244"), 0);
+  EXPECT_EQ(dp::test::processes_matching(sleep), 0);
   auto next = build(repo, [](dp::proto::project& p, dp::proto::job&) {
     p.build_command = "true";
     p.output_dir = ".";
@@ -387,16 +372,17 @@ TEST_F(DockerHostile, ForkBombIsStoppedAndTheNextBuildRuns) {
 // Daemons a build leaves (setsid, nohup, a double fork) are dead when it ends.
 TEST_F(DockerHostile, DaemonsLeftBehindAreKilled) {
   dp::test::git_repo repo(files{{"index.html", "<h1>site</h1>"}});
-  auto out = build(repo, [](dp::proto::project& p, dp::proto::job&) {
-    p.build_command =
-        "setsid sleep 42451 > /dev/null 2>&1 < /dev/null & "
-        "nohup sleep 42452 > /dev/null 2>&1 < /dev/null & "
-        "(sleep 42453 > /dev/null 2>&1 < /dev/null &) ; true";
+  auto sleep = fmt::format("sleep 9{}.45", ::getpid());  // as in the fork bomb's test
+  auto out = build(repo, [&](dp::proto::project& p, dp::proto::job&) {
+    p.build_command = fmt::format(
+        "setsid {0}1 > /dev/null 2>&1 < /dev/null & nohup {0}2 > /dev/null 2>&1 < /dev/null & "
+        "({0}3 > /dev/null 2>&1 < /dev/null &) ; true",
+        sleep);
     p.output_dir = ".";
   });
   EXPECT_EQ(out.deployment.status, dp::proto::deployment_status::ready) << describe(out);
   expect_container_gone(out.job);
-  EXPECT_EQ(processes_matching("sleep 4245"), 0);
+  EXPECT_EQ(dp::test::processes_matching(sleep), 0);
 }
 
 }  // namespace

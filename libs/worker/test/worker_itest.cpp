@@ -130,12 +130,17 @@ TEST(worker_test, carries_on_after_a_redis_restart) {
 
 // ---- several worker processes ----
 
-dp::test::process_options node(const redis_server& server, const std::string& id,
+// A worker process whose builds' directories (TMPDIR is the process launcher's work root) go in
+// `work`, the test's own: one killed with SIGKILL leaves its build's directory behind, which only
+// `build-runner sweep` removes, and the fake build's sweep does nothing.
+dp::test::process_options node(const redis_server& server, const dp::test::temp_dir& work,
+                               const std::string& id,
                                std::map<std::string, std::string> extra = {}) {
   dp::test::process_options o;
   o.argv = {std::string(DP_WORKER_NODE)};
-  o.env = {{"REDIS_URL", server.url()},  {"KEY_PREFIX", prefix},   {"WORKER_ID", id},
-           {"FAKE_BUILD", fake_build()}, {"LEASE_TTL_MS", "1500"}, {"CONCURRENCY", "2"}};
+  o.env = {{"REDIS_URL", server.url()},     {"KEY_PREFIX", prefix},   {"WORKER_ID", id},
+           {"FAKE_BUILD", fake_build()},    {"LEASE_TTL_MS", "1500"}, {"CONCURRENCY", "2"},
+           {"TMPDIR", work.path().string()}};
   for (auto& [k, v] : extra) {
     o.env[k] = v;
   }
@@ -144,12 +149,13 @@ dp::test::process_options node(const redis_server& server, const std::string& id
 
 TEST(worker_test, a_killed_workers_job_runs_elsewhere_once) {
   redis_server server;
+  dp::test::temp_dir work("dp-worker-nodes");
   auto id = enqueue(server, "shop");
-  dp::test::child_process a(node(server, "a", {{"FAKE_SLEEP", "2"}}));
+  dp::test::child_process a(node(server, work, "a", {{"FAKE_SLEEP", "2"}}));
   ASSERT_TRUE(eventually([&] { return has_status(server, id, "building"); }));
   a.signal(SIGKILL);
   a.wait();
-  dp::test::child_process b(node(server, "b", {{"FAKE_SLEEP", "0"}}));
+  dp::test::child_process b(node(server, work, "b", {{"FAKE_SLEEP", "0"}}));
   ASSERT_TRUE(eventually([&] { return has_status(server, id, "ready"); }, 30s));
   EXPECT_EQ(get(server, id).attempt, 2);
   EXPECT_EQ(starts(server, id), 2);
@@ -162,12 +168,13 @@ TEST(worker_test, a_killed_workers_job_runs_elsewhere_once) {
 
 TEST(worker_test, a_lost_job_fails_after_the_last_attempt) {
   redis_server server;
+  dp::test::temp_dir work("dp-worker-nodes");
   auto id = enqueue(server, "shop");
-  dp::test::child_process a(node(server, "a", {{"FAKE_SLEEP", "30"}, {"MAX_ATTEMPTS", "1"}}));
+  dp::test::child_process a(node(server, work, "a", {{"FAKE_SLEEP", "30"}, {"MAX_ATTEMPTS", "1"}}));
   ASSERT_TRUE(eventually([&] { return has_status(server, id, "building"); }));
   a.signal(SIGKILL);
   a.wait();
-  dp::test::child_process b(node(server, "b", {{"MAX_ATTEMPTS", "1"}}));
+  dp::test::child_process b(node(server, work, "b", {{"MAX_ATTEMPTS", "1"}}));
   ASSERT_TRUE(eventually([&] { return has_status(server, id, "failed"); }, 30s));
   EXPECT_EQ(get(server, id).error, "worker lost; giving up after 1 attempts");
   EXPECT_EQ(starts(server, id), 1);
@@ -179,9 +186,10 @@ TEST(worker_test, a_lost_job_fails_after_the_last_attempt) {
 // on one worker waits on the other for the project's lock, and starts once the first is final.
 TEST(worker_test, two_workers_build_one_project_one_at_a_time) {
   redis_server server;
+  dp::test::temp_dir work("dp-worker-nodes");
   std::map<std::string, std::string> one_slot{{"CONCURRENCY", "1"}, {"FAKE_SLEEP", "2"}};
-  dp::test::child_process a(node(server, "a", one_slot));
-  dp::test::child_process b(node(server, "b", one_slot));
+  dp::test::child_process a(node(server, work, "a", one_slot));
+  dp::test::child_process b(node(server, work, "b", one_slot));
   auto first = enqueue(server, "shop");
   ASSERT_TRUE(eventually([&] { return has_status(server, first, "building"); }));
   auto second = enqueue(server, "shop");  // one slot each: the other worker takes it
@@ -199,13 +207,14 @@ TEST(worker_test, two_workers_build_one_project_one_at_a_time) {
 
 TEST(worker_test, fifty_jobs_three_workers_each_final_once) {
   redis_server server;
+  dp::test::temp_dir work("dp-worker-nodes");
   std::vector<std::string> ids;
   for (int i = 0; i < 50; ++i) {
     ids.push_back(enqueue(server, "p" + std::to_string(i)));
   }
   std::vector<std::unique_ptr<dp::test::child_process>> nodes;
   for (auto name : {"a", "b", "c"}) {
-    nodes.push_back(std::make_unique<dp::test::child_process>(node(server, name)));
+    nodes.push_back(std::make_unique<dp::test::child_process>(node(server, work, name)));
   }
   for (const auto& id : ids) {
     EXPECT_TRUE(eventually([&] { return has_status(server, id, "ready"); }, 60s)) << id;

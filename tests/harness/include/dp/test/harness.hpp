@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dp::test {
@@ -95,6 +96,10 @@ struct run_result {
 run_result run(std::vector<std::string> argv, std::map<std::string, std::string> env = {},
                std::filesystem::path cwd = {},
                std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+// How many processes on this machine have `needle` in their command line (its arguments joined by
+// spaces): what a test asserts is 0 to show that a build left no process behind.
+int processes_matching(std::string_view needle);
 
 // The port a binary bound, read from the "<name> listening" line it logs with LOG_FORMAT=json
 // (LOG_LEVEL info or lower): `field` ("listen", "admin") holds "host:port". Start the binary
