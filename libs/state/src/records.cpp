@@ -412,18 +412,23 @@ task<proto::project> records::get_project(std::string_view name) {
   co_return proto::project_from_hash(name, hash_from_reply(*r));
 }
 
-task<std::vector<std::string>> records::project_names() {
-  std::vector<std::string> command{"SMEMBERS", keys_.projects()};
+// The members of a set, sorted (SMEMBERS has no order).
+task<std::vector<std::string>> records::sorted_members(std::string key) {
+  std::vector<std::string> command{"SMEMBERS", std::move(key)};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
     co_return r.error();
   }
-  std::vector<std::string> names;
+  std::vector<std::string> members;
   for (const auto& e : r->elements()) {
-    names.push_back(e.as_string());
+    members.push_back(e.as_string());
   }
-  std::sort(names.begin(), names.end());
-  co_return names;
+  std::sort(members.begin(), members.end());
+  co_return members;
+}
+
+task<std::vector<std::string>> records::project_names() {
+  co_return co_await sorted_members(keys_.projects());
 }
 
 task<void> records::delete_project(std::string_view name) {
@@ -709,17 +714,7 @@ task<bool> records::mark_pruned(std::string_view id, std::string_view project) {
 }
 
 task<std::vector<std::string>> records::pruning() {
-  std::vector<std::string> command{"SMEMBERS", keys_.pruning()};
-  auto r = co_await redis_.exec(std::move(command));
-  if (!r) {
-    co_return r.error();
-  }
-  std::vector<std::string> ids;
-  for (const auto& e : r->elements()) {
-    ids.push_back(e.as_string());
-  }
-  std::sort(ids.begin(), ids.end());
-  co_return ids;
+  co_return co_await sorted_members(keys_.pruning());
 }
 
 task<void> records::pruned_files_removed(std::string_view id) {

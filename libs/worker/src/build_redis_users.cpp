@@ -79,6 +79,19 @@ task<std::string> build_redis_users::open(const proto::job& job) {
   co_return url.to_string();
 }
 
+task<build_end> run_container_build(build_redis_users* users, const config::environment& env,
+                                    const proto::job& job, container_launch launch) {
+  if (!users) {
+    co_return co_await launch(container_environment(env, job));
+  }
+  auto url = co_await users->open(job);
+  if (!url) {
+    co_return url.error();
+  }
+  auto end = co_await launch(container_environment(env, job, *url));
+  co_return co_await users->close(job, std::move(end));
+}
+
 task<build_end> build_redis_users::close(const proto::job& job, dp::result<build_end> end) {
   const auto& id = job.deployment_id;
   if (end && end->exit_code == exit_ready && !end->stopped) {

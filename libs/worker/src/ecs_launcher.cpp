@@ -96,21 +96,16 @@ class ecs_launcher final : public launcher {
   }
 
   task<build_end> run(const proto::job& job, stop_flag& stop) override {
-    if (!users_) {
-      co_return co_await launch(job, stop, container_environment(opts_.env, job));
-    }
     // The user's password goes into RunTask's overrides (DescribeTasks shows it), but it opens
     // this deployment's keys only, and only until the task has ended.
-    auto url = co_await users_->open(job);
-    if (!url) {
-      co_return url.error();
-    }
-    auto end = co_await launch(job, stop, container_environment(opts_.env, job, *url));
-    co_return co_await users_->close(job, std::move(end));
+    co_return co_await run_container_build(users_, opts_.env, job,
+                                           [this, &job, &stop](auto environment) {
+                                             return launch(job, stop, std::move(environment));
+                                           });
   }
 
   task<build_end> launch(const proto::job& job, stop_flag& stop,
-                         const std::vector<std::pair<std::string, std::string>>& environment) {
+                         std::vector<std::pair<std::string, std::string>> environment) {
     using namespace asio::experimental::awaitable_operators;
     json::array env;
     for (const auto& [k, v] : environment) {

@@ -153,7 +153,11 @@ TEST_F(DockerEngine, ContainerBuildsShareTheBuildCacheThroughTheStore) {
   auto worker = start_worker("w-cache");
   auto ended = [&](const std::string& id) {
     return eventually(
-        [&] { return has_status(redis_, id, "ready") || has_status(redis_, id, "failed"); }, 300s);
+        [&] {
+          return status_is(id, dp::proto::deployment_status::ready) ||
+                 status_is(id, dp::proto::deployment_status::failed);
+        },
+        300s);
   };
   ASSERT_TRUE(ended(first.deployment_id));
   auto d1 = get(redis_, first.deployment_id);

@@ -145,6 +145,7 @@ class records {
                                            const proto::hash_fields& fields,
                                            std::optional<std::string> error,
                                            const std::vector<proto::deployment_status>& from);
+  task<std::vector<std::string>> sorted_members(std::string key);
 
   redis::client& redis_;
   proto::keys keys_;

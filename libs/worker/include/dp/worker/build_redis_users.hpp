@@ -7,9 +7,11 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <functional>
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "dp/core/config.hpp"
@@ -66,5 +68,15 @@ class build_redis_users {
   proto::keys keys_;
   config::redis_url container_url_;
 };
+
+// A container build (docker, ECS) from start to end: `launch` starts the container with the
+// environment it is given (container_environment of `env` and the job) and returns its end. With
+// `users` the container logs in as the deployment's own Redis user, made before and deleted after
+// (close makes a successful build live); without (BUILD_REDIS_USER=shared) it gets the launcher's
+// REDIS_URL.
+using container_launch =
+    std::function<task<build_end>(std::vector<std::pair<std::string, std::string>>)>;
+task<build_end> run_container_build(build_redis_users* users, const config::environment& env,
+                                    const proto::job& job, container_launch launch);
 
 }  // namespace dp::worker
