@@ -962,6 +962,15 @@ struct runner::impl {
                             fmt::format("the output directory {} holds no file to publish",
                                         out->dir.lexically_relative(repo).string())};
     }
+    // It still goes live (an API or assets-only output is a site too), but a site whose home
+    // page is missing has most likely been looked for in the wrong directory.
+    if (std::none_of(files.begin(), files.end(),
+                     [](const buildplan::output_file& f) { return f.key == "index.html"; })) {
+      say(
+          fmt::format("warning: the output directory {} has no index.html: the site's home page "
+                      "(/) will answer 404; set output_dir if the site is built elsewhere",
+                      settings.output_dir->value));
+    }
     say(fmt::format("validated {} files, {}", files.size(), human_bytes(report.bytes)));
     timed("validate", start);
 

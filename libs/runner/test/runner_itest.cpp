@@ -262,6 +262,7 @@ TEST_F(Runner, NoDependencyProjectGoesLive) {
   auto lines = out.all_lines();
   EXPECT_NE(lines.find("built 2 files"), std::string::npos);
   EXPECT_NE(lines.find("output directory: dist"), std::string::npos);
+  EXPECT_EQ(lines.find("has no index.html"), std::string::npos);
   // Nothing to install: npm is not started for it.
   EXPECT_NE(lines.find("install: skipped (package.json declares no dependencies"),
             std::string::npos);
@@ -463,6 +464,19 @@ fs.writeFileSync('dist/.deployment.json', '{}');
   EXPECT_TRUE(m->files.contains("index.html"));
   EXPECT_EQ(read_object(dp::proto::output_key(out.record.id, "passwd")).find("root:"),
             std::string::npos);
+}
+
+// An output without index.html still goes live, with a warning that names the directory.
+TEST_F(Runner, OutputWithoutAnIndexIsWarnedAbout) {
+  auto out = build(project(R"(
+const fs = require('fs');
+fs.mkdirSync('dist', {recursive: true});
+fs.writeFileSync('dist/about.html', 'about');
+)"));
+  ASSERT_EQ(out.report.outcome, build_outcome::ready) << out.report.error << out.all_lines();
+  auto lines = out.all_lines();
+  EXPECT_NE(lines.find("warning: the output directory dist has no index.html"), std::string::npos)
+      << lines;
 }
 
 // The build sleeps for months: it ends only because the cancel request stopped every process.
