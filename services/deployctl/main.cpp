@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <functional>
 
 #include "dp/cli/args.hpp"
 #include "dp/cli/run.hpp"
@@ -21,6 +22,24 @@ dp::config::setting optional_flag(std::string flag, std::optional<std::string>* 
             if (!v.empty()) {
               *target = std::string(v);
             }
+            return std::nullopt;
+          }};
+}
+
+// A switch (--name, --name=false) whose value is given to `set` only when it appears.
+dp::config::setting switch_flag(std::string flag, std::string help, std::function<void(bool)> set) {
+  return {.flag = std::move(flag),
+          .help = std::move(help),
+          .is_switch = true,
+          .apply = [set = std::move(set)](std::string_view v) -> std::optional<std::string> {
+            if (v.empty()) {
+              return std::nullopt;
+            }
+            bool b = false;
+            if (auto err = dp::config::parse_bool(v, b)) {
+              return err;
+            }
+            set(b);
             return std::nullopt;
           }};
 }
@@ -55,35 +74,13 @@ int main(int argc, char** argv) {
   parser.add(optional_flag("--project", &flags.project,
                            "deploy, ls: the project (deploy: default from the URL or directory)"));
   parser.add(optional_flag("--ref", &flags.ref, "deploy: branch, tag or commit of a git URL"));
-  parser.add({.flag = "--follow",
-              .help = "deploy, logs: stream the logs to the end (--follow=false: do not); deploy "
-                      "follows by default when stdout is a terminal",
-              .is_switch = true,
-              .apply = [&](std::string_view v) -> std::optional<std::string> {
-                if (v.empty()) {
-                  return std::nullopt;
-                }
-                bool b = false;
-                if (auto err = dp::config::parse_bool(v, b)) {
-                  return err;
-                }
-                flags.follow = b;
-                return std::nullopt;
-              }});
-  parser.add({.flag = "--no-cache",
-              .help = "deploy: build without restoring the project's build cache",
-              .is_switch = true,
-              .apply = [&](std::string_view v) -> std::optional<std::string> {
-                if (v.empty()) {
-                  return std::nullopt;
-                }
-                bool b = false;
-                if (auto err = dp::config::parse_bool(v, b)) {
-                  return err;
-                }
-                flags.no_cache = b;
-                return std::nullopt;
-              }});
+  parser.add(
+      switch_flag("--follow",
+                  "deploy, logs: stream the logs to the end (--follow=false: do not); deploy "
+                  "follows by default when stdout is a terminal",
+                  [&](bool b) { flags.follow = b; }));
+  parser.add(switch_flag("--no-cache", "deploy: build without restoring the project's build cache",
+                         [&](bool b) { flags.no_cache = b; }));
   auto outcome = parser.parse(argc, argv, dp::config::environment_from(environ));
   if (!outcome.run) {
     return outcome.exit_code;

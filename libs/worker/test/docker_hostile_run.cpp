@@ -113,6 +113,16 @@ class DockerHostile : public DockerEngine {
     EXPECT_EQ(engine_.containers("dp.deployment=" + job.deployment_id), std::vector<std::string>{});
   }
 
+  // A build whose checkout was swapped for the container's "/" (output_dir "etc"): it said so,
+  // failed, stored nothing of /etc, and its container is gone.
+  void expect_swap_published_nothing(const outcome& out) const {
+    EXPECT_NE(out.log.find("swapped"), std::string::npos) << describe(out);
+    EXPECT_EQ(out.deployment.status, dp::proto::deployment_status::failed) << describe(out);
+    EXPECT_FALSE(stored(out.job, "passwd")) << describe(out);
+    EXPECT_FALSE(stored(out.job, "hostname")) << describe(out);
+    expect_container_gone(out.job);
+  }
+
   int builds_ = 0;
 };
 
@@ -124,11 +134,7 @@ TEST_F(DockerHostile, BuildCommandSwapsTheCheckoutForRoot) {
     p.build_command = "sh swap.sh src";
     p.output_dir = "etc";
   });
-  EXPECT_NE(out.log.find("swapped"), std::string::npos) << describe(out);
-  EXPECT_EQ(out.deployment.status, dp::proto::deployment_status::failed) << describe(out);
-  EXPECT_FALSE(stored(out.job, "passwd")) << describe(out);
-  EXPECT_FALSE(stored(out.job, "hostname")) << describe(out);
-  expect_container_gone(out.job);
+  expect_swap_published_nothing(out);
 }
 
 // The same swap from an npm lifecycle script (postprepare, the last one npm install runs).
@@ -142,11 +148,7 @@ TEST_F(DockerHostile, NpmScriptSwapsTheCheckoutForRoot) {
     p.build_command = "true";
     p.output_dir = "etc";
   });
-  EXPECT_NE(out.log.find("swapped"), std::string::npos) << describe(out);
-  EXPECT_EQ(out.deployment.status, dp::proto::deployment_status::failed) << describe(out);
-  EXPECT_FALSE(stored(out.job, "passwd")) << describe(out);
-  EXPECT_FALSE(stored(out.job, "hostname")) << describe(out);
-  expect_container_gone(out.job);
+  expect_swap_published_nothing(out);
 }
 
 // What the build reads of its container: its environment, every process's environ and cmdline,
