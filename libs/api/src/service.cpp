@@ -214,6 +214,8 @@ http::router service::routes() {
   s.add(r, m::delete_, "/v1/projects/{name}", access::token, &i::delete_project);
   s.add(r, m::delete_, "/v1/projects/{name}/cache", access::token, &i::delete_cache);
   s.add(r, m::get, "/v1/projects/{name}/deployments", access::token, &i::list_deployments);
+  s.add(r, m::post, "/v1/projects/{name}/deployments", access::token,
+        &i::create_project_deployment);
   s.add(r, m::post, "/v1/projects/{name}/promote", access::token, &i::promote);
   s.add(r, m::post, "/v1/deployments", access::token, &i::create_deployment,
         {.body_limit = s.opts_.source_max_bytes});
