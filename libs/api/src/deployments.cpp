@@ -19,6 +19,8 @@ namespace {
 
 constexpr int create_attempts = 5;
 constexpr size_t json_body_limit = 1024 * 1024;
+// The records one filtered page of a deployment list reads at most.
+constexpr int64_t filter_scan_limit = 1000;
 
 }  // namespace
 
@@ -276,27 +278,64 @@ asio::awaitable<response> service::impl::list_deployments(http::request& req) {
   if (!limit || !offset) {
     co_return error(!limit ? limit.error() : offset.error());
   }
+  // Filters: branch, target, status. The cursor is a position among all of the project's
+  // deployments (newest first), so a filtered page reads on until it has `limit` matches or has
+  // looked at filter_scan_limit records.
+  auto branch = req.query("branch");
+  auto target_text = req.query("target");
+  auto status_text = req.query("status");
+  std::optional<proto::deployment_target> target;
+  std::optional<deployment_status> status;
+  if (target_text && !(target = proto::parse_deployment_target(*target_text))) {
+    co_return error(dp::errc::invalid_argument,
+                    "query parameter 'target' must be production or preview");
+  }
+  if (status_text && !(status = proto::parse_deployment_status(*status_text))) {
+    co_return error(dp::errc::invalid_argument,
+                    "query parameter 'status' must be one of queued, cloning, installing, "
+                    "building, uploading, ready, failed, canceled");
+  }
+  bool filtered = branch || target || status;
+  auto matches = [&](const proto::deployment& d) {
+    return (!branch || d.branch.value_or("") == *branch) && (!target || d.target == *target) &&
+           (!status || d.status == *status);
+  };
   auto total = co_await records_.deployment_count(p->name);
-  auto ids = co_await records_.deployment_ids(p->name, *offset, *limit);
-  if (!total || !ids) {
-    co_return error(!total ? total.error() : ids.error());
+  if (!total) {
+    co_return error(total.error());
   }
   json::array out;
-  for (const auto& id : *ids) {
-    auto d = co_await records_.get_deployment(id);
-    if (d) {
-      out.push_back(deployment_json(*d));
-    } else if (!d.error().is(dp::errc::not_found)) {
-      co_return error(d.error());
+  int64_t next = *offset;
+  int64_t scanned = 0;
+  while (static_cast<int64_t>(out.size()) < *limit && next < *total &&
+         (scanned == 0 || (filtered && scanned < filter_scan_limit))) {
+    int64_t batch = filtered ? std::max<int64_t>(*limit, 50) : *limit;
+    auto ids = co_await records_.deployment_ids(p->name, next, batch);
+    if (!ids) {
+      co_return error(ids.error());
+    }
+    if (ids->empty()) {
+      break;
+    }
+    for (const auto& id : *ids) {
+      ++next;
+      ++scanned;
+      auto d = co_await records_.get_deployment(id);
+      if (d && matches(*d)) {
+        out.push_back(deployment_json(*d));
+        if (static_cast<int64_t>(out.size()) == *limit) {
+          break;
+        }
+      } else if (!d && !d.error().is(dp::errc::not_found)) {
+        co_return error(d.error());
+      }
     }
   }
-  int64_t next = *offset + static_cast<int64_t>(ids->size());
+  bool more = *limit > 0 && next < *total;
   co_return http::json_response(
-      200, json::object{
-               {"deployments", std::move(out)},
-               {"total", *total},
-               {"next_cursor", next < *total && !ids->empty() ? json::value(std::to_string(next))
-                                                              : json::value(nullptr)}});
+      200, json::object{{"deployments", std::move(out)},
+                        {"total", *total},
+                        {"next_cursor", more ? json::value(std::to_string(next)) : nullptr}});
 }
 
 asio::awaitable<response> service::impl::cancel_deployment(http::request& req) {

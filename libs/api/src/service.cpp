@@ -22,6 +22,12 @@ json::value service::impl::deployment_json(const proto::deployment& d) const {
   auto& o = v.as_object();
   o["url"] = d.alias ? json::value(site_url(opts_.site, *d.alias)) : json::value(nullptr);
   o["alias_url"] = site_url(opts_.site, d.project);
+  // The branch and pull-request sites go-live points at it (while no newer build took them).
+  json::array previews;
+  for (const auto& label : state::preview_aliases(d)) {
+    previews.push_back(json::value(site_url(opts_.site, label)));
+  }
+  o["preview_urls"] = std::move(previews);
   return v;
 }
 
