@@ -165,4 +165,23 @@ TEST_F(Previews, ProductionBranchGoesLiveAndAnotherBranchGetsAPreview) {
             "invalid_argument");
 }
 
+// A project without a production branch builds the remote's default on a deploy without one,
+// and learns that branch's name from the clone.
+TEST_F(Previews, ADefaultBranchBuildTeachesTheProductionBranch) {
+  dp::test::git_repo repo(site);
+  call("POST", "/v1/projects",
+       json::serialize(json::object{{"name", "blog"}, {"git_url", repo.url()}}), 201);
+  auto d = call("POST", "/v1/projects/blog/deployments", {}, 202).as_object();
+  EXPECT_EQ(d.at("target").as_string(), "production");
+  EXPECT_TRUE(d.at("branch").is_null());
+  auto done = finished(std::string(d.at("id").as_string()));
+  ASSERT_EQ(done.at("status").as_string(), "ready") << json::serialize(done);
+  EXPECT_EQ(done.at("branch").as_string(), "main");
+  EXPECT_TRUE(dp::test::eventually([&] {
+    auto p = call("GET", "/v1/projects/blog");
+    return p.as_object().at("production_branch") == "main";
+  }));
+  EXPECT_EQ(page("blog"), "main page undefined");
+}
+
 }  // namespace

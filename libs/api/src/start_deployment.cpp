@@ -92,8 +92,9 @@ asio::awaitable<dp::result<proto::deployment>> start_git_deployment(state::recor
       // Known from the start; a container build reads it back (job_from_deployment).
       d.cache = "off";
     }
-    auto created = co_await records.create_deployment(
-        d, job_for(p, d, source.no_cache, options.build_timeout_s));
+    // A named job: g++ 12 mishandles a temporary argument of a co_await.
+    auto job = job_for(p, d, source.no_cache, options.build_timeout_s);
+    auto created = co_await records.create_deployment(d, job);
     if (!created) {
       // A taken immutable alias: another id.
       if (!created.error().is(dp::errc::conflict) || attempt == create_attempts) {
@@ -116,7 +117,8 @@ asio::awaitable<dp::result<proto::deployment>> start_git_deployment(state::recor
 
 asio::awaitable<dp::result<bool>> remove_branch_preview(state::records& records,
                                                         std::string project, std::string branch) {
-  co_return co_await records.remove_preview_alias(project, dp::branch_alias(project, branch));
+  auto label = dp::branch_alias(project, branch);
+  co_return co_await records.remove_preview_alias(project, label);
 }
 
 asio::awaitable<dp::result<bool>> remove_pull_request_preview(state::records& records,

@@ -151,8 +151,8 @@ TEST_F(previews, start_git_deployment_and_remove_previews) {
                                    .commit_author = "Ada",
                                    .trigger = dp::proto::deployment_trigger::webhook,
                                    .default_branch = "trunk"};
-    co_return co_await dp::api::start_git_deployment(s_.records(), *p, src,
-                                                     dp::api::start_options{60});
+    dp::api::start_options so{60};
+    co_return co_await dp::api::start_git_deployment(s_.records(), *p, src, so);
   });
   ASSERT_TRUE(started) << started.error().message;
   // The forge's default branch became the production branch: trunk is production.
@@ -168,8 +168,8 @@ TEST_F(previews, start_git_deployment_and_remove_previews) {
     auto p = co_await s_.records().get_project("blog");
     dp::api::deployment_source src{
         .branch = "trunk", .pull_request = 12, .trigger = dp::proto::deployment_trigger::webhook};
-    co_return co_await dp::api::start_git_deployment(s_.records(), *p, src,
-                                                     dp::api::start_options{60});
+    dp::api::start_options so{60};
+    co_return co_await dp::api::start_git_deployment(s_.records(), *p, src, so);
   });
   ASSERT_TRUE(pr);
   EXPECT_EQ(pr->target, deployment_target::preview);  // a pull request is always a preview
