@@ -102,14 +102,18 @@ asio::awaitable<dp::result<proto::deployment>> start_git_deployment(state::recor
       }
       continue;
     }
-    auto superseded = co_await records.cancel_superseded(d, p.cancel_superseded);
-    if (!superseded) {
-      // The deployment exists; the worker's own supersede check still cancels queued ones.
-      dp::log::warn("cannot cancel the deployments a new one supersedes",
-                    {{"deployment", d.id}, {"error", superseded.error()}});
-    } else if (!superseded->empty()) {
-      dp::log::info("deployments superseded",
-                    {{"deployment", d.id}, {"count", static_cast<int64_t>(superseded->size())}});
+    // The branch's queued deployments never start (the worker cancels them); its running build
+    // is stopped too unless the project keeps it.
+    if (p.cancel_superseded) {
+      auto stopped = co_await records.cancel_superseded(d);
+      if (!stopped) {
+        // The deployment exists: refusing it now would hide it from the caller.
+        dp::log::warn("cannot stop the builds a new deployment supersedes",
+                      {{"deployment", d.id}, {"error", stopped.error()}});
+      } else if (!stopped->empty()) {
+        dp::log::info("superseded builds asked to stop",
+                      {{"deployment", d.id}, {"count", static_cast<int64_t>(stopped->size())}});
+      }
     }
     co_return d;
   }

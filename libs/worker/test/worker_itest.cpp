@@ -93,7 +93,7 @@ TEST(worker_test, a_newer_push_cancels_its_branchs_running_build) {
   auto canceled = run_sync<std::vector<std::string>>(
       server, [&](dp::state::records& records) -> asio::awaitable<std::vector<std::string>> {
         auto d = co_await records.get_deployment(newer);
-        auto r = co_await records.cancel_superseded(*d, true);
+        auto r = co_await records.cancel_superseded(*d);
         co_return r ? *r : std::vector<std::string>{};
       });
   EXPECT_EQ(canceled, std::vector<std::string>{running});
