@@ -76,7 +76,7 @@ TEST_F(previews, go_live_sets_branch_and_pull_request_aliases_never_production) 
     pr.pull_request = 7;
     pr = co_await recorded(s, pr);
     auto live = co_await s.go_live(pr);
-    ASSERT_TRUE(live) << live.error().message;
+    CO_ASSERT_TRUE(live);
     EXPECT_TRUE(live->applied);
     EXPECT_EQ(co_await resolve(s, "shop"), prod.id);  // production untouched
     EXPECT_EQ(co_await resolve(s, "shop--feature-x"), pr.id);
@@ -99,7 +99,7 @@ TEST_F(previews, branch_aliases_move_forward_only) {
     EXPECT_TRUE(co_await s.go_live(newer));
     // The older build finishes late: ready, and served at its immutable URL only.
     auto late = co_await s.go_live(older);
-    ASSERT_TRUE(late);
+    CO_ASSERT_TRUE(late);
     EXPECT_TRUE(late->applied);
     EXPECT_EQ(co_await resolve(s, "shop--feature-x"), newer.id);
     EXPECT_EQ(co_await resolve(s, *older.alias), older.id);
@@ -118,12 +118,12 @@ TEST_F(previews, never_set_on_another_projects_alias) {
     EXPECT_TRUE(co_await redis.exec(std::move(cmd)));
     auto ours = co_await recorded(s, make_deployment("shop", "feature/x"));
     auto live = co_await s.go_live(ours);
-    ASSERT_FALSE(live);
+    CO_ASSERT_TRUE(!(live));
     EXPECT_TRUE(live.error().is(dp::errc::conflict)) << live.error().message;
     EXPECT_EQ(co_await resolve(s, "shop--feature-x"), theirs.id);
     EXPECT_EQ((co_await s.get_deployment(ours.id))->status, deployment_status::ready);
     auto removed = co_await s.remove_preview_alias("shop", "shop--feature-x");
-    ASSERT_FALSE(removed);
+    CO_ASSERT_TRUE(!(removed));
     EXPECT_TRUE(removed.error().is(dp::errc::conflict));
     EXPECT_EQ(co_await resolve(s, "shop--feature-x"), theirs.id);
   });
@@ -140,7 +140,9 @@ TEST_F(previews, removing_an_alias_and_deleting_the_project) {
     EXPECT_FALSE(*co_await s.remove_preview_alias("shop", dp::pull_request_alias("shop", 3)));
     EXPECT_FALSE(co_await resolve(s, "shop--pr-3"));
     EXPECT_EQ(co_await resolve(s, "shop--feature-x"), d.id);
-    EXPECT_EQ(*co_await s.preview_labels("shop"), std::vector<std::string>{"shop--feature-x"});
+    auto left = co_await s.preview_labels("shop");
+    const std::vector<std::string> expected{"shop--feature-x"};
+    EXPECT_EQ(*left, expected);
     // Retention leaves what a preview alias serves.
     EXPECT_FALSE(*co_await s.mark_pruned(d.id, "shop"));
     EXPECT_TRUE(co_await s.delete_project("shop"));
@@ -173,10 +175,10 @@ TEST_F(previews, a_newer_deployment_supersedes_its_branch_only) {
     // The running build of the branch is asked to stop (its worker records canceled); the
     // queued one is the worker's to cancel before it starts.
     auto canceled = co_await s.cancel_superseded(x_new);
-    ASSERT_TRUE(canceled) << canceled.error().message;
+    CO_ASSERT_TRUE(canceled);
     EXPECT_EQ(*canceled, std::vector<std::string>{x_running.id});
     auto asked = co_await s.cancel_requested(x_running.id);
-    ASSERT_TRUE(asked && *asked);
+    CO_ASSERT_TRUE(asked && *asked);
     EXPECT_EQ((*asked)->reason, "superseded by " + x_new.id);
     EXPECT_EQ((co_await s.get_deployment(x_queued.id))->status, deployment_status::queued);
     EXPECT_FALSE(*co_await s.cancel_requested(x_queued.id));
