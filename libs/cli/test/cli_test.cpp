@@ -46,6 +46,28 @@ TEST(cli_args, deploy_branch) {
   EXPECT_NE(ls.error().message.find("ls does not take --branch"), std::string::npos);
 }
 
+TEST(cli_args, env) {
+  auto list = parse({"env", "shop"});
+  ASSERT_TRUE(list) << list.error().message;
+  EXPECT_EQ(list->what, verb::env);
+  EXPECT_EQ(list->target, "shop");
+  EXPECT_EQ(list->env_field, "env");
+  EXPECT_TRUE(list->env_changes.empty());
+  auto set = parse({"env", "shop", "API=https://staging", "OLD="}, {.target = "preview"});
+  ASSERT_TRUE(set) << set.error().message;
+  EXPECT_EQ(set->env_field, "preview_env");
+  ASSERT_EQ(set->env_changes.size(), 2u);
+  EXPECT_EQ(set->env_changes[0].first, "API");
+  EXPECT_EQ(set->env_changes[0].second, "https://staging");
+  EXPECT_EQ(set->env_changes[1].first, "OLD");
+  EXPECT_FALSE(set->env_changes[1].second);
+  EXPECT_FALSE(parse({"env"}));
+  EXPECT_FALSE(parse({"env", "shop", "=x"}));
+  EXPECT_FALSE(parse({"env", "shop", "NOEQUALS"}));
+  EXPECT_FALSE(parse({"env", "shop"}, {.target = "staging"}));
+  EXPECT_FALSE(parse({"ls"}, {.target = "preview"}));
+}
+
 TEST(cli_args, deploy_follows_by_default_on_a_terminal_only) {
   EXPECT_TRUE(parse({"deploy", "https://x/y"}, {}, true)->follow);
   EXPECT_FALSE(parse({"deploy", "https://x/y"}, {}, false)->follow);
@@ -283,8 +305,11 @@ TEST(cli_render, result_and_tables) {
   EXPECT_NE(preview_table.find("ready      preview    #7 feature/x"), std::string::npos)
       << preview_table;
   EXPECT_NE(preview_table.find("3f9c2a7d1e4b"), std::string::npos) << preview_table;
-  v.d = {.id = v.d.id, .project = "shop", .status = dp::proto::deployment_status::failed,
-         .created_at = 1'764'000'000'000, .finished_at = 1'764'000'009'000};
+  v.d = {.id = v.d.id,
+         .project = "shop",
+         .status = dp::proto::deployment_status::failed,
+         .created_at = 1'764'000'000'000,
+         .finished_at = 1'764'000'009'000};
 
   auto table = dp::cli::render_deployments({v}, v.d.id);
   EXPECT_NE(table.find("* 01jh5k7q3x9m2c8r4t6v0w1y3z failed"), std::string::npos) << table;
