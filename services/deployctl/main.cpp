@@ -73,7 +73,10 @@ int main(int argc, char** argv) {
               }});
   parser.add(optional_flag("--project", &flags.project,
                            "deploy, ls: the project (deploy: default from the URL or directory)"));
-  parser.add(optional_flag("--ref", &flags.ref, "deploy: branch, tag or commit of a git URL"));
+  parser.add(optional_flag("--branch", &flags.branch,
+                           "deploy: the branch of a git URL to build (production for the "
+                           "project's production branch, else a preview)"));
+  parser.add(optional_flag("--ref", &flags.ref, "deploy: the older name of --branch"));
   parser.add(
       switch_flag("--follow",
                   "deploy, logs: stream the logs to the end (--follow=false: do not); deploy "

@@ -9,6 +9,7 @@
 #include "dp/proto/storage_layout.hpp"
 #include "dp/state/logbook.hpp"
 #include "service_impl.hpp"
+#include "start_deployment.hpp"
 
 namespace dp::api {
 
@@ -18,6 +19,8 @@ namespace {
 
 constexpr int create_attempts = 5;
 constexpr size_t json_body_limit = 1024 * 1024;
+// The records one filtered page of a deployment list reads at most.
+constexpr int64_t filter_scan_limit = 1000;
 
 }  // namespace
 
@@ -34,67 +37,35 @@ asio::awaitable<dp::result<void>> service::impl::remove_deployment(const proto::
   co_return co_await records_.delete_deployment(d);
 }
 
-asio::awaitable<dp::result<proto::deployment>> service::impl::deploy(const proto::project& p,
-                                                                     std::optional<std::string> ref,
-                                                                     const std::string* archive,
-                                                                     bool no_cache) {
-  if (!ref) {
-    ref = p.branch;
-  }
-  if (!archive && p.git_url.empty()) {
-    co_return dp::make_error(dp::errc::conflict,
-                             "project '{}' has no git URL (it was deployed from a directory): "
-                             "upload a directory again or PATCH a git_url",
-                             p.name);
-  }
+asio::awaitable<dp::result<proto::deployment>> service::impl::deploy_archive(
+    const proto::project& p, const std::string& archive, bool no_cache,
+    proto::deployment_trigger trigger) {
   for (int attempt = 1;; ++attempt) {
     proto::deployment d;
     d.id = dp::new_deployment_id();
     d.project = p.name;
-    d.git_url = archive ? std::string() : p.git_url;
-    d.ref = archive ? std::nullopt : ref;
     d.created_at = state::now_ms();
-    if (archive) {
-      d.source_bytes = static_cast<int64_t>(archive->size());
-    }
+    d.source_bytes = static_cast<int64_t>(archive.size());
+    d.trigger = trigger;
     if (no_cache) {
       // Known from the start; a container build reads it back (job_from_deployment).
       d.cache = "off";
     }
-    proto::job j{.deployment_id = d.id,
-                 .project = p.name,
-                 .git_url = d.git_url,
-                 .ref = d.ref,
-                 .root_dir = p.root_dir,
-                 .install_command = p.install_command,
-                 .build_command = p.build_command,
-                 .output_dir = p.output_dir,
-                 .env = p.env,
-                 .attempt = 1,
-                 .timeout_s = opts_.build_timeout_s,
-                 .enqueued_at = d.created_at,
-                 .mode = p.mode,
-                 .install_scripts = p.install_scripts,
-                 .no_cache = no_cache,
-                 .production_branch = p.branch};
-    if (archive) {
-      j.source_archive = proto::source_archive_key(d.id);
-      storage::put_options po;
-      po.content_type = "application/gzip";
-      auto stored = co_await storage_->put_buffer(*j.source_archive, *archive, std::move(po));
-      if (!stored) {
-        co_return stored.error();
-      }
+    proto::job j = job_for(p, d, no_cache, opts_.build_timeout_s);
+    j.source_archive = proto::source_archive_key(d.id);
+    storage::put_options po;
+    po.content_type = "application/gzip";
+    auto stored = co_await storage_->put_buffer(*j.source_archive, archive, std::move(po));
+    if (!stored) {
+      co_return stored.error();
     }
     auto r = co_await records_.create_deployment(d, j);
     if (r) {
       co_return d;
     }
-    if (archive) {
-      if (auto removed = co_await storage_->remove(*j.source_archive); !removed) {
-        dp::log::warn("cannot remove the archive of a deployment not created",
-                      {{"key", *j.source_archive}, {"error", removed.error()}});
-      }
+    if (auto removed = co_await storage_->remove(*j.source_archive); !removed) {
+      dp::log::warn("cannot remove the archive of a deployment not created",
+                    {{"key", *j.source_archive}, {"error", removed.error()}});
     }
     if (!r.error().is(dp::errc::conflict) || attempt == create_attempts) {
       co_return r.error();
@@ -170,7 +141,27 @@ asio::awaitable<response> service::impl::create_deployment(http::request& req) {
   if (!p) {
     co_return error(p.error());
   }
-  auto d = co_await deploy(*p, in->ref, nullptr, in->no_cache);
+  co_return co_await deploy_git(std::move(*p), std::move(*in));
+}
+
+asio::awaitable<response> service::impl::create_project_deployment(http::request& req) {
+  auto name = req.param("name");
+  auto in = parse_deploy_request(req.body(), opts_.allowed_git_protocols, std::string(name));
+  if (!in) {
+    co_return error(in.error());
+  }
+  auto p = co_await find_project(name);
+  if (!p) {
+    co_return error(p.error());
+  }
+  co_return co_await deploy_git(std::move(*p), std::move(*in));
+}
+
+asio::awaitable<response> service::impl::deploy_git(proto::project p, deploy_request in) {
+  deployment_source source{
+      .branch = in.branch, .commit = in.commit, .trigger = in.trigger, .no_cache = in.no_cache};
+  auto d = co_await start_git_deployment(records_, std::move(p), std::move(source),
+                                         start_options{opts_.build_timeout_s});
   if (!d) {
     co_return error(d.error());
   }
@@ -221,7 +212,16 @@ asio::awaitable<response> service::impl::create_from_archive(http::request& req)
   if (no_cache && *no_cache != "true" && *no_cache != "false") {
     co_return error(dp::errc::invalid_argument, "query parameter 'no_cache' must be true or false");
   }
-  auto d = co_await deploy(*p, std::nullopt, &body, no_cache && *no_cache == "true");
+  auto trigger = proto::deployment_trigger::api;
+  if (auto t = req.query("trigger")) {
+    auto parsed = parse_request_trigger(*t);
+    if (!parsed) {
+      co_return error(dp::errc::invalid_argument,
+                      "query parameter 'trigger' must be api, cli or dashboard");
+    }
+    trigger = *parsed;
+  }
+  auto d = co_await deploy_archive(*p, body, no_cache && *no_cache == "true", trigger);
   if (!d) {
     co_return error(d.error());
   }
@@ -239,7 +239,8 @@ asio::awaitable<response> service::impl::legacy_project(http::request& req) {
   if (!p) {
     co_return error(p.error());
   }
-  auto d = co_await deploy(*p, std::nullopt);
+  auto d = co_await start_git_deployment(records_, *p, deployment_source{},
+                                         start_options{opts_.build_timeout_s});
   if (!d) {
     co_return error(d.error());
   }
@@ -277,27 +278,64 @@ asio::awaitable<response> service::impl::list_deployments(http::request& req) {
   if (!limit || !offset) {
     co_return error(!limit ? limit.error() : offset.error());
   }
+  // Filters: branch, target, status. The cursor is a position among all of the project's
+  // deployments (newest first), so a filtered page reads on until it has `limit` matches or has
+  // looked at filter_scan_limit records.
+  auto branch = req.query("branch");
+  auto target_text = req.query("target");
+  auto status_text = req.query("status");
+  std::optional<proto::deployment_target> target;
+  std::optional<deployment_status> status;
+  if (target_text && !(target = proto::parse_deployment_target(*target_text))) {
+    co_return error(dp::errc::invalid_argument,
+                    "query parameter 'target' must be production or preview");
+  }
+  if (status_text && !(status = proto::parse_deployment_status(*status_text))) {
+    co_return error(dp::errc::invalid_argument,
+                    "query parameter 'status' must be one of queued, cloning, installing, "
+                    "building, uploading, ready, failed, canceled");
+  }
+  bool filtered = branch || target || status;
+  auto matches = [&](const proto::deployment& d) {
+    return (!branch || d.branch.value_or("") == *branch) && (!target || d.target == *target) &&
+           (!status || d.status == *status);
+  };
   auto total = co_await records_.deployment_count(p->name);
-  auto ids = co_await records_.deployment_ids(p->name, *offset, *limit);
-  if (!total || !ids) {
-    co_return error(!total ? total.error() : ids.error());
+  if (!total) {
+    co_return error(total.error());
   }
   json::array out;
-  for (const auto& id : *ids) {
-    auto d = co_await records_.get_deployment(id);
-    if (d) {
-      out.push_back(deployment_json(*d));
-    } else if (!d.error().is(dp::errc::not_found)) {
-      co_return error(d.error());
+  int64_t next = *offset;
+  int64_t scanned = 0;
+  while (static_cast<int64_t>(out.size()) < *limit && next < *total &&
+         (scanned == 0 || (filtered && scanned < filter_scan_limit))) {
+    int64_t batch = filtered ? std::max<int64_t>(*limit, 50) : *limit;
+    auto ids = co_await records_.deployment_ids(p->name, next, batch);
+    if (!ids) {
+      co_return error(ids.error());
+    }
+    if (ids->empty()) {
+      break;
+    }
+    for (const auto& id : *ids) {
+      ++next;
+      ++scanned;
+      auto d = co_await records_.get_deployment(id);
+      if (d && matches(*d)) {
+        out.push_back(deployment_json(*d));
+        if (static_cast<int64_t>(out.size()) == *limit) {
+          break;
+        }
+      } else if (!d && !d.error().is(dp::errc::not_found)) {
+        co_return error(d.error());
+      }
     }
   }
-  int64_t next = *offset + static_cast<int64_t>(ids->size());
+  bool more = *limit > 0 && next < *total;
   co_return http::json_response(
-      200, json::object{
-               {"deployments", std::move(out)},
-               {"total", *total},
-               {"next_cursor", next < *total && !ids->empty() ? json::value(std::to_string(next))
-                                                              : json::value(nullptr)}});
+      200, json::object{{"deployments", std::move(out)},
+                        {"total", *total},
+                        {"next_cursor", more ? json::value(std::to_string(next)) : nullptr}});
 }
 
 asio::awaitable<response> service::impl::cancel_deployment(http::request& req) {

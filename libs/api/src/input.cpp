@@ -123,12 +123,16 @@ dp::result<void> apply_project_fields(proto::project& p, const json::object& o,
     }
     p.root_dir = root_dir->value;
   }
+  if (o.contains("branch") && o.contains("production_branch")) {
+    return bad("give 'production_branch' or its older name 'branch', not both");
+  }
   struct nullable {
     std::string_view name;
     std::optional<std::string>* target;
   };
   for (auto [name, target] :
-       {nullable{"branch", &p.branch}, nullable{"install_command", &p.install_command},
+       {nullable{"production_branch", &p.production_branch},
+        nullable{"branch", &p.production_branch}, nullable{"install_command", &p.install_command},
         nullable{"build_command", &p.build_command}, nullable{"output_dir", &p.output_dir}}) {
     auto f = get_string(o, name, true);
     if (!f) {
@@ -142,7 +146,7 @@ dp::result<void> apply_project_fields(proto::project& p, const json::object& o,
       continue;
     }
     dp::result<void> ok;
-    if (name == "branch") {
+    if (name == "branch" || name == "production_branch") {
       ok = check_ref(name, f->value);
     } else if (name == "output_dir") {
       ok = check_dir(name, f->value);
@@ -193,22 +197,38 @@ dp::result<void> apply_project_fields(proto::project& p, const json::object& o,
     }
     p.install_scripts = it->value().as_bool();
   }
-  if (auto it = o.find("env"); it != o.end()) {
+  if (auto it = o.find("cancel_superseded"); it != o.end()) {
+    if (!it->value().is_bool()) {
+      return bad("field 'cancel_superseded' must be true or false");
+    }
+    p.cancel_superseded = it->value().as_bool();
+  }
+  struct env_field {
+    std::string_view name;
+    proto::env_map* target;
+  };
+  for (auto [name, target] :
+       {env_field{"env", &p.env}, env_field{"production_env", &p.production_env},
+        env_field{"preview_env", &p.preview_env}}) {
+    auto it = o.find(name);
+    if (it == o.end()) {
+      continue;
+    }
     if (!it->value().is_object()) {
-      return bad("field 'env' must be an object of strings");
+      return bad(fmt::format("field '{}' must be an object of strings", name));
     }
     proto::env_map env;
     for (const auto& [key, value] : it->value().as_object()) {
       if (!proto::is_env_name(key)) {
-        return bad(
-            fmt::format("field 'env': '{}' is not a valid variable name", std::string_view(key)));
+        return bad(fmt::format("field '{}': '{}' is not a valid variable name", name,
+                               std::string_view(key)));
       }
       if (!value.is_string()) {
-        return bad(fmt::format("field 'env.{}' must be a string", std::string_view(key)));
+        return bad(fmt::format("field '{}.{}' must be a string", name, std::string_view(key)));
       }
       env.emplace(std::string(key), std::string(value.as_string()));
     }
-    p.env = std::move(env);
+    *target = std::move(env);
   }
   return {};
 }
@@ -243,9 +263,10 @@ dp::result<proto::project> parse_new_project(std::string_view body,
   if (!o) {
     return o.error();
   }
-  if (auto r = only_fields(*o, {"name", "git_url", "branch", "root_dir", "install_command",
-                                "build_command", "output_dir", "serve_mode", "install_scripts",
-                                "env", "keep_deployments", "keep_production_days"});
+  if (auto r = only_fields(*o, {"name", "git_url", "branch", "production_branch", "root_dir",
+                                "install_command", "build_command", "output_dir", "serve_mode",
+                                "install_scripts", "env", "production_env", "preview_env",
+                                "cancel_superseded", "keep_deployments", "keep_production_days"});
       !r) {
     return r.error();
   }
@@ -276,9 +297,10 @@ dp::result<void> apply_project_patch(proto::project& p, std::string_view body,
   if (!o) {
     return o.error();
   }
-  if (auto r = only_fields(
-          *o, {"git_url", "branch", "root_dir", "install_command", "build_command", "output_dir",
-               "serve_mode", "install_scripts", "env", "keep_deployments", "keep_production_days"});
+  if (auto r = only_fields(*o, {"git_url", "branch", "production_branch", "root_dir",
+                                "install_command", "build_command", "output_dir", "serve_mode",
+                                "install_scripts", "env", "production_env", "preview_env",
+                                "cancel_superseded", "keep_deployments", "keep_production_days"});
       !r) {
     return r;
   }
@@ -291,16 +313,32 @@ dp::result<void> apply_project_patch(proto::project& p, std::string_view body,
   return {};
 }
 
+std::optional<proto::deployment_trigger> parse_request_trigger(std::string_view s) {
+  auto t = proto::parse_deployment_trigger(s);
+  if (t && (*t == proto::deployment_trigger::hook || *t == proto::deployment_trigger::webhook)) {
+    return std::nullopt;
+  }
+  return t;
+}
+
 dp::result<deploy_request> parse_deploy_request(std::string_view body,
-                                                const std::vector<std::string>& allowed) {
-  auto o = parse_object(body);
+                                                const std::vector<std::string>& allowed,
+                                                std::optional<std::string> path_project) {
+  deploy_request req;
+  // An empty body is a deploy of the production branch (POST /v1/projects/{name}/deployments).
+  auto o = path_project && body.empty() ? json::object() : parse_object(body);
   if (!o) {
     return o.error();
   }
-  if (auto r = only_fields(*o, {"project", "git_url", "ref", "no_cache"}); !r) {
+  if (path_project) {
+    if (auto r = only_fields(*o, {"branch", "ref", "commit", "trigger", "no_cache"}); !r) {
+      return r.error();
+    }
+  } else if (auto r = only_fields(
+                 *o, {"project", "git_url", "branch", "ref", "commit", "trigger", "no_cache"});
+             !r) {
     return r.error();
   }
-  deploy_request req;
   if (auto it = o->find("no_cache"); it != o->end()) {
     if (!it->value().is_bool()) {
       return bad("field 'no_cache' must be true or false");
@@ -310,11 +348,15 @@ dp::result<deploy_request> parse_deploy_request(std::string_view body,
   auto project = get_string(*o, "project", false);
   auto git_url = get_string(*o, "git_url", false);
   auto ref = get_string(*o, "ref", true);
-  for (auto* f : {&project, &git_url, &ref}) {
+  auto branch = get_string(*o, "branch", true);
+  auto commit = get_string(*o, "commit", true);
+  auto trigger = get_string(*o, "trigger", false);
+  for (auto* f : {&project, &git_url, &ref, &branch, &commit, &trigger}) {
     if (!*f) {
       return f->error();
     }
   }
+  req.project = path_project;
   if (project->present) {
     if (auto r = check_project_name("field 'project'", project->value); !r) {
       return r.error();
@@ -330,11 +372,33 @@ dp::result<deploy_request> parse_deploy_request(std::string_view body,
   if (!req.project && !req.git_url) {
     return bad("give 'project' (an existing project) or 'git_url' (with 'project' to name it)");
   }
-  if (ref->present && !ref->is_null) {
-    if (auto r = check_ref("ref", ref->value); !r) {
+  bool has_ref = ref->present && !ref->is_null;
+  bool has_branch = branch->present && !branch->is_null;
+  if (has_ref && has_branch) {
+    return bad("give 'branch' or its older name 'ref', not both");
+  }
+  if (has_ref || has_branch) {
+    auto name = has_branch ? "branch" : "ref";
+    auto value = has_branch ? branch->value : ref->value;
+    if (auto r = check_ref(name, value); !r) {
       return r.error();
     }
-    req.ref = ref->value;
+    req.branch = value;
+  }
+  if (commit->present && !commit->is_null) {
+    const auto& c = commit->value;
+    if ((c.size() != 40 && c.size() != 64) ||
+        c.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return bad("field 'commit' must be a commit sha: 40 or 64 lowercase hex digits");
+    }
+    req.commit = c;
+  }
+  if (trigger->present) {
+    auto t = parse_request_trigger(trigger->value);
+    if (!t) {
+      return bad("field 'trigger' must be \"api\", \"cli\" or \"dashboard\"");
+    }
+    req.trigger = *t;
   }
   return req;
 }

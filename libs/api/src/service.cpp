@@ -22,6 +22,12 @@ json::value service::impl::deployment_json(const proto::deployment& d) const {
   auto& o = v.as_object();
   o["url"] = d.alias ? json::value(site_url(opts_.site, *d.alias)) : json::value(nullptr);
   o["alias_url"] = site_url(opts_.site, d.project);
+  // The branch and pull-request sites go-live points at it (while no newer build took them).
+  json::array previews;
+  for (const auto& label : state::preview_aliases(d)) {
+    previews.push_back(json::value(site_url(opts_.site, label)));
+  }
+  o["preview_urls"] = std::move(previews);
   return v;
 }
 
@@ -214,6 +220,8 @@ http::router service::routes() {
   s.add(r, m::delete_, "/v1/projects/{name}", access::token, &i::delete_project);
   s.add(r, m::delete_, "/v1/projects/{name}/cache", access::token, &i::delete_cache);
   s.add(r, m::get, "/v1/projects/{name}/deployments", access::token, &i::list_deployments);
+  s.add(r, m::post, "/v1/projects/{name}/deployments", access::token,
+        &i::create_project_deployment);
   s.add(r, m::post, "/v1/projects/{name}/promote", access::token, &i::promote);
   s.add(r, m::post, "/v1/deployments", access::token, &i::create_deployment,
         {.body_limit = s.opts_.source_max_bytes});

@@ -102,18 +102,24 @@ struct service::impl {
   // files without keys would be unreachable garbage).
   asio::awaitable<dp::result<void>> remove_deployment(const proto::deployment& d);
 
-  // Creates the deployment and its job; a taken immutable alias means a new id. With `archive`
-  // (an uploaded tar.gz), the archive is stored first: a worker may take the job at once.
+  // Creates a production deployment of an uploaded tar.gz and its job; the archive is stored
+  // first (a worker may take the job at once); a taken immutable alias means a new id.
   // `no_cache`: the build does not restore the project's build cache.
-  asio::awaitable<dp::result<proto::deployment>> deploy(const proto::project& p,
-                                                        std::optional<std::string> ref,
-                                                        const std::string* archive = nullptr,
-                                                        bool no_cache = false);
+  asio::awaitable<dp::result<proto::deployment>> deploy_archive(const proto::project& p,
+                                                                const std::string& archive,
+                                                                bool no_cache,
+                                                                proto::deployment_trigger trigger);
+
+  // A git deployment of `p` as the request describes it (start_deployment.hpp): 202 with it.
+  asio::awaitable<response> deploy_git(proto::project p, deploy_request in);
 
   // The project a deploy request names, created on a first deploy from a git URL.
   asio::awaitable<dp::result<proto::project>> project_for(const deploy_request& req);
 
   asio::awaitable<response> create_deployment(http::request& req);
+
+  // POST /v1/projects/{name}/deployments: {branch?, commit?, no_cache?, trigger?}.
+  asio::awaitable<response> create_project_deployment(http::request& req);
 
   // POST /v1/deployments?project=NAME with a tar.gz of the source (deployctl deploy <directory>).
   asio::awaitable<response> create_from_archive(http::request& req);

@@ -134,7 +134,7 @@ TEST_F(api, projects_crud) {
   r = s_.request("PATCH", "/v1/projects/shop", R"({"branch":null,"build_command":"make"})");
   ASSERT_EQ(r.status, 200) << r.body;
   auto p = body_of(s_.request("GET", "/v1/projects/shop"));
-  EXPECT_TRUE(p.at("branch").is_null());
+  EXPECT_TRUE(p.at("production_branch").is_null());
   EXPECT_EQ(p.at("build_command").as_string(), "make");
   EXPECT_EQ(p.at("env").at("VITE_API").as_string(), "https://api.example.com");
   EXPECT_EQ(p.at("url").as_string(), "http://shop.localhost:8000");

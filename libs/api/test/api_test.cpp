@@ -135,7 +135,7 @@ TEST(input, deploy_request) {
   auto r = parse_deploy_request(R"({"project":"shop","ref":"v1.2"})", https_only);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->project, "shop");
-  EXPECT_EQ(r->ref, "v1.2");
+  EXPECT_EQ(r->branch, "v1.2");
   EXPECT_FALSE(r->git_url);
   expect_bad(parse_deploy_request("{}", https_only), "give 'project'");
   expect_bad(parse_deploy_request(R"({"project":"shop","ref":7})", https_only), "'ref'");
@@ -158,10 +158,10 @@ TEST(input, project_patch_is_all_or_nothing) {
   p.build_command = "make";
   ASSERT_TRUE(apply_project_patch(p, R"({"build_command":null,"branch":"dev"})", https_only));
   EXPECT_FALSE(p.build_command);
-  EXPECT_EQ(p.branch, "dev");
+  EXPECT_EQ(p.production_branch, "dev");
   expect_bad(apply_project_patch(p, R"({"branch":"main","git_url":"ssh://x/y"})", https_only),
              "git_url");
-  EXPECT_EQ(p.branch, "dev");
+  EXPECT_EQ(p.production_branch, "dev");
   expect_bad(apply_project_patch(p, R"({"name":"other"})", https_only), "unknown field");
   // "" skips a step; null goes back to the detected default.
   ASSERT_TRUE(apply_project_patch(p, R"({"install_command":"","build_command":""})", https_only));

@@ -80,6 +80,13 @@ dp::result<deployment_view> parse_deployment_view(const json::value& v) {
   if (const auto* u = o.if_contains("alias_url"); u && u->is_string()) {
     out.alias_url = std::string(u->get_string());
   }
+  if (const auto* a = o.if_contains("preview_urls"); a && a->is_array()) {
+    for (const auto& u : a->get_array()) {
+      if (u.is_string()) {
+        out.preview_urls.emplace_back(u.get_string());
+      }
+    }
+  }
   return out;
 }
 
@@ -135,7 +142,7 @@ boost::asio::awaitable<dp::result<json::value>> api_client::call(std::string met
 boost::asio::awaitable<dp::result<json::value>> api_client::upload(std::string project,
                                                                    std::filesystem::path archive,
                                                                    bool no_cache) {
-  auto req = make("POST", "/v1/deployments?project=" + encode_component(project) +
+  auto req = make("POST", "/v1/deployments?trigger=cli&project=" + encode_component(project) +
                               (no_cache ? "&no_cache=true" : ""));
   req.headers.emplace_back("content-type", "application/gzip");
   req.body = http_client::file_region{.path = std::move(archive)};

@@ -59,12 +59,17 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
   }
   const std::string& name = positionals[0];
   command c;
+  if (f.branch && f.ref) {
+    return bad("give --branch or its older name --ref, not both");
+  }
+  const auto& branch = f.branch ? f.branch : f.ref;
+  const char* branch_flag = f.branch ? "--branch" : "--ref";
   // Flags that do not apply to a verb are refused rather than silently ignored.
   auto only = [&](bool project, bool ref, bool follow) -> dp::result<void> {
-    if ((f.project && !project) || (f.ref && !ref) || ((f.follow || w->dash_f) && !follow)) {
+    if ((f.project && !project) || (branch && !ref) || ((f.follow || w->dash_f) && !follow)) {
       return bad(fmt::format("{} does not take {}", name,
                              f.project && !project ? "--project"
-                             : f.ref && !ref       ? "--ref"
+                             : branch && !ref      ? branch_flag
                                                    : "--follow"));
     }
     return {};
@@ -75,7 +80,8 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
   dp::result<void> ok;
   if (name == "deploy") {
     c.what = verb::deploy;
-    ok = expect_args(name, *w, 1, "deploy <git-url | directory> [--project NAME] [--ref REF]");
+    ok =
+        expect_args(name, *w, 1, "deploy <git-url | directory> [--project NAME] [--branch BRANCH]");
     if (ok) {
       ok = only(true, true, true);
     }
@@ -86,8 +92,8 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
         if (!std::filesystem::is_directory(c.target, ec)) {
           return bad(fmt::format("'{}' is neither a git URL nor a directory", c.target));
         }
-        if (f.ref) {
-          return bad("--ref applies to a git URL, not to a directory");
+        if (branch) {
+          return bad(fmt::format("{} applies to a git URL, not to a directory", branch_flag));
         }
         c.target_is_directory = true;
       }
@@ -158,18 +164,21 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
     return ok.error();
   }
   c.project = f.project;
-  c.ref = f.ref;
+  c.ref = branch;
   return c;
 }
 
 std::string_view commands_help() noexcept {
   return R"(Commands:
-  deploy <git-url | directory> [--project NAME] [--ref REF] [--follow[=false]] [--no-cache]
-      Queue a deployment. A directory is packed into a tar.gz (without .git, node_modules and
+  deploy <git-url | directory> [--project NAME] [--branch BRANCH] [--follow[=false]] [--no-cache]
+      Queue a deployment. --branch (older name --ref) builds that branch: the project's
+      production branch goes to production, any other to a preview at <project>--<branch>;
+      without it, the production branch. A directory is packed into a tar.gz (without .git, node_modules and
       the patterns of its .deployignore) and uploaded. --follow (the default when stdout is a
       terminal) streams the logs and exits 0 when ready, 1 when failed or canceled.
       --no-cache builds without restoring the project's build cache (a new one is written).
-  ls [--project NAME]           projects, or a project's deployments newest first
+  ls [--project NAME]           projects, or a project's deployments newest first (with each
+                                one's branch, target and commit)
   logs <id> [-f]                a deployment's logs; -f follows them to the end
   promote <project> <id>        put a ready deployment in production
   rollback <project>            promote the newest ready deployment older than production

@@ -105,7 +105,13 @@ std::string render_result(const deployment_view& v, bool color) {
     if (v.url) {
       out += fmt::format("    url:        {}\n", *v.url);
     }
-    out += fmt::format("    production: {}\n", v.alias_url);
+    if (d.target == proto::deployment_target::preview) {
+      for (const auto& u : v.preview_urls) {
+        out += fmt::format("    preview:    {}\n", u);
+      }
+    } else {
+      out += fmt::format("    production: {}\n", v.alias_url);
+    }
     return out;
   }
   return paint(fmt::format("==> {}{}: {}", proto::to_string(d.status), took,
@@ -138,13 +144,21 @@ std::string render_deployments(const std::vector<deployment_view>& deployments,
   if (deployments.empty()) {
     return "no deployments yet\n";
   }
-  std::string out = fmt::format("  {:<26} {:<10} {:<20} {:<12} {}\n", "DEPLOYMENT", "STATUS",
-                                "CREATED (UTC)", "COMMIT", "URL");
+  std::string out = fmt::format("  {:<26} {:<10} {:<10} {:<20} {:<20} {:<12} {}\n", "DEPLOYMENT",
+                                "STATUS", "TARGET", "BRANCH", "CREATED (UTC)", "COMMIT", "URL");
   for (const auto& v : deployments) {
     const auto& d = v.d;
-    out += fmt::format("{} {:<26} {:<10} {:<20} {:<12} {}\n",
+    std::string branch = d.branch.value_or("-");
+    if (d.pull_request) {
+      branch = fmt::format("#{} {}", *d.pull_request, branch);
+    }
+    if (branch.size() > 20) {
+      branch = branch.substr(0, 19) + "~";
+    }
+    out += fmt::format("{} {:<26} {:<10} {:<10} {:<20} {:<20} {:<12} {}\n",
                        production_id && *production_id == d.id ? "*" : " ", d.id,
-                       d.pruned_at ? "pruned" : proto::to_string(d.status), utc_time(d.created_at),
+                       d.pruned_at ? "pruned" : proto::to_string(d.status),
+                       proto::to_string(d.target), branch, utc_time(d.created_at),
                        d.commit ? d.commit->substr(0, 12) : "-", v.url.value_or("-"));
   }
   if (production_id) {

@@ -85,12 +85,12 @@ class session {
       print(fmt::format("packed {} ({}), uploading\n", c.target, human_size(packed->size)));
       r = co_await api_.upload(project, packed->path, c.no_cache);
     } else {
-      json::object body{{"git_url", c.target}};
+      json::object body{{"git_url", c.target}, {"trigger", "cli"}};
       if (c.project) {
         body["project"] = *c.project;
       }
       if (c.ref) {
-        body["ref"] = *c.ref;
+        body["branch"] = *c.ref;
       }
       if (c.no_cache) {
         body["no_cache"] = true;

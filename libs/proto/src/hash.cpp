@@ -38,8 +38,9 @@ hash_fields flatten(const json::value& record, std::string_view key_field) {
 }
 
 // The fields stored as JSON object text, and as "true" / "false".
-constexpr std::array<std::string_view, 2> object_fields = {"env", "build_settings"};
-constexpr std::array<std::string_view, 1> boolean_fields = {"install_scripts"};
+constexpr std::array<std::string_view, 4> object_fields = {"env", "production_env", "preview_env",
+                                                           "build_settings"};
+constexpr std::array<std::string_view, 2> boolean_fields = {"install_scripts", "cancel_superseded"};
 
 template <size_t N>
 dp::result<json::object> unflatten(std::string_view key_field, std::string_view key,
@@ -89,9 +90,9 @@ dp::result<T> reclassify(dp::result<T> r, std::string_view what, std::string_vie
 
 constexpr std::array<std::string_view, 3> project_integers = {"created_at", "keep_deployments",
                                                               "keep_production_days"};
-constexpr std::array<std::string_view, 10> deployment_integers = {
-    "created_at", "started_at",   "finished_at",      "attempt",   "files",
-    "bytes",      "source_bytes", "production_until", "pruned_at", "cache_bytes"};
+constexpr std::array<std::string_view, 11> deployment_integers = {
+    "created_at",   "started_at",       "finished_at", "attempt",     "files",       "bytes",
+    "source_bytes", "production_until", "pruned_at",   "cache_bytes", "pull_request"};
 
 }  // namespace
 

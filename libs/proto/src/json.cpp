@@ -227,9 +227,9 @@ class reader {
     take(s);
   }
 
-  void env(std::string_view key, env_map& out) {
+  void env(std::string_view key, env_map& out, bool required = true) {
     out.clear();
-    const json::value* p = get(key, true);
+    const json::value* p = get(key, required);
     if (p == nullptr) {
       return;
     }
@@ -333,6 +333,9 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const job& x) {
   if (x.production_branch) {
     o.emplace("production_branch", *x.production_branch);
   }
+  if (x.target != deployment_target::production) {
+    o.emplace("target", to_string(x.target));
+  }
 }
 
 dp::result<job> parse_job(const json::value& v) {
@@ -360,6 +363,9 @@ dp::result<job> parse_job(const json::value& v) {
   r.integer("enqueued_at", x.enqueued_at);
   r.boolean("no_cache", x.no_cache);
   r.string("production_branch", x.production_branch);
+  if (r.get("target", false) != nullptr) {
+    r.enumeration("target", x.target, &parse_deployment_target, "production, preview");
+  }
   return finish(r, std::move(x));
 }
 
@@ -412,7 +418,7 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const project& x) {
   json::object& o = v.emplace_object();
   o.emplace("name", x.name);
   o.emplace("git_url", x.git_url);
-  put(o, "branch", x.branch);
+  put(o, "production_branch", x.production_branch);
   o.emplace("root_dir", x.root_dir);
   put(o, "install_command", x.install_command);
   put(o, "build_command", x.build_command);
@@ -420,6 +426,9 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const project& x) {
   put(o, "serve_mode", x.mode);
   o.emplace("install_scripts", x.install_scripts);
   put(o, "env", x.env);
+  put(o, "production_env", x.production_env);
+  put(o, "preview_env", x.preview_env);
+  o.emplace("cancel_superseded", x.cancel_superseded);
   o.emplace("created_at", x.created_at);
   put(o, "keep_deployments", x.keep_deployments);
   put(o, "keep_production_days", x.keep_production_days);
@@ -430,7 +439,10 @@ dp::result<project> parse_project(const json::value& v) {
   project x;
   r.project_name("name", x.name);
   r.string("git_url", x.git_url);
-  r.string("branch", x.branch);
+  r.string("production_branch", x.production_branch);
+  if (!x.production_branch) {
+    r.string("branch", x.production_branch);
+  }
   r.string("root_dir", x.root_dir);
   r.string("install_command", x.install_command);
   r.string("build_command", x.build_command);
@@ -438,6 +450,9 @@ dp::result<project> parse_project(const json::value& v) {
   r.enumeration("serve_mode", x.mode, &parse_serve_mode, "spa, static");
   r.boolean("install_scripts", x.install_scripts, true);
   r.env("env", x.env);
+  r.env("production_env", x.production_env, false);
+  r.env("preview_env", x.preview_env, false);
+  r.boolean("cancel_superseded", x.cancel_superseded, true);
   r.integer("created_at", x.created_at);
   r.integer("keep_deployments", x.keep_deployments, 1);
   r.integer("keep_production_days", x.keep_production_days);
@@ -455,6 +470,16 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const deployment& x
   put(o, "ref", x.ref);
   put(o, "commit", x.commit);
   put(o, "alias", x.alias);
+  put(o, "branch", x.branch);
+  put(o, "commit_message", x.commit_message);
+  put(o, "commit_author", x.commit_author);
+  put(o, "pull_request", x.pull_request);
+  o.emplace("target", to_string(x.target));
+  if (x.trigger) {
+    o.emplace("trigger", to_string(*x.trigger));
+  } else {
+    o.emplace("trigger", nullptr);
+  }
   o.emplace("created_at", x.created_at);
   put(o, "started_at", x.started_at);
   put(o, "finished_at", x.finished_at);
@@ -487,6 +512,16 @@ dp::result<deployment> parse_deployment(const json::value& v) {
   if (x.alias && !is_dns_label(*x.alias)) {
     r.fail("alias", "must be a DNS label or null");
   }
+  r.string("branch", x.branch);
+  r.string("commit_message", x.commit_message);
+  r.string("commit_author", x.commit_author);
+  r.integer("pull_request", x.pull_request, 1);
+  // Absent in deployments made before previews: those all went to production.
+  if (r.get("target", false) != nullptr) {
+    r.enumeration("target", x.target, &parse_deployment_target, "production, preview");
+  }
+  r.enumeration("trigger", x.trigger, &parse_deployment_trigger,
+                "api, cli, dashboard, hook, webhook");
   r.integer("created_at", x.created_at);
   r.integer("started_at", x.started_at);
   r.integer("finished_at", x.finished_at);

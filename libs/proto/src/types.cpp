@@ -10,6 +10,9 @@ constexpr std::array<std::string_view, 8> status_names = {
     "queued", "cloning", "installing", "building", "uploading", "ready", "failed", "canceled"};
 constexpr std::array<std::string_view, 3> stream_names = {"stdout", "stderr", "system"};
 constexpr std::array<std::string_view, 2> mode_names = {"spa", "static"};
+constexpr std::array<std::string_view, 2> target_names = {"production", "preview"};
+constexpr std::array<std::string_view, 5> trigger_names = {"api", "cli", "dashboard", "hook",
+                                                           "webhook"};
 
 template <class E, size_t N>
 std::optional<E> parse_enum(const std::array<std::string_view, N>& names, std::string_view s) {
@@ -46,6 +49,29 @@ std::string_view to_string(serve_mode m) noexcept {
 }
 std::optional<serve_mode> parse_serve_mode(std::string_view s) noexcept {
   return parse_enum<serve_mode>(mode_names, s);
+}
+
+std::string_view to_string(deployment_target t) noexcept {
+  return target_names[static_cast<size_t>(t)];
+}
+std::optional<deployment_target> parse_deployment_target(std::string_view s) noexcept {
+  return parse_enum<deployment_target>(target_names, s);
+}
+
+std::string_view to_string(deployment_trigger t) noexcept {
+  return trigger_names[static_cast<size_t>(t)];
+}
+std::optional<deployment_trigger> parse_deployment_trigger(std::string_view s) noexcept {
+  return parse_enum<deployment_trigger>(trigger_names, s);
+}
+
+env_map build_env(const project& p, deployment_target target) {
+  env_map env = p.env;
+  for (const auto& [name, value] :
+       target == deployment_target::production ? p.production_env : p.preview_env) {
+    env[name] = value;
+  }
+  return env;
 }
 
 bool is_project_name(std::string_view s) noexcept {

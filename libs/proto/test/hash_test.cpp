@@ -17,7 +17,7 @@ proto::project sample_project() {
   proto::project p;
   p.name = "shop";
   p.git_url = "https://github.com/acme/shop";
-  p.branch = "main";
+  p.production_branch = "main";
   p.root_dir = "";
   p.build_command = "npm run build -- --mode \"prod\"";
   p.env = {{"VITE_API", "https://api.example.com"}, {"QUOTE", "a\"b\nc"}};

@@ -237,7 +237,11 @@ struct runner::impl {
   asio::awaitable<std::optional<stop_reason>> clone(const fs::path& repo) {
     auto start = clock_type::now();
     auto ref = job.ref.value_or("");
-    say(fmt::format("cloning {}{}", job.git_url, ref.empty() ? "" : " (ref " + ref + ")"));
+    // Which branch goes where, so a log read later says what this build was for.
+    say(fmt::format(
+        "cloning {}{} for {}", job.git_url,
+        ref.empty() ? " (the default branch)" : " (branch " + ref + ")",
+        job.target == proto::deployment_target::production ? "production" : "a preview"));
     if (auto ok = buildplan::check_git_url(job.git_url, opts.allowed_git_protocols); !ok) {
       co_return stop_reason{build_outcome::failed, ok.error().message};
     }
@@ -281,7 +285,8 @@ struct runner::impl {
       co_return stop_reason{build_outcome::failed, "git rev-parse HEAD failed after the clone"};
     }
     report.commit = sha;
-    say(fmt::format("cloned commit {} in {}", sha, seconds(clock_type::now() - start)));
+    say(fmt::format("cloned commit {}{} in {}", sha, ref.empty() ? "" : " of " + ref,
+                    seconds(clock_type::now() - start)));
     timed("clone", start);
     proto::hash_fields commit{{"commit", sha}};
     if (auto r = co_await sink.set_fields(std::move(commit)); !r) {

@@ -170,7 +170,8 @@ task<bool> queue::claim_expired(std::string_view id, std::string_view job_text,
   co_return r->as_integer() == 1;
 }
 
-task<std::optional<std::string>> queue::newer_active(std::string_view project, std::string_view id,
+task<std::optional<std::string>> queue::newer_active(std::string_view project,
+                                                     std::string_view branch, std::string_view id,
                                                      int window) {
   std::vector<std::string> command{"ZREVRANGE", keys_.project_deployments(project), "0",
                                    std::to_string(window - 1)};
@@ -184,7 +185,7 @@ task<std::optional<std::string>> queue::newer_active(std::string_view project, s
   for (const auto& e : r->elements()) {
     if (e.as_string() > id) {
       newer.push_back(e.as_string());
-      reads.push_back({"HGET", keys_.deployment(e.as_string()), "status"});
+      reads.push_back({"HMGET", keys_.deployment(e.as_string()), "status", "branch"});
     }
   }
   if (newer.empty()) {
@@ -195,8 +196,14 @@ task<std::optional<std::string>> queue::newer_active(std::string_view project, s
     co_return statuses.error();
   }
   for (size_t i = 0; i < newer.size() && i < statuses->size(); ++i) {
-    const auto& s = (*statuses)[i].as_string();
-    if (!s.empty() && s != "ready" && s != "failed" && s != "canceled") {
+    const auto& fields = (*statuses)[i].elements();
+    if (fields.size() != 2 || fields[0].is_nil()) {
+      continue;  // deleted meanwhile
+    }
+    const auto& s = fields[0].as_string();
+    // A deployment without a branch (the remote's default) is of branch "".
+    std::string of_branch = fields[1].is_nil() ? std::string() : fields[1].as_string();
+    if (of_branch == branch && s != "ready" && s != "failed" && s != "canceled") {
       co_return std::optional<std::string>{newer[i]};
     }
   }

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "dp/core/id.hpp"
+#include "dp/core/preview_alias.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/redis/client.hpp"
 
@@ -81,14 +82,15 @@ local function other_owner(alias_key, record)
 end
 )lua";
 
-// Production moves forward only: a build that finishes late never replaces a newer deployment
-// (ids sort by creation time). Rollback goes through set_alias instead.
+// Production and the preview aliases move forward only: a build that finishes late never
+// replaces a newer deployment (ids sort by creation time). Rollback goes through set_alias instead.
 // The end of a successful build, in one script: the status becomes ready (with its fields) and
-// the production and immutable aliases move to the deployment, so that whoever sees `ready` finds
-// the site served. The status event goes out after the alias events.
-// KEYS: deployment hash, events channel, production alias, immutable alias.
-// ARGV: id, project, immutable label, ts, deployment key prefix, n, n field/value strings,
-// allowed previous statuses.
+// the aliases move to the deployment (immutable, then the previews: branch and pull request, then
+// production for a production deployment), so that whoever sees `ready` finds the site served.
+// The status event goes out after the alias events.
+// KEYS: deployment hash, events channel, production alias, immutable alias, project previews set.
+// ARGV: id, project, immutable label, ts, deployment key prefix, "1" for production, alias key
+// prefix, m, m preview labels, n, n field/value strings, allowed previous statuses.
 // Returns {applied, previous status} (applied -1: no record, nothing moved; 0: refused, and
 // nothing moved unless the status was ready already: a retry), then {label, owner} of another
 // project's alias.
@@ -101,15 +103,17 @@ end
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {-1, ''} end
 if redis.call('HEXISTS', KEYS[1], 'pruned_at') == 1 then return {0, cur} end
-local n = tonumber(ARGV[6])
+local m = tonumber(ARGV[8])
+local nat = 9 + m
+local n = tonumber(ARGV[nat])
 local applied = 0
 local allowed = false
-for i = 7 + n, #ARGV do
+for i = nat + 1 + n, #ARGV do
   if ARGV[i] == cur then allowed = true break end
 end
 if allowed then
   local args = {'status', 'ready'}
-  for i = 7, 6 + n do args[#args + 1] = ARGV[i] end
+  for i = nat + 1, nat + n do args[#args + 1] = ARGV[i] end
   redis.call('HSET', KEYS[1], unpack(args))
   applied = 1
 elseif cur ~= 'ready' then
@@ -120,6 +124,18 @@ local function move_aliases()
   if owner then return {ARGV[3], owner} end
   redis.call('SET', KEYS[4], ARGV[1])
   redis.call('PUBLISH', KEYS[2], alias_event(ARGV[3]))
+  for i = 9, 8 + m do
+    local key = ARGV[7] .. ARGV[i]
+    owner = other_owner(key, ARGV[5])
+    if owner then return {ARGV[i], owner} end
+    local live = redis.call('GET', key)
+    if not (live and live > ARGV[1]) then
+      redis.call('SET', key, ARGV[1])
+      redis.call('SADD', KEYS[5], ARGV[i])
+      redis.call('PUBLISH', KEYS[2], alias_event(ARGV[i]))
+    end
+  end
+  if ARGV[6] ~= '1' then return nil end
   owner = other_owner(KEYS[3], ARGV[5])
   if owner then return {ARGV[2], owner} end
   local live = redis.call('GET', KEYS[3])
@@ -138,6 +154,31 @@ if applied == 1 then
 end
 if conflict then return {applied, cur, conflict[1], conflict[2]} end
 return {applied, cur}
+)lua";
+
+// A branch deleted or a pull request closed: its preview alias goes, unless it serves another
+// project's deployment. KEYS: alias, project previews set, events channel.
+// ARGV: id ("" here: no deployment is the caller's), project, deployment key prefix, label, ts.
+// Returns 1 when the alias was removed, 0 when there was none, or the other owner.
+constexpr std::string_view remove_preview_body = R"lua(
+local owner = other_owner(KEYS[1], ARGV[3])
+if owner then return owner end
+redis.call('SREM', KEYS[2], ARGV[4])
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', KEYS[3], '{"v":1,"type":"alias","alias":' .. cjson.encode(ARGV[4]) ..
+           ',"deployment_id":' .. cjson.encode(cur) .. ',"project":' .. cjson.encode(ARGV[2]) ..
+           ',"ts_ms":' .. ARGV[5] .. '}')
+return 1
+)lua";
+
+// The production branch a project learns (a forge's default branch) unless it has one.
+// KEYS: project hash. ARGV: branch. Returns 1 when it was set.
+constexpr std::string_view learn_production_branch_script = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'branch') == 1 then return 0 end
+return redis.call('HSETNX', KEYS[1], 'production_branch', ARGV[1])
 )lua";
 
 // Promote and rollback. KEYS: alias, events channel.
@@ -159,13 +200,18 @@ return 1
 
 // Retention marks a deployment pruned before its files go, so that promote (which refuses a
 // pruned one in the same Redis) can never point production at files being removed.
-// KEYS: deployment hash, production alias, pruning set. ARGV: id, ts.
-// Returns 1, or 0 (left alone: not final, pruned already, or in production).
+// KEYS: deployment hash, production alias, pruning set, project previews set.
+// ARGV: id, ts, alias key prefix.
+// Returns 1, or 0 (left alone: not final, pruned already, in production or served by a preview
+// alias).
 constexpr std::string_view mark_pruned_script = R"lua(
 local st = redis.call('HGET', KEYS[1], 'status')
 if st ~= 'ready' and st ~= 'failed' and st ~= 'canceled' then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'pruned_at') == 1 then return 0 end
 if redis.call('GET', KEYS[2]) == ARGV[1] then return 0 end
+for _, label in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  if redis.call('GET', ARGV[3] .. label) == ARGV[1] then return 0 end
+end
 redis.call('HSET', KEYS[1], 'pruned_at', ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[1])
 return 1
@@ -205,16 +251,21 @@ if KEYS[5] ~= '' and redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL'
 return 1
 )lua";
 
-// KEYS: project hash, project index, production alias, projects set.
-// ARGV: name, deployment key prefix. The alias goes unless it serves another project.
+// KEYS: project hash, project index, production alias, projects set, previews set.
+// ARGV: name, deployment key prefix, alias key prefix. The production and preview aliases go
+// unless they serve another project.
 constexpr std::string_view delete_project_script = R"lua(
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('SREM', KEYS[4], ARGV[1])
-local cur = redis.call('GET', KEYS[3])
-if cur then
-  local owner = redis.call('HGET', ARGV[2] .. cur, 'project')
-  if not owner or owner == ARGV[1] then redis.call('DEL', KEYS[3]) end
+local function drop(alias_key)
+  local cur = redis.call('GET', alias_key)
+  if cur then
+    local owner = redis.call('HGET', ARGV[2] .. cur, 'project')
+    if not owner or owner == ARGV[1] then redis.call('DEL', alias_key) end
+  end
 end
+for _, label in ipairs(redis.call('SMEMBERS', KEYS[5])) do drop(ARGV[3] .. label) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[5])
+redis.call('SREM', KEYS[4], ARGV[1])
+drop(KEYS[3])
 return 1
 )lua";
 
@@ -266,6 +317,10 @@ const std::string& requeue_script() {
 const std::string& go_live_script() {
   static const std::string s =
       std::string(status_event_lua) + std::string(alias_owner_lua) + std::string(go_live_body);
+  return s;
+}
+const std::string& remove_preview_script() {
+  static const std::string s = std::string(alias_owner_lua) + std::string(remove_preview_body);
   return s;
 }
 const std::string& set_alias_script() {
@@ -356,6 +411,21 @@ dp::result<transition_outcome> outcome_from(const reply& r, std::string_view id)
 
 }  // namespace
 
+std::vector<std::string> preview_aliases(const proto::deployment& d) {
+  std::vector<std::string> labels;
+  if (d.branch) {
+    labels.push_back(dp::branch_alias(d.project, *d.branch));
+  }
+  if (d.pull_request) {
+    labels.push_back(dp::pull_request_alias(d.project, *d.pull_request));
+  }
+  return labels;
+}
+
+bool same_branch(const proto::deployment& a, const proto::deployment& b) {
+  return a.branch.value_or("") == b.branch.value_or("");
+}
+
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -434,13 +504,15 @@ task<std::vector<std::string>> records::project_names() {
 task<void> records::delete_project(std::string_view name) {
   std::vector<std::string> command{"EVAL",
                                    std::string(delete_project_script),
-                                   "4",
+                                   "5",
                                    keys_.project(name),
                                    keys_.project_deployments(name),
                                    keys_.alias(name),
                                    keys_.projects(),
+                                   keys_.project_previews(name),
                                    std::string(name),
-                                   keys_.deployment("")};
+                                   keys_.deployment(""),
+                                   keys_.alias("")};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
     co_return r.error();
@@ -642,16 +714,22 @@ task<transition_outcome> records::go_live(const proto::deployment& d,
   int64_t ts = now_ms();
   std::vector<std::string> command{"EVAL",
                                    go_live_script(),
-                                   "4",
+                                   "5",
                                    keys_.deployment(d.id),
                                    keys_.events_channel(),
                                    keys_.alias(d.project),
                                    keys_.alias(label),
+                                   keys_.project_previews(d.project),
                                    d.id,
                                    d.project,
                                    label,
                                    std::to_string(ts),
-                                   keys_.deployment("")};
+                                   keys_.deployment(""),
+                                   d.target == proto::deployment_target::production ? "1" : "0",
+                                   keys_.alias("")};
+  auto previews = preview_aliases(d);
+  command.push_back(std::to_string(previews.size()));
+  command.insert(command.end(), previews.begin(), previews.end());
   proto::hash_fields all = fields;
   all.emplace_back("finished_at", std::to_string(ts));
   command.push_back(std::to_string(all.size() * 2));
@@ -671,6 +749,76 @@ task<transition_outcome> records::go_live(const proto::deployment& d,
     co_return alias_conflict(e[2].as_string(), e[3].as_string());
   }
   co_return outcome_from(*r, d.id);
+}
+
+task<bool> records::remove_preview_alias(std::string_view project, std::string_view label) {
+  std::vector<std::string> command{"EVAL",
+                                   remove_preview_script(),
+                                   "3",
+                                   keys_.alias(label),
+                                   keys_.project_previews(project),
+                                   keys_.events_channel(),
+                                   "",
+                                   std::string(project),
+                                   keys_.deployment(""),
+                                   std::string(label),
+                                   std::to_string(now_ms())};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  if (r->is_string()) {
+    co_return alias_conflict(label, r->as_string());
+  }
+  co_return r->as_integer() == 1;
+}
+
+task<std::vector<std::string>> records::preview_labels(std::string_view project) {
+  co_return co_await sorted_members(keys_.project_previews(project));
+}
+
+task<bool> records::learn_production_branch(std::string_view project, std::string_view branch) {
+  std::vector<std::string> command{"EVAL", std::string(learn_production_branch_script), "1",
+                                   keys_.project(project), std::string(branch)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return r->as_integer() == 1;
+}
+
+task<std::vector<std::string>> records::cancel_superseded(const proto::deployment& newer,
+                                                          bool running_too, int window) {
+  std::vector<std::string> canceled;
+  auto ids = co_await deployment_ids(newer.project, 0, window);
+  if (!ids) {
+    co_return ids.error();
+  }
+  for (const auto& id : *ids) {
+    if (id >= newer.id) {
+      continue;
+    }
+    auto d = co_await get_deployment(id);
+    if (!d) {
+      if (d.error().is(errc::not_found)) {
+        continue;  // deleted meanwhile
+      }
+      co_return d.error();
+    }
+    if (proto::is_final(d->status) || !same_branch(*d, newer)) {
+      continue;
+    }
+    if (d->status != deployment_status::queued && !running_too) {
+      continue;
+    }
+    proto::cancel_request req{id, now_ms(), "superseded by " + newer.id};
+    auto r = co_await request_cancel(req);
+    if (!r) {
+      co_return r.error();
+    }
+    canceled.push_back(id);
+  }
+  co_return canceled;
 }
 
 task<std::optional<std::string>> records::resolve_alias(std::string_view label) {
@@ -700,12 +848,14 @@ task<std::optional<std::string>> records::resolve_domain(std::string_view fqdn) 
 task<bool> records::mark_pruned(std::string_view id, std::string_view project) {
   std::vector<std::string> command{"EVAL",
                                    std::string(mark_pruned_script),
-                                   "3",
+                                   "4",
                                    keys_.deployment(id),
                                    keys_.alias(project),
                                    keys_.pruning(),
+                                   keys_.project_previews(project),
                                    std::string(id),
-                                   std::to_string(now_ms())};
+                                   std::to_string(now_ms()),
+                                   keys_.alias("")};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
     co_return r.error();

@@ -75,8 +75,30 @@ TEST(queue_test, project_lock_and_newer_active) {
       EXPECT_TRUE(co_await redis.exec("ZADD", keys.project_deployments("shop"), "1", id));
       EXPECT_TRUE(co_await redis.exec("HSET", keys.deployment(id), "status", status));
     }
-    EXPECT_EQ(*co_await q.newer_active("shop", old_id), mid_id);  // the failed one does not count
-    EXPECT_FALSE(*co_await q.newer_active("shop", mid_id));
+    EXPECT_EQ(*co_await q.newer_active("shop", "", old_id),
+              mid_id);  // the failed one does not count
+    EXPECT_FALSE(*co_await q.newer_active("shop", "", mid_id));
+
+    // Per branch: a newer preview of another branch supersedes neither production nor it.
+    auto main_id = dp::new_deployment_id();
+    auto feature_id = dp::new_deployment_id();
+    auto other_id = dp::new_deployment_id();
+    const std::vector<std::pair<std::string, std::string>> branches{
+        {main_id, "main"}, {feature_id, "feature/x"}, {other_id, "feature/y"}};
+    for (const auto& [id, branch] : branches) {
+      EXPECT_TRUE(co_await redis.exec("ZADD", keys.project_deployments("shop"), "1", id));
+      EXPECT_TRUE(
+          co_await redis.exec("HSET", keys.deployment(id), "status", "queued", "branch", branch));
+    }
+    EXPECT_FALSE(*co_await q.newer_active("shop", "main", main_id));
+    EXPECT_FALSE(*co_await q.newer_active("shop", "feature/x", feature_id));
+    EXPECT_FALSE(*co_await q.newer_active("shop", "", mid_id));
+    auto newer_feature = dp::new_deployment_id();
+    EXPECT_TRUE(co_await redis.exec("ZADD", keys.project_deployments("shop"), "1", newer_feature));
+    EXPECT_TRUE(co_await redis.exec("HSET", keys.deployment(newer_feature), "status", "cloning",
+                                    "branch", "feature/x"));
+    EXPECT_EQ(*co_await q.newer_active("shop", "feature/x", feature_id), newer_feature);
+    EXPECT_FALSE(*co_await q.newer_active("shop", "main", main_id));
   });
 }
 

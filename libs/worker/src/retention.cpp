@@ -185,7 +185,21 @@ boost::asio::awaitable<dp::result<retention_report>> prune_deployments(
         co_return d.error();
       }
     }
+    // What the project's preview aliases (branches, pull requests) serve stays too.
     retention_facts facts{*production, served, state::now_ms()};
+    auto previews = co_await records.preview_labels(name);
+    if (!previews) {
+      co_return previews.error();
+    }
+    for (const auto& label : *previews) {
+      auto id = co_await records.resolve_alias(label);
+      if (!id) {
+        co_return id.error();
+      }
+      if (*id) {
+        facts.served.insert(**id);
+      }
+    }
     for (const auto& id : select_prunable(deployments, policy_for(*p, platform), facts)) {
       auto marked = co_await records.mark_pruned(id, name);
       if (!marked) {

@@ -232,7 +232,7 @@ asio::awaitable<dp::result<bool>> worker::impl::prepare(held_job& h) {
       co_await finish(id, h.text, opts.id);
       co_return false;
     }
-    auto newer = co_await queue.newer_active(h.job.project, id);
+    auto newer = co_await queue.newer_active(h.job.project, d->branch.value_or(""), id);
     if (!newer) {
       co_return newer.error();
     }

@@ -20,8 +20,10 @@ dp::result<void> check_project_name(std::string_view what, std::string_view name
 // A name a new project may take (proto::is_project_name: no "--").
 dp::result<void> check_new_project_name(std::string_view what, std::string_view name);
 
-// POST /v1/projects: {name, git_url, branch?, root_dir?, install_command?, build_command?,
-// output_dir?, serve_mode?, install_scripts?, env?}. created_at is left 0 for the caller.
+// POST /v1/projects: {name, git_url, production_branch? (or its older name branch), root_dir?,
+// install_command?, build_command?, output_dir?, serve_mode?, install_scripts?, env?,
+// production_env?, preview_env?, cancel_superseded?, keep_deployments?, keep_production_days?}.
+// created_at is left 0 for the caller.
 dp::result<proto::project> parse_new_project(std::string_view body,
                                              const std::vector<std::string>& allowed_protocols);
 
@@ -32,14 +34,23 @@ dp::result<void> apply_project_patch(proto::project& p, std::string_view body,
 struct deploy_request {
   std::optional<std::string> project;
   std::optional<std::string> git_url;
-  std::optional<std::string> ref;
+  // The branch to build ("ref", its older name, is the same); null: the production branch.
+  std::optional<std::string> branch;
+  std::optional<std::string> commit;  // 40 or 64 hex digits: recorded, the build records its own
+  proto::deployment_trigger trigger = proto::deployment_trigger::api;
   bool no_cache = false;  // build without restoring the project's build cache
 };
 
-// POST /v1/deployments: {project?, git_url?, ref?, no_cache?}; at least one of project and
-// git_url.
-dp::result<deploy_request> parse_deploy_request(std::string_view body,
-                                                const std::vector<std::string>& allowed_protocols);
+// POST /v1/deployments: {project?, git_url?, branch? (or ref?), commit?, trigger?, no_cache?};
+// at least one of project and git_url. With `path_project` (POST
+// /v1/projects/{name}/deployments) the body has neither. `trigger`: api, cli or dashboard (the
+// others are the server's own).
+dp::result<deploy_request> parse_deploy_request(
+    std::string_view body, const std::vector<std::string>& allowed_protocols,
+    std::optional<std::string> path_project = std::nullopt);
+
+// A trigger a request may name: api, cli or dashboard.
+std::optional<proto::deployment_trigger> parse_request_trigger(std::string_view s);
 
 // The original design's POST /project: {"gitURL", "slug"?}.
 dp::result<deploy_request> parse_legacy_deploy_request(

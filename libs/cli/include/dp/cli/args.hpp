@@ -22,7 +22,7 @@ struct command {
   bool target_is_directory = false;    // deploy: a local directory to upload as a tar.gz
   std::string deployment_id;           // promote
   std::optional<std::string> project;  // deploy, ls
-  std::optional<std::string> ref;      // deploy (git URLs only)
+  std::optional<std::string> ref;      // deploy (git URLs only): the branch (--branch or --ref)
   bool follow = false;                 // deploy, logs
   bool no_cache = false;               // deploy: build without restoring the build cache
 };
@@ -30,8 +30,9 @@ struct command {
 struct flags {
   std::optional<std::string> project;
   std::optional<std::string> ref;
-  std::optional<bool> follow;  // unset: deploy follows when stdout is a terminal
-  bool no_cache = false;       // --no-cache
+  std::optional<std::string> branch;  // --branch: the same as --ref, its older name
+  std::optional<bool> follow;         // unset: deploy follows when stdout is a terminal
+  bool no_cache = false;              // --no-cache
 };
 
 // `positionals` are the words after the program name that are not settings ("deploy", the URL,

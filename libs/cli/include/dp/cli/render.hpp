@@ -16,8 +16,9 @@ namespace dp::cli {
 // A deployment as the API returns it: the record plus its two site URLs.
 struct deployment_view {
   proto::deployment d;
-  std::optional<std::string> url;  // the immutable <project>-<short id> site
-  std::string alias_url;           // the project's production site
+  std::optional<std::string> url;         // the immutable <project>-<short id> site
+  std::string alias_url;                  // the project's production site
+  std::vector<std::string> preview_urls;  // its branch and pull-request sites
 };
 
 // One log line with a trailing newline; colors are ANSI escapes.
@@ -38,7 +39,8 @@ class phase_tracker {
   int64_t started_ms_ = 0;
 };
 
-// The end of a followed deployment: "ready" with its URLs, or the status and the error.
+// The end of a followed deployment: "ready" with its URLs (production's, or a preview's branch
+// and pull-request sites), or the status and the error.
 std::string render_result(const deployment_view& v, bool color);
 // One line after `deploy` without --follow: the id, its status and where to follow it.
 std::string render_queued(const deployment_view& v);

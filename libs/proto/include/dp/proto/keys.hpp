@@ -21,6 +21,10 @@ class keys {
     return cat("project:", name, ":deployments");
   }
   std::string alias(std::string_view label) const { return cat("alias:", label); }
+  // The preview alias labels (branch and pull request) go-live has set for the project: a set.
+  std::string project_previews(std::string_view name) const {
+    return cat("project:", name, ":previews");
+  }
   std::string domain(std::string_view fqdn) const { return cat("domain:", fqdn); }
   // For SCAN MATCH: every custom domain (retention keeps the deployments they serve).
   std::string domain_pattern() const { return pattern("domain:*"); }

@@ -70,6 +70,20 @@ enum class serve_mode { spa, static_files };
 std::string_view to_string(serve_mode m) noexcept;
 std::optional<serve_mode> parse_serve_mode(std::string_view s) noexcept;
 
+// Where a deployment goes live: production (the project's alias) or a preview (its branch and
+// pull-request aliases, never production).
+enum class deployment_target { production, preview };
+
+std::string_view to_string(deployment_target t) noexcept;
+std::optional<deployment_target> parse_deployment_target(std::string_view s) noexcept;
+
+// What started a deployment: a request to the API, deployctl, the dashboard, a deploy hook
+// (POST /v1/hooks/<secret>) or a forge's webhook.
+enum class deployment_trigger { api, cli, dashboard, hook, webhook };
+
+std::string_view to_string(deployment_trigger t) noexcept;
+std::optional<deployment_trigger> parse_deployment_trigger(std::string_view s) noexcept;
+
 struct job {
   std::string deployment_id;
   std::string project;
@@ -89,8 +103,10 @@ struct job {
   bool install_scripts = true;     // false: a detected install runs with --ignore-scripts
   // The build neither restores nor reads the project's build cache (it still writes one).
   bool no_cache = false;
-  // The project's production branch (its `branch`): a ref without a cache starts from its.
+  // The project's production branch: a ref without a cache starts from its.
   std::optional<std::string> production_branch;
+  // Where the build goes live (its env is that target's, proto::build_env).
+  deployment_target target = deployment_target::production;
   bool operator==(const job&) const = default;
 };
 
@@ -112,14 +128,22 @@ struct log_event {
 struct project {
   std::string name;
   std::string git_url;  // "" for a project made by a directory upload
-  std::optional<std::string> branch;
+  // The branch whose pushes go to production; null: the repository's default branch, learned
+  // from a forge's payload or from the first build of the default branch ("main" until then).
+  // Read from the field "branch" too (its name before previews).
+  std::optional<std::string> production_branch;
   std::string root_dir;
   std::optional<std::string> install_command;
   std::optional<std::string> build_command;
   std::optional<std::string> output_dir;
   std::optional<serve_mode> mode;  // "serve_mode"; null: static when the output has a 404.html
   bool install_scripts = true;     // false: a detected install runs no lifecycle script
-  env_map env;
+  env_map env;                     // every target's
+  env_map production_env;          // overrides `env` in production builds
+  env_map preview_env;             // overrides `env` in preview builds
+  // A newer deployment of a branch cancels that branch's running build too (its queued ones are
+  // always canceled).
+  bool cancel_superseded = true;
   int64_t created_at = 0;
   // Retention overrides (null: the platform's RETENTION_* settings): keep the newest
   // keep_deployments ready deployments, and every one in production within keep_production_days.
@@ -127,6 +151,9 @@ struct project {
   std::optional<int64_t> keep_production_days;
   bool operator==(const project&) const = default;
 };
+
+// The environment a build of `target` gets: the project's env, then that target's overrides.
+env_map build_env(const project& p, deployment_target target);
 
 // One setting as a build applied it: its value ("" skips the step) and whether the project set
 // it ("source": "project") or the build detected it ("detected").
@@ -154,6 +181,14 @@ struct deployment {
   std::optional<std::string> ref;
   std::optional<std::string> commit;
   std::optional<std::string> alias;  // the immutable label <project>-<short id>
+  // The branch built (null: the remote's default, or an uploaded archive), the commit's message
+  // and author as the trigger reported them, and the pull request it previews.
+  std::optional<std::string> branch;
+  std::optional<std::string> commit_message;
+  std::optional<std::string> commit_author;
+  std::optional<int64_t> pull_request;
+  deployment_target target = deployment_target::production;
+  std::optional<deployment_trigger> trigger;  // null for deployments made before the field
   int64_t created_at = 0;
   std::optional<int64_t> started_at;
   std::optional<int64_t> finished_at;

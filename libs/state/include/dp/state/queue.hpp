@@ -60,10 +60,11 @@ class queue {
   task<bool> claim_expired(std::string_view id, std::string_view job_text, std::string_view claimer,
                            std::chrono::milliseconds ttl);
 
-  // The newest deployment of `project` created after `id` that is not final yet, if any (it
-  // supersedes `id`). Looks at the newest `window` deployments.
-  task<std::optional<std::string>> newer_active(std::string_view project, std::string_view id,
-                                                int window = 20);
+  // The newest deployment of (`project`, `branch`) created after `id` that is not final yet, if
+  // any (it supersedes `id`); branch "" is the deployments without one (the remote's default).
+  // Other branches never supersede each other. Looks at the newest `window` deployments.
+  task<std::optional<std::string>> newer_active(std::string_view project, std::string_view branch,
+                                                std::string_view id, int window = 20);
 
   const proto::keys& keys() const noexcept { return keys_; }
 

@@ -59,8 +59,9 @@ class records {
   task<void> save_project(const proto::project& p);
   task<proto::project> get_project(std::string_view name);
   task<std::vector<std::string>> project_names();
-  // Removes the project record, its index and its production alias (alias:<name>) unless that
-  // serves another project's deployment; deployments are the caller's business.
+  // Removes the project record, its index, its production alias (alias:<name>) and its preview
+  // aliases, each unless it serves another project's deployment; deployments are the caller's
+  // business.
   task<void> delete_project(std::string_view name);
 
   // Writes the deployment (status queued), indexes it under its project, reserves its immutable
@@ -108,6 +109,22 @@ class records {
   // The same without fields (a forwarding overload: g++ 12 mishandles class-type default
   // arguments of coroutines).
   task<transition_outcome> go_live(const proto::deployment& d);
+  // Previews. go_live sets a deployment's preview_aliases (forward only, like production) and
+  // lists them in project:<name>:previews. remove_preview_alias removes one (a branch deleted, a
+  // pull request closed): true when there was one; errc::conflict, nothing changed, when it
+  // serves another project's deployment.
+  task<bool> remove_preview_alias(std::string_view project, std::string_view label);
+  // The preview labels go-live has set for the project (sorted; some may be removed since).
+  task<std::vector<std::string>> preview_labels(std::string_view project);
+  // Sets the project's production branch when it has none (a forge's default branch): true
+  // when it was set.
+  task<bool> learn_production_branch(std::string_view project, std::string_view branch);
+  // A newer deployment of a branch supersedes the older ones of that (project, branch): the
+  // queued ones are canceled at once, the running ones asked to stop when `running_too`
+  // (request_cancel, reason "superseded by <id>"). Looks at the project's newest `window`
+  // deployments; returns the ids it canceled or asked to stop.
+  task<std::vector<std::string>> cancel_superseded(const proto::deployment& newer, bool running_too,
+                                                   int window = 50);
   // The deployment id an alias points at, or nullopt.
   task<std::optional<std::string>> resolve_alias(std::string_view label);
   // The alias label a custom domain (domain:<fqdn>) serves, or nullopt.
@@ -153,5 +170,12 @@ class records {
 
 // Unix milliseconds now.
 int64_t now_ms();
+
+// The preview alias labels go-live sets for a deployment: its branch's (dp::branch_alias) and
+// its pull request's (dp::pull_request_alias), when it has them; for production deployments too.
+std::vector<std::string> preview_aliases(const proto::deployment& d);
+
+// Two deployments of one branch (deployments without one, the remote's default, are one branch).
+bool same_branch(const proto::deployment& a, const proto::deployment& b);
 
 }  // namespace dp::state

@@ -37,15 +37,16 @@ retention_policy policy_for(const proto::project& p, const retention_policy& pla
 // What the policy needs besides the records.
 struct retention_facts {
   std::optional<std::string> production;  // alias:<project>
-  std::set<std::string> served;           // ids custom domains serve (domain:<fqdn>)
+  // Ids custom domains (domain:<fqdn>) and the project's preview aliases serve.
+  std::set<std::string> served;
   int64_t now_ms = 0;
 };
 
 // The deployments of one project whose files go, oldest first. Never: one that is not final or
 // is pruned already; production; the one production left last (what a rollback goes back to);
-// one a custom domain serves; the newest keep_deployments ready ones; a ready one whose
-// production_until is within keep_production_days; a failed or canceled one created within
-// keep_production_days (its logs and uploaded source, for looking into it).
+// one a custom domain or a preview alias serves; the newest keep_deployments ready ones; a ready
+// one whose production_until is within keep_production_days; a failed or canceled one created
+// within keep_production_days (its logs and uploaded source, for looking into it).
 std::vector<std::string> select_prunable(const std::vector<proto::deployment>& deployments,
                                          const retention_policy& policy,
                                          const retention_facts& facts);
@@ -59,10 +60,10 @@ struct retention_report {
 
 // One pass over every project: first the removals an earlier pass left unfinished
 // (retention:pruning), then each project's select_prunable, each marked pruned (records::
-// mark_pruned, which re-checks production in Redis) before its objects are removed (the manifest
-// first: the site stops resolving before its files go). Passes may overlap: a deployment is
-// marked, and counted, by one of them. Files that will not go are logged and left for the next
-// pass; a Redis error ends the pass.
+// mark_pruned, which re-checks production and the preview aliases in Redis) before its objects are
+// removed (the manifest first: the site stops resolving before its files go). Passes may overlap: a
+// deployment is marked, and counted, by one of them. Files that will not go are logged and left for
+// the next pass; a Redis error ends the pass.
 boost::asio::awaitable<dp::result<retention_report>> prune_deployments(
     state::records& records, storage::object_store& store, const retention_policy& platform);
 

@@ -4,8 +4,9 @@
 // - Take: BLMOVE into the processing list on a dedicated connection, only while a slot is free
 //   (concurrency); the lease is set at once and refreshed every lease_ttl/3.
 // - Before a build starts: a deployment that is final already (canceled while queued) is dropped;
-//   one that a newer active deployment of its project supersedes ends canceled ("superseded by
-//   <id>"); then the project's build lock is awaited (one build per project across workers).
+//   one that a newer active deployment of its project and branch supersedes ends canceled
+//   ("superseded by <id>"); then the project's build lock is awaited (one build per project across
+//   workers).
 // - Cancel: PSUBSCRIBE cancel:* (prompt) and the cancel:<id> key at every refresh (durable).
 // - After the build: a final status is acked (LREM); a build that ended without recording one
 //   is re-queued with attempt + 1 when it looks like infrastructure (exit 3, killed, launcher
