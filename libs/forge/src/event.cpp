@@ -79,6 +79,7 @@ dp::result<event> push_event(provider p, std::string_view name, const json::valu
   event e;
   e.branch = ref.substr(heads.size());
   e.repository = text(body, {"repository", "full_name"});
+  e.default_branch = text(body, {"repository", "default_branch"});
   e.commit = text(body, {"after"});
   if (flag(body, "deleted") || all_zeros(e.commit)) {
     e.kind = event_kind::branch_deleted;
@@ -119,6 +120,7 @@ dp::result<event> delete_event(provider p, std::string_view name, const json::va
   e.kind = event_kind::branch_deleted;
   e.branch = ref.starts_with(heads) ? ref.substr(heads.size()) : ref;
   e.repository = text(body, {"repository", "full_name"});
+  e.default_branch = text(body, {"repository", "default_branch"});
   return e;
 }
 
@@ -136,6 +138,7 @@ dp::result<event> pull_request_event(provider p, std::string_view name, const js
   e.commit_message = text(body, {"pull_request", "title"});
   e.commit_author = text(body, {"pull_request", "user", "login"});
   e.repository = text(body, {"repository", "full_name"});
+  e.default_branch = text(body, {"repository", "default_branch"});
   // Gitea says "synchronized" where GitHub says "synchronize".
   if (action == "opened" || action == "reopened" || action == "synchronize" ||
       action == "synchronized") {
@@ -161,6 +164,7 @@ dp::result<event> gitlab_push(std::string_view name, const json::value& body) {
   event e;
   e.branch = ref.substr(heads.size());
   e.repository = text(body, {"project", "path_with_namespace"});
+  e.default_branch = text(body, {"project", "default_branch"});
   auto after = text(body, {"after"});
   if (all_zeros(after)) {
     e.kind = event_kind::branch_deleted;
@@ -199,6 +203,7 @@ dp::result<event> gitlab_merge_request(std::string_view name, const json::value&
   e.commit_message = text(body, {"object_attributes", "title"});
   e.commit_author = text(body, {"user", "name"});
   e.repository = text(body, {"project", "path_with_namespace"});
+  e.default_branch = text(body, {"project", "default_branch"});
   // An update carries `oldrev` only when it brought new commits (a title edit does not).
   bool new_commits = action == "update" && at(body, {"object_attributes", "oldrev"});
   if (action == "open" || action == "reopen" || new_commits) {

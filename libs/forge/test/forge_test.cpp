@@ -101,6 +101,7 @@ TEST(ForgeEvent, GitHubPushOfANewBranch) {
   EXPECT_EQ(e.commit_message, "Initial commit");
   EXPECT_EQ(e.commit_author, "Codertocat");
   EXPECT_EQ(e.repository, "Codertocat/Hello-World");
+  EXPECT_EQ(e.default_branch, "master");
 }
 
 TEST(ForgeEvent, GitHubTagPushIsIgnored) {
@@ -160,6 +161,7 @@ TEST(ForgeEvent, GitLabPush) {
   EXPECT_EQ(e.commit_message, "fixed readme");
   EXPECT_EQ(e.commit_author, "GitLab dev user");
   EXPECT_EQ(e.repository, "mike/diaspora");
+  EXPECT_EQ(e.default_branch, "master");
 }
 
 TEST(ForgeEvent, GitLabPushThatDeletesABranch) {

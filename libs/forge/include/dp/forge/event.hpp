@@ -31,6 +31,7 @@ struct event {
   std::string commit_author;   // its author's name (or the pull request's author)
   std::optional<int64_t> pull_request;  // the number (GitLab: the merge request's iid)
   std::string repository;               // "owner/name" (GitLab: the project's path)
+  std::string default_branch;           // the repository's, when the payload says
   std::string ignored_because;
 };
 
