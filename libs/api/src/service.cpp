@@ -15,9 +15,6 @@
 
 namespace dp::api {
 
-// Forges post up to 25 MB (GitHub); a push of many commits stays far below this.
-constexpr size_t webhook_body_limit = 5 * 1024 * 1024;
-
 // ---- helpers ----
 
 json::value service::impl::deployment_json(const proto::deployment& d) const {
@@ -240,7 +237,7 @@ http::router service::routes() {
   s.add(r, m::post, "/v1/projects/{name}/hooks", access::token, &i::create_hook);
   s.add(r, m::delete_, "/v1/projects/{name}/hooks/{id}", access::token, &i::delete_hook);
   s.add(r, m::post, "/v1/webhooks/{provider}/{project}", access::secret, &i::receive_webhook,
-        {.body_limit = webhook_body_limit});
+        {.body_limit = s.opts_.webhook_max_bytes});
   s.add(r, m::post, "/v1/hooks/{secret}", access::secret, &i::trigger_hook);
   return r;
 }
