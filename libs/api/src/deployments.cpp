@@ -160,8 +160,8 @@ asio::awaitable<response> service::impl::create_project_deployment(http::request
 asio::awaitable<response> service::impl::deploy_git(proto::project p, deploy_request in) {
   deployment_source source{
       .branch = in.branch, .commit = in.commit, .trigger = in.trigger, .no_cache = in.no_cache};
-  auto d = co_await start_git_deployment(records_, std::move(p), std::move(source),
-                                         start_options{opts_.build_timeout_s});
+  start_options so{opts_.build_timeout_s};
+  auto d = co_await start_git_deployment(records_, std::move(p), std::move(source), so);
   if (!d) {
     co_return error(d.error());
   }
@@ -239,8 +239,9 @@ asio::awaitable<response> service::impl::legacy_project(http::request& req) {
   if (!p) {
     co_return error(p.error());
   }
-  auto d = co_await start_git_deployment(records_, *p, deployment_source{},
-                                         start_options{opts_.build_timeout_s});
+  deployment_source source;
+  start_options so{opts_.build_timeout_s};
+  auto d = co_await start_git_deployment(records_, *p, source, so);
   if (!d) {
     co_return error(d.error());
   }

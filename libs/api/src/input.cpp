@@ -326,7 +326,8 @@ dp::result<deploy_request> parse_deploy_request(std::string_view body,
                                                 std::optional<std::string> path_project) {
   deploy_request req;
   // An empty body is a deploy of the production branch (POST /v1/projects/{name}/deployments).
-  auto o = path_project && body.empty() ? json::object() : parse_object(body);
+  auto o =
+      path_project && body.empty() ? dp::result<json::object>(json::object()) : parse_object(body);
   if (!o) {
     return o.error();
   }

@@ -92,8 +92,9 @@ asio::awaitable<dp::result<proto::deployment>> start_git_deployment(state::recor
       // Known from the start; a container build reads it back (job_from_deployment).
       d.cache = "off";
     }
-    auto created = co_await records.create_deployment(
-        d, job_for(p, d, source.no_cache, options.build_timeout_s));
+    // A named job: g++ 12 mishandles a temporary argument of a co_await.
+    auto job = job_for(p, d, source.no_cache, options.build_timeout_s);
+    auto created = co_await records.create_deployment(d, job);
     if (!created) {
       // A taken immutable alias: another id.
       if (!created.error().is(dp::errc::conflict) || attempt == create_attempts) {
@@ -101,14 +102,18 @@ asio::awaitable<dp::result<proto::deployment>> start_git_deployment(state::recor
       }
       continue;
     }
-    auto superseded = co_await records.cancel_superseded(d, p.cancel_superseded);
-    if (!superseded) {
-      // The deployment exists; the worker's own supersede check still cancels queued ones.
-      dp::log::warn("cannot cancel the deployments a new one supersedes",
-                    {{"deployment", d.id}, {"error", superseded.error()}});
-    } else if (!superseded->empty()) {
-      dp::log::info("deployments superseded",
-                    {{"deployment", d.id}, {"count", static_cast<int64_t>(superseded->size())}});
+    // The branch's queued deployments never start (the worker cancels them); its running build
+    // is stopped too unless the project keeps it.
+    if (p.cancel_superseded) {
+      auto stopped = co_await records.cancel_superseded(d);
+      if (!stopped) {
+        // The deployment exists: refusing it now would hide it from the caller.
+        dp::log::warn("cannot stop the builds a new deployment supersedes",
+                      {{"deployment", d.id}, {"error", stopped.error()}});
+      } else if (!stopped->empty()) {
+        dp::log::info("superseded builds asked to stop",
+                      {{"deployment", d.id}, {"count", static_cast<int64_t>(stopped->size())}});
+      }
     }
     co_return d;
   }
@@ -116,7 +121,8 @@ asio::awaitable<dp::result<proto::deployment>> start_git_deployment(state::recor
 
 asio::awaitable<dp::result<bool>> remove_branch_preview(state::records& records,
                                                         std::string project, std::string branch) {
-  co_return co_await records.remove_preview_alias(project, dp::branch_alias(project, branch));
+  auto label = dp::branch_alias(project, branch);
+  co_return co_await records.remove_preview_alias(project, label);
 }
 
 asio::awaitable<dp::result<bool>> remove_pull_request_preview(state::records& records,

@@ -12,9 +12,10 @@
 //                         there is no pull request; else preview: go-live then sets the branch's
 //                         alias `<project>--<slug>` (and `<project>--pr-<n>`), never production.
 //                         Older deployments of the same (project, branch) are superseded: queued
-//                         ones canceled, running ones asked to stop when the project's
-//                         cancel_superseded is on. A source's default_branch becomes the
-//                         project's production branch when it has none yet.
+//                         ones never start (the worker cancels them), running ones are asked to
+//                         stop when the project's cancel_superseded is on (the default). Other
+//                         branches and production are left alone. A source's default_branch becomes
+//                         the project's production branch when it has none yet.
 //   remove_branch_preview(records, project, branch)
 //   remove_pull_request_preview(records, project, number)
 //                         a branch deleted, a pull request closed: its alias goes (true when

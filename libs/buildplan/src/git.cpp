@@ -197,6 +197,10 @@ std::vector<std::string> git_head_argv(const std::string& dir) {
   return {"git", "-C", dir, "rev-parse", "--verify", "HEAD"};
 }
 
+std::vector<std::string> git_branch_argv(const std::string& dir) {
+  return {"git", "-C", dir, "symbolic-ref", "--short", "-q", "HEAD"};
+}
+
 config::environment git_env(const std::string& home) {
   return {{"PATH", "/usr/local/bin:/usr/bin:/bin"},
           {"HOME", home},

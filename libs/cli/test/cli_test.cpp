@@ -31,6 +31,21 @@ TEST(cli_args, deploy_git_url_with_flags) {
   EXPECT_FALSE(c->follow);
 }
 
+TEST(cli_args, deploy_branch) {
+  auto c = parse({"deploy", "https://x/y"}, {.branch = "feature/x"});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->ref, "feature/x");
+  auto both = parse({"deploy", "https://x/y"}, {.ref = "a", .branch = "b"});
+  ASSERT_FALSE(both);
+  EXPECT_NE(both.error().message.find("--branch"), std::string::npos);
+  auto dir = parse({"deploy", std::filesystem::temp_directory_path().string()}, {.branch = "b"});
+  ASSERT_FALSE(dir);
+  EXPECT_NE(dir.error().message.find("--branch applies to a git URL"), std::string::npos);
+  auto ls = parse({"ls"}, {.branch = "b"});
+  ASSERT_FALSE(ls);
+  EXPECT_NE(ls.error().message.find("ls does not take --branch"), std::string::npos);
+}
+
 TEST(cli_args, deploy_follows_by_default_on_a_terminal_only) {
   EXPECT_TRUE(parse({"deploy", "https://x/y"}, {}, true)->follow);
   EXPECT_FALSE(parse({"deploy", "https://x/y"}, {}, false)->follow);
@@ -252,6 +267,24 @@ TEST(cli_render, result_and_tables) {
   v.d.error = "build (`npm run build`) failed: exited with code 1";
   EXPECT_EQ(dp::cli::render_result(v, false),
             "==> failed in 9.0 s: build (`npm run build`) failed: exited with code 1\n");
+
+  v.d.status = dp::proto::deployment_status::ready;
+  v.d.target = dp::proto::deployment_target::preview;
+  v.preview_urls = {"http://shop--feature-x.localhost:8000", "http://shop--pr-7.localhost:8000"};
+  EXPECT_EQ(dp::cli::render_result(v, false),
+            "==> ready in 9.0 s\n"
+            "    url:        http://shop-6v0w1y3z.localhost:8000\n"
+            "    preview:    http://shop--feature-x.localhost:8000\n"
+            "    preview:    http://shop--pr-7.localhost:8000\n");
+  v.d.branch = "feature/x";
+  v.d.pull_request = 7;
+  v.d.commit = "3f9c2a7d1e4b8c6a0f5d2e9b";
+  auto preview_table = dp::cli::render_deployments({v}, std::nullopt);
+  EXPECT_NE(preview_table.find("ready      preview    #7 feature/x"), std::string::npos)
+      << preview_table;
+  EXPECT_NE(preview_table.find("3f9c2a7d1e4b"), std::string::npos) << preview_table;
+  v.d = {.id = v.d.id, .project = "shop", .status = dp::proto::deployment_status::failed,
+         .created_at = 1'764'000'000'000, .finished_at = 1'764'000'009'000};
 
   auto table = dp::cli::render_deployments({v}, v.d.id);
   EXPECT_NE(table.find("* 01jh5k7q3x9m2c8r4t6v0w1y3z failed"), std::string::npos) << table;

@@ -2,6 +2,8 @@
 // Accept-Encoding and the LRU.
 #include <gtest/gtest.h>
 
+#include "dp/core/preview_alias.hpp"
+
 #include "dp/proxy/lru.hpp"
 #include "dp/proxy/rules.hpp"
 
@@ -59,6 +61,15 @@ TEST(parse_host, finds_labels_and_domains) {
   auto trailing = parse_host("shop-1ab2.example.test.", "example.test");
   ASSERT_TRUE(trailing);
   EXPECT_EQ(trailing->name, "shop-1ab2");
+  // Preview labels (dp/core/preview_alias.hpp) are labels like any other.
+  for (const std::string& preview :
+       {dp::branch_alias("shop", "Feature/X"), dp::pull_request_alias("shop", 42),
+        dp::branch_alias("shop", "deadbeef"), dp::branch_alias(std::string(54, 'p'), "main")}) {
+    auto h = parse_host(preview + ".localhost:8000", "localhost");
+    ASSERT_TRUE(h) << preview;
+    EXPECT_EQ(h->type, host_target::kind::label) << preview;
+    EXPECT_EQ(h->name, preview);
+  }
   auto domain = parse_host("www.Example.com", "localhost");
   ASSERT_TRUE(domain);
   EXPECT_EQ(domain->type, host_target::kind::domain);

@@ -285,10 +285,27 @@ struct runner::impl {
       co_return stop_reason{build_outcome::failed, "git rev-parse HEAD failed after the clone"};
     }
     report.commit = sha;
-    say(fmt::format("cloned commit {}{} in {}", sha, ref.empty() ? "" : " of " + ref,
+    proto::hash_fields commit{{"commit", sha}};
+    // Without a ref the remote's default branch was cloned: its name goes on the record (the
+    // worker learns the project's production branch from it).
+    std::string branch = ref;
+    if (ref.empty()) {
+      process::options which;
+      which.argv = buildplan::git_branch_argv(repo.string());
+      which.env = o.env;
+      auto bs =
+          co_await process::run(std::move(which), [&branch](process::stream s, std::string_view l) {
+            if (s == process::stream::out && branch.empty()) {
+              branch = l;
+            }
+          });
+      if (bs && bs->success() && !branch.empty()) {
+        commit.emplace_back("branch", branch);
+      }
+    }
+    say(fmt::format("cloned commit {}{} in {}", sha, branch.empty() ? "" : " of " + branch,
                     seconds(clock_type::now() - start)));
     timed("clone", start);
-    proto::hash_fields commit{{"commit", sha}};
     if (auto r = co_await sink.set_fields(std::move(commit)); !r) {
       co_return stop_reason{build_outcome::infrastructure, "redis: " + r.error().message};
     }

@@ -788,7 +788,7 @@ task<bool> records::learn_production_branch(std::string_view project, std::strin
 }
 
 task<std::vector<std::string>> records::cancel_superseded(const proto::deployment& newer,
-                                                          bool running_too, int window) {
+                                                          int window) {
   std::vector<std::string> canceled;
   auto ids = co_await deployment_ids(newer.project, 0, window);
   if (!ids) {
@@ -805,10 +805,9 @@ task<std::vector<std::string>> records::cancel_superseded(const proto::deploymen
       }
       co_return d.error();
     }
-    if (proto::is_final(d->status) || !same_branch(*d, newer)) {
-      continue;
-    }
-    if (d->status != deployment_status::queued && !running_too) {
+    // Queued ones are the worker's: it cancels them before they start (queue::newer_active).
+    if (d->status == deployment_status::queued || proto::is_final(d->status) ||
+        !same_branch(*d, newer)) {
       continue;
     }
     proto::cancel_request req{id, now_ms(), "superseded by " + newer.id};

@@ -232,7 +232,8 @@ asio::awaitable<dp::result<bool>> worker::impl::prepare(held_job& h) {
       co_await finish(id, h.text, opts.id);
       co_return false;
     }
-    auto newer = co_await queue.newer_active(h.job.project, d->branch.value_or(""), id);
+    std::string branch = d->branch.value_or("");
+    auto newer = co_await queue.newer_active(h.job.project, branch, id);
     if (!newer) {
       co_return newer.error();
     }
@@ -299,6 +300,7 @@ asio::awaitable<std::optional<requeue_plan>> worker::impl::conclude(
     co_return std::nullopt;
   }
   if (proto::is_final(d->status)) {
+    co_await learn_production_branch(*d);
     dp::log::info("build ended", {{"deployment", id},
                                   {"status", proto::to_string(d->status)},
                                   {"exit", end ? end->description : failure->message}});
@@ -329,6 +331,22 @@ asio::awaitable<std::optional<requeue_plan>> worker::impl::conclude(
   dp::log::warn("build failed", {{"deployment", id}, {"error", error}});
   co_await finish(id, h.text, opts.id);
   co_return std::nullopt;
+}
+
+// A production build of the remote's default branch (no ref) names that branch: a project
+// without a production branch takes it.
+asio::awaitable<void> worker::impl::learn_production_branch(const proto::deployment& d) {
+  if (d.status != deployment_status::ready || d.ref || !d.branch ||
+      d.target != proto::deployment_target::production) {
+    co_return;
+  }
+  auto learned = co_await records.learn_production_branch(d.project, *d.branch);
+  if (!learned) {
+    dp::log::warn("cannot record the project's production branch",
+                  {{"project", d.project}, {"error", learned.error()}});
+  } else if (*learned) {
+    dp::log::info("production branch learned", {{"project", d.project}, {"branch", *d.branch}});
+  }
 }
 
 // Refreshes the lease (and the project lock) every lease_ttl/3 while the job is held, checks

@@ -123,6 +123,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
   asio::awaitable<std::optional<requeue_plan>> conclude(held_job& h,
                                                         const std::optional<build_end>& end,
                                                         const std::optional<dp::error>& failure);
+  asio::awaitable<void> learn_production_branch(const proto::deployment& d);
   asio::awaitable<void> heartbeat(std::shared_ptr<held_job> h);
   asio::awaitable<void> follow_cancels();
 

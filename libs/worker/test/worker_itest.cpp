@@ -66,6 +66,43 @@ TEST(worker_test, newer_build_supersedes_an_older_queued_one) {
   EXPECT_EQ(starts(server, older), 0);
 }
 
+TEST(worker_test, another_branch_supersedes_nothing) {
+  redis_server server;
+  auto production = enqueue(server, "shop", 60, "main");
+  auto preview = enqueue(server, "shop", 60, "feature/x");
+  auto other = enqueue(server, "shop", 60, "feature/y");
+  threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)),
+                    fast_options());
+  for (const auto& id : {production, preview, other}) {
+    EXPECT_TRUE(eventually([&] { return has_status(server, id, "ready"); })) << id;
+    EXPECT_EQ(starts(server, id), 1);
+  }
+}
+
+// A newer deployment of a branch stops that branch's running build (records::cancel_superseded,
+// as the api-server calls it with the project's cancel_superseded on), and leaves other branches.
+TEST(worker_test, a_newer_push_cancels_its_branchs_running_build) {
+  redis_server server;
+  auto running = enqueue(server, "shop", 60, "feature/x");
+  cmd(server, {"SET", prefix + "fake:mode:" + running, "hang"});
+  threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)),
+                    fast_options());
+  ASSERT_TRUE(eventually([&] { return has_status(server, running, "building"); }));
+  auto production = enqueue(server, "shop", 60, "main");
+  auto newer = enqueue(server, "shop", 60, "feature/x");
+  auto canceled = run_sync<std::vector<std::string>>(
+      server, [&](dp::state::records& records) -> asio::awaitable<std::vector<std::string>> {
+        auto d = co_await records.get_deployment(newer);
+        auto r = co_await records.cancel_superseded(*d);
+        co_return r ? *r : std::vector<std::string>{};
+      });
+  EXPECT_EQ(canceled, std::vector<std::string>{running});
+  ASSERT_TRUE(eventually([&] { return has_status(server, running, "canceled"); }));
+  EXPECT_EQ(get(server, running).error, "superseded by " + newer);
+  EXPECT_TRUE(eventually([&] { return has_status(server, newer, "ready"); }));
+  EXPECT_TRUE(eventually([&] { return has_status(server, production, "ready"); }));
+}
+
 TEST(worker_test, a_final_deployment_is_dropped_without_running) {
   redis_server server;
   auto id = enqueue(server, "shop");

@@ -53,9 +53,10 @@ T run_sync(const test::redis_server& server,
   }());
 }
 
-// A queued deployment of `project`, its job on the queue. Returns its id.
+// A queued deployment of `project` (of `branch`, when given), its job on the queue. Returns its
+// id.
 inline std::string enqueue(const test::redis_server& server, const std::string& project,
-                           int64_t timeout_s = 60) {
+                           int64_t timeout_s = 60, std::optional<std::string> branch = {}) {
   return run_sync<std::string>(server,
                                [&](state::records& records) -> asio::awaitable<std::string> {
                                  proto::deployment d;
@@ -63,6 +64,8 @@ inline std::string enqueue(const test::redis_server& server, const std::string& 
                                  d.project = project;
                                  d.git_url = "https://example.com/" + project + ".git";
                                  d.created_at = state::now_ms();
+                                 d.branch = branch;
+                                 d.ref = branch;
                                  proto::job j;
                                  j.deployment_id = d.id;
                                  j.project = project;

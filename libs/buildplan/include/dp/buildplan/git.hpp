@@ -39,6 +39,9 @@ struct clone_request {
 std::vector<std::string> git_clone_argv(const clone_request& req);
 // git -C <dir> rev-parse HEAD: prints the commit that was checked out.
 std::vector<std::string> git_head_argv(const std::string& dir);
+// git -C <dir> symbolic-ref --short -q HEAD: the branch checked out (a clone without a ref: the
+// remote's default branch).
+std::vector<std::string> git_branch_argv(const std::string& dir);
 // The environment for git: no prompts, no system or global config, HOME where we say.
 config::environment git_env(const std::string& home);
 

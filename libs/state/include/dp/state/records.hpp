@@ -119,11 +119,11 @@ class records {
   // Sets the project's production branch when it has none (a forge's default branch): true
   // when it was set.
   task<bool> learn_production_branch(std::string_view project, std::string_view branch);
-  // A newer deployment of a branch supersedes the older ones of that (project, branch): the
-  // queued ones are canceled at once, the running ones asked to stop when `running_too`
-  // (request_cancel, reason "superseded by <id>"). Looks at the project's newest `window`
-  // deployments; returns the ids it canceled or asked to stop.
-  task<std::vector<std::string>> cancel_superseded(const proto::deployment& newer, bool running_too,
+  // A newer deployment of a branch supersedes the older ones of that (project, branch): their
+  // running builds are asked to stop (request_cancel, reason "superseded by <id>"); queued ones
+  // are left to the worker, which cancels them before they start (queue::newer_active). Looks
+  // at the project's newest `window` deployments; returns the ids it asked to stop.
+  task<std::vector<std::string>> cancel_superseded(const proto::deployment& newer,
                                                    int window = 50);
   // The deployment id an alias points at, or nullopt.
   task<std::optional<std::string>> resolve_alias(std::string_view label);
