@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
                            "deploy: the branch of a git URL to build (production for the "
                            "project's production branch, else a preview)"));
   parser.add(optional_flag("--ref", &flags.ref, "deploy: the older name of --branch"));
+  parser.add(optional_flag("--target", &flags.target,
+                           "env: production or preview (the overrides of that target's builds)"));
   parser.add(
       switch_flag("--follow",
                   "deploy, logs: stream the logs to the end (--follow=false: do not); deploy "

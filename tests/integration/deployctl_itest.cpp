@@ -87,6 +87,37 @@ TEST_F(deployctl, deploy_of_a_git_url_is_queued_and_listed) {
   EXPECT_NE(lsp.output.find(id + " queued"), std::string::npos) << lsp.output;
 }
 
+TEST_F(deployctl, branches_targets_and_env_per_target) {
+  auto prod = cli({"deploy", "https://example.com/acme/shop.git", "--follow=false"});
+  ASSERT_EQ(prod.exit_code, 0) << prod.output;
+  auto preview = cli(
+      {"deploy", "https://example.com/acme/shop.git", "--branch", "feature/x", "--follow=false"});
+  ASSERT_EQ(preview.exit_code, 0) << preview.output;
+  auto ls = cli({"ls", "--project", "shop"});
+  EXPECT_EQ(ls.exit_code, 0) << ls.output;
+  EXPECT_NE(ls.output.find(id_in(preview.output) + " queued     preview    feature/x"),
+            std::string::npos)
+      << ls.output;
+  EXPECT_NE(ls.output.find(id_in(prod.output) + " queued     production"), std::string::npos)
+      << ls.output;
+  auto trigger = dp::test::redis_command(
+      redis_.port(), {"HGET", "dp:deployment:" + id_in(preview.output), "trigger"});
+  ASSERT_TRUE(trigger) << trigger.error().message;
+  EXPECT_EQ(*trigger, "cli");
+
+  auto set =
+      cli({"env", "shop", "API=https://staging.example.com", "DEBUG=1", "--target", "preview"});
+  EXPECT_EQ(set.exit_code, 0) << set.output;
+  EXPECT_EQ(cli({"env", "shop", "DEBUG=", "--target", "preview"}).exit_code, 0);
+  EXPECT_EQ(cli({"env", "shop", "API=https://api.example.com"}).exit_code, 0);
+  auto preview_env = cli({"env", "shop", "--target", "preview"});
+  EXPECT_EQ(preview_env.output, "API=https://staging.example.com\n");
+  EXPECT_EQ(cli({"env", "shop"}).output, "API=https://api.example.com\n");
+  EXPECT_EQ(cli({"env", "shop", "--target", "production"}).output, "");
+  EXPECT_EQ(cli({"env", "shop", "--target", "staging"}).exit_code, 2);
+  EXPECT_EQ(cli({"env", "nope"}).exit_code, 1);
+}
+
 TEST_F(deployctl, deploy_without_cache_and_cache_clear) {
   auto d = cli({"deploy", "https://example.com/acme/shop.git", "--no-cache", "--follow=false"});
   ASSERT_EQ(d.exit_code, 0) << d.output;

@@ -78,7 +78,7 @@ TEST(input, new_project) {
   ASSERT_TRUE(p) << p.error().message;
   EXPECT_EQ(p->mode, dp::proto::serve_mode::static_files);
   EXPECT_EQ(p->name, "shop");
-  EXPECT_EQ(p->branch, "main");
+  EXPECT_EQ(p->production_branch, "main");
   EXPECT_EQ(p->root_dir, "web");
   EXPECT_EQ(p->build_command, "npm run build");
   EXPECT_FALSE(p->output_dir);

@@ -51,8 +51,8 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
                                   bool stdout_is_tty) {
   if (positionals.empty()) {
     return bad(
-        "a command is required: deploy, ls, logs, promote, rollback, cancel, cache, hooks or link "
-        "(see --help)");
+        "a command is required: deploy, ls, logs, promote, rollback, cancel, cache, env, hooks or "
+        "link (see --help)");
   }
   auto w = split(positionals);
   if (!w) {
@@ -77,6 +77,9 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
   };
   if (f.no_cache && name != "deploy") {
     return bad(fmt::format("{} does not take --no-cache", name));
+  }
+  if (f.target && name != "env") {
+    return bad(fmt::format("{} does not take --target", name));
   }
   dp::result<void> ok;
   if (name == "deploy") {
@@ -194,6 +197,33 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
       c.target = w->args[0];
       c.git_url = w->args[1];
     }
+  } else if (name == "env") {
+    c.what = verb::env;
+    if (w->args.empty()) {
+      return bad(
+          "env takes a project: deployctl env <project> [--target production|preview] "
+          "[NAME=VALUE | NAME= ...]");
+    }
+    ok = only(false, false, false);
+    if (ok && f.target) {
+      if (*f.target != "production" && *f.target != "preview") {
+        return bad("--target must be production or preview");
+      }
+      c.env_field = *f.target + "_env";
+    }
+    if (ok) {
+      c.target = w->args[0];
+      for (size_t i = 1; i < w->args.size(); ++i) {
+        const auto& a = w->args[i];
+        auto eq = a.find('=');
+        if (eq == std::string::npos || eq == 0) {
+          return bad(fmt::format("'{}' is not NAME=VALUE (NAME= removes NAME)", a));
+        }
+        auto value = a.substr(eq + 1);
+        c.env_changes.emplace_back(a.substr(0, eq),
+                                   value.empty() ? std::nullopt : std::optional(value));
+      }
+    }
   } else {
     return bad(fmt::format("unknown command '{}' (see --help)", name));
   }
@@ -231,6 +261,9 @@ std::string_view commands_help() noexcept {
                                 with no other credential (shown once)
   hooks rm <hook-id> --project NAME
                                 revoke a deploy hook
+  env <project> [--target production|preview] [NAME=VALUE | NAME= ...]
+                                list or change the project's build variables: of every target,
+                                or the overrides of one (production or preview builds)
 Exit codes: 0 ok, 1 failed (or an API error), 2 bad input, 3 API unreachable.
 )";
 }

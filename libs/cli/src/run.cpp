@@ -64,6 +64,8 @@ class session {
         co_return co_await remove_hook(*c.project, c.target);
       case verb::link:
         co_return co_await link(c.target, c.git_url);
+      case verb::env:
+        co_return co_await env(c);
     }
     co_return exit_bad_input;
   }
@@ -455,6 +457,40 @@ class session {
     }
     print(render_link(project, git_url, opts_.api_url,
                       r->as_object().at("secret").as_string().c_str()));
+    co_return exit_ok;
+  }
+
+  // Lists one env field of the project, or changes it with one PATCH of the whole field.
+  asio::awaitable<int> env(const command& c) {
+    auto path = "/v1/projects/" + encode_component(c.target);
+    auto got = co_await api_.call("GET", path, "");
+    if (!got) {
+      co_return fail(got.error());
+    }
+    json::object vars;
+    if (const auto* e = got->as_object().if_contains(c.env_field); e && e->is_object()) {
+      vars = e->get_object();
+    }
+    if (c.env_changes.empty()) {
+      for (const auto& [name, value] : vars) {
+        print(fmt::format("{}={}\n", std::string_view(name),
+                          value.is_string() ? std::string_view(value.get_string()) : ""));
+      }
+      co_return exit_ok;
+    }
+    for (const auto& [name, value] : c.env_changes) {
+      if (value) {
+        vars[name] = *value;
+      } else {
+        vars.erase(name);
+      }
+    }
+    json::object body{{c.env_field, std::move(vars)}};
+    auto r = co_await api_.call("PATCH", path, json::serialize(body));
+    if (!r) {
+      co_return fail(r.error());
+    }
+    print(fmt::format("{} of {} updated\n", c.env_field, c.target));
     co_return exit_ok;
   }
 

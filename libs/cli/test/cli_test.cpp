@@ -46,6 +46,28 @@ TEST(cli_args, deploy_branch) {
   EXPECT_NE(ls.error().message.find("ls does not take --branch"), std::string::npos);
 }
 
+TEST(cli_args, env) {
+  auto list = parse({"env", "shop"});
+  ASSERT_TRUE(list) << list.error().message;
+  EXPECT_EQ(list->what, verb::env);
+  EXPECT_EQ(list->target, "shop");
+  EXPECT_EQ(list->env_field, "env");
+  EXPECT_TRUE(list->env_changes.empty());
+  auto set = parse({"env", "shop", "API=https://staging", "OLD="}, {.target = "preview"});
+  ASSERT_TRUE(set) << set.error().message;
+  EXPECT_EQ(set->env_field, "preview_env");
+  ASSERT_EQ(set->env_changes.size(), 2u);
+  EXPECT_EQ(set->env_changes[0].first, "API");
+  EXPECT_EQ(set->env_changes[0].second, "https://staging");
+  EXPECT_EQ(set->env_changes[1].first, "OLD");
+  EXPECT_FALSE(set->env_changes[1].second);
+  EXPECT_FALSE(parse({"env"}));
+  EXPECT_FALSE(parse({"env", "shop", "=x"}));
+  EXPECT_FALSE(parse({"env", "shop", "NOEQUALS"}));
+  EXPECT_FALSE(parse({"env", "shop"}, {.target = "staging"}));
+  EXPECT_FALSE(parse({"ls"}, {.target = "preview"}));
+}
+
 TEST(cli_args, deploy_follows_by_default_on_a_terminal_only) {
   EXPECT_TRUE(parse({"deploy", "https://x/y"}, {}, true)->follow);
   EXPECT_FALSE(parse({"deploy", "https://x/y"}, {}, false)->follow);

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "dp/core/error.hpp"
@@ -20,6 +21,7 @@ enum class verb {
   rollback,
   cancel,
   cache_clear,
+  env,
   hooks_ls,
   hooks_create,
   hooks_rm,
@@ -38,12 +40,17 @@ struct command {
   std::optional<std::string> ref;      // deploy (git URLs only): the branch (--branch or --ref)
   bool follow = false;                 // deploy, logs
   bool no_cache = false;               // deploy: build without restoring the build cache
+  // env: the project's variables of every target (env), or of one ("production_env",
+  // "preview_env" with --target); NAME=VALUE sets, NAME= removes, none lists.
+  std::string env_field = "env";
+  std::vector<std::pair<std::string, std::optional<std::string>>> env_changes;
 };
 
 struct flags {
   std::optional<std::string> project;
   std::optional<std::string> ref;
   std::optional<std::string> branch;  // --branch: the same as --ref, its older name
+  std::optional<std::string> target;  // env: production or preview
   std::optional<bool> follow;         // unset: deploy follows when stdout is a terminal
   bool no_cache = false;              // --no-cache
 };
