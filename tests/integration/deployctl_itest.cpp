@@ -254,3 +254,59 @@ TEST_F(deployctl, follow_resumes_after_the_api_restarts) {
 }
 
 }  // namespace
+
+namespace {
+
+// The secret after "Secret:" / the hook path after "curl -X POST <api>".
+std::string match(const std::string& out, const std::string& pattern) {
+  std::smatch m;
+  if (std::regex_search(out, m, std::regex(pattern))) {
+    return m[1];
+  }
+  ADD_FAILURE() << "no match for " << pattern << " in: " << out;
+  return {};
+}
+
+TEST_F(deployctl, link_prints_the_webhook_url_and_a_secret_the_api_verifies_with) {
+  auto r = cli({"link", "shop", "https://github.com/acme/shop.git"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto url = "http://127.0.0.1:" + std::to_string(port_) + "/v1/webhooks/github/shop";
+  EXPECT_NE(r.output.find("Payload URL:  " + url), std::string::npos) << r.output;
+  auto secret = match(r.output, "Secret: +([0-9a-f]{64})");
+  auto stored =
+      dp::test::redis_command(redis_.port(), {"HGET", "dp:project:shop:webhook", "secret"});
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(*stored, secret);
+  // Again: the same project, a new secret.
+  auto again = cli({"link", "shop", "https://github.com/acme/shop.git"});
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(match(again.output, "Secret: +([0-9a-f]{64})"), secret);
+  // Another repository under the same name is refused.
+  auto other = cli({"link", "shop", "https://github.com/acme/other.git"});
+  EXPECT_EQ(other.exit_code, 1) << other.output;
+}
+
+TEST_F(deployctl, hooks_create_ls_use_and_rm) {
+  ASSERT_EQ(cli({"link", "shop", "https://example.com/acme/shop.git"}).exit_code, 0);
+  auto made = cli({"hooks", "create", "staging", "--project", "shop"});
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  auto id = match(made.output, "hook (hook_[0-9a-f]+) deploys staging of shop");
+  auto path = match(made.output, "curl -X POST http://127.0.0.1:[0-9]+(/v1/hooks/[0-9a-f]{64})");
+  auto ls = cli({"hooks", "ls", "--project", "shop"});
+  EXPECT_EQ(ls.exit_code, 0) << ls.output;
+  EXPECT_NE(ls.output.find(id), std::string::npos) << ls.output;
+  EXPECT_EQ(ls.output.find(path.substr(10)), std::string::npos) << "ls shows no secret";
+  auto used = dp::test::http_request(port_, "POST", path);
+  ASSERT_TRUE(used);
+  EXPECT_EQ(used->status, 202) << used->body;
+  auto rm = cli({"hooks", "rm", id, "--project", "shop"});
+  EXPECT_EQ(rm.exit_code, 0) << rm.output;
+  EXPECT_EQ(rm.output, "hook " + id + " of shop revoked\n");
+  auto gone = dp::test::http_request(port_, "POST", path);
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(gone->status, 404);
+  EXPECT_EQ(cli({"hooks", "rm", id, "--project", "shop"}).exit_code, 1);
+  EXPECT_EQ(cli({"hooks", "ls"}).exit_code, 2);
+}
+
+}  // namespace

@@ -508,4 +508,55 @@ dp::result<int64_t> parse_count(const std::optional<std::string>& value, std::st
   return n;
 }
 
+dp::result<std::string> parse_hook_request(std::string_view body) {
+  auto o = parse_object(body);
+  if (!o) {
+    return o.error();
+  }
+  if (auto r = only_fields(*o, {"branch"}); !r) {
+    return r.error();
+  }
+  auto branch = get_string(*o, "branch", false);
+  if (!branch) {
+    return branch.error();
+  }
+  if (!branch->present || branch->value.empty()) {
+    return bad("field 'branch' is required");
+  }
+  if (auto r = dp::buildplan::check_git_ref(branch->value); !r) {
+    return bad(fmt::format("field 'branch': {}", r.error().message));
+  }
+  return branch->value;
+}
+
+dp::result<forge_request> parse_forge_request(std::string_view body) {
+  auto o = parse_object(body);
+  if (!o) {
+    return o.error();
+  }
+  if (auto r = only_fields(*o, {"forge", "api_url", "repository", "token"}); !r) {
+    return r.error();
+  }
+  forge_request out;
+  for (auto [name, field] :
+       {std::pair{"forge", &out.forge}, std::pair{"api_url", &out.api_url},
+        std::pair{"repository", &out.repository}, std::pair{"token", &out.token}}) {
+    auto f = get_string(*o, name, false);
+    if (!f) {
+      return f.error();
+    }
+    if (!f->present || f->value.empty()) {
+      return bad(fmt::format("field '{}' is required", name));
+    }
+    *field = f->value;
+  }
+  if (out.forge != "github" && out.forge != "gitlab" && out.forge != "gitea") {
+    return bad("field 'forge' must be \"github\", \"gitlab\" or \"gitea\"");
+  }
+  if (!out.api_url.starts_with("https://") && !out.api_url.starts_with("http://")) {
+    return bad("field 'api_url' must be an http(s) URL (https://api.github.com)");
+  }
+  return out;
+}
+
 }  // namespace dp::api

@@ -183,6 +183,10 @@ asio::awaitable<response> service::impl::delete_project(http::request& req) {
   if (auto r = co_await records_.delete_project(p->name); !r) {
     co_return error(r.error());
   }
+  // A project made again under this name must not inherit its webhook secret or hooks.
+  if (auto r = co_await hooks_.forget_project(p->name); !r) {
+    co_return error(r.error());
+  }
   co_return response(204);
 }
 

@@ -33,7 +33,7 @@ json::value service::impl::deployment_json(const proto::deployment& d) const {
 
 std::optional<response> service::impl::authorize(const http::request& req, access a,
                                                  bool query_token) const {
-  if (a == access::open) {
+  if (a == access::open || a == access::secret) {
     return std::nullopt;
   }
   std::optional<std::string_view> token;
@@ -231,6 +231,14 @@ http::router service::routes() {
   s.add(r, m::get, "/v1/deployments/{id}/logs", access::token, &i::get_logs);
   s.add(r, m::get, "/v1/deployments/{id}/logs/stream", access::token, &i::stream_logs);
   s.add(r, m::post, "/project", access::token, &i::legacy_project);
+  s.add(r, m::post, "/v1/projects/{name}/webhook-secret", access::token, &i::rotate_webhook_secret);
+  s.add(r, m::put, "/v1/projects/{name}/forge", access::token, &i::put_forge);
+  s.add(r, m::get, "/v1/projects/{name}/hooks", access::token, &i::list_hooks);
+  s.add(r, m::post, "/v1/projects/{name}/hooks", access::token, &i::create_hook);
+  s.add(r, m::delete_, "/v1/projects/{name}/hooks/{id}", access::token, &i::delete_hook);
+  s.add(r, m::post, "/v1/webhooks/{provider}/{project}", access::secret, &i::receive_webhook,
+        {.body_limit = s.opts_.webhook_max_bytes});
+  s.add(r, m::post, "/v1/hooks/{secret}", access::secret, &i::trigger_hook);
   return r;
 }
 

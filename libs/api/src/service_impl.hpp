@@ -13,8 +13,10 @@
 #include "dp/api/api.hpp"
 #include "dp/api/input.hpp"
 #include "dp/api/metrics.hpp"
+#include "dp/forge/signature.hpp"
 #include "dp/http/json.hpp"
 #include "dp/redis/client.hpp"
+#include "dp/state/hooks.hpp"
 #include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
 #include "log_hub.hpp"
@@ -25,8 +27,9 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 using http::response;
 
-// Who may call a route.
-enum class access { open, token };
+// Who may call a route. `secret`: whoever proves a secret in the request itself (a forge's
+// webhook signature, a deploy hook's URL) instead of the API token; the browser checks still apply.
+enum class access { open, token, secret };
 
 inline response error(const dp::error& e) {
   return http::error_response(e);
@@ -44,6 +47,7 @@ struct service::impl {
       : ex_(ex),
         redis_(r),
         records_(r, o.keys),
+        hooks_(r, o.keys),
         storage_(std::move(s)),
         opts_(std::move(o)),
         hub_(ex, std::move(pubsub), opts_.keys, opts_.follower_queue_limit, metrics_) {}
@@ -51,6 +55,7 @@ struct service::impl {
   asio::any_io_executor ex_;
   redis::client& redis_;
   state::records records_;
+  state::hooks hooks_;
   std::shared_ptr<storage::object_store> storage_;
   options opts_;
   metrics metrics_;
@@ -138,6 +143,28 @@ struct service::impl {
   asio::awaitable<response> promote(http::request& req);
 
   asio::awaitable<response> delete_deployment(http::request& req);
+
+  // ---- webhooks and deploy hooks (webhooks.cpp) ----
+
+  // POST /v1/webhooks/{provider}/{project}: a forge's event, verified on the raw body first.
+  asio::awaitable<response> receive_webhook(http::request& req);
+  // What a verified, first-seen event does: deploy, remove a preview alias, or nothing.
+  asio::awaitable<response> act_on_webhook(const proto::project& p, forge::provider forge,
+                                           std::string_view event_name, std::string_view body);
+
+  // POST /v1/projects/{name}/webhook-secret: a new secret, shown once (the old one stops).
+  asio::awaitable<response> rotate_webhook_secret(http::request& req);
+
+  // PUT /v1/projects/{name}/forge: where commit statuses go; the token is never returned.
+  asio::awaitable<response> put_forge(http::request& req);
+
+  // GET/POST /v1/projects/{name}/hooks, DELETE /v1/projects/{name}/hooks/{id}.
+  asio::awaitable<response> list_hooks(http::request& req);
+  asio::awaitable<response> create_hook(http::request& req);
+  asio::awaitable<response> delete_hook(http::request& req);
+
+  // POST /v1/hooks/{secret}: deploys the hook's branch.
+  asio::awaitable<response> trigger_hook(http::request& req);
 
   // ---- log streaming (log_stream.cpp) ----
 

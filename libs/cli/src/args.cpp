@@ -51,8 +51,8 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
                                   bool stdout_is_tty) {
   if (positionals.empty()) {
     return bad(
-        "a command is required: deploy, ls, logs, promote, rollback, cancel, cache or env (see "
-        "--help)");
+        "a command is required: deploy, ls, logs, promote, rollback, cancel, cache, env, hooks or "
+        "link (see --help)");
   }
   auto w = split(positionals);
   if (!w) {
@@ -161,6 +161,42 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
     if (ok) {
       c.target = w->args[1];
     }
+  } else if (name == "hooks") {
+    auto sub = w->args.empty() ? std::string() : w->args[0];
+    if (sub == "ls") {
+      c.what = verb::hooks_ls;
+      ok = expect_args(name, *w, 1, "hooks ls --project NAME");
+    } else if (sub == "create") {
+      c.what = verb::hooks_create;
+      ok = expect_args(name, *w, 2, "hooks create <branch> --project NAME");
+    } else if (sub == "rm") {
+      c.what = verb::hooks_rm;
+      ok = expect_args(name, *w, 2, "hooks rm <hook-id> --project NAME");
+    } else {
+      return bad("deployctl hooks ls | create <branch> | rm <hook-id>, with --project NAME");
+    }
+    if (ok) {
+      ok = only(true, false, false);
+    }
+    if (ok && !f.project) {
+      ok = bad("hooks needs --project NAME");
+    }
+    if (ok && w->args.size() == 2) {
+      c.target = w->args[1];
+    }
+  } else if (name == "link") {
+    c.what = verb::link;
+    ok = expect_args(name, *w, 2, "link <project> <git-url>");
+    if (ok) {
+      ok = only(false, false, false);
+    }
+    if (ok && !looks_like_git_url(w->args[1])) {
+      ok = bad(fmt::format("'{}' is not a git URL", w->args[1]));
+    }
+    if (ok) {
+      c.target = w->args[0];
+      c.git_url = w->args[1];
+    }
   } else if (name == "env") {
     c.what = verb::env;
     if (w->args.empty()) {
@@ -215,6 +251,16 @@ std::string_view commands_help() noexcept {
   rollback <project>            promote the newest ready deployment older than production
   cancel <id>                   cancel a queued or running deployment
   cache clear <project>         empty the project's build cache: its next build is cold
+  link <project> <git-url>      make (or find) the project for a repository and a new webhook
+                                secret; prints the webhook URL and the secret to paste in the
+                                forge (GitHub, GitLab, Gitea/Forgejo). Shown once: run it again
+                                to rotate the secret
+  hooks ls --project NAME       the project's deploy hooks
+  hooks create <branch> --project NAME
+                                a deploy hook: prints its URL, which deploys the branch on POST
+                                with no other credential (shown once)
+  hooks rm <hook-id> --project NAME
+                                revoke a deploy hook
   env <project> [--target production|preview] [NAME=VALUE | NAME= ...]
                                 list or change the project's build variables: of every target,
                                 or the overrides of one (production or preview builds)

@@ -167,4 +167,52 @@ std::string render_deployments(const std::vector<deployment_view>& deployments,
   return out;
 }
 
+std::string render_hooks(const std::vector<hook_view>& hooks) {
+  if (hooks.empty()) {
+    return "no deploy hooks\n";
+  }
+  std::string out = fmt::format("{:<22} {:<20} {}\n", "ID", "CREATED", "BRANCH");
+  for (const auto& h : hooks) {
+    out += fmt::format("{:<22} {:<20} {}\n", h.id, utc_time(h.created_at), h.branch);
+  }
+  return out;
+}
+
+std::string render_link(std::string_view project, std::string_view git_url,
+                        std::string_view api_url, std::string_view secret) {
+  while (api_url.ends_with('/')) {
+    api_url.remove_suffix(1);
+  }
+  auto url = [&](std::string_view forge) {
+    return fmt::format("{}/v1/webhooks/{}/{}", api_url, forge, project);
+  };
+  std::string out = fmt::format("project {} builds {}\n\n", project, git_url);
+  bool github = git_url.find("github.com") != std::string_view::npos;
+  bool gitlab = git_url.find("gitlab") != std::string_view::npos;
+  if (github || !gitlab) {
+    out += fmt::format(
+        "GitHub (Settings > Webhooks > Add webhook):\n  Payload URL:  {}\n  Content type: "
+        "application/json\n  Secret:       {}\n  Events:       Pushes, Pull requests (and "
+        "Branch or tag deletion)\n",
+        url("github"), secret);
+  }
+  if (gitlab || !github) {
+    out += fmt::format(
+        "GitLab (Settings > Webhooks > Add new webhook):\n  URL:          {}\n  Secret token: "
+        "{}\n  Trigger:      Push events, Merge request events\n",
+        url("gitlab"), secret);
+  }
+  if (!github && !gitlab) {
+    out += fmt::format(
+        "Gitea / Forgejo (Settings > Webhooks > Add webhook > Gitea or Forgejo):\n  Target URL:  "
+        "{}\n  HTTP method: POST, POST content type: application/json\n  Secret:      {}\n  "
+        "Trigger on:  Push, Delete, Pull request events\n",
+        url("gitea"), secret);
+  }
+  out +=
+      "\nThe secret is shown this once; `deployctl link` again makes a new one (the old one "
+      "stops working).\n";
+  return out;
+}
+
 }  // namespace dp::cli

@@ -5,6 +5,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/value_to.hpp>
 
 #include <array>
 
@@ -55,6 +56,14 @@ class session {
         co_return co_await cancel(c.target);
       case verb::cache_clear:
         co_return co_await clear_cache(c.target);
+      case verb::hooks_ls:
+        co_return co_await list_hooks(*c.project);
+      case verb::hooks_create:
+        co_return co_await create_hook(*c.project, c.target);
+      case verb::hooks_rm:
+        co_return co_await remove_hook(*c.project, c.target);
+      case verb::link:
+        co_return co_await link(c.target, c.git_url);
       case verb::env:
         co_return co_await env(c);
     }
@@ -368,6 +377,86 @@ class session {
       removed = n->get_int64();
     }
     print(fmt::format("build cache of {} emptied ({} objects removed)\n", project, removed));
+    co_return exit_ok;
+  }
+
+  std::string hooks_path(const std::string& project) {
+    return "/v1/projects/" + encode_component(project) + "/hooks";
+  }
+
+  asio::awaitable<int> list_hooks(const std::string& project) {
+    auto r = co_await api_.call("GET", hooks_path(project), "");
+    if (!r) {
+      co_return fail(r.error());
+    }
+    std::vector<hook_view> hooks;
+    if (const auto* a = r->as_object().if_contains("hooks"); a && a->is_array()) {
+      for (const auto& h : a->get_array()) {
+        const auto& o = h.as_object();
+        hook_view v;
+        v.id = json::value_to<std::string>(o.at("id"));
+        v.branch = json::value_to<std::string>(o.at("branch"));
+        v.created_at = o.at("created_at").to_number<int64_t>();
+        hooks.push_back(std::move(v));
+      }
+    }
+    print(render_hooks(hooks));
+    co_return exit_ok;
+  }
+
+  asio::awaitable<int> create_hook(const std::string& project, const std::string& branch) {
+    auto body = json::serialize(json::object{{"branch", branch}});
+    auto r = co_await api_.call("POST", hooks_path(project), body);
+    if (!r) {
+      co_return fail(r.error());
+    }
+    const auto& o = r->as_object();
+    std::string_view base = opts_.api_url;
+    while (base.ends_with('/')) {
+      base.remove_suffix(1);
+    }
+    print(
+        fmt::format("hook {} deploys {} of {}:\n  curl -X POST {}{}\n(the URL is the "
+                    "credential, shown this once: revoke it with deployctl hooks rm {})\n",
+                    o.at("id").as_string().c_str(), branch, project, base,
+                    o.at("path").as_string().c_str(), o.at("id").as_string().c_str()));
+    co_return exit_ok;
+  }
+
+  asio::awaitable<int> remove_hook(const std::string& project, const std::string& id) {
+    auto r = co_await api_.call("DELETE", hooks_path(project) + "/" + encode_component(id), "");
+    if (!r) {
+      co_return fail(r.error());
+    }
+    print(fmt::format("hook {} of {} revoked\n", id, project));
+    co_return exit_ok;
+  }
+
+  // The project for the repository (made when missing), then a new webhook secret.
+  asio::awaitable<int> link(const std::string& project, const std::string& git_url) {
+    auto body = json::serialize(json::object{{"name", project}, {"git_url", git_url}});
+    auto made = co_await api_.call("POST", "/v1/projects", body);
+    if (!made && made.error().is(errc::conflict)) {
+      auto found = co_await api_.call("GET", "/v1/projects/" + encode_component(project), "");
+      if (!found) {
+        co_return fail(made.error());
+      }
+      const auto* url = found->as_object().if_contains("git_url");
+      if (!url || !url->is_string() || url->get_string() != git_url) {
+        co_return fail(dp::make_error(
+            errc::conflict, "project '{}' builds from another git URL: PATCH its git_url first",
+            project));
+      }
+    } else if (!made) {
+      co_return fail(made.error());
+    }
+    auto r = co_await api_.call(
+        "POST", "/v1/projects/" + encode_component(project) + "/webhook-secret", "");
+    if (!r) {
+      co_return fail(r.error());
+    }
+    print(render_link(project, git_url, opts_.api_url,
+                      r->as_object().at("secret").as_string().c_str()));
     co_return exit_ok;
   }
 

@@ -330,3 +330,58 @@ TEST(cli_render, result_and_tables) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(cli_args, hooks_and_link) {
+  auto ls = parse({"hooks", "ls"}, {.project = "shop"});
+  ASSERT_TRUE(ls);
+  EXPECT_EQ(ls->what, dp::cli::verb::hooks_ls);
+  auto create = parse({"hooks", "create", "staging"}, {.project = "shop"});
+  ASSERT_TRUE(create);
+  EXPECT_EQ(create->what, dp::cli::verb::hooks_create);
+  EXPECT_EQ(create->target, "staging");
+  auto rm = parse({"hooks", "rm", "hook_0123"}, {.project = "shop"});
+  ASSERT_TRUE(rm);
+  EXPECT_EQ(rm->what, dp::cli::verb::hooks_rm);
+  EXPECT_EQ(rm->target, "hook_0123");
+  EXPECT_FALSE(parse({"hooks", "ls"}));                           // no --project
+  EXPECT_FALSE(parse({"hooks", "create"}, {.project = "shop"}));  // no branch
+  EXPECT_FALSE(parse({"hooks", "purge"}, {.project = "shop"}));   // no such subcommand
+  EXPECT_FALSE(parse({"hooks", "ls"}, {.project = "shop", .branch = "x"}));
+
+  auto link = parse({"link", "shop", "https://github.com/acme/shop.git"});
+  ASSERT_TRUE(link);
+  EXPECT_EQ(link->what, dp::cli::verb::link);
+  EXPECT_EQ(link->target, "shop");
+  EXPECT_EQ(link->git_url, "https://github.com/acme/shop.git");
+  EXPECT_FALSE(parse({"link", "shop", "./dir"}));
+  EXPECT_FALSE(parse({"link", "https://github.com/acme/shop.git"}));
+}
+
+TEST(cli_render, link_names_the_forge_of_the_repository) {
+  auto github = dp::cli::render_link("shop", "https://github.com/acme/shop.git",
+                                     "https://api.example/", "s3");
+  EXPECT_NE(github.find("https://api.example/v1/webhooks/github/shop"), std::string::npos);
+  EXPECT_NE(github.find("Secret:       s3"), std::string::npos);
+  EXPECT_NE(github.find("application/json"), std::string::npos);
+  EXPECT_EQ(github.find("/gitlab/"), std::string::npos);
+  auto gitlab = dp::cli::render_link("shop", "git@gitlab.com:acme/shop.git", "http://a", "s3");
+  EXPECT_NE(gitlab.find("http://a/v1/webhooks/gitlab/shop"), std::string::npos);
+  EXPECT_EQ(gitlab.find("/github/"), std::string::npos);
+  // A self-hosted forge: every form.
+  auto other = dp::cli::render_link("shop", "https://git.example/acme/shop.git", "http://a", "s3");
+  for (auto forge : {"github", "gitlab", "gitea"}) {
+    EXPECT_NE(other.find(fmt::format("http://a/v1/webhooks/{}/shop", forge)), std::string::npos);
+  }
+}
+
+TEST(cli_render, hooks_table) {
+  EXPECT_EQ(dp::cli::render_hooks({}), "no deploy hooks\n");
+  auto table = dp::cli::render_hooks({{"hook_1", "staging", 0}});
+  EXPECT_NE(table.find("hook_1"), std::string::npos);
+  EXPECT_NE(table.find("1970-01-01 00:00:00"), std::string::npos);
+  EXPECT_NE(table.find("staging"), std::string::npos);
+}
+
+}  // namespace

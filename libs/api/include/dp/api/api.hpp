@@ -40,6 +40,9 @@ struct options {
   int64_t build_timeout_s = 900;
   // POST /v1/deployments with a tar.gz body (an uploaded directory); beyond: 413.
   size_t source_max_bytes = 100 * 1024 * 1024;
+  // A forge webhook's body (POST /v1/webhooks/...); beyond: 413. GitHub sends up to 25 MB, a
+  // push of many commits stays far below this.
+  size_t webhook_max_bytes = 5 * 1024 * 1024;
   // Live log events waiting for one stream client; beyond this the client is dropped.
   size_t follower_queue_limit = 10'000;
   // The platform's retention policy (RETENTION_*), shown with a project's overrides applied;

@@ -62,6 +62,19 @@ dp::result<std::string> parse_promote_request(std::string_view body);
 // A project name from a repository URL ("https://x/acme/My_Shop.git" -> "my-shop"), or nullopt.
 std::optional<std::string> project_name_from_git_url(std::string_view url);
 
+// POST /v1/projects/{name}/hooks: {branch} (a valid git branch name).
+dp::result<std::string> parse_hook_request(std::string_view body);
+
+struct forge_request {
+  std::string forge;       // github, gitlab, gitea
+  std::string api_url;     // http(s)://...: where the forge's REST API answers
+  std::string repository;  // owner/name (GitLab: the project's id or path)
+  std::string token;
+};
+
+// PUT /v1/projects/{name}/forge: {forge, api_url, repository, token}, every field required.
+dp::result<forge_request> parse_forge_request(std::string_view body);
+
 // A non-negative integer query parameter no larger than `max` (absent: `def`).
 dp::result<int64_t> parse_count(const std::optional<std::string>& value, std::string_view name,
                                 int64_t def, int64_t max);

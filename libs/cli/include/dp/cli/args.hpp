@@ -13,16 +13,30 @@
 
 namespace dp::cli {
 
-enum class verb { deploy, ls, logs, promote, rollback, cancel, cache_clear, env };
+enum class verb {
+  deploy,
+  ls,
+  logs,
+  promote,
+  rollback,
+  cancel,
+  cache_clear,
+  env,
+  hooks_ls,
+  hooks_create,
+  hooks_rm,
+  link
+};
 
 struct command {
   verb what = verb::ls;
   // deploy: the git URL or directory; logs, cancel: the deployment id; promote, rollback,
-  // cache clear: the project.
+  // cache clear, link: the project; hooks create: the branch; hooks rm: the hook's id.
   std::string target;
+  std::string git_url;                 // link
   bool target_is_directory = false;    // deploy: a local directory to upload as a tar.gz
   std::string deployment_id;           // promote
-  std::optional<std::string> project;  // deploy, ls
+  std::optional<std::string> project;  // deploy, ls, hooks (required)
   std::optional<std::string> ref;      // deploy (git URLs only): the branch (--branch or --ref)
   bool follow = false;                 // deploy, logs
   bool no_cache = false;               // deploy: build without restoring the build cache

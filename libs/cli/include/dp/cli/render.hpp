@@ -56,4 +56,18 @@ std::string render_projects(const std::vector<project_view>& projects);
 std::string render_deployments(const std::vector<deployment_view>& deployments,
                                const std::optional<std::string>& production_id);
 
+// A deploy hook as `hooks ls` lists it.
+struct hook_view {
+  std::string id;
+  std::string branch;
+  int64_t created_at = 0;
+};
+std::string render_hooks(const std::vector<hook_view>& hooks);
+
+// What `link` prints: the webhook URL of the repository's forge (all three when the host does
+// not say: a self-hosted Gitea, Forgejo or GitLab), the secret, and what to select in the forge.
+// `api_url` is the API's base URL as deployctl reaches it.
+std::string render_link(std::string_view project, std::string_view git_url,
+                        std::string_view api_url, std::string_view secret);
+
 }  // namespace dp::cli

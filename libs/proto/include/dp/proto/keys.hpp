@@ -25,6 +25,18 @@ class keys {
   std::string project_previews(std::string_view name) const {
     return cat("project:", name, ":previews");
   }
+  // Webhooks (state::hooks): the project's webhook secret (and forge settings), a hash.
+  std::string project_webhook(std::string_view name) const {
+    return cat("project:", name, ":webhook");
+  }
+  // The project's deploy hooks: a hash of id -> JSON {id, branch, created_at, secret_sha256}.
+  std::string project_hooks(std::string_view name) const { return cat("project:", name, ":hooks"); }
+  // A deploy hook found by the SHA-256 of its secret: a hash {project, id, branch}.
+  std::string hook(std::string_view secret_sha256) const { return cat("hook:", secret_sha256); }
+  // A webhook delivery id seen (SET NX with a TTL): a replayed delivery is ignored.
+  std::string webhook_delivery(std::string_view provider, std::string_view id) const {
+    return cat("webhook:delivery:", provider, std::string(":").append(id));
+  }
   std::string domain(std::string_view fqdn) const { return cat("domain:", fqdn); }
   // For SCAN MATCH: every custom domain (retention keeps the deployments they serve).
   std::string domain_pattern() const { return pattern("domain:*"); }
