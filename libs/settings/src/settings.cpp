@@ -104,6 +104,17 @@ void add_retention(dp::config::parser& p, retention& r, bool pass) {
   }
 }
 
+void add_acme(dp::config::parser& p, acme& a) {
+  p.add_string("ACME_DIRECTORY_URL", &a.directory_url,
+               "https://acme-v02.api.letsencrypt.org/directory",
+               "ACME directory that issues custom domains' certificates; empty: no issuance");
+  p.add_string("ACME_EMAIL", &a.email, "", "Contact address of the ACME account (optional)");
+  p.add_string("ACME_CA_BUNDLE", &a.ca_bundle, "",
+               "PEM file trusted for the ACME directory's HTTPS; empty: the system's CAs");
+  p.add_int("ACME_INTERVAL_S", &a.interval_s, 60, 1, 86400,
+            "Seconds between two looks for custom domains that need a certificate");
+}
+
 void add_build(dp::config::parser& p, build& b, build_needs n) {
   p.add_list("ALLOWED_GIT_PROTOCOLS", &b.allowed_git_protocols, "https",
              "Git URL schemes a deployment may use (and a build may clone)",

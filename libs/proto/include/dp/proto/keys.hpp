@@ -31,6 +31,11 @@ class keys {
   std::string project_lock(std::string_view name) const { return cat("lock:project:", name); }
   // The retention pass's turn: the worker that sets it (NX, TTL = RETENTION_INTERVAL_S) runs it.
   std::string retention_lock() const { return cat("lock:retention"); }
+  // The ACME issuer's turn (one worker issues at a time), its account key (sealed with the
+  // platform key) and each domain's count of consecutive failed issuances (its backoff).
+  std::string acme_lock() const { return cat("lock:acme"); }
+  std::string acme_account() const { return cat("acme:account"); }
+  std::string acme_failures() const { return cat("acme:failures"); }
   // Ids of pruned deployments whose objects are not all removed yet (a pass retries them).
   std::string pruning() const { return cat("retention:pruning"); }
   std::string logs_channel(std::string_view id) const { return cat("logs:", id); }

@@ -130,6 +130,19 @@ struct retention {
 };
 void add_retention(dp::config::parser& p, retention& r, bool pass);
 
+// Certificates for custom domains (`build-runner worker`): ACME_DIRECTORY_URL (Let's Encrypt's
+// production directory by default; empty: no issuance), ACME_EMAIL (the account's contact),
+// ACME_CA_BUNDLE (a PEM file trusted for the directory's HTTPS instead of the system store: a
+// private or test CA such as Pebble) and ACME_INTERVAL_S (seconds between two looks for domains
+// that need a certificate).
+struct acme {
+  std::string directory_url = "https://acme-v02.api.letsencrypt.org/directory";
+  std::string email;
+  std::string ca_bundle;
+  int64_t interval_s = 60;
+};
+void add_acme(dp::config::parser& p, acme& a);
+
 // Parses a service that takes no arguments (api-server, s3-reverse-proxy): argv and `env` through
 // `p`, then refuses a positional argument with one line on stderr ("<program>: unexpected argument
 // 'x' (see --help)") and exit_misconfigured. `run` is false when the service should exit now.
