@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -17,6 +18,23 @@ bool is_domain(std::string_view s) {
   return dp::config::is_dns_name(s) && s.back() != '.' &&
          std::none_of(s.begin(), s.end(),
                       [](char c) { return c == '_' || (c >= 'A' && c <= 'Z'); });
+}
+
+void add_platform_key(dp::config::parser& p, std::string* hex) {
+  p.add({.env = "PLATFORM_KEY",
+         .help = "64 hex digits (openssl rand -hex 32) sealing certificate keys in Redis; "
+                 "empty: no certificate store",
+         .secret = true,
+         .apply = [hex](std::string_view v) -> std::optional<std::string> {
+           bool ok = v.empty() || (v.size() == 64 && std::all_of(v.begin(), v.end(), [](char c) {
+                                     return std::isxdigit(static_cast<unsigned char>(c));
+                                   }));
+           if (!ok) {
+             return "must be 64 hex digits (openssl rand -hex 32)";
+           }
+           *hex = v;
+           return std::nullopt;
+         }});
 }
 
 void add_common(dp::config::parser& p, common& c, needs n) {

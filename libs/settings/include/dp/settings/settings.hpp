@@ -61,6 +61,11 @@ struct needs {
 
 void add_common(dp::config::parser& p, common& c, needs n);
 
+// PLATFORM_KEY: 64 hex digits (`openssl rand -hex 32`) that seal the certificates' private keys
+// in Redis (dp::tls::platform_key::from_hex reads it). Empty: none (the proxy then serves only
+// PROXY_TLS_CERT_FILE, and certificates cannot be stored). Secret.
+void add_platform_key(dp::config::parser& p, std::string* hex);
+
 // What the api-server and build-runner both know of a build: ALLOWED_GIT_PROTOCOLS,
 // BUILD_TIMEOUT_S and MAX_ATTEMPTS; with `limits` (build-runner) also SANDBOX, BUILD_NETWORK,
 // BUILD_MEMORY_MB, BUILD_DISK_MB, BUILD_PIDS_MAX, BUILD_GO_LIVE and the cache's BUILD_CACHE_MB,
