@@ -56,8 +56,9 @@ int main(int argc, char** argv) {
                 cfg.tls_listen = hp;
                 return std::nullopt;
               }});
-  parser.add_string("PROXY_TLS_CERT_FILE", &cfg.tls_cert_file, "",
-                    "PEM chain served for *.<BASE_DOMAIN> (with PROXY_TLS_KEY_FILE)");
+  parser.add_string(
+      "PROXY_TLS_CERT_FILE", &cfg.tls_cert_file, "",
+      "PEM chain served for the names it lists, e.g. *.<BASE_DOMAIN> (with PROXY_TLS_KEY_FILE)");
   parser.add_string("PROXY_TLS_KEY_FILE", &cfg.tls_key_file, "",
                     "PEM private key of PROXY_TLS_CERT_FILE");
   dp::settings::add_platform_key(parser, &cfg.platform_key);

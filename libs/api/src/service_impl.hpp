@@ -14,7 +14,9 @@
 #include "dp/api/input.hpp"
 #include "dp/api/metrics.hpp"
 #include "dp/http/json.hpp"
+#include "dp/http_client/client.hpp"
 #include "dp/redis/client.hpp"
+#include "dp/state/domains.hpp"
 #include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
 #include "log_hub.hpp"
@@ -44,6 +46,8 @@ struct service::impl {
       : ex_(ex),
         redis_(r),
         records_(r, o.keys),
+        domains_(r, o.keys),
+        outbound_(ex),
         storage_(std::move(s)),
         opts_(std::move(o)),
         hub_(ex, std::move(pubsub), opts_.keys, opts_.follower_queue_limit, metrics_) {}
@@ -51,6 +55,8 @@ struct service::impl {
   asio::any_io_executor ex_;
   redis::client& redis_;
   state::records records_;
+  state::domains domains_;
+  http_client::client outbound_;  // the domain ownership check
   std::shared_ptr<storage::object_store> storage_;
   options opts_;
   metrics metrics_;
@@ -95,6 +101,20 @@ struct service::impl {
 
   // DELETE /v1/projects/{name}/cache: every archive and the index of the project's build cache.
   asio::awaitable<response> delete_cache(http::request& req);
+
+  // ---- custom domains (domains.cpp) ----
+
+  // The domain named by {name} and {domain}; not_found when it is not that project's.
+  asio::awaitable<dp::result<state::domain>> find_domain(http::request& req);
+  asio::awaitable<response> domain_response(unsigned status, const std::string& fqdn,
+                                            const std::string& project);
+  asio::awaitable<response> add_domain(http::request& req);
+  asio::awaitable<response> list_domains(http::request& req);
+  asio::awaitable<response> get_domain(http::request& req);
+  asio::awaitable<response> patch_domain(http::request& req);
+  asio::awaitable<response> delete_domain(http::request& req);
+  // Fetches http://<fqdn>/.well-known/dp-verify/<token>; the right answer makes it routed.
+  asio::awaitable<response> verify_domain(http::request& req);
 
   // ---- deployments (deployments.cpp) ----
 

@@ -35,6 +35,7 @@ struct server_setup {
   size_t stream_queue_limit = 1024 * 1024;
   std::string listen_host = "127.0.0.1";
   size_t source_max_bytes = 100 * 1024 * 1024;
+  std::string domain_verify_address;
 };
 
 class api_server {
@@ -60,6 +61,7 @@ class api_server {
     o.follower_queue_limit = setup.follower_queue_limit;
     o.build_timeout_s = 123;
     o.source_max_bytes = setup.source_max_bytes;
+    o.domain_verify_address = setup.domain_verify_address;
     service_ = std::make_unique<service>(ioc_.get_executor(), *redis_, redis_opts_, storage_, o);
     records_ = std::make_unique<dp::state::records>(*redis_, o.keys);
     dp::http::server_options so2;

@@ -10,6 +10,7 @@
 #include "dp/core/log.hpp"
 #include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
+#include "dp/tls/certificate.hpp"
 #include "proxy_impl.hpp"
 
 namespace dp::proxy {
@@ -118,9 +119,16 @@ dp::result<void> proxy::impl::start_tls() {
     if (!chain || !key) {
       return chain ? key.error() : chain.error();
     }
-    auto name = "*." + opts.base_domain;
-    if (auto r = contexts->set(name, *chain, *key); !r) {
-      return make_error(errc::invalid_argument, opts.tls_cert_file + ": " + r.error().message);
+    // It serves the names it lists (typically *.<base domain>); the store's certificates, loaded
+    // later, take a name over.
+    auto facts = tls::inspect(*chain, *key);
+    if (!facts) {
+      return make_error(errc::invalid_argument, opts.tls_cert_file + ": " + facts.error().message);
+    }
+    for (const auto& name : facts->dns_names) {
+      if (auto r = contexts->set(name, *chain, *key); !r) {
+        return make_error(errc::invalid_argument, opts.tls_cert_file + ": " + r.error().message);
+      }
     }
   }
   // HTTPS requests reach the same handler through a loopback listener of their own, which is how

@@ -313,6 +313,52 @@ TEST_F(tls_test, sessions_resume) {
   }
 }
 
+// PROXY_TLS_CERT_FILE: a wildcard for the base domain from files serves every site subdomain,
+// with no platform key and nothing in the store.
+TEST_F(tls_test, a_wildcard_certificate_from_files_serves_the_subdomains) {
+  auto pair = dp::test::make_certificate(certs_.path(), "wild", {"*.example.test"});
+  dp::proxy::options o;
+  o.base_domain = "example.test";
+  o.redis = redis_opts_;
+  o.storage = storage_url_;
+  o.access_log = false;
+  o.tls_listen = dp::config::host_port{"127.0.0.1", 0};
+  o.tls_cert_file = pair.chain_file.string();
+  o.tls_key_file = pair.key_file.string();
+  asio::io_context ioc;
+  dp::proxy::proxy files_proxy(ioc, o);
+  auto started = files_proxy.start();
+  ASSERT_TRUE(started) << started.error().message;
+  std::thread runner([&] { files_proxy.run(); });
+  auto r =
+      run(fmt::format("curl -sS --max-time 10 --resolve shop.example.test:{0}:127.0.0.1 "
+                      "--cacert '{1}' https://shop.example.test:{0}/",
+                      files_proxy.tls_port(), pair.chain_file.string()));
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "<h1>shop</h1>");
+  EXPECT_EQ(fetch(files_proxy.port(), "shop.example.test", "/").status, 308);
+  // Not covered: a custom domain stays on plain HTTP.
+  EXPECT_EQ(fetch(files_proxy.port(), "shop.example.com", "/").status, 200);
+  files_proxy.stop(1s, [&] { ioc.stop(); });
+  runner.join();
+}
+
+// A file that is not a certificate stops the start with the file's name.
+TEST_F(tls_test, an_unreadable_certificate_file_fails_the_start) {
+  dp::proxy::options o;
+  o.redis = redis_opts_;
+  o.storage = storage_url_;
+  o.tls_listen = dp::config::host_port{"127.0.0.1", 0};
+  o.tls_cert_file = (certs_.path() / "missing.crt").string();
+  o.tls_key_file = (certs_.path() / "missing.key").string();
+  asio::io_context ioc;
+  dp::proxy::proxy bad(ioc, o);
+  auto started = bad.start();
+  ASSERT_FALSE(started);
+  EXPECT_NE(started.error().message.find("missing.crt"), std::string::npos)
+      << started.error().message;
+}
+
 // A renewed certificate reaches the running proxy through the events channel; requests made on
 // new connections all along see the old certificate, then the new one, and none fails.
 TEST_F(tls_test, a_swapped_certificate_is_served_without_a_failed_request) {

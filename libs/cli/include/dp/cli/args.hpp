@@ -12,13 +12,27 @@
 
 namespace dp::cli {
 
-enum class verb { deploy, ls, logs, promote, rollback, cancel, cache_clear };
+enum class verb {
+  deploy,
+  ls,
+  logs,
+  promote,
+  rollback,
+  cancel,
+  cache_clear,
+  domains_add,
+  domains_ls,
+  domains_rm,
+  domains_verify,
+  domains_primary
+};
 
 struct command {
   verb what = verb::ls;
   // deploy: the git URL or directory; logs, cancel: the deployment id; promote, rollback,
-  // cache clear: the project.
+  // cache clear, domains: the project.
   std::string target;
+  std::string domain;                  // domains add, rm, verify, primary
   bool target_is_directory = false;    // deploy: a local directory to upload as a tar.gz
   std::string deployment_id;           // promote
   std::optional<std::string> project;  // deploy, ls

@@ -55,9 +55,9 @@ struct options {
   size_t max_path_bytes = 1024;
   bool access_log = true;
   // HTTPS: a TLS listener (none when unset), the platform key that opens the certificates in
-  // the store (none: only the files below), and a certificate from files (PEM), typically
-  // "*.<base_domain>". Once a certificate covers a host, plain HTTP requests for it are
-  // redirected (308) to https, except ACME's /.well-known/acme-challenge/.
+  // the store (none: only the files below), and a certificate from files (PEM) for the names it
+  // lists, typically "*.<base_domain>". Once a certificate covers a host, plain HTTP requests for
+  // it are redirected (308) to https, except ACME's /.well-known/acme-challenge/.
   std::optional<dp::config::host_port> tls_listen;
   std::optional<dp::tls::platform_key> platform_key;
   std::string tls_cert_file;
