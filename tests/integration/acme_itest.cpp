@@ -1,11 +1,13 @@
-// Certificates for a custom domain end to end with the real binaries and Pebble: a verified
-// domain gets a certificate from the build-runner worker's issuer (HTTP-01 answered by the
-// s3-reverse-proxy from the challenge store), the proxy serves the site over HTTPS with the
-// chain Pebble signed, and a forced renewal swaps the certificate in the running proxy while a
-// client keeps making new connections, none of which fails.
+// Certificates for a custom domain end to end with the real binaries and Pebble: a domain added
+// and verified through the api-server gets a certificate from the build-runner worker's issuer
+// (HTTP-01 answered by the s3-reverse-proxy from the challenge store), the proxy serves the site
+// over HTTPS with the chain Pebble signed, and a forced renewal swaps the certificate in the
+// running proxy while a client keeps making new connections, none of which fails. When the
+// challenge cannot be answered, the domain shows the CA's reason and when it is tried again.
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
+#include <boost/json.hpp>
 
 #include <fmt/format.h>
 
@@ -69,11 +71,13 @@ https_result https_get(uint16_t port, const std::filesystem::path& root_file) {
 
 class acme_e2e : public ::testing::Test {
  protected:
-  void SetUp() override {
+  // Pebble validates http-01 at the proxy, as DNS would lead it there, or, when
+  // `challenge_reaches_proxy` is false, at a port where nothing answers.
+  void start(bool challenge_reaches_proxy) {
     std::map<std::string, std::string> env{
-        {"REDIS_URL", redis_.url()},     {"STORAGE_URL", "file://" + files_.path().string()},
-        {"BASE_DOMAIN", "example.test"}, {"PLATFORM_KEY", platform_key_hex},
-        {"LOG_FORMAT", "json"},          {"LOG_LEVEL", "info"}};
+        {"REDIS_URL", redis_.url()},      {"STORAGE_URL", "file://" + files_.path().string()},
+        {"BASE_DOMAIN", "platform.test"}, {"PLATFORM_KEY", platform_key_hex},
+        {"LOG_FORMAT", "json"},           {"LOG_LEVEL", "info"}};
     auto proxy_env = env;
     proxy_env["PROXY_LISTEN"] = "127.0.0.1:0";
     proxy_env["ADMIN_LISTEN"] = "127.0.0.1:0";
@@ -81,8 +85,7 @@ class acme_e2e : public ::testing::Test {
     proxy_.emplace(dp::test::process_options{.argv = {PROXY_BIN}, .env = proxy_env});
     proxy_port_ = dp::test::reported_port(*proxy_, "listen");
     tls_port_ = dp::test::reported_port(*proxy_, "tls");
-    // Pebble validates http-01 at the proxy, as DNS would lead it there.
-    ca_.emplace(proxy_port_);
+    ca_.emplace(challenge_reaches_proxy ? proxy_port_ : dp::test::free_port());
     root_file_ = certs_.path() / "pebble-root.pem";
     std::ofstream(root_file_) << ca_->root_pem();
     auto worker_env = env;
@@ -93,6 +96,47 @@ class acme_e2e : public ::testing::Test {
     worker_env["WORKER_ID"] = fmt::format("acme-e2e-{}", ::getpid());
     worker_.emplace(
         dp::test::process_options{.argv = {BUILD_RUNNER_BIN, "worker"}, .env = worker_env});
+    auto api_env = env;
+    api_env["API_LISTEN"] = "127.0.0.1:0";
+    // The ownership check reaches the domain through the proxy, as DNS would lead it there.
+    api_env["DOMAIN_VERIFY_ADDRESS"] = "127.0.0.1:" + std::to_string(proxy_port_);
+    api_.emplace(dp::test::process_options{.argv = {API_SERVER_BIN}, .env = api_env});
+    api_port_ = dp::test::reported_port(*api_);
+  }
+
+  dp::test::http_response api(const std::string& method, const std::string& target,
+                              const std::string& body = {}) {
+    std::map<std::string, std::string> headers;
+    if (!body.empty()) {
+      headers["content-type"] = "application/json";
+    }
+    auto r = dp::test::http_request(api_port_, method, target, body, headers);
+    EXPECT_TRUE(r) << r.error().message;
+    return r ? *r : dp::test::http_response{};
+  }
+
+  // The project "shop", live, with the domain added and verified through the api.
+  void serve_verified_domain() {
+    auto project =
+        api("POST", "/v1/projects", R"({"name":"shop","git_url":"https://example.com/s.git"})");
+    ASSERT_EQ(project.status, 201) << project.body;
+    deploy();
+    auto added = api("POST", "/v1/projects/shop/domains", R"({"domain":")" + fqdn + R"("})");
+    ASSERT_EQ(added.status, 201) << added.body;
+    auto verified = api("POST", "/v1/projects/shop/domains/" + fqdn + "/verify");
+    ASSERT_EQ(verified.status, 200) << verified.body << "\n" << api_->log_text();
+  }
+
+  // The domain's "certificate" object as the api shows it.
+  boost::json::object certificate() {
+    auto r = api("GET", "/v1/projects/shop/domains/" + fqdn);
+    boost::system::error_code ec;
+    auto v = boost::json::parse(r.body, ec);
+    if (ec || !v.is_object() || !v.as_object().contains("certificate")) {
+      ADD_FAILURE() << "GET domain: " << r.status << " " << r.body;
+      return {};
+    }
+    return v.as_object().at("certificate").as_object();
   }
 
   // A live deployment of project "shop" serving `site` at /.
@@ -148,53 +192,32 @@ class acme_e2e : public ::testing::Test {
     });
   }
 
-  dp::state::certificate_status certificate_status() {
-    dp::state::certificate_status status;
-    with_domains([&](dp::state::domains& domains) -> asio::awaitable<void> {
-      auto d = co_await domains.get(fqdn);
-      CO_ASSERT_OK(d);
-      status = d->certificate;
-    });
-    return status;
-  }
-
   dp::test::redis_server redis_;
   dp::test::temp_dir files_{"dp-acme-files"};
   dp::test::temp_dir certs_{"dp-acme-certs"};
   std::optional<dp::test::child_process> proxy_;
   std::optional<dp::test::pebble> ca_;
   std::optional<dp::test::child_process> worker_;
+  std::optional<dp::test::child_process> api_;
   std::filesystem::path root_file_;
-  uint16_t proxy_port_ = 0, tls_port_ = 0;
+  uint16_t proxy_port_ = 0, tls_port_ = 0, api_port_ = 0;
 };
 
 TEST_F(acme_e2e, issued_by_pebble_served_over_https_and_renewed_without_a_failed_request) {
-  deploy();
-  // Added, then verified: the records the api writes.
-  with_domains([&](dp::state::domains& domains) -> asio::awaitable<void> {
-    dp::state::domain d;
-    d.fqdn = fqdn;
-    d.project = "shop";
-    d.alias = "shop";
-    d.token = "verify-token";
-    d.created_at_ms = now_ms();
-    auto added = co_await domains.add(d);
-    CO_ASSERT_OK(added);
-    auto verified = co_await domains.verify(fqdn, "shop");
-    CO_ASSERT_OK(verified);
-  });
+  start(true);
+  ASSERT_NO_FATAL_FAILURE(serve_verified_domain());
 
   // The worker's issuer gets the certificate and records it on the domain.
-  dp::state::certificate_status issued;
+  boost::json::object issued;
   ASSERT_TRUE(dp::test::eventually(
       [&] {
-        issued = certificate_status();
-        return issued.status == "issued";
+        issued = certificate();
+        return issued["status"] == "issued";
       },
       60s))
-      << issued.status << " " << issued.error << "\n"
+      << boost::json::serialize(issued) << "\n"
       << worker_->log_text();
-  EXPECT_GT(issued.not_after_ms, now_ms());
+  EXPECT_GT(issued["not_after"].to_number<int64_t>(), now_ms());
 
   // The proxy serves it: curl trusts only Pebble's root, so the chain is the one Pebble signed.
   https_result first;
@@ -257,9 +280,34 @@ TEST_F(acme_e2e, issued_by_pebble_served_over_https_and_renewed_without_a_failed
                                 << failures.front();
   EXPECT_TRUE(serials.contains(first.serial));
   EXPECT_TRUE(serials.contains(renewed.serial)) << requests << " requests";
-  auto after = certificate_status();
-  EXPECT_EQ(after.status, "issued");
-  EXPECT_GT(after.not_after_ms, now_ms() + 86'400'000);
+  auto after = certificate();
+  EXPECT_EQ(after["status"], "issued");
+  EXPECT_GT(after["not_after"].to_number<int64_t>(), now_ms() + 86'400'000);
+  RecordProperty("requests_during_renewal", requests.load());
+}
+
+TEST_F(acme_e2e, a_challenge_nobody_answers_shows_the_reason_and_the_next_attempt) {
+  start(false);
+  ASSERT_NO_FATAL_FAILURE(serve_verified_domain());
+  boost::json::object failed;
+  ASSERT_TRUE(dp::test::eventually(
+      [&] {
+        failed = certificate();
+        return failed["status"] == "failed";
+      },
+      60s))
+      << boost::json::serialize(failed) << "\n"
+      << worker_->log_text();
+  std::string error(failed["error"].as_string());
+  EXPECT_NE(error.find("urn:ietf:params:acme:error:connection"), std::string::npos) << error;
+  // The first backoff is five minutes.
+  EXPECT_GT(failed["next_attempt"].to_number<int64_t>(), now_ms() + 240'000);
+  // No certificate: the handshake for the name fails, plain HTTP still serves the site.
+  EXPECT_FALSE(https_get(tls_port_, root_file_).ok);
+  auto plain = dp::test::run({"curl", "-sS", "--max-time", "10", "--resolve",
+                              fmt::format("{}:{}:127.0.0.1", fqdn, proxy_port_),
+                              fmt::format("http://{}:{}/", fqdn, proxy_port_)});
+  EXPECT_EQ(plain.output, site);
 }
 
 }  // namespace
