@@ -24,6 +24,7 @@ packages=(
   slirp4netns iproute2 # the build sandbox's egress network (BUILD_NETWORK=egress)
   zstd # the build cache's archives (tar --zstd; gzip without it)
   chromium # the dashboard's e2e test (driven by playwright-core from package.json)
+  pebble # Let's Encrypt's test CA and its DNS stub: the ACME tests (dp::test::pebble)
 )
 bench_packages=(wrk nginx-light)
 # docker.io brings dockerd, containerd and runc; debootstrap makes the base images

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Writes .env at the repository root for docker-compose.yml: deploy/docker/compose.env.example
-# with its secrets generated (API_TOKENS, MINIO_ROOT_PASSWORD, REDIS_PASSWORD: openssl rand -hex),
-# readable by its owner only. An existing .env keeps every value it has; only the secrets it
-# lacks or leaves empty are added (an older .env gains REDIS_PASSWORD so).
+# Writes .env at the repository root for docker-compose.yml: deploy/docker/compose.env.example with
+# its secrets generated (API_TOKENS, MINIO_ROOT_PASSWORD, REDIS_PASSWORD, PLATFORM_KEY: openssl
+# rand -hex), readable by its owner only. An existing .env keeps every value it has; only the
+# secrets it lacks or leaves empty are added (an older .env gains REDIS_PASSWORD, PLATFORM_KEY so).
 #
 # Usage: deploy/docker/compose-env.sh   (the API's bearer token is then API_TOKENS in .env)
 set -euo pipefail
@@ -28,9 +28,10 @@ command -v openssl >/dev/null 2>&1 || {
 umask 077
 [[ -e $env_file ]] || cp "$repo_root/deploy/docker/compose.env.example" "$env_file"
 chmod 600 "$env_file"
-for name in API_TOKENS MINIO_ROOT_PASSWORD REDIS_PASSWORD; do
+for name in API_TOKENS MINIO_ROOT_PASSWORD REDIS_PASSWORD PLATFORM_KEY; do
   grep -q "^$name=." "$env_file" && continue
-  value="$(openssl rand -hex 24)"
+  # The platform key is an AES-256 key: 32 bytes.
+  value="$(openssl rand -hex "$([[ $name == PLATFORM_KEY ]] && echo 32 || echo 24)")"
   if grep -q "^$name=" "$env_file"; then
     sed -i "s/^$name=\$/$name=$value/" "$env_file"
   else

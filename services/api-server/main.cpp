@@ -28,6 +28,7 @@ struct api_config {
   std::string site_scheme = "http";
   int64_t site_port = 8000;
   int64_t source_max_mb = 100;
+  std::string domain_verify_address;
 };
 
 }  // namespace
@@ -66,6 +67,19 @@ int main(int argc, char** argv) {
                  "Port of the public site URLs; 0 or the scheme's default port is left out");
   parser.add_int("SOURCE_MAX_MB", &cfg.source_max_mb, 100, 1, 4096,
                  "Largest uploaded source archive (deployctl deploy <directory>), in MiB");
+  parser.add({.env = "DOMAIN_VERIFY_ADDRESS",
+              .help = "host:port the custom-domain ownership check connects to instead of the "
+                      "domain's DNS address (a proxy reached privately); empty: DNS",
+              .apply = [&cfg](std::string_view v) -> std::optional<std::string> {
+                dp::config::host_port hp;
+                if (!v.empty()) {
+                  if (auto err = dp::config::parse_host_port(v, hp)) {
+                    return err;
+                  }
+                }
+                cfg.domain_verify_address = v;
+                return std::nullopt;
+              }});
   auto outcome =
       dp::settings::parse_service(parser, argc, argv, dp::config::environment_from(environ));
   if (!outcome.run) {
@@ -96,7 +110,8 @@ int main(int argc, char** argv) {
                             .build_timeout_s = cfg.build.timeout_s,
                             .source_max_bytes = static_cast<size_t>(cfg.source_max_mb) << 20,
                             .keep_deployments = cfg.retention.keep_deployments,
-                            .keep_production_days = cfg.retention.keep_production_days};
+                            .keep_production_days = cfg.retention.keep_production_days,
+                            .domain_verify_address = cfg.domain_verify_address};
   // The name the API listens on answers too (API_LISTEN=myhost:9000).
   api_opts.api_hosts.push_back(cfg.listen.host);
   dp::api::service api(ioc.get_executor(), redis, redis_opts, *storage, std::move(api_opts));

@@ -92,6 +92,10 @@ int main(int argc, char** argv) {
   dp::settings::add_worker_settings(parser, worker);
   dp::settings::retention retention;
   dp::settings::add_retention(parser, retention, true);
+  dp::settings::acme acme;
+  dp::settings::add_acme(parser, acme);
+  std::string platform_key_hex;
+  dp::settings::add_platform_key(parser, &platform_key_hex);
   auto outcome = parser.parse(argc, argv, dp::config::environment_from(environ));
   if (!outcome.run) {
     return outcome.exit_code;
@@ -111,7 +115,7 @@ int main(int argc, char** argv) {
     // The process launcher runs this same binary's `build` mode.
     char self[4096] = {};
     auto n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-    return build_runner::run_worker(common, build, worker, retention,
+    return build_runner::run_worker(common, build, worker, retention, acme, platform_key_hex,
                                     n > 0 ? std::string(self, n) : argv[0]);
   }
 

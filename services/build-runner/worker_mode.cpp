@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "dp/core/log.hpp"
 #include "dp/core/shutdown.hpp"
@@ -10,7 +11,9 @@
 #include "dp/http_client/client.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/storage/object_store.hpp"
+#include "dp/tls/platform_key.hpp"
 #include "dp/worker/build_redis_users.hpp"
+#include "dp/worker/certificates.hpp"
 #include "dp/worker/from_settings.hpp"
 #include "dp/worker/worker.hpp"
 
@@ -18,9 +21,15 @@ namespace build_runner {
 
 int run_worker(const dp::settings::common& common, const dp::settings::build& build,
                const dp::settings::worker_settings& w, const dp::settings::retention& r,
+               const dp::settings::acme& acme, const std::string& platform_key_hex,
                const std::string& self_path) {
   if (auto why = dp::worker::check_settings(common, w)) {
     std::fprintf(stderr, "build-runner: %s\n", why->c_str());
+    return dp::settings::exit_misconfigured;
+  }
+  if (!acme.ca_bundle.empty() && !std::filesystem::is_regular_file(acme.ca_bundle)) {
+    std::fprintf(stderr, "build-runner: invalid ACME_CA_BUNDLE='%s': no such file\n",
+                 acme.ca_bundle.c_str());
     return dp::settings::exit_misconfigured;
   }
   boost::asio::io_context ioc;
@@ -48,21 +57,60 @@ int run_worker(const dp::settings::common& common, const dp::settings::build& bu
                                                      users ? &*users : nullptr);
   dp::worker::worker worker(ioc.get_executor(), dp::redis::options{.url = common.redis},
                             dp::proto::keys(common.key_prefix), *launcher, wo);
+  // Certificates for custom domains need somewhere to issue from and the key that seals them.
+  std::optional<dp::redis::client> issuer_redis;
+  std::optional<dp::worker::certificate_issuer> issuer;
+  if (acme.directory_url.empty() || platform_key_hex.empty()) {
+    dp::log::info("no certificate issuance",
+                  {{"reason", acme.directory_url.empty() ? "ACME_DIRECTORY_URL is empty"
+                                                         : "PLATFORM_KEY is empty"}});
+  } else {
+    issuer_redis.emplace(ioc.get_executor(), dp::redis::options{.url = common.redis});
+    issuer.emplace(ioc.get_executor(), *issuer_redis, dp::proto::keys(common.key_prefix),
+                   *dp::tls::platform_key::from_hex(platform_key_hex),
+                   dp::worker::certificate_options_from(acme, wo.id));
+  }
   dp::on_shutdown_signal(ioc, [&](int signo) {
     dp::log::info("stopping: no new builds", {{"signal", signo}});
     worker.stop();
+    if (issuer) {
+      issuer->stop();
+    }
   });
   int code = 0;
+  // The process ends when both are done: the issuer finishes the domain it is on.
+  int running = issuer ? 2 : 1;
+  auto finished = [&] {
+    if (--running == 0) {
+      if (admin) {
+        admin->close();
+      }
+      if (issuer_redis) {
+        issuer_redis->close();
+      }
+      ioc.stop();
+    }
+  };
   dp::spawn(ioc.get_executor(), worker.run(), "worker", [&](bool threw) {
     if (threw) {
       dp::log::error("the worker failed unexpectedly");
       code = 3;
     }
-    if (admin) {
-      admin->close();
+    if (issuer) {
+      issuer->stop();
     }
-    ioc.stop();
+    finished();
   });
+  if (issuer) {
+    dp::spawn(ioc.get_executor(), issuer->run(), "certificate issuer", [&](bool threw) {
+      if (threw) {
+        dp::log::error("the certificate issuer failed unexpectedly");
+        code = 3;
+        worker.stop();
+      }
+      finished();
+    });
+  }
   ioc.run();
   return code;
 }

@@ -2,6 +2,8 @@
 // Wiring only; the logic lives in libs/.
 #include <boost/asio/io_context.hpp>
 
+#include <cstdio>
+
 #include "dp/core/config.hpp"
 #include "dp/core/limits.hpp"
 #include "dp/core/log.hpp"
@@ -21,6 +23,10 @@ struct proxy_config {
   int64_t cache_mb = 256;
   int64_t threads = 1;
   bool access_log = true;
+  std::optional<dp::config::host_port> tls_listen;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string platform_key;
 };
 
 }  // namespace
@@ -37,12 +43,36 @@ int main(int argc, char** argv) {
                  "In-memory cache of small hot files, in MiB (0 disables it)");
   parser.add_int("PROXY_THREADS", &cfg.threads, 1, 1, 64, "Threads serving requests");
   parser.add_bool("ACCESS_LOG", &cfg.access_log, true, "Write one log line per request");
+  parser.add({.env = "PROXY_TLS_LISTEN",
+              .help = "Address HTTPS is served on (host:port); empty: no HTTPS",
+              .apply = [&cfg](std::string_view v) -> std::optional<std::string> {
+                if (v.empty()) {
+                  return std::nullopt;
+                }
+                dp::config::host_port hp;
+                if (auto err = dp::config::parse_host_port(v, hp)) {
+                  return err;
+                }
+                cfg.tls_listen = hp;
+                return std::nullopt;
+              }});
+  parser.add_string(
+      "PROXY_TLS_CERT_FILE", &cfg.tls_cert_file, "",
+      "PEM chain served for the names it lists, e.g. *.<BASE_DOMAIN> (with PROXY_TLS_KEY_FILE)");
+  parser.add_string("PROXY_TLS_KEY_FILE", &cfg.tls_key_file, "",
+                    "PEM private key of PROXY_TLS_CERT_FILE");
+  dp::settings::add_platform_key(parser, &cfg.platform_key);
   auto outcome =
       dp::settings::parse_service(parser, argc, argv, dp::config::environment_from(environ));
   if (!outcome.run) {
     return outcome.exit_code;
   }
   dp::settings::configure_logging(cfg.common.log, "s3-reverse-proxy");
+  if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty()) {
+    std::fprintf(stderr,
+                 "s3-reverse-proxy: PROXY_TLS_CERT_FILE and PROXY_TLS_KEY_FILE go together\n");
+    return dp::settings::exit_misconfigured;
+  }
 
   dp::proxy::options o;
   o.server.listen = cfg.listen;
@@ -56,6 +86,12 @@ int main(int argc, char** argv) {
   o.store.credentials_endpoint = cfg.common.aws_credentials.endpoint();
   o.cache_bytes = static_cast<size_t>(cfg.cache_mb) << 20;
   o.access_log = cfg.access_log;
+  o.tls_listen = cfg.tls_listen;
+  o.tls_cert_file = cfg.tls_cert_file;
+  o.tls_key_file = cfg.tls_key_file;
+  if (!cfg.platform_key.empty()) {
+    o.platform_key = *dp::tls::platform_key::from_hex(cfg.platform_key);
+  }
 
   dp::raise_open_files_limit();  // a descriptor per connection and per large cached file
   boost::asio::io_context ioc(static_cast<int>(cfg.threads));
@@ -72,6 +108,9 @@ int main(int argc, char** argv) {
       "s3-reverse-proxy listening",
       {{"listen", dp::config::host_port{cfg.listen.host, proxy.port()}.to_string()},
        {"admin", dp::config::host_port{cfg.admin_listen.host, proxy.admin_port()}.to_string()},
+       {"tls", cfg.tls_listen
+                   ? dp::config::host_port{cfg.tls_listen->host, proxy.tls_port()}.to_string()
+                   : std::string("off")},
        {"base_domain", cfg.common.base_domain},
        {"threads", cfg.threads}});
   proxy.run();

@@ -88,6 +88,13 @@ TEST(cli, bad_settings_exit_2_with_one_line) {
   auto runner = run("WORKER_CONCURRENCY=0", std::string(BUILD_RUNNER_BIN) + " worker");
   EXPECT_EQ(runner.exit_code, 2);
   EXPECT_NE(runner.err.find("WORKER_CONCURRENCY"), std::string::npos) << runner.err;
+  // Checked before the worker connects to anything (this Redis port is closed).
+  auto bundle = run("REDIS_URL=redis://127.0.0.1:1 ACME_CA_BUNDLE=/nonexistent/ca.pem",
+                    std::string(BUILD_RUNNER_BIN) + " worker");
+  EXPECT_EQ(bundle.exit_code, 2);
+  EXPECT_NE(bundle.err.find("ACME_CA_BUNDLE='/nonexistent/ca.pem'"), std::string::npos)
+      << bundle.err;
+  EXPECT_EQ(std::count(bundle.err.begin(), bundle.err.end(), '\n'), 1) << bundle.err;
   auto flag = run("", std::string(API_SERVER_BIN) + " --api-listen nowhere:xx");
   EXPECT_EQ(flag.exit_code, 2);
   EXPECT_NE(flag.err.find("--api-listen='nowhere:xx'"), std::string::npos) << flag.err;

@@ -4,6 +4,7 @@
 #include <boost/json/value.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 
 #include "dp/buildplan/git.hpp"
@@ -557,6 +558,52 @@ dp::result<forge_request> parse_forge_request(std::string_view body) {
     return bad("field 'api_url' must be an http(s) URL (https://api.github.com)");
   }
   return out;
+}
+
+dp::result<std::string> check_domain_name(std::string_view name, std::string_view base_domain) {
+  std::string fqdn;
+  for (char c : name) {
+    fqdn += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (fqdn.ends_with('.')) {
+    fqdn.pop_back();
+  }
+  auto bad = [&](std::string_view why) {
+    return make_error(errc::invalid_argument,
+                      "field 'domain' " + std::string(why) + ": '" + std::string(name) + "'");
+  };
+  if (fqdn.empty() || fqdn.size() > 253) {
+    return bad("must be a domain name of 1 to 253 characters");
+  }
+  size_t labels = 0;
+  size_t start = 0;
+  std::string_view last;
+  for (;;) {
+    size_t dot = fqdn.find('.', start);
+    std::string_view label = std::string_view(fqdn).substr(
+        start, dot == std::string::npos ? std::string::npos : dot - start);
+    bool ok = !label.empty() && label.size() <= 63 && label.front() != '-' && label.back() != '-' &&
+              std::all_of(label.begin(), label.end(), [](char c) {
+                return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+              });
+    if (!ok) {
+      return bad("must be a domain name (letters, digits and hyphens between dots)");
+    }
+    ++labels;
+    last = label;
+    if (dot == std::string::npos) {
+      break;
+    }
+    start = dot + 1;
+  }
+  if (labels < 2 ||
+      std::all_of(last.begin(), last.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return bad("must be a domain name with a top-level domain (not an IP address)");
+  }
+  if (fqdn == base_domain || fqdn.ends_with("." + std::string(base_domain))) {
+    return bad("is the platform's own domain; its subdomains are served already");
+  }
+  return fqdn;
 }
 
 }  // namespace dp::api

@@ -222,6 +222,13 @@ http::router service::routes() {
   s.add(r, m::get, "/v1/projects/{name}/deployments", access::token, &i::list_deployments);
   s.add(r, m::post, "/v1/projects/{name}/deployments", access::token,
         &i::create_project_deployment);
+  s.add(r, m::post, "/v1/projects/{name}/domains", access::token, &i::add_domain);
+  s.add(r, m::get, "/v1/projects/{name}/domains", access::token, &i::list_domains);
+  s.add(r, m::get, "/v1/projects/{name}/domains/{domain}", access::token, &i::get_domain);
+  s.add(r, m::patch, "/v1/projects/{name}/domains/{domain}", access::token, &i::patch_domain);
+  s.add(r, m::delete_, "/v1/projects/{name}/domains/{domain}", access::token, &i::delete_domain);
+  s.add(r, m::post, "/v1/projects/{name}/domains/{domain}/verify", access::token,
+        &i::verify_domain);
   s.add(r, m::post, "/v1/projects/{name}/promote", access::token, &i::promote);
   s.add(r, m::post, "/v1/deployments", access::token, &i::create_deployment,
         {.body_limit = s.opts_.source_max_bytes});

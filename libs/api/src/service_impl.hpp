@@ -15,8 +15,10 @@
 #include "dp/api/metrics.hpp"
 #include "dp/forge/signature.hpp"
 #include "dp/http/json.hpp"
+#include "dp/http_client/client.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/hooks.hpp"
+#include "dp/state/domains.hpp"
 #include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
 #include "log_hub.hpp"
@@ -48,6 +50,8 @@ struct service::impl {
         redis_(r),
         records_(r, o.keys),
         hooks_(r, o.keys),
+        domains_(r, o.keys),
+        outbound_(ex),
         storage_(std::move(s)),
         opts_(std::move(o)),
         hub_(ex, std::move(pubsub), opts_.keys, opts_.follower_queue_limit, metrics_) {}
@@ -56,6 +60,8 @@ struct service::impl {
   redis::client& redis_;
   state::records records_;
   state::hooks hooks_;
+  state::domains domains_;
+  http_client::client outbound_;  // the domain ownership check
   std::shared_ptr<storage::object_store> storage_;
   options opts_;
   metrics metrics_;
@@ -100,6 +106,20 @@ struct service::impl {
 
   // DELETE /v1/projects/{name}/cache: every archive and the index of the project's build cache.
   asio::awaitable<response> delete_cache(http::request& req);
+
+  // ---- custom domains (domains.cpp) ----
+
+  // The domain named by {name} and {domain}; not_found when it is not that project's.
+  asio::awaitable<dp::result<state::domain>> find_domain(http::request& req);
+  asio::awaitable<response> domain_response(unsigned status, const std::string& fqdn,
+                                            const std::string& project);
+  asio::awaitable<response> add_domain(http::request& req);
+  asio::awaitable<response> list_domains(http::request& req);
+  asio::awaitable<response> get_domain(http::request& req);
+  asio::awaitable<response> patch_domain(http::request& req);
+  asio::awaitable<response> delete_domain(http::request& req);
+  // Fetches http://<fqdn>/.well-known/dp-verify/<token>; the right answer makes it routed.
+  asio::awaitable<response> verify_domain(http::request& req);
 
   // ---- deployments (deployments.cpp) ----
 

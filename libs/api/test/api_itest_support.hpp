@@ -36,6 +36,7 @@ struct server_setup {
   std::string listen_host = "127.0.0.1";
   size_t source_max_bytes = 100 * 1024 * 1024;
   size_t webhook_max_bytes = 5 * 1024 * 1024;
+  std::string domain_verify_address;
 };
 
 class api_server {
@@ -62,6 +63,7 @@ class api_server {
     o.build_timeout_s = 123;
     o.source_max_bytes = setup.source_max_bytes;
     o.webhook_max_bytes = setup.webhook_max_bytes;
+    o.domain_verify_address = setup.domain_verify_address;
     service_ = std::make_unique<service>(ioc_.get_executor(), *redis_, redis_opts_, storage_, o);
     records_ = std::make_unique<dp::state::records>(*redis_, o.keys);
     dp::http::server_options so2;

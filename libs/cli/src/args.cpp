@@ -51,8 +51,8 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
                                   bool stdout_is_tty) {
   if (positionals.empty()) {
     return bad(
-        "a command is required: deploy, ls, logs, promote, rollback, cancel, cache, env, hooks or "
-        "link (see --help)");
+        "a command is required: deploy, ls, logs, promote, rollback, cancel, cache, env, hooks, "
+        "link or domains (see --help)");
   }
   auto w = split(positionals);
   if (!w) {
@@ -224,6 +224,29 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
                                    value.empty() ? std::nullopt : std::optional(value));
       }
     }
+  } else if (name == "domains") {
+    static constexpr std::string_view usage =
+        "domains add|rm|verify|primary <project> <domain>, or domains ls <project>";
+    std::string sub = w->args.empty() ? "" : w->args[0];
+    if (sub == "ls") {
+      c.what = verb::domains_ls;
+      ok = expect_args(name, *w, 2, usage);
+    } else if (sub == "add" || sub == "rm" || sub == "verify" || sub == "primary") {
+      c.what = sub == "add"      ? verb::domains_add
+               : sub == "rm"     ? verb::domains_rm
+               : sub == "verify" ? verb::domains_verify
+                                 : verb::domains_primary;
+      ok = expect_args(name, *w, 3, usage);
+    } else {
+      ok = bad(fmt::format("unknown domains command '{}': deployctl {}", sub, usage));
+    }
+    if (ok) {
+      ok = only(false, false, false);
+    }
+    if (ok) {
+      c.target = w->args[1];
+      c.domain = w->args.size() > 2 ? w->args[2] : "";
+    }
   } else {
     return bad(fmt::format("unknown command '{}' (see --help)", name));
   }
@@ -264,6 +287,12 @@ std::string_view commands_help() noexcept {
   env <project> [--target production|preview] [NAME=VALUE | NAME= ...]
                                 list or change the project's build variables: of every target,
                                 or the overrides of one (production or preview builds)
+  domains ls <project>          the project's custom domains, their state and certificate
+  domains add <project> <domain>     add a domain (pending until verified; never served before)
+  domains verify <project> <domain>  check ownership: the platform fetches
+                                http://<domain>/.well-known/dp-verify/<token>; then it is served
+  domains primary <project> <domain> make it the primary: its apex/www twin redirects to it
+  domains rm <project> <domain>      remove it (no longer served)
 Exit codes: 0 ok, 1 failed (or an API error), 2 bad input, 3 API unreachable.
 )";
 }

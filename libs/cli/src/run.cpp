@@ -66,6 +66,13 @@ class session {
         co_return co_await link(c.target, c.git_url);
       case verb::env:
         co_return co_await env(c);
+      case verb::domains_ls:
+        co_return co_await list_domains(c.target);
+      case verb::domains_add:
+      case verb::domains_rm:
+      case verb::domains_verify:
+      case verb::domains_primary:
+        co_return co_await change_domain(c.what, c.target, c.domain);
     }
     co_return exit_bad_input;
   }
@@ -491,6 +498,85 @@ class session {
       co_return fail(r.error());
     }
     print(fmt::format("{} of {} updated\n", c.env_field, c.target));
+    co_return exit_ok;
+  }
+
+  static std::string field(const json::object& o, std::string_view k) {
+    const auto* v = o.if_contains(k);
+    return v && v->is_string() ? std::string(v->get_string()) : std::string();
+  }
+
+  // One line per domain: name, state, primary/hsts marks, certificate status.
+  asio::awaitable<int> list_domains(const std::string& project) {
+    auto r =
+        co_await api_.call("GET", "/v1/projects/" + encode_component(project) + "/domains", "");
+    if (!r) {
+      co_return fail(r.error());
+    }
+    std::string out =
+        fmt::format("{:<40} {:<9} {:<13} {}\n", "DOMAIN", "STATE", "FLAGS", "CERTIFICATE");
+    for (const auto& v : r->as_object().at("domains").as_array()) {
+      const auto& d = v.as_object();
+      std::string flags;
+      if (d.at("primary").as_bool()) {
+        flags += "primary ";
+      }
+      if (d.at("hsts").as_bool()) {
+        flags += "hsts ";
+      }
+      if (auto to = field(d, "redirects_to"); !to.empty()) {
+        flags += "-> " + to;
+      }
+      const auto& cert = d.at("certificate").as_object();
+      std::string certificate = field(cert, "status");
+      if (auto e = field(cert, "error"); !e.empty()) {
+        certificate += ": " + e;
+      }
+      out += fmt::format("{:<40} {:<9} {:<13} {}\n", field(d, "domain"), field(d, "state"),
+                         flags.empty() ? "-" : flags, certificate);
+    }
+    print(out);
+    co_return exit_ok;
+  }
+
+  asio::awaitable<int> change_domain(verb what, const std::string& project,
+                                     const std::string& domain) {
+    std::string base = "/v1/projects/" + encode_component(project) + "/domains";
+    std::string one = base + "/" + encode_component(domain);
+    // Bodies built before the co_await (g++ 12: "array used as initializer").
+    json::object add_body{{"domain", domain}};
+    json::object primary_body{{"primary", true}};
+    dp::result<json::value> r;
+    if (what == verb::domains_add) {
+      r = co_await api_.call("POST", base, json::serialize(add_body));
+    } else if (what == verb::domains_verify) {
+      r = co_await api_.call("POST", one + "/verify", "");
+    } else if (what == verb::domains_primary) {
+      r = co_await api_.call("PATCH", one, json::serialize(primary_body));
+    } else {
+      r = co_await api_.call("DELETE", one, "");
+    }
+    if (!r) {
+      co_return fail(r.error());
+    }
+    if (what == verb::domains_rm) {
+      print(fmt::format("{} removed from {}: no longer served\n", domain, project));
+      co_return exit_ok;
+    }
+    const auto& d = r->as_object();
+    std::string name = field(d, "domain");
+    if (what == verb::domains_add) {
+      const auto& v = d.at("verification").as_object();
+      print(fmt::format(
+          "{} added to {} (pending: not served until verified)\n"
+          "Point it at the platform (A/AAAA to the proxy's address, or a CNAME to a name that has "
+          "them), then run\n  deployctl domains verify {} {}\nwhich fetches {} and expects {}\n",
+          name, project, project, name, field(v, "url"), field(v, "token")));
+    } else if (what == verb::domains_verify) {
+      print(fmt::format("{} is verified and served for {}\n", name, project));
+    } else {
+      print(fmt::format("{} is the primary domain of {}\n", name, project));
+    }
     co_return exit_ok;
   }
 

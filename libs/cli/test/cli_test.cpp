@@ -135,6 +135,21 @@ TEST(cli_args, other_verbs) {
   EXPECT_EQ(parse({"cancel", "x"})->what, verb::cancel);
 }
 
+TEST(cli_args, domains) {
+  auto add = parse({"domains", "add", "shop", "shop.example.com"});
+  ASSERT_TRUE(add);
+  EXPECT_EQ(add->what, verb::domains_add);
+  EXPECT_EQ(add->target, "shop");
+  EXPECT_EQ(add->domain, "shop.example.com");
+  auto ls = parse({"domains", "ls", "shop"});
+  ASSERT_TRUE(ls);
+  EXPECT_EQ(ls->what, verb::domains_ls);
+  EXPECT_EQ(ls->target, "shop");
+  EXPECT_EQ(parse({"domains", "rm", "shop", "a.example.com"})->what, verb::domains_rm);
+  EXPECT_EQ(parse({"domains", "verify", "shop", "a.example.com"})->what, verb::domains_verify);
+  EXPECT_EQ(parse({"domains", "primary", "shop", "a.example.com"})->what, verb::domains_primary);
+}
+
 TEST(cli_args, bad_input_is_one_line) {
   const std::vector<std::vector<std::string>> bad = {
       {},
@@ -147,6 +162,11 @@ TEST(cli_args, bad_input_is_one_line) {
       {"rollback"},
       {"cancel", "a", "b"},
       {"cancel", "-x", "a"},
+      {"domains"},
+      {"domains", "frob", "shop", "a.example.com"},
+      {"domains", "add", "shop"},
+      {"domains", "ls"},
+      {"domains", "ls", "shop", "extra"},
   };
   for (const auto& words : bad) {
     auto c = parse(words);

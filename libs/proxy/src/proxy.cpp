@@ -4,15 +4,57 @@
 
 #include <sys/resource.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "dp/core/log.hpp"
 #include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
+#include "dp/tls/certificate.hpp"
 #include "proxy_impl.hpp"
 
 namespace dp::proxy {
 
+asio::awaitable<void> proxy::impl::load_certificate(std::string name) {
+  auto got = co_await certs->get(name);
+  if (!got) {
+    log::warn("proxy: certificate unreadable; the previous one stays",
+              {{"name", name}, {"error", got.error()}});
+    co_return;
+  }
+  if (!got->has_value()) {
+    contexts->remove(name);
+    log::info("proxy: certificate removed", {{"name", name}});
+    co_return;
+  }
+  if (auto r = contexts->set(name, (*got)->chain_pem, (*got)->key_pem); !r) {
+    log::warn("proxy: certificate does not load; the previous one stays",
+              {{"name", name}, {"error", r.error()}});
+    co_return;
+  }
+  log::info("proxy: certificate loaded", {{"name", name}, {"not_after_ms", (*got)->not_after_ms}});
+}
+
+asio::awaitable<void> proxy::impl::load_certificates() {
+  if (!contexts || !certs) {
+    co_return;
+  }
+  auto listed = co_await certs->list();
+  if (!listed) {
+    log::warn("proxy: certificates not listed; retried after the next reconnect",
+              {{"error", listed.error()}});
+    co_return;
+  }
+  for (const auto& c : *listed) {
+    co_await load_certificate(c.name);
+  }
+}
+
 asio::awaitable<void> proxy::impl::follow_events() {
   std::vector<std::string> channels{opts.keys.events_channel()};
+  if (contexts && certs) {
+    channels.push_back(opts.keys.certificates_channel());
+  }
   auto subscribed = co_await events.subscribe(std::move(channels));
   if (!subscribed) {
     // The subscriber keeps the channel requested and subscribes when Redis is back.
@@ -21,6 +63,7 @@ asio::awaitable<void> proxy::impl::follow_events() {
   }
   // Anything looked up before the subscription may have missed its event.
   lookups.clear();
+  co_await load_certificates();
   for (;;) {
     auto msg = co_await events.next();
     if (!msg) {
@@ -31,6 +74,13 @@ asio::awaitable<void> proxy::impl::follow_events() {
     }
     if (msg->kind == dp::redis::message_kind::gap) {
       lookups.clear();
+      co_await load_certificates();
+      continue;
+    }
+    if (msg->channel == opts.keys.certificates_channel()) {
+      if (auto name = tls::parse_certificate_event(msg->payload); name && certs) {
+        co_await load_certificate(std::move(*name));
+      }
       continue;
     }
     auto ev = proto::parse_deployment_event(std::string_view(msg->payload));
@@ -42,6 +92,60 @@ asio::awaitable<void> proxy::impl::follow_events() {
       lookups.erase("a:" + a->alias);
     }
   }
+}
+
+namespace {
+
+dp::result<std::string> read_pem(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return make_error(errc::invalid_argument, "cannot read " + path);
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+dp::result<void> proxy::impl::start_tls() {
+  contexts = std::make_shared<tls::server_contexts>();
+  if (opts.platform_key) {
+    certs.emplace(redis, opts.keys, *opts.platform_key);
+  }
+  if (!opts.tls_cert_file.empty()) {
+    auto chain = read_pem(opts.tls_cert_file);
+    auto key = read_pem(opts.tls_key_file);
+    if (!chain || !key) {
+      return chain ? key.error() : chain.error();
+    }
+    // It serves the names it lists (typically *.<base domain>); the store's certificates, loaded
+    // later, take a name over.
+    auto facts = tls::inspect(*chain, *key);
+    if (!facts) {
+      return make_error(errc::invalid_argument, opts.tls_cert_file + ": " + facts.error().message);
+    }
+    for (const auto& name : facts->dns_names) {
+      if (auto r = contexts->set(name, *chain, *key); !r) {
+        return make_error(errc::invalid_argument, opts.tls_cert_file + ": " + r.error().message);
+      }
+    }
+  }
+  // HTTPS requests reach the same handler through a loopback listener of their own, which is how
+  // the handler knows them for secure.
+  http::router secure_routes;
+  secure_routes.fallback([this](http::request& req) { return handle(req, true); });
+  auto so = opts.server;
+  so.listen = {"127.0.0.1", 0};
+  secure_server = std::make_unique<http::server>(ioc, so, std::move(secure_routes));
+  if (auto r = secure_server->start(); !r) {
+    return r.error();
+  }
+  tls::terminator_options to;
+  to.listen = *opts.tls_listen;
+  to.upstream = {"127.0.0.1", secure_server->port()};
+  terminator = std::make_unique<tls::terminator>(ioc, to, contexts);
+  return terminator->start();
 }
 
 proxy::proxy(asio::io_context& ioc, options opts)
@@ -62,10 +166,15 @@ dp::result<void> proxy::start() {
   }
   http::router routes;
   impl* self = impl_.get();
-  routes.fallback([self](http::request& req) { return self->handle(req); });
+  routes.fallback([self](http::request& req) { return self->handle(req, false); });
   i.server = std::make_unique<http::server>(i.ioc, i.opts.server, std::move(routes));
   if (auto r = i.server->start(); !r) {
     return r.error();
+  }
+  if (i.opts.tls_listen) {
+    if (auto r = i.start_tls(); !r) {
+      return r.error();
+    }
   }
   http::router admin_routes;
   admin_routes.get("/metrics", [self](http::request&) -> asio::awaitable<http::response> {
@@ -88,13 +197,17 @@ uint16_t proxy::port() const {
   return impl_->server ? impl_->server->port() : 0;
 }
 
+uint16_t proxy::tls_port() const {
+  return impl_->terminator ? impl_->terminator->port() : 0;
+}
+
 uint16_t proxy::admin_port() const {
   return impl_->admin ? impl_->admin->port() : 0;
 }
 
 void proxy::stop(std::chrono::milliseconds drain, std::function<void()> done) {
   auto self = impl_;
-  auto left = std::make_shared<std::atomic<int>>(2);
+  auto left = std::make_shared<std::atomic<int>>(self->secure_server ? 3 : 2);
   auto one_done = [self, left, done = std::move(done)] {
     if (left->fetch_sub(1) != 1) {
       return;
@@ -115,8 +228,14 @@ void proxy::stop(std::chrono::milliseconds drain, std::function<void()> done) {
     });
     return;
   }
+  if (self->terminator) {
+    self->terminator->stop();
+  }
   self->server->stop(drain, one_done);
   self->admin->stop(drain, one_done);
+  if (self->secure_server) {
+    self->secure_server->stop(drain, one_done);
+  }
 }
 
 void proxy::run() {

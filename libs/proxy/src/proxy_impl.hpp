@@ -19,8 +19,12 @@
 #include "dp/proxy/rules.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/redis/subscriber.hpp"
+#include "dp/state/domains.hpp"
 #include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
+#include "dp/tls/cert_store.hpp"
+#include "dp/tls/server_contexts.hpp"
+#include "dp/tls/terminator.hpp"
 
 namespace dp::proxy {
 
@@ -47,6 +51,7 @@ struct metrics {
 // What the access log and the metrics learn about one request.
 struct request_note {
   const char* cache = "-";
+  bool hsts = false;  // a secure request for a domain with HSTS on
 };
 
 struct proxy::impl {
@@ -56,12 +61,30 @@ struct proxy::impl {
         backend(asio::make_strand(io)),
         redis(backend, opts.redis),
         records(redis, opts.keys),
+        domains(redis, opts.keys),
+        challenges(redis, opts.keys),
         events(backend, opts.redis),
         sites(std::max<size_t>(opts.manifest_cache_count, 1)),
         files(opts.cache_bytes) {}
 
-  asio::awaitable<http::response> handle(http::request& req);
-  asio::awaitable<http::response> serve(http::request& req, request_note& note);
+  // `secure`: the request came through the TLS terminator.
+  asio::awaitable<http::response> handle(http::request& req, bool secure);
+  asio::awaitable<http::response> serve(http::request& req, request_note& note, bool secure);
+  // /.well-known/acme-challenge/<token> (any Host) and /.well-known/dp-verify/<token> (a custom
+  // domain's ownership check); nullopt for any other path.
+  asio::awaitable<std::optional<http::response>> well_known(http::request& req,
+                                                            const host_target& host);
+  // A custom domain's HSTS flag and the primary its apex/www twin redirects to (cached as the
+  // lookups are).
+  struct domain_policy {
+    bool hsts = false;
+    std::string redirect;
+  };
+  asio::awaitable<dp::result<domain_policy>> policy(std::string fqdn);
+  // The certificates: every one in the store at start and after a gap, one by one on events.
+  asio::awaitable<void> load_certificate(std::string name);
+  asio::awaitable<void> load_certificates();
+  dp::result<void> start_tls();
   asio::awaitable<http::response> serve_file(http::request& req, const site& s,
                                              std::shared_ptr<const site> keep, const site_file& f,
                                              unsigned status, request_note& note);
@@ -89,6 +112,10 @@ struct proxy::impl {
   backend_t backend;
   dp::redis::client redis;
   dp::state::records records;
+  dp::state::domains domains;
+  dp::tls::challenge_store challenges;
+  std::optional<dp::tls::cert_store> certs;            // with a platform key
+  std::shared_ptr<dp::tls::server_contexts> contexts;  // with a TLS listener
   dp::redis::subscriber events;
   std::shared_ptr<dp::storage::object_store> storage;
   lru_cache<site> sites;
@@ -98,6 +125,8 @@ struct proxy::impl {
   metrics m;
   std::unique_ptr<http::server> server;
   std::unique_ptr<http::server> admin;
+  std::unique_ptr<http::server> secure_server;  // loopback, behind the terminator
+  std::unique_ptr<dp::tls::terminator> terminator;
 };
 
 }  // namespace dp::proxy

@@ -3,6 +3,9 @@
 // precompressed variants, and the body from the file cache, sendfile or S3; the access log.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include "dp/core/log.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
@@ -27,14 +30,113 @@ http::response backend_error(const dp::error& e) {
   return page(502, "502 Bad Gateway");
 }
 
+// A 308 to the same path and query on another origin.
+http::response moved(std::string_view origin, const http::request& req) {
+  http::response r(308);
+  std::string location(origin);
+  location.append(req.path());
+  if (!req.query_string().empty()) {
+    location.append("?").append(req.query_string());
+  }
+  r.headers.emplace_back("Location", std::move(location));
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  return r;
+}
+
+// ACME tokens and ours are base64url.
+bool token_syntax(std::string_view t) {
+  return !t.empty() && t.size() <= 256 && std::all_of(t.begin(), t.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+  });
+}
+
+constexpr std::string_view acme_prefix = "/.well-known/acme-challenge/";
+constexpr std::string_view verify_prefix = "/.well-known/dp-verify/";
+
 }  // namespace
 
-asio::awaitable<http::response> proxy::impl::handle(http::request& req) {
+asio::awaitable<std::optional<http::response>> proxy::impl::well_known(http::request& req,
+                                                                       const host_target& host) {
+  auto path = req.path();
+  bool acme = path.starts_with(acme_prefix);
+  bool verify = path.starts_with(verify_prefix) && host.type == host_target::kind::domain;
+  if (!acme && !verify) {
+    co_return std::nullopt;
+  }
+  auto token = std::string(path.substr(acme ? acme_prefix.size() : verify_prefix.size()));
+  if (!token_syntax(token)) {
+    co_return page(404, "404 Not Found");
+  }
+  std::string fqdn = host.name;
+  auto query = [this, acme, token,
+                fqdn]() -> asio::awaitable<dp::result<std::optional<std::string>>> {
+    if (acme) {
+      co_return co_await challenges.get(token);
+    }
+    // The owner proves that this name reaches us: its pending record's token is echoed.
+    auto d = co_await domains.get(fqdn);
+    if (!d) {
+      co_return d.error().is(dp::errc::not_found) ? dp::result<std::optional<std::string>>{}
+                                                  : d.error();
+    }
+    co_return d->token == token ? std::optional<std::string>(token) : std::nullopt;
+  };
+  auto answer = co_await on_backend<std::optional<std::string>>(std::move(query));
+  if (!answer) {
+    co_return backend_error(answer.error());
+  }
+  if (!answer->has_value()) {
+    co_return page(404, "404 Not Found");
+  }
+  http::response r(200, "text/plain", std::move(**answer));
+  r.headers.emplace_back("Cache-Control", "no-store");
+  co_return r;
+}
+
+asio::awaitable<dp::result<proxy::impl::domain_policy>> proxy::impl::policy(std::string fqdn) {
+  std::string key = "p:" + fqdn;
+  std::optional<std::string> cached;
+  // Cached as "<0|1><redirect fqdn>".
+  auto decode = [](const std::string& v) {
+    return domain_policy{.hsts = v.starts_with("1"), .redirect = v.substr(1)};
+  };
+  if (lookups.get(key, cached) && cached) {
+    co_return decode(*cached);
+  }
+  uint64_t gen = lookups.generation();
+  auto query = [this, fqdn]() -> asio::awaitable<dp::result<std::optional<std::string>>> {
+    auto d = co_await domains.get(fqdn);
+    if (!d) {
+      // A route set by hand, without a record: no policy.
+      if (d.error().is(dp::errc::not_found)) {
+        co_return std::optional<std::string>("0");
+      }
+      co_return d.error();
+    }
+    std::vector<state::domain> twins;
+    if (auto t = co_await domains.get(state::twin_of(fqdn)); t && t->project == d->project) {
+      twins.push_back(std::move(*t));
+    }
+    auto to = state::redirect_for(*d, twins);
+    co_return std::optional<std::string>((d->hsts ? "1" : "0") + to.value_or(""));
+  };
+  auto r = co_await on_backend<std::optional<std::string>>(std::move(query));
+  if (!r) {
+    co_return r.error();
+  }
+  lookups.put(key, *r, gen, opts.alias_ttl);
+  co_return decode(**r);
+}
+
+asio::awaitable<http::response> proxy::impl::handle(http::request& req, bool secure) {
   auto start = clock::now();
   request_note note;
   http::response res;
   try {
-    res = co_await serve(req, note);
+    res = co_await serve(req, note, secure);
+    if (note.hsts) {
+      res.headers.emplace_back("Strict-Transport-Security", "max-age=31536000");
+    }
   } catch (const std::exception& e) {
     // A bug costs this request a 500, never the connection's neighbours.
     log::error("proxy request failed", {{"target", req.target()}, {"error", e.what()}});
@@ -67,7 +169,8 @@ asio::awaitable<http::response> proxy::impl::handle(http::request& req) {
   co_return res;
 }
 
-asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_note& note) {
+asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_note& note,
+                                                   bool secure) {
   if (req.method() != http::method::get && req.method() != http::method::head) {
     auto r = page(405, "405 Method Not Allowed");
     r.headers.emplace_back("Allow", "GET, HEAD");
@@ -81,6 +184,9 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
   if (!host) {
     co_return page(400, "400 Bad Request");
   }
+  if (auto answer = co_await well_known(req, *host)) {
+    co_return std::move(*answer);
+  }
   auto path = decode_path(req.path(), opts.max_path_bytes);
   if (!path) {
     co_return page(400, "400 Bad Request");
@@ -88,9 +194,15 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
   if (host->type == host_target::kind::none) {
     co_return page(404, "404 Not Found");
   }
+  bool custom = host->type == host_target::kind::domain;
+  std::string fqdn = custom ? host->name : host->name + "." + opts.base_domain;
+  // Once a certificate covers the host, plain HTTP only redirects.
+  if (!secure && contexts && contexts->covers(fqdn)) {
+    co_return moved("https://" + fqdn, req);
+  }
   // A custom domain names an alias label; a subdomain is one.
   std::string label = host->name;
-  if (host->type == host_target::kind::domain) {
+  if (custom) {
     auto d = co_await lookup(true, host->name);
     if (!d) {
       log::warn("proxy: custom domain lookup failed", {{"host", host->name}, {"error", d.error()}});
@@ -100,6 +212,16 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
       co_return page(404, "404 Not Found");
     }
     label = std::move(**d);
+    // Routed, so verified: its record says whether to redirect to the primary, and HSTS.
+    auto p = co_await policy(host->name);
+    if (!p) {
+      log::warn("proxy: domain record lookup failed", {{"host", host->name}, {"error", p.error()}});
+      co_return backend_error(p.error());
+    }
+    if (!p->redirect.empty()) {
+      co_return moved((secure ? "https://" : "http://") + p->redirect, req);
+    }
+    note.hsts = secure && p->hsts;
   }
   auto id = co_await lookup(false, label);
   if (!id) {

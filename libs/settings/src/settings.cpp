@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -17,6 +18,23 @@ bool is_domain(std::string_view s) {
   return dp::config::is_dns_name(s) && s.back() != '.' &&
          std::none_of(s.begin(), s.end(),
                       [](char c) { return c == '_' || (c >= 'A' && c <= 'Z'); });
+}
+
+void add_platform_key(dp::config::parser& p, std::string* hex) {
+  p.add({.env = "PLATFORM_KEY",
+         .help = "64 hex digits (openssl rand -hex 32) sealing certificate keys in Redis; "
+                 "empty: no certificate store",
+         .secret = true,
+         .apply = [hex](std::string_view v) -> std::optional<std::string> {
+           bool ok = v.empty() || (v.size() == 64 && std::all_of(v.begin(), v.end(), [](char c) {
+                                     return std::isxdigit(static_cast<unsigned char>(c));
+                                   }));
+           if (!ok) {
+             return "must be 64 hex digits (openssl rand -hex 32)";
+           }
+           *hex = v;
+           return std::nullopt;
+         }});
 }
 
 void add_common(dp::config::parser& p, common& c, needs n) {
@@ -102,6 +120,17 @@ void add_retention(dp::config::parser& p, retention& r, bool pass) {
               "Retention: seconds between two passes over every project (one worker at a "
               "time); 0: never prune");
   }
+}
+
+void add_acme(dp::config::parser& p, acme& a) {
+  p.add_string("ACME_DIRECTORY_URL", &a.directory_url,
+               "https://acme-v02.api.letsencrypt.org/directory",
+               "ACME directory that issues custom domains' certificates; empty: no issuance");
+  p.add_string("ACME_EMAIL", &a.email, "", "Contact address of the ACME account (optional)");
+  p.add_string("ACME_CA_BUNDLE", &a.ca_bundle, "",
+               "PEM file trusted for the ACME directory's HTTPS; empty: the system's CAs");
+  p.add_int("ACME_INTERVAL_S", &a.interval_s, 60, 1, 86400,
+            "Seconds between two looks for custom domains that need a certificate");
 }
 
 void add_build(dp::config::parser& p, build& b, build_needs n) {

@@ -133,6 +133,31 @@ TEST(Settings, WorkerValuesAreChecked) {
   EXPECT_TRUE(w.ecs_assign_public_ip);
 }
 
+dp::config::parser::outcome parse_acme(dp::settings::acme& a, const environment& env) {
+  dp::config::parser p("svc", "a test service");
+  dp::settings::add_acme(p, a);
+  const char* argv[] = {"svc"};
+  return p.parse(1, argv, env);
+}
+
+// Let's Encrypt unless told otherwise; an empty directory turns issuance off.
+TEST(Settings, AcmeDefaultsAndOff) {
+  dp::settings::acme a;
+  ASSERT_TRUE(parse_acme(a, {}).run);
+  EXPECT_EQ(a.directory_url, "https://acme-v02.api.letsencrypt.org/directory");
+  EXPECT_EQ(a.email, "");
+  EXPECT_EQ(a.ca_bundle, "");
+  EXPECT_EQ(a.interval_s, 60);
+  dp::settings::acme off;
+  ASSERT_TRUE(parse_acme(off, {{"ACME_DIRECTORY_URL", ""}, {"ACME_INTERVAL_S", "5"}}).run);
+  EXPECT_EQ(off.directory_url, "");
+  EXPECT_EQ(off.interval_s, 5);
+  dp::settings::acme bad;
+  auto out = parse_acme(bad, {{"ACME_INTERVAL_S", "0"}});
+  EXPECT_FALSE(out.run);
+  EXPECT_EQ(out.exit_code, dp::settings::exit_misconfigured);
+}
+
 // api-server and s3-reverse-proxy take no arguments: one is refused like a bad setting.
 TEST(Settings, AServiceRefusesArguments) {
   dp::settings::logging log;

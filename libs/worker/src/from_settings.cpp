@@ -112,6 +112,16 @@ retention_options retention_options_from(const settings::retention& r) {
   return o;
 }
 
+certificate_options certificate_options_from(const settings::acme& a, std::string holder) {
+  certificate_options o;
+  o.acme.directory_url = a.directory_url;
+  o.acme.contact_email = a.email;
+  o.ca_file = a.ca_bundle;
+  o.holder = std::move(holder);
+  o.interval = std::chrono::seconds(a.interval_s);
+  return o;
+}
+
 process_launcher_options process_options_from(const settings::common& common,
                                               const settings::build& build,
                                               const std::string& self_path) {

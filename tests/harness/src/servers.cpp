@@ -1,7 +1,8 @@
-// The real peers: redis-server and s3rver, each on loopback with its own directory.
+// The real peers: redis-server, s3rver and Pebble, each on loopback with its own directory.
 #include "dp/test/harness.hpp"
 
 #include <csignal>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -151,6 +152,68 @@ std::string s3rver::endpoint() const {
 
 std::string s3rver::storage_url(const std::string& bucket) const {
   return fmt::format("s3://{}?endpoint={}&region=us-east-1&path_style=true", bucket, endpoint());
+}
+
+pebble::pebble(std::uint16_t http_port) : dir_("dp-pebble") {
+  // Pebble's own HTTPS listeners need a certificate; a self-signed one for 127.0.0.1 is also
+  // the trust anchor clients are given.
+  ca_file_ = dir_.path() / "cert.pem";
+  const auto key = dir_.path() / "key.pem";
+  auto made =
+      run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+           "-nodes", "-subj", "/CN=pebble", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+           "-days", "2", "-keyout", key.string(), "-out", ca_file_.string()});
+  if (made.exit_code != 0) {
+    throw std::runtime_error("openssl could not make Pebble's certificate:\n" + made.output);
+  }
+  // Neither program can report a port it chose: free_port() for each.
+  const std::uint16_t dns_port = free_port();
+  dns_.emplace(process_options{
+      {"pebble-challtestsrv", "-dns01", fmt::format("127.0.0.1:{}", dns_port), "-http01", "",
+       "-https01", "", "-tlsalpn01", "", "-management", fmt::format("127.0.0.1:{}", free_port()),
+       "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""}});
+  port_ = free_port();
+  management_port_ = free_port();
+  const auto config = dir_.path() / "pebble.json";
+  std::ofstream(config) << fmt::format(
+      R"({{"pebble":{{"listenAddress":"127.0.0.1:{}","managementListenAddress":"127.0.0.1:{}",)"
+      R"("certificate":"{}","privateKey":"{}","httpPort":{},"tlsPort":{},)"
+      R"("ocspResponderURL":"","externalAccountBindingRequired":false}}}})",
+      port_, management_port_, ca_file_.string(), key.string(), http_port, free_port());
+  process_.emplace(process_options{
+      {"pebble", "-config", config.string(), "-dnsserver", fmt::format("127.0.0.1:{}", dns_port)},
+      {{"PEBBLE_VA_NOSLEEP", "1"}, {"PEBBLE_WFE_NONCEREJECT", "0"}, {"PEBBLE_AUTHZREUSE", "0"}}});
+  if (!wait_for_tcp("127.0.0.1", port_, start_timeout) ||
+      !wait_for_tcp("127.0.0.1", management_port_, start_timeout) ||
+      !wait_for_tcp("127.0.0.1", dns_port, start_timeout)) {
+    throw std::runtime_error("pebble did not start:\n" + log_text());
+  }
+}
+
+std::string pebble::directory_url() const {
+  return fmt::format("https://127.0.0.1:{}/dir", port_);
+}
+
+std::string pebble::management_get(const std::string& path) const {
+  auto r = run({"curl", "-sSf", "--cacert", ca_file_.string(),
+                fmt::format("https://127.0.0.1:{}{}", management_port_, path)});
+  if (r.exit_code != 0) {
+    throw std::runtime_error(fmt::format("pebble's {} failed: {}", path, r.output));
+  }
+  return r.output;
+}
+
+std::string pebble::root_pem() const {
+  return management_get("/roots/0");
+}
+
+std::string pebble::intermediate_pem() const {
+  return management_get("/intermediates/0");
+}
+
+std::string pebble::log_text() const {
+  return (dns_ ? dns_->log_text() : std::string()) +
+         (process_ ? process_->log_text() : std::string());
 }
 
 }  // namespace dp::test

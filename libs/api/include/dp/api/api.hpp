@@ -49,6 +49,9 @@ struct options {
   // the worker applies it.
   int64_t keep_deployments = 10;
   int64_t keep_production_days = 30;
+  // host:port the domain ownership check connects to instead of the domain's own address
+  // (DOMAIN_VERIFY_ADDRESS; tests, or a proxy reached on a private address). Empty: DNS.
+  std::string domain_verify_address;
 };
 
 // Everything runs on one thread: the executor of the Redis client, the HTTP server's io_context.

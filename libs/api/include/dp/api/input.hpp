@@ -17,6 +17,9 @@ namespace dp::api {
 // A name that may name a project (proto::is_stored_project_name): for looking one up.
 // `what` names the value in the error ("field 'name'", "project name").
 dp::result<void> check_project_name(std::string_view what, std::string_view name);
+// A custom domain as given (case and a trailing dot ignored): DNS syntax, a top-level domain,
+// and not the platform's base domain or under it. Returns the lowercase fqdn.
+dp::result<std::string> check_domain_name(std::string_view name, std::string_view base_domain);
 // A name a new project may take (proto::is_project_name: no "--").
 dp::result<void> check_new_project_name(std::string_view what, std::string_view name);
 

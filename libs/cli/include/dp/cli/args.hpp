@@ -25,15 +25,21 @@ enum class verb {
   hooks_ls,
   hooks_create,
   hooks_rm,
-  link
+  link,
+  domains_add,
+  domains_ls,
+  domains_rm,
+  domains_verify,
+  domains_primary
 };
 
 struct command {
   verb what = verb::ls;
   // deploy: the git URL or directory; logs, cancel: the deployment id; promote, rollback,
-  // cache clear, link: the project; hooks create: the branch; hooks rm: the hook's id.
+  // cache clear, link, domains: the project; hooks create: the branch; hooks rm: the hook's id.
   std::string target;
   std::string git_url;                 // link
+  std::string domain;                  // domains add, rm, verify, primary
   bool target_is_directory = false;    // deploy: a local directory to upload as a tar.gz
   std::string deployment_id;           // promote
   std::optional<std::string> project;  // deploy, ls, hooks (required)

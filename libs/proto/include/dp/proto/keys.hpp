@@ -40,6 +40,20 @@ class keys {
   std::string domain(std::string_view fqdn) const { return cat("domain:", fqdn); }
   // For SCAN MATCH: every custom domain (retention keeps the deployments they serve).
   std::string domain_pattern() const { return pattern("domain:*"); }
+  // A custom domain's record (hash: project, alias, token, state, primary, hsts, cert_*), the
+  // fqdns of one project (set) and of every project (set, for the certificate issuer).
+  std::string domain_record(std::string_view fqdn) const { return cat("domain-record:", fqdn); }
+  std::string project_domains(std::string_view name) const {
+    return cat("project:", name, ":domains");
+  }
+  std::string domains() const { return cat("domains"); }
+  // A certificate (hash: chain, sealed key, not_after_ms, updated_at_ms) by name (an fqdn or
+  // "*.<base>"), the set of names, and the channel a put or remove publishes on.
+  std::string certificate(std::string_view name) const { return cat("cert:", name); }
+  std::string certificates() const { return cat("certs"); }
+  std::string certificates_channel() const { return cat("events:certificates"); }
+  // An ACME HTTP-01 answer (string with a TTL): token -> key authorization.
+  std::string acme_challenge(std::string_view token) const { return cat("acme-challenge:", token); }
   std::string queue() const { return cat("queue:builds"); }
   std::string processing() const { return cat("queue:builds:processing"); }
   std::string lease(std::string_view id) const { return cat("lease:", id); }
@@ -47,6 +61,11 @@ class keys {
   std::string project_lock(std::string_view name) const { return cat("lock:project:", name); }
   // The retention pass's turn: the worker that sets it (NX, TTL = RETENTION_INTERVAL_S) runs it.
   std::string retention_lock() const { return cat("lock:retention"); }
+  // The ACME issuer's turn (one worker issues at a time), its account key (sealed with the
+  // platform key) and each domain's count of consecutive failed issuances (its backoff).
+  std::string acme_lock() const { return cat("lock:acme"); }
+  std::string acme_account() const { return cat("acme:account"); }
+  std::string acme_failures() const { return cat("acme:failures"); }
   // Ids of pruned deployments whose objects are not all removed yet (a pass retries them).
   std::string pruning() const { return cat("retention:pruning"); }
   std::string logs_channel(std::string_view id) const { return cat("logs:", id); }

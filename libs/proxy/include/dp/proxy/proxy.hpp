@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "dp/aws/sigv4.hpp"
@@ -22,6 +23,7 @@
 #include "dp/redis/types.hpp"
 #include "dp/storage/object_store.hpp"
 #include "dp/storage/url.hpp"
+#include "dp/tls/platform_key.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -52,6 +54,14 @@ struct options {
   std::chrono::seconds previous_assets_grace{3600};
   size_t max_path_bytes = 1024;
   bool access_log = true;
+  // HTTPS: a TLS listener (none when unset), the platform key that opens the certificates in
+  // the store (none: only the files below), and a certificate from files (PEM) for the names it
+  // lists, typically "*.<base_domain>". Once a certificate covers a host, plain HTTP requests for
+  // it are redirected (308) to https, except ACME's /.well-known/acme-challenge/.
+  std::optional<dp::config::host_port> tls_listen;
+  std::optional<dp::tls::platform_key> platform_key;
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class proxy {
@@ -65,6 +75,7 @@ class proxy {
   dp::result<void> start();
   uint16_t port() const;
   uint16_t admin_port() const;
+  uint16_t tls_port() const;  // 0 without a TLS listener
   // Stops both listeners (draining requests in flight) and the event follower.
   void stop(std::chrono::milliseconds drain = std::chrono::seconds(10),
             std::function<void()> done = {});

@@ -61,6 +61,11 @@ struct needs {
 
 void add_common(dp::config::parser& p, common& c, needs n);
 
+// PLATFORM_KEY: 64 hex digits (`openssl rand -hex 32`) that seal the certificates' private keys
+// in Redis (dp::tls::platform_key::from_hex reads it). Empty: none (the proxy then serves only
+// PROXY_TLS_CERT_FILE, and certificates cannot be stored). Secret.
+void add_platform_key(dp::config::parser& p, std::string* hex);
+
 // What the api-server and build-runner both know of a build: ALLOWED_GIT_PROTOCOLS,
 // BUILD_TIMEOUT_S and MAX_ATTEMPTS; with `limits` (build-runner) also SANDBOX, BUILD_NETWORK,
 // BUILD_MEMORY_MB, BUILD_DISK_MB, BUILD_PIDS_MAX, BUILD_GO_LIVE and the cache's BUILD_CACHE_MB,
@@ -129,6 +134,19 @@ struct retention {
   int64_t interval_s = 3600;
 };
 void add_retention(dp::config::parser& p, retention& r, bool pass);
+
+// Certificates for custom domains (`build-runner worker`): ACME_DIRECTORY_URL (Let's Encrypt's
+// production directory by default; empty: no issuance), ACME_EMAIL (the account's contact),
+// ACME_CA_BUNDLE (a PEM file trusted for the directory's HTTPS instead of the system store: a
+// private or test CA such as Pebble) and ACME_INTERVAL_S (seconds between two looks for domains
+// that need a certificate).
+struct acme {
+  std::string directory_url = "https://acme-v02.api.letsencrypt.org/directory";
+  std::string email;
+  std::string ca_bundle;
+  int64_t interval_s = 60;
+};
+void add_acme(dp::config::parser& p, acme& a);
 
 // Parses a service that takes no arguments (api-server, s3-reverse-proxy): argv and `env` through
 // `p`, then refuses a positional argument with one line on stderr ("<program>: unexpected argument

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "dp/settings/settings.hpp"
+#include "dp/worker/certificates.hpp"
 #include "dp/worker/launcher.hpp"
 #include "dp/worker/worker.hpp"
 
@@ -26,6 +27,9 @@ worker_options worker_options_from(const settings::build& build,
                                    const settings::worker_settings& w);
 // RETENTION_* as the worker's retention options (the store is the caller's to set).
 retention_options retention_options_from(const settings::retention& r);
+
+// ACME_* as the certificate issuer's options; `holder` is worker_options::id.
+certificate_options certificate_options_from(const settings::acme& a, std::string holder);
 
 // The launcher LAUNCHER names. `worker_id` is worker_options::id; `self_path` is the
 // build-runner binary the process launcher runs (`build --deployment <id>`). `users`, when the

@@ -175,6 +175,32 @@ class s3rver {
   std::optional<child_process> process_;
 };
 
+// Pebble, Let's Encrypt's test CA (Debian's `pebble`), on free loopback ports, with
+// pebble-challtestsrv as its DNS server answering 127.0.0.1 for every name (and no AAAA): its
+// validation of http-01 for any domain connects to 127.0.0.1:<http_port>, where the test puts
+// the proxy. No nonce rejection, no sleep before validating, no reuse of authorizations. Its
+// HTTPS listeners use a certificate made here whose trust anchor is ca_file().
+class pebble {
+ public:
+  explicit pebble(std::uint16_t http_port);
+  std::string directory_url() const;  // "https://127.0.0.1:<port>/dir"
+  const std::filesystem::path& ca_file() const noexcept { return ca_file_; }
+  // The PEM of the root and of the intermediate that sign Pebble's certificates, read from its
+  // management interface (they are made afresh at each start).
+  std::string root_pem() const;
+  std::string intermediate_pem() const;
+  std::string log_text() const;
+
+ private:
+  std::string management_get(const std::string& path) const;
+  temp_dir dir_;
+  std::filesystem::path ca_file_;
+  std::uint16_t port_ = 0;
+  std::uint16_t management_port_ = 0;
+  std::optional<child_process> dns_;
+  std::optional<child_process> process_;
+};
+
 // One file of a git_repo commit; converts from a string for the common, non-executable case.
 struct git_file {
   git_file(std::string c, bool exec = false) : content(std::move(c)), executable(exec) {}

@@ -1,0 +1,238 @@
+// Custom domains: add, list, get, change, remove, and the ownership check that makes one routed.
+#include <openssl/rand.h>
+
+#include <boost/json.hpp>
+
+#include "dp/core/hex.hpp"
+#include "service_impl.hpp"
+
+namespace dp::api {
+namespace {
+
+constexpr std::string_view verify_path = "/.well-known/dp-verify/";
+
+// 128 random bits, hex: what the owner's domain must echo.
+dp::result<std::string> new_token() {
+  unsigned char raw[16];
+  if (RAND_bytes(raw, sizeof raw) != 1) {
+    return make_error(errc::internal, "no random bytes for a verification token");
+  }
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : raw) {
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
+}
+
+json::object domain_json(const state::domain& d, const std::vector<state::domain>& siblings) {
+  json::object o{
+      {"domain", d.fqdn},
+      {"project", d.project},
+      {"alias", d.alias},
+      {"state", state::to_string(d.state)},
+      {"primary", d.primary},
+      {"hsts", d.hsts},
+      {"created_at", d.created_at_ms},
+      {"verification",
+       {{"url", "http://" + d.fqdn + std::string(verify_path) + d.token}, {"token", d.token}}}};
+  o["verified_at"] = d.verified_at_ms ? json::value(d.verified_at_ms) : json::value(nullptr);
+  auto redirect = state::redirect_for(d, siblings);
+  o["redirects_to"] = redirect ? json::value(*redirect) : json::value(nullptr);
+  const auto& c = d.certificate;
+  json::object cert{{"status", c.status.empty() ? std::string("none") : c.status}};
+  cert["error"] = c.error.empty() ? json::value(nullptr) : json::value(c.error);
+  cert["not_after"] = c.not_after_ms ? json::value(c.not_after_ms) : json::value(nullptr);
+  cert["next_attempt"] = c.next_attempt_ms ? json::value(c.next_attempt_ms) : json::value(nullptr);
+  o["certificate"] = std::move(cert);
+  return o;
+}
+
+}  // namespace
+
+asio::awaitable<dp::result<state::domain>> service::impl::find_domain(http::request& req) {
+  auto p = co_await find_project(req.param("name"));
+  if (!p) {
+    co_return p.error();
+  }
+  auto fqdn = check_domain_name(req.param("domain"), opts_.site.base_domain);
+  if (!fqdn) {
+    co_return fqdn.error();
+  }
+  auto d = co_await domains_.get(*fqdn);
+  if (!d || d->project != p->name) {
+    // Another project's domain reads as absent here: its owner is not this caller's business.
+    co_return make_error(errc::not_found, "no domain " + *fqdn + " in project " + p->name);
+  }
+  co_return d;
+}
+
+asio::awaitable<response> service::impl::domain_response(unsigned status, const std::string& fqdn,
+                                                         const std::string& project) {
+  auto all = co_await domains_.list(project);
+  if (!all) {
+    co_return error(all.error());
+  }
+  for (const auto& d : *all) {
+    if (d.fqdn == fqdn) {
+      co_return http::json_response(status, domain_json(d, *all));
+    }
+  }
+  co_return error(errc::not_found, "no domain " + fqdn + " in project " + project);
+}
+
+asio::awaitable<response> service::impl::add_domain(http::request& req) {
+  auto p = co_await find_project(req.param("name"));
+  if (!p) {
+    co_return error(p.error());
+  }
+  boost::system::error_code ec;
+  auto body = json::parse(req.body(), ec);
+  if (ec || !body.is_object()) {
+    co_return error(errc::invalid_argument, "the body must be a JSON object");
+  }
+  const auto& o = body.get_object();
+  const auto* name = o.if_contains("domain");
+  if (!name || !name->is_string()) {
+    co_return error(errc::invalid_argument, "field 'domain' is required (a string)");
+  }
+  for (const auto& [k, v] : o) {
+    if (k != "domain" && k != "primary" && k != "hsts") {
+      co_return error(errc::invalid_argument, "unknown field '" + std::string(k) + "'");
+    }
+    if (k != "domain" && !v.is_bool()) {
+      co_return error(errc::invalid_argument, "field '" + std::string(k) + "' must be a boolean");
+    }
+  }
+  auto fqdn = check_domain_name(name->get_string(), opts_.site.base_domain);
+  if (!fqdn) {
+    co_return error(fqdn.error());
+  }
+  auto token = new_token();
+  if (!token) {
+    co_return error(token.error());
+  }
+  state::domain d{.fqdn = *fqdn,
+                  .project = p->name,
+                  .alias = p->name,
+                  .token = *token,
+                  .created_at_ms = state::now_ms()};
+  if (auto r = co_await domains_.add(d); !r) {
+    co_return error(r.error());
+  }
+  std::optional<bool> primary, hsts;
+  if (const auto* v = o.if_contains("primary")) {
+    primary = v->as_bool();
+  }
+  if (const auto* v = o.if_contains("hsts")) {
+    hsts = v->as_bool();
+  }
+  if (primary || hsts) {
+    if (auto r = co_await domains_.set_options(*fqdn, p->name, primary, hsts); !r) {
+      co_return error(r.error());
+    }
+  }
+  co_return co_await domain_response(201, *fqdn, p->name);
+}
+
+asio::awaitable<response> service::impl::list_domains(http::request& req) {
+  auto p = co_await find_project(req.param("name"));
+  if (!p) {
+    co_return error(p.error());
+  }
+  auto all = co_await domains_.list(p->name);
+  if (!all) {
+    co_return error(all.error());
+  }
+  json::array out;
+  for (const auto& d : *all) {
+    out.push_back(domain_json(d, *all));
+  }
+  co_return http::json_response(200, json::object{{"domains", std::move(out)}});
+}
+
+asio::awaitable<response> service::impl::get_domain(http::request& req) {
+  auto d = co_await find_domain(req);
+  if (!d) {
+    co_return error(d.error());
+  }
+  co_return co_await domain_response(200, d->fqdn, d->project);
+}
+
+asio::awaitable<response> service::impl::patch_domain(http::request& req) {
+  auto d = co_await find_domain(req);
+  if (!d) {
+    co_return error(d.error());
+  }
+  boost::system::error_code ec;
+  auto body = json::parse(req.body(), ec);
+  if (ec || !body.is_object()) {
+    co_return error(errc::invalid_argument, "the body must be a JSON object");
+  }
+  std::optional<bool> primary, hsts;
+  for (const auto& [k, v] : body.get_object()) {
+    if ((k != "primary" && k != "hsts") || !v.is_bool()) {
+      co_return error(
+          errc::invalid_argument,
+          "only 'primary' and 'hsts' (booleans) can change; got '" + std::string(k) + "'");
+    }
+    (k == "primary" ? primary : hsts) = v.as_bool();
+  }
+  if (auto r = co_await domains_.set_options(d->fqdn, d->project, primary, hsts); !r) {
+    co_return error(r.error());
+  }
+  co_return co_await domain_response(200, d->fqdn, d->project);
+}
+
+asio::awaitable<response> service::impl::delete_domain(http::request& req) {
+  auto d = co_await find_domain(req);
+  if (!d) {
+    co_return error(d.error());
+  }
+  if (auto r = co_await domains_.remove(d->fqdn, d->project); !r) {
+    co_return error(r.error());
+  }
+  co_return response(204);
+}
+
+asio::awaitable<response> service::impl::verify_domain(http::request& req) {
+  auto d = co_await find_domain(req);
+  if (!d) {
+    co_return error(d.error());
+  }
+  if (d->state != state::domain_state::verified) {
+    // The domain must reach our proxy and the proxy must echo the token: that proves both the
+    // DNS record and that this project's owner controls it.
+    std::string target = std::string(verify_path) + d->token;
+    http_client::request check;
+    if (opts_.domain_verify_address.empty()) {
+      check.url = "http://" + d->fqdn + target;
+    } else {
+      check.url = "http://" + opts_.domain_verify_address + target;
+      check.headers.emplace_back("Host", d->fqdn);
+    }
+    check.timeout = std::chrono::seconds(10);
+    check.sink = http_client::to_buffer{.max_bytes = 4096};
+    auto answer = co_await outbound_.send(std::move(check));
+    std::string why;
+    if (!answer) {
+      why = "http://" + d->fqdn + target + " could not be fetched (" +
+            std::string(answer.error().message) + ")";
+    } else if (answer->status != 200 || answer->body != d->token) {
+      why = "http://" + d->fqdn + target + " answered " + std::to_string(answer->status) +
+            " without the token";
+    }
+    if (!why.empty()) {
+      co_return error(errc::conflict,
+                      "ownership not proven: " + why +
+                          "; point the domain at the platform (A/AAAA or CNAME) and retry");
+    }
+    if (auto r = co_await domains_.verify(d->fqdn, d->project); !r) {
+      co_return error(r.error());
+    }
+  }
+  co_return co_await domain_response(200, d->fqdn, d->project);
+}
+
+}  // namespace dp::api

@@ -1,0 +1,118 @@
+// Custom domains through the REST API: input checks, one owner per domain, options, and a
+// domain that cannot prove ownership staying unrouted. (Added -> verified -> served through the
+// real proxy: tests/integration/domains_itest.cpp.)
+#include "api_itest_support.hpp"
+
+namespace {
+
+using namespace dp::api::test;
+
+class api_domains : public ::testing::Test {
+ protected:
+  // The ownership check connects to a port nothing listens on.
+  api_domains() : s_({.domain_verify_address = "127.0.0.1:" + std::to_string(closed_port())}) {}
+
+  static uint16_t closed_port() { return dp::test::free_port(); }
+
+  void make_project(const std::string& name) {
+    auto r = s_.request(
+        "POST", "/v1/projects",
+        R"({"name":")" + name + R"(","git_url":"https://example.com/)" + name + R"(.git"})");
+    ASSERT_EQ(r.status, 201) << r.body;
+  }
+
+  api_server s_;
+};
+
+TEST_F(api_domains, add_list_get_patch_delete) {
+  make_project("shop");
+  auto r = s_.request("POST", "/v1/projects/shop/domains", R"({"domain":"Shop.Example.COM."})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto d = body_of(r).as_object();
+  EXPECT_EQ(d.at("domain"), "shop.example.com");
+  EXPECT_EQ(d.at("project"), "shop");
+  EXPECT_EQ(d.at("state"), "pending");
+  EXPECT_EQ(d.at("primary"), false);
+  EXPECT_EQ(d.at("certificate").at("status"), "none");
+  std::string token(d.at("verification").at("token").as_string());
+  EXPECT_EQ(token.size(), 32u);
+  EXPECT_EQ(d.at("verification").at("url").as_string(),
+            "http://shop.example.com/.well-known/dp-verify/" + token);
+
+  r = s_.request("POST", "/v1/projects/shop/domains",
+                 R"({"domain":"www.shop.example.com","primary":true,"hsts":true})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(body_of(r).at("primary"), true);
+  EXPECT_EQ(body_of(r).at("hsts"), true);
+
+  r = s_.request("GET", "/v1/projects/shop/domains");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto list = body_of(r).at("domains").as_array();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].at("domain"), "shop.example.com");
+  EXPECT_EQ(list[1].at("domain"), "www.shop.example.com");
+
+  r = s_.request("PATCH", "/v1/projects/shop/domains/shop.example.com", R"({"primary":true})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body_of(r).at("primary"), true);
+  r = s_.request("GET", "/v1/projects/shop/domains/www.shop.example.com");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body_of(r).at("primary"), false);
+  EXPECT_EQ(
+      s_.request("PATCH", "/v1/projects/shop/domains/shop.example.com", R"({"alias":"x"})").status,
+      400);
+
+  EXPECT_EQ(s_.request("DELETE", "/v1/projects/shop/domains/shop.example.com").status, 204);
+  EXPECT_EQ(s_.request("GET", "/v1/projects/shop/domains/shop.example.com").status, 404);
+  EXPECT_EQ(s_.request("DELETE", "/v1/projects/shop/domains/shop.example.com").status, 404);
+}
+
+TEST_F(api_domains, a_domain_of_another_project_is_409) {
+  make_project("shop");
+  make_project("rival");
+  ASSERT_EQ(
+      s_.request("POST", "/v1/projects/shop/domains", R"({"domain":"shop.example.com"})").status,
+      201);
+  auto r = s_.request("POST", "/v1/projects/rival/domains", R"({"domain":"shop.example.com"})");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_EQ(error_code_of(r), "conflict");
+  // The rival sees nothing of it and cannot verify or remove it.
+  EXPECT_EQ(s_.request("GET", "/v1/projects/rival/domains/shop.example.com").status, 404);
+  EXPECT_EQ(s_.request("POST", "/v1/projects/rival/domains/shop.example.com/verify").status, 404);
+  EXPECT_EQ(s_.request("DELETE", "/v1/projects/rival/domains/shop.example.com").status, 404);
+  EXPECT_EQ(s_.request("GET", "/v1/projects/shop/domains/shop.example.com").status, 200);
+}
+
+TEST_F(api_domains, bad_domains_are_400) {
+  make_project("shop");
+  for (const char* body :
+       {R"({"domain":"localhost"})", R"({"domain":"a..b.com"})", R"({"domain":"-a.com"})",
+        R"({"domain":"10.0.0.1"})", R"({"domain":"shop.localhost"})", R"({"domain":"a b.com"})",
+        R"({"domain":"x_y.com"})", R"({"domain":1})", R"({})",
+        R"({"domain":"ok.example.com","primary":"yes"})",
+        R"({"domain":"ok.example.com","color":"red"})"}) {
+    auto r = s_.request("POST", "/v1/projects/shop/domains", body);
+    EXPECT_EQ(r.status, 400) << body << ": " << r.body;
+  }
+  EXPECT_EQ(s_.request("POST", "/v1/projects/nope/domains", R"({"domain":"a.example.com"})").status,
+            404);
+  auto r = s_.request("GET", "/v1/projects/shop/domains");
+  EXPECT_TRUE(body_of(r).at("domains").as_array().empty());
+}
+
+TEST_F(api_domains, a_domain_that_does_not_prove_ownership_stays_pending_and_unrouted) {
+  make_project("shop");
+  ASSERT_EQ(
+      s_.request("POST", "/v1/projects/shop/domains", R"({"domain":"shop.example.com"})").status,
+      201);
+  auto r = s_.request("POST", "/v1/projects/shop/domains/shop.example.com/verify");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_NE(r.body.find("ownership not proven"), std::string::npos) << r.body;
+  r = s_.request("GET", "/v1/projects/shop/domains/shop.example.com");
+  EXPECT_EQ(body_of(r).at("state"), "pending");
+  auto routed = s_.on_io([&]() { return s_.records().resolve_domain("shop.example.com"); });
+  ASSERT_TRUE(routed);
+  EXPECT_FALSE(routed->has_value());
+}
+
+}  // namespace

@@ -1,0 +1,318 @@
+#include "dp/state/domains.hpp"
+
+#include <algorithm>
+
+#include "dp/redis/client.hpp"
+#include "dp/state/records.hpp"
+
+namespace dp::state {
+namespace {
+
+// KEYS: record, project's set, every domain's set. ARGV: fqdn, project, alias, token, now.
+// Returns the owner when the fqdn is taken, else "".
+constexpr std::string_view add_script = R"lua(
+local owner = redis.call('HGET', KEYS[1], 'project')
+if owner then return owner end
+redis.call('HSET', KEYS[1], 'project', ARGV[2], 'alias', ARGV[3], 'token', ARGV[4],
+           'state', 'pending', 'primary', '0', 'hsts', '0', 'created_at_ms', ARGV[5])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+return ''
+)lua";
+
+// KEYS: record, project's set, every domain's set, route. ARGV: fqdn, project.
+constexpr std::string_view remove_script = R"lua(
+if redis.call('HGET', KEYS[1], 'project') ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[4])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+return 1
+)lua";
+
+// The route is set only here: an unverified domain is never routed.
+// KEYS: record, route. ARGV: project, now.
+constexpr std::string_view verify_script = R"lua(
+if redis.call('HGET', KEYS[1], 'project') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'state') ~= 'verified' then
+  redis.call('HSET', KEYS[1], 'state', 'verified', 'verified_at_ms', ARGV[2])
+end
+redis.call('SET', KEYS[2], redis.call('HGET', KEYS[1], 'alias'))
+return 1
+)lua";
+
+// KEYS: record, project's set. ARGV: project, primary ("", "0", "1"), hsts ("", "0", "1"),
+// the record key's prefix.
+constexpr std::string_view options_script = R"lua(
+if redis.call('HGET', KEYS[1], 'project') ~= ARGV[1] then return 0 end
+if ARGV[2] == '1' then
+  for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    redis.call('HSET', ARGV[4] .. m, 'primary', '0')
+  end
+end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'primary', ARGV[2]) end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'hsts', ARGV[3]) end
+return 1
+)lua";
+
+// KEYS: record. ARGV: status, error, not_after_ms, next_attempt_ms.
+constexpr std::string_view certificate_script = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'cert_status', ARGV[1], 'cert_error', ARGV[2],
+           'cert_not_after_ms', ARGV[3], 'cert_next_attempt_ms', ARGV[4])
+return 1
+)lua";
+
+int64_t to_int(const std::string& s) {
+  try {
+    return std::stoll(s);
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+// A HGETALL reply as a domain; nullopt for a missing record.
+std::optional<domain> from_hash(std::string_view fqdn, const redis::reply& r) {
+  const auto& f = r.elements();
+  if (f.empty()) {
+    return std::nullopt;
+  }
+  domain d;
+  d.fqdn = fqdn;
+  for (size_t i = 0; i + 1 < f.size(); i += 2) {
+    const auto& k = f[i].as_string();
+    const auto& v = f[i + 1].as_string();
+    if (k == "project") {
+      d.project = v;
+    } else if (k == "alias") {
+      d.alias = v;
+    } else if (k == "token") {
+      d.token = v;
+    } else if (k == "state") {
+      d.state = v == "verified" ? domain_state::verified : domain_state::pending;
+    } else if (k == "primary") {
+      d.primary = v == "1";
+    } else if (k == "hsts") {
+      d.hsts = v == "1";
+    } else if (k == "created_at_ms") {
+      d.created_at_ms = to_int(v);
+    } else if (k == "verified_at_ms") {
+      d.verified_at_ms = to_int(v);
+    } else if (k == "cert_status") {
+      d.certificate.status = v;
+    } else if (k == "cert_error") {
+      d.certificate.error = v;
+    } else if (k == "cert_not_after_ms") {
+      d.certificate.not_after_ms = to_int(v);
+    } else if (k == "cert_next_attempt_ms") {
+      d.certificate.next_attempt_ms = to_int(v);
+    }
+  }
+  return d;
+}
+
+std::string flag(std::optional<bool> b) {
+  return b ? (*b ? "1" : "0") : "";
+}
+
+dp::error not_owned(std::string_view fqdn, std::string_view project) {
+  return make_error(errc::not_found,
+                    "no domain " + std::string(fqdn) + " in project " + std::string(project));
+}
+
+}  // namespace
+
+std::string_view to_string(domain_state s) noexcept {
+  return s == domain_state::verified ? "verified" : "pending";
+}
+
+std::string twin_of(std::string_view fqdn) {
+  if (fqdn.starts_with("www.")) {
+    return std::string(fqdn.substr(4));
+  }
+  return "www." + std::string(fqdn);
+}
+
+std::optional<std::string> redirect_for(const domain& d,
+                                        const std::vector<domain>& project_domains) {
+  if (d.primary) {
+    return std::nullopt;
+  }
+  auto twin = twin_of(d.fqdn);
+  for (const auto& o : project_domains) {
+    if (o.fqdn == twin && o.primary && o.state == domain_state::verified) {
+      return twin;
+    }
+  }
+  return std::nullopt;
+}
+
+domains::domains(redis::client& redis, proto::keys keys) : redis_(redis), keys_(std::move(keys)) {}
+
+boost::asio::awaitable<dp::result<void>> domains::add(const domain& d) {
+  std::vector<std::string> command{"EVAL",
+                                   std::string(add_script),
+                                   "3",
+                                   keys_.domain_record(d.fqdn),
+                                   keys_.project_domains(d.project),
+                                   keys_.domains(),
+                                   d.fqdn,
+                                   d.project,
+                                   d.alias.empty() ? d.project : d.alias,
+                                   d.token,
+                                   std::to_string(d.created_at_ms ? d.created_at_ms : now_ms())};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  const auto& owner = r->as_string();
+  if (owner == d.project) {
+    co_return make_error(errc::conflict, d.fqdn + " is already a domain of " + d.project);
+  }
+  if (!owner.empty()) {
+    co_return make_error(errc::conflict, d.fqdn + " belongs to another project");
+  }
+  co_return dp::result<void>{};
+}
+
+boost::asio::awaitable<dp::result<domain>> domains::get(std::string_view fqdn) {
+  std::vector<std::string> command{"HGETALL", keys_.domain_record(fqdn)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  auto d = from_hash(fqdn, *r);
+  if (!d) {
+    co_return make_error(errc::not_found, "no domain " + std::string(fqdn));
+  }
+  co_return std::move(*d);
+}
+
+boost::asio::awaitable<dp::result<std::vector<domain>>> domains::list(std::string_view project) {
+  std::vector<std::string> members{"SMEMBERS", keys_.project_domains(project)};
+  auto r = co_await redis_.exec(std::move(members));
+  if (!r) {
+    co_return r.error();
+  }
+  std::vector<std::string> names;
+  for (const auto& e : r->elements()) {
+    names.push_back(e.as_string());
+  }
+  std::sort(names.begin(), names.end());
+  std::vector<domain> out;
+  if (names.empty()) {
+    co_return out;
+  }
+  std::vector<std::vector<std::string>> commands;
+  for (const auto& n : names) {
+    commands.push_back({"HGETALL", keys_.domain_record(n)});
+  }
+  auto replies = co_await redis_.pipeline(std::move(commands));
+  if (!replies) {
+    co_return replies.error();
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (auto d = from_hash(names[i], (*replies)[i]); d && d->project == project) {
+      out.push_back(std::move(*d));
+    }
+  }
+  co_return out;
+}
+
+boost::asio::awaitable<dp::result<std::vector<std::string>>> domains::all() {
+  std::vector<std::string> members{"SMEMBERS", keys_.domains()};
+  auto r = co_await redis_.exec(std::move(members));
+  if (!r) {
+    co_return r.error();
+  }
+  std::vector<std::string> names;
+  for (const auto& e : r->elements()) {
+    names.push_back(e.as_string());
+  }
+  std::sort(names.begin(), names.end());
+  co_return names;
+}
+
+boost::asio::awaitable<dp::result<void>> domains::remove(std::string_view fqdn,
+                                                         std::string_view project) {
+  std::vector<std::string> command{"EVAL",
+                                   std::string(remove_script),
+                                   "4",
+                                   keys_.domain_record(fqdn),
+                                   keys_.project_domains(project),
+                                   keys_.domains(),
+                                   keys_.domain(fqdn),
+                                   std::string(fqdn),
+                                   std::string(project)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  if (r->as_integer() != 1) {
+    co_return not_owned(fqdn, project);
+  }
+  co_return dp::result<void>{};
+}
+
+boost::asio::awaitable<dp::result<void>> domains::verify(std::string_view fqdn,
+                                                         std::string_view project) {
+  std::vector<std::string> command{"EVAL",
+                                   std::string(verify_script),
+                                   "2",
+                                   keys_.domain_record(fqdn),
+                                   keys_.domain(fqdn),
+                                   std::string(project),
+                                   std::to_string(now_ms())};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  if (r->as_integer() != 1) {
+    co_return not_owned(fqdn, project);
+  }
+  co_return dp::result<void>{};
+}
+
+boost::asio::awaitable<dp::result<void>> domains::set_options(std::string_view fqdn,
+                                                              std::string_view project,
+                                                              std::optional<bool> primary,
+                                                              std::optional<bool> hsts) {
+  std::vector<std::string> command{"EVAL",
+                                   std::string(options_script),
+                                   "2",
+                                   keys_.domain_record(fqdn),
+                                   keys_.project_domains(project),
+                                   std::string(project),
+                                   flag(primary),
+                                   flag(hsts),
+                                   keys_.domain_record("")};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  if (r->as_integer() != 1) {
+    co_return not_owned(fqdn, project);
+  }
+  co_return dp::result<void>{};
+}
+
+boost::asio::awaitable<dp::result<void>> domains::set_certificate(
+    std::string_view fqdn, const certificate_status& status) {
+  std::vector<std::string> command{"EVAL",
+                                   std::string(certificate_script),
+                                   "1",
+                                   keys_.domain_record(fqdn),
+                                   status.status,
+                                   status.error,
+                                   std::to_string(status.not_after_ms),
+                                   std::to_string(status.next_attempt_ms)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  if (r->as_integer() != 1) {
+    co_return make_error(errc::not_found, "no domain " + std::string(fqdn));
+  }
+  co_return dp::result<void>{};
+}
+
+}  // namespace dp::state

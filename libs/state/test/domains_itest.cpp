@@ -1,0 +1,114 @@
+// Custom domain records against a real redis-server: ownership, verification before routing,
+// primary and options, the issuer's status.
+#include <gtest/gtest.h>
+
+#include "dp/redis/client.hpp"
+#include "dp/state/domains.hpp"
+#include "dp/state/records.hpp"
+#include "dp/test/async.hpp"
+#include "dp/test/harness.hpp"
+#include "dp/test/options.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+using dp::state::domain;
+using dp::state::domain_state;
+
+domain pending(std::string fqdn, std::string project) {
+  return domain{.fqdn = std::move(fqdn), .project = std::move(project), .token = "tok123"};
+}
+
+TEST(state_domains, a_domain_is_routed_only_once_verified_and_belongs_to_one_project) {
+  dp::test::redis_server server;
+  asio::io_context ioc;
+  dp::redis::client redis(ioc.get_executor(), dp::test::redis_options(server));
+  dp::proto::keys keys;
+  dp::state::domains domains(redis, keys);
+  dp::state::records records(redis, keys);
+  dp::test::run_async(ioc, [&]() -> asio::awaitable<void> {
+    CO_ASSERT_OK(co_await domains.add(pending("shop.example.com", "shop")));
+    auto got = co_await domains.get("shop.example.com");
+    CO_ASSERT_OK(got);
+    EXPECT_EQ(got->project, "shop");
+    EXPECT_EQ(got->alias, "shop");
+    EXPECT_EQ(got->token, "tok123");
+    EXPECT_EQ(got->state, domain_state::pending);
+    EXPECT_GT(got->created_at_ms, 0);
+    // Pending: not routed.
+    auto route = co_await records.resolve_domain("shop.example.com");
+    EXPECT_TRUE(route && !route->has_value());
+
+    // Another project, or the same again: conflict.
+    auto taken = co_await domains.add(pending("shop.example.com", "other"));
+    EXPECT_TRUE(!taken && taken.error().is(dp::errc::conflict));
+    auto again = co_await domains.add(pending("shop.example.com", "shop"));
+    EXPECT_TRUE(!again && again.error().is(dp::errc::conflict));
+    // Another project cannot verify or remove it.
+    auto foreign = co_await domains.verify("shop.example.com", "other");
+    EXPECT_TRUE(!foreign && foreign.error().is(dp::errc::not_found));
+    auto foreign_rm = co_await domains.remove("shop.example.com", "other");
+    EXPECT_TRUE(!foreign_rm && foreign_rm.error().is(dp::errc::not_found));
+
+    CO_ASSERT_OK(co_await domains.verify("shop.example.com", "shop"));
+    route = co_await records.resolve_domain("shop.example.com");
+    EXPECT_TRUE(route && *route == std::optional<std::string>("shop"));
+    got = co_await domains.get("shop.example.com");
+    CO_ASSERT_OK(got);
+    EXPECT_EQ(got->state, domain_state::verified);
+    EXPECT_GT(got->verified_at_ms, 0);
+
+    auto all = co_await domains.all();
+    EXPECT_TRUE(all && *all == std::vector<std::string>{"shop.example.com"});
+
+    CO_ASSERT_OK(co_await domains.remove("shop.example.com", "shop"));
+    route = co_await records.resolve_domain("shop.example.com");
+    EXPECT_TRUE(route && !route->has_value());
+    auto gone = co_await domains.get("shop.example.com");
+    EXPECT_TRUE(!gone && gone.error().is(dp::errc::not_found));
+    auto listed = co_await domains.list("shop");
+    EXPECT_TRUE(listed && listed->empty());
+    redis.close();
+  }());
+}
+
+TEST(state_domains, one_primary_per_project_and_its_twin_redirects) {
+  dp::test::redis_server server;
+  asio::io_context ioc;
+  dp::redis::client redis(ioc.get_executor(), dp::test::redis_options(server));
+  dp::state::domains domains(redis, dp::proto::keys{});
+  dp::test::run_async(ioc, [&]() -> asio::awaitable<void> {
+    CO_ASSERT_OK(co_await domains.add(pending("example.com", "shop")));
+    CO_ASSERT_OK(co_await domains.add(pending("www.example.com", "shop")));
+    CO_ASSERT_OK(co_await domains.verify("example.com", "shop"));
+    CO_ASSERT_OK(co_await domains.verify("www.example.com", "shop"));
+    CO_ASSERT_OK(co_await domains.set_options("example.com", "shop", true, true));
+    CO_ASSERT_OK(co_await domains.set_options("www.example.com", "shop", true, std::nullopt));
+    auto listed = co_await domains.list("shop");
+    CO_ASSERT_TRUE(listed && listed->size() == 2u);
+    const auto& apex = (*listed)[0];
+    const auto& www = (*listed)[1];
+    EXPECT_EQ(apex.fqdn, "example.com");
+    EXPECT_FALSE(apex.primary);  // moved to www
+    EXPECT_TRUE(apex.hsts);
+    EXPECT_TRUE(www.primary);
+    EXPECT_FALSE(www.hsts);
+    EXPECT_EQ(dp::state::redirect_for(apex, *listed),
+              std::optional<std::string>("www.example.com"));
+    EXPECT_EQ(dp::state::redirect_for(www, *listed), std::nullopt);
+
+    dp::state::certificate_status cs{.status = "failed",
+                                     .error = "challenge refused",
+                                     .not_after_ms = 0,
+                                     .next_attempt_ms = 12345};
+    CO_ASSERT_OK(co_await domains.set_certificate("www.example.com", cs));
+    auto got = co_await domains.get("www.example.com");
+    CO_ASSERT_OK(got);
+    EXPECT_EQ(got->certificate, cs);
+    auto none = co_await domains.set_certificate("none.example.com", cs);
+    EXPECT_TRUE(!none && none.error().is(dp::errc::not_found));
+    redis.close();
+  }());
+}
+
+}  // namespace

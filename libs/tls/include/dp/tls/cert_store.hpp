@@ -1,0 +1,95 @@
+// Certificates and ACME HTTP-01 answers in Redis, shared by every api-server, worker and proxy.
+//
+// cert_store
+//   put(name, chain_pem, key_pem)  name is an fqdn ("shop.example.com") or a wildcard
+//                                  ("*.example.com"). Checks that the key is the leaf's
+//                                  (errc::invalid_argument otherwise), seals the key with the
+//                                  platform key, writes cert:<name> {chain, key, not_after_ms,
+//                                  updated_at_ms}, adds the name to certs and publishes
+//                                  {"v":1,"type":"certificate","name":...,"ts_ms":...} on
+//                                  events:certificates, in one script: a proxy that hears the
+//                                  event reads the new pair.
+//   get(name)                      the pair with the key opened, or nullopt; errc::forbidden
+//                                  when the key was sealed with another platform key.
+//   list()                         every name with its expiry (no keys), sorted by name.
+//   remove(name)                   deletes it and publishes the same event (a proxy then drops
+//                                  the name).
+// challenge_store
+//   put(token, key_authorization, ttl)  acme-challenge:<token> with a TTL; the proxy answers
+//                                  GET /.well-known/acme-challenge/<token> for any Host with it.
+//   get(token), remove(token)
+//
+// Both borrow a redis::client: call them on its executor.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dp/core/error.hpp"
+#include "dp/proto/keys.hpp"
+#include "dp/tls/platform_key.hpp"
+
+namespace dp::redis {
+class client;
+}
+
+namespace dp::tls {
+
+template <class T>
+using task = boost::asio::awaitable<dp::result<T>>;
+
+struct certificate {
+  std::string name;
+  std::string chain_pem;
+  std::string key_pem;
+  int64_t not_after_ms = 0;
+  int64_t updated_at_ms = 0;
+};
+
+struct certificate_info {
+  std::string name;
+  int64_t not_after_ms = 0;
+  int64_t updated_at_ms = 0;
+};
+
+// What events:certificates carries: the name that changed. nullopt for anything else.
+std::optional<std::string> parse_certificate_event(std::string_view payload);
+
+class cert_store {
+ public:
+  cert_store(redis::client& redis, proto::keys keys, platform_key key);
+
+  task<void> put(std::string_view name, std::string_view chain_pem, std::string_view key_pem);
+  task<std::optional<certificate>> get(std::string_view name);
+  task<std::vector<certificate_info>> list();
+  task<void> remove(std::string_view name);
+
+ private:
+  task<void> publish(std::string_view name);
+
+  redis::client& redis_;
+  proto::keys keys_;
+  platform_key key_;
+};
+
+class challenge_store {
+ public:
+  challenge_store(redis::client& redis, proto::keys keys);
+
+  task<void> put(std::string_view token, std::string_view key_authorization,
+                 std::chrono::seconds ttl);
+  task<std::optional<std::string>> get(std::string_view token);
+  task<void> remove(std::string_view token);
+
+ private:
+  redis::client& redis_;
+  proto::keys keys_;
+};
+
+}  // namespace dp::tls

@@ -1,0 +1,213 @@
+#include "dp/tls/cert_store.hpp"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+
+#include "dp/redis/client.hpp"
+#include "dp/tls/certificate.hpp"
+
+namespace dp::tls {
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string certificate_event(std::string_view name) {
+  boost::json::object e{{"v", 1}, {"type", "certificate"}, {"name", name}, {"ts_ms", now_ms()}};
+  return boost::json::serialize(e);
+}
+
+// The record, its index and the event in one step: whoever hears the event reads the new pair.
+// KEYS: cert:<name>, certs, events:certificates. ARGV: name, chain, sealed key, not_after_ms,
+// updated_at_ms, event.
+constexpr std::string_view put_script = R"lua(
+redis.call('HSET', KEYS[1], 'chain', ARGV[2], 'key', ARGV[3], 'not_after_ms', ARGV[4],
+           'updated_at_ms', ARGV[5])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('PUBLISH', KEYS[3], ARGV[6])
+return 1
+)lua";
+
+// KEYS: cert:<name>, certs, events:certificates. ARGV: name, event.
+constexpr std::string_view remove_script = R"lua(
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('PUBLISH', KEYS[3], ARGV[2])
+return 1
+)lua";
+
+int64_t to_int(const std::string& s) {
+  try {
+    return std::stoll(s);
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+}  // namespace
+
+std::optional<std::string> parse_certificate_event(std::string_view payload) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(payload, ec);
+  if (ec || !v.is_object()) {
+    return std::nullopt;
+  }
+  const auto& o = v.get_object();
+  const auto* type = o.if_contains("type");
+  const auto* name = o.if_contains("name");
+  if (!type || !name || !type->is_string() || type->get_string() != "certificate" ||
+      !name->is_string()) {
+    return std::nullopt;
+  }
+  return std::string(name->get_string());
+}
+
+cert_store::cert_store(redis::client& redis, proto::keys keys, platform_key key)
+    : redis_(redis), keys_(std::move(keys)), key_(key) {}
+
+task<void> cert_store::put(std::string_view name, std::string_view chain_pem,
+                           std::string_view key_pem) {
+  if (name.empty()) {
+    co_return make_error(errc::invalid_argument, "a certificate needs a name");
+  }
+  auto facts = inspect(chain_pem, key_pem);
+  if (!facts) {
+    co_return facts.error();
+  }
+  auto sealed = key_.seal(key_pem, name);
+  if (!sealed) {
+    co_return sealed.error();
+  }
+  std::vector<std::string> command{"EVAL",
+                                   std::string(put_script),
+                                   "3",
+                                   keys_.certificate(name),
+                                   keys_.certificates(),
+                                   keys_.certificates_channel(),
+                                   std::string(name),
+                                   std::string(chain_pem),
+                                   std::move(*sealed),
+                                   std::to_string(facts->not_after_ms),
+                                   std::to_string(now_ms()),
+                                   certificate_event(name)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return dp::result<void>{};
+}
+
+task<std::optional<certificate>> cert_store::get(std::string_view name) {
+  std::vector<std::string> command{"HMGET", keys_.certificate(name), "chain",
+                                   "key",   "not_after_ms",          "updated_at_ms"};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  const auto& f = r->elements();
+  if (f.size() != 4 || f[0].is_nil() || f[1].is_nil()) {
+    co_return std::optional<certificate>{};
+  }
+  auto key_pem = key_.open(f[1].as_string(), name);
+  if (!key_pem) {
+    co_return key_pem.error();
+  }
+  certificate c{.name = std::string(name),
+                .chain_pem = f[0].as_string(),
+                .key_pem = std::move(*key_pem),
+                .not_after_ms = to_int(f[2].as_string()),
+                .updated_at_ms = to_int(f[3].as_string())};
+  co_return std::optional<certificate>{std::move(c)};
+}
+
+task<std::vector<certificate_info>> cert_store::list() {
+  std::vector<std::string> members{"SMEMBERS", keys_.certificates()};
+  auto r = co_await redis_.exec(std::move(members));
+  if (!r) {
+    co_return r.error();
+  }
+  std::vector<std::string> names;
+  for (const auto& e : r->elements()) {
+    names.push_back(e.as_string());
+  }
+  std::sort(names.begin(), names.end());
+  std::vector<std::vector<std::string>> commands;
+  for (const auto& n : names) {
+    commands.push_back({"HMGET", keys_.certificate(n), "not_after_ms", "updated_at_ms"});
+  }
+  std::vector<certificate_info> out;
+  if (commands.empty()) {
+    co_return out;
+  }
+  auto replies = co_await redis_.pipeline(std::move(commands));
+  if (!replies) {
+    co_return replies.error();
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto& f = (*replies)[i].elements();
+    if (f.size() != 2 || f[0].is_nil()) {
+      continue;  // removed meanwhile
+    }
+    out.push_back({names[i], to_int(f[0].as_string()), to_int(f[1].as_string())});
+  }
+  co_return out;
+}
+
+task<void> cert_store::remove(std::string_view name) {
+  std::vector<std::string> command{"EVAL",
+                                   std::string(remove_script),
+                                   "3",
+                                   keys_.certificate(name),
+                                   keys_.certificates(),
+                                   keys_.certificates_channel(),
+                                   std::string(name),
+                                   certificate_event(name)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return dp::result<void>{};
+}
+
+challenge_store::challenge_store(redis::client& redis, proto::keys keys)
+    : redis_(redis), keys_(std::move(keys)) {}
+
+task<void> challenge_store::put(std::string_view token, std::string_view key_authorization,
+                                std::chrono::seconds ttl) {
+  std::vector<std::string> command{"SET", keys_.acme_challenge(token),
+                                   std::string(key_authorization), "EX",
+                                   std::to_string(std::max<int64_t>(ttl.count(), 1))};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return dp::result<void>{};
+}
+
+task<std::optional<std::string>> challenge_store::get(std::string_view token) {
+  std::vector<std::string> command{"GET", keys_.acme_challenge(token)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  if (r->is_nil()) {
+    co_return std::optional<std::string>{};
+  }
+  co_return std::optional<std::string>{std::move(*r).as_string()};
+}
+
+task<void> challenge_store::remove(std::string_view token) {
+  std::vector<std::string> command{"DEL", keys_.acme_challenge(token)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return dp::result<void>{};
+}
+
+}  // namespace dp::tls

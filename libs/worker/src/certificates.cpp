@@ -1,0 +1,300 @@
+#include "dp/worker/certificates.hpp"
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+
+#include "dp/core/log.hpp"
+#include "dp/http_client/client.hpp"
+#include "dp/redis/client.hpp"
+#include "dp/state/domains.hpp"
+#include "dp/tls/cert_store.hpp"
+
+namespace dp::worker {
+
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The account key is sealed under this context: it opens nowhere else.
+constexpr std::string_view account_key_context = "acme-account";
+// An answer outlives any validation; the issuer removes it as soon as the authorization is done.
+constexpr std::chrono::seconds challenge_ttl = 1h;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t ms_of(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// Extends or releases lock:acme only while this worker holds it.
+constexpr std::string_view extend_script =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
+constexpr std::string_view release_script =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+    "return 0";
+
+// HTTP-01 answers through the challenge store, where every proxy finds them.
+class store_responder : public acme::challenge_responder {
+ public:
+  explicit store_responder(tls::challenge_store& store) : store_(store) {}
+  net::awaitable<dp::result<void>> publish(std::string token, std::string key_auth) override {
+    co_return co_await store_.put(token, key_auth, challenge_ttl);
+  }
+  net::awaitable<dp::result<void>> withdraw(std::string token) override {
+    co_return co_await store_.remove(token);
+  }
+
+ private:
+  tls::challenge_store& store_;
+};
+
+}  // namespace
+
+bool certificate_due(const state::domain& d, int64_t now, std::chrono::hours renew_before) {
+  if (d.state != state::domain_state::verified || d.certificate.next_attempt_ms > now) {
+    return false;
+  }
+  auto renew_ms = std::chrono::duration_cast<std::chrono::milliseconds>(renew_before).count();
+  return d.certificate.not_after_ms == 0 || d.certificate.not_after_ms - now <= renew_ms;
+}
+
+std::chrono::seconds failure_backoff(int64_t failures, const certificate_options& o,
+                                     std::optional<std::chrono::seconds> retry_after) {
+  auto wait = o.first_backoff;
+  for (int64_t i = 1; i < failures && wait < o.max_backoff; ++i) {
+    wait *= 2;
+  }
+  wait = std::min(wait, o.max_backoff);
+  return retry_after ? std::max(wait, *retry_after) : wait;
+}
+
+struct certificate_issuer::impl {
+  impl(net::any_io_executor ex, redis::client& r, proto::keys k, tls::platform_key key,
+       certificate_options o)
+      : redis(r),
+        keys(std::move(k)),
+        platform_key(key),
+        options(std::move(o)),
+        http(ex, http_client::client_options{.ca_file = options.ca_file}),
+        domains(redis, keys),
+        certificates(redis, keys, platform_key),
+        challenges(redis, keys),
+        responder(challenges),
+        timer(ex) {}
+
+  net::awaitable<dp::result<bool>> hold_lease() {
+    auto lease_ms = std::to_string(options.lease.count());
+    std::vector<std::string> take{"SET", keys.acme_lock(), options.holder, "NX", "PX", lease_ms};
+    auto taken = co_await redis.exec(std::move(take));
+    if (!taken) {
+      co_return taken.error();
+    }
+    if (!taken->is_nil()) {
+      co_return true;
+    }
+    std::vector<std::string> extend{
+        "EVAL", std::string(extend_script), "1", keys.acme_lock(), options.holder, lease_ms};
+    auto extended = co_await redis.exec(std::move(extend));
+    if (!extended) {
+      co_return extended.error();
+    }
+    co_return extended->as_integer() == 1;
+  }
+
+  net::awaitable<void> release_lease() {
+    std::vector<std::string> release{"EVAL", std::string(release_script), "1", keys.acme_lock(),
+                                     options.holder};
+    if (auto r = co_await redis.exec(std::move(release)); !r) {
+      log::warn("cannot release the ACME lease; it expires", {{"error", r.error()}});
+    }
+  }
+
+  // The account key from Redis, made and stored by the first issuer that needs one.
+  net::awaitable<dp::result<acme::client*>> account_client() {
+    if (client) {
+      co_return &*client;
+    }
+    auto stored = co_await redis.exec("HGET", keys.acme_account(), "key");
+    if (!stored) {
+      co_return stored.error();
+    }
+    if (stored->is_nil()) {
+      auto fresh = acme::ec_key::generate();
+      auto sealed = platform_key.seal(fresh.to_pem(), account_key_context);
+      if (!sealed) {
+        co_return sealed.error();
+      }
+      // HSETNX: when two first issuers race, both go on with the key that was stored first.
+      auto set = co_await redis.exec("HSETNX", keys.acme_account(), "key", *sealed);
+      if (!set) {
+        co_return set.error();
+      }
+      stored = co_await redis.exec("HGET", keys.acme_account(), "key");
+      if (!stored) {
+        co_return stored.error();
+      }
+    }
+    auto pem = platform_key.open(stored->as_string(), account_key_context);
+    if (!pem) {
+      co_return dp::make_error(errc::forbidden,
+                               "the ACME account key in Redis was sealed with another "
+                               "PLATFORM_KEY: {}",
+                               pem.error());
+    }
+    auto key = acme::ec_key::from_pem(*pem);
+    if (!key) {
+      co_return key.error();
+    }
+    client.emplace(http, std::move(*key), options.acme);
+    co_return &*client;
+  }
+
+  // One domain: issue, store, record the outcome. A Redis error is returned; an ACME failure is
+  // recorded on the domain (and the pass goes on).
+  net::awaitable<dp::result<bool>> issue(const state::domain& d) {
+    auto acme_client = co_await account_client();
+    if (!acme_client) {
+      co_return acme_client.error();
+    }
+    state::certificate_status status = d.certificate;
+    status.status = "pending";
+    if (auto set = co_await domains.set_certificate(d.fqdn, status); !set) {
+      co_return set.error();
+    }
+    log::info("requesting a certificate", {{"domain", d.fqdn}});
+    std::vector<std::string> names{d.fqdn};
+    auto issued = co_await (*acme_client)->issue(names, responder);
+    dp::result<void> stored;
+    if (issued) {
+      stored = co_await certificates.put(d.fqdn, issued->chain_pem, issued->key_pem);
+    }
+    if (issued && stored) {
+      status = {"issued", "", ms_of(issued->not_after),
+                ms_of(issued->not_after - options.renew_before)};
+      if (auto set = co_await domains.set_certificate(d.fqdn, status); !set) {
+        co_return set.error();
+      }
+      if (auto cleared = co_await redis.exec("HDEL", keys.acme_failures(), d.fqdn); !cleared) {
+        co_return cleared.error();
+      }
+      log::info("certificate stored", {{"domain", d.fqdn}, {"not_after_ms", status.not_after_ms}});
+      co_return true;
+    }
+    const dp::error& why = issued ? stored.error() : issued.error();
+    auto failures = co_await redis.exec("HINCRBY", keys.acme_failures(), d.fqdn, "1");
+    if (!failures) {
+      co_return failures.error();
+    }
+    auto wait = failure_backoff(failures->as_integer(), options, (*acme_client)->retry_after());
+    status = {"failed", why.message, d.certificate.not_after_ms,
+              now_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()};
+    if (auto set = co_await domains.set_certificate(d.fqdn, status); !set) {
+      co_return set.error();
+    }
+    log::warn("certificate not issued; retrying later",
+              {{"domain", d.fqdn},
+               {"error", why},
+               {"failures", failures->as_integer()},
+               {"retry_in_s", static_cast<int64_t>(wait.count())}});
+    co_return false;
+  }
+
+  redis::client& redis;
+  proto::keys keys;
+  tls::platform_key platform_key;
+  certificate_options options;
+  http_client::client http;
+  state::domains domains;
+  tls::cert_store certificates;
+  tls::challenge_store challenges;
+  store_responder responder;
+  std::optional<acme::client> client;
+  net::steady_timer timer;
+  bool stopping = false;
+};
+
+certificate_issuer::certificate_issuer(net::any_io_executor ex, redis::client& redis,
+                                       proto::keys keys, tls::platform_key key,
+                                       certificate_options options)
+    : impl_(std::make_unique<impl>(ex, redis, std::move(keys), key, std::move(options))) {}
+
+certificate_issuer::~certificate_issuer() = default;
+
+net::awaitable<dp::result<int>> certificate_issuer::pass() {
+  auto& s = *impl_;
+  auto held = co_await s.hold_lease();
+  if (!held || !*held) {
+    co_return held ? dp::result<int>(0) : dp::result<int>(held.error());
+  }
+  int stored = 0;
+  dp::result<int> outcome = co_await [&]() -> net::awaitable<dp::result<int>> {
+    auto fqdns = co_await s.domains.all();
+    if (!fqdns) {
+      co_return fqdns.error();
+    }
+    for (const auto& fqdn : *fqdns) {
+      if (s.stopping) {
+        break;
+      }
+      auto d = co_await s.domains.get(fqdn);
+      if (!d) {
+        if (d.error().is(errc::not_found)) {
+          continue;  // removed since all() listed it
+        }
+        co_return d.error();
+      }
+      if (!certificate_due(*d, now_ms(), s.options.renew_before)) {
+        continue;
+      }
+      // Still ours? Another worker takes over only after the lease expired.
+      auto still = co_await s.hold_lease();
+      if (!still) {
+        co_return still.error();
+      }
+      if (!*still) {
+        break;
+      }
+      auto issued = co_await s.issue(*d);
+      if (!issued) {
+        co_return issued.error();
+      }
+      stored += *issued ? 1 : 0;
+    }
+    co_return stored;
+  }();
+  co_await s.release_lease();
+  co_return outcome;
+}
+
+net::awaitable<void> certificate_issuer::run() {
+  auto& s = *impl_;
+  log::info("certificate issuer started", {{"directory", s.options.acme.directory_url}});
+  while (!s.stopping) {
+    if (auto r = co_await pass(); !r) {
+      log::warn("certificate pass failed; the next one retries", {{"error", r.error()}});
+    }
+    if (s.stopping) {
+      break;
+    }
+    s.timer.expires_after(s.options.interval);
+    boost::system::error_code ec;
+    co_await s.timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+  }
+}
+
+void certificate_issuer::stop() {
+  impl_->stopping = true;
+  impl_->timer.cancel();
+}
+
+}  // namespace dp::worker

@@ -1,0 +1,60 @@
+// The issuer's pure decisions: which domains are due for a certificate, and the backoff.
+#include <gtest/gtest.h>
+
+#include "dp/state/domains.hpp"
+#include "dp/worker/certificates.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using dp::worker::certificate_due;
+
+constexpr int64_t day_ms = 86'400'000;
+constexpr int64_t now = 1'800'000'000'000;
+
+dp::state::domain verified() {
+  dp::state::domain d;
+  d.fqdn = "shop.example.com";
+  d.state = dp::state::domain_state::verified;
+  return d;
+}
+
+TEST(CertificateDue, AVerifiedDomainWithoutACertificateIsDue) {
+  EXPECT_TRUE(certificate_due(verified(), now, 720h));
+  auto pending = verified();
+  pending.state = dp::state::domain_state::pending;
+  EXPECT_FALSE(certificate_due(pending, now, 720h));
+}
+
+TEST(CertificateDue, RenewalStartsThirtyDaysBeforeExpiry) {
+  auto d = verified();
+  d.certificate = {"issued", "", now + 31 * day_ms, 0};
+  EXPECT_FALSE(certificate_due(d, now, 720h));
+  d.certificate.not_after_ms = now + 30 * day_ms;
+  EXPECT_TRUE(certificate_due(d, now, 720h));
+  d.certificate.not_after_ms = now - day_ms;  // expired
+  EXPECT_TRUE(certificate_due(d, now, 720h));
+}
+
+TEST(CertificateDue, ABackoffWaitsEvenWithoutACertificate) {
+  auto d = verified();
+  d.certificate = {"failed", "connection refused", 0, now + 1000};
+  EXPECT_FALSE(certificate_due(d, now, 720h));
+  EXPECT_TRUE(certificate_due(d, now + 1000, 720h));
+}
+
+TEST(FailureBackoff, DoublesUpToTheMaximumAndHonoursRetryAfter) {
+  dp::worker::certificate_options o;
+  o.first_backoff = 300s;
+  o.max_backoff = 3600s;
+  EXPECT_EQ(dp::worker::failure_backoff(1, o, std::nullopt), 300s);
+  EXPECT_EQ(dp::worker::failure_backoff(2, o, std::nullopt), 600s);
+  EXPECT_EQ(dp::worker::failure_backoff(3, o, std::nullopt), 1200s);
+  EXPECT_EQ(dp::worker::failure_backoff(5, o, std::nullopt), 3600s);
+  EXPECT_EQ(dp::worker::failure_backoff(1000, o, std::nullopt), 3600s);
+  // A rateLimited answer's Retry-After wins when it is longer, even beyond the maximum.
+  EXPECT_EQ(dp::worker::failure_backoff(1, o, 7200s), 7200s);
+  EXPECT_EQ(dp::worker::failure_backoff(3, o, 10s), 1200s);
+}
+
+}  // namespace

@@ -1,0 +1,313 @@
+// Certificates for a custom domain end to end with the real binaries and Pebble: a domain added
+// and verified through the api-server gets a certificate from the build-runner worker's issuer
+// (HTTP-01 answered by the s3-reverse-proxy from the challenge store), the proxy serves the site
+// over HTTPS with the chain Pebble signed, and a forced renewal swaps the certificate in the
+// running proxy while a client keeps making new connections, none of which fails. When the
+// challenge cannot be answered, the domain shows the CA's reason and when it is tried again.
+#include <gtest/gtest.h>
+
+#include <boost/asio.hpp>
+#include <boost/json.hpp>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "dp/aws/crypto.hpp"
+#include "dp/core/id.hpp"
+#include "dp/proto/json.hpp"
+#include "dp/proto/storage_layout.hpp"
+#include "dp/redis/client.hpp"
+#include "dp/state/domains.hpp"
+#include "dp/state/records.hpp"
+#include "dp/storage/object_store.hpp"
+#include "dp/test/async.hpp"
+#include "dp/test/harness.hpp"
+#include "dp/test/options.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using dp::test::run_async;
+
+const std::string platform_key_hex(64, 'd');
+const std::string site = "<h1>shop over https</h1>";
+const std::string fqdn = "shop.example.test";
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// One HTTPS request on a new connection, as a browser would send it to the domain:
+// curl --resolve, trusting only `root_file`. The exit code, then "<status> <leaf serial>" or
+// curl's error.
+struct https_result {
+  bool ok = false;
+  std::string serial;  // of the leaf certificate the proxy presented
+  std::string output;
+};
+
+https_result https_get(uint16_t port, const std::filesystem::path& root_file) {
+  auto r =
+      dp::test::run({"curl", "-sS", "--max-time", "10", "--resolve",
+                     fmt::format("{}:{}:127.0.0.1", fqdn, port), "--cacert", root_file.string(),
+                     "-w", "\n%{http_code}\n%{certs}", fmt::format("https://{}:{}/", fqdn, port)});
+  https_result out{.output = r.output};
+  const std::string serial_tag = "Serial Number:";
+  auto at = r.output.find(serial_tag);
+  if (at != std::string::npos) {
+    auto end = r.output.find('\n', at);
+    out.serial = r.output.substr(at + serial_tag.size(), end - at - serial_tag.size());
+  }
+  out.ok = r.exit_code == 0 && r.output.starts_with(site + "\n200\n") && !out.serial.empty();
+  return out;
+}
+
+class acme_e2e : public ::testing::Test {
+ protected:
+  // Pebble validates http-01 at the proxy, as DNS would lead it there, or, when
+  // `challenge_reaches_proxy` is false, at a port where nothing answers.
+  void start(bool challenge_reaches_proxy) {
+    std::map<std::string, std::string> env{
+        {"REDIS_URL", redis_.url()},      {"STORAGE_URL", "file://" + files_.path().string()},
+        {"BASE_DOMAIN", "platform.test"}, {"PLATFORM_KEY", platform_key_hex},
+        {"LOG_FORMAT", "json"},           {"LOG_LEVEL", "info"}};
+    auto proxy_env = env;
+    proxy_env["PROXY_LISTEN"] = "127.0.0.1:0";
+    proxy_env["ADMIN_LISTEN"] = "127.0.0.1:0";
+    proxy_env["PROXY_TLS_LISTEN"] = "127.0.0.1:0";
+    proxy_.emplace(dp::test::process_options{.argv = {PROXY_BIN}, .env = proxy_env});
+    proxy_port_ = dp::test::reported_port(*proxy_, "listen");
+    tls_port_ = dp::test::reported_port(*proxy_, "tls");
+    ca_.emplace(challenge_reaches_proxy ? proxy_port_ : dp::test::free_port());
+    root_file_ = certs_.path() / "pebble-root.pem";
+    std::ofstream(root_file_) << ca_->root_pem();
+    auto worker_env = env;
+    worker_env["ACME_DIRECTORY_URL"] = ca_->directory_url();
+    worker_env["ACME_CA_BUNDLE"] = ca_->ca_file().string();
+    worker_env["ACME_EMAIL"] = "ops@example.test";
+    worker_env["ACME_INTERVAL_S"] = "1";
+    worker_env["WORKER_ID"] = fmt::format("acme-e2e-{}", ::getpid());
+    worker_.emplace(
+        dp::test::process_options{.argv = {BUILD_RUNNER_BIN, "worker"}, .env = worker_env});
+    auto api_env = env;
+    api_env["API_LISTEN"] = "127.0.0.1:0";
+    // The ownership check reaches the domain through the proxy, as DNS would lead it there.
+    api_env["DOMAIN_VERIFY_ADDRESS"] = "127.0.0.1:" + std::to_string(proxy_port_);
+    api_.emplace(dp::test::process_options{.argv = {API_SERVER_BIN}, .env = api_env});
+    api_port_ = dp::test::reported_port(*api_);
+  }
+
+  dp::test::http_response api(const std::string& method, const std::string& target,
+                              const std::string& body = {}) {
+    std::map<std::string, std::string> headers;
+    if (!body.empty()) {
+      headers["content-type"] = "application/json";
+    }
+    auto r = dp::test::http_request(api_port_, method, target, body, headers);
+    EXPECT_TRUE(r) << r.error().message;
+    return r ? *r : dp::test::http_response{};
+  }
+
+  // The project "shop", live, with the domain added and verified through the api.
+  void serve_verified_domain() {
+    auto project =
+        api("POST", "/v1/projects", R"({"name":"shop","git_url":"https://example.com/s.git"})");
+    ASSERT_EQ(project.status, 201) << project.body;
+    deploy();
+    auto added = api("POST", "/v1/projects/shop/domains", R"({"domain":")" + fqdn + R"("})");
+    ASSERT_EQ(added.status, 201) << added.body;
+    auto verified = api("POST", "/v1/projects/shop/domains/" + fqdn + "/verify");
+    ASSERT_EQ(verified.status, 200) << verified.body << "\n" << api_->log_text();
+  }
+
+  // The domain's "certificate" object as the api shows it.
+  boost::json::object certificate() {
+    auto r = api("GET", "/v1/projects/shop/domains/" + fqdn);
+    boost::system::error_code ec;
+    auto v = boost::json::parse(r.body, ec);
+    if (ec || !v.is_object() || !v.as_object().contains("certificate")) {
+      ADD_FAILURE() << "GET domain: " << r.status << " " << r.body;
+      return {};
+    }
+    return v.as_object().at("certificate").as_object();
+  }
+
+  // A live deployment of project "shop" serving `site` at /.
+  void deploy() {
+    dp::proto::deployment d;
+    d.id = dp::new_deployment_id();
+    d.project = "shop";
+    d.status = dp::proto::deployment_status::ready;
+    d.created_at = now_ms();
+    dp::storage::storage_url url;
+    url.kind = dp::storage::storage_url::scheme::file;
+    url.root = files_.path();
+    run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+      auto store = dp::storage::open_storage(ioc.get_executor(), url, {});
+      CO_ASSERT_OK(store);
+      std::string key = dp::proto::output_key(d.id, "index.html");
+      std::string content = site;
+      dp::storage::put_options file_options;
+      auto put = co_await (*store)->put_buffer(std::move(key), std::move(content),
+                                               std::move(file_options));
+      CO_ASSERT_OK(put);
+      dp::proto::manifest m;
+      m.deployment_id = d.id;
+      m.created_at = d.created_at;
+      m.mode = dp::proto::serve_mode::static_files;
+      m.files["index.html"] =
+          dp::proto::manifest_entry{static_cast<int64_t>(site.size()), dp::aws::sha256_hex(site),
+                                    "text/html; charset=utf-8", "public, max-age=60"};
+      std::string manifest_key = dp::proto::manifest_key(d.id);
+      std::string text = dp::proto::to_json(m);
+      dp::storage::put_options manifest_options;
+      auto put_manifest = co_await (*store)->put_buffer(std::move(manifest_key), std::move(text),
+                                                        std::move(manifest_options));
+      CO_ASSERT_OK(put_manifest);
+      dp::redis::client redis(ioc.get_executor(), dp::test::redis_options(redis_));
+      dp::state::records records(redis, dp::proto::keys{});
+      auto recorded = co_await records.record_deployment(d);
+      CO_ASSERT_OK(recorded);
+      auto live = co_await records.go_live(d);
+      CO_ASSERT_OK(live);
+      redis.close();
+    });
+  }
+
+  // Runs `body` with the domain records on a Redis connection of its own.
+  template <class F>
+  void with_domains(F body) {
+    run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+      dp::redis::client redis(ioc.get_executor(), dp::test::redis_options(redis_));
+      dp::state::domains domains(redis, dp::proto::keys{});
+      co_await body(domains);
+      redis.close();
+    });
+  }
+
+  dp::test::redis_server redis_;
+  dp::test::temp_dir files_{"dp-acme-files"};
+  dp::test::temp_dir certs_{"dp-acme-certs"};
+  std::optional<dp::test::child_process> proxy_;
+  std::optional<dp::test::pebble> ca_;
+  std::optional<dp::test::child_process> worker_;
+  std::optional<dp::test::child_process> api_;
+  std::filesystem::path root_file_;
+  uint16_t proxy_port_ = 0, tls_port_ = 0, api_port_ = 0;
+};
+
+TEST_F(acme_e2e, issued_by_pebble_served_over_https_and_renewed_without_a_failed_request) {
+  start(true);
+  ASSERT_NO_FATAL_FAILURE(serve_verified_domain());
+
+  // The worker's issuer gets the certificate and records it on the domain.
+  boost::json::object issued;
+  ASSERT_TRUE(dp::test::eventually(
+      [&] {
+        issued = certificate();
+        return issued["status"] == "issued";
+      },
+      60s))
+      << boost::json::serialize(issued) << "\n"
+      << worker_->log_text();
+  EXPECT_GT(issued["not_after"].to_number<int64_t>(), now_ms());
+
+  // The proxy serves it: curl trusts only Pebble's root, so the chain is the one Pebble signed.
+  https_result first;
+  ASSERT_TRUE(dp::test::eventually([&] {
+    first = https_get(tls_port_, root_file_);
+    return first.ok;
+  })) << first.output
+      << "\n"
+      << proxy_->log_text();
+  auto chain = dp::test::run({"sh", "-c",
+                              fmt::format("openssl s_client -connect 127.0.0.1:{} -servername {} "
+                                          "-showcerts </dev/null 2>/dev/null",
+                                          tls_port_, fqdn)});
+  auto intermediate = ca_->intermediate_pem();
+  auto body_of = [](const std::string& pem) {
+    auto begin = pem.find('\n');
+    auto end = pem.find("-----END");
+    return pem.substr(begin + 1, end - begin - 1);
+  };
+  EXPECT_NE(chain.output.find(body_of(intermediate)), std::string::npos)
+      << "the proxy does not send Pebble's intermediate:\n"
+      << chain.output;
+
+  // A client makes new connections throughout the renewal.
+  std::atomic<bool> stop{false};
+  std::atomic<int> requests{0};
+  std::vector<std::string> failures;
+  std::set<std::string> serials;
+  std::thread client([&] {
+    while (!stop) {
+      auto r = https_get(tls_port_, root_file_);
+      ++requests;
+      if (r.ok) {
+        serials.insert(r.serial);
+      } else {
+        failures.push_back(r.output);
+      }
+    }
+  });
+  // Forced renewal: the domain's certificate now expires within the 30 days.
+  with_domains([&](dp::state::domains& domains) -> asio::awaitable<void> {
+    dp::state::certificate_status soon{"issued", "", now_ms() + 86'400'000, 0};
+    auto set = co_await domains.set_certificate(fqdn, soon);
+    CO_ASSERT_OK(set);
+  });
+  https_result renewed;
+  bool swapped = dp::test::eventually(
+      [&] {
+        renewed = https_get(tls_port_, root_file_);
+        return renewed.ok && renewed.serial != first.serial;
+      },
+      60s);
+  // A few more requests on the new certificate before the client stops.
+  int seen = requests;
+  dp::test::eventually([&] { return requests >= seen + 3; });
+  stop = true;
+  client.join();
+  ASSERT_TRUE(swapped) << renewed.output << "\n" << worker_->log_text();
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failed requests, first:\n"
+                                << failures.front();
+  EXPECT_TRUE(serials.contains(first.serial));
+  EXPECT_TRUE(serials.contains(renewed.serial)) << requests << " requests";
+  auto after = certificate();
+  EXPECT_EQ(after["status"], "issued");
+  EXPECT_GT(after["not_after"].to_number<int64_t>(), now_ms() + 86'400'000);
+  RecordProperty("requests_during_renewal", requests.load());
+}
+
+TEST_F(acme_e2e, a_challenge_nobody_answers_shows_the_reason_and_the_next_attempt) {
+  start(false);
+  ASSERT_NO_FATAL_FAILURE(serve_verified_domain());
+  boost::json::object failed;
+  ASSERT_TRUE(dp::test::eventually(
+      [&] {
+        failed = certificate();
+        return failed["status"] == "failed";
+      },
+      60s))
+      << boost::json::serialize(failed) << "\n"
+      << worker_->log_text();
+  std::string error(failed["error"].as_string());
+  EXPECT_NE(error.find("urn:ietf:params:acme:error:connection"), std::string::npos) << error;
+  // The first backoff is five minutes.
+  EXPECT_GT(failed["next_attempt"].to_number<int64_t>(), now_ms() + 240'000);
+  // No certificate: the handshake for the name fails, plain HTTP still serves the site.
+  EXPECT_FALSE(https_get(tls_port_, root_file_).ok);
+  auto plain = dp::test::run({"curl", "-sS", "--max-time", "10", "--resolve",
+                              fmt::format("{}:{}:127.0.0.1", fqdn, proxy_port_),
+                              fmt::format("http://{}:{}/", fqdn, proxy_port_)});
+  EXPECT_EQ(plain.output, site);
+}
+
+}  // namespace
