@@ -380,6 +380,7 @@ struct ecs_fixture {
   bool list_mode = false;     // ListTasks and DescribeTasks describe running tasks for clean_up
   bool missing_mode = false;  // DescribeTasks never finds the task
   bool success_mode = false;  // the build container exits 0
+  bool oom_mode = false;      // the build container is killed at the task's memory limit
   api_server server{"", [this](const seen_request& r) { return answer_for(r); }};
 
   answer answer_for(const seen_request& r) {
@@ -427,6 +428,11 @@ struct ecs_fixture {
     if (target == "AmazonEC2ContainerServiceV20141113.DescribeTasks") {
       ++describes;
       if (stop_mode ? stop_seen : describes >= 2) {
+        if (oom_mode) {
+          return {
+              200,
+              R"({"tasks":[{"lastStatus":"STOPPED","stopCode":"EssentialContainerExited","stoppedReason":"Essential container in task exited","containers":[{"name":"build-runner","exitCode":137,"reason":"OutOfMemoryError: Container killed due to memory usage"}]}],"failures":[]})"};
+        }
         if (success_mode) {
           return {
               200,
@@ -682,6 +688,18 @@ TEST(ecs_launcher_test, a_task_missing_for_good_ends_the_follow_with_an_error) {
   auto end = run_ecs_job(o);
   ASSERT_FALSE(end);
   EXPECT_NE(end.error().message.find("MISSING"), std::string::npos) << end.error().message;
+}
+
+// A task stopped at its memory limit names the limit, not only the exit code.
+TEST(ecs_launcher_test, an_out_of_memory_task_names_the_memory_limit) {
+  ecs_fixture f;
+  f.oom_mode = true;
+  auto end = run_ecs_job(f.options());
+  ASSERT_TRUE(end) << end.error().message;
+  EXPECT_EQ(end->exit_code, 137);
+  EXPECT_EQ(end->description,
+            "task exited with code 137: memory limit of the task reached (OutOfMemoryError: "
+            "Container killed due to memory usage)");
 }
 
 }  // namespace
