@@ -386,11 +386,11 @@ TEST_F(DockerHostile, TheTimeLimitEndsTheBuildAndIsNamed) {
   auto out = build(repo, [&](dp::proto::project& p, dp::proto::job& j) {
     p.build_command = "sleep 1000";
     p.output_dir = ".";
-    j.timeout_s = 5;
+    j.timeout_s = 10;  // BUILD_TIMEOUT_S's minimum
   });
   EXPECT_EQ(out.deployment.status, dp::proto::deployment_status::failed) << describe(out);
   EXPECT_EQ(out.deployment.error.value_or(""),
-            "build timed out: the build's time limit is 5 s (BUILD_TIMEOUT_S)")
+            "build (`sleep 1000`) timed out: the build's time limit is 10 s (BUILD_TIMEOUT_S)")
       << describe(out);
   expect_container_gone(out.job);
 }
