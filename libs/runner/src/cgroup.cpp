@@ -1,5 +1,6 @@
 #include "dp/runner/cgroup.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -12,7 +13,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <dirent.h>
 #include <charconv>
 #include <fstream>
 #include <optional>

@@ -23,17 +23,37 @@ std::vector<std::string> build_redis_users::acl_rules(const proto::keys& keys,
                                                       std::string_view project) {
   auto exactly = [](const std::string& key) { return proto::keys::literal(key); };
   return {
-      "reset", "on", "resetkeys", "resetchannels", "-@all", "+auth", "+select", "+ping", "+eval",
-      "+hgetall", "+hget", "+hset", "+get", "+xadd", "+xrange", "+xrevrange", "+expire", "+publish",
-      "+subscribe", "+unsubscribe", "~" + exactly(keys.deployment(deployment_id)),
+      "reset",
+      "on",
+      "resetkeys",
+      "resetchannels",
+      "-@all",
+      "+auth",
+      "+select",
+      "+ping",
+      "+eval",
+      "+hgetall",
+      "+hget",
+      "+hset",
+      "+get",
+      "+xadd",
+      "+xrange",
+      "+xrevrange",
+      "+expire",
+      "+publish",
+      "+subscribe",
+      "+unsubscribe",
+      "~" + exactly(keys.deployment(deployment_id)),
       "~" + exactly(keys.logbook(deployment_id)),
       // The status scripts name the events channel among their keys (the key is never written,
       // and the user may not publish on the channel).
-      "~" + exactly(keys.events_channel()), "%R~" + exactly(keys.cancel(deployment_id)),
-      "%R~" + exactly(keys.project(project)), "&" + exactly(keys.logs_channel(deployment_id)),
-      "&" + exactly(keys.cancel(deployment_id)),
+      "~" + exactly(keys.events_channel()),
+      "%R~" + exactly(keys.cancel(deployment_id)),
+      "%R~" + exactly(keys.project(project)),
       // Not the events channel: PUBLISH there could carry any deployment's made-up status. The
       // status scripts move the status without publishing for this user; close() publishes.
+      "&" + exactly(keys.logs_channel(deployment_id)),
+      "&" + exactly(keys.cancel(deployment_id)),
   };
 }
 
@@ -93,7 +113,7 @@ task<build_end> build_redis_users::close(const proto::job& job, dp::result<build
     dp::result<state::transition_outcome> live = d.error();
     if (d) {
       live = co_await records_.go_live(*d);
-      published = live.has_value();
+      published = live && live->applied;
     }
     if (!live && !live.error().is(errc::conflict)) {
       // The build is uploaded but not live: another attempt will build it again.
@@ -142,7 +162,9 @@ task<void> build_redis_users::sweep() {
 }
 
 // The build's user moved its status without publishing (it may not publish on the events
-// channel): the final status it left, if any, is published now, from the record.
+// channel): the final status it left, if any, is published now, from the record. When another
+// writer (the API's cancel) made it final, its event goes out twice: events are hints, and a
+// repeated final status changes nothing for their followers.
 boost::asio::awaitable<void> build_redis_users::publish_final_status(std::string_view id) {
   auto d = co_await records_.get_deployment(id);
   if (!d || !proto::is_final(d->status)) {
