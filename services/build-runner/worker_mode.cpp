@@ -32,6 +32,9 @@ int run_worker(const dp::settings::common& common, const dp::settings::build& bu
                  acme.ca_bundle.c_str());
     return dp::settings::exit_misconfigured;
   }
+  if (auto warning = dp::worker::storage_access_warning(w)) {
+    dp::log::warn(*warning);
+  }
   boost::asio::io_context ioc;
   auto wo = dp::worker::worker_options_from(build, w);
   // The retention pass removes old deployments' files from the store the builds upload to.

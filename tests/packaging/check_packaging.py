@@ -265,9 +265,12 @@ def check_ecs(src, helps):
         if td is None:
             continue
         for field in ("family", "networkMode", "requiresCompatibilities", "cpu", "memory",
-                      "executionRoleArn", "taskRoleArn", "containerDefinitions"):
+                      "executionRoleArn", "containerDefinitions"):
             if field not in td:
                 problem(w, f"no {field}")
+        # The build task gets its storage access per build (BUILD_STORAGE_ROLE_ARN), nothing more.
+        if (p.stem == "build") == ("taskRoleArn" in td):
+            problem(w, "the build task has no task role; every other task has one")
         if td.get("networkMode") != "awsvpc" or "FARGATE" not in td.get("requiresCompatibilities", []):
             problem(w, "Fargate needs networkMode awsvpc and requiresCompatibilities FARGATE")
         cpu, mem = str(td.get("cpu")), str(td.get("memory"))
@@ -357,7 +360,7 @@ def check_iam(src, tds):
     # and directory uploads (__sources/*: the API stores and deletes them, the build reads them,
     # the worker's retention pass deletes old ones), the build cache (__cache/*: builds read,
     # write, evict and list it; the API empties it).
-    expect = {"build-task-role-policy": {"s3:PutObject": {"__outputs", "__cache"},
+    expect = {"build-role-policy": {"s3:PutObject": {"__outputs", "__cache"},
                                          "s3:AbortMultipartUpload": {"__outputs", "__cache"},
                                          "s3:ListMultipartUploadParts": {"__outputs", "__cache"},
                                          "s3:GetObject": {"__sources", "__cache"},
@@ -396,9 +399,9 @@ def check_iam(src, tds):
     g = grants("worker-task-role-policy")
     if {a for a in g if not a.startswith("s3:")} != {"ecs:RunTask", "ecs:DescribeTasks",
                                                       "ecs:StopTask", "ecs:ListTasks",
-                                                      "iam:PassRole"}:
+                                                      "iam:PassRole", "sts:AssumeRole"}:
         problem(w, f"grants {sorted(g)}, expected RunTask, DescribeTasks, StopTask, ListTasks, "
-                   "PassRole (and the retention pass's S3 grants)")
+                   "PassRole, AssumeRole (and the retention pass's S3 grants)")
     build = tds.get("build", {})
     for st in g.get("ecs:RunTask", []):
         fam = build.get("family", "?")
@@ -410,11 +413,21 @@ def check_iam(src, tds):
             if "ecs:cluster" not in json.dumps(st.get("Condition", {})):
                 problem(w, f"{a} has no ecs:cluster condition")
     passed = {r for st in g.get("iam:PassRole", []) for r in as_list(st.get("Resource"))}
-    if passed != {build.get("taskRoleArn"), build.get("executionRoleArn")}:
-        problem(w, f"iam:PassRole on {sorted(passed)}: only the build task's two roles")
+    if passed != {build.get("executionRoleArn")}:
+        problem(w, f"iam:PassRole on {sorted(passed)}: only the build task's execution role")
     # The worker's settings name the build task definition and its container.
     worker = tds.get("worker", {}).get("containerDefinitions", [{}])[0]
     wenv = {e["name"]: e.get("value") for e in worker.get("environment", [])}
+    # The worker assumes the build role (and only it) for each build; the role trusts the worker.
+    role = wenv.get("BUILD_STORAGE_ROLE_ARN", "")
+    assumed = {r for st in g.get("sts:AssumeRole", []) for r in as_list(st.get("Resource"))}
+    if not role.endswith(":role/deploy-platform-build") or assumed != {role}:
+        problem(w, f"sts:AssumeRole on {sorted(assumed)}: only BUILD_STORAGE_ROLE_ARN ({role})")
+    trust = policies.get("build-role-trust-policy", {})
+    trusted = {p for st in statements(trust) for p in as_list(st.get("Principal", {}).get("AWS", []))}
+    if trusted != {tds.get("worker", {}).get("taskRoleArn")}:
+        problem("deploy/ecs/iam/build-role-trust-policy.json",
+                f"trusts {sorted(trusted)}: only the worker's task role")
     if wenv.get("ECS_TASK_DEFINITION") != build.get("family"):
         problem("deploy/ecs/task-definitions/worker.json", "ECS_TASK_DEFINITION is not the build family")
     names = [c.get("name") for c in build.get("containerDefinitions", [])]
@@ -424,6 +437,8 @@ def check_iam(src, tds):
         problem("deploy/ecs/task-definitions/worker.json", "the ECS worker needs LAUNCHER=ecs")
     # Each task role has its policy file: role deploy-platform-<x> <-> iam/<x>-task-role-policy.json.
     for name, td in tds.items():
+        if name == "build":
+            continue
         m = re.search(r":role/deploy-platform-([a-z0-9-]+)$", td.get("taskRoleArn", ""))
         if not m or f"{m.group(1)}-task-role-policy" not in policies:
             problem(f"deploy/ecs/task-definitions/{name}.json", "taskRoleArn has no policy in deploy/ecs/iam")

@@ -1,9 +1,11 @@
 #include "dp/runner/cgroup.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/redirect_error.hpp>
@@ -462,6 +464,141 @@ asio::awaitable<result<void>> build_cgroup::remove() {
 
 std::string build_cgroup::describe() const {
   return fmt::format("cgroup v{} {}", version_, dirs_.empty() ? std::string() : dirs_[0].string());
+}
+
+namespace {
+
+// A limit file's number ("max" and unreadable files: 0). v1 reports "no limit" as a huge number.
+uint64_t limit_value(const fs::path& p) {
+  auto text = read_text(p);
+  uint64_t v = 0;
+  if (!text || std::from_chars(text->data(), text->data() + text->size(), v).ec != std::errc()) {
+    return 0;
+  }
+  return v >= (uint64_t{1} << 62) ? 0 : v;
+}
+
+}  // namespace
+
+cgroup_counters container_limits::counters() const {
+  cgroup_counters c;
+  fs::path root(cgroup_root);
+  if (version == 2) {
+    c.oom_kills = keyed_value(root / "memory.events", "oom_kill");
+    c.pids_refused = keyed_value(root / "pids.events", "max");
+  } else {
+    c.oom_kills = keyed_value(root / "memory/memory.oom_control", "oom_kill");
+    c.pids_refused = keyed_value(root / "pids/pids.events", "max");
+  }
+  return c;
+}
+
+std::optional<container_limits> read_container_limits() {
+  container_limits l;
+  l.version = cgroup_version();
+  fs::path root(cgroup_root);
+  if (l.version == 2) {
+    l.memory_bytes = limit_value(root / "memory.max");
+    l.pids = limit_value(root / "pids.max");
+  } else {
+    l.memory_bytes = limit_value(root / "memory/memory.limit_in_bytes");
+    l.pids = limit_value(root / "pids/pids.max");
+  }
+  if (l.memory_bytes == 0 && l.pids == 0) {
+    return std::nullopt;
+  }
+  return l;
+}
+
+namespace {
+
+struct proc_entry {
+  pid_t pid = 0;
+  pid_t parent = 0;
+  bool zombie = false;
+};
+
+// The processes whose real or effective uid is `uid`, from /proc/<pid>/status.
+std::vector<proc_entry> processes_of(uid_t uid) {
+  std::vector<proc_entry> out;
+  DIR* d = ::opendir("/proc");
+  if (!d) {
+    return out;
+  }
+  while (auto* e = ::readdir(d)) {
+    pid_t pid = 0;
+    std::string_view name(e->d_name);
+    if (std::from_chars(name.data(), name.data() + name.size(), pid).ec != std::errc() ||
+        pid <= 0) {
+      continue;
+    }
+    auto text = read_text(fs::path("/proc") / name / "status");
+    if (!text) {
+      continue;  // gone meanwhile
+    }
+    std::istringstream in(*text);
+    std::string line;
+    proc_entry p{.pid = pid};
+    bool mine = false;
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string key;
+      fields >> key;
+      if (key == "State:") {
+        std::string state;
+        fields >> state;
+        p.zombie = state == "Z" || state == "X";
+      } else if (key == "PPid:") {
+        fields >> p.parent;
+      } else if (key == "Uid:") {
+        uid_t real = 0;
+        uid_t effective = 0;
+        fields >> real >> effective;
+        mine = real == uid || effective == uid;
+      }
+    }
+    if (mine) {
+      out.push_back(p);
+    }
+  }
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace
+
+int kill_processes_of(uid_t uid) {
+  int killed = 0;
+  // A fork bomb forks while we walk: rounds until one finds nothing alive (bounded, as the
+  // pids limit bounds what can fork).
+  for (int round = 0; round < 1000; ++round) {
+    bool alive = false;
+    for (const auto& p : processes_of(uid)) {
+      if (!p.zombie && ::kill(p.pid, SIGKILL) == 0) {
+        alive = true;
+        ++killed;
+      }
+    }
+    if (!alive) {
+      break;
+    }
+  }
+  // Our own children among them (orphans pid 1 inherited) are reaped, so that they stop counting
+  // against the pids limit. Only processes of the build's uid: the runner's own children run as
+  // root and are watched by their pidfds.
+  for (int round = 0; round < 100; ++round) {
+    bool waiting = false;
+    for (const auto& p : processes_of(uid)) {
+      if (p.parent == ::getpid()) {
+        waiting = waiting || ::waitpid(p.pid, nullptr, WNOHANG) == 0;
+      }
+    }
+    if (!waiting) {
+      break;
+    }
+    ::usleep(10'000);
+  }
+  return killed;
 }
 
 }  // namespace dp::runner

@@ -132,6 +132,10 @@ struct runner::impl {
   std::optional<work_fs> disk;         // the work directory's filesystem or poller (BUILD_DISK_MB)
   bool said_disk_full = false;         // a line of the running command reported ENOSPC
   std::optional<build_cgroup> cgroup;  // install and build as a whole (BUILD_MEMORY_MB...)
+  // Without a cgroup of the build's own, in a container (SANDBOX=none, root): the container's
+  // limits and their counters before install, which name a limit the build hit.
+  std::optional<container_limits> container;
+  cgroup_counters container_before;
   build_report report;
   proto::build_settings settings;  // what the plan decided, recorded on the deployment
   // The build cache: off when BUILD_CACHE_MB=0 or its index cannot be read.
@@ -1073,21 +1077,40 @@ struct runner::impl {
 
   // The cgroup that install and build run in; without one the build runs on, with a warning.
   void make_cgroup() {
+    auto mib = [](uint64_t b) {
+      return b == 0 ? std::string("none") : fmt::format("{} MiB", b >> 20);
+    };
+    std::optional<std::string> no_cgroup;
     if (opts.memory_bytes != 0 || opts.pids_max != 0) {
       auto cg = build_cgroup::create(work.filename().string(),
                                      {.memory_bytes = opts.memory_bytes, .pids = opts.pids_max});
       if (cg) {
         cgroup.emplace(std::move(*cg));
       } else {
-        say(fmt::format("warning: memory and process limits of the build are not enforced: {}",
-                        cg.error().message));
-        dp::log::warn("no cgroup for the build",
-                      {{"deployment", job.deployment_id}, {"error", cg.error().message}});
+        no_cgroup = cg.error().message;
       }
     }
-    auto mib = [](uint64_t b) {
-      return b == 0 ? std::string("none") : fmt::format("{} MiB", b >> 20);
-    };
+    if (!cgroup && !opts.sandbox && build_uid) {
+      // In a container, whose cgroup is read-only inside: the container's limits
+      // (DOCKER_MEMORY_MB or BUILD_MEMORY_MB, BUILD_PIDS_MAX; ECS: the task's size) are what the
+      // build meets, and its counters say which one it hit.
+      container = read_container_limits();
+    }
+    if (container) {
+      container_before = container->counters();
+      say(fmt::format("limits: memory {}, processes {} (the container's); disk {} ({}); time {} s",
+                      mib(container->memory_bytes),
+                      container->pids == 0 ? std::string("none") : std::to_string(container->pids),
+                      mib(opts.disk_bytes), disk ? disk->describe() : std::string("none"),
+                      timeout.count()));
+      return;
+    }
+    if (no_cgroup) {
+      say(fmt::format("warning: memory and process limits of the build are not enforced: {}",
+                      *no_cgroup));
+      dp::log::warn("no cgroup for the build",
+                    {{"deployment", job.deployment_id}, {"error", *no_cgroup}});
+    }
     say(fmt::format(
         "limits: memory {}, processes {}{}; disk {} ({}); time {} s", mib(opts.memory_bytes),
         opts.pids_max == 0 ? std::string("none") : std::to_string(opts.pids_max),
@@ -1098,6 +1121,17 @@ struct runner::impl {
   // The limit the build has reached, as the build's error; `st` is the command that ended, or
   // null while it runs (then only the cgroup's counters and the poller's walk count).
   std::optional<std::string> limit_hit(std::string_view what, const process::exit_status* st) {
+    if (container) {
+      auto c = container->counters();
+      if (c.oom_kills > container_before.oom_kills) {
+        return fmt::format("{} stopped: memory limit of {} MiB (the container's) reached", what,
+                           container->memory_bytes >> 20);
+      }
+      if (c.pids_refused > container_before.pids_refused) {
+        return fmt::format("{} stopped: process limit of {} (the container's) reached", what,
+                           container->pids);
+      }
+    }
     if (cgroup) {
       auto c = cgroup->counters();
       if (c.oom_kills > 0) {
@@ -1148,10 +1182,10 @@ struct runner::impl {
       }
       // The walk of a large node_modules costs tens of milliseconds: once a second.
       bool walk = disk && disk->kind() == disk_quota::poller && tick % 4 == 0;
-      if (!cgroup && !walk) {
+      if (!cgroup && !container && !walk) {
         continue;
       }
-      auto hit = cgroup ? limit_hit(what, nullptr) : std::nullopt;
+      auto hit = cgroup || container ? limit_hit(what, nullptr) : std::nullopt;
       if (!hit && walk && disk->full()) {
         hit = fmt::format("{} stopped: disk quota of {} MiB (BUILD_DISK_MB) reached", what,
                           disk->quota_bytes() >> 20);
@@ -1166,6 +1200,7 @@ struct runner::impl {
   // exec() inside the build's cgroup, watched; whatever the command left running is killed.
   asio::awaitable<result<process::exit_status>> exec_limited(
       process::options o, std::string_view what, std::optional<sandbox_options> sandbox) {
+    bool sandboxed = sandbox.has_value();
     if (cgroup) {
       o.cgroup_procs = cgroup->procs_fds();
     }
@@ -1180,6 +1215,12 @@ struct runner::impl {
       if (auto k = co_await cgroup->kill_all(); !k) {
         dp::log::warn("cannot empty the build's cgroup",
                       {{"deployment", job.deployment_id}, {"error", k.error().message}});
+      }
+    } else if (build_uid && !sandboxed) {
+      // In a container: every process of the build's own uid (bwrap's pid namespace ends with
+      // the sandbox otherwise).
+      if (int n = kill_processes_of(*build_uid); n > 0) {
+        say(fmt::format("{}: killed {} process{} it left running", what, n, n == 1 ? "" : "es"));
       }
     }
     if (r.index() != 0) {

@@ -229,6 +229,14 @@ void add_worker_settings(dp::config::parser& p, worker_settings& w) {
                "worker (docker, ecs): deployment gives each build container a Redis ACL user of "
                "its own deployment's keys (Redis 7); shared hands it the worker's REDIS_URL (a "
                "Redis without ACL SETUSER, such as ElastiCache)");
+  p.add_string("BUILD_STORAGE_ROLE_ARN", &w.build_storage_role_arn, "",
+               "worker (docker, ecs): role assumed through STS for each build, with a session "
+               "policy of its own deployment's objects only; its temporary keys replace the "
+               "worker's in the container (empty: the worker's AWS access, or ECS's task role)");
+  p.add_string("BUILD_STORAGE_STS_ENDPOINT", &w.build_storage_sts_endpoint, "",
+               "worker (docker, ecs): STS endpoint for BUILD_STORAGE_ROLE_ARN (empty: the "
+               "STORAGE_URL endpoint when it names one, as MinIO's, else "
+               "https://sts.<region>.amazonaws.com)");
   p.add_string("DOCKER_NETWORK", &w.docker_network, "",
                "worker (docker): network mode of build containers (empty: Docker's default)");
   p.add_string("ECS_CLUSTER", &w.ecs_cluster, "", "worker (ecs): cluster name or ARN");

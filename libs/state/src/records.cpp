@@ -27,7 +27,10 @@ end
 )lua";
 
 // Check-and-set of a deployment's status, then the status event: one script, so no other writer
-// can slip in between (a late `ready` never overwrites `canceled`).
+// can slip in between (a late `ready` never overwrites `canceled`). A caller that may not publish
+// on the events channel (a container build's Redis user, which could otherwise publish made-up
+// events of any deployment) moves the status without an event: its worker publishes the final
+// one when the build has ended (worker::build_redis_users::close).
 // KEYS: deployment hash, events channel.
 // ARGV: id, to, ts_ms, error ("" for none), n, n field/value strings, allowed previous statuses.
 constexpr std::string_view transition_body = R"lua(
@@ -47,7 +50,11 @@ if ARGV[4] ~= '' then
 end
 redis.call('HSET', KEYS[1], unpack(args))
 local project = redis.call('HGET', KEYS[1], 'project') or ''
-redis.call('PUBLISH', KEYS[2], status_event(ARGV[1], ARGV[2], ARGV[3], ARGV[4], project))
+local event = status_event(ARGV[1], ARGV[2], ARGV[3], ARGV[4], project)
+-- Redis 6 has no acl_check_cmd (nor the per-build users it would be for): publish.
+if not redis.acl_check_cmd or redis.acl_check_cmd('PUBLISH', KEYS[2], event) then
+  redis.call('PUBLISH', KEYS[2], event)
+end
 return {1, cur}
 )lua";
 

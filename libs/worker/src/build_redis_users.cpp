@@ -2,6 +2,7 @@
 
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
+#include "dp/proto/json.hpp"
 #include "dp/redis/client.hpp"
 
 namespace dp::worker {
@@ -44,13 +45,15 @@ std::vector<std::string> build_redis_users::acl_rules(const proto::keys& keys,
       "+unsubscribe",
       "~" + exactly(keys.deployment(deployment_id)),
       "~" + exactly(keys.logbook(deployment_id)),
-      // The status scripts name the events channel among their keys (the key is never written).
+      // The status scripts name the events channel among their keys (the key is never written,
+      // and the user may not publish on the channel).
       "~" + exactly(keys.events_channel()),
       "%R~" + exactly(keys.cancel(deployment_id)),
       "%R~" + exactly(keys.project(project)),
+      // Not the events channel: PUBLISH there could carry any deployment's made-up status. The
+      // status scripts move the status without publishing for this user; close() publishes.
       "&" + exactly(keys.logs_channel(deployment_id)),
       "&" + exactly(keys.cancel(deployment_id)),
-      "&" + exactly(keys.events_channel()),
   };
 }
 
@@ -79,26 +82,38 @@ task<std::string> build_redis_users::open(const proto::job& job) {
   co_return url.to_string();
 }
 
-task<build_end> run_container_build(build_redis_users* users, const config::environment& env,
-                                    const proto::job& job, container_launch launch) {
+task<build_end> run_container_build(build_redis_users* users, build_storage_access* storage,
+                                    const config::environment& env, const proto::job& job,
+                                    container_launch launch) {
+  std::optional<aws::temporary_credentials> keys;
+  if (storage) {
+    auto opened = co_await storage->open(job);
+    if (!opened) {
+      co_return opened.error();
+    }
+    keys = std::move(*opened);
+  }
+  const aws::credentials* storage_keys = keys ? &keys->keys : nullptr;
   if (!users) {
-    co_return co_await launch(container_environment(env, job));
+    co_return co_await launch(container_environment(env, job, std::nullopt, storage_keys));
   }
   auto url = co_await users->open(job);
   if (!url) {
     co_return url.error();
   }
-  auto end = co_await launch(container_environment(env, job, *url));
+  auto end = co_await launch(container_environment(env, job, *url, storage_keys));
   co_return co_await users->close(job, std::move(end));
 }
 
 task<build_end> build_redis_users::close(const proto::job& job, dp::result<build_end> end) {
   const auto& id = job.deployment_id;
+  bool published = false;
   if (end && end->exit_code == exit_ready && !end->stopped) {
     auto d = co_await records_.get_deployment(id);
     dp::result<state::transition_outcome> live = d.error();
     if (d) {
       live = co_await records_.go_live(*d);
+      published = live && live->applied;
     }
     if (!live && !live.error().is(errc::conflict)) {
       // The build is uploaded but not live: another attempt will build it again.
@@ -108,6 +123,9 @@ task<build_end> build_redis_users::close(const proto::job& job, dp::result<build
       // Ready all the same; an alias of another project's was left alone (promote goes around).
       dp::log::warn("go-live left an alias alone", {{"deployment", id}, {"error", live.error()}});
     }
+  }
+  if (!published) {
+    co_await publish_final_status(id);
   }
   if (auto gone = co_await remove(id); !gone) {
     dp::log::warn("cannot delete a build's Redis user; the reaper will",
@@ -141,6 +159,26 @@ task<void> build_redis_users::sweep() {
     }
   }
   co_return dp::result<void>{};
+}
+
+// The build's user moved its status without publishing (it may not publish on the events
+// channel): the final status it left, if any, is published now, from the record. When another
+// writer (the API's cancel) made it final, its event goes out twice: events are hints, and a
+// repeated final status changes nothing for their followers.
+boost::asio::awaitable<void> build_redis_users::publish_final_status(std::string_view id) {
+  auto d = co_await records_.get_deployment(id);
+  if (!d || !proto::is_final(d->status)) {
+    co_return;  // not final: the worker's own transition will publish
+  }
+  proto::status_event e{.deployment_id = d->id,
+                        .project = d->project,
+                        .status = d->status,
+                        .ts_ms = d->finished_at.value_or(state::now_ms()),
+                        .error = d->error};
+  if (auto r = co_await admin_.exec("PUBLISH", keys_.events_channel(), proto::to_json(e)); !r) {
+    dp::log::warn("cannot publish a container build's final status",
+                  {{"deployment", std::string(id)}, {"error", r.error()}});
+  }
 }
 
 task<void> build_redis_users::remove(std::string_view deployment_id) {

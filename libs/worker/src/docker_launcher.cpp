@@ -21,7 +21,11 @@ namespace json = boost::json;
 class docker_launcher final : public launcher {
  public:
   docker_launcher(http_client::client& http, docker_launcher_options o, build_redis_users* users)
-      : http_(http), opts_(std::move(o)), users_(users) {}
+      : http_(http), opts_(std::move(o)), users_(users) {
+    if (opts_.storage_role) {
+      storage_.emplace(http_, *opts_.storage_role);
+    }
+  }
 
   std::string_view name() const noexcept override { return "docker"; }
 
@@ -76,7 +80,7 @@ class docker_launcher final : public launcher {
   }
 
   task<build_end> run(const proto::job& job, stop_flag& stop) override {
-    co_return co_await run_container_build(users_, opts_.env, job,
+    co_return co_await run_container_build(users_, storage_ ? &*storage_ : nullptr, opts_.env, job,
                                            [this, &job, &stop](auto environment) {
                                              return launch(job, stop, std::move(environment));
                                            });
@@ -164,6 +168,14 @@ class docker_launcher final : public launcher {
     }
     build_end end;
     auto& w = std::get<0>(waited);
+    if (!w && w.error().is(errc::timeout)) {
+      // The build's own clock (BUILD_TIMEOUT_S, in the container) did not end it: this one did.
+      end.description = fmt::format(
+          "timed out: the launcher's time limit of {} s (BUILD_TIMEOUT_S {} s and a margin of {} "
+          "s) passed",
+          limit.count(), job.timeout_s, opts_.timeout_margin.count());
+      co_return end;
+    }
     if (!w) {
       co_return w.error();
     }
@@ -183,13 +195,31 @@ class docker_launcher final : public launcher {
         end.description += fmt::format(" ({})", std::string_view(m->as_string()));
       }
     }
-    // A failure names its cause: the build's last word on stderr (the container is still there).
+    // A failure names its cause: a limit of the container it hit, or the build's last word on
+    // stderr (the container is still there).
     if (*end.exit_code != 0) {
-      if (auto line = co_await last_stderr_line(id); !line.empty()) {
+      if (co_await oom_killed(id)) {
+        end.description += fmt::format(": memory limit of {} MiB (the container's) reached",
+                                       opts_.memory_bytes >> 20);
+      } else if (auto line = co_await last_stderr_line(id); !line.empty()) {
         end.description += fmt::format(": {}", line);
       }
     }
     co_return end;
+  }
+
+  // Whether the kernel killed a process of the container at its memory limit (State.OOMKilled).
+  asio::awaitable<bool> oom_killed(const std::string& id) {
+    auto r = co_await call("GET", "/containers/" + id + "/json", {}, std::chrono::seconds(10));
+    if (!r || r->status != 200) {
+      co_return false;
+    }
+    boost::system::error_code ec;
+    auto v = json::parse(r->body, ec);
+    const auto* state = !ec && v.is_object() ? v.as_object().if_contains("State") : nullptr;
+    const auto* oom =
+        state && state->is_object() ? state->as_object().if_contains("OOMKilled") : nullptr;
+    co_return oom && oom->is_bool() && oom->as_bool();
   }
 
   // The container's last non-empty line on stderr, or "" when there is none or it cannot be read.
@@ -310,6 +340,7 @@ class docker_launcher final : public launcher {
   http_client::client& http_;
   docker_launcher_options opts_;
   build_redis_users* users_;
+  std::optional<build_storage_access> storage_;
   boost::system::error_code ec_;
 };
 

@@ -36,6 +36,9 @@ class ecs_launcher final : public launcher {
     if (opts_.endpoint.empty()) {
       opts_.endpoint = fmt::format("https://ecs.{}.amazonaws.com", opts_.region);
     }
+    if (opts_.storage_role) {
+      storage_.emplace(http_, *opts_.storage_role);
+    }
     auto u = boost::urls::parse_uri(opts_.endpoint);
     host_ = u ? std::string(u->encoded_host_and_port()) : std::string();
   }
@@ -98,7 +101,7 @@ class ecs_launcher final : public launcher {
   task<build_end> run(const proto::job& job, stop_flag& stop) override {
     // The user's password goes into RunTask's overrides (DescribeTasks shows it), but it opens
     // this deployment's keys only, and only until the task has ended.
-    co_return co_await run_container_build(users_, opts_.env, job,
+    co_return co_await run_container_build(users_, storage_ ? &*storage_ : nullptr, opts_.env, job,
                                            [this, &job, &stop](auto environment) {
                                              return launch(job, stop, std::move(environment));
                                            });
@@ -211,6 +214,7 @@ class ecs_launcher final : public launcher {
     end.stopped = stopped;
     auto stop_code = string_at(t, "stopCode");
     auto reason = string_at(t, "stoppedReason");
+    std::string container_reason;
     if (const auto* cs = t.as_object().if_contains("containers"); cs && cs->is_array()) {
       const json::value* chosen = nullptr;
       for (const auto& c : cs->as_array()) {
@@ -223,12 +227,19 @@ class ecs_launcher final : public launcher {
             code && code->is_int64()) {
           end.exit_code = static_cast<int>(code->as_int64());
         }
+        container_reason = string_at(*chosen, "reason");
       }
     }
     end.description = end.exit_code
                           ? fmt::format("task exited with code {}", *end.exit_code)
                           : fmt::format("task stopped without an exit code: {} ({})",
                                         stop_code.empty() ? "unknown" : stop_code, reason);
+    // "OutOfMemoryError: Container killed due to memory usage" (the container's reason) or
+    // "OutOfMemory..." as the task's stoppedReason: the task definition's memory limit.
+    if (container_reason.starts_with("OutOfMemory") || reason.starts_with("OutOfMemory")) {
+      end.description += fmt::format(": memory limit of the task reached ({})",
+                                     container_reason.empty() ? reason : container_reason);
+    }
     return end;
   }
 
@@ -339,6 +350,7 @@ class ecs_launcher final : public launcher {
   http_client::client& http_;
   ecs_launcher_options opts_;
   build_redis_users* users_;
+  std::optional<build_storage_access> storage_;
   aws::credential_source creds_;
   std::string host_;
 };

@@ -76,6 +76,30 @@ config::environment local_environment(const settings::common& common, const sett
   return env;
 }
 
+// The build role of BUILD_STORAGE_ROLE_ARN, signed for with the worker's own AWS access.
+std::optional<build_storage_role> storage_role_from(const settings::common& common,
+                                                    const settings::worker_settings& w) {
+  if (w.build_storage_role_arn.empty()) {
+    return std::nullopt;
+  }
+  const auto& aws = common.aws_credentials;
+  const auto& storage = common.storage;
+  build_storage_role r;
+  r.role_arn = w.build_storage_role_arn;
+  r.region = !storage.region.empty() ? storage.region
+             : !aws.region.empty()   ? aws.region
+                                     : std::string("us-east-1");
+  r.sts_endpoint = !w.build_storage_sts_endpoint.empty() ? w.build_storage_sts_endpoint
+                   : !storage.endpoint.empty()
+                       ? storage.endpoint
+                       : fmt::format("https://sts.{}.amazonaws.com", r.region);
+  r.credentials = aws.keys();
+  r.credentials_endpoint = aws.endpoint();
+  r.bucket = storage.bucket;
+  r.key_prefix = storage.prefix;
+  return r;
+}
+
 }  // namespace
 
 std::optional<std::string> check_settings(const settings::common& common,
@@ -92,6 +116,17 @@ std::optional<std::string> check_settings(const settings::common& common,
     return unreachable_from_container(common, w);
   }
   return std::nullopt;
+}
+
+std::optional<std::string> storage_access_warning(const settings::worker_settings& w) {
+  if (w.launcher == "process" || !w.build_storage_role_arn.empty()) {
+    return std::nullopt;
+  }
+  return fmt::format(
+      "LAUNCHER={} without BUILD_STORAGE_ROLE_ARN: build containers get {} storage access, which "
+      "reaches every project's files; set a build role to give each build only its own "
+      "deployment's (docs/security.md)",
+      w.launcher, w.launcher == "ecs" ? "the build task role's" : "the worker's own");
 }
 
 worker_options worker_options_from(const settings::build& build,
@@ -149,6 +184,7 @@ docker_launcher_options docker_options_from(const settings::common& common,
   o.pids_limit = build.pids_max;
   o.nano_cpus = static_cast<int64_t>(w.docker_cpus * 1e9);
   o.network_mode = w.docker_network;
+  o.storage_role = storage_role_from(common, w);
   return o;
 }
 
@@ -175,6 +211,7 @@ ecs_launcher_options ecs_options_from(const settings::common& common, const sett
     o.env.erase("REDIS_URL");
   }
   o.started_by = std::string(worker_id);
+  o.storage_role = storage_role_from(common, w);
   return o;
 }
 

@@ -3,6 +3,7 @@
 // build live and deletes the user; the sweep deletes the users of builds that have ended.
 #include "dp/worker/build_redis_users.hpp"
 
+#include "dp/proto/json.hpp"
 #include "dp/redis/subscriber.hpp"
 #include "dp/state/logbook.hpp"
 #include "worker_test_support.hpp"
@@ -87,7 +88,7 @@ class BuildRedisUsers : public ::testing::Test {
 };
 
 // What `build-runner build` does with BUILD_GO_LIVE=worker, as the deployment's user: read its
-// job (the deployment and its project), move its status (the scripts publish status events),
+// job (the deployment and its project), move its status (without status events),
 // write its log (logbook and channel), watch its cancel key and channel, leave the go-live fields.
 TEST_F(BuildRedisUsers, TheUserCanDoWhatTheRunnerDoes) {
   auto job = queued("site");
@@ -187,6 +188,15 @@ TEST_F(BuildRedisUsers, TheUserReachesNothingElse) {
         note("scan", co_await redis.exec("SCAN", "0"));
         note("another build's log channel",
              co_await redis.exec("PUBLISH", prefix + "logs:" + other.deployment_id, "x"));
+        // A made-up status event of another deployment, directly or from a script.
+        auto forged = fmt::format(
+            R"({{"v":1,"type":"status","deployment_id":"{}","project":"other","status":"failed","ts_ms":1}})",
+            other.deployment_id);
+        note("status event",
+             co_await redis.exec("PUBLISH", records.keys().events_channel(), forged));
+        note("status event from a script",
+             co_await redis.exec("EVAL", "return redis.call('PUBLISH', KEYS[1], ARGV[1])", "1",
+                                 records.keys().events_channel(), forged));
         note("flushall", co_await redis.exec("FLUSHALL"));
         note("config", co_await redis.exec("CONFIG", "GET", "*"));
         note("acl", co_await redis.exec("ACL", "LIST"));
@@ -198,12 +208,13 @@ TEST_F(BuildRedisUsers, TheUserReachesNothingElse) {
                                  prefix + "alias:other"));
         co_return out;
       });
-  ASSERT_EQ(refused.size(), 18u);
+  ASSERT_EQ(refused.size(), 20u);
   for (const auto& line : refused) {
     EXPECT_EQ(line.find("allowed"), std::string::npos) << line;
     // A script's own call of an undeclared key: "ERR The user executing the script can't access".
     EXPECT_TRUE(line.find("NOPERM") != std::string::npos ||
-                line.find("can't access") != std::string::npos)
+                line.find("can't access") != std::string::npos ||
+                line.find("can't publish") != std::string::npos)
         << line;
   }
   // Nothing moved.
@@ -238,6 +249,53 @@ TEST_F(BuildRedisUsers, SweepDeletesUsersOfEndedBuilds) {
   EXPECT_TRUE(swept);
   EXPECT_NE(login(of_ended).find("WRONGPASS"), std::string::npos) << login(of_ended);
   EXPECT_EQ(login(again), "OK");
+}
+
+// The user moves its status without status events (it may not publish on their channel); the
+// worker publishes the final status the build recorded once the container has ended.
+TEST_F(BuildRedisUsers, TheWorkerPublishesTheFinalStatusOfTheUsersBuild) {
+  auto job = queued("site");
+  auto url = open(job);
+  auto channel = dp::proto::keys(prefix).events_channel();
+  dp::test::child_process events(dp::test::process_options{
+      .argv = {"redis-cli", "-p", std::to_string(redis_.port()), "SUBSCRIBE", channel}});
+  // Subscribed once a PUBLISH reaches one client.
+  ASSERT_TRUE(dp::test::eventually([&] {
+    return cmd(redis_, {"PUBLISH", channel, "probe"}) == "1";
+  }));
+  auto moved = as_build<bool>(
+      url, [&](dp::redis::client&, dp::state::records& records) -> asio::awaitable<bool> {
+        for (auto to : {deployment_status::cloning, deployment_status::installing}) {
+          auto t = co_await records.transition(job.deployment_id, to, no_fields, std::nullopt);
+          EXPECT_TRUE(t && t->applied) << (t ? "refused" : t.error().message);
+        }
+        auto t = co_await records.transition(job.deployment_id, deployment_status::failed,
+                                             no_fields, std::string("install failed: exit 1"));
+        co_return t && t->applied;
+      });
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(get(redis_, job.deployment_id).status, deployment_status::failed);
+  auto end = with_users<dp::result<dp::worker::build_end>>(
+      [&](dp::worker::build_redis_users& users)
+          -> asio::awaitable<dp::result<dp::worker::build_end>> {
+        dp::worker::build_end exited{.exit_code = 1};
+        co_return co_await users.close(job, exited);
+      });
+  ASSERT_TRUE(end) << end.error().message;
+  ASSERT_TRUE(dp::test::eventually([&] {
+    return events.log_text().find("\"status\":\"failed\"") != std::string::npos;
+  })) << events.log_text();
+  // Messages arrive in order: the final event is the only one of this deployment.
+  auto log = events.log_text();
+  EXPECT_EQ(log.find("\"status\":\"cloning\""), std::string::npos) << log;
+  EXPECT_EQ(log.find("\"status\":\"installing\""), std::string::npos) << log;
+  auto start = log.find("{\"v\"");
+  ASSERT_NE(start, std::string::npos) << log;
+  auto event = dp::proto::parse_status_event(log.substr(start, log.find('\n', start) - start));
+  ASSERT_TRUE(event) << log;
+  EXPECT_EQ(event->deployment_id, job.deployment_id);
+  EXPECT_EQ(event->project, "site");
+  EXPECT_EQ(event->error, "install failed: exit 1");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "docker_engine_support.hpp"
 #include "dp/proto/storage_layout.hpp"
 #include "dp/state/logbook.hpp"
+#include "fake_sts.hpp"
 
 namespace {
 
@@ -72,6 +73,60 @@ TEST_F(DockerEngine, BuildRunsInASiblingContainerWithItsLimitsAndIsPublished) {
   EXPECT_TRUE(eventually([&] { return engine_.containers("dp.scope=" + scope_).empty(); }, 60s));
   EXPECT_EQ(engine_.volumes(), std::vector<std::string>{});
   worker->stop(std::chrono::seconds(30));
+}
+
+// With a build role (BUILD_STORAGE_ROLE_ARN), the container holds the temporary keys the worker
+// got from STS (a stand-in on 127.0.0.1), never the worker's own; s3rver knows only the temporary
+// ones here, so the upload itself shows which keys the runner signed with.
+TEST_F(DockerEngine, BuildSignsWithTemporaryKeysOfItsOwnDeployment) {
+  fake_sts sts(dp::test::s3rver::access_key(), dp::test::s3rver::secret_key());
+  dp::test::git_repo repo(site);
+  repo.commit({{"wait.sh", "until [ -e /tmp/go ]; do sleep 0.1; done; node build.js\n"}},
+              "waits for the test");
+  auto job = enqueue(serve(repo, "keys"), [](dp::proto::project& p, dp::proto::job&) {
+    p.build_command = "sh wait.sh";
+  });
+  auto o = launcher_options();
+  o.env["AWS_ACCESS_KEY_ID"] = "AKIDPLATFORM";
+  o.env["AWS_SECRET_ACCESS_KEY"] = "platform-secret";
+  o.storage_role = dp::worker::build_storage_role{
+      .role_arn = "arn:aws:iam::123456789012:role/dp-build",
+      .sts_endpoint = sts.endpoint(),
+      .region = "us-east-1",
+      .credentials = {"AKIDPLATFORM", "platform-secret", "", "us-east-1"},
+      .bucket = "test"};
+  direct_run run(o, job, redis_);
+  std::vector<std::string> running;
+  ASSERT_TRUE(eventually(
+      [&] {
+        running = engine_.containers("dp.deployment=" + job.deployment_id);
+        return !running.empty();
+      },
+      120s));
+  auto env = engine_.docker({"inspect", "--format", "{{json .Config.Env}}", running[0]});
+  ASSERT_EQ(env.exit_code, 0) << env.output;
+  EXPECT_NE(env.output.find("\"AWS_SESSION_TOKEN=token-for-dp-build-" + job.deployment_id + "\""),
+            std::string::npos)
+      << env.output;
+  EXPECT_NE(env.output.find("\"AWS_ACCESS_KEY_ID=S3RVER\""), std::string::npos) << env.output;
+  EXPECT_EQ(env.output.find("AKIDPLATFORM"), std::string::npos) << env.output;
+  EXPECT_EQ(env.output.find("platform-secret"), std::string::npos) << env.output;
+  auto go = engine_.docker({"exec", running[0], "touch", "/tmp/go"});
+  ASSERT_EQ(go.exit_code, 0) << go.output;
+  auto end = run.end.get();
+  ASSERT_TRUE(end) << end.error().message;
+  EXPECT_EQ(end->exit_code, 0) << end->description;
+  EXPECT_TRUE(status_is(job.deployment_id, dp::proto::deployment_status::ready))
+      << get(redis_, job.deployment_id).error.value_or("");
+  auto index = dp::test::http_request(
+      s3_.port(), "GET", "/test/" + dp::proto::output_key(job.deployment_id, "index.html"));
+  ASSERT_TRUE(index) << index.error().message;
+  EXPECT_EQ(index->status, 200) << index->body;
+  // One AssumeRole, for this deployment.
+  auto requests = sts.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].at("form").at("RoleSessionName").as_string(),
+            "dp-build-" + job.deployment_id);
 }
 
 TEST_F(DockerEngine, StopKillsAndRemovesTheContainer) {

@@ -338,8 +338,12 @@ TEST_F(DockerHostile, A4GiBAllocationIsStopped) {
     });
     EXPECT_FALSE(out.end && out.end->exit_code == 0) << describe(out);
     EXPECT_EQ(out.deployment.status, dp::proto::deployment_status::failed) << describe(out);
-    // SIGKILL from the container's OOM killer (the runner has no cgroup of its own to name it).
-    EXPECT_NE(out.deployment.error.value_or("").find(fmt::format("code {}", 128 + SIGKILL)),
+    // The container's OOM killer (SIGKILL); the runner names the container's limit from its
+    // counters (memory.oom_control / memory.events, read-only inside).
+    EXPECT_EQ(out.deployment.error.value_or(""),
+              "build stopped: memory limit of 512 MiB (the container's) reached")
+        << describe(out);
+    EXPECT_NE(out.log.find("build stopped: memory limit of 512 MiB (the container's) reached"),
               std::string::npos)
         << describe(out);
     expect_container_gone(out.job);
@@ -360,8 +364,12 @@ TEST_F(DockerHostile, ForkBombIsStoppedAndTheNextBuildRuns) {
         j.timeout_s = 20;  // the runner's limit in the container (the launcher's: 20 s + 30 s)
       },
       [](dp::worker::docker_launcher_options& o) { o.timeout_margin = std::chrono::seconds(30); });
-  // Failed: the shell could not fork its last command, or the runner's time limit ended it.
+  // Failed, named from the container's pids.events: the runner stops the build at the first
+  // refused fork.
   EXPECT_EQ(out.deployment.status, dp::proto::deployment_status::failed) << describe(out);
+  EXPECT_EQ(out.deployment.error.value_or(""),
+            "build stopped: process limit of 300 (the container's) reached")
+      << describe(out);
   expect_container_gone(out.job);
   EXPECT_EQ(dp::test::processes_matching(sleep), 0);
   auto next = build(repo, [](dp::proto::project& p, dp::proto::job&) {
@@ -369,6 +377,44 @@ TEST_F(DockerHostile, ForkBombIsStoppedAndTheNextBuildRuns) {
     p.output_dir = ".";
   });
   EXPECT_EQ(next.deployment.status, dp::proto::deployment_status::ready) << describe(next);
+}
+
+// The build's wall clock (BUILD_TIMEOUT_S, the job's, enforced by the runner in the container)
+// ends a build that never ends, with a line and an error that name the limit.
+TEST_F(DockerHostile, TheTimeLimitEndsTheBuildAndIsNamed) {
+  dp::test::git_repo repo(files{{"index.html", "<h1>site</h1>"}});
+  auto out = build(repo, [&](dp::proto::project& p, dp::proto::job& j) {
+    p.build_command = "sleep 1000";
+    p.output_dir = ".";
+    j.timeout_s = 10;  // BUILD_TIMEOUT_S's minimum
+  });
+  EXPECT_EQ(out.deployment.status, dp::proto::deployment_status::failed) << describe(out);
+  EXPECT_EQ(out.deployment.error.value_or(""),
+            "build (`sleep 1000`) timed out: the build's time limit is 10 s (BUILD_TIMEOUT_S)")
+      << describe(out);
+  expect_container_gone(out.job);
+}
+
+// A daemon `npm install` leaves (postinstall, tests/fixtures/hostile/daemon.sh) is killed before
+// the build step runs, and one the build step leaves before the runner goes on: every process of
+// the build's uid, after each step.
+TEST_F(DockerHostile, DaemonLeftByInstallIsGoneBeforeTheBuild) {
+  dp::test::git_repo repo(files{
+      {"package.json",
+       R"({"name":"daemon","version":"1.0.0","scripts":{"postinstall":"sh daemon.sh start"}})"},
+      {"daemon.sh", fixture("daemon.sh")}});
+  auto marker = fmt::format("9{}.46", ::getpid());  // as in the fork bomb's test
+  auto out = build(repo, [&](dp::proto::project& p, dp::proto::job&) {
+    p.build_command = "sh daemon.sh check && sh daemon.sh start";
+    p.output_dir = "dist";
+    p.env["DAEMON_MARKER"] = marker;
+  });
+  ASSERT_EQ(out.deployment.status, dp::proto::deployment_status::ready) << describe(out);
+  EXPECT_EQ(stored(out.job, "daemon.txt"), "gone\n") << describe(out);
+  EXPECT_NE(out.log.find("install: killed "), std::string::npos) << describe(out);
+  EXPECT_NE(out.log.find("build: killed "), std::string::npos) << describe(out);
+  expect_container_gone(out.job);
+  EXPECT_EQ(dp::test::processes_matching("sleep " + marker), 0);
 }
 
 // Daemons a build leaves (setsid, nohup, a double fork) are dead when it ends.

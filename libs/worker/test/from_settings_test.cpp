@@ -224,3 +224,46 @@ TEST(WorkerFromSettings, LauncherFromSettingsMakesEachKind) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(WorkerFromSettings, BuildStorageRole) {
+  auto base = with(s3_storage, {{"REDIS_URL", "redis://redis:6379"}, {"LAUNCHER", "docker"}});
+  auto without = parse(base);
+  EXPECT_FALSE(dp::worker::docker_options_from(without.common, without.build, without.worker, "w")
+                   .storage_role);
+  EXPECT_NE(dp::worker::storage_access_warning(without.worker), std::nullopt);
+  EXPECT_EQ(dp::worker::storage_access_warning(parse({}).worker), std::nullopt);  // process
+
+  // MinIO: its STS is its S3 endpoint, signed with the worker's keys.
+  auto minio = parse(with(base, {{"BUILD_STORAGE_ROLE_ARN", "arn:minio:iam:::role/dp-build"},
+                                 {"STORAGE_URL", "s3://sites/prod?endpoint=http://minio:9000"}}));
+  EXPECT_EQ(dp::worker::storage_access_warning(minio.worker), std::nullopt);
+  auto role =
+      dp::worker::docker_options_from(minio.common, minio.build, minio.worker, "w").storage_role;
+  ASSERT_TRUE(role);
+  EXPECT_EQ(role->role_arn, "arn:minio:iam:::role/dp-build");
+  EXPECT_EQ(role->sts_endpoint, "http://minio:9000");
+  EXPECT_EQ(role->region, "us-east-1");
+  EXPECT_EQ(role->credentials.access_key, "AKID");
+  EXPECT_EQ(role->bucket, "sites");
+  EXPECT_EQ(role->key_prefix, "prod/");
+
+  // AWS: the regional STS endpoint, unless BUILD_STORAGE_STS_ENDPOINT says otherwise; ECS too.
+  auto aws = with(base, {{"BUILD_STORAGE_ROLE_ARN", "arn:aws:iam::1:role/dp-build"},
+                         {"STORAGE_URL", "s3://sites?region=eu-west-1"},
+                         {"LAUNCHER", "ecs"},
+                         {"ECS_CLUSTER", "builds"},
+                         {"ECS_TASK_DEFINITION", "build:3"},
+                         {"ECS_SUBNETS", "subnet-1"}});
+  auto s = parse(aws);
+  auto ecs_role = dp::worker::ecs_options_from(s.common, s.build, s.worker, "w").storage_role;
+  ASSERT_TRUE(ecs_role);
+  EXPECT_EQ(ecs_role->sts_endpoint, "https://sts.eu-west-1.amazonaws.com");
+  auto pinned = parse(with(aws, {{"BUILD_STORAGE_STS_ENDPOINT", "https://sts.amazonaws.com"}}));
+  EXPECT_EQ(dp::worker::ecs_options_from(pinned.common, pinned.build, pinned.worker, "w")
+                .storage_role->sts_endpoint,
+            "https://sts.amazonaws.com");
+}
+
+}  // namespace

@@ -197,6 +197,7 @@ struct docker_fixture {
   dp::test::temp_dir dir{"dp-docker"};
   std::string socket = (dir.path() / "docker.sock").string();
   std::atomic<bool> release_wait{false};
+  std::atomic<bool> oom_killed{false};
   api_server server{socket, [this](const seen_request& r) { return answer_for(r); }};
 
   answer answer_for(const seen_request& r) {
@@ -213,6 +214,10 @@ struct docker_fixture {
     if (r.method == "GET" && r.target.starts_with(v + "/containers/json?all=true&filters=")) {
       return {200, R"([{"Id":"orphan1","Labels":{"dp.deployment":"d1","dp.worker":"gone"}},
                       {"Id":"live1","Labels":{"dp.deployment":"d2","dp.worker":"alive"}}])"};
+    }
+    if (r.method == "GET" && r.target == v + "/containers/abc123/json") {
+      return {200, fmt::format(R"({{"Id":"abc123","State":{{"Status":"exited","OOMKilled":{}}}}})",
+                               oom_killed.load())};
     }
     if (r.method == "POST" && r.target.starts_with(v + "/containers/create?name=dp-build-")) {
       return {201, R"({"Id":"abc123","Warnings":[]})"};
@@ -260,7 +265,7 @@ TEST(docker_launcher_test, create_start_wait_remove) {
   EXPECT_FALSE(end->stopped);
   EXPECT_EQ(end->description, "container exited with code 3: sh: 1: vite: not found");
   auto reqs = f.server.requests();
-  ASSERT_EQ(reqs.size(), 5u);
+  ASSERT_EQ(reqs.size(), 6u);
   EXPECT_EQ(reqs[0].target, "/v1.43/containers/create?name=dp-build-01jh5k7q3x9m2c8r4t6v0w1y3z-1");
   EXPECT_EQ(reqs[0].headers["content-type"], "application/json");
   auto body = json::parse(reqs[0].body).as_object();
@@ -285,10 +290,29 @@ TEST(docker_launcher_test, create_start_wait_remove) {
   EXPECT_EQ(reqs[1].method + " " + reqs[1].target, "POST /v1.43/containers/abc123/start");
   EXPECT_EQ(reqs[2].method + " " + reqs[2].target,
             "POST /v1.43/containers/abc123/wait?condition=not-running");
-  EXPECT_EQ(reqs[3].method + " " + reqs[3].target,
-            "GET /v1.43/containers/abc123/logs?stderr=true&tail=20");
+  // A failure names its cause: a limit of the container (State.OOMKilled), else its last line.
+  EXPECT_EQ(reqs[3].method + " " + reqs[3].target, "GET /v1.43/containers/abc123/json");
   EXPECT_EQ(reqs[4].method + " " + reqs[4].target,
+            "GET /v1.43/containers/abc123/logs?stderr=true&tail=20");
+  EXPECT_EQ(reqs[5].method + " " + reqs[5].target,
             "DELETE /v1.43/containers/abc123?force=true&v=true");
+}
+
+// A container the kernel killed at its memory limit (the runner itself, say) names the limit.
+TEST(docker_launcher_test, an_oom_killed_container_names_the_memory_limit) {
+  docker_fixture f;
+  f.release_wait = true;
+  f.oom_killed = true;
+  auto end = run_async(
+      [&](asio::any_io_executor ex) -> asio::awaitable<dp::result<dp::worker::build_end>> {
+        dp::http_client::client http(ex);
+        auto l = dp::worker::make_docker_launcher(http, f.options());
+        dp::worker::stop_flag stop(ex);
+        co_return co_await l->run(make_job(), stop);
+      });
+  ASSERT_TRUE(end) << end.error().message;
+  EXPECT_EQ(end->description,
+            "container exited with code 3: memory limit of 512 MiB (the container's) reached");
 }
 
 TEST(docker_launcher_test, asks_the_engine_its_api_version_once_and_labels_the_scope) {
@@ -312,7 +336,7 @@ TEST(docker_launcher_test, asks_the_engine_its_api_version_once_and_labels_the_s
       });
   ASSERT_TRUE(end) << end.error().message;
   auto reqs = f.server.requests();
-  ASSERT_EQ(reqs.size(), 7u);
+  ASSERT_EQ(reqs.size(), 8u);
   EXPECT_EQ(reqs[0].method + " " + reqs[0].target, "GET /version");
   EXPECT_EQ(
       reqs[1].target,
@@ -380,6 +404,7 @@ struct ecs_fixture {
   bool list_mode = false;     // ListTasks and DescribeTasks describe running tasks for clean_up
   bool missing_mode = false;  // DescribeTasks never finds the task
   bool success_mode = false;  // the build container exits 0
+  bool oom_mode = false;      // the build container is killed at the task's memory limit
   api_server server{"", [this](const seen_request& r) { return answer_for(r); }};
 
   answer answer_for(const seen_request& r) {
@@ -427,6 +452,11 @@ struct ecs_fixture {
     if (target == "AmazonEC2ContainerServiceV20141113.DescribeTasks") {
       ++describes;
       if (stop_mode ? stop_seen : describes >= 2) {
+        if (oom_mode) {
+          return {
+              200,
+              R"({"tasks":[{"lastStatus":"STOPPED","stopCode":"EssentialContainerExited","stoppedReason":"Essential container in task exited","containers":[{"name":"build-runner","exitCode":137,"reason":"OutOfMemoryError: Container killed due to memory usage"}]}],"failures":[]})"};
+        }
         if (success_mode) {
           return {
               200,
@@ -682,6 +712,18 @@ TEST(ecs_launcher_test, a_task_missing_for_good_ends_the_follow_with_an_error) {
   auto end = run_ecs_job(o);
   ASSERT_FALSE(end);
   EXPECT_NE(end.error().message.find("MISSING"), std::string::npos) << end.error().message;
+}
+
+// A task stopped at its memory limit names the limit, not only the exit code.
+TEST(ecs_launcher_test, an_out_of_memory_task_names_the_memory_limit) {
+  ecs_fixture f;
+  f.oom_mode = true;
+  auto end = run_ecs_job(f.options());
+  ASSERT_TRUE(end) << end.error().message;
+  EXPECT_EQ(end->exit_code, 137);
+  EXPECT_EQ(end->description,
+            "task exited with code 137: memory limit of the task reached (OutOfMemoryError: "
+            "Container killed due to memory usage)");
 }
 
 }  // namespace

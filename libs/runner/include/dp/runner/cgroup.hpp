@@ -9,10 +9,13 @@
 // same path under the memory and the pids hierarchies, each relative to our own cgroup there.
 #pragma once
 
+#include <sys/types.h>
+
 #include <boost/asio/awaitable.hpp>
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +68,26 @@ class build_cgroup {
   std::vector<int> procs_fds_;
   bool removed_ = false;
 };
+
+// The limits of the container this process runs in, read (not set) at the root of its cgroup
+// mounts, which a container sees as its own (/sys/fs/cgroup, read-only): a runner in a build
+// container has no cgroup of its own, but the container's counters still name the limit a build
+// hit. Counters are since the container started: compare with a reading taken before.
+struct container_limits {
+  uint64_t memory_bytes = 0;  // 0: none found
+  uint64_t pids = 0;          // 0: none found
+  cgroup_counters counters() const;
+  int version = 0;
+};
+// nullopt when no memory or pids limit is visible at /sys/fs/cgroup (not in a limited container).
+std::optional<container_limits> read_container_limits();
+
+// SIGKILLs every process whose real or effective uid is `uid` (rounds over /proc until none is
+// left alive, which also catches a fork in flight), then reaps those of them that were this
+// process's children (as pid 1 of a container, it inherits the orphans). For a runner without a
+// cgroup for the build (in a container): the build's own uid runs nothing else. Returns how many
+// processes were killed.
+int kill_processes_of(uid_t uid);
 
 // The dp-builds directories that exist where build_cgroup::create would make a build's cgroup
 // from this process (v2: one; v1: under the memory and the pids hierarchies). For the sweep.

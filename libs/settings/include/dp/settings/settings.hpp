@@ -106,6 +106,12 @@ struct worker_settings {
   std::string build_image = "deploy-platform/build-runner:latest";
   // docker, ecs: deployment (a Redis ACL user per build) | shared (the worker's REDIS_URL)
   std::string build_redis_user = "deployment";
+  // docker, ecs: the role whose temporary keys, narrowed to one deployment's objects by a
+  // session policy, each build container gets (empty: the worker's own AWS access, or ECS's task
+  // role), and the STS endpoint to assume it at (empty: MinIO's STORAGE_URL endpoint, else
+  // https://sts.<region>.amazonaws.com).
+  std::string build_storage_role_arn;
+  std::string build_storage_sts_endpoint;
   // docker
   std::string docker_socket = "/var/run/docker.sock";
   int64_t docker_memory_mb = 0;  // 0: BUILD_MEMORY_MB

@@ -40,8 +40,8 @@ class build_redis_users {
   // the runner sends (AUTH, SELECT, PING; EVAL of the status scripts, HGETALL, HGET, HSET, GET,
   // XADD, XRANGE, XREVRANGE, EXPIRE, PUBLISH, SUBSCRIBE), on its deployment's record and logbook,
   // its cancel key (read only), its project's record (read only: the job's settings) and the
-  // channels of its log lines, its cancel requests and the status events (PUBLISH of its own
-  // status).
+  // channels of its log lines and its cancel requests. Not the status events channel: the status
+  // scripts move its status without an event, and close() publishes the final one.
   static std::vector<std::string> acl_rules(const proto::keys& keys, std::string_view deployment_id,
                                             std::string_view project);
 
@@ -52,8 +52,9 @@ class build_redis_users {
 
   // After the build container has ended: a build that exited 0 has uploaded its output and left
   // the go-live fields on the record; it goes live now (records::go_live), and `end` says so. A
-  // go-live that fails is an infrastructure end (exit 3, worth another attempt). The user is
-  // deleted in every case.
+  // go-live that fails is an infrastructure end (exit 3, worth another attempt). Otherwise a
+  // final status the build recorded (failed, canceled) is published on the events channel, which
+  // the user may not publish on. The user is deleted in every case.
   task<build_end> close(const proto::job& job, dp::result<build_end> end);
 
   // The users of deployments that are final or gone (a worker that died before close): deleted.
@@ -62,6 +63,7 @@ class build_redis_users {
 
  private:
   task<void> remove(std::string_view deployment_id);
+  boost::asio::awaitable<void> publish_final_status(std::string_view deployment_id);
 
   redis::client& admin_;
   state::records records_;
@@ -73,10 +75,12 @@ class build_redis_users {
 // environment it is given (container_environment of `env` and the job) and returns its end. With
 // `users` the container logs in as the deployment's own Redis user, made before and deleted after
 // (close makes a successful build live); without (BUILD_REDIS_USER=shared) it gets the launcher's
-// REDIS_URL.
+// REDIS_URL. With `storage` it signs with temporary keys limited to the deployment's own objects
+// (build_storage_access); without, with the launcher's AWS access.
 using container_launch =
     std::function<task<build_end>(std::vector<std::pair<std::string, std::string>>)>;
-task<build_end> run_container_build(build_redis_users* users, const config::environment& env,
-                                    const proto::job& job, container_launch launch);
+task<build_end> run_container_build(build_redis_users* users, build_storage_access* storage,
+                                    const config::environment& env, const proto::job& job,
+                                    container_launch launch);
 
 }  // namespace dp::worker

@@ -22,6 +22,10 @@ namespace dp::worker {
 std::optional<std::string> check_settings(const settings::common& common,
                                           const settings::worker_settings& w);
 
+// What the worker should warn about at start-up, or nullopt: a container launcher without
+// BUILD_STORAGE_ROLE_ARN hands its builds storage access to every project's files.
+std::optional<std::string> storage_access_warning(const settings::worker_settings& w);
+
 // Its id (WORKER_ID, or default_worker_id()), concurrency, lease, attempts and drain.
 worker_options worker_options_from(const settings::build& build,
                                    const settings::worker_settings& w);
@@ -46,7 +50,8 @@ config::redis_url build_redis_url(const settings::common& common);
 
 // The three launchers' options, as launcher_from_settings makes them. A build gets only what it
 // needs: its Redis and storage, its own limits and, on this machine (process, docker), the
-// worker's AWS access; an ECS task has its task role, and no secret goes into RunTask's overrides.
+// worker's AWS access; an ECS task has its task role. With BUILD_STORAGE_ROLE_ARN, docker and ECS
+// builds get temporary keys of their own deployment's objects instead (storage_role).
 process_launcher_options process_options_from(const settings::common& common,
                                               const settings::build& build,
                                               const std::string& self_path);

@@ -20,6 +20,7 @@
 #include "dp/core/config.hpp"
 #include "dp/core/error.hpp"
 #include "dp/proto/types.hpp"
+#include "dp/worker/build_storage_access.hpp"
 
 namespace dp::http_client {
 class client;
@@ -65,10 +66,13 @@ struct build_end {
 // BUILD_TIMEOUT_S. The runner in the container reads its job from the deployment record, which
 // has no timeout: this keeps its own deadline the job's, as the launcher's wait is. With the
 // REDIS_URL of the deployment's own Redis user (build_redis_users), that one replaces the
-// launcher's, and BUILD_GO_LIVE=worker leaves the go-live to the worker.
+// launcher's, and BUILD_GO_LIVE=worker leaves the go-live to the worker. With `storage` (the
+// deployment's temporary keys, build_storage_access), no AWS credential of the launcher's
+// (keys, session token, container credentials endpoint) goes in: those keys do.
 std::vector<std::pair<std::string, std::string>> container_environment(
     const config::environment& env, const proto::job& job,
-    const std::optional<std::string>& build_redis_url = std::nullopt);
+    const std::optional<std::string>& build_redis_url = std::nullopt,
+    const aws::credentials* storage = nullptr);
 
 // What the runner of a build container (root, pid 1) keeps of root, every other capability
 // dropped: SETUID, SETGID and SETPCAP to switch install and build to a uid of their own with no
@@ -138,6 +142,9 @@ struct docker_launcher_options {
   int64_t pids_limit = 0;    // processes in the container; 0: no limit
   std::string network_mode;  // empty: Docker's default
   std::chrono::seconds timeout_margin{60};
+  // Each build gets temporary storage keys of its own deployment (BUILD_STORAGE_ROLE_ARN) in
+  // place of `env`'s AWS credentials; nullopt: `env`'s.
+  std::optional<build_storage_role> storage_role;
 };
 // With `users` (borrowed), each build gets a Redis user of its own (build_redis_users.hpp).
 std::unique_ptr<launcher> make_docker_launcher(http_client::client& http, docker_launcher_options o,
@@ -166,6 +173,9 @@ struct ecs_launcher_options {
   // How long DescribeTasks may call the task MISSING before the build counts as lost (a task
   // just started can be MISSING for a moment; one gone for good never comes back).
   std::chrono::milliseconds missing_limit{120'000};
+  // Each build gets temporary storage keys of its own deployment (BUILD_STORAGE_ROLE_ARN) in its
+  // overrides; nullopt: the build task has its task role's access.
+  std::optional<build_storage_role> storage_role;
 };
 // With `users` (borrowed), each build gets a Redis user of its own (build_redis_users.hpp).
 std::unique_ptr<launcher> make_ecs_launcher(http_client::client& http, ecs_launcher_options o,
