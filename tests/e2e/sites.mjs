@@ -53,7 +53,7 @@ export const fixtures = [
     kind: 'spa',
     heavy: true,
     home: /<app-root><\/app-root>/,
-    app: /Congratulations! Your app is running\./,
+    app: /Congratulations! Your app is running/,
     scripts: 1,
     styles: 1,
     change: {
