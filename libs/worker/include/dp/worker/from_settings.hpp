@@ -24,8 +24,10 @@ std::optional<std::string> check_settings(const settings::common& common,
 // Its id (WORKER_ID, or default_worker_id()), concurrency, lease, attempts and drain.
 worker_options worker_options_from(const settings::build& build,
                                    const settings::worker_settings& w);
-// RETENTION_* as the worker's retention options (the store is the caller's to set).
-retention_options retention_options_from(const settings::retention& r);
+// RETENTION_* and BUILD_CACHE_DAYS as the worker's retention options (the store is the caller's
+// to set).
+retention_options retention_options_from(const settings::retention& r,
+                                         const settings::build& build);
 
 // The launcher LAUNCHER names. `worker_id` is worker_options::id; `self_path` is the
 // build-runner binary the process launcher runs (`build --deployment <id>`). `users`, when the
