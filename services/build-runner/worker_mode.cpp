@@ -46,7 +46,7 @@ int run_worker(const dp::settings::common& common, const dp::settings::build& bu
     dp::log::error("cannot open storage", {{"error", storage.error()}});
     return dp::settings::exit_misconfigured;
   }
-  wo.retention = dp::worker::retention_options_from(r);
+  wo.retention = dp::worker::retention_options_from(r, build);
   wo.retention.store = storage->get();
   dp::http_client::client http(ioc.get_executor());
   // The connection that makes and deletes each container build's Redis user.

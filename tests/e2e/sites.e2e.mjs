@@ -1,13 +1,15 @@
-// Real public sites (tests/fixtures/sites/: Create React App, Vite + React, Astro, Eleventy, plain
-// HTML) deployed as a new user would: `deployctl deploy ./<site>` with no settings at all, on the
+// Real public sites (tests/fixtures/sites/: one starter of each framework the platform detects,
+// and a plain HTML site) deployed as a new user would: `deployctl deploy ./<site>` with no settings at all, on the
 // platform of deploy/local/run.sh. For each: the build is ready, the home page and the scripts,
 // styles, icons and images it names are served with their content types; an SPA answers a
 // client-side route with its index.html (200); a static site answers an unknown path with its
-// 404.html (404). Then each is redeployed after a one-line source change, which must be what is
-// served (whatever a build cache kept from the first build). The five are queued at once (the
+// 404.html (404); the other pages it lists answer 200 (`/about` of an export that wrote
+// about.html). Then each is redeployed after a one-line source change, which must be what is
+// served (whatever a build cache kept from the first build). The sites are queued at once (the
 // worker runs two builds at a time) and checked as each finishes; the installs come from the npm
-// registry.
-// Usage: node tests/e2e/sites.e2e.mjs <build dir> <repo root>
+// registry. `light` (ctest e2e_sites) deploys the sites sites.mjs does not mark heavy, `heavy`
+// (e2e_sites_heavy) the others.
+// Usage: node tests/e2e/sites.e2e.mjs <build dir> <repo root> light|heavy
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import {after, before, describe, it} from 'node:test';
@@ -16,6 +18,12 @@ import {followLogs, locations, site, startPlatform} from './platform.mjs';
 import {applyChange, copyFixture, deployDirectory, expectedType, fixtures, pageAssets} from './sites.mjs';
 
 const {repoRoot, binDir} = locations(import.meta.url);
+const group = process.argv[4];
+if (group !== 'light' && group !== 'heavy') {
+  console.error('usage: sites.e2e.mjs <build dir> <repo root> light|heavy');
+  process.exit(2);
+}
+const chosen = fixtures.filter((f) => Boolean(f.heavy) === (group === 'heavy'));
 const temps = [];
 let platform = null;
 
@@ -97,14 +105,14 @@ async function assertHome(f, explain) {
   return {home, appText};
 }
 
-describe('real sites deployed with no settings', {concurrency: true}, () => {
+describe(`real sites deployed with no settings (${group})`, {concurrency: true}, () => {
   const firsts = new Map();  // name -> {dir, done}
 
   before(async () => {
     platform = await startPlatform({binDir, repoRoot});
     // Uploaded one at a time, so that the queue runs them in this order (the slowest first);
     // each test awaits its own deployment's end.
-    for (const f of fixtures) {
+    for (const f of chosen) {
       const {dir, parent} = copyFixture(repoRoot, f.name);
       temps.push(parent);
       try {
@@ -118,16 +126,17 @@ describe('real sites deployed with no settings', {concurrency: true}, () => {
   });
   after(cleanUp);
 
-  for (const f of fixtures) {
+  for (const f of chosen) {
     it(`${f.name}: builds, serves its pages and files, and a one-line change`, async () => {
       const {dir, done} = firsts.get(f.name);
       const explain = assertReady(f, await done);
       const {home} = await assertHome(f, explain);
 
-      for (const page of f.pages ?? []) {
+      for (const [page, holds] of Object.entries(f.pages ?? {})) {
         const r = await site(platform, f.name, page);
         assert.equal(r.status, 200, `GET ${page}`);
         assert.match(r.headers['content-type'], /^text\/html\b/, `content type of ${page}`);
+        assert.match(r.body, holds, `GET ${page}`);
       }
       if (f.kind === 'spa') {
         // A client-side route: the app's own index.html, which the router then reads.

@@ -12,9 +12,115 @@ import {site, tempDir} from './platform.mjs';
 // kind: 'spa' answers any path that is not a file with index.html (200); 'static' with its
 // 404.html (404). home: what the home page holds; app: what its scripts hold (SPAs render the
 // page from them); scripts, styles: how many of each the home page names at least; pages: other
-// pages that exist; notFound: what the 404 page says; change: a one-line edit of a source file,
-// after which the site (home page or its scripts) shows the text `shows`.
+// pages that exist (what each holds); notFound: what the 404 page says; change: a one-line edit
+// of a source file, after which the site (home page or its scripts) shows the text `shows`;
+// heavy: an install of over ~500 packages or a slow build, deployed by its own ctest
+// (e2e_sites_heavy) so that the two tests stay within their time limits.
 export const fixtures = [
+  {
+    name: 'docusaurus',
+    kind: 'static',
+    heavy: true,
+    home: /<title data-rh=true>Hello from My Site \| My Site<\/title>/,
+    scripts: 1,
+    styles: 1,
+    pages: {'/docs/intro/': /Tutorial Intro/, '/blog/': /Blog/},
+    notFound: /Page Not Found/,
+    change: {
+      file: 'docusaurus.config.js',
+      from: "tagline: 'Dinosaurs are cool'",
+      to: "tagline: 'Dinosaurs are very cool'",
+      shows: 'Dinosaurs are very cool',
+    },
+  },
+  {
+    name: 'gatsby',
+    kind: 'static',
+    heavy: true,
+    home: /<title data-gatsby-head="true">Home Page<\/title>/,
+    scripts: 1,
+    styles: 0,  // inline
+    notFound: /Page not found/,
+    change: {
+      file: 'src/pages/index.js',
+      from: 'you just made a Gatsby site!',
+      to: 'you just made a Gatsby site today!',
+      shows: 'you just made a Gatsby site today!',
+    },
+  },
+  {
+    name: 'angular',
+    kind: 'spa',
+    heavy: true,
+    home: /<app-root><\/app-root>/,
+    app: /Congratulations! Your app is running/,
+    scripts: 1,
+    styles: 1,
+    change: {
+      file: 'src/app/app.html',
+      from: 'Congratulations! Your app is running.',
+      to: 'Congratulations! Your app is running today.',
+      shows: 'Congratulations! Your app is running today.',
+    },
+  },
+  {
+    name: 'vue-cli',
+    kind: 'spa',
+    home: /<div id="app"><\/div>/,
+    app: /Welcome to Your Vue\.js App/,
+    scripts: 1,
+    styles: 1,
+    change: {
+      file: 'src/App.vue',
+      from: 'msg="Welcome to Your Vue.js App"',
+      to: 'msg="Welcome to Your Vue.js App today"',
+      shows: 'Welcome to Your Vue.js App today',
+    },
+  },
+  {
+    name: 'nuxt',
+    kind: 'static',  // nuxt generate writes a 404.html: the app's shell, which renders the page
+    home: /<title>Welcome to Nuxt/,
+    scripts: 1,
+    styles: 0,  // inline
+    notFound: /<div id="__nuxt">/,
+    change: {
+      file: 'app.vue',
+      from: '<NuxtWelcome />',
+      to: '<NuxtWelcome title="Welcome to Nuxt today" />',
+      shows: '<title>Welcome to Nuxt today</title>',
+    },
+  },
+  {
+    name: 'nextjs',
+    kind: 'static',
+    home: /<h1>To get started/,
+    scripts: 1,
+    styles: 1,
+    // Written as about.html beside a folder about/ without index.
+    pages: {'/about': /About this site/},
+    notFound: /This page could not be found\./,
+    change: {
+      file: 'app/page.js',
+      from: 'To get started, edit the',
+      to: 'To get started today, edit the',
+      shows: 'To get started today, edit the',
+    },
+  },
+  {
+    name: 'sveltekit',
+    kind: 'spa',  // adapter-static without a fallback page: no 404.html
+    home: /<h1>Welcome to SvelteKit/,
+    scripts: 0,  // started by an inline module script
+    styles: 0,
+    pages: {'/about': /About this site/},  // prerendered as about.html
+    change: {
+      file: 'src/routes/+page.svelte',
+      from: '<h1>Welcome to SvelteKit</h1>',
+      to: '<h1>Welcome to SvelteKit today</h1>',
+      shows: '<h1>Welcome to SvelteKit today</h1>',
+    },
+  },
   {
     name: 'cra',
     kind: 'spa',
@@ -62,7 +168,7 @@ export const fixtures = [
     home: /<title>Eleventy Base Blog v9/,
     scripts: 1,
     styles: 0,  // inline
-    pages: ['/about/', '/blog/', '/blog/firstpost/'],
+    pages: {'/about/': /About/, '/blog/': /Archive/, '/blog/firstpost/': /This is my first post\./},
     notFound: /Content not found\./,
     change: {
       file: '_data/metadata.js',
@@ -135,11 +241,20 @@ export function pageAssets(html, base = '/') {
     if (url.host === 'site')
       found.push({path: url.pathname, as});
   };
-  for (const m of html.matchAll(/<script\b[^>]*\bsrc="([^"]+)"/g))
-    add(m[1], 'script');
+  // An attribute's value, quoted or not (minified pages, such as Docusaurus's, leave quotes out);
+  // `data-src` and the like are other attributes.
+  const attr = (tag, name) => {
+    const m = new RegExp(`\\s${name}=(?:"([^"]*)"|'([^']*)'|([^\\s>]+))`).exec(tag);
+    return m ? (m[1] ?? m[2] ?? m[3]) : undefined;
+  };
+  for (const m of html.matchAll(/<script\b[^>]*>/g)) {
+    const src = attr(m[0], 'src');
+    if (src)
+      add(src, 'script');
+  }
   for (const m of html.matchAll(/<link\b[^>]*>/g)) {
-    const rel = /\brel="([^"]+)"/.exec(m[0])?.[1] ?? '';
-    const href = /\bhref="([^"]+)"/.exec(m[0])?.[1];
+    const rel = attr(m[0], 'rel') ?? '';
+    const href = attr(m[0], 'href');
     if (!href)
       continue;
     if (rel === 'stylesheet')
@@ -147,8 +262,11 @@ export function pageAssets(html, base = '/') {
     else if (/\bicon\b/.test(rel))
       add(href, 'icon');
   }
-  for (const m of html.matchAll(/<img\b[^>]*\bsrc="([^"]+)"/g))
-    add(m[1], 'image');
+  for (const m of html.matchAll(/<img\b[^>]*>/g)) {
+    const src = attr(m[0], 'src');
+    if (src)
+      add(src, 'image');
+  }
   return found;
 }
 

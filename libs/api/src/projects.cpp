@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "dp/buildplan/cache.hpp"
+#include "dp/core/log.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
 #include "dp/state/logbook.hpp"
@@ -11,12 +13,40 @@
 namespace dp::api {
 namespace {
 
-// What the project's deployments keep in storage, `du`-style (from their records). The build
-// cache's size joins as "cache" beside outputs and sources, and in total_bytes.
-json::object usage_json(const state::storage_usage& u) {
+// The bytes of the project's build cache, from its index (__cache/<project>/index.json): 0
+// without one, nullopt when it cannot be read (the usage then says null rather than failing).
+asio::awaitable<std::optional<int64_t>> cache_bytes(storage::object_store& store,
+                                                    std::string_view project) {
+  auto unreadable = [&](const dp::error& e) {
+    dp::log::warn("cannot read the build cache's index",
+                  {{"project", std::string(project)}, {"error", e.message}});
+    return std::nullopt;
+  };
+  auto got = co_await store.get(proto::cache_index_key(project));
+  if (!got) {
+    if (got.error().is(dp::errc::not_found)) {
+      co_return 0;
+    }
+    co_return unreadable(got.error());
+  }
+  auto text = co_await got->read_all();
+  if (!text) {
+    co_return unreadable(text.error());
+  }
+  auto index = buildplan::parse_cache_index(*text);
+  if (!index) {
+    co_return unreadable(index.error());
+  }
+  co_return static_cast<int64_t>(index->total_bytes());
+}
+
+// What the project keeps in storage, `du`-style: its deployments' files (from their records)
+// and its build cache, all in total_bytes.
+json::object usage_json(const state::storage_usage& u, std::optional<int64_t> cache) {
   return json::object{{"outputs", {{"files", u.output_files}, {"bytes", u.output_bytes}}},
                       {"sources", {{"files", u.source_files}, {"bytes", u.source_bytes}}},
-                      {"total_bytes", u.output_bytes + u.source_bytes},
+                      {"cache", {{"bytes", cache ? json::value(*cache) : json::value(nullptr)}}},
+                      {"total_bytes", u.output_bytes + u.source_bytes + cache.value_or(0)},
                       {"deployments", u.deployments},
                       {"pruned", u.pruned}};
 }
@@ -55,7 +85,7 @@ asio::awaitable<response> service::impl::list_projects(http::request&) {
       co_return error(usage.error());
     }
     auto v = json::value_from(*p);
-    v.as_object()["usage"] = usage_json(*usage);
+    v.as_object()["usage"] = usage_json(*usage, co_await cache_bytes(*storage_, name));
     out.push_back(std::move(v));
   }
   co_return http::json_response(200, json::object{{"projects", std::move(out)}});
@@ -88,7 +118,7 @@ asio::awaitable<response> service::impl::get_project(http::request& req) {
   if (!usage) {
     co_return error(usage.error());
   }
-  v.as_object()["usage"] = usage_json(*usage);
+  v.as_object()["usage"] = usage_json(*usage, co_await cache_bytes(*storage_, p->name));
   auto effective = co_await effective_settings(p->name);
   if (!effective) {
     co_return error(effective.error());

@@ -7,6 +7,7 @@
 #include <boost/json/value_from.hpp>
 
 #include "api_itest_support.hpp"
+#include "dp/buildplan/cache.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
 
@@ -344,8 +345,26 @@ TEST_F(api, retention_usage_and_a_pruned_deployment) {
   }
   auto usage = [&] { return body_of(s_.request("GET", "/v1/projects/shop")).at("usage"); };
   EXPECT_EQ(usage(), json::parse(R"({"outputs":{"files":8,"bytes":4096},)"
-                                 R"("sources":{"files":0,"bytes":0},"total_bytes":4096,)"
-                                 R"("deployments":2,"pruned":0})"));
+                                 R"("sources":{"files":0,"bytes":0},"cache":{"bytes":0},)"
+                                 R"("total_bytes":4096,"deployments":2,"pruned":0})"));
+  // The build cache's bytes come from its index; one that does not parse says null.
+  dp::buildplan::cache_index index;
+  index.entries.push_back({.name = "modules-a.tar.zst", .key = "k", .bytes = 1000});
+  index.entries.push_back(
+      {.name = "store-b.tar.zst", .kind = dp::buildplan::cache_kind::store, .bytes = 24});
+  auto put_index = [&](std::string text) {
+    return s_.on_io([&]() {
+      return s_.storage().put_buffer(dp::proto::cache_index_key("shop"), std::move(text), {});
+    });
+  };
+  ASSERT_TRUE(put_index(dp::buildplan::to_json(index)));
+  EXPECT_EQ(usage().at("cache"), json::parse(R"({"bytes":1024})"));
+  EXPECT_EQ(usage().at("total_bytes"), json::value(4096 + 1024));
+  ASSERT_TRUE(put_index("{not json"));
+  EXPECT_EQ(usage().at("cache"), json::parse(R"({"bytes":null})"));
+  EXPECT_EQ(usage().at("total_bytes"), json::value(4096));
+  ASSERT_EQ(s_.request("DELETE", "/v1/projects/shop/cache").status, 200);
+  EXPECT_EQ(usage().at("cache"), json::parse(R"({"bytes":0})"));
 
   auto marked = s_.on_io([&]() { return s_.records().mark_pruned(first, "shop"); });
   ASSERT_TRUE(marked && *marked);

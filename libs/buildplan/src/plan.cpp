@@ -180,8 +180,10 @@ std::string yaml_scalar_after(std::string_view text, std::string_view key, size_
 result<package_manager> choose_package_manager(const boost::json::object& pkg, int dir) {
   auto has = [&](const char* name) { return has_entry(dir, name); };
   package_manager pm;
-  for (const char* lock : {"yarn.lock", "pnpm-lock.yaml", "package-lock.json",
-                           "npm-shrinkwrap.json", "bun.lockb", "bun.lock"}) {
+  static constexpr const char* lockfiles[] = {"yarn.lock",         "pnpm-lock.yaml",
+                                              "package-lock.json", "npm-shrinkwrap.json",
+                                              "bun.lockb",         "bun.lock"};
+  for (const char* lock : lockfiles) {
     if (has(lock)) {
       pm.lockfile = lock;
       break;
@@ -213,9 +215,18 @@ result<package_manager> choose_package_manager(const boost::json::object& pkg, i
     pm.why = name == "npm"
                  ? fmt::format("packageManager {} in package.json (the image's npm runs)", spec)
                  : fmt::format("packageManager {} in package.json", spec);
-    if (!pm.lockfile.empty() && pm.lockfile.find(name) == std::string::npos &&
-        !(name == "npm" && pm.lockfile == "npm-shrinkwrap.json")) {
-      pm.lockfile.clear();  // another manager's lockfile: not frozen, not ours
+    // The named manager's own lockfile, if there is one; another manager's is not frozen.
+    auto owns = [&](std::string_view lock) {
+      return name == "npm"    ? lock == "package-lock.json" || lock == "npm-shrinkwrap.json"
+             : name == "pnpm" ? lock == "pnpm-lock.yaml"
+                              : lock == "yarn.lock";
+    };
+    pm.lockfile.clear();
+    for (const char* lock : lockfiles) {
+      if (owns(lock) && has(lock)) {
+        pm.lockfile = lock;
+        break;
+      }
     }
     return pm;
   }

@@ -301,6 +301,16 @@ TEST_F(Plan, PackageManagerFieldWins) {
   EXPECT_EQ(p->install->display, "corepack install && yarn install --no-immutable");
   EXPECT_EQ(p->install->env.at("YARN_NODE_LINKER"), "node-modules");
 
+  // npm named beside its own lockfile (as `ng new` writes it) installs with npm ci, even when
+  // another manager's lockfile comes first in the usual order.
+  write("package.json",
+        R"({"packageManager":"npm@11.19.1","scripts":{"build":"x"},"dependencies":{"a":"1"}})");
+  write("package-lock.json", "{}");
+  p = make_plan(repo(), {});
+  ASSERT_TRUE(p && p->install) << p.error().message;
+  EXPECT_EQ(p->install->display, "npm ci");
+  EXPECT_EQ(p->package_manager, "npm");
+
   for (const char* bad :
        {R"("pnpm")", R"("pnpm@")", R"("deno@1.0")", R"("pnpm@8; rm -rf /")", "8"}) {
     write("package.json",

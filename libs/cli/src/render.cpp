@@ -129,12 +129,15 @@ std::string render_projects(const std::vector<project_view>& projects) {
   if (projects.empty()) {
     return "no projects yet: deployctl deploy <git-url | directory>\n";
   }
-  std::string out =
-      fmt::format("{:<24} {:<20} {:<9} {}\n", "PROJECT", "CREATED (UTC)", "STORED", "GIT URL");
-  for (const auto& [p, stored] : projects) {
-    out += fmt::format("{:<24} {:<20} {:<9} {}\n", p.name, utc_time(p.created_at),
-                       stored ? human_size(static_cast<uint64_t>(*stored)) : "-",
-                       p.git_url.empty() ? "(uploaded directories)" : p.git_url);
+  std::string out = fmt::format("{:<24} {:<20} {:<9} {:<9} {}\n", "PROJECT", "CREATED (UTC)",
+                                "STORED", "CACHE", "GIT URL");
+  auto size = [](const std::optional<int64_t>& bytes) {
+    return bytes ? human_size(static_cast<uint64_t>(*bytes)) : std::string("-");
+  };
+  for (const auto& [p, stored, cache] : projects) {
+    out +=
+        fmt::format("{:<24} {:<20} {:<9} {:<9} {}\n", p.name, utc_time(p.created_at), size(stored),
+                    size(cache), p.git_url.empty() ? "(uploaded directories)" : p.git_url);
   }
   return out;
 }

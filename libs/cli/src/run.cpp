@@ -252,13 +252,17 @@ class session {
           if (!parsed) {
             co_return fail(parsed.error());
           }
-          project_view v{std::move(*parsed), std::nullopt};
-          if (const auto* total = p.is_object() ? p.get_object().if_contains("usage") : nullptr;
-              total && total->is_object()) {
-            if (const auto* b = total->get_object().if_contains("total_bytes");
-                b && b->is_int64()) {
-              v.stored_bytes = b->get_int64();
-            }
+          project_view v{std::move(*parsed), std::nullopt, std::nullopt};
+          const auto* usage = p.is_object() ? p.get_object().if_contains("usage") : nullptr;
+          const auto* u = usage && usage->is_object() ? &usage->get_object() : nullptr;
+          if (const auto* b = u ? u->if_contains("total_bytes") : nullptr; b && b->is_int64()) {
+            v.stored_bytes = b->get_int64();
+          }
+          const auto* cache = u ? u->if_contains("cache") : nullptr;
+          if (const auto* b =
+                  cache && cache->is_object() ? cache->get_object().if_contains("bytes") : nullptr;
+              b && b->is_int64()) {
+            v.cache_bytes = b->get_int64();
           }
           projects.push_back(std::move(v));
         }

@@ -337,12 +337,13 @@ TEST(cli_render, result_and_tables) {
   v.d.pruned_at = 1764000000000;
   table = dp::cli::render_deployments({v}, std::nullopt);
   EXPECT_NE(table.find("01jh5k7q3x9m2c8r4t6v0w1y3z pruned"), std::string::npos) << table;
-  dp::cli::project_view p{{.name = "shop", .git_url = "https://x/shop", .created_at = 0},
-                          2'500'000};
+  dp::cli::project_view p{
+      {.name = "shop", .git_url = "https://x/shop", .created_at = 0}, 2'500'000, 1'500'000};
   auto projects = dp::cli::render_projects({p});
   EXPECT_NE(projects.find("shop"), std::string::npos);
   EXPECT_NE(projects.find("https://x/shop"), std::string::npos);
-  EXPECT_NE(projects.find("2.5 MB"), std::string::npos) << projects;
+  EXPECT_NE(projects.find("CACHE"), std::string::npos) << projects;
+  EXPECT_NE(projects.find("2.5 MB    1.5 MB"), std::string::npos) << projects;
   EXPECT_EQ(dp::cli::render_projects({}).find("no projects"), 0u);
   p.p.git_url.clear();
   p.stored_bytes.reset();

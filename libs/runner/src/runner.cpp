@@ -46,6 +46,17 @@ namespace {
 
 constexpr std::string_view mount_point = "/build";
 
+// The package managers' own caches, relative to the work directory, where sandbox_env puts them:
+// npm's (npm_config_cache), pnpm's store and yarn's caches (1: ~/.cache/yarn, 2+: its global
+// folder) under HOME, and corepack's downloads of pnpm and yarn with the versions it last
+// installed (COREPACK_HOME; not bin/, the shims each build links again). One `store` entry.
+constexpr const char* store_members[] = {".npm",
+                                         ".corepack/v1",
+                                         ".corepack/lastKnownGood.json",
+                                         "home/.local/share/pnpm/store",
+                                         "home/.cache/yarn",
+                                         "home/.yarn/berry/cache"};
+
 int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -603,10 +614,15 @@ struct runner::impl {
         }
       }
     }
-    if (!modules_restored && plan.install) {
+    // After a node_modules hit pnpm and yarn still run the build through corepack, which needs
+    // its download of them: the store comes back too.
+    if (plan.install && (!modules_restored || plan.package_manager != "npm")) {
       if (const auto* e = buildplan::find_latest(cache_index, buildplan::cache_kind::store,
                                                  cache_scope, cache_fallback)) {
-        std::vector<fs::path> restores{work / ".npm"};
+        std::vector<fs::path> restores;
+        for (const char* m : store_members) {
+          restores.push_back(work / m);
+        }
         store_restored = co_await restore_entry(*e, work, std::move(restores));
       }
     }
@@ -689,10 +705,17 @@ struct runner::impl {
         added.push_back(std::move(*e));
       }
     }
-    if (installed && has_dir(cache_work_fd.get(), ".npm")) {
-      std::vector<std::string> members{".npm"};
-      if (auto e = co_await pack_entry(buildplan::cache_kind::store, work, std::move(members))) {
-        added.push_back(std::move(*e));
+    if (installed) {
+      std::vector<std::string> members;
+      for (const char* m : store_members) {
+        if (buildplan::open_beneath(cache_work_fd.get(), m, O_PATH)) {
+          members.emplace_back(m);
+        }
+      }
+      if (!members.empty()) {
+        if (auto e = co_await pack_entry(buildplan::cache_kind::store, work, std::move(members))) {
+          added.push_back(std::move(*e));
+        }
       }
     }
     if (!plan.cache_dirs.empty()) {

@@ -174,15 +174,20 @@ TEST_F(HostileCache, RestoredArchiveStaysInsideTheWorkDirectory) {
 }
 
 TEST_F(HostileCache, SavedCacheHoldsSymlinksNeverWhatTheyName) {
-  // The build leaves npm's cache full of links to a root-only host file and to "/".
-  std::map<std::string, dp::test::git_file> files{{"public/index.html", "<h1>hi</h1>"},
-                                                  {"build.sh",
-                                                   "mkdir -p /build/.npm/sub\n"
-                                                   "ln -s " +
-                                                       secret_file_.string() +
-                                                       " /build/.npm/secret\n"
-                                                       "ln -s / /build/.npm/sub/root\n"
-                                                       "ln -s /etc/shadow /build/.npm/shadow\n"}};
+  // The build leaves npm's cache full of links to a root-only host file and to "/", and makes
+  // other members of the store entry (yarn's cache, corepack's state) links too.
+  std::map<std::string, dp::test::git_file> files{
+      {"public/index.html", "<h1>hi</h1>"},
+      {"build.sh",
+       "mkdir -p /build/.npm/sub /build/home/.cache /build/.corepack\n"
+       "ln -s " +
+           secret_file_.string() +
+           " /build/.npm/secret\n"
+           "ln -s / /build/.npm/sub/root\n"
+           "ln -s /etc/shadow /build/.npm/shadow\n"
+           "ln -s / /build/home/.cache/yarn\n"
+           "ln -s " +
+           secret_file_.string() + " /build/.corepack/lastKnownGood.json\n"}};
   dp::test::git_repo repo(files);
   auto r = build(repo);
   ASSERT_EQ(r.report.outcome, dp::runner::build_outcome::ready) << r.report.error << r.log;

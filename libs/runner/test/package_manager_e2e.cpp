@@ -1,7 +1,8 @@
 // pnpm and yarn (1 and 4) through corepack, from the npm registry, in the sandbox: tiny fixtures
 // (tests/fixtures/package-managers) whose lockfiles were written by pnpm 8, yarn 1.22 and yarn
 // 4. Each build script calls its package manager again (through the shim on PATH) and records
-// the npm_config_user_agent it ran under. Needs the network, hence label e2e.
+// the npm_config_user_agent it ran under. Warm builds take pnpm or yarn and the packages from the
+// project's build cache. Needs the network, hence label e2e.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "dp/core/id.hpp"
@@ -37,8 +39,10 @@ std::string read_file(const fs::path& p) {
   return s.str();
 }
 
-// Builds tests/fixtures/package-managers/<fixture>, with `changed` files replaced.
-result build(const std::string& fixture, const std::map<std::string, std::string>& changed = {}) {
+// Builds tests/fixtures/package-managers/<fixture>, with `changed` files replaced, over the file
+// store in `storage_dir` (where the project's build cache is too).
+result build(const std::string& fixture, const fs::path& storage_dir,
+             const std::map<std::string, std::string>& changed = {}) {
   std::map<std::string, dp::test::git_file> files;
   auto root = dp::test::source_dir() / "tests" / "fixtures" / "package-managers" / fixture;
   for (const auto& e : fs::recursive_directory_iterator(root)) {
@@ -50,7 +54,7 @@ result build(const std::string& fixture, const std::map<std::string, std::string
     files.insert_or_assign(name, text);
   }
   dp::test::git_repo repo(files);
-  dp::test::temp_dir storage_dir("dp-pm-e2e-storage"), work("dp-pm-e2e-work");
+  dp::test::temp_dir work("dp-pm-e2e-work");
   auto log_path = work.path() / "build.log";
   int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   EXPECT_GE(fd, 0);
@@ -66,8 +70,7 @@ result build(const std::string& fixture, const std::map<std::string, std::string
 
   asio::io_context ioc;
   auto storage = dp::storage::open_storage(
-      ioc.get_executor(), *dp::storage::parse_storage_url("file://" + storage_dir.path().string()),
-      {});
+      ioc.get_executor(), *dp::storage::parse_storage_url("file://" + storage_dir.string()), {});
   EXPECT_TRUE(storage);
   auto sink = dp::runner::make_stream_sink(fd, false, job.deployment_id);
   dp::runner::runner runner(job, opts, **storage, *sink);
@@ -76,11 +79,27 @@ result build(const std::string& fixture, const std::map<std::string, std::string
   result r{report.get(), "", ""};
   ::close(fd);
   r.log = read_file(log_path);
-  auto index = storage_dir.path() / dp::proto::output_key(job.deployment_id, "index.html");
+  auto index = storage_dir / dp::proto::output_key(job.deployment_id, "index.html");
   if (fs::exists(index)) {
     r.index_html = read_file(index);
   }
   return r;
+}
+
+result build(const std::string& fixture, const std::map<std::string, std::string>& changed = {}) {
+  dp::test::temp_dir storage_dir("dp-pm-e2e-storage");
+  return build(fixture, storage_dir.path(), changed);
+}
+
+// The fixture's package.json with one more field: another install key (node_modules is not
+// restored), the same packages.
+std::map<std::string, std::string> with_description(const std::string& fixture) {
+  auto pkg = read_file(dp::test::source_dir() / "tests" / "fixtures" / "package-managers" /
+                       fixture / "package.json");
+  auto at = pkg.find("\"private\"");
+  EXPECT_NE(at, std::string::npos);
+  pkg.insert(at, "\"description\": \"changed\",\n  ");
+  return {{"package.json", pkg}};
 }
 
 void skip_without_egress() {
@@ -122,6 +141,70 @@ TEST(PackageManagerE2e, YarnBerryWithNodeModules) {
             std::string::npos)
       << r.log;
   EXPECT_NE(r.index_html.find("seven by yarn/4."), std::string::npos) << r.index_html << r.log;
+}
+
+// A second build whose install key changed (node_modules is not restored) gets pnpm or yarn
+// (corepack's download) and the packages (pnpm's store, yarn's cache) from the build cache:
+// its install log says `fetched_nothing` and not `fetched`, when the package manager says so.
+void expect_warm_install(const std::string& fixture, const std::string& agent,
+                         std::string_view fetched_nothing, std::string_view fetched) {
+  dp::test::temp_dir storage_dir("dp-pm-e2e-storage");
+  auto cold = build(fixture, storage_dir.path());
+  ASSERT_EQ(cold.report.outcome, dp::runner::build_outcome::ready) << cold.log;
+  EXPECT_NE(cold.log.find("cache: saved store"), std::string::npos) << cold.log;
+  auto warm = build(fixture, storage_dir.path(), with_description(fixture));
+  ASSERT_EQ(warm.report.outcome, dp::runner::build_outcome::ready) << warm.log;
+  EXPECT_NE(warm.log.find("cache: restored store"), std::string::npos) << warm.log;
+  EXPECT_EQ(warm.log.find("install: skipped"), std::string::npos) << warm.log;
+  EXPECT_NE(warm.log.find(fetched_nothing), std::string::npos) << warm.log;
+  if (!fetched.empty()) {
+    EXPECT_EQ(warm.log.find(fetched), std::string::npos) << warm.log;
+  }
+  EXPECT_NE(warm.index_html.find("seven by " + agent), std::string::npos) << warm.index_html;
+  // An unchanged redeploy restores node_modules, and the store with corepack's download of the
+  // package manager that runs the build.
+  auto again = build(fixture, storage_dir.path(), with_description(fixture));
+  ASSERT_EQ(again.report.outcome, dp::runner::build_outcome::ready) << again.log;
+  // For the test's log (bench numbers, not assertions): what each install took.
+  for (const auto* r : {&cold, &warm, &again}) {
+    std::istringstream lines(r->log);
+    std::string summary;
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("install finished in") != std::string::npos ||
+          line.find("cache: restored") != std::string::npos ||
+          line.find("install: skipped") != std::string::npos) {
+        summary += (summary.empty() ? "" : "; ") + line;
+      }
+    }
+    std::cout << "# " << fixture
+              << (r == &cold   ? " cold: "
+                  : r == &warm ? " warm: "
+                               : " again: ")
+              << summary << "\n";
+  }
+  EXPECT_NE(again.log.find("install: skipped: node_modules restored"), std::string::npos)
+      << again.log;
+  EXPECT_NE(again.log.find("cache: restored store"), std::string::npos) << again.log;
+  // The build's own call of the package manager gets the version the install used, not
+  // corepack's default.
+  EXPECT_NE(again.index_html.find("seven by " + agent), std::string::npos) << again.index_html;
+}
+
+TEST(PackageManagerE2e, WarmPnpmFromTheCache) {
+  skip_without_egress();
+  expect_warm_install("pnpm", "pnpm/8.", "reused 1, downloaded 0", "");
+}
+
+TEST(PackageManagerE2e, WarmYarnClassicFromTheCache) {
+  skip_without_egress();
+  // yarn 1 says nothing of where a package came from.
+  expect_warm_install("yarn-classic", "yarn/1.", "Done in", "");
+}
+
+TEST(PackageManagerE2e, WarmYarnBerryFromTheCache) {
+  skip_without_egress();
+  // Cold, its fetch step says "YN0013: │ A package was added to the project".
+  expect_warm_install("yarn-berry", "yarn/4.", "YN0000: · Done", "YN0013");
 }
 
 // A pnpm that cannot read the lockfile stops the build at the install, whatever a later

@@ -140,9 +140,10 @@ worker_options worker_options_from(const settings::build& build,
   return wo;
 }
 
-retention_options retention_options_from(const settings::retention& r) {
+retention_options retention_options_from(const settings::retention& r,
+                                         const settings::build& build) {
   retention_options o;
-  o.policy = {r.keep_deployments, r.keep_production_days};
+  o.policy = {r.keep_deployments, r.keep_production_days, build.cache_days};
   o.interval = std::chrono::seconds(r.interval_s);
   return o;
 }

@@ -44,9 +44,10 @@ asio::awaitable<void> worker::impl::retain() {
     dp::log::warn("retention pass failed; the next turn retries", {{"error", report.error()}});
     co_return;
   }
-  dp::log::info(
-      "retention pass done",
-      {{"projects", report->projects}, {"pruned", report->pruned}, {"objects", report->objects}});
+  dp::log::info("retention pass done", {{"projects", report->projects},
+                                        {"pruned", report->pruned},
+                                        {"objects", report->objects},
+                                        {"caches", report->caches}});
 }
 
 asio::awaitable<void> worker::impl::clean_up() {

@@ -58,6 +58,34 @@ boost::asio::awaitable<dp::result<int64_t>> finish_pruning(state::records& recor
   co_return *removed;
 }
 
+// The project's build cache, when no build used it for policy.cache_days. Returns whether it went.
+boost::asio::awaitable<dp::result<bool>> expire_cache(storage::object_store& store,
+                                                      const std::string& project, int64_t days) {
+  auto got = co_await store.get(proto::cache_index_key(project));
+  if (!got) {
+    if (got.error().is(errc::not_found)) {
+      co_return false;
+    }
+    co_return got.error();
+  }
+  auto text = co_await got->read_all();
+  if (!text) {
+    co_return text.error();
+  }
+  auto index = buildplan::parse_cache_index(*text);
+  if (!index || !cache_unused(*index, days, state::now_ms())) {
+    co_return false;
+  }
+  auto removed = co_await store.remove_prefix(proto::cache_prefix(project));
+  if (!removed) {
+    co_return removed.error();
+  }
+  dp::log::info(
+      "build cache removed: unused for BUILD_CACHE_DAYS",
+      {{"project", project}, {"days", days}, {"objects", static_cast<int64_t>(*removed)}});
+  co_return true;
+}
+
 // One deployment's files that would not go (storage down, say) do not hold up the others': it
 // stays in retention:pruning for the next pass.
 void warn_unfinished(const std::string& id, const dp::error& e) {
@@ -69,7 +97,15 @@ void warn_unfinished(const std::string& id, const dp::error& e) {
 
 retention_policy policy_for(const proto::project& p, const retention_policy& platform) {
   return {p.keep_deployments.value_or(platform.keep_deployments),
-          p.keep_production_days.value_or(platform.keep_production_days)};
+          p.keep_production_days.value_or(platform.keep_production_days), platform.cache_days};
+}
+
+bool cache_unused(const buildplan::cache_index& index, int64_t days, int64_t now_ms) {
+  int64_t last = 0;
+  for (const auto& e : index.entries) {
+    last = std::max(last, e.used_at);
+  }
+  return days > 0 && last < now_ms - days * day_ms;
 }
 
 std::vector<std::string> select_prunable(const std::vector<proto::deployment>& deployments,
@@ -219,6 +255,15 @@ boost::asio::awaitable<dp::result<retention_report>> prune_deployments(
       report.objects += *removed;
       dp::log::info("deployment pruned by the retention policy",
                     {{"deployment", id}, {"project", name}, {"objects", *removed}});
+    }
+    if (platform.cache_days > 0) {
+      auto expired = co_await expire_cache(store, name, platform.cache_days);
+      if (!expired) {
+        dp::log::warn("cannot expire a build cache; the next retention pass retries",
+                      {{"project", name}, {"error", expired.error()}});
+      } else if (*expired) {
+        ++report.caches;
+      }
     }
   }
   co_return report;

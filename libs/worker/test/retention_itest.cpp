@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 
+#include "dp/buildplan/cache.hpp"
 #include "dp/core/id.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
@@ -337,6 +338,71 @@ TEST_P(retention_test, preview_aliases_keep_what_they_serve) {
     auto preview = co_await records.get_deployment(made[0].id);
     CO_ASSERT_OK(preview);
     EXPECT_TRUE(preview->pruned_at.has_value());
+  });
+}
+
+// A project that stopped building: its build cache goes after BUILD_CACHE_DAYS unused, whole;
+// one that a build used within them stays, and so does one whose index cannot be read.
+TEST_P(retention_test, a_build_cache_unused_for_cache_days_goes) {
+  auto plan = scenario();
+  run([&](dp::state::records& records) -> asio::awaitable<void> {
+    co_await seed(records, plan);
+    // Named values only around co_await: GCC 12 mishandles temporaries there.
+    auto put = [&](std::string key, std::string text) -> asio::awaitable<void> {
+      dp::storage::put_options po;
+      auto r = co_await store_->put_buffer(std::move(key), std::move(text), po);
+      EXPECT_TRUE(r);
+    };
+    auto put_cache = [&](int64_t used_days_ago) -> asio::awaitable<void> {
+      dp::buildplan::cache_index index;
+      int64_t used = dp::state::now_ms() - used_days_ago * 86'400'000;
+      index.entries.push_back({.name = "modules-a.tar.zst",
+                               .key = "k",
+                               .bytes = 3,
+                               .created_at = used,
+                               .used_at = used});
+      index.entries.push_back({.name = "store-b.tar.zst",
+                               .kind = dp::buildplan::cache_kind::store,
+                               .bytes = 3,
+                               .created_at = used,
+                               .used_at = used - 1});
+      for (const auto& e : index.entries) {
+        co_await put(dp::proto::cache_object_key("shop", e.name), "tar");
+      }
+      co_await put(dp::proto::cache_index_key("shop"), dp::buildplan::to_json(index));
+    };
+    auto cached = [&]() -> asio::awaitable<size_t> {
+      auto objects = co_await store_->list(dp::proto::cache_prefix("shop"));
+      EXPECT_TRUE(objects);
+      co_return objects ? objects->size() : 99;
+    };
+    auto prune = [&](int64_t cache_days) -> asio::awaitable<int64_t> {
+      const dp::worker::retention_policy platform{10, 30, cache_days};
+      auto report = co_await dp::worker::prune_deployments(records, *store_, platform);
+      EXPECT_TRUE(report);
+      co_return report ? report->caches : -1;
+    };
+    co_await put_cache(6);
+    auto caches = co_await prune(7);
+    auto left = co_await cached();
+    EXPECT_EQ(caches, 0);
+    EXPECT_EQ(left, 3u);
+
+    co_await put_cache(8);
+    caches = co_await prune(0);  // 0: never
+    left = co_await cached();
+    EXPECT_EQ(caches, 0);
+    EXPECT_EQ(left, 3u);
+    caches = co_await prune(7);
+    left = co_await cached();
+    EXPECT_EQ(caches, 1);
+    EXPECT_EQ(left, 0u);
+
+    co_await put(dp::proto::cache_index_key("shop"), "{nope");
+    caches = co_await prune(7);
+    left = co_await cached();
+    EXPECT_EQ(caches, 0);
+    EXPECT_EQ(left, 1u);
   });
 }
 

@@ -94,6 +94,18 @@ TEST(retention, a_project_overrides_the_platform) {
   auto policy = dp::worker::policy_for(p, platform);
   EXPECT_EQ(policy.keep_deployments, 3);
   EXPECT_EQ(policy.keep_production_days, 0);
+  EXPECT_EQ(dp::worker::policy_for(p, {10, 30, 3}).cache_days, 3);  // the platform's only
+}
+
+// A build cache is unused when its most recently used entry is older than the days.
+TEST(retention, a_build_cache_is_unused_after_its_days) {
+  dp::buildplan::cache_index index;
+  EXPECT_TRUE(dp::worker::cache_unused(index, 7, now));  // an empty index
+  index.entries.push_back({.name = "a", .used_at = now - 9 * day});
+  index.entries.push_back({.name = "b", .used_at = now - 6 * day});
+  EXPECT_FALSE(dp::worker::cache_unused(index, 7, now));
+  EXPECT_TRUE(dp::worker::cache_unused(index, 5, now));
+  EXPECT_FALSE(dp::worker::cache_unused(index, 0, now));  // 0: never
 }
 
 }  // namespace

@@ -5,8 +5,9 @@
 // Decisions (docs/architecture.md repeats them):
 // - Three kinds of entry per project: `modules` (node_modules, keyed by a hash of the package
 //   manager, the Node version, the install command, package.json and the lockfile: on an exact
-//   hit the install is skipped), `store` (npm's cache directory: after a lockfile change the
-//   install runs with --prefer-offline) and `dirs` (the framework's cache folders).
+//   hit the install is skipped), `store` (the package managers' caches: npm's cache directory,
+//   pnpm's store, yarn's caches, corepack's downloads of pnpm and yarn; after a lockfile change
+//   the install takes its packages from them) and `dirs` (the framework's cache folders).
 // - Entries are immutable objects with random names; the index (one JSON object per project)
 //   says which exist, for which branch (scope), their size and when each was last used. A
 //   branch without a `store` or `dirs` entry starts from the production branch's. A `modules`

@@ -45,11 +45,13 @@ std::string render_result(const deployment_view& v, bool color);
 // One line after `deploy` without --follow: the id, its status and where to follow it.
 std::string render_queued(const deployment_view& v);
 
-// A project as `ls` lists it: the record and the bytes its deployments keep in storage
-// (GET /v1/projects' usage.total_bytes; nullopt from a server that does not say).
+// A project as `ls` lists it: the record, the bytes it keeps in storage (GET /v1/projects'
+// usage.total_bytes) and of those its build cache's (usage.cache.bytes); nullopt from a server
+// that does not say.
 struct project_view {
   proto::project p;
   std::optional<int64_t> stored_bytes;
+  std::optional<int64_t> cache_bytes;
 };
 std::string render_projects(const std::vector<project_view>& projects);
 // Newest first, as the API lists them; `production_id` is marked.

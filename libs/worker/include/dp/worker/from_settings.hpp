@@ -29,8 +29,10 @@ std::optional<std::string> storage_access_warning(const settings::worker_setting
 // Its id (WORKER_ID, or default_worker_id()), concurrency, lease, attempts and drain.
 worker_options worker_options_from(const settings::build& build,
                                    const settings::worker_settings& w);
-// RETENTION_* as the worker's retention options (the store is the caller's to set).
-retention_options retention_options_from(const settings::retention& r);
+// RETENTION_* and BUILD_CACHE_DAYS as the worker's retention options (the store is the caller's
+// to set).
+retention_options retention_options_from(const settings::retention& r,
+                                         const settings::build& build);
 
 // ACME_* as the certificate issuer's options; `holder` is worker_options::id.
 certificate_options certificate_options_from(const settings::acme& a, std::string holder);
