@@ -147,9 +147,10 @@ fi
 # anywhere else it requires the token (kept in the data directory, the same on every run).
 token_file="$data_dir/api-token"
 [[ -s $token_file ]] || (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file")
-# The platform key seals certificate private keys in Redis (api-server and proxy share it).
+# The platform key (32 bytes, hex) seals certificate private keys in Redis: the certificate
+# issuer and the proxy share it.
 key_file="$data_dir/platform-key"
-[[ -s $key_file ]] || (umask 077 && openssl rand -hex 32 >"$key_file")
+[[ -s $key_file ]] || (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$key_file")
 export PLATFORM_KEY="${PLATFORM_KEY:-$(cat "$key_file")}"
 case "${API_LISTEN%:*}" in
   127.* | localhost | "[::1]") token_note="not needed from this machine: the API listens on loopback only" ;;
