@@ -16,7 +16,8 @@ namespace net = boost::asio;
 
 namespace {
 
-constexpr int bad_nonce_retries = 3;
+// Servers may reject any nonce (RFC 8555 section 6.5): Boulder and Pebble do so at random.
+constexpr int bad_nonce_retries = 5;
 
 // A problem the server answered: rateLimited and server trouble are worth retrying later;
 // everything else (a failed validation, a refused name) needs a change first.
@@ -113,6 +114,11 @@ net::awaitable<dp::result<client::reply>> client::post(std::string url, std::str
     }
     if (p->is("badNonce") && attempt < bad_nonce_retries) {
       continue;
+    }
+    // An account the server no longer knows (a CA reset, a deactivated account) is registered
+    // again on the next issuance.
+    if (p->is("accountDoesNotExist")) {
+      account_url_.clear();
     }
     if (p->is("rateLimited") || r.status == 503) {
       retry_after_ = r.retry_after;
