@@ -1,5 +1,7 @@
 // The server: listen, accept (one session per connection, on its own strand), and stop with a
 // drain deadline; run() runs the io_context on the configured threads.
+#include <unistd.h>
+
 #include <thread>
 
 #include <fmt/format.h>
@@ -33,24 +35,28 @@ asio::awaitable<void> server_state::accept_loop() {
     dp::config::host_port remote{rec ? std::string{} : ep.address().to_string(),
                                  rec ? uint16_t{0} : ep.port()};
     sock.set_option(tcp::no_delay(true), rec);
-    auto s = std::make_shared<session>(shared_from_this(), tcp_stream_t(std::move(sock)),
-                                       std::move(remote));
-    {
-      std::lock_guard lock(mu);
-      sessions.insert(s);
-      count.fetch_add(1, std::memory_order_relaxed);
-      if (stopping) {
-        asio::post(s->strand(), [s] { s->on_stop(); });
-      }
-    }
-    // A named lambda owning the session (gcc bug 107288 with temporaries in co_spawn).
-    auto session_main = [s]() -> asio::awaitable<void> { co_await s->run(); };
-    dp::spawn(s->strand(), session_main, "http session",
-              [self = shared_from_this(), s](bool) { self->remove(s); });
+    start_session(std::move(sock), std::move(remote));
   }
   std::lock_guard lock(mu);
   accepting = false;
   maybe_done();
+}
+
+void server_state::start_session(tcp_stream_t::socket_type sock, dp::config::host_port remote) {
+  auto s = std::make_shared<session>(shared_from_this(), tcp_stream_t(std::move(sock)),
+                                     std::move(remote));
+  {
+    std::lock_guard lock(mu);
+    sessions.insert(s);
+    count.fetch_add(1, std::memory_order_relaxed);
+    if (stopping) {
+      asio::post(s->strand(), [s] { s->on_stop(); });
+    }
+  }
+  // A named lambda owning the session (gcc bug 107288 with temporaries in co_spawn).
+  auto session_main = [s]() -> asio::awaitable<void> { co_await s->run(); };
+  dp::spawn(s->strand(), session_main, "http session",
+            [self = shared_from_this(), s](bool) { self->remove(s); });
 }
 
 void server_state::remove(const std::shared_ptr<session>& s) {
@@ -164,6 +170,20 @@ dp::result<void> server::start() {
   };
   dp::spawn(st.accept_strand, accept_main, "http accept loop");
   return {};
+}
+
+void server::adopt(int fd, dp::config::host_port remote) {
+  auto& st = *impl_->state;
+  // A stream socket of any family reads and writes (and sendfiles) alike; only TCP's options
+  // and addresses are never asked of it.
+  detail::tcp_stream_t::socket_type sock(detail::executor_t(boost::asio::make_strand(st.ioc)));
+  boost::system::error_code ec;
+  sock.assign(boost::asio::ip::tcp::v4(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return;
+  }
+  st.start_session(std::move(sock), std::move(remote));
 }
 
 dp::config::host_port server::local_endpoint() const {

@@ -41,6 +41,8 @@ struct server_state : std::enable_shared_from_this<server_state> {
         drain_timer(accept_strand) {}
 
   asio::awaitable<void> accept_loop();
+  // Registers and runs a session for a connected socket (accepted, or adopted).
+  void start_session(tcp_stream_t::socket_type sock, dp::config::host_port remote);
   void stop(std::chrono::milliseconds drain, std::function<void()> done);
   void remove(const std::shared_ptr<session>& s);
   void maybe_done();  // under mu

@@ -429,6 +429,43 @@ TEST(http_server, file_body_uses_sendfile_regions) {
   EXPECT_EQ(c.read().body(), content.substr(0, 3));
 }
 
+// An adopted connection (a socketpair end, as the TLS terminator hands over) is served like an
+// accepted one, with the remote address given, file bodies (sendfile) included.
+TEST(http_server, adopted_socketpair_is_served_with_its_remote) {
+  std::string content = pattern(200 * 1024 + 3);
+  temp_file f(content);
+  router r;
+  r.get("/who", [](request& req) -> asio::awaitable<response> {
+    co_return response(200, "text/plain",
+                       req.remote().host + ":" + std::to_string(req.remote().port));
+  });
+  r.get("/file", [&f](request&) -> asio::awaitable<response> {
+    response res(200);
+    res.body = *file_body::open(f.path(), 0, std::nullopt);
+    co_return res;
+  });
+  running_server s(std::move(r));
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  s.srv().adopt(pair[1], {"203.0.113.7", 4242});
+  asio::io_context ioc;
+  asio::local::stream_protocol::socket sock(ioc);
+  sock.assign(asio::local::stream_protocol(), pair[0]);
+  std::string req =
+      "GET /who HTTP/1.1\r\nHost: t\r\n\r\nGET /file HTTP/1.1\r\nHost: t\r\n"
+      "Connection: close\r\n\r\n";
+  asio::write(sock, asio::buffer(req));
+  beast::flat_buffer buf;
+  bhttp::response<bhttp::string_body> who, file;
+  bhttp::read(sock, buf, who);
+  EXPECT_EQ(who.body(), "203.0.113.7:4242");
+  bhttp::response_parser<bhttp::string_body> p;
+  p.body_limit(1 << 20);
+  bhttp::read(sock, buf, p);
+  EXPECT_EQ(p.get().result_int(), 200);
+  EXPECT_TRUE(p.get().body() == content);
+}
+
 // A descriptor many responses share (a cache entry): each body sends its region and leaves the
 // descriptor open for the next; the owner closes it.
 TEST(http_server, file_body_with_a_shared_owner_keeps_the_descriptor_open) {

@@ -131,20 +131,17 @@ dp::result<void> proxy::impl::start_tls() {
       }
     }
   }
-  // HTTPS requests reach the same handler through a loopback listener of their own, which is how
-  // the handler knows them for secure.
+  // HTTPS requests reach the same handler through a server of their own, which is how the
+  // handler knows them for secure; it listens nowhere and serves what the terminator hands it.
   http::router secure_routes;
   secure_routes.fallback([this](http::request& req) { return handle(req, true); });
-  auto so = opts.server;
-  so.listen = {"127.0.0.1", 0};
-  secure_server = std::make_unique<http::server>(ioc, so, std::move(secure_routes));
-  if (auto r = secure_server->start(); !r) {
-    return r.error();
-  }
+  secure_server = std::make_unique<http::server>(ioc, opts.server, std::move(secure_routes));
   tls::terminator_options to;
   to.listen = *opts.tls_listen;
-  to.upstream = {"127.0.0.1", secure_server->port()};
-  terminator = std::make_unique<tls::terminator>(ioc, to, contexts);
+  auto* secure = secure_server.get();
+  terminator = std::make_unique<tls::terminator>(
+      ioc, to, contexts,
+      [secure](int fd, dp::config::host_port remote) { secure->adopt(fd, std::move(remote)); });
   return terminator->start();
 }
 

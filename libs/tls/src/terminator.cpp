@@ -1,5 +1,5 @@
-// The TLS relay: accept, handshake (SNI picks the context), connect to the upstream listener,
-// then copy bytes both ways on the connection's strand.
+// The TLS relay: accept, handshake (SNI picks the context), hand one end of a socketpair to the
+// HTTP server, then copy bytes both ways on the connection's strand.
 #include "dp/tls/terminator.hpp"
 
 #include <boost/asio.hpp>
@@ -9,8 +9,12 @@
 
 #include <fmt/format.h>
 
+#include <sys/socket.h>
+
 #include <array>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 
 #include "contexts_state.hpp"
 #include "dp/core/log.hpp"
@@ -30,12 +34,13 @@ using timer_t =
                                asio::wait_traits<std::chrono::steady_clock>, executor_t>;
 using acceptor_t = asio::basic_socket_acceptor<tcp, executor_t>;
 using tls_stream = asio::ssl::stream<socket_t>;
+using local_socket_t = asio::basic_stream_socket<asio::local::stream_protocol, executor_t>;
 
 constexpr size_t relay_buffer = 16 * 1024;
 
 // Client to upstream: on the client's end of data, half-close upstream so the HTTP server sees
 // it; on an error, close both.
-asio::awaitable<void> client_to_upstream(tls_stream& client, socket_t& upstream) {
+asio::awaitable<void> client_to_upstream(tls_stream& client, local_socket_t& upstream) {
   std::array<char, relay_buffer> buf;
   for (;;) {
     auto [ec, n] = co_await client.async_read_some(asio::buffer(buf));
@@ -48,7 +53,7 @@ asio::awaitable<void> client_to_upstream(tls_stream& client, socket_t& upstream)
     if (ec) {
       boost::system::error_code ignored;
       if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
-        upstream.shutdown(tcp::socket::shutdown_send, ignored);
+        upstream.shutdown(local_socket_t::shutdown_send, ignored);
         co_return;
       }
       break;
@@ -61,7 +66,7 @@ asio::awaitable<void> client_to_upstream(tls_stream& client, socket_t& upstream)
 
 // Upstream to client: when the HTTP server closes (keep-alive ended, drain), so does the client
 // connection.
-asio::awaitable<void> upstream_to_client(socket_t& upstream, tls_stream& client) {
+asio::awaitable<void> upstream_to_client(local_socket_t& upstream, tls_stream& client) {
   std::array<char, relay_buffer> buf;
   for (;;) {
     auto [ec, n] = co_await upstream.async_read_some(asio::buffer(buf));
@@ -85,10 +90,12 @@ asio::awaitable<void> upstream_to_client(socket_t& upstream, tls_stream& client)
 }  // namespace
 
 struct terminator::impl : std::enable_shared_from_this<impl> {
-  impl(asio::io_context& io, terminator_options o, std::shared_ptr<server_contexts> c)
+  impl(asio::io_context& io, terminator_options o, std::shared_ptr<server_contexts> c,
+       hand_off_fn h)
       : ioc(io),
         opts(std::move(o)),
         contexts(std::move(c)),
+        hand_off(std::move(h)),
         strand(asio::make_strand(io)),
         acceptor(executor_t(strand)) {}
 
@@ -98,9 +105,9 @@ struct terminator::impl : std::enable_shared_from_this<impl> {
   asio::io_context& ioc;
   terminator_options opts;
   std::shared_ptr<server_contexts> contexts;
+  hand_off_fn hand_off;
   strand_t strand;
   acceptor_t acceptor;
-  tcp::endpoint upstream;
   uint16_t bound = 0;
   std::atomic<size_t> count{0};
 };
@@ -135,6 +142,10 @@ asio::awaitable<void> terminator::impl::accept_loop() {
 asio::awaitable<void> terminator::impl::relay(socket_t sock) {
   boost::system::error_code ignored;
   sock.set_option(tcp::no_delay(true), ignored);
+  boost::system::error_code rec;
+  auto ep = sock.remote_endpoint(rec);
+  dp::config::host_port remote{rec ? std::string{} : ep.address().to_string(),
+                               rec ? uint16_t{0} : ep.port()};
   auto ex = sock.get_executor();
   tls_stream client(std::move(sock), contexts->state_->front);
   {
@@ -148,22 +159,23 @@ asio::awaitable<void> terminator::impl::relay(socket_t sock) {
       co_return;
     }
   }
-  socket_t upstream_socket(ex);
-  auto [cec] = co_await upstream_socket.async_connect(upstream);
-  if (cec) {
-    log::warn("tls relay cannot reach its upstream",
-              {{"upstream", opts.upstream.to_string()}, {"error", cec.message()}});
+  // The plain side: one end to the HTTP server, the other relayed here.
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
+    log::warn("tls relay: no socketpair", {{"error", std::strerror(errno)}});
     client.lowest_layer().close(ignored);
     co_return;
   }
-  upstream_socket.set_option(tcp::no_delay(true), ignored);
-  co_await (client_to_upstream(client, upstream_socket) &&
-            upstream_to_client(upstream_socket, client));
+  local_socket_t upstream(ex);
+  upstream.assign(asio::local::stream_protocol(), pair[0], ignored);
+  hand_off(pair[1], remote);
+  co_await (client_to_upstream(client, upstream) && upstream_to_client(upstream, client));
 }
 
 terminator::terminator(asio::io_context& ioc, terminator_options options,
-                       std::shared_ptr<server_contexts> contexts)
-    : impl_(std::make_shared<impl>(ioc, std::move(options), std::move(contexts))) {}
+                       std::shared_ptr<server_contexts> contexts, hand_off_fn hand_off)
+    : impl_(std::make_shared<impl>(ioc, std::move(options), std::move(contexts),
+                                   std::move(hand_off))) {}
 
 terminator::~terminator() {
   stop();
@@ -177,11 +189,6 @@ dp::result<void> terminator::start() {
   if (ec) {
     return make_error(ec, what + " (an IP address is needed)");
   }
-  auto up = asio::ip::make_address(i.opts.upstream.host, ec);
-  if (ec) {
-    return make_error(ec, "upstream " + i.opts.upstream.to_string());
-  }
-  i.upstream = {up, i.opts.upstream.port};
   tcp::endpoint ep{addr, i.opts.listen.port};
   i.acceptor.open(ep.protocol(), ec);
   if (!ec) {

@@ -45,6 +45,11 @@ class server {
   // Binds, listens and starts accepting; fails with a clear message ("listen on
   // 127.0.0.1:9000: address already in use") when the address cannot be bound.
   dp::result<void> start();
+  // Serves a connection accepted elsewhere as if this server had accepted it: `fd` is a
+  // connected stream socket (the TLS terminator's end of a socketpair), owned by the server from
+  // now on; `remote` is the client's address (request::remote()). Works without start(); after
+  // stop() the connection is closed at once. Thread-safe.
+  void adopt(int fd, dp::config::host_port remote);
   // The bound address (the real port when options.listen.port was 0).
   dp::config::host_port local_endpoint() const;
   uint16_t port() const;
