@@ -127,6 +127,11 @@ net::awaitable<dp::result<client::reply>> client::post(std::string url, std::str
   }
 }
 
+net::awaitable<dp::result<client::reply>> client::post(std::string url, std::string payload,
+                                                       std::string what) {
+  co_return co_await post(std::move(url), std::move(payload), std::move(what), std::string());
+}
+
 net::awaitable<void> client::pause(std::optional<std::chrono::seconds> retry_after) {
   std::chrono::milliseconds wait = options_.poll_interval;
   if (retry_after) {
