@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Builds the Release tree (build/release) and runs the benchmarks; each prints its own table.
-# Usage: bench/run.sh [name...]   names: proto storage http build cache worker api proxy e2e sites
+# Usage: bench/run.sh [name...]   names: proto storage http build cache worker api proxy tls e2e sites
 # (default: all)
-# Needs `deploy/setup.sh --bench` (wrk, nginx) for http, api and proxy. Run it on an idle machine:
+# Needs `deploy/setup.sh --bench` (wrk, nginx) for http, api, proxy and tls. Run it on an idle machine:
 # the numbers are only as quiet as the box.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build/release"
 names=("$@")
-((${#names[@]})) || names=(proto storage http build cache worker api proxy e2e sites)
+((${#names[@]})) || names=(proto storage http build cache worker api proxy tls e2e sites)
 
 export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1 DP_SOURCE_DIR="$root"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDP_BUILD_TESTS=ON \
@@ -28,6 +28,7 @@ run_one() {
     worker) "$build/bench/worker_bench" ;;
     api) "$build/bench/api_bench" ;;
     proxy) BUILD="$build" "$root/bench/proxy_bench.sh" ;;
+    tls) BUILD="$build" "$root/bench/tls_bench.sh" ;;
     e2e) DP_BIN_DIR="$build" "$root/bench/e2e_bench.sh" ;;
     sites) DP_BIN_DIR="$build" "$root/bench/sites_bench.sh" ;;
     *)
