@@ -16,7 +16,8 @@ namespace net = boost::asio;
 
 namespace {
 
-constexpr int bad_nonce_retries = 3;
+// Servers may reject any nonce (RFC 8555 section 6.5): Boulder and Pebble do so at random.
+constexpr int bad_nonce_retries = 5;
 
 // A problem the server answered: rateLimited and server trouble are worth retrying later;
 // everything else (a failed validation, a refused name) needs a change first.
@@ -114,11 +115,21 @@ net::awaitable<dp::result<client::reply>> client::post(std::string url, std::str
     if (p->is("badNonce") && attempt < bad_nonce_retries) {
       continue;
     }
+    // An account the server no longer knows (a CA reset, a deactivated account) is registered
+    // again on the next issuance.
+    if (p->is("accountDoesNotExist")) {
+      account_url_.clear();
+    }
     if (p->is("rateLimited") || r.status == 503) {
       retry_after_ = r.retry_after;
     }
     co_return problem_error(what, *p);
   }
+}
+
+net::awaitable<dp::result<client::reply>> client::post(std::string url, std::string payload,
+                                                       std::string what) {
+  co_return co_await post(std::move(url), std::move(payload), std::move(what), std::string());
 }
 
 net::awaitable<void> client::pause(std::optional<std::chrono::seconds> retry_after) {

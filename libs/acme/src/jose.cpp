@@ -182,7 +182,9 @@ dp::result<std::string> ec_key::make_csr(const std::vector<std::string>& names) 
   if (!req || !subject || !alt_names || X509_REQ_set_version(req.get(), 0) != 1) {
     openssl_failed("X509_REQ_new");
   }
-  if (names.front().size() > 64 ||
+  // A CN holds at most 64 characters; a longer name is in subjectAltName only, which is what
+  // CAs read.
+  if (names.front().size() <= 64 &&
       X509_NAME_add_entry_by_txt(subject.get(), "CN", MBSTRING_ASC,
                                  reinterpret_cast<const unsigned char*>(names.front().c_str()), -1,
                                  -1, 0) != 1) {

@@ -173,6 +173,15 @@ TEST(AcmeJose, CsrNamesEveryDomainAndIsSignedByTheKey) {
   sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
   X509_REQ_free(req);
   EXPECT_FALSE(key.make_csr({}).has_value());
+  // A name longer than a CN can hold is only in subjectAltName.
+  std::string long_name = std::string(70, 'a') + ".example.test";
+  auto long_der = key.make_csr({long_name});
+  ASSERT_TRUE(long_der.has_value());
+  p = reinterpret_cast<const unsigned char*>(long_der->data());
+  req = d2i_X509_REQ(nullptr, &p, static_cast<long>(long_der->size()));
+  ASSERT_NE(req, nullptr);
+  EXPECT_EQ(X509_NAME_entry_count(X509_REQ_get_subject_name(req)), 0);
+  X509_REQ_free(req);
 }
 
 TEST(AcmeJose, NotAfterOfAPemThatIsNoCertificateIsAnError) {

@@ -192,6 +192,24 @@ TEST(AcmePebble, IssuesACertificateThatPebbleSigned) {
   });
 }
 
+// Pebble rejects 15 % of good nonces with badNonce, as Boulder may: the client retries with the
+// nonce the rejection carries. Two issuances make about 25 signed requests, so some are rejected
+// (all pass at once in 2 % of runs) and none fails for good (six rejections in a row: 1e-5).
+TEST(AcmePebble, IssuesDespiteRejectedNonces) {
+  challenge_server responder;
+  dp::test::pebble ca(responder.port(), {{"PEBBLE_WFE_NONCEREJECT", "15"}});
+  dp::test::run_async([&](net::any_io_executor ex) -> net::awaitable<void> {
+    dp::http_client::client http(ex, trusting(ca));
+    dp::acme::client acme(http, dp::acme::ec_key::generate(), options_for(ca));
+    for (std::string name : {"one.example.test", "two.example.test"}) {
+      std::vector<std::string> names{name};
+      auto issued = co_await acme.issue(names, responder);
+      CO_ASSERT_OK(issued);
+      EXPECT_EQ(verified_names(issued->chain_pem, ca.root_pem()), names);
+    }
+  });
+}
+
 TEST(AcmePebble, TheSameKeyFindsItsAccountAgain) {
   challenge_server responder;
   dp::test::pebble ca(responder.port());

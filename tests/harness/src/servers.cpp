@@ -154,7 +154,8 @@ std::string s3rver::storage_url(const std::string& bucket) const {
   return fmt::format("s3://{}?endpoint={}&region=us-east-1&path_style=true", bucket, endpoint());
 }
 
-pebble::pebble(std::uint16_t http_port) : dir_("dp-pebble") {
+pebble::pebble(std::uint16_t http_port, std::map<std::string, std::string> env)
+    : dir_("dp-pebble") {
   // Pebble's own HTTPS listeners need a certificate; a self-signed one for 127.0.0.1 is also
   // the trust anchor clients are given.
   ca_file_ = dir_.path() / "cert.pem";
@@ -180,9 +181,12 @@ pebble::pebble(std::uint16_t http_port) : dir_("dp-pebble") {
       R"("certificate":"{}","privateKey":"{}","httpPort":{},"tlsPort":{},)"
       R"("ocspResponderURL":"","externalAccountBindingRequired":false}}}})",
       port_, management_port_, ca_file_.string(), key.string(), http_port, free_port());
+  // The caller's values win (insert keeps them).
+  env.insert(
+      {{"PEBBLE_VA_NOSLEEP", "1"}, {"PEBBLE_WFE_NONCEREJECT", "0"}, {"PEBBLE_AUTHZREUSE", "0"}});
   process_.emplace(process_options{
       {"pebble", "-config", config.string(), "-dnsserver", fmt::format("127.0.0.1:{}", dns_port)},
-      {{"PEBBLE_VA_NOSLEEP", "1"}, {"PEBBLE_WFE_NONCEREJECT", "0"}, {"PEBBLE_AUTHZREUSE", "0"}}});
+      std::move(env)});
   if (!wait_for_tcp("127.0.0.1", port_, start_timeout) ||
       !wait_for_tcp("127.0.0.1", management_port_, start_timeout) ||
       !wait_for_tcp("127.0.0.1", dns_port, start_timeout)) {

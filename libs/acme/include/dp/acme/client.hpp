@@ -72,9 +72,13 @@ class client {
 
   boost::asio::awaitable<dp::result<void>> load_directory();
   boost::asio::awaitable<dp::result<std::string>> fresh_nonce();
-  // A signed POST (payload "" is POST-as-GET), with a new nonce and again on badNonce.
+  // A signed POST (payload "" is POST-as-GET), with a new nonce and again on badNonce. The
+  // overload without `accept` forwards: g++ 12 mishandles a class-type default argument of a
+  // coroutine called from a coroutine.
   boost::asio::awaitable<dp::result<reply>> post(std::string url, std::string payload,
-                                                 std::string what, std::string accept = {});
+                                                 std::string what, std::string accept);
+  boost::asio::awaitable<dp::result<reply>> post(std::string url, std::string payload,
+                                                 std::string what);
   boost::asio::awaitable<dp::result<authorization>> validate(std::string url,
                                                              challenge_responder& responder);
   // POST-as-GET `url` until the order leaves `waiting_status`.

@@ -29,7 +29,8 @@ class ec_key {
   boost::json::object jwk() const;
   // ES256 (RFC 7518 section 3.4): the 64-byte r||s of an ECDSA P-256 SHA-256 signature.
   std::string sign_es256(std::string_view data) const;
-  // A DER PKCS#10 request for `names` (the first is also the subject's CN), signed by this key.
+  // A DER PKCS#10 request for `names` in subjectAltName (the first is also the subject's CN
+  // when it fits in 64 characters), signed by this key.
   dp::result<std::string> make_csr(const std::vector<std::string>& names) const;
 
   struct impl;

@@ -178,11 +178,13 @@ class s3rver {
 // Pebble, Let's Encrypt's test CA (Debian's `pebble`), on free loopback ports, with
 // pebble-challtestsrv as its DNS server answering 127.0.0.1 for every name (and no AAAA): its
 // validation of http-01 for any domain connects to 127.0.0.1:<http_port>, where the test puts
-// the proxy. No nonce rejection, no sleep before validating, no reuse of authorizations. Its
+// the proxy. By default no nonce rejection, no sleep before validating, no reuse of
+// authorizations. Its
 // HTTPS listeners use a certificate made here whose trust anchor is ca_file().
 class pebble {
  public:
-  explicit pebble(std::uint16_t http_port);
+  // `env` adds to or overrides Pebble's environment (e.g. PEBBLE_WFE_NONCEREJECT).
+  explicit pebble(std::uint16_t http_port, std::map<std::string, std::string> env = {});
   std::string directory_url() const;  // "https://127.0.0.1:<port>/dir"
   const std::filesystem::path& ca_file() const noexcept { return ca_file_; }
   // The PEM of the root and of the intermediate that sign Pebble's certificates, read from its
