@@ -31,6 +31,7 @@
 #include "dp/test/options.hpp"
 #include "dp/worker/build_redis_users.hpp"
 #include "dp/worker/launcher.hpp"
+#include "fake_sts.hpp"
 
 namespace {
 
@@ -724,6 +725,38 @@ TEST(ecs_launcher_test, an_out_of_memory_task_names_the_memory_limit) {
   EXPECT_EQ(end->description,
             "task exited with code 137: memory limit of the task reached (OutOfMemoryError: "
             "Container killed due to memory usage)");
+}
+
+// With a build role, RunTask's overrides carry the temporary keys the worker got for this
+// deployment (a stand-in STS), signed for with the worker's own; the task has no other access.
+TEST(ecs_launcher_test, a_build_role_puts_the_deployments_temporary_keys_in_the_overrides) {
+  ecs_fixture f;
+  dp::worker_test::fake_sts sts("ASIATEMPORARY", "temporary-secret");
+  auto o = f.options();
+  o.storage_role =
+      dp::worker::build_storage_role{.role_arn = "arn:aws:iam::1:role/deploy-platform-build",
+                                     .sts_endpoint = sts.endpoint(),
+                                     .region = "eu-west-1",
+                                     .credentials = o.credentials,
+                                     .bucket = "b"};
+  auto end = run_ecs_job(o);
+  ASSERT_TRUE(end) << end.error().message;
+  auto reqs = f.server.requests();
+  ASSERT_FALSE(reqs.empty());
+  auto run = json::parse(reqs[0].body);
+  std::map<std::string, std::string> env;
+  for (const auto& e :
+       run.at("overrides").at("containerOverrides").at(0).at("environment").as_array()) {
+    env[std::string(e.at("name").as_string())] = std::string(e.at("value").as_string());
+  }
+  EXPECT_EQ(env["AWS_ACCESS_KEY_ID"], "ASIATEMPORARY");
+  EXPECT_EQ(env["AWS_SECRET_ACCESS_KEY"], "temporary-secret");
+  EXPECT_EQ(env["AWS_SESSION_TOKEN"], "token-for-dp-build-01jh5k7q3x9m2c8r4t6v0w1y3z");
+  EXPECT_EQ(reqs[0].body.find("AKIDEXAMPLE"), std::string::npos) << reqs[0].body;
+  auto assumed = sts.requests();
+  ASSERT_EQ(assumed.size(), 1u);
+  EXPECT_TRUE(std::string(assumed[0].at("headers").at("authorization").as_string())
+                  .starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"));
 }
 
 }  // namespace
