@@ -1,9 +1,9 @@
 // Real public sites (tests/fixtures/sites/: one starter of each framework the platform detects,
-// and a plain HTML site) deployed as a new user would: `deployctl deploy ./<site>` with no settings at all, on the
-// platform of deploy/local/run.sh. For each: the build is ready, the home page and the scripts,
-// styles, icons and images it names are served with their content types; an SPA answers a
-// client-side route with its index.html (200); a static site answers an unknown path with its
-// 404.html (404); the other pages it lists answer 200 (`/about` of an export that wrote
+// and a plain HTML site) deployed as a new user would: `deployctl deploy ./<site>` with no settings
+// at all, on the platform of deploy/local/run.sh. For each: the build is ready, the home page and
+// the scripts, styles, icons and images it names are served with their content types; an SPA
+// answers a client-side route with its index.html (200); a static site answers an unknown path with
+// its 404.html (404); the other pages it lists answer 200 (`/about` of an export that wrote
 // about.html). Then each is redeployed after a one-line source change, which must be what is
 // served (whatever a build cache kept from the first build). The sites are queued at once (the
 // worker runs two builds at a time) and checked as each finishes; the installs come from the npm

@@ -28,8 +28,8 @@ export const fixtures = [
     notFound: /Page Not Found/,
     change: {
       file: 'docusaurus.config.js',
-      from: "tagline: 'Dinosaurs are cool'",
-      to: "tagline: 'Dinosaurs are very cool'",
+      from: 'tagline: \'Dinosaurs are cool\'',
+      to: 'tagline: \'Dinosaurs are very cool\'',
       shows: 'Dinosaurs are very cool',
     },
   },
