@@ -124,7 +124,8 @@ struct http_response {
   std::string body;
 };
 
-// One HTTP/1.0 request to 127.0.0.1:port (connection closed after the response).
+// One HTTP/1.0 request to 127.0.0.1:port (connection closed after the response); Host is
+// 127.0.0.1:port unless `headers` name one (a site on the proxy).
 dp::result<http_response> http_request(std::uint16_t port, const std::string& method,
                                        const std::string& target, const std::string& body = {},
                                        const std::map<std::string, std::string>& headers = {});
