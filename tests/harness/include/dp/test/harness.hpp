@@ -124,8 +124,7 @@ struct http_response {
   std::string body;
 };
 
-// One HTTP/1.0 request to 127.0.0.1:port (connection closed after the response); Host is
-// 127.0.0.1:port unless `headers` name one (a site on the proxy).
+// One HTTP/1.0 request to 127.0.0.1:port (connection closed after the response).
 dp::result<http_response> http_request(std::uint16_t port, const std::string& method,
                                        const std::string& target, const std::string& body = {},
                                        const std::map<std::string, std::string>& headers = {});
