@@ -123,8 +123,7 @@ class records {
   // running builds are asked to stop (request_cancel, reason "superseded by <id>"); queued ones
   // are left to the worker, which cancels them before they start (queue::newer_active). Looks
   // at the project's newest `window` deployments; returns the ids it asked to stop.
-  task<std::vector<std::string>> cancel_superseded(const proto::deployment& newer,
-                                                   int window = 50);
+  task<std::vector<std::string>> cancel_superseded(const proto::deployment& newer, int window = 50);
   // The deployment id an alias points at, or nullopt.
   task<std::optional<std::string>> resolve_alias(std::string_view label);
   // The alias label a custom domain (domain:<fqdn>) serves, or nullopt.
