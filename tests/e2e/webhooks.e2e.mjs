@@ -3,12 +3,13 @@
 // project's secret. A push to main updates production; a push to feature/x serves a preview at
 // its branch alias while production is unchanged; a pull request gets <project>--pr-<n>, gone
 // once it is closed; a burst of five pushes to main ends with the last commit live and at most
-// two builds run (the rest superseded).
+// two builds run (the rest superseded). The worker reports the commit's status to a local forge API.
 // Usage: node tests/e2e/webhooks.e2e.mjs <build dir> <repo root>
 import assert from 'node:assert/strict';
 import {execFileSync} from 'node:child_process';
 import {createHmac, randomUUID} from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import {after, before, describe, it} from 'node:test';
 
@@ -20,6 +21,8 @@ let platform = null;
 let stopped = null;
 
 async function cleanUp() {
+  if (statusServer)
+    statusServer.close();
   if (platform && !stopped)
     stopped = await platform.stop();
   if (platform)
@@ -39,6 +42,9 @@ const project = 'hooked';
 let work = null;     // the developer's clone
 let bare = null;     // the "forge": a bare repository the platform clones
 let secret = null;
+// The forge's status API: a local server that records what the worker sends.
+let statusServer = null;
+const statuses = [];
 
 function git(...args) {
   return execFileSync('git', args, {cwd: work, stdio: 'pipe'}).toString().trim();
@@ -133,6 +139,23 @@ describe('git push -> deployed (signed GitHub webhooks)', {concurrency: false}, 
     const rotated = await api(platform, 'POST', `/v1/projects/${project}/webhook-secret`);
     assert.equal(rotated.status, 201, JSON.stringify(rotated.data));
     secret = rotated.data.secret;
+    statusServer = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        statuses.push({method: req.method, url: req.url, headers: req.headers, body: JSON.parse(body)});
+        res.writeHead(201, {'content-type': 'application/json'});
+        res.end('{}');
+      });
+    });
+    await new Promise((resolve) => statusServer.listen(0, '127.0.0.1', resolve));
+    const forge = await api(platform, 'PUT', `/v1/projects/${project}/forge`, {
+      forge: 'github',
+      api_url: `http://127.0.0.1:${statusServer.address().port}`,
+      repository: 'e2e/hooked',
+      token: 'e2e-forge-token',
+    });
+    assert.equal(forge.status, 200, JSON.stringify(forge.data));
   });
   after(cleanUp);
 
@@ -158,6 +181,19 @@ describe('git push -> deployed (signed GitHub webhooks)', {concurrency: false}, 
     assert.equal(d.target, 'production');
     await ready(d.id);
     assert.equal(await served(project), 'site v2');
+    // The commit's status on the forge: pending when the build started, then success, each
+    // the documented request (POST /repos/{owner}/{repo}/statuses/{sha}, a bearer token).
+    const mine = () => statuses.filter((r) => r.url === `/repos/e2e/hooked/statuses/${sha}`);
+    await waitFor('the success status', async () => mine().some((r) => r.body.state === 'success'),
+                  60_000);
+    assert.deepEqual(mine().map((r) => r.body.state), ['pending', 'success']);
+    for (const r of mine()) {
+      assert.equal(r.method, 'POST');
+      assert.equal(r.headers.authorization, 'Bearer e2e-forge-token');
+      assert.equal(r.headers['content-type'], 'application/json');
+      assert.equal(r.body.target_url, d.url);
+      assert.equal(r.body.context, 'deploy-platform');
+    }
   });
 
   it('a push to feature/x serves a preview at its branch alias; production is unchanged',
