@@ -8,7 +8,7 @@
 
 namespace dp::worker {
 
-asio::awaitable<void> worker::impl::report_commit_status(const std::string& id,
+asio::awaitable<void> worker::impl::report_commit_status(std::string id,
                                                          proto::deployment_status s) {
   if (!opts.commit_status_http) {
     co_return;
@@ -23,8 +23,12 @@ asio::awaitable<void> worker::impl::report_commit_status(const std::string& id,
     co_return;
   }
   auto d = co_await records.get_deployment(id);
-  auto f = d ? co_await hooks.forge(d->project)
-             : dp::result<std::optional<state::forge_settings>>(d.error());
+  if (!d) {
+    dp::log::warn("cannot read the deployment", {{"deployment", id}, {"error", d.error()}});
+    co_return;
+  }
+  // Its own statement: g++ 12 mishandles a co_await inside a conditional expression.
+  auto f = co_await hooks.forge(d->project);
   if (!f || !*f) {
     if (!f) {
       dp::log::warn("cannot read the forge settings", {{"deployment", id}, {"error", f.error()}});
