@@ -93,8 +93,6 @@ TEST_F(previews, a_new_deployment_supersedes_its_branch_only) {
   auto x1 = std::string(deploy(R"({"branch":"feature/x"})").at("id").as_string());
   s_.drive(x1, {deployment_status::cloning, deployment_status::building});
   auto x2 = std::string(deploy(R"({"branch":"feature/x"})").at("id").as_string());
-  auto y = std::string(deploy(R"({"branch":"feature/y"})").at("id").as_string());
-  auto x3 = std::string(deploy(R"({"branch":"feature/x"})").at("id").as_string());
   // The running one is asked to stop (its worker records canceled); the queued x2 is left to
   // the worker, which cancels it before it starts.
   auto asked =
@@ -103,6 +101,8 @@ TEST_F(previews, a_new_deployment_supersedes_its_branch_only) {
       });
   ASSERT_TRUE(asked && *asked);
   EXPECT_EQ((*asked)->reason, "superseded by " + x2);
+  auto y = std::string(deploy(R"({"branch":"feature/y"})").at("id").as_string());
+  auto x3 = std::string(deploy(R"({"branch":"feature/x"})").at("id").as_string());
   s_.drive(x1, {deployment_status::canceled});
   EXPECT_EQ(record(x2).status, deployment_status::queued);
   EXPECT_EQ(record(prod).status, deployment_status::queued);

@@ -300,6 +300,46 @@ TEST_P(retention_test, an_unfinished_removal_is_finished_by_the_next_pass) {
   });
 }
 
+// What a branch's or pull request's preview alias serves keeps its files while the alias does.
+TEST_P(retention_test, preview_aliases_keep_what_they_serve) {
+  run([&](dp::state::records& records) -> asio::awaitable<void> {
+    int64_t now = dp::state::now_ms();
+    dp::proto::project p;
+    p.name = "blog";
+    p.git_url = "https://example.com/blog.git";
+    p.created_at = now - 30 * day;
+    p.keep_deployments = 1;
+    p.keep_production_days = 0;
+    EXPECT_TRUE(co_await records.create_project(p));
+    std::vector<dp::proto::deployment> made;
+    for (int age : {10, 5, 1}) {
+      dp::proto::deployment d;
+      d.id = dp::new_deployment_id();
+      d.project = "blog";
+      d.git_url = p.git_url;
+      d.created_at = now - age * day;
+      d.branch = age == 10 ? "feature/x" : "main";
+      d.target = age == 10 ? dp::proto::deployment_target::preview
+                           : dp::proto::deployment_target::production;
+      EXPECT_TRUE(co_await records.record_deployment(d));
+      EXPECT_TRUE(co_await records.go_live(d));
+      made.push_back(d);
+    }
+    const dp::worker::retention_policy platform{10, 30};
+    auto first = co_await dp::worker::prune_deployments(records, *store_, platform);
+    CO_ASSERT_OK(first);
+    EXPECT_EQ(first->pruned, 0);  // newest, rollback target, and the preview
+    auto removed = co_await records.remove_preview_alias("blog", "blog--feature-x");
+    CO_ASSERT_OK(removed);
+    auto second = co_await dp::worker::prune_deployments(records, *store_, platform);
+    CO_ASSERT_OK(second);
+    EXPECT_EQ(second->pruned, 1);
+    auto preview = co_await records.get_deployment(made[0].id);
+    CO_ASSERT_OK(preview);
+    EXPECT_TRUE(preview->pruned_at.has_value());
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(stores, retention_test, ::testing::Values("file", "s3"),
                          [](const auto& info) { return info.param; });
 

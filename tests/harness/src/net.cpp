@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <strings.h>
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -247,8 +248,14 @@ dp::result<http_response> http_request(std::uint16_t port, const std::string& me
     return fd.error();
   }
   unique_fd s(*fd);
-  std::string request =
-      fmt::format("{} {} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n", method, target, port);
+  std::string request = fmt::format("{} {} HTTP/1.0\r\n", method, target);
+  // The caller's Host (a site on the proxy) replaces the loopback one.
+  bool has_host = std::any_of(headers.begin(), headers.end(), [](const auto& h) {
+    return h.first.size() == 4 && ::strncasecmp(h.first.c_str(), "host", 4) == 0;
+  });
+  if (!has_host) {
+    request += fmt::format("Host: 127.0.0.1:{}\r\n", port);
+  }
   if (!headers.contains("Content-Length")) {
     request += fmt::format("Content-Length: {}\r\n", body.size());
   }
