@@ -56,6 +56,7 @@ int run_worker(const dp::settings::common& common, const dp::settings::build& bu
     admin.emplace(ioc.get_executor(), dp::redis::options{.url = common.redis});
     users.emplace(*admin, dp::proto::keys(common.key_prefix), dp::worker::build_redis_url(common));
   }
+  wo.commit_status_http = &http;
   auto launcher = dp::worker::launcher_from_settings(http, common, build, w, wo.id, self_path,
                                                      users ? &*users : nullptr);
   dp::worker::worker worker(ioc.get_executor(), dp::redis::options{.url = common.redis},

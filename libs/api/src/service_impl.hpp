@@ -172,6 +172,9 @@ struct service::impl {
   asio::awaitable<response> act_on_webhook(const proto::project& p, forge::provider forge,
                                            std::string_view event_name, std::string_view body);
 
+  // With a forge configured (PUT .../forge), what the worker needs to report `d`'s commit status.
+  asio::awaitable<dp::result<void>> note_commit_status(const proto::deployment& d);
+
   // POST /v1/projects/{name}/webhook-secret: a new secret, shown once (the old one stops).
   asio::awaitable<response> rotate_webhook_secret(http::request& req);
 

@@ -15,6 +15,8 @@ namespace {
 // failed delivery on request for up to 3 days.
 constexpr std::chrono::seconds delivery_ttl = std::chrono::hours(24 * 7);
 constexpr size_t delivery_id_max = 128;
+// How long a deployment may wait and build and still report its commit status.
+constexpr std::chrono::seconds commit_status_ttl = std::chrono::hours(24);
 // 256 random bits, hex: webhook secrets and deploy hook URLs.
 constexpr size_t secret_bytes = 32;
 
@@ -124,6 +126,10 @@ asio::awaitable<response> service::impl::act_on_webhook(const proto::project& p,
       if (!d) {
         co_return error(d.error());
       }
+      if (auto r = co_await note_commit_status(*d); !r) {
+        dp::log::warn("the deployment will report no commit status",
+                      {{"deployment", d->id}, {"error", r.error()}});
+      }
       out["deployment"] = deployment_json(*d);
       auto res = http::json_response(202, out);
       res.set("location", "/v1/deployments/" + d->id);
@@ -149,6 +155,18 @@ asio::awaitable<response> service::impl::act_on_webhook(const proto::project& p,
     }
   }
   co_return error(dp::errc::internal, "unhandled webhook event");
+}
+
+asio::awaitable<dp::result<void>> service::impl::note_commit_status(const proto::deployment& d) {
+  if (!d.commit || !d.alias) {
+    co_return dp::result<void>{};
+  }
+  auto f = co_await hooks_.forge(d.project);
+  if (!f || !*f) {
+    co_return f ? dp::result<void>{} : dp::result<void>(f.error());
+  }
+  co_return co_await hooks_.set_commit_status_target(
+      d.id, *d.commit, site_url(opts_.site, *d.alias), commit_status_ttl);
 }
 
 asio::awaitable<response> service::impl::rotate_webhook_secret(http::request& req) {

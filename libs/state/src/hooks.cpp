@@ -104,6 +104,33 @@ task<std::optional<forge_settings>> hooks::forge(std::string_view project) {
                                                          .token = f["forge_token"]});
 }
 
+task<void> hooks::set_commit_status_target(std::string_view deployment_id, std::string_view sha,
+                                           std::string_view target_url, std::chrono::seconds ttl) {
+  auto key = keys_.commit_status(deployment_id);
+  std::vector<std::vector<std::string>> commands{
+      {"HSET", key, "sha", std::string(sha), "target_url", std::string(target_url)},
+      {"EXPIRE", key, std::to_string(ttl.count())}};
+  auto r = co_await redis_.pipeline(std::move(commands));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return check_replies(*r);
+}
+
+task<std::optional<hooks::commit_status_target>> hooks::commit_status_target_of(
+    std::string_view deployment_id) {
+  auto r = co_await redis_.exec("HGETALL", keys_.commit_status(deployment_id));
+  if (!r) {
+    co_return r.error();
+  }
+  auto f = fields_of(*r);
+  if (f["sha"].empty()) {
+    co_return std::optional<commit_status_target>();
+  }
+  co_return std::optional<commit_status_target>(
+      commit_status_target{.sha = f["sha"], .target_url = f["target_url"]});
+}
+
 task<bool> hooks::take_delivery(std::string_view provider, std::string_view id,
                                 std::chrono::seconds ttl) {
   auto r = co_await redis_.exec("SET", keys_.webhook_delivery(provider, id), "1", "NX", "EX",

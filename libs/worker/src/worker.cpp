@@ -166,6 +166,7 @@ asio::awaitable<void> worker::impl::handle(std::string text) {
                                      {"project", h->job.project},
                                      {"attempt", h->job.attempt},
                                      {"launcher", launch.name()}});
+    co_await report_commit_status(id, deployment_status::building);
     auto r = co_await launch.run(h->job, h->stop);
     if (r) {
       end = std::move(*r);
@@ -287,6 +288,7 @@ asio::awaitable<std::optional<requeue_plan>> worker::impl::conclude(
         co_return std::nullopt;  // the lease expires and the reaper takes over
       }
       dp::log::info("build canceled", {{"deployment", id}, {"reason", h.cancel_reason}});
+      co_await report_commit_status(id, deployment_status::canceled);
       co_await finish(id, h.text, opts.id);
       co_return std::nullopt;
     }
@@ -301,6 +303,7 @@ asio::awaitable<std::optional<requeue_plan>> worker::impl::conclude(
   }
   if (proto::is_final(d->status)) {
     co_await learn_production_branch(*d);
+    co_await report_commit_status(id, d->status);
     dp::log::info("build ended", {{"deployment", id},
                                   {"status", proto::to_string(d->status)},
                                   {"exit", end ? end->description : failure->message}});
@@ -329,6 +332,7 @@ asio::awaitable<std::optional<requeue_plan>> worker::impl::conclude(
     co_return std::nullopt;
   }
   dp::log::warn("build failed", {{"deployment", id}, {"error", error}});
+  co_await report_commit_status(id, deployment_status::failed);
   co_await finish(id, h.text, opts.id);
   co_return std::nullopt;
 }

@@ -33,6 +33,10 @@ class keys {
   std::string project_hooks(std::string_view name) const { return cat("project:", name, ":hooks"); }
   // A deploy hook found by the SHA-256 of its secret: a hash {project, id, branch}.
   std::string hook(std::string_view secret_sha256) const { return cat("hook:", secret_sha256); }
+  // Where a deployment's commit status goes (state::hooks): a hash {sha, target_url} with a TTL.
+  std::string commit_status(std::string_view deployment_id) const {
+    return cat("commit_status:", deployment_id);
+  }
   // A webhook delivery id seen (SET NX with a TTL): a replayed delivery is ignored.
   std::string webhook_delivery(std::string_view provider, std::string_view id) const {
     return cat("webhook:delivery:", provider, std::string(":").append(id));

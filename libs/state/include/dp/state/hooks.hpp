@@ -55,6 +55,19 @@ class hooks {
                                                      const forge_settings& f);
   boost::asio::awaitable<dp::result<std::optional<forge_settings>>> forge(std::string_view project);
 
+  // A deployment whose commit the forge gets statuses for: its sha and URL, kept `ttl` (longer
+  // than a build can wait and run). nullopt: the deployment reports nothing.
+  boost::asio::awaitable<dp::result<void>> set_commit_status_target(std::string_view deployment_id,
+                                                                    std::string_view sha,
+                                                                    std::string_view target_url,
+                                                                    std::chrono::seconds ttl);
+  struct commit_status_target {
+    std::string sha;
+    std::string target_url;
+  };
+  boost::asio::awaitable<dp::result<std::optional<commit_status_target>>> commit_status_target_of(
+      std::string_view deployment_id);
+
   // True the first time a delivery id is seen (within `ttl`); false for a replay.
   boost::asio::awaitable<dp::result<bool>> take_delivery(std::string_view provider,
                                                          std::string_view id,

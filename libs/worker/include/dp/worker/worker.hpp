@@ -35,6 +35,10 @@
 #include "dp/redis/types.hpp"
 #include "dp/worker/retention.hpp"
 
+namespace dp::http_client {
+class client;
+}
+
 namespace dp::worker {
 
 class launcher;
@@ -57,6 +61,9 @@ struct worker_options {
   std::chrono::milliseconds lock_retry{250};   // while another build of the project runs
   std::chrono::milliseconds reap_interval{0};  // 0: lease_ttl / 2
   retention_options retention;
+  // Sends commit statuses (pending at start, then success or failure) to the forge of a
+  // deployment a webhook made, when its project has one configured; null: none are sent.
+  http_client::client* commit_status_http = nullptr;
 };
 
 // Whether ECS accepts `id` as RunTask's startedBy (which names the worker of a build task): at
