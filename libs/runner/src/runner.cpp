@@ -154,7 +154,8 @@ struct runner::impl {
   unique_fd cache_work_fd;  // the work directory, opened by the runner before install ran
   buildplan::cache_index cache_index;
   std::vector<buildplan::cache_entry> cache_dropped;  // failed to restore: removed at the save
-  std::string cache_scope, cache_fallback;            // the job's ref, the production branch
+  std::string cache_scope, cache_fallback;            // the branch built, the production branch
+  std::string cloned_branch;  // the job's ref, or the remote's default branch when it had none
   std::optional<std::string> modules_key;             // of this install, when it has a lockfile
   std::string cache_state = "off";                    // the deployment's `cache` field
   bool modules_restored = false, store_restored = false, dirs_restored = false;
@@ -318,6 +319,7 @@ struct runner::impl {
         commit.emplace_back("branch", branch);
       }
     }
+    cloned_branch = branch;
     say(fmt::format("cloned commit {}{} in {}", sha, branch.empty() ? "" : " of " + branch,
                     seconds(clock_type::now() - start)));
     timed("clone", start);
@@ -578,7 +580,9 @@ struct runner::impl {
     }
     cache_work_fd = std::move(*dir);
     cache.emplace(storage, opts.cache, job.project);
-    cache_scope = job.ref.value_or("");
+    // The branch actually built: a build of the default branch without a ref shares its cache
+    // with the later builds that name that branch (once the production branch is learned).
+    cache_scope = cloned_branch.empty() ? job.ref.value_or("") : cloned_branch;
     cache_fallback = job.production_branch.value_or("");
     if (plan.install) {
       auto id = buildplan::read_install_identity(plan.project_fd.get(), plan.install->display,

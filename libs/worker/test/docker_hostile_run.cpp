@@ -412,7 +412,8 @@ TEST_F(DockerHostile, DaemonLeftByInstallIsGoneBeforeTheBuild) {
   ASSERT_EQ(out.deployment.status, dp::proto::deployment_status::ready) << describe(out);
   EXPECT_EQ(stored(out.job, "daemon.txt"), "gone\n") << describe(out);
   EXPECT_NE(out.log.find("install: killed "), std::string::npos) << describe(out);
-  EXPECT_NE(out.log.find("build: killed "), std::string::npos) << describe(out);
+  // The build step's daemon is not always there to be counted: until `setsid` runs it is still in
+  // the step's process group, which is killed when the step ends. Gone it must be, either way.
   expect_container_gone(out.job);
   EXPECT_EQ(dp::test::processes_matching("sleep " + marker), 0);
 }
