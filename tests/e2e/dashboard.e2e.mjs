@@ -138,6 +138,28 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
                      async () => (await site(platform, 'dash', '/')).body.includes('<h1>site dash</h1>'),
                      30_000, 100);
 
+       // The filter asks the API for a branch, target or status: this project has no preview,
+       // and every row it lists as ready is ready.
+       const rows = page.locator('#deployments tr');
+       await page.selectOption('#filter-target', 'preview');
+       await waitFor('the preview filter to empty the table', async () => (await rows.count()) === 0,
+                     10_000, 100);
+       await page.selectOption('#filter-target', 'production');
+       await page.selectOption('#filter-status', 'ready');
+       await waitFor('only ready production deployments', async () => {
+         const n = await rows.count();
+         return n >= 2 && n === await page.locator('#deployments td.status.ready').count();
+       }, 10_000, 100);
+       await page.fill('#filter-branch', 'no-such-branch');
+       await page.press('#filter-branch', 'Enter');
+       await waitFor('an unknown branch to empty the table', async () => (await rows.count()) === 0,
+                     10_000, 100);
+       await page.fill('#filter-branch', '');
+       await page.selectOption('#filter-target', '');
+       await page.selectOption('#filter-status', '');
+       await page.press('#filter-branch', 'Enter');
+       await waitFor('the whole list back', async () => (await rows.count()) >= 2, 10_000, 100);
+
        // A build that prints a green line, then waits to be canceled from its row.
        const slow = gitRepo({
          'package.json': JSON.stringify(
