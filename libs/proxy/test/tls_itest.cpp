@@ -65,35 +65,13 @@ struct reply {
   }
 };
 
-// One plain HTTP/1.1 request with `Connection: close` and the Host given.
+// One plain request with the Host given, through the harness's client.
 reply fetch(uint16_t port, const std::string& host, const std::string& target) {
-  asio::io_context ioc;
-  asio::ip::tcp::socket sock(ioc);
-  sock.connect({asio::ip::make_address("127.0.0.1"), port});
-  std::string req =
-      fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", target, host);
-  asio::write(sock, asio::buffer(req));
-  std::string raw;
-  boost::system::error_code ec;
-  asio::read(sock, asio::dynamic_buffer(raw), ec);
-  reply r;
-  size_t end = raw.find("\r\n\r\n");
-  if (end == raw.npos) {
-    return r;
+  auto r = dp::test::http_request(port, "GET", target, {}, {{"Host", host}});
+  if (!r) {
+    return reply{};
   }
-  r.body = raw.substr(end + 4);
-  std::string_view head(raw.data(), end);
-  r.status = std::stoi(std::string(head.substr(9, 3)));
-  for (size_t pos = head.find("\r\n"); pos != head.npos;) {
-    size_t next = head.find("\r\n", pos + 2);
-    std::string_view line = head.substr(pos + 2, next == head.npos ? head.npos : next - pos - 2);
-    size_t colon = line.find(':');
-    std::string name(line.substr(0, colon));
-    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-    r.headers[name] = std::string(line.substr(line.find_first_not_of(' ', colon + 1)));
-    pos = next;
-  }
-  return r;
+  return reply{r->status, std::move(r->headers), std::move(r->body)};
 }
 
 dp::tls::platform_key test_key() {

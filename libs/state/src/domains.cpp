@@ -119,6 +119,21 @@ dp::error not_owned(std::string_view fqdn, std::string_view project) {
                     "no domain " + std::string(fqdn) + " in project " + std::string(project));
 }
 
+// Runs a script that answers 1 when `project` owns the domain (and made the change), else 0.
+boost::asio::awaitable<dp::result<void>> run_owned(redis::client& redis,
+                                                   std::vector<std::string> command,
+                                                   std::string_view fqdn,
+                                                   std::string_view project) {
+  auto r = co_await redis.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  if (r->as_integer() != 1) {
+    co_return not_owned(fqdn, project);
+  }
+  co_return dp::result<void>{};
+}
+
 }  // namespace
 
 std::string_view to_string(domain_state s) noexcept {
@@ -243,14 +258,7 @@ boost::asio::awaitable<dp::result<void>> domains::remove(std::string_view fqdn,
                                    keys_.domain(fqdn),
                                    std::string(fqdn),
                                    std::string(project)};
-  auto r = co_await redis_.exec(std::move(command));
-  if (!r) {
-    co_return r.error();
-  }
-  if (r->as_integer() != 1) {
-    co_return not_owned(fqdn, project);
-  }
-  co_return dp::result<void>{};
+  co_return co_await run_owned(redis_, std::move(command), fqdn, project);
 }
 
 boost::asio::awaitable<dp::result<void>> domains::verify(std::string_view fqdn,
@@ -262,14 +270,7 @@ boost::asio::awaitable<dp::result<void>> domains::verify(std::string_view fqdn,
                                    keys_.domain(fqdn),
                                    std::string(project),
                                    std::to_string(now_ms())};
-  auto r = co_await redis_.exec(std::move(command));
-  if (!r) {
-    co_return r.error();
-  }
-  if (r->as_integer() != 1) {
-    co_return not_owned(fqdn, project);
-  }
-  co_return dp::result<void>{};
+  co_return co_await run_owned(redis_, std::move(command), fqdn, project);
 }
 
 boost::asio::awaitable<dp::result<void>> domains::set_options(std::string_view fqdn,
@@ -285,14 +286,7 @@ boost::asio::awaitable<dp::result<void>> domains::set_options(std::string_view f
                                    flag(primary),
                                    flag(hsts),
                                    keys_.domain_record("")};
-  auto r = co_await redis_.exec(std::move(command));
-  if (!r) {
-    co_return r.error();
-  }
-  if (r->as_integer() != 1) {
-    co_return not_owned(fqdn, project);
-  }
-  co_return dp::result<void>{};
+  co_return co_await run_owned(redis_, std::move(command), fqdn, project);
 }
 
 boost::asio::awaitable<dp::result<void>> domains::set_certificate(
