@@ -36,27 +36,9 @@ done
 }
 [[ -d $ROOT/bench/anchors/node_modules ]] || (cd "$ROOT/bench/anchors" && npm ci --no-audit --no-fund >/dev/null)
 
-WORK=$(mktemp -d /tmp/dp-proxy-bench.XXXXXX)
-chmod 755 "$WORK"  # nginx's worker runs as nobody
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "proxy_bench: nothing listens on $1" >&2
-  exit 1
-}
+BENCH=proxy_bench
+# shellcheck source=nginx_peer.sh
+source "$ROOT/bench/nginx_peer.sh"
 
 # The site: the same bytes for nginx (from disk) and for the proxies (uploaded to s3rver).
 ID=01jh5k7q3x9m2c8r4t6v0w1y3z

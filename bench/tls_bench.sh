@@ -32,27 +32,9 @@ done
   exit 2
 }
 
-WORK=$(mktemp -d /tmp/dp-tls-bench.XXXXXX)
-chmod 755 "$WORK"  # nginx's worker runs as nobody
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "tls_bench: nothing listens on $1" >&2
-  exit 1
-}
+BENCH=tls_bench
+# shellcheck source=nginx_peer.sh
+source "$ROOT/bench/nginx_peer.sh"
 
 # The certificate both servers present.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
