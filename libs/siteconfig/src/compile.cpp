@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -98,7 +99,19 @@ void rule_set::index() {
         static_cast<uint32_t>(i));
   }
   for (size_t i = 0; i < header_rules.size(); ++i) {
-    if (header_rules[i].source.is_static()) {
+    header_rule& rule = header_rules[i];
+    if (rule.source.capture_count() > 0) {
+      auto syn =
+          rule.merge == header_merge::join ? detail::syntax::cloudflare : detail::syntax::vercel;
+      for (auto& e : rule.set) {
+        std::string why;
+        auto parts = detail::parse_destination(e.value, rule.source, syn, false, why);
+        bool named = parts && std::any_of(parts->begin(), parts->end(),
+                                          [](const template_part& t) { return t.capture >= 0; });
+        e.parts = named ? std::move(*parts) : std::vector<template_part>{};
+      }
+    }
+    if (rule.source.is_static()) {
       static_header_index[header_rules[i].source.static_path()].push_back(static_cast<uint32_t>(i));
     } else {
       dynamic_header_rules.push_back(static_cast<uint32_t>(i));

@@ -1,6 +1,7 @@
 // The compiled file: the rule set as JSON (version 1). A literal segment is a string, a
-// placeholder segment an object; a destination is an array of strings (literal text) and
-// integers (capture indexes). Read back strictly: the proxy trusts nothing it cannot check.
+// placeholder segment an object; a destination is an array of strings (literal text), integers
+// (capture indexes) and [index, text] pairs (text written before the capture when it is not empty).
+// Read back strictly: the proxy trusts nothing it cannot check.
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
@@ -44,6 +45,7 @@ json::value write(const pattern& p) {
   json::object o{{"segments", std::move(segs)}, {"tail", to_string(p.tail)}};
   if (p.tail != tail_kind::none) {
     o["tail_prefix"] = p.tail_prefix;
+    o["tail_suffix"] = p.tail_suffix;
     o["tail_name"] = p.tail_name;
   } else {
     o["trailing_slash"] = p.trailing_slash;
@@ -54,8 +56,10 @@ json::value write(const pattern& p) {
 json::value write(const redirect_rule& r) {
   json::array dest;
   for (const auto& part : r.destination) {
-    if (part.capture >= 0) {
+    if (part.capture >= 0 && part.text.empty()) {
       dest.emplace_back(part.capture);
+    } else if (part.capture >= 0) {
+      dest.emplace_back(json::array{part.capture, json::string(part.text)});
     } else {
       dest.emplace_back(part.text);
     }
@@ -195,6 +199,7 @@ pattern read_pattern(const json::value& v, const std::string& path) {
       throw bad{fmt::format("field '{}.tail' has an unknown value", path)};
     }
     p.tail_prefix = get_string(o, "tail_prefix", path);
+    p.tail_suffix = get_string(o, "tail_suffix", path);
     p.tail_name = get_string(o, "tail_name", path);
   }
   if (p.capture_count() > detail::max_capture_slots) {
@@ -215,6 +220,11 @@ redirect_rule read_redirect(const json::value& v, const std::string& path) {
     } else if (part.is_int64() && part.get_int64() >= 0 &&
                static_cast<size_t>(part.get_int64()) < caps) {
       r.destination.push_back(template_part{"", static_cast<int>(part.get_int64())});
+    } else if (const json::array* a = part.if_array();
+               a && a->size() == 2 && (*a)[0].is_int64() && (*a)[0].get_int64() >= 0 &&
+               static_cast<size_t>((*a)[0].get_int64()) < caps && (*a)[1].is_string()) {
+      r.destination.push_back(
+          template_part{std::string((*a)[1].get_string()), static_cast<int>((*a)[0].get_int64())});
     } else {
       throw bad{fmt::format(
           "field '{}.destination' holds something other than text or a capture index", path)};

@@ -16,10 +16,16 @@ std::string render(const redirect_rule& rule, const std::string_view* caps, bool
   for (const auto& part : rule.destination) {
     if (part.capture < 0) {
       out += part.text;
-    } else if (encode) {
-      detail::append_encoded(out, caps[part.capture]);
+      continue;
+    }
+    std::string_view value = caps[part.capture];
+    if (!value.empty()) {
+      out += part.text;
+    }
+    if (encode) {
+      detail::append_encoded(out, value);
     } else {
-      out += caps[part.capture];
+      out += value;
     }
   }
   return out;
@@ -108,6 +114,7 @@ void headers_for(const rule_set& r, std::string_view path, std::vector<header_fi
   const std::vector<uint32_t>& statics = it == r.static_header_index.end() ? none : it->second;
   std::array<std::string_view, capture_slots> caps{};
 
+  std::string value;
   auto apply_rule = [&](const header_rule& rule) {
     for (const auto& name : rule.remove) {
       std::erase_if(out, [&](const header_field& f) { return detail::iequals(f.name, name); });
@@ -116,6 +123,16 @@ void headers_for(const rule_set& r, std::string_view path, std::vector<header_fi
       }
     }
     for (const auto& e : rule.set) {
+      value.clear();
+      for (const auto& part : e.parts) {
+        if (part.capture < 0) {
+          value += part.text;
+        } else if (!caps[part.capture].empty()) {
+          value += part.text;
+          value += caps[part.capture];
+        }
+      }
+      const std::string& v = e.parts.empty() ? e.value : value;
       if (removed) {
         std::erase_if(*removed, [&](std::string_view n) { return detail::iequals(n, e.name); });
       }
@@ -124,16 +141,16 @@ void headers_for(const rule_set& r, std::string_view path, std::vector<header_fi
         if (detail::iequals(f.name, e.name)) {
           if (rule.merge == header_merge::join) {
             f.value += ", ";
-            f.value += e.value;
+            f.value += v;
           } else {
-            f.value = e.value;
+            f.value = v;
           }
           found = true;
           break;
         }
       }
       if (!found) {
-        out.push_back(header_field{e.name, e.value});
+        out.push_back(header_field{e.name, v});
       }
     }
   };

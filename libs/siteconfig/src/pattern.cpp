@@ -115,6 +115,25 @@ std::optional<pattern> parse_pattern(std::string_view source, syntax syn, const 
     return std::nullopt;
   }
   pattern p;
+  // Cloudflare's splat may sit anywhere ("/blog/*", "/*.jpg"): what follows it is a literal suffix.
+  bool has_splat = false;
+  std::string_view splat_suffix;
+  if (syn == syntax::cloudflare) {
+    size_t star = source.find('*');
+    if (star != std::string_view::npos) {
+      has_splat = true;
+      splat_suffix = source.substr(star + 1);
+      source = source.substr(0, star);
+      if (splat_suffix.find('*') != std::string_view::npos) {
+        why = "only one splat (*) is supported";
+        return std::nullopt;
+      }
+      if (find_placeholder(splat_suffix) != std::string_view::npos) {
+        why = "a placeholder after the splat is not supported";
+        return std::nullopt;
+      }
+    }
+  }
   std::vector<std::string_view> raw;
   std::string_view rest = source.substr(1);
   while (true) {
@@ -125,9 +144,20 @@ std::optional<pattern> parse_pattern(std::string_view source, syntax syn, const 
     }
     rest.remove_prefix(slash + 1);
   }
-  bool trailing = raw.back().empty();
-  if (trailing) {
+  std::string_view splat_prefix;
+  bool trailing = false;
+  if (has_splat) {
+    splat_prefix = raw.back();
     raw.pop_back();
+    if (find_placeholder(splat_prefix) != std::string_view::npos) {
+      why = "a placeholder and a splat in one segment are not supported";
+      return std::nullopt;
+    }
+  } else {
+    trailing = raw.back().empty();
+    if (trailing) {
+      raw.pop_back();
+    }
   }
   p.trailing_slash = trailing;
   size_t unnamed = 0;
@@ -143,26 +173,7 @@ std::optional<pattern> parse_pattern(std::string_view source, syntax syn, const 
       return std::nullopt;
     }
 
-    if (syn == syntax::cloudflare) {
-      size_t star = seg.find('*');
-      if (star != std::string_view::npos) {
-        if (!last || trailing || star + 1 != seg.size()) {
-          why = "a splat (*) is supported only at the end of the source";
-          return std::nullopt;
-        }
-        std::string_view prefix = seg.substr(0, star);
-        if (find_placeholder(prefix) != std::string_view::npos) {
-          why = "a placeholder and a splat in one segment are not supported";
-          return std::nullopt;
-        }
-        if (!prefix.empty() && !decode_literal(prefix, p.tail_prefix, why)) {
-          return std::nullopt;
-        }
-        p.tail = tail_kind::splat;
-        p.tail_name = "splat";
-        continue;
-      }
-    } else {
+    if (syn == syntax::vercel) {
       // Vercel: "(.*)" or ":name(.*)" is a splat; ":name*", ":name+", ":name?" whole segments.
       std::string_view name;
       bool splat = false;
@@ -239,6 +250,28 @@ std::optional<pattern> parse_pattern(std::string_view source, syntax syn, const 
     }
     p.segments.push_back(std::move(s));
   }
+  if (has_splat) {
+    auto prefix = percent_decode(splat_prefix);
+    auto suffix = percent_decode(splat_suffix);
+    if (!prefix || !suffix) {
+      why = "invalid percent-encoding in the source";
+      return std::nullopt;
+    }
+    if (prefix->find('/') != std::string::npos ||
+        splat_suffix.find("%2F") != std::string_view::npos ||
+        splat_suffix.find("%2f") != std::string_view::npos) {
+      why = "an encoded '/' in the source never matches (the proxy refuses it)";
+      return std::nullopt;
+    }
+    if (!is_printable(*prefix) || !is_printable(*suffix)) {
+      why = "a control character in the source never matches";
+      return std::nullopt;
+    }
+    p.tail = tail_kind::splat;
+    p.tail_name = "splat";
+    p.tail_prefix = std::move(*prefix);
+    p.tail_suffix = std::move(*suffix);
+  }
   if (p.tail != tail_kind::none) {
     p.trailing_slash = false;
   }
@@ -294,11 +327,21 @@ std::optional<std::vector<template_part>> parse_destination(std::string_view d,
         if (!flush()) {
           return std::nullopt;
         }
+        std::string prefix;
         if (syn == syntax::vercel && end < d.size() &&
             (d[end] == '*' || d[end] == '+' || d[end] == '?')) {
+          // An optional parameter takes its '/' with it when it is empty.
+          if (d[end] != '+' && !parts.empty() && parts.back().capture < 0 &&
+              parts.back().text.ends_with('/')) {
+            parts.back().text.pop_back();
+            prefix = "/";
+            if (parts.back().text.empty()) {
+              parts.pop_back();
+            }
+          }
           ++end;
         }
-        parts.push_back(template_part{"", idx});
+        parts.push_back(template_part{std::move(prefix), idx});
         i = end - 1;
         continue;
       }
@@ -370,10 +413,16 @@ bool match_from(const pattern& p, size_t si, std::string_view path, size_t pos,
     case tail_kind::none:
       return p.trailing_slash ? rest == "/" : rest.empty();
     case tail_kind::splat:
-      if (!rest.starts_with('/') || !rest.substr(1).starts_with(p.tail_prefix)) {
+      if (!rest.starts_with('/')) {
         return false;
       }
-      caps[ci] = rest.substr(1 + p.tail_prefix.size());
+      rest.remove_prefix(1);
+      if (rest.size() < p.tail_prefix.size() + p.tail_suffix.size() ||
+          !rest.starts_with(p.tail_prefix) || !rest.ends_with(p.tail_suffix)) {
+        return false;
+      }
+      caps[ci] = rest.substr(p.tail_prefix.size(),
+                             rest.size() - p.tail_prefix.size() - p.tail_suffix.size());
       return true;
     case tail_kind::any_segs:
       if (rest.empty()) {

@@ -46,7 +46,7 @@ struct segment {
 // What a pattern may match after its segments.
 enum class tail_kind : uint8_t {
   none,       // nothing: the path ends here (or with one '/' when trailing_slash)
-  splat,      // `*` / `(.*)`: '/' + tail_prefix + anything, possibly empty
+  splat,      // `*` / `(.*)`: '/' + tail_prefix + anything (possibly empty) + tail_suffix
   any_segs,   // Vercel's `/:p*`: nothing, or '/' + one or more characters
   some_segs,  // Vercel's `/:p+`: '/' + one or more characters
 };
@@ -57,6 +57,7 @@ struct pattern {
   std::vector<segment> segments;
   tail_kind tail = tail_kind::none;
   std::string tail_prefix;      // splat only: literal text of the splat's segment before the `*`
+  std::string tail_suffix;      // splat only: literal text after the `*` ("/*.jpg": ".jpg")
   std::string tail_name;        // the tail's capture name ("splat", "path", "$1")
   bool trailing_slash = false;  // tail none: the source ends in '/'
 
@@ -70,7 +71,10 @@ struct pattern {
 
 // A destination: literal text, and capture references (index into the source's captures).
 struct template_part {
-  std::string text;  // literal: used as written (redirects) or already decoded (rewrites)
+  // capture < 0: literal text, used as written (redirects) or already decoded (rewrites).
+  // capture >= 0: written before the capture's value only when that value is not empty (Vercel's
+  // "/blog/:path*" with no path is "/blog", as path-to-regexp compiles it).
+  std::string text;
   int capture = -1;  // >= 0: the source's capture of that index
 };
 
@@ -93,8 +97,11 @@ enum class header_merge : uint8_t {
 };
 
 struct header_entry {
-  std::string name;  // as written (compared case-insensitively)
-  std::string value;
+  std::string name;   // as written (compared case-insensitively)
+  std::string value;  // as written; `:name` of a source capture is replaced by its value
+  // The value split on the captures it names (empty when it names none); built by
+  // rule_set::index(), not serialized.
+  std::vector<template_part> parts;
 };
 
 struct header_rule {
