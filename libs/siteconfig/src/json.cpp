@@ -322,7 +322,11 @@ std::string to_json(const rule_set& r) {
 
 dp::result<rule_set> parse_rule_set(std::string_view text) {
   boost::system::error_code ec;
-  json::value root = json::parse(text, ec);
+  // Paths are bytes (a percent-decoded path need not be UTF-8), and serialize writes them as they
+  // are.
+  json::parse_options popt;
+  popt.allow_invalid_utf8 = true;
+  json::value root = json::parse(text, ec, {}, popt);
   if (ec) {
     return make_error(errc::invalid_argument, "rules: invalid JSON: {}", ec.message());
   }

@@ -157,6 +157,12 @@ TEST(SiteconfigRedirects, CompiledFormRoundTrips) {
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(sc::to_json(*r), text);
   EXPECT_EQ(sc::match(*r, "/c/1/2/3", "", true).location, "/d/1/2/3");
+  // Paths are bytes: a rule for a path that is not UTF-8 survives the JSON form.
+  auto latin1 = compile_redirects("/caf%E9 /x 301\n/\xff\xfe /y 301\n");
+  auto latin1_back = sc::parse_rule_set(sc::to_json(latin1.rules));
+  ASSERT_TRUE(latin1_back) << latin1_back.error().message;
+  EXPECT_EQ(sc::match(*latin1_back, "/caf\xE9", "", false).location, "/x");
+  EXPECT_EQ(sc::match(*latin1_back, "/\xff\xfe", "", false).location, "/y");
   EXPECT_FALSE(sc::parse_rule_set(R"({"version":2})"));
   EXPECT_FALSE(sc::parse_rule_set("[]"));
   EXPECT_FALSE(sc::parse_rule_set("{"));
