@@ -367,6 +367,29 @@ std::optional<std::vector<template_part>> parse_destination(std::string_view d,
   if (!flush()) {
     return std::nullopt;
   }
+  if (decode) {
+    // A rewrite stays among the deployment's paths: no ".." segment, whatever the captures hold
+    // (checked with every capture empty and with every capture a plain word), no control character.
+    for (std::string_view filler : {"", "x"}) {
+      std::string path;
+      for (const auto& part : parts) {
+        path += part.capture < 0 ? std::string_view(part.text) : filler;
+      }
+      if (!is_printable(path)) {
+        why = "a control character in the destination";
+        return std::nullopt;
+      }
+      for (size_t start = 0; start <= path.size();) {
+        size_t end = path.find('/', start);
+        end = end == std::string::npos ? path.size() : end;
+        if (std::string_view(path).substr(start, end - start) == "..") {
+          why = "a rewrite may not name a '..' segment";
+          return std::nullopt;
+        }
+        start = end + 1;
+      }
+    }
+  }
   return parts;
 }
 

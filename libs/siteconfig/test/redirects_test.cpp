@@ -86,6 +86,15 @@ TEST(SiteconfigRedirects, RewriteServesAnotherPathDecoded) {
   EXPECT_EQ(go(c, "/café").location, "/menu du jour.html");
 }
 
+TEST(SiteconfigRedirects, RewritesStayInsideTheDeployment) {
+  auto c = compile_redirects(
+      "/a /../etc/passwd 200\n/b/* /x/%2e%2e/:splat 200\n/c/* /x/.:splat. 200\n/d /x%0A 200\n");
+  EXPECT_EQ(c.diagnostics.size(), 4u) << all(c);
+  EXPECT_TRUE(c.rules.empty());
+  // A redirect may name any URL: the browser resolves it.
+  EXPECT_TRUE(compile_redirects("/a /../b 301\n").diagnostics.empty());
+}
+
 TEST(SiteconfigRedirects, ShadowingByFilesIsTheDefaultAndForceOverrides) {
   auto c = compile_redirects("/* /index.html 200\n/old /new 301\n/kept /forced 301!\n");
   // A file for the path wins over a rule without '!' (Netlify; the default).
