@@ -100,6 +100,13 @@ TEST_F(SiteconfigCompile, HugeFilesFifosAndDirectoriesAreRefused) {
   EXPECT_TRUE(sc::compile(root_ / "out", opt).diagnostics.empty());
 }
 
+TEST_F(SiteconfigCompile, AMissingOutputDirectoryIsAnError) {
+  auto c = sc::compile(root_ / "nowhere", {});
+  ASSERT_EQ(c.diagnostics.size(), 1u) << all(c);
+  EXPECT_EQ(c.diagnostics[0].level, sc::diagnostic::severity::error);
+  EXPECT_TRUE(c.rules.empty());
+}
+
 TEST_F(SiteconfigCompile, ABadFileDoesNotStopTheOthers) {
   write(root_ / "out/_redirects", "/a /b 301\n");
   write(root_ / "out/vercel.json", "{ nope");
