@@ -45,6 +45,7 @@ let secret = null;
 // The forge's status API: a local server that records what the worker sends.
 let statusServer = null;
 const statuses = [];
+let featureAlias = '';  // feature/x's branch alias, as the deployment reports it
 
 function git(...args) {
   return execFileSync('git', args, {cwd: work, stdio: 'pipe'}).toString().trim();
@@ -201,8 +202,11 @@ describe('git push -> deployed (signed GitHub webhooks)', {concurrency: false}, 
        const sha = pushVersion('feature/x', 'feature');
        const d = await pushEvent('feature/x', sha, 'version feature');
        assert.equal(d.target, 'preview');
+       // `<project>--feature-x--<hash>`: the slug lost the '/', so the alias is hashed.
+       featureAlias = new URL(d.preview_urls[0]).hostname.split('.')[0];
+       assert.match(featureAlias, new RegExp(`^${project}--feature-x--[0-9a-z]{7}$`));
        await ready(d.id);
-       assert.equal(await served(`${project}--feature-x`), 'site feature');
+       assert.equal(await served(featureAlias), 'site feature');
        assert.equal(await served(project), 'site v2');
      });
 
@@ -218,7 +222,7 @@ describe('git push -> deployed (signed GitHub webhooks)', {concurrency: false}, 
     // The proxy drops the alias on the removal's event (or its alias TTL).
     await waitFor('the pull request alias to go', async () => (await served(`${project}--pr-7`)) === 404,
                   60_000);
-    assert.equal(await served(`${project}--feature-x`), 'site feature');
+    assert.equal(await served(featureAlias), 'site feature');
     assert.equal(await served(project), 'site v2');
   });
 

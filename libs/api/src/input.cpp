@@ -8,6 +8,7 @@
 #include <charconv>
 
 #include "dp/buildplan/git.hpp"
+#include "dp/core/hex.hpp"
 #include "dp/core/id.hpp"
 
 namespace dp::api {
@@ -204,13 +205,19 @@ dp::result<void> apply_project_fields(proto::project& p, const json::object& o,
     }
     p.cancel_superseded = it->value().as_bool();
   }
+  if (auto it = o.find("fork_pull_requests"); it != o.end()) {
+    if (!it->value().is_bool()) {
+      return bad("field 'fork_pull_requests' must be true or false");
+    }
+    p.fork_pull_requests = it->value().as_bool();
+  }
   struct env_field {
     std::string_view name;
     proto::env_map* target;
   };
   for (auto [name, target] :
        {env_field{"env", &p.env}, env_field{"production_env", &p.production_env},
-        env_field{"preview_env", &p.preview_env}}) {
+        env_field{"preview_env", &p.preview_env}, env_field{"fork_env", &p.fork_env}}) {
     auto it = o.find(name);
     if (it == o.end()) {
       continue;
@@ -264,10 +271,11 @@ dp::result<proto::project> parse_new_project(std::string_view body,
   if (!o) {
     return o.error();
   }
-  if (auto r = only_fields(*o, {"name", "git_url", "branch", "production_branch", "root_dir",
-                                "install_command", "build_command", "output_dir", "serve_mode",
-                                "install_scripts", "env", "production_env", "preview_env",
-                                "cancel_superseded", "keep_deployments", "keep_production_days"});
+  if (auto r = only_fields(
+          *o, {"name", "git_url", "branch", "production_branch", "root_dir", "install_command",
+               "build_command", "output_dir", "serve_mode", "install_scripts", "env",
+               "production_env", "preview_env", "cancel_superseded", "fork_pull_requests",
+               "fork_env", "keep_deployments", "keep_production_days"});
       !r) {
     return r.error();
   }
@@ -298,10 +306,11 @@ dp::result<void> apply_project_patch(proto::project& p, std::string_view body,
   if (!o) {
     return o.error();
   }
-  if (auto r = only_fields(*o, {"git_url", "branch", "production_branch", "root_dir",
-                                "install_command", "build_command", "output_dir", "serve_mode",
-                                "install_scripts", "env", "production_env", "preview_env",
-                                "cancel_superseded", "keep_deployments", "keep_production_days"});
+  if (auto r = only_fields(
+          *o, {"git_url", "branch", "production_branch", "root_dir", "install_command",
+               "build_command", "output_dir", "serve_mode", "install_scripts", "env",
+               "production_env", "preview_env", "cancel_superseded", "fork_pull_requests",
+               "fork_env", "keep_deployments", "keep_production_days"});
       !r) {
     return r;
   }
@@ -389,8 +398,7 @@ dp::result<deploy_request> parse_deploy_request(std::string_view body,
   }
   if (commit->present && !commit->is_null) {
     const auto& c = commit->value;
-    if ((c.size() != 40 && c.size() != 64) ||
-        c.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    if (!dp::is_commit_sha(c)) {
       return bad("field 'commit' must be a commit sha: 40 or 64 lowercase hex digits");
     }
     req.commit = c;

@@ -35,17 +35,19 @@ proto::job job_for(const proto::project& p, const proto::deployment& d, bool no_
                     .project = p.name,
                     .git_url = d.git_url,
                     .ref = d.ref,
+                    .commit = d.commit,
                     .root_dir = p.root_dir,
                     .install_command = p.install_command,
                     .build_command = p.build_command,
                     .output_dir = p.output_dir,
-                    .env = proto::build_env(p, d.target),
+                    .env = proto::build_env(p, d.target, d.fork),
                     .attempt = 1,
                     .timeout_s = build_timeout_s,
                     .enqueued_at = d.created_at,
                     .mode = p.mode,
                     .install_scripts = p.install_scripts,
                     .no_cache = no_cache,
+                    .fork = d.fork,
                     .production_branch = p.production_branch,
                     .target = d.target};
 }
@@ -85,6 +87,7 @@ asio::awaitable<dp::result<proto::deployment>> start_git_deployment(state::recor
     d.commit_message = source.commit_message;
     d.commit_author = source.commit_author;
     d.pull_request = source.pull_request;
+    d.fork = source.fork;
     d.target = deployment_target_for(p, source);
     d.trigger = source.trigger;
     d.created_at = state::now_ms();

@@ -40,8 +40,9 @@ struct deployment_source {
   // The branch to build; null: the project's production branch (the remote's default branch
   // when the project has none).
   std::optional<std::string> branch;
-  // The commit the trigger names (a push's head): recorded on the deployment at once; the build
-  // clones the branch's head and records the commit it built.
+  // The commit the trigger names (a push's head, 40 or 64 hex digits): recorded on the
+  // deployment at once, and the build checks out exactly that commit (it fails when the
+  // commit is not on the branch); null: the branch's head at build time.
   std::optional<std::string> commit;
   std::optional<std::string> commit_message;
   std::optional<std::string> commit_author;
@@ -51,6 +52,10 @@ struct deployment_source {
   // production branch when the project has none.
   std::optional<std::string> default_branch;
   bool no_cache = false;  // the build does not restore the project's build cache
+  // A fork's pull request: `branch` is the pull request's ref in the base repository
+  // (refs/pull/<n>/head), the build gets the project's fork_env only and no build cache, and
+  // only the pull request's alias serves it.
+  bool fork = false;
 };
 
 struct start_options {

@@ -121,6 +121,21 @@ asio::awaitable<response> service::impl::act_on_webhook(const proto::project& p,
                                .pull_request = e->pull_request,
                                .trigger = proto::deployment_trigger::webhook,
                                .default_branch = non_empty(e->default_branch)};
+      if (e->fork) {
+        // A fork's code with the project's secrets would let anyone who opens a pull request
+        // read them: off unless the project asks, and then without them.
+        if (!p.fork_pull_requests) {
+          out["pull_request"] = *e->pull_request;
+          out["skipped"] = "fork pull request";
+          out["reason"] = fmt::format(
+              "skipped: fork pull request #{}: project '{}' does not build pull requests from "
+              "forks (set fork_pull_requests: true; such builds get fork_env only)",
+              *e->pull_request, p.name);
+          co_return http::json_response(202, out);
+        }
+        source.branch = e->pull_ref;
+        source.fork = true;
+      }
       auto d = co_await start_git_deployment(records_, p, std::move(source),
                                              start_options{opts_.build_timeout_s});
       if (!d) {

@@ -3,6 +3,7 @@
 // functions as deploy hooks and webhooks call them.
 #include "../src/start_deployment.hpp"
 #include "api_itest_support.hpp"
+#include "dp/core/preview_alias.hpp"
 #include "dp/proto/json.hpp"
 
 namespace {
@@ -62,7 +63,7 @@ TEST_F(previews, the_branch_decides_the_target_and_the_env) {
   EXPECT_EQ(preview.at("trigger").as_string(), "cli");
   EXPECT_EQ(preview.at("commit").as_string(), "3f9c2a7d1e4b8c6a0f5d2e9b7c1a4d8e6f0b3c5a");
   EXPECT_EQ(preview.at("preview_urls").as_array().at(0).as_string(),
-            "http://shop--feature-x.localhost:8000");
+            "http://" + dp::branch_alias("shop", "feature/x") + ".localhost:8000");
   // The older name `ref` is a branch too.
   auto by_ref = s_.request("POST", "/v1/deployments", R"({"project":"shop","ref":"main"})");
   ASSERT_EQ(by_ref.status, 202) << by_ref.body;

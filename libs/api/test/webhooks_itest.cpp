@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "api_itest_support.hpp"
+#include "dp/core/preview_alias.hpp"
 #include "dp/forge/signature.hpp"
 
 namespace {
@@ -124,7 +125,7 @@ TEST_F(webhooks, push_to_another_branch_deploys_a_preview) {
   EXPECT_EQ(d.at("branch"), "feature/x");
   EXPECT_EQ(d.at("target"), "preview");
   go_live(std::string(d.at("id").as_string()));
-  EXPECT_EQ(alias("shop--feature-x"), std::string(d.at("id").as_string()));
+  EXPECT_EQ(alias(dp::branch_alias("shop", "feature/x")), std::string(d.at("id").as_string()));
   EXPECT_EQ(alias("shop"), std::nullopt);
 
   // The branch deleted: its alias goes.
@@ -134,7 +135,7 @@ TEST_F(webhooks, push_to_another_branch_deploys_a_preview) {
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(body_of(r).at("event"), "branch_deleted");
   EXPECT_EQ(body_of(r).at("removed"), true);
-  EXPECT_EQ(alias("shop--feature-x"), std::nullopt);
+  EXPECT_EQ(alias(dp::branch_alias("shop", "feature/x")), std::nullopt);
 }
 
 TEST_F(webhooks, pull_request_opened_then_closed) {

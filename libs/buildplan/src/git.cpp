@@ -163,7 +163,8 @@ std::string redact_url(std::string_view url) {
   return redact_text(url);
 }
 
-std::vector<std::string> git_clone_argv(const clone_request& req) {
+// git with no hooks, no fsmonitor, and only the allowed protocols, whatever the repository says.
+std::vector<std::string> git_prefix(const std::vector<std::string>& allowed_protocols) {
   std::vector<std::string> argv = {"git",
                                    "-c",
                                    "core.hooksPath=/dev/null",
@@ -173,13 +174,18 @@ std::vector<std::string> git_clone_argv(const clone_request& req) {
                                    "advice.detachedHead=false",
                                    "-c",
                                    "protocol.allow=never"};
-  for (const auto& p : req.allowed_protocols) {
+  for (const auto& p : allowed_protocols) {
     if (std::find(supported_protocols.begin(), supported_protocols.end(), p) !=
         supported_protocols.end()) {
       argv.push_back("-c");
       argv.push_back(fmt::format("protocol.{}.allow=always", p));
     }
   }
+  return argv;
+}
+
+std::vector<std::string> git_clone_argv(const clone_request& req) {
+  auto argv = git_prefix(req.allowed_protocols);
   for (const char* a : {"clone", "--depth", "1", "--single-branch", "--no-tags"}) {
     argv.emplace_back(a);
   }
@@ -191,6 +197,40 @@ std::vector<std::string> git_clone_argv(const clone_request& req) {
   argv.push_back(req.url);
   argv.push_back(req.dir);
   return argv;
+}
+
+std::vector<std::string> git_init_argv(const std::string& dir) {
+  return {"git", "init", "-q", "--", dir};
+}
+
+std::vector<std::string> git_fetch_argv(const fetch_request& req) {
+  auto argv = git_prefix(req.allowed_protocols);
+  for (const auto& a :
+       {std::string("-C"), req.dir, std::string("fetch"), std::string("--no-tags")}) {
+    argv.push_back(a);
+  }
+  if (req.depth > 0) {
+    argv.push_back("--depth");
+    argv.push_back(std::to_string(req.depth));
+  } else {
+    argv.push_back(fmt::format("--shallow-since=@{}", req.shallow_since));
+  }
+  argv.push_back("--");
+  argv.push_back(req.url);
+  argv.push_back(req.what);
+  return argv;
+}
+
+std::vector<std::string> git_checkout_argv(const std::string& dir, const std::string& commit) {
+  return {"git", "-C", dir, "checkout", "-q", "--detach", commit, "--"};
+}
+
+std::vector<std::string> git_is_ancestor_argv(const std::string& dir, const std::string& commit) {
+  return {"git", "-C", dir, "merge-base", "--is-ancestor", commit, "FETCH_HEAD"};
+}
+
+std::vector<std::string> git_commit_time_argv(const std::string& dir, const std::string& commit) {
+  return {"git", "-C", dir, "show", "-s", "--format=%ct", commit, "--"};
 }
 
 std::vector<std::string> git_head_argv(const std::string& dir) {

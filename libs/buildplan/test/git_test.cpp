@@ -118,6 +118,31 @@ TEST(GitArgv, CloneHasNoHooksAndOnlyAllowedProtocols) {
   EXPECT_EQ(std::count(no_ref.begin(), no_ref.end(), "protocol.ssh.allow=always"), 0);
 }
 
+// A named commit or a pull request's ref: the same protections as the clone, the url and what
+// to fetch after "--", and a checkout that cannot read the commit as a path.
+TEST(GitArgv, FetchAndCheckoutOfACommit) {
+  const std::string sha(40, 'a');
+  auto by_id = git_fetch_argv({"https://h/x", sha, "/w/repo", 1, 0, https_file});
+  std::vector<std::string> tail(by_id.end() - 9, by_id.end());
+  EXPECT_EQ(tail, (std::vector<std::string>{"-C", "/w/repo", "fetch", "--no-tags", "--depth", "1",
+                                            "--", "https://h/x", sha}));
+  EXPECT_EQ(std::count(by_id.begin(), by_id.end(), "core.hooksPath=/dev/null"), 1);
+  EXPECT_EQ(std::count(by_id.begin(), by_id.end(), "protocol.allow=never"), 1);
+  auto since =
+      git_fetch_argv({"https://h/x", "refs/heads/main", "/w/repo", 0, 1764000000, https_file});
+  EXPECT_EQ(std::count(since.begin(), since.end(), "--shallow-since=@1764000000"), 1);
+  EXPECT_EQ(std::count(since.begin(), since.end(), "--depth"), 0);
+  EXPECT_EQ(since.back(), "refs/heads/main");
+  EXPECT_EQ(
+      git_checkout_argv("/w/repo", sha),
+      (std::vector<std::string>{"git", "-C", "/w/repo", "checkout", "-q", "--detach", sha, "--"}));
+  EXPECT_EQ(git_is_ancestor_argv("/w/repo", sha),
+            (std::vector<std::string>{"git", "-C", "/w/repo", "merge-base", "--is-ancestor", sha,
+                                      "FETCH_HEAD"}));
+  EXPECT_EQ(git_init_argv("/w/repo"),
+            (std::vector<std::string>{"git", "init", "-q", "--", "/w/repo"}));
+}
+
 TEST(GitEnv, NoPromptsNoConfig) {
   auto env = git_env("/w/home");
   EXPECT_EQ(env.at("HOME"), "/w/home");

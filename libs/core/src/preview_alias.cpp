@@ -34,12 +34,13 @@ std::string short_hash(std::string_view key, size_t length) {
   return out;
 }
 
-// `<project>--<suffix>`, where `slug` is the readable form and `key` what the hash is over.
+// `<project>--<suffix>`, where `slug` is the readable form and `key` what the hash is over;
+// `lossless`: the slug is the key itself (nothing was lowercased or replaced).
 std::string label(std::string_view project, std::string_view slug, bool pull_request,
-                  std::string_view key) {
+                  std::string_view key, bool lossless) {
   size_t budget = dns_label_max - std::min(project.size() + 2, dns_label_max);
   std::string out = std::string(project) + "--";
-  bool plain = !slug.empty() && slug.size() <= budget && !is_short_id_shape(slug) &&
+  bool plain = lossless && !slug.empty() && slug.size() <= budget && !is_short_id_shape(slug) &&
                is_pull_request_shape(slug) == pull_request;
   if (plain) {
     return out + std::string(slug);
@@ -78,12 +79,14 @@ std::string branch_slug(std::string_view branch) {
 }
 
 std::string branch_alias(std::string_view project, std::string_view branch) {
-  return label(project, branch_slug(branch), false, branch);
+  auto slug = branch_slug(branch);
+  bool lossless = slug == branch;
+  return label(project, slug, false, branch, lossless);
 }
 
 std::string pull_request_alias(std::string_view project, int64_t number) {
   std::string n = std::to_string(number);
-  return label(project, "pr-" + n, true, "pull/" + n);
+  return label(project, "pr-" + n, true, "pull/" + n, true);
 }
 
 }  // namespace dp

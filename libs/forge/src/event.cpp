@@ -5,6 +5,8 @@
 
 #include <initializer_list>
 
+#include "dp/core/hex.hpp"
+
 namespace dp::forge {
 namespace {
 
@@ -86,8 +88,8 @@ dp::result<event> push_event(provider p, std::string_view name, const json::valu
     e.commit.clear();
     return e;
   }
-  if (e.commit.empty()) {
-    return malformed(p, name, "no 'after' commit");
+  if (!dp::is_commit_sha(e.commit)) {
+    return malformed(p, name, "'after' is not a commit sha");
   }
   e.kind = event_kind::push;
   e.commit_message = text(body, {"head_commit", "message"});
@@ -139,11 +141,24 @@ dp::result<event> pull_request_event(provider p, std::string_view name, const js
   e.commit_author = text(body, {"pull_request", "user", "login"});
   e.repository = text(body, {"repository", "full_name"});
   e.default_branch = text(body, {"repository", "default_branch"});
+  e.pull_ref = fmt::format("refs/pull/{}/head", *n);
+  // A deleted fork leaves head.repo null.
+  if (const auto* head_repo = at(body, {"pull_request", "head", "repo"})) {
+    auto base = text(body, {"pull_request", "base", "repo", "full_name"});
+    if (base.empty()) {
+      base = e.repository;
+    }
+    e.fork = head_repo->is_null() || text(*head_repo, {"full_name"}) != base;
+  }
+  // Gitea's branch info carries repo_id too.
+  auto head_id = number(body, {"pull_request", "head", "repo_id"});
+  auto base_id = number(body, {"pull_request", "base", "repo_id"});
+  e.fork = e.fork || (head_id && base_id && *head_id != *base_id);
   // Gitea says "synchronized" where GitHub says "synchronize".
   if (action == "opened" || action == "reopened" || action == "synchronize" ||
       action == "synchronized") {
-    if (e.commit.empty()) {
-      return malformed(p, name, "no 'pull_request.head.sha'");
+    if (!dp::is_commit_sha(e.commit)) {
+      return malformed(p, name, "'pull_request.head.sha' is not a commit sha");
     }
     e.kind = event_kind::pull_request_updated;
   } else if (action == "closed") {
@@ -174,8 +189,8 @@ dp::result<event> gitlab_push(std::string_view name, const json::value& body) {
   if (e.commit.empty()) {
     e.commit = after;
   }
-  if (e.commit.empty()) {
-    return malformed(provider::gitlab, name, "no 'checkout_sha' or 'after'");
+  if (!dp::is_commit_sha(e.commit)) {
+    return malformed(provider::gitlab, name, "'checkout_sha' or 'after' is not a commit sha");
   }
   e.kind = event_kind::push;
   if (const auto* commits = at(body, {"commits"}); commits && commits->is_array()) {
@@ -204,11 +219,16 @@ dp::result<event> gitlab_merge_request(std::string_view name, const json::value&
   e.commit_author = text(body, {"user", "name"});
   e.repository = text(body, {"project", "path_with_namespace"});
   e.default_branch = text(body, {"project", "default_branch"});
+  e.pull_ref = fmt::format("refs/merge-requests/{}/head", *iid);
+  auto source = number(body, {"object_attributes", "source_project_id"});
+  auto target = number(body, {"object_attributes", "target_project_id"});
+  e.fork = source && target && *source != *target;
   // An update carries `oldrev` only when it brought new commits (a title edit does not).
   bool new_commits = action == "update" && at(body, {"object_attributes", "oldrev"});
   if (action == "open" || action == "reopen" || new_commits) {
-    if (e.commit.empty()) {
-      return malformed(provider::gitlab, name, "no 'object_attributes.last_commit.id'");
+    if (!dp::is_commit_sha(e.commit)) {
+      return malformed(provider::gitlab, name,
+                       "'object_attributes.last_commit.id' is not a commit sha");
     }
     e.kind = event_kind::pull_request_updated;
   } else if (action == "close" || action == "merge") {

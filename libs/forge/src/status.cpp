@@ -14,8 +14,24 @@ std::string_view state_name(provider p, commit_state s) {
       return "success";
     case commit_state::failure:
       return p == provider::gitlab ? "failed" : "failure";
+    case commit_state::canceled:
+      return p == provider::gitlab ? "canceled" : "error";
   }
   return "pending";
+}
+
+constexpr size_t description_max = 140;
+
+std::string_view short_description(std::string_view d) {
+  if (d.size() <= description_max) {
+    return d;
+  }
+  size_t end = description_max;
+  // Not inside a UTF-8 sequence: back off continuation bytes (10xxxxxx).
+  while (end > 0 && (static_cast<unsigned char>(d[end]) & 0xC0) == 0x80) {
+    --end;
+  }
+  return d.substr(0, end);
 }
 
 // GitLab takes a project's path in place of its id, URL-encoded ("group%2Fproject").
@@ -46,7 +62,7 @@ status_request commit_status_request(const status_target& t, std::string_view sh
   status_request r;
   boost::json::object body{{"state", state_name(t.forge, state)},
                            {"target_url", target_url},
-                           {"description", description}};
+                           {"description", short_description(description)}};
   auto base = trimmed(t.api_url);
   switch (t.forge) {
     case provider::github:

@@ -226,6 +226,50 @@ TEST(ForgeEvent, GiteaPushAndPullRequest) {
   EXPECT_EQ(with("edited"), event_kind::ignored);
 }
 
+// A pull request's head in another repository: a fork, built (if at all) from the base
+// repository's pull request ref. The same repository's pull requests are not.
+TEST(ForgeEvent, PullRequestsFromForks) {
+  struct fork_case {
+    provider forge;
+    std::string event, same, fork, ref;
+  };
+  for (const auto& c :
+       {fork_case{provider::github, "pull_request", "github-pull_request-opened.json",
+                  "github-pull_request-opened-from-fork.json", "refs/pull/2/head"},
+        fork_case{provider::gitlab, "Merge Request Hook", "gitlab-merge_request-open.json",
+                  "gitlab-merge_request-open-from-fork.json", "refs/merge-requests/1/head"},
+        fork_case{provider::gitea, "pull_request", "gitea-pull_request-opened.json",
+                  "gitea-pull_request-opened-from-fork.json", "refs/pull/7/head"}}) {
+    auto same = parsed(c.forge, c.event, fixture(c.same));
+    EXPECT_EQ(same.kind, event_kind::pull_request_updated) << c.same;
+    EXPECT_FALSE(same.fork) << c.same;
+    EXPECT_EQ(same.pull_ref, c.ref) << c.same;
+    auto fork = parsed(c.forge, c.event, fixture(c.fork));
+    EXPECT_EQ(fork.kind, event_kind::pull_request_updated) << c.fork;
+    EXPECT_TRUE(fork.fork) << c.fork;
+    EXPECT_EQ(fork.pull_ref, c.ref) << c.fork;
+    EXPECT_EQ(fork.commit, same.commit) << c.fork;
+  }
+  // A deleted fork: head.repo is null.
+  auto v = boost::json::parse(fixture("github-pull_request-opened.json"));
+  v.as_object()["pull_request"].as_object()["head"].as_object()["repo"] = nullptr;
+  EXPECT_TRUE(parsed(provider::github, "pull_request", boost::json::serialize(v)).fork);
+}
+
+// The commit a push or pull request names goes on git's command line: a full sha or nothing.
+TEST(ForgeEvent, CommitsMustBeFullShas) {
+  auto v = boost::json::parse(fixture("github-push-with-new-branch.json"));
+  for (auto bad : {"6113728f", "--upload-pack=x", "6113728F27AE82C7B1A177C8D03F9E96E0ADF246"}) {
+    v.as_object()["after"] = bad;
+    auto e = parse_event(provider::github, "push", boost::json::serialize(v));
+    ASSERT_FALSE(e) << bad;
+    EXPECT_TRUE(e.error().is(dp::errc::invalid_argument));
+  }
+  auto pr = boost::json::parse(fixture("github-pull_request-opened.json"));
+  pr.as_object()["pull_request"].as_object()["head"].as_object()["sha"] = "-x";
+  EXPECT_FALSE(parse_event(provider::github, "pull_request", boost::json::serialize(pr)));
+}
+
 TEST(ForgeEvent, MalformedBodiesAreInvalidArguments) {
   for (auto body : {"", "[]", "not json", R"({"ref":"refs/heads/main"})"}) {
     auto e = parse_event(provider::github, "push", body);
@@ -263,6 +307,27 @@ TEST(ForgeStatus, GiteaRequest) {
   EXPECT_EQ(r.url, "http://h/api/v1/repos/o/r/statuses/abc");
   EXPECT_EQ(boost::json::parse(r.body).as_object()["state"], "pending");
   EXPECT_EQ(r.headers[0], (std::pair<std::string, std::string>{"authorization", "token tok"}));
+}
+
+// A canceled or superseded build: GitLab's own state; GitHub and Gitea have none, so `error`.
+TEST(ForgeStatus, CanceledIsErrorExceptOnGitLab) {
+  auto state_of = [](provider p) {
+    auto r = commit_status_request({p, "http://h", "o/r", "tok"}, "abc", commit_state::canceled,
+                                   "https://x.example", "canceled: superseded");
+    return std::string(boost::json::parse(r.body).as_object()["state"].as_string());
+  };
+  EXPECT_EQ(state_of(provider::github), "error");
+  EXPECT_EQ(state_of(provider::gitlab), "canceled");
+  EXPECT_EQ(state_of(provider::gitea), "error");
+}
+
+// GitHub refuses a description over 140 characters: cut, never inside a UTF-8 character.
+TEST(ForgeStatus, DescriptionIsCutAt140Bytes) {
+  std::string long_text = std::string(139, 'x') + "\xc3\xa9tail";
+  auto r = commit_status_request({provider::github, "http://h", "o/r", "tok"}, "abc",
+                                 commit_state::failure, "https://x.example", long_text);
+  auto d = boost::json::parse(r.body).as_object()["description"].as_string();
+  EXPECT_EQ(std::string(d), std::string(139, 'x'));
 }
 
 }  // namespace

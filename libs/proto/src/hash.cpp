@@ -38,9 +38,10 @@ hash_fields flatten(const json::value& record, std::string_view key_field) {
 }
 
 // The fields stored as JSON object text, and as "true" / "false".
-constexpr std::array<std::string_view, 4> object_fields = {"env", "production_env", "preview_env",
-                                                           "build_settings"};
-constexpr std::array<std::string_view, 2> boolean_fields = {"install_scripts", "cancel_superseded"};
+constexpr std::array<std::string_view, 5> object_fields = {"env", "production_env", "preview_env",
+                                                           "fork_env", "build_settings"};
+constexpr std::array<std::string_view, 4> boolean_fields = {"install_scripts", "cancel_superseded",
+                                                            "fork_pull_requests", "fork"};
 
 template <size_t N>
 dp::result<json::object> unflatten(std::string_view key_field, std::string_view key,

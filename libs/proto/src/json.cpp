@@ -309,6 +309,9 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const job& x) {
   o.emplace("project", x.project);
   o.emplace("git_url", x.git_url);
   put(o, "ref", x.ref);
+  if (x.commit) {
+    o.emplace("commit", *x.commit);
+  }
   o.emplace("root_dir", x.root_dir);
   put(o, "install_command", x.install_command);
   put(o, "build_command", x.build_command);
@@ -329,6 +332,9 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const job& x) {
   }
   if (x.no_cache) {
     o.emplace("no_cache", true);
+  }
+  if (x.fork) {
+    o.emplace("fork", true);
   }
   if (x.production_branch) {
     o.emplace("production_branch", *x.production_branch);
@@ -351,6 +357,7 @@ dp::result<job> parse_job(const json::value& v) {
     r.non_empty("git_url", x.git_url);
   }
   r.string("ref", x.ref);
+  r.string("commit", x.commit);
   r.string("root_dir", x.root_dir);
   r.string("install_command", x.install_command);
   r.string("build_command", x.build_command);
@@ -362,6 +369,7 @@ dp::result<job> parse_job(const json::value& v) {
   r.integer("timeout_s", x.timeout_s, 1);
   r.integer("enqueued_at", x.enqueued_at);
   r.boolean("no_cache", x.no_cache);
+  r.boolean("fork", x.fork);
   r.string("production_branch", x.production_branch);
   if (r.get("target", false) != nullptr) {
     r.enumeration("target", x.target, &parse_deployment_target, "production, preview");
@@ -429,6 +437,8 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const project& x) {
   put(o, "production_env", x.production_env);
   put(o, "preview_env", x.preview_env);
   o.emplace("cancel_superseded", x.cancel_superseded);
+  o.emplace("fork_pull_requests", x.fork_pull_requests);
+  put(o, "fork_env", x.fork_env);
   o.emplace("created_at", x.created_at);
   put(o, "keep_deployments", x.keep_deployments);
   put(o, "keep_production_days", x.keep_production_days);
@@ -453,6 +463,8 @@ dp::result<project> parse_project(const json::value& v) {
   r.env("production_env", x.production_env, false);
   r.env("preview_env", x.preview_env, false);
   r.boolean("cancel_superseded", x.cancel_superseded, true);
+  r.boolean("fork_pull_requests", x.fork_pull_requests);
+  r.env("fork_env", x.fork_env, false);
   r.integer("created_at", x.created_at);
   r.integer("keep_deployments", x.keep_deployments, 1);
   r.integer("keep_production_days", x.keep_production_days);
@@ -474,6 +486,10 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const deployment& x
   put(o, "commit_message", x.commit_message);
   put(o, "commit_author", x.commit_author);
   put(o, "pull_request", x.pull_request);
+  // Written only when set: records before the field read the same.
+  if (x.fork) {
+    o.emplace("fork", true);
+  }
   o.emplace("target", to_string(x.target));
   if (x.trigger) {
     o.emplace("trigger", to_string(*x.trigger));
@@ -516,6 +532,7 @@ dp::result<deployment> parse_deployment(const json::value& v) {
   r.string("commit_message", x.commit_message);
   r.string("commit_author", x.commit_author);
   r.integer("pull_request", x.pull_request, 1);
+  r.boolean("fork", x.fork);
   // Absent in deployments made before previews: those all went to production.
   if (r.get("target", false) != nullptr) {
     r.enumeration("target", x.target, &parse_deployment_target, "production, preview");

@@ -65,7 +65,10 @@ std::optional<deployment_trigger> parse_deployment_trigger(std::string_view s) n
   return parse_enum<deployment_trigger>(trigger_names, s);
 }
 
-env_map build_env(const project& p, deployment_target target) {
+env_map build_env(const project& p, deployment_target target, bool fork) {
+  if (fork) {
+    return p.fork_env;
+  }
   env_map env = p.env;
   for (const auto& [name, value] :
        target == deployment_target::production ? p.production_env : p.preview_env) {

@@ -16,6 +16,7 @@
 #include <boost/json/value_from.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <fstream>
 
 #include "cache_store.hpp"
@@ -24,6 +25,7 @@
 #include "dp/buildplan/content_type.hpp"
 #include "dp/buildplan/git.hpp"
 #include "dp/buildplan/plan.hpp"
+#include "dp/core/hex.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
 #include "dp/core/spawn.hpp"
@@ -45,6 +47,34 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 constexpr std::string_view mount_point = "/build";
+// How far back a commit named by the job is looked for on its ref when the server does not
+// serve it by id.
+constexpr int commit_search_depth = 1000;
+
+// The clone's first log line. Not in the coroutine: g++ 12 destroys some temporaries of a
+// conditional expression twice there.
+std::string cloning_line(const proto::job& job) {
+  std::string what = " (the default branch)";
+  if (job.ref) {
+    what = (job.ref->starts_with("refs/") ? " (ref " : " (branch ") + *job.ref + ")";
+  }
+  std::string at;
+  if (job.commit) {
+    at = " at commit " + *job.commit;
+  }
+  return fmt::format(
+      "cloning {}{}{} for {}", job.git_url, what, at,
+      job.target == proto::deployment_target::production ? "production" : "a preview");
+}
+
+// The ref whose history must hold a commit the job names: the full ref fetched, else the branch
+// cloned.
+std::string history_ref(const std::string& ref, const std::string& branch) {
+  if (ref.starts_with("refs/")) {
+    return ref;
+  }
+  return branch.empty() ? std::string("HEAD") : "refs/heads/" + branch;
+}
 
 // The package managers' own caches, relative to the work directory, where sandbox_env puts them:
 // npm's (npm_config_cache), pnpm's store and yarn's caches (1: ~/.cache/yarn, 2+: its global
@@ -156,8 +186,8 @@ struct runner::impl {
   std::vector<buildplan::cache_entry> cache_dropped;  // failed to restore: removed at the save
   std::string cache_scope, cache_fallback;            // the branch built, the production branch
   std::string cloned_branch;  // the job's ref, or the remote's default branch when it had none
-  std::optional<std::string> modules_key;             // of this install, when it has a lockfile
-  std::string cache_state = "off";                    // the deployment's `cache` field
+  std::optional<std::string> modules_key;  // of this install, when it has a lockfile
+  std::string cache_state = "off";         // the deployment's `cache` field
   bool modules_restored = false, store_restored = false, dirs_restored = false;
   bool installed = false;  // the install ran and succeeded
   int64_t install_ms = 0;
@@ -250,14 +280,55 @@ struct runner::impl {
     co_return std::nullopt;
   }
 
+  // A quick git command in the checkout (rev-parse, show): its first line of output, or null
+  // when it failed.
+  asio::awaitable<std::optional<std::string>> git_line(std::vector<std::string> argv) {
+    process::options o;
+    o.argv = std::move(argv);
+    o.env = buildplan::git_env((work / "home").string());
+    std::string line;
+    auto st = co_await process::run(std::move(o), [&line](process::stream s, std::string_view l) {
+      if (s == process::stream::out && line.empty()) {
+        line = l;
+      }
+    });
+    if (!st || !st->success() || line.empty()) {
+      co_return std::nullopt;
+    }
+    co_return line;
+  }
+
+  // A git command that talks to the remote or writes the checkout: logged (redacted), bounded by
+  // the build's time, cancelable. An error when git could not run at all.
+  asio::awaitable<result<process::exit_status>> git(std::vector<std::string> argv) {
+    process::options o;
+    o.argv = std::move(argv);
+    o.env = buildplan::git_env((work / "home").string());
+    o.cwd = work.string();
+    said_disk_full = false;
+    co_return co_await exec(o, true);
+  }
+
+  // A remote command that failed: the disk quota by name when that was it, else git's status.
+  stop_reason git_failure(std::string_view what, const process::exit_status& st) {
+    if (disk && disk->kind() != disk_quota::none && (said_disk_full || disk->full())) {
+      return {build_outcome::failed,
+              fmt::format("{} stopped: disk quota of {} MiB (BUILD_DISK_MB) reached", what,
+                          disk->quota_bytes() >> 20)};
+    }
+    return failure(what, st);
+  }
+
+  // Each git command below is built as a named variable first: g++ 12 mishandles temporaries
+  // and conditional expressions around a co_await.
   asio::awaitable<std::optional<stop_reason>> clone(const fs::path& repo) {
     auto start = clock_type::now();
     auto ref = job.ref.value_or("");
+    // A full ref (a pull request's) is fetched into an empty repository: clone takes branches
+    // and tags only.
+    bool full_ref = ref.starts_with("refs/");
     // Which branch goes where, so a log read later says what this build was for.
-    say(fmt::format(
-        "cloning {}{} for {}", job.git_url,
-        ref.empty() ? " (the default branch)" : " (branch " + ref + ")",
-        job.target == proto::deployment_target::production ? "production" : "a preview"));
+    say(cloning_line(job));
     if (auto ok = buildplan::check_git_url(job.git_url, opts.allowed_git_protocols); !ok) {
       co_return stop_reason{build_outcome::failed, ok.error().message};
     }
@@ -266,65 +337,148 @@ struct runner::impl {
         co_return stop_reason{build_outcome::failed, ok.error().message};
       }
     }
-    process::options o;
-    o.argv =
-        buildplan::git_clone_argv({job.git_url, ref, repo.string(), opts.allowed_git_protocols});
-    o.env = buildplan::git_env((work / "home").string());
-    o.cwd = work.string();
-    said_disk_full = false;
-    auto st = co_await exec(o, true);
-    if (!st) {
-      co_return stop_reason{build_outcome::infrastructure, "git: " + st.error().message};
+    if (job.commit && !dp::is_commit_sha(*job.commit)) {
+      co_return stop_reason{
+          build_outcome::failed,
+          fmt::format("commit '{}' refused: not 40 or 64 lowercase hex digits", *job.commit)};
     }
-    // A repository larger than the disk quota: the limit by name, as for install and build.
-    if (disk && disk->kind() != disk_quota::none &&
-        ((!st->success() && said_disk_full) || disk->full())) {
-      co_return stop_reason{build_outcome::failed,
-                            fmt::format("git clone stopped: disk quota of {} MiB (BUILD_DISK_MB) "
-                                        "reached",
-                                        disk->quota_bytes() >> 20)};
-    }
-    if (!st->success()) {
-      co_return failure("git clone", *st);
-    }
-    // The commit that was checked out, recorded on the deployment.
-    process::options head;
-    head.argv = buildplan::git_head_argv(repo.string());
-    head.env = o.env;
-    std::string sha;
-    auto hs = co_await process::run(std::move(head), [&sha](process::stream s, std::string_view l) {
-      if (s == process::stream::out && sha.empty()) {
-        sha = l;
+    const auto dir = repo.string();
+    if (full_ref) {
+      auto init_argv = buildplan::git_init_argv(dir);
+      auto init = co_await git(std::move(init_argv));
+      if (!init) {
+        co_return stop_reason{build_outcome::infrastructure, "git: " + init.error().message};
       }
-    });
-    if (!hs || !hs->success() || sha.empty()) {
+      if (!init->success()) {
+        co_return failure("git init", *init);
+      }
+      buildplan::fetch_request req{job.git_url, ref, dir, 1, 0, opts.allowed_git_protocols};
+      auto fetch_argv = buildplan::git_fetch_argv(req);
+      auto st = co_await git(std::move(fetch_argv));
+      if (!st) {
+        co_return stop_reason{build_outcome::infrastructure, "git: " + st.error().message};
+      }
+      if (!st->success()) {
+        co_return git_failure("git fetch of " + ref, *st);
+      }
+      auto checkout_argv = buildplan::git_checkout_argv(dir, "FETCH_HEAD");
+      auto out = co_await git(std::move(checkout_argv));
+      if (!out || !out->success()) {
+        co_return stop_reason{build_outcome::failed, "git checkout of " + ref + " failed"};
+      }
+    } else {
+      buildplan::clone_request req{job.git_url, ref, dir, opts.allowed_git_protocols};
+      auto clone_argv = buildplan::git_clone_argv(req);
+      auto st = co_await git(std::move(clone_argv));
+      if (!st) {
+        co_return stop_reason{build_outcome::infrastructure, "git: " + st.error().message};
+      }
+      // A repository larger than the disk quota: the limit by name, as for install and build.
+      if (disk && disk->kind() != disk_quota::none &&
+          ((!st->success() && said_disk_full) || disk->full())) {
+        co_return git_failure("git clone", *st);
+      }
+      if (!st->success()) {
+        co_return failure("git clone", *st);
+      }
+    }
+    auto head_argv = buildplan::git_head_argv(dir);
+    auto head = co_await git_line(std::move(head_argv));
+    if (!head) {
       co_return stop_reason{build_outcome::failed, "git rev-parse HEAD failed after the clone"};
     }
-    report.commit = sha;
-    proto::hash_fields commit{{"commit", sha}};
     // Without a ref the remote's default branch was cloned: its name goes on the record (the
     // worker learns the project's production branch from it).
     std::string branch = ref;
+    proto::hash_fields commit;
     if (ref.empty()) {
-      process::options which;
-      which.argv = buildplan::git_branch_argv(repo.string());
-      which.env = o.env;
-      auto bs =
-          co_await process::run(std::move(which), [&branch](process::stream s, std::string_view l) {
-            if (s == process::stream::out && branch.empty()) {
-              branch = l;
-            }
-          });
-      if (bs && bs->success() && !branch.empty()) {
+      auto branch_argv = buildplan::git_branch_argv(dir);
+      auto b = co_await git_line(std::move(branch_argv));
+      if (b) {
+        branch = *b;
         commit.emplace_back("branch", branch);
       }
     }
+    std::string sha = *head;
+    if (job.commit && *job.commit != sha) {
+      auto on = history_ref(ref, branch);
+      auto stop = co_await check_out_commit(dir, on);
+      if (stop) {
+        co_return stop;
+      }
+      sha = *job.commit;
+    }
+    report.commit = sha;
+    commit.emplace_back("commit", sha);
     cloned_branch = branch;
     say(fmt::format("cloned commit {}{} in {}", sha, branch.empty() ? "" : " of " + branch,
                     seconds(clock_type::now() - start)));
     timed("clone", start);
     if (auto r = co_await sink.set_fields(std::move(commit)); !r) {
       co_return stop_reason{build_outcome::infrastructure, "redis: " + r.error().message};
+    }
+    co_return std::nullopt;
+  }
+
+  // `git fetch` of `what` (a ref or the job's commit) into the checkout: true when it worked.
+  asio::awaitable<bool> fetch_into(std::string dir, std::string what, int depth, int64_t since) {
+    buildplan::fetch_request req{job.git_url, std::move(what), std::move(dir),
+                                 depth,       since,           opts.allowed_git_protocols};
+    auto argv = buildplan::git_fetch_argv(req);
+    auto st = co_await git(std::move(argv));
+    co_return st && st->success();
+  }
+
+  // The job's commit is in the history of what was fetched last (FETCH_HEAD).
+  asio::awaitable<bool> commit_is_fetched_ancestor(std::string dir) {
+    auto argv = buildplan::git_is_ancestor_argv(dir, *job.commit);
+    auto st = co_await git(std::move(argv));
+    co_return st && st->success();
+  }
+
+  // The job names a commit that is not the ref's head (an older push, a commit named through
+  // the API): fetched by its id where the server allows it (uploadpack.allowReachableSHA1InWant
+  // or allowAnySHA1InWant, and protocol v2), with the ref's history since its date to prove it
+  // is on the ref; else the ref's last commit_search_depth commits. Then checked out, detached.
+  asio::awaitable<std::optional<stop_reason>> check_out_commit(std::string dir, std::string ref) {
+    const std::string sha = *job.commit;
+    say(fmt::format("fetching commit {} (the head of {} is another)", sha, ref));
+    bool found = false;
+    bool direct = co_await fetch_into(dir, sha, 1, 0);
+    if (direct) {
+      auto time_argv = buildplan::git_commit_time_argv(dir, sha);
+      auto when = co_await git_line(std::move(time_argv));
+      int64_t since = 0;
+      bool dated = when && std::from_chars(when->data(), when->data() + when->size(), since).ec ==
+                               std::errc();
+      if (dated) {
+        bool history = co_await fetch_into(dir, ref, 0, since);
+        if (history) {
+          found = co_await commit_is_fetched_ancestor(dir);
+        }
+      }
+    }
+    if (!found && !interrupted) {
+      say(fmt::format("fetching the last {} commits of {}", commit_search_depth, ref));
+      bool deeper = co_await fetch_into(dir, ref, commit_search_depth, 0);
+      if (deeper) {
+        found = co_await commit_is_fetched_ancestor(dir);
+      }
+    }
+    if (interrupted) {
+      co_return interrupted;
+    }
+    if (!found) {
+      co_return stop_reason{
+          build_outcome::failed,
+          fmt::format("commit {} is not on {}: not among its last {} commits, or the server does "
+                      "not have it",
+                      sha, ref, commit_search_depth)};
+    }
+    auto checkout_argv = buildplan::git_checkout_argv(dir, sha);
+    auto st = co_await git(std::move(checkout_argv));
+    if (!st || !st->success()) {
+      co_return stop_reason{build_outcome::failed, "git checkout of commit " + sha + " failed"};
     }
     co_return std::nullopt;
   }
@@ -569,6 +723,11 @@ struct runner::impl {
     if (opts.cache.max_bytes == 0) {
       cache_state = "off";
       say("cache: off (BUILD_CACHE_MB=0)");
+      co_return;
+    }
+    if (job.fork) {
+      cache_state = "off";
+      say("cache: off (a fork's pull request neither reads nor writes the project's cache)");
       co_return;
     }
     auto start = clock_type::now();

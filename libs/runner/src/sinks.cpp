@@ -163,6 +163,8 @@ task<proto::job> job_from_deployment(state::records& records, std::string_view i
   j.project = d->project;
   j.git_url = d->git_url;
   j.ref = d->ref ? d->ref : p->production_branch;
+  // The commit named when the deployment was made, or the one an earlier attempt built.
+  j.commit = d->commit;
   if (d->git_url.empty()) {
     // An uploaded directory: the api-server stored it under this key (proto/README.md).
     j.source_archive = proto::source_archive_key(d->id);
@@ -174,12 +176,13 @@ task<proto::job> job_from_deployment(state::records& records, std::string_view i
   j.output_dir = p->output_dir;
   j.mode = p->mode;
   j.install_scripts = p->install_scripts;
-  j.env = proto::build_env(*p, d->target);
+  j.env = proto::build_env(*p, d->target, d->fork);
   j.target = d->target;
   j.attempt = d->attempt;
   // Set to "off" at creation by a deploy without cache; a build of a project whose cache is off
   // writes it too, which changes nothing on a retry.
   j.no_cache = d->cache == "off";
+  j.fork = d->fork;
   j.production_branch = p->production_branch;
   co_return j;
 }

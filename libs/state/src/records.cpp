@@ -420,7 +420,8 @@ dp::result<transition_outcome> outcome_from(const reply& r, std::string_view id)
 
 std::vector<std::string> preview_aliases(const proto::deployment& d) {
   std::vector<std::string> labels;
-  if (d.branch) {
+  // A fork's pull request has no branch of the project's: its pull request alias only.
+  if (d.branch && !d.fork) {
     labels.push_back(dp::branch_alias(d.project, *d.branch));
   }
   if (d.pull_request) {

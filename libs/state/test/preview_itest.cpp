@@ -13,6 +13,11 @@
 
 namespace {
 
+// feature/x's alias (hashed: its slug "feature-x" lost the '/').
+std::string feature_alias() {
+  return dp::branch_alias("shop", "feature/x");
+}
+
 namespace asio = boost::asio;
 using dp::proto::deployment_status;
 using dp::proto::deployment_target;
@@ -79,11 +84,11 @@ TEST_F(previews, go_live_sets_branch_and_pull_request_aliases_never_production) 
     CO_ASSERT_TRUE(live);
     EXPECT_TRUE(live->applied);
     EXPECT_EQ(co_await resolve(s, "shop"), prod.id);  // production untouched
-    EXPECT_EQ(co_await resolve(s, "shop--feature-x"), pr.id);
+    EXPECT_EQ(co_await resolve(s, feature_alias()), pr.id);
     EXPECT_EQ(co_await resolve(s, "shop--pr-7"), pr.id);
     EXPECT_EQ(co_await resolve(s, *pr.alias), pr.id);
     auto labels = co_await s.preview_labels("shop");
-    EXPECT_EQ(*labels, (std::vector<std::string>{"shop--feature-x", "shop--main", "shop--pr-7"}));
+    EXPECT_EQ(*labels, (std::vector<std::string>{feature_alias(), "shop--main", "shop--pr-7"}));
     auto got = co_await s.get_deployment(pr.id);
     EXPECT_EQ(got->target, deployment_target::preview);
     EXPECT_EQ(got->branch, "feature/x");
@@ -101,7 +106,7 @@ TEST_F(previews, branch_aliases_move_forward_only) {
     auto late = co_await s.go_live(older);
     CO_ASSERT_TRUE(late);
     EXPECT_TRUE(late->applied);
-    EXPECT_EQ(co_await resolve(s, "shop--feature-x"), newer.id);
+    EXPECT_EQ(co_await resolve(s, feature_alias()), newer.id);
     EXPECT_EQ(co_await resolve(s, *older.alias), older.id);
     EXPECT_EQ((co_await s.get_deployment(older.id))->status, deployment_status::ready);
   });
@@ -114,18 +119,18 @@ TEST_F(previews, never_set_on_another_projects_alias) {
     // A label of shop's that serves blog's deployment (as a project made before the "--" rule
     // could have had): go-live of shop's preview leaves it alone and says so.
     auto theirs = co_await recorded(s, make_deployment("blog", std::nullopt));
-    std::vector<std::string> cmd{"SET", s.keys().alias("shop--feature-x"), theirs.id};
+    std::vector<std::string> cmd{"SET", s.keys().alias(feature_alias()), theirs.id};
     EXPECT_TRUE(co_await redis.exec(std::move(cmd)));
     auto ours = co_await recorded(s, make_deployment("shop", "feature/x"));
     auto live = co_await s.go_live(ours);
     CO_ASSERT_TRUE(!(live));
     EXPECT_TRUE(live.error().is(dp::errc::conflict)) << live.error().message;
-    EXPECT_EQ(co_await resolve(s, "shop--feature-x"), theirs.id);
+    EXPECT_EQ(co_await resolve(s, feature_alias()), theirs.id);
     EXPECT_EQ((co_await s.get_deployment(ours.id))->status, deployment_status::ready);
-    auto removed = co_await s.remove_preview_alias("shop", "shop--feature-x");
+    auto removed = co_await s.remove_preview_alias("shop", feature_alias());
     CO_ASSERT_TRUE(!(removed));
     EXPECT_TRUE(removed.error().is(dp::errc::conflict));
-    EXPECT_EQ(co_await resolve(s, "shop--feature-x"), theirs.id);
+    EXPECT_EQ(co_await resolve(s, feature_alias()), theirs.id);
   });
 }
 
@@ -139,14 +144,14 @@ TEST_F(previews, removing_an_alias_and_deleting_the_project) {
     EXPECT_TRUE(*co_await s.remove_preview_alias("shop", dp::pull_request_alias("shop", 3)));
     EXPECT_FALSE(*co_await s.remove_preview_alias("shop", dp::pull_request_alias("shop", 3)));
     EXPECT_FALSE(co_await resolve(s, "shop--pr-3"));
-    EXPECT_EQ(co_await resolve(s, "shop--feature-x"), d.id);
+    EXPECT_EQ(co_await resolve(s, feature_alias()), d.id);
     auto left = co_await s.preview_labels("shop");
-    const std::vector<std::string> expected{"shop--feature-x"};
+    const std::vector<std::string> expected{feature_alias()};
     EXPECT_EQ(*left, expected);
     // Retention leaves what a preview alias serves.
     EXPECT_FALSE(*co_await s.mark_pruned(d.id, "shop"));
     EXPECT_TRUE(co_await s.delete_project("shop"));
-    EXPECT_FALSE(co_await resolve(s, "shop--feature-x"));
+    EXPECT_FALSE(co_await resolve(s, feature_alias()));
     EXPECT_TRUE((co_await s.preview_labels("shop"))->empty());
   });
 }

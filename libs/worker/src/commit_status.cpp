@@ -8,8 +8,8 @@
 
 namespace dp::worker {
 
-asio::awaitable<void> worker::impl::report_commit_status(std::string id,
-                                                         proto::deployment_status s) {
+asio::awaitable<void> worker::impl::report_commit_status(std::string id, proto::deployment_status s,
+                                                         std::string why) {
   if (!opts.commit_status_http) {
     co_return;
   }
@@ -44,9 +44,12 @@ asio::awaitable<void> worker::impl::report_commit_status(std::string id,
   if (s == proto::deployment_status::ready) {
     state = forge::commit_state::success;
     description = "deployed";
+  } else if (s == proto::deployment_status::canceled) {
+    state = forge::commit_state::canceled;
+    description = why.empty() ? "canceled" : "canceled: " + why;
   } else if (proto::is_final(s)) {
     state = forge::commit_state::failure;
-    description = s == proto::deployment_status::canceled ? "canceled" : "build failed";
+    description = "build failed";
   }
   auto req = forge::commit_status_request(
       forge::status_target{*forge, (*f)->api_url, (*f)->repository, (*f)->token}, (*target)->sha,

@@ -246,6 +246,8 @@ asio::awaitable<dp::result<bool>> worker::impl::prepare(held_job& h) {
       }
       dp::log::info("build superseded", {{"deployment", id}, {"by", **newer}});
       co_await note(id, why);
+      // Its commit may have no status yet: it gets a final one all the same.
+      co_await report_commit_status(id, deployment_status::canceled, why);
       co_await finish(id, h.text, opts.id);
       co_return false;
     }
@@ -288,7 +290,7 @@ asio::awaitable<std::optional<requeue_plan>> worker::impl::conclude(
         co_return std::nullopt;  // the lease expires and the reaper takes over
       }
       dp::log::info("build canceled", {{"deployment", id}, {"reason", h.cancel_reason}});
-      co_await report_commit_status(id, deployment_status::canceled);
+      co_await report_commit_status(id, deployment_status::canceled, h.cancel_reason);
       co_await finish(id, h.text, opts.id);
       co_return std::nullopt;
     }

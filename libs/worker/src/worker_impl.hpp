@@ -125,7 +125,9 @@ struct worker::impl : std::enable_shared_from_this<impl> {
                                                         const std::optional<dp::error>& failure);
   asio::awaitable<void> learn_production_branch(const proto::deployment& d);
   // The deployment's state to its forge (commit_status.cpp); a failure is logged, never more.
-  asio::awaitable<void> report_commit_status(std::string id, proto::deployment_status s);
+  // `why`: a cancel's reason ("superseded by <id>"), in the description.
+  asio::awaitable<void> report_commit_status(std::string id, proto::deployment_status s,
+                                             std::string why = {});
   asio::awaitable<void> heartbeat(std::shared_ptr<held_job> h);
   asio::awaitable<void> follow_cancels();
 

@@ -10,6 +10,7 @@
 
 #include "dp/buildplan/cache.hpp"
 #include "dp/core/id.hpp"
+#include "dp/core/preview_alias.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
 #include "dp/redis/client.hpp"
@@ -330,7 +331,8 @@ TEST_P(retention_test, preview_aliases_keep_what_they_serve) {
     auto first = co_await dp::worker::prune_deployments(records, *store_, platform);
     CO_ASSERT_OK(first);
     EXPECT_EQ(first->pruned, 0);  // newest, rollback target, and the preview
-    auto removed = co_await records.remove_preview_alias("blog", "blog--feature-x");
+    auto removed =
+        co_await records.remove_preview_alias("blog", dp::branch_alias("blog", "feature/x"));
     CO_ASSERT_OK(removed);
     auto second = co_await dp::worker::prune_deployments(records, *store_, platform);
     CO_ASSERT_OK(second);

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "dp/core/id.hpp"
+#include "dp/http_client/client.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
@@ -133,6 +134,16 @@ class threaded_worker {
                                                proto::keys(prefix), *launcher_, o);
     start();
   }
+  // With an http client on the worker's executor for commit statuses.
+  struct with_commit_statuses {};
+  threaded_worker(const test::redis_server& server, std::unique_ptr<worker::launcher> l,
+                  worker::worker_options o, with_commit_statuses)
+      : launcher_(std::move(l)), http_(std::make_unique<http_client::client>(ioc_.get_executor())) {
+    o.commit_status_http = http_.get();
+    worker_ = std::make_unique<worker::worker>(ioc_.get_executor(), options_for(server),
+                                               proto::keys(prefix), *launcher_, o);
+    start();
+  }
   void start() {
     thread_ = std::thread([this] {
       asio::co_spawn(ioc_, worker_->run(), [this](std::exception_ptr) { ioc_.stop(); });
@@ -153,6 +164,7 @@ class threaded_worker {
   asio::io_context ioc_;
   std::unique_ptr<worker::launcher> launcher_;
   std::shared_ptr<storage::object_store> store_;
+  std::unique_ptr<http_client::client> http_;
   std::unique_ptr<worker::worker> worker_;
   std::thread thread_;
 };

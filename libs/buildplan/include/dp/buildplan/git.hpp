@@ -29,7 +29,8 @@ std::string redact_text(std::string_view text);
 
 struct clone_request {
   std::string url;  // checked with check_git_url
-  std::string ref;  // branch or tag; empty: the remote's default branch
+  std::string ref;  // branch or tag; empty: the remote's default branch (a full "refs/..." ref
+                    // is not cloned but fetched: git_init_argv, git_fetch_argv)
   std::string dir;  // the new repository's directory; must not exist or be empty
   std::vector<std::string> allowed_protocols;
 };
@@ -37,6 +38,29 @@ struct clone_request {
 // git -c core.hooksPath=/dev/null -c protocol.allow=never -c protocol.<p>.allow=always ...
 //     clone --depth 1 --single-branch --no-tags [--branch <ref>] -- <url> <dir>
 std::vector<std::string> git_clone_argv(const clone_request& req);
+// git init -q -- <dir>: an empty repository to fetch one ref into (a pull request's ref, which
+// clone --branch does not take).
+std::vector<std::string> git_init_argv(const std::string& dir);
+
+struct fetch_request {
+  std::string url;            // checked with check_git_url
+  std::string what;           // a full ref ("refs/heads/main", "refs/pull/7/head") or a commit sha
+  std::string dir;            // an existing repository
+  int depth = 1;              // commits of history; 0: --shallow-since instead
+  int64_t shallow_since = 0;  // Unix seconds, with depth 0
+  std::vector<std::string> allowed_protocols;
+};
+// git <the clone's -c options> -C <dir> fetch --no-tags (--depth <n> | --shallow-since=@<t>)
+//     -- <url> <what>: FETCH_HEAD is then the ref's head (or the commit).
+std::vector<std::string> git_fetch_argv(const fetch_request& req);
+// git -C <dir> checkout -q --detach <commit> --
+std::vector<std::string> git_checkout_argv(const std::string& dir, const std::string& commit);
+// git -C <dir> merge-base --is-ancestor <commit> FETCH_HEAD: exit 0 when the commit is in the
+// fetched ref's (fetched) history.
+std::vector<std::string> git_is_ancestor_argv(const std::string& dir, const std::string& commit);
+// git -C <dir> show -s --format=%ct <commit>: its committer date, Unix seconds.
+std::vector<std::string> git_commit_time_argv(const std::string& dir, const std::string& commit);
+
 // git -C <dir> rev-parse HEAD: prints the commit that was checked out.
 std::vector<std::string> git_head_argv(const std::string& dir);
 // git -C <dir> symbolic-ref --short -q HEAD: the branch checked out (a clone without a ref: the

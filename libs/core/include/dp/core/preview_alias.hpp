@@ -9,10 +9,14 @@
 // - Suffixes of one project fall into four disjoint classes:
 //     immutable: 8 Crockford base32 characters (no '-')
 //     pull request: "pr-<digits>"
-//     branch: the slug, holding no "--", neither of the two forms above
-//     hashed: anything else (a slug of an immutable's shape, "pr-<digits>", empty, or too long):
-//             `<slug prefix or "b">--<hash>`, the only class with "--" in it.
-// Two branches whose names differ only in case or punctuation share a slug, and so an alias.
+//     branch: the slug when it is the branch name itself (lowercase [a-z0-9-] already), holding
+//             no "--", neither of the two forms above: one branch per suffix
+//     hashed: anything else (a name the slug changed: "Feature", "feature/x"; a slug of an
+//             immutable's shape, "pr-<digits>", empty, or too long): `<slug prefix or "b">--
+//             <hash of the branch name>`, the only class with "--" in it.
+// So `Feature`, `feature` and `feature/x`, `feature-x` get four labels: a slug that lost
+// information (case, punctuation) is never used bare. Hashed labels are distinct as far as their
+// 35-bit (shorter only for 54-character project names) FNV-1a hashes are.
 #pragma once
 
 #include <cstdint>
@@ -24,8 +28,9 @@ namespace dp {
 // Lowercase, each run of characters outside [a-z0-9] made one '-', no '-' at either end.
 std::string branch_slug(std::string_view branch);
 
-// The DNS label (at most 63 characters) of a branch's preview: `<project>--<slug>`, or the
-// hashed form when the slug could be read as another class or does not fit.
+// The DNS label (at most 63 characters) of a branch's preview: `<project>--<slug>` when the slug
+// is the branch name, or the hashed form when the slug changed the name, could be read as another
+// class or does not fit.
 std::string branch_alias(std::string_view project, std::string_view branch);
 
 // `<project>--pr-<n>` (hashed when it does not fit: a 54-character name and n over 9999).

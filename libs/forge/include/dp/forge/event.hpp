@@ -30,8 +30,16 @@ struct event {
   std::string commit_message;  // the head commit's message; a pull request's title
   std::string commit_author;   // its author's name (or the pull request's author)
   std::optional<int64_t> pull_request;  // the number (GitLab: the merge request's iid)
-  std::string repository;               // "owner/name" (GitLab: the project's path)
-  std::string default_branch;           // the repository's, when the payload says
+  // A pull request from another repository (a fork): its head branch is not in this one, and
+  // its code is not the project's. GitHub, Gitea: pull_request.head.repo is null or another
+  // repository than pull_request.base.repo (Gitea: or head.repo_id != base.repo_id); GitLab:
+  // source_project_id != target_project_id.
+  bool fork = false;
+  // The base repository's copy of a pull request's head: refs/pull/<n>/head (GitHub, Gitea),
+  // refs/merge-requests/<iid>/head (GitLab).
+  std::string pull_ref;
+  std::string repository;      // "owner/name" (GitLab: the project's path)
+  std::string default_branch;  // the repository's, when the payload says
   std::string ignored_because;
 };
 

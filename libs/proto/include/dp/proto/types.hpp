@@ -88,8 +88,10 @@ struct job {
   std::string deployment_id;
   std::string project;
   std::string git_url;             // "" when the source is an uploaded archive
-  std::optional<std::string> ref;  // null: the remote's default branch
-  std::string root_dir;            // "" is the repository root
+  std::optional<std::string> ref;  // null: the remote's default branch; "refs/...": that ref
+  // The commit to check out (40 or 64 hex digits); null: the ref's head.
+  std::optional<std::string> commit;
+  std::string root_dir;  // "" is the repository root
   std::optional<std::string> install_command;
   std::optional<std::string> build_command;
   std::optional<std::string> output_dir;
@@ -103,6 +105,9 @@ struct job {
   bool install_scripts = true;     // false: a detected install runs with --ignore-scripts
   // The build neither restores nor reads the project's build cache (it still writes one).
   bool no_cache = false;
+  // A fork's pull request: the build cache is neither read nor written (the fork's install could
+  // leave in node_modules what the project's own builds would restore).
+  bool fork = false;
   // The project's production branch: a ref without a cache starts from its.
   std::optional<std::string> production_branch;
   // Where the build goes live (its env is that target's, proto::build_env).
@@ -141,6 +146,11 @@ struct project {
   env_map env;                     // every target's
   env_map production_env;          // overrides `env` in production builds
   env_map preview_env;             // overrides `env` in preview builds
+  // Pull requests from forks are built (from the base repository's pull request ref) only when
+  // this is on: their code is not the project's, so they get `fork_env` alone, never `env`,
+  // `production_env` or `preview_env`.
+  bool fork_pull_requests = false;
+  env_map fork_env;  // what fork builds may see (public values only)
   // A newer deployment of a branch cancels that branch's running build too (its queued ones are
   // always canceled).
   bool cancel_superseded = true;
@@ -153,7 +163,8 @@ struct project {
 };
 
 // The environment a build of `target` gets: the project's env, then that target's overrides.
-env_map build_env(const project& p, deployment_target target);
+// A fork's pull request (`fork`): p.fork_env alone.
+env_map build_env(const project& p, deployment_target target, bool fork = false);
 
 // One setting as a build applied it: its value ("" skips the step) and whether the project set
 // it ("source": "project") or the build detected it ("detected").
@@ -187,6 +198,9 @@ struct deployment {
   std::optional<std::string> commit_message;
   std::optional<std::string> commit_author;
   std::optional<int64_t> pull_request;
+  // A fork's pull request: built from the pull request's ref with the project's fork_env only,
+  // served at the pull request's alias only (its branch is the fork's, not the project's).
+  bool fork = false;
   deployment_target target = deployment_target::production;
   std::optional<deployment_trigger> trigger;  // null for deployments made before the field
   int64_t created_at = 0;

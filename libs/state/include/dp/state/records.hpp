@@ -172,6 +172,7 @@ int64_t now_ms();
 
 // The preview alias labels go-live sets for a deployment: its branch's (dp::branch_alias) and
 // its pull request's (dp::pull_request_alias), when it has them; for production deployments too.
+// A fork's pull request (d.fork) gets its pull request's only: its branch is not the project's.
 std::vector<std::string> preview_aliases(const proto::deployment& d);
 
 // Two deployments of one branch (deployments without one, the remote's default, are one branch).
