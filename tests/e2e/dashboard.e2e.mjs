@@ -103,7 +103,10 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     await page.setViewportSize({width: 390, height: 844});
     await page.screenshot({path: path.join(screenshotDir, `${name}-phone.png`), fullPage: true});
     const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-    assert.ok(wide <= 390, `${name} is ${wide} px wide on a 390 px phone`);
+    const over = await page.evaluate(() => [...document.querySelectorAll('body *')]
+        .filter((e) => e.getBoundingClientRect().right > 390)
+        .map((e) => `${e.tagName}#${e.id}.${e.className}: ${e.textContent.slice(0, 40)}`).slice(0, 5));
+    assert.ok(wide <= 390, `${name} is ${wide} px wide on a 390 px phone: ${over.join('; ')}`);
     await page.setViewportSize({width: 1280, height: 800});
   }
 

@@ -2,7 +2,7 @@
 // build detected, environment variables per target (values masked once saved), custom domains
 // (verification, certificate), deploy hooks, forge webhooks (URL per forge, secret rotation),
 // the build cache, retention, and protection (basic auth) once the API reports it.
-import {act, badge, button, clearError, el, field, formatBytes, formatTime, poll, projectHref, replaceKeepingFocus,
+import {act, badge, button, clearError, deploymentHref, el, field, formatBytes, formatTime, poll, projectHref, replaceKeepingFocus,
         timeElement} from './common.js';
 
 const targets = [
@@ -89,7 +89,7 @@ export function render(container, {name, api}) {
                      el('td', {dataset: {label: 'From'}, text: eff[k] ? eff[k].source || '' : ''})))))
         : el('p', {className: 'muted', text: 'No build has planned yet: detection shows here after the first one.'});
     sections.build.replaceChildren(heading('build', 'Build settings'), form,
-        el('h3', {}, 'What the last build ran', eff ? el('small', {}, ' (deployment ', el('a', {href: '#/deployments/' + eff.deployment_id, text: eff.deployment_id.slice(-8)}), ')') : ''),
+        el('h3', {}, 'What the last build ran', eff ? el('small', {}, ' (deployment ', el('a', {href: deploymentHref(eff.deployment_id), text: eff.deployment_id.slice(-8)}), ')') : ''),
         ran);
   }
 
@@ -131,7 +131,7 @@ export function render(container, {name, api}) {
     });
     sections.env.replaceChildren(heading('env', 'Environment variables'),
         el('p', {className: 'muted', text: 'Given to the install and build steps. A target\'s own variables override those of every target.'}),
-        tables, el('h3', {text: 'Add or replace a variable'}), form, note('env-note'));
+        ...tables, el('h3', {text: 'Add or replace a variable'}), form, note('env-note'));
   }
 
   // ---- domains ----
