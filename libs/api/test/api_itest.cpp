@@ -10,6 +10,7 @@
 #include "dp/buildplan/cache.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
+#include "dp/state/protection.hpp"
 
 namespace {
 
@@ -314,6 +315,50 @@ TEST_F(api, promote_rollback_and_delete) {
   EXPECT_EQ(resolve(), "");
   EXPECT_EQ(s_.request("GET", "/v1/deployments/" + second).status, 404);
   EXPECT_EQ(s_.request("GET", "/v1/projects/shop").status, 404);
+}
+
+// Protection: the password goes in once and is stored only as its hash; the API shows
+// password_set, a scope change keeps the credentials, null removes them.
+TEST_F(api, protection_keeps_the_password_hashed) {
+  make_project("shop");
+  auto r =
+      s_.request("PATCH", "/v1/projects/shop",
+                 R"({"protection":{"scope":"previews","username":"alice","password":"s3cret"}})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto shown = json::parse(R"({"scope":"previews","username":"alice","password_set":true})");
+  EXPECT_EQ(body_of(r).at("protection"), shown);
+  EXPECT_EQ(r.body.find("s3cret"), std::string::npos);
+  EXPECT_EQ(r.body.find("pbkdf2"), std::string::npos);
+  auto got = s_.request("GET", "/v1/projects/shop");
+  EXPECT_EQ(body_of(got).at("protection"), shown);
+  EXPECT_EQ(got.body.find("pbkdf2"), std::string::npos);
+  auto stored = s_.on_io([&]() { return s_.records().get_project("shop"); });
+  ASSERT_TRUE(stored);
+  ASSERT_TRUE(stored->protection);
+  EXPECT_TRUE(stored->protection->password_hash.starts_with("pbkdf2-sha256$"));
+  EXPECT_TRUE(dp::state::verify_password("s3cret", stored->protection->password_hash));
+
+  r = s_.request("PATCH", "/v1/projects/shop", R"({"protection":{"scope":"all"}})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body_of(r).at("protection").at("scope"), json::value("all"));
+  auto kept = s_.on_io([&]() { return s_.records().get_project("shop"); });
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->protection->password_hash, stored->protection->password_hash);
+
+  for (const char* bad : {R"({"protection":{"scope":"some"}})", R"({"protection":"all"})",
+                          R"({"protection":{"scope":"all","username":"a:b"}})",
+                          R"({"protection":{"scope":"all","password":""}})",
+                          R"({"protection":{"scope":"all","hash":"x"}})"}) {
+    r = s_.request("PATCH", "/v1/projects/shop", bad);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_EQ(error_code_of(r), "invalid_argument");
+  }
+  make_project("blog");
+  r = s_.request("PATCH", "/v1/projects/blog", R"({"protection":{"scope":"all"}})");
+  EXPECT_EQ(r.status, 400) << "no credentials to keep";
+  r = s_.request("PATCH", "/v1/projects/shop", R"({"protection":null})");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_TRUE(body_of(r).at("protection").is_null());
 }
 
 // Retention: the policy in force (the project's overrides over RETENTION_*), the storage use,

@@ -38,8 +38,8 @@ hash_fields flatten(const json::value& record, std::string_view key_field) {
 }
 
 // The fields stored as JSON object text, and as "true" / "false".
-constexpr std::array<std::string_view, 4> object_fields = {"env", "production_env", "preview_env",
-                                                           "build_settings"};
+constexpr std::array<std::string_view, 5> object_fields = {"env", "production_env", "preview_env",
+                                                           "build_settings", "protection"};
 constexpr std::array<std::string_view, 2> boolean_fields = {"install_scripts", "cancel_superseded"};
 
 template <size_t N>
