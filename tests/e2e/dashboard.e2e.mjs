@@ -5,6 +5,7 @@
 // (1280x800) and phone (390x844) widths go to <build dir>/e2e-screenshots/dashboard/.
 // Usage: node tests/e2e/dashboard.e2e.mjs <build dir> <repo root>
 import assert from 'node:assert/strict';
+import {execFileSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {after, before, describe, it} from 'node:test';
@@ -200,6 +201,24 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     await page.selectOption('#filter-status', '');
     await page.press('#filter-branch', 'Enter');
     await waitFor('the whole list back', async () => (await rows.count()) >= 2, 10_000, 100);
+
+    // Another branch deploys a preview: its row says so, and the branch filter finds it alone.
+    const git = (...args) => execFileSync('git', args, {cwd: repo, stdio: 'pipe'});
+    git('checkout', '-q', '-b', 'feature');
+    fs.writeFileSync(`${repo}/version.txt`, 'dash-feature\n');
+    commitAll(repo, 'a feature');
+    git('checkout', '-q', 'main');
+    const preview = await api(platform, 'POST', '/v1/projects/dash/deployments', {branch: 'feature'});
+    assert.equal(preview.status, 202, JSON.stringify(preview.data));
+    const previewRow = page.locator(`#deployments tr[data-id="${preview.data.id}"]`);
+    await waitAll(page, problems, [previewRow.locator('.badge.status.ready')]);
+    assert.equal(await previewRow.locator('td.target').textContent(), 'preview');
+    assert.equal(await previewRow.locator('td[data-label="Trigger"]').textContent(), 'api');
+    assert.equal(await previewRow.locator('button.promote').count(), 1);
+    await page.fill('#filter-branch', 'feature');
+    await page.press('#filter-branch', 'Enter');
+    await waitFor('only the feature branch', async () => (await rows.count()) === 1, 10_000, 100);
+    await previewRow.waitFor();
     await checkClean(page, problems);
     await page.close();
   });
@@ -264,9 +283,24 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     await page.click('#clear-cache');
     await waitAll(page, problems, [page.locator('#cache-note', {hasText: 'Cleared'})]);
 
+    // Protection (basic auth): the password is sent once and never shown; the API says it is set.
+    await page.locator('#settings-protection').waitFor();
+    await page.selectOption('#protection-scope', 'previews');
+    await page.fill('#protection-username', 'team');
+    await page.fill('#protection-password', 'a-password-0123');
+    await page.click('#protection-form button[type=submit]');
+    await waitAll(page, problems, [page.locator('#protection-state', {hasText: 'previews (user team)'})]);
+    assert.equal(await page.inputValue('#protection-password'), '');
+    assert.deepEqual((await api(platform, 'GET', '/v1/projects/dash')).data.protection,
+                     {scope: 'previews', username: 'team', password_set: true});
+
     await screenshots(page, 'settings');
+    // The overview: the preview is the latest deployment, production is named apart, and the
+    // domain is listed.
     await page.goto(`${platform.api}/#/`);
     await waitAll(page, problems, [card(page, 'dash').locator('.domains li', {hasText: 'www.dash.example'})]);
+    assert.match(await card(page, 'dash').locator('.deployment-line').first().textContent(), /^Latest .*feature/);
+    assert.match(await card(page, 'dash').locator('.deployment-line').nth(1).textContent(), /^Production .*main/);
     await screenshots(page, 'overview');
     await checkClean(page, problems);
     await page.close();

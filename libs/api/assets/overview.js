@@ -55,7 +55,8 @@ export function render(container, {api}) {
         el('span', {className: 'label', text: label}), ' ',
         el('a', {href: deploymentHref(d.id), dataset: {key: label + d.id}}, statusBadge(d.status)), ' ',
         timeElement(d.created_at), ' · ', el('span', {className: 'branch', text: branchLabel(d)}),
-        commitLabel(d) ? [' · ', el('code', {className: 'commit', text: commitLabel(d)})] : '');
+        commitLabel(d) ? [' · ', el('code', {className: 'commit', text: commitLabel(d)})] : '',
+        d.status === 'failed' && d.error ? el('small', {className: 'why', text: d.error}) : '');
     return el('li', {className: 'project card', dataset: {project: p.name}},
         el('h2', {}, el('a', {href: projectHref(p.name), text: p.name, dataset: {key: 'project:' + p.name}})),
         el('p', {className: 'url'}, live ? externalLink(view.url) : el('span', {className: 'muted', text: view.url + ' (nothing live yet)'})),

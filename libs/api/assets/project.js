@@ -80,12 +80,19 @@ export function render(container, {name, params, api}) {
       actions.append(run(older ? 'Rollback' : 'Promote', 'POST', `${base}/promote`, {deployment_id: d.id},
                          {className: older ? 'rollback' : 'promote'}));
     }
+    // The branch built again (its newest commit: the API builds a branch, not a past commit).
+    if (finalStatuses.includes(d.status) && project.git_url && d.branch)
+      actions.append(button('Redeploy', (e) => act(e.target, async () => {
+        const next = await api('POST', `${base}/deployments`, {branch: d.branch, trigger: 'dashboard'});
+        location.hash = deploymentHref(next.id);
+      }), {className: 'quiet', dataset: {key: 'Redeploy:' + d.id}, attrs: {'aria-label': `Redeploy ${d.branch} (${d.id.slice(-8)})`}}));
     const cell = (label, ...content) => el('td', {dataset: {label}}, ...content);
     return el('tr', {className: live ? 'live' : '', dataset: {id: d.id}},
         cell('Deployment', el('a', {href: deploymentHref(d.id), text: d.id.slice(-8), dataset: {key: 'open:' + d.id}}),
              live ? [' ', el('span', {className: 'badge ok', text: 'production'})] : ''),
         el('td', {className: 'status ' + d.status, dataset: {label: 'Status'}}, statusBadge(d.status),
-           d.cache ? el('small', {text: ` cache ${d.cache}`}) : '', d.pruned_at ? el('small', {text: ' pruned'}) : ''),
+           d.cache ? el('small', {text: ` cache ${d.cache}`}) : '', d.pruned_at ? el('small', {text: ' pruned'}) : '',
+           d.error ? el('small', {className: 'why', text: d.error}) : ''),
         el('td', {className: 'target', dataset: {label: 'Target'}, text: d.target || 'production'}),
         el('td', {className: 'branch', dataset: {label: 'Branch'}, text: branchLabel(d)}),
         cell('Commit', commitLabel(d) ? el('code', {className: 'commit', text: commitLabel(d), title: d.commit || ''}) : '—'),

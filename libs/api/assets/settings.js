@@ -280,16 +280,22 @@ export function render(container, {name, api}) {
            el('button', {type: 'submit', text: 'Save protection'})));
     form.addEventListener('submit', (e) => {
       e.preventDefault();
+      // {scope} alone keeps the stored credentials; new ones need both parts.
       const body = {scope: scope.value};
-      if (scope.value !== 'off') {
+      if (scope.value !== 'off' && (pass.value || user.value.trim() !== (current.username || ''))) {
         body.username = user.value.trim();
-        if (pass.value) body.password = pass.value;
+        body.password = pass.value;
       }
-      act(form.querySelector('button[type=submit]'), () => patch({protection: body}));
+      act(form.querySelector('button[type=submit]'), async () => {
+        await patch({protection: body});
+        document.getElementById('protection-note').textContent =
+            body.scope === 'off' ? 'Protection is off: the sites are public.' : 'Saved: the proxy asks for these credentials now.';
+      });
     });
     sections.protection.replaceChildren(heading('protection', 'Protection'),
-        el('p', {className: 'muted', text: 'Visitors must give this username and password (HTTP basic auth) before the site answers. The password is stored hashed and never shown.'}),
-        form);
+        el('p', {className: 'muted', text: 'Visitors must give this username and password (HTTP basic auth) before the site answers: on previews only (the branch, pull-request and immutable URLs), or everywhere. The password is stored hashed and never shown.'}),
+        el('p', {id: 'protection-state'}, 'Now: ', pr ? badge(`${pr.scope} (user ${pr.username})`, 'busy') : badge('off: public', 'off')),
+        form, note('protection-note'));
   }
 
   function draw() {
