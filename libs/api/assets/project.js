@@ -99,7 +99,7 @@ export function render(container, {name, params, api}) {
         cell('Created', timeElement(d.created_at)),
         cell('Duration', deploymentDuration(d) || '—'),
         cell('Trigger', d.trigger || '—'),
-        cell('URL', d.url && !d.pruned_at ? externalLink(d.url) : '—'),
+        cell('URL', d.url && !d.pruned_at ? externalLink(d.url, d.url.replace(/^https?:\/\//, '')) : '—'),
         actions);
   }
 
