@@ -295,6 +295,14 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
                      {scope: 'previews', username: 'team', password_set: true});
 
     await screenshots(page, 'settings');
+    // A project made without a deployment opens its settings.
+    await page.goto(`${platform.api}/#/`);
+    await page.fill('#git-url', `file://${repo}`);
+    await page.fill('#project-name', 'dash-two');
+    await page.click('#create-project');
+    await page.waitForURL(/#\/projects\/dash-two\/settings$/);
+    await waitAll(page, problems, [page.locator('#detected, #settings-build p.muted').first()]);
+    assert.equal(await page.inputValue('#build-git_url'), `file://${repo}`);
     // The overview: the preview is the latest deployment, production is named apart, and the
     // domain is listed.
     await page.goto(`${platform.api}/#/`);
@@ -352,6 +360,11 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
       const dialog = page.locator('#token-dialog[open]');
       await dialog.waitFor();
       await page.screenshot({path: path.join(screenshotDir, 'token-phone.png')});
+      // Escape gives up: the page says why it shows nothing, and the next load asks again.
+      await page.keyboard.press('Escape');
+      await page.locator('#error', {hasText: 'token'}).waitFor();
+      await page.reload();
+      await dialog.waitFor();
       await page.fill('#token-input', token);
       await page.keyboard.press('Enter');
       await page.locator('#projects li', {hasText: 'No project yet'}).waitFor();

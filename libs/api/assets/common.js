@@ -19,22 +19,28 @@ export function forgetToken() {
   document.getElementById('forget-token').hidden = true;
 }
 
-// Asks for the token once (a modal form), keeps it in this tab's sessionStorage.
-function askToken(problem) {
+// Asks for the token once (a modal form), keeps it in this tab's sessionStorage. Closing the
+// dialog (Escape) gives up: the request fails with the API's 401 message.
+function askToken(problem, refused) {
   if (pendingToken) return pendingToken;
   const dialog = document.getElementById('token-dialog');
   const form = document.getElementById('token-form');
   const input = document.getElementById('token-input');
   document.getElementById('token-problem').textContent = problem;
-  pendingToken = new Promise((resolve) => {
+  pendingToken = new Promise((resolve, reject) => {
+    let given = false;
     form.onsubmit = (e) => {
       e.preventDefault();
+      given = true;
       sessionStorage.setItem(tokenKey, input.value.trim());
       input.value = '';
       dialog.close();
       document.getElementById('forget-token').hidden = false;
+    };
+    dialog.onclose = () => {
       pendingToken = null;
-      resolve();
+      if (given) resolve();
+      else reject(refused);
     };
   });
   dialog.showModal();
@@ -52,7 +58,8 @@ export async function api(method, path, body) {
     const res = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
     if (res.status === 401) {
       const data = await res.json().catch(() => null);
-      await askToken(token() ? (data && data.error ? data.error.message : 'The token was refused.') : '');
+      const message = data && data.error ? data.error.message : 'a bearer token is required';
+      await askToken(token() ? message : '', new ApiError(401, 'unauthorized', message));
       continue;
     }
     const data = res.status === 204 ? null : await res.json().catch(() => null);
