@@ -139,23 +139,34 @@ export function replaceKeepingFocus(container, ...children) {
   if (again) again.focus();
 }
 
-// Calls fn now and every `ms` while the page shows; returns the function that stops it. A
-// failing refresh shows its error and keeps polling (the API may come back).
+// Calls fn now and every `ms` while the page shows (a hidden tab asks nothing, and refreshes
+// as soon as it shows again); returns the function that stops it. A failing refresh shows its
+// error and keeps polling (the API may come back).
 export function poll(fn, ms) {
   let timer = null;
   let stopped = false;
+  let running = false;
   const run = async () => {
-    try {
-      await fn();
-    } catch (e) {
-      showError(e);
+    clearTimeout(timer);
+    if (stopped || running) return;
+    if (!document.hidden) {
+      running = true;
+      try {
+        await fn();
+      } catch (e) {
+        showError(e);
+      }
+      running = false;
     }
     if (!stopped) timer = setTimeout(run, ms);
   };
+  const shown = () => { if (!document.hidden) run(); };
+  document.addEventListener('visibilitychange', shown);
   run();
   return () => {
     stopped = true;
     clearTimeout(timer);
+    document.removeEventListener('visibilitychange', shown);
   };
 }
 
