@@ -68,8 +68,9 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     });
     await page.addInitScript(() => {
       window.cspViolations = [];
-      document.addEventListener('securitypolicyviolation',
-                                (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+      document.addEventListener(
+          'securitypolicyviolation',
+          (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
     });
     page.setDefaultTimeout(60_000);
     await page.goto(`${platform.api}/${hash}`);
@@ -90,8 +91,8 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
         await w.waitFor({timeout});
       } catch (e) {
         const shown = await page.evaluate(() => document.body.innerText);
-        throw new Error(
-            `${e.message}\npage ${page.url()}:\n${shown}\n${problems.join('\n')}\n${platform.logs()}`);
+        throw new Error(`${e.message}\npage ${page.url()}:\n${shown}\n${problems.join('\n')}\n${
+            platform.logs()}`);
       }
     }
   }
@@ -104,9 +105,11 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     await page.setViewportSize({width: 390, height: 844});
     await page.screenshot({path: path.join(screenshotDir, `${name}-phone.png`), fullPage: true});
     const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-    const over = await page.evaluate(() => [...document.querySelectorAll('body *')]
-        .filter((e) => e.getBoundingClientRect().right > 390)
-        .map((e) => `${e.tagName}#${e.id}.${e.className}: ${e.textContent.slice(0, 40)}`).slice(0, 5));
+    const over = await page.evaluate(
+        () => [...document.querySelectorAll('body *')]
+                  .filter((e) => e.getBoundingClientRect().right > 390)
+                  .map((e) => `${e.tagName}#${e.id}.${e.className}: ${e.textContent.slice(0, 40)}`)
+                  .slice(0, 5));
     assert.ok(wide <= 390, `${name} is ${wide} px wide on a 390 px phone: ${over.join('; ')}`);
     await page.setViewportSize({width: 1280, height: 800});
   }
@@ -138,7 +141,8 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     assert.match(await dash.locator('.url a').getAttribute('href'), /^http:\/\/dash\./);
     assert.match(await dash.locator('.branch').textContent(), /main/);
     assert.match(await dash.locator('.commit').textContent(), /^[0-9a-f]{7}$/);
-    const colour = await dash.locator('.badge.status.ready').evaluate((e) => getComputedStyle(e).color);
+    const colour =
+        await dash.locator('.badge.status.ready').evaluate((e) => getComputedStyle(e).color);
     assert.notEqual(colour, await page.evaluate(() => getComputedStyle(document.body).color));
     await checkClean(page, problems);
     await page.close();
@@ -151,8 +155,10 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     const live = page.locator('#deployments tr.live');
     assert.equal(await live.locator('td[data-label="Trigger"]').textContent(), 'dashboard');
     assert.equal(await live.locator('td.target').textContent(), 'production');
-    assert.match(await live.locator('td[data-label="Duration"]').textContent(), /\d+(\.\d)? (ms|s)|min/);
-    assert.match(await live.locator('td[data-label="URL"] a').getAttribute('href'), /dash--[0-9a-z]{8}/);
+    assert.match(
+        await live.locator('td[data-label="Duration"]').textContent(), /\d+(\.\d)? (ms|s)|min/);
+    assert.match(
+        await live.locator('td[data-label="URL"] a').getAttribute('href'), /dash--[0-9a-z]{8}/);
 
     // A second version, redeployed without the build cache from the project page.
     fs.writeFileSync(`${repo}/version.txt`, 'dash-2\n');
@@ -160,9 +166,10 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     await page.click('#redeploy-no-cache');
     await page.waitForURL(/#\/deployments\//);
     await waitAll(page, problems, [page.locator('#deployment .badge.status.ready')]);
-    await waitFor('dash-2 to be served',
-                  async () => (await site(platform, 'dash', '/')).body.includes('<h1>site dash-2</h1>'),
-                  30_000, 100);
+    await waitFor(
+        'dash-2 to be served',
+        async () => (await site(platform, 'dash', '/')).body.includes('<h1>site dash-2</h1>'),
+        30_000, 100);
     await page.goto(`${platform.api}/#/projects/dash`);
     await waitAll(page, problems, [page.locator('#deployments td.status', {hasText: 'cache off'})]);
     const second = await page.locator('#deployments tr.live').getAttribute('data-id');
@@ -172,20 +179,24 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     // a promote.
     await screenshots(page, 'project');
     await page.locator(`#deployments tr[data-id="${first}"] button.rollback`).click();
-    await waitFor('the rollback to be served',
-                  async () => (await site(platform, 'dash', '/')).body.includes('<h1>site dash</h1>'),
-                  30_000, 100);
+    await waitFor(
+        'the rollback to be served',
+        async () => (await site(platform, 'dash', '/')).body.includes('<h1>site dash</h1>'), 30_000,
+        100);
     await waitAll(page, problems, [page.locator(`#deployments tr.live[data-id="${first}"]`)]);
     await page.locator(`#deployments tr[data-id="${second}"] button.promote`).click();
-    await waitFor('the promote to be served',
-                  async () => (await site(platform, 'dash', '/')).body.includes('<h1>site dash-2</h1>'),
-                  30_000, 100);
+    await waitFor(
+        'the promote to be served',
+        async () => (await site(platform, 'dash', '/')).body.includes('<h1>site dash-2</h1>'),
+        30_000, 100);
     await waitAll(page, problems, [page.locator(`#deployments tr.live[data-id="${second}"]`)]);
 
     // The filter asks the API for a branch, target or status and keeps it in the URL.
     const rows = page.locator('#deployments tr[data-id]');
     await page.selectOption('#filter-target', 'preview');
-    await waitFor('the preview filter to empty the table', async () => (await rows.count()) === 0, 10_000, 100);
+    await waitFor(
+        'the preview filter to empty the table', async () => (await rows.count()) === 0, 10_000,
+        100);
     assert.match(page.url(), /target=preview/);
     await page.selectOption('#filter-target', 'production');
     await page.selectOption('#filter-status', 'ready');
@@ -195,7 +206,9 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     }, 10_000, 100);
     await page.fill('#filter-branch', 'no-such-branch');
     await page.press('#filter-branch', 'Enter');
-    await waitFor('an unknown branch to empty the table', async () => (await rows.count()) === 0, 10_000, 100);
+    await waitFor(
+        'an unknown branch to empty the table', async () => (await rows.count()) === 0, 10_000,
+        100);
     await page.fill('#filter-branch', '');
     await page.selectOption('#filter-target', '');
     await page.selectOption('#filter-status', '');
@@ -208,7 +221,8 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     fs.writeFileSync(`${repo}/version.txt`, 'dash-feature\n');
     commitAll(repo, 'a feature');
     git('checkout', '-q', 'main');
-    const preview = await api(platform, 'POST', '/v1/projects/dash/deployments', {branch: 'feature'});
+    const preview =
+        await api(platform, 'POST', '/v1/projects/dash/deployments', {branch: 'feature'});
     assert.equal(preview.status, 202, JSON.stringify(preview.data));
     const previewRow = page.locator(`#deployments tr[data-id="${preview.data.id}"]`);
     await waitAll(page, problems, [previewRow.locator('.badge.status.ready')]);
@@ -225,11 +239,13 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
 
   it('cancels a running build from its row', async () => {
     const slow = gitRepo({
-      'package.json': JSON.stringify({name: 'slow', version: '1.0.0', private: true, scripts: {build: 'node build.mjs'}}),
+      'package.json': JSON.stringify(
+          {name: 'slow', version: '1.0.0', private: true, scripts: {build: 'node build.mjs'}}),
       'build.mjs': `console.log('waiting for cancel');\nsetTimeout(() => {}, 300000);\n`,
     });
     try {
-      const created = await api(platform, 'POST', '/v1/deployments', {git_url: `file://${slow}`, project: 'slow'});
+      const created = await api(
+          platform, 'POST', '/v1/deployments', {git_url: `file://${slow}`, project: 'slow'});
       assert.equal(created.status, 202, JSON.stringify(created.data));
       const {page, problems} = await openDashboard('#/projects/slow');
       const row = page.locator(`#deployments tr[data-id="${created.data.id}"]`);
@@ -256,7 +272,8 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     const row = page.locator('#env-production_env tr[data-name="API_KEY"]');
     await waitAll(page, problems, [row]);
     assert.equal(await row.locator('td.masked').textContent(), '••••••••');
-    assert.ok(!(await page.evaluate(() => document.body.innerText)).includes(secret), 'the value shows');
+    assert.ok(
+        !(await page.evaluate(() => document.body.innerText)).includes(secret), 'the value shows');
     assert.equal(await page.inputValue('#env-value'), '');
     const stored = await api(platform, 'GET', '/v1/projects/dash');
     assert.equal(stored.data.production_env.API_KEY, secret);
@@ -270,16 +287,21 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     // A deploy hook and a new webhook secret are each shown once.
     await page.fill('#hook-branch', 'main');
     await page.click('#hook-form button[type=submit]');
-    await waitAll(page, problems, [page.locator('#hook-created code', {hasText: /\/v1\/hooks\/[0-9a-f]+/}),
-                                   page.locator('#hooks td', {hasText: 'main'})]);
+    await waitAll(page, problems, [
+      page.locator('#hook-created code', {hasText: /\/v1\/hooks\/[0-9a-f]+/}),
+      page.locator('#hooks td', {hasText: 'main'})
+    ]);
     await page.click('#rotate-secret');
-    await waitAll(page, problems, [page.locator('#webhook-secret code', {hasText: /^[0-9a-f]{64}$/})]);
+    await waitAll(
+        page, problems, [page.locator('#webhook-secret code', {hasText: /^[0-9a-f]{64}$/})]);
     assert.match(await page.locator('#webhook-urls').textContent(), /\/v1\/webhooks\/github\/dash/);
 
     await page.fill('#keep-deployments', '5');
     await page.click('#retention-form button[type=submit]');
-    await waitFor('the retention to be stored',
-                  async () => (await api(platform, 'GET', '/v1/projects/dash')).data.keep_deployments === 5, 10_000, 100);
+    await waitFor(
+        'the retention to be stored',
+        async () => (await api(platform, 'GET', '/v1/projects/dash')).data.keep_deployments === 5,
+        10_000, 100);
     await page.click('#clear-cache');
     await waitAll(page, problems, [page.locator('#cache-note', {hasText: 'Cleared'})]);
 
@@ -289,10 +311,12 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     await page.fill('#protection-username', 'team');
     await page.fill('#protection-password', 'a-password-0123');
     await page.click('#protection-form button[type=submit]');
-    await waitAll(page, problems, [page.locator('#protection-state', {hasText: 'previews (user team)'})]);
+    await waitAll(
+        page, problems, [page.locator('#protection-state', {hasText: 'previews (user team)'})]);
     assert.equal(await page.inputValue('#protection-password'), '');
-    assert.deepEqual((await api(platform, 'GET', '/v1/projects/dash')).data.protection,
-                     {scope: 'previews', username: 'team', password_set: true});
+    assert.deepEqual(
+        (await api(platform, 'GET', '/v1/projects/dash')).data.protection,
+        {scope: 'previews', username: 'team', password_set: true});
 
     await screenshots(page, 'settings');
     // A project made without a deployment opens its settings.
@@ -306,9 +330,14 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     // The overview: the preview is the latest deployment, production is named apart, and the
     // domain is listed.
     await page.goto(`${platform.api}/#/`);
-    await waitAll(page, problems, [card(page, 'dash').locator('.domains li', {hasText: 'www.dash.example'})]);
-    assert.match(await card(page, 'dash').locator('.deployment-line').first().textContent(), /^Latest .*feature/);
-    assert.match(await card(page, 'dash').locator('.deployment-line').nth(1).textContent(), /^Production .*main/);
+    await waitAll(
+        page, problems, [card(page, 'dash').locator('.domains li', {hasText: 'www.dash.example'})]);
+    assert.match(
+        await card(page, 'dash').locator('.deployment-line').first().textContent(),
+        /^Latest .*feature/);
+    assert.match(
+        await card(page, 'dash').locator('.deployment-line').nth(1).textContent(),
+        /^Production .*main/);
     await screenshots(page, 'overview');
     await checkClean(page, problems);
     await page.close();
@@ -321,10 +350,12 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     let focused = '';
     for (let i = 0; i < 20 && focused !== 'dash'; i++) {
       await page.keyboard.press('Tab');
-      focused = await page.evaluate(() => document.activeElement.closest('h2') ? document.activeElement.textContent : '');
+      focused = await page.evaluate(
+          () => document.activeElement.closest('h2') ? document.activeElement.textContent : '');
     }
     assert.equal(focused, 'dash', 'Tab never reached the project link');
-    const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    const outline =
+        await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
     assert.notEqual(outline, 'none');
     await page.keyboard.press('Enter');
     await page.waitForURL(/#\/projects\/dash$/);
@@ -343,7 +374,9 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
       await page.locator('main h1').waitFor();
       await page.waitForLoadState('networkidle');
       const unlabelled = await page.evaluate(
-          () => [...document.querySelectorAll('main input, main select')].filter((e) => !e.labels.length).map((e) => e.id));
+          () => [...document.querySelectorAll('main input, main select')]
+                    .filter((e) => !e.labels.length)
+                    .map((e) => e.id));
       assert.deepEqual(unlabelled, [], `fields without a label on ${hash}`);
     }
     await checkClean(page, problems);

@@ -24,47 +24,62 @@ function route(hash) {
   if (parts[0] === 'projects' && parts.length === 2)
     return {page: project, context: {name: parts[1], params}, trail: [home, {text: parts[1]}]};
   if (parts[0] === 'projects' && parts.length === 3 && parts[2] === 'settings')
-    return {page: settings, context: {name: parts[1], params},
-            trail: [home, {text: parts[1], href: common.projectHref(parts[1])}, {text: 'Settings'}]};
+    return {
+      page: settings,
+      context: {name: parts[1], params},
+      trail: [home, {text: parts[1], href: common.projectHref(parts[1])}, {text: 'Settings'}]
+    };
   if (parts[0] === 'deployments' && parts.length === 2)
-    return {page: deployment, context: {id: parts[1], params}, trail: [home, {text: 'Deployment ' + parts[1].slice(-8)}]};
-  if (parts.length === 0) return {page: overview, context: {params}, trail: []};
+    return {
+      page: deployment,
+      context: {id: parts[1], params},
+      trail: [home, {text: 'Deployment ' + parts[1].slice(-8)}]
+    };
+  if (parts.length === 0)
+    return {page: overview, context: {params}, trail: []};
   return null;
 }
 
 function breadcrumbs(trail) {
   const nav = document.getElementById('breadcrumbs');
-  nav.replaceChildren(...trail.map((c, i) => common.el(
-      'span', {}, i ? ' / ' : '',
-      c.href ? common.el('a', {href: c.href, text: c.text})
-             : common.el('span', {text: c.text, attrs: {'aria-current': 'page'}}))));
+  nav.replaceChildren(...trail.map(
+      (c, i) => common.el(
+          'span', {}, i ? ' / ' : '',
+          c.href ? common.el('a', {href: c.href, text: c.text}) :
+                   common.el('span', {text: c.text, attrs: {'aria-current': 'page'}}))));
 }
 
 async function show() {
   const mine = ++generation;
-  if (cleanup) cleanup();
+  if (cleanup)
+    cleanup();
   cleanup = null;
   common.clearError();
   const r = route(location.hash);
   if (!r) {
     breadcrumbs([{text: 'Projects', href: '#/'}]);
-    main.replaceChildren(common.el('h1', {text: 'Not found'}),
-                         common.el('p', {}, 'No page at ', common.el('code', {text: location.hash}), '. ',
-                                   common.el('a', {href: '#/', text: 'All projects'})));
+    main.replaceChildren(
+        common.el('h1', {text: 'Not found'}),
+        common.el(
+            'p', {}, 'No page at ', common.el('code', {text: location.hash}), '. ',
+            common.el('a', {href: '#/', text: 'All projects'})));
     return;
   }
   breadcrumbs(r.trail);
-  document.title = r.trail.length ? r.trail[r.trail.length - 1].text + ' · Deployments' : 'Deployments';
+  document.title =
+      r.trail.length ? r.trail[r.trail.length - 1].text + ' · Deployments' : 'Deployments';
   main.replaceChildren();
   // The deployment page is written by another hand: it gets the API client in its context.
   const stop = await Promise.resolve(r.page.render(main, {...r.context, api: common.api}));
   if (mine !== generation) {
-    if (stop) stop();
+    if (stop)
+      stop();
     return;
   }
   cleanup = stop || null;
   // Keyboard and screen-reader users land on the new page, not on the link they left.
-  if (document.activeElement === document.body || !main.contains(document.activeElement)) main.focus({preventScroll: true});
+  if (document.activeElement === document.body || !main.contains(document.activeElement))
+    main.focus({preventScroll: true});
 }
 
 document.getElementById('forget-token').hidden = !common.token();

@@ -22,7 +22,8 @@ export function forgetToken() {
 // Asks for the token once (a modal form), keeps it in this tab's sessionStorage. Closing the
 // dialog (Escape) gives up: the request fails with the API's 401 message.
 function askToken(problem, refused) {
-  if (pendingToken) return pendingToken;
+  if (pendingToken)
+    return pendingToken;
   const dialog = document.getElementById('token-dialog');
   const form = document.getElementById('token-form');
   const input = document.getElementById('token-input');
@@ -39,8 +40,10 @@ function askToken(problem, refused) {
     };
     dialog.onclose = () => {
       pendingToken = null;
-      if (given) resolve();
-      else reject(refused);
+      if (given)
+        resolve();
+      else
+        reject(refused);
     };
   });
   dialog.showModal();
@@ -53,9 +56,12 @@ function askToken(problem, refused) {
 export async function api(method, path, body) {
   for (;;) {
     const headers = {};
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (token()) headers.authorization = 'Bearer ' + token();
-    const res = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
+    if (body !== undefined)
+      headers['content-type'] = 'application/json';
+    if (token())
+      headers.authorization = 'Bearer ' + token();
+    const res = await fetch(
+        path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
     if (res.status === 401) {
       const data = await res.json().catch(() => null);
       const message = data && data.error ? data.error.message : 'a bearer token is required';
@@ -64,7 +70,8 @@ export async function api(method, path, body) {
     }
     const data = res.status === 204 ? null : await res.json().catch(() => null);
     if (!res.ok) {
-      const e = data && data.error ? data.error : {code: 'http_' + res.status, message: res.statusText};
+      const e =
+          data && data.error ? data.error : {code: 'http_' + res.status, message: res.statusText};
       throw new ApiError(res.status, e.code, e.message);
     }
     return data;
@@ -73,7 +80,9 @@ export async function api(method, path, body) {
 
 // The URL of a log stream (EventSource cannot send headers: the token goes in the query).
 export function streamUrl(path) {
-  return token() ? path + (path.includes('?') ? '&' : '?') + 'access_token=' + encodeURIComponent(token()) : path;
+  return token() ?
+      path + (path.includes('?') ? '&' : '?') + 'access_token=' + encodeURIComponent(token()) :
+      path;
 }
 
 export function showError(err) {
@@ -86,14 +95,16 @@ export const clearError = () => showError(null);
 // meanwhile so that a double click does not send twice.
 export async function act(button, fn) {
   clearError();
-  if (button) button.disabled = true;
+  if (button)
+    button.disabled = true;
   try {
     return await fn();
   } catch (e) {
     showError(e);
     return undefined;
   } finally {
-    if (button) button.disabled = false;
+    if (button)
+      button.disabled = false;
   }
 }
 
@@ -101,27 +112,41 @@ export async function act(button, fn) {
 export function el(tag, props = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
-    if (v === undefined || v === null) continue;
-    if (k === 'text') e.textContent = v;
-    else if (k === 'attrs') for (const [a, x] of Object.entries(v)) { if (x !== undefined && x !== null) e.setAttribute(a, x); }
-    else if (k === 'on') for (const [ev, f] of Object.entries(v)) e.addEventListener(ev, f);
-    else if (k === 'dataset') Object.assign(e.dataset, v);
-    else e[k] = v;
+    if (v === undefined || v === null)
+      continue;
+    if (k === 'text')
+      e.textContent = v;
+    else if (k === 'attrs')
+      for (const [a, x] of Object.entries(v)) {
+        if (x !== undefined && x !== null)
+          e.setAttribute(a, x);
+      }
+    else if (k === 'on')
+      for (const [ev, f] of Object.entries(v))
+        e.addEventListener(ev, f);
+    else if (k === 'dataset')
+      Object.assign(e.dataset, v);
+    else
+      e[k] = v;
   }
   for (const c of children.flat()) {
-    if (c !== undefined && c !== null && c !== false) e.append(c);
+    if (c !== undefined && c !== null && c !== false)
+      e.append(c);
   }
   return e;
 }
 
-export const button = (text, onClick, props = {}) => el('button', {type: 'button', text, ...props, on: {click: onClick}});
+export const button = (text, onClick, props = {}) =>
+    el('button', {type: 'button', text, ...props, on: {click: onClick}});
 
 // A link that leaves the dashboard (a site): opens in a new tab without handing it this page.
-export const externalLink = (url, text = url) => el('a', {href: url, text, target: '_blank', rel: 'noopener noreferrer'});
+export const externalLink = (url, text = url) =>
+    el('a', {href: url, text, target: '_blank', rel: 'noopener noreferrer'});
 
 export const projectHref = (name) => '#/projects/' + encodeURIComponent(name);
 export const settingsHref = (name) => projectHref(name) + '/settings';
-export const deploymentHref = (id, line) => '#/deployments/' + encodeURIComponent(id) + (line ? '?line=' + line : '');
+export const deploymentHref = (id, line) =>
+    '#/deployments/' + encodeURIComponent(id) + (line ? '?line=' + line : '');
 
 // Replaces a container's children and gives the focus back to the element with the same
 // data-key (else the one at the same place among the focusable elements): a refresh every few
@@ -133,10 +158,12 @@ export function replaceKeepingFocus(container, ...children) {
   const key = inside ? focused.dataset.key : undefined;
   const index = inside ? [...container.querySelectorAll(focusable)].indexOf(focused) : -1;
   container.replaceChildren(...children.flat());
-  if (!inside) return;
-  const again = key ? container.querySelector(`[data-key="${CSS.escape(key)}"]`)
-                    : container.querySelectorAll(focusable)[index];
-  if (again) again.focus();
+  if (!inside)
+    return;
+  const again = key ? container.querySelector(`[data-key="${CSS.escape(key)}"]`) :
+                      container.querySelectorAll(focusable)[index];
+  if (again)
+    again.focus();
 }
 
 // Calls fn now and every `ms` while the page shows (a hidden tab asks nothing, and refreshes
@@ -148,7 +175,8 @@ export function poll(fn, ms) {
   let running = false;
   const run = async () => {
     clearTimeout(timer);
-    if (stopped || running) return;
+    if (stopped || running)
+      return;
     if (!document.hidden) {
       running = true;
       try {
@@ -158,9 +186,13 @@ export function poll(fn, ms) {
       }
       running = false;
     }
-    if (!stopped) timer = setTimeout(run, ms);
+    if (!stopped)
+      timer = setTimeout(run, ms);
   };
-  const shown = () => { if (!document.hidden) run(); };
+  const shown = () => {
+    if (!document.hidden)
+      run();
+  };
   document.addEventListener('visibilitychange', shown);
   run();
   return () => {
@@ -171,11 +203,15 @@ export function poll(fn, ms) {
 }
 
 export const finalStatuses = ['ready', 'failed', 'canceled'];
-export const statuses = ['queued', 'cloning', 'installing', 'building', 'uploading', 'ready', 'failed', 'canceled'];
+export const statuses =
+    ['queued', 'cloning', 'installing', 'building', 'uploading', 'ready', 'failed', 'canceled'];
 
 // The status as colour and text (never colour alone).
 export function statusBadge(status) {
-  const kind = status === 'ready' ? 'ok' : status === 'failed' ? 'bad' : status === 'canceled' ? 'off' : 'busy';
+  const kind = status === 'ready' ? 'ok' :
+      status === 'failed'         ? 'bad' :
+      status === 'canceled'       ? 'off' :
+                                    'busy';
   return el('span', {className: `badge status ${status} ${kind}`, text: status});
 }
 
@@ -183,45 +219,62 @@ export const badge = (text, kind = 'off') => el('span', {className: 'badge ' + k
 
 // 2026-12-07 04:12:09 (local time), as the element's title; the text is relative ("3 min ago").
 export function formatTime(ms) {
-  if (!ms) return '';
+  if (!ms)
+    return '';
   const d = new Date(ms);
   const pad = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${
+      pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
 export function timeAgo(ms, now = Date.now()) {
-  if (!ms) return '';
+  if (!ms)
+    return '';
   const s = Math.max(0, Math.round((now - ms) / 1000));
-  if (s < 60) return s < 5 ? 'just now' : `${s}s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  if (s < 60)
+    return s < 5 ? 'just now' : `${s}s ago`;
+  if (s < 3600)
+    return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400)
+    return `${Math.floor(s / 3600)} h ago`;
   return `${Math.floor(s / 86400)} d ago`;
 }
 
-export const timeElement = (ms) => ms ? el('time', {dateTime: new Date(ms).toISOString(), title: formatTime(ms), text: timeAgo(ms)}) : '';
+export const timeElement = (ms) => ms ?
+    el('time', {dateTime: new Date(ms).toISOString(), title: formatTime(ms), text: timeAgo(ms)}) :
+    '';
 
 // 850 ms, 12.3 s, 4 min 05 s, 2 h 03 min
 export function formatDuration(ms) {
-  if (ms === null || ms === undefined || ms < 0) return '';
-  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms === null || ms === undefined || ms < 0)
+    return '';
+  if (ms < 1000)
+    return `${Math.round(ms)} ms`;
   const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(1)} s`;
+  if (s < 60)
+    return `${s.toFixed(1)} s`;
   const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${String(Math.floor(s % 60)).padStart(2, '0')} s`;
+  if (m < 60)
+    return `${m} min ${String(Math.floor(s % 60)).padStart(2, '0')} s`;
   return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
 }
 
 // How long a deployment took (or has taken so far, while it runs).
 export function deploymentDuration(d, now = Date.now()) {
-  if (!d.started_at) return '';
+  if (!d.started_at)
+    return '';
   return formatDuration((d.finished_at || now) - d.started_at);
 }
 
 export function formatBytes(n) {
-  if (n === null || n === undefined) return 'unknown';
+  if (n === null || n === undefined)
+    return 'unknown';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
   return (i === 0 ? String(n) : n.toFixed(1)) + ' ' + units[i];
 }
 
@@ -238,7 +291,9 @@ export function branchLabel(d) {
 
 // A labelled form field: <label for=…>text</label><input id=…>.
 export function field(labelText, input, hint) {
-  if (hint) input.setAttribute('aria-describedby', input.id + '-hint');
-  return el('div', {className: 'field'}, el('label', {htmlFor: input.id, text: labelText}), input,
-            hint ? el('small', {className: 'hint', id: input.id + '-hint', text: hint}) : null);
+  if (hint)
+    input.setAttribute('aria-describedby', input.id + '-hint');
+  return el(
+      'div', {className: 'field'}, el('label', {htmlFor: input.id, text: labelText}), input,
+      hint ? el('small', {className: 'hint', id: input.id + '-hint', text: hint}) : null);
 }
