@@ -52,15 +52,15 @@ export function render(container, {api}) {
 
   async function card(p) {
     const base = '/v1/projects/' + encodeURIComponent(p.name);
-    const [view, latest, domains] = await Promise.all([
-      api('GET', base), api('GET', base + '/deployments?limit=1'), api('GET', base + '/domains')
-    ]);
+    // The list carries the URL and the production deployment's id; the rest is one call each.
+    const [latest, domains] = await Promise.all(
+        [api('GET', base + '/deployments?limit=1'), api('GET', base + '/domains')]);
     const last = latest.deployments[0];
     let live = null;
-    if (view.production_deployment_id)
-      live = last && last.id === view.production_deployment_id ?
+    if (p.production_deployment_id)
+      live = last && last.id === p.production_deployment_id ?
           last :
-          await api('GET', '/v1/deployments/' + encodeURIComponent(view.production_deployment_id))
+          await api('GET', '/v1/deployments/' + encodeURIComponent(p.production_deployment_id))
               .catch(() => null);
     const deploymentLine = (label, d) => el(
         'p', {className: 'deployment-line'}, el('span', {className: 'label', text: label}), ' ',
@@ -74,8 +74,8 @@ export function render(container, {api}) {
         el('h2', {},
            el('a', {href: projectHref(p.name), text: p.name, dataset: {key: 'project:' + p.name}})),
         el('p', {className: 'url'},
-           live ? externalLink(view.url) :
-                  el('span', {className: 'muted', text: view.url + ' (nothing live yet)'})),
+           live ? externalLink(p.url) :
+                  el('span', {className: 'muted', text: p.url + ' (nothing live yet)'})),
         last ? deploymentLine('Latest', last) :
                el('p', {className: 'muted', text: 'No deployment yet.'}),
         live && live.id !== last.id ? deploymentLine('Production', live) : null,

@@ -95,7 +95,14 @@ asio::awaitable<response> service::impl::list_projects(http::request&) {
     if (!usage) {
       co_return error(usage.error());
     }
+    // What the dashboard's overview shows of each project without a GET per project.
+    auto live = co_await records_.resolve_alias(name);
+    if (!live) {
+      co_return error(live.error());
+    }
     auto v = project_json(*p);
+    v.as_object()["url"] = site_url(opts_.site, name);
+    v.as_object()["production_deployment_id"] = *live ? json::value(**live) : json::value(nullptr);
     v.as_object()["usage"] = usage_json(*usage, co_await cache_bytes(*storage_, name));
     out.push_back(std::move(v));
   }

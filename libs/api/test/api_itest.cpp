@@ -132,6 +132,8 @@ TEST_F(api, projects_crud) {
   auto list = body_of(s_.request("GET", "/v1/projects"));
   ASSERT_EQ(list.at("projects").as_array().size(), 2u);
   EXPECT_EQ(list.at("projects").as_array()[0].at("name").as_string(), "blog");
+  EXPECT_EQ(list.at("projects").as_array()[0].at("url").as_string(), "http://blog.localhost:8000");
+  EXPECT_TRUE(list.at("projects").as_array()[0].at("production_deployment_id").is_null());
 
   r = s_.request("PATCH", "/v1/projects/shop", R"({"branch":null,"build_command":"make"})");
   ASSERT_EQ(r.status, 200) << r.body;
@@ -293,6 +295,11 @@ TEST_F(api, promote_rollback_and_delete) {
   EXPECT_EQ(body_of(r).at("alias_url").as_string(), "http://shop.localhost:8000");
   EXPECT_EQ(resolve(), first);
   EXPECT_EQ(body_of(s_.request("GET", "/v1/projects/shop")).at("production_deployment_id"),
+            json::value(first));
+  EXPECT_EQ(body_of(s_.request("GET", "/v1/projects"))
+                .at("projects")
+                .at(0)
+                .at("production_deployment_id"),
             json::value(first));
 
   // The one in production cannot be deleted; another can, with its files.
