@@ -10,6 +10,7 @@
 #include "dp/buildplan/git.hpp"
 #include "dp/core/hex.hpp"
 #include "dp/core/id.hpp"
+#include "dp/state/protection.hpp"
 
 namespace dp::api {
 
@@ -101,6 +102,71 @@ dp::result<void> check_command(std::string_view field, std::string_view command)
 }
 
 // The fields a project shares between POST (create) and PATCH (update).
+// {"scope", "username"?, "password"?} or null. The password comes in clear and is kept only as
+// its hash; a change of scope alone keeps the stored credentials.
+dp::result<void> apply_protection(proto::project& p, const json::value& v) {
+  if (v.is_null()) {
+    p.protection.reset();
+    return {};
+  }
+  if (!v.is_object()) {
+    return bad("field 'protection' must be an object {scope, username, password} or null");
+  }
+  const auto& o = v.as_object();
+  if (auto r = only_fields(o, {"scope", "username", "password"}); !r) {
+    return r;
+  }
+  const json::value* scope_v = o.if_contains("scope");
+  auto scope = scope_v && scope_v->is_string() ? proto::parse_protection_scope(scope_v->as_string())
+                                               : std::nullopt;
+  if (!scope) {
+    return bad("field 'protection.scope' must be \"off\", \"previews\" or \"all\"");
+  }
+  if (*scope == proto::protection_scope::off) {
+    p.protection.reset();
+    return {};
+  }
+  proto::protection next = p.protection.value_or(proto::protection{});
+  next.scope = *scope;
+  if (const json::value* u = o.if_contains("username")) {
+    // RFC 7617: the user-id holds no colon; no control characters either (a header value).
+    auto name = u->is_string() ? std::string_view(u->as_string()) : std::string_view();
+    bool ok =
+        !name.empty() && name.size() <= 64 && std::none_of(name.begin(), name.end(), [](char c) {
+          return c == ':' || std::iscntrl(static_cast<unsigned char>(c));
+        });
+    if (!ok) {
+      return bad(
+          "field 'protection.username' must be 1 to 64 characters without ':' or control "
+          "characters");
+    }
+    next.username = name;
+  }
+  if (const json::value* pw = o.if_contains("password")) {
+    auto clear = pw->is_string() ? std::string_view(pw->as_string()) : std::string_view();
+    if (clear.empty() || clear.size() > 256 || std::any_of(clear.begin(), clear.end(), [](char c) {
+          return std::iscntrl(static_cast<unsigned char>(c));
+        })) {
+      return bad(
+          "field 'protection.password' must be 1 to 256 characters without control "
+          "characters");
+    }
+    auto hashed = state::hash_password(clear);
+    if (!hashed) {
+      return hashed.error();
+    }
+    next.password_hash = std::move(*hashed);
+  }
+  if (next.username.empty()) {
+    return bad("field 'protection.username' is missing (the project has no credentials yet)");
+  }
+  if (next.password_hash.empty()) {
+    return bad("field 'protection.password' is missing (the project has no credentials yet)");
+  }
+  p.protection = std::move(next);
+  return {};
+}
+
 dp::result<void> apply_project_fields(proto::project& p, const json::object& o,
                                       const std::vector<std::string>& allowed) {
   auto git_url = get_string(o, "git_url", false);
@@ -193,6 +259,11 @@ dp::result<void> apply_project_fields(proto::project& p, const json::object& o,
       return bad(fmt::format("field '{}' must be an integer from {} to 36500, or null", name, min));
     }
   }
+  if (auto it = o.find("protection"); it != o.end()) {
+    if (auto r = apply_protection(p, it->value()); !r) {
+      return r;
+    }
+  }
   if (auto it = o.find("install_scripts"); it != o.end()) {
     if (!it->value().is_bool()) {
       return bad("field 'install_scripts' must be true or false");
@@ -275,7 +346,7 @@ dp::result<proto::project> parse_new_project(std::string_view body,
           *o, {"name", "git_url", "branch", "production_branch", "root_dir", "install_command",
                "build_command", "output_dir", "serve_mode", "install_scripts", "env",
                "production_env", "preview_env", "cancel_superseded", "fork_pull_requests",
-               "fork_env", "keep_deployments", "keep_production_days"});
+               "fork_env", "keep_deployments", "keep_production_days", "protection"});
       !r) {
     return r.error();
   }
@@ -310,7 +381,7 @@ dp::result<void> apply_project_patch(proto::project& p, std::string_view body,
           *o, {"git_url", "branch", "production_branch", "root_dir", "install_command",
                "build_command", "output_dir", "serve_mode", "install_scripts", "env",
                "production_env", "preview_env", "cancel_superseded", "fork_pull_requests",
-               "fork_env", "keep_deployments", "keep_production_days"});
+               "fork_env", "keep_deployments", "keep_production_days", "protection"});
       !r) {
     return r;
   }

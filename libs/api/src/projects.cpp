@@ -13,6 +13,17 @@
 namespace dp::api {
 namespace {
 
+// A project as the API shows it: protection's password hash never leaves the server.
+json::value project_json(const proto::project& p) {
+  auto v = json::value_from(p);
+  if (p.protection) {
+    v.as_object()["protection"] = json::object{{"scope", proto::to_string(p.protection->scope)},
+                                               {"username", p.protection->username},
+                                               {"password_set", true}};
+  }
+  return v;
+}
+
 // The bytes of the project's build cache, from its index (__cache/<project>/index.json): 0
 // without one, nullopt when it cannot be read (the usage then says null rather than failing).
 asio::awaitable<std::optional<int64_t>> cache_bytes(storage::object_store& store,
@@ -62,7 +73,7 @@ asio::awaitable<response> service::impl::create_project(http::request& req) {
   if (auto r = co_await records_.create_project(*p); !r) {
     co_return error(r.error());
   }
-  co_return http::json_response(201, json::value_from(*p));
+  co_return http::json_response(201, project_json(*p));
 }
 
 asio::awaitable<response> service::impl::list_projects(http::request&) {
@@ -84,7 +95,14 @@ asio::awaitable<response> service::impl::list_projects(http::request&) {
     if (!usage) {
       co_return error(usage.error());
     }
-    auto v = json::value_from(*p);
+    // What the dashboard's overview shows of each project without a GET per project.
+    auto live = co_await records_.resolve_alias(name);
+    if (!live) {
+      co_return error(live.error());
+    }
+    auto v = project_json(*p);
+    v.as_object()["url"] = site_url(opts_.site, name);
+    v.as_object()["production_deployment_id"] = *live ? json::value(**live) : json::value(nullptr);
     v.as_object()["usage"] = usage_json(*usage, co_await cache_bytes(*storage_, name));
     out.push_back(std::move(v));
   }
@@ -103,7 +121,7 @@ asio::awaitable<response> service::impl::get_project(http::request& req) {
   if (!p) {
     co_return error(p.error());
   }
-  auto v = json::value_from(*p);
+  auto v = project_json(*p);
   v.as_object()["url"] = site_url(opts_.site, p->name);
   auto live = co_await records_.resolve_alias(p->name);
   if (!live) {
@@ -168,7 +186,7 @@ asio::awaitable<response> service::impl::patch_project(http::request& req) {
   if (auto r = co_await records_.save_project(*p); !r) {
     co_return error(r.error());
   }
-  co_return http::json_response(200, json::value_from(*p));
+  co_return http::json_response(200, project_json(*p));
 }
 
 asio::awaitable<response> service::impl::delete_project(http::request& req) {

@@ -10,6 +10,7 @@
 #include "dp/buildplan/cache.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
+#include "dp/state/protection.hpp"
 
 namespace {
 
@@ -131,6 +132,8 @@ TEST_F(api, projects_crud) {
   auto list = body_of(s_.request("GET", "/v1/projects"));
   ASSERT_EQ(list.at("projects").as_array().size(), 2u);
   EXPECT_EQ(list.at("projects").as_array()[0].at("name").as_string(), "blog");
+  EXPECT_EQ(list.at("projects").as_array()[0].at("url").as_string(), "http://blog.localhost:8000");
+  EXPECT_TRUE(list.at("projects").as_array()[0].at("production_deployment_id").is_null());
 
   r = s_.request("PATCH", "/v1/projects/shop", R"({"branch":null,"build_command":"make"})");
   ASSERT_EQ(r.status, 200) << r.body;
@@ -293,6 +296,11 @@ TEST_F(api, promote_rollback_and_delete) {
   EXPECT_EQ(resolve(), first);
   EXPECT_EQ(body_of(s_.request("GET", "/v1/projects/shop")).at("production_deployment_id"),
             json::value(first));
+  EXPECT_EQ(body_of(s_.request("GET", "/v1/projects"))
+                .at("projects")
+                .at(0)
+                .at("production_deployment_id"),
+            json::value(first));
 
   // The one in production cannot be deleted; another can, with its files.
   EXPECT_EQ(s_.request("DELETE", "/v1/deployments/" + first).status, 409);
@@ -314,6 +322,50 @@ TEST_F(api, promote_rollback_and_delete) {
   EXPECT_EQ(resolve(), "");
   EXPECT_EQ(s_.request("GET", "/v1/deployments/" + second).status, 404);
   EXPECT_EQ(s_.request("GET", "/v1/projects/shop").status, 404);
+}
+
+// Protection: the password goes in once and is stored only as its hash; the API shows
+// password_set, a scope change keeps the credentials, null removes them.
+TEST_F(api, protection_keeps_the_password_hashed) {
+  make_project("shop");
+  auto r =
+      s_.request("PATCH", "/v1/projects/shop",
+                 R"({"protection":{"scope":"previews","username":"alice","password":"s3cret"}})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto shown = json::parse(R"({"scope":"previews","username":"alice","password_set":true})");
+  EXPECT_EQ(body_of(r).at("protection"), shown);
+  EXPECT_EQ(r.body.find("s3cret"), std::string::npos);
+  EXPECT_EQ(r.body.find("pbkdf2"), std::string::npos);
+  auto got = s_.request("GET", "/v1/projects/shop");
+  EXPECT_EQ(body_of(got).at("protection"), shown);
+  EXPECT_EQ(got.body.find("pbkdf2"), std::string::npos);
+  auto stored = s_.on_io([&]() { return s_.records().get_project("shop"); });
+  ASSERT_TRUE(stored);
+  ASSERT_TRUE(stored->protection);
+  EXPECT_TRUE(stored->protection->password_hash.starts_with("pbkdf2-sha256$"));
+  EXPECT_TRUE(dp::state::verify_password("s3cret", stored->protection->password_hash));
+
+  r = s_.request("PATCH", "/v1/projects/shop", R"({"protection":{"scope":"all"}})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body_of(r).at("protection").at("scope"), json::value("all"));
+  auto kept = s_.on_io([&]() { return s_.records().get_project("shop"); });
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->protection->password_hash, stored->protection->password_hash);
+
+  for (const char* bad : {R"({"protection":{"scope":"some"}})", R"({"protection":"all"})",
+                          R"({"protection":{"scope":"all","username":"a:b"}})",
+                          R"({"protection":{"scope":"all","password":""}})",
+                          R"({"protection":{"scope":"all","hash":"x"}})"}) {
+    r = s_.request("PATCH", "/v1/projects/shop", bad);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_EQ(error_code_of(r), "invalid_argument");
+  }
+  make_project("blog");
+  r = s_.request("PATCH", "/v1/projects/blog", R"({"protection":{"scope":"all"}})");
+  EXPECT_EQ(r.status, 400) << "no credentials to keep";
+  r = s_.request("PATCH", "/v1/projects/shop", R"({"protection":null})");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_TRUE(body_of(r).at("protection").is_null());
 }
 
 // Retention: the policy in force (the project's overrides over RETENTION_*), the storage use,
@@ -446,6 +498,41 @@ TEST_F(api, health_readiness_metrics_and_openapi) {
   auto page = s_.request("GET", "/");
   EXPECT_EQ(page.status, 200);
   EXPECT_NE(page.body.find("<!doctype html>"), std::string::npos);
+}
+
+TEST_F(api, dashboard_files_carry_a_strict_csp_and_an_etag) {
+  auto page = s_.request("GET", "/");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_EQ(page.headers["content-type"], "text/html; charset=utf-8");
+  const auto& csp = page.headers["content-security-policy"];
+  EXPECT_NE(csp.find("default-src 'none'"), std::string::npos) << csp;
+  EXPECT_NE(csp.find("script-src 'self';"), std::string::npos) << csp;
+  EXPECT_EQ(csp.find("unsafe-inline"), std::string::npos) << csp;
+  EXPECT_NE(csp.find("frame-ancestors 'none'"), std::string::npos) << csp;
+  // The page loads its module and stylesheet from /ui/, and holds no inline script or style.
+  EXPECT_NE(page.body.find(R"(<script type="module" src="/ui/app.js">)"), std::string::npos);
+  EXPECT_EQ(page.body.find("<style"), std::string::npos);
+
+  auto app = s_.request("GET", "/ui/app.js");
+  ASSERT_EQ(app.status, 200);
+  EXPECT_EQ(app.headers["content-type"], "text/javascript; charset=utf-8");
+  EXPECT_EQ(app.headers["cache-control"], "no-cache");
+  EXPECT_EQ(app.headers["x-content-type-options"], "nosniff");
+  auto etag = app.headers["etag"];
+  ASSERT_FALSE(etag.empty());
+  auto again = s_.request("GET", "/ui/app.js", {}, {{"if-none-match", etag}});
+  EXPECT_EQ(again.status, 304);
+  EXPECT_TRUE(again.body.empty());
+  EXPECT_NE(s_.request("GET", "/ui/app.css").headers["etag"], etag);
+  EXPECT_EQ(s_.request("GET", "/ui/app.css").headers["content-type"], "text/css; charset=utf-8");
+  for (const char* name :
+       {"common.js", "overview.js", "project.js", "settings.js", "deployment.js"}) {
+    EXPECT_EQ(s_.request("GET", std::string("/ui/") + name).status, 200) << name;
+  }
+
+  auto missing = s_.request("GET", "/ui/nothing.js");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(error_code_of(missing), "not_found");
 }
 
 TEST(api_readiness, readyz_fails_when_redis_is_gone) {

@@ -52,7 +52,7 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
   if (positionals.empty()) {
     return bad(
         "a command is required: deploy, ls, logs, promote, rollback, cancel, cache, env, hooks, "
-        "link or domains (see --help)");
+        "link, domains or protect (see --help)");
   }
   auto w = split(positionals);
   if (!w) {
@@ -247,6 +247,23 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
       c.target = w->args[1];
       c.domain = w->args.size() > 2 ? w->args[2] : "";
     }
+  } else if (name == "protect") {
+    c.what = verb::protect;
+    static constexpr std::string_view usage = "protect <project> [off | previews | all [<user>]]";
+    if (w->args.empty() || w->args.size() > 3) {
+      return bad(fmt::format("protect takes a project: deployctl {}", usage));
+    }
+    ok = only(false, false, false);
+    if (ok) {
+      c.target = w->args[0];
+      c.protection_scope = w->args.size() > 1 ? w->args[1] : "";
+      c.protection_user = w->args.size() > 2 ? w->args[2] : "";
+      bool known = c.protection_scope.empty() || c.protection_scope == "off" ||
+                   c.protection_scope == "previews" || c.protection_scope == "all";
+      if (!known || (c.protection_scope == "off" && !c.protection_user.empty())) {
+        return bad(fmt::format("deployctl {}", usage));
+      }
+    }
   } else {
     return bad(fmt::format("unknown command '{}' (see --help)", name));
   }
@@ -293,6 +310,11 @@ std::string_view commands_help() noexcept {
                                 http://<domain>/.well-known/dp-verify/<token>; then it is served
   domains primary <project> <domain> make it the primary: its apex/www twin redirects to it
   domains rm <project> <domain>      remove it (no longer served)
+  protect <project> [off | previews | all [<user>]]
+                                HTTP Basic auth in front of the project's sites: previews
+                                (every alias but production's) or all. With <user>, the
+                                password is read from the first line of stdin (stored hashed);
+                                without, the stored credentials stay. No scope: show it
 Exit codes: 0 ok, 1 failed (or an API error), 2 bad input, 3 API unreachable.
 )";
 }

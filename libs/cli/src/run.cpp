@@ -73,6 +73,8 @@ class session {
       case verb::domains_verify:
       case verb::domains_primary:
         co_return co_await change_domain(c.what, c.target, c.domain);
+      case verb::protect:
+        co_return co_await protect(c);
     }
     co_return exit_bad_input;
   }
@@ -468,6 +470,49 @@ class session {
     }
     print(render_link(project, git_url, opts_.api_url,
                       r->as_object().at("secret").as_string().c_str()));
+    co_return exit_ok;
+  }
+
+  // Shows or changes the project's protection; a new password comes from stdin, never argv
+  // (which other users of the machine can read).
+  asio::awaitable<int> protect(const command& c) {
+    auto path = "/v1/projects/" + encode_component(c.target);
+    if (c.protection_scope.empty()) {
+      auto got = co_await api_.call("GET", path, "");
+      if (!got) {
+        co_return fail(got.error());
+      }
+      const auto* p = got->as_object().if_contains("protection");
+      if (p == nullptr || !p->is_object()) {
+        print("off\n");
+      } else {
+        print(fmt::format("{} (user {})\n", field(p->get_object(), "scope"),
+                          field(p->get_object(), "username")));
+      }
+      co_return exit_ok;
+    }
+    json::object protection{{"scope", c.protection_scope}};
+    if (!c.protection_user.empty()) {
+      std::string password;
+      for (int ch = std::fgetc(stdin); ch != EOF && ch != '\n'; ch = std::fgetc(stdin)) {
+        password += static_cast<char>(ch);
+      }
+      if (!password.empty() && password.back() == '\r') {
+        password.pop_back();
+      }
+      if (password.empty()) {
+        co_return fail(dp::make_error(errc::invalid_argument,
+                                      "protect: give the password on the first line of stdin"));
+      }
+      protection["username"] = c.protection_user;
+      protection["password"] = std::move(password);
+    }
+    json::object body{{"protection", std::move(protection)}};
+    auto r = co_await api_.call("PATCH", path, json::serialize(body));
+    if (!r) {
+      co_return fail(r.error());
+    }
+    print(fmt::format("protection of {}: {}\n", c.target, c.protection_scope));
     co_return exit_ok;
   }
 

@@ -46,6 +46,21 @@ TEST(cli_args, deploy_branch) {
   EXPECT_NE(ls.error().message.find("ls does not take --branch"), std::string::npos);
 }
 
+TEST(cli_args, protect) {
+  auto show = parse({"protect", "shop"});
+  ASSERT_TRUE(show);
+  EXPECT_EQ(show->what, verb::protect);
+  EXPECT_EQ(show->protection_scope, "");
+  auto set = parse({"protect", "shop", "previews", "alice"});
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->protection_scope, "previews");
+  EXPECT_EQ(set->protection_user, "alice");
+  EXPECT_TRUE(parse({"protect", "shop", "off"}));
+  EXPECT_FALSE(parse({"protect", "shop", "off", "alice"}));
+  EXPECT_FALSE(parse({"protect", "shop", "everything"}));
+  EXPECT_FALSE(parse({"protect"}));
+}
+
 TEST(cli_args, env) {
   auto list = parse({"env", "shop"});
   ASSERT_TRUE(list) << list.error().message;

@@ -38,8 +38,9 @@ hash_fields flatten(const json::value& record, std::string_view key_field) {
 }
 
 // The fields stored as JSON object text, and as "true" / "false".
-constexpr std::array<std::string_view, 5> object_fields = {"env", "production_env", "preview_env",
-                                                           "fork_env", "build_settings"};
+constexpr std::array<std::string_view, 6> object_fields = {"env", "production_env", "preview_env",
+                                                           "fork_env", "build_settings",
+                                                           "protection"};
 constexpr std::array<std::string_view, 4> boolean_fields = {"install_scripts", "cancel_superseded",
                                                             "fork_pull_requests", "fork"};
 

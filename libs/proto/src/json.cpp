@@ -248,6 +248,21 @@ class reader {
     }
   }
 
+  // {"scope", "username", "password_hash"}; absent and null both mean off.
+  void protection(std::string_view key, std::optional<proto::protection>& out) {
+    out.reset();
+    const json::value* p = get(key, false);
+    if (p == nullptr || p->is_null()) {
+      return;
+    }
+    reader s(*p, field_path(key));
+    auto& x = out.emplace();
+    s.enumeration("scope", x.scope, &parse_protection_scope, "off, previews, all");
+    s.non_empty("username", x.username);
+    s.non_empty("password_hash", x.password_hash);
+    take(s);
+  }
+
   // Hands a nested reader's error up to this one.
   void take(const reader& nested) {
     if (!error_ && nested.error_) {
@@ -442,6 +457,13 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const project& x) {
   o.emplace("created_at", x.created_at);
   put(o, "keep_deployments", x.keep_deployments);
   put(o, "keep_production_days", x.keep_production_days);
+  if (x.protection) {
+    o.emplace("protection", json::object{{"scope", to_string(x.protection->scope)},
+                                         {"username", x.protection->username},
+                                         {"password_hash", x.protection->password_hash}});
+  } else {
+    o.emplace("protection", nullptr);
+  }
 }
 
 dp::result<project> parse_project(const json::value& v) {
@@ -468,6 +490,7 @@ dp::result<project> parse_project(const json::value& v) {
   r.integer("created_at", x.created_at);
   r.integer("keep_deployments", x.keep_deployments, 1);
   r.integer("keep_production_days", x.keep_production_days);
+  r.protection("protection", x.protection);
   return finish(r, std::move(x));
 }
 

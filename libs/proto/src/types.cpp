@@ -11,6 +11,7 @@ constexpr std::array<std::string_view, 8> status_names = {
 constexpr std::array<std::string_view, 3> stream_names = {"stdout", "stderr", "system"};
 constexpr std::array<std::string_view, 2> mode_names = {"spa", "static"};
 constexpr std::array<std::string_view, 2> target_names = {"production", "preview"};
+constexpr std::array<std::string_view, 3> scope_names = {"off", "previews", "all"};
 constexpr std::array<std::string_view, 5> trigger_names = {"api", "cli", "dashboard", "hook",
                                                            "webhook"};
 
@@ -49,6 +50,13 @@ std::string_view to_string(serve_mode m) noexcept {
 }
 std::optional<serve_mode> parse_serve_mode(std::string_view s) noexcept {
   return parse_enum<serve_mode>(mode_names, s);
+}
+
+std::string_view to_string(protection_scope s) noexcept {
+  return scope_names[static_cast<size_t>(s)];
+}
+std::optional<protection_scope> parse_protection_scope(std::string_view s) noexcept {
+  return parse_enum<protection_scope>(scope_names, s);
 }
 
 std::string_view to_string(deployment_target t) noexcept {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "caches.hpp"
+#include "credentials.hpp"
 #include "dp/http/server.hpp"
 #include "dp/proxy/cached_file.hpp"
 #include "dp/proxy/lru.hpp"
@@ -54,6 +55,9 @@ struct request_note {
   bool hsts = false;  // a secure request for a domain with HSTS on
 };
 
+// 401 with `WWW-Authenticate: Basic realm="<realm>"` (protection.cpp).
+http::response unauthorized(std::string_view realm);
+
 struct proxy::impl {
   impl(asio::io_context& io, options o)
       : ioc(io),
@@ -93,6 +97,14 @@ struct proxy::impl {
                                                        uint64_t length, bool head_only,
                                                        request_note& note);
   asio::awaitable<dp::result<std::optional<std::string>>> lookup(bool domain, std::string name);
+  // The project's protection for a host serving `label`: a 401 response unless the request
+  // carries its credentials, nullopt when it may go on (protection.cpp).
+  asio::awaitable<dp::result<std::optional<http::response>>> protect(const http::request& req,
+                                                                     std::string label,
+                                                                     std::string deployment_id);
+  // Whether the request's Basic credentials are these (remembered once verified).
+  bool authorized(const http::request& req, std::string_view username,
+                  std::string_view password_hash);
   asio::awaitable<dp::result<std::shared_ptr<const site>>> get_site(std::string id);
   // Whether the retention policy pruned the deployment: its URL answers 410 Gone (as Vercel
   // answers an expired deployment), where a missing one answers 404. Asked only when files are
@@ -121,6 +133,7 @@ struct proxy::impl {
   lru_cache<site> sites;
   lru_cache<cached_file> files;
   lookup_cache lookups;
+  verified_credentials credentials;
   alias_history history;
   metrics m;
   std::unique_ptr<http::server> server;

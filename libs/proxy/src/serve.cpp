@@ -232,6 +232,14 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
     co_return page(404, "404 Not Found");
   }
   history.served(label, **id);
+  auto guard = co_await protect(req, label, **id);
+  if (!guard) {
+    log::warn("proxy: protection lookup failed", {{"alias", label}, {"error", guard.error()}});
+    co_return backend_error(guard.error());
+  }
+  if (*guard) {
+    co_return std::move(**guard);
+  }
   auto s = co_await get_site(**id);
   if (!s) {
     if (s.error().is(dp::errc::not_found)) {

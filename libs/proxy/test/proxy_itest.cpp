@@ -14,6 +14,7 @@
 #include "dp/proto/storage_layout.hpp"
 #include "dp/proxy/proxy.hpp"
 #include "dp/redis/client.hpp"
+#include "dp/state/protection.hpp"
 #include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
 #include "dp/test/async.hpp"
@@ -549,6 +550,39 @@ TEST_P(proxy_test, a_lost_object_is_a_generic_error) {
   }
   EXPECT_EQ(r.body.find(id), std::string::npos) << r.body;
   EXPECT_EQ(get("/", {}, "lost.example.test").status, 200);
+}
+
+// The project setting: previews (here its branch alias) ask for Basic credentials, production
+// does not until the scope is "all"; a verified credential is remembered, a wrong one is not.
+TEST_P(proxy_test, protection_asks_previews_for_basic_credentials) {
+  dp::proto::project p;
+  p.name = "guarded";
+  p.protection = dp::proto::protection{dp::proto::protection_scope::previews, "alice",
+                                       *dp::state::hash_password("s3cret")};
+  run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+    dp::redis::client redis(ioc.get_executor(), redis_opts_);
+    dp::state::records records(redis, dp::proto::keys{});
+    EXPECT_TRUE(co_await records.save_project(p));
+    redis.close();
+  });
+  auto id = deploy("guarded", dp::proto::serve_mode::static_files, site_files(), true);
+  promote("guarded--feature", id);
+  const std::string preview = "guarded--feature.example.test";
+  // "alice:s3cret", "alice:wrong", "bob:s3cret"
+  const std::string good = "Basic YWxpY2U6czNjcmV0";
+  EXPECT_EQ(get("/", {}, "guarded.example.test").status, 200);
+  auto r = get("/", {}, preview);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.header("www-authenticate"), "Basic realm=\"guarded--feature\", charset=\"UTF-8\"");
+  EXPECT_EQ(r.header("cache-control"), "no-store");
+  EXPECT_EQ(get("/", {{"Authorization", "Basic YWxpY2U6d3Jvbmc="}}, preview).status, 401);
+  EXPECT_EQ(get("/", {{"Authorization", "Basic Ym9iOnMzY3JldA=="}}, preview).status, 401);
+  EXPECT_EQ(get("/", {{"Authorization", "Bearer x"}}, preview).status, 401);
+  for (int i = 0; i < 2; ++i) {  // the second is answered from the verified credentials
+    auto ok = get("/", {{"Authorization", good}}, preview);
+    EXPECT_EQ(ok.status, 200);
+    EXPECT_EQ(ok.body, "<h1>home</h1>");
+  }
 }
 
 TEST_P(proxy_test, metrics_and_health) {

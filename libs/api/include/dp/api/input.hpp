@@ -25,7 +25,8 @@ dp::result<void> check_new_project_name(std::string_view what, std::string_view 
 
 // POST /v1/projects: {name, git_url, production_branch? (or its older name branch), root_dir?,
 // install_command?, build_command?, output_dir?, serve_mode?, install_scripts?, env?,
-// production_env?, preview_env?, cancel_superseded?, keep_deployments?, keep_production_days?}.
+// production_env?, preview_env?, cancel_superseded?, keep_deployments?, keep_production_days?,
+// protection? ({scope, username, password} with the password hashed here, or null)}.
 // created_at is left 0 for the caller.
 dp::result<proto::project> parse_new_project(std::string_view body,
                                              const std::vector<std::string>& allowed_protocols);

@@ -30,7 +30,8 @@ enum class verb {
   domains_ls,
   domains_rm,
   domains_verify,
-  domains_primary
+  domains_primary,
+  protect
 };
 
 struct command {
@@ -50,6 +51,10 @@ struct command {
   // "preview_env" with --target); NAME=VALUE sets, NAME= removes, none lists.
   std::string env_field = "env";
   std::vector<std::pair<std::string, std::optional<std::string>>> env_changes;
+  // protect: the scope (off, previews, all; empty shows the setting) and the user whose password
+  // is read from stdin (empty: the stored credentials stay).
+  std::string protection_scope;
+  std::string protection_user;
 };
 
 struct flags {

@@ -130,6 +130,22 @@ struct log_event {
   bool operator==(const log_event&) const = default;
 };
 
+// Who may see a project's sites without HTTP Basic credentials: nobody is asked (off), previews
+// (every alias but production's and its custom domains) or every host (all).
+enum class protection_scope { off, previews, all };
+
+std::string_view to_string(protection_scope s) noexcept;
+std::optional<protection_scope> parse_protection_scope(std::string_view s) noexcept;
+
+// A project's Basic-auth protection as stored: the password only as its salted hash
+// (dp::state::hash_password); the API shows "password_set" instead.
+struct protection {
+  protection_scope scope = protection_scope::off;
+  std::string username;
+  std::string password_hash;
+  bool operator==(const protection&) const = default;
+};
+
 struct project {
   std::string name;
   std::string git_url;  // "" for a project made by a directory upload
@@ -159,6 +175,7 @@ struct project {
   // keep_deployments ready deployments, and every one in production within keep_production_days.
   std::optional<int64_t> keep_deployments;
   std::optional<int64_t> keep_production_days;
+  std::optional<proto::protection> protection;  // null: off
   bool operator==(const project&) const = default;
 };
 
