@@ -23,6 +23,15 @@ elseif(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSI
                          -Wno-error=free-nonheap-object -Wno-error=dangling-pointer
                          -Wno-error=use-after-free)
 endif()
+if(DP_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "DP_FUZZ needs clang (libFuzzer): configure with -DCMAKE_CXX_COMPILER=clang++-14")
+  endif()
+  # Coverage for libFuzzer in every library the targets link; the targets add -fsanitize=fuzzer.
+  target_compile_options(dp_options INTERFACE -fsanitize=fuzzer-no-link,address,undefined
+                                              -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  target_link_options(dp_options INTERFACE -fsanitize=address,undefined)
+endif()
 target_compile_definitions(dp_options INTERFACE DP_VERSION="${PROJECT_VERSION}")
 
 # Precompiled header shared by the Boost-heavy targets (Asio, Beast, JSON). Reused, not rebuilt per target.

@@ -25,6 +25,7 @@ packages=(
   zstd # the build cache's archives (tar --zstd; gzip without it)
   chromium # the dashboard's e2e test (driven by playwright-core from package.json)
   pebble # Let's Encrypt's test CA and its DNS stub: the ACME tests (dp::test::pebble)
+  clang-14 libclang-rt-14-dev # libFuzzer: the site-rule parsers' fuzz targets (deploy/fuzz.sh)
 )
 bench_packages=(wrk nginx-light)
 # docker.io brings dockerd, containerd and runc; debootstrap makes the base images

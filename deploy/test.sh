@@ -82,5 +82,12 @@ build_and_test asan -LE containers -- -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DDP_SANITIZE=ON -DDP_BUILD_BENCH=ON
 
+# The parsers' libFuzzer targets (clang, a tree of their own), 20 s each: one test per target.
+echo "==> fuzz (deploy/fuzz.sh)"
+"$repo_root/deploy/fuzz.sh" 20
+fuzz_failed=$?
+passed=$((passed + 3 - fuzz_failed))
+failed=$((failed + fuzz_failed))
+
 echo "${passed} passed, ${failed} failed"
 ((failed == 0))
