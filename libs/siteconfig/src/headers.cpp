@@ -22,6 +22,7 @@ void parse_headers(std::string_view text, const options& opt, rule_set& out, con
   auto all = lines(strip_bom(text));
   std::optional<block> current;
   size_t rules = out.header_rules.size();
+  size_t credentials = 0;  // each costs a PBKDF2 here: bounded
 
   auto finish = [&]() {
     if (!current || !current->source) {
@@ -29,19 +30,26 @@ void parse_headers(std::string_view text, const options& opt, rule_set& out, con
       return;
     }
     block& b = *current;
+    bool headers = !b.rule.set.empty() || !b.rule.remove.empty();
+    if (!headers && !b.protection) {
+      current.reset();
+      return;
+    }
+    // A block counts once against the limit, whether it sets headers, protects, or both.
+    if (rules >= opt.limit.max_header_rules) {
+      d.warn(b.line,
+             fmt::format("rule dropped: more than {} header rules", opt.limit.max_header_rules));
+      current.reset();
+      return;
+    }
+    ++rules;
     if (b.protection) {
       b.protection->source = *b.source;
       out.protections.push_back(std::move(*b.protection));
     }
-    if (!b.rule.set.empty() || !b.rule.remove.empty()) {
-      if (rules >= opt.limit.max_header_rules) {
-        d.warn(b.line,
-               fmt::format("rule dropped: more than {} header rules", opt.limit.max_header_rules));
-      } else {
-        ++rules;
-        b.rule.source = std::move(*b.source);
-        out.header_rules.push_back(std::move(b.rule));
-      }
+    if (headers) {
+      b.rule.source = std::move(*b.source);
+      out.header_rules.push_back(std::move(b.rule));
     }
     current.reset();
   };
@@ -123,11 +131,17 @@ void parse_headers(std::string_view text, const options& opt, rule_set& out, con
       continue;
     }
     if (iequals(name, "Basic-Auth")) {
+      auto pairs = fields(value);
+      if (credentials + pairs.size() > opt.limit.max_credentials) {
+        drop(fmt::format("more than {} Basic-Auth users in the file", opt.limit.max_credentials));
+        continue;
+      }
+      credentials += pairs.size();
       protection_rule prot;
       prot.iterations = opt.pbkdf2_iterations;
       prot.origin = fmt::format("{}:{}", headers_file, line_no);
       bool ok = true;
-      for (auto pair : fields(value)) {
+      for (auto pair : pairs) {
         size_t c = pair.find(':');
         if (c == std::string_view::npos || c == 0 || c + 1 == pair.size()) {
           drop("Basic-Auth expects `user:password` pairs separated by spaces");

@@ -37,7 +37,7 @@ size_t ident_end(std::string_view s, size_t start) noexcept {
 
 // A literal part of a source: decoded; false (with `why`) when it could never match a path the
 // proxy accepts.
-bool decode_literal(std::string_view raw, std::string& out, std::string& why) {
+bool decode_literal(std::string_view raw, std::string& out, std::string& why, bool whole = true) {
   auto d = detail::percent_decode(raw);
   if (!d) {
     why = "invalid percent-encoding in the source";
@@ -47,7 +47,7 @@ bool decode_literal(std::string_view raw, std::string& out, std::string& why) {
     why = "an encoded '/' in the source never matches (the proxy refuses it)";
     return false;
   }
-  if (*d == "." || *d == "..") {
+  if (whole && (*d == "." || *d == "..")) {
     why = "a '.' or '..' segment in the source never matches";
     return false;
   }
@@ -243,8 +243,8 @@ std::optional<pattern> parse_pattern(std::string_view source, syntax syn, const 
         return std::nullopt;
       }
       s.param = std::string(seg.substr(ph + 1, end - ph - 1));
-      if ((ph > 0 && !decode_literal(seg.substr(0, ph), s.prefix, why)) ||
-          (end < seg.size() && !decode_literal(seg.substr(end), s.suffix, why))) {
+      if ((ph > 0 && !decode_literal(seg.substr(0, ph), s.prefix, why, false)) ||
+          (end < seg.size() && !decode_literal(seg.substr(end), s.suffix, why, false))) {
         return std::nullopt;
       }
     }

@@ -151,6 +151,24 @@ TEST(SiteconfigHeaders, BasicAuthBecomesAProtectionHashedNeverInClear) {
   EXPECT_NE(again.rules.protections[0].users[0].hash_hex, p->users[0].hash_hex);
 }
 
+TEST(SiteconfigHeaders, BasicAuthIsBoundedAndCountsAsARule) {
+  std::string users;
+  for (int i = 0; i < 60; ++i) {
+    users += " u" + std::to_string(i) + ":p";
+  }
+  auto c = compile_headers("/a\n  Basic-Auth:" + users + "\n/b\n  Basic-Auth:" + users + "\n");
+  ASSERT_EQ(c.diagnostics.size(), 1u) << all(c);
+  EXPECT_NE(c.diagnostics[0].message.find("more than 100 Basic-Auth users"), std::string::npos);
+  EXPECT_EQ(c.rules.protections.size(), 1u);
+  std::string text;
+  for (int i = 0; i < 101; ++i) {
+    text += "/p" + std::to_string(i) + "\n  Basic-Auth: u:p\n";
+  }
+  auto d = compile_headers(text);
+  EXPECT_EQ(d.rules.protections.size(), 100u);
+  EXPECT_EQ(d.diagnostics.size(), 1u) << all(d);
+}
+
 TEST(SiteconfigHeaders, BadBasicAuthIsAWarningWithoutThePassword) {
   auto c = compile_headers("/a\n  Basic-Auth: nopassword\n/b\n  Basic-Auth: :pw-without-user\n");
   ASSERT_EQ(c.diagnostics.size(), 2u) << all(c);

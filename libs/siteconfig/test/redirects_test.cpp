@@ -144,13 +144,15 @@ TEST(SiteconfigRedirects, PlaceholdersSplatsAndQueries) {
       "/news/:year/:month/:date/:slug /blog/:year/:month/:date/:slug 301\n"
       "/files/* /f/:splat 302\n"
       "/pre* /p/:splat 302\n"
-      "/post-:id.html /posts/:id 301\n");
+      "/post-:id.html /posts/:id 301\n"
+      "/dot/.:name /hidden/:name 301\n");
   EXPECT_TRUE(c.diagnostics.empty()) << all(c);
   EXPECT_EQ(go(c, "/news/2024/01/02/hello").location, "/blog/2024/01/02/hello");
   EXPECT_EQ(go(c, "/files/a b/c", "x=1&y=2").location, "/f/a%20b/c?x=1&y=2");
   EXPECT_EQ(go(c, "/prefix/x").location, "/p/fix/x");
   EXPECT_EQ(go(c, "/post-42.html").location, "/posts/42");
   EXPECT_EQ(go(c, "/post-.html").type, sc::outcome::kind::none);
+  EXPECT_EQ(go(c, "/dot/.env").location, "/hidden/env");
 }
 
 TEST(SiteconfigRedirects, UnsupportedPatternsAreWarnings) {

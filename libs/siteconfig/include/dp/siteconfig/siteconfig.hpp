@@ -173,7 +173,8 @@ struct limits {
   size_t max_rule_chars = 1000;        // one _redirects line, one vercel.json source/destination
   size_t max_header_rules = 100;       // _headers blocks and vercel.json headers together
   size_t max_header_line_chars = 2000;
-  size_t max_captures = 8;  // placeholders in one source
+  size_t max_captures = 8;       // placeholders in one source
+  size_t max_credentials = 100;  // Basic-Auth users in _headers (each hashed at compile time)
 };
 
 // Whether a file existing for the request path shadows a `_redirects` rule without `!`.
