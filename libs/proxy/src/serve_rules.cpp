@@ -34,9 +34,20 @@ asio::awaitable<http::response> proxy::impl::serve_with_rules(http::request& req
   }
   auto o = siteconfig::match(rules, matched, req.query_string(), file_exists(st, path));
   switch (o.type) {
-    case siteconfig::outcome::kind::none:
+    case siteconfig::outcome::kind::none: {
+      // vercel.json's trailingSlash decides the slash: the clean-URL slash redirects of
+      // resolve() would loop with its redirect, so the page is served where the rule left it.
+      if (rules.trailing_slash != siteconfig::trailing_slash_mode::keep &&
+          resolve(st, path).type == resolution::kind::redirect) {
+        auto r = resolve_rewrite(st, path);
+        if (r.type == resolution::kind::file) {
+          res = co_await serve_file(req, st, s, *r.file, r.status, note);
+          break;
+        }
+      }
       res = co_await serve_path(req, note, s, label, path);
       break;
+    }
     case siteconfig::outcome::kind::redirect:
       res = http::response(o.status);
       res.headers.emplace_back("Location", std::move(o.location));

@@ -664,6 +664,24 @@ TEST_P(proxy_test, site_rules_redirect_rewrite_and_add_headers) {
   EXPECT_EQ(get("/old").status, 404);
 }
 
+// vercel.json's trailingSlash: false: "/docs/" redirects to "/docs", which serves
+// docs/index.html instead of the proxy's own redirect back to "/docs/" (a loop otherwise).
+TEST_P(proxy_test, trailing_slash_rule_does_not_loop_with_clean_urls) {
+  dp::siteconfig::sources src;
+  src.vercel_json = R"({"trailingSlash": false})";
+  auto compiled = dp::siteconfig::compile_sources(src, {});
+  ASSERT_TRUE(compiled.diagnostics.empty());
+  deploy("slashless", dp::proto::serve_mode::static_files, site_files(), true, true,
+         dp::siteconfig::to_json(compiled.rules));
+  const std::string host = "slashless.example.test";
+  auto r = get("/docs/", {}, host);
+  EXPECT_EQ(r.status, 308);
+  EXPECT_EQ(r.header("location"), "/docs");
+  r = get("/docs", {}, host);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "<h1>docs</h1>");
+}
+
 TEST_P(proxy_test, metrics_and_health) {
   get("/");
   get("/style.css");
