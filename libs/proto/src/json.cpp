@@ -627,6 +627,10 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const manifest& x) 
   for (const auto& [path, entry] : x.files) {
     files.emplace(path, json::value_from(entry, o.storage()));
   }
+  // Written only when set, so that a proxy older than the field reads the manifest.
+  if (x.rules) {
+    o.emplace("rules", *x.rules);
+  }
 }
 
 namespace {
@@ -671,6 +675,10 @@ dp::result<manifest> parse_manifest(const json::value& v) {
       }
       x.files.emplace(m.key(), std::move(entry));
     }
+  }
+  r.string("rules", x.rules);
+  if (x.rules && !is_safe_relative_path(*x.rules)) {
+    r.fail("rules", "is not a safe relative path");
   }
   return finish(r, std::move(x));
 }

@@ -55,6 +55,8 @@ struct request_note {
   bool hsts = false;  // a secure request for a domain with HSTS on
 };
 
+// A small HTML page with `Cache-Control: no-store` (serve.cpp).
+http::response page(unsigned status, std::string_view title);
 // 401 with `WWW-Authenticate: Basic realm="<realm>"` (protection.cpp).
 http::response unauthorized(std::string_view realm);
 
@@ -89,6 +91,20 @@ struct proxy::impl {
   asio::awaitable<void> load_certificate(std::string name);
   asio::awaitable<void> load_certificates();
   dp::result<void> start_tls();
+  // A clean path of a deployment: resolution, the previous deployment's assets, the file.
+  asio::awaitable<http::response> serve_path(http::request& req, request_note& note,
+                                             std::shared_ptr<const site> s,
+                                             const std::string& label, const clean_path& path);
+  // The same behind the site's own rules: Basic-Auth paths, redirects and rewrites first, the
+  // headers on every response (site_rules.cpp).
+  asio::awaitable<http::response> serve_with_rules(http::request& req, request_note& note,
+                                                   std::shared_ptr<const site> s,
+                                                   const std::string& label,
+                                                   const clean_path& path);
+  // The compiled rules a manifest names: a storage error fails the site's load (retried on the
+  // next request); a file that does not parse is logged and the site is served without rules.
+  asio::awaitable<dp::result<std::shared_ptr<const siteconfig::rule_set>>> get_rules(
+      std::string id, std::string name);
   asio::awaitable<http::response> serve_file(http::request& req, const site& s,
                                              std::shared_ptr<const site> keep, const site_file& f,
                                              unsigned status, request_note& note);

@@ -12,7 +12,6 @@
 #include "proxy_impl.hpp"
 
 namespace dp::proxy {
-namespace {
 
 http::response page(unsigned status, std::string_view title) {
   http::response r(status, "text/html; charset=utf-8",
@@ -21,6 +20,8 @@ http::response page(unsigned status, std::string_view title) {
   r.headers.emplace_back("X-Content-Type-Options", "nosniff");
   return r;
 }
+
+namespace {
 
 // A storage or Redis failure as the visitor sees it: generic, never the key, bucket or body.
 http::response backend_error(const dp::error& e) {
@@ -250,15 +251,25 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
     log::warn("proxy: manifest unavailable", {{"deployment", **id}, {"error", s.error()}});
     co_return backend_error(s.error());
   }
-  const site& st = **s;
-  auto r = resolve(st, *path);
+  if ((*s)->rules) {
+    co_return co_await serve_with_rules(req, note, *s, label, *path);
+  }
+  co_return co_await serve_path(req, note, *s, label, *path);
+}
+
+asio::awaitable<http::response> proxy::impl::serve_path(http::request& req, request_note& note,
+                                                        std::shared_ptr<const site> s,
+                                                        const std::string& label,
+                                                        const clean_path& path) {
+  const site& st = *s;
+  auto r = resolve(st, path);
   bool missing = r.type == resolution::kind::not_found ||
                  (r.type == resolution::kind::file && r.status == 404);
   if (missing) {
     if (auto old = history.previous(label, opts.previous_assets_grace)) {
       if (auto prev = co_await get_site(*old); prev) {
         // Only an immutable (fingerprinted) file: a page the new deployment removed stays gone.
-        const site_file* f = (*prev)->find(path->rel);
+        const site_file* f = (*prev)->find(path.rel);
         if (f && f->cache_control.find("immutable") != std::string::npos) {
           // The previous deployment may have been deleted since: then the new one's answer.
           auto res = co_await serve_file(req, **prev, *prev, *f, 200, note);
@@ -285,7 +296,7 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
     case resolution::kind::file:
       break;
   }
-  co_return co_await serve_file(req, st, *s, *r.file, r.status, note);
+  co_return co_await serve_file(req, st, s, *r.file, r.status, note);
 }
 
 asio::awaitable<http::response> proxy::impl::serve_file(http::request& req, const site& s,
@@ -538,7 +549,15 @@ asio::awaitable<dp::result<std::shared_ptr<const site>>> proxy::impl::get_site(s
     co_return dp::make_error(dp::errc::protocol, "manifest of {} names deployment {}", id,
                              m->deployment_id);
   }
-  auto s = std::make_shared<const site>(make_site(*m));
+  site loaded = make_site(*m);
+  if (m->rules) {
+    auto rules = co_await get_rules(id, *m->rules);
+    if (!rules) {
+      co_return rules.error();
+    }
+    loaded.rules = std::move(*rules);
+  }
+  auto s = std::make_shared<const site>(std::move(loaded));
   sites.put(id, s, 1);
   co_return s;
 }

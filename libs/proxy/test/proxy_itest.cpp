@@ -14,6 +14,7 @@
 #include "dp/proto/storage_layout.hpp"
 #include "dp/proxy/proxy.hpp"
 #include "dp/redis/client.hpp"
+#include "dp/siteconfig/siteconfig.hpp"
 #include "dp/state/protection.hpp"
 #include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
@@ -157,8 +158,10 @@ class proxy_test : public ::testing::TestWithParam<std::string> {
 
   // Uploads files (and the manifest unless told not to), records the deployment, then points
   // alias:<project> at it unless `live` is false (a deployment only a promote serves).
+  // `rules`: the compiled site rules (siteconfig's JSON form) to upload beside the manifest.
   std::string deploy(const std::string& project, dp::proto::serve_mode mode,
-                     const std::vector<file>& files, bool with_manifest, bool live = true) {
+                     const std::vector<file>& files, bool with_manifest, bool live = true,
+                     const std::string& rules = "") {
     dp::proto::deployment d;
     d.id = dp::new_deployment_id();
     d.project = project;
@@ -186,6 +189,14 @@ class proxy_test : public ::testing::TestWithParam<std::string> {
         m.files[f.path] = dp::proto::manifest_entry{static_cast<int64_t>(f.content.size()),
                                                     dp::aws::sha256_hex(f.content), f.content_type,
                                                     f.cache_control};
+      }
+      if (!rules.empty()) {
+        std::string key = dp::proto::output_key(d.id, dp::proto::rules_name);
+        std::string text = rules;
+        dp::storage::put_options po;
+        auto put = co_await (*st)->put_buffer(std::move(key), std::move(text), std::move(po));
+        EXPECT_TRUE(put);
+        m.rules = std::string(dp::proto::rules_name);
       }
       if (with_manifest) {
         std::string key = dp::proto::manifest_key(d.id);
@@ -583,6 +594,92 @@ TEST_P(proxy_test, protection_asks_previews_for_basic_credentials) {
     EXPECT_EQ(ok.status, 200);
     EXPECT_EQ(ok.body, "<h1>home</h1>");
   }
+}
+
+// The site's own rules, compiled as the runner does: redirects keep the query, a file shadows a
+// rule without '!', a 200 rewrite serves another path of the deployment under the same URL,
+// header rules reach every response (200, 304, 404, redirects, 401), Basic-Auth guards a path.
+TEST_P(proxy_test, site_rules_redirect_rewrite_and_add_headers) {
+  dp::siteconfig::sources src;
+  src.redirects =
+      "/old /about 301\n"
+      "/blog/* /posts/:splat\n"
+      "/app/* /index.html 200\n"
+      "/style.css /about 301\n"
+      "/app.js /about 302!\n";
+  src.headers =
+      "/*\n"
+      "  X-Frame-Options: DENY\n"
+      "/style.css\n"
+      "  Cache-Control: public, max-age=5\n"
+      "  ! X-Content-Type-Options\n"
+      "/members/*\n"
+      "  Basic-Auth: admin:pw\n";
+  auto compiled = dp::siteconfig::compile_sources(src, {});
+  for (const auto& d : compiled.diagnostics) {
+    ADD_FAILURE() << dp::siteconfig::to_string(d);
+  }
+  auto id = deploy("ruled", dp::proto::serve_mode::static_files, site_files(), true, true,
+                   dp::siteconfig::to_json(compiled.rules));
+  ASSERT_FALSE(id.empty());
+  const std::string host = "ruled.example.test";
+  auto r = get("/old?x=1&y", {}, host);
+  EXPECT_EQ(r.status, 301);
+  EXPECT_EQ(r.header("location"), "/about?x=1&y");
+  EXPECT_EQ(r.header("x-frame-options"), "DENY");
+  r = get("/blog/2024/post", {}, host);
+  EXPECT_EQ(r.status, 302);
+  EXPECT_EQ(r.header("location"), "/posts/2024/post");
+  r = get("/app/deep/link", {}, host);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "<h1>home</h1>");
+  EXPECT_EQ(r.header("x-frame-options"), "DENY");
+  // A file shadows a rule without '!'; '!' forces it.
+  r = get("/style.css", {}, host);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "body{color:red}");
+  EXPECT_EQ(r.header("cache-control"), "public, max-age=5");
+  EXPECT_EQ(r.header("x-content-type-options"), "");
+  EXPECT_EQ(r.header("x-frame-options"), "DENY");
+  auto etag = r.header("etag");
+  r = get("/style.css", {{"If-None-Match", etag}}, host);
+  EXPECT_EQ(r.status, 304);
+  EXPECT_EQ(r.header("cache-control"), "public, max-age=5");
+  EXPECT_EQ(r.header("x-frame-options"), "DENY");
+  EXPECT_EQ(get("/app.js", {}, host).status, 302);
+  r = get("/nothing-here", {}, host);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.body, "<h1>custom 404</h1>");
+  EXPECT_EQ(r.header("x-frame-options"), "DENY");
+  // Basic-Auth: 401 without, through with (a missing page then, 404).
+  r = get("/members/area", {}, host);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(r.header("www-authenticate").find("Basic realm="), std::string::npos);
+  EXPECT_EQ(r.header("x-frame-options"), "DENY");
+  EXPECT_EQ(get("/members/area", {{"Authorization", "Basic YWRtaW46bm8="}}, host).status, 401);
+  for (int i = 0; i < 2; ++i) {  // admin:pw, verified once then remembered
+    EXPECT_EQ(get("/members/area", {{"Authorization", "Basic YWRtaW46cHc="}}, host).status, 404);
+  }
+  // A site without rules is untouched.
+  EXPECT_EQ(get("/old").status, 404);
+}
+
+// vercel.json's trailingSlash: false: "/docs/" redirects to "/docs", which serves
+// docs/index.html instead of the proxy's own redirect back to "/docs/" (a loop otherwise).
+TEST_P(proxy_test, trailing_slash_rule_does_not_loop_with_clean_urls) {
+  dp::siteconfig::sources src;
+  src.vercel_json = R"({"trailingSlash": false})";
+  auto compiled = dp::siteconfig::compile_sources(src, {});
+  ASSERT_TRUE(compiled.diagnostics.empty());
+  deploy("slashless", dp::proto::serve_mode::static_files, site_files(), true, true,
+         dp::siteconfig::to_json(compiled.rules));
+  const std::string host = "slashless.example.test";
+  auto r = get("/docs/", {}, host);
+  EXPECT_EQ(r.status, 308);
+  EXPECT_EQ(r.header("location"), "/docs");
+  r = get("/docs", {}, host);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "<h1>docs</h1>");
 }
 
 TEST_P(proxy_test, metrics_and_health) {

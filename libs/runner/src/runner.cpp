@@ -35,6 +35,7 @@
 #include "dp/runner/sandbox.hpp"
 #include "dp/runner/sweep.hpp"
 #include "dp/runner/work_fs.hpp"
+#include "dp/siteconfig/siteconfig.hpp"
 #include "dp/storage/object_store.hpp"
 
 namespace dp::runner {
@@ -112,6 +113,9 @@ std::string human_bytes(uint64_t n) {
 std::optional<std::string> refuse_key(std::string_view key) {
   if (key == proto::manifest_name) {
     return "the name is reserved for the deployment manifest";
+  }
+  if (key == proto::rules_name) {
+    return "the name is reserved for the compiled site rules";
   }
   if (key.find("..") != std::string_view::npos) {
     return "'..' in a file name is never published";
@@ -191,6 +195,7 @@ struct runner::impl {
   bool modules_restored = false, store_restored = false, dirs_restored = false;
   bool installed = false;  // the install ran and succeeded
   int64_t install_ms = 0;
+  std::optional<std::string> rules_file;  // the compiled site rules beside the manifest, if any
 
   impl(proto::job j, runner_options o, storage::object_store& s, build_sink& k)
       : job(std::move(j)), opts(std::move(o)), storage(s), sink(k) {}
@@ -919,6 +924,49 @@ struct runner::impl {
     }
   }
 
+  // The site's _redirects, _headers and vercel.json compiled here, in the trusted runner (the
+  // files are read beneath the validated descriptors, never by path), and uploaded beside the
+  // manifest. Rules that do not compile are dropped with their file:line in the log; the
+  // deployment goes on without them.
+  asio::awaitable<std::optional<stop_reason>> compile_rules(int out_dir, int project_dir) {
+    auto start = clock_type::now();
+    auto c = siteconfig::compile_at(out_dir, siteconfig::options{}, project_dir);
+    bool errors = false;
+    for (const auto& d : c.diagnostics) {
+      say(siteconfig::to_string(d));
+      errors = errors || d.level == siteconfig::diagnostic::severity::error;
+    }
+    if (errors) {
+      say("site rules: a file above could not be compiled: the deployment goes live without its "
+          "rules");
+    }
+    if (c.rules.empty()) {
+      co_return std::nullopt;
+    }
+    storage::put_options po;
+    po.content_type = "application/json";
+    po.cache_control = std::string(buildplan::cache_revalidate);
+    auto r = co_await storage.put_buffer(proto::output_key(job.deployment_id, proto::rules_name),
+                                         siteconfig::to_json(c.rules), std::move(po));
+    if (!r) {
+      co_return stop_reason{build_outcome::infrastructure,
+                            "storage: site rules: " + r.error().message};
+    }
+    rules_file = std::string(proto::rules_name);
+    const auto& rs = c.rules;
+    say(fmt::format(
+        "site rules: {} redirects and rewrites ({} static, {} dynamic), {} header rules, {} "
+        "protected paths{}{}",
+        rs.static_redirects.size() + rs.dynamic_redirects.size(), rs.static_redirects.size(),
+        rs.dynamic_redirects.size(), rs.header_rules.size(), rs.protections.size(),
+        rs.trailing_slash == siteconfig::trailing_slash_mode::keep  ? ""
+        : rs.trailing_slash == siteconfig::trailing_slash_mode::add ? ", trailing slash added"
+                                                                    : ", trailing slash removed",
+        rs.clean_urls ? ", clean URLs" : ""));
+    timed("rules", start);
+    co_return std::nullopt;
+  }
+
   // Up to upload_concurrency puts at a time; the first error stops the others. Each file is
   // reopened beneath the output directory's descriptor and must be the inode validated.
   asio::awaitable<std::optional<stop_reason>> upload(
@@ -982,6 +1030,7 @@ struct runner::impl {
     bool has_404 = std::any_of(files.begin(), files.end(),
                                [](const buildplan::output_file& f) { return f.key == "404.html"; });
     m.mode = job.mode.value_or(has_404 ? proto::serve_mode::static_files : proto::serve_mode::spa);
+    m.rules = rules_file;
     for (const auto& f : files) {
       m.files[f.key] = proto::manifest_entry{static_cast<int64_t>(f.size), f.sha256,
                                              std::string(buildplan::content_type(f.key)),
@@ -1161,6 +1210,10 @@ struct runner::impl {
     std::vector<buildplan::output_file> files;
     files.reserve(listing->files.size());
     for (auto& f : listing->files) {
+      // Read as the site's rules, never served (as Cloudflare Pages and Netlify do).
+      if (f.key == "_redirects" || f.key == "_headers") {
+        continue;
+      }
       if (auto why = refuse_key(f.key)) {
         say(fmt::format("warning: skipped '{}': {}", f.key, *why));
         continue;
@@ -1187,6 +1240,9 @@ struct runner::impl {
     timed("validate", start);
 
     if (auto s = co_await set_status(deployment_status::uploading)) {
+      co_return s;
+    }
+    if (auto s = co_await compile_rules(out->fd.get(), plan->project_fd.get())) {
       co_return s;
     }
     if (auto s = co_await upload(files, out->fd.get())) {

@@ -21,6 +21,7 @@
 #include "dp/proto/storage_layout.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/redis/subscriber.hpp"
+#include "dp/siteconfig/siteconfig.hpp"
 #include "dp/state/logbook.hpp"
 #include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
@@ -464,6 +465,52 @@ fs.writeFileSync('dist/.deployment.json', '{}');
   EXPECT_TRUE(m->files.contains("index.html"));
   EXPECT_EQ(read_object(dp::proto::output_key(out.record.id, "passwd")).find("root:"),
             std::string::npos);
+}
+
+// The site's rules: compiled by the runner, each dropped rule in the log with file:line, the
+// compiled file beside the manifest and named by it; _redirects and _headers are not published.
+TEST_F(Runner, SiteRulesAreCompiledBesideTheManifest) {
+  auto out = build(project(R"(
+const fs = require('fs');
+fs.mkdirSync('dist', {recursive: true});
+fs.writeFileSync('dist/index.html', 'ok');
+fs.writeFileSync('dist/_redirects', '/old /new 301\n/away https://example.com/ 200\n');
+fs.writeFileSync('dist/_headers', '/*\n  X-Frame-Options: DENY\n');
+fs.writeFileSync('dist/.site-rules.json', '{}');
+)"));
+  ASSERT_EQ(out.report.outcome, build_outcome::ready) << out.report.error << out.all_lines();
+  auto lines = out.all_lines();
+  EXPECT_NE(lines.find("_redirects:2: warning"), std::string::npos) << lines;
+  EXPECT_NE(lines.find("site rules: 1 redirects and rewrites (1 static, 0 dynamic), 1 header "
+                       "rules"),
+            std::string::npos)
+      << lines;
+  EXPECT_NE(lines.find("skipped '.site-rules.json'"), std::string::npos) << lines;
+  auto m = dp::proto::parse_manifest(read_object(dp::proto::manifest_key(out.record.id)));
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->rules, std::optional<std::string>(".site-rules.json"));
+  EXPECT_EQ(m->files.size(), 1u);
+  auto rules = dp::siteconfig::parse_rule_set(
+      read_object(dp::proto::output_key(out.record.id, dp::proto::rules_name)));
+  ASSERT_TRUE(rules) << rules.error().message;
+  EXPECT_EQ(rules->static_redirects.size(), 1u);
+}
+
+// A file that cannot be compiled: the deployment goes live without its rules and says so.
+TEST_F(Runner, UncompilableRulesDeployWithoutThem) {
+  auto out = build(project(R"(
+const fs = require('fs');
+fs.mkdirSync('dist', {recursive: true});
+fs.writeFileSync('dist/index.html', 'ok');
+fs.writeFileSync('dist/vercel.json', '{"redirects": [');
+)"));
+  ASSERT_EQ(out.report.outcome, build_outcome::ready) << out.report.error << out.all_lines();
+  auto lines = out.all_lines();
+  EXPECT_NE(lines.find("vercel.json:"), std::string::npos) << lines;
+  EXPECT_NE(lines.find("goes live without its rules"), std::string::npos) << lines;
+  auto m = dp::proto::parse_manifest(read_object(dp::proto::manifest_key(out.record.id)));
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_FALSE(m->rules);
 }
 
 // An output without index.html still goes live, with a warning that names the directory.

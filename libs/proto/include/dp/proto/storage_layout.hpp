@@ -11,6 +11,10 @@ namespace dp::proto {
 // The manifest's file name inside a deployment's outputs; a user file of that name is refused.
 inline constexpr std::string_view manifest_name = ".deployment.json";
 
+// The compiled site rules' file name beside the manifest (manifest.rules names it); a user file
+// of that name is refused too.
+inline constexpr std::string_view rules_name = ".site-rules.json";
+
 // "__outputs/<id>/": the prefix of every file of a deployment (to list or remove them all).
 inline std::string output_prefix(std::string_view deployment_id) {
   std::string out("__outputs/");

@@ -256,6 +256,9 @@ struct manifest {
   int64_t created_at = 0;
   serve_mode mode = serve_mode::spa;
   std::map<std::string, manifest_entry> files;  // relative path -> entry
+  // The site's compiled hosting rules (dp::siteconfig's JSON form) beside the manifest, by name
+  // (proto::rules_name); null: the deployment has none.
+  std::optional<std::string> rules;
   bool operator==(const manifest&) const = default;
 };
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 
 #include "dp/core/error.hpp"
 #include "dp/proto/types.hpp"
+#include "dp/siteconfig/siteconfig.hpp"
 
 namespace dp::proxy {
 
@@ -67,6 +69,7 @@ struct site {
   std::time_t created_at = 0;  // seconds
   std::string last_modified;   // HTTP date of created_at
   std::unordered_map<std::string, site_file> files;
+  std::shared_ptr<const siteconfig::rule_set> rules;  // null: the site has none
 
   const site_file* find(std::string_view path) const;
 };

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# rules_bench: what a site's own rules cost the proxy on cache hits. One proxy serves two
+# deployments of the same files, one with no rules and one with 100 static and 20 dynamic
+# redirects plus 3 header rules (compiled by bench/rules_compile as the runner compiles them);
+# wrk asks each for the same 1 KiB file (no rule redirects it, every header rule is matched),
+# taking turns ROUNDS times; each row is the median. Goal (issue 19): under 5% slower.
+# Needs a Release build (BUILD, default build/release: s3-reverse-proxy and rules_compile),
+# redis-server and wrk. The file store: the bytes come from the proxy's memory either way.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build/release}
+PROXY_BIN=${PROXY_BIN:-$BUILD/services/s3-reverse-proxy/s3-reverse-proxy}
+COMPILE_BIN=${COMPILE_BIN:-$BUILD/bench/rules_compile}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-32}
+ROUNDS=${ROUNDS:-5}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+
+for tool in redis-server redis-cli wrk curl sha256sum taskset python3; do
+  command -v "$tool" >/dev/null || { echo "rules_bench: $tool is missing" >&2; exit 2; }
+done
+for bin in "$PROXY_BIN" "$COMPILE_BIN"; do
+  [[ -x $bin ]] || {
+    echo "rules_bench: $bin is missing; build it: cmake -S $ROOT -B $BUILD -G Ninja" \
+      "-DCMAKE_BUILD_TYPE=Release -DDP_BUILD_TESTS=OFF && ninja -C $BUILD s3-reverse-proxy" \
+      "rules_compile" >&2
+    exit 2
+  }
+done
+
+BENCH=rules_bench
+# shellcheck source=nginx_peer.sh
+source "$ROOT/bench/nginx_peer.sh"
+
+# The rules: 100 static and 20 dynamic redirects that the measured path does not take (the
+# static lookup misses, all 20 dynamic ones are scanned), and header rules that it does match.
+mkdir -p "$WORK/rules"
+{
+  for i in $(seq 1 100); do echo "/old/page-$i /new/page-$i 301"; done
+  for i in $(seq 1 20); do echo "/blog-$i/:year/* /posts-$i/:year/:splat 302"; done
+} >"$WORK/rules/_redirects"
+cat >"$WORK/rules/_headers" <<'H'
+/*
+  X-Frame-Options: DENY
+  Referrer-Policy: strict-origin-when-cross-origin
+/assets/*
+  Cache-Control: public, max-age=600
+/nothing/*
+  X-Never: 1
+H
+"$COMPILE_BIN" "$WORK/rules" >"$WORK/rules.json"
+
+# Two deployments of the same files in a file store; the second names the compiled rules.
+STORE=$WORK/store
+head -c 1024 /dev/urandom >"$WORK/1k.bin"
+echo '<!doctype html><h1>bench</h1>' >"$WORK/index.html"
+deployment() {  # id [rules]
+  local id=$1 dir=$STORE/__outputs/$1 files="" sep=""
+  mkdir -p "$dir/assets"
+  cp "$WORK/index.html" "$dir/index.html"
+  cp "$WORK/1k.bin" "$dir/assets/1k.bin"
+  for f in index.html assets/1k.bin; do
+    files+="$sep\"$f\":{\"size\":$(stat -c %s "$dir/$f"),\"sha256\":\"$(sha256sum "$dir/$f" | cut -d' ' -f1)\",\"content_type\":\"application/octet-stream\",\"cache_control\":\"public, max-age=60\"}"
+    sep=","
+  done
+  local rules=""
+  if [[ -n ${2:-} ]]; then
+    cp "$2" "$dir/.site-rules.json"
+    rules=',"rules":".site-rules.json"'
+  fi
+  echo "{\"v\":1,\"deployment_id\":\"$id\",\"created_at\":1764000009000,\"mode\":\"static\",\"files\":{$files}$rules}" \
+    >"$dir/.deployment.json"
+}
+PLAIN=01jh5k7q3x9m2c8r4t6v0w1y3z
+RULED=01jh5k7q3x9m2c8r4t6v0w1y40
+deployment "$PLAIN"
+deployment "$RULED" "$WORK/rules.json"
+
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+  >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+wait_port "$REDIS_PORT"
+redis-cli -p "$REDIS_PORT" SET dp:alias:plain "$PLAIN" >/dev/null
+redis-cli -p "$REDIS_PORT" SET dp:alias:ruled "$RULED" >/dev/null
+
+PROXY_PORT=$(free_port)
+REDIS_URL=redis://127.0.0.1:$REDIS_PORT STORAGE_URL=file://$STORE \
+  PROXY_LISTEN=127.0.0.1:$PROXY_PORT ADMIN_LISTEN=127.0.0.1:0 BASE_DOMAIN=localhost \
+  ACCESS_LOG=false LOG_LEVEL=warn taskset -c "$SERVER_CPU" "$PROXY_BIN" >"$WORK/proxy.log" 2>&1 &
+PIDS+=($!)
+wait_port "$PROXY_PORT"
+
+URL=http://127.0.0.1:$PROXY_PORT/assets/1k.bin
+# The rules are in force: the headers are there, a static and a dynamic redirect answer.
+check() { curl -sf -o /dev/null -D - -H "Host: ruled.localhost" "$@"; }
+check "$URL" | grep -qi '^cache-control: public, max-age=600' ||
+  { echo "rules_bench: the header rules are not applied" >&2; exit 1; }
+curl -s -o /dev/null -w '%{http_code}' -H "Host: ruled.localhost" \
+  "http://127.0.0.1:$PROXY_PORT/old/page-100" | grep -q 301 ||
+  { echo "rules_bench: the static redirect does not answer" >&2; exit 1; }
+curl -s -o /dev/null -w '%{http_code}' -H "Host: ruled.localhost" \
+  "http://127.0.0.1:$PROXY_PORT/blog-20/2024/x" | grep -q 302 ||
+  { echo "rules_bench: the dynamic redirect does not answer" >&2; exit 1; }
+
+# measure <host>: one wrk run after a warm-up; prints "<req/s> <p99 in ms>".
+measure() {
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s -H "Host: $1" "$URL" >/dev/null
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $1" "$URL" |
+    awk '/^Requests\/sec:/ {rps = $2}
+         $1 == "99%" {v = $2; ms = v ~ /us$/ ? v / 1000 : v ~ /ms$/ ? v + 0 : v * 1000}
+         END {printf "%.0f %.2f\n", rps, ms}'
+}
+median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+plain_rps="" plain_p99="" ruled_rps="" ruled_p99=""
+for ((r = 0; r < ROUNDS; r++)); do
+  read -r rps p99 < <(measure plain.localhost)
+  plain_rps+="$rps " plain_p99+="$p99 "
+  read -r rps p99 < <(measure ruled.localhost)
+  ruled_rps+="$rps " ruled_p99+="$p99 "
+done
+p_rps=$(median <<<"$plain_rps") r_rps=$(median <<<"$ruled_rps")
+echo "rules_bench: cache hits of a 1 KiB file, $CONNS connections, median of $ROUNDS runs of ${DURATION}s"
+echo "| site | rules | req/s | p99 | vs none |"
+echo "|---|---|---|---|---|"
+echo "| plain | none | $p_rps | $(median <<<"$plain_p99") ms | - |"
+echo "| ruled | 100 static + 20 dynamic redirects, 3 header rules | $r_rps | $(median <<<"$ruled_p99") ms | $(python3 -c "print(f'{($r_rps - $p_rps) / $p_rps * 100:+.1f}%')") |"
