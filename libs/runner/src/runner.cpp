@@ -170,8 +170,8 @@ struct runner::impl {
   std::vector<buildplan::cache_entry> cache_dropped;  // failed to restore: removed at the save
   std::string cache_scope, cache_fallback;            // the branch built, the production branch
   std::string cloned_branch;  // the job's ref, or the remote's default branch when it had none
-  std::optional<std::string> modules_key;  // of this install, when it has a lockfile
-  std::string cache_state = "off";         // the deployment's `cache` field
+  std::optional<std::string> modules_key;             // of this install, when it has a lockfile
+  std::string cache_state = "off";                    // the deployment's `cache` field
   bool modules_restored = false, store_restored = false, dirs_restored = false;
   bool installed = false;  // the install ran and succeeded
   int64_t install_ms = 0;
