@@ -52,7 +52,6 @@ class Compression : public ::testing::Test {
                                 {"PROJECT_ID", "shop"}},
                                {}, std::chrono::seconds(120));
     ASSERT_EQ(built.exit_code, 0) << built.output;
-    build_log_ = built.output;
     auto id = dp::test::redis_command(redis_.port(), {"GET", "dp:alias:shop"});
     ASSERT_TRUE(id) << id.error().message;
     id_ = *id;
@@ -62,7 +61,8 @@ class Compression : public ::testing::Test {
                                           {"STORAGE_URL", "file://" + storage_.path().string()},
                                           {"BASE_DOMAIN", "localhost"},
                                           {"LOG_FORMAT", "json"},
-                                          {"PROXY_LISTEN", "127.0.0.1:0"}}});
+                                          {"PROXY_LISTEN", "127.0.0.1:0"},
+                                          {"ADMIN_LISTEN", "127.0.0.1:0"}}});
     port_ = dp::test::reported_port(*proxy_);
   }
 
@@ -95,7 +95,7 @@ class Compression : public ::testing::Test {
   dp::test::temp_dir storage_{"dp-compress-storage"};
   dp::test::temp_dir work_{"dp-compress-work"};
   fs::path site_;
-  std::string build_log_, id_;
+  std::string id_;
   std::optional<dp::test::child_process> proxy_;
   uint16_t port_ = 0;
 };
@@ -112,7 +112,6 @@ TEST_F(Compression, TheBuildWritesVariantsOfCompressibleFilesOnly) {
   for (const char* f : {"index.html.br", "index.html.gz", "icon.png.br", "favicon.ico.br"}) {
     EXPECT_FALSE(m->files.contains(f)) << f;
   }
-  EXPECT_NE(build_log_.find("compressed 3 files"), std::string::npos) << build_log_;
 }
 
 TEST_F(Compression, CurlCompressedGetsBrotliAndThePage) {
