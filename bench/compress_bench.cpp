@@ -200,7 +200,7 @@ int main(int argc, char** argv) {
       br += size_of(key + ".br").value_or(size);
       gzip += size_of(key + ".gz").value_or(size);
       auto plan =
-          dp::runner::plan_variants(key, size, co, [](const std::string&) { return false; });
+          dp::runner::plan_variants(key, size, 0, co, [](const std::string&) { return false; });
       if (!plan.any()) {
         continue;
       }

@@ -87,7 +87,7 @@ std::vector<variant> make_variants(std::string_view data, variant_plan plan,
     }
   };
   if (plan.br) {
-    keep(brotli_encode(data, o.brotli_quality), ".br");
+    keep(brotli_encode(data, plan.brotli_quality), ".br");
   }
   if (plan.gzip) {
     keep(gzip_encode(data, o.gzip_level), ".gz");

@@ -180,6 +180,8 @@ struct runner::impl {
   std::optional<asio::thread_pool> compress_pool;
   std::vector<std::pair<std::string, proto::manifest_entry>> variant_entries;
   uint64_t compressed_files = 0, compressed_bytes = 0, br_bytes = 0, gzip_bytes = 0;
+  uint64_t compress_planned = 0;  // the sizes of the files planned for compression
+  uint64_t compress_skipped = 0;  // files past compress_options::max_total_bytes
 
   impl(proto::job j, runner_options o, storage::object_store& s, build_sink& k)
       : job(std::move(j)), opts(std::move(o)), storage(s), sink(k) {}
@@ -814,7 +816,13 @@ struct runner::impl {
           failed = stop_reason{build_outcome::infrastructure,
                                fmt::format("storage: upload of {}: {}", f.key, r.error().message)};
         }
-        auto plan = plan_variants(f.key, f.size, opts.compress, listed);
+        auto plan = plan_variants(f.key, f.size, compress_planned, opts.compress, listed);
+        if (plan.any()) {
+          compress_planned += f.size;
+        } else if (compress_planned + f.size > opts.compress.max_total_bytes &&
+                   plan_variants(f.key, f.size, 0, opts.compress, listed).any()) {
+          ++compress_skipped;
+        }
         if (r && plan.any() && !failed && !interrupted) {
           auto s = co_await upload_variants(f, plan, out_dir, prefix);
           if (s && !failed) {
@@ -842,6 +850,15 @@ struct runner::impl {
       say(fmt::format("compressed {} files ({}): {} variants, br {}, gzip {}", compressed_files,
                       human_bytes(compressed_bytes), variant_entries.size(), human_bytes(br_bytes),
                       human_bytes(gzip_bytes)));
+    }
+    if (compressed_bytes > opts.compress.best_quality_bytes) {
+      say(fmt::format("compression: Brotli {} after the first {} (Brotli {}), to stay fast",
+                      opts.compress.fast_brotli_quality,
+                      human_bytes(opts.compress.best_quality_bytes), opts.compress.brotli_quality));
+    }
+    if (compress_skipped > 0) {
+      say(fmt::format("warning: compression: {} files past the first {} are served uncompressed",
+                      compress_skipped, human_bytes(opts.compress.max_total_bytes)));
     }
     say(fmt::format("uploaded {} files ({}) to {} in {}", files.size() + variant_entries.size(),
                     human_bytes(report.bytes), prefix, seconds(clock_type::now() - start)));

@@ -68,22 +68,45 @@ TEST(compress, compressible_by_content_type) {
 TEST(compress, threshold_and_size_cap) {
   compress_options o;
   auto none = lists({});
-  EXPECT_FALSE(plan_variants("app.js", o.min_bytes - 1, o, none).any());
-  auto p = plan_variants("app.js", o.min_bytes, o, none);
+  EXPECT_FALSE(plan_variants("app.js", o.min_bytes - 1, 0, o, none).any());
+  auto p = plan_variants("app.js", o.min_bytes, 0, o, none);
   EXPECT_TRUE(p.br && p.gzip);
-  EXPECT_TRUE(plan_variants("app.js", o.max_bytes, o, none).any());
-  EXPECT_FALSE(plan_variants("app.js", o.max_bytes + 1, o, none).any());
-  EXPECT_FALSE(plan_variants("photo.png", 100000, o, none).any());
+  EXPECT_TRUE(plan_variants("app.js", o.max_bytes, 0, o, none).any());
+  EXPECT_FALSE(plan_variants("app.js", o.max_bytes + 1, 0, o, none).any());
+  EXPECT_FALSE(plan_variants("photo.png", 100000, 0, o, none).any());
   o.enabled = false;
-  EXPECT_FALSE(plan_variants("app.js", 100000, o, none).any());
+  EXPECT_FALSE(plan_variants("app.js", 100000, 0, o, none).any());
+}
+
+TEST(compress, budget_per_deployment) {
+  compress_options o;
+  auto none = lists({});
+  uint64_t mib = 1 << 20;
+  // Brotli 11 for the first best_quality_bytes, then the fast quality, then nothing.
+  EXPECT_EQ(plan_variants("a.js", 4 * mib, 0, o, none).brotli_quality, 11);
+  EXPECT_EQ(plan_variants("a.js", 4 * mib, o.best_quality_bytes - 4 * mib, o, none).brotli_quality,
+            11);
+  auto fast = plan_variants("a.js", 4 * mib, o.best_quality_bytes - mib, o, none);
+  EXPECT_TRUE(fast.br && fast.gzip);
+  EXPECT_EQ(fast.brotli_quality, o.fast_brotli_quality);
+  EXPECT_TRUE(plan_variants("a.js", 4 * mib, o.max_total_bytes - 4 * mib, o, none).any());
+  EXPECT_FALSE(plan_variants("a.js", 4 * mib, o.max_total_bytes - mib, o, none).any());
+  // The quality planned is the one used.
+  std::string html = page(20000);
+  auto q11 = make_variants(html, {.br = true, .gzip = false, .brotli_quality = 11}, o);
+  auto q1 = make_variants(html, {.br = true, .gzip = false, .brotli_quality = 1}, o);
+  ASSERT_EQ(q11.size(), 1u);
+  ASSERT_EQ(q1.size(), 1u);
+  EXPECT_LT(q11[0].data.size(), q1[0].data.size());
+  EXPECT_EQ(unbrotli(q1[0].data), html);
 }
 
 TEST(compress, a_variant_the_user_shipped_wins) {
   compress_options o;
-  auto p = plan_variants("app.js", 5000, o, lists({"app.js", "app.js.br"}));
+  auto p = plan_variants("app.js", 5000, 0, o, lists({"app.js", "app.js.br"}));
   EXPECT_FALSE(p.br);
   EXPECT_TRUE(p.gzip);
-  p = plan_variants("app.js", 5000, o, lists({"app.js", "app.js.br", "app.js.gz"}));
+  p = plan_variants("app.js", 5000, 0, o, lists({"app.js", "app.js.br", "app.js.gz"}));
   EXPECT_FALSE(p.any());
 }
 

@@ -17,9 +17,15 @@ struct compress_options {
   // as it is: compression reads the whole file into memory and Brotli 11 runs at ~1 MB/s.
   uint64_t min_bytes = 1024;
   uint64_t max_bytes = uint64_t{8} << 20;
-  // bench/compress_bench.sh: 11 saves 4-6% over 9 on the fixtures at ~3-4x the time, and the
-  // whole step stays within a second for every fixture.
+  // bench/compress_bench.sh on the fixtures: Brotli 11 is 8% smaller than 9 and 11% smaller
+  // than 5, at 2.6x and 25x their time; files are compressed once and served many times, so 11,
+  // for the first best_quality_bytes of a deployment. Past them a large site would spend minutes
+  // of its build's time limit at 11: the rest gets fast_brotli_quality, and past max_total_bytes
+  // no variants at all.
   int brotli_quality = 11;
+  int fast_brotli_quality = 5;
+  uint64_t best_quality_bytes = uint64_t{32} << 20;
+  uint64_t max_total_bytes = uint64_t{256} << 20;
   int gzip_level = 9;
   // A variant is kept only when it is at least this much smaller than the file.
   unsigned min_saving_percent = 5;
@@ -32,24 +38,30 @@ struct compress_options {
 // are compressed already). Names ending in .br or .gz are never compressed again.
 bool is_compressible(std::string_view key) noexcept;
 
-// Which variants a listed file should get: compressible, of a size in [min_bytes, max_bytes], and
-// without a variant of that coding in the output (the user's own x.br or x.gz wins).
+// Which variants a listed file should get: compressible, of a size in [min_bytes, max_bytes],
+// within the deployment's max_total_bytes, and without a variant of that coding in the output (the
+// user's own x.br or x.gz wins); and at which Brotli quality.
 struct variant_plan {
   bool br = false;
   bool gzip = false;
+  int brotli_quality = 11;
   bool any() const noexcept { return br || gzip; }
 };
-// `has_key` says whether the output lists a key.
+// `has_key` says whether the output lists a key; `planned` is what the deployment's earlier
+// plans took (the sizes of the files planned with any()).
 template <class HasKey>
-variant_plan plan_variants(std::string_view key, uint64_t size, const compress_options& o,
-                           HasKey has_key) {
+variant_plan plan_variants(std::string_view key, uint64_t size, uint64_t planned,
+                           const compress_options& o, HasKey has_key) {
   variant_plan p;
-  if (!o.enabled || size < o.min_bytes || size > o.max_bytes || !is_compressible(key)) {
+  if (!o.enabled || size < o.min_bytes || size > o.max_bytes || !is_compressible(key) ||
+      planned + size > o.max_total_bytes) {
     return p;
   }
   std::string k(key);
   p.br = !has_key(k + ".br");
   p.gzip = !has_key(k + ".gz");
+  p.brotli_quality =
+      planned + size <= o.best_quality_bytes ? o.brotli_quality : o.fast_brotli_quality;
   return p;
 }
 
