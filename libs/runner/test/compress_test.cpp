@@ -84,6 +84,7 @@ TEST(compress, budget_per_deployment) {
   uint64_t mib = 1 << 20;
   // Brotli 11 for the first best_quality_bytes, then the fast quality, then nothing.
   EXPECT_EQ(plan_variants("a.js", 4 * mib, 0, o, none).brotli_quality, 11);
+  EXPECT_NE(o.fast_brotli_quality, 11);
   EXPECT_EQ(plan_variants("a.js", 4 * mib, o.best_quality_bytes - 4 * mib, o, none).brotli_quality,
             11);
   auto fast = plan_variants("a.js", 4 * mib, o.best_quality_bytes - mib, o, none);

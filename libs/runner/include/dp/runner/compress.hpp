@@ -14,17 +14,17 @@ namespace dp::runner {
 struct compress_options {
   bool enabled = true;
   // Below this the saving is a few hundred bytes of one packet; above max_bytes a file is served
-  // as it is: compression reads the whole file into memory and Brotli 11 runs at ~1 MB/s.
+  // as it is: compression reads the whole file into memory.
   uint64_t min_bytes = 1024;
   uint64_t max_bytes = uint64_t{8} << 20;
   // bench/compress_bench.sh on the fixtures: Brotli 11 is 8% smaller than 9 and 11% smaller
   // than 5, at 2.6x and 25x their time; files are compressed once and served many times, so 11,
-  // for the first best_quality_bytes of a deployment. Past them a large site would spend minutes
-  // of its build's time limit at 11: the rest gets fast_brotli_quality, and past max_total_bytes
-  // no variants at all.
+  // for the first best_quality_bytes of a deployment (every fixture fits). On 8 MiB of
+  // JavaScript, 11 takes 11 s of CPU and 100 MiB, 9 takes 0.5 s (gzip 9: 0.6 s): past them a large
+  // site gets fast_brotli_quality, ~25 s on 2 threads at worst, and past max_total_bytes nothing.
   int brotli_quality = 11;
-  int fast_brotli_quality = 5;
-  uint64_t best_quality_bytes = uint64_t{32} << 20;
+  int fast_brotli_quality = 9;
+  uint64_t best_quality_bytes = uint64_t{8} << 20;
   uint64_t max_total_bytes = uint64_t{256} << 20;
   int gzip_level = 9;
   // A variant is kept only when it is at least this much smaller than the file.
