@@ -17,8 +17,8 @@ struct compress_options {
   // as it is: compression reads the whole file into memory.
   uint64_t min_bytes = 1024;
   uint64_t max_bytes = uint64_t{8} << 20;
-  // bench/compress_bench.sh on the fixtures: Brotli 11 is 8% smaller than 9 and 11% smaller
-  // than 5, at 2.6x and 25x their time; files are compressed once and served many times, so 11,
+  // bench/compress_bench.sh on the fixtures: Brotli 11 is 8% smaller than 9 and 10% smaller
+  // than 5, at 4.7x and 32x their CPU; files are compressed once and served many times, so 11,
   // for the first best_quality_bytes of a deployment (every fixture fits). On 8 MiB of
   // JavaScript, 11 takes 11 s of CPU and 100 MiB, 9 takes 0.5 s (gzip 9: 0.6 s): past them a large
   // site gets fast_brotli_quality, ~25 s on 2 threads at worst, and past max_total_bytes nothing.
