@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Release tree (build/release) and runs the benchmarks; each prints its own table.
-# Usage: bench/run.sh [name...]   names: proto storage http build cache worker api proxy rules tls e2e
+# Usage: bench/run.sh [name...]   names: proto storage http build cache compress worker api proxy rules tls e2e
 # sites
 # (default: all)
 # Needs `deploy/setup.sh --bench` (wrk, nginx) for http, api, proxy and tls. Run it on an idle machine:
@@ -10,13 +10,13 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build/release"
 names=("$@")
-((${#names[@]})) || names=(proto storage http build cache worker api proxy rules tls e2e sites)
+((${#names[@]})) || names=(proto storage http build cache compress worker api proxy rules tls e2e sites)
 
 export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1 DP_SOURCE_DIR="$root"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDP_BUILD_TESTS=ON \
   -DDP_BUILD_BENCH=ON >/dev/null
 cmake --build "$build" --target api-server build-runner s3-reverse-proxy proto_bench storage_bench \
-  http_server_bench build_bench cache_bench worker_bench api_bench worker_node deployctl rules_compile
+  http_server_bench build_bench cache_bench compress_bench worker_bench api_bench worker_node deployctl rules_compile
 
 run_one() {
   local name="$1"
@@ -26,6 +26,7 @@ run_one() {
     http) "$build/bench/http_server_bench/http_server_bench" ;;
     build) "$build/bench/build_bench" ;;
     cache) "$build/bench/cache_bench" ;;
+    compress) DP_BIN_DIR="$build" "$root/bench/compress_bench.sh" ;;
     worker) "$build/bench/worker_bench" ;;
     api) "$build/bench/api_bench" ;;
     proxy) BUILD="$build" "$root/bench/proxy_bench.sh" ;;

@@ -19,6 +19,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config clang-format
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libhiredis-dev libcurl4-openssl-dev libssl-dev libfmt-dev zlib1g-dev libgtest-dev googletest
+  libbrotli-dev # the Brotli variants written at upload (libs/runner/src/compress.cpp)
   redis-server bubblewrap git curl ca-certificates python3 python3-yaml
   e2fsprogs # mkfs.ext4: a filesystem of BUILD_DISK_MB per build (libs/runner/src/work_fs.cpp)
   slirp4netns iproute2 # the build sandbox's egress network (BUILD_NETWORK=egress)

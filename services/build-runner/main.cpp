@@ -137,6 +137,7 @@ int main(int argc, char** argv) {
                        .local_dir = build.cache_dir,
                        .local_max_bytes = static_cast<uint64_t>(build.cache_local_mb) << 20};
   opts.runner.go_live = build.go_live == "runner";
+  opts.runner.compress.enabled = build.compress;
   if (common.redis_set) {
     opts.redis = dp::redis::options{.url = common.redis};
   }

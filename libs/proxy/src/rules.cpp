@@ -436,4 +436,13 @@ std::string_view negotiate_encoding(std::string_view accept, bool have_br, bool 
   return best;
 }
 
+representation choose_representation(const site_file& f, std::string_view accept_encoding) {
+  representation r{&f, {}, f.br != nullptr || f.gzip != nullptr};
+  if (r.vary) {
+    r.coding = negotiate_encoding(accept_encoding, f.br != nullptr, f.gzip != nullptr);
+    r.file = r.coding == "br" ? f.br : r.coding == "gzip" ? f.gzip : &f;
+  }
+  return r;
+}
+
 }  // namespace dp::proxy

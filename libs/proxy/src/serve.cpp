@@ -304,14 +304,9 @@ asio::awaitable<http::response> proxy::impl::serve_file(http::request& req, cons
                                                         const site_file& f, unsigned status,
                                                         request_note& note) {
   // The representation: a precompressed variant when the client accepts one.
-  const site_file* rep = &f;
-  std::string_view coding;
-  bool variants = f.br != nullptr || f.gzip != nullptr;
-  if (variants) {
-    coding = negotiate_encoding(req.header("Accept-Encoding").value_or(""), f.br != nullptr,
-                                f.gzip != nullptr);
-    rep = coding == "br" ? f.br : coding == "gzip" ? f.gzip : &f;
-  }
+  auto chosen = choose_representation(f, req.header("Accept-Encoding").value_or(""));
+  const site_file* rep = chosen.file;
+  std::string_view coding = chosen.coding;
   http::response res(status);
   auto& h = res.headers;
   h.reserve(10);
@@ -322,7 +317,7 @@ asio::awaitable<http::response> proxy::impl::serve_file(http::request& req, cons
   h.emplace_back("ETag", rep->etag);
   h.emplace_back("Last-Modified", s.last_modified);
   h.emplace_back("X-Content-Type-Options", "nosniff");
-  if (variants) {
+  if (chosen.vary) {
     h.emplace_back("Vary", "Accept-Encoding");
   }
   if (!coding.empty()) {

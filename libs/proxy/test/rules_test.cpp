@@ -2,6 +2,8 @@
 // Accept-Encoding and the LRU.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "dp/core/preview_alias.hpp"
 
 #include "dp/proxy/lru.hpp"
@@ -249,6 +251,59 @@ TEST(accept_encoding, negotiation) {
   EXPECT_EQ(negotiate_encoding("BR;Q=0.9", true, false), "br");
   EXPECT_EQ(negotiate_encoding("br;q=abc", true, false), "");
   EXPECT_EQ(negotiate_encoding("deflate", true, true), "");
+}
+
+TEST(accept_encoding, identity_excluded) {
+  EXPECT_EQ(negotiate_encoding("br, identity;q=0", true, true), "br");
+  EXPECT_EQ(negotiate_encoding("gzip, identity;q=0", true, true), "gzip");
+  EXPECT_EQ(negotiate_encoding("*;q=0.5, identity;q=0", true, true), "br");
+  // Nothing acceptable: identity anyway rather than a 406 (what browsers and nginx do).
+  EXPECT_EQ(negotiate_encoding("deflate, identity;q=0", true, true), "");
+  EXPECT_EQ(negotiate_encoding("gzip;q=0.8, br;q=0.9", true, true), "br");
+  EXPECT_EQ(negotiate_encoding("gzip;q=0.9, br;q=0.8", true, true), "gzip");
+  EXPECT_EQ(negotiate_encoding("gzip, br", false, false), "");
+}
+
+// A manifest whose variants have their own digests, as the runner writes them.
+site site_with_variants() {
+  dp::proto::manifest m;
+  m.deployment_id = "01jh5k7q3x9m2c8r4t6v0w1y3z";
+  m.files["app.js"] = {5000, std::string(64, 'a'), "text/javascript; charset=utf-8", "x"};
+  m.files["app.js.br"] = {1200, std::string(64, 'b'), "application/x-brotli", "x"};
+  m.files["app.js.gz"] = {1500, std::string(64, 'c'), "application/gzip", "x"};
+  m.files["style.css"] = {5000, std::string(64, 'd'), "text/css; charset=utf-8", "x"};
+  m.files["style.css.gz"] = {1500, std::string(64, 'e'), "application/gzip", "x"};
+  m.files["index.html"] = {500, std::string(64, 'f'), "text/html; charset=utf-8", "x"};
+  return make_site(m);
+}
+
+TEST(representation, variant_selection_etags_and_vary) {
+  site s = site_with_variants();
+  const site_file& js = *s.find("app.js");
+  auto br = choose_representation(js, "gzip, deflate, br");
+  EXPECT_EQ(br.coding, "br");
+  EXPECT_EQ(br.file->path, "app.js.br");
+  EXPECT_EQ(br.file->size, 1200u);
+  EXPECT_TRUE(br.vary);
+  auto gz = choose_representation(js, "gzip");
+  EXPECT_EQ(gz.coding, "gzip");
+  EXPECT_EQ(gz.file->path, "app.js.gz");
+  auto plain = choose_representation(js, "");
+  EXPECT_EQ(plain.coding, "");
+  EXPECT_EQ(plain.file, &js);
+  EXPECT_TRUE(plain.vary) << "the identity response varies too";
+  // Each representation has its own ETag.
+  std::set<std::string> etags{br.file->etag, gz.file->etag, plain.file->etag};
+  EXPECT_EQ(etags.size(), 3u);
+  EXPECT_EQ(br.file->etag, "\"" + std::string(64, 'b') + "\"");
+  // Only the variants that exist: a br client of style.css gets identity, a gzip one gzip.
+  const site_file& css = *s.find("style.css");
+  EXPECT_EQ(choose_representation(css, "br").coding, "");
+  EXPECT_EQ(choose_representation(css, "br, gzip").file->path, "style.css.gz");
+  // A file without variants: one representation, no Vary.
+  auto home = choose_representation(*s.find("index.html"), "br, gzip");
+  EXPECT_EQ(home.file->path, "index.html");
+  EXPECT_FALSE(home.vary);
 }
 
 TEST(lru, evicts_least_recently_used_by_cost) {

@@ -11,6 +11,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value_from.hpp>
@@ -18,6 +19,7 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
+#include <unordered_set>
 
 #include "cache_store.hpp"
 #include "dp/buildplan/beneath.hpp"
@@ -32,6 +34,7 @@
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
 #include "dp/runner/cgroup.hpp"
+#include "dp/runner/compress.hpp"
 #include "dp/runner/sandbox.hpp"
 #include "dp/runner/sweep.hpp"
 #include "dp/runner/work_fs.hpp"
@@ -46,6 +49,17 @@ using proto::log_stream;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
+
+// On the compression pool: the file's bytes (up to compress_options::max_bytes) and its variants.
+asio::awaitable<dp::result<std::vector<variant>>> compress_file(unique_fd fd, uint64_t size,
+                                                                variant_plan plan,
+                                                                compress_options o) {
+  auto data = read_file(fd.get(), size);
+  if (!data) {
+    co_return data.error();
+  }
+  co_return make_variants(*data, plan, o);
+}
 
 constexpr std::string_view mount_point = "/build";
 // How far back a commit named by the job is looked for on its ref when the server does not
@@ -196,6 +210,13 @@ struct runner::impl {
   bool installed = false;  // the install ran and succeeded
   int64_t install_ms = 0;
   std::optional<std::string> rules_file;  // the compiled site rules beside the manifest, if any
+  // Precompressed variants (compress.hpp), made on their own threads during the upload and listed
+  // in the manifest beside their files.
+  std::optional<asio::thread_pool> compress_pool;
+  std::vector<std::pair<std::string, proto::manifest_entry>> variant_entries;
+  uint64_t compressed_files = 0, compressed_bytes = 0, br_bytes = 0, gzip_bytes = 0;
+  uint64_t compress_planned = 0;  // the sizes of the files planned for compression
+  uint64_t compress_skipped = 0;  // files past compress_options::max_total_bytes
 
   impl(proto::job j, runner_options o, storage::object_store& s, build_sink& k)
       : job(std::move(j)), opts(std::move(o)), storage(s), sink(k) {}
@@ -979,6 +1000,11 @@ struct runner::impl {
     asio::steady_timer done(ex, asio::steady_timer::time_point::max());
     size_t workers = std::max<size_t>(1, std::min(opts.upload_concurrency, files.size()));
     size_t left = workers;
+    std::unordered_set<std::string_view> keys;
+    for (const auto& f : files) {
+      keys.insert(f.key);
+    }
+    auto listed = [&](const std::string& key) { return keys.contains(key); };
     auto worker = [&]() -> asio::awaitable<void> {
       while (next < files.size() && !failed && !interrupted) {
         const auto& f = files[next++];
@@ -997,6 +1023,19 @@ struct runner::impl {
           failed = stop_reason{build_outcome::infrastructure,
                                fmt::format("storage: upload of {}: {}", f.key, r.error().message)};
         }
+        auto plan = plan_variants(f.key, f.size, compress_planned, opts.compress, listed);
+        if (plan.any()) {
+          compress_planned += f.size;
+        } else if (compress_planned + f.size > opts.compress.max_total_bytes &&
+                   plan_variants(f.key, f.size, 0, opts.compress, listed).any()) {
+          ++compress_skipped;
+        }
+        if (r && plan.any() && !failed && !interrupted) {
+          auto s = co_await upload_variants(f, plan, out_dir, prefix);
+          if (s && !failed) {
+            failed = std::move(s);
+          }
+        }
       }
     };
     for (size_t i = 0; i < workers; ++i) {
@@ -1014,9 +1053,65 @@ struct runner::impl {
     if (failed || interrupted) {
       co_return failed ? failed : interrupted;
     }
-    say(fmt::format("uploaded {} files ({}) to {} in {}", files.size(), human_bytes(report.bytes),
-                    prefix, seconds(clock_type::now() - start)));
+    if (compressed_files > 0) {
+      say(fmt::format("compressed {} files ({}): {} variants, br {}, gzip {}", compressed_files,
+                      human_bytes(compressed_bytes), variant_entries.size(), human_bytes(br_bytes),
+                      human_bytes(gzip_bytes)));
+    }
+    if (compressed_bytes > opts.compress.best_quality_bytes) {
+      say(fmt::format("compression: Brotli {} after the first {} (Brotli {}), to stay fast",
+                      opts.compress.fast_brotli_quality,
+                      human_bytes(opts.compress.best_quality_bytes), opts.compress.brotli_quality));
+    }
+    if (compress_skipped > 0) {
+      say(fmt::format("warning: compression: {} files past the first {} are served uncompressed",
+                      compress_skipped, human_bytes(opts.compress.max_total_bytes)));
+    }
+    say(fmt::format("uploaded {} files ({}) to {} in {}", files.size() + variant_entries.size(),
+                    human_bytes(report.bytes), prefix, seconds(clock_type::now() - start)));
     timed("upload", start);
+    co_return std::nullopt;
+  }
+
+  // The Brotli and gzip variants of one uploaded file: read from the inode validated and
+  // compressed on the compression pool, uploaded as `<key>.br` and `<key>.gz`, and listed in the
+  // manifest as files beside it (the proxy pairs them, as it does a user's own x.br).
+  asio::awaitable<std::optional<stop_reason>> upload_variants(const buildplan::output_file& f,
+                                                              variant_plan plan, int out_dir,
+                                                              const std::string& prefix) {
+    auto fd = buildplan::open_output_file(out_dir, f);
+    if (!fd) {
+      co_return stop_reason{build_outcome::failed, "output rejected: " + fd.error().message};
+    }
+    if (!compress_pool) {
+      compress_pool.emplace(std::max(1u, opts.compress.threads));
+    }
+    auto made = co_await asio::co_spawn(*compress_pool,
+                                        compress_file(std::move(*fd), f.size, plan, opts.compress),
+                                        asio::use_awaitable);
+    if (!made) {
+      co_return stop_reason{build_outcome::failed,
+                            fmt::format("output rejected: {}: {}", f.key, made.error().message)};
+    }
+    ++compressed_files;
+    compressed_bytes += f.size;
+    for (auto& v : *made) {
+      std::string key = f.key + v.suffix;
+      proto::manifest_entry e{static_cast<int64_t>(v.data.size()), std::move(v.sha256),
+                              std::string(buildplan::content_type(key)),
+                              std::string(buildplan::cache_control(f.key))};
+      (v.suffix == ".br" ? br_bytes : gzip_bytes) += v.data.size();
+      report.bytes += v.data.size();
+      storage::put_options po;
+      po.content_type = e.content_type;
+      po.cache_control = e.cache_control;
+      auto r = co_await storage.put_buffer(prefix + key, std::move(v.data), std::move(po));
+      if (!r) {
+        co_return stop_reason{build_outcome::infrastructure,
+                              fmt::format("storage: upload of {}: {}", key, r.error().message)};
+      }
+      variant_entries.emplace_back(std::move(key), std::move(e));
+    }
     co_return std::nullopt;
   }
 
@@ -1035,6 +1130,9 @@ struct runner::impl {
       m.files[f.key] = proto::manifest_entry{static_cast<int64_t>(f.size), f.sha256,
                                              std::string(buildplan::content_type(f.key)),
                                              std::string(buildplan::cache_control(f.key))};
+    }
+    for (const auto& [key, e] : variant_entries) {
+      m.files.emplace(key, e);
     }
     storage::put_options po;
     po.content_type = "application/json";

@@ -2,6 +2,7 @@
 // real bubblewrap, a real redis-server, and the file backend or s3rver.
 #include "dp/runner/runner.hpp"
 
+#include <brotli/decode.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -539,6 +540,60 @@ TEST_F(Runner, CancelStopsALongBuild) {
   EXPECT_EQ(out.production, "0000000000000000000000prev");
   EXPECT_EQ(count_processes("sleep " + token), 0);
   EXPECT_TRUE(fs::is_empty(work_.path()));
+}
+
+// Brotli and gzip variants beside the compressible files above the threshold, each only when
+// smaller; the user's own app.js.br is uploaded as it is and keeps its place.
+TEST_F(Runner, CompressibleFilesGetVariants) {
+  auto out = build(project(R"(
+const fs = require('fs');
+const crypto = require('crypto');
+fs.mkdirSync('dist', {recursive: true});
+const page = '<li class="item"><a href="/posts/1">Post</a></li>\n'.repeat(100);
+fs.writeFileSync('dist/index.html', page);
+fs.writeFileSync('dist/small.css', 'body{color:red}\n'.repeat(40));
+fs.writeFileSync('dist/app.js', 'console.log("hello");\n'.repeat(200));
+fs.writeFileSync('dist/app.js.br', 'USER-BROTLI');
+fs.writeFileSync('dist/noise.js', crypto.randomBytes(6000));
+fs.writeFileSync('dist/photo.png', page);
+)"));
+  ASSERT_EQ(out.report.outcome, build_outcome::ready) << out.report.error << out.all_lines();
+  const auto& id = out.record.id;
+  auto m = dp::proto::parse_manifest(read_object(dp::proto::manifest_key(id)));
+  ASSERT_TRUE(m) << m.error().message;
+  std::vector<std::string> keys;
+  for (const auto& [k, e] : m->files) {
+    keys.push_back(k);
+  }
+  std::vector<std::string> want = {"app.js",     "app.js.br",     "app.js.gz",
+                                   "index.html", "index.html.br", "index.html.gz",
+                                   "noise.js",   "photo.png",     "small.css"};
+  EXPECT_EQ(keys, want);
+  // The record counts the output's files; its bytes include the variants stored.
+  EXPECT_EQ(out.record.files, 6);
+  std::string html = read_object(dp::proto::output_key(id, "index.html"));
+  std::string br = read_object(dp::proto::output_key(id, "index.html.br"));
+  std::string decoded(html.size() + 1, '\0');
+  size_t n = decoded.size();
+  ASSERT_EQ(BrotliDecoderDecompress(br.size(), reinterpret_cast<const uint8_t*>(br.data()), &n,
+                                    reinterpret_cast<uint8_t*>(decoded.data())),
+            BROTLI_DECODER_RESULT_SUCCESS);
+  decoded.resize(n);
+  EXPECT_EQ(decoded, html);
+  const auto& e = m->files["index.html.br"];
+  EXPECT_EQ(e.size, static_cast<int64_t>(br.size()));
+  EXPECT_LT(e.size, m->files["index.html"].size / 10);
+  EXPECT_EQ(e.content_type, "application/x-brotli");
+  EXPECT_EQ(e.cache_control, m->files["index.html"].cache_control);
+  EXPECT_NE(e.sha256, m->files["index.html"].sha256);
+  EXPECT_EQ(m->files["index.html.gz"].content_type, "application/gzip");
+  EXPECT_EQ(read_object(dp::proto::output_key(id, "app.js.br")), "USER-BROTLI");
+  EXPECT_EQ(out.record.bytes, m->files["app.js"].size + m->files["app.js.br"].size +
+                                  m->files["app.js.gz"].size + m->files["index.html"].size +
+                                  e.size + m->files["index.html.gz"].size +
+                                  m->files["noise.js"].size + m->files["photo.png"].size +
+                                  m->files["small.css"].size);
+  EXPECT_NE(out.all_lines().find("compressed 3 files"), std::string::npos) << out.all_lines();
 }
 
 }  // namespace

@@ -192,6 +192,9 @@ void add_build(dp::config::parser& p, build& b, build_needs n) {
   p.add_choice("BUILD_GO_LIVE", &b.go_live, "runner", {"runner", "worker"},
                "build: who makes a successful build live: the runner, or the worker that "
                "launched it (container builds, whose Redis user may not touch aliases)");
+  p.add_bool("BUILD_COMPRESS", &b.compress, true,
+             "Brotli and gzip variants of compressible files (1 KiB to 8 MiB) written at upload, "
+             "which the proxy serves by Accept-Encoding");
 }
 
 void add_worker_settings(dp::config::parser& p, worker_settings& w) {

@@ -50,6 +50,7 @@ config::environment build_environment(const settings::common& common, const sett
           // A container has its own filesystem: its builds fetch from the object store.
           {"BUILD_CACHE_DIR", in_container ? std::string() : build.cache_dir},
           {"BUILD_CACHE_LOCAL_MB", std::to_string(build.cache_local_mb)},
+          {"BUILD_COMPRESS", build.compress ? "true" : "false"},
           {"ALLOWED_GIT_PROTOCOLS", fmt::format("{}", fmt::join(build.allowed_git_protocols, ","))},
           {"LOG_FORMAT", common.log.format},
           {"LOG_LEVEL", common.log.level},

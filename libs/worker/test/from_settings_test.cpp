@@ -121,6 +121,7 @@ TEST(WorkerFromSettings, ProcessOptions) {
   auto o = dp::worker::process_options_from(s.common, s.build, "/opt/build-runner");
   EXPECT_EQ(o.env["BUILD_CACHE_DIR"], "/var/cache/dp");
   EXPECT_EQ(o.env["BUILD_CACHE_MB"], "100");
+  EXPECT_EQ(o.env["BUILD_COMPRESS"], "true");
   EXPECT_EQ(o.program, "/opt/build-runner");
   EXPECT_EQ(o.env["REDIS_URL"], s.common.redis.to_string());
   EXPECT_EQ(o.env["REDIS_PREFIX"], "t:");
@@ -145,10 +146,12 @@ TEST(WorkerFromSettings, DockerOptions) {
                                    {"BUILD_PIDS_MAX", "99"},
                                    {"DOCKER_CPUS", "1.5"},
                                    {"BUILD_CACHE_DIR", "/var/cache/dp"},
+                                   {"BUILD_COMPRESS", "false"},
                                    {"DOCKER_NETWORK", "builds"}}));
   auto o = dp::worker::docker_options_from(s.common, s.build, s.worker, "w-1");
   // The machine's copy of the build cache is not in the container: its builds download.
   EXPECT_EQ(o.env["BUILD_CACHE_DIR"], "");
+  EXPECT_EQ(o.env["BUILD_COMPRESS"], "false");
   EXPECT_EQ(o.socket, "/var/run/docker.sock");
   EXPECT_EQ(o.image, "img:1");
   EXPECT_EQ(o.worker_id, "w-1");

@@ -120,4 +120,12 @@ range_result parse_range(std::string_view header, uint64_t size);
 // br, then gzip, then identity; an identity the header does not list ranks below any listed coding.
 std::string_view negotiate_encoding(std::string_view accept_encoding, bool have_br, bool have_gzip);
 
+// What a request for `f` is answered with: the file or one of its precompressed variants.
+struct representation {
+  const site_file* file = nullptr;  // its size, ETag (each variant has its own) and object
+  std::string_view coding;          // Content-Encoding: "br", "gzip" or "" (identity)
+  bool vary = false;  // f has variants: every response for it (304 too) says Vary: Accept-Encoding
+};
+representation choose_representation(const site_file& f, std::string_view accept_encoding);
+
 }  // namespace dp::proxy

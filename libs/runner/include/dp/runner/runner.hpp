@@ -32,6 +32,7 @@
 #include "dp/process/process.hpp"
 #include "dp/proto/hash.hpp"
 #include "dp/proto/types.hpp"
+#include "dp/runner/compress.hpp"
 #include "dp/runner/sandbox.hpp"
 
 namespace dp::storage {
@@ -106,6 +107,7 @@ struct runner_options {
   buildplan::output_limits output;
   buildplan::archive_limits archive;  // an uploaded source (job.source_archive)
   size_t upload_concurrency = 16;
+  compress_options compress;        // Brotli and gzip variants written beside compressible files
   std::filesystem::path work_root;  // where work directories are made; empty: the temp directory
   // A runner that is root gives each build (sandboxed, or in a container with SANDBOX=none) a uid
   // and gid of its own, this base plus a number from the deployment id: the limits (processes)

@@ -69,7 +69,7 @@ void add_platform_key(dp::config::parser& p, std::string* hex);
 // What the api-server and build-runner both know of a build: ALLOWED_GIT_PROTOCOLS,
 // BUILD_TIMEOUT_S and MAX_ATTEMPTS; with `limits` (build-runner) also SANDBOX, BUILD_NETWORK,
 // BUILD_MEMORY_MB, BUILD_DISK_MB, BUILD_PIDS_MAX, BUILD_GO_LIVE and the cache's BUILD_CACHE_MB,
-// BUILD_CACHE_DAYS, BUILD_CACHE_DIR and BUILD_CACHE_LOCAL_MB.
+// BUILD_CACHE_DAYS, BUILD_CACHE_DIR and BUILD_CACHE_LOCAL_MB, and BUILD_COMPRESS.
 struct build {
   std::vector<std::string> allowed_git_protocols;
   int64_t timeout_s = 900;
@@ -85,6 +85,7 @@ struct build {
   std::string cache_dir;           // the local copy on this machine; empty: none
   int64_t cache_local_mb = 10240;  // the local copy as a whole
   std::string go_live = "runner";  // runner | worker (a container build's worker makes it live)
+  bool compress = true;            // Brotli and gzip variants at upload (runner/compress.hpp)
 };
 
 struct build_needs {
