@@ -1,15 +1,20 @@
-// The dashboard in headless Chromium (Debian's chromium driven by playwright-core): deploy a
-// fixture repository from the page's form, see its log lines stream in and the status "ready".
+// The dashboard in headless Chromium (Debian's chromium driven by playwright-core): the overview,
+// the project page (deploy, redeploy without cache, promote, rollback, filter, cancel), the
+// settings (an env var masked once saved, a domain listed, hooks, the webhook secret, the cache),
+// keyboard navigation, and no CSP violation anywhere. Screenshots of every page at desktop
+// (1280x800) and phone (390x844) widths go to <build dir>/e2e-screenshots/dashboard/.
 // Usage: node tests/e2e/dashboard.e2e.mjs <build dir> <repo root>
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import {after, before, describe, it} from 'node:test';
 import {chromium} from 'playwright-core';
 
-import {commitAll, gitRepo, locations, plainSite, site, startPlatform, waitFor} from './platform.mjs';
+import {api, commitAll, gitRepo, locations, plainSite, site, startPlatform, waitFor} from './platform.mjs';
 
 const {repoRoot, binDir} = locations(import.meta.url);
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const screenshotDir = path.join(binDir, 'e2e-screenshots', 'dashboard');
 let platform = null;
 let browser = null;
 let repo = null;
@@ -36,6 +41,9 @@ watchdog.unref();
 
 describe('dashboard in headless Chromium', {concurrency: false}, () => {
   before(async () => {
+    fs.rmSync(screenshotDir, {recursive: true, force: true});
+    fs.mkdirSync(screenshotDir, {recursive: true});
+    console.log(`dashboard.e2e: screenshots in ${screenshotDir}`);
     platform = await startPlatform({binDir, repoRoot});
     // We run as root: Chromium's own sandbox needs an unprivileged user.
     browser = await chromium.launch(
@@ -44,9 +52,9 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
   after(cleanUp);
 
   // A page of the dashboard that collects what goes wrong in it: script errors, console errors
-  // and failed requests (but the browser's own /favicon.ico).
-  async function openDashboard() {
-    const page = await browser.newPage();
+  // (a CSP violation is one), failed requests, and the securitypolicyviolation events.
+  async function openDashboard(hash = '#/', viewport = {width: 1280, height: 800}) {
+    const page = await browser.newPage({viewport});
     const problems = [];
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('console', (m) => {
@@ -54,135 +62,271 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
         problems.push(`console: ${m.text()}`);
     });
     page.on('response', (r) => {
-      if (r.status() >= 400 && new URL(r.url()).pathname !== '/favicon.ico')
+      if (r.status() >= 400)
         problems.push(`HTTP ${r.status()} ${r.url()}`);
     });
+    await page.addInitScript(() => {
+      window.cspViolations = [];
+      document.addEventListener('securitypolicyviolation',
+                                (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+    });
     page.setDefaultTimeout(60_000);
-    await page.goto(`${platform.api}/`);
+    await page.goto(`${platform.api}/${hash}`);
     return {page, problems};
+  }
+
+  async function checkClean(page, problems) {
+    assert.deepEqual(await page.evaluate(() => window.cspViolations), []);
+    assert.equal(await page.textContent('#error'), '', 'the page shows an error');
+    assert.deepEqual(problems, []);
   }
 
   // Waits for each locator in turn; a wait that fails says what the page showed and what the
   // services logged.
-  async function waitAll(page, problems, locators) {
+  async function waitAll(page, problems, locators, timeout = 240_000) {
     for (const w of locators) {
       try {
-        await w.waitFor({timeout: 240_000});
+        await w.waitFor({timeout});
       } catch (e) {
-        const shown = await page.evaluate(
-            () => ['error', 'log', 'deployments']
-                      .map((id) => document.getElementById(id).innerText)
-                      .join('\n---\n'));
+        const shown = await page.evaluate(() => document.body.innerText);
         throw new Error(
-            `${e.message}\npage:\n${shown}\n${problems.join('\n')}\n${platform.logs()}`);
+            `${e.message}\npage ${page.url()}:\n${shown}\n${problems.join('\n')}\n${platform.logs()}`);
       }
     }
   }
 
-  async function deployFromForm(page, gitUrl, project) {
-    await page.fill('#git-url', gitUrl);
-    await page.fill('#project-name', project);
-    await page.click('#deploy button[type=submit]');
+  // The page at desktop and phone widths, full length; at the phone's width nothing may be wider
+  // than the screen.
+  async function screenshots(page, name) {
+    await page.setViewportSize({width: 1280, height: 800});
+    await page.screenshot({path: path.join(screenshotDir, `${name}-desktop.png`), fullPage: true});
+    await page.setViewportSize({width: 390, height: 844});
+    await page.screenshot({path: path.join(screenshotDir, `${name}-phone.png`), fullPage: true});
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 390, `${name} is ${wide} px wide on a 390 px phone`);
+    await page.setViewportSize({width: 1280, height: 800});
   }
 
-  it('deploys a repository from the form, streams its log and shows ready', async () => {
+  const card = (page, name) => page.locator(`#projects li.project[data-project="${name}"]`);
+  const readyRows = (page) => page.locator('#deployments td.status .badge.ready');
+
+  it('deploys from the overview form and shows the project there', async () => {
     repo = gitRepo(plainSite('dash'));
     const {page, problems} = await openDashboard();
-    await deployFromForm(page, `file://${repo}`, 'dash');
+    await waitAll(page, problems, [page.locator('#projects li', {hasText: 'No project yet'})]);
+    await page.fill('#git-url', `file://${repo}`);
+    await page.fill('#project-name', 'dash');
+    await page.click('#deploy button[type=submit]');
 
-    // The project is selected, the log streams in (the build's own output included), and the
-    // stream's final status shows; the deployments table shows it ready and in production.
-    await waitAll(page, problems, [
-      page.locator('#projects li', {hasText: 'dash'}),
-      page.locator('#log div', {hasText: /^cloning file:\/\//}).first(),
-      page.locator('#log div', {hasText: /^built version dash with /}),
-      page.locator('#log div', {hasText: /^deployment ready$/}),
-      page.locator('#deployments tr.live td.status.ready'),
-    ]);
-    const error = await page.textContent('#error');
-    assert.equal(error, '', `the page shows an error: ${error}`);
-    const lines = await page.locator('#log div').allTextContents();
-    assert.ok(lines.length >= 8, `log lines:\n${lines.join('\n')}`);
-    assert.ok(lines.some((l) => /^install: skipped \(package\.json declares no/.test(l)), lines.join('\n'));
-    assert.ok(lines.some((l) => /^build: running `npm run build`/.test(l)), lines.join('\n'));
-    assert.deepEqual(problems, []);
-
+    // The form opens the new deployment's page, which follows it to ready.
+    await page.waitForURL(/#\/deployments\/[0-9a-z]+$/);
+    await waitAll(page, problems, [page.locator('#deployment .badge.status.ready')]);
     const served = await site(platform, 'dash', '/');
     assert.equal(served.status, 200);
     assert.match(served.body, /<h1>site dash<\/h1>/);
+    await screenshots(page, 'deployment');
 
-    // "redeploy without cache" queues a build that restores nothing; its row says so.
-    await page.locator('#redeploy-no-cache').click();
-    await waitAll(page, problems, [
-      page.locator('#deployments td.status.ready', {hasText: '(cache off)'}),
-    ]);
-    assert.equal(await page.textContent('#error'), '');
+    // The overview: the production URL as a link, the last deployment's badge (text and
+    // colour), its branch and commit.
+    await page.click('header .brand');
+    const dash = card(page, 'dash');
+    await waitAll(page, problems, [dash.locator('.deployment-line .badge.status.ready')]);
+    assert.match(await dash.locator('.url a').getAttribute('href'), /^http:\/\/dash\./);
+    assert.match(await dash.locator('.branch').textContent(), /main/);
+    assert.match(await dash.locator('.commit').textContent(), /^[0-9a-f]{7}$/);
+    const colour = await dash.locator('.badge.status.ready').evaluate((e) => getComputedStyle(e).color);
+    assert.notEqual(colour, await page.evaluate(() => getComputedStyle(document.body).color));
+    await checkClean(page, problems);
     await page.close();
   });
 
-  it('rolls back with the promote button, cancels a running build, shows colored output',
-     async () => {
-       // A second version goes live; promoting the first one again is the rollback.
-       fs.writeFileSync(`${repo}/version.txt`, 'dash-2\n');
-       commitAll(repo, 'dash-2');
-       const {page, problems} = await openDashboard();
-       await deployFromForm(page, `file://${repo}`, 'dash');
-       await waitAll(page, problems, [page.locator('#log div', {hasText: /^deployment ready$/})]);
-       await waitFor('dash-2 to be served',
-                     async () => (await site(platform, 'dash', '/')).body.includes('<h1>site dash-2</h1>'),
-                     30_000, 100);
-       const older = page.locator('#deployments tr:not(.live) button', {hasText: 'promote'});
-       await waitAll(page, problems, [older.first()]);
-       await older.first().click();
-       await waitFor('the rollback to be served',
-                     async () => (await site(platform, 'dash', '/')).body.includes('<h1>site dash</h1>'),
-                     30_000, 100);
+  it('lists the deployments, redeploys without cache, promotes and rolls back', async () => {
+    const {page, problems} = await openDashboard('#/projects/dash');
+    await waitAll(page, problems, [page.locator('#deployments tr.live .badge.status.ready')]);
+    const first = await page.locator('#deployments tr.live').getAttribute('data-id');
+    const live = page.locator('#deployments tr.live');
+    assert.equal(await live.locator('td[data-label="Trigger"]').textContent(), 'dashboard');
+    assert.equal(await live.locator('td.target').textContent(), 'production');
+    assert.match(await live.locator('td[data-label="Duration"]').textContent(), /\d+(\.\d)? (ms|s)|min/);
+    assert.match(await live.locator('td[data-label="URL"] a').getAttribute('href'), /dash--[0-9a-z]{8}/);
 
-       // The filter asks the API for a branch, target or status: this project has no preview,
-       // and every row it lists as ready is ready.
-       const rows = page.locator('#deployments tr');
-       await page.selectOption('#filter-target', 'preview');
-       await waitFor('the preview filter to empty the table', async () => (await rows.count()) === 0,
-                     10_000, 100);
-       await page.selectOption('#filter-target', 'production');
-       await page.selectOption('#filter-status', 'ready');
-       await waitFor('only ready production deployments', async () => {
-         const n = await rows.count();
-         return n >= 2 && n === await page.locator('#deployments td.status.ready').count();
-       }, 10_000, 100);
-       await page.fill('#filter-branch', 'no-such-branch');
-       await page.press('#filter-branch', 'Enter');
-       await waitFor('an unknown branch to empty the table', async () => (await rows.count()) === 0,
-                     10_000, 100);
-       await page.fill('#filter-branch', '');
-       await page.selectOption('#filter-target', '');
-       await page.selectOption('#filter-status', '');
-       await page.press('#filter-branch', 'Enter');
-       await waitFor('the whole list back', async () => (await rows.count()) >= 2, 10_000, 100);
+    // A second version, redeployed without the build cache from the project page.
+    fs.writeFileSync(`${repo}/version.txt`, 'dash-2\n');
+    commitAll(repo, 'dash-2');
+    await page.click('#redeploy-no-cache');
+    await page.waitForURL(/#\/deployments\//);
+    await waitAll(page, problems, [page.locator('#deployment .badge.status.ready')]);
+    await waitFor('dash-2 to be served',
+                  async () => (await site(platform, 'dash', '/')).body.includes('<h1>site dash-2</h1>'),
+                  30_000, 100);
+    await page.goto(`${platform.api}/#/projects/dash`);
+    await waitAll(page, problems, [page.locator('#deployments td.status', {hasText: 'cache off'})]);
+    const second = await page.locator('#deployments tr.live').getAttribute('data-id');
+    assert.notEqual(second, first);
 
-       // A build that prints a green line, then waits to be canceled from its row.
-       const slow = gitRepo({
-         'package.json': JSON.stringify(
-             {name: 'slow', version: '1.0.0', private: true, scripts: {build: 'node build.mjs'}}),
-         'build.mjs': `console.log('\\x1b[32mwaiting for cancel\\x1b[0m');\nsetTimeout(() => {}, 300000);\n`,
-       });
-       try {
-         await deployFromForm(page, `file://${slow}`, 'slow');
-         const green = page.locator('#log div span', {hasText: 'waiting for cancel'});
-         await waitAll(page, problems, [green]);
-         assert.equal(await green.evaluate((e) => getComputedStyle(e).color), 'rgb(85, 204, 85)');
-         const cancel = page.locator('#deployments button', {hasText: 'cancel'});
-         await waitAll(page, problems, [cancel.first()]);
-         await cancel.first().click();
-         await waitAll(page, problems, [
-           page.locator('#deployments td.status.canceled'),
-           page.locator('#log div', {hasText: /^deployment canceled/}),
-         ]);
-       } finally {
-         fs.rmSync(slow, {recursive: true, force: true});
-       }
-       assert.equal(await page.textContent('#error'), '');
-       assert.deepEqual(problems, []);
-       await page.close();
-     });
+    // The older production deployment offers a rollback; the newer one, once rolled back from,
+    // a promote.
+    await screenshots(page, 'project');
+    await page.locator(`#deployments tr[data-id="${first}"] button.rollback`).click();
+    await waitFor('the rollback to be served',
+                  async () => (await site(platform, 'dash', '/')).body.includes('<h1>site dash</h1>'),
+                  30_000, 100);
+    await waitAll(page, problems, [page.locator(`#deployments tr.live[data-id="${first}"]`)]);
+    await page.locator(`#deployments tr[data-id="${second}"] button.promote`).click();
+    await waitFor('the promote to be served',
+                  async () => (await site(platform, 'dash', '/')).body.includes('<h1>site dash-2</h1>'),
+                  30_000, 100);
+    await waitAll(page, problems, [page.locator(`#deployments tr.live[data-id="${second}"]`)]);
+
+    // The filter asks the API for a branch, target or status and keeps it in the URL.
+    const rows = page.locator('#deployments tr[data-id]');
+    await page.selectOption('#filter-target', 'preview');
+    await waitFor('the preview filter to empty the table', async () => (await rows.count()) === 0, 10_000, 100);
+    assert.match(page.url(), /target=preview/);
+    await page.selectOption('#filter-target', 'production');
+    await page.selectOption('#filter-status', 'ready');
+    await waitFor('only ready production deployments', async () => {
+      const n = await rows.count();
+      return n >= 2 && n === await readyRows(page).count();
+    }, 10_000, 100);
+    await page.fill('#filter-branch', 'no-such-branch');
+    await page.press('#filter-branch', 'Enter');
+    await waitFor('an unknown branch to empty the table', async () => (await rows.count()) === 0, 10_000, 100);
+    await page.fill('#filter-branch', '');
+    await page.selectOption('#filter-target', '');
+    await page.selectOption('#filter-status', '');
+    await page.press('#filter-branch', 'Enter');
+    await waitFor('the whole list back', async () => (await rows.count()) >= 2, 10_000, 100);
+    await checkClean(page, problems);
+    await page.close();
+  });
+
+  it('cancels a running build from its row', async () => {
+    const slow = gitRepo({
+      'package.json': JSON.stringify({name: 'slow', version: '1.0.0', private: true, scripts: {build: 'node build.mjs'}}),
+      'build.mjs': `console.log('waiting for cancel');\nsetTimeout(() => {}, 300000);\n`,
+    });
+    try {
+      const created = await api(platform, 'POST', '/v1/deployments', {git_url: `file://${slow}`, project: 'slow'});
+      assert.equal(created.status, 202, JSON.stringify(created.data));
+      const {page, problems} = await openDashboard('#/projects/slow');
+      const row = page.locator(`#deployments tr[data-id="${created.data.id}"]`);
+      await waitAll(page, problems, [row.locator('.badge.status.building')]);
+      await row.locator('button', {hasText: 'Cancel'}).click();
+      await waitAll(page, problems, [row.locator('.badge.status.canceled')]);
+      await checkClean(page, problems);
+      await page.close();
+    } finally {
+      fs.rmSync(slow, {recursive: true, force: true});
+    }
+  });
+
+  it('changes settings: an env var is masked once saved, a domain is listed', async () => {
+    const {page, problems} = await openDashboard('#/projects/dash/settings');
+    // What detection chose, from the last build's record.
+    await waitAll(page, problems, [page.locator('#detected td', {hasText: 'npm run build'})]);
+
+    const secret = 'value-that-must-not-show-' + Date.now();
+    await page.fill('#env-name', 'API_KEY');
+    await page.fill('#env-value', secret);
+    await page.selectOption('#env-target', 'production_env');
+    await page.click('#env-form button[type=submit]');
+    const row = page.locator('#env-production_env tr[data-name="API_KEY"]');
+    await waitAll(page, problems, [row]);
+    assert.equal(await row.locator('td.masked').textContent(), '••••••••');
+    assert.ok(!(await page.evaluate(() => document.body.innerText)).includes(secret), 'the value shows');
+    assert.equal(await page.inputValue('#env-value'), '');
+    const stored = await api(platform, 'GET', '/v1/projects/dash');
+    assert.equal(stored.data.production_env.API_KEY, secret);
+
+    await page.fill('#domain-name', 'www.dash.example');
+    await page.click('#domain-form button[type=submit]');
+    const domain = page.locator('#domains tr[data-domain="www.dash.example"]');
+    await waitAll(page, problems, [domain.locator('.badge', {hasText: 'pending'})]);
+    assert.match(await domain.locator('.verification').textContent(), /\.well-known\/dp-verify\//);
+
+    // A deploy hook and a new webhook secret are each shown once.
+    await page.fill('#hook-branch', 'main');
+    await page.click('#hook-form button[type=submit]');
+    await waitAll(page, problems, [page.locator('#hook-created code', {hasText: /\/v1\/hooks\/[0-9a-f]+/}),
+                                   page.locator('#hooks td', {hasText: 'main'})]);
+    await page.click('#rotate-secret');
+    await waitAll(page, problems, [page.locator('#webhook-secret code', {hasText: /^[0-9a-f]{64}$/})]);
+    assert.match(await page.locator('#webhook-urls').textContent(), /\/v1\/webhooks\/github\/dash/);
+
+    await page.fill('#keep-deployments', '5');
+    await page.click('#retention-form button[type=submit]');
+    await waitFor('the retention to be stored',
+                  async () => (await api(platform, 'GET', '/v1/projects/dash')).data.keep_deployments === 5, 10_000, 100);
+    await page.click('#clear-cache');
+    await waitAll(page, problems, [page.locator('#cache-note', {hasText: 'Cleared'})]);
+
+    await screenshots(page, 'settings');
+    await page.goto(`${platform.api}/#/`);
+    await waitAll(page, problems, [card(page, 'dash').locator('.domains li', {hasText: 'www.dash.example'})]);
+    await screenshots(page, 'overview');
+    await checkClean(page, problems);
+    await page.close();
+  });
+
+  it('is usable from the keyboard', async () => {
+    const {page, problems} = await openDashboard();
+    await waitAll(page, problems, [card(page, 'dash').locator('h2 a')]);
+    // Tab from the top of the page until the project's link has the focus; its outline shows.
+    let focused = '';
+    for (let i = 0; i < 20 && focused !== 'dash'; i++) {
+      await page.keyboard.press('Tab');
+      focused = await page.evaluate(() => document.activeElement.closest('h2') ? document.activeElement.textContent : '');
+    }
+    assert.equal(focused, 'dash', 'Tab never reached the project link');
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    assert.notEqual(outline, 'none');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/#\/projects\/dash$/);
+    await waitAll(page, problems, [page.locator('#deployments tr.live')]);
+    // The focus moved to the new page; Tab reaches the redeploy button, a real button.
+    let tag = '';
+    for (let i = 0; i < 30 && tag !== 'redeploy'; i++) {
+      await page.keyboard.press('Tab');
+      tag = await page.evaluate(() => document.activeElement.id);
+    }
+    assert.equal(tag, 'redeploy');
+    assert.equal(await page.evaluate(() => document.activeElement.tagName), 'BUTTON');
+    // Every form field has a label.
+    for (const hash of ['#/', '#/projects/dash', '#/projects/dash/settings']) {
+      await page.goto(`${platform.api}/${hash}`);
+      await page.locator('main h1').waitFor();
+      await page.waitForLoadState('networkidle');
+      const unlabelled = await page.evaluate(
+          () => [...document.querySelectorAll('main input, main select')].filter((e) => !e.labels.length).map((e) => e.id));
+      assert.deepEqual(unlabelled, [], `fields without a label on ${hash}`);
+    }
+    await checkClean(page, problems);
+    await page.close();
+  });
+
+  it('asks once for the token of an API that requires one, and keeps it in the tab', async () => {
+    const token = 'dashboard-e2e-token-0123456789';
+    const guarded = await startPlatform({binDir, repoRoot, env: {API_TOKENS: token}});
+    try {
+      const page = await browser.newPage({viewport: {width: 390, height: 844}});
+      page.setDefaultTimeout(60_000);
+      await page.goto(`${guarded.api}/#/`);
+      const dialog = page.locator('#token-dialog[open]');
+      await dialog.waitFor();
+      await page.screenshot({path: path.join(screenshotDir, 'token-phone.png')});
+      await page.fill('#token-input', token);
+      await page.keyboard.press('Enter');
+      await page.locator('#projects li', {hasText: 'No project yet'}).waitFor();
+      assert.equal(await page.evaluate(() => sessionStorage.getItem('dp_token')), token);
+      // Another page of the same tab needs no prompt.
+      await page.goto(`${guarded.api}/#/projects/none`);
+      await page.locator('#error', {hasText: /\w/}).waitFor();
+      assert.equal(await dialog.count(), 0);
+      await page.close();
+    } finally {
+      await guarded.stop();
+      guarded.remove();
+    }
+  });
 });

@@ -17,8 +17,8 @@
 #include "dp/http/json.hpp"
 #include "dp/http_client/client.hpp"
 #include "dp/redis/client.hpp"
-#include "dp/state/hooks.hpp"
 #include "dp/state/domains.hpp"
+#include "dp/state/hooks.hpp"
 #include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
 #include "log_hub.hpp"
@@ -217,6 +217,7 @@ struct service::impl {
   asio::awaitable<response> metrics_text(http::request&);
 
   asio::awaitable<response> dashboard(http::request&);
+  asio::awaitable<response> dashboard_file(http::request&);
 
   asio::awaitable<response> openapi(http::request&);
 };

@@ -448,6 +448,41 @@ TEST_F(api, health_readiness_metrics_and_openapi) {
   EXPECT_NE(page.body.find("<!doctype html>"), std::string::npos);
 }
 
+TEST_F(api, dashboard_files_carry_a_strict_csp_and_an_etag) {
+  auto page = s_.request("GET", "/");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_EQ(page.headers["content-type"], "text/html; charset=utf-8");
+  const auto& csp = page.headers["content-security-policy"];
+  EXPECT_NE(csp.find("default-src 'none'"), std::string::npos) << csp;
+  EXPECT_NE(csp.find("script-src 'self';"), std::string::npos) << csp;
+  EXPECT_EQ(csp.find("unsafe-inline"), std::string::npos) << csp;
+  EXPECT_NE(csp.find("frame-ancestors 'none'"), std::string::npos) << csp;
+  // The page loads its module and stylesheet from /ui/, and holds no inline script or style.
+  EXPECT_NE(page.body.find(R"(<script type="module" src="/ui/app.js">)"), std::string::npos);
+  EXPECT_EQ(page.body.find("<style"), std::string::npos);
+
+  auto app = s_.request("GET", "/ui/app.js");
+  ASSERT_EQ(app.status, 200);
+  EXPECT_EQ(app.headers["content-type"], "text/javascript; charset=utf-8");
+  EXPECT_EQ(app.headers["cache-control"], "no-cache");
+  EXPECT_EQ(app.headers["x-content-type-options"], "nosniff");
+  auto etag = app.headers["etag"];
+  ASSERT_FALSE(etag.empty());
+  auto again = s_.request("GET", "/ui/app.js", {}, {{"if-none-match", etag}});
+  EXPECT_EQ(again.status, 304);
+  EXPECT_TRUE(again.body.empty());
+  EXPECT_NE(s_.request("GET", "/ui/app.css").headers["etag"], etag);
+  EXPECT_EQ(s_.request("GET", "/ui/app.css").headers["content-type"], "text/css; charset=utf-8");
+  for (const char* name :
+       {"common.js", "overview.js", "project.js", "settings.js", "deployment.js"}) {
+    EXPECT_EQ(s_.request("GET", std::string("/ui/") + name).status, 200) << name;
+  }
+
+  auto missing = s_.request("GET", "/ui/nothing.js");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(error_code_of(missing), "not_found");
+}
+
 TEST(api_readiness, readyz_fails_when_redis_is_gone) {
   // Its own server: the fixture's redis-server must not be stopped under the other tests.
   api_server s;
