@@ -1,8 +1,8 @@
 // The deployment page (#/deployments/<id>) in headless Chromium: a running build's log followed
 // live in phases with their timings, ANSI colours as classes, search, a reload mid-build without
 // a duplicate or a missing line, the cancel button, a failed build's jump to its first error, a
-// ?line=N link, and a 20,000-line log. Screenshots at desktop and phone sizes go to the
-// dashboard's screenshot directory.
+// ?line=N link, and a 20,000-line log. Screenshots at 1280x800 and 390x844 go to
+// <build dir>/e2e-screenshots/deployment/.
 // Usage: node tests/e2e/deployment.e2e.mjs <build dir> <repo root>
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -14,7 +14,8 @@ import {api, followLogs, gitRepo, locations, startPlatform, waitFor} from './pla
 
 const {repoRoot, binDir} = locations(import.meta.url);
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
-const screenshots = process.env.DP_SCREENSHOTS || path.join(binDir, 'screenshots');
+// Beside the dashboard test's own (it empties its directory when it starts).
+const screenshots = path.join(binDir, 'e2e-screenshots', 'deployment');
 const phaseOrder = ['clone', 'restore_cache', 'install', 'build', 'upload', 'save_cache', 'go_live'];
 let platform = null;
 let browser = null;
@@ -93,7 +94,9 @@ function parseDuration(text) {
 
 describe('deployment page in headless Chromium', {concurrency: false}, () => {
   before(async () => {
+    fs.rmSync(screenshots, {recursive: true, force: true});
     fs.mkdirSync(screenshots, {recursive: true});
+    console.log(`deployment.e2e: screenshots in ${screenshots}`);
     platform = await startPlatform({binDir, repoRoot});
     // We run as root: Chromium's own sandbox needs an unprivileged user.
     browser = await chromium.launch({executablePath: chromiumPath, headless: true, args: ['--no-sandbox']});
@@ -130,6 +133,12 @@ describe('deployment page in headless Chromium', {concurrency: false}, () => {
     }
   }
 
+  // Nothing wider than a phone's screen.
+  async function assertFitsPhone(page, name) {
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 390, `${name} is ${wide} px wide on a 390 px phone`);
+  }
+
   // The line numbers the page shows, in order.
   const shownSeqs = (page) => page.locator('.log .line .ln').allTextContents().then((t) => t.map(Number));
   const line = (page, text) => page.locator('.log .line', {hasText: text});
@@ -151,6 +160,7 @@ describe('deployment page in headless Chromium', {concurrency: false}, () => {
     await page.screenshot({path: path.join(screenshots, 'deployment-live-desktop.png')});
     await page.setViewportSize({width: 390, height: 844});
     await page.screenshot({path: path.join(screenshots, 'deployment-live-phone.png')});
+    await assertFitsPhone(page, 'the live log');
     await page.setViewportSize({width: 1280, height: 800});
 
     // ANSI colours are classes on spans; the escape sequences themselves are gone.
@@ -250,6 +260,7 @@ describe('deployment page in headless Chromium', {concurrency: false}, () => {
     assert.match(await marked.innerText(), /Error: Cannot find module/);
     assert.equal(await marked.isVisible(), true);
     await phone.page.screenshot({path: path.join(screenshots, 'deployment-failed-phone.png')});
+    await assertFitsPhone(phone.page, 'the failed build');
     // Another line's number moves the mark and the address, not the page.
     const other = phone.page.locator('.log .line', {hasText: 'compiling 3 pages'});
     const m = await other.locator('.ln').innerText();

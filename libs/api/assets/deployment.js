@@ -111,9 +111,10 @@ export function render(container, {id, api, params}) {
   const jump = button('Jump to first error', () => jumpToError(), {className: 'quiet jump-error', disabled: true});
   const following = el('span', {className: 'log-follow muted', attrs: {'aria-live': 'polite'}});
   const log = el('div', {className: 'log', tabIndex: 0, attrs: {role: 'log', 'aria-label': 'Build log'}});
-  container.append(el('h1', {}, 'Deployment ', el('code', {text: id.slice(-8), title: id})), head, facts,
-                   el('h2', {text: 'Build log'}),
-                   el('div', {className: 'log-tools'}, search, prev, next, count, jump, following), log);
+  container.append(el('div', {id: 'deployment'},
+                      el('h1', {}, 'Deployment ', el('code', {text: id.slice(-8), title: id})), head, facts,
+                      el('h2', {text: 'Build log'}),
+                      el('div', {className: 'log-tools'}, search, prev, next, count, jump, following), log));
 
   // ---- the record ----
 
