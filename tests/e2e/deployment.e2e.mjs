@@ -152,7 +152,7 @@ describe('deployment page in headless Chromium', {concurrency: false}, () => {
     // Lines arrive while the build runs: the record still says it is building.
     await waitAll(page, problems, [line(page, /^\d+tick 3$/)]);
     assert.equal(await page.locator('.deployment-head .badge.status.building').count(), 1,
-                 await page.locator('.deployment-head').innerText());
+                 await page.locator('.deployment-head').textContent());
     assert.equal(await page.locator('.deployment-head .cancel-build').count(), 1);
     // The running phase is the open one; the phases before it are closed.
     assert.equal(await page.locator('details.phase[data-phase=build]').getAttribute('open'), '');
@@ -167,7 +167,7 @@ describe('deployment page in headless Chromium', {concurrency: false}, () => {
     const green = page.locator('.log .line .text span.ansi-fg-2', {hasText: 'green ok'});
     const red = page.locator('.log .line .text span.ansi-fg-1.ansi-bold', {hasText: 'bold red'});
     await waitAll(page, problems, [green, red]);
-    assert.doesNotMatch(await line(page, 'green ok').innerText(), /\x1b|\[32m/);
+    assert.doesNotMatch(await line(page, 'green ok').textContent(), /\x1b|\[32m/);
 
     // Reload mid-build: the page replays from the start and follows on.
     await waitAll(page, problems, [line(page, /^\d+tick 8$/)]);
@@ -191,7 +191,7 @@ describe('deployment page in headless Chromium', {concurrency: false}, () => {
     assert.deepEqual(events.map((e) => e.phase).filter((p, i, a) => p && p !== a[i - 1]), phases);
     const durations = {};
     for (const p of phases)
-      durations[p] = parseDuration(await page.locator(`details.phase[data-phase=${p}] .phase-duration`).innerText());
+      durations[p] = parseDuration(await page.locator(`details.phase[data-phase=${p}] .phase-duration`).textContent());
     assert.ok(durations.build >= 10_000, JSON.stringify(durations));
     assert.equal(await page.locator('details.phase[open]').count(), 0);
     assert.equal(await page.locator('.deployment-head .cancel-build').count(), 0);
@@ -202,16 +202,16 @@ describe('deployment page in headless Chromium', {concurrency: false}, () => {
     assert.equal(await page.evaluate(() => document.activeElement.id), 'log-search');
     await page.keyboard.type('tick 17');
     await waitAll(page, problems, [page.locator('.log .line.current', {hasText: 'tick 17'})]);
-    assert.equal(await page.locator('.log-count').innerText(), '1/1');
+    assert.equal(await page.locator('.log-count').textContent(), '1/1');
     assert.equal(await page.locator('details.phase[data-phase=build]').getAttribute('open'), '');
     await page.fill('#log-search', 'TICK');
     await waitAll(page, problems, [page.locator('.log-count', {hasText: '1/40'})]);
     await page.press('#log-search', 'Enter');
     await waitAll(page, problems, [page.locator('.log .line.current', {hasText: /tick 2$/})]);
-    assert.equal(await page.locator('.log-count').innerText(), '2/40');
+    assert.equal(await page.locator('.log-count').textContent(), '2/40');
     await page.press('#log-search', 'Shift+Enter');
     await page.press('#log-search', 'Shift+Enter');
-    assert.equal(await page.locator('.log-count').innerText(), '40/40');
+    assert.equal(await page.locator('.log-count').textContent(), '40/40');
     assert.equal(await page.locator('.log .line.match').count(), 40);
     await page.press('#log-search', 'Escape');
     assert.equal(await page.locator('.log .line.match').count(), 0);
@@ -241,12 +241,12 @@ describe('deployment page in headless Chromium', {concurrency: false}, () => {
     await page.keyboard.press('Enter');
     const target = page.locator('.log .line.target');
     await waitAll(page, problems, [target]);
-    assert.match(await target.innerText(), /^\d+Error: Cannot find module \.\/missing\.js$/);
+    assert.match(await target.textContent(), /^\d+Error: Cannot find module \.\/missing\.js$/);
     assert.match(await target.getAttribute('class'), /\bstderr\b/);
     // Scrolled into the log's view.
     const [box, shown] = [await page.locator('.log').boundingBox(), await target.boundingBox()];
     assert.ok(shown.y >= box.y && shown.y + shown.height <= box.y + box.height, JSON.stringify({box, shown}));
-    const n = Number(await target.locator('.ln').innerText());
+    const n = Number(await target.locator('.ln').textContent());
     assert.equal(await target.locator('.ln').getAttribute('href'), `#/deployments/${id}?line=${n}`);
     await page.screenshot({path: path.join(screenshots, 'deployment-failed-desktop.png')});
     assert.deepEqual(problems, []);
@@ -256,14 +256,14 @@ describe('deployment page in headless Chromium', {concurrency: false}, () => {
     const phone = await openDeployment(id, {query: `?line=${n}`, viewport: {width: 390, height: 844}});
     const marked = phone.page.locator('.log .line.target');
     await waitAll(phone.page, phone.problems, [marked]);
-    assert.equal(await marked.locator('.ln').innerText(), String(n));
-    assert.match(await marked.innerText(), /Error: Cannot find module/);
+    assert.equal(await marked.locator('.ln').textContent(), String(n));
+    assert.match(await marked.textContent(), /Error: Cannot find module/);
     assert.equal(await marked.isVisible(), true);
     await phone.page.screenshot({path: path.join(screenshots, 'deployment-failed-phone.png')});
     await assertFitsPhone(phone.page, 'the failed build');
     // Another line's number moves the mark and the address, not the page.
     const other = phone.page.locator('.log .line', {hasText: 'compiling 3 pages'});
-    const m = await other.locator('.ln').innerText();
+    const m = await other.locator('.ln').textContent();
     await other.locator('.ln').click();
     await waitAll(phone.page, phone.problems, [phone.page.locator('.log .line.target', {hasText: 'compiling 3 pages'})]);
     assert.equal(await phone.page.locator('.log .line.target').count(), 1);

@@ -100,7 +100,7 @@ export function render(container, {id, api, params}) {
   const failed = () => record !== null && record.status === 'failed';
 
   const head = el('div', {className: 'deployment-head'});
-  const facts = el('dl', {className: 'record'});
+  const facts = el('dl', {className: 'facts'});
   const search = el('input', {type: 'search', id: 'log-search', placeholder: 'Search the log',
                               attrs: {'aria-label': 'Search the log', 'aria-keyshortcuts': '/'}});
   const count = el('span', {className: 'log-count', attrs: {'aria-live': 'polite'}});
@@ -120,7 +120,7 @@ export function render(container, {id, api, params}) {
 
   function showRecord() {
     const d = record;
-    const row = (name, ...value) => [el('dt', {text: name}), el('dd', {}, ...value)];
+    const row = (name, ...value) => el('div', {}, el('dt', {text: name}), el('dd', {}, ...value));
     head.replaceChildren(statusBadge(d.status), d.error ? el('span', {className: 'problem', text: ' ' + d.error}) : '',
                          running() ? button('Cancel build', (e) => act(e.target, () => api('POST', base + '/cancel')),
                                             {className: 'danger cancel-build'}) : '');
@@ -134,7 +134,7 @@ export function render(container, {id, api, params}) {
       row('Created', timeElement(d.created_at)),
       row('Duration', el('span', {className: 'deployment-duration'})),
       row('Cache', d.cache || '—'),
-    ].flat());
+    ]);
     tick();
   }
   // Durations of what still runs (the deployment, its current phase) move on by themselves.
