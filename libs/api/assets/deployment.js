@@ -68,6 +68,8 @@ export function parseAnsi(line) {
 // The line a failed build is best read from: in the phase that failed (the last one), its first
 // stderr line that says error, else any line that does, else its first stderr line; in a log
 // without a failure, the first such line anywhere. null when nothing looks like an error.
+const saysError = (l) => /\berror\b|ERR!|\bfailed\b/i.test(l.plain);
+
 export function firstError(lines, failed) {
   let scope = lines;
   if (failed && lines.length > 0) {
@@ -76,11 +78,10 @@ export function firstError(lines, failed) {
     while (i > 0 && lines[i - 1].phase === phase) --i;
     scope = lines.slice(i);
   }
-  const says = (l) => /\berror\b|ERR!|\bfailed\b/i.test(l.plain);
-  return scope.find((l) => l.stream === 'stderr' && says(l)) ||
-         scope.find((l) => l.stream !== 'system' && says(l)) ||
+  return scope.find((l) => l.stream === 'stderr' && saysError(l)) ||
+         scope.find((l) => l.stream !== 'system' && saysError(l)) ||
          scope.find((l) => l.stream === 'stderr') ||
-         (failed ? scope.find(says) || null : null);
+         (failed ? scope.find(saysError) || null : null);
 }
 
 export function render(container, {id, api, params}) {
@@ -95,6 +96,7 @@ export function render(container, {id, api, params}) {
   let stream = null, retries = 0, closed = false, retryTimer = 0;
   let targetLine = params && params.get('line') ? Number(params.get('line')) : null;
   let matches = [], matchAt = -1;
+  let errorSeen = false;    // a stderr line or one that says error: something to jump to
 
   const running = () => record !== null && !finalStatuses.includes(record.status);
   const failed = () => record !== null && record.status === 'failed';
@@ -175,7 +177,8 @@ export function render(container, {id, api, params}) {
     for (const seg of l.segments)
       text.append(seg.classes ? el('span', {className: seg.classes, text: seg.text}) : document.createTextNode(seg.text));
     return el('div', {className: 'line ' + l.stream, dataset: {seq: l.seq}},
-              el('a', {className: 'ln', href: deploymentHref(id, l.seq), text: String(l.seq),
+              // Out of the tab order (20,000 stops otherwise): the log itself takes the focus.
+              el('a', {className: 'ln', href: deploymentHref(id, l.seq), text: String(l.seq), tabIndex: -1,
                        attrs: {'aria-label': 'link to line ' + l.seq}}),
               text);
   }
@@ -201,7 +204,7 @@ export function render(container, {id, api, params}) {
     if (section) section.body.append(fragment);
     if (atEnd && running()) log.scrollTop = log.scrollHeight;
     if (batch.length) tick();
-    jump.disabled = !firstError(lines, failed());
+    jump.disabled = !errorSeen && !failed();
     if (search.value && batch.length) findMatches(false);
     if (targetLine !== null && rows.has(targetLine)) {
       reveal(targetLine, 'target');
@@ -225,6 +228,7 @@ export function render(container, {id, api, params}) {
     const segments = parseAnsi(ev.line);
     const plain = segments.map((s) => s.text).join('');
     const l = {seq: ev.seq, ts: ev.ts_ms, stream: ev.stream, phase, segments, plain, lower: plain.toLowerCase()};
+    errorSeen = errorSeen || l.stream === 'stderr' || saysError(l);
     lines.push(l);
     pending.push(l);
     schedule();
