@@ -3,7 +3,7 @@
 // only ever reaches the page through textContent and Text nodes; ANSI colours become classes.
 // Contract with the shell (app.js): render(container, {id, api, params}) returns its cleanup.
 import {act, branchLabel, button, commitLabel, deploymentDuration, deploymentHref, el, externalLink,
-        finalStatuses, formatDuration, poll, projectHref, statusBadge, streamUrl,
+        finalStatuses, formatDuration, poll, projectHref, replaceKeepingFocus, statusBadge, streamUrl,
         timeElement} from './common.js';
 
 const phaseNames = {
@@ -123,9 +123,11 @@ export function render(container, {id, api, params}) {
   function showRecord() {
     const d = record;
     const row = (name, ...value) => el('div', {}, el('dt', {text: name}), el('dd', {}, ...value));
-    head.replaceChildren(statusBadge(d.status), d.error ? el('span', {className: 'problem', text: ' ' + d.error}) : '',
-                         running() ? button('Cancel build', (e) => act(e.target, () => api('POST', base + '/cancel')),
-                                            {className: 'danger cancel-build'}) : '');
+    // Redrawn by every poll: a focused Cancel button keeps the focus.
+    replaceKeepingFocus(head, statusBadge(d.status),
+                        d.error ? el('span', {className: 'problem', text: ' ' + d.error}) : '',
+                        running() ? button('Cancel build', (e) => act(e.target, () => api('POST', base + '/cancel')),
+                                           {className: 'danger cancel-build', dataset: {key: 'cancel'}}) : '');
     facts.replaceChildren(...[
       row('Project', el('a', {href: projectHref(d.project), text: d.project})),
       row('Target', d.target || 'production'),
@@ -390,7 +392,13 @@ export function render(container, {id, api, params}) {
   let started = false;
   const stopPolling = poll(async () => {
     if (closed || (record && !running())) return;
-    const d = await api('GET', base);
+    let d;
+    try {
+      d = await api('GET', base);
+    } catch (e) {
+      if (e.status === 404) stopPolling();  // no such deployment: asking again will not help
+      throw e;
+    }
     if (closed || (record && !running())) return;
     record = d;
     showRecord();
