@@ -97,6 +97,9 @@ export function render(container, {id, api, params}) {
   let targetLine = params && params.get('line') ? Number(params.get('line')) : null;
   let matches = [], matchAt = -1;
   let errorSeen = false;    // a stderr line or one that says error: something to jump to
+  // Following a running build: from a first record that is not final to the stream's final
+  // status, which comes after the last line (a poll may see the status change earlier).
+  let live = false;
 
   const running = () => record !== null && !finalStatuses.includes(record.status);
   const failed = () => record !== null && record.status === 'failed';
@@ -162,10 +165,10 @@ export function render(container, {id, api, params}) {
   function sectionFor(phase, ts) {
     const cur = sections[sections.length - 1];
     if (cur && cur.phase === phase) return cur;
-    if (cur && running()) cur.details.open = false;
+    if (cur && live) cur.details.open = false;
     const duration = el('span', {className: 'phase-duration'});
     const body = el('div', {className: 'phase-lines'});
-    const details = el('details', {className: 'phase', open: running() || phase === 'log', dataset: {phase}},
+    const details = el('details', {className: 'phase', open: live || phase === 'log', dataset: {phase}},
                        el('summary', {}, el('span', {className: 'phase-name', text: phaseNames[phase] || phase}), duration),
                        body);
     const s = {phase, details, duration, body, start: ts};
@@ -204,7 +207,7 @@ export function render(container, {id, api, params}) {
       fragment.append(row);
     }
     if (section) section.body.append(fragment);
-    if (atEnd && running()) log.scrollTop = log.scrollHeight;
+    if (atEnd && live) log.scrollTop = log.scrollHeight;
     if (batch.length) tick();
     jump.disabled = !errorSeen && !failed();
     if (search.value && batch.length) findMatches(false);
@@ -375,9 +378,10 @@ export function render(container, {id, api, params}) {
   // The final status: a failed or canceled build opens its last phase, a ready one closes it
   // (its phases and their timings are the summary).
   function finish(d) {
+    flushNow();  // the last lines, while still live
     record = d;
+    live = false;
     stopPolling();
-    flushNow();
     showRecord();
     const last = sections[sections.length - 1];
     if (last) {
@@ -404,6 +408,7 @@ export function render(container, {id, api, params}) {
     showRecord();
     if (!started) {
       started = true;
+      live = running();
       connect();
     }
   }, 2000);
