@@ -239,7 +239,8 @@ export function render(container, {id, api, params}) {
     schedule();
   }
 
-  // Opens the line's phase, scrolls the line to the middle of the log and marks it.
+  // Opens the line's phase, scrolls the line to the middle of the log (and the screen) and marks
+  // it.
   function reveal(seq, mark) {
     flushNow();
     const row = rows.get(seq);
@@ -247,7 +248,8 @@ export function render(container, {id, api, params}) {
     for (const old of log.querySelectorAll('.line.' + mark)) old.classList.remove(mark);
     row.classList.add(mark);
     row.closest('details').open = true;
-    log.scrollTop = Math.max(0, row.offsetTop - log.offsetTop - log.clientHeight / 2);
+    // The log and the page both: on a phone the log starts below the record.
+    row.scrollIntoView({block: 'center'});
   }
 
   function jumpToError() {
