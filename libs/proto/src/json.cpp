@@ -402,6 +402,9 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const log_event& x)
   o.emplace("ts_ms", x.ts_ms);
   o.emplace("stream", to_string(x.stream));
   o.emplace("line", sanitize_utf8(x.line));
+  if (x.phase) {
+    o.emplace("phase", to_string(*x.phase));
+  }
 }
 
 void append_json(std::string& out, const log_event& x) {
@@ -420,6 +423,11 @@ void append_json(std::string& out, const log_event& x) {
   out += to_string(x.stream);
   out += R"(","line":)";
   append_json_string(out, x.line);
+  if (x.phase) {
+    out += R"(,"phase":")";
+    out += to_string(*x.phase);
+    out += '"';
+  }
   out += '}';
 }
 
@@ -432,6 +440,8 @@ dp::result<log_event> parse_log_event(const json::value& v) {
   r.integer("ts_ms", x.ts_ms);
   r.enumeration("stream", x.stream, &parse_log_stream, "stdout, stderr, system");
   r.string("line", x.line);
+  r.enumeration("phase", x.phase, &parse_log_phase,
+                "clone, restore_cache, install, build, upload, save_cache, go_live");
   return finish(r, std::move(x));
 }
 

@@ -9,6 +9,8 @@ namespace {
 constexpr std::array<std::string_view, 8> status_names = {
     "queued", "cloning", "installing", "building", "uploading", "ready", "failed", "canceled"};
 constexpr std::array<std::string_view, 3> stream_names = {"stdout", "stderr", "system"};
+constexpr std::array<std::string_view, 7> phase_names = {
+    "clone", "restore_cache", "install", "build", "upload", "save_cache", "go_live"};
 constexpr std::array<std::string_view, 2> mode_names = {"spa", "static"};
 constexpr std::array<std::string_view, 2> target_names = {"production", "preview"};
 constexpr std::array<std::string_view, 3> scope_names = {"off", "previews", "all"};
@@ -43,6 +45,13 @@ std::string_view to_string(log_stream s) noexcept {
 }
 std::optional<log_stream> parse_log_stream(std::string_view s) noexcept {
   return parse_enum<log_stream>(stream_names, s);
+}
+
+std::string_view to_string(log_phase p) noexcept {
+  return phase_names[static_cast<size_t>(p)];
+}
+std::optional<log_phase> parse_log_phase(std::string_view s) noexcept {
+  return parse_enum<log_phase>(phase_names, s);
 }
 
 std::string_view to_string(serve_mode m) noexcept {

@@ -180,6 +180,9 @@ TEST(proto_parse, refuses_bad_values) {
   v = read_example("log_event");
   v.as_object()["stream"] = "stdin";
   expect_refused(proto::parse_log_event(v), "field 'stream' must be one of stdout, stderr, system");
+  v = read_example("log_event");
+  v.as_object()["phase"] = "deploy";
+  expect_refused(proto::parse_log_event(v), "field 'phase' must be one of clone, restore_cache");
   v = read_example("manifest");
   v.as_object()["mode"] = "SPA";
   expect_refused(proto::parse_manifest(v), "field 'mode' must be one of spa, static");
@@ -249,6 +252,20 @@ TEST(proto_parse, deployment_events) {
   expect_refused(proto::parse_deployment_event(v), "field 'alias' is missing");
 }
 
+// Events written before phases existed have none, and stay readable.
+TEST(proto_log_event, phase_is_optional) {
+  json::value v = read_example("log_event");
+  EXPECT_EQ(proto::parse_log_event(v)->phase, proto::log_phase::build);
+  v.as_object().erase("phase");
+  auto e = proto::parse_log_event(v);
+  ASSERT_TRUE(e) << e.error().message;
+  EXPECT_FALSE(e->phase);
+  EXPECT_FALSE(json::value_from(*e).as_object().contains("phase"));
+  for (auto p : {proto::log_phase::clone, proto::log_phase::go_live}) {
+    EXPECT_EQ(proto::parse_log_phase(proto::to_string(p)), p);
+  }
+}
+
 TEST(proto_log_event, fast_serializer_equals_boost_json) {
   proto::log_event e{"01jh5k7q3x9m2c8r4t6v0w1y3z", 0, 1764000001234, proto::log_stream::out, ""};
   const std::string lines[] = {
@@ -279,6 +296,10 @@ TEST(proto_log_event, fast_serializer_equals_boost_json) {
       EXPECT_EQ(back->line, json::value_to<std::string>(parsed.at("line")));
     }
   }
+  // The phase, when there is one, is the last field.
+  e.phase = proto::log_phase::restore_cache;
+  EXPECT_EQ(proto::to_json(e), json::serialize(json::value_from(e)));
+  EXPECT_EQ(proto::parse_log_event(proto::to_json(e))->phase, proto::log_phase::restore_cache);
   // append_json appends: several events may share one buffer.
   std::string buffer = "x";
   proto::append_json(buffer, e);

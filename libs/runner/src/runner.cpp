@@ -222,6 +222,12 @@ struct runner::impl {
       : job(std::move(j)), opts(std::move(o)), storage(s), sink(k) {}
 
   void say(std::string_view line) { sink.log(log_stream::system, buildplan::redact_text(line)); }
+  // A phase starts with its first line (its time is the phase's start, proto::log_event::phase),
+  // so each says at once what it is doing.
+  void begin(proto::log_phase p, std::string_view line) {
+    sink.phase(p);
+    say(line);
+  }
 
   void interrupt(build_outcome o, std::string message) {
     if (interrupted) {
@@ -748,14 +754,17 @@ struct runner::impl {
   asio::awaitable<void> restore_cache(const buildplan::build_plan& plan) {
     if (opts.cache.max_bytes == 0) {
       cache_state = "off";
-      say("cache: off (BUILD_CACHE_MB=0)");
+      begin(proto::log_phase::restore_cache, "cache: off (BUILD_CACHE_MB=0)");
       co_return;
     }
     if (job.fork) {
       cache_state = "off";
-      say("cache: off (a fork's pull request neither reads nor writes the project's cache)");
+      begin(proto::log_phase::restore_cache,
+            "cache: off (a fork's pull request neither reads nor writes the project's cache)");
       co_return;
     }
+    begin(proto::log_phase::restore_cache,
+          fmt::format("cache: reading the build cache of project {}", job.project));
     auto start = clock_type::now();
     auto dir = buildplan::open_directory(work.string());
     if (!dir) {
@@ -879,6 +888,7 @@ struct runner::impl {
     if (!cache || interrupted) {
       co_return;
     }
+    begin(proto::log_phase::save_cache, "cache: saving what this build made");
     auto start = clock_type::now();
     auto has_dir = [](int base, const std::string& rel) {
       return static_cast<bool>(buildplan::open_beneath(base, rel, O_RDONLY | O_DIRECTORY));
@@ -1160,8 +1170,9 @@ struct runner::impl {
     if (auto s = co_await set_status(deployment_status::cloning, std::move(fields))) {
       co_return s;
     }
-    say(fmt::format("build {} of project {} (attempt {}), time limit {} s", job.deployment_id,
-                    job.project, job.attempt, timeout.count()));
+    begin(proto::log_phase::clone,
+          fmt::format("build {} of project {} (attempt {}), time limit {} s", job.deployment_id,
+                      job.project, job.attempt, timeout.count()));
     // The work directory: the checkout (src), HOME and npm's cache, all removed afterwards.
     std::error_code ec;
     auto root = opts.work_root.empty() ? fs::temp_directory_path(ec) : opts.work_root;
@@ -1256,6 +1267,7 @@ struct runner::impl {
         co_return stop_reason{build_outcome::infrastructure, "redis: " + r.error().message};
       }
     }
+    sink.phase(proto::log_phase::install);
     if (plan->install && modules_restored) {
       say(
           fmt::format("install: skipped: node_modules restored from the build cache (same "
@@ -1277,6 +1289,7 @@ struct runner::impl {
           std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - install_start)
               .count();
     }
+    sink.phase(proto::log_phase::build);
     if (auto s = co_await set_status(deployment_status::building)) {
       co_return s;
     }
@@ -1337,6 +1350,8 @@ struct runner::impl {
     say(fmt::format("validated {} files, {}", files.size(), human_bytes(report.bytes)));
     timed("validate", start);
 
+    begin(proto::log_phase::upload,
+          fmt::format("uploading {} files ({})", files.size(), human_bytes(report.bytes)));
     if (auto s = co_await set_status(deployment_status::uploading)) {
       co_return s;
     }
@@ -1613,7 +1628,9 @@ struct runner::impl {
       stopped = interrupted;
     }
     if (!stopped) {
-      say(fmt::format("{} in {}: {} files, {}{}",
+      begin(
+          proto::log_phase::go_live,
+          fmt::format("{} in {}: {} files, {}{}",
                       opts.go_live ? "deployment ready" : "built and uploaded",
                       seconds(clock_type::now() - started), report.files, human_bytes(report.bytes),
                       opts.go_live ? "" : "; the worker makes it live"));

@@ -48,6 +48,7 @@ class redis_sink final : public build_sink {
       : records_(records), logs_(logs), d_(std::move(d)) {}
 
   void log(proto::log_stream stream, std::string_view line) override { logs_.write(stream, line); }
+  void phase(proto::log_phase p) override { logs_.phase(p); }
 
   task<bool> status(proto::deployment_status to, proto::hash_fields fields,
                     std::optional<std::string> error) override {
@@ -92,8 +93,12 @@ class stream_sink final : public build_sink {
     if (json_) {
       using namespace std::chrono;
       proto::log_event e{
-          id_, seq_++, duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count(),
-          stream, std::string(line)};
+          id_,
+          seq_++,
+          duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count(),
+          stream,
+          std::string(line),
+          phase_};
       proto::append_json(out, e);
     } else {
       out = fmt::format("[{}] {}", proto::to_string(stream), line);
@@ -101,6 +106,8 @@ class stream_sink final : public build_sink {
     out += '\n';
     write_all(out);
   }
+
+  void phase(proto::log_phase p) override { phase_ = p; }
 
   task<bool> status(proto::deployment_status to, proto::hash_fields,
                     std::optional<std::string>) override {
@@ -131,6 +138,7 @@ class stream_sink final : public build_sink {
   bool json_;
   std::string id_;
   int64_t seq_ = 1;
+  std::optional<proto::log_phase> phase_;
   proto::deployment_status last_ = proto::deployment_status::queued;
 };
 

@@ -202,6 +202,18 @@ class Runner : public ::testing::Test {
     redis.close();
   }
 
+  // The phases of the log in the order they started; "-" for a line without one.
+  static std::vector<std::string> phases(const std::vector<dp::proto::log_event>& logs) {
+    std::vector<std::string> out;
+    for (const auto& e : logs) {
+      std::string p = e.phase ? std::string(dp::proto::to_string(*e.phase)) : "-";
+      if (out.empty() || out.back() != p) {
+        out.push_back(std::move(p));
+      }
+    }
+    return out;
+  }
+
   // Seqs 1..n without a hole.
   static void expect_dense(const std::vector<dp::proto::log_event>& logs) {
     for (size_t i = 0; i < logs.size(); ++i) {
@@ -261,6 +273,10 @@ TEST_F(Runner, NoDependencyProjectGoesLive) {
   EXPECT_EQ(out.statuses, want);
   EXPECT_EQ(out.production, id);
   expect_dense(out.logs);
+  // Every line in its phase, each phase once (nothing to install: no install phase).
+  EXPECT_EQ(phases(out.logs), (std::vector<std::string>{"clone", "restore_cache", "build", "upload",
+                                                        "save_cache", "go_live"}))
+      << out.all_lines();
   auto lines = out.all_lines();
   EXPECT_NE(lines.find("built 2 files"), std::string::npos);
   EXPECT_NE(lines.find("output directory: dist"), std::string::npos);
@@ -359,6 +375,13 @@ TEST_F(Runner, FailingBuildKeepsTheAlias) {
   EXPECT_EQ(out.statuses.back(), deployment_status::failed);
   EXPECT_NE(out.all_lines().find("boom"), std::string::npos);
   expect_dense(out.logs);
+  // The failure is told in the phase that failed.
+  EXPECT_EQ(phases(out.logs).back(), "build") << out.all_lines();
+  auto boom = std::find_if(out.logs.begin(), out.logs.end(),
+                           [](const dp::proto::log_event& e) { return e.line == "boom"; });
+  ASSERT_NE(boom, out.logs.end());
+  EXPECT_EQ(boom->stream, dp::proto::log_stream::err);
+  EXPECT_EQ(boom->phase, dp::proto::log_phase::build);
   // A failed build's work directory goes as a ready one's does (issue 16: disks filling).
   EXPECT_TRUE(fs::is_empty(work_.path()));
 }

@@ -36,6 +36,7 @@ struct log_writer::impl : std::enable_shared_from_this<impl> {
   std::string logbook;
   std::string channel;
   int64_t next_seq;
+  std::optional<proto::log_phase> phase;  // of the lines written from now on
   log_writer_options opts;
   std::deque<std::pair<int64_t, std::string>> pending;  // seq, event JSON
   bool sending = false;
@@ -101,12 +102,17 @@ log_writer::~log_writer() {
 }
 
 void log_writer::write(proto::log_stream stream, std::string_view line) {
-  proto::log_event e{impl_->deployment_id, impl_->next_seq++, now_ms(), stream, std::string(line)};
+  proto::log_event e{impl_->deployment_id, impl_->next_seq++, now_ms(), stream,
+                     std::string(line),    impl_->phase};
   std::string json;
   json.reserve(line.size() + 96);
   proto::append_json(json, e);
   impl_->pending.emplace_back(e.seq, std::move(json));
   impl_->start();
+}
+
+void log_writer::phase(proto::log_phase p) {
+  impl_->phase = p;
 }
 
 asio::awaitable<dp::result<void>> log_writer::flush(std::chrono::milliseconds timeout) {

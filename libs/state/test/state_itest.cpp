@@ -266,6 +266,10 @@ TEST_F(state_test, logbook_keeps_every_line_in_order) {
     {
       dp::state::log_writer writer(ex, redis, keys, id);
       for (int i = 0; i < 100'000; ++i) {
+        // The second half of the lines is the build's: they carry the phase.
+        if (i == 50'000) {
+          writer.phase(dp::proto::log_phase::build);
+        }
         writer.write(i % 2 ? dp::proto::log_stream::err : dp::proto::log_stream::out,
                      "line " + std::to_string(i));
       }
@@ -282,6 +286,8 @@ TEST_F(state_test, logbook_keeps_every_line_in_order) {
       for (const auto& e : *batch) {
         CO_ASSERT_EQ(e.seq, seq + 1);
         CO_ASSERT_EQ(e.line, "line " + std::to_string(seq));
+        CO_ASSERT_EQ(e.phase,
+                     seq >= 50'000 ? std::optional(dp::proto::log_phase::build) : std::nullopt);
         seq = e.seq;
       }
     }
@@ -294,6 +300,7 @@ TEST_F(state_test, logbook_keeps_every_line_in_order) {
       auto e = dp::proto::parse_log_event(std::string_view(m->payload));
       CO_ASSERT_TRUE(e);
       CO_ASSERT_EQ(e->seq, i);
+      CO_ASSERT_EQ(e->phase.has_value(), i > 50'000);
     }
   });
 }

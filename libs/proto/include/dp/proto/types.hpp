@@ -121,12 +121,20 @@ enum class log_stream { out, err, system };
 std::string_view to_string(log_stream s) noexcept;
 std::optional<log_stream> parse_log_stream(std::string_view s) noexcept;
 
+// The step of the build a log line belongs to, in the order a build runs them (some may be
+// skipped). A phase starts with its first line; events written before phases existed have none.
+enum class log_phase { clone, restore_cache, install, build, upload, save_cache, go_live };
+
+std::string_view to_string(log_phase p) noexcept;
+std::optional<log_phase> parse_log_phase(std::string_view s) noexcept;
+
 struct log_event {
   std::string deployment_id;
   int64_t seq = 0;  // dense and increasing per deployment
   int64_t ts_ms = 0;
   log_stream stream = log_stream::out;
   std::string line;
+  std::optional<log_phase> phase;
   bool operator==(const log_event&) const = default;
 };
 

@@ -57,6 +57,8 @@ class build_sink {
   virtual ~build_sink() = default;
   // Never blocks; the line gets the next seq.
   virtual void log(proto::log_stream stream, std::string_view line) = 0;
+  // The phase of the lines logged from now on (proto::log_event::phase).
+  virtual void phase(proto::log_phase p) = 0;
   // false when the stored status refuses the move (someone canceled the deployment).
   virtual task<bool> status(proto::deployment_status to, proto::hash_fields fields,
                             std::optional<std::string> error) = 0;

@@ -46,6 +46,8 @@ class log_writer {
 
   // Assigns the next seq and queues the event. Never blocks.
   void write(proto::log_stream stream, std::string_view line);
+  // The phase of the lines written from now on (none until the first call).
+  void phase(proto::log_phase p);
   // Waits until everything written so far is stored; errc::timeout if Redis stays away longer.
   boost::asio::awaitable<dp::result<void>> flush(std::chrono::milliseconds timeout);
 
