@@ -4,7 +4,7 @@
 #   (a) keep-alive: requests per second over established TLS connections (1 KiB file);
 #   (b) new connections: every request on a new connection (Connection: close), so each is a
 #       full TLS handshake (wrk does not resume sessions): handshakes per second;
-#   (c) for scale, the proxy's plain HTTP keep-alive rate (what the TLS relay costs on top).
+#   (c) for scale, the proxy's plain HTTP keep-alive rate (what TLS costs on top).
 # Both servers: one worker / one thread on SERVER_CPU, wrk on LOAD_CPU; the same P-256 ECDSA
 # certificate for "localhost", TLS 1.2/1.3 with the same cipher list (wrk negotiates TLS 1.3,
 # X25519). The servers take turns, ROUNDS times; each row is the median.

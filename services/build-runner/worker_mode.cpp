@@ -70,7 +70,8 @@ int run_worker(const dp::settings::common& common, const dp::settings::build& bu
                                                          : "PLATFORM_KEY is empty"}});
   } else {
     issuer_redis.emplace(ioc.get_executor(), dp::redis::options{.url = common.redis});
-    issuer.emplace(ioc.get_executor(), *issuer_redis, dp::proto::keys(common.key_prefix),
+    issuer.emplace(ioc.get_executor(), *issuer_redis, dp::redis::options{.url = common.redis},
+                   dp::proto::keys(common.key_prefix),
                    *dp::tls::platform_key::from_hex(platform_key_hex),
                    dp::worker::certificate_options_from(acme, wo.id));
   }

@@ -69,7 +69,9 @@ deploy/docker/compose-env.sh
 sed -i -e "s/^PUBLISH_ADDRESS=.*/PUBLISH_ADDRESS=127.0.0.1/" .env
 token="$(sed -n 's/^API_TOKENS=//p' .env)"
 redis_password="$(sed -n 's/^REDIS_PASSWORD=//p' .env)"
-[[ ${#token} -ge 32 && ${#redis_password} -ge 32 ]] || fail "compose-env.sh left a secret empty"
+platform_key="$(sed -n 's/^PLATFORM_KEY=//p' .env)"
+[[ ${#token} -ge 32 && ${#redis_password} -ge 32 && $platform_key =~ ^[0-9a-f]{64}$ ]] ||
+  fail "compose-env.sh left a secret empty"
 echo "DOCKER_SOCKET_HOST=$dir/docker.sock" >>.env
 export DOCKER_GID="$(stat -c %g "$dir/docker.sock")"
 
@@ -89,13 +91,14 @@ compose_log() {
 # when picked is published by `up` minutes later, after the cold build, and by then any connect()
 # on this machine may have taken it as its ephemeral port ("address already in use").
 built="$(compose_log build-cold build)"
-read -r api_port proxy_port admin_port < <(python3 -c '
+read -r api_port proxy_port admin_port tls_port < <(python3 -c '
 import socket
-held = [socket.socket() for _ in range(3)]
+held = [socket.socket() for _ in range(4)]
 for s in held:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in held))')
-sed -i -e "s/^API_PORT=.*/API_PORT=$api_port/" -e "s/^PROXY_PORT=.*/PROXY_PORT=$proxy_port/" .env
+sed -i -e "s/^API_PORT=.*/API_PORT=$api_port/" -e "s/^PROXY_PORT=.*/PROXY_PORT=$proxy_port/" \
+  -e "s/^PROXY_TLS_PORT=.*/PROXY_TLS_PORT=$tls_port/" .env
 echo "PROXY_ADMIN_PORT=$admin_port" >>.env
 api="http://127.0.0.1:$api_port"
 
@@ -166,6 +169,13 @@ host="$(python3 -c 'import sys, urllib.parse; print(urllib.parse.urlsplit(sys.ar
 page="$(site)"
 [[ $page == *'built by compose'* ]] || fail "the proxy served '$page' for $host"
 log "$host served through 127.0.0.1:$proxy_port"
+# HTTPS is published: the proxy answers the handshake, and fails it, as no certificate covers the
+# alias (curl: 35 is a TLS failure, 7 would be a closed port).
+https_code=0
+curl -sS --max-time 10 -o /dev/null --resolve "$host:$tls_port:127.0.0.1" \
+  "https://$host:$tls_port/" 2>"$dir/https.err" || https_code=$?
+[[ $https_code == 35 ]] || fail "https on 127.0.0.1:$tls_port: curl exit $https_code, $(cat "$dir/https.err")"
+log "the proxy's HTTPS port is published (a name without a certificate fails its handshake)"
 
 # 4. The copy as a working tree has it: a build tree, node_modules, edits to docs and tests. None
 # of it is in the build context (.dockerignore), so the warm build makes the same images. Then

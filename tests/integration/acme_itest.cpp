@@ -3,7 +3,9 @@
 // (HTTP-01 answered by the s3-reverse-proxy from the challenge store), the proxy serves the site
 // over HTTPS with the chain Pebble signed, and a forced renewal swaps the certificate in the
 // running proxy while a client keeps making new connections, none of which fails. When the
-// challenge cannot be answered, the domain shows the CA's reason and when it is tried again.
+// challenge cannot be answered, the domain shows the CA's reason and when it is tried again. A
+// verified domain is issued on the verify event, not at the issuer's next tick, and removing it
+// removes its certificate from the store and from the running proxy.
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
@@ -72,8 +74,9 @@ https_result https_get(uint16_t port, const std::filesystem::path& root_file) {
 class acme_e2e : public ::testing::Test {
  protected:
   // Pebble validates http-01 at the proxy, as DNS would lead it there, or, when
-  // `challenge_reaches_proxy` is false, at a port where nothing answers.
-  void start(bool challenge_reaches_proxy) {
+  // `challenge_reaches_proxy` is false, at a port where nothing answers. `interval_s` is the
+  // issuer's ACME_INTERVAL_S.
+  void start(bool challenge_reaches_proxy, const std::string& interval_s = "1") {
     std::map<std::string, std::string> env{
         {"REDIS_URL", redis_.url()},      {"STORAGE_URL", "file://" + files_.path().string()},
         {"BASE_DOMAIN", "platform.test"}, {"PLATFORM_KEY", platform_key_hex},
@@ -92,7 +95,7 @@ class acme_e2e : public ::testing::Test {
     worker_env["ACME_DIRECTORY_URL"] = ca_->directory_url();
     worker_env["ACME_CA_BUNDLE"] = ca_->ca_file().string();
     worker_env["ACME_EMAIL"] = "ops@example.test";
-    worker_env["ACME_INTERVAL_S"] = "1";
+    worker_env["ACME_INTERVAL_S"] = interval_s;
     worker_env["WORKER_ID"] = fmt::format("acme-e2e-{}", ::getpid());
     worker_.emplace(
         dp::test::process_options{.argv = {BUILD_RUNNER_BIN, "worker"}, .env = worker_env});
@@ -179,6 +182,19 @@ class acme_e2e : public ::testing::Test {
       CO_ASSERT_OK(live);
       redis.close();
     });
+  }
+
+  // One Redis command on a connection of its own; its reply.
+  dp::redis::reply redis_exec(std::vector<std::string> command) {
+    dp::redis::reply out;
+    run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+      dp::redis::client redis(ioc.get_executor(), dp::test::redis_options(redis_));
+      auto r = co_await redis.exec(std::move(command));
+      CO_ASSERT_OK(r);
+      out = *r;
+      redis.close();
+    });
+    return out;
   }
 
   // Runs `body` with the domain records on a Redis connection of its own.
@@ -308,6 +324,40 @@ TEST_F(acme_e2e, a_challenge_nobody_answers_shows_the_reason_and_the_next_attemp
                               fmt::format("{}:{}:127.0.0.1", fqdn, proxy_port_),
                               fmt::format("http://{}:{}/", fqdn, proxy_port_)});
   EXPECT_EQ(plain.output, site);
+}
+
+// The issuer ticks once an hour: only the verify event can start the pass that issues.
+TEST_F(acme_e2e, a_verified_domain_is_issued_at_once_and_its_removal_drops_the_certificate) {
+  start(true, "3600");
+  dp::proto::keys keys;
+  // The worker follows events:acme before the domain is verified.
+  ASSERT_TRUE(dp::test::eventually([&] {
+    auto n = redis_exec({"PUBSUB", "NUMSUB", keys.acme_wake_channel()});
+    return n.elements().size() == 2 && n.elements()[1].as_integer() == 1;
+  })) << worker_->log_text();
+  ASSERT_NO_FATAL_FAILURE(serve_verified_domain());
+  boost::json::object issued;
+  ASSERT_TRUE(dp::test::eventually(
+      [&] {
+        issued = certificate();
+        return issued["status"] == "issued";
+      },
+      60s))
+      << boost::json::serialize(issued) << "\n"
+      << worker_->log_text();
+  https_result served;
+  ASSERT_TRUE(dp::test::eventually([&] {
+    served = https_get(tls_port_, root_file_);
+    return served.ok;
+  })) << served.output;
+  EXPECT_EQ(redis_exec({"SISMEMBER", keys.certificates(), fqdn}).as_integer(), 1);
+
+  EXPECT_EQ(api("DELETE", "/v1/projects/shop/domains/" + fqdn).status, 204);
+  EXPECT_EQ(redis_exec({"SISMEMBER", keys.certificates(), fqdn}).as_integer(), 0);
+  EXPECT_EQ(redis_exec({"EXISTS", keys.certificate(fqdn)}).as_integer(), 0);
+  // The proxy heard it: the handshake for the name fails now.
+  EXPECT_TRUE(dp::test::eventually([&] { return !https_get(tls_port_, root_file_).ok; }))
+      << proxy_->log_text();
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <boost/json.hpp>
 
 #include "dp/core/hex.hpp"
+#include "dp/core/log.hpp"
+#include "dp/tls/cert_store.hpp"
 #include "service_impl.hpp"
 
 namespace dp::api {
@@ -193,6 +195,12 @@ asio::awaitable<response> service::impl::delete_domain(http::request& req) {
   if (auto r = co_await domains_.remove(d->fqdn, d->project); !r) {
     co_return error(r.error());
   }
+  // Its certificate goes too (the proxies drop it on the event), unless the name was added
+  // again meanwhile. A failure here leaves a certificate nothing routes to: logged, not fatal.
+  if (auto r = co_await tls::remove_unused_certificate(redis_, opts_.keys, d->fqdn); !r) {
+    log::warn("the removed domain's certificate stays in the store",
+              {{"domain", d->fqdn}, {"error", r.error()}});
+  }
   co_return response(204);
 }
 
@@ -230,6 +238,11 @@ asio::awaitable<response> service::impl::verify_domain(http::request& req) {
     }
     if (auto r = co_await domains_.verify(d->fqdn, d->project); !r) {
       co_return error(r.error());
+    }
+    // The issuers pass now rather than at their next tick; without a listener the tick does.
+    if (auto r = co_await redis_.exec("PUBLISH", opts_.keys.acme_wake_channel(), d->fqdn); !r) {
+      log::warn("issuers not woken; the next tick issues",
+                {{"domain", d->fqdn}, {"error", r.error()}});
     }
   }
   co_return co_await domain_response(200, d->fqdn, d->project);

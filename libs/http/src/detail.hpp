@@ -3,13 +3,17 @@
 
 #include <boost/asio.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/beast/websocket/teardown.hpp>
 
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
+#include <variant>
 
 #include "dp/core/error.hpp"
 #include "dp/http/message.hpp"
@@ -29,6 +33,69 @@ using wait_timer =
     asio::basic_waitable_timer<std::chrono::steady_clock,
                                asio::wait_traits<std::chrono::steady_clock>, executor_t>;
 using beast_request = beast::http::request<beast::http::string_body>;
+// Beast's TLS stream coalesces a write's buffers (head and body) into one TLS record.
+using ssl_stream_t = beast::ssl_stream<tcp_stream_t>;
+
+// A connection's bytes: plain TCP, or TLS over it. Every read and write of the session goes
+// through here, so one session serves both; timeouts and the socket are the TCP layer's either
+// way.
+class conn_stream {
+ public:
+  using executor_type = executor_t;
+  using variant_t = std::variant<tcp_stream_t, ssl_stream_t>;
+
+  explicit conn_stream(tcp_stream_t s) : s_(std::move(s)) {}
+  conn_stream(tcp_stream_t s, asio::ssl::context& tls)
+      : s_(std::in_place_type<ssl_stream_t>, std::move(s), tls) {}
+
+  executor_type get_executor() noexcept { return tcp().get_executor(); }
+  tcp_stream_t& tcp() noexcept {
+    return std::visit([](auto& s) -> tcp_stream_t& { return beast::get_lowest_layer(s); }, s_);
+  }
+  tcp_stream_t::socket_type& socket() noexcept { return tcp().socket(); }
+  void expires_after(std::chrono::steady_clock::duration d) { tcp().expires_after(d); }
+  void expires_never() { tcp().expires_never(); }
+  // The TLS layer, or null on a plain connection.
+  ssl_stream_t* tls() noexcept { return std::get_if<ssl_stream_t>(&s_); }
+  variant_t& variant() noexcept { return s_; }
+
+  template <class Buffers, class Token = asio::default_completion_token_t<executor_type>>
+  auto async_read_some(const Buffers& buffers, Token&& token = Token()) {
+    return std::visit(
+        [&](auto& s) { return s.async_read_some(buffers, std::forward<Token>(token)); }, s_);
+  }
+  template <class Buffers, class Token = asio::default_completion_token_t<executor_type>>
+  auto async_write_some(const Buffers& buffers, Token&& token = Token()) {
+    return std::visit(
+        [&](auto& s) { return s.async_write_some(buffers, std::forward<Token>(token)); }, s_);
+  }
+
+ private:
+  variant_t s_;
+};
+
+// What a WebSocket over a conn_stream calls to close it (found by ADL).
+inline void beast_close_socket(conn_stream& s) {
+  boost::system::error_code ignored;
+  s.socket().close(ignored);
+}
+inline void teardown(beast::role_type role, conn_stream& s, boost::system::error_code& ec) {
+  std::visit(
+      [&](auto& x) {
+        using beast::websocket::teardown;
+        teardown(role, x, ec);
+      },
+      s.variant());
+}
+template <class Handler>
+void async_teardown(beast::role_type role, conn_stream& s, Handler&& handler) {
+  std::visit(
+      [&](auto& x) {
+        using beast::websocket::async_teardown;
+        async_teardown(role, x, std::forward<Handler>(handler));
+      },
+      s.variant());
+}
 
 struct message {
   beast_request req;
@@ -120,10 +187,10 @@ class channel : public std::enable_shared_from_this<channel> {
 // Long-lived responses, entered after the handler returned an sse_body / websocket_body.
 // `registered` is where the session keeps the channel so that stop() can close it.
 // `stopping` is the session's flag: a stream opened after stop() is closed at once.
-asio::awaitable<void> serve_sse(tcp_stream_t& stream, std::string head, sse_body body,
+asio::awaitable<void> serve_sse(conn_stream& stream, std::string head, sse_body body,
                                 const server_options& opts, bool chunked,
                                 std::shared_ptr<channel>& registered, const bool& stopping);
-asio::awaitable<void> serve_websocket(tcp_stream_t& stream, beast_request& req, websocket_body body,
+asio::awaitable<void> serve_websocket(conn_stream& stream, beast_request& req, websocket_body body,
                                       const server_options& opts,
                                       std::shared_ptr<channel>& registered, const bool& stopping);
 

@@ -1,9 +1,12 @@
 // Writing a response on a session: the head, a body in memory, a file (sendfile, the head held
-// back with MSG_MORE), a stream (chunked), and the JSON error responses.
+// back with MSG_MORE; copied in chunks over TLS), a stream (chunked), and the JSON error
+// responses.
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <limits>
 
@@ -68,8 +71,17 @@ void session::build_head(const response& res, std::optional<uint64_t> length, bo
   head_.append("\r\n");
 }
 
-asio::awaitable<bool> session::write_all(std::string_view a, std::string_view b) {
-  std::array<asio::const_buffer, 2> bufs{asio::buffer(a), asio::buffer(b)};
+asio::awaitable<bool> session::write_all(std::string_view a, std::string_view b,
+                                         std::string_view c) {
+  // Asio's TLS stream writes only the first buffer of a sequence, and an empty first buffer
+  // ends async_write early as if all were written: empty pieces go to the end.
+  std::array<asio::const_buffer, 3> bufs;
+  size_t used = 0;
+  for (std::string_view piece : {a, b, c}) {
+    if (!piece.empty()) {
+      bufs[used++] = asio::buffer(piece);
+    }
+  }
   stream_.expires_after(opts_.write_timeout);
   auto [ec, n] = co_await asio::async_write(stream_, bufs);
   co_return !ec;
@@ -96,10 +108,13 @@ asio::awaitable<next> session::write_response(response& res, bool head_only, boo
   }
   if (auto* f = std::get_if<file_body>(&res.body)) {
     build_head(res, f->length(), false, keep_alive);
-    bool ok = !head_only && f->length() > 0 ? co_await write_head_before_file(head_)
-                                            : co_await write_all(head_);
-    if (ok && !head_only) {
-      ok = co_await send_file(*f);
+    bool ok;
+    if (head_only || f->length() == 0) {
+      ok = co_await write_all(head_);
+    } else if (stream_.tls()) {
+      ok = co_await copy_file(head_, *f);
+    } else {
+      ok = co_await write_head_before_file(head_) && co_await send_file(*f);
     }
     co_return ok&& keep_alive ? next::keep_alive : next::close;
   }
@@ -190,6 +205,38 @@ asio::awaitable<bool> session::send_file(const file_body& f) {
   co_return true;
 }
 
+asio::awaitable<bool> session::copy_file(std::string_view head, const file_body& f) {
+  if (!chunk_buf_) {
+    chunk_buf_ = std::make_unique<char[]>(stream_chunk);
+  }
+  // The head shares the first buffer with the file's first bytes: a small response leaves in
+  // one TLS record.
+  size_t lead = head.size() <= stream_chunk / 2 ? head.size() : 0;
+  if (lead == 0 && !co_await write_all(head)) {
+    co_return false;
+  }
+  std::memcpy(chunk_buf_.get(), head.data(), lead);
+  uint64_t off = f.offset();
+  uint64_t left = f.length();
+  while (left > 0) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(left, stream_chunk - lead));
+    ssize_t n = ::pread(f.fd(), chunk_buf_.get() + lead, want, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      co_return false;  // the file shrank: the promised length cannot be kept
+    }
+    if (!co_await write_all({chunk_buf_.get(), lead + static_cast<size_t>(n)})) {
+      co_return false;
+    }
+    lead = 0;
+    off += static_cast<uint64_t>(n);
+    left -= static_cast<uint64_t>(n);
+  }
+  co_return true;
+}
+
 asio::awaitable<next> session::send_stream(response& res, stream_body& body, bool head_only,
                                            bool keep_alive) {
   bool http11 = msg_.req.version() >= 11;
@@ -235,11 +282,7 @@ asio::awaitable<next> session::send_stream(response& res, stream_body& body, boo
     }
     std::string_view data(chunk_buf_.get(), n);
     std::string_view tail = chunked ? std::string_view("\r\n") : std::string_view{};
-    std::array<asio::const_buffer, 3> bufs{asio::buffer(frame), asio::buffer(data),
-                                           asio::buffer(tail)};
-    stream_.expires_after(opts_.write_timeout);
-    auto [ec, w] = co_await asio::async_write(stream_, bufs);
-    if (ec) {
+    if (!co_await write_all(frame, data, tail)) {
       co_return next::close;
     }
     sent += n;

@@ -1,7 +1,5 @@
 // The server: listen, accept (one session per connection, on its own strand), and stop with a
 // drain deadline; run() runs the io_context on the configured threads.
-#include <unistd.h>
-
 #include <thread>
 
 #include <fmt/format.h>
@@ -13,6 +11,20 @@
 
 namespace dp::http {
 namespace detail {
+
+server_state::server_state(asio::io_context& io, server_options o, router r)
+    : ioc(io),
+      opts(std::move(o)),
+      routes(std::move(r)),
+      accept_strand(asio::make_strand(io)),
+      acceptor(accept_executor_t(accept_strand)),
+      drain_timer(accept_strand) {
+  if (opts.tls_context) {
+    // The context object owns one reference; the caller keeps its own.
+    SSL_CTX_up_ref(opts.tls_context);
+    tls.emplace(opts.tls_context);
+  }
+}
 
 asio::awaitable<void> server_state::accept_loop() {
   for (;;) {
@@ -43,8 +55,10 @@ asio::awaitable<void> server_state::accept_loop() {
 }
 
 void server_state::start_session(tcp_stream_t::socket_type sock, dp::config::host_port remote) {
-  auto s = std::make_shared<session>(shared_from_this(), tcp_stream_t(std::move(sock)),
-                                     std::move(remote));
+  tcp_stream_t tcp(std::move(sock));
+  auto s = std::make_shared<session>(
+      shared_from_this(), tls ? conn_stream(std::move(tcp), *tls) : conn_stream(std::move(tcp)),
+      std::move(remote));
   {
     std::lock_guard lock(mu);
     sessions.insert(s);
@@ -170,20 +184,6 @@ dp::result<void> server::start() {
   };
   dp::spawn(st.accept_strand, accept_main, "http accept loop");
   return {};
-}
-
-void server::adopt(int fd, dp::config::host_port remote) {
-  auto& st = *impl_->state;
-  // A stream socket of any family reads and writes (and sendfiles) alike; only TCP's options
-  // and addresses are never asked of it.
-  detail::tcp_stream_t::socket_type sock(detail::executor_t(boost::asio::make_strand(st.ioc)));
-  boost::system::error_code ec;
-  sock.assign(boost::asio::ip::tcp::v4(), fd, ec);
-  if (ec) {
-    ::close(fd);
-    return;
-  }
-  st.start_session(std::move(sock), std::move(remote));
 }
 
 dp::config::host_port server::local_endpoint() const {

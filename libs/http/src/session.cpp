@@ -73,6 +73,17 @@ target_parts split_target(boost::beast::string_view beast_target) noexcept {
 }  // namespace
 
 asio::awaitable<void> session::run() {
+  if (auto* tls = stream_.tls()) {
+    // A client that never finishes its handshake is dropped; a failed one (unknown SNI, an old
+    // protocol, no shared cipher) is nothing to log per client.
+    stream_.expires_after(opts_.handshake_timeout);
+    auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server);
+    if (ec || stopping_) {
+      boost::system::error_code ignored;
+      stream_.socket().close(ignored);
+      co_return;
+    }
+  }
   for (;;) {
     // Waiting for the next request is the idle phase: stop() may end it at once.
     if (buf_.size() == 0) {
@@ -95,6 +106,8 @@ asio::awaitable<void> session::run() {
   if (linger_) {
     co_await linger_close();
   }
+  // No TLS close_notify: HTTP/1.1 frames every response, so the client loses nothing when the
+  // connection simply closes.
   boost::system::error_code ignored;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream_.socket().close(ignored);

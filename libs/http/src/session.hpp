@@ -32,16 +32,10 @@ class session;
 enum class next { keep_alive, close };
 
 struct server_state : std::enable_shared_from_this<server_state> {
-  server_state(asio::io_context& io, server_options o, router r)
-      : ioc(io),
-        opts(std::move(o)),
-        routes(std::move(r)),
-        accept_strand(asio::make_strand(io)),
-        acceptor(accept_executor_t(accept_strand)),
-        drain_timer(accept_strand) {}
+  server_state(asio::io_context& io, server_options o, router r);
 
   asio::awaitable<void> accept_loop();
-  // Registers and runs a session for a connected socket (accepted, or adopted).
+  // Registers and runs a session for an accepted socket.
   void start_session(tcp_stream_t::socket_type sock, dp::config::host_port remote);
   void stop(std::chrono::milliseconds drain, std::function<void()> done);
   void remove(const std::shared_ptr<session>& s);
@@ -50,6 +44,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
   asio::io_context& ioc;
   server_options opts;
   router routes;
+  std::optional<asio::ssl::context> tls;  // every connection is TLS when set
   strand_t accept_strand;
   acceptor_t acceptor;
   wait_timer drain_timer;
@@ -65,7 +60,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(std::shared_ptr<server_state> srv, tcp_stream_t stream, dp::config::host_port remote)
+  session(std::shared_ptr<server_state> srv, conn_stream stream, dp::config::host_port remote)
       : srv_(std::move(srv)),
         opts_(srv_->opts),
         stream_(std::move(stream)),
@@ -89,16 +84,19 @@ class session : public std::enable_shared_from_this<session> {
   void bind_request(http::method m);
   void build_head(const response& res, std::optional<uint64_t> length, bool chunked,
                   bool keep_alive);
-  asio::awaitable<bool> write_all(std::string_view a, std::string_view b = {});
+  asio::awaitable<bool> write_all(std::string_view a, std::string_view b = {},
+                                  std::string_view c = {});
   asio::awaitable<bool> write_head_before_file(std::string_view head);
   asio::awaitable<bool> send_file(const file_body& f);
+  // TLS cannot sendfile: the file is read into chunks, the first one leaving with the head.
+  asio::awaitable<bool> copy_file(std::string_view head, const file_body& f);
   asio::awaitable<next> send_stream(response& res, stream_body& body, bool head_only,
                                     bool keep_alive);
   asio::awaitable<void> linger_close();
 
   std::shared_ptr<server_state> srv_;
   const server_options& opts_;
-  tcp_stream_t stream_;
+  conn_stream stream_;
   wait_timer watchdog_;
   uint64_t watchdog_gen_ = 0;
   beast::flat_buffer buf_;

@@ -216,7 +216,7 @@ void append_chunk(std::string& out, std::string_view data, bool chunked) {
   }
 }
 
-asio::awaitable<void> sse_writer(tcp_stream_t& stream, std::shared_ptr<channel> ch,
+asio::awaitable<void> sse_writer(conn_stream& stream, std::shared_ptr<channel> ch,
                                  const server_options& opts, bool chunked) {
   std::deque<std::string> batch;
   std::string wire;
@@ -258,7 +258,7 @@ asio::awaitable<void> sse_writer(tcp_stream_t& stream, std::shared_ptr<channel> 
 }
 
 // An SSE client sends nothing after its request: a completed read means it went away.
-asio::awaitable<void> sse_reader(tcp_stream_t& stream, std::shared_ptr<channel> ch) {
+asio::awaitable<void> sse_reader(conn_stream& stream, std::shared_ptr<channel> ch) {
   char scratch[512];
   for (;;) {
     auto [ec, n] = co_await stream.socket().async_read_some(asio::buffer(scratch));
@@ -271,7 +271,7 @@ asio::awaitable<void> sse_reader(tcp_stream_t& stream, std::shared_ptr<channel> 
 
 }  // namespace
 
-asio::awaitable<void> serve_sse(tcp_stream_t& stream, std::string head, sse_body body,
+asio::awaitable<void> serve_sse(conn_stream& stream, std::string head, sse_body body,
                                 const server_options& opts, bool chunked,
                                 std::shared_ptr<channel>& registered, const bool& stopping) {
   stream.expires_after(opts.write_timeout);
@@ -287,7 +287,8 @@ asio::awaitable<void> serve_sse(tcp_stream_t& stream, std::string head, sse_body
   if (stopping) {
     ch->close(1001, "server shutting down");
   }
-  // The reader uses the raw socket so that it never shares tcp_stream's timers with the writer.
+  // The reader uses the raw socket so that it never shares tcp_stream's timers with the writer
+  // (on TLS it reads records it never decrypts: it only waits for the end).
   spawn_part(strand, sse_reader(stream, ch), ch->reader_done, "sse reader");
   spawn_part(strand, sse_writer(stream, ch, opts, chunked), ch->writer_done, "sse writer");
   co_await run_handler(body.run, sse_stream(ch), "sse");
@@ -301,7 +302,7 @@ asio::awaitable<void> serve_sse(tcp_stream_t& stream, std::string head, sse_body
 
 namespace {
 
-using ws_t = websocket::stream<tcp_stream_t>;
+using ws_t = websocket::stream<conn_stream>;
 
 asio::awaitable<void> ws_writer(ws_t& ws, std::shared_ptr<channel> ch) {
   std::deque<std::string> batch;
@@ -359,7 +360,7 @@ asio::awaitable<void> ws_reader(ws_t& ws, std::shared_ptr<channel> ch) {
 
 }  // namespace
 
-asio::awaitable<void> serve_websocket(tcp_stream_t& stream, beast_request& req, websocket_body body,
+asio::awaitable<void> serve_websocket(conn_stream& stream, beast_request& req, websocket_body body,
                                       const server_options& opts,
                                       std::shared_ptr<channel>& registered, const bool& stopping) {
   ws_t ws(std::move(stream));

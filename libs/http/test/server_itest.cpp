@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
@@ -19,6 +20,8 @@
 
 #include "dp/http/server.hpp"
 #include "dp/test/async.hpp"
+#include "dp/test/certificates.hpp"
+#include "dp/test/harness.hpp"
 
 namespace dp::http {
 namespace {
@@ -429,41 +432,61 @@ TEST(http_server, file_body_uses_sendfile_regions) {
   EXPECT_EQ(c.read().body(), content.substr(0, 3));
 }
 
-// An adopted connection (a socketpair end, as the TLS terminator hands over) is served like an
-// accepted one, with the remote address given, file bodies (sendfile) included.
-TEST(http_server, adopted_socketpair_is_served_with_its_remote) {
+// With a TLS context every connection is HTTPS: keep-alive and pipelined requests, the client's
+// address, a file body (copied through TLS: no sendfile) and a HEAD; a plain-text client gets
+// no HTTP answer.
+TEST(http_server, serves_https_with_a_tls_context) {
   std::string content = pattern(200 * 1024 + 3);
   temp_file f(content);
+  dp::test::temp_dir dir{"dp-http-tls"};
+  auto pair = dp::test::make_certificate(dir.path(), "t", {"t.test"});
+  asio::ssl::context ctx(asio::ssl::context::tls_server);
+  ctx.use_certificate_chain_file(pair.chain_file.string());
+  ctx.use_private_key_file(pair.key_file.string(), asio::ssl::context::pem);
   router r;
   r.get("/who", [](request& req) -> asio::awaitable<response> {
-    co_return response(200, "text/plain",
-                       req.remote().host + ":" + std::to_string(req.remote().port));
+    co_return response(200, "text/plain", req.remote().host);
   });
   r.get("/file", [&f](request&) -> asio::awaitable<response> {
     response res(200);
     res.body = *file_body::open(f.path(), 0, std::nullopt);
     co_return res;
   });
-  running_server s(std::move(r));
-  int pair[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
-  s.srv().adopt(pair[1], {"203.0.113.7", 4242});
+  server_options o;
+  o.tls_context = ctx.native_handle();
+  running_server s(std::move(r), o);
+
   asio::io_context ioc;
-  asio::local::stream_protocol::socket sock(ioc);
-  sock.assign(asio::local::stream_protocol(), pair[0]);
+  asio::ssl::context client_ctx(asio::ssl::context::tls_client);
+  client_ctx.load_verify_file(pair.chain_file.string());
+  client_ctx.set_verify_mode(asio::ssl::verify_peer);
+  asio::ssl::stream<tcp::socket> tls(ioc, client_ctx);
+  SSL_set_tlsext_host_name(tls.native_handle(), "t.test");
+  tls.set_verify_callback(asio::ssl::host_name_verification("t.test"));
+  tls.next_layer().connect({asio::ip::address_v4::loopback(), s.port()});
+  tls.handshake(asio::ssl::stream_base::client);
   std::string req =
-      "GET /who HTTP/1.1\r\nHost: t\r\n\r\nGET /file HTTP/1.1\r\nHost: t\r\n"
-      "Connection: close\r\n\r\n";
-  asio::write(sock, asio::buffer(req));
+      "GET /who HTTP/1.1\r\nHost: t\r\n\r\nGET /file HTTP/1.1\r\nHost: t\r\n\r\n"
+      "HEAD /file HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+  asio::write(tls, asio::buffer(req));
   beast::flat_buffer buf;
-  bhttp::response<bhttp::string_body> who, file;
-  bhttp::read(sock, buf, who);
-  EXPECT_EQ(who.body(), "203.0.113.7:4242");
+  bhttp::response<bhttp::string_body> who;
+  bhttp::read(tls, buf, who);
+  EXPECT_EQ(who.body(), "127.0.0.1");
   bhttp::response_parser<bhttp::string_body> p;
   p.body_limit(1 << 20);
-  bhttp::read(sock, buf, p);
+  bhttp::read(tls, buf, p);
   EXPECT_EQ(p.get().result_int(), 200);
   EXPECT_TRUE(p.get().body() == content);
+  bhttp::response_parser<bhttp::string_body> head;
+  head.skip(true);
+  bhttp::read(tls, buf, head);
+  EXPECT_EQ(head.get()[bhttp::field::content_length], std::to_string(content.size()));
+  EXPECT_FALSE(head.get().keep_alive());
+
+  client plain(s.port());
+  plain.send("GET /who HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_THROW(plain.read(), boost::system::system_error);
 }
 
 // A descriptor many responses share (a cache entry): each body sends its region and leaves the

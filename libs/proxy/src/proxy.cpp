@@ -132,17 +132,14 @@ dp::result<void> proxy::impl::start_tls() {
     }
   }
   // HTTPS requests reach the same handler through a server of their own, which is how the
-  // handler knows them for secure; it listens nowhere and serves what the terminator hands it.
+  // handler knows them for secure.
   http::router secure_routes;
   secure_routes.fallback([this](http::request& req) { return handle(req, true); });
-  secure_server = std::make_unique<http::server>(ioc, opts.server, std::move(secure_routes));
-  tls::terminator_options to;
-  to.listen = *opts.tls_listen;
-  auto* secure = secure_server.get();
-  terminator = std::make_unique<tls::terminator>(
-      ioc, to, contexts,
-      [secure](int fd, dp::config::host_port remote) { secure->adopt(fd, std::move(remote)); });
-  return terminator->start();
+  http::server_options so = opts.server;
+  so.listen = *opts.tls_listen;
+  so.tls_context = contexts->front();
+  secure_server = std::make_unique<http::server>(ioc, so, std::move(secure_routes));
+  return secure_server->start();
 }
 
 proxy::proxy(asio::io_context& ioc, options opts)
@@ -195,7 +192,7 @@ uint16_t proxy::port() const {
 }
 
 uint16_t proxy::tls_port() const {
-  return impl_->terminator ? impl_->terminator->port() : 0;
+  return impl_->secure_server ? impl_->secure_server->port() : 0;
 }
 
 uint16_t proxy::admin_port() const {
@@ -224,9 +221,6 @@ void proxy::stop(std::chrono::milliseconds drain, std::function<void()> done) {
       self->redis.close();
     });
     return;
-  }
-  if (self->terminator) {
-    self->terminator->stop();
   }
   self->server->stop(drain, one_done);
   self->admin->stop(drain, one_done);

@@ -25,7 +25,6 @@
 #include "dp/storage/object_store.hpp"
 #include "dp/tls/cert_store.hpp"
 #include "dp/tls/server_contexts.hpp"
-#include "dp/tls/terminator.hpp"
 
 namespace dp::proxy {
 
@@ -73,7 +72,7 @@ struct proxy::impl {
         sites(std::max<size_t>(opts.manifest_cache_count, 1)),
         files(opts.cache_bytes) {}
 
-  // `secure`: the request came through the TLS terminator.
+  // `secure`: the request came over TLS (secure_server).
   asio::awaitable<http::response> handle(http::request& req, bool secure);
   asio::awaitable<http::response> serve(http::request& req, request_note& note, bool secure);
   // /.well-known/acme-challenge/<token> (any Host) and /.well-known/dp-verify/<token> (a custom
@@ -154,8 +153,7 @@ struct proxy::impl {
   metrics m;
   std::unique_ptr<http::server> server;
   std::unique_ptr<http::server> admin;
-  std::unique_ptr<http::server> secure_server;  // loopback, behind the terminator
-  std::unique_ptr<dp::tls::terminator> terminator;
+  std::unique_ptr<http::server> secure_server;  // PROXY_TLS_LISTEN, on contexts->front()
 };
 
 }  // namespace dp::proxy

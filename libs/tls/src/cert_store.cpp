@@ -35,6 +35,7 @@ return 1
 
 // KEYS: cert:<name>, certs, events:certificates. ARGV: name, event.
 constexpr std::string_view remove_script = R"lua(
+if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('PUBLISH', KEYS[3], ARGV[2])
@@ -158,20 +159,43 @@ task<std::vector<certificate_info>> cert_store::list() {
   co_return out;
 }
 
-task<void> cert_store::remove(std::string_view name) {
+namespace {
+
+// KEYS: the certificate, the set of names, the channel and, optionally, the domain record that
+// keeps it. ARGV: name, event.
+task<bool> remove_certificate(redis::client& redis, const proto::keys& keys, std::string_view name,
+                              bool unless_used) {
   std::vector<std::string> command{"EVAL",
                                    std::string(remove_script),
-                                   "3",
-                                   keys_.certificate(name),
-                                   keys_.certificates(),
-                                   keys_.certificates_channel(),
-                                   std::string(name),
-                                   certificate_event(name)};
-  auto r = co_await redis_.exec(std::move(command));
+                                   unless_used ? "4" : "3",
+                                   keys.certificate(name),
+                                   keys.certificates(),
+                                   keys.certificates_channel()};
+  if (unless_used) {
+    command.push_back(keys.domain_record(name));
+  }
+  command.emplace_back(name);
+  command.push_back(certificate_event(name));
+  auto r = co_await redis.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return r->as_integer() == 1;
+}
+
+}  // namespace
+
+task<void> cert_store::remove(std::string_view name) {
+  auto r = co_await remove_certificate(redis_, keys_, name, false);
   if (!r) {
     co_return r.error();
   }
   co_return dp::result<void>{};
+}
+
+task<bool> remove_unused_certificate(redis::client& redis, const proto::keys& keys,
+                                     std::string_view name) {
+  return remove_certificate(redis, keys, name, true);
 }
 
 challenge_store::challenge_store(redis::client& redis, proto::keys keys)

@@ -1,5 +1,5 @@
 #pragma once
-// Private to libs/tls: server_contexts' state, which the terminator's streams start on.
+// Private to libs/tls: server_contexts' state, which the SNI callback reads.
 
 #include <boost/asio/ssl/context.hpp>
 

@@ -1,5 +1,6 @@
 #include "dp/worker/certificates.hpp"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -10,6 +11,7 @@
 #include "dp/core/log.hpp"
 #include "dp/http_client/client.hpp"
 #include "dp/redis/client.hpp"
+#include "dp/redis/subscriber.hpp"
 #include "dp/state/domains.hpp"
 #include "dp/tls/cert_store.hpp"
 
@@ -79,9 +81,10 @@ std::chrono::seconds failure_backoff(int64_t failures, const certificate_options
 }
 
 struct certificate_issuer::impl {
-  impl(net::any_io_executor ex, redis::client& r, proto::keys k, tls::platform_key key,
-       certificate_options o)
+  impl(net::any_io_executor ex, redis::client& r, redis::options ev, proto::keys k,
+       tls::platform_key key, certificate_options o)
       : redis(r),
+        wakes(ex, std::move(ev), 64),
         keys(std::move(k)),
         platform_key(key),
         options(std::move(o)),
@@ -210,6 +213,7 @@ struct certificate_issuer::impl {
   }
 
   redis::client& redis;
+  redis::subscriber wakes;
   proto::keys keys;
   tls::platform_key platform_key;
   certificate_options options;
@@ -221,12 +225,14 @@ struct certificate_issuer::impl {
   std::optional<acme::client> client;
   net::steady_timer timer;
   bool stopping = false;
+  bool woken = false;  // a wake came during a pass: pass again at once
 };
 
 certificate_issuer::certificate_issuer(net::any_io_executor ex, redis::client& redis,
-                                       proto::keys keys, tls::platform_key key,
-                                       certificate_options options)
-    : impl_(std::make_unique<impl>(ex, redis, std::move(keys), key, std::move(options))) {}
+                                       redis::options events, proto::keys keys,
+                                       tls::platform_key key, certificate_options options)
+    : impl_(std::make_unique<impl>(ex, redis, std::move(events), std::move(keys), key,
+                                   std::move(options))) {}
 
 certificate_issuer::~certificate_issuer() = default;
 
@@ -277,24 +283,48 @@ net::awaitable<dp::result<int>> certificate_issuer::pass() {
 }
 
 net::awaitable<void> certificate_issuer::run() {
+  using namespace net::experimental::awaitable_operators;
   auto& s = *impl_;
   log::info("certificate issuer started", {{"directory", s.options.acme.directory_url}});
-  while (!s.stopping) {
-    if (auto r = co_await pass(); !r) {
-      log::warn("certificate pass failed; the next one retries", {{"error", r.error()}});
+  auto passes = [&]() -> net::awaitable<void> {
+    while (!s.stopping) {
+      s.woken = false;
+      if (auto r = co_await pass(); !r) {
+        log::warn("certificate pass failed; the next one retries", {{"error", r.error()}});
+      }
+      if (s.stopping) {
+        break;
+      }
+      if (s.woken) {
+        continue;
+      }
+      s.timer.expires_after(s.options.interval);
+      boost::system::error_code ec;
+      co_await s.timer.async_wait(net::redirect_error(net::use_awaitable, ec));
     }
-    if (s.stopping) {
-      break;
+    s.wakes.close();
+  };
+  // A verified domain, or a gap (a wake may be lost in it), starts a pass now.
+  auto follow_wakes = [&]() -> net::awaitable<void> {
+    if (auto r = co_await s.wakes.subscribe(s.keys.acme_wake_channel()); !r) {
+      log::warn("events:acme not followed yet; the ticks issue meanwhile", {{"error", r.error()}});
     }
-    s.timer.expires_after(s.options.interval);
-    boost::system::error_code ec;
-    co_await s.timer.async_wait(net::redirect_error(net::use_awaitable, ec));
-  }
+    while (!s.stopping) {
+      auto m = co_await s.wakes.next();
+      if (!m) {
+        break;
+      }
+      s.woken = true;
+      s.timer.cancel();
+    }
+  };
+  co_await (passes() && follow_wakes());
 }
 
 void certificate_issuer::stop() {
   impl_->stopping = true;
   impl_->timer.cancel();
+  impl_->wakes.close();
 }
 
 }  // namespace dp::worker

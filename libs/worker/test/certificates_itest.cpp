@@ -64,7 +64,8 @@ TEST_F(certificate_issuer_test, AFailedChallengeIsRecordedWithItsReasonAndABacko
     dp::proto::keys keys;
     dp::state::domains domains(redis, keys);
     co_await add_verified(domains, "down.example.test");
-    dp::worker::certificate_issuer issuer(ex, redis, keys, key_, options());
+    dp::worker::certificate_issuer issuer(ex, redis, dp::test::redis_options(redis_), keys, key_,
+                                          options());
     int64_t before = now_ms();
     auto stored = co_await issuer.pass();
     CO_ASSERT_OK(stored);
@@ -106,7 +107,8 @@ TEST_F(certificate_issuer_test, NoPassWhileAnotherWorkerHoldsTheLease) {
     co_await add_verified(domains, "busy.example.test");
     auto held = co_await redis.exec("SET", keys.acme_lock(), "worker-b", "PX", "60000");
     CO_ASSERT_OK(held);
-    dp::worker::certificate_issuer issuer(ex, redis, keys, key_, options());
+    dp::worker::certificate_issuer issuer(ex, redis, dp::test::redis_options(redis_), keys, key_,
+                                          options());
     auto stored = co_await issuer.pass();
     CO_ASSERT_OK(stored);
     EXPECT_EQ(*stored, 0);

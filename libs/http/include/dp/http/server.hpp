@@ -19,6 +19,7 @@
 namespace boost::asio {
 class io_context;
 }
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX
 
 namespace dp::http {
 
@@ -33,6 +34,11 @@ struct server_options {
   int threads = 1;                                  // threads run() uses
   size_t stream_queue_limit = 1024 * 1024;          // SSE/WebSocket outgoing queue (bytes)
   std::chrono::milliseconds sse_keepalive{15'000};  // comment line on an idle SSE stream
+  // HTTPS: every accepted connection starts with a TLS handshake on this context (its
+  // certificate, or an SNI callback choosing one), within handshake_timeout. The server takes
+  // its own reference. File bodies are then copied through TLS instead of sendfile.
+  ssl_ctx_st* tls_context = nullptr;
+  std::chrono::milliseconds handshake_timeout{10'000};
 };
 
 class server {
@@ -45,11 +51,6 @@ class server {
   // Binds, listens and starts accepting; fails with a clear message ("listen on
   // 127.0.0.1:9000: address already in use") when the address cannot be bound.
   dp::result<void> start();
-  // Serves a connection accepted elsewhere as if this server had accepted it: `fd` is a
-  // connected stream socket (the TLS terminator's end of a socketpair), owned by the server from
-  // now on; `remote` is the client's address (request::remote()). Works without start(); after
-  // stop() the connection is closed at once. Thread-safe.
-  void adopt(int fd, dp::config::host_port remote);
   // The bound address (the real port when options.listen.port was 0).
   dp::config::host_port local_endpoint() const;
   uint16_t port() const;

@@ -70,6 +70,9 @@ class keys {
   std::string acme_lock() const { return cat("lock:acme"); }
   std::string acme_account() const { return cat("acme:account"); }
   std::string acme_failures() const { return cat("acme:failures"); }
+  // Published with an fqdn when a domain is verified: the issuers pass at once instead of at
+  // their next tick (the lock still picks one).
+  std::string acme_wake_channel() const { return cat("events:acme"); }
   // Ids of pruned deployments whose objects are not all removed yet (a pass retries them).
   std::string pruning() const { return cat("retention:pruning"); }
   std::string logs_channel(std::string_view id) const { return cat("logs:", id); }

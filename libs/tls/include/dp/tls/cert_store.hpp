@@ -14,6 +14,10 @@
 //   list()                         every name with its expiry (no keys), sorted by name.
 //   remove(name)                   deletes it and publishes the same event (a proxy then drops
 //                                  the name).
+// remove_unused_certificate(redis, keys, name)
+//                                  remove(name) unless domain-record:<name> exists (a domain
+//                                  still uses it), in one script; needs no platform key (the
+//                                  api calls it when a domain is removed). True when removed.
 // challenge_store
 //   put(token, key_authorization, ttl)  acme-challenge:<token> with a TTL; the proxy answers
 //                                  GET /.well-known/acme-challenge/<token> for any Host with it.
@@ -60,6 +64,9 @@ struct certificate_info {
 
 // What events:certificates carries: the name that changed. nullopt for anything else.
 std::optional<std::string> parse_certificate_event(std::string_view payload);
+
+task<bool> remove_unused_certificate(redis::client& redis, const proto::keys& keys,
+                                     std::string_view name);
 
 class cert_store {
  public:

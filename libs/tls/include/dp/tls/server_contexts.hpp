@@ -38,14 +38,14 @@ class server_contexts {
   bool covers(std::string_view host) const;
   std::vector<std::string> names() const;
 
-  // The context handshakes start on: its SNI callback switches to the name's context and
-  // refuses (a fatal unrecognized_name alert, so the handshake fails) a name it has not.
+  // The context handshakes start on (the proxy's HTTPS server gets it): its SNI callback
+  // switches to the name's context and refuses (a fatal unrecognized_name alert, so the
+  // handshake fails) a name it has not. Valid while this object lives.
   SSL_CTX* front() const noexcept;
 
-  struct state;  // src/contexts_state.hpp: the SNI callback and the terminator read it
+  struct state;  // src/contexts_state.hpp: the SNI callback reads it
 
  private:
-  friend class terminator;  // starts its streams on state_->front
   std::unique_ptr<state> state_;
 };
 

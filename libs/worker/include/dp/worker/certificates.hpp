@@ -5,7 +5,8 @@
 // certificate store (whose event reaches running proxies) and records the outcome on the
 // domain's certificate status. A failure waits first_backoff, doubled per consecutive failure up
 // to max_backoff, and at least as long as a rateLimited answer's Retry-After; its reason is the
-// status's error.
+// status's error. The api publishes on events:acme when a domain is verified: every issuer
+// passes at once (the lock still lets one issue), so the certificate follows within seconds.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -20,6 +21,7 @@
 #include "dp/acme/client.hpp"
 #include "dp/core/error.hpp"
 #include "dp/proto/keys.hpp"
+#include "dp/redis/types.hpp"
 #include "dp/tls/platform_key.hpp"
 
 namespace dp::redis {
@@ -53,13 +55,15 @@ std::chrono::seconds failure_backoff(int64_t failures, const certificate_options
 
 class certificate_issuer {
  public:
-  certificate_issuer(boost::asio::any_io_executor ex, redis::client& redis, proto::keys keys,
-                     tls::platform_key key, certificate_options options);
+  // `events`: the connection events:acme is followed on (a subscriber of its own).
+  certificate_issuer(boost::asio::any_io_executor ex, redis::client& redis, redis::options events,
+                     proto::keys keys, tls::platform_key key, certificate_options options);
   ~certificate_issuer();
   certificate_issuer(const certificate_issuer&) = delete;
   certificate_issuer& operator=(const certificate_issuer&) = delete;
 
-  // Passes every interval until stop(); errors are logged and the next pass tries again.
+  // Passes every interval, and at once on events:acme, until stop(); errors are logged and the
+  // next pass tries again.
   boost::asio::awaitable<void> run();
   // One pass now, if this worker gets lock:acme: how many certificates it stored (0 without
   // the lock).
