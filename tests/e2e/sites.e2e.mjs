@@ -145,7 +145,7 @@ describe(`real sites deployed with no settings (${group})`, {concurrency: true},
         assert.match(r.headers['content-type'], /^text\/html\b/);
         assert.equal(r.body, home.body, 'a client-side route gets index.html');
       } else if (f.kind === 'static') {
-        const r = await site(platform, f.name, '/no/such/page');
+        const r = await site(platform, f.name, f.notFoundPath ?? '/no/such/page');
         assert.equal(r.status, 404, 'an unknown path of a static site');
         assert.match(r.headers['content-type'], /^text\/html\b/);
         assert.match(r.body, f.notFound, 'the site\'s own 404 page');

@@ -12,7 +12,7 @@ import {site, tempDir} from './platform.mjs';
 // kind: 'spa' answers any path that is not a file with index.html (200); 'static' with its
 // 404.html (404). home: what the home page holds; app: what its scripts hold (SPAs render the
 // page from them); scripts, styles: how many of each the home page names at least; pages: other
-// pages that exist (what each holds); notFound: what the 404 page says; change: a one-line edit
+// pages that exist (what each holds); notFound: what the 404 page says (at notFoundPath, default /no/such/page); change: a one-line edit
 // of a source file, after which the site (home page or its scripts) shows the text `shows`;
 // heavy: an install of over ~500 packages or a slow build, deployed by its own ctest
 // (e2e_sites_heavy) so that the two tests stay within their time limits.
@@ -170,6 +170,9 @@ export const fixtures = [
     styles: 0,  // inline
     pages: {'/about/': /About/, '/blog/': /Archive/, '/blog/firstpost/': /This is my first post\./},
     notFound: /Content not found\./,
+    // The starter's vercel.json has `trailingSlash: true`: a path without its slash gets 308 to
+    // the path with it, as on Vercel, whether or not a page is there.
+    notFoundPath: '/no/such/page/',
     change: {
       file: '_data/metadata.js',
       from: 'title: "Eleventy Base Blog v9"',

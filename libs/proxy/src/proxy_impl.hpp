@@ -121,6 +121,9 @@ struct proxy::impl {
   bool authorized(const http::request& req, std::string_view username,
                   std::string_view password_hash);
   asio::awaitable<dp::result<std::shared_ptr<const site>>> get_site(std::string id);
+  // A small object read whole on the backend strand (a manifest, the site rules), counted in
+  // manifest_gets.
+  asio::awaitable<dp::result<std::string>> read_metadata(std::string key);
   // Whether the retention policy pruned the deployment: its URL answers 410 Gone (as Vercel
   // answers an expired deployment), where a missing one answers 404. Asked only when files are
   // missing.

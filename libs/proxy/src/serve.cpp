@@ -517,12 +517,8 @@ asio::awaitable<bool> proxy::impl::pruned(std::string id) {
   co_return d && d->pruned_at;
 }
 
-asio::awaitable<dp::result<std::shared_ptr<const site>>> proxy::impl::get_site(std::string id) {
-  if (auto s = sites.get(id)) {
-    co_return s;
-  }
-  std::string key = proto::manifest_key(id);
-  auto fetch = [this, key]() -> asio::awaitable<dp::result<std::string>> {
+asio::awaitable<dp::result<std::string>> proxy::impl::read_metadata(std::string key) {
+  auto fetch = [this, key = std::move(key)]() -> asio::awaitable<dp::result<std::string>> {
     m.manifest_gets.fetch_add(1, std::memory_order_relaxed);
     dp::storage::get_options whole;
     auto got = co_await storage->get(key, std::move(whole));
@@ -531,7 +527,14 @@ asio::awaitable<dp::result<std::shared_ptr<const site>>> proxy::impl::get_site(s
     }
     co_return co_await got->read_all();
   };
-  auto text = co_await on_backend<std::string>(std::move(fetch));
+  co_return co_await on_backend<std::string>(std::move(fetch));
+}
+
+asio::awaitable<dp::result<std::shared_ptr<const site>>> proxy::impl::get_site(std::string id) {
+  if (auto s = sites.get(id)) {
+    co_return s;
+  }
+  auto text = co_await read_metadata(proto::manifest_key(id));
   if (!text) {
     co_return text.error();
   }

@@ -69,17 +69,7 @@ asio::awaitable<http::response> proxy::impl::serve_with_rules(http::request& req
 
 asio::awaitable<dp::result<std::shared_ptr<const siteconfig::rule_set>>> proxy::impl::get_rules(
     std::string id, std::string name) {
-  std::string key = proto::output_key(id, name);
-  auto fetch = [this, key]() -> asio::awaitable<dp::result<std::string>> {
-    m.manifest_gets.fetch_add(1, std::memory_order_relaxed);
-    dp::storage::get_options whole;
-    auto got = co_await storage->get(key, std::move(whole));
-    if (!got) {
-      co_return got.error();
-    }
-    co_return co_await got->read_all();
-  };
-  auto text = co_await on_backend<std::string>(std::move(fetch));
+  auto text = co_await read_metadata(proto::output_key(id, name));
   if (!text) {
     co_return text.error();
   }

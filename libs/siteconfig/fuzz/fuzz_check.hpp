@@ -3,6 +3,7 @@
 // header value with a control character.
 #pragma once
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -41,7 +42,10 @@ inline void check(const compiled& c, std::string_view input) {
     size_t end = input.find_first_of(" \t\r\n\"", start);
     std::string_view word =
         input.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
-    if (word.starts_with('/')) {
+    // Only paths the proxy can pass on: its decode_path refuses NUL and control characters.
+    if (word.starts_with('/') && std::none_of(word.begin(), word.end(), [](char c) {
+          return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+        })) {
       paths.emplace_back(word);
     }
     if (end == std::string_view::npos) {
