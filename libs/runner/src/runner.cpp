@@ -341,8 +341,9 @@ struct runner::impl {
     co_return co_await exec(o, true);
   }
 
-  // A remote command that failed: the disk quota by name when that was it, else git's status.
-  stop_reason git_failure(std::string_view what, const process::exit_status& st) {
+  // A command that fetched the source and failed (git, tar): the disk quota by name when that
+  // was it, else its status.
+  stop_reason fetch_failure(std::string_view what, const process::exit_status& st) {
     if (disk && disk->kind() != disk_quota::none && (said_disk_full || disk->full())) {
       return {build_outcome::failed,
               fmt::format("{} stopped: disk quota of {} MiB (BUILD_DISK_MB) reached", what,
@@ -391,7 +392,7 @@ struct runner::impl {
         co_return stop_reason{build_outcome::infrastructure, "git: " + st.error().message};
       }
       if (!st->success()) {
-        co_return git_failure("git fetch of " + ref, *st);
+        co_return fetch_failure("git fetch of " + ref, *st);
       }
       auto checkout_argv = buildplan::git_checkout_argv(dir, "FETCH_HEAD");
       auto out = co_await git(std::move(checkout_argv));
@@ -408,7 +409,7 @@ struct runner::impl {
       // A repository larger than the disk quota: the limit by name, as for install and build.
       if (disk && disk->kind() != disk_quota::none &&
           ((!st->success() && said_disk_full) || disk->full())) {
-        co_return git_failure("git clone", *st);
+        co_return fetch_failure("git clone", *st);
       }
       if (!st->success()) {
         co_return failure("git clone", *st);
@@ -515,11 +516,9 @@ struct runner::impl {
     co_return std::nullopt;
   }
 
-  // An uploaded directory instead of a clone: downloaded next to the tree, then unpacked member
-  // by member (buildplan::extract_tar_gz refuses what could escape the tree). No commit is
-  // recorded.
-  asio::awaitable<std::optional<stop_reason>> unpack(const fs::path& repo) {
-    auto start = clock_type::now();
+  // An uploaded directory instead of a clone, step 1: the archive downloaded into the work
+  // directory (before any user code has run there).
+  asio::awaitable<std::optional<stop_reason>> download_source(const fs::path& file) {
     const std::string& key = *job.source_archive;
     say(fmt::format("unpacking the uploaded source {}", key));
     auto got = co_await storage.get(key);
@@ -528,32 +527,55 @@ struct runner::impl {
           got.error().is(errc::not_found) ? build_outcome::failed : build_outcome::infrastructure,
           fmt::format("storage: source archive {}: {}", key, got.error().message)};
     }
-    auto file = work / "source.tar.gz";
-    {
-      std::ofstream out(file, std::ios::binary | std::ios::trunc);
-      std::vector<char> buf(256 * 1024);
-      for (;;) {
-        auto n = co_await got->body->read_some(buf);
-        if (!n) {
-          co_return stop_reason{
-              build_outcome::infrastructure,
-              fmt::format("storage: source archive {}: {}", key, n.error().message)};
-        }
-        if (*n == 0) {
-          break;
-        }
-        out.write(buf.data(), static_cast<std::streamsize>(*n));
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    std::vector<char> buf(256 * 1024);
+    for (;;) {
+      auto n = co_await got->body->read_some(buf);
+      if (!n) {
+        co_return stop_reason{
+            build_outcome::infrastructure,
+            fmt::format("storage: source archive {}: {}", key, n.error().message)};
       }
-      out.close();
-      if (!out) {
-        co_return stop_reason{build_outcome::infrastructure,
-                              "cannot write the source archive to the work directory"};
+      if (*n == 0) {
+        break;
       }
+      out.write(buf.data(), static_cast<std::streamsize>(*n));
     }
+    out.close();
+    if (!out) {
+      co_return stop_reason{build_outcome::infrastructure,
+                            "cannot write the source archive to the work directory"};
+    }
+    co_return std::nullopt;
+  }
+
+  // Step 2, once the build is confined: tar unpacks `file` into `repo` inside the sandbox as the
+  // build's uid (buildplan/archive.hpp), within the build's disk quota and time limit; the tree is
+  // then checked without following it. No commit is recorded.
+  asio::awaitable<std::optional<stop_reason>> unpack_source(const fs::path& file,
+                                                            const fs::path& repo) {
+    auto start = clock_type::now();
+    said_disk_full = false;
+    auto argv = buildplan::source_unpack_argv(inside(file), inside(repo));
+    auto st = co_await exec_user(phase::install, std::move(argv), work, no_env, "unpack");
     std::error_code ec;
-    fs::create_directories(repo, ec);
-    auto r = buildplan::extract_tar_gz(file, repo, opts.archive);
     fs::remove(file, ec);
+    if (!st) {
+      co_return stop_reason{build_outcome::infrastructure, "unpack: " + st.error().message};
+    }
+    if (interrupted) {
+      co_return interrupted;
+    }
+    if (auto hit = limit_hit("unpack", &*st)) {
+      co_return stop_reason{build_outcome::failed, "source archive: " + *hit};
+    }
+    if (!st->success()) {
+      // tar names each member it refused on lines of its own above.
+      auto f = fetch_failure("unpack", *st);
+      f.message = "source archive: " + f.message;
+      co_return f;
+    }
+    auto r = buildplan::check_unpacked_tree(repo, opts.archive);
     if (!r) {
       co_return stop_reason{
           r.error().is(errc::io) ? build_outcome::infrastructure : build_outcome::failed,
@@ -1165,62 +1187,9 @@ struct runner::impl {
     co_return std::nullopt;
   }
 
-  asio::awaitable<std::optional<stop_reason>> pipeline() {
-    auto fields = proto::hash_fields{{"started_at", std::to_string(unix_ms())}};
-    if (auto s = co_await set_status(deployment_status::cloning, std::move(fields))) {
-      co_return s;
-    }
-    begin(proto::log_phase::clone,
-          fmt::format("build {} of project {} (attempt {}), time limit {} s", job.deployment_id,
-                      job.project, job.attempt, timeout.count()));
-    // The work directory: the checkout (src), HOME and npm's cache, all removed afterwards.
-    std::error_code ec;
-    auto root = opts.work_root.empty() ? fs::temp_directory_path(ec) : opts.work_root;
-    // Named after this runner too (pid and start time): the cgroup takes the same name, and the
-    // sweep of a later runner or worker removes both once this process is gone (sweep.hpp).
-    work = root / owned_name(fmt::format("dp-build-{}-{}", job.deployment_id, dp::random_hex(4)));
-    if (auto s = co_await make_work_dir(root)) {
-      co_return s;
-    }
-    fs::create_directories(work / "home", ec);
-    if (!ec) {
-      work = fs::canonical(work, ec);
-    }
-    if (ec) {
-      co_return stop_reason{build_outcome::infrastructure,
-                            fmt::format("cannot create the work directory: {}", ec.message())};
-    }
-    auto repo = work / "src";
-    std::optional<stop_reason> fetched;
-    if (job.source_archive) {
-      fetched = co_await unpack(repo);
-    } else {
-      fetched = co_await clone(repo);
-    }
-    if (fetched) {
-      co_return fetched;
-    }
-
-    // Opens the checkout (nothing of it has run yet) and the project directory within it.
-    auto plan = buildplan::make_plan(repo, {job.root_dir, job.install_command, job.build_command,
-                                            job.output_dir, job.install_scripts});
-    if (!plan) {
-      co_return stop_reason{build_outcome::failed, plan.error().message};
-    }
-    for (const auto& note : plan->notes) {
-      say(note);
-    }
-    // What runs, on the deployment (GET /v1/projects/{name} shows the latest).
-    settings = proto::build_settings{
-        .framework = plan->framework,
-        .package_manager = plan->package_manager,
-        .install_command = {plan->install ? plan->install->display : "",
-                            job.install_command.has_value()},
-        .build_command = {plan->build ? plan->build->display : "", job.build_command.has_value()},
-        .output_dir = std::nullopt};
-    if (auto s = co_await record_settings()) {
-      co_return s;
-    }
+  // The build's uid (the work directory handed to it), the sandbox and the cgroup: what every
+  // command of the build's runs within, from the unpack of an uploaded source on.
+  asio::awaitable<std::optional<stop_reason>> confine() {
     // A root runner never runs user code as root, sandbox or not: in a container (SANDBOX=none)
     // the runner is root with the few capabilities the switch needs, the build gets none, and
     // what only the runner may read (its files, its environment) is closed to the build's uid.
@@ -1254,6 +1223,80 @@ struct runner::impl {
     }
 
     make_cgroup();
+    co_return std::nullopt;
+  }
+
+  asio::awaitable<std::optional<stop_reason>> pipeline() {
+    auto fields = proto::hash_fields{{"started_at", std::to_string(unix_ms())}};
+    if (auto s = co_await set_status(deployment_status::cloning, std::move(fields))) {
+      co_return s;
+    }
+    begin(proto::log_phase::clone,
+          fmt::format("build {} of project {} (attempt {}), time limit {} s", job.deployment_id,
+                      job.project, job.attempt, timeout.count()));
+    // The work directory: the checkout (src), HOME and npm's cache, all removed afterwards.
+    std::error_code ec;
+    auto root = opts.work_root.empty() ? fs::temp_directory_path(ec) : opts.work_root;
+    // Named after this runner too (pid and start time): the cgroup takes the same name, and the
+    // sweep of a later runner or worker removes both once this process is gone (sweep.hpp).
+    work = root / owned_name(fmt::format("dp-build-{}-{}", job.deployment_id, dp::random_hex(4)));
+    if (auto s = co_await make_work_dir(root)) {
+      co_return s;
+    }
+    fs::create_directories(work / "home", ec);
+    if (!ec) {
+      work = fs::canonical(work, ec);
+    }
+    if (ec) {
+      co_return stop_reason{build_outcome::infrastructure,
+                            fmt::format("cannot create the work directory: {}", ec.message())};
+    }
+    auto repo = work / "src";
+    std::optional<stop_reason> fetched;
+    if (job.source_archive) {
+      // Unpacked by the build's uid in the sandbox: confined first.
+      auto archive = work / "source.tar.gz";
+      if (fs::create_directory(repo, ec); ec) {
+        co_return stop_reason{build_outcome::infrastructure,
+                              fmt::format("cannot create the source directory: {}", ec.message())};
+      }
+      fetched = co_await download_source(archive);
+      if (!fetched) {
+        fetched = co_await confine();
+      }
+      if (!fetched) {
+        fetched = co_await unpack_source(archive, repo);
+      }
+    } else {
+      fetched = co_await clone(repo);
+      if (!fetched) {
+        fetched = co_await confine();
+      }
+    }
+    if (fetched) {
+      co_return fetched;
+    }
+
+    // Opens the checkout (nothing of it has run yet) and the project directory within it.
+    auto plan = buildplan::make_plan(repo, {job.root_dir, job.install_command, job.build_command,
+                                            job.output_dir, job.install_scripts});
+    if (!plan) {
+      co_return stop_reason{build_outcome::failed, plan.error().message};
+    }
+    for (const auto& note : plan->notes) {
+      say(note);
+    }
+    // What runs, on the deployment (GET /v1/projects/{name} shows the latest).
+    settings = proto::build_settings{
+        .framework = plan->framework,
+        .package_manager = plan->package_manager,
+        .install_command = {plan->install ? plan->install->display : "",
+                            job.install_command.has_value()},
+        .build_command = {plan->build ? plan->build->display : "", job.build_command.has_value()},
+        .output_dir = std::nullopt};
+    if (auto s = co_await record_settings()) {
+      co_return s;
+    }
     if (auto s = co_await set_status(deployment_status::installing)) {
       co_return s;
     }

@@ -1,23 +1,25 @@
-// Unpacking an uploaded source (deployctl deploy <directory>): a tar.gz read and checked member by
-// member before anything is written, so a hostile archive cannot reach outside the work tree.
-// Refused: absolute names, ".." segments, members under a symlink of the archive, symlinks whose
-// target leaves the tree, hard links to anything but an earlier regular file, devices, FIFOs,
-// sparse and unknown member types, and archives beyond the limits (a hard link is unpacked as a
-// copy and counts its target's full size). Owners and permission bits
-// other than "executable" are ignored: files are 0644 or 0755, directories 0755.
+// Unpacking an uploaded source (deployctl deploy <directory>). The archive is hostile data: GNU
+// tar unpacks it inside the build's sandbox as the build's uid (`source_unpack_argv`), within the
+// build's disk quota and time limit, so that what it writes reaches at most the build's own work
+// directory, as the build's own commands could. tar refuses ".." names, writes through symlinks and
+// hard links to anything outside the tree, strips a leading "/", restores no owner and no set-id
+// bit. The runner then walks the result without following anything (`check_unpacked_tree`) and
+// refuses what tar lets through but a source tree has no use for: FIFOs, devices, sockets, symlinks
+// that resolve outside the tree, and trees beyond the limits.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "dp/core/error.hpp"
 
 namespace dp::buildplan {
 
 struct archive_limits {
-  uint64_t max_bytes = uint64_t{1} << 30;  // the sum of the members' sizes (a hard link: its
-                                           // target's, since it is unpacked as a copy)
-  uint64_t max_members = 100'000;
+  uint64_t max_bytes = uint64_t{1} << 30;  // the sum of the regular files' sizes
+  uint64_t max_members = 100'000;          // files, directories and symlinks
 };
 
 struct archive_report {
@@ -25,11 +27,14 @@ struct archive_report {
   uint64_t bytes = 0;
 };
 
-// Extracts `archive` (gzip-compressed tar: ustar, GNU long names, pax headers) into `dest`, which
-// must exist. A refused or malformed archive is errc::invalid_argument naming the member; a
-// limit errc::too_large; local I/O errc::io. Symlinks are created last.
-dp::result<archive_report> extract_tar_gz(const std::filesystem::path& archive,
-                                          const std::filesystem::path& dest,
-                                          const archive_limits& limits);
+// tar's argv that unpacks the gzip-compressed `archive` into the existing directory `dir` (both as
+// the sandbox sees them). Run without the project's variables (TAR_OPTIONS).
+std::vector<std::string> source_unpack_argv(const std::string& archive, const std::string& dir);
+
+// Walks the unpacked tree `dir` with lstat only (nothing is opened, read or followed but the
+// symlinks' targets, resolved to check where they lead). A member refused is
+// errc::invalid_argument naming it; a limit errc::too_large; a walk that fails errc::io.
+dp::result<archive_report> check_unpacked_tree(const std::filesystem::path& dir,
+                                               const archive_limits& limits);
 
 }  // namespace dp::buildplan

@@ -1,0 +1,287 @@
+// A hostile uploaded source (deployctl deploy <directory>, __sources/<id>.tar.gz): tar unpacks it
+// inside the sandbox as the build's uid, so a symlink out with a file written through it, "../"
+// and absolute names, a hard link to a host file, a FIFO, a device, a set-uid file, a gzip bomb
+// and an absurd member count touch nothing outside the build's work directory: each fails the
+// build with a line that names it, or lands inside the tree. A plain archive still deploys.
+// Real bubblewrap, tar and the file store; the archives are written by the test.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "dp/core/id.hpp"
+#include "dp/proto/storage_layout.hpp"
+#include "dp/runner/runner.hpp"
+#include "dp/storage/object_store.hpp"
+#include "dp/test/harness.hpp"
+#include "dp/test/tar_writer.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using dp::runner::build_outcome;
+using dp::test::tar_member;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool can_mount() {
+  return ::geteuid() == 0 && fs::exists("/dev/loop-control");
+}
+
+class HostileSource : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::permissions(outside_.path(), fs::perms::owner_all);
+    secret_file_ = outside_.path() / "secret.txt";
+    std::ofstream(secret_file_) << marker_ << "\n";
+    fs::permissions(secret_file_, fs::perms::owner_read | fs::perms::owner_write);
+  }
+
+  struct result {
+    dp::runner::build_report report;
+    std::string log;
+    std::string id;
+  };
+
+  // Where the archive of deployment `id` goes in the file store.
+  fs::path archive_path(const std::string& id) {
+    auto p = storage_.path() / dp::proto::source_archive_key(id);
+    fs::create_directories(p.parent_path());
+    return p;
+  }
+
+  // Builds the archive stored for `id`: a static site (no package.json) unless the archive says
+  // otherwise; `build_command` runs after the unpack.
+  result build(const std::string& id, dp::runner::runner_options o = {},
+               std::optional<std::string> build_command = std::nullopt) {
+    dp::proto::job j;
+    j.deployment_id = id;
+    j.project = "hostile";
+    j.source_archive = dp::proto::source_archive_key(id);
+    j.build_command = std::move(build_command);
+    j.timeout_s = 120;
+    auto log_file = logs_.path() / ("log-" + id);
+    int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    EXPECT_GE(fd, 0);
+    asio::io_context ioc;
+    auto storage = dp::storage::open_storage(
+        ioc.get_executor(), *dp::storage::parse_storage_url("file://" + storage_.path().string()),
+        {});
+    EXPECT_TRUE(storage);
+    auto sink = dp::runner::make_stream_sink(fd, false, id);
+    o.work_root = work_.path();
+    o.network = dp::runner::network_mode::none;
+    dp::runner::runner r(j, o, **storage, *sink);
+    auto done = asio::co_spawn(ioc, r.run(), asio::use_future);
+    ioc.run();
+    result out{done.get(), {}, id};
+    ::close(fd);
+    out.log = slurp(log_file);
+    if (std::getenv("DP_HOSTILE_VERBOSE")) {
+      std::cerr << out.log << "outcome: " << dp::runner::to_string(out.report.outcome) << ": "
+                << out.report.error << "\n";
+    }
+    return out;
+  }
+
+  // An archive of an index.html and `hostile`, built.
+  result build_members(const std::vector<tar_member>& hostile,
+                       std::optional<std::string> build_command = std::nullopt) {
+    auto id = dp::new_deployment_id();
+    std::vector<tar_member> members{{.name = "index.html", .content = "<h1>site</h1>"}};
+    members.insert(members.end(), hostile.begin(), hostile.end());
+    dp::test::write_tar_gz(archive_path(id), members);
+    return build(id, {}, std::move(build_command));
+  }
+
+  // The outside directory holds only the secret, unchanged, with one link; nothing was published.
+  void expect_outside_untouched(const result& r) {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(outside_.path())) {
+      names.push_back(e.path().filename().string());
+    }
+    EXPECT_EQ(names, std::vector<std::string>{"secret.txt"}) << r.log;
+    EXPECT_EQ(slurp(secret_file_), marker_ + "\n");
+    struct stat st {};
+    ASSERT_EQ(::stat(secret_file_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_nlink, 1u);
+    EXPECT_EQ(st.st_uid, 0u);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    // Nothing beside the work directories either.
+    for (const auto& e : fs::directory_iterator(work_.path().parent_path())) {
+      EXPECT_NE(e.path().filename(), "escape.txt") << r.log;
+    }
+  }
+
+  bool published(const result& r) const {
+    return fs::exists(storage_.path() / dp::proto::output_prefix(r.id));
+  }
+
+  void expect_failed_with(const result& r, const std::string& line) {
+    EXPECT_EQ(r.report.outcome, build_outcome::failed) << r.report.error << "\n" << r.log;
+    EXPECT_NE(r.log.find(line), std::string::npos) << "missing: " << line << "\n" << r.log;
+    EXPECT_NE(r.report.error.find("source archive: "), std::string::npos) << r.report.error;
+    EXPECT_FALSE(published(r)) << r.log;
+    // Nothing of the build ran.
+    EXPECT_EQ(r.log.find("build: running"), std::string::npos) << r.log;
+  }
+
+  std::string marker_ = "DP-SOURCE-SECRET-" + dp::random_hex(8);
+  fs::path secret_file_;
+  dp::test::temp_dir outside_{"dp-source-outside"};
+  dp::test::temp_dir storage_{"dp-source-storage"};
+  dp::test::temp_dir work_{"dp-source-work"};
+  dp::test::temp_dir logs_{"dp-source-logs"};
+};
+
+TEST_F(HostileSource, PlainArchiveDeploys) {
+  auto id = dp::new_deployment_id();
+  dp::test::write_tar_gz(archive_path(id),
+                         {{.name = "./", .type = '5', .mode = 0700},
+                          {.name = "./index.html", .content = "<h1>site</h1>"},
+                          {.name = "./about/", .type = '5'},
+                          {.name = "./about/index.html", .content = "about"},
+                          {.name = "./home.html", .type = '2', .link = "index.html"},
+                          {.name = "./copy.html", .type = '1', .link = "./index.html"}});
+  auto r = build(id);
+  ASSERT_EQ(r.report.outcome, build_outcome::ready) << r.report.error << "\n" << r.log;
+  EXPECT_NE(r.log.find("unpacked 3 files (31 B)"), std::string::npos) << r.log;
+  // Unpacked by the build's uid inside the sandbox, which was set up first.
+  EXPECT_LT(r.log.find("sandbox: bubblewrap"), r.log.find("unpacked 3 files")) << r.log;
+  auto out = storage_.path() / dp::proto::output_prefix(id);
+  EXPECT_EQ(slurp(out / "index.html"), "<h1>site</h1>");
+  EXPECT_EQ(slurp(out / "about/index.html"), "about");
+  EXPECT_EQ(slurp(out / "copy.html"), "<h1>site</h1>");
+}
+
+TEST_F(HostileSource, SymlinkOutAndAFileThroughIt) {
+  auto r = build_members({{.name = "out", .type = '2', .link = outside_.path().string()},
+                          {.name = "out/written.txt", .content = "x"}});
+  expect_failed_with(r, "out/written.txt: Cannot open: Not a directory");
+  expect_outside_untouched(r);
+  // The same through a relative link that climbs out of the work directory.
+  std::string climb;
+  for (int i = 0; i < 12; ++i) {
+    climb += "../";
+  }
+  auto r2 = build_members(
+      {{.name = "up", .type = '2', .link = climb + outside_.path().relative_path().string()},
+       {.name = "up/written.txt", .content = "x"}});
+  expect_failed_with(r2, "up/written.txt: Cannot open: Not a directory");
+  expect_outside_untouched(r2);
+  // A symlink out alone unpacks, and is refused before anything reads the tree.
+  auto r3 = build_members({{.name = "etc", .type = '2', .link = "/etc"}});
+  expect_failed_with(r3, "archive member 'etc' refused: symlink to '/etc' leaves the tree");
+  auto r4 = build_members({{.name = "a", .type = '2', .link = "."},
+                           {.name = "b", .type = '2', .link = "a/../escape.txt"}});
+  expect_failed_with(r4,
+                     "archive member 'b' refused: symlink to 'a/../escape.txt' leaves the tree");
+}
+
+TEST_F(HostileSource, DotDotAndAbsoluteNames) {
+  auto r = build_members({{.name = "../../../../../../escape.txt", .content = "x"}});
+  expect_failed_with(r, "Member name contains '..'");
+  expect_outside_untouched(r);
+  // An absolute name lands beneath the tree, tar says so, and the build goes on.
+  auto r2 = build_members(
+      {{.name = (outside_.path() / "absolute.txt").string(), .content = "x"}},
+      "test -f ." + (outside_.path() / "absolute.txt").string() + " && echo beneath the tree");
+  EXPECT_EQ(r2.report.outcome, build_outcome::ready) << r2.report.error << "\n" << r2.log;
+  EXPECT_NE(r2.log.find("Removing leading `/' from member names"), std::string::npos) << r2.log;
+  EXPECT_NE(r2.log.find("beneath the tree"), std::string::npos) << r2.log;
+  expect_outside_untouched(r2);
+}
+
+TEST_F(HostileSource, HardLinkToAHostFile) {
+  for (const auto& target : {secret_file_.string(), std::string("/etc/passwd")}) {
+    auto passwd = slurp("/etc/passwd");
+    auto r = build_members({{.name = "h", .type = '1', .link = target}});
+    expect_failed_with(r, "h: Cannot hard link to");
+    expect_outside_untouched(r);
+    EXPECT_EQ(slurp("/etc/passwd"), passwd);
+  }
+}
+
+TEST_F(HostileSource, FifoAndDeviceAreRefused) {
+  auto r = build_members({{.name = "pipe", .type = '6'}});
+  expect_failed_with(r, "archive member 'pipe' refused: FIFO");
+  // tar cannot make a device as the build's uid (a 0:0 "whiteout" it may: refused after).
+  auto r2 = build_members({{.name = "null", .type = '3'}});
+  EXPECT_EQ(r2.report.outcome, build_outcome::failed) << r2.log;
+  EXPECT_TRUE(r2.log.find("null: Cannot mknod") != std::string::npos ||
+              r2.log.find("archive member 'null' refused: device file") != std::string::npos)
+      << r2.log;
+  EXPECT_FALSE(published(r2));
+}
+
+TEST_F(HostileSource, SetuidBitIsDropped) {
+  auto r = build_members({{.name = "run.sh", .content = "#!/bin/sh\n", .mode = 06755}},
+                         "stat -c 'mode %a owner %u.' run.sh");
+  ASSERT_EQ(r.report.outcome, build_outcome::ready) << r.report.error << "\n" << r.log;
+  EXPECT_NE(r.log.find("mode 755 owner "), std::string::npos) << r.log;
+  EXPECT_EQ(r.log.find("mode 6755"), std::string::npos) << r.log;
+  // Owned by the build's uid, not by root or by the archive's owner.
+  EXPECT_EQ(r.log.find("owner 0."), std::string::npos) << r.log;
+}
+
+// 1 GiB of zeros (about 1 MiB compressed) against a 64 MiB filesystem: the unpack fills the
+// build's own disk only, and the build fails naming the quota.
+TEST_F(HostileSource, GzipBombFillsOnlyTheBuildsQuota) {
+  if (!can_mount()) {
+    GTEST_SKIP() << "needs root and /dev/loop-control to mount a filesystem per build";
+  }
+  auto id = dp::new_deployment_id();
+  auto script = logs_.path() / "bomb.py";
+  std::ofstream(script) << R"PY(
+import io, sys, tarfile
+class Zeros(io.RawIOBase):
+    def __init__(self, n): self.n = n
+    def readable(self): return True
+    def readinto(self, b):
+        k = min(len(b), self.n); b[:k] = bytes(k); self.n -= k; return k
+with tarfile.open(sys.argv[1], "w:gz", compresslevel=1) as t:
+    i = tarfile.TarInfo("index.html"); i.size = 5; t.addfile(i, io.BytesIO(b"hello"))
+    i = tarfile.TarInfo("zeros"); i.size = 1 << 30; t.addfile(i, Zeros(i.size))
+)PY";
+  auto cmd = "python3 " + script.string() + " " + archive_path(id).string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  ASSERT_LT(fs::file_size(archive_path(id)), uint64_t{8} << 20);
+  dp::runner::runner_options o;
+  o.disk_bytes = uint64_t{64} << 20;
+  auto r = build(id, o);
+  expect_failed_with(r, "No space left on device");
+  EXPECT_EQ(r.report.error,
+            "source archive: unpack stopped: disk quota of 64 MiB (BUILD_DISK_MB) reached")
+      << r.log;
+  expect_outside_untouched(r);
+}
+
+TEST_F(HostileSource, AbsurdMemberCountIsRefused) {
+  auto id = dp::new_deployment_id();
+  std::vector<tar_member> members;
+  for (int i = 0; i < 300; ++i) {
+    members.push_back({.name = "f" + std::to_string(i), .content = "x"});
+  }
+  dp::test::write_tar_gz(archive_path(id), members);
+  dp::runner::runner_options o;
+  o.archive.max_members = 200;
+  auto r = build(id, o);
+  expect_failed_with(r, "the archive has more than 200 members");
+}
+
+}  // namespace
