@@ -190,6 +190,7 @@ struct runner::impl {
   std::optional<unsigned> build_uid;   // of install and build (gid the same), when root runs them
   std::optional<work_fs> disk;         // the work directory's filesystem or poller (BUILD_DISK_MB)
   bool said_disk_full = false;         // a line of the running command reported ENOSPC
+  bool said_absolute_name = false;     // tar stripped a leading "/" (refused in a source)
   std::optional<build_cgroup> cgroup;  // install and build as a whole (BUILD_MEMORY_MB...)
   // Without a cgroup of the build's own, in a container (SANDBOX=none, root): the container's
   // limits and their counters before install, which name a limit the build hit.
@@ -258,6 +259,8 @@ struct runner::impl {
       auto st = s == process::stream::out ? log_stream::out : log_stream::err;
       // ENOSPC as the command reports it: git removes a failed clone, leaving the disk free.
       said_disk_full = said_disk_full || line.find("No space left on device") != line.npos;
+      // GNU tar unpacks an absolute name beneath its directory, saying only this (C locale).
+      said_absolute_name = said_absolute_name || line.starts_with("tar: Removing leading `/'");
       if (redact) {
         sink.log(st, buildplan::redact_text(line));
       } else {
@@ -556,16 +559,16 @@ struct runner::impl {
                                                             const fs::path& repo) {
     auto start = clock_type::now();
     said_disk_full = false;
+    said_absolute_name = false;
     auto argv = buildplan::source_unpack_argv(inside(file), inside(repo));
     auto st = co_await exec_user(phase::install, std::move(argv), work, no_env, "unpack");
-    std::error_code ec;
-    fs::remove(file, ec);
     if (!st) {
       co_return stop_reason{build_outcome::infrastructure, "unpack: " + st.error().message};
     }
     if (interrupted) {
       co_return interrupted;
     }
+    // Before the archive goes: its removal would free the disk the quota's check looks at.
     if (auto hit = limit_hit("unpack", &*st)) {
       co_return stop_reason{build_outcome::failed, "source archive: " + *hit};
     }
@@ -574,6 +577,13 @@ struct runner::impl {
       auto f = fetch_failure("unpack", *st);
       f.message = "source archive: " + f.message;
       co_return f;
+    }
+    std::error_code ec;
+    fs::remove(file, ec);
+    if (said_absolute_name) {
+      co_return stop_reason{build_outcome::failed,
+                            "source archive: a member with an absolute name refused (tar unpacked "
+                            "it beneath the tree)"};
     }
     auto r = buildplan::check_unpacked_tree(repo, opts.archive);
     if (!r) {
