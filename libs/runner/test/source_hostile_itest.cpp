@@ -169,6 +169,32 @@ TEST_F(HostileSource, PlainArchiveDeploys) {
   EXPECT_EQ(slurp(out / "copy.html"), "<h1>site</h1>");
 }
 
+// In a build container (SANDBOX=none, docker and ECS) the same code path unpacks as the build's
+// uid, switched by setpriv in front of tar; a hostile member fails the same way.
+TEST_F(HostileSource, ContainerModeUnpacksAsTheBuildsUid) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "needs a root runner to switch to the build's uid";
+  }
+  // The build's uid must pass through the work root, as through a container's /tmp.
+  fs::permissions(work_.path(), fs::perms(0755));
+  dp::runner::runner_options o;
+  o.sandbox = false;
+  auto id = dp::new_deployment_id();
+  dp::test::write_tar_gz(archive_path(id), {{.name = "index.html", .content = "<h1>site</h1>"}});
+  auto r = build(id, o, "stat -c 'owner %u.' index.html && mkdir dist && cp index.html dist/");
+  ASSERT_EQ(r.report.outcome, build_outcome::ready) << r.report.error << "\n" << r.log;
+  EXPECT_NE(r.log.find("warning: sandbox none"), std::string::npos) << r.log;
+  EXPECT_NE(r.log.find("owner 2"), std::string::npos) << "not the build's uid (200000+)\n" << r.log;
+
+  auto bad = dp::new_deployment_id();
+  dp::test::write_tar_gz(archive_path(bad),
+                         {{.name = "out", .type = '2', .link = outside_.path().string()},
+                          {.name = "out/written.txt", .content = "x"}});
+  auto r2 = build(bad, o);
+  expect_failed_with(r2, "out/written.txt: Cannot open: Not a directory");
+  expect_outside_untouched(r2);
+}
+
 TEST_F(HostileSource, SymlinkOutAndAFileThroughIt) {
   auto r = build_members({{.name = "out", .type = '2', .link = outside_.path().string()},
                           {.name = "out/written.txt", .content = "x"}});
