@@ -259,8 +259,9 @@ struct runner::impl {
       auto st = s == process::stream::out ? log_stream::out : log_stream::err;
       // ENOSPC as the command reports it: git removes a failed clone, leaving the disk free.
       said_disk_full = said_disk_full || line.find("No space left on device") != line.npos;
-      // GNU tar unpacks an absolute name beneath its directory, saying only this (C locale).
-      said_absolute_name = said_absolute_name || line.starts_with("tar: Removing leading `/'");
+      // GNU tar unpacks an absolute name beneath its directory, saying only this (C locale):
+      // "Removing leading `/' (or `//', `/../') from member names (or hard link targets)".
+      said_absolute_name = said_absolute_name || line.starts_with("tar: Removing leading `/");
       if (redact) {
         sink.log(st, buildplan::redact_text(line));
       } else {

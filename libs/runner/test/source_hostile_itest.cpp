@@ -223,13 +223,20 @@ TEST_F(HostileSource, DotDotAndAbsoluteNames) {
   auto r = build_members({{.name = "../../../../../../escape.txt", .content = "x"}});
   expect_failed_with(r, "Member name contains '..'");
   expect_outside_untouched(r);
-  // An absolute name: tar unpacks it beneath the tree and says so; the runner refuses it then.
-  auto r2 = build_members({{.name = (outside_.path() / "absolute.txt").string(), .content = "x"}});
-  expect_failed_with(r2, "tar: Removing leading `/' from member names");
-  EXPECT_EQ(r2.report.error,
-            "source archive: a member with an absolute name refused (tar unpacked it beneath the "
-            "tree)");
-  expect_outside_untouched(r2);
+  // An absolute name, or a hard link to one: tar unpacks it beneath the tree and says so; the
+  // runner refuses it then.
+  auto absolute = (outside_.path() / "absolute.txt").string();
+  for (const auto& members : std::vector<std::vector<tar_member>>{
+           {{.name = absolute, .content = "x"}},
+           {{.name = "/" + absolute, .content = "x"}},
+           {{.name = "copy.html", .type = '1', .link = "/index.html"}}}) {
+    auto r2 = build_members(members);
+    expect_failed_with(r2, "tar: Removing leading `/");
+    EXPECT_EQ(r2.report.error,
+              "source archive: a member with an absolute name refused (tar unpacked it beneath the "
+              "tree)");
+    expect_outside_untouched(r2);
+  }
 }
 
 TEST_F(HostileSource, HardLinkToAHostFile) {
