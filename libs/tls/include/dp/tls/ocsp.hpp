@@ -2,8 +2,8 @@
 // check of a response against the chain, and the fetch through the one outbound HTTP client.
 //
 // A chain is PEM, leaf first; the certificate after the leaf is its issuer (an ACME chain always
-// holds it). Requests carry no nonce: responders (Let's Encrypt's among them) answer from a
-// cache and a staple is served to many clients.
+// holds it). Requests carry no nonce: responders answer from a cache, and a staple is served to
+// many clients.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
