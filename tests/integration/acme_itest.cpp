@@ -5,7 +5,8 @@
 // running proxy while a client keeps making new connections, none of which fails. When the
 // challenge cannot be answered, the domain shows the CA's reason and when it is tried again. A
 // verified domain is issued on the verify event, not at the issuer's next tick, and removing it
-// removes its certificate from the store and from the running proxy.
+// removes its certificate from the store and from the running proxy. A certificate from a CA
+// that runs OCSP gets its response from the worker, and the proxy staples it.
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
@@ -28,7 +29,9 @@
 #include "dp/storage/object_store.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
+#include "dp/test/ocsp.hpp"
 #include "dp/test/options.hpp"
+#include "dp/tls/cert_store.hpp"
 
 namespace {
 
@@ -358,6 +361,45 @@ TEST_F(acme_e2e, a_verified_domain_is_issued_at_once_and_its_removal_drops_the_c
   // The proxy heard it: the handshake for the name fails now.
   EXPECT_TRUE(dp::test::eventually([&] { return !https_get(tls_port_, root_file_).ok; }))
       << proxy_->log_text();
+}
+
+// Pebble runs no OCSP responder: the certificate comes from the harness's CA (openssl ca) whose
+// leaves name its `openssl ocsp` responder, stored as the issuer stores one (no domain is
+// verified, so Pebble issues nothing meanwhile).
+TEST_F(acme_e2e, a_certificate_of_a_ca_with_ocsp_is_stapled_with_the_workers_response) {
+  start(false);
+  auto ocsp_port = dp::test::free_port();
+  dp::test::test_ca ocsp_ca(certs_.path(), "OCSP CA",
+                            "http://127.0.0.1:" + std::to_string(ocsp_port));
+  auto leaf = ocsp_ca.issue("leaf", {fqdn});
+  auto responder = ocsp_ca.serve(ocsp_port);
+  run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+    dp::redis::client redis(ioc.get_executor(), dp::test::redis_options(redis_));
+    dp::tls::cert_store store(redis, dp::proto::keys{},
+                              *dp::tls::platform_key::from_hex(platform_key_hex));
+    auto stored = co_await store.put(fqdn, leaf.chain_pem, leaf.key_pem);
+    CO_ASSERT_OK(stored);
+    redis.close();
+  });
+  std::string seen;
+  ASSERT_TRUE(dp::test::eventually(
+      [&] {
+        seen = dp::test::run({"sh", "-c",
+                              fmt::format("openssl s_client -connect 127.0.0.1:{} -servername {} "
+                                          "-status -CAfile '{}' </dev/null 2>&1",
+                                          tls_port_, fqdn, ocsp_ca.cert_file().string())})
+                   .output;
+        return seen.find("Cert Status: good") != std::string::npos;
+      },
+      60s))
+      << seen << "\n"
+      << worker_->log_text() << "\n"
+      << proxy_->log_text();
+  EXPECT_NE(seen.find("OCSP Response Status: successful"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("Verify return code: 0 (ok)"), std::string::npos) << seen;
+  // The worker recorded when it asks again: half-way through the hour the responder gives.
+  auto refresh_at = redis_exec({"HGET", dp::proto::keys{}.certificate(fqdn), "ocsp_refresh_at_ms"});
+  EXPECT_GT(std::stoll(refresh_at.as_string()), now_ms() + 25 * 60'000);
 }
 
 }  // namespace

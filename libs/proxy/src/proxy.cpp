@@ -11,6 +11,7 @@
 #include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/tls/certificate.hpp"
+#include "dp/tls/ocsp.hpp"
 #include "proxy_impl.hpp"
 
 namespace dp::proxy {
@@ -27,12 +28,28 @@ asio::awaitable<void> proxy::impl::load_certificate(std::string name) {
     log::info("proxy: certificate removed", {{"name", name}});
     co_return;
   }
-  if (auto r = contexts->set(name, (*got)->chain_pem, (*got)->key_pem); !r) {
+  const auto& c = **got;
+  // Checked here again: a response that is not this chain's, or has expired, is never stapled.
+  std::optional<tls::ocsp_staple> staple;
+  if (!c.ocsp_der.empty()) {
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    if (auto v = tls::check_ocsp_response(c.chain_pem, c.ocsp_der, now); v) {
+      staple = tls::ocsp_staple{c.ocsp_der, v->next_update_ms};
+    } else {
+      log::warn("proxy: stored OCSP response not stapled", {{"name", name}, {"error", v.error()}});
+    }
+  }
+  if (auto r = contexts->set(name, c.chain_pem, c.key_pem, staple); !r) {
     log::warn("proxy: certificate does not load; the previous one stays",
               {{"name", name}, {"error", r.error()}});
     co_return;
   }
-  log::info("proxy: certificate loaded", {{"name", name}, {"not_after_ms", (*got)->not_after_ms}});
+  log::info("proxy: certificate loaded",
+            {{"name", name},
+             {"not_after_ms", c.not_after_ms},
+             {"ocsp_next_update_ms", staple ? staple->next_update_ms : 0}});
 }
 
 asio::awaitable<void> proxy::impl::load_certificates() {

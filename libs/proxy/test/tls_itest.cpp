@@ -23,8 +23,10 @@
 #include "dp/test/async.hpp"
 #include "dp/test/certificates.hpp"
 #include "dp/test/harness.hpp"
+#include "dp/test/ocsp.hpp"
 #include "dp/test/options.hpp"
 #include "dp/tls/cert_store.hpp"
+#include "dp/tls/ocsp.hpp"
 
 namespace {
 
@@ -164,6 +166,24 @@ class tls_test : public ::testing::Test {
       dp::tls::cert_store store(redis, dp::proto::keys{}, test_key());
       auto put = co_await store.put(name, pair.chain_pem, pair.key_pem);
       EXPECT_TRUE(put) << (put ? "" : put.error().message);
+      redis.close();
+    });
+  }
+
+  // Stores `response` as the name's OCSP response, as the worker does once it checked it (here
+  // checked against `checked_with`, which may be another chain's: the proxy must refuse it).
+  void put_ocsp(const std::string& name, const dp::test::pem_pair& pair,
+                const dp::test::pem_pair& checked_with, const std::string& response) {
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    auto validity = dp::tls::check_ocsp_response(checked_with.chain_pem, response, now);
+    ASSERT_TRUE(validity) << validity.error().message;
+    run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+      dp::redis::client redis(ioc.get_executor(), redis_opts_);
+      dp::tls::cert_store store(redis, dp::proto::keys{}, test_key());
+      auto put = co_await store.put_ocsp(name, pair.chain_pem, response, *validity, 0);
+      EXPECT_TRUE(put && *put);
       redis.close();
     });
   }
@@ -376,6 +396,52 @@ TEST_F(tls_test, a_swapped_certificate_is_served_without_a_failed_request) {
   EXPECT_EQ(failed, 0) << last_failure;
   EXPECT_GT(with_first, 0);
   EXPECT_EQ(with_second, 1);
+}
+
+// OCSP stapling: the stored response of the name's chain is stapled (TLS 1.2 and 1.3); a
+// response that is not the chain's is not, and a certificate without an OCSP URL is served
+// without a staple.
+TEST_F(tls_test, staples_the_stored_ocsp_response_of_the_names_chain) {
+  dp::test::test_ca ca(certs_.path(), "Test CA", "http://127.0.0.1:9");
+  auto shop = ca.issue("shop", {"shop.example.com"});
+  auto blog = ca.issue("blog", {"blog.example.com"});
+  auto www = ca.issue("www", {"www.shop.example.com"}, false);
+  put_certificate("shop.example.com", shop);
+  put_certificate("blog.example.com", blog);
+  put_certificate("www.shop.example.com", www);
+  ASSERT_TRUE(eventually([&] { return serves_https("shop.example.com", ca.cert_file()); }));
+  auto unstapled = s_client("shop.example.com", "-status");
+  EXPECT_NE(unstapled.output.find("OCSP response: no response sent"), std::string::npos)
+      << unstapled.output;
+
+  auto blog_response = ca.respond(*dp::tls::ocsp_request(blog.chain_pem));
+  put_ocsp("shop.example.com", shop, blog, blog_response);  // not shop's: never stapled
+  put_ocsp("blog.example.com", blog, blog, blog_response);
+  // Events are handled in order: once blog's staple is served, shop's was refused.
+  ASSERT_TRUE(eventually([&] {
+    return s_client("blog.example.com", "-status")
+               .output.find("OCSP Response Status: successful") != std::string::npos;
+  }));
+  auto mismatched = s_client("shop.example.com", "-status");
+  EXPECT_NE(mismatched.output.find("OCSP response: no response sent"), std::string::npos)
+      << mismatched.output;
+
+  put_ocsp("shop.example.com", shop, shop, ca.respond(*dp::tls::ocsp_request(shop.chain_pem)));
+  ASSERT_TRUE(eventually([&] {
+    return s_client("shop.example.com", "-status").output.find("Cert Status: good") !=
+           std::string::npos;
+  }));
+  for (auto version : {"-tls1_2", "-tls1_3"}) {
+    auto r = s_client("shop.example.com", fmt::format("-status {}", version));
+    EXPECT_NE(r.output.find("OCSP Response Status: successful"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("Cert Status: good"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("HTTP/1.1 200"), std::string::npos) << r.output;
+  }
+  // No OCSP URL, no staple; the certificate serves all the same.
+  auto plain = s_client("www.shop.example.com", "-status");
+  EXPECT_NE(plain.output.find("OCSP response: no response sent"), std::string::npos)
+      << plain.output;
+  EXPECT_NE(plain.output.find("HTTP/1.1 308"), std::string::npos) << plain.output;
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "dp/redis/client.hpp"
 #include "dp/tls/certificate.hpp"
+#include "dp/tls/ocsp.hpp"
 
 namespace dp::tls {
 namespace {
@@ -23,14 +24,36 @@ std::string certificate_event(std::string_view name) {
 }
 
 // The record, its index and the event in one step: whoever hears the event reads the new pair.
+// The previous chain's OCSP response and refresh state go: they are not this leaf's.
 // KEYS: cert:<name>, certs, events:certificates. ARGV: name, chain, sealed key, not_after_ms,
-// updated_at_ms, event.
+// updated_at_ms, event, ocsp_url.
 constexpr std::string_view put_script = R"lua(
+redis.call('HDEL', KEYS[1], 'ocsp', 'ocsp_this_update_ms', 'ocsp_next_update_ms',
+           'ocsp_refresh_at_ms', 'ocsp_failures', 'ocsp_error')
 redis.call('HSET', KEYS[1], 'chain', ARGV[2], 'key', ARGV[3], 'not_after_ms', ARGV[4],
-           'updated_at_ms', ARGV[5])
+           'updated_at_ms', ARGV[5], 'ocsp_url', ARGV[7])
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('PUBLISH', KEYS[3], ARGV[6])
 return 1
+)lua";
+
+// Only for the chain it was checked against: a renewal meanwhile wins.
+// KEYS: cert:<name>, events:certificates. ARGV: chain, der, this_update_ms, next_update_ms,
+// refresh_at_ms, event.
+constexpr std::string_view put_ocsp_script = R"lua(
+if redis.call('HGET', KEYS[1], 'chain') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'ocsp', ARGV[2], 'ocsp_this_update_ms', ARGV[3],
+           'ocsp_next_update_ms', ARGV[4], 'ocsp_refresh_at_ms', ARGV[5])
+redis.call('HDEL', KEYS[1], 'ocsp_failures', 'ocsp_error')
+redis.call('PUBLISH', KEYS[2], ARGV[6])
+return 1
+)lua";
+
+// KEYS: cert:<name>. ARGV: chain, reason, retry_at_ms.
+constexpr std::string_view ocsp_failed_script = R"lua(
+if redis.call('HGET', KEYS[1], 'chain') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'ocsp_error', ARGV[2], 'ocsp_refresh_at_ms', ARGV[3])
+return redis.call('HINCRBY', KEYS[1], 'ocsp_failures', 1)
 )lua";
 
 // KEYS: cert:<name>, certs, events:certificates. ARGV: name, event.
@@ -95,7 +118,8 @@ task<void> cert_store::put(std::string_view name, std::string_view chain_pem,
                                    std::move(*sealed),
                                    std::to_string(facts->not_after_ms),
                                    std::to_string(now_ms()),
-                                   certificate_event(name)};
+                                   certificate_event(name),
+                                   ocsp_responder_url(chain_pem)};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
     co_return r.error();
@@ -104,14 +128,14 @@ task<void> cert_store::put(std::string_view name, std::string_view chain_pem,
 }
 
 task<std::optional<certificate>> cert_store::get(std::string_view name) {
-  std::vector<std::string> command{"HMGET", keys_.certificate(name), "chain",
-                                   "key",   "not_after_ms",          "updated_at_ms"};
+  std::vector<std::string> command{"HMGET",        keys_.certificate(name), "chain", "key",
+                                   "not_after_ms", "updated_at_ms",         "ocsp"};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
     co_return r.error();
   }
   const auto& f = r->elements();
-  if (f.size() != 4 || f[0].is_nil() || f[1].is_nil()) {
+  if (f.size() != 5 || f[0].is_nil() || f[1].is_nil()) {
     co_return std::optional<certificate>{};
   }
   auto key_pem = key_.open(f[1].as_string(), name);
@@ -122,7 +146,8 @@ task<std::optional<certificate>> cert_store::get(std::string_view name) {
                 .chain_pem = f[0].as_string(),
                 .key_pem = std::move(*key_pem),
                 .not_after_ms = to_int(f[2].as_string()),
-                .updated_at_ms = to_int(f[3].as_string())};
+                .updated_at_ms = to_int(f[3].as_string()),
+                .ocsp_der = f[4].as_string()};
   co_return std::optional<certificate>{std::move(c)};
 }
 
@@ -139,7 +164,9 @@ task<std::vector<certificate_info>> cert_store::list() {
   std::sort(names.begin(), names.end());
   std::vector<std::vector<std::string>> commands;
   for (const auto& n : names) {
-    commands.push_back({"HMGET", keys_.certificate(n), "not_after_ms", "updated_at_ms"});
+    commands.push_back({"HMGET", keys_.certificate(n), "not_after_ms", "updated_at_ms", "ocsp_url",
+                        "ocsp_next_update_ms", "ocsp_refresh_at_ms", "ocsp_failures",
+                        "ocsp_error"});
   }
   std::vector<certificate_info> out;
   if (commands.empty()) {
@@ -151,10 +178,17 @@ task<std::vector<certificate_info>> cert_store::list() {
   }
   for (size_t i = 0; i < names.size(); ++i) {
     const auto& f = (*replies)[i].elements();
-    if (f.size() != 2 || f[0].is_nil()) {
+    if (f.size() != 7 || f[0].is_nil()) {
       continue;  // removed meanwhile
     }
-    out.push_back({names[i], to_int(f[0].as_string()), to_int(f[1].as_string())});
+    out.push_back({.name = names[i],
+                   .not_after_ms = to_int(f[0].as_string()),
+                   .updated_at_ms = to_int(f[1].as_string()),
+                   .ocsp_url = f[2].as_string(),
+                   .ocsp_next_update_ms = to_int(f[3].as_string()),
+                   .ocsp_refresh_at_ms = to_int(f[4].as_string()),
+                   .ocsp_failures = to_int(f[5].as_string()),
+                   .ocsp_error = f[6].as_string()});
   }
   co_return out;
 }
@@ -191,6 +225,43 @@ task<void> cert_store::remove(std::string_view name) {
     co_return r.error();
   }
   co_return dp::result<void>{};
+}
+
+task<bool> cert_store::put_ocsp(std::string_view name, std::string_view chain_pem,
+                                std::string_view der, ocsp_validity validity,
+                                int64_t refresh_at_ms) {
+  std::vector<std::string> command{"EVAL",
+                                   std::string(put_ocsp_script),
+                                   "2",
+                                   keys_.certificate(name),
+                                   keys_.certificates_channel(),
+                                   std::string(chain_pem),
+                                   std::string(der),
+                                   std::to_string(validity.this_update_ms),
+                                   std::to_string(validity.next_update_ms),
+                                   std::to_string(refresh_at_ms),
+                                   certificate_event(name)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return r->as_integer() == 1;
+}
+
+task<int64_t> cert_store::ocsp_failed(std::string_view name, std::string_view chain_pem,
+                                      std::string_view reason, int64_t retry_at_ms) {
+  std::vector<std::string> command{"EVAL",
+                                   std::string(ocsp_failed_script),
+                                   "1",
+                                   keys_.certificate(name),
+                                   std::string(chain_pem),
+                                   std::string(reason),
+                                   std::to_string(retry_at_ms)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return r->as_integer();
 }
 
 task<bool> remove_unused_certificate(redis::client& redis, const proto::keys& keys,

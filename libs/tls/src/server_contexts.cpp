@@ -3,6 +3,8 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include <chrono>
+
 #include "contexts_state.hpp"
 
 namespace dp::tls {
@@ -36,11 +38,40 @@ int on_server_name(SSL* ssl, int* alert, void* arg) {
   return SSL_TLSEXT_ERR_OK;
 }
 
+// The staple lives as long as its SSL_CTX (ex_data), which a handshake may hold after a swap.
+void free_staple(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  delete static_cast<ocsp_staple*>(ptr);
+}
+
+int staple_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, free_staple);
+  return index;
+}
+
+int on_status_request(SSL* ssl, void* arg) {
+  const auto* staple = static_cast<const ocsp_staple*>(arg);
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  if (now >= staple->next_update_ms) {
+    return SSL_TLSEXT_ERR_NOACK;  // expired: no staple beats a stale one
+  }
+  // The SSL frees its copy.
+  auto* copy = static_cast<unsigned char*>(OPENSSL_memdup(staple->der.data(), staple->der.size()));
+  if (!copy ||
+      SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(staple->der.size())) != 1) {
+    OPENSSL_free(copy);
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+  return SSL_TLSEXT_ERR_OK;
+}
+
 struct bio_deleter {
   void operator()(BIO* b) const { BIO_free_all(b); }
 };
 
-dp::result<std::shared_ptr<SSL_CTX>> load(std::string_view chain_pem, std::string_view key_pem) {
+dp::result<std::shared_ptr<SSL_CTX>> load(std::string_view chain_pem, std::string_view key_pem,
+                                          const std::optional<ocsp_staple>& staple) {
   std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_server_method()), &SSL_CTX_free);
   if (!ctx) {
     return make_error(errc::internal, "SSL_CTX_new failed");
@@ -66,6 +97,15 @@ dp::result<std::shared_ptr<SSL_CTX>> load(std::string_view chain_pem, std::strin
   EVP_PKEY_free(pkey);
   if (!ok) {
     return make_error(errc::invalid_argument, "the private key does not load or is not the leaf's");
+  }
+  if (staple) {
+    auto* owned = new ocsp_staple(*staple);
+    if (SSL_CTX_set_ex_data(ctx.get(), staple_index(), owned) != 1) {
+      delete owned;
+      return make_error(errc::internal, "SSL_CTX_set_ex_data failed");
+    }
+    SSL_CTX_set_tlsext_status_cb(ctx.get(), on_status_request);
+    SSL_CTX_set_tlsext_status_arg(ctx.get(), owned);
   }
   return ctx;
 }
@@ -104,8 +144,9 @@ server_contexts::server_contexts() : state_(std::make_unique<state>()) {}
 server_contexts::~server_contexts() = default;
 
 dp::result<void> server_contexts::set(std::string_view name, std::string_view chain_pem,
-                                      std::string_view key_pem) {
-  auto ctx = load(chain_pem, key_pem);
+                                      std::string_view key_pem,
+                                      const std::optional<ocsp_staple>& staple) {
+  auto ctx = load(chain_pem, key_pem, staple);
   if (!ctx) {
     return ctx.error();
   }

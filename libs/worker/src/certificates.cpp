@@ -14,6 +14,7 @@
 #include "dp/redis/subscriber.hpp"
 #include "dp/state/domains.hpp"
 #include "dp/tls/cert_store.hpp"
+#include "dp/tls/ocsp.hpp"
 
 namespace dp::worker {
 
@@ -26,6 +27,8 @@ namespace {
 constexpr std::string_view account_key_context = "acme-account";
 // An answer outlives any validation; the issuer removes it as soon as the authorization is done.
 constexpr std::chrono::seconds challenge_ttl = 1h;
+// One OCSP exchange at most: a slow responder delays the pass by this much per certificate.
+constexpr std::chrono::milliseconds ocsp_timeout = 10s;
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -78,6 +81,13 @@ std::chrono::seconds failure_backoff(int64_t failures, const certificate_options
   }
   wait = std::min(wait, o.max_backoff);
   return retry_after ? std::max(wait, *retry_after) : wait;
+}
+
+int64_t ocsp_refresh_at(const tls::ocsp_validity& v, int64_t now, const certificate_options& o) {
+  auto half_way = v.this_update_ms + (v.next_update_ms - v.this_update_ms) / 2;
+  auto soonest =
+      now + std::chrono::duration_cast<std::chrono::milliseconds>(o.first_backoff).count();
+  return std::max(half_way, soonest);
 }
 
 struct certificate_issuer::impl {
@@ -212,6 +222,69 @@ struct certificate_issuer::impl {
     co_return false;
   }
 
+  // The due OCSP responses (see certificates.hpp). A responder's failure is recorded on the
+  // certificate and the pass goes on; a Redis error ends it.
+  net::awaitable<dp::result<void>> refresh_ocsp() {
+    auto listed = co_await certificates.list();
+    if (!listed) {
+      co_return listed.error();
+    }
+    for (const auto& info : *listed) {
+      if (stopping) {
+        break;
+      }
+      if (info.ocsp_url.empty() || info.ocsp_refresh_at_ms > now_ms()) {
+        continue;
+      }
+      auto still = co_await hold_lease();
+      if (!still) {
+        co_return still.error();
+      }
+      if (!*still) {
+        break;
+      }
+      auto c = co_await certificates.get(info.name);
+      if (!c) {
+        if (!c.error().is(errc::forbidden)) {
+          co_return c.error();
+        }
+        log::warn("OCSP not refreshed: the certificate does not open",
+                  {{"name", info.name}, {"error", c.error()}});
+        continue;
+      }
+      if (!c->has_value()) {
+        continue;  // removed since list()
+      }
+      const std::string& chain = (*c)->chain_pem;
+      auto fetched = co_await tls::fetch_ocsp_response(http, chain, ocsp_timeout);
+      if (fetched) {
+        const auto& v = fetched->validity;
+        auto stored = co_await certificates.put_ocsp(info.name, chain, fetched->der, v,
+                                                     ocsp_refresh_at(v, now_ms(), options));
+        if (!stored) {
+          co_return stored.error();
+        }
+        log::info("OCSP response stored",
+                  {{"name", info.name}, {"next_update_ms", v.next_update_ms}});
+        continue;
+      }
+      auto wait = failure_backoff(info.ocsp_failures + 1, options, std::nullopt);
+      auto retry_at =
+          now_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(wait).count();
+      auto failures =
+          co_await certificates.ocsp_failed(info.name, chain, fetched.error().message, retry_at);
+      if (!failures) {
+        co_return failures.error();
+      }
+      log::warn("OCSP response not refreshed; retrying later",
+                {{"name", info.name},
+                 {"error", fetched.error()},
+                 {"failures", *failures},
+                 {"retry_in_s", static_cast<int64_t>(wait.count())}});
+    }
+    co_return dp::result<void>{};
+  }
+
   redis::client& redis;
   redis::subscriber wakes;
   proto::keys keys;
@@ -275,6 +348,10 @@ net::awaitable<dp::result<int>> certificate_issuer::pass() {
         co_return issued.error();
       }
       stored += *issued ? 1 : 0;
+    }
+    // After issuance: a slow responder never delays a certificate.
+    if (auto refreshed = co_await s.refresh_ocsp(); !refreshed) {
+      co_return refreshed.error();
     }
     co_return stored;
   }();

@@ -10,7 +10,9 @@
 #include "dp/state/domains.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
+#include "dp/test/ocsp.hpp"
 #include "dp/test/options.hpp"
+#include "dp/tls/cert_store.hpp"
 #include "dp/worker/certificates.hpp"
 
 namespace {
@@ -118,6 +120,68 @@ TEST_F(certificate_issuer_test, NoPassWhileAnotherWorkerHoldsTheLease) {
     auto holder = co_await redis.exec("GET", keys.acme_lock());
     CO_ASSERT_OK(holder);
     EXPECT_EQ(holder->as_string(), "worker-b");
+    redis.close();
+  });
+}
+
+// OCSP under the lease: a stored certificate whose responder answers gets its response (checked,
+// with a refresh time half-way through its validity); one whose responder is down records the
+// reason and backs off; neither is asked again before its time.
+TEST_F(certificate_issuer_test, OcspResponsesAreStoredAndFailuresBackOff) {
+  dp::test::temp_dir dir;
+  dp::test::temp_dir down_dir;
+  auto port = dp::test::free_port();
+  dp::test::test_ca ca(dir.path(), "Test CA", "http://127.0.0.1:" + std::to_string(port));
+  dp::test::test_ca down_ca(down_dir.path(), "Down CA",
+                            "http://127.0.0.1:" + std::to_string(dp::test::free_port()));
+  auto shop = ca.issue("shop", {"shop.example.test"});
+  auto down = down_ca.issue("down", {"down.example.test"});
+  auto plain = ca.issue("plain", {"plain.example.test"}, false);
+  auto responder = ca.serve(port);
+  dp::test::run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dp::redis::client redis(ex, dp::test::redis_options(redis_));
+    dp::proto::keys keys;
+    dp::tls::cert_store store(redis, keys, key_);
+    CO_ASSERT_OK(co_await store.put("shop.example.test", shop.chain_pem, shop.key_pem));
+    CO_ASSERT_OK(co_await store.put("down.example.test", down.chain_pem, down.key_pem));
+    CO_ASSERT_OK(co_await store.put("plain.example.test", plain.chain_pem, plain.key_pem));
+    dp::worker::certificate_issuer issuer(ex, redis, dp::test::redis_options(redis_), keys, key_,
+                                          options());
+    int64_t before = now_ms();
+    auto passed = co_await issuer.pass();
+    CO_ASSERT_OK(passed);
+
+    auto got = co_await store.get("shop.example.test");
+    CO_ASSERT_TRUE(got && got->has_value());
+    auto v = dp::tls::check_ocsp_response(shop.chain_pem, (*got)->ocsp_der, now_ms());
+    CO_ASSERT_OK(v);
+    auto listed = co_await store.list();
+    CO_ASSERT_OK(listed);
+    CO_ASSERT_EQ(listed->size(), 3u);
+    const auto& down_info = (*listed)[0];
+    const auto& plain_info = (*listed)[1];
+    const auto& shop_info = (*listed)[2];
+    EXPECT_EQ(shop_info.ocsp_next_update_ms, v->next_update_ms);
+    EXPECT_EQ(shop_info.ocsp_refresh_at_ms, v->this_update_ms + 30 * 60'000);  // -nmin 60
+    EXPECT_EQ(shop_info.ocsp_failures, 0);
+    EXPECT_EQ(down_info.ocsp_failures, 1);
+    EXPECT_NE(down_info.ocsp_error.find("127.0.0.1"), std::string::npos) << down_info.ocsp_error;
+    EXPECT_GE(down_info.ocsp_refresh_at_ms, before + 600'000);
+    EXPECT_EQ(plain_info.ocsp_url, "");
+    EXPECT_EQ(plain_info.ocsp_refresh_at_ms, 0);
+    auto plain_got = co_await store.get("plain.example.test");
+    CO_ASSERT_TRUE(plain_got && plain_got->has_value());
+    EXPECT_EQ((*plain_got)->ocsp_der, "");
+
+    // Nothing is due in the next pass: the responder's absence changes nothing.
+    responder->stop();
+    passed = co_await issuer.pass();
+    CO_ASSERT_OK(passed);
+    auto again = co_await store.list();
+    CO_ASSERT_OK(again);
+    CO_ASSERT_EQ(again->size(), 3u);
+    EXPECT_EQ((*again)[0].ocsp_failures, 1);
+    EXPECT_EQ((*again)[2].ocsp_error, "");
     redis.close();
   });
 }

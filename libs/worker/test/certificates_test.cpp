@@ -57,4 +57,15 @@ TEST(FailureBackoff, DoublesUpToTheMaximumAndHonoursRetryAfter) {
   EXPECT_EQ(dp::worker::failure_backoff(3, o, 10s), 1200s);
 }
 
+TEST(OcspRefreshAt, HalfWayThroughTheValidityButNotBeforeTheFirstBackoff) {
+  dp::worker::certificate_options o;
+  o.first_backoff = 300s;
+  // Let's Encrypt's shape: valid seven days from a moment ago.
+  dp::tls::ocsp_validity week{now - 3'600'000, now - 3'600'000 + 7 * day_ms};
+  EXPECT_EQ(dp::worker::ocsp_refresh_at(week, now, o), now - 3'600'000 + 7 * day_ms / 2);
+  // Half-way already passed (an old cached answer): not again before the backoff.
+  dp::tls::ocsp_validity stale{now - 6 * day_ms, now + day_ms};
+  EXPECT_EQ(dp::worker::ocsp_refresh_at(stale, now, o), now + 300'000);
+}
+
 }  // namespace

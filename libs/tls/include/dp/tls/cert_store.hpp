@@ -5,13 +5,25 @@
 //                                  ("*.example.com"). Checks that the key is the leaf's
 //                                  (errc::invalid_argument otherwise), seals the key with the
 //                                  platform key, writes cert:<name> {chain, key, not_after_ms,
-//                                  updated_at_ms}, adds the name to certs and publishes
+//                                  updated_at_ms, ocsp_url}, drops any OCSP response of the
+//                                  previous chain, adds the name to certs and publishes
 //                                  {"v":1,"type":"certificate","name":...,"ts_ms":...} on
 //                                  events:certificates, in one script: a proxy that hears the
 //                                  event reads the new pair.
-//   get(name)                      the pair with the key opened, or nullopt; errc::forbidden
-//                                  when the key was sealed with another platform key.
-//   list()                         every name with its expiry (no keys), sorted by name.
+//   get(name)                      the pair with the key opened and the stored OCSP response,
+//                                  or nullopt; errc::forbidden when the key was sealed with
+//                                  another platform key.
+//   list()                         every name with its expiry and OCSP state (no keys), sorted.
+//   put_ocsp(name, chain, der, validity, refresh_at_ms)
+//                                  stores a checked OCSP response (ocsp, ocsp_this_update_ms,
+//                                  ocsp_next_update_ms, ocsp_refresh_at_ms; clears the failure
+//                                  fields) and publishes the event, only while the name still
+//                                  holds that chain (false otherwise: a renewal won the race).
+//   ocsp_failed(name, chain, reason, retry_at_ms)
+//                                  records a failed refresh (ocsp_error, ocsp_failures + 1,
+//                                  ocsp_refresh_at_ms) for that chain; no event: the staple in
+//                                  use stays until its nextUpdate. The new failure count (0 when
+//                                  the chain changed).
 //   remove(name)                   deletes it and publishes the same event (a proxy then drops
 //                                  the name).
 // remove_unused_certificate(redis, keys, name)
@@ -37,6 +49,7 @@
 
 #include "dp/core/error.hpp"
 #include "dp/proto/keys.hpp"
+#include "dp/tls/ocsp.hpp"
 #include "dp/tls/platform_key.hpp"
 
 namespace dp::redis {
@@ -54,12 +67,18 @@ struct certificate {
   std::string key_pem;
   int64_t not_after_ms = 0;
   int64_t updated_at_ms = 0;
+  std::string ocsp_der;  // the last checked OCSP response for this chain; empty: none
 };
 
 struct certificate_info {
   std::string name;
   int64_t not_after_ms = 0;
   int64_t updated_at_ms = 0;
+  std::string ocsp_url;             // the leaf's responder; empty: no stapling
+  int64_t ocsp_next_update_ms = 0;  // the stored response's; 0: none
+  int64_t ocsp_refresh_at_ms = 0;   // when the worker fetches the next one; 0: at once
+  int64_t ocsp_failures = 0;        // consecutive failed refreshes
+  std::string ocsp_error;           // the last failure's reason
 };
 
 // What events:certificates carries: the name that changed. nullopt for anything else.
@@ -76,6 +95,10 @@ class cert_store {
   task<std::optional<certificate>> get(std::string_view name);
   task<std::vector<certificate_info>> list();
   task<void> remove(std::string_view name);
+  task<bool> put_ocsp(std::string_view name, std::string_view chain_pem, std::string_view der,
+                      ocsp_validity validity, int64_t refresh_at_ms);
+  task<int64_t> ocsp_failed(std::string_view name, std::string_view chain_pem,
+                            std::string_view reason, int64_t retry_at_ms);
 
  private:
   task<void> publish(std::string_view name);

@@ -8,11 +8,16 @@
 // ticket keys are those of the front context every handshake starts on, so a session resumes
 // whichever name's context served it.
 //
+// OCSP stapling: a name's context given a response staples it to every handshake that asks
+// (status_request) until the response's nextUpdate, and to none after it.
+//
 // Thread-safe: set/remove from any thread, lookups from every handshake.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +28,12 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 namespace dp::tls {
 
+// A DER OCSP response that check_ocsp_response passed for the chain it is stapled with.
+struct ocsp_staple {
+  std::string der;
+  int64_t next_update_ms = 0;  // stapled strictly before this time only
+};
+
 class server_contexts {
  public:
   server_contexts();
@@ -30,9 +41,10 @@ class server_contexts {
   server_contexts(const server_contexts&) = delete;
   server_contexts& operator=(const server_contexts&) = delete;
 
-  // Builds the name's context from PEM (leaf first); errc::invalid_argument when the pair does
-  // not load (the previous context, if any, stays).
-  dp::result<void> set(std::string_view name, std::string_view chain_pem, std::string_view key_pem);
+  // Builds the name's context from PEM (leaf first), stapling `staple` when given;
+  // errc::invalid_argument when the pair does not load (the previous context, if any, stays).
+  dp::result<void> set(std::string_view name, std::string_view chain_pem, std::string_view key_pem,
+                       const std::optional<ocsp_staple>& staple = std::nullopt);
   void remove(std::string_view name);
   // Whether a handshake for `host` finds a certificate (exact, or a wildcard one label up).
   bool covers(std::string_view host) const;

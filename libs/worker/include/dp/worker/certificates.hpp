@@ -7,6 +7,13 @@
 // to max_backoff, and at least as long as a rateLimited answer's Retry-After; its reason is the
 // status's error. The api publishes on events:acme when a domain is verified: every issuer
 // passes at once (the lock still lets one issue), so the certificate follows within seconds.
+//
+// OCSP stapling: after the issuance in each pass, the same lease holder fetches the OCSP response
+// of every stored certificate whose leaf names a responder, when its refresh time has come (at
+// once for a new certificate, then about half-way through the last response's validity), checks
+// it against the issuer and stores it with the certificate (cert_store::put_ocsp: the event
+// reaches every proxy). A failure is recorded on the certificate (ocsp_error, ocsp_failures) and
+// waits as an issuance failure does; the last good response stays stapled until its nextUpdate.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -22,6 +29,7 @@
 #include "dp/core/error.hpp"
 #include "dp/proto/keys.hpp"
 #include "dp/redis/types.hpp"
+#include "dp/tls/ocsp.hpp"
 #include "dp/tls/platform_key.hpp"
 
 namespace dp::redis {
@@ -53,6 +61,10 @@ bool certificate_due(const state::domain& d, int64_t now_ms, std::chrono::hours 
 std::chrono::seconds failure_backoff(int64_t failures, const certificate_options& o,
                                      std::optional<std::chrono::seconds> retry_after);
 
+// When to fetch the next OCSP response after one valid over `v`: half-way through its validity,
+// and not sooner than first_backoff from `now_ms` (a responder answering from an old cache).
+int64_t ocsp_refresh_at(const tls::ocsp_validity& v, int64_t now_ms, const certificate_options& o);
+
 class certificate_issuer {
  public:
   // `events`: the connection events:acme is followed on (a subscriber of its own).
@@ -66,7 +78,7 @@ class certificate_issuer {
   // next pass tries again.
   boost::asio::awaitable<void> run();
   // One pass now, if this worker gets lock:acme: how many certificates it stored (0 without
-  // the lock).
+  // the lock), then the OCSP responses that are due.
   boost::asio::awaitable<dp::result<int>> pass();
   void stop();
 
