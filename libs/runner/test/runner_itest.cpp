@@ -84,6 +84,7 @@ struct case_options {
   std::optional<std::chrono::milliseconds> cancel_after_building;
   std::optional<std::string> previous_alias;  // alias:<project> before the build
   dp::proto::redirects_shadowing shadowing = dp::proto::redirects_shadowing::files;
+  std::string project = "shop";  // another name for a second build in the same test
 };
 
 class Runner : public ::testing::Test {
@@ -111,7 +112,7 @@ class Runner : public ::testing::Test {
     EXPECT_TRUE(storage);
 
     dp::proto::project p;
-    p.name = "shop";
+    p.name = c.project;
     p.git_url = url;
     p.build_command = c.build_command;
     p.output_dir = c.output_dir;
@@ -532,7 +533,8 @@ fs.writeFileSync('dist/index.html', 'ok');
 fs.writeFileSync('dist/_redirects', '/old /new 301\n/* /index.html 200\n');
 )";
   auto compiled = [&](dp::proto::redirects_shadowing shadowing) {
-    auto out = build(project(site), {.shadowing = shadowing});
+    auto out = build(project(site), {.shadowing = shadowing,
+                                     .project = std::string(dp::proto::to_string(shadowing))});
     EXPECT_EQ(out.report.outcome, build_outcome::ready) << out.report.error << out.all_lines();
     auto rules = dp::siteconfig::parse_rule_set(
         read_object(dp::proto::output_key(out.record.id, dp::proto::rules_name)));
