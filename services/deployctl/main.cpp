@@ -78,7 +78,10 @@ int main(int argc, char** argv) {
                            "project's production branch, else a preview)"));
   parser.add(optional_flag("--ref", &flags.ref, "deploy: the older name of --branch"));
   parser.add(optional_flag("--target", &flags.target,
-                           "env: production or preview (the overrides of that target's builds)"));
+                           "env: production or preview (the overrides of that target's builds), "
+                           "or fork (the whole environment of forks' pull request builds)"));
+  parser.add(optional_flag("--commit", &flags.commit,
+                           "deploy: the exact commit to build (a full sha on the branch)"));
   parser.add(
       switch_flag("--follow",
                   "deploy, logs: stream the logs to the end (--follow=false: do not); deploy "

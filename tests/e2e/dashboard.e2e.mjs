@@ -304,6 +304,13 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
         10_000, 100);
     await page.click('#clear-cache');
     await waitAll(page, problems, [page.locator('#cache-note', {hasText: 'Cleared'})]);
+    // Whether _redirects rules yield to files: saved with the build settings (after the
+    // retention's save has redrawn the page, which the cache note above shows).
+    await page.selectOption('#build-redirects_shadowing', 'rules');
+    await page.click('#build-form button[type=submit]');
+    await waitAll(page, problems, [page.locator('#build-note', {hasText: 'Saved'})]);
+    assert.equal(
+        (await api(platform, 'GET', '/v1/projects/dash')).data.redirects_shadowing, 'rules');
 
     // Protection (basic auth): the password is sent once and never shown; the API says it is set.
     await page.locator('#settings-protection').waitFor();

@@ -1,7 +1,8 @@
 // End to end, through deploy/local/run.sh: the fixture tests/fixtures/siteconfig-site (its own
 // _redirects, _headers with a Basic-Auth path, and vercel.json) deployed from a git repository;
 // redirects, rewrites, headers on 200/304/404, 401 then 200 with credentials, the build log's
-// warnings for the dropped rules, and the project's protection setting.
+// warnings for the dropped rules, the project's protection setting, and its redirects_shadowing
+// (a redeploy with "rules" lets a rule win over an existing file).
 // Usage: node tests/e2e/siterules.e2e.mjs <build dir> <repo root>
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -93,7 +94,7 @@ describe('site rules end to end (run.sh)', {concurrency: false}, () => {
     const log = lines.join('\n');
     assert.match(log, /^_redirects:5: warning: .*/m, log);
     assert.match(log, /^vercel\.json(:\d+)?: warning: .*regions/m, log);
-    assert.match(log, /^site rules: 4 redirects and rewrites/m, log);
+    assert.match(log, /^site rules: 5 redirects and rewrites/m, log);
   });
 
   it('redirects with the query kept, and rewrites inside the deployment', async () => {
@@ -150,7 +151,7 @@ describe('site rules end to end (run.sh)', {concurrency: false}, () => {
                          {protection: {scope: 'all', username: 'team', password: 'hunter22'}});
        assert.equal(r.status, 200, JSON.stringify(r.data));
        assert.deepEqual(r.data.protection, {scope: 'all', username: 'team', password_set: true});
-       // The proxy reads the setting with the alias (a TTL of a few seconds).
+       // A route event tells the proxy at once (its lookup TTL is the backstop).
        await waitFor('the proxy to ask for credentials',
                      async () => (await get('ruled', '/')).status === 401, 30_000);
        assert.equal((await get('ruled', '/', {authorization: basic('team', 'hunter22')})).status,
@@ -159,5 +160,29 @@ describe('site rules end to end (run.sh)', {concurrency: false}, () => {
        assert.equal(r.status, 200);
        await waitFor('the proxy to serve without credentials',
                      async () => (await get('ruled', '/')).status === 200, 30_000);
+     });
+
+  it('lets rules win over existing files once redirects_shadowing is rules (from the next build)',
+     async () => {
+       assert.match((await get('ruled', '/about')).body, /<h1>about<\/h1>/, 'the file wins');
+       let r = await api(platform, 'PATCH', '/v1/projects/ruled', {redirects_shadowing: 'rules'});
+       assert.equal(r.status, 200, JSON.stringify(r.data));
+       assert.equal(r.data.redirects_shadowing, 'rules');
+       r = await api(platform, 'PATCH', '/v1/projects/ruled', {redirects_shadowing: 'netlify'});
+       assert.equal(r.status, 400);
+       assert.match(r.data.error.message, /redirects_shadowing/);
+       const created = await api(platform, 'POST', '/v1/deployments',
+                                 {git_url: `file://${repo}`, project: 'ruled'});
+       assert.equal(created.status, 202, JSON.stringify(created.data));
+       const stream = await followLogs(platform, created.data.id);
+       const log = stream.events.filter((e) => e.event === 'log')
+                       .map((e) => JSON.parse(e.data).line)
+                       .join('\n');
+       assert.equal(JSON.parse(stream.events.at(-1).data).status, 'ready', log);
+       assert.match(log, /rules apply over files/, log);
+       await waitFor('the rule to answer /about',
+                     async () => /<h1>home<\/h1>/.test((await get('ruled', '/about')).body),
+                     30_000);
+       assert.match((await get('ruled', '/assets/app.js')).body, /./, 'other files stay');
      });
 });

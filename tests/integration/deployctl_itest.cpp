@@ -118,6 +118,34 @@ TEST_F(deployctl, branches_targets_and_env_per_target) {
   EXPECT_EQ(cli({"env", "nope"}).exit_code, 1);
 }
 
+// The exact commit travels to the deployment; the project's switches and fork env are set and
+// shown through the real API.
+TEST_F(deployctl, exact_commit_forks_shadowing_and_fork_env) {
+  const std::string sha = "0123456789abcdef0123456789abcdef01234567";
+  auto d = cli({"deploy", "https://example.com/acme/shop.git", "--commit", sha, "--follow=false"});
+  ASSERT_EQ(d.exit_code, 0) << d.output;
+  auto commit = dp::test::redis_command(redis_.port(),
+                                        {"HGET", "dp:deployment:" + id_in(d.output), "commit"});
+  ASSERT_TRUE(commit) << commit.error().message;
+  EXPECT_EQ(*commit, sha);
+  EXPECT_EQ(cli({"deploy", "https://example.com/acme/shop.git", "--commit", "abc"}).exit_code, 2);
+
+  EXPECT_EQ(cli({"forks", "shop"}).output, "off\n");
+  auto on = cli({"forks", "shop", "on"});
+  EXPECT_EQ(on.exit_code, 0) << on.output;
+  EXPECT_EQ(cli({"forks", "shop"}).output, "on\n");
+  EXPECT_EQ(cli({"shadowing", "shop"}).output, "files\n");
+  auto rules = cli({"shadowing", "shop", "rules"});
+  EXPECT_EQ(rules.exit_code, 0) << rules.output;
+  EXPECT_EQ(cli({"shadowing", "shop"}).output, "rules\n");
+  EXPECT_EQ(cli({"shadowing", "nope", "rules"}).exit_code, 1);
+  EXPECT_EQ(
+      cli({"env", "shop", "PUBLIC_API=https://api.example.com", "--target", "fork"}).exit_code, 0);
+  EXPECT_EQ(cli({"env", "shop", "--target", "fork"}).output,
+            "PUBLIC_API=https://api.example.com\n");
+  EXPECT_EQ(cli({"env", "shop"}).output, "");
+}
+
 TEST_F(deployctl, deploy_without_cache_and_cache_clear) {
   auto d = cli({"deploy", "https://example.com/acme/shop.git", "--no-cache", "--follow=false"});
   ASSERT_EQ(d.exit_code, 0) << d.output;

@@ -168,7 +168,7 @@ TEST_F(domains_e2e, added_then_verified_then_served_over_http_and_https) {
   auto listed = deployctl("domains ls shop");
   EXPECT_NE(listed.find("shop.example.com"), std::string::npos) << listed;
   EXPECT_NE(listed.find("verified"), std::string::npos) << listed;
-  // Served now (the proxy's negative lookup expires within its TTL).
+  // Served now (the route event of the verification drops the proxy's negative lookup).
   ASSERT_TRUE(
       dp::test::eventually([&] { return get(proxy_port_, "shop.example.com", "/").first == 200; }));
   EXPECT_EQ(get(proxy_port_, "shop.example.com", "/").second, "<h1>shop home</h1>");

@@ -86,6 +86,14 @@ export function render(container, {name, api}) {
       ['spa', 'spa: every path serves /index.html'],
       ['static', 'static: unknown paths serve 404.html']
     ].map(([v, t]) => el('option', {value: v, text: t, selected: (p.serve_mode || '') === v})));
+    const shadowing = el('select', {id: 'build-redirects_shadowing'}, [
+      ['files', 'a file wins over a rule without ! (Netlify; the default)'],
+      ['rules', 'every rule applies, files or not (Cloudflare Pages)']
+    ].map(([v, t]) => el('option', {
+            value: v,
+            text: t,
+            selected: (p.redirects_shadowing || 'files') === v
+          })));
     const scripts =
         el('input',
            {id: 'build-install_scripts', type: 'checkbox', checked: p.install_scripts !== false});
@@ -101,7 +109,8 @@ export function render(container, {name, api}) {
         el('div', {className: 'row'}, field('Install command', install, 'empty: detected'),
            field('Build command', build, 'empty: detected'),
            field('Output directory', output, 'empty: detected')),
-        el('div', {className: 'row'}, field('Paths outside the site', serve)),
+        el('div', {className: 'row'}, field('Paths outside the site', serve),
+           field('_redirects and existing files', shadowing)),
         el('div', {className: 'field inline'}, scripts,
            el('label',
               {htmlFor: scripts.id, text: 'Run install scripts (lifecycle scripts of packages)'})),
@@ -123,6 +132,7 @@ export function render(container, {name, api}) {
           build_command: orNull(build),
           output_dir: orNull(output),
           serve_mode: serve.value || null,
+          redirects_shadowing: shadowing.value,
           install_scripts: scripts.checked,
           cancel_superseded: supersede.checked
         });

@@ -423,6 +423,10 @@ asio::awaitable<response> service::impl::delete_deployment(http::request& req) {
   if (auto r = co_await remove_deployment(*d); !r) {
     co_return error(r.error());
   }
+  if (d->alias) {
+    proto::route_event changed{.project = d->project, .aliases = {*d->alias}};
+    co_await announce_routes(std::move(changed));
+  }
   co_return response(204);
 }
 

@@ -135,6 +135,9 @@ asio::awaitable<response> service::impl::add_domain(http::request& req) {
       co_return error(r.error());
     }
   }
+  // Not routed yet, but a proxy may hold a negative lookup, and its twin's redirect may change.
+  proto::route_event changed{.project = p->name, .domains = {*fqdn}};
+  co_await announce_routes(std::move(changed));
   co_return co_await domain_response(201, *fqdn, p->name);
 }
 
@@ -184,6 +187,8 @@ asio::awaitable<response> service::impl::patch_domain(http::request& req) {
   if (auto r = co_await domains_.set_options(d->fqdn, d->project, primary, hsts); !r) {
     co_return error(r.error());
   }
+  proto::route_event changed{.project = d->project, .domains = {d->fqdn}};
+  co_await announce_routes(std::move(changed));
   co_return co_await domain_response(200, d->fqdn, d->project);
 }
 
@@ -195,6 +200,8 @@ asio::awaitable<response> service::impl::delete_domain(http::request& req) {
   if (auto r = co_await domains_.remove(d->fqdn, d->project); !r) {
     co_return error(r.error());
   }
+  proto::route_event changed{.project = d->project, .domains = {d->fqdn}};
+  co_await announce_routes(std::move(changed));
   // Its certificate goes too (the proxies drop it on the event), unless the name was added
   // again meanwhile. A failure here leaves a certificate nothing routes to: logged, not fatal.
   if (auto r = co_await tls::remove_unused_certificate(redis_, opts_.keys, d->fqdn); !r) {
@@ -239,6 +246,8 @@ asio::awaitable<response> service::impl::verify_domain(http::request& req) {
     if (auto r = co_await domains_.verify(d->fqdn, d->project); !r) {
       co_return error(r.error());
     }
+    proto::route_event changed{.project = d->project, .domains = {d->fqdn}};
+    co_await announce_routes(std::move(changed));
     // The issuers pass now rather than at their next tick; without a listener the tick does.
     if (auto r = co_await redis_.exec("PUBLISH", opts_.keys.acme_wake_channel(), d->fqdn); !r) {
       log::warn("issuers not woken; the next tick issues",

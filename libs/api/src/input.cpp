@@ -270,6 +270,16 @@ dp::result<void> apply_project_fields(proto::project& p, const json::object& o,
     }
     p.install_scripts = it->value().as_bool();
   }
+  if (auto it = o.find("redirects_shadowing"); it != o.end()) {
+    const auto& v = it->value();
+    auto shadowing = v.is_string() ? proto::parse_redirects_shadowing(v.as_string()) : std::nullopt;
+    if (!shadowing) {
+      return bad(
+          "field 'redirects_shadowing' must be \"files\" (a file shadows a _redirects rule "
+          "without '!') or \"rules\" (every rule applies over files)");
+    }
+    p.shadowing = *shadowing;
+  }
   if (auto it = o.find("cancel_superseded"); it != o.end()) {
     if (!it->value().is_bool()) {
       return bad("field 'cancel_superseded' must be true or false");
@@ -342,11 +352,26 @@ dp::result<proto::project> parse_new_project(std::string_view body,
   if (!o) {
     return o.error();
   }
-  if (auto r = only_fields(
-          *o, {"name", "git_url", "branch", "production_branch", "root_dir", "install_command",
-               "build_command", "output_dir", "serve_mode", "install_scripts", "env",
-               "production_env", "preview_env", "cancel_superseded", "fork_pull_requests",
-               "fork_env", "keep_deployments", "keep_production_days", "protection"});
+  if (auto r = only_fields(*o, {"name",
+                                "git_url",
+                                "branch",
+                                "production_branch",
+                                "root_dir",
+                                "install_command",
+                                "build_command",
+                                "output_dir",
+                                "serve_mode",
+                                "install_scripts",
+                                "redirects_shadowing",
+                                "env",
+                                "production_env",
+                                "preview_env",
+                                "cancel_superseded",
+                                "fork_pull_requests",
+                                "fork_env",
+                                "keep_deployments",
+                                "keep_production_days",
+                                "protection"});
       !r) {
     return r.error();
   }
@@ -377,11 +402,12 @@ dp::result<void> apply_project_patch(proto::project& p, std::string_view body,
   if (!o) {
     return o.error();
   }
-  if (auto r = only_fields(
-          *o, {"git_url", "branch", "production_branch", "root_dir", "install_command",
-               "build_command", "output_dir", "serve_mode", "install_scripts", "env",
-               "production_env", "preview_env", "cancel_superseded", "fork_pull_requests",
-               "fork_env", "keep_deployments", "keep_production_days", "protection"});
+  if (auto r =
+          only_fields(*o, {"git_url", "branch", "production_branch", "root_dir", "install_command",
+                           "build_command", "output_dir", "serve_mode", "install_scripts",
+                           "redirects_shadowing", "env", "production_env", "preview_env",
+                           "cancel_superseded", "fork_pull_requests", "fork_env",
+                           "keep_deployments", "keep_production_days", "protection"});
       !r) {
     return r;
   }

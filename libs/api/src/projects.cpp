@@ -116,6 +116,14 @@ asio::awaitable<dp::result<proto::project>> service::impl::find_project(std::str
   co_return co_await records_.get_project(name);
 }
 
+asio::awaitable<void> service::impl::announce_routes(proto::route_event e) {
+  auto project = e.project;
+  if (auto r = co_await records_.publish_routes(std::move(e)); !r) {
+    log::warn("route event not published; proxies see the change within their lookup TTL",
+              {{"project", project}, {"error", r.error()}});
+  }
+}
+
 asio::awaitable<response> service::impl::get_project(http::request& req) {
   auto p = co_await find_project(req.param("name"));
   if (!p) {
@@ -180,11 +188,16 @@ asio::awaitable<response> service::impl::patch_project(http::request& req) {
   if (!p) {
     co_return error(p.error());
   }
+  auto protection = p->protection;
   if (auto r = apply_project_patch(*p, req.body(), opts_.allowed_git_protocols); !r) {
     co_return error(r.error());
   }
   if (auto r = co_await records_.save_project(*p); !r) {
     co_return error(r.error());
+  }
+  if (p->protection != protection) {
+    proto::route_event changed{.project = p->name};
+    co_await announce_routes(std::move(changed));
   }
   co_return http::json_response(200, project_json(*p));
 }
@@ -202,6 +215,20 @@ asio::awaitable<response> service::impl::delete_project(http::request& req) {
   if (!ids) {
     co_return error(ids.error());
   }
+  // Every alias the deletion removes, and the domains that lead to them, for the proxies.
+  proto::route_event gone{.project = p->name, .aliases = {p->name}};
+  auto previews = co_await records_.preview_labels(p->name);
+  if (!previews) {
+    co_return error(previews.error());
+  }
+  gone.aliases.insert(gone.aliases.end(), previews->begin(), previews->end());
+  auto domains = co_await domains_.list(p->name);
+  if (!domains) {
+    co_return error(domains.error());
+  }
+  for (const auto& d : *domains) {
+    gone.domains.push_back(d.fqdn);
+  }
   std::vector<proto::deployment> all;
   for (const auto& id : *ids) {
     auto d = co_await records_.get_deployment(id);
@@ -216,6 +243,9 @@ asio::awaitable<response> service::impl::delete_project(http::request& req) {
       co_return error(dp::errc::conflict, fmt::format("deployment {} is {}: cancel it first", d->id,
                                                       proto::to_string(d->status)));
     }
+    if (d->alias) {
+      gone.aliases.push_back(*d->alias);
+    }
     all.push_back(std::move(*d));
   }
   for (const auto& d : all) {
@@ -226,11 +256,11 @@ asio::awaitable<response> service::impl::delete_project(http::request& req) {
   if (auto r = co_await storage_->remove_prefix(proto::cache_prefix(p->name)); !r) {
     co_return error(r.error());
   }
-  // Removes alias:<name> too; proxies see it within their alias TTL (alias events only ever
-  // name a deployment to serve).
+  // Removes alias:<name> and the preview aliases too; the route event tells the proxies.
   if (auto r = co_await records_.delete_project(p->name); !r) {
     co_return error(r.error());
   }
+  co_await announce_routes(std::move(gone));
   // A project made again under this name must not inherit its webhook secret or hooks.
   if (auto r = co_await hooks_.forget_project(p->name); !r) {
     co_return error(r.error());

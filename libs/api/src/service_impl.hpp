@@ -96,6 +96,9 @@ struct service::impl {
   asio::awaitable<response> list_projects(http::request&);
 
   asio::awaitable<dp::result<proto::project>> find_project(std::string_view name);
+  // Publishes a route event after the change it names; a failure is logged, not answered: the
+  // proxies' lookup TTL still brings the change.
+  asio::awaitable<void> announce_routes(proto::route_event e);
 
   asio::awaitable<response> get_project(http::request& req);
   asio::awaitable<dp::result<json::value>> effective_settings(const std::string& project);

@@ -49,7 +49,8 @@ proto::job job_for(const proto::project& p, const proto::deployment& d, bool no_
                     .no_cache = no_cache,
                     .fork = d.fork,
                     .production_branch = p.production_branch,
-                    .target = d.target};
+                    .target = d.target,
+                    .shadowing = p.shadowing};
 }
 
 asio::awaitable<dp::result<proto::deployment>> start_git_deployment(state::records& records,

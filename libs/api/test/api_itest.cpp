@@ -10,6 +10,7 @@
 #include "dp/buildplan/cache.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
+#include "dp/redis/subscriber.hpp"
 #include "dp/state/protection.hpp"
 
 namespace {
@@ -148,7 +149,8 @@ TEST_F(api, projects_crud) {
   EXPECT_EQ(s_.request("GET", "/v1/projects/blog").status, 404);
 }
 
-// install_scripts travels project → job; GET shows the settings the newest planned build ran.
+// install_scripts and redirects_shadowing travel project → job; GET shows the settings the
+// newest planned build ran.
 TEST_F(api, install_scripts_and_effective_settings) {
   make_project("shop");
   auto p = body_of(s_.request("GET", "/v1/projects/shop"));
@@ -158,6 +160,14 @@ TEST_F(api, install_scripts_and_effective_settings) {
   ASSERT_EQ(s_.request("PATCH", "/v1/projects/shop", R"({"install_scripts":false})").status, 200);
   EXPECT_EQ(body_of(s_.request("GET", "/v1/projects/shop")).at("install_scripts"),
             json::value(false));
+  EXPECT_EQ(p.at("redirects_shadowing"), json::value("files"));
+  auto refused = s_.request("PATCH", "/v1/projects/shop", R"({"redirects_shadowing":"cf"})");
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_NE(refused.body.find("redirects_shadowing"), std::string::npos) << refused.body;
+  ASSERT_EQ(s_.request("PATCH", "/v1/projects/shop", R"({"redirects_shadowing":"rules"})").status,
+            200);
+  EXPECT_EQ(body_of(s_.request("GET", "/v1/projects/shop")).at("redirects_shadowing"),
+            json::value("rules"));
 
   auto planned = deploy(R"({"project":"shop"})");
   auto job = s_.on_io([&]() -> asio::awaitable<dp::result<dp::redis::reply>> {
@@ -168,6 +178,7 @@ TEST_F(api, install_scripts_and_effective_settings) {
   auto parsed = dp::proto::parse_job(std::string_view(job->as_string()));
   ASSERT_TRUE(parsed) << parsed.error().message;
   EXPECT_FALSE(parsed->install_scripts);
+  EXPECT_EQ(parsed->shadowing, dp::proto::redirects_shadowing::rules);
 
   dp::proto::build_settings settings{.framework = "astro",
                                      .package_manager = "npm",
@@ -322,6 +333,57 @@ TEST_F(api, promote_rollback_and_delete) {
   EXPECT_EQ(resolve(), "");
   EXPECT_EQ(s_.request("GET", "/v1/deployments/" + second).status, 404);
   EXPECT_EQ(s_.request("GET", "/v1/projects/shop").status, 404);
+}
+
+// What the proxies cache per host and no alias event names is announced on events:routes: a
+// domain added, the protection changed, the project deleted (with the aliases it removed). A
+// change the proxies do not cache (install_scripts) announces nothing.
+TEST_F(api, route_events_name_what_proxies_drop) {
+  make_project("shop");
+  dp::test::run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dp::redis::subscriber sub(ex, s_.redis_options());
+    EXPECT_TRUE(co_await sub.subscribe(s_.records().keys().routes_channel()));
+    // The requests block this thread; the events wait in the subscriber's socket meanwhile.
+    auto next = [&]() -> asio::awaitable<dp::proto::route_event> {
+      auto m = co_await sub.next();
+      if (!m) {
+        ADD_FAILURE() << m.error().message;
+        co_return dp::proto::route_event{};
+      }
+      auto e = dp::proto::parse_route_event(std::string_view(m->payload));
+      if (!e) {
+        ADD_FAILURE() << m->payload << ": " << e.error().message;
+        co_return dp::proto::route_event{};
+      }
+      co_return *e;
+    };
+    EXPECT_EQ(s_.request("PATCH", "/v1/projects/shop", R"({"install_scripts":false})").status, 200);
+    EXPECT_EQ(
+        s_.request("POST", "/v1/projects/shop/domains", R"({"domain":"www.shop.example.com"})")
+            .status,
+        201);
+    auto e = co_await next();
+    EXPECT_EQ(e.project, "shop");
+    EXPECT_TRUE(e.aliases.empty());
+    EXPECT_EQ(e.domains, std::vector<std::string>{"www.shop.example.com"});
+    EXPECT_GT(e.ts_ms, 0);
+
+    EXPECT_EQ(s_.request("PATCH", "/v1/projects/shop",
+                         R"({"protection":{"scope":"all","username":"a","password":"b"}})")
+                  .status,
+              200);
+    e = co_await next();
+    EXPECT_EQ(e.project, "shop");
+    EXPECT_TRUE(e.aliases.empty());
+    EXPECT_TRUE(e.domains.empty());
+
+    EXPECT_EQ(s_.request("DELETE", "/v1/projects/shop").status, 204);
+    e = co_await next();
+    EXPECT_EQ(e.project, "shop");
+    EXPECT_EQ(e.aliases, std::vector<std::string>{"shop"});
+    EXPECT_EQ(e.domains, std::vector<std::string>{"www.shop.example.com"});
+    sub.close();
+  });
 }
 
 // Protection: the password goes in once and is stored only as its hash; the API shows

@@ -90,6 +90,7 @@ class api_server {
   uint16_t port() const { return server_->port(); }
   dp::state::records& records() { return *records_; }
   dp::redis::client& redis() { return *redis_; }
+  const dp::redis::options& redis_options() const { return redis_opts_; }
   dp::storage::object_store& storage() { return *storage_; }
   const std::filesystem::path& files() const { return files_.path(); }
   asio::io_context& ioc() { return ioc_; }

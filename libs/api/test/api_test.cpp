@@ -173,6 +173,28 @@ TEST(input, project_patch_is_all_or_nothing) {
   EXPECT_FALSE(p.mode);
 }
 
+// Files shadow _redirects rules unless the project asks for Cloudflare's order.
+TEST(input, redirects_shadowing) {
+  dp::proto::project p;
+  p.name = "shop";
+  p.git_url = "https://x/y";
+  EXPECT_EQ(p.shadowing, dp::proto::redirects_shadowing::files);
+  ASSERT_TRUE(apply_project_patch(p, R"({"redirects_shadowing":"rules"})", https_only));
+  EXPECT_EQ(p.shadowing, dp::proto::redirects_shadowing::rules);
+  for (const char* body : {R"({"redirects_shadowing":"cloudflare"})",
+                           R"({"redirects_shadowing":null})", R"({"redirects_shadowing":true})"}) {
+    expect_bad(apply_project_patch(p, body, https_only),
+               "field 'redirects_shadowing' must be \"files\"");
+  }
+  EXPECT_EQ(p.shadowing, dp::proto::redirects_shadowing::rules);
+  ASSERT_TRUE(apply_project_patch(p, R"({"redirects_shadowing":"files"})", https_only));
+  EXPECT_EQ(p.shadowing, dp::proto::redirects_shadowing::files);
+  auto made = parse_new_project(
+      R"({"name":"blog","git_url":"https://x/blog","redirects_shadowing":"rules"})", https_only);
+  ASSERT_TRUE(made) << made.error().message;
+  EXPECT_EQ(made->shadowing, dp::proto::redirects_shadowing::rules);
+}
+
 TEST(input, promote_request) {
   auto ok = parse_promote_request(R"({"deployment_id":"01jh5k7q3x9m2c8r4t6v0w1y3z"})");
   ASSERT_TRUE(ok);

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include "dp/core/hex.hpp"
+
 namespace dp::cli {
 
 namespace {
@@ -52,7 +54,7 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
   if (positionals.empty()) {
     return bad(
         "a command is required: deploy, ls, logs, promote, rollback, cancel, cache, env, hooks, "
-        "link, domains or protect (see --help)");
+        "link, domains, protect, forks or shadowing (see --help)");
   }
   auto w = split(positionals);
   if (!w) {
@@ -81,6 +83,12 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
   if (f.target && name != "env") {
     return bad(fmt::format("{} does not take --target", name));
   }
+  if (f.commit && name != "deploy") {
+    return bad(fmt::format("{} does not take --commit", name));
+  }
+  if (f.commit && !dp::is_commit_sha(*f.commit)) {
+    return bad("--commit must be a full commit sha: 40 or 64 lowercase hex digits");
+  }
   dp::result<void> ok;
   if (name == "deploy") {
     c.what = verb::deploy;
@@ -96,13 +104,15 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
         if (!std::filesystem::is_directory(c.target, ec)) {
           return bad(fmt::format("'{}' is neither a git URL nor a directory", c.target));
         }
-        if (branch) {
-          return bad(fmt::format("{} applies to a git URL, not to a directory", branch_flag));
+        if (branch || f.commit) {
+          return bad(fmt::format("{} applies to a git URL, not to a directory",
+                                 branch ? branch_flag : "--commit"));
         }
         c.target_is_directory = true;
       }
       c.follow = f.follow.value_or(w->dash_f || stdout_is_tty);
       c.no_cache = f.no_cache;
+      c.commit = f.commit;
     }
   } else if (name == "ls") {
     c.what = verb::ls;
@@ -201,13 +211,13 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
     c.what = verb::env;
     if (w->args.empty()) {
       return bad(
-          "env takes a project: deployctl env <project> [--target production|preview] "
+          "env takes a project: deployctl env <project> [--target production|preview|fork] "
           "[NAME=VALUE | NAME= ...]");
     }
     ok = only(false, false, false);
     if (ok && f.target) {
-      if (*f.target != "production" && *f.target != "preview") {
-        return bad("--target must be production or preview");
+      if (*f.target != "production" && *f.target != "preview" && *f.target != "fork") {
+        return bad("--target must be production, preview or fork");
       }
       c.env_field = *f.target + "_env";
     }
@@ -264,6 +274,24 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
         return bad(fmt::format("deployctl {}", usage));
       }
     }
+  } else if (name == "forks" || name == "shadowing") {
+    bool forks = name == "forks";
+    c.what = forks ? verb::forks : verb::shadowing;
+    std::string usage =
+        forks ? "forks <project> [on | off]" : "shadowing <project> [files | rules]";
+    if (w->args.empty() || w->args.size() > 2) {
+      return bad(fmt::format("{} takes a project: deployctl {}", name, usage));
+    }
+    ok = only(false, false, false);
+    if (ok) {
+      c.target = w->args[0];
+      c.setting = w->args.size() > 1 ? w->args[1] : "";
+      bool known = c.setting.empty() || (forks ? c.setting == "on" || c.setting == "off"
+                                               : c.setting == "files" || c.setting == "rules");
+      if (!known) {
+        return bad(fmt::format("deployctl {}", usage));
+      }
+    }
   } else {
     return bad(fmt::format("unknown command '{}' (see --help)", name));
   }
@@ -277,10 +305,12 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
 
 std::string_view commands_help() noexcept {
   return R"(Commands:
-  deploy <git-url | directory> [--project NAME] [--branch BRANCH] [--follow[=false]] [--no-cache]
+  deploy <git-url | directory> [--project NAME] [--branch BRANCH] [--commit SHA]
+         [--follow[=false]] [--no-cache]
       Queue a deployment. --branch (older name --ref) builds that branch: the project's
       production branch goes to production, any other to a preview at <project>--<branch>;
-      without it, the production branch. A directory is packed into a tar.gz (without .git, node_modules and
+      without it, the production branch. --commit builds exactly that commit (a full sha,
+      which must be on the branch) instead of the branch's head. A directory is packed into a tar.gz (without .git, node_modules and
       the patterns of its .deployignore) and uploaded. --follow (the default when stdout is a
       terminal) streams the logs and exits 0 when ready, 1 when failed or canceled.
       --no-cache builds without restoring the project's build cache (a new one is written).
@@ -301,9 +331,10 @@ std::string_view commands_help() noexcept {
                                 with no other credential (shown once)
   hooks rm <hook-id> --project NAME
                                 revoke a deploy hook
-  env <project> [--target production|preview] [NAME=VALUE | NAME= ...]
+  env <project> [--target production|preview|fork] [NAME=VALUE | NAME= ...]
                                 list or change the project's build variables: of every target,
-                                or the overrides of one (production or preview builds)
+                                or the overrides of one (production or preview builds); fork:
+                                the whole environment of forks' pull request builds
   domains ls <project>          the project's custom domains, their state and certificate
   domains add <project> <domain>     add a domain (pending until verified; never served before)
   domains verify <project> <domain>  check ownership: the platform fetches
@@ -315,6 +346,12 @@ std::string_view commands_help() noexcept {
                                 (every alias but production's) or all. With <user>, the
                                 password is read from the first line of stdin (stored hashed);
                                 without, the stored credentials stay. No scope: show it
+  forks <project> [on | off]    build pull requests from forks (with the fork env only, no
+                                build cache) or skip them (the default). None: show it
+  shadowing <project> [files | rules]
+                                whether a file shadows a _redirects rule without ! (files, the
+                                default: Netlify's) or every rule applies (rules: Cloudflare's);
+                                from the next deployment on. None: show it
 Exit codes: 0 ok, 1 failed (or an API error), 2 bad input, 3 API unreachable.
 )";
 }

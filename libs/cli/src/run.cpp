@@ -75,6 +75,9 @@ class session {
         co_return co_await change_domain(c.what, c.target, c.domain);
       case verb::protect:
         co_return co_await protect(c);
+      case verb::forks:
+      case verb::shadowing:
+        co_return co_await project_setting(c);
     }
     co_return exit_bad_input;
   }
@@ -111,6 +114,9 @@ class session {
       }
       if (c.ref) {
         body["branch"] = *c.ref;
+      }
+      if (c.commit) {
+        body["commit"] = *c.commit;
       }
       if (c.no_cache) {
         body["no_cache"] = true;
@@ -513,6 +519,40 @@ class session {
       co_return fail(r.error());
     }
     print(fmt::format("protection of {}: {}\n", c.target, c.protection_scope));
+    co_return exit_ok;
+  }
+
+  // forks (fork_pull_requests, shown and set as on/off) and shadowing (redirects_shadowing):
+  // one field of the project, shown, or set with a PATCH of that field alone.
+  asio::awaitable<int> project_setting(const command& c) {
+    auto path = "/v1/projects/" + encode_component(c.target);
+    bool forks = c.what == verb::forks;
+    std::string_view key = forks ? "fork_pull_requests" : "redirects_shadowing";
+    if (c.setting.empty()) {
+      auto got = co_await api_.call("GET", path, "");
+      if (!got) {
+        co_return fail(got.error());
+      }
+      const auto* v = got->as_object().if_contains(key);
+      if (forks) {
+        print(v != nullptr && v->is_bool() && v->get_bool() ? "on\n" : "off\n");
+      } else {
+        print(fmt::format("{}\n",
+                          v != nullptr && v->is_string() ? v->get_string().c_str() : "files"));
+      }
+      co_return exit_ok;
+    }
+    json::object body;
+    if (forks) {
+      body[key] = c.setting == "on";
+    } else {
+      body[key] = c.setting;
+    }
+    auto r = co_await api_.call("PATCH", path, json::serialize(body));
+    if (!r) {
+      co_return fail(r.error());
+    }
+    print(fmt::format("{} of {}: {}\n", key, c.target, c.setting));
     co_return exit_ok;
   }
 

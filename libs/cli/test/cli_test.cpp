@@ -83,6 +83,64 @@ TEST(cli_args, env) {
   EXPECT_FALSE(parse({"ls"}, {.target = "preview"}));
 }
 
+TEST(cli_args, env_of_fork_builds) {
+  auto fork = parse({"env", "shop", "PUBLIC=1"}, {.target = "fork"});
+  ASSERT_TRUE(fork) << fork.error().message;
+  EXPECT_EQ(fork->env_field, "fork_env");
+  auto bad = parse({"env", "shop"}, {.target = "forks"});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("production, preview or fork"), std::string::npos);
+}
+
+TEST(cli_args, deploy_exact_commit) {
+  const std::string sha = "0123456789abcdef0123456789abcdef01234567";
+  auto c = parse({"deploy", "https://x/y"}, {.branch = "main", .commit = sha});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->commit, sha);
+  EXPECT_EQ(c->ref, "main");
+  EXPECT_FALSE(parse({"deploy", "https://x/y"})->commit);
+  EXPECT_TRUE(parse({"deploy", "https://x/y"}, {.commit = std::string(64, 'f')}));
+  for (const std::string& wrong :
+       std::vector<std::string>{"abc123", "0123456789ABCDEF0123456789ABCDEF01234567", sha + "0"}) {
+    auto refused = parse({"deploy", "https://x/y"}, {.commit = wrong});
+    ASSERT_FALSE(refused) << wrong;
+    EXPECT_NE(refused.error().message.find("--commit must be a full commit sha"),
+              std::string::npos);
+  }
+  auto dir = parse({"deploy", std::filesystem::temp_directory_path().string()}, {.commit = sha});
+  ASSERT_FALSE(dir);
+  EXPECT_NE(dir.error().message.find("--commit applies to a git URL"), std::string::npos);
+  auto ls = parse({"ls"}, {.commit = sha});
+  ASSERT_FALSE(ls);
+  EXPECT_NE(ls.error().message.find("ls does not take --commit"), std::string::npos);
+}
+
+TEST(cli_args, forks_and_shadowing) {
+  auto show = parse({"forks", "shop"});
+  ASSERT_TRUE(show) << show.error().message;
+  EXPECT_EQ(show->what, verb::forks);
+  EXPECT_EQ(show->target, "shop");
+  EXPECT_EQ(show->setting, "");
+  auto on = parse({"forks", "shop", "on"});
+  ASSERT_TRUE(on);
+  EXPECT_EQ(on->setting, "on");
+  EXPECT_TRUE(parse({"forks", "shop", "off"}));
+  EXPECT_FALSE(parse({"forks", "shop", "true"}));
+  EXPECT_FALSE(parse({"forks"}));
+  EXPECT_FALSE(parse({"forks", "shop", "on", "more"}));
+  EXPECT_FALSE(parse({"forks", "shop", "on"}, {.project = "shop"}));
+
+  auto rules = parse({"shadowing", "shop", "rules"});
+  ASSERT_TRUE(rules) << rules.error().message;
+  EXPECT_EQ(rules->what, verb::shadowing);
+  EXPECT_EQ(rules->setting, "rules");
+  EXPECT_EQ(parse({"shadowing", "shop"})->setting, "");
+  EXPECT_TRUE(parse({"shadowing", "shop", "files"}));
+  auto wrong = parse({"shadowing", "shop", "on"});
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.error().message.find("shadowing <project> [files | rules]"), std::string::npos);
+}
+
 TEST(cli_args, deploy_follows_by_default_on_a_terminal_only) {
   EXPECT_TRUE(parse({"deploy", "https://x/y"}, {}, true)->follow);
   EXPECT_FALSE(parse({"deploy", "https://x/y"}, {}, false)->follow);

@@ -313,6 +313,13 @@ std::string serialize(const T& x) {
   return json::serialize(json::value_from(x));
 }
 
+// Absent (records and jobs made before the field): files.
+void shadowing(reader& r, redirects_shadowing& out) {
+  if (r.get("redirects_shadowing", false) != nullptr) {
+    r.enumeration("redirects_shadowing", out, &parse_redirects_shadowing, "files, rules");
+  }
+}
+
 }  // namespace
 
 // ---- job ----
@@ -357,6 +364,9 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const job& x) {
   if (x.target != deployment_target::production) {
     o.emplace("target", to_string(x.target));
   }
+  if (x.shadowing != redirects_shadowing::files) {
+    o.emplace("redirects_shadowing", to_string(x.shadowing));
+  }
 }
 
 dp::result<job> parse_job(const json::value& v) {
@@ -389,6 +399,7 @@ dp::result<job> parse_job(const json::value& v) {
   if (r.get("target", false) != nullptr) {
     r.enumeration("target", x.target, &parse_deployment_target, "production, preview");
   }
+  shadowing(r, x.shadowing);
   return finish(r, std::move(x));
 }
 
@@ -458,6 +469,7 @@ void tag_invoke(const json::value_from_tag&, json::value& v, const project& x) {
   put(o, "output_dir", x.output_dir);
   put(o, "serve_mode", x.mode);
   o.emplace("install_scripts", x.install_scripts);
+  o.emplace("redirects_shadowing", to_string(x.shadowing));
   put(o, "env", x.env);
   put(o, "production_env", x.production_env);
   put(o, "preview_env", x.preview_env);
@@ -491,6 +503,7 @@ dp::result<project> parse_project(const json::value& v) {
   r.string("output_dir", x.output_dir);
   r.enumeration("serve_mode", x.mode, &parse_serve_mode, "spa, static");
   r.boolean("install_scripts", x.install_scripts, true);
+  shadowing(r, x.shadowing);
   r.env("env", x.env);
   r.env("production_env", x.production_env, false);
   r.env("preview_env", x.preview_env, false);
@@ -758,6 +771,46 @@ dp::result<deployment_event> parse_deployment_event(const json::value& v) {
   return *r.error();
 }
 
+// ---- route ----
+
+void tag_invoke(const json::value_from_tag&, json::value& v, const route_event& x) {
+  json::object& o = v.emplace_object();
+  o.emplace("v", version);
+  o.emplace("project", x.project);
+  o.emplace("aliases", json::array(x.aliases.begin(), x.aliases.end()));
+  o.emplace("domains", json::array(x.domains.begin(), x.domains.end()));
+  o.emplace("ts_ms", x.ts_ms);
+}
+
+dp::result<route_event> parse_route_event(const json::value& v) {
+  reader r(v, "");
+  route_event x;
+  r.version();
+  r.project_name("project", x.project);
+  auto names = [&](std::string_view key, std::vector<std::string>& out, bool labels) {
+    const json::value* p = r.get(key, true);
+    if (p == nullptr) {
+      return;
+    }
+    if (!p->is_array()) {
+      r.fail(key, "must be an array of strings");
+      return;
+    }
+    for (const auto& item : p->get_array()) {
+      if (!item.is_string() || item.get_string().empty() ||
+          (labels && !is_dns_label(item.get_string()))) {
+        r.fail(key, labels ? "must hold DNS labels" : "must hold domain names");
+        return;
+      }
+      out.emplace_back(item.get_string());
+    }
+  };
+  names("aliases", x.aliases, true);
+  names("domains", x.domains, false);
+  r.integer("ts_ms", x.ts_ms);
+  return finish(r, std::move(x));
+}
+
 // ---- cancel ----
 
 void tag_invoke(const json::value_from_tag&, json::value& v, const cancel_request& x) {
@@ -804,6 +857,9 @@ std::string to_json(const status_event& x) {
 std::string to_json(const alias_event& x) {
   return serialize(x);
 }
+std::string to_json(const route_event& x) {
+  return serialize(x);
+}
 std::string to_json(const cancel_request& x) {
   return serialize(x);
 }
@@ -831,6 +887,9 @@ dp::result<alias_event> parse_alias_event(std::string_view text) {
 }
 dp::result<deployment_event> parse_deployment_event(std::string_view text) {
   return parse_text(text, &parse_deployment_event);
+}
+dp::result<route_event> parse_route_event(std::string_view text) {
+  return parse_text(text, &parse_route_event);
 }
 dp::result<cancel_request> parse_cancel_request(std::string_view text) {
   return parse_text(text, &parse_cancel_request);

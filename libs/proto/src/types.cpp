@@ -12,6 +12,7 @@ constexpr std::array<std::string_view, 3> stream_names = {"stdout", "stderr", "s
 constexpr std::array<std::string_view, 7> phase_names = {
     "clone", "restore_cache", "install", "build", "upload", "save_cache", "go_live"};
 constexpr std::array<std::string_view, 2> mode_names = {"spa", "static"};
+constexpr std::array<std::string_view, 2> shadowing_names = {"files", "rules"};
 constexpr std::array<std::string_view, 2> target_names = {"production", "preview"};
 constexpr std::array<std::string_view, 3> scope_names = {"off", "previews", "all"};
 constexpr std::array<std::string_view, 5> trigger_names = {"api", "cli", "dashboard", "hook",
@@ -59,6 +60,13 @@ std::string_view to_string(serve_mode m) noexcept {
 }
 std::optional<serve_mode> parse_serve_mode(std::string_view s) noexcept {
   return parse_enum<serve_mode>(mode_names, s);
+}
+
+std::string_view to_string(redirects_shadowing s) noexcept {
+  return shadowing_names[static_cast<size_t>(s)];
+}
+std::optional<redirects_shadowing> parse_redirects_shadowing(std::string_view s) noexcept {
+  return parse_enum<redirects_shadowing>(shadowing_names, s);
 }
 
 std::string_view to_string(protection_scope s) noexcept {

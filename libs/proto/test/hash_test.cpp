@@ -66,6 +66,22 @@ TEST(proto_hash, project_round_trip) {
   EXPECT_FALSE(proto::project_from_hash("shop", fields));
 }
 
+// Records made before redirects_shadowing read as "files"; a value outside the two is refused.
+TEST(proto_hash, redirects_shadowing) {
+  auto p = sample_project();
+  auto fields = proto::to_hash(p);
+  EXPECT_EQ(*find(fields, "redirects_shadowing"), "files");
+  p.shadowing = proto::redirects_shadowing::rules;
+  fields = proto::to_hash(p);
+  EXPECT_EQ(*find(fields, "redirects_shadowing"), "rules");
+  EXPECT_EQ(proto::project_from_hash("shop", fields).value(), p);
+  std::erase_if(fields, [](const auto& f) { return f.first == "redirects_shadowing"; });
+  EXPECT_EQ(proto::project_from_hash("shop", fields).value().shadowing,
+            proto::redirects_shadowing::files);
+  fields.emplace_back("redirects_shadowing", "cloudflare");
+  EXPECT_FALSE(proto::project_from_hash("shop", fields));
+}
+
 TEST(proto_hash, deployment_round_trip) {
   auto d = sample_deployment();
   auto fields = proto::to_hash(d);

@@ -62,6 +62,8 @@ const std::map<std::string, round_trip_fn>& round_trips() {
        }},
       {"alias_event",
        [](auto& v) { return round_trip(v, &proto::parse_alias_event, &proto::parse_alias_event); }},
+      {"route_event",
+       [](auto& v) { return round_trip(v, &proto::parse_route_event, &proto::parse_route_event); }},
       {"cancel",
        [](auto& v) {
          return round_trip(v, &proto::parse_cancel_request, &proto::parse_cancel_request);
@@ -103,6 +105,21 @@ TEST(proto_examples, every_schema_has_an_example) {
       EXPECT_TRUE(std::filesystem::exists(proto_dir() / "examples" / (name + ".json"))) << name;
     }
   }
+}
+
+// A job carries the project's redirects_shadowing only when it is "rules": jobs of either
+// version read the same.
+TEST(proto_parse, job_redirects_shadowing) {
+  auto job = proto::parse_job(read_example("job")).value();
+  EXPECT_EQ(job.shadowing, proto::redirects_shadowing::files);
+  EXPECT_EQ(proto::to_json(job).find("redirects_shadowing"), std::string::npos);
+  job.shadowing = proto::redirects_shadowing::rules;
+  auto text = proto::to_json(job);
+  EXPECT_NE(text.find(R"("redirects_shadowing":"rules")"), std::string::npos) << text;
+  EXPECT_EQ(proto::parse_job(text).value(), job);
+  json::value v = read_example("job");
+  v.as_object()["redirects_shadowing"] = "cloudflare";
+  expect_refused(proto::parse_job(v), "field 'redirects_shadowing' must be one of files, rules");
 }
 
 TEST(proto_parse, refuses_missing_field) {

@@ -21,7 +21,7 @@ uint64_t lookup_cache::generation() {
 }
 
 void lookup_cache::put(const std::string& key, std::optional<std::string> value, uint64_t gen,
-                       std::chrono::milliseconds ttl) {
+                       std::chrono::milliseconds ttl, std::string project) {
   std::lock_guard lock(mu_);
   if (gen != gen_) {
     return;
@@ -30,13 +30,25 @@ void lookup_cache::put(const std::string& key, std::optional<std::string> value,
   if (map_.size() >= 100'000) {
     map_.clear();
   }
-  map_[key] = entry{std::move(value), clock::now() + ttl};
+  map_[key] = entry{std::move(value), clock::now() + ttl, std::move(project)};
 }
 
 void lookup_cache::erase(const std::string& key) {
   std::lock_guard lock(mu_);
   ++gen_;
   map_.erase(key);
+}
+
+void lookup_cache::drop(const std::string& project, const std::vector<std::string>& keys) {
+  std::lock_guard lock(mu_);
+  ++gen_;
+  for (const auto& key : keys) {
+    map_.erase(key);
+  }
+  // A scan, not an index: route events are rare (settings changes), lookups are not.
+  if (!project.empty()) {
+    std::erase_if(map_, [&](const auto& kv) { return kv.second.project == project; });
+  }
 }
 
 void lookup_cache::clear() {

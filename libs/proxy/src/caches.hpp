@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace dp::proxy {
 
@@ -15,19 +16,23 @@ using clock = std::chrono::steady_clock;
 
 // Alias and custom-domain lookups, positive and negative, with a TTL backstop. Every
 // invalidation bumps the generation, so a lookup that started before it does not store its
-// (possibly stale) answer afterwards.
+// (possibly stale) answer afterwards. An entry may name the project it was read from, so that a
+// route event of that project drops it.
 class lookup_cache {
  public:
   struct entry {
     std::optional<std::string> value;
     clock::time_point expires;
+    std::string project;  // "" when the lookup did not learn it
   };
 
   bool get(const std::string& key, std::optional<std::string>& out);
   uint64_t generation();
   void put(const std::string& key, std::optional<std::string> value, uint64_t gen,
-           std::chrono::milliseconds ttl);
+           std::chrono::milliseconds ttl, std::string project = {});
   void erase(const std::string& key);
+  // Every entry of `project` (none when "") and every key of `keys`, as one invalidation.
+  void drop(const std::string& project, const std::vector<std::string>& keys);
   void clear();
 
  private:

@@ -87,19 +87,22 @@ bool proxy::impl::authorized(const http::request& req, std::string_view username
 
 asio::awaitable<dp::result<std::optional<http::response>>> proxy::impl::protect(
     const http::request& req, std::string label, std::string deployment_id) {
-  // Cached per alias label as "<username>\n<password hash>", or null when it is not protected.
+  // Cached per alias label as "<username>\n<password hash>", or null when it is not protected,
+  // under the project's name (a route event of the project drops it).
   std::string key = "x:" + label;
   std::optional<std::string> guard;
   if (!lookups.get(key, guard)) {
     uint64_t gen = lookups.generation();
-    auto query = [this, label,
-                  deployment_id]() -> asio::awaitable<dp::result<std::optional<std::string>>> {
+    auto project = std::make_shared<std::string>();
+    auto query = [this, label, deployment_id,
+                  project]() -> asio::awaitable<dp::result<std::optional<std::string>>> {
       auto d = co_await records.get_deployment(deployment_id);
       if (!d) {
         // An alias without a record (set by hand) belongs to no project.
         co_return d.error().is(dp::errc::not_found) ? dp::result<std::optional<std::string>>{}
                                                     : d.error();
       }
+      *project = d->project;
       auto p = co_await records.get_project(d->project);
       if (!p) {
         co_return p.error().is(dp::errc::not_found) ? dp::result<std::optional<std::string>>{}
@@ -114,7 +117,7 @@ asio::awaitable<dp::result<std::optional<http::response>>> proxy::impl::protect(
     if (!r) {
       co_return r.error();
     }
-    lookups.put(key, *r, gen, opts.alias_ttl);
+    lookups.put(key, *r, gen, opts.alias_ttl, std::move(*project));
     guard = std::move(*r);
   }
   if (!guard) {

@@ -68,7 +68,7 @@ asio::awaitable<void> proxy::impl::load_certificates() {
 }
 
 asio::awaitable<void> proxy::impl::follow_events() {
-  std::vector<std::string> channels{opts.keys.events_channel()};
+  std::vector<std::string> channels{opts.keys.events_channel(), opts.keys.routes_channel()};
   if (contexts && certs) {
     channels.push_back(opts.keys.certificates_channel());
   }
@@ -98,6 +98,25 @@ asio::awaitable<void> proxy::impl::follow_events() {
       if (auto name = tls::parse_certificate_event(msg->payload); name && certs) {
         co_await load_certificate(std::move(*name));
       }
+      continue;
+    }
+    if (msg->channel == opts.keys.routes_channel()) {
+      auto e = proto::parse_route_event(std::string_view(msg->payload));
+      if (!e) {
+        log::debug("proxy: unreadable route event ignored", {{"error", e.error()}});
+        continue;
+      }
+      std::vector<std::string> keys;
+      for (const auto& alias : e->aliases) {
+        keys.push_back("a:" + alias);
+        keys.push_back("x:" + alias);
+      }
+      for (const auto& fqdn : e->domains) {
+        keys.push_back("d:" + fqdn);
+        keys.push_back("p:" + fqdn);
+        keys.push_back("p:" + state::twin_of(fqdn));
+      }
+      lookups.drop(e->project, keys);
       continue;
     }
     auto ev = proto::parse_deployment_event(std::string_view(msg->payload));

@@ -105,7 +105,9 @@ asio::awaitable<dp::result<proxy::impl::domain_policy>> proxy::impl::policy(std:
     co_return decode(*cached);
   }
   uint64_t gen = lookups.generation();
-  auto query = [this, fqdn]() -> asio::awaitable<dp::result<std::optional<std::string>>> {
+  // Under the project's name: the primary of any of its domains may change this one's redirect.
+  auto project = std::make_shared<std::string>();
+  auto query = [this, fqdn, project]() -> asio::awaitable<dp::result<std::optional<std::string>>> {
     auto d = co_await domains.get(fqdn);
     if (!d) {
       // A route set by hand, without a record: no policy.
@@ -114,6 +116,7 @@ asio::awaitable<dp::result<proxy::impl::domain_policy>> proxy::impl::policy(std:
       }
       co_return d.error();
     }
+    *project = d->project;
     std::vector<state::domain> twins;
     if (auto t = co_await domains.get(state::twin_of(fqdn)); t && t->project == d->project) {
       twins.push_back(std::move(*t));
@@ -125,7 +128,7 @@ asio::awaitable<dp::result<proxy::impl::domain_policy>> proxy::impl::policy(std:
   if (!r) {
     co_return r.error();
   }
-  lookups.put(key, *r, gen, opts.alias_ttl);
+  lookups.put(key, *r, gen, opts.alias_ttl, std::move(*project));
   co_return decode(**r);
 }
 

@@ -596,6 +596,54 @@ TEST_P(proxy_test, protection_asks_previews_for_basic_credentials) {
   }
 }
 
+// What the api-server does after a change no alias event names: write it, then publish a route
+// event. The lookup TTL is an hour here, so only the event can make each change visible.
+TEST_P(proxy_test, protection_domains_and_deletion_take_effect_through_route_events) {
+  auto with_records = [&](auto f) {
+    run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+      dp::redis::client redis(ioc.get_executor(), redis_opts_);
+      dp::state::records records(redis, dp::proto::keys{});
+      co_await f(records);
+      redis.close();
+    });
+  };
+  dp::proto::project p;
+  p.name = "open";
+  with_records([&](dp::state::records& r) -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await r.save_project(p));
+  });
+  auto id = deploy("open", dp::proto::serve_mode::static_files, site_files(), true);
+  promote("open--feature", id);
+  const std::string preview = "open--feature.example.test";
+  ASSERT_EQ(get("/", {}, preview).status, 200);          // "not protected" is cached now
+  ASSERT_EQ(get("/", {}, "www.open.test").status, 404);  // and "no such domain"
+
+  p.protection = dp::proto::protection{dp::proto::protection_scope::previews, "alice",
+                                       *dp::state::hash_password("s3cret")};
+  with_records([&](dp::state::records& r) -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await r.save_project(p));
+    dp::proto::route_event e{.project = "open"};
+    EXPECT_TRUE(co_await r.publish_routes(std::move(e)));
+  });
+  EXPECT_TRUE(eventually([&] { return get("/", {}, preview).status == 401; }));
+  EXPECT_EQ(get("/", {}, "open.example.test").status, 200);  // production is not a preview
+
+  ASSERT_TRUE(dp::test::redis_command(redis_.port(), {"SET", "dp:domain:www.open.test", "open"}));
+  with_records([&](dp::state::records& r) -> asio::awaitable<void> {
+    dp::proto::route_event e{.project = "open", .domains = {"www.open.test"}};
+    EXPECT_TRUE(co_await r.publish_routes(std::move(e)));
+  });
+  EXPECT_TRUE(eventually([&] { return get("/", {}, "www.open.test").status == 200; }));
+
+  with_records([&](dp::state::records& r) -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await r.delete_project("open"));
+    dp::proto::route_event e{.project = "open", .aliases = {"open"}};
+    EXPECT_TRUE(co_await r.publish_routes(std::move(e)));
+  });
+  EXPECT_TRUE(eventually([&] { return get("/", {}, "open.example.test").status == 404; }));
+  EXPECT_EQ(get("/", {}, "www.open.test").status, 404);  // its label no longer resolves
+}
+
 // The site's own rules, compiled as the runner does: redirects keep the query, a file shadows a
 // rule without '!', a 200 rewrite serves another path of the deployment under the same URL,
 // header rules reach every response (200, 304, 404, redirects, 401), Basic-Auth guards a path.

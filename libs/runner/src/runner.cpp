@@ -994,7 +994,11 @@ struct runner::impl {
   // deployment goes on without them.
   asio::awaitable<std::optional<stop_reason>> compile_rules(int out_dir, int project_dir) {
     auto start = clock_type::now();
-    auto c = siteconfig::compile_at(out_dir, siteconfig::options{}, project_dir);
+    siteconfig::options compile_opts;
+    compile_opts.shadow = job.shadowing == proto::redirects_shadowing::rules
+                              ? siteconfig::shadowing::rules_win
+                              : siteconfig::shadowing::files_win;
+    auto c = siteconfig::compile_at(out_dir, compile_opts, project_dir);
     bool errors = false;
     for (const auto& d : c.diagnostics) {
       say(siteconfig::to_string(d));
@@ -1020,13 +1024,16 @@ struct runner::impl {
     const auto& rs = c.rules;
     say(fmt::format(
         "site rules: {} redirects and rewrites ({} static, {} dynamic), {} header rules, {} "
-        "protected paths{}{}",
+        "protected paths{}{}{}",
         rs.static_redirects.size() + rs.dynamic_redirects.size(), rs.static_redirects.size(),
         rs.dynamic_redirects.size(), rs.header_rules.size(), rs.protections.size(),
         rs.trailing_slash == siteconfig::trailing_slash_mode::keep  ? ""
         : rs.trailing_slash == siteconfig::trailing_slash_mode::add ? ", trailing slash added"
                                                                     : ", trailing slash removed",
-        rs.clean_urls ? ", clean URLs" : ""));
+        rs.clean_urls ? ", clean URLs" : "",
+        job.shadowing == proto::redirects_shadowing::rules
+            ? ", _redirects rules apply over files (redirects_shadowing: rules)"
+            : ""));
     timed("rules", start);
     co_return std::nullopt;
   }

@@ -184,6 +184,7 @@ task<proto::job> job_from_deployment(state::records& records, std::string_view i
   j.output_dir = p->output_dir;
   j.mode = p->mode;
   j.install_scripts = p->install_scripts;
+  j.shadowing = p->shadowing;
   j.env = proto::build_env(*p, d->target, d->fork);
   j.target = d->target;
   j.attempt = d->attempt;

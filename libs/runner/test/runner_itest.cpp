@@ -83,6 +83,8 @@ struct case_options {
   int64_t timeout_s = 0;
   std::optional<std::chrono::milliseconds> cancel_after_building;
   std::optional<std::string> previous_alias;  // alias:<project> before the build
+  dp::proto::redirects_shadowing shadowing = dp::proto::redirects_shadowing::files;
+  std::string project = "shop";  // another name for a second build in the same test
 };
 
 class Runner : public ::testing::Test {
@@ -110,12 +112,13 @@ class Runner : public ::testing::Test {
     EXPECT_TRUE(storage);
 
     dp::proto::project p;
-    p.name = "shop";
+    p.name = c.project;
     p.git_url = url;
     p.build_command = c.build_command;
     p.output_dir = c.output_dir;
     p.mode = c.serve_mode;
     p.install_scripts = c.install_scripts;
+    p.shadowing = c.shadowing;
     p.env = c.env;
     p.created_at = dp::state::now_ms();
     EXPECT_TRUE(co_await records.create_project(p));
@@ -518,6 +521,37 @@ fs.writeFileSync('dist/.site-rules.json', '{}');
       read_object(dp::proto::output_key(out.record.id, dp::proto::rules_name)));
   ASSERT_TRUE(rules) << rules.error().message;
   EXPECT_EQ(rules->static_redirects.size(), 1u);
+}
+
+// The project's redirects_shadowing reaches the compiler through the job: the same _redirects
+// yields to files by default (Netlify's rule) and applies over them with "rules" (Cloudflare's).
+TEST_F(Runner, RedirectsShadowingIsTheProjectsChoice) {
+  const std::string site = R"(
+const fs = require('fs');
+fs.mkdirSync('dist', {recursive: true});
+fs.writeFileSync('dist/index.html', 'ok');
+fs.writeFileSync('dist/_redirects', '/old /new 301\n/* /index.html 200\n');
+)";
+  auto compiled = [&](dp::proto::redirects_shadowing shadowing) {
+    auto out = build(project(site), {.shadowing = shadowing,
+                                     .project = std::string(dp::proto::to_string(shadowing))});
+    EXPECT_EQ(out.report.outcome, build_outcome::ready) << out.report.error << out.all_lines();
+    auto rules = dp::siteconfig::parse_rule_set(
+        read_object(dp::proto::output_key(out.record.id, dp::proto::rules_name)));
+    EXPECT_TRUE(rules) << out.all_lines();
+    return std::pair(rules ? *rules : dp::siteconfig::rule_set{}, out.all_lines());
+  };
+  auto [files, files_log] = compiled(dp::proto::redirects_shadowing::files);
+  ASSERT_EQ(files.static_redirects.size(), 1u);
+  ASSERT_EQ(files.dynamic_redirects.size(), 1u);
+  EXPECT_FALSE(files.static_redirects[0].over_files);
+  EXPECT_FALSE(files.dynamic_redirects[0].over_files);
+  EXPECT_EQ(files_log.find("rules apply over files"), std::string::npos) << files_log;
+  auto [rules, rules_log] = compiled(dp::proto::redirects_shadowing::rules);
+  ASSERT_EQ(rules.dynamic_redirects.size(), 1u);
+  EXPECT_TRUE(rules.static_redirects[0].over_files);
+  EXPECT_TRUE(rules.dynamic_redirects[0].over_files);
+  EXPECT_NE(rules_log.find("rules apply over files"), std::string::npos) << rules_log;
 }
 
 // A file that cannot be compiled: the deployment goes live without its rules and says so.

@@ -481,6 +481,18 @@ task<void> records::save_project(const proto::project& p) {
   co_return co_await checked_pipeline(redis_, std::move(commands), "save project");
 }
 
+task<void> records::publish_routes(proto::route_event e) {
+  if (e.ts_ms == 0) {
+    e.ts_ms = now_ms();
+  }
+  std::vector<std::string> command{"PUBLISH", keys_.routes_channel(), proto::to_json(e)};
+  auto r = co_await redis_.exec(std::move(command));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return dp::result<void>{};
+}
+
 task<proto::project> records::get_project(std::string_view name) {
   std::vector<std::string> command{"HGETALL", keys_.project(name)};
   auto r = co_await redis_.exec(std::move(command));

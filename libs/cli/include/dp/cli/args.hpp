@@ -31,7 +31,9 @@ enum class verb {
   domains_rm,
   domains_verify,
   domains_primary,
-  protect
+  protect,
+  forks,
+  shadowing
 };
 
 struct command {
@@ -47,21 +49,26 @@ struct command {
   std::optional<std::string> ref;      // deploy (git URLs only): the branch (--branch or --ref)
   bool follow = false;                 // deploy, logs
   bool no_cache = false;               // deploy: build without restoring the build cache
+  std::optional<std::string> commit;   // deploy (git URLs only): the exact commit to build
   // env: the project's variables of every target (env), or of one ("production_env",
-  // "preview_env" with --target); NAME=VALUE sets, NAME= removes, none lists.
+  // "preview_env", "fork_env" with --target); NAME=VALUE sets, NAME= removes, none lists.
   std::string env_field = "env";
   std::vector<std::pair<std::string, std::optional<std::string>>> env_changes;
   // protect: the scope (off, previews, all; empty shows the setting) and the user whose password
   // is read from stdin (empty: the stored credentials stay).
   std::string protection_scope;
   std::string protection_user;
+  // forks: "on", "off" (the project's fork_pull_requests), or empty to show it; shadowing:
+  // "files", "rules" (its redirects_shadowing), or empty to show it.
+  std::string setting;
 };
 
 struct flags {
   std::optional<std::string> project;
   std::optional<std::string> ref;
   std::optional<std::string> branch;  // --branch: the same as --ref, its older name
-  std::optional<std::string> target;  // env: production or preview
+  std::optional<std::string> target;  // env: production, preview or fork
+  std::optional<std::string> commit;  // deploy: --commit SHA
   std::optional<bool> follow;         // unset: deploy follows when stdout is a terminal
   bool no_cache = false;              // --no-cache
 };

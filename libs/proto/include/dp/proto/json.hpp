@@ -25,6 +25,7 @@ void tag_invoke(const boost::json::value_from_tag&, boost::json::value& v, const
 void tag_invoke(const boost::json::value_from_tag&, boost::json::value& v, const manifest& x);
 void tag_invoke(const boost::json::value_from_tag&, boost::json::value& v, const status_event& x);
 void tag_invoke(const boost::json::value_from_tag&, boost::json::value& v, const alias_event& x);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& v, const route_event& x);
 void tag_invoke(const boost::json::value_from_tag&, boost::json::value& v, const cancel_request& x);
 
 // Serialized JSON text (serialize(value_from(x)), except log_event: see append_json).
@@ -35,6 +36,7 @@ std::string to_json(const deployment& x);
 std::string to_json(const manifest& x);
 std::string to_json(const status_event& x);
 std::string to_json(const alias_event& x);
+std::string to_json(const route_event& x);
 std::string to_json(const cancel_request& x);
 
 // The hot path (one call per build output line): appends the event's JSON to `out` without
@@ -61,6 +63,8 @@ dp::result<status_event> parse_status_event(const boost::json::value& v);
 dp::result<status_event> parse_status_event(std::string_view text);
 dp::result<alias_event> parse_alias_event(const boost::json::value& v);
 dp::result<alias_event> parse_alias_event(std::string_view text);
+dp::result<route_event> parse_route_event(const boost::json::value& v);
+dp::result<route_event> parse_route_event(std::string_view text);
 dp::result<deployment_event> parse_deployment_event(const boost::json::value& v);
 dp::result<deployment_event> parse_deployment_event(std::string_view text);
 dp::result<cancel_request> parse_cancel_request(const boost::json::value& v);

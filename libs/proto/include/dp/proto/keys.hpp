@@ -56,6 +56,8 @@ class keys {
   std::string certificate(std::string_view name) const { return cat("cert:", name); }
   std::string certificates() const { return cat("certs"); }
   std::string certificates_channel() const { return cat("events:certificates"); }
+  // proto::route_event: what the proxies drop from their lookup caches at once.
+  std::string routes_channel() const { return cat("events:routes"); }
   // An ACME HTTP-01 answer (string with a TTL): token -> key authorization.
   std::string acme_challenge(std::string_view token) const { return cat("acme-challenge:", token); }
   std::string queue() const { return cat("queue:builds"); }

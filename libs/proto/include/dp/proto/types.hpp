@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace dp::proto {
 
@@ -70,6 +71,14 @@ enum class serve_mode { spa, static_files };
 std::string_view to_string(serve_mode m) noexcept;
 std::optional<serve_mode> parse_serve_mode(std::string_view s) noexcept;
 
+// Whether a file that exists for a request path shadows a `_redirects` rule without `!`
+// ("files": Netlify's rule, the default: `/* /index.html 200` leaves the assets alone) or every
+// rule applies regardless of files ("rules": Cloudflare Pages').
+enum class redirects_shadowing { files, rules };
+
+std::string_view to_string(redirects_shadowing s) noexcept;
+std::optional<redirects_shadowing> parse_redirects_shadowing(std::string_view s) noexcept;
+
 // Where a deployment goes live: production (the project's alias) or a preview (its branch and
 // pull-request aliases, never production).
 enum class deployment_target { production, preview };
@@ -112,6 +121,7 @@ struct job {
   std::optional<std::string> production_branch;
   // Where the build goes live (its env is that target's, proto::build_env).
   deployment_target target = deployment_target::production;
+  redirects_shadowing shadowing = redirects_shadowing::files;  // "redirects_shadowing"
   bool operator==(const job&) const = default;
 };
 
@@ -167,9 +177,10 @@ struct project {
   std::optional<std::string> output_dir;
   std::optional<serve_mode> mode;  // "serve_mode"; null: static when the output has a 404.html
   bool install_scripts = true;     // false: a detected install runs no lifecycle script
-  env_map env;                     // every target's
-  env_map production_env;          // overrides `env` in production builds
-  env_map preview_env;             // overrides `env` in preview builds
+  redirects_shadowing shadowing = redirects_shadowing::files;  // "redirects_shadowing"
+  env_map env;                                                 // every target's
+  env_map production_env;  // overrides `env` in production builds
+  env_map preview_env;     // overrides `env` in preview builds
   // Pull requests from forks are built (from the base repository's pull request ref) only when
   // this is on: their code is not the project's, so they get `fork_env` alone, never `env`,
   // `production_env` or `preview_env`.
@@ -290,6 +301,18 @@ struct alias_event {
   std::string project;
   int64_t ts_ms = 0;
   bool operator==(const alias_event&) const = default;
+};
+
+// Published on events:routes after something a proxy caches per host changed without moving an
+// alias to a deployment: a project's protection, a project or deployment deleted (the aliases it
+// removed), a custom domain added, verified, changed or removed. A proxy drops what it cached
+// for the project, for each alias and for each domain (and its apex/www twin).
+struct route_event {
+  std::string project;
+  std::vector<std::string> aliases;  // alias labels removed or changed
+  std::vector<std::string> domains;  // custom domains (fqdn) whose route or policy changed
+  int64_t ts_ms = 0;
+  bool operator==(const route_event&) const = default;
 };
 
 // SET on key cancel:<id> (with a TTL) and PUBLISHed on channel cancel:<id>.

@@ -1,10 +1,10 @@
 // The s3-reverse-proxy as a library: serves every deployment at <label>.<base domain> (and custom
 // domains) from object storage, with an admin listener for /metrics and /healthz.
 //
-// Host -> alias:<label> (cached; invalidated by alias events on events:deployments, a gap drops
-// the whole cache, a short TTL is the backstop) -> deployment id -> its manifest (fetched once,
-// cached by count) -> the resolved file -> a small-file LRU cache, a sendfile from the file
-// backend, or a stream from S3.
+// Host -> alias:<label> (cached; invalidated by alias events on events:deployments and route
+// events on events:routes, a gap drops the whole cache, a short TTL is the backstop) -> deployment
+// id -> its manifest (fetched once, cached by count) -> the resolved file -> a small-file LRU
+// cache, a sendfile from the file backend, or a stream from S3.
 #pragma once
 
 #include <chrono>

@@ -63,6 +63,9 @@ class records {
   // aliases, each unless it serves another project's deployment; deployments are the caller's
   // business.
   task<void> delete_project(std::string_view name);
+  // Publishes the event on events:routes (ts_ms now when 0): after a change the proxies cache
+  // per host that no alias event announces (proto::route_event says which).
+  task<void> publish_routes(proto::route_event e);
 
   // Writes the deployment (status queued), indexes it under its project, reserves its immutable
   // alias (dp::immutable_alias: `<project>--<short id>`) with SET NX and pushes the job on the
