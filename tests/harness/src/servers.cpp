@@ -194,6 +194,42 @@ pebble::pebble(std::uint16_t http_port, std::map<std::string, std::string> env)
   }
 }
 
+dns_server::dns_server() {
+  // The program cannot report the ports it chose: free_port() for each.
+  port_ = free_port();
+  management_port_ = free_port();
+  process_.emplace(
+      process_options{{"pebble-challtestsrv", "-dns01", fmt::format("127.0.0.1:{}", port_),
+                       "-http01", "", "-https01", "", "-tlsalpn01", "", "-management",
+                       fmt::format("127.0.0.1:{}", management_port_), "-defaultIPv4", "127.0.0.1",
+                       "-defaultIPv6", ""}});
+  if (!wait_for_tcp("127.0.0.1", port_, start_timeout) ||
+      !wait_for_tcp("127.0.0.1", management_port_, start_timeout)) {
+    throw std::runtime_error("pebble-challtestsrv did not start:\n" + process_->log_text());
+  }
+}
+
+std::string dns_server::address() const {
+  return fmt::format("127.0.0.1:{}", port_);
+}
+
+void dns_server::manage(const std::string& path, const std::string& body) {
+  auto r = http_request(management_port_, "POST", path, body);
+  if (!r || r->status != 200) {
+    throw std::runtime_error(
+        fmt::format("pebble-challtestsrv refused {} {}: {}", path, body,
+                    r ? fmt::format("HTTP {}", r->status) : r.error().message));
+  }
+}
+
+void dns_server::add_txt(const std::string& name, const std::string& value) {
+  manage("/set-txt", fmt::format(R"({{"host":"{}.","value":"{}"}})", name, value));
+}
+
+void dns_server::clear_txt(const std::string& name) {
+  manage("/clear-txt", fmt::format(R"({{"host":"{}."}})", name));
+}
+
 std::string pebble::directory_url() const {
   return fmt::format("https://127.0.0.1:{}/dir", port_);
 }

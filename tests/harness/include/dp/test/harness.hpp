@@ -203,6 +203,26 @@ class pebble {
   std::optional<child_process> process_;
 };
 
+// A DNS server on a free loopback port (UDP and TCP) answering the TXT records a test sets:
+// Debian's pebble-challtestsrv, with its other challenge servers off. Its answer for a name
+// without TXT (NOERROR, empty, neither authoritative nor recursive) reads to glibc as a lame
+// referral, so a resolver reports it as no answer rather than as no records.
+class dns_server {
+ public:
+  dns_server();
+  std::uint16_t port() const noexcept { return port_; }
+  std::string address() const;  // "127.0.0.1:<port>"
+  // Adds a TXT record (one string) to `name` (no trailing dot); throws when refused.
+  void add_txt(const std::string& name, const std::string& value);
+  void clear_txt(const std::string& name);
+
+ private:
+  void manage(const std::string& path, const std::string& body);
+  std::uint16_t port_ = 0;
+  std::uint16_t management_port_ = 0;
+  std::optional<child_process> process_;
+};
+
 // One file of a git_repo commit; converts from a string for the common, non-executable case.
 struct git_file {
   git_file(std::string c, bool exec = false) : content(std::move(c)), executable(exec) {}
