@@ -75,7 +75,8 @@ dp::result<std::vector<std::string>> query(const std::string& name,
         return make_error(errc::unavailable,
                           "no DNS server answered for " + name + " (timeout or server failure)");
       default:
-        return make_error(errc::unavailable, "the DNS server refused the query for " + name);
+        return make_error(errc::unavailable,
+                          "the DNS query for " + name + " failed (refused, or not a valid name)");
     }
   }
   ns_msg msg;
