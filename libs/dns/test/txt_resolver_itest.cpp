@@ -1,4 +1,4 @@
-// txt_resolver against a real DNS server on loopback (pebble-challtestsrv, from the harness).
+// txt_resolver against a real DNS server on loopback (the harness's dns_server).
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -31,6 +31,35 @@ TEST(txt_resolver, reads_each_record_of_a_name) {
   ASSERT_TRUE(got) << got.error().message;
   std::sort(got->begin(), got->end());
   EXPECT_EQ(*got, (std::vector<std::string>{"token-one", "token-two"}));
+}
+
+TEST(txt_resolver, a_name_without_txt_and_a_missing_name_have_no_records) {
+  dp::test::dns_server dns;
+  dns.add_txt("_dp-verify.shop.example.com", "token");
+  dns.clear_txt("_dp-verify.shop.example.com");
+  dp::dns::txt_resolver resolver(through(dns));
+  for (const char* name : {"_dp-verify.shop.example.com", "_dp-verify.nowhere.example.com"}) {
+    auto got = run_async(
+        [&](asio::any_io_executor) -> asio::awaitable<dp::result<std::vector<std::string>>> {
+          co_return co_await resolver.lookup(name);
+        });
+    ASSERT_TRUE(got) << name << ": " << got.error().message;
+    EXPECT_TRUE(got->empty()) << name;
+  }
+}
+
+TEST(txt_resolver, a_long_value_is_read_whole) {
+  // Over 255 bytes: the record holds several character-strings, read joined.
+  dp::test::dns_server dns;
+  std::string value(300, 'x');
+  dns.add_txt("long.example.com", value);
+  dp::dns::txt_resolver resolver(through(dns));
+  auto got = run_async(
+      [&](asio::any_io_executor) -> asio::awaitable<dp::result<std::vector<std::string>>> {
+        co_return co_await resolver.lookup("long.example.com");
+      });
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(*got, std::vector<std::string>{value});
 }
 
 TEST(txt_resolver, no_server_is_unavailable_and_the_loop_keeps_running) {

@@ -1,4 +1,5 @@
-// The real peers: redis-server, s3rver and Pebble, each on loopback with its own directory.
+// The real peers: redis-server, s3rver, Pebble and a DNS server, each on loopback with its own
+// directory.
 #include "dp/test/harness.hpp"
 
 #include <csignal>
@@ -7,6 +8,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <boost/json.hpp>
 
 namespace dp::test {
 
@@ -194,40 +196,40 @@ pebble::pebble(std::uint16_t http_port, std::map<std::string, std::string> env)
   }
 }
 
-dns_server::dns_server() {
-  // The program cannot report the ports it chose: free_port() for each.
-  port_ = free_port();
-  management_port_ = free_port();
-  process_.emplace(
-      process_options{{"pebble-challtestsrv", "-dns01", fmt::format("127.0.0.1:{}", port_),
-                       "-http01", "", "-https01", "", "-tlsalpn01", "", "-management",
-                       fmt::format("127.0.0.1:{}", management_port_), "-defaultIPv4", "127.0.0.1",
-                       "-defaultIPv6", ""}});
-  if (!wait_for_tcp("127.0.0.1", port_, start_timeout) ||
-      !wait_for_tcp("127.0.0.1", management_port_, start_timeout)) {
-    throw std::runtime_error("pebble-challtestsrv did not start:\n" + process_->log_text());
-  }
+dns_server::dns_server() : dir_("dp-dns") {
+  write_records();
+  process_.emplace(process_options{{(source_dir() / "tests/harness/dns-txt.py").string(),
+                                    (dir_.path() / "records.json").string()}});
+  port_ = reported_port(*process_, "listen", start_timeout);
 }
 
 std::string dns_server::address() const {
   return fmt::format("127.0.0.1:{}", port_);
 }
 
-void dns_server::manage(const std::string& path, const std::string& body) {
-  auto r = http_request(management_port_, "POST", path, body);
-  if (!r || r->status != 200) {
-    throw std::runtime_error(
-        fmt::format("pebble-challtestsrv refused {} {}: {}", path, body,
-                    r ? fmt::format("HTTP {}", r->status) : r.error().message));
+// The server reads the file at each query: written aside and renamed, it is never seen half done.
+void dns_server::write_records() {
+  boost::json::object o;
+  for (const auto& [name, values] : records_) {
+    boost::json::array a;
+    for (const auto& v : values) {
+      a.emplace_back(v);
+    }
+    o[name] = std::move(a);
   }
+  const auto next = dir_.path() / "records.json.next";
+  std::ofstream(next) << boost::json::serialize(o);
+  std::filesystem::rename(next, dir_.path() / "records.json");
 }
 
 void dns_server::add_txt(const std::string& name, const std::string& value) {
-  manage("/set-txt", fmt::format(R"({{"host":"{}.","value":"{}"}})", name, value));
+  records_[name].push_back(value);
+  write_records();
 }
 
 void dns_server::clear_txt(const std::string& name) {
-  manage("/clear-txt", fmt::format(R"({{"host":"{}."}})", name));
+  records_[name].clear();
+  write_records();
 }
 
 std::string pebble::directory_url() const {

@@ -203,23 +203,24 @@ class pebble {
   std::optional<child_process> process_;
 };
 
-// A DNS server on a free loopback port (UDP and TCP) answering the TXT records a test sets:
-// Debian's pebble-challtestsrv, with its other challenge servers off. Its answer for a name
-// without TXT (NOERROR, empty, neither authoritative nor recursive) reads to glibc as a lame
-// referral, so a resolver reports it as no answer rather than as no records.
+// A DNS server on a loopback UDP port answering the TXT records a test sets
+// (tests/harness/dns-txt.py, Python's standard library only). A name never set answers NXDOMAIN;
+// a cleared one NOERROR without records. Answers read as a recursive resolver's.
 class dns_server {
  public:
   dns_server();
   std::uint16_t port() const noexcept { return port_; }
-  std::string address() const;  // "127.0.0.1:<port>"
-  // Adds a TXT record (one string) to `name` (no trailing dot); throws when refused.
+  std::string address() const;  // "127.0.0.1:<port>", what DNS_RESOLVER takes
+  // Adds a TXT record (one value) to `name` (no trailing dot).
   void add_txt(const std::string& name, const std::string& value);
+  // `name` keeps existing, without TXT records.
   void clear_txt(const std::string& name);
 
  private:
-  void manage(const std::string& path, const std::string& body);
+  void write_records();
+  temp_dir dir_;
+  std::map<std::string, std::vector<std::string>> records_;
   std::uint16_t port_ = 0;
-  std::uint16_t management_port_ = 0;
   std::optional<child_process> process_;
 };
 
