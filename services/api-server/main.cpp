@@ -8,6 +8,7 @@
 #include "dp/core/log.hpp"
 #include "dp/core/shutdown.hpp"
 #include "dp/core/spawn.hpp"
+#include "dp/dns/txt_resolver.hpp"
 #include "dp/http/server.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/settings/settings.hpp"
@@ -29,6 +30,7 @@ struct api_config {
   int64_t site_port = 8000;
   int64_t source_max_mb = 100;
   std::string domain_verify_address;
+  std::optional<dp::dns::server_address> dns_resolver;
 };
 
 }  // namespace
@@ -80,6 +82,21 @@ int main(int argc, char** argv) {
                 cfg.domain_verify_address = v;
                 return std::nullopt;
               }});
+  parser.add({.env = "DNS_RESOLVER",
+              .help = "IPv4 address:port of the DNS server the custom-domain TXT check asks "
+                      "(tests, a private resolver); empty: the system's (/etc/resolv.conf)",
+              .apply = [&cfg](std::string_view v) -> std::optional<std::string> {
+                if (v.empty()) {
+                  cfg.dns_resolver.reset();
+                  return std::nullopt;
+                }
+                auto server = dp::dns::parse_server(v);
+                if (!server) {
+                  return server.error().message;
+                }
+                cfg.dns_resolver = *server;
+                return std::nullopt;
+              }});
   auto outcome =
       dp::settings::parse_service(parser, argc, argv, dp::config::environment_from(environ));
   if (!outcome.run) {
@@ -111,7 +128,8 @@ int main(int argc, char** argv) {
                             .source_max_bytes = static_cast<size_t>(cfg.source_max_mb) << 20,
                             .keep_deployments = cfg.retention.keep_deployments,
                             .keep_production_days = cfg.retention.keep_production_days,
-                            .domain_verify_address = cfg.domain_verify_address};
+                            .domain_verify_address = cfg.domain_verify_address,
+                            .dns_resolver = cfg.dns_resolver};
   // The name the API listens on answers too (API_LISTEN=myhost:9000).
   api_opts.api_hosts.push_back(cfg.listen.host);
   dp::api::service api(ioc.get_executor(), redis, redis_opts, *storage, std::move(api_opts));

@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
                            "deploy, ls: the project (deploy: default from the URL or directory)"));
   parser.add(optional_flag("--branch", &flags.branch,
                            "deploy: the branch of a git URL to build (production for the "
-                           "project's production branch, else a preview)"));
+                           "project's production branch, else a preview); domains add, serve: "
+                           "the branch the domain serves"));
   parser.add(optional_flag("--ref", &flags.ref, "deploy: the older name of --branch"));
   parser.add(optional_flag("--target", &flags.target,
                            "env: production or preview (the overrides of that target's builds), "

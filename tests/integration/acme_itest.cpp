@@ -106,6 +106,8 @@ class acme_e2e : public ::testing::Test {
     api_env["API_LISTEN"] = "127.0.0.1:0";
     // The ownership check reaches the domain through the proxy, as DNS would lead it there.
     api_env["DOMAIN_VERIFY_ADDRESS"] = "127.0.0.1:" + std::to_string(proxy_port_);
+    // The TXT proof asks a loopback port nothing answers on, never the machine's resolver.
+    api_env["DNS_RESOLVER"] = "127.0.0.1:" + std::to_string(dp::test::free_port());
     api_.emplace(dp::test::process_options{.argv = {API_SERVER_BIN}, .env = api_env});
     api_port_ = dp::test::reported_port(*api_);
   }

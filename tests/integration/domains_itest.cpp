@@ -1,6 +1,7 @@
 // A custom domain end to end with the real binaries: added with deployctl through the api-server
 // (pending, not served by the s3-reverse-proxy), verified (the api fetches the token through the
-// proxy), then served, over plain HTTP and over HTTPS with a certificate put in the store.
+// proxy), then served, over plain HTTP and over HTTPS with a certificate put in the store; and a
+// domain of a branch, proven by a TXT record on a real DNS server, served the branch's deployment.
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
@@ -82,6 +83,7 @@ class domains_e2e : public ::testing::Test {
     api_env["API_LISTEN"] = "127.0.0.1:0";
     // The check reaches the domain through the proxy, as DNS would lead it there.
     api_env["DOMAIN_VERIFY_ADDRESS"] = "127.0.0.1:" + std::to_string(proxy_port_);
+    api_env["DNS_RESOLVER"] = dns_.address();
     api_.emplace(dp::test::process_options{.argv = {API_SERVER_BIN}, .env = api_env});
     api_port_ = dp::test::reported_port(*api_);
   }
@@ -103,11 +105,16 @@ class domains_e2e : public ::testing::Test {
         fmt::format("DEPLOYCTL_API_URL=http://127.0.0.1:{} {} {}", api_port_, DEPLOYCTL_BIN, args));
   }
 
-  // A live deployment of `project` serving index.html.
-  void deploy(const std::string& project, const std::string& index) {
+  // A live deployment of `project` serving index.html: production, or a preview of `branch`.
+  void deploy(const std::string& project, const std::string& index,
+              const std::string& branch = {}) {
     dp::proto::deployment d;
     d.id = dp::new_deployment_id();
     d.project = project;
+    if (!branch.empty()) {
+      d.branch = branch;
+      d.target = dp::proto::deployment_target::preview;
+    }
     d.status = dp::proto::deployment_status::ready;
     d.created_at = 1764000009000;
     dp::storage::storage_url url;
@@ -143,6 +150,7 @@ class domains_e2e : public ::testing::Test {
   }
 
   dp::test::redis_server redis_;
+  dp::test::dns_server dns_;
   dp::test::temp_dir files_{"dp-domains-files"};
   dp::test::temp_dir certs_{"dp-domains-certs"};
   std::optional<dp::test::child_process> proxy_;
@@ -156,7 +164,8 @@ TEST_F(domains_e2e, added_then_verified_then_served_over_http_and_https) {
   deploy("shop", "<h1>shop home</h1>");
 
   auto added = deployctl("domains add shop shop.example.com");
-  EXPECT_NE(added.find("shop.example.com added to shop (pending"), std::string::npos) << added;
+  EXPECT_NE(added.find("shop.example.com added to shop for production (pending"), std::string::npos)
+      << added;
   EXPECT_NE(added.find("/.well-known/dp-verify/"), std::string::npos) << added;
   // Pending: the proxy does not serve it.
   EXPECT_EQ(get(proxy_port_, "shop.example.com", "/").first, 404);
@@ -195,6 +204,40 @@ TEST_F(domains_e2e, added_then_verified_then_served_over_http_and_https) {
       << proxy_->log_text();
   // And plain HTTP redirects to it.
   EXPECT_EQ(get(proxy_port_, "shop.example.com", "/").first, 308);
+}
+
+TEST_F(domains_e2e, a_branch_domain_proven_by_txt_serves_the_branch_until_pointed_at_production) {
+  auto p = api("POST", "/v1/projects", R"({"name":"shop","git_url":"https://example.com/s.git"})");
+  ASSERT_EQ(p.status, 201) << p.body;
+  deploy("shop", "<h1>production</h1>");
+  deploy("shop", "<h1>staging</h1>", "staging");
+
+  auto added = deployctl("domains add shop staging.example.com --branch staging");
+  EXPECT_NE(added.find("for branch staging"), std::string::npos) << added;
+  EXPECT_NE(added.find("_dp-verify.staging.example.com = "), std::string::npos) << added;
+  auto got = api("GET", "/v1/projects/shop/domains/staging.example.com");
+  auto token = boost::json::parse(got.body).at("verification").at("token").as_string();
+  dns_.add_txt("_dp-verify.staging.example.com", std::string(token));
+
+  // The TXT record is asked first, so it is the proof although the proxy would answer too.
+  auto verified = deployctl("domains verify shop staging.example.com");
+  ASSERT_NE(verified.find("staging.example.com is verified and served for shop (branch staging, "
+                          "proven by txt)"),
+            std::string::npos)
+      << verified << "\n"
+      << api_->log_text();
+  ASSERT_TRUE(dp::test::eventually(
+      [&] { return get(proxy_port_, "staging.example.com", "/").second == "<h1>staging</h1>"; }));
+
+  auto served = deployctl("domains serve shop staging.example.com");
+  EXPECT_NE(served.find("staging.example.com serves production of shop"), std::string::npos)
+      << served;
+  // The proxy's cached route expires within its TTL.
+  ASSERT_TRUE(dp::test::eventually([&] {
+    return get(proxy_port_, "staging.example.com", "/").second == "<h1>production</h1>";
+  }));
+  auto listed = deployctl("domains ls shop");
+  EXPECT_NE(listed.find("production"), std::string::npos) << listed;
 }
 
 }  // namespace

@@ -264,16 +264,25 @@ export function render(container, {name, api}) {
       return el(
           'tr', {dataset: {domain: d.domain}},
           el('td', {dataset: {label: 'Domain'}}, el('strong', {text: d.domain}),
-             d.primary ? ' (primary)' : '',
+             d.primary ? ' (primary)' : '', el('small', {
+               className: 'serves',
+               text: d.branch ? ' serves branch ' + d.branch : ' serves production'
+             }),
              d.redirects_to ? el('small', {text: ' redirects to ' + d.redirects_to}) : ''),
           el('td', {dataset: {label: 'Ownership'}},
              badge(d.state, d.state === 'verified' ? 'ok' : 'busy'),
              d.state === 'verified' ?
                  '' :
-                 el('small', {className: 'verification'}, ' Serve ',
-                    el('code', {text: d.verification.token}), ' at ',
-                    el('code', {text: d.verification.url}),
-                    ', or point the name at this platform\'s proxy, then verify.')),
+                 el('small', {className: 'verification'}, ' Add a TXT record ',
+                    el('code', {text: d.verification.txt_name}), ' = ',
+                    el('code', {text: d.verification.token}),
+                    ', or point the name at this platform\'s proxy (which serves the token at ',
+                    el('code', {text: d.verification.url}), '), then verify.',
+                    d.verification.error ? el('span', {
+                      className: 'check-error',
+                      text: ' Last check: ' + d.verification.error
+                    }) :
+                                           '')),
           el('td', {dataset: {label: 'Certificate'}},
              badge(
                  certText,
@@ -307,15 +316,23 @@ export function render(container, {name, api}) {
     const input = el(
         'input',
         {id: 'domain-name', required: true, autocomplete: 'off', placeholder: 'www.example.com'});
-    const form =
-        el('form', {id: 'domain-form'},
-           el('div', {className: 'row'}, field('Add a domain', input),
-              el('button', {type: 'submit', text: 'Add domain'})));
+    // Empty: the domain serves production; a branch name: that branch's latest deployment.
+    const branch =
+        el('input', {id: 'domain-branch', autocomplete: 'off', placeholder: 'production'});
+    const form = el(
+        'form', {id: 'domain-form'},
+        el('div', {className: 'row'}, field('Add a domain', input),
+           field('Branch (optional)', branch), el('button', {type: 'submit', text: 'Add domain'})));
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       act(form.querySelector('button[type=submit]'), async () => {
-        await api('POST', base + '/domains', {domain: input.value.trim()});
+        const body = {domain: input.value.trim()};
+        if (branch.value.trim()) {
+          body.branch = branch.value.trim();
+        }
+        await api('POST', base + '/domains', body);
         input.value = '';
+        branch.value = '';
         await drawDomains();
       });
     });

@@ -1,8 +1,10 @@
-// Custom domains: add, list, get, change, remove, and the ownership check that makes one routed.
+// Custom domains: add, list, get, change, remove, and the ownership check that makes one routed:
+// a TXT record _dp-verify.<fqdn> holding the token, or the token served over HTTP by our proxy.
 #include <openssl/rand.h>
 
 #include <boost/json.hpp>
 
+#include "dp/buildplan/git.hpp"
 #include "dp/core/hex.hpp"
 #include "dp/core/log.hpp"
 #include "dp/tls/cert_store.hpp"
@@ -12,6 +14,35 @@ namespace dp::api {
 namespace {
 
 constexpr std::string_view verify_path = "/.well-known/dp-verify/";
+constexpr std::string_view txt_prefix = "_dp-verify.";
+
+std::string txt_name(const std::string& fqdn) {
+  return std::string(txt_prefix) + fqdn;
+}
+
+json::value null_if_empty(const std::string& s) {
+  return s.empty() ? json::value(nullptr) : json::value(s);
+}
+
+json::value null_if_zero(int64_t v) {
+  return v ? json::value(v) : json::value(nullptr);
+}
+
+// The optional "branch" of a body: a git branch name, or null for production.
+dp::result<std::string> branch_field(const json::value& v) {
+  if (v.is_null()) {
+    return std::string();
+  }
+  if (!v.is_string()) {
+    return make_error(errc::invalid_argument,
+                      "field 'branch' must be a branch name, or null to serve production");
+  }
+  std::string branch(v.get_string());
+  if (auto r = buildplan::check_git_ref(branch); !r) {
+    return make_error(errc::invalid_argument, "field 'branch': " + r.error().message);
+  }
+  return branch;
+}
 
 // 128 random bits, hex: what the owner's domain must echo.
 dp::result<std::string> new_token() {
@@ -29,17 +60,22 @@ dp::result<std::string> new_token() {
 }
 
 json::object domain_json(const state::domain& d, const std::vector<state::domain>& siblings) {
-  json::object o{
-      {"domain", d.fqdn},
-      {"project", d.project},
-      {"alias", d.alias},
-      {"state", state::to_string(d.state)},
-      {"primary", d.primary},
-      {"hsts", d.hsts},
-      {"created_at", d.created_at_ms},
-      {"verification",
-       {{"url", "http://" + d.fqdn + std::string(verify_path) + d.token}, {"token", d.token}}}};
-  o["verified_at"] = d.verified_at_ms ? json::value(d.verified_at_ms) : json::value(nullptr);
+  json::object o{{"domain", d.fqdn},
+                 {"project", d.project},
+                 {"branch", null_if_empty(d.branch)},
+                 {"alias", d.alias},
+                 {"state", state::to_string(d.state)},
+                 {"primary", d.primary},
+                 {"hsts", d.hsts},
+                 {"created_at", d.created_at_ms},
+                 {"verification",
+                  {{"url", "http://" + d.fqdn + std::string(verify_path) + d.token},
+                   {"token", d.token},
+                   {"txt_name", txt_name(d.fqdn)},
+                   {"verified_by", null_if_empty(d.verified_by)},
+                   {"error", null_if_empty(d.check_error)},
+                   {"failed_at", null_if_zero(d.check_failed_at_ms)}}}};
+  o["verified_at"] = null_if_zero(d.verified_at_ms);
   auto redirect = state::redirect_for(d, siblings);
   o["redirects_to"] = redirect ? json::value(*redirect) : json::value(nullptr);
   const auto& c = d.certificate;
@@ -99,11 +135,18 @@ asio::awaitable<response> service::impl::add_domain(http::request& req) {
   if (!name || !name->is_string()) {
     co_return error(errc::invalid_argument, "field 'domain' is required (a string)");
   }
+  std::string branch;
   for (const auto& [k, v] : o) {
-    if (k != "domain" && k != "primary" && k != "hsts") {
+    if (k != "domain" && k != "primary" && k != "hsts" && k != "branch") {
       co_return error(errc::invalid_argument, "unknown field '" + std::string(k) + "'");
     }
-    if (k != "domain" && !v.is_bool()) {
+    if (k == "branch") {
+      auto b = branch_field(v);
+      if (!b) {
+        co_return error(b.error());
+      }
+      branch = std::move(*b);
+    } else if (k != "domain" && !v.is_bool()) {
       co_return error(errc::invalid_argument, "field '" + std::string(k) + "' must be a boolean");
     }
   }
@@ -117,7 +160,7 @@ asio::awaitable<response> service::impl::add_domain(http::request& req) {
   }
   state::domain d{.fqdn = *fqdn,
                   .project = p->name,
-                  .alias = p->name,
+                  .branch = branch,
                   .token = *token,
                   .created_at_ms = state::now_ms()};
   if (auto r = co_await domains_.add(d); !r) {
@@ -176,16 +219,33 @@ asio::awaitable<response> service::impl::patch_domain(http::request& req) {
     co_return error(errc::invalid_argument, "the body must be a JSON object");
   }
   std::optional<bool> primary, hsts;
+  std::optional<std::string> branch;
   for (const auto& [k, v] : body.get_object()) {
+    if (k == "branch") {
+      auto b = branch_field(v);
+      if (!b) {
+        co_return error(b.error());
+      }
+      branch = std::move(*b);
+      continue;
+    }
     if ((k != "primary" && k != "hsts") || !v.is_bool()) {
-      co_return error(
-          errc::invalid_argument,
-          "only 'primary' and 'hsts' (booleans) can change; got '" + std::string(k) + "'");
+      co_return error(errc::invalid_argument,
+                      "only 'primary', 'hsts' (booleans) and 'branch' (a branch name or null) can "
+                      "change; got '" +
+                          std::string(k) + "'");
     }
     (k == "primary" ? primary : hsts) = v.as_bool();
   }
-  if (auto r = co_await domains_.set_options(d->fqdn, d->project, primary, hsts); !r) {
-    co_return error(r.error());
+  if (branch) {
+    if (auto r = co_await domains_.set_branch(d->fqdn, d->project, *branch); !r) {
+      co_return error(r.error());
+    }
+  }
+  if (primary || hsts) {
+    if (auto r = co_await domains_.set_options(d->fqdn, d->project, primary, hsts); !r) {
+      co_return error(r.error());
+    }
   }
   proto::route_event changed{.project = d->project, .domains = {d->fqdn}};
   co_await announce_routes(std::move(changed));
@@ -211,39 +271,74 @@ asio::awaitable<response> service::impl::delete_domain(http::request& req) {
   co_return response(204);
 }
 
+asio::awaitable<std::string> service::impl::txt_proof_failure(const state::domain& d) {
+  auto name = txt_name(d.fqdn);
+  auto records = co_await txt_resolver_.lookup(name);
+  if (!records) {
+    co_return "TXT " + name + " not read (" + records.error().message + ")";
+  }
+  if (records->empty()) {
+    co_return "no TXT record " + name;
+  }
+  for (const auto& r : *records) {
+    if (r == d.token) {
+      co_return std::string();
+    }
+  }
+  // The first value helps spot a stale or mistyped token; cut short, it is the user's own text.
+  co_return "TXT " + name + " holds \"" + records->front().substr(0, 64) + "\", not the token";
+}
+
+asio::awaitable<std::string> service::impl::http_proof_failure(const state::domain& d) {
+  // The domain must reach our proxy and the proxy must echo the token: that proves both the DNS
+  // record and that this project's owner controls it.
+  std::string target = std::string(verify_path) + d.token;
+  http_client::request check;
+  if (opts_.domain_verify_address.empty()) {
+    check.url = "http://" + d.fqdn + target;
+  } else {
+    check.url = "http://" + opts_.domain_verify_address + target;
+    check.headers.emplace_back("Host", d.fqdn);
+  }
+  check.timeout = std::chrono::seconds(10);
+  check.sink = http_client::to_buffer{.max_bytes = 4096};
+  auto answer = co_await outbound_.send(std::move(check));
+  if (!answer) {
+    co_return "http://" + d.fqdn + target + " could not be fetched (" +
+        std::string(answer.error().message) + ")";
+  }
+  if (answer->status != 200 || answer->body != d.token) {
+    co_return "http://" + d.fqdn + target + " answered " + std::to_string(answer->status) +
+        " without the token";
+  }
+  co_return std::string();
+}
+
 asio::awaitable<response> service::impl::verify_domain(http::request& req) {
   auto d = co_await find_domain(req);
   if (!d) {
     co_return error(d.error());
   }
   if (d->state != state::domain_state::verified) {
-    // The domain must reach our proxy and the proxy must echo the token: that proves both the
-    // DNS record and that this project's owner controls it.
-    std::string target = std::string(verify_path) + d->token;
-    http_client::request check;
-    if (opts_.domain_verify_address.empty()) {
-      check.url = "http://" + d->fqdn + target;
-    } else {
-      check.url = "http://" + opts_.domain_verify_address + target;
-      check.headers.emplace_back("Host", d->fqdn);
+    // Either proof will do. The TXT record first: it works before the domain points here.
+    std::string by = "txt";
+    auto txt_why = co_await txt_proof_failure(*d);
+    std::string http_why;
+    if (!txt_why.empty()) {
+      by = "http";
+      http_why = co_await http_proof_failure(*d);
     }
-    check.timeout = std::chrono::seconds(10);
-    check.sink = http_client::to_buffer{.max_bytes = 4096};
-    auto answer = co_await outbound_.send(std::move(check));
-    std::string why;
-    if (!answer) {
-      why = "http://" + d->fqdn + target + " could not be fetched (" +
-            std::string(answer.error().message) + ")";
-    } else if (answer->status != 200 || answer->body != d->token) {
-      why = "http://" + d->fqdn + target + " answered " + std::to_string(answer->status) +
-            " without the token";
+    if (!http_why.empty()) {
+      std::string why = txt_why + "; " + http_why;
+      if (auto r = co_await domains_.check_failed(d->fqdn, d->project, why); !r) {
+        co_return error(r.error());
+      }
+      co_return error(errc::conflict, "ownership not proven: " + why + "; add the TXT record " +
+                                          txt_name(d->fqdn) +
+                                          " with the token, or point the domain at the platform "
+                                          "(A/AAAA or CNAME), and retry");
     }
-    if (!why.empty()) {
-      co_return error(errc::conflict,
-                      "ownership not proven: " + why +
-                          "; point the domain at the platform (A/AAAA or CNAME) and retry");
-    }
-    if (auto r = co_await domains_.verify(d->fqdn, d->project); !r) {
+    if (auto r = co_await domains_.verify(d->fqdn, d->project, by); !r) {
       co_return error(r.error());
     }
     proto::route_event changed{.project = d->project, .domains = {d->fqdn}};

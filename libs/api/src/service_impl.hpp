@@ -52,6 +52,7 @@ struct service::impl {
         hooks_(r, o.keys),
         domains_(r, o.keys),
         outbound_(ex),
+        txt_resolver_({.server = o.dns_resolver}),
         storage_(std::move(s)),
         opts_(std::move(o)),
         hub_(ex, std::move(pubsub), opts_.keys, opts_.follower_queue_limit, metrics_) {}
@@ -61,7 +62,8 @@ struct service::impl {
   state::records records_;
   state::hooks hooks_;
   state::domains domains_;
-  http_client::client outbound_;  // the domain ownership check
+  http_client::client outbound_;    // the domain ownership check over HTTP
+  dns::txt_resolver txt_resolver_;  // and by a TXT record
   std::shared_ptr<storage::object_store> storage_;
   options opts_;
   metrics metrics_;
@@ -123,6 +125,9 @@ struct service::impl {
   asio::awaitable<response> delete_domain(http::request& req);
   // Fetches http://<fqdn>/.well-known/dp-verify/<token>; the right answer makes it routed.
   asio::awaitable<response> verify_domain(http::request& req);
+  // Why the domain's proof failed, or "" when it passed.
+  asio::awaitable<std::string> txt_proof_failure(const state::domain& d);
+  asio::awaitable<std::string> http_proof_failure(const state::domain& d);
 
   // ---- deployments (deployments.cpp) ----
 

@@ -37,6 +37,7 @@ struct server_setup {
   size_t source_max_bytes = 100 * 1024 * 1024;
   size_t webhook_max_bytes = 5 * 1024 * 1024;
   std::string domain_verify_address;
+  std::string dns_resolver;  // "ip:port" of the TXT check's DNS server; empty: the system's
 };
 
 class api_server {
@@ -64,6 +65,9 @@ class api_server {
     o.source_max_bytes = setup.source_max_bytes;
     o.webhook_max_bytes = setup.webhook_max_bytes;
     o.domain_verify_address = setup.domain_verify_address;
+    if (!setup.dns_resolver.empty()) {
+      o.dns_resolver = dp::dns::parse_server(setup.dns_resolver).value();
+    }
     service_ = std::make_unique<service>(ioc_.get_executor(), *redis_, redis_opts_, storage_, o);
     records_ = std::make_unique<dp::state::records>(*redis_, o.keys);
     dp::http::server_options so2;

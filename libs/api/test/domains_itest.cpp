@@ -1,7 +1,9 @@
-// Custom domains through the REST API: input checks, one owner per domain, options, and a
-// domain that cannot prove ownership staying unrouted. (Added -> verified -> served through the
-// real proxy: tests/integration/domains_itest.cpp.)
+// Custom domains through the REST API: input checks, one owner per domain, options, a branch's
+// domain, ownership proven by a TXT record (a real DNS server on loopback), and a domain that
+// cannot prove ownership staying unrouted with the reason recorded. (Added -> verified -> served
+// through the real proxy: tests/integration/domains_itest.cpp.)
 #include "api_itest_support.hpp"
+#include "dp/core/preview_alias.hpp"
 
 namespace {
 
@@ -9,8 +11,10 @@ using namespace dp::api::test;
 
 class api_domains : public ::testing::Test {
  protected:
-  // The ownership check connects to a port nothing listens on.
-  api_domains() : s_({.domain_verify_address = "127.0.0.1:" + std::to_string(closed_port())}) {}
+  // The HTTP check connects to a port nothing listens on; the TXT check asks dns_.
+  api_domains()
+      : s_({.domain_verify_address = "127.0.0.1:" + std::to_string(closed_port()),
+            .dns_resolver = dns_.address()}) {}
 
   static uint16_t closed_port() { return dp::test::free_port(); }
 
@@ -21,6 +25,12 @@ class api_domains : public ::testing::Test {
     ASSERT_EQ(r.status, 201) << r.body;
   }
 
+  std::string token_of(const std::string& fqdn) {
+    auto r = s_.request("GET", "/v1/projects/shop/domains/" + fqdn);
+    return std::string(body_of(r).at("verification").at("token").as_string());
+  }
+
+  dp::test::dns_server dns_;
   api_server s_;
 };
 
@@ -110,9 +120,81 @@ TEST_F(api_domains, a_domain_that_does_not_prove_ownership_stays_pending_and_unr
   EXPECT_NE(r.body.find("ownership not proven"), std::string::npos) << r.body;
   r = s_.request("GET", "/v1/projects/shop/domains/shop.example.com");
   EXPECT_EQ(body_of(r).at("state"), "pending");
+  // Both proofs' reasons are kept on the domain.
+  auto got = body_of(r);
+  const auto& v = got.at("verification");
+  std::string why(v.at("error").as_string());
+  EXPECT_NE(why.find("no TXT record _dp-verify.shop.example.com"), std::string::npos) << why;
+  EXPECT_NE(why.find("could not be fetched"), std::string::npos) << why;
+  EXPECT_TRUE(v.at("failed_at").is_int64());
+  EXPECT_TRUE(v.at("verified_by").is_null());
   auto routed = s_.on_io([&]() { return s_.records().resolve_domain("shop.example.com"); });
   ASSERT_TRUE(routed);
   EXPECT_FALSE(routed->has_value());
+}
+
+TEST_F(api_domains, a_txt_record_with_the_token_proves_ownership) {
+  make_project("shop");
+  auto r = s_.request("POST", "/v1/projects/shop/domains", R"({"domain":"shop.example.com"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(body_of(r).at("verification").at("txt_name"), "_dp-verify.shop.example.com");
+  auto token = token_of("shop.example.com");
+
+  dns_.add_txt("_dp-verify.shop.example.com", "stale-token");
+  r = s_.request("POST", "/v1/projects/shop/domains/shop.example.com/verify");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_NE(r.body.find(R"(holds \"stale-token\", not the token)"), std::string::npos) << r.body;
+  r = s_.request("GET", "/v1/projects/shop/domains/shop.example.com");
+  EXPECT_NE(body_of(r).at("verification").at("error").as_string().find("stale-token"),
+            std::string::npos)
+      << r.body;
+
+  // One of the name's records holding the token is enough.
+  dns_.add_txt("_dp-verify.shop.example.com", token);
+  r = s_.request("POST", "/v1/projects/shop/domains/shop.example.com/verify");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto& d = body_of(r);
+  EXPECT_EQ(d.at("state"), "verified");
+  EXPECT_EQ(d.at("verification").at("verified_by"), "txt");
+  EXPECT_TRUE(d.at("verification").at("error").is_null());
+  auto routed = s_.on_io([&]() { return s_.records().resolve_domain("shop.example.com"); });
+  ASSERT_TRUE(routed);
+  EXPECT_EQ(*routed, std::optional<std::string>("shop"));
+}
+
+TEST_F(api_domains, a_domain_can_serve_a_branch) {
+  make_project("shop");
+  auto r = s_.request("POST", "/v1/projects/shop/domains",
+                      R"({"domain":"staging.example.com","branch":"staging"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(body_of(r).at("branch"), "staging");
+  EXPECT_EQ(body_of(r).at("alias").as_string(), dp::branch_alias("shop", "staging"));
+  r = s_.request("POST", "/v1/projects/shop/domains", R"({"domain":"shop.example.com"})");
+  EXPECT_TRUE(body_of(r).at("branch").is_null());
+  EXPECT_EQ(body_of(r).at("alias"), "shop");
+
+  r = s_.request("PATCH", "/v1/projects/shop/domains/staging.example.com",
+                 R"({"branch":"feature/x","hsts":true})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body_of(r).at("branch"), "feature/x");
+  EXPECT_EQ(body_of(r).at("alias").as_string(), dp::branch_alias("shop", "feature/x"));
+  EXPECT_EQ(body_of(r).at("hsts"), true);
+  r = s_.request("PATCH", "/v1/projects/shop/domains/staging.example.com", R"({"branch":null})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(body_of(r).at("branch").is_null());
+  EXPECT_EQ(body_of(r).at("alias"), "shop");
+
+  for (const char* body :
+       {R"({"domain":"b.example.com","branch":"a..b"})",
+        R"({"domain":"b.example.com","branch":"two words"})",
+        R"({"domain":"b.example.com","branch":""})", R"({"domain":"b.example.com","branch":7})"}) {
+    r = s_.request("POST", "/v1/projects/shop/domains", body);
+    EXPECT_EQ(r.status, 400) << body << ": " << r.body;
+    EXPECT_NE(r.body.find("branch"), std::string::npos) << r.body;
+  }
+  r = s_.request("PATCH", "/v1/projects/shop/domains/staging.example.com", R"({"branch":"x~1"})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(s_.request("GET", "/v1/projects/shop/domains/b.example.com").status, 404);
 }
 
 }  // namespace

@@ -236,26 +236,30 @@ dp::result<command> parse_command(const std::vector<std::string>& positionals, c
     }
   } else if (name == "domains") {
     static constexpr std::string_view usage =
-        "domains add|rm|verify|primary <project> <domain>, or domains ls <project>";
+        "domains add|rm|verify|primary|serve <project> <domain>, or domains ls <project>";
     std::string sub = w->args.empty() ? "" : w->args[0];
     if (sub == "ls") {
       c.what = verb::domains_ls;
       ok = expect_args(name, *w, 2, usage);
-    } else if (sub == "add" || sub == "rm" || sub == "verify" || sub == "primary") {
-      c.what = sub == "add"      ? verb::domains_add
-               : sub == "rm"     ? verb::domains_rm
-               : sub == "verify" ? verb::domains_verify
-                                 : verb::domains_primary;
+    } else if (sub == "add" || sub == "rm" || sub == "verify" || sub == "primary" ||
+               sub == "serve") {
+      c.what = sub == "add"       ? verb::domains_add
+               : sub == "rm"      ? verb::domains_rm
+               : sub == "verify"  ? verb::domains_verify
+               : sub == "primary" ? verb::domains_primary
+                                  : verb::domains_serve;
       ok = expect_args(name, *w, 3, usage);
     } else {
       ok = bad(fmt::format("unknown domains command '{}': deployctl {}", sub, usage));
     }
     if (ok) {
-      ok = only(false, false, false);
+      // --branch picks what an added or re-pointed domain serves.
+      ok = only(false, sub == "add" || sub == "serve", false);
     }
     if (ok) {
       c.target = w->args[1];
       c.domain = w->args.size() > 2 ? w->args[2] : "";
+      c.ref = branch;
     }
   } else if (name == "protect") {
     c.what = verb::protect;
@@ -336,10 +340,14 @@ std::string_view commands_help() noexcept {
                                 or the overrides of one (production or preview builds); fork:
                                 the whole environment of forks' pull request builds
   domains ls <project>          the project's custom domains, their state and certificate
-  domains add <project> <domain>     add a domain (pending until verified; never served before)
-  domains verify <project> <domain>  check ownership: the platform fetches
-                                http://<domain>/.well-known/dp-verify/<token>; then it is served
+  domains add <project> <domain> [--branch B]  add a domain (pending until verified; never
+                                served before) for production, or for branch B
+  domains verify <project> <domain>  check ownership: a TXT record _dp-verify.<domain> holding
+                                the token, or http://<domain>/.well-known/dp-verify/<token>
+                                answered through the platform; then it is served
   domains primary <project> <domain> make it the primary: its apex/www twin redirects to it
+  domains serve <project> <domain> [--branch B]  serve branch B's latest deployment (its
+                                preview alias) instead of production; without --branch: production
   domains rm <project> <domain>      remove it (no longer served)
   protect <project> [off | previews | all [<user>]]
                                 HTTP Basic auth in front of the project's sites: previews

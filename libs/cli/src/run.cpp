@@ -72,7 +72,8 @@ class session {
       case verb::domains_rm:
       case verb::domains_verify:
       case verb::domains_primary:
-        co_return co_await change_domain(c.what, c.target, c.domain);
+      case verb::domains_serve:
+        co_return co_await change_domain(c.what, c.target, c.domain, c.ref);
       case verb::protect:
         co_return co_await protect(c);
       case verb::forks:
@@ -595,15 +596,16 @@ class session {
     return v && v->is_string() ? std::string(v->get_string()) : std::string();
   }
 
-  // One line per domain: name, state, primary/hsts marks, certificate status.
+  // One line per domain: name, state, what it serves, primary/hsts marks, certificate status;
+  // under a pending domain, why its last ownership check failed.
   asio::awaitable<int> list_domains(const std::string& project) {
     auto r =
         co_await api_.call("GET", "/v1/projects/" + encode_component(project) + "/domains", "");
     if (!r) {
       co_return fail(r.error());
     }
-    std::string out =
-        fmt::format("{:<40} {:<9} {:<13} {}\n", "DOMAIN", "STATE", "FLAGS", "CERTIFICATE");
+    std::string out = fmt::format("{:<40} {:<9} {:<20} {:<13} {}\n", "DOMAIN", "STATE", "SERVES",
+                                  "FLAGS", "CERTIFICATE");
     for (const auto& v : r->as_object().at("domains").as_array()) {
       const auto& d = v.as_object();
       std::string flags;
@@ -621,20 +623,32 @@ class session {
       if (auto e = field(cert, "error"); !e.empty()) {
         certificate += ": " + e;
       }
-      out += fmt::format("{:<40} {:<9} {:<13} {}\n", field(d, "domain"), field(d, "state"),
+      auto branch = field(d, "branch");
+      out += fmt::format("{:<40} {:<9} {:<20} {:<13} {}\n", field(d, "domain"), field(d, "state"),
+                         branch.empty() ? "production" : "branch " + branch,
                          flags.empty() ? "-" : flags, certificate);
+      if (auto why = field(d.at("verification").as_object(), "error");
+          !why.empty() && field(d, "state") != "verified") {
+        out += "  last check: " + why + "\n";
+      }
     }
     print(out);
     co_return exit_ok;
   }
 
   asio::awaitable<int> change_domain(verb what, const std::string& project,
-                                     const std::string& domain) {
+                                     const std::string& domain,
+                                     const std::optional<std::string>& branch) {
     std::string base = "/v1/projects/" + encode_component(project) + "/domains";
     std::string one = base + "/" + encode_component(domain);
     // Bodies built before the co_await (g++ 12: "array used as initializer").
+    json::value branch_value = branch ? json::value(*branch) : json::value(nullptr);
     json::object add_body{{"domain", domain}};
+    if (branch) {
+      add_body["branch"] = branch_value;
+    }
     json::object primary_body{{"primary", true}};
+    json::object serve_body{{"branch", branch_value}};
     dp::result<json::value> r;
     if (what == verb::domains_add) {
       r = co_await api_.call("POST", base, json::serialize(add_body));
@@ -642,6 +656,8 @@ class session {
       r = co_await api_.call("POST", one + "/verify", "");
     } else if (what == verb::domains_primary) {
       r = co_await api_.call("PATCH", one, json::serialize(primary_body));
+    } else if (what == verb::domains_serve) {
+      r = co_await api_.call("PATCH", one, json::serialize(serve_body));
     } else {
       r = co_await api_.call("DELETE", one, "");
     }
@@ -654,15 +670,23 @@ class session {
     }
     const auto& d = r->as_object();
     std::string name = field(d, "domain");
+    auto serves =
+        field(d, "branch").empty() ? std::string("production") : "branch " + field(d, "branch");
     if (what == verb::domains_add) {
       const auto& v = d.at("verification").as_object();
       print(fmt::format(
-          "{} added to {} (pending: not served until verified)\n"
+          "{} added to {} for {} (pending: not served until verified)\n"
           "Point it at the platform (A/AAAA to the proxy's address, or a CNAME to a name that has "
-          "them), then run\n  deployctl domains verify {} {}\nwhich fetches {} and expects {}\n",
-          name, project, project, name, field(v, "url"), field(v, "token")));
+          "them), and prove it is yours: a TXT record\n  {} = {}\nor leave it to the platform "
+          "to fetch {} through the proxy. Then run\n  deployctl domains verify {} {}\n",
+          name, project, serves, field(v, "txt_name"), field(v, "token"), field(v, "url"), project,
+          name));
     } else if (what == verb::domains_verify) {
-      print(fmt::format("{} is verified and served for {}\n", name, project));
+      auto by = field(d.at("verification").as_object(), "verified_by");
+      print(fmt::format("{} is verified and served for {} ({}{})\n", name, project, serves,
+                        by.empty() ? "" : ", proven by " + by));
+    } else if (what == verb::domains_serve) {
+      print(fmt::format("{} serves {} of {}\n", name, serves, project));
     } else {
       print(fmt::format("{} is the primary domain of {}\n", name, project));
     }

@@ -221,6 +221,14 @@ TEST(cli_args, domains) {
   EXPECT_EQ(parse({"domains", "rm", "shop", "a.example.com"})->what, verb::domains_rm);
   EXPECT_EQ(parse({"domains", "verify", "shop", "a.example.com"})->what, verb::domains_verify);
   EXPECT_EQ(parse({"domains", "primary", "shop", "a.example.com"})->what, verb::domains_primary);
+  auto for_branch = parse({"domains", "add", "shop", "a.example.com"}, {.branch = "staging"});
+  ASSERT_TRUE(for_branch);
+  EXPECT_EQ(for_branch->ref, std::optional<std::string>("staging"));
+  auto serve = parse({"domains", "serve", "shop", "a.example.com"});
+  ASSERT_TRUE(serve);
+  EXPECT_EQ(serve->what, verb::domains_serve);
+  EXPECT_EQ(serve->ref, std::nullopt);
+  EXPECT_FALSE(parse({"domains", "verify", "shop", "a.example.com"}, {.branch = "staging"}));
 }
 
 TEST(cli_args, bad_input_is_one_line) {

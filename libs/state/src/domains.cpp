@@ -2,19 +2,21 @@
 
 #include <algorithm>
 
+#include "dp/core/preview_alias.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/records.hpp"
 
 namespace dp::state {
 namespace {
 
-// KEYS: record, project's set, every domain's set. ARGV: fqdn, project, alias, token, now.
-// Returns the owner when the fqdn is taken, else "".
+// KEYS: record, project's set, every domain's set. ARGV: fqdn, project, alias, token, now,
+// branch. Returns the owner when the fqdn is taken, else "".
 constexpr std::string_view add_script = R"lua(
 local owner = redis.call('HGET', KEYS[1], 'project')
 if owner then return owner end
 redis.call('HSET', KEYS[1], 'project', ARGV[2], 'alias', ARGV[3], 'token', ARGV[4],
-           'state', 'pending', 'primary', '0', 'hsts', '0', 'created_at_ms', ARGV[5])
+           'state', 'pending', 'primary', '0', 'hsts', '0', 'created_at_ms', ARGV[5],
+           'branch', ARGV[6])
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
 return ''
@@ -29,14 +31,34 @@ redis.call('SREM', KEYS[3], ARGV[1])
 return 1
 )lua";
 
-// The route is set only here: an unverified domain is never routed.
-// KEYS: record, route. ARGV: project, now.
+// The route is set only here and by a branch change of a verified domain: an unverified
+// domain is never routed.
+// KEYS: record, route. ARGV: project, now, the proof.
 constexpr std::string_view verify_script = R"lua(
 if redis.call('HGET', KEYS[1], 'project') ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'state') ~= 'verified' then
-  redis.call('HSET', KEYS[1], 'state', 'verified', 'verified_at_ms', ARGV[2])
+  redis.call('HSET', KEYS[1], 'state', 'verified', 'verified_at_ms', ARGV[2],
+             'verified_by', ARGV[3])
 end
+redis.call('HDEL', KEYS[1], 'check_error', 'check_failed_at_ms')
 redis.call('SET', KEYS[2], redis.call('HGET', KEYS[1], 'alias'))
+return 1
+)lua";
+
+// KEYS: record. ARGV: project, reason, now.
+constexpr std::string_view check_failed_script = R"lua(
+if redis.call('HGET', KEYS[1], 'project') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'check_error', ARGV[2], 'check_failed_at_ms', ARGV[3])
+return 1
+)lua";
+
+// KEYS: record, route. ARGV: project, branch, alias.
+constexpr std::string_view branch_script = R"lua(
+if redis.call('HGET', KEYS[1], 'project') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'branch', ARGV[2], 'alias', ARGV[3])
+if redis.call('HGET', KEYS[1], 'state') == 'verified' then
+  redis.call('SET', KEYS[2], ARGV[3])
+end
 return 1
 )lua";
 
@@ -85,6 +107,14 @@ std::optional<domain> from_hash(std::string_view fqdn, const redis::reply& r) {
       d.project = v;
     } else if (k == "alias") {
       d.alias = v;
+    } else if (k == "branch") {
+      d.branch = v;
+    } else if (k == "verified_by") {
+      d.verified_by = v;
+    } else if (k == "check_error") {
+      d.check_error = v;
+    } else if (k == "check_failed_at_ms") {
+      d.check_failed_at_ms = to_int(v);
     } else if (k == "token") {
       d.token = v;
     } else if (k == "state") {
@@ -140,6 +170,10 @@ std::string_view to_string(domain_state s) noexcept {
   return s == domain_state::verified ? "verified" : "pending";
 }
 
+std::string domain_alias(std::string_view project, std::string_view branch) {
+  return branch.empty() ? std::string(project) : dp::branch_alias(project, branch);
+}
+
 std::string twin_of(std::string_view fqdn) {
   if (fqdn.starts_with("www.")) {
     return std::string(fqdn.substr(4));
@@ -154,7 +188,7 @@ std::optional<std::string> redirect_for(const domain& d,
   }
   auto twin = twin_of(d.fqdn);
   for (const auto& o : project_domains) {
-    if (o.fqdn == twin && o.primary && o.state == domain_state::verified) {
+    if (o.fqdn == twin && o.primary && o.state == domain_state::verified && o.alias == d.alias) {
       return twin;
     }
   }
@@ -172,9 +206,10 @@ boost::asio::awaitable<dp::result<void>> domains::add(const domain& d) {
                                    keys_.domains(),
                                    d.fqdn,
                                    d.project,
-                                   d.alias.empty() ? d.project : d.alias,
+                                   domain_alias(d.project, d.branch),
                                    d.token,
-                                   std::to_string(d.created_at_ms ? d.created_at_ms : now_ms())};
+                                   std::to_string(d.created_at_ms ? d.created_at_ms : now_ms()),
+                                   d.branch};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {
     co_return r.error();
@@ -262,14 +297,43 @@ boost::asio::awaitable<dp::result<void>> domains::remove(std::string_view fqdn,
 }
 
 boost::asio::awaitable<dp::result<void>> domains::verify(std::string_view fqdn,
-                                                         std::string_view project) {
+                                                         std::string_view project,
+                                                         std::string_view by) {
   std::vector<std::string> command{"EVAL",
                                    std::string(verify_script),
                                    "2",
                                    keys_.domain_record(fqdn),
                                    keys_.domain(fqdn),
                                    std::string(project),
+                                   std::to_string(now_ms()),
+                                   std::string(by)};
+  co_return co_await run_owned(redis_, std::move(command), fqdn, project);
+}
+
+boost::asio::awaitable<dp::result<void>> domains::check_failed(std::string_view fqdn,
+                                                               std::string_view project,
+                                                               std::string_view why) {
+  std::vector<std::string> command{"EVAL",
+                                   std::string(check_failed_script),
+                                   "1",
+                                   keys_.domain_record(fqdn),
+                                   std::string(project),
+                                   std::string(why),
                                    std::to_string(now_ms())};
+  co_return co_await run_owned(redis_, std::move(command), fqdn, project);
+}
+
+boost::asio::awaitable<dp::result<void>> domains::set_branch(std::string_view fqdn,
+                                                             std::string_view project,
+                                                             std::string_view branch) {
+  std::vector<std::string> command{"EVAL",
+                                   std::string(branch_script),
+                                   "2",
+                                   keys_.domain_record(fqdn),
+                                   keys_.domain(fqdn),
+                                   std::string(project),
+                                   std::string(branch),
+                                   domain_alias(project, branch)};
   co_return co_await run_owned(redis_, std::move(command), fqdn, project);
 }
 

@@ -1,7 +1,8 @@
 // Custom domain records against a real redis-server: ownership, verification before routing,
-// primary and options, the issuer's status.
+// primary and options, the issuer's status, a failed check's reason, a branch's domain.
 #include <gtest/gtest.h>
 
+#include "dp/core/preview_alias.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/domains.hpp"
 #include "dp/state/records.hpp"
@@ -109,6 +110,84 @@ TEST(state_domains, one_primary_per_project_and_its_twin_redirects) {
     EXPECT_TRUE(!none && none.error().is(dp::errc::not_found));
     redis.close();
   }());
+}
+
+TEST(state_domains, a_failed_check_is_recorded_until_a_pass_clears_it) {
+  dp::test::redis_server server;
+  asio::io_context ioc;
+  dp::redis::client redis(ioc.get_executor(), dp::test::redis_options(server));
+  dp::state::domains domains(redis, dp::proto::keys{});
+  dp::test::run_async(ioc, [&]() -> asio::awaitable<void> {
+    CO_ASSERT_OK(co_await domains.add(pending("shop.example.com", "shop")));
+    CO_ASSERT_OK(co_await domains.check_failed("shop.example.com", "shop", "no TXT record"));
+    auto foreign = co_await domains.check_failed("shop.example.com", "other", "x");
+    EXPECT_TRUE(!foreign && foreign.error().is(dp::errc::not_found));
+    auto got = co_await domains.get("shop.example.com");
+    CO_ASSERT_OK(got);
+    EXPECT_EQ(got->check_error, "no TXT record");
+    EXPECT_GT(got->check_failed_at_ms, 0);
+    EXPECT_EQ(got->state, domain_state::pending);
+
+    CO_ASSERT_OK(co_await domains.verify("shop.example.com", "shop", "txt"));
+    got = co_await domains.get("shop.example.com");
+    CO_ASSERT_OK(got);
+    EXPECT_EQ(got->state, domain_state::verified);
+    EXPECT_EQ(got->verified_by, "txt");
+    EXPECT_EQ(got->check_error, "");
+    EXPECT_EQ(got->check_failed_at_ms, 0);
+    redis.close();
+  }());
+}
+
+TEST(state_domains, a_branch_domain_routes_to_the_branch_alias_and_follows_changes) {
+  dp::test::redis_server server;
+  asio::io_context ioc;
+  dp::redis::client redis(ioc.get_executor(), dp::test::redis_options(server));
+  dp::proto::keys keys;
+  dp::state::domains domains(redis, keys);
+  dp::state::records records(redis, keys);
+  const std::string staging = dp::branch_alias("shop", "staging");
+  const std::string feature = dp::branch_alias("shop", "feature/x");
+  dp::test::run_async(ioc, [&]() -> asio::awaitable<void> {
+    auto d = pending("staging.example.com", "shop");
+    d.branch = "staging";
+    CO_ASSERT_OK(co_await domains.add(d));
+    auto got = co_await domains.get("staging.example.com");
+    CO_ASSERT_OK(got);
+    EXPECT_EQ(got->branch, "staging");
+    EXPECT_EQ(got->alias, staging);
+    // Pending: a branch change does not route it.
+    CO_ASSERT_OK(co_await domains.set_branch("staging.example.com", "shop", "feature/x"));
+    auto route = co_await records.resolve_domain("staging.example.com");
+    EXPECT_TRUE(route && !route->has_value());
+
+    CO_ASSERT_OK(co_await domains.verify("staging.example.com", "shop"));
+    route = co_await records.resolve_domain("staging.example.com");
+    EXPECT_TRUE(route && *route == std::optional<std::string>(feature));
+    // Verified: the route follows the branch, and back to production.
+    CO_ASSERT_OK(co_await domains.set_branch("staging.example.com", "shop", "staging"));
+    route = co_await records.resolve_domain("staging.example.com");
+    EXPECT_TRUE(route && *route == std::optional<std::string>(staging));
+    CO_ASSERT_OK(co_await domains.set_branch("staging.example.com", "shop", ""));
+    route = co_await records.resolve_domain("staging.example.com");
+    EXPECT_TRUE(route && *route == std::optional<std::string>("shop"));
+    got = co_await domains.get("staging.example.com");
+    CO_ASSERT_OK(got);
+    EXPECT_EQ(got->branch, "");
+    EXPECT_EQ(got->alias, "shop");
+    auto foreign = co_await domains.set_branch("staging.example.com", "other", "main");
+    EXPECT_TRUE(!foreign && foreign.error().is(dp::errc::not_found));
+    redis.close();
+  }());
+}
+
+TEST(state_domains, a_twin_serving_another_alias_does_not_redirect) {
+  domain www{.fqdn = "www.example.com", .project = "shop", .alias = "shop", .primary = true};
+  www.state = domain_state::verified;
+  domain apex{.fqdn = "example.com", .project = "shop", .alias = "shop"};
+  EXPECT_EQ(dp::state::redirect_for(apex, {www}), std::optional<std::string>("www.example.com"));
+  apex.alias = dp::branch_alias("shop", "staging");
+  EXPECT_EQ(dp::state::redirect_for(apex, {www}), std::nullopt);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// The real peers: redis-server, s3rver and Pebble, each on loopback with its own directory.
+// The real peers: redis-server, s3rver, Pebble and a DNS server, each on loopback with its own
+// directory.
 #include "dp/test/harness.hpp"
 
 #include <csignal>
@@ -7,6 +8,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <boost/json.hpp>
 
 namespace dp::test {
 
@@ -192,6 +194,42 @@ pebble::pebble(std::uint16_t http_port, std::map<std::string, std::string> env)
       !wait_for_tcp("127.0.0.1", dns_port, start_timeout)) {
     throw std::runtime_error("pebble did not start:\n" + log_text());
   }
+}
+
+dns_server::dns_server() : dir_("dp-dns") {
+  write_records();
+  process_.emplace(process_options{{(source_dir() / "tests/harness/dns-txt.py").string(),
+                                    (dir_.path() / "records.json").string()}});
+  port_ = reported_port(*process_, "listen", start_timeout);
+}
+
+std::string dns_server::address() const {
+  return fmt::format("127.0.0.1:{}", port_);
+}
+
+// The server reads the file at each query: written aside and renamed, it is never seen half done.
+void dns_server::write_records() {
+  boost::json::object o;
+  for (const auto& [name, values] : records_) {
+    boost::json::array a;
+    for (const auto& v : values) {
+      a.emplace_back(v);
+    }
+    o[name] = std::move(a);
+  }
+  const auto next = dir_.path() / "records.json.next";
+  std::ofstream(next) << boost::json::serialize(o);
+  std::filesystem::rename(next, dir_.path() / "records.json");
+}
+
+void dns_server::add_txt(const std::string& name, const std::string& value) {
+  records_[name].push_back(value);
+  write_records();
+}
+
+void dns_server::clear_txt(const std::string& name) {
+  records_[name].clear();
+  write_records();
 }
 
 std::string pebble::directory_url() const {

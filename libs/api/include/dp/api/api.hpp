@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "dp/api/urls.hpp"
 #include "dp/core/error.hpp"
+#include "dp/dns/txt_resolver.hpp"
 #include "dp/http/router.hpp"
 #include "dp/proto/keys.hpp"
 #include "dp/redis/types.hpp"
@@ -52,6 +54,8 @@ struct options {
   // host:port the domain ownership check connects to instead of the domain's own address
   // (DOMAIN_VERIFY_ADDRESS; tests, or a proxy reached on a private address). Empty: DNS.
   std::string domain_verify_address;
+  // The DNS server the TXT ownership check asks (DNS_RESOLVER); none: the system's resolver.
+  std::optional<dns::server_address> dns_resolver;
 };
 
 // Everything runs on one thread: the executor of the Redis client, the HTTP server's io_context.

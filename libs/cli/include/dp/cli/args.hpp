@@ -31,6 +31,7 @@ enum class verb {
   domains_rm,
   domains_verify,
   domains_primary,
+  domains_serve,
   protect,
   forks,
   shadowing
@@ -42,14 +43,16 @@ struct command {
   // cache clear, link, domains: the project; hooks create: the branch; hooks rm: the hook's id.
   std::string target;
   std::string git_url;                 // link
-  std::string domain;                  // domains add, rm, verify, primary
+  std::string domain;                  // domains add, rm, verify, primary, serve
   bool target_is_directory = false;    // deploy: a local directory to upload as a tar.gz
   std::string deployment_id;           // promote
   std::optional<std::string> project;  // deploy, ls, hooks (required)
-  std::optional<std::string> ref;      // deploy (git URLs only): the branch (--branch or --ref)
-  bool follow = false;                 // deploy, logs
-  bool no_cache = false;               // deploy: build without restoring the build cache
-  std::optional<std::string> commit;   // deploy (git URLs only): the exact commit to build
+  // deploy (git URLs only): the branch (--branch or --ref); domains add, serve: the branch the
+  // domain serves (none: production).
+  std::optional<std::string> ref;
+  bool follow = false;                // deploy, logs
+  bool no_cache = false;              // deploy: build without restoring the build cache
+  std::optional<std::string> commit;  // deploy (git URLs only): the exact commit to build
   // env: the project's variables of every target (env), or of one ("production_env",
   // "preview_env", "fork_env" with --target); NAME=VALUE sets, NAME= removes, none lists.
   std::string env_field = "env";

@@ -10,8 +10,12 @@
 //   list(project)     that project's domains, sorted by fqdn.
 //   all()             every fqdn (the certificate issuer walks them).
 //   remove(fqdn, p)   the record, its indexes and its route; errc::not_found when it is not p's.
-//   verify(fqdn, p)   pending -> verified and domain:<fqdn> = its alias, in one script.
+//   verify(fqdn, p, by)        pending -> verified and domain:<fqdn> = its alias, in one script;
+//                              `by` names the proof ("http" or "txt"); clears a failed check.
+//   check_failed(fqdn, p, why) records why the last ownership check failed (state unchanged).
 //   set_options(fqdn, p, primary, hsts)  primary=true clears primary on p's other domains.
+//   set_branch(fqdn, p, branch)  serve `branch`'s alias ("" for production); a verified
+//                              domain's route follows at once.
 //   set_certificate(fqdn, status)        what the issuer learned (status, error, expiry, next).
 //   redirect_for(d, project_domains)     pure: the primary a domain's apex/www twin redirects to.
 #pragma once
@@ -48,20 +52,27 @@ struct certificate_status {
 struct domain {
   std::string fqdn;     // lowercase, no trailing dot
   std::string project;  // the owner
-  std::string alias;    // the alias label it serves: the project's (production) or a branch's
+  std::string branch;   // "" serves production; else the branch whose alias it serves
+  std::string alias;    // the alias label it serves: the project's, or dp::branch_alias's
   std::string token;    // served at http://<fqdn>/.well-known/dp-verify/<token> to prove it
   domain_state state = domain_state::pending;
   bool primary = false;  // the apex/www twin of a primary domain redirects (308) to it
   bool hsts = false;     // Strict-Transport-Security on HTTPS responses
   int64_t created_at_ms = 0;
   int64_t verified_at_ms = 0;
+  std::string verified_by;         // "http" | "txt": the proof that passed
+  std::string check_error;         // why the last ownership check failed; "" after a pass
+  int64_t check_failed_at_ms = 0;  // when it failed
   certificate_status certificate;
   bool operator==(const domain&) const = default;
 };
 
+// The alias label a domain of `project` serving `branch` routes to: the project's for "".
+std::string domain_alias(std::string_view project, std::string_view branch);
 // "www.<d>" for "<d>", "<d>" for "www.<d>".
 std::string twin_of(std::string_view fqdn);
-// The fqdn `d` redirects to: its twin when that is verified and primary and `d` is not.
+// The fqdn `d` redirects to: its twin when that is verified and primary, serves the same alias,
+// and `d` is not primary.
 std::optional<std::string> redirect_for(const domain& d,
                                         const std::vector<domain>& project_domains);
 
@@ -74,7 +85,14 @@ class domains {
   boost::asio::awaitable<dp::result<std::vector<domain>>> list(std::string_view project);
   boost::asio::awaitable<dp::result<std::vector<std::string>>> all();
   boost::asio::awaitable<dp::result<void>> remove(std::string_view fqdn, std::string_view project);
-  boost::asio::awaitable<dp::result<void>> verify(std::string_view fqdn, std::string_view project);
+  boost::asio::awaitable<dp::result<void>> verify(std::string_view fqdn, std::string_view project,
+                                                  std::string_view by = "http");
+  boost::asio::awaitable<dp::result<void>> check_failed(std::string_view fqdn,
+                                                        std::string_view project,
+                                                        std::string_view why);
+  boost::asio::awaitable<dp::result<void>> set_branch(std::string_view fqdn,
+                                                      std::string_view project,
+                                                      std::string_view branch);
   boost::asio::awaitable<dp::result<void>> set_options(std::string_view fqdn,
                                                        std::string_view project,
                                                        std::optional<bool> primary,

@@ -203,6 +203,27 @@ class pebble {
   std::optional<child_process> process_;
 };
 
+// A DNS server on a loopback UDP port answering the TXT records a test sets
+// (tests/harness/dns-txt.py, Python's standard library only). A name never set answers NXDOMAIN;
+// a cleared one NOERROR without records. Answers read as a recursive resolver's.
+class dns_server {
+ public:
+  dns_server();
+  std::uint16_t port() const noexcept { return port_; }
+  std::string address() const;  // "127.0.0.1:<port>", what DNS_RESOLVER takes
+  // Adds a TXT record (one value) to `name` (no trailing dot).
+  void add_txt(const std::string& name, const std::string& value);
+  // `name` keeps existing, without TXT records.
+  void clear_txt(const std::string& name);
+
+ private:
+  void write_records();
+  temp_dir dir_;
+  std::map<std::string, std::vector<std::string>> records_;
+  std::uint16_t port_ = 0;
+  std::optional<child_process> process_;
+};
+
 // One file of a git_repo commit; converts from a string for the common, non-executable case.
 struct git_file {
   git_file(std::string c, bool exec = false) : content(std::move(c)), executable(exec) {}
