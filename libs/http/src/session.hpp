@@ -77,6 +77,15 @@ class session : public std::enable_shared_from_this<session> {
   enum class phase { idle, busy, streaming };
 
   asio::awaitable<next> handle_one();
+  // The connection's one deadline: set before a read or write waits, cleared when it is done.
+  // Moving it is an assignment; the watchdog timer is re-armed only when the deadline comes
+  // before its expiry, so a keep-alive request re-arms nothing.
+  void set_deadline(std::chrono::steady_clock::duration d);
+  void clear_deadline() noexcept { deadline_ = std::chrono::steady_clock::time_point::max(); }
+  void arm_watchdog();
+  void on_watchdog();
+  // Parses what the buffer already holds into parser_; need_more is no error.
+  void parse_buffered(boost::system::error_code& ec);
   asio::awaitable<next> write_response(response& res, bool head_only, bool keep_alive);
   asio::awaitable<next> write_error(unsigned status, std::string_view code,
                                     std::string_view message);
@@ -98,7 +107,8 @@ class session : public std::enable_shared_from_this<session> {
   const server_options& opts_;
   conn_stream stream_;
   wait_timer watchdog_;
-  uint64_t watchdog_gen_ = 0;
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  bool watchdog_armed_ = false;
   beast::flat_buffer buf_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   message msg_;

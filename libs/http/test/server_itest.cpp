@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <limits>
 #include <thread>
 
 #include "dp/http/server.hpp"
@@ -564,6 +565,89 @@ TEST(http_server, timeouts_drop_stalled_clients) {
   client fresh(s.port());
   fresh.send(get("/hello"));
   EXPECT_EQ(fresh.read().body(), "hello");
+}
+
+// The deadline is per connection, moved by each phase: a client trickling its headers (each
+// byte well within any per-read timeout) is still cut by the read timeout for the request, an
+// idle connection that served requests spaced by less than the idle timeout is still closed,
+// and a slow reader that keeps taking bytes is not cut by the write timeout.
+TEST(http_server, deadlines_cut_trickling_and_idle_clients_but_not_slow_readers) {
+  std::string big = pattern(16 << 20);
+  router r = basic_routes();
+  r.get("/big", [&big](request&) -> asio::awaitable<response> {
+    co_return response(200, "application/octet-stream", big);
+  });
+  server_options o;
+  o.idle_timeout = 400ms;
+  o.read_timeout = 300ms;
+  o.write_timeout = 300ms;
+  running_server s(std::move(r), o);
+
+  {
+    client trickle(s.port());
+    std::atomic<bool> done{false};
+    std::thread sender([&] {
+      trickle.send("GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: ");
+      boost::system::error_code ec;
+      while (!done && !ec) {
+        asio::write(trickle.socket(), asio::buffer("a", 1), ec);
+        std::this_thread::sleep_for(20ms);
+      }
+    });
+    EXPECT_TRUE(eventually([&s] { return s.srv().connections() == 1; }));
+    EXPECT_TRUE(eventually([&s] { return s.srv().connections() == 0; })) << "trickled headers";
+    done = true;
+    sender.join();
+  }
+
+  client spaced(s.port());
+  for (int i = 0; i < 4; ++i) {
+    spaced.send(get("/hello"));
+    EXPECT_EQ(spaced.read().body(), "hello");
+    std::this_thread::sleep_for(150ms);  // within the idle timeout: the connection stays
+  }
+  EXPECT_TRUE(eventually([&s] { return s.srv().connections() == 0; })) << "idle after requests";
+  EXPECT_TRUE(spaced.closed_by_server());
+
+  // 16 MiB, more than the socket buffers hold, at 1 MiB per 50 ms: the server waits for room
+  // longer than the write timeout in all, but never that long at once. A cut connection makes
+  // read_raw throw.
+  client slow(s.port(), 16 * 1024);
+  slow.send(get("/big"));
+  std::string received;
+  size_t total = std::numeric_limits<size_t>::max();
+  while (received.size() < total) {
+    std::this_thread::sleep_for(50ms);
+    received += slow.read_raw(std::min<size_t>(1 << 20, total - received.size()));
+    if (size_t end = received.find("\r\n\r\n");
+        total == std::numeric_limits<size_t>::max() && end != received.npos) {
+      total = end + 4 + big.size();
+    }
+  }
+  EXPECT_TRUE(received.ends_with(big));
+}
+
+// Requests pipelined in one send, a body among them, are each parsed from what is already
+// buffered and answered in order on the one connection.
+TEST(http_server, many_pipelined_requests_in_one_send) {
+  running_server s(basic_routes());
+  client c(s.port());
+  std::string batch;
+  for (int i = 0; i < 40; ++i) {
+    batch += i == 20 ? "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody"
+                     : get(fmt::format("/echo/{}/x", i));
+  }
+  c.send(batch);
+  for (int i = 0; i < 40; ++i) {
+    auto r = c.read();
+    ASSERT_EQ(r.result_int(), 200) << i;
+    if (i == 20) {
+      EXPECT_EQ(r.body(), "body");
+    } else {
+      EXPECT_EQ(boost::json::parse(r.body()).at("a").as_string(), std::to_string(i));
+    }
+  }
+  EXPECT_EQ(s.srv().connections(), 1u);
 }
 
 // A producer of `chunks` pieces of `size` bytes each, pulled by the server.
