@@ -76,9 +76,8 @@ struct proxy::impl {
   asio::awaitable<http::response> handle(http::request& req, bool secure);
   asio::awaitable<http::response> serve(http::request& req, request_note& note, bool secure);
   // /.well-known/acme-challenge/<token> (any Host) and /.well-known/dp-verify/<token> (a custom
-  // domain's ownership check); nullopt for any other path.
-  asio::awaitable<std::optional<http::response>> well_known(http::request& req,
-                                                            const host_target& host);
+  // domain's ownership check): called only for those paths.
+  asio::awaitable<http::response> well_known(http::request& req, const host_target& host);
   // A custom domain's HSTS flag and the primary its apex/www twin redirects to (cached as the
   // lookups are).
   struct domain_policy {

@@ -54,16 +54,17 @@ bool token_syntax(std::string_view t) {
 constexpr std::string_view acme_prefix = "/.well-known/acme-challenge/";
 constexpr std::string_view verify_prefix = "/.well-known/dp-verify/";
 
+bool is_well_known(std::string_view path, const host_target& host) {
+  return path.starts_with(acme_prefix) ||
+         (path.starts_with(verify_prefix) && host.type == host_target::kind::domain);
+}
+
 }  // namespace
 
-asio::awaitable<std::optional<http::response>> proxy::impl::well_known(http::request& req,
-                                                                       const host_target& host) {
+asio::awaitable<http::response> proxy::impl::well_known(http::request& req,
+                                                        const host_target& host) {
   auto path = req.path();
   bool acme = path.starts_with(acme_prefix);
-  bool verify = path.starts_with(verify_prefix) && host.type == host_target::kind::domain;
-  if (!acme && !verify) {
-    co_return std::nullopt;
-  }
   auto token = std::string(path.substr(acme ? acme_prefix.size() : verify_prefix.size()));
   if (!token_syntax(token)) {
     co_return page(404, "404 Not Found");
@@ -185,8 +186,9 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
   if (!host) {
     co_return page(400, "400 Bad Request");
   }
-  if (auto answer = co_await well_known(req, *host)) {
-    co_return std::move(*answer);
+  // Tested here, not in the coroutine: other requests do not pay for its frame.
+  if (is_well_known(req.path(), *host)) {
+    co_return co_await well_known(req, *host);
   }
   auto path = decode_path(req.path(), opts.max_path_bytes);
   if (!path) {
@@ -241,7 +243,11 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
   if (*guard) {
     co_return std::move(**guard);
   }
-  auto s = co_await get_site(**id);
+  // A cached manifest without a coroutine frame; get_site loads a missing one.
+  dp::result<std::shared_ptr<const site>> s = sites.get(**id);
+  if (!*s) {
+    s = co_await get_site(**id);
+  }
   if (!s) {
     if (s.error().is(dp::errc::not_found)) {
       // No manifest, no site: the commit marker was never written, or is gone.
@@ -394,7 +400,6 @@ asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_pt
   if (length == 0) {
     co_return out;
   }
-  std::string key = proto::output_key(s->deployment_id, f.path);
   // A local store's larger files go out with sendfile from its own files in the page cache;
   // only small ones are worth memory (no open and fstat per request).
   bool local_store = opts.storage.kind == dp::storage::storage_url::scheme::file;
@@ -410,7 +415,8 @@ asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_pt
       m.cache_misses.fetch_add(1, std::memory_order_relaxed);
       note.cache = "miss";
       uint64_t expected = f.size;
-      auto fetch = [this, key, expected]() -> asio::awaitable<dp::result<std::string>> {
+      auto fetch = [this, key = proto::output_key(s->deployment_id, f.path),
+                    expected]() -> asio::awaitable<dp::result<std::string>> {
         m.object_gets.fetch_add(1, std::memory_order_relaxed);
         dp::storage::get_options whole;
         auto got = co_await storage->get(key, std::move(whole));
@@ -441,6 +447,7 @@ asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_pt
         cached_file::body(std::move(data), static_cast<size_t>(first), static_cast<size_t>(length));
     co_return out;
   }
+  std::string key = proto::output_key(s->deployment_id, f.path);
   // The file backend: zero-copy with sendfile.
   if (auto local = storage->local_path(key)) {
     m.object_gets.fetch_add(1, std::memory_order_relaxed);
