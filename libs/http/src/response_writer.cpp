@@ -90,8 +90,9 @@ void session::build_head(const response& res, std::optional<uint64_t> length, bo
 
 asio::awaitable<bool> session::write_all(std::string_view a, std::string_view b,
                                          std::string_view c) {
-  // Asio's TLS stream writes only the first buffer of a sequence, and an empty first buffer
-  // ends async_write early as if all were written: empty pieces go to the end.
+  if (auto* tls = stream_.tls()) {
+    co_return co_await write_tls(*tls, a, b, c);
+  }
   std::array<asio::const_buffer, 3> bufs;
   size_t used = 0;
   for (std::string_view piece : {a, b, c}) {
@@ -111,9 +112,9 @@ asio::awaitable<bool> session::write_all(std::string_view a, std::string_view b,
   auto rest = [&] {
     return std::span<const asio::const_buffer>(bufs.data() + first, used - first);
   };
-  // Plain TCP: what the socket takes at once leaves here (a small response, with one send),
-  // without the round through the scheduler an async write costs.
-  if (!stream_.tls() && stream_.socket().non_blocking()) {
+  // What the socket takes at once leaves here (a small response, with one send), without the
+  // round through the scheduler an async write costs.
+  if (stream_.socket().non_blocking()) {
     boost::system::error_code ec;
     size_t n = stream_.socket().write_some(rest(), ec);
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
@@ -130,6 +131,40 @@ asio::awaitable<bool> session::write_all(std::string_view a, std::string_view b,
       co_return false;
     }
     advance(n);
+  }
+  co_return true;
+}
+
+asio::awaitable<bool> session::write_tls(tls_socket& tls, std::string_view a, std::string_view b,
+                                         std::string_view c) {
+  // Pieces that fit one record together are packed into it: a small response is one record
+  // (and one segment), not a record per piece.
+  constexpr size_t record = 16 * 1024;
+  std::array<std::string_view, 3> pieces{a, b, c};
+  if (a.size() + b.size() + c.size() <= record && !b.empty()) {
+    tls_out_.assign(a).append(b).append(c);
+    pieces = {tls_out_, {}, {}};
+  }
+  for (std::string_view piece : pieces) {
+    while (!piece.empty()) {
+      boost::system::error_code ec;
+      size_t n = 0;
+      auto w = tls.write_step(asio::buffer(piece), n, ec);
+      if (w != tls_socket::want::nothing) {
+        // The deadline is per wait: a slow reader that keeps taking bytes is not cut.
+        set_deadline(opts_.write_timeout);
+        auto [wait_ec] = co_await tls.async_wait(w);
+        clear_deadline();
+        if (wait_ec) {
+          co_return false;
+        }
+        continue;
+      }
+      if (ec || n == 0) {
+        co_return false;
+      }
+      piece.remove_prefix(n);
+    }
   }
   co_return true;
 }

@@ -77,7 +77,15 @@ asio::awaitable<void> session::run() {
     // A client that never finishes its handshake is dropped; a failed one (unknown SNI, an old
     // protocol, no shared cipher) is nothing to log per client.
     set_deadline(opts_.handshake_timeout);
-    auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server);
+    boost::system::error_code ec;
+    for (auto w = tls->handshake_step(ec); w != tls_socket::want::nothing;
+         w = tls->handshake_step(ec)) {
+      auto [wait_ec] = co_await tls->async_wait(w);
+      if (wait_ec) {
+        ec = wait_ec;
+        break;
+      }
+    }
     clear_deadline();
     if (ec || stopping_) {
       watchdog_.cancel();
@@ -98,7 +106,7 @@ asio::awaitable<void> session::run() {
         break;
       }
       set_deadline(opts_.idle_timeout);
-      auto [ec, n] = co_await stream_.async_read_some(buf_.prepare(8192));
+      auto [ec, n] = co_await read_some(buf_.prepare(8192));
       clear_deadline();
       if (ec) {
         break;
@@ -262,6 +270,25 @@ asio::awaitable<void> session::linger_close() {
     }
     drained += n;
   }
+}
+
+asio::awaitable<std::tuple<boost::system::error_code, size_t>> session::read_some(
+    asio::mutable_buffer b) {
+  auto* tls = stream_.tls();
+  if (!tls) {
+    co_return co_await stream_.async_read_some(b);
+  }
+  // OpenSSL first: a record it holds already (read ahead) needs no wait.
+  boost::system::error_code ec;
+  size_t n = 0;
+  for (auto w = tls->read_step(b, n, ec); w != tls_socket::want::nothing;
+       w = tls->read_step(b, n, ec)) {
+    auto [wait_ec] = co_await tls->async_wait(w);
+    if (wait_ec) {
+      co_return std::tuple(wait_ec, size_t{0});
+    }
+  }
+  co_return std::tuple(ec, n);
 }
 
 void session::parse_buffered(boost::system::error_code& ec) {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_set>
 
 #include "detail.hpp"
@@ -84,6 +85,8 @@ class session : public std::enable_shared_from_this<session> {
   void clear_deadline() noexcept { deadline_ = std::chrono::steady_clock::time_point::max(); }
   void arm_watchdog();
   void on_watchdog();
+  // Reads what the connection has, waiting (under the current deadline) only if nothing.
+  asio::awaitable<std::tuple<boost::system::error_code, size_t>> read_some(asio::mutable_buffer b);
   // Parses what the buffer already holds into parser_; need_more is no error.
   void parse_buffered(boost::system::error_code& ec);
   asio::awaitable<next> write_response(response& res, bool head_only, bool keep_alive);
@@ -95,6 +98,8 @@ class session : public std::enable_shared_from_this<session> {
                   bool keep_alive);
   asio::awaitable<bool> write_all(std::string_view a, std::string_view b = {},
                                   std::string_view c = {});
+  asio::awaitable<bool> write_tls(tls_socket& tls, std::string_view a, std::string_view b,
+                                  std::string_view c);
   asio::awaitable<bool> write_head_before_file(std::string_view head);
   asio::awaitable<bool> send_file(const file_body& f);
   // TLS cannot sendfile: the file is read into chunks, the first one leaving with the head.
@@ -115,6 +120,7 @@ class session : public std::enable_shared_from_this<session> {
   request req_;
   dp::config::host_port remote_;
   std::string head_;
+  std::string tls_out_;  // the pieces of a small response, packed into one TLS record
   std::unique_ptr<char[]> chunk_buf_;
   std::shared_ptr<channel> channel_;
   phase phase_ = phase::idle;

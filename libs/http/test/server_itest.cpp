@@ -8,7 +8,9 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <boost/json/parse.hpp>
 
 #include <atomic>
@@ -488,6 +490,92 @@ TEST(http_server, serves_https_with_a_tls_context) {
   client plain(s.port());
   plain.send("GET /who HTTP/1.1\r\nHost: t\r\n\r\n");
   EXPECT_THROW(plain.read(), boost::system::system_error);
+}
+
+// TLS on the socket itself, past one record each way: a body larger than the socket buffers
+// (the writer waits for the reader), an upload read through Beast's parser, an event stream and
+// a WebSocket on the same kind of connection.
+TEST(http_server, https_large_bodies_uploads_event_streams_and_websockets) {
+  std::string big = pattern(2 << 20);
+  dp::test::temp_dir dir{"dp-http-tls-big"};
+  auto pair = dp::test::make_certificate(dir.path(), "t", {"t.test"});
+  asio::ssl::context ctx(asio::ssl::context::tls_server);
+  ctx.use_certificate_chain_file(pair.chain_file.string());
+  ctx.use_private_key_file(pair.key_file.string(), asio::ssl::context::pem);
+  router r;
+  r.get("/big", [&big](request&) -> asio::awaitable<response> {
+    co_return response(200, "application/octet-stream", big);
+  });
+  r.post("/echo", [](request& req) -> asio::awaitable<response> {
+    co_return response(200, "application/octet-stream", std::move(req.body()));
+  });
+  r.get("/events", [](request&) -> asio::awaitable<response> {
+    response res(200);
+    res.body = sse_body{[](sse_stream s) -> asio::awaitable<void> {
+      co_await s.send({.data = "one"});
+      co_await s.send({.data = "two"});
+    }};
+    co_return res;
+  });
+  r.get("/ws", [](request&) -> asio::awaitable<response> {
+    response res;
+    res.body = websocket_body{[](websocket ws) -> asio::awaitable<void> {
+      auto msg = co_await ws.read();
+      if (msg) {
+        co_await ws.send_text("echo: " + *msg);
+      }
+      ws.close(1000, "done");
+      co_await ws.wait_closed();
+    }};
+    co_return res;
+  });
+  server_options o;
+  o.tls_context = ctx.native_handle();
+  running_server s(std::move(r), o);
+
+  asio::io_context ioc;
+  asio::ssl::context client_ctx(asio::ssl::context::tls_client);
+  client_ctx.load_verify_file(pair.chain_file.string());
+  client_ctx.set_verify_mode(asio::ssl::verify_peer);
+  auto connect = [&](asio::ssl::stream<tcp::socket>& tls) {
+    SSL_set_tlsext_host_name(tls.native_handle(), "t.test");
+    tls.next_layer().connect({asio::ip::address_v4::loopback(), s.port()});
+    tls.handshake(asio::ssl::stream_base::client);
+  };
+
+  asio::ssl::stream<tcp::socket> tls(ioc, client_ctx);
+  connect(tls);
+  std::string upload = pattern(300 * 1024 + 7);
+  asio::write(tls, asio::buffer(get("/big")));
+  beast::flat_buffer buf;
+  bhttp::response_parser<bhttp::string_body> p;
+  p.body_limit(4 << 20);
+  std::this_thread::sleep_for(100ms);  // the server fills the socket buffers and waits
+  bhttp::read(tls, buf, p);
+  EXPECT_TRUE(p.get().body() == big);
+  asio::write(tls, asio::buffer(
+                       fmt::format("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{}",
+                                   upload.size(), upload)));
+  bhttp::response_parser<bhttp::string_body> echoed;
+  echoed.body_limit(4 << 20);
+  bhttp::read(tls, buf, echoed);
+  EXPECT_TRUE(echoed.get().body() == upload);
+  asio::write(tls, asio::buffer(get("/events")));
+  bhttp::response_parser<bhttp::string_body> events;
+  bhttp::read(tls, buf, events);
+  EXPECT_EQ(events.get().body(), "data: one\n\ndata: two\n\n");
+
+  beast::websocket::stream<asio::ssl::stream<tcp::socket>> ws(ioc, client_ctx);
+  connect(ws.next_layer());
+  ws.handshake("t.test", "/ws");
+  ws.write(asio::buffer(std::string("hi")));
+  beast::flat_buffer wbuf;
+  ws.read(wbuf);
+  EXPECT_EQ(beast::buffers_to_string(wbuf.data()), "echo: hi");
+  boost::system::error_code ec;
+  ws.read(wbuf, ec);
+  EXPECT_EQ(ec, beast::websocket::error::closed);
+  EXPECT_EQ(ws.reason().reason, "done");
 }
 
 // A descriptor many responses share (a cache entry): each body sends its region and leaves the
