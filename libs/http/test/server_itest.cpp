@@ -715,6 +715,26 @@ TEST(http_server, deadlines_cut_trickling_and_idle_clients_but_not_slow_readers)
   EXPECT_TRUE(received.ends_with(big));
 }
 
+// The deadlines cover waiting for the client only: a handler slower than every timeout still
+// answers, on a connection that then stays open for the next request.
+TEST(http_server, a_slow_handler_outlives_the_connection_deadlines) {
+  router r = basic_routes();
+  r.get("/slow", [](request&) -> asio::awaitable<response> {
+    co_await dp::test::co_sleep(700ms);
+    co_return response(200, "text/plain", "slow");
+  });
+  server_options o;
+  o.idle_timeout = 300ms;
+  o.read_timeout = 300ms;
+  o.write_timeout = 300ms;
+  running_server s(std::move(r), o);
+  client c(s.port());
+  c.send(get("/slow"));
+  EXPECT_EQ(c.read().body(), "slow");
+  c.send(get("/hello"));
+  EXPECT_EQ(c.read().body(), "hello");
+}
+
 // Requests pipelined in one send, a body among them, are each parsed from what is already
 // buffered and answered in order on the one connection.
 TEST(http_server, many_pipelined_requests_in_one_send) {
