@@ -4,7 +4,9 @@
 #   (a) keep-alive: requests per second over established TLS connections (1 KiB file);
 #   (b) new connections: every request on a new connection (Connection: close), so each is a
 #       full TLS handshake (wrk does not resume sessions): handshakes per second;
-#   (c) for scale, the proxy's plain HTTP keep-alive rate (what TLS costs on top).
+#   (c) for scale, plain HTTP keep-alive, nginx's and the proxy's (what TLS costs on top).
+# BASELINE_BIN=<another s3-reverse-proxy binary> adds its rows to each scenario, measured in the
+# same turns: a change's before and after in one run.
 # Both servers: one worker / one thread on SERVER_CPU, wrk on LOAD_CPU; the same P-256 ECDSA
 # certificate for "localhost", TLS 1.2/1.3 with the same cipher list (wrk negotiates TLS 1.3,
 # X25519). The servers take turns, ROUNDS times; each row is the median.
@@ -26,6 +28,10 @@ CIPHERS="ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-A
 for tool in redis-server redis-cli nginx wrk openssl curl sha256sum taskset python3; do
   command -v "$tool" >/dev/null || { echo "tls_bench: $tool is missing (deploy/setup.sh --bench)" >&2; exit 2; }
 done
+[[ -z ${BASELINE_BIN:-} || -x $BASELINE_BIN ]] || {
+  echo "tls_bench: BASELINE_BIN $BASELINE_BIN is not an executable" >&2
+  exit 2
+}
 [[ -x $PROXY_BIN ]] || {
   echo "tls_bench: $PROXY_BIN is missing; build it: cmake -S $ROOT -B $BUILD -G Ninja" \
     "-DCMAKE_BUILD_TYPE=Release -DDP_BUILD_TESTS=OFF && ninja -C $BUILD s3-reverse-proxy" >&2
@@ -66,26 +72,35 @@ wait_port "$REDIS_PORT"
 redis-cli -p "$REDIS_PORT" SET dp:alias:site "$ID" >/dev/null
 redis-cli -p "$REDIS_PORT" SET dp:domain:localhost site >/dev/null
 
-PROXY_PORT=$(free_port)
-PROXY_TLS_PORT=$(free_port)
-REDIS_URL=redis://127.0.0.1:$REDIS_PORT STORAGE_URL="file://$WORK/store" \
-  PROXY_LISTEN=127.0.0.1:$PROXY_PORT PROXY_TLS_LISTEN=127.0.0.1:$PROXY_TLS_PORT \
-  PROXY_TLS_CERT_FILE="$WORK/cert.pem" PROXY_TLS_KEY_FILE="$WORK/key.pem" \
-  ADMIN_LISTEN=127.0.0.1:0 BASE_DOMAIN=bench.test ACCESS_LOG=false LOG_LEVEL=warn \
-  taskset -c "$SERVER_CPU" "$PROXY_BIN" >"$WORK/proxy.log" 2>&1 &
-PROXY_PID=$!
-PIDS+=($PROXY_PID)
-wait_port "$PROXY_TLS_PORT"
-# A second proxy without TLS: with a certificate for localhost the first one redirects plain
-# HTTP, so (c) asks this one.
-PLAIN_PORT=$(free_port)
-REDIS_URL=redis://127.0.0.1:$REDIS_PORT STORAGE_URL="file://$WORK/store" \
-  PROXY_LISTEN=127.0.0.1:$PLAIN_PORT ADMIN_LISTEN=127.0.0.1:0 BASE_DOMAIN=bench.test \
-  ACCESS_LOG=false LOG_LEVEL=warn taskset -c "$SERVER_CPU" "$PROXY_BIN" >"$WORK/plain.log" 2>&1 &
-PIDS+=($!)
-wait_port "$PLAIN_PORT"
+# start_proxy <binary>: one proxy serving HTTPS (with a certificate for localhost it redirects
+# plain HTTP) and a second one without TLS for (c); sets TLS_PORT and PLAIN_PORT.
+start_proxy() {
+  TLS_PORT=$(free_port)
+  REDIS_URL=redis://127.0.0.1:$REDIS_PORT STORAGE_URL="file://$WORK/store" \
+    PROXY_LISTEN=127.0.0.1:$(free_port) PROXY_TLS_LISTEN=127.0.0.1:$TLS_PORT \
+    PROXY_TLS_CERT_FILE="$WORK/cert.pem" PROXY_TLS_KEY_FILE="$WORK/key.pem" \
+    ADMIN_LISTEN=127.0.0.1:0 BASE_DOMAIN=bench.test ACCESS_LOG=false LOG_LEVEL=warn \
+    taskset -c "$SERVER_CPU" "$1" >>"$WORK/proxy.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$TLS_PORT"
+  PLAIN_PORT=$(free_port)
+  REDIS_URL=redis://127.0.0.1:$REDIS_PORT STORAGE_URL="file://$WORK/store" \
+    PROXY_LISTEN=127.0.0.1:$PLAIN_PORT ADMIN_LISTEN=127.0.0.1:0 BASE_DOMAIN=bench.test \
+    ACCESS_LOG=false LOG_LEVEL=warn taskset -c "$SERVER_CPU" "$1" >>"$WORK/plain.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$PLAIN_PORT"
+}
+start_proxy "$PROXY_BIN"
+PROXY_TLS_PORT=$TLS_PORT
+PROXY_PLAIN_PORT=$PLAIN_PORT
+if [[ -n ${BASELINE_BIN:-} ]]; then
+  start_proxy "$BASELINE_BIN"
+  BASE_TLS_PORT=$TLS_PORT
+  BASE_PLAIN_PORT=$PLAIN_PORT
+fi
 
 NGINX_PORT=$(free_port)
+NGINX_PLAIN_PORT=$(free_port)
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx/nginx.conf" <<CONF
 worker_processes 1;
@@ -106,6 +121,7 @@ http {
   types { text/html html; application/octet-stream bin; }
   server {
     listen 127.0.0.1:$NGINX_PORT ssl;
+    listen 127.0.0.1:$NGINX_PLAIN_PORT;
     server_name localhost;
     ssl_certificate $WORK/cert.pem;
     ssl_certificate_key $WORK/key.pem;
@@ -120,6 +136,7 @@ CONF
 taskset -c "$SERVER_CPU" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
 PIDS+=($!)
 wait_port "$NGINX_PORT"
+wait_port "$NGINX_PLAIN_PORT"
 
 for url in "https://localhost:$PROXY_TLS_PORT/1k.bin" "https://localhost:$NGINX_PORT/1k.bin"; do
   curl -sf --cacert "$WORK/cert.pem" -o /dev/null "$url" || { echo "tls_bench: $url fails" >&2; exit 1; }
@@ -165,16 +182,23 @@ take_turns() {
   done
 }
 
-take_turns "(a) HTTPS keep-alive 1 KiB" "" \
-  "nginx 1 worker|https://localhost:$NGINX_PORT/1k.bin" \
-  "s3-reverse-proxy|https://localhost:$PROXY_TLS_PORT/1k.bin"
-take_turns "(b) new TLS connections" "Connection: close" \
-  "nginx 1 worker|https://localhost:$NGINX_PORT/1k.bin" \
-  "s3-reverse-proxy|https://localhost:$PROXY_TLS_PORT/1k.bin"
-take_turns "(c) plain HTTP keep-alive" "" \
-  "s3-reverse-proxy (no TLS)|http://localhost:$PLAIN_PORT/1k.bin"
+# The servers of a scenario: nginx, the proxy and, with BASELINE_BIN, the baseline proxy.
+servers() {
+  local scheme=$1 nginx_port=$2 proxy_port=$3 base_port=${4:-}
+  echo "nginx 1 worker|$scheme://localhost:$nginx_port/1k.bin"
+  echo "s3-reverse-proxy|$scheme://localhost:$proxy_port/1k.bin"
+  [[ -n $base_port ]] && echo "proxy BASELINE_BIN|$scheme://localhost:$base_port/1k.bin"
+  return 0
+}
+mapfile -t TLS_SERVERS < <(servers https "$NGINX_PORT" "$PROXY_TLS_PORT" "${BASE_TLS_PORT:-}")
+mapfile -t PLAIN_SERVERS < <(servers http "$NGINX_PLAIN_PORT" "$PROXY_PLAIN_PORT" \
+  "${BASE_PLAIN_PORT:-}")
+take_turns "(a) HTTPS keep-alive 1 KiB" "" "${TLS_SERVERS[@]}"
+take_turns "(b) new TLS connections" "Connection: close" "${TLS_SERVERS[@]}"
+take_turns "(c) plain HTTP keep-alive" "" "${PLAIN_SERVERS[@]}"
 
 echo
+echo "tls_bench: $(uptime | sed 's/.*load/load/')"
 echo "tls_bench: wrk -t1 -c$CONNS -d${DURATION}s; server on cpu $SERVER_CPU, wrk on cpu $LOAD_CPU;" \
   "median of $ROUNDS turns; x: against the first row of the scenario; (b): req/s = handshakes/s"
 echo "| scenario                   | server                 |     req/s |      x |       p99 | errors"

@@ -6,7 +6,6 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket/teardown.hpp>
 
 #include <deque>
@@ -18,6 +17,7 @@
 #include "dp/core/error.hpp"
 #include "dp/http/message.hpp"
 #include "dp/http/server.hpp"
+#include "tls_socket.hpp"
 
 namespace dp::http::detail {
 
@@ -33,30 +33,45 @@ using wait_timer =
     asio::basic_waitable_timer<std::chrono::steady_clock,
                                asio::wait_traits<std::chrono::steady_clock>, executor_t>;
 using beast_request = beast::http::request<beast::http::string_body>;
-// Beast's TLS stream coalesces a write's buffers (head and body) into one TLS record.
-using ssl_stream_t = beast::ssl_stream<tcp_stream_t>;
+using tls_socket = basic_tls_socket<executor_t>;
 
-// A connection's bytes: plain TCP, or TLS over it. Every read and write of the session goes
-// through here, so one session serves both; timeouts and the socket are the TCP layer's either
-// way.
+// What a WebSocket over TLS calls to close it (found by ADL): close_notify, then the TCP
+// connection's teardown.
+inline void teardown(beast::role_type role, tls_socket& s, boost::system::error_code& ec) {
+  using beast::websocket::teardown;
+  s.send_close_notify();
+  teardown(role, s.next_layer().socket(), ec);
+}
+template <class Handler>
+void async_teardown(beast::role_type role, tls_socket& s, Handler&& handler) {
+  using beast::websocket::async_teardown;
+  s.send_close_notify();
+  async_teardown(role, s.next_layer().socket(), std::forward<Handler>(handler));
+}
+
+// A connection's bytes: plain TCP, or TLS on its socket. Every read and write goes through
+// here, so one session serves both; the socket is the TCP layer's either way. expires_after
+// (SSE's write timeout) bounds plain TCP operations only: a TLS one waits on the socket itself,
+// and a stalled TLS event stream is dropped by its bounded queue.
 class conn_stream {
  public:
   using executor_type = executor_t;
-  using variant_t = std::variant<tcp_stream_t, ssl_stream_t>;
+  using variant_t = std::variant<tcp_stream_t, tls_socket>;
 
   explicit conn_stream(tcp_stream_t s) : s_(std::move(s)) {}
   conn_stream(tcp_stream_t s, asio::ssl::context& tls)
-      : s_(std::in_place_type<ssl_stream_t>, std::move(s), tls) {}
+      : s_(std::in_place_type<tls_socket>, std::move(s), tls) {}
 
   executor_type get_executor() noexcept { return tcp().get_executor(); }
   tcp_stream_t& tcp() noexcept {
-    return std::visit([](auto& s) -> tcp_stream_t& { return beast::get_lowest_layer(s); }, s_);
+    auto* t = std::get_if<tls_socket>(&s_);
+    return t ? t->next_layer() : std::get<tcp_stream_t>(s_);
   }
   tcp_stream_t::socket_type& socket() noexcept { return tcp().socket(); }
   void expires_after(std::chrono::steady_clock::duration d) { tcp().expires_after(d); }
   void expires_never() { tcp().expires_never(); }
   // The TLS layer, or null on a plain connection.
-  ssl_stream_t* tls() noexcept { return std::get_if<ssl_stream_t>(&s_); }
+  tls_socket* tls() noexcept { return std::get_if<tls_socket>(&s_); }
   variant_t& variant() noexcept { return s_; }
 
   template <class Buffers, class Token = asio::default_completion_token_t<executor_type>>

@@ -76,13 +76,27 @@ asio::awaitable<void> session::run() {
   if (auto* tls = stream_.tls()) {
     // A client that never finishes its handshake is dropped; a failed one (unknown SNI, an old
     // protocol, no shared cipher) is nothing to log per client.
-    stream_.expires_after(opts_.handshake_timeout);
-    auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server);
+    set_deadline(opts_.handshake_timeout);
+    boost::system::error_code ec;
+    for (auto w = tls->handshake_step(ec); w != tls_socket::want::nothing;
+         w = tls->handshake_step(ec)) {
+      auto [wait_ec] = co_await tls->async_wait(w);
+      if (wait_ec) {
+        ec = wait_ec;
+        break;
+      }
+    }
+    clear_deadline();
     if (ec || stopping_) {
+      watchdog_.cancel();
       boost::system::error_code ignored;
       stream_.socket().close(ignored);
       co_return;
     }
+  } else {
+    // A response goes out with a send right away; only what the socket does not take waits.
+    boost::system::error_code ignored;
+    stream_.socket().non_blocking(true, ignored);
   }
   for (;;) {
     // Waiting for the next request is the idle phase: stop() may end it at once.
@@ -91,8 +105,9 @@ asio::awaitable<void> session::run() {
       if (stopping_) {
         break;
       }
-      stream_.expires_after(opts_.idle_timeout);
-      auto [ec, n] = co_await stream_.async_read_some(buf_.prepare(8192));
+      set_deadline(opts_.idle_timeout);
+      auto [ec, n] = co_await read_some(buf_.prepare(8192));
+      clear_deadline();
       if (ec) {
         break;
       }
@@ -106,6 +121,8 @@ asio::awaitable<void> session::run() {
   if (linger_) {
     co_await linger_close();
   }
+  clear_deadline();
+  watchdog_.cancel();
   // No TLS close_notify: HTTP/1.1 frames every response, so the client loses nothing when the
   // connection simply closes.
   boost::system::error_code ignored;
@@ -118,8 +135,17 @@ asio::awaitable<next> session::handle_one() {
   parser_->header_limit(static_cast<uint32_t>(opts_.header_limit));
   // The route decides the body limit; until then, none.
   parser_->body_limit(std::numeric_limits<uint64_t>::max());
-  stream_.expires_after(opts_.read_timeout);
-  auto [ec, n] = co_await bhttp::async_read_header(stream_, buf_, *parser_);
+  // A request already buffered (it came with the read that ended the idle wait, or was
+  // pipelined) is parsed here; an async read would only post its completion through the
+  // scheduler.
+  boost::system::error_code ec;
+  parse_buffered(ec);
+  if (!ec && !parser_->is_header_done()) {
+    set_deadline(opts_.read_timeout);
+    auto [read_ec, n] = co_await bhttp::async_read_header(stream_, buf_, *parser_);
+    clear_deadline();
+    ec = read_ec;
+  }
   if (ec == bhttp::error::header_limit) {
     linger_ = true;
     co_return co_await write_error(
@@ -186,8 +212,9 @@ asio::awaitable<next> session::handle_one() {
       }
     }
     parser_->body_limit(limit);
-    stream_.expires_after(opts_.read_timeout);
+    set_deadline(opts_.read_timeout);
     auto [ec2, n2] = co_await bhttp::async_read(stream_, buf_, *parser_);
+    clear_deadline();
     if (ec2 == bhttp::error::body_limit) {
       linger_ = true;
       co_return co_await write_error(413, "too_large",
@@ -235,7 +262,7 @@ asio::awaitable<void> session::linger_close() {
   stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
   char scratch[4096];
   size_t drained = 0;
-  stream_.expires_after(std::chrono::seconds(1));
+  set_deadline(std::chrono::seconds(1));
   while (drained < 1024 * 1024) {
     auto [ec, n] = co_await stream_.async_read_some(asio::buffer(scratch));
     if (ec) {
@@ -243,6 +270,69 @@ asio::awaitable<void> session::linger_close() {
     }
     drained += n;
   }
+}
+
+asio::awaitable<std::tuple<boost::system::error_code, size_t>> session::read_some(
+    asio::mutable_buffer b) {
+  auto* tls = stream_.tls();
+  if (!tls) {
+    co_return co_await stream_.async_read_some(b);
+  }
+  // OpenSSL first: a record it holds already (read ahead) needs no wait.
+  boost::system::error_code ec;
+  size_t n = 0;
+  for (auto w = tls->read_step(b, n, ec); w != tls_socket::want::nothing;
+       w = tls->read_step(b, n, ec)) {
+    auto [wait_ec] = co_await tls->async_wait(w);
+    if (wait_ec) {
+      co_return std::tuple(wait_ec, size_t{0});
+    }
+  }
+  co_return std::tuple(ec, n);
+}
+
+void session::parse_buffered(boost::system::error_code& ec) {
+  if (buf_.size() == 0) {
+    return;
+  }
+  buf_.consume(parser_->put(buf_.data(), ec));
+  if (ec == bhttp::error::need_more) {
+    ec = {};
+  }
+}
+
+void session::set_deadline(std::chrono::steady_clock::duration d) {
+  deadline_ = std::chrono::steady_clock::now() + d;
+  if (!watchdog_armed_ || watchdog_.expiry() > deadline_) {
+    arm_watchdog();
+  }
+}
+
+void session::arm_watchdog() {
+  watchdog_armed_ = true;
+  watchdog_.expires_at(deadline_);
+  watchdog_.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+    if (ec) {
+      return;  // re-armed or cancelled
+    }
+    if (auto self = w.lock()) {
+      self->on_watchdog();
+    }
+  });
+}
+
+void session::on_watchdog() {
+  watchdog_armed_ = false;
+  if (deadline_ == std::chrono::steady_clock::time_point::max()) {
+    return;
+  }
+  if (std::chrono::steady_clock::now() < deadline_) {
+    arm_watchdog();  // the deadline moved on since the timer was set
+    return;
+  }
+  // The read or write waiting took too long: it fails, and with it the connection.
+  boost::system::error_code ignored;
+  stream_.socket().close(ignored);
 }
 
 void session::on_stop() {

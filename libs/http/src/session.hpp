@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_set>
 
 #include "detail.hpp"
@@ -77,6 +78,17 @@ class session : public std::enable_shared_from_this<session> {
   enum class phase { idle, busy, streaming };
 
   asio::awaitable<next> handle_one();
+  // The connection's one deadline: set before a read or write waits, cleared when it is done.
+  // Moving it is an assignment; the watchdog timer is re-armed only when the deadline comes
+  // before its expiry, so a keep-alive request re-arms nothing.
+  void set_deadline(std::chrono::steady_clock::duration d);
+  void clear_deadline() noexcept { deadline_ = std::chrono::steady_clock::time_point::max(); }
+  void arm_watchdog();
+  void on_watchdog();
+  // Reads what the connection has, waiting (under the current deadline) only if nothing.
+  asio::awaitable<std::tuple<boost::system::error_code, size_t>> read_some(asio::mutable_buffer b);
+  // Parses what the buffer already holds into parser_; need_more is no error.
+  void parse_buffered(boost::system::error_code& ec);
   asio::awaitable<next> write_response(response& res, bool head_only, bool keep_alive);
   asio::awaitable<next> write_error(unsigned status, std::string_view code,
                                     std::string_view message);
@@ -86,6 +98,8 @@ class session : public std::enable_shared_from_this<session> {
                   bool keep_alive);
   asio::awaitable<bool> write_all(std::string_view a, std::string_view b = {},
                                   std::string_view c = {});
+  asio::awaitable<bool> write_tls(tls_socket& tls, std::string_view a, std::string_view b,
+                                  std::string_view c);
   asio::awaitable<bool> write_head_before_file(std::string_view head);
   asio::awaitable<bool> send_file(const file_body& f);
   // TLS cannot sendfile: the file is read into chunks, the first one leaving with the head.
@@ -98,13 +112,15 @@ class session : public std::enable_shared_from_this<session> {
   const server_options& opts_;
   conn_stream stream_;
   wait_timer watchdog_;
-  uint64_t watchdog_gen_ = 0;
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  bool watchdog_armed_ = false;
   beast::flat_buffer buf_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   message msg_;
   request req_;
   dp::config::host_port remote_;
   std::string head_;
+  std::string tls_out_;  // the pieces of a small response, packed into one TLS record
   std::unique_ptr<char[]> chunk_buf_;
   std::shared_ptr<channel> channel_;
   phase phase_ = phase::idle;

@@ -8,7 +8,9 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <boost/json/parse.hpp>
 
 #include <atomic>
@@ -16,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <limits>
 #include <thread>
 
 #include "dp/http/server.hpp"
@@ -489,6 +492,92 @@ TEST(http_server, serves_https_with_a_tls_context) {
   EXPECT_THROW(plain.read(), boost::system::system_error);
 }
 
+// TLS on the socket itself, past one record each way: a body larger than the socket buffers
+// (the writer waits for the reader), an upload read through Beast's parser, an event stream and
+// a WebSocket on the same kind of connection.
+TEST(http_server, https_large_bodies_uploads_event_streams_and_websockets) {
+  std::string big = pattern(2 << 20);
+  dp::test::temp_dir dir{"dp-http-tls-big"};
+  auto pair = dp::test::make_certificate(dir.path(), "t", {"t.test"});
+  asio::ssl::context ctx(asio::ssl::context::tls_server);
+  ctx.use_certificate_chain_file(pair.chain_file.string());
+  ctx.use_private_key_file(pair.key_file.string(), asio::ssl::context::pem);
+  router r;
+  r.get("/big", [&big](request&) -> asio::awaitable<response> {
+    co_return response(200, "application/octet-stream", big);
+  });
+  r.post("/echo", [](request& req) -> asio::awaitable<response> {
+    co_return response(200, "application/octet-stream", std::move(req.body()));
+  });
+  r.get("/events", [](request&) -> asio::awaitable<response> {
+    response res(200);
+    res.body = sse_body{[](sse_stream s) -> asio::awaitable<void> {
+      co_await s.send({.data = "one"});
+      co_await s.send({.data = "two"});
+    }};
+    co_return res;
+  });
+  r.get("/ws", [](request&) -> asio::awaitable<response> {
+    response res;
+    res.body = websocket_body{[](websocket ws) -> asio::awaitable<void> {
+      auto msg = co_await ws.read();
+      if (msg) {
+        co_await ws.send_text("echo: " + *msg);
+      }
+      ws.close(1000, "done");
+      co_await ws.wait_closed();
+    }};
+    co_return res;
+  });
+  server_options o;
+  o.tls_context = ctx.native_handle();
+  running_server s(std::move(r), o);
+
+  asio::io_context ioc;
+  asio::ssl::context client_ctx(asio::ssl::context::tls_client);
+  client_ctx.load_verify_file(pair.chain_file.string());
+  client_ctx.set_verify_mode(asio::ssl::verify_peer);
+  auto connect = [&](asio::ssl::stream<tcp::socket>& tls) {
+    SSL_set_tlsext_host_name(tls.native_handle(), "t.test");
+    tls.next_layer().connect({asio::ip::address_v4::loopback(), s.port()});
+    tls.handshake(asio::ssl::stream_base::client);
+  };
+
+  asio::ssl::stream<tcp::socket> tls(ioc, client_ctx);
+  connect(tls);
+  std::string upload = pattern(300 * 1024 + 7);
+  asio::write(tls, asio::buffer(get("/big")));
+  beast::flat_buffer buf;
+  bhttp::response_parser<bhttp::string_body> p;
+  p.body_limit(4 << 20);
+  std::this_thread::sleep_for(100ms);  // the server fills the socket buffers and waits
+  bhttp::read(tls, buf, p);
+  EXPECT_TRUE(p.get().body() == big);
+  asio::write(tls, asio::buffer(
+                       fmt::format("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{}",
+                                   upload.size(), upload)));
+  bhttp::response_parser<bhttp::string_body> echoed;
+  echoed.body_limit(4 << 20);
+  bhttp::read(tls, buf, echoed);
+  EXPECT_TRUE(echoed.get().body() == upload);
+  asio::write(tls, asio::buffer(get("/events")));
+  bhttp::response_parser<bhttp::string_body> events;
+  bhttp::read(tls, buf, events);
+  EXPECT_EQ(events.get().body(), "data: one\n\ndata: two\n\n");
+
+  beast::websocket::stream<asio::ssl::stream<tcp::socket>> ws(ioc, client_ctx);
+  connect(ws.next_layer());
+  ws.handshake("t.test", "/ws");
+  ws.write(asio::buffer(std::string("hi")));
+  beast::flat_buffer wbuf;
+  ws.read(wbuf);
+  EXPECT_EQ(beast::buffers_to_string(wbuf.data()), "echo: hi");
+  boost::system::error_code ec;
+  ws.read(wbuf, ec);
+  EXPECT_EQ(ec, beast::websocket::error::closed);
+  EXPECT_EQ(ws.reason().reason, "done");
+}
+
 // A descriptor many responses share (a cache entry): each body sends its region and leaves the
 // descriptor open for the next; the owner closes it.
 TEST(http_server, file_body_with_a_shared_owner_keeps_the_descriptor_open) {
@@ -564,6 +653,109 @@ TEST(http_server, timeouts_drop_stalled_clients) {
   client fresh(s.port());
   fresh.send(get("/hello"));
   EXPECT_EQ(fresh.read().body(), "hello");
+}
+
+// The deadline is per connection, moved by each phase: a client trickling its headers (each
+// byte well within any per-read timeout) is still cut by the read timeout for the request, an
+// idle connection that served requests spaced by less than the idle timeout is still closed,
+// and a slow reader that keeps taking bytes is not cut by the write timeout.
+TEST(http_server, deadlines_cut_trickling_and_idle_clients_but_not_slow_readers) {
+  std::string big = pattern(16 << 20);
+  router r = basic_routes();
+  r.get("/big", [&big](request&) -> asio::awaitable<response> {
+    co_return response(200, "application/octet-stream", big);
+  });
+  server_options o;
+  o.idle_timeout = 400ms;
+  o.read_timeout = 300ms;
+  o.write_timeout = 300ms;
+  running_server s(std::move(r), o);
+
+  {
+    client trickle(s.port());
+    std::atomic<bool> done{false};
+    std::thread sender([&] {
+      trickle.send("GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: ");
+      boost::system::error_code ec;
+      while (!done && !ec) {
+        asio::write(trickle.socket(), asio::buffer("a", 1), ec);
+        std::this_thread::sleep_for(20ms);
+      }
+    });
+    EXPECT_TRUE(eventually([&s] { return s.srv().connections() == 1; }));
+    EXPECT_TRUE(eventually([&s] { return s.srv().connections() == 0; })) << "trickled headers";
+    done = true;
+    sender.join();
+  }
+
+  client spaced(s.port());
+  for (int i = 0; i < 4; ++i) {
+    spaced.send(get("/hello"));
+    EXPECT_EQ(spaced.read().body(), "hello");
+    std::this_thread::sleep_for(150ms);  // within the idle timeout: the connection stays
+  }
+  EXPECT_TRUE(eventually([&s] { return s.srv().connections() == 0; })) << "idle after requests";
+  EXPECT_TRUE(spaced.closed_by_server());
+
+  // 16 MiB, more than the socket buffers hold, at 1 MiB per 50 ms: the server waits for room
+  // longer than the write timeout in all, but never that long at once. A cut connection makes
+  // read_raw throw.
+  client slow(s.port(), 16 * 1024);
+  slow.send(get("/big"));
+  std::string received;
+  size_t total = std::numeric_limits<size_t>::max();
+  while (received.size() < total) {
+    std::this_thread::sleep_for(50ms);
+    received += slow.read_raw(std::min<size_t>(1 << 20, total - received.size()));
+    if (size_t end = received.find("\r\n\r\n");
+        total == std::numeric_limits<size_t>::max() && end != received.npos) {
+      total = end + 4 + big.size();
+    }
+  }
+  EXPECT_TRUE(received.ends_with(big));
+}
+
+// The deadlines cover waiting for the client only: a handler slower than every timeout still
+// answers, on a connection that then stays open for the next request.
+TEST(http_server, a_slow_handler_outlives_the_connection_deadlines) {
+  router r = basic_routes();
+  r.get("/slow", [](request&) -> asio::awaitable<response> {
+    co_await dp::test::co_sleep(700ms);
+    co_return response(200, "text/plain", "slow");
+  });
+  server_options o;
+  o.idle_timeout = 300ms;
+  o.read_timeout = 300ms;
+  o.write_timeout = 300ms;
+  running_server s(std::move(r), o);
+  client c(s.port());
+  c.send(get("/slow"));
+  EXPECT_EQ(c.read().body(), "slow");
+  c.send(get("/hello"));
+  EXPECT_EQ(c.read().body(), "hello");
+}
+
+// Requests pipelined in one send, a body among them, are each parsed from what is already
+// buffered and answered in order on the one connection.
+TEST(http_server, many_pipelined_requests_in_one_send) {
+  running_server s(basic_routes());
+  client c(s.port());
+  std::string batch;
+  for (int i = 0; i < 40; ++i) {
+    batch += i == 20 ? "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody"
+                     : get(fmt::format("/echo/{}/x", i));
+  }
+  c.send(batch);
+  for (int i = 0; i < 40; ++i) {
+    auto r = c.read();
+    ASSERT_EQ(r.result_int(), 200) << i;
+    if (i == 20) {
+      EXPECT_EQ(r.body(), "body");
+    } else {
+      EXPECT_EQ(boost::json::parse(r.body()).at("a").as_string(), std::to_string(i));
+    }
+  }
+  EXPECT_EQ(s.srv().connections(), 1u);
 }
 
 // A producer of `chunks` pieces of `size` bytes each, pulled by the server.

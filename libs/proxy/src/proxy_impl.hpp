@@ -76,9 +76,8 @@ struct proxy::impl {
   asio::awaitable<http::response> handle(http::request& req, bool secure);
   asio::awaitable<http::response> serve(http::request& req, request_note& note, bool secure);
   // /.well-known/acme-challenge/<token> (any Host) and /.well-known/dp-verify/<token> (a custom
-  // domain's ownership check); nullopt for any other path.
-  asio::awaitable<std::optional<http::response>> well_known(http::request& req,
-                                                            const host_target& host);
+  // domain's ownership check): called only for those paths.
+  asio::awaitable<http::response> well_known(http::request& req, const host_target& host);
   // A custom domain's HSTS flag and the primary its apex/www twin redirects to (cached as the
   // lookups are).
   struct domain_policy {
@@ -107,11 +106,20 @@ struct proxy::impl {
   asio::awaitable<http::response> serve_file(http::request& req, const site& s,
                                              std::shared_ptr<const site> keep, const site_file& f,
                                              unsigned status, request_note& note);
+  // Whether a file of the site is kept in the file cache (small enough, a cache configured).
+  bool cacheable(const site_file& f) const;
+  // The body when it is there without waiting: a HEAD's, an empty one, a cache hit; else
+  // nullopt, and body_for fetches it.
+  std::optional<http::response::body_type> ready_body(const std::shared_ptr<const site>& s,
+                                                      const site_file& f, uint64_t first,
+                                                      uint64_t length, bool head_only,
+                                                      request_note& note);
   asio::awaitable<dp::result<http::response>> body_for(std::shared_ptr<const site> s,
                                                        const site_file& f, uint64_t first,
-                                                       uint64_t length, bool head_only,
-                                                       request_note& note);
+                                                       uint64_t length, request_note& note);
   asio::awaitable<dp::result<std::optional<std::string>>> lookup(bool domain, std::string name);
+  // lookup()'s cached positive answer, without a coroutine frame; nullopt: ask lookup().
+  std::optional<std::string> cached_lookup(bool domain, const std::string& name);
   // The project's protection for a host serving `label`: a 401 response unless the request
   // carries its credentials, nullopt when it may go on (protection.cpp).
   asio::awaitable<dp::result<std::optional<http::response>>> protect(const http::request& req,

@@ -54,16 +54,17 @@ bool token_syntax(std::string_view t) {
 constexpr std::string_view acme_prefix = "/.well-known/acme-challenge/";
 constexpr std::string_view verify_prefix = "/.well-known/dp-verify/";
 
+bool is_well_known(std::string_view path, const host_target& host) {
+  return path.starts_with(acme_prefix) ||
+         (path.starts_with(verify_prefix) && host.type == host_target::kind::domain);
+}
+
 }  // namespace
 
-asio::awaitable<std::optional<http::response>> proxy::impl::well_known(http::request& req,
-                                                                       const host_target& host) {
+asio::awaitable<http::response> proxy::impl::well_known(http::request& req,
+                                                        const host_target& host) {
   auto path = req.path();
   bool acme = path.starts_with(acme_prefix);
-  bool verify = path.starts_with(verify_prefix) && host.type == host_target::kind::domain;
-  if (!acme && !verify) {
-    co_return std::nullopt;
-  }
   auto token = std::string(path.substr(acme ? acme_prefix.size() : verify_prefix.size()));
   if (!token_syntax(token)) {
     co_return page(404, "404 Not Found");
@@ -188,8 +189,9 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
   if (!host) {
     co_return page(400, "400 Bad Request");
   }
-  if (auto answer = co_await well_known(req, *host)) {
-    co_return std::move(*answer);
+  // Tested here, not in the coroutine: other requests do not pay for its frame.
+  if (is_well_known(req.path(), *host)) {
+    co_return co_await well_known(req, *host);
   }
   auto path = decode_path(req.path(), opts.max_path_bytes);
   if (!path) {
@@ -207,7 +209,10 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
   // A custom domain names an alias label; a subdomain is one.
   std::string label = host->name;
   if (custom) {
-    auto d = co_await lookup(true, host->name);
+    dp::result<std::optional<std::string>> d = cached_lookup(true, host->name);
+    if (d && !*d) {
+      d = co_await lookup(true, host->name);
+    }
     if (!d) {
       log::warn("proxy: custom domain lookup failed", {{"host", host->name}, {"error", d.error()}});
       co_return backend_error(d.error());
@@ -227,7 +232,10 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
     }
     note.hsts = secure && p->hsts;
   }
-  auto id = co_await lookup(false, label);
+  dp::result<std::optional<std::string>> id = cached_lookup(false, label);
+  if (id && !*id) {
+    id = co_await lookup(false, label);
+  }
   if (!id) {
     log::warn("proxy: alias lookup failed", {{"alias", label}, {"error", id.error()}});
     co_return backend_error(id.error());
@@ -244,7 +252,11 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
   if (*guard) {
     co_return std::move(**guard);
   }
-  auto s = co_await get_site(**id);
+  // A cached manifest without a coroutine frame; get_site loads a missing one.
+  dp::result<std::shared_ptr<const site>> s = sites.get(**id);
+  if (!*s) {
+    s = co_await get_site(**id);
+  }
   if (!s) {
     if (s.error().is(dp::errc::not_found)) {
       // No manifest, no site: the commit marker was never written, or is gone.
@@ -362,8 +374,13 @@ asio::awaitable<http::response> proxy::impl::serve_file(http::request& req, cons
       }
     }
   }
-  auto body = co_await body_for(std::move(keep), *rep, first, length,
-                                req.method() == http::method::head, note);
+  bool head_only = req.method() == http::method::head;
+  // Most bodies are ready at once (a HEAD, an empty file, a cache hit): no coroutine frame.
+  if (auto ready = ready_body(keep, *rep, first, length, head_only, note)) {
+    res.body = std::move(*ready);
+    co_return res;
+  }
+  auto body = co_await body_for(std::move(keep), *rep, first, length, note);
   // A manifest cached before the retention policy pruned the deployment.
   if (!body && body.error().is(dp::errc::not_found)) {
     // (g++ 12 fails on a co_await inside the condition.)
@@ -381,69 +398,83 @@ asio::awaitable<http::response> proxy::impl::serve_file(http::request& req, cons
   co_return res;
 }
 
-asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_ptr<const site> s,
-                                                                  const site_file& f,
-                                                                  uint64_t first, uint64_t length,
-                                                                  bool head_only,
-                                                                  request_note& note) {
-  http::response out;
-  if (head_only) {
-    // The server writes the head only; the length is the manifest's, nothing is fetched.
-    out.body = http::stream_body{
-        [](std::span<char>) -> asio::awaitable<dp::result<size_t>> { co_return size_t{0}; },
-        length};
-    co_return out;
-  }
-  if (length == 0) {
-    co_return out;
-  }
-  std::string key = proto::output_key(s->deployment_id, f.path);
+bool proxy::impl::cacheable(const site_file& f) const {
   // A local store's larger files go out with sendfile from its own files in the page cache;
   // only small ones are worth memory (no open and fstat per request).
   bool local_store = opts.storage.kind == dp::storage::storage_url::scheme::file;
   size_t memory_limit = local_store ? std::min(opts.cache_object_limit, opts.sendfile_min_bytes)
                                     : opts.cache_object_limit;
-  if (opts.cache_bytes > 0 && f.size <= memory_limit) {
+  return opts.cache_bytes > 0 && f.size <= memory_limit;
+}
+
+std::optional<http::response::body_type> proxy::impl::ready_body(
+    const std::shared_ptr<const site>& s, const site_file& f, uint64_t first, uint64_t length,
+    bool head_only, request_note& note) {
+  if (head_only) {
+    // The server writes the head only; the length is the manifest's, nothing is fetched.
+    return http::stream_body{
+        [](std::span<char>) -> asio::awaitable<dp::result<size_t>> { co_return size_t{0}; },
+        length};
+  }
+  if (length == 0) {
+    return std::string();
+  }
+  if (!cacheable(f)) {
+    return std::nullopt;
+  }
+  auto data = files.get(s->deployment_id + '\n' + f.path);
+  if (!data) {
+    return std::nullopt;
+  }
+  m.cache_hits.fetch_add(1, std::memory_order_relaxed);
+  note.cache = "hit";
+  // The cached entry itself, not a copy: it lives as long as the response needs it.
+  return cached_file::body(std::move(data), static_cast<size_t>(first),
+                           static_cast<size_t>(length));
+}
+
+asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_ptr<const site> s,
+                                                                  const site_file& f,
+                                                                  uint64_t first, uint64_t length,
+                                                                  request_note& note) {
+  http::response out;
+  // ready_body found no cache entry: fetched whole and kept.
+  if (cacheable(f)) {
     std::string cache_key = s->deployment_id + '\n' + f.path;
-    auto data = files.get(cache_key);
-    if (data) {
-      m.cache_hits.fetch_add(1, std::memory_order_relaxed);
-      note.cache = "hit";
-    } else {
-      m.cache_misses.fetch_add(1, std::memory_order_relaxed);
-      note.cache = "miss";
-      uint64_t expected = f.size;
-      auto fetch = [this, key, expected]() -> asio::awaitable<dp::result<std::string>> {
-        m.object_gets.fetch_add(1, std::memory_order_relaxed);
-        dp::storage::get_options whole;
-        auto got = co_await storage->get(key, std::move(whole));
-        if (!got) {
-          co_return got.error();
-        }
-        // The manifest is the contract; an object of another size is not what it describes.
-        if (got->info.size != expected) {
-          co_return dp::make_error(dp::errc::protocol,
-                                   "object size {} differs from the manifest's {}", got->info.size,
-                                   expected);
-        }
-        co_return co_await got->read_all();
-      };
-      auto fetched = co_await on_backend<std::string>(std::move(fetch));
-      if (!fetched) {
-        co_return fetched.error();
+    m.cache_misses.fetch_add(1, std::memory_order_relaxed);
+    note.cache = "miss";
+    uint64_t expected = f.size;
+    auto fetch = [this, key = proto::output_key(s->deployment_id, f.path),
+                  expected]() -> asio::awaitable<dp::result<std::string>> {
+      m.object_gets.fetch_add(1, std::memory_order_relaxed);
+      dp::storage::get_options whole;
+      auto got = co_await storage->get(key, std::move(whole));
+      if (!got) {
+        co_return got.error();
       }
-      if (fetched->size() != expected) {
-        co_return dp::make_error(dp::errc::protocol, "object body is {} bytes, expected {}",
-                                 fetched->size(), expected);
+      // The manifest is the contract; an object of another size is not what it describes.
+      if (got->info.size != expected) {
+        co_return dp::make_error(dp::errc::protocol,
+                                 "object size {} differs from the manifest's {}", got->info.size,
+                                 expected);
       }
-      data = cached_file::make(std::move(*fetched), expected > opts.sendfile_min_bytes);
-      files.put(cache_key, data, data->size() + cache_key.size() + 64);
+      co_return co_await got->read_all();
+    };
+    auto fetched = co_await on_backend<std::string>(std::move(fetch));
+    if (!fetched) {
+      co_return fetched.error();
     }
-    // The cached entry itself, not a copy: it lives as long as the response needs it.
+    if (fetched->size() != expected) {
+      co_return dp::make_error(dp::errc::protocol, "object body is {} bytes, expected {}",
+                               fetched->size(), expected);
+    }
+    auto data = cached_file::make(std::move(*fetched), expected > opts.sendfile_min_bytes);
+    files.put(cache_key, data, data->size() + cache_key.size() + 64);
     out.body =
         cached_file::body(std::move(data), static_cast<size_t>(first), static_cast<size_t>(length));
     co_return out;
   }
+  std::string key = proto::output_key(s->deployment_id, f.path);
   // The file backend: zero-copy with sendfile.
   if (auto local = storage->local_path(key)) {
     m.object_gets.fetch_add(1, std::memory_order_relaxed);
@@ -489,6 +520,12 @@ asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_pt
                         },
                         length};
   co_return out;
+}
+
+std::optional<std::string> proxy::impl::cached_lookup(bool domain, const std::string& name) {
+  std::optional<std::string> cached;
+  lookups.get((domain ? "d:" : "a:") + name, cached);
+  return cached;
 }
 
 asio::awaitable<dp::result<std::optional<std::string>>> proxy::impl::lookup(bool domain,
