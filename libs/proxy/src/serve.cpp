@@ -9,6 +9,7 @@
 #include "dp/core/log.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
+#include "dp/proxy/site_rules.hpp"
 #include "proxy_impl.hpp"
 
 namespace dp::proxy {
@@ -554,6 +555,9 @@ asio::awaitable<dp::result<std::shared_ptr<const site>>> proxy::impl::get_site(s
       co_return rules.error();
     }
     loaded.rules = std::move(*rules);
+    if (loaded.rules) {
+      loaded.rule_memo = std::make_shared<lru_cache<path_rules>>(site_rule_memo_bytes);
+    }
   }
   auto s = std::make_shared<const site>(std::move(loaded));
   sites.put(id, s, 1);

@@ -16,8 +16,10 @@ asio::awaitable<http::response> proxy::impl::serve_with_rules(http::request& req
   const site& st = *s;
   const siteconfig::rule_set& rules = *st.rules;
   std::string matched = rule_path(path);
+  auto known = remembered_rules_for(st, path, matched);
+  const path_rules& pr = *known;
   http::response res;
-  if (const auto* guard = siteconfig::protection_for(rules, matched)) {
+  if (const auto* guard = pr.guard) {
     // Remembered per deployment and rule: deployments are immutable, so is the rule's hash.
     std::string key = st.deployment_id + '\n' + guard->origin;
     auto header = req.header("Authorization");
@@ -28,12 +30,11 @@ asio::awaitable<http::response> proxy::impl::serve_with_rules(http::request& req
     }
     if (!ok) {
       res = unauthorized(label);
-      apply_rule_headers(rules, matched, res.headers);
+      apply_header_edits(pr.headers, res.headers);
       co_return res;
     }
   }
-  auto o = siteconfig::match(rules, matched, req.query_string(), file_exists(st, path));
-  switch (o.type) {
+  switch (pr.type) {
     case siteconfig::outcome::kind::none: {
       // vercel.json's trailingSlash decides the slash: the clean-URL slash redirects of
       // resolve() would loop with its redirect, so the page is served where the rule left it.
@@ -48,12 +49,15 @@ asio::awaitable<http::response> proxy::impl::serve_with_rules(http::request& req
       res = co_await serve_path(req, note, s, label, path);
       break;
     }
-    case siteconfig::outcome::kind::redirect:
-      res = http::response(o.status);
-      res.headers.emplace_back("Location", std::move(o.location));
+    case siteconfig::outcome::kind::redirect: {
+      res = http::response(pr.status);
+      std::string location = pr.location;
+      siteconfig::append_query(location, req.query_string());
+      res.headers.emplace_back("Location", std::move(location));
       break;
+    }
     case siteconfig::outcome::kind::rewrite: {
-      auto target = rewrite_path(o.location);
+      auto target = rewrite_path(pr.location);
       auto r = target ? resolve_rewrite(st, *target) : resolution{};
       if (r.type == resolution::kind::file) {
         res = co_await serve_file(req, st, s, *r.file, r.status, note);
@@ -63,7 +67,7 @@ asio::awaitable<http::response> proxy::impl::serve_with_rules(http::request& req
       break;
     }
   }
-  apply_rule_headers(rules, matched, res.headers);
+  apply_header_edits(pr.headers, res.headers);
   co_return res;
 }
 

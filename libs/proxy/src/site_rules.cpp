@@ -2,15 +2,28 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstddef>
+#include <cstdint>
 
 namespace dp::proxy {
 namespace {
 
+// ASCII only (header names are tokens), without the locale lookups of std::tolower.
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x != y) {
+      char lx = static_cast<char>(x | 0x20);
+      if (lx != static_cast<char>(y | 0x20) || lx < 'a' || lx > 'z') {
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -77,23 +90,87 @@ resolution resolve_rewrite(const site& s, const clean_path& p) {
   return r;
 }
 
-void apply_rule_headers(const siteconfig::rule_set& r, std::string_view path,
-                        std::vector<std::pair<std::string, std::string>>& headers) {
-  // Reused across requests on this thread: no allocation once warm.
-  thread_local std::vector<siteconfig::header_field> fields;
-  thread_local std::vector<std::string_view> removed;
-  removed.clear();
-  siteconfig::headers_for(r, path, fields, &removed);
-  auto drop = [&](std::string_view name) {
-    std::erase_if(headers, [&](const auto& h) { return iequals(h.first, name); });
-  };
-  for (auto name : removed) {
-    drop(name);
-  }
+header_edits header_edits_for(const siteconfig::rule_set& r, std::string_view path) {
+  std::vector<siteconfig::header_field> fields;
+  header_edits out;
+  siteconfig::headers_for(r, path, fields, &out.remove);
+  out.set.reserve(fields.size());
   for (auto& f : fields) {
-    drop(f.name);
-    headers.emplace_back(std::string(f.name), std::move(f.value));
+    out.set.emplace_back(f.name, std::move(f.value));
   }
+  return out;
+}
+
+void apply_header_edits(const header_edits& e,
+                        std::vector<std::pair<std::string, std::string>>& headers) {
+  if (e.set.empty() && e.remove.empty()) {
+    return;
+  }
+  // Which of e.set took the place of a field already there; reused across requests.
+  thread_local std::vector<uint8_t> placed;
+  placed.assign(e.set.size(), 0);
+  size_t kept = 0;
+  for (size_t i = 0; i < headers.size(); ++i) {
+    auto& h = headers[i];
+    bool keep = true;
+    auto same = std::find_if(e.set.begin(), e.set.end(),
+                             [&](const auto& f) { return iequals(h.first, f.first); });
+    if (same != e.set.end()) {
+      auto j = static_cast<size_t>(same - e.set.begin());
+      keep = !placed[j];
+      if (keep) {
+        h.second.assign(same->second);
+        placed[j] = 1;
+      }
+    } else {
+      keep = std::none_of(e.remove.begin(), e.remove.end(),
+                          [&](std::string_view n) { return iequals(h.first, n); });
+    }
+    if (keep) {
+      if (kept != i) {
+        headers[kept] = std::move(h);
+      }
+      ++kept;
+    }
+  }
+  headers.erase(headers.begin() + static_cast<std::ptrdiff_t>(kept), headers.end());
+  for (size_t j = 0; j < e.set.size(); ++j) {
+    if (!placed[j]) {
+      headers.emplace_back(std::string(e.set[j].first), e.set[j].second);
+    }
+  }
+}
+
+size_t path_rules::memory() const {
+  size_t n = sizeof(path_rules) + location.capacity() +
+             headers.remove.capacity() * sizeof(std::string_view);
+  for (const auto& f : headers.set) {
+    n += sizeof(f) + f.second.capacity();
+  }
+  return n;
+}
+
+path_rules rules_for(const site& s, const clean_path& p, std::string_view matched) {
+  const siteconfig::rule_set& r = *s.rules;
+  path_rules out;
+  out.guard = siteconfig::protection_for(r, matched);
+  auto o = siteconfig::match(r, matched, "", file_exists(s, p));
+  out.type = o.type;
+  out.status = o.status;
+  out.location = std::move(o.location);
+  out.headers = header_edits_for(r, matched);
+  return out;
+}
+
+std::shared_ptr<const path_rules> remembered_rules_for(const site& s, const clean_path& p,
+                                                       const std::string& matched) {
+  if (auto known = s.rule_memo->get(matched)) {
+    return known;
+  }
+  auto made = std::make_shared<const path_rules>(rules_for(s, p, matched));
+  // The key twice (the map and the order list) and their nodes.
+  s.rule_memo->put(matched, made, made->memory() + 2 * matched.size() + 128);
+  return made;
 }
 
 }  // namespace dp::proxy
