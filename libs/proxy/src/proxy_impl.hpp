@@ -14,6 +14,7 @@
 #include "caches.hpp"
 #include "credentials.hpp"
 #include "dp/http/server.hpp"
+#include "dp/proxy/auth_limit.hpp"
 #include "dp/proxy/cached_file.hpp"
 #include "dp/proxy/lru.hpp"
 #include "dp/proxy/proxy.hpp"
@@ -70,7 +71,8 @@ struct proxy::impl {
         challenges(redis, opts.keys),
         events(backend, opts.redis),
         sites(std::max<size_t>(opts.manifest_cache_count, 1)),
-        files(opts.cache_bytes) {}
+        files(opts.cache_bytes),
+        guesses({.max_failures = opts.auth_failures, .window = opts.auth_window}) {}
 
   // `secure`: the request came over TLS (secure_server).
   asio::awaitable<http::response> handle(http::request& req, bool secure);
@@ -117,9 +119,15 @@ struct proxy::impl {
   asio::awaitable<dp::result<std::optional<http::response>>> protect(const http::request& req,
                                                                      std::string label,
                                                                      std::string deployment_id);
-  // Whether the request's Basic credentials are these (remembered once verified).
-  bool authorized(const http::request& req, std::string_view username,
-                  std::string_view password_hash);
+  // Nullopt when the request's Basic credentials are these (remembered once verified); else the
+  // answer: 401, or 429 when its client is over the failed-guess limit.
+  std::optional<http::response> check_basic(const http::request& req, std::string_view realm,
+                                            std::string_view username,
+                                            std::string_view password_hash);
+  // In front of a password hash: 429 (Retry-After) while the request's client is over the
+  // failed-guess limit, else nullopt; guess_failed() counts one wrong guess.
+  std::optional<http::response> over_guess_limit(const http::request& req);
+  void guess_failed(const http::request& req);
   asio::awaitable<dp::result<std::shared_ptr<const site>>> get_site(std::string id);
   // A small object read whole on the backend strand (a manifest, the site rules), counted in
   // manifest_gets.
@@ -152,6 +160,7 @@ struct proxy::impl {
   lru_cache<cached_file> files;
   lookup_cache lookups;
   verified_credentials credentials;
+  auth_failure_limit guesses;
   alias_history history;
   metrics m;
   std::unique_ptr<http::server> server;

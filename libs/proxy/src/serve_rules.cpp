@@ -24,9 +24,20 @@ asio::awaitable<http::response> proxy::impl::serve_with_rules(http::request& req
     std::string key = st.deployment_id + '\n' + guard->origin;
     auto header = req.header("Authorization");
     bool ok = header && credentials.contains(key, *header);
-    if (header && !ok && siteconfig::verify(*guard, *header)) {
-      credentials.add(key, *header);
-      ok = true;
+    std::optional<http::response> refused;
+    if (header && !ok) {
+      refused = over_guess_limit(req);
+      if (!refused) {
+        ok = siteconfig::verify(*guard, *header);
+        if (ok) {
+          credentials.add(key, *header);
+        } else {
+          guess_failed(req);
+        }
+      }
+    }
+    if (refused) {
+      co_return std::move(*refused);  // not the site's headers: a 429 must never be cached
     }
     if (!ok) {
       res = unauthorized(label);
