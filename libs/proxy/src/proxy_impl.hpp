@@ -19,6 +19,7 @@
 #include "dp/proxy/lru.hpp"
 #include "dp/proxy/proxy.hpp"
 #include "dp/proxy/rules.hpp"
+#include "dp/proxy/site_rules.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/redis/subscriber.hpp"
 #include "dp/state/domains.hpp"
@@ -96,12 +97,18 @@ struct proxy::impl {
   asio::awaitable<http::response> serve_path(http::request& req, request_note& note,
                                              std::shared_ptr<const site> s,
                                              const std::string& label, const clean_path& path);
-  // The same behind the site's own rules: Basic-Auth paths, redirects and rewrites first, the
-  // headers on every response (site_rules.cpp).
-  asio::awaitable<http::response> serve_with_rules(http::request& req, request_note& note,
-                                                   std::shared_ptr<const site> s,
-                                                   const std::string& label,
-                                                   const clean_path& path);
+  // What a site's own rules make of a request before anything is served (serve_rules.cpp):
+  // an answer of their own (a redirect, 401, 429, a rewrite to nothing), a file to serve instead
+  // (a rewrite), or neither (the path as usual). The caller adds the header rules to whatever is
+  // answered, unless `bare`. Not a coroutine: no frame of its own on the hot path.
+  struct rules_step {
+    std::optional<http::response> answer;
+    bool bare = false;
+    const site_file* file = nullptr;
+    unsigned status = 200;
+  };
+  rules_step rules_before(const http::request& req, const site& st, const path_rules& pr,
+                          const std::string& label, const clean_path& path);
   // The compiled rules a manifest names: a storage error fails the site's load (retried on the
   // next request); a file that does not parse is logged and the site is served without rules.
   asio::awaitable<dp::result<std::shared_ptr<const siteconfig::rule_set>>> get_rules(

@@ -252,10 +252,27 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
     log::warn("proxy: manifest unavailable", {{"deployment", **id}, {"error", s.error()}});
     co_return backend_error(s.error());
   }
-  if ((*s)->rules) {
-    co_return co_await serve_with_rules(req, note, *s, label, *path);
+  const site& st = **s;
+  if (!st.rules) {
+    co_return co_await serve_path(req, note, *s, label, *path);
   }
-  co_return co_await serve_path(req, note, *s, label, *path);
+  // The site's own rules: Basic-Auth paths, redirects and rewrites first, then the path as
+  // usual, the header rules on whatever is answered (200, 206, 304, 404, redirects, 401).
+  auto known = remembered_rules_for(st, *path, rule_path(*path));
+  auto step = rules_before(req, st, *known, label, *path);
+  if (step.bare) {
+    co_return std::move(*step.answer);
+  }
+  http::response res;
+  if (step.answer) {
+    res = std::move(*step.answer);
+  } else if (step.file) {
+    res = co_await serve_file(req, st, *s, *step.file, step.status, note);
+  } else {
+    res = co_await serve_path(req, note, *s, label, *path);
+  }
+  apply_header_edits(known->headers, res.headers);
+  co_return res;
 }
 
 asio::awaitable<http::response> proxy::impl::serve_path(http::request& req, request_note& note,
