@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstddef>
 #include <cstdint>
+#include <tuple>
 
 namespace dp::proxy {
 namespace {
@@ -136,7 +137,8 @@ void apply_header_edits(const header_edits& e,
   headers.erase(headers.begin() + static_cast<std::ptrdiff_t>(kept), headers.end());
   for (size_t j = 0; j < e.set.size(); ++j) {
     if (!placed[j]) {
-      headers.emplace_back(std::string(e.set[j].first), e.set[j].second);
+      headers.emplace_back(std::piecewise_construct, std::forward_as_tuple(e.set[j].first),
+                           std::forward_as_tuple(e.set[j].second));
     }
   }
 }
