@@ -99,6 +99,12 @@ header_edits header_edits_for(const siteconfig::rule_set& r, std::string_view pa
   for (auto& f : fields) {
     out.set.emplace_back(f.name, std::move(f.value));
   }
+  for (const auto& [name, value] : out.set) {
+    out.name_sizes |= uint64_t{1} << (name.size() % 64);
+  }
+  for (auto name : out.remove) {
+    out.name_sizes |= uint64_t{1} << (name.size() % 64);
+  }
   return out;
 }
 
@@ -114,18 +120,20 @@ void apply_header_edits(const header_edits& e,
   for (size_t i = 0; i < headers.size(); ++i) {
     auto& h = headers[i];
     bool keep = true;
-    auto same = std::find_if(e.set.begin(), e.set.end(),
-                             [&](const auto& f) { return iequals(h.first, f.first); });
-    if (same != e.set.end()) {
-      auto j = static_cast<size_t>(same - e.set.begin());
-      keep = !placed[j];
-      if (keep) {
-        h.second.assign(same->second);
-        placed[j] = 1;
+    if ((e.name_sizes >> (h.first.size() % 64)) & 1) {
+      auto same = std::find_if(e.set.begin(), e.set.end(),
+                               [&](const auto& f) { return iequals(h.first, f.first); });
+      if (same != e.set.end()) {
+        auto j = static_cast<size_t>(same - e.set.begin());
+        keep = !placed[j];
+        if (keep) {
+          h.second.assign(same->second);
+          placed[j] = 1;
+        }
+      } else {
+        keep = std::none_of(e.remove.begin(), e.remove.end(),
+                            [&](std::string_view n) { return iequals(h.first, n); });
       }
-    } else {
-      keep = std::none_of(e.remove.begin(), e.remove.end(),
-                          [&](std::string_view n) { return iequals(h.first, n); });
     }
     if (keep) {
       if (kept != i) {

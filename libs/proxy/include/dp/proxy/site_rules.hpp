@@ -3,6 +3,7 @@
 // rewrite's destination, and the headers they add to a response.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,6 +39,8 @@ resolution resolve_rewrite(const site& s, const clean_path& p);
 struct header_edits {
   std::vector<std::pair<std::string_view, std::string>> set;  // names point into the rule set
   std::vector<std::string_view> remove;
+  // Bit (size % 64) of every name above: a field of another length is passed over at once.
+  uint64_t name_sizes = 0;
 };
 header_edits header_edits_for(const siteconfig::rule_set& r, std::string_view path);
 // In place: a replaced field keeps its place and its string's capacity; new fields go last.
