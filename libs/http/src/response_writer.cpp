@@ -49,13 +49,19 @@ void session::build_head(const response& res, std::optional<uint64_t> length, bo
   auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(res.status));
   fmt::format_to(std::back_inserter(head_), "HTTP/1.1 {} {}\r\nDate: {}\r\n", res.status,
                  std::string_view(reason.data(), reason.size()), http_date());
-  for (const auto& [name, value] : res.headers) {
-    // A line break in a header would let a value forge headers or a second response.
-    if (has_crlf(name) || has_crlf(value)) {
-      log::warn("http response header dropped: contains a line break", {{"name", name}});
-      continue;
+  auto write_fields = [this](const std::vector<std::pair<std::string, std::string>>& fields) {
+    for (const auto& [name, value] : fields) {
+      // A line break in a header would let a value forge headers or a second response.
+      if (has_crlf(name) || has_crlf(value)) {
+        log::warn("http response header dropped: contains a line break", {{"name", name}});
+        continue;
+      }
+      head_.append(name).append(": ").append(value).append("\r\n");
     }
-    head_.append(name).append(": ").append(value).append("\r\n");
+  };
+  write_fields(res.headers);
+  if (res.shared_headers) {
+    write_fields(*res.shared_headers);
   }
   bool no_body_status = res.status < 200 || res.status == 204 || res.status == 304;
   if (length && !no_body_status) {

@@ -271,7 +271,7 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
   } else {
     res = co_await serve_path(req, note, *s, label, *path);
   }
-  apply_header_edits(known->headers, res.headers);
+  apply_header_edits(known->headers, res);
   co_return res;
 }
 

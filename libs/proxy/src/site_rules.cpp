@@ -4,7 +4,6 @@
 #include <cctype>
 #include <cstddef>
 #include <cstdint>
-#include <tuple>
 
 namespace dp::proxy {
 namespace {
@@ -94,68 +93,41 @@ resolution resolve_rewrite(const site& s, const clean_path& p) {
 header_edits header_edits_for(const siteconfig::rule_set& r, std::string_view path) {
   std::vector<siteconfig::header_field> fields;
   header_edits out;
-  siteconfig::headers_for(r, path, fields, &out.remove);
-  out.set.reserve(fields.size());
-  for (auto& f : fields) {
-    out.set.emplace_back(f.name, std::move(f.value));
+  siteconfig::headers_for(r, path, fields, &out.drop);
+  if (!fields.empty()) {
+    auto set = std::make_shared<header_edits::fields>();
+    set->reserve(fields.size());
+    for (auto& f : fields) {
+      set->emplace_back(std::string(f.name), std::move(f.value));
+      out.drop.push_back(f.name);
+    }
+    out.set = std::move(set);
   }
-  for (const auto& [name, value] : out.set) {
-    out.name_sizes |= uint64_t{1} << (name.size() % 64);
-  }
-  for (auto name : out.remove) {
+  for (auto name : out.drop) {
     out.name_sizes |= uint64_t{1} << (name.size() % 64);
   }
   return out;
 }
 
-void apply_header_edits(const header_edits& e,
-                        std::vector<std::pair<std::string, std::string>>& headers) {
-  if (e.set.empty() && e.remove.empty()) {
-    return;
+void apply_header_edits(const header_edits& e, http::response& res) {
+  if (!e.drop.empty()) {
+    std::erase_if(res.headers, [&](const auto& h) {
+      return ((e.name_sizes >> (h.first.size() % 64)) & 1) &&
+             std::any_of(e.drop.begin(), e.drop.end(),
+                         [&](std::string_view name) { return iequals(h.first, name); });
+    });
   }
-  // Which of e.set took the place of a field already there; reused across requests.
-  thread_local std::vector<uint8_t> placed;
-  placed.assign(e.set.size(), 0);
-  size_t kept = 0;
-  for (size_t i = 0; i < headers.size(); ++i) {
-    auto& h = headers[i];
-    bool keep = true;
-    if ((e.name_sizes >> (h.first.size() % 64)) & 1) {
-      auto same = std::find_if(e.set.begin(), e.set.end(),
-                               [&](const auto& f) { return iequals(h.first, f.first); });
-      if (same != e.set.end()) {
-        auto j = static_cast<size_t>(same - e.set.begin());
-        keep = !placed[j];
-        if (keep) {
-          h.second.assign(same->second);
-          placed[j] = 1;
-        }
-      } else {
-        keep = std::none_of(e.remove.begin(), e.remove.end(),
-                            [&](std::string_view n) { return iequals(h.first, n); });
-      }
-    }
-    if (keep) {
-      if (kept != i) {
-        headers[kept] = std::move(h);
-      }
-      ++kept;
-    }
-  }
-  headers.erase(headers.begin() + static_cast<std::ptrdiff_t>(kept), headers.end());
-  for (size_t j = 0; j < e.set.size(); ++j) {
-    if (!placed[j]) {
-      headers.emplace_back(std::piecewise_construct, std::forward_as_tuple(e.set[j].first),
-                           std::forward_as_tuple(e.set[j].second));
-    }
-  }
+  res.shared_headers = e.set;
 }
 
 size_t path_rules::memory() const {
-  size_t n = sizeof(path_rules) + location.capacity() +
-             headers.remove.capacity() * sizeof(std::string_view);
-  for (const auto& f : headers.set) {
-    n += sizeof(f) + f.second.capacity();
+  size_t n =
+      sizeof(path_rules) + location.capacity() + headers.drop.capacity() * sizeof(std::string_view);
+  if (headers.set) {
+    n += sizeof(header_edits::fields) + 32;  // and the shared_ptr's control block
+    for (const auto& [name, value] : *headers.set) {
+      n += sizeof(std::pair<std::string, std::string>) + name.capacity() + value.capacity();
+    }
   }
   return n;
 }

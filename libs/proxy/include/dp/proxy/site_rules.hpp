@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "dp/http/message.hpp"
 #include "dp/proxy/lru.hpp"
 #include "dp/proxy/rules.hpp"
 #include "dp/siteconfig/siteconfig.hpp"
@@ -32,20 +33,21 @@ std::optional<clean_path> rewrite_path(std::string_view decoded);
 // (a rewrite never shows the visitor another URL).
 resolution resolve_rewrite(const site& s, const clean_path& p);
 
-// The matching header rules' edits for one path, merged once: each field in `set` replaces the
-// proxy's own field of that name (Cache-Control, for one), each name in `remove` (`! Name`)
-// drops it. The compiled form never holds a framing, hop-by-hop or validator header
-// (siteconfig refuses them at compile time and on load).
+// The matching header rules' edits for one path, merged once: the fields they set go out as
+// they are, after the proxy's own (http::response::shared_headers: no copy per response), and
+// the proxy's own fields of those names, or named by `! Name`, are dropped (Cache-Control, for
+// one). The compiled form never holds a framing, hop-by-hop or validator header (siteconfig
+// refuses them at compile time and on load).
 struct header_edits {
-  std::vector<std::pair<std::string_view, std::string>> set;  // names point into the rule set
-  std::vector<std::string_view> remove;
-  // Bit (size % 64) of every name above: a field of another length is passed over at once.
+  using fields = std::vector<std::pair<std::string, std::string>>;
+  std::shared_ptr<const fields> set;   // null: none
+  std::vector<std::string_view> drop;  // names point into the rule set
+  // Bit (size % 64) of every name in `drop`: a field of another length is passed over at once.
   uint64_t name_sizes = 0;
 };
 header_edits header_edits_for(const siteconfig::rule_set& r, std::string_view path);
-// In place: a replaced field keeps its place and its string's capacity; new fields go last.
-void apply_header_edits(const header_edits& e,
-                        std::vector<std::pair<std::string, std::string>>& headers);
+// Replaces res.shared_headers.
+void apply_header_edits(const header_edits& e, http::response& res);
 
 // What a site's rules make of one request path: everything but what depends on the request's
 // query (added to a redirect's Location by siteconfig::append_query) and Authorization.
