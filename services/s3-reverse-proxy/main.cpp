@@ -22,6 +22,8 @@ struct proxy_config {
   dp::config::host_port admin_listen;
   int64_t cache_mb = 256;
   int64_t threads = 1;
+  int64_t auth_failures = 10;
+  int64_t auth_window_s = 60;
   bool access_log = true;
   std::optional<dp::config::host_port> tls_listen;
   std::string tls_cert_file;
@@ -42,6 +44,11 @@ int main(int argc, char** argv) {
   parser.add_int("PROXY_CACHE_MB", &cfg.cache_mb, 256, 0, 65536,
                  "In-memory cache of small hot files, in MiB (0 disables it)");
   parser.add_int("PROXY_THREADS", &cfg.threads, 1, 1, 64, "Threads serving requests");
+  parser.add_int("PROXY_AUTH_FAILURES", &cfg.auth_failures, 10, 1, 1'000'000,
+                 "Failed Basic-Auth guesses per client address (IPv6: per /64) per window before "
+                 "it is answered 429");
+  parser.add_int("PROXY_AUTH_WINDOW_S", &cfg.auth_window_s, 60, 1, 86'400,
+                 "The window of PROXY_AUTH_FAILURES, in seconds");
   parser.add_bool("ACCESS_LOG", &cfg.access_log, true, "Write one log line per request");
   parser.add({.env = "PROXY_TLS_LISTEN",
               .help = "Address HTTPS is served on (host:port); empty: no HTTPS",
@@ -86,6 +93,8 @@ int main(int argc, char** argv) {
   o.store.credentials_endpoint = cfg.common.aws_credentials.endpoint();
   o.cache_bytes = static_cast<size_t>(cfg.cache_mb) << 20;
   o.access_log = cfg.access_log;
+  o.auth_failures = static_cast<uint32_t>(cfg.auth_failures);
+  o.auth_window = std::chrono::seconds(cfg.auth_window_s);
   o.tls_listen = cfg.tls_listen;
   o.tls_cert_file = cfg.tls_cert_file;
   o.tls_key_file = cfg.tls_key_file;

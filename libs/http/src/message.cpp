@@ -104,6 +104,13 @@ std::optional<std::string_view> response::header(std::string_view name) const {
       return std::string_view(v);
     }
   }
+  if (shared_headers) {
+    for (const auto& [n, v] : *shared_headers) {
+      if (n.size() == name.size() && ::strncasecmp(n.data(), name.data(), n.size()) == 0) {
+        return std::string_view(v);
+      }
+    }
+  }
   return std::nullopt;
 }
 

@@ -6,6 +6,7 @@
 
 #include "credentials.hpp"
 #include "dp/core/log.hpp"
+#include "dp/http/json.hpp"
 #include "dp/state/protection.hpp"
 #include "proxy_impl.hpp"
 
@@ -60,18 +61,40 @@ http::response unauthorized(std::string_view realm) {
   return r;
 }
 
-bool proxy::impl::authorized(const http::request& req, std::string_view username,
-                             std::string_view password_hash) {
+std::optional<http::response> proxy::impl::over_guess_limit(const http::request& req) {
+  auto wait = guesses.blocked(auth_failure_limit::client_of(req.remote().host), clock::now());
+  if (!wait) {
+    return std::nullopt;
+  }
+  auto r = http::error_response(429, "too_many_requests",
+                                "too many failed authentication attempts; retry later");
+  r.headers.emplace_back("Retry-After", std::to_string(wait->count()));
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+void proxy::impl::guess_failed(const http::request& req) {
+  guesses.failed(auth_failure_limit::client_of(req.remote().host), clock::now());
+}
+
+std::optional<http::response> proxy::impl::check_basic(const http::request& req,
+                                                       std::string_view realm,
+                                                       std::string_view username,
+                                                       std::string_view password_hash) {
   auto header = req.header("Authorization");
   if (!header) {
-    return false;
+    return unauthorized(realm);
   }
   if (credentials.contains(password_hash, *header)) {
-    return true;
+    return std::nullopt;
   }
   auto given = state::parse_basic_authorization(*header);
   if (!given) {
-    return false;
+    return unauthorized(realm);
+  }
+  if (auto refused = over_guess_limit(req)) {
+    OPENSSL_cleanse(given->password.data(), given->password.size());
+    return refused;
   }
   // Both checks always run, so the time taken does not tell a wrong user from a wrong password.
   bool user_ok = given->username.size() == username.size() &&
@@ -80,9 +103,10 @@ bool proxy::impl::authorized(const http::request& req, std::string_view username
   OPENSSL_cleanse(given->password.data(), given->password.size());
   if (user_ok && password_ok) {
     credentials.add(password_hash, *header);
-    return true;
+    return std::nullopt;
   }
-  return false;
+  guess_failed(req);
+  return unauthorized(realm);
 }
 
 asio::awaitable<dp::result<std::optional<http::response>>> proxy::impl::protect(
@@ -126,10 +150,7 @@ asio::awaitable<dp::result<std::optional<http::response>>> proxy::impl::protect(
   auto nl = guard->find('\n');
   std::string_view username(guard->data(), nl);
   std::string_view hash = std::string_view(*guard).substr(nl + 1);
-  if (authorized(req, username, hash)) {
-    co_return std::nullopt;
-  }
-  co_return unauthorized(label);
+  co_return check_basic(req, label, username, hash);
 }
 
 }  // namespace dp::proxy

@@ -14,10 +14,12 @@
 #include "caches.hpp"
 #include "credentials.hpp"
 #include "dp/http/server.hpp"
+#include "dp/proxy/auth_limit.hpp"
 #include "dp/proxy/cached_file.hpp"
 #include "dp/proxy/lru.hpp"
 #include "dp/proxy/proxy.hpp"
 #include "dp/proxy/rules.hpp"
+#include "dp/proxy/site_rules.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/redis/subscriber.hpp"
 #include "dp/state/domains.hpp"
@@ -70,7 +72,8 @@ struct proxy::impl {
         challenges(redis, opts.keys),
         events(backend, opts.redis),
         sites(std::max<size_t>(opts.manifest_cache_count, 1)),
-        files(opts.cache_bytes) {}
+        files(opts.cache_bytes),
+        guesses({.max_failures = opts.auth_failures, .window = opts.auth_window}) {}
 
   // `secure`: the request came over TLS (secure_server).
   asio::awaitable<http::response> handle(http::request& req, bool secure);
@@ -93,12 +96,18 @@ struct proxy::impl {
   asio::awaitable<http::response> serve_path(http::request& req, request_note& note,
                                              std::shared_ptr<const site> s,
                                              const std::string& label, const clean_path& path);
-  // The same behind the site's own rules: Basic-Auth paths, redirects and rewrites first, the
-  // headers on every response (site_rules.cpp).
-  asio::awaitable<http::response> serve_with_rules(http::request& req, request_note& note,
-                                                   std::shared_ptr<const site> s,
-                                                   const std::string& label,
-                                                   const clean_path& path);
+  // What a site's own rules make of a request before anything is served (serve_rules.cpp):
+  // an answer of their own (a redirect, 401, 429, a rewrite to nothing), a file to serve instead
+  // (a rewrite), or neither (the path as usual). The caller adds the header rules to whatever is
+  // answered, unless `bare`. Not a coroutine: no frame of its own on the hot path.
+  struct rules_step {
+    std::optional<http::response> answer;
+    bool bare = false;
+    const site_file* file = nullptr;
+    unsigned status = 200;
+  };
+  rules_step rules_before(const http::request& req, const site& st, const path_rules& pr,
+                          const std::string& label, const clean_path& path);
   // The compiled rules a manifest names: a storage error fails the site's load (retried on the
   // next request); a file that does not parse is logged and the site is served without rules.
   asio::awaitable<dp::result<std::shared_ptr<const siteconfig::rule_set>>> get_rules(
@@ -125,9 +134,15 @@ struct proxy::impl {
   asio::awaitable<dp::result<std::optional<http::response>>> protect(const http::request& req,
                                                                      std::string label,
                                                                      std::string deployment_id);
-  // Whether the request's Basic credentials are these (remembered once verified).
-  bool authorized(const http::request& req, std::string_view username,
-                  std::string_view password_hash);
+  // Nullopt when the request's Basic credentials are these (remembered once verified); else the
+  // answer: 401, or 429 when its client is over the failed-guess limit.
+  std::optional<http::response> check_basic(const http::request& req, std::string_view realm,
+                                            std::string_view username,
+                                            std::string_view password_hash);
+  // In front of a password hash: 429 (Retry-After) while the request's client is over the
+  // failed-guess limit, else nullopt; guess_failed() counts one wrong guess.
+  std::optional<http::response> over_guess_limit(const http::request& req);
+  void guess_failed(const http::request& req);
   asio::awaitable<dp::result<std::shared_ptr<const site>>> get_site(std::string id);
   // A small object read whole on the backend strand (a manifest, the site rules), counted in
   // manifest_gets.
@@ -160,6 +175,7 @@ struct proxy::impl {
   lru_cache<cached_file> files;
   lookup_cache lookups;
   verified_credentials credentials;
+  auth_failure_limit guesses;
   alias_history history;
   metrics m;
   std::unique_ptr<http::server> server;

@@ -9,6 +9,7 @@
 #include "dp/core/log.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
+#include "dp/proxy/site_rules.hpp"
 #include "proxy_impl.hpp"
 
 namespace dp::proxy {
@@ -266,10 +267,27 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
     log::warn("proxy: manifest unavailable", {{"deployment", **id}, {"error", s.error()}});
     co_return backend_error(s.error());
   }
-  if ((*s)->rules) {
-    co_return co_await serve_with_rules(req, note, *s, label, *path);
+  const site& st = **s;
+  if (!st.rules) {
+    co_return co_await serve_path(req, note, *s, label, *path);
   }
-  co_return co_await serve_path(req, note, *s, label, *path);
+  // The site's own rules: Basic-Auth paths, redirects and rewrites first, then the path as
+  // usual, the header rules on whatever is answered (200, 206, 304, 404, redirects, 401).
+  auto known = remembered_rules_for(st, *path, rule_path(*path));
+  auto step = rules_before(req, st, *known, label, *path);
+  if (step.bare) {
+    co_return std::move(*step.answer);
+  }
+  http::response res;
+  if (step.answer) {
+    res = std::move(*step.answer);
+  } else if (step.file) {
+    res = co_await serve_file(req, st, *s, *step.file, step.status, note);
+  } else {
+    res = co_await serve_path(req, note, *s, label, *path);
+  }
+  apply_header_edits(known->headers, res);
+  co_return res;
 }
 
 asio::awaitable<http::response> proxy::impl::serve_path(http::request& req, request_note& note,
@@ -594,6 +612,9 @@ asio::awaitable<dp::result<std::shared_ptr<const site>>> proxy::impl::get_site(s
       co_return rules.error();
     }
     loaded.rules = std::move(*rules);
+    if (loaded.rules) {
+      loaded.rule_memo = std::make_shared<lru_cache<path_rules>>(site_rule_memo_bytes);
+    }
   }
   auto s = std::make_shared<const site>(std::move(loaded));
   sites.put(id, s, 1);

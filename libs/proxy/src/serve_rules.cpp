@@ -1,6 +1,6 @@
-// Serving a deployment through its own rules: Basic-Auth paths, then redirects and rewrites
-// (static ones by one hash lookup, a bounded scan of dynamic ones), then the path as usual; the
-// header rules on whatever the deployment answers (200, 206, 304, 404, redirects, 401).
+// A deployment's own rules before it is served: Basic-Auth paths (behind the failed-guess limit),
+// then redirects and rewrites, from what the site's memo remembers of the path (worked out once:
+// the static rules by one hash lookup, a bounded scan of the dynamic ones).
 #include "dp/core/log.hpp"
 #include "dp/proto/storage_layout.hpp"
 #include "dp/proxy/site_rules.hpp"
@@ -8,63 +8,66 @@
 
 namespace dp::proxy {
 
-asio::awaitable<http::response> proxy::impl::serve_with_rules(http::request& req,
-                                                              request_note& note,
-                                                              std::shared_ptr<const site> s,
-                                                              const std::string& label,
-                                                              const clean_path& path) {
-  const site& st = *s;
-  const siteconfig::rule_set& rules = *st.rules;
-  std::string matched = rule_path(path);
-  http::response res;
-  if (const auto* guard = siteconfig::protection_for(rules, matched)) {
+proxy::impl::rules_step proxy::impl::rules_before(const http::request& req, const site& st,
+                                                  const path_rules& pr, const std::string& label,
+                                                  const clean_path& path) {
+  rules_step step;
+  if (const auto* guard = pr.guard) {
     // Remembered per deployment and rule: deployments are immutable, so is the rule's hash.
     std::string key = st.deployment_id + '\n' + guard->origin;
     auto header = req.header("Authorization");
     bool ok = header && credentials.contains(key, *header);
-    if (header && !ok && siteconfig::verify(*guard, *header)) {
-      credentials.add(key, *header);
-      ok = true;
+    if (header && !ok) {
+      if (auto refused = over_guess_limit(req)) {
+        step.answer = std::move(*refused);
+        step.bare = true;  // not the site's headers: a 429 must never be cached
+        return step;
+      }
+      ok = siteconfig::verify(*guard, *header);
+      if (ok) {
+        credentials.add(key, *header);
+      } else {
+        guess_failed(req);
+      }
     }
     if (!ok) {
-      res = unauthorized(label);
-      apply_rule_headers(rules, matched, res.headers);
-      co_return res;
+      step.answer = unauthorized(label);
+      return step;
     }
   }
-  auto o = siteconfig::match(rules, matched, req.query_string(), file_exists(st, path));
-  switch (o.type) {
-    case siteconfig::outcome::kind::none: {
+  switch (pr.type) {
+    case siteconfig::outcome::kind::none:
       // vercel.json's trailingSlash decides the slash: the clean-URL slash redirects of
       // resolve() would loop with its redirect, so the page is served where the rule left it.
-      if (rules.trailing_slash != siteconfig::trailing_slash_mode::keep &&
+      if (st.rules->trailing_slash != siteconfig::trailing_slash_mode::keep &&
           resolve(st, path).type == resolution::kind::redirect) {
         auto r = resolve_rewrite(st, path);
         if (r.type == resolution::kind::file) {
-          res = co_await serve_file(req, st, s, *r.file, r.status, note);
-          break;
+          step.file = r.file;
+          step.status = r.status;
         }
       }
-      res = co_await serve_path(req, note, s, label, path);
+      break;
+    case siteconfig::outcome::kind::redirect: {
+      step.answer.emplace(pr.status);
+      std::string location = pr.location;
+      siteconfig::append_query(location, req.query_string());
+      step.answer->headers.emplace_back("Location", std::move(location));
       break;
     }
-    case siteconfig::outcome::kind::redirect:
-      res = http::response(o.status);
-      res.headers.emplace_back("Location", std::move(o.location));
-      break;
     case siteconfig::outcome::kind::rewrite: {
-      auto target = rewrite_path(o.location);
+      auto target = rewrite_path(pr.location);
       auto r = target ? resolve_rewrite(st, *target) : resolution{};
       if (r.type == resolution::kind::file) {
-        res = co_await serve_file(req, st, s, *r.file, r.status, note);
+        step.file = r.file;
+        step.status = r.status;
       } else {
-        res = page(404, "404 Not Found");
+        step.answer = page(404, "404 Not Found");
       }
       break;
     }
   }
-  apply_rule_headers(rules, matched, res.headers);
-  co_return res;
+  return step;
 }
 
 asio::awaitable<dp::result<std::shared_ptr<const siteconfig::rule_set>>> proxy::impl::get_rules(

@@ -2,15 +2,28 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstddef>
+#include <cstdint>
 
 namespace dp::proxy {
 namespace {
 
+// ASCII only (header names are tokens), without the locale lookups of std::tolower.
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x != y) {
+      char lx = static_cast<char>(x | 0x20);
+      if (lx != static_cast<char>(y | 0x20) || lx < 'a' || lx > 'z') {
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -77,23 +90,69 @@ resolution resolve_rewrite(const site& s, const clean_path& p) {
   return r;
 }
 
-void apply_rule_headers(const siteconfig::rule_set& r, std::string_view path,
-                        std::vector<std::pair<std::string, std::string>>& headers) {
-  // Reused across requests on this thread: no allocation once warm.
-  thread_local std::vector<siteconfig::header_field> fields;
-  thread_local std::vector<std::string_view> removed;
-  removed.clear();
-  siteconfig::headers_for(r, path, fields, &removed);
-  auto drop = [&](std::string_view name) {
-    std::erase_if(headers, [&](const auto& h) { return iequals(h.first, name); });
-  };
-  for (auto name : removed) {
-    drop(name);
+header_edits header_edits_for(const siteconfig::rule_set& r, std::string_view path) {
+  std::vector<siteconfig::header_field> fields;
+  header_edits out;
+  siteconfig::headers_for(r, path, fields, &out.drop);
+  if (!fields.empty()) {
+    auto set = std::make_shared<header_edits::fields>();
+    set->reserve(fields.size());
+    for (auto& f : fields) {
+      set->emplace_back(std::string(f.name), std::move(f.value));
+      out.drop.push_back(f.name);
+    }
+    out.set = std::move(set);
   }
-  for (auto& f : fields) {
-    drop(f.name);
-    headers.emplace_back(std::string(f.name), std::move(f.value));
+  for (auto name : out.drop) {
+    out.name_sizes |= uint64_t{1} << (name.size() % 64);
   }
+  return out;
+}
+
+void apply_header_edits(const header_edits& e, http::response& res) {
+  if (!e.drop.empty()) {
+    std::erase_if(res.headers, [&](const auto& h) {
+      return ((e.name_sizes >> (h.first.size() % 64)) & 1) &&
+             std::any_of(e.drop.begin(), e.drop.end(),
+                         [&](std::string_view name) { return iequals(h.first, name); });
+    });
+  }
+  res.shared_headers = e.set;
+}
+
+size_t path_rules::memory() const {
+  size_t n =
+      sizeof(path_rules) + location.capacity() + headers.drop.capacity() * sizeof(std::string_view);
+  if (headers.set) {
+    n += sizeof(header_edits::fields) + 32;  // and the shared_ptr's control block
+    for (const auto& [name, value] : *headers.set) {
+      n += sizeof(std::pair<std::string, std::string>) + name.capacity() + value.capacity();
+    }
+  }
+  return n;
+}
+
+path_rules rules_for(const site& s, const clean_path& p, std::string_view matched) {
+  const siteconfig::rule_set& r = *s.rules;
+  path_rules out;
+  out.guard = siteconfig::protection_for(r, matched);
+  auto o = siteconfig::match(r, matched, "", file_exists(s, p));
+  out.type = o.type;
+  out.status = o.status;
+  out.location = std::move(o.location);
+  out.headers = header_edits_for(r, matched);
+  return out;
+}
+
+std::shared_ptr<const path_rules> remembered_rules_for(const site& s, const clean_path& p,
+                                                       const std::string& matched) {
+  if (auto known = s.rule_memo->get(matched)) {
+    return known;
+  }
+  auto made = std::make_shared<const path_rules>(rules_for(s, p, matched));
+  // The key twice (the map and the order list) and their nodes.
+  s.rule_memo->put(matched, made, made->memory() + 2 * matched.size() + 128);
+  return made;
 }
 
 }  // namespace dp::proxy

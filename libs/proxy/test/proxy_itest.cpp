@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <thread>
 
 #include "dp/aws/crypto.hpp"
@@ -710,6 +711,37 @@ TEST_P(proxy_test, site_rules_redirect_rewrite_and_add_headers) {
   }
   // A site without rules is untouched.
   EXPECT_EQ(get("/old").status, 404);
+}
+
+// Wrong Basic-Auth guesses cost a password hash each: after options.auth_failures (10) from one
+// address in a window, 429 with Retry-After and the JSON error, even for right credentials not
+// verified before; credentials verified before still pass, with no hash to pay.
+TEST_P(proxy_test, failed_basic_auth_guesses_are_limited_per_client) {
+  dp::siteconfig::sources src;
+  src.headers = "/members/*\n  Basic-Auth: admin:pw guest:pw2\n  X-Frame-Options: DENY\n";
+  auto compiled = dp::siteconfig::compile_sources(src, {});
+  ASSERT_TRUE(compiled.diagnostics.empty());
+  deploy("limited", dp::proto::serve_mode::static_files, site_files(), true, true,
+         dp::siteconfig::to_json(compiled.rules));
+  const std::string host = "limited.example.test";
+  const std::string admin = "Basic YWRtaW46cHc=";  // admin:pw
+  const std::string guest = "Basic Z3Vlc3Q6cHcy";  // guest:pw2
+  const std::string wrong = "Basic YWRtaW46bm8=";  // admin:no
+  EXPECT_EQ(get("/members/a", {{"Authorization", admin}}, host).status, 404);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(get("/members/a", {{"Authorization", wrong}}, host).status, 401) << i;
+  }
+  for (const auto& who : {wrong, guest}) {
+    auto r = get("/members/a", {{"Authorization", who}}, host);
+    EXPECT_EQ(r.status, 429);
+    int retry = std::atoi(r.header("retry-after").c_str());
+    EXPECT_GE(retry, 1);
+    EXPECT_LE(retry, 60);
+    EXPECT_NE(r.body.find("\"code\":\"too_many_requests\""), std::string::npos) << r.body;
+    EXPECT_EQ(r.header("cache-control"), "no-store");
+  }
+  EXPECT_EQ(get("/members/a", {{"Authorization", admin}}, host).status, 404);
+  EXPECT_EQ(get("/members/a", {}, host).status, 401);
 }
 
 // vercel.json's trailingSlash: false: "/docs/" redirects to "/docs", which serves

@@ -31,8 +31,29 @@ std::string render(const redirect_rule& rule, const std::string_view* caps, bool
   return out;
 }
 
-// The request's query joined to the Location's own (before its fragment).
-void add_query(std::string& location, std::string_view raw_query) {
+outcome apply(const redirect_rule& rule, const std::string_view* caps, std::string_view raw_query) {
+  outcome o;
+  o.rule = &rule;
+  o.status = rule.status;
+  if (rule.status == 200) {
+    o.type = outcome::kind::rewrite;
+    o.location = render(rule, caps, false);
+  } else {
+    o.type = outcome::kind::redirect;
+    o.location = render(rule, caps, true);
+    append_query(o.location, raw_query);
+  }
+  return o;
+}
+
+bool last_segment_has_dot(std::string_view path) noexcept {
+  size_t slash = path.rfind('/');
+  return path.find('.', slash == std::string_view::npos ? 0 : slash) != std::string_view::npos;
+}
+
+}  // namespace
+
+void append_query(std::string& location, std::string_view raw_query) {
   if (raw_query.empty()) {
     return;
   }
@@ -45,28 +66,6 @@ void add_query(std::string& location, std::string_view raw_query) {
   location.insert(end, q);
 }
 
-outcome apply(const redirect_rule& rule, const std::string_view* caps, std::string_view raw_query) {
-  outcome o;
-  o.rule = &rule;
-  o.status = rule.status;
-  if (rule.status == 200) {
-    o.type = outcome::kind::rewrite;
-    o.location = render(rule, caps, false);
-  } else {
-    o.type = outcome::kind::redirect;
-    o.location = render(rule, caps, true);
-    add_query(o.location, raw_query);
-  }
-  return o;
-}
-
-bool last_segment_has_dot(std::string_view path) noexcept {
-  size_t slash = path.rfind('/');
-  return path.find('.', slash == std::string_view::npos ? 0 : slash) != std::string_view::npos;
-}
-
-}  // namespace
-
 outcome match(const rule_set& r, std::string_view path, std::string_view raw_query,
               bool file_exists) {
   if (r.trailing_slash == trailing_slash_mode::add && !path.ends_with('/') &&
@@ -74,13 +73,13 @@ outcome match(const rule_set& r, std::string_view path, std::string_view raw_que
     outcome o{outcome::kind::redirect, 308, {}, nullptr};
     detail::append_encoded(o.location, path);
     o.location += '/';
-    add_query(o.location, raw_query);
+    append_query(o.location, raw_query);
     return o;
   }
   if (r.trailing_slash == trailing_slash_mode::remove && path.size() > 1 && path.ends_with('/')) {
     outcome o{outcome::kind::redirect, 308, {}, nullptr};
     detail::append_encoded(o.location, path.substr(0, path.size() - 1));
-    add_query(o.location, raw_query);
+    append_query(o.location, raw_query);
     return o;
   }
   std::array<std::string_view, capture_slots> caps{};

@@ -155,6 +155,24 @@ TEST(SiteconfigRedirects, PlaceholdersSplatsAndQueries) {
   EXPECT_EQ(go(c, "/dot/.env").location, "/hidden/env");
 }
 
+// The proxy remembers a redirect per path and adds each request's query afterwards: the same
+// Location as matching with the query.
+TEST(SiteconfigRedirects, AppendQueryIsWhatMatchAdds) {
+  auto c = compile_redirects(
+      "/a /b 301\n/q /b?k=v 301\n/f /b#top 301\n/qf /b?k=v#top 301\n/e /b? 301\n");
+  EXPECT_TRUE(c.diagnostics.empty()) << all(c);
+  for (const char* path : {"/a", "/q", "/f", "/qf", "/e"}) {
+    for (const char* query : {"", "x=1&y", "z=%2F"}) {
+      std::string location = go(c, path).location;
+      sc::append_query(location, query);
+      EXPECT_EQ(location, go(c, path, query).location) << path << "?" << query;
+    }
+  }
+  std::string location = "/b?k=v#top";
+  sc::append_query(location, "x=1");
+  EXPECT_EQ(location, "/b?k=v&x=1#top");
+}
+
 TEST(SiteconfigRedirects, UnsupportedPatternsAreWarnings) {
   auto c = compile_redirects("/a/*/* /x\n/a/%2F /x\n/a/%zz /x\n/a/../b /x\n/:a/:a /x\n/:a-:b /x\n");
   EXPECT_EQ(c.diagnostics.size(), 6u) << all(c);

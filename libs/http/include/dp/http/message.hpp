@@ -141,6 +141,9 @@ struct response {
   unsigned status = 200;
   // Content-Length, Transfer-Encoding, Connection and Date are written by the server.
   std::vector<std::pair<std::string, std::string>> headers;
+  // Fields a handler keeps ready-made (a cache's entry), written after `headers` as they are:
+  // no copy per response. set() does not look at them; header() does.
+  std::shared_ptr<const std::vector<std::pair<std::string, std::string>>> shared_headers;
   using body_type =
       std::variant<std::string, shared_body, file_body, stream_body, sse_body, websocket_body>;
   body_type body;

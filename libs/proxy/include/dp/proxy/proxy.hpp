@@ -53,6 +53,11 @@ struct options {
   // served from the previous one for this long: pages loaded before the switch keep working.
   std::chrono::seconds previous_assets_grace{3600};
   size_t max_path_bytes = 1024;
+  // Failed Basic-Auth guesses (the project's protection and a site's Basic-Auth rules) per client
+  // address (an IPv6 /64) before it is answered 429 for the rest of the window: each guess
+  // costs a password hash.
+  uint32_t auth_failures = 10;
+  std::chrono::seconds auth_window{60};
   bool access_log = true;
   // HTTPS: a TLS listener (none when unset), the platform key that opens the certificates in
   // the store (none: only the files below), and a certificate from files (PEM) for the names it

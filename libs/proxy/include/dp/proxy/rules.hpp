@@ -18,6 +18,10 @@
 
 namespace dp::proxy {
 
+template <class V>
+class lru_cache;
+struct path_rules;
+
 // A request path after decode, normalize, check: segments joined by '/', no leading slash ("" is
 // the root), and whether the request named a directory (a trailing slash).
 struct clean_path {
@@ -70,6 +74,9 @@ struct site {
   std::string last_modified;   // HTTP date of created_at
   std::unordered_map<std::string, site_file> files;
   std::shared_ptr<const siteconfig::rule_set> rules;  // null: the site has none
+  // What the rules make of each path, remembered (site_rules.hpp): bounded, thread-safe, and
+  // gone with the site, so a new deployment never sees another's. Set with `rules`.
+  std::shared_ptr<lru_cache<path_rules>> rule_memo;
 
   const site_file* find(std::string_view path) const;
 };

@@ -257,6 +257,10 @@ struct outcome {
 // appended to the destination's own query, if any. A rewrite is not matched again.
 outcome match(const rule_set& r, std::string_view path, std::string_view raw_query,
               bool file_exists);
+// The request's query joined to a redirect's Location (after the Location's own query, before
+// its fragment), as match() does: match(r, path, "", e) then append_query(location, raw_query)
+// is match(r, path, raw_query, e) (the proxy remembers outcomes per path, not per query).
+void append_query(std::string& location, std::string_view raw_query);
 
 struct header_field {
   std::string_view name;  // points into the rule set
