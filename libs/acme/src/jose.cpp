@@ -14,28 +14,23 @@
 #include <ctime>
 #include <stdexcept>
 
+#include "dp/core/c_ptr.hpp"
+
 namespace dp::acme {
 
 namespace {
 
-template <class T, void (*Free)(T*)>
-struct openssl_deleter {
-  void operator()(T* p) const noexcept { Free(p); }
-};
-template <class T, void (*Free)(T*)>
-using openssl_ptr = std::unique_ptr<T, openssl_deleter<T, Free>>;
-
-using bio_ptr = openssl_ptr<BIO, BIO_free_all>;
-using md_ctx_ptr = openssl_ptr<EVP_MD_CTX, EVP_MD_CTX_free>;
-using x509_ptr = openssl_ptr<X509, X509_free>;
-using req_ptr = openssl_ptr<X509_REQ, X509_REQ_free>;
-using name_ptr = openssl_ptr<X509_NAME, X509_NAME_free>;
-using sig_ptr = openssl_ptr<ECDSA_SIG, ECDSA_SIG_free>;
+using bio_ptr = c_ptr<BIO, BIO_free_all>;
+using md_ctx_ptr = c_ptr<EVP_MD_CTX, EVP_MD_CTX_free>;
+using x509_ptr = c_ptr<X509, X509_free>;
+using req_ptr = c_ptr<X509_REQ, X509_REQ_free>;
+using name_ptr = c_ptr<X509_NAME, X509_NAME_free>;
+using sig_ptr = c_ptr<ECDSA_SIG, ECDSA_SIG_free>;
 
 void free_general_names(GENERAL_NAMES* names) {
   GENERAL_NAMES_free(names);
 }
-using general_names_ptr = openssl_ptr<GENERAL_NAMES, free_general_names>;
+using general_names_ptr = c_ptr<GENERAL_NAMES, free_general_names>;
 
 // OpenSSL failing here (allocation, a key we made ourselves) is a broken process, not bad input.
 [[noreturn]] void openssl_failed(const char* what) {
@@ -58,7 +53,7 @@ std::string serialize_string(std::string_view s) {
 }  // namespace
 
 struct ec_key::impl {
-  openssl_ptr<EVP_PKEY, EVP_PKEY_free> key;
+  c_ptr<EVP_PKEY, EVP_PKEY_free> key;
 };
 
 std::string base64url(std::string_view bytes) {

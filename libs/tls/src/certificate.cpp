@@ -9,16 +9,14 @@
 #include <algorithm>
 #include <memory>
 
+#include "dp/core/c_ptr.hpp"
+
 namespace dp::tls {
 namespace {
 
-template <class T, void (*Free)(T*)>
-struct deleter {
-  void operator()(T* p) const { Free(p); }
-};
-using bio_ptr = std::unique_ptr<BIO, deleter<BIO, BIO_free_all>>;
-using x509_ptr = std::unique_ptr<X509, deleter<X509, X509_free>>;
-using pkey_ptr = std::unique_ptr<EVP_PKEY, deleter<EVP_PKEY, EVP_PKEY_free>>;
+using bio_ptr = c_ptr<BIO, BIO_free_all>;
+using x509_ptr = c_ptr<X509, X509_free>;
+using pkey_ptr = c_ptr<EVP_PKEY, EVP_PKEY_free>;
 
 bio_ptr memory_bio(std::string_view text) {
   return bio_ptr(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));

@@ -9,22 +9,19 @@
 
 #include <memory>
 
+#include "dp/core/c_ptr.hpp"
 #include "dp/http_client/client.hpp"
 
 namespace dp::tls {
 namespace {
 
-template <class T, void (*Free)(T*)>
-struct deleter {
-  void operator()(T* p) const { Free(p); }
-};
-using bio_ptr = std::unique_ptr<BIO, deleter<BIO, BIO_free_all>>;
-using x509_ptr = std::unique_ptr<X509, deleter<X509, X509_free>>;
-using cert_id_ptr = std::unique_ptr<OCSP_CERTID, deleter<OCSP_CERTID, OCSP_CERTID_free>>;
-using request_ptr = std::unique_ptr<OCSP_REQUEST, deleter<OCSP_REQUEST, OCSP_REQUEST_free>>;
-using response_ptr = std::unique_ptr<OCSP_RESPONSE, deleter<OCSP_RESPONSE, OCSP_RESPONSE_free>>;
-using basic_ptr = std::unique_ptr<OCSP_BASICRESP, deleter<OCSP_BASICRESP, OCSP_BASICRESP_free>>;
-using store_ptr = std::unique_ptr<X509_STORE, deleter<X509_STORE, X509_STORE_free>>;
+using bio_ptr = c_ptr<BIO, BIO_free_all>;
+using x509_ptr = c_ptr<X509, X509_free>;
+using cert_id_ptr = c_ptr<OCSP_CERTID, OCSP_CERTID_free>;
+using request_ptr = c_ptr<OCSP_REQUEST, OCSP_REQUEST_free>;
+using response_ptr = c_ptr<OCSP_RESPONSE, OCSP_RESPONSE_free>;
+using basic_ptr = c_ptr<OCSP_BASICRESP, OCSP_BASICRESP_free>;
+using store_ptr = c_ptr<X509_STORE, X509_STORE_free>;
 
 // A response's thisUpdate may run ahead of our clock by this much (clock skew).
 constexpr int64_t allowed_skew_ms = 5 * 60 * 1000;
