@@ -98,6 +98,9 @@ asio::awaitable<dp::result<proto::deployment>> start_git_deployment(state::recor
     }
     // A named job: g++ 12 mishandles a temporary argument of a co_await.
     auto job = job_for(p, d, source.no_cache, options.build_timeout_s);
+    if (options.before_queued) {
+      co_await options.before_queued(d);
+    }
     auto created = co_await records.create_deployment(d, job);
     if (!created) {
       // A taken immutable alias: another id.

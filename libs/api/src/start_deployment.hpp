@@ -26,6 +26,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,6 +61,10 @@ struct deployment_source {
 
 struct start_options {
   int64_t build_timeout_s = 900;
+  // Runs once the deployment's id is drawn and before its job is queued, so that what it records
+  // (a webhook's commit status target) is there when a worker takes the job; it cannot refuse
+  // the deployment. A deployment retried with another id (its alias was taken) runs it again.
+  std::function<boost::asio::awaitable<void>(const proto::deployment&)> before_queued;
 };
 
 // The project's production branch: its setting, else "main" (a project learns its repository's

@@ -136,14 +136,19 @@ asio::awaitable<response> service::impl::act_on_webhook(const proto::project& p,
         source.branch = e->pull_ref;
         source.fork = true;
       }
-      auto d = co_await start_git_deployment(records_, p, std::move(source),
-                                             start_options{opts_.build_timeout_s});
+      // The commit status target is written before the job is queued: a worker that took the
+      // job first would find none and report no "pending".
+      start_options so{
+          .build_timeout_s = opts_.build_timeout_s,
+          .before_queued = [this](const proto::deployment& d) -> asio::awaitable<void> {
+            if (auto r = co_await note_commit_status(d); !r) {
+              dp::log::warn("the deployment will report no commit status",
+                            {{"deployment", d.id}, {"error", r.error()}});
+            }
+          }};
+      auto d = co_await start_git_deployment(records_, p, std::move(source), std::move(so));
       if (!d) {
         co_return error(d.error());
-      }
-      if (auto r = co_await note_commit_status(*d); !r) {
-        dp::log::warn("the deployment will report no commit status",
-                      {{"deployment", d->id}, {"error", r.error()}});
       }
       out["deployment"] = deployment_json(*d);
       auto res = http::json_response(202, out);
@@ -173,7 +178,7 @@ asio::awaitable<response> service::impl::act_on_webhook(const proto::project& p,
 }
 
 asio::awaitable<dp::result<void>> service::impl::note_commit_status(const proto::deployment& d) {
-  if (!d.commit || !d.alias) {
+  if (!d.commit) {
     co_return dp::result<void>{};
   }
   auto f = co_await hooks_.forge(d.project);
@@ -181,7 +186,8 @@ asio::awaitable<dp::result<void>> service::impl::note_commit_status(const proto:
     co_return f ? dp::result<void>{} : dp::result<void>(f.error());
   }
   co_return co_await hooks_.set_commit_status_target(
-      d.id, *d.commit, site_url(opts_.site, *d.alias), commit_status_ttl);
+      d.id, *d.commit, site_url(opts_.site, d.alias.value_or(dp::immutable_alias(d.project, d.id))),
+      commit_status_ttl);
 }
 
 asio::awaitable<response> service::impl::rotate_webhook_secret(http::request& req) {

@@ -4,6 +4,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <fstream>
+#include <future>
 #include <sstream>
 
 #include "api_itest_support.hpp"
@@ -344,6 +345,45 @@ TEST_F(webhooks, deleting_the_project_forgets_its_secret_and_hooks) {
   ASSERT_EQ(r.status, 201);
   auto body = github_push("main", std::string(40, '2'));
   EXPECT_EQ(github("push", body).status, 403);  // the old secret is gone, not inherited
+}
+
+TEST_F(webhooks, the_commit_status_target_is_recorded_before_the_job_is_queued) {
+  // A worker that takes the job the moment it is queued must already find where to report its
+  // "pending" status: a worker blocked on the queue takes the job as LPUSH wakes it, and looks.
+  auto f = s_.request(
+      "PUT", "/v1/projects/shop/forge",
+      R"({"forge":"github","api_url":"http://127.0.0.1:9","repository":"acme/shop","token":"t"})",
+      auth());
+  ASSERT_EQ(f.status, 200) << f.body;
+  const auto& keys = s_.records().keys();
+  auto taken = std::async(std::launch::async, [&] {
+    return s_.on_io([&]() -> asio::awaitable<dp::result<std::pair<std::string, int64_t>>> {
+      dp::redis::client worker(co_await asio::this_coro::executor, s_.redis_options());
+      std::vector<std::string> take{"BLPOP", keys.queue(), "20"};
+      auto job = co_await worker.exec(std::move(take), std::chrono::seconds(30));
+      if (!job || job->elements().size() != 2) {
+        worker.close();
+        co_return job ? dp::make_error(dp::errc::internal, "no job queued") : job.error();
+      }
+      auto id =
+          std::string(json::parse(job->elements()[1].as_string()).at("deployment_id").as_string());
+      auto exists = co_await worker.exec("EXISTS", keys.commit_status(id));
+      worker.close();
+      if (!exists) {
+        co_return exists.error();
+      }
+      co_return std::pair(id, exists->as_integer());
+    });
+  });
+  // The worker is blocked on the queue before the webhook arrives.
+  ASSERT_TRUE(dp::test::eventually(
+      [&] { return dp::test::redis_blocked_in(s_.redis_options().url.port, "blpop"); }));
+  auto sha = std::string(40, 'c');
+  auto d = deployment(github("push", github_push("main", sha)));
+  auto got = taken.get();
+  ASSERT_TRUE(got) << got.error().describe();
+  EXPECT_EQ(got->first, d.at("id").as_string());
+  EXPECT_EQ(got->second, 1) << "the job was queued before its commit status target";
 }
 
 TEST_F(webhooks, forge_settings_never_return_the_token) {
