@@ -1,7 +1,8 @@
 // A custom domain end to end with the real binaries: added with deployctl through the api-server
 // (pending, not served by the s3-reverse-proxy), verified (the api fetches the token through the
 // proxy), then served, over plain HTTP and over HTTPS with a certificate put in the store; and a
-// domain of a branch, proven by a TXT record on a real DNS server, served the branch's deployment.
+// domain of a branch, proven by a TXT record on a real DNS server (on ::1), served the branch's
+// deployment.
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
@@ -150,7 +151,8 @@ class domains_e2e : public ::testing::Test {
   }
 
   dp::test::redis_server redis_;
-  dp::test::dns_server dns_;
+  // On IPv6 loopback: DNS_RESOLVER=[::1]:<port> (libs/dns's own tests ask 127.0.0.1 too).
+  dp::test::dns_server dns_{"::1"};
   dp::test::temp_dir files_{"dp-domains-files"};
   dp::test::temp_dir certs_{"dp-domains-certs"};
   std::optional<dp::test::child_process> proxy_;
