@@ -83,8 +83,9 @@ int main(int argc, char** argv) {
                 return std::nullopt;
               }});
   parser.add({.env = "DNS_RESOLVER",
-              .help = "IPv4 address:port of the DNS server the custom-domain TXT check asks "
-                      "(tests, a private resolver); empty: the system's (/etc/resolv.conf)",
+              .help = "the DNS server the custom-domain TXT check asks (tests, a private "
+                      "resolver): a.b.c.d[:port] or an IPv6 address, [::1]:port with a port; "
+                      "empty: the system's (/etc/resolv.conf)",
               .apply = [&cfg](std::string_view v) -> std::optional<std::string> {
                 if (v.empty()) {
                   cfg.dns_resolver.reset();

@@ -1,8 +1,9 @@
 // The dashboard in headless Chromium (Debian's chromium driven by playwright-core): the overview,
 // the project page (deploy, redeploy without cache, promote, rollback, filter, cancel), the
-// settings (an env var masked once saved, a domain listed, hooks, the webhook secret, the cache),
-// keyboard navigation, and no CSP violation anywhere. Screenshots of every page at desktop
-// (1280x800) and phone (390x844) widths go to <build dir>/e2e-screenshots/dashboard/.
+// settings (an env var masked once saved, a domain listed and the branch it serves changed, hooks,
+// the webhook secret, the cache), keyboard navigation, and no CSP violation anywhere. Screenshots
+// of every page at desktop (1280x800) and phone (390x844) widths go to
+// <build dir>/e2e-screenshots/dashboard/.
 // Usage: node tests/e2e/dashboard.e2e.mjs <build dir> <repo root>
 import assert from 'node:assert/strict';
 import {execFileSync} from 'node:child_process';
@@ -283,6 +284,38 @@ describe('dashboard in headless Chromium', {concurrency: false}, () => {
     const domain = page.locator('#domains tr[data-domain="www.dash.example"]');
     await waitAll(page, problems, [domain.locator('.badge', {hasText: 'pending'})]);
     assert.match(await domain.locator('.verification').textContent(), /\.well-known\/dp-verify\//);
+
+    // What the domain serves changes after it was added. A bad branch name shows the API's error
+    // and changes nothing; then a branch, and production again.
+    const domainPath = '/v1/projects/dash/domains/www.dash.example';
+    await domain.locator('button', {hasText: 'Change branch'}).click();
+    await page.fill('#domain-serve-branch', 'bad..name');
+    await page.click('#domain-serve-form button[type=submit]');
+    await waitAll(page, problems, [page.locator('#error', {hasText: 'field \'branch\''})]);
+    // That 400 is the answer asked for, not a problem of the page.
+    problems.splice(0, problems.length, ...problems.filter((p) => !p.startsWith('HTTP 400 ')));
+    assert.equal((await api(platform, 'GET', domainPath)).data.branch, null);
+    await page.fill('#domain-serve-branch', 'feature');
+    await page.click('#domain-serve-form button[type=submit]');
+    await waitAll(page, problems, [
+      page.locator('#domain-note', {hasText: 'www.dash.example now serves branch feature'}),
+      domain.locator('.serves', {hasText: 'serves branch feature'})
+    ]);
+    assert.equal(await page.textContent('#error'), '');
+    const onBranch = (await api(platform, 'GET', domainPath)).data;
+    assert.equal(onBranch.branch, 'feature');
+    assert.equal(onBranch.alias, 'dash--feature');
+    await domain.locator('button', {hasText: 'Change branch'}).click();
+    assert.equal(await page.inputValue('#domain-serve-branch'), 'feature');
+    await page.click('#domain-serve-production');
+    await waitAll(page, problems, [
+      page.locator('#domain-note', {hasText: 'www.dash.example now serves production'}),
+      domain.locator('.serves', {hasText: 'serves production'})
+    ]);
+    const onProduction = (await api(platform, 'GET', domainPath)).data;
+    assert.equal(onProduction.branch, null);
+    assert.equal(onProduction.alias, 'dash');
+    assert.equal(await page.locator('#domain-serve-form').count(), 0);
 
     // A deploy hook and a new webhook secret are each shown once.
     await page.fill('#hook-branch', 'main');

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""A DNS server for tests (stdlib only): answers TXT queries over UDP on 127.0.0.1 from a JSON
+"""A DNS server for tests (stdlib only): answers TXT queries over UDP on loopback from a JSON
 file {"<name>": ["<value>", ...]} read at each query. A listed name answers its values (an empty
 list: NOERROR without records), any other name NXDOMAIN, any other type no records. Answers are
 authoritative and say recursion is available, as a resolver's do, so glibc reads them as such.
 
-Usage: dns-txt.py <records.json>; logs {"msg":"dns listening","listen":"127.0.0.1:<port>"}.
+Usage: dns-txt.py <records.json> [127.0.0.1 | ::1]; logs {"msg":"dns listening",
+"listen":"127.0.0.1:<port>"} (or "[::1]:<port>").
 """
 import json
 import socket
@@ -57,10 +58,13 @@ def answer(packet, records):
 
 def main():
     path = sys.argv[1]
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(('127.0.0.1', 0))
-    print(json.dumps({'msg': 'dns listening', 'listen': '127.0.0.1:%d' % sock.getsockname()[1]}),
-          flush=True)
+    host = sys.argv[2] if len(sys.argv) > 2 else '127.0.0.1'
+    ipv6 = ':' in host
+    sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    listen = '[%s]:%d' % (host, port) if ipv6 else '%s:%d' % (host, port)
+    print(json.dumps({'msg': 'dns listening', 'listen': listen}), flush=True)
     while True:
         packet, peer = sock.recvfrom(4096)
         try:

@@ -239,6 +239,14 @@ TEST_F(acme_e2e, issued_by_pebble_served_over_https_and_renewed_without_a_failed
       << boost::json::serialize(issued) << "\n"
       << worker_->log_text();
   EXPECT_GT(issued["not_after"].to_number<int64_t>(), now_ms());
+  // What the user sees of it: Pebble's intermediate signed it, the renewal is 30 days before
+  // expiry, and Pebble runs no OCSP responder.
+  EXPECT_TRUE(issued["issuer"].as_string().starts_with("CN=Pebble Intermediate CA"))
+      << boost::json::serialize(issued);
+  EXPECT_EQ(issued["next_attempt"].to_number<int64_t>(),
+            issued["not_after"].to_number<int64_t>() - 30 * 86'400'000LL);
+  EXPECT_TRUE(issued["error"].is_null());
+  EXPECT_EQ(issued["ocsp"].at("status"), "not_available");
 
   // The proxy serves it: curl trusts only Pebble's root, so the chain is the one Pebble signed.
   https_result first;
@@ -323,6 +331,8 @@ TEST_F(acme_e2e, a_challenge_nobody_answers_shows_the_reason_and_the_next_attemp
   EXPECT_NE(error.find("urn:ietf:params:acme:error:connection"), std::string::npos) << error;
   // The first backoff is five minutes.
   EXPECT_GT(failed["next_attempt"].to_number<int64_t>(), now_ms() + 240'000);
+  EXPECT_TRUE(failed["issuer"].is_null());
+  EXPECT_TRUE(failed["ocsp"].is_null());
   // No certificate: the handshake for the name fails, plain HTTP still serves the site.
   EXPECT_FALSE(https_get(tls_port_, root_file_).ok);
   auto plain = dp::test::run({"curl", "-sS", "--max-time", "10", "--resolve",
@@ -366,8 +376,9 @@ TEST_F(acme_e2e, a_verified_domain_is_issued_at_once_and_its_removal_drops_the_c
 }
 
 // Pebble runs no OCSP responder: the certificate comes from the harness's CA (openssl ca) whose
-// leaves name its `openssl ocsp` responder, stored as the issuer stores one (no domain is
-// verified, so Pebble issues nothing meanwhile).
+// leaves name its `openssl ocsp` responder, stored as the issuer stores one (the domain is added
+// but not verified, so Pebble issues nothing meanwhile). The api shows the staple, then, once the
+// responder is gone, the failed refresh while the staple stays.
 TEST_F(acme_e2e, a_certificate_of_a_ca_with_ocsp_is_stapled_with_the_workers_response) {
   start(false);
   auto ocsp_port = dp::test::free_port();
@@ -375,6 +386,11 @@ TEST_F(acme_e2e, a_certificate_of_a_ca_with_ocsp_is_stapled_with_the_workers_res
                             "http://127.0.0.1:" + std::to_string(ocsp_port));
   auto leaf = ocsp_ca.issue("leaf", {fqdn});
   auto responder = ocsp_ca.serve(ocsp_port);
+  auto project =
+      api("POST", "/v1/projects", R"({"name":"shop","git_url":"https://example.com/s.git"})");
+  ASSERT_EQ(project.status, 201) << project.body;
+  auto added = api("POST", "/v1/projects/shop/domains", R"({"domain":")" + fqdn + R"("})");
+  ASSERT_EQ(added.status, 201) << added.body;
   run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
     dp::redis::client redis(ioc.get_executor(), dp::test::redis_options(redis_));
     dp::tls::cert_store store(redis, dp::proto::keys{},
@@ -402,6 +418,34 @@ TEST_F(acme_e2e, a_certificate_of_a_ca_with_ocsp_is_stapled_with_the_workers_res
   // The worker recorded when it asks again: half-way through the hour the responder gives.
   auto refresh_at = redis_exec({"HGET", dp::proto::keys{}.certificate(fqdn), "ocsp_refresh_at_ms"});
   EXPECT_GT(std::stoll(refresh_at.as_string()), now_ms() + 25 * 60'000);
+  // The api shows the staple: the responder, the response's nextUpdate (the hour `openssl ocsp
+  // -nmin 60` gives) and the next refresh; the certificate is the test CA's.
+  auto shown = certificate();
+  EXPECT_EQ(shown["status"], "issued");
+  EXPECT_EQ(shown["issuer"], "CN=OCSP CA");
+  auto ocsp = shown["ocsp"].as_object();
+  EXPECT_EQ(ocsp["status"], "stapled") << boost::json::serialize(shown);
+  EXPECT_EQ(ocsp["responder"].as_string(), "http://127.0.0.1:" + std::to_string(ocsp_port));
+  EXPECT_GT(ocsp["next_update"].to_number<int64_t>(), now_ms() + 50 * 60'000);
+  EXPECT_EQ(ocsp["next_refresh"].to_number<int64_t>(), std::stoll(refresh_at.as_string()));
+  EXPECT_TRUE(ocsp["error"].is_null());
+
+  // The responder goes away and the refresh is due now: the failure and its retry are shown,
+  // and the last good response stays stapled.
+  responder.reset();
+  redis_exec({"HSET", dp::proto::keys{}.certificate(fqdn), "ocsp_refresh_at_ms", "0"});
+  ASSERT_TRUE(dp::test::eventually(
+      [&] {
+        ocsp = certificate()["ocsp"].as_object();
+        return !ocsp["error"].is_null();
+      },
+      60s))
+      << boost::json::serialize(ocsp) << "\n"
+      << worker_->log_text();
+  EXPECT_EQ(ocsp["status"], "stapled");
+  EXPECT_EQ(ocsp["failures"], 1);
+  EXPECT_GT(ocsp["next_refresh"].to_number<int64_t>(), now_ms() + 240'000);
+  EXPECT_FALSE(ocsp["error"].as_string().empty());
 }
 
 }  // namespace

@@ -95,6 +95,11 @@ TEST(cli, bad_settings_exit_2_with_one_line) {
   EXPECT_NE(bundle.err.find("ACME_CA_BUNDLE='/nonexistent/ca.pem'"), std::string::npos)
       << bundle.err;
   EXPECT_EQ(std::count(bundle.err.begin(), bundle.err.end(), '\n'), 1) << bundle.err;
+  auto dns = run("DNS_RESOLVER='[::1]:99999'", API_SERVER_BIN);
+  EXPECT_EQ(dns.exit_code, 2);
+  EXPECT_NE(dns.err.find("DNS_RESOLVER='[::1]:99999'"), std::string::npos) << dns.err;
+  EXPECT_NE(dns.err.find("[::1]:port"), std::string::npos) << dns.err;
+  EXPECT_EQ(std::count(dns.err.begin(), dns.err.end(), '\n'), 1) << dns.err;
   auto flag = run("", std::string(API_SERVER_BIN) + " --api-listen nowhere:xx");
   EXPECT_EQ(flag.exit_code, 2);
   EXPECT_NE(flag.err.find("--api-listen='nowhere:xx'"), std::string::npos) << flag.err;

@@ -1,7 +1,8 @@
 // A custom domain end to end with the real binaries: added with deployctl through the api-server
 // (pending, not served by the s3-reverse-proxy), verified (the api fetches the token through the
 // proxy), then served, over plain HTTP and over HTTPS with a certificate put in the store; and a
-// domain of a branch, proven by a TXT record on a real DNS server, served the branch's deployment.
+// domain of a branch, proven by a TXT record on a real DNS server (on ::1), served the branch's
+// deployment.
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
@@ -150,7 +151,8 @@ class domains_e2e : public ::testing::Test {
   }
 
   dp::test::redis_server redis_;
-  dp::test::dns_server dns_;
+  // On IPv6 loopback: DNS_RESOLVER=[::1]:<port> (libs/dns's own tests ask 127.0.0.1 too).
+  dp::test::dns_server dns_{"::1"};
   dp::test::temp_dir files_{"dp-domains-files"};
   dp::test::temp_dir certs_{"dp-domains-certs"};
   std::optional<dp::test::child_process> proxy_;
@@ -204,6 +206,14 @@ TEST_F(domains_e2e, added_then_verified_then_served_over_http_and_https) {
       << proxy_->log_text();
   // And plain HTTP redirects to it.
   EXPECT_EQ(get(proxy_port_, "shop.example.com", "/").first, 308);
+  // deployctl shows it: issued (the self-signed certificate is its own issuer), and nothing to
+  // staple (it names no OCSP responder).
+  listed = deployctl("domains ls shop");
+  EXPECT_NE(listed.find("CERTIFICATE  OCSP\n"), std::string::npos) << listed;
+  EXPECT_NE(listed.find(" issued       not_available\n"), std::string::npos) << listed;
+  EXPECT_NE(listed.find("  certificate: valid until "), std::string::npos) << listed;
+  EXPECT_NE(listed.find(", issuer CN=shop.example.com\n"), std::string::npos) << listed;
+  EXPECT_NE(listed.find("  ocsp: the CA runs no OCSP responder"), std::string::npos) << listed;
 }
 
 TEST_F(domains_e2e, a_branch_domain_proven_by_txt_serves_the_branch_until_pointed_at_production) {

@@ -243,15 +243,87 @@ export function render(container, {name, api}) {
 
   // ---- domains ----
   const domainList = el('div', {id: 'domain-list'});
+  // Outside the polled list: a redraw must not take what is being typed.
+  const domainEditor = el('div', {id: 'domain-editor'});
+  const domainNote = note('domain-note');
+
+  // The form that changes what a domain serves: a branch's latest deployment, or production.
+  // It stays open, with the API's error on the page, until a change succeeds.
+  function editBranch(d) {
+    const path = base + '/domains/' + encodeURIComponent(d.domain);
+    const input = el('input', {
+      id: 'domain-serve-branch',
+      autocomplete: 'off',
+      placeholder: 'a branch name',
+      value: d.branch || ''
+    });
+    const serve = (trigger, branch) => act(trigger, async () => {
+      const changed = await api('PATCH', path, {branch});
+      domainEditor.replaceChildren();
+      domainNote.textContent = changed.branch ?
+          `${changed.domain} now serves branch ${changed.branch}.` :
+          `${changed.domain} now serves production.`;
+      await drawDomains();
+    });
+    const form =
+        el('form', {id: 'domain-serve-form', dataset: {domain: d.domain}},
+           el('h3', {text: 'What ' + d.domain + ' serves'}),
+           el('div', {className: 'row'}, field('Branch', input),
+              el('button', {type: 'submit', text: 'Serve this branch'}),
+              button(
+                  'Serve production', (e) => serve(e.target, null),
+                  {id: 'domain-serve-production', className: 'quiet'}),
+              button('Cancel', () => domainEditor.replaceChildren(), {className: 'quiet'})));
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      const branch = input.value.trim();
+      serve(form.querySelector('button[type=submit]'), branch ? branch : null);
+    });
+    domainNote.textContent = '';
+    domainEditor.replaceChildren(form);
+    input.focus();
+  }
+
+  // The certificate's cell: its status, then what a sentence tells (expiry and issuer, the last
+  // failure and the next try, OCSP stapling).
+  function certificateCell(cert) {
+    const kind = {issued: 'ok', expired: 'bad', failed: 'bad', issuing: 'busy'}[cert.status] ||
+        'off';
+    const nextTry = (ms) => (ms ? '; next try ' + formatTime(ms) : '');
+    const ocsp = cert.ocsp;
+    const ocspText = !ocsp              ? '' :
+        ocsp.status === 'stapled'       ? 'OCSP stapled until ' + formatTime(ocsp.next_update) :
+        ocsp.status === 'not_available' ? 'No OCSP: the CA runs no responder' :
+        ocsp.status === 'pending'       ? 'OCSP: first response pending' :
+                                          'OCSP not stapled';
+    return [
+      badge(cert.status, kind),
+      cert.not_after ? el('small', {
+        className: 'cert-detail',
+        text: 'until ' + formatTime(cert.not_after) + (cert.issuer ? ', ' + cert.issuer : '')
+      }) :
+                       null,
+      cert.error ? el('span', {
+        className: 'check-error cert-error',
+        text: (cert.status === 'issued' ? 'Renewal failed: ' : 'Last attempt failed: ') +
+            cert.error + nextTry(cert.next_attempt)
+      }) :
+                   null,
+      ocsp ? el('small', {className: 'cert-detail ocsp', text: ocspText}) : null,
+      ocsp && ocsp.error ? el('span', {
+        className: 'check-error ocsp-error',
+        text: `OCSP fetch failed (${ocsp.failures} in a row): ${ocsp.error}` +
+            nextTry(ocsp.next_refresh)
+      }) :
+                           null
+    ];
+  }
+
   async function drawDomains() {
     const {domains} = await api('GET', base + '/domains');
     const dbase = base + '/domains/';
     const rows = domains.map((d) => {
       const cert = d.certificate || {status: 'none'};
-      const certText = cert.status +
-          (cert.status === 'issued' && cert.not_after ? ', until ' + formatTime(cert.not_after) :
-                                                        '') +
-          (cert.error ? ': ' + cert.error : '');
       const run = (label, method, path, body, props = {}) =>
           button(label, (e) => act(e.target, async () => {
                           await api(method, path, body);
@@ -283,13 +355,7 @@ export function render(container, {name, api}) {
                       text: ' Last check: ' + d.verification.error
                     }) :
                                            '')),
-          el('td', {dataset: {label: 'Certificate'}},
-             badge(
-                 certText,
-                 cert.status === 'issued'      ? 'ok' :
-                     cert.status === 'failed'  ? 'bad' :
-                     cert.status === 'pending' ? 'busy' :
-                                                 'off')),
+          el('td', {dataset: {label: 'Certificate'}}, certificateCell(cert)),
           el('td', {className: 'actions', dataset: {label: 'Actions'}},
              d.state !== 'verified' ?
                  run('Verify', 'POST', dbase + encodeURIComponent(d.domain) + '/verify') :
@@ -297,6 +363,11 @@ export function render(container, {name, api}) {
              !d.primary ? run('Make primary', 'PATCH', dbase + encodeURIComponent(d.domain),
                               {primary: true}, {className: 'quiet'}) :
                           null,
+             button('Change branch', () => editBranch(d), {
+               className: 'quiet',
+               dataset: {key: 'Change branch:' + d.domain},
+               attrs: {'aria-label': `Change the branch ${d.domain} serves`}
+             }),
              run('Remove', 'DELETE', dbase + encodeURIComponent(d.domain), undefined,
                  {className: 'danger'})));
     });
@@ -336,7 +407,8 @@ export function render(container, {name, api}) {
         await drawDomains();
       });
     });
-    sections.domains.replaceChildren(heading('domains', 'Domains'), domainList, form);
+    sections.domains.replaceChildren(
+        heading('domains', 'Domains'), domainList, domainNote, domainEditor, form);
   }
 
   // ---- deploy hooks ----

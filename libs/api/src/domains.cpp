@@ -4,6 +4,8 @@
 
 #include <boost/json.hpp>
 
+#include <chrono>
+
 #include "dp/buildplan/git.hpp"
 #include "dp/core/hex.hpp"
 #include "dp/core/log.hpp"
@@ -59,7 +61,56 @@ dp::result<std::string> new_token() {
   return out;
 }
 
-json::object domain_json(const state::domain& d, const std::vector<state::domain>& siblings) {
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// OCSP stapling of a stored certificate: "not_available" when its leaf names no responder (Let's
+// Encrypt's since 2025, Pebble's), "stapled" while the stored response is before its nextUpdate
+// (the proxies staple it until then), else "failed" after a failed fetch or "pending" until the
+// worker's first one.
+json::object ocsp_json(const tls::certificate_info& c, int64_t now) {
+  std::string status = c.ocsp_url.empty()            ? "not_available"
+                       : c.ocsp_next_update_ms > now ? "stapled"
+                       : !c.ocsp_error.empty()       ? "failed"
+                                                     : "pending";
+  json::object o{{"status", status}, {"responder", null_if_empty(c.ocsp_url)}};
+  o["this_update"] = null_if_zero(c.ocsp_this_update_ms);
+  o["next_update"] = null_if_zero(c.ocsp_next_update_ms);
+  o["error"] = null_if_empty(c.ocsp_error);
+  o["failures"] = c.ocsp_failures;
+  // When the worker fetches the next response (a refresh or, after a failure, the retry); null
+  // for its next pass.
+  o["next_refresh"] = null_if_zero(c.ocsp_url.empty() ? 0 : c.ocsp_refresh_at_ms);
+  return o;
+}
+
+// What serves the domain's HTTPS, from the certificate store, and what the issuer last did, from
+// the domain: "issued" (or "expired") while the store holds a certificate for the name, whatever
+// the issuer does meanwhile; without one "issuing" (an order is under way), "failed" (the last
+// order failed: error and next_attempt say why and when it is tried again) or "none".
+json::object certificate_json(const state::certificate_status& issuer,
+                              const std::optional<tls::certificate_info>& stored, int64_t now) {
+  std::string status = stored ? (stored->not_after_ms > now ? "issued" : "expired")
+                       : issuer.status == "pending" ? "issuing"
+                       : issuer.status == "failed"  ? "failed"
+                                                    : "none";
+  json::object o{{"status", status}};
+  o["issuer"] = stored ? null_if_empty(stored->issuer) : json::value(nullptr);
+  o["not_after"] = null_if_zero(stored ? stored->not_after_ms : 0);
+  o["stored_at"] = null_if_zero(stored ? stored->updated_at_ms : 0);
+  // The last failure, of a first order or of a renewal (the old certificate still serves then).
+  o["error"] = null_if_empty(issuer.error);
+  // The renewal's time once issued, the retry's after a failure.
+  o["next_attempt"] = null_if_zero(issuer.next_attempt_ms);
+  o["ocsp"] = stored ? json::value(ocsp_json(*stored, now)) : json::value(nullptr);
+  return o;
+}
+
+json::object domain_json(const state::domain& d, const std::vector<state::domain>& siblings,
+                         const std::optional<tls::certificate_info>& stored, int64_t now) {
   json::object o{{"domain", d.fqdn},
                  {"project", d.project},
                  {"branch", null_if_empty(d.branch)},
@@ -78,13 +129,33 @@ json::object domain_json(const state::domain& d, const std::vector<state::domain
   o["verified_at"] = null_if_zero(d.verified_at_ms);
   auto redirect = state::redirect_for(d, siblings);
   o["redirects_to"] = redirect ? json::value(*redirect) : json::value(nullptr);
-  const auto& c = d.certificate;
-  json::object cert{{"status", c.status.empty() ? std::string("none") : c.status}};
-  cert["error"] = c.error.empty() ? json::value(nullptr) : json::value(c.error);
-  cert["not_after"] = c.not_after_ms ? json::value(c.not_after_ms) : json::value(nullptr);
-  cert["next_attempt"] = c.next_attempt_ms ? json::value(c.next_attempt_ms) : json::value(nullptr);
-  o["certificate"] = std::move(cert);
+  o["certificate"] = certificate_json(d.certificate, stored, now);
   return o;
+}
+
+// The JSON of a project's domains (`all` of them, or only the one named `only`), each with what
+// the certificate store holds for its name, read in one pipeline.
+asio::awaitable<dp::result<json::array>> domains_json(redis::client& redis, const proto::keys& keys,
+                                                      const std::vector<state::domain>& all,
+                                                      std::string_view only = {}) {
+  std::vector<const state::domain*> shown;
+  std::vector<std::string> names;
+  for (const auto& d : all) {
+    if (only.empty() || d.fqdn == only) {
+      shown.push_back(&d);
+      names.push_back(d.fqdn);
+    }
+  }
+  auto stored = co_await tls::certificate_infos(redis, keys, names);
+  if (!stored) {
+    co_return stored.error();
+  }
+  json::array out;
+  auto now = now_ms();
+  for (size_t i = 0; i < shown.size(); ++i) {
+    out.push_back(domain_json(*shown[i], all, (*stored)[i], now));
+  }
+  co_return out;
 }
 
 }  // namespace
@@ -112,12 +183,14 @@ asio::awaitable<response> service::impl::domain_response(unsigned status, const 
   if (!all) {
     co_return error(all.error());
   }
-  for (const auto& d : *all) {
-    if (d.fqdn == fqdn) {
-      co_return http::json_response(status, domain_json(d, *all));
-    }
+  auto shown = co_await domains_json(redis_, opts_.keys, *all, fqdn);
+  if (!shown) {
+    co_return error(shown.error());
   }
-  co_return error(errc::not_found, "no domain " + fqdn + " in project " + project);
+  if (shown->empty()) {
+    co_return error(errc::not_found, "no domain " + fqdn + " in project " + project);
+  }
+  co_return http::json_response(status, std::move(shown->front()));
 }
 
 asio::awaitable<response> service::impl::add_domain(http::request& req) {
@@ -193,11 +266,11 @@ asio::awaitable<response> service::impl::list_domains(http::request& req) {
   if (!all) {
     co_return error(all.error());
   }
-  json::array out;
-  for (const auto& d : *all) {
-    out.push_back(domain_json(d, *all));
+  auto out = co_await domains_json(redis_, opts_.keys, *all);
+  if (!out) {
+    co_return error(out.error());
   }
-  co_return http::json_response(200, json::object{{"domains", std::move(out)}});
+  co_return http::json_response(200, json::object{{"domains", std::move(*out)}});
 }
 
 asio::awaitable<response> service::impl::get_domain(http::request& req) {

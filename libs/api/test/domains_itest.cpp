@@ -1,9 +1,14 @@
 // Custom domains through the REST API: input checks, one owner per domain, options, a branch's
 // domain, ownership proven by a TXT record (a real DNS server on loopback), and a domain that
-// cannot prove ownership staying unrouted with the reason recorded. (Added -> verified -> served
-// through the real proxy: tests/integration/domains_itest.cpp.)
+// cannot prove ownership staying unrouted with the reason recorded, and what the certificate store
+// and the issuer report of a domain's certificate and its OCSP stapling. (Added -> verified ->
+// served through the real proxy: tests/integration/domains_itest.cpp.)
 #include "api_itest_support.hpp"
 #include "dp/core/preview_alias.hpp"
+#include "dp/state/domains.hpp"
+#include "dp/test/ocsp.hpp"
+#include "dp/tls/cert_store.hpp"
+#include "dp/tls/ocsp.hpp"
 
 namespace {
 
@@ -75,6 +80,130 @@ TEST_F(api_domains, add_list_get_patch_delete) {
   EXPECT_EQ(s_.request("DELETE", "/v1/projects/shop/domains/shop.example.com").status, 204);
   EXPECT_EQ(s_.request("GET", "/v1/projects/shop/domains/shop.example.com").status, 404);
   EXPECT_EQ(s_.request("DELETE", "/v1/projects/shop/domains/shop.example.com").status, 404);
+}
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The issuer's outcomes as the worker records them, and certificates and OCSP responses put in
+// the store as the worker puts them; the API shows each, and never the key.
+TEST_F(api_domains, shows_the_certificate_and_its_ocsp_stapling) {
+  make_project("shop");
+  for (const char* fqdn : {"shop.example.com", "plain.example.com"}) {
+    ASSERT_EQ(s_.request("POST", "/v1/projects/shop/domains",
+                         std::string(R"({"domain":")") + fqdn + R"("})")
+                  .status,
+              201);
+  }
+  auto certificate_of = [&](const std::string& fqdn) {
+    auto r = s_.request("GET", "/v1/projects/shop/domains/" + fqdn);
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.body.find("PRIVATE KEY"), std::string::npos) << r.body;
+    return body_of(r).at("certificate").as_object();
+  };
+  auto c = certificate_of("shop.example.com");
+  EXPECT_EQ(c.at("status"), "none");
+  EXPECT_TRUE(c.at("issuer").is_null());
+  EXPECT_TRUE(c.at("not_after").is_null());
+  EXPECT_TRUE(c.at("ocsp").is_null());
+
+  dp::state::domains domains(s_.redis(), dp::proto::keys{});
+  dp::tls::cert_store store(s_.redis(), dp::proto::keys{},
+                            *dp::tls::platform_key::from_hex(std::string(64, 'e')));
+  auto set = [&](const std::string& fqdn, dp::state::certificate_status status) {
+    auto r = s_.on_io([&]() { return domains.set_certificate(fqdn, status); });
+    ASSERT_TRUE(r) << r.error().message;
+  };
+  // An order under way, then a failed one.
+  set("shop.example.com", {"pending", "", 0, 0});
+  EXPECT_EQ(certificate_of("shop.example.com").at("status"), "issuing");
+  int64_t retry_at = now_ms() + 300'000;
+  set("shop.example.com",
+      {"failed", "urn:ietf:params:acme:error:connection: refused", 0, retry_at});
+  c = certificate_of("shop.example.com");
+  EXPECT_EQ(c.at("status"), "failed");
+  EXPECT_EQ(c.at("error"), "urn:ietf:params:acme:error:connection: refused");
+  EXPECT_EQ(c.at("next_attempt"), retry_at);
+  EXPECT_TRUE(c.at("ocsp").is_null());
+
+  // Issued by a CA that runs OCSP: the store holds it, nothing stapled yet.
+  dp::test::temp_dir dir("dp-api-ocsp");
+  dp::test::test_ca ca(dir.path(), "Shop Test CA", "http://127.0.0.1:9/ocsp");
+  auto leaf = ca.issue("shop", {"shop.example.com"});
+  auto plain = ca.issue("plain", {"plain.example.com"}, false);
+  auto put = [&](const std::string& fqdn, const dp::test::pem_pair& pair) {
+    auto r = s_.on_io([&]() { return store.put(fqdn, pair.chain_pem, pair.key_pem); });
+    ASSERT_TRUE(r) << r.error().message;
+  };
+  put("shop.example.com", leaf);
+  int64_t renew_at = now_ms() + 86'400'000;
+  set("shop.example.com", {"issued", "", now_ms() + 20 * 86'400'000LL, renew_at});
+  c = certificate_of("shop.example.com");
+  EXPECT_EQ(c.at("status"), "issued");
+  EXPECT_EQ(c.at("issuer"), "CN=Shop Test CA");
+  EXPECT_GT(c.at("not_after").as_int64(), now_ms() + 19 * 86'400'000LL);
+  EXPECT_GT(c.at("stored_at").as_int64(), now_ms() - 60'000);
+  EXPECT_TRUE(c.at("error").is_null());
+  EXPECT_EQ(c.at("next_attempt"), renew_at);
+  auto ocsp = c.at("ocsp").as_object();
+  EXPECT_EQ(ocsp.at("status"), "pending");
+  EXPECT_EQ(ocsp.at("responder"), "http://127.0.0.1:9/ocsp");
+  EXPECT_TRUE(ocsp.at("next_update").is_null());
+  EXPECT_TRUE(ocsp.at("next_refresh").is_null());
+
+  // The responder could not be reached: the reason and the retry.
+  int64_t ocsp_retry = now_ms() + 300'000;
+  auto failed = s_.on_io([&]() {
+    return store.ocsp_failed("shop.example.com", leaf.chain_pem, "connection refused", ocsp_retry);
+  });
+  ASSERT_TRUE(failed) << failed.error().message;
+  ocsp = certificate_of("shop.example.com").at("ocsp").as_object();
+  EXPECT_EQ(ocsp.at("status"), "failed");
+  EXPECT_EQ(ocsp.at("error"), "connection refused");
+  EXPECT_EQ(ocsp.at("failures"), 1);
+  EXPECT_EQ(ocsp.at("next_refresh"), ocsp_retry);
+
+  // A response the CA's responder signed: stapled until its nextUpdate.
+  auto request = dp::tls::ocsp_request(leaf.chain_pem);
+  ASSERT_TRUE(request) << request.error().message;
+  auto der = ca.respond(*request, 60);
+  auto validity = dp::tls::check_ocsp_response(leaf.chain_pem, der, now_ms());
+  ASSERT_TRUE(validity) << validity.error().message;
+  int64_t refresh_at = now_ms() + 1'800'000;
+  auto stapled = s_.on_io([&]() {
+    return store.put_ocsp("shop.example.com", leaf.chain_pem, der, *validity, refresh_at);
+  });
+  ASSERT_TRUE(stapled && *stapled);
+  ocsp = certificate_of("shop.example.com").at("ocsp").as_object();
+  EXPECT_EQ(ocsp.at("status"), "stapled");
+  EXPECT_EQ(ocsp.at("this_update"), validity->this_update_ms);
+  EXPECT_EQ(ocsp.at("next_update"), validity->next_update_ms);
+  EXPECT_TRUE(ocsp.at("error").is_null());
+  EXPECT_EQ(ocsp.at("failures"), 0);
+  EXPECT_EQ(ocsp.at("next_refresh"), refresh_at);
+
+  // A renewal that failed keeps the certificate served: issued, with the renewal's error.
+  set("shop.example.com", {"failed", "urn:ietf:params:acme:error:rateLimited: slow down",
+                           now_ms() + 20 * 86'400'000LL, retry_at});
+  c = certificate_of("shop.example.com");
+  EXPECT_EQ(c.at("status"), "issued");
+  EXPECT_EQ(c.at("error"), "urn:ietf:params:acme:error:rateLimited: slow down");
+  EXPECT_EQ(c.at("next_attempt"), retry_at);
+  EXPECT_EQ(c.at("ocsp").at("status"), "stapled");
+
+  // A CA without a responder (Let's Encrypt since 2025, Pebble): nothing to staple. The list
+  // shows the same objects.
+  put("plain.example.com", plain);
+  auto listed = body_of(s_.request("GET", "/v1/projects/shop/domains")).at("domains").as_array();
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].at("domain"), "plain.example.com");
+  EXPECT_EQ(listed[0].at("certificate").at("status"), "issued");
+  EXPECT_EQ(listed[0].at("certificate").at("ocsp").at("status"), "not_available");
+  EXPECT_TRUE(listed[0].at("certificate").at("ocsp").at("responder").is_null());
+  EXPECT_EQ(listed[1].at("certificate").at("ocsp").at("status"), "stapled");
 }
 
 TEST_F(api_domains, a_domain_of_another_project_is_409) {

@@ -2,6 +2,8 @@
 
 #include "archive.hpp"
 
+#include <boost/json.hpp>
+
 #include <fmt/format.h>
 
 #include <array>
@@ -177,6 +179,114 @@ std::string render_hooks(const std::vector<hook_view>& hooks) {
   std::string out = fmt::format("{:<22} {:<20} {}\n", "ID", "CREATED", "BRANCH");
   for (const auto& h : hooks) {
     out += fmt::format("{:<22} {:<20} {}\n", h.id, utc_time(h.created_at), h.branch);
+  }
+  return out;
+}
+
+namespace {
+
+std::string text_of(const boost::json::object& o, std::string_view k) {
+  const auto* v = o.if_contains(k);
+  return v && v->is_string() ? std::string(v->get_string()) : std::string();
+}
+
+int64_t time_of(const boost::json::object& o, std::string_view k) {
+  const auto* v = o.if_contains(k);
+  return v && v->is_int64() ? v->get_int64() : 0;
+}
+
+std::string at_time(int64_t unix_ms) {
+  return utc_time(unix_ms) + " UTC";
+}
+
+// "; next try <time>" when there is one.
+std::string next_try(const boost::json::object& o, std::string_view k) {
+  auto t = time_of(o, k);
+  return t ? "; next try " + at_time(t) : std::string();
+}
+
+// The certificate's sentence, or empty when there is nothing to tell ("none").
+std::string certificate_detail(const boost::json::object& c) {
+  auto status = text_of(c, "status");
+  auto error = text_of(c, "error");
+  if (status == "issued" || status == "expired") {
+    std::string out = fmt::format("{} {}", status == "issued" ? "valid until" : "expired",
+                                  at_time(time_of(c, "not_after")));
+    if (auto issuer = text_of(c, "issuer"); !issuer.empty()) {
+      out += ", issuer " + issuer;
+    }
+    if (!error.empty()) {
+      return out + "; renewal failed: " + error + next_try(c, "next_attempt");
+    }
+    if (auto renew = time_of(c, "next_attempt")) {
+      out += ", renewed from " + at_time(renew);
+    }
+    return out;
+  }
+  if (status == "failed") {
+    return "not issued: " + error + next_try(c, "next_attempt");
+  }
+  if (status == "issuing") {
+    return "being issued by the CA" + (error.empty() ? "" : "; the last attempt failed: " + error);
+  }
+  return {};
+}
+
+// The OCSP sentence, or empty when the column says it all.
+std::string ocsp_detail(const boost::json::object& o) {
+  auto status = text_of(o, "status");
+  auto error = text_of(o, "error");
+  std::string failed =
+      error.empty() ? std::string()
+                    : fmt::format("last fetch failed ({} in a row): {}{}", time_of(o, "failures"),
+                                  error, next_try(o, "next_refresh"));
+  if (status == "stapled") {
+    std::string out = "response valid until " + at_time(time_of(o, "next_update"));
+    return failed.empty() ? out : out + "; " + failed;
+  }
+  if (status == "not_available") {
+    return "the CA runs no OCSP responder: nothing to staple";
+  }
+  return failed;
+}
+
+}  // namespace
+
+std::string render_domains(const boost::json::array& domains) {
+  std::string out = fmt::format("{:<40} {:<9} {:<20} {:<13} {:<12} {}\n", "DOMAIN", "STATE",
+                                "SERVES", "FLAGS", "CERTIFICATE", "OCSP");
+  for (const auto& v : domains) {
+    const auto& d = v.as_object();
+    std::string flags;
+    if (d.at("primary").as_bool()) {
+      flags += "primary ";
+    }
+    if (d.at("hsts").as_bool()) {
+      flags += "hsts ";
+    }
+    if (auto to = text_of(d, "redirects_to"); !to.empty()) {
+      flags += "-> " + to;
+    }
+    auto branch = text_of(d, "branch");
+    const auto& cert = d.at("certificate").as_object();
+    const auto* ocsp = cert.if_contains("ocsp");
+    bool has_ocsp = ocsp && ocsp->is_object();
+    out += fmt::format("{:<40} {:<9} {:<20} {:<13} {:<12} {}\n", text_of(d, "domain"),
+                       text_of(d, "state"), branch.empty() ? "production" : "branch " + branch,
+                       flags.empty() ? "-" : flags, text_of(cert, "status"),
+                       has_ocsp ? text_of(ocsp->as_object(), "status") : "-");
+    if (auto why = text_of(d.at("verification").as_object(), "error");
+        !why.empty() && text_of(d, "state") != "verified") {
+      out += "  last check: " + why + "\n";
+    }
+    if (auto line = certificate_detail(cert); !line.empty()) {
+      out += "  certificate: " + line + "\n";
+    }
+    if (has_ocsp) {
+      if (auto line = ocsp_detail(ocsp->as_object()); !line.empty()) {
+        out += "  ocsp: " + line + "\n";
+      }
+    }
   }
   return out;
 }

@@ -596,43 +596,13 @@ class session {
     return v && v->is_string() ? std::string(v->get_string()) : std::string();
   }
 
-  // One line per domain: name, state, what it serves, primary/hsts marks, certificate status;
-  // under a pending domain, why its last ownership check failed.
   asio::awaitable<int> list_domains(const std::string& project) {
     auto r =
         co_await api_.call("GET", "/v1/projects/" + encode_component(project) + "/domains", "");
     if (!r) {
       co_return fail(r.error());
     }
-    std::string out = fmt::format("{:<40} {:<9} {:<20} {:<13} {}\n", "DOMAIN", "STATE", "SERVES",
-                                  "FLAGS", "CERTIFICATE");
-    for (const auto& v : r->as_object().at("domains").as_array()) {
-      const auto& d = v.as_object();
-      std::string flags;
-      if (d.at("primary").as_bool()) {
-        flags += "primary ";
-      }
-      if (d.at("hsts").as_bool()) {
-        flags += "hsts ";
-      }
-      if (auto to = field(d, "redirects_to"); !to.empty()) {
-        flags += "-> " + to;
-      }
-      const auto& cert = d.at("certificate").as_object();
-      std::string certificate = field(cert, "status");
-      if (auto e = field(cert, "error"); !e.empty()) {
-        certificate += ": " + e;
-      }
-      auto branch = field(d, "branch");
-      out += fmt::format("{:<40} {:<9} {:<20} {:<13} {}\n", field(d, "domain"), field(d, "state"),
-                         branch.empty() ? "production" : "branch " + branch,
-                         flags.empty() ? "-" : flags, certificate);
-      if (auto why = field(d.at("verification").as_object(), "error");
-          !why.empty() && field(d, "state") != "verified") {
-        out += "  last check: " + why + "\n";
-      }
-    }
-    print(out);
+    print(render_domains(r->as_object().at("domains").as_array()));
     co_return exit_ok;
   }
 

@@ -1,7 +1,10 @@
 // deployctl's logic without a process: the command line, the SSE parser and what is printed.
 #include <gtest/gtest.h>
 
+#include <boost/json/parse.hpp>
+
 #include <filesystem>
+#include <sstream>
 
 #include "dp/cli/args.hpp"
 #include "dp/cli/render.hpp"
@@ -484,6 +487,92 @@ TEST(cli_render, hooks_table) {
   EXPECT_NE(table.find("hook_1"), std::string::npos);
   EXPECT_NE(table.find("1970-01-01 00:00:00"), std::string::npos);
   EXPECT_NE(table.find("staging"), std::string::npos);
+}
+
+// The columns and the sentences under them, from the API's domain objects.
+TEST(cli_render, domains_with_certificate_and_ocsp_state) {
+  auto domains = boost::json::parse(R"([
+    {"domain":"shop.example.com","state":"verified","branch":null,"primary":true,"hsts":true,
+     "redirects_to":null,"verification":{"error":null},
+     "certificate":{"status":"issued","issuer":"CN=R11,O=Let's Encrypt,C=US",
+       "not_after":1800000000000,"stored_at":1797408000000,"error":null,
+       "next_attempt":1797408000000,
+       "ocsp":{"status":"stapled","responder":"http://ocsp.example","this_update":1799000000000,
+         "next_update":1799500000000,"error":null,"failures":0,"next_refresh":1799250000000}}},
+    {"domain":"www.shop.example.com","state":"verified","branch":"staging","primary":false,
+     "hsts":false,"redirects_to":null,"verification":{"error":null},
+     "certificate":{"status":"issued","issuer":"CN=Test CA","not_after":1800000000000,
+       "stored_at":1797408000000,"error":"urn:ietf:params:acme:error:rateLimited: too many",
+       "next_attempt":1799990000000,
+       "ocsp":{"status":"failed","responder":"http://ocsp.example","this_update":null,
+         "next_update":null,"error":"connection refused","failures":2,
+         "next_refresh":1799990000000}}},
+    {"domain":"le.example.com","state":"verified","branch":null,"primary":false,"hsts":false,
+     "redirects_to":null,"verification":{"error":null},
+     "certificate":{"status":"issued","issuer":"CN=R11,O=Let's Encrypt,C=US",
+       "not_after":1800000000000,"stored_at":1797408000000,"error":null,"next_attempt":null,
+       "ocsp":{"status":"not_available","responder":null,"this_update":null,"next_update":null,
+         "error":null,"failures":0,"next_refresh":null}}},
+    {"domain":"new.example.com","state":"verified","branch":null,"primary":false,"hsts":false,
+     "redirects_to":null,"verification":{"error":null},
+     "certificate":{"status":"failed","issuer":null,"not_after":null,"stored_at":null,
+       "error":"urn:ietf:params:acme:error:connection: refused","next_attempt":1799990000000,
+       "ocsp":null}},
+    {"domain":"pending.example.com","state":"pending","branch":null,"primary":false,
+     "hsts":false,"redirects_to":null,"verification":{"error":"no TXT record"},
+     "certificate":{"status":"none","issuer":null,"not_after":null,"stored_at":null,
+       "error":null,"next_attempt":null,"ocsp":null}}
+  ])")
+                     .as_array();
+  auto table = dp::cli::render_domains(domains);
+  std::vector<std::string> lines;
+  for (size_t at = 0; at < table.size();) {
+    auto end = table.find('\n', at);
+    lines.push_back(table.substr(at, end - at));
+    at = end + 1;
+  }
+  ASSERT_EQ(lines.size(), 14u) << table;
+  auto columns = [](const std::string& line) {
+    std::vector<std::string> out;
+    std::istringstream in(line);
+    for (std::string w; in >> w;) {
+      out.push_back(w);
+    }
+    return out;
+  };
+  using words = std::vector<std::string>;
+  EXPECT_EQ(columns(lines[0]),
+            (words{"DOMAIN", "STATE", "SERVES", "FLAGS", "CERTIFICATE", "OCSP"}));
+  EXPECT_EQ(columns(lines[1]), (words{"shop.example.com", "verified", "production", "primary",
+                                      "hsts", "issued", "stapled"}));
+  EXPECT_EQ(lines[2],
+            "  certificate: valid until 2027-01-15 08:00:00 UTC, issuer CN=R11,O=Let's "
+            "Encrypt,C=US, renewed from 2026-12-16 08:00:00 UTC");
+  EXPECT_EQ(lines[3], "  ocsp: response valid until 2027-01-09 13:06:40 UTC");
+  EXPECT_EQ(columns(lines[4]), (words{"www.shop.example.com", "verified", "branch", "staging", "-",
+                                      "issued", "failed"}));
+  EXPECT_EQ(lines[5],
+            "  certificate: valid until 2027-01-15 08:00:00 UTC, issuer CN=Test CA; renewal "
+            "failed: urn:ietf:params:acme:error:rateLimited: too many; next try 2027-01-15 "
+            "05:13:20 UTC");
+  EXPECT_EQ(lines[6],
+            "  ocsp: last fetch failed (2 in a row): connection refused; next try 2027-01-15 "
+            "05:13:20 UTC");
+  EXPECT_EQ(columns(lines[7]),
+            (words{"le.example.com", "verified", "production", "-", "issued", "not_available"}));
+  EXPECT_EQ(lines[8],
+            "  certificate: valid until 2027-01-15 08:00:00 UTC, issuer CN=R11,O=Let's "
+            "Encrypt,C=US");
+  EXPECT_EQ(lines[9], "  ocsp: the CA runs no OCSP responder: nothing to staple");
+  EXPECT_EQ(columns(lines[10]),
+            (words{"new.example.com", "verified", "production", "-", "failed", "-"}));
+  EXPECT_EQ(lines[11],
+            "  certificate: not issued: urn:ietf:params:acme:error:connection: refused; next try "
+            "2027-01-15 05:13:20 UTC");
+  EXPECT_EQ(columns(lines[12]),
+            (words{"pending.example.com", "pending", "production", "-", "none", "-"}));
+  // The last line: the check's reason, under the pending domain.
+  EXPECT_TRUE(table.ends_with("  last check: no TXT record\n")) << table;
 }
 
 }  // namespace

@@ -62,6 +62,28 @@ TEST(txt_resolver, a_long_value_is_read_whole) {
   EXPECT_EQ(*got, std::vector<std::string>{value});
 }
 
+TEST(txt_resolver, asks_a_server_on_ipv6_loopback) {
+  dp::test::dns_server dns("::1");
+  ASSERT_TRUE(dns.address().starts_with("[::1]:")) << dns.address();
+  dns.add_txt("_dp-verify.shop.example.com", "token-over-ipv6");
+  dp::dns::txt_resolver resolver(through(dns));
+  auto got = run_async(
+      [&](asio::any_io_executor) -> asio::awaitable<dp::result<std::vector<std::string>>> {
+        co_return co_await resolver.lookup("_dp-verify.shop.example.com");
+      });
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(*got, std::vector<std::string>{"token-over-ipv6"});
+  // The same server's 127.0.0.1 is not it: the answer came over ::1.
+  auto v4 = *dp::dns::parse_server("127.0.0.1:" + std::to_string(dns.port()));
+  dp::dns::txt_resolver elsewhere(
+      {.server = v4, .timeout = std::chrono::seconds(1), .attempts = 1});
+  auto missed = run_async(
+      [&](asio::any_io_executor) -> asio::awaitable<dp::result<std::vector<std::string>>> {
+        co_return co_await elsewhere.lookup("_dp-verify.shop.example.com");
+      });
+  EXPECT_FALSE(missed);
+}
+
 TEST(txt_resolver, no_server_is_unavailable_and_the_loop_keeps_running) {
   // Nothing listens there: the lookup fails while the caller's loop still runs its timers.
   auto closed = *dp::dns::parse_server("127.0.0.1:" + std::to_string(dp::test::free_port()));

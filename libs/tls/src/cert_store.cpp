@@ -162,33 +162,51 @@ task<std::vector<certificate_info>> cert_store::list() {
     names.push_back(e.as_string());
   }
   std::sort(names.begin(), names.end());
-  std::vector<std::vector<std::string>> commands;
-  for (const auto& n : names) {
-    commands.push_back({"HMGET", keys_.certificate(n), "not_after_ms", "updated_at_ms", "ocsp_url",
-                        "ocsp_next_update_ms", "ocsp_refresh_at_ms", "ocsp_failures",
-                        "ocsp_error"});
+  auto infos = co_await certificate_infos(redis_, keys_, names);
+  if (!infos) {
+    co_return infos.error();
   }
   std::vector<certificate_info> out;
-  if (commands.empty()) {
+  for (auto& info : *infos) {
+    if (info) {
+      out.push_back(std::move(*info));  // else removed meanwhile
+    }
+  }
+  co_return out;
+}
+
+task<std::vector<std::optional<certificate_info>>> certificate_infos(
+    redis::client& redis, const proto::keys& keys, const std::vector<std::string>& names) {
+  std::vector<std::optional<certificate_info>> out(names.size());
+  if (names.empty()) {
     co_return out;
   }
-  auto replies = co_await redis_.pipeline(std::move(commands));
+  std::vector<std::vector<std::string>> commands;
+  for (const auto& n : names) {
+    // Never the key: what this returns is shown to users.
+    commands.push_back({"HMGET", keys.certificate(n), "not_after_ms", "updated_at_ms", "chain",
+                        "ocsp_url", "ocsp_this_update_ms", "ocsp_next_update_ms",
+                        "ocsp_refresh_at_ms", "ocsp_failures", "ocsp_error"});
+  }
+  auto replies = co_await redis.pipeline(std::move(commands));
   if (!replies) {
     co_return replies.error();
   }
   for (size_t i = 0; i < names.size(); ++i) {
     const auto& f = (*replies)[i].elements();
-    if (f.size() != 7 || f[0].is_nil()) {
-      continue;  // removed meanwhile
+    if (f.size() != 9 || f[0].is_nil() || f[2].is_nil()) {
+      continue;
     }
-    out.push_back({.name = names[i],
-                   .not_after_ms = to_int(f[0].as_string()),
-                   .updated_at_ms = to_int(f[1].as_string()),
-                   .ocsp_url = f[2].as_string(),
-                   .ocsp_next_update_ms = to_int(f[3].as_string()),
-                   .ocsp_refresh_at_ms = to_int(f[4].as_string()),
-                   .ocsp_failures = to_int(f[5].as_string()),
-                   .ocsp_error = f[6].as_string()});
+    out[i] = certificate_info{.name = names[i],
+                              .not_after_ms = to_int(f[0].as_string()),
+                              .updated_at_ms = to_int(f[1].as_string()),
+                              .issuer = leaf_issuer(f[2].as_string()),
+                              .ocsp_url = f[3].as_string(),
+                              .ocsp_this_update_ms = to_int(f[4].as_string()),
+                              .ocsp_next_update_ms = to_int(f[5].as_string()),
+                              .ocsp_refresh_at_ms = to_int(f[6].as_string()),
+                              .ocsp_failures = to_int(f[7].as_string()),
+                              .ocsp_error = f[8].as_string()};
   }
   co_return out;
 }

@@ -74,6 +74,20 @@ dp::result<certificate_facts> inspect(std::string_view chain_pem, std::string_vi
   return facts;
 }
 
+std::string leaf_issuer(std::string_view chain_pem) {
+  auto cb = memory_bio(chain_pem);
+  x509_ptr leaf(cb ? PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr) : nullptr);
+  bio_ptr out(BIO_new(BIO_s_mem()));
+  if (!leaf || !out ||
+      X509_NAME_print_ex(out.get(), X509_get_issuer_name(leaf.get()), 0,
+                         XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0) {
+    return {};
+  }
+  char* data = nullptr;
+  long size = BIO_get_mem_data(out.get(), &data);
+  return std::string(data, static_cast<size_t>(size));
+}
+
 bool name_covers(std::string_view pattern, std::string_view host) {
   if (!pattern.starts_with("*.")) {
     return pattern == host;

@@ -196,15 +196,16 @@ pebble::pebble(std::uint16_t http_port, std::map<std::string, std::string> env)
   }
 }
 
-dns_server::dns_server() : dir_("dp-dns") {
+dns_server::dns_server(std::string host) : dir_("dp-dns"), host_(std::move(host)) {
   write_records();
   process_.emplace(process_options{{(source_dir() / "tests/harness/dns-txt.py").string(),
-                                    (dir_.path() / "records.json").string()}});
+                                    (dir_.path() / "records.json").string(), host_}});
   port_ = reported_port(*process_, "listen", start_timeout);
 }
 
 std::string dns_server::address() const {
-  return fmt::format("127.0.0.1:{}", port_);
+  return host_.find(':') == std::string::npos ? fmt::format("{}:{}", host_, port_)
+                                              : fmt::format("[{}]:{}", host_, port_);
 }
 
 // The server reads the file at each query: written aside and renamed, it is never seen half done.

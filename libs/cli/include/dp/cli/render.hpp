@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/json/array.hpp>
+
 #include "dp/proto/types.hpp"
 
 namespace dp::cli {
@@ -65,6 +67,13 @@ struct hook_view {
   int64_t created_at = 0;
 };
 std::string render_hooks(const std::vector<hook_view>& hooks);
+
+// `domains ls`: the API's domains (GET /v1/projects/{name}/domains), one line each (name, state,
+// what it serves, primary/hsts/redirect, certificate status, OCSP stapling status), then indented
+// lines for what needs a sentence: the certificate's issuer, expiry and renewal, the last
+// issuance or renewal error with the next try, the OCSP response's nextUpdate or its last error,
+// and, under a pending domain, why its last ownership check failed.
+std::string render_domains(const boost::json::array& domains);
 
 // What `link` prints: the webhook URL of the repository's forge (all three when the host does
 // not say: a self-hosted Gitea, Forgejo or GitLab), the secret, and what to select in the forge.

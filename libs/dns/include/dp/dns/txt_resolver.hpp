@@ -18,11 +18,14 @@
 
 namespace dp::dns {
 
-// "a.b.c.d:port": the one server asked instead of /etc/resolv.conf's. IPv4 only: glibc's
-// res_state holds a custom server's address in an IPv4 slot (IPv6 ones live in its private part).
+// The one server asked instead of /etc/resolv.conf's: an IPv4 or IPv6 address, with a port
+// (53 when none is given): "a.b.c.d", "a.b.c.d:port", "::1", "[::1]:port". A port after an IPv6
+// address needs the brackets ("::1:53" is the address ::1:53); a link-local one may name its
+// interface ("[fe80::1%eth0]:53"). errc::invalid_argument, saying the accepted forms, otherwise.
 struct server_address {
-  std::string ip;
+  std::string ip;  // without brackets
   uint16_t port = 53;
+  bool ipv6 = false;
 };
 dp::result<server_address> parse_server(std::string_view text);
 

@@ -13,7 +13,8 @@
 //   get(name)                      the pair with the key opened and the stored OCSP response,
 //                                  or nullopt; errc::forbidden when the key was sealed with
 //                                  another platform key.
-//   list()                         every name with its expiry and OCSP state (no keys), sorted.
+//   list()                         every name with its expiry, issuer and OCSP state (no keys),
+//                                  sorted.
 //   put_ocsp(name, chain, der, validity, refresh_at_ms)
 //                                  stores a checked OCSP response (ocsp, ocsp_this_update_ms,
 //                                  ocsp_next_update_ms, ocsp_refresh_at_ms; clears the failure
@@ -26,6 +27,10 @@
 //                                  the chain changed).
 //   remove(name)                   deletes it and publishes the same event (a proxy then drops
 //                                  the name).
+// certificate_infos(redis, keys, names)
+//                                  what list() tells of each name, or nullopt for a name without
+//                                  a certificate; needs no platform key (the api shows it on its
+//                                  domains), and reads no key.
 // remove_unused_certificate(redis, keys, name)
 //                                  remove(name) unless domain-record:<name> exists (a domain
 //                                  still uses it), in one script; needs no platform key (the
@@ -73,8 +78,10 @@ struct certificate {
 struct certificate_info {
   std::string name;
   int64_t not_after_ms = 0;
-  int64_t updated_at_ms = 0;
+  int64_t updated_at_ms = 0;        // when this chain was stored (issued or renewed)
+  std::string issuer;               // the leaf's (leaf_issuer)
   std::string ocsp_url;             // the leaf's responder; empty: no stapling
+  int64_t ocsp_this_update_ms = 0;  // the stored response's; 0: none
   int64_t ocsp_next_update_ms = 0;  // the stored response's; 0: none
   int64_t ocsp_refresh_at_ms = 0;   // when the worker fetches the next one; 0: at once
   int64_t ocsp_failures = 0;        // consecutive failed refreshes
@@ -83,6 +90,9 @@ struct certificate_info {
 
 // What events:certificates carries: the name that changed. nullopt for anything else.
 std::optional<std::string> parse_certificate_event(std::string_view payload);
+
+task<std::vector<std::optional<certificate_info>>> certificate_infos(
+    redis::client& redis, const proto::keys& keys, const std::vector<std::string>& names);
 
 task<bool> remove_unused_certificate(redis::client& redis, const proto::keys& keys,
                                      std::string_view name);

@@ -20,6 +20,10 @@ struct certificate_facts {
 // errc::invalid_argument with the reason otherwise (no certificate, unreadable key, mismatch).
 dp::result<certificate_facts> inspect(std::string_view chain_pem, std::string_view key_pem);
 
+// The leaf's issuer as one line (RFC 2253: "CN=R11,O=Let's Encrypt,C=US"), what a user reads to
+// tell which CA signed it; empty when the chain holds no readable certificate.
+std::string leaf_issuer(std::string_view chain_pem);
+
 // Whether `pattern` (an exact name or "*.base") covers `host`: a wildcard covers one label.
 bool name_covers(std::string_view pattern, std::string_view host);
 

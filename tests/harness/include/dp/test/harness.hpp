@@ -208,9 +208,11 @@ class pebble {
 // a cleared one NOERROR without records. Answers read as a recursive resolver's.
 class dns_server {
  public:
-  dns_server();
+  // `host`: the loopback address it listens on, "127.0.0.1" or "::1".
+  explicit dns_server(std::string host = "127.0.0.1");
   std::uint16_t port() const noexcept { return port_; }
-  std::string address() const;  // "127.0.0.1:<port>", what DNS_RESOLVER takes
+  // "127.0.0.1:<port>" or "[::1]:<port>", what DNS_RESOLVER takes
+  std::string address() const;
   // Adds a TXT record (one value) to `name` (no trailing dot).
   void add_txt(const std::string& name, const std::string& value);
   // `name` keeps existing, without TXT records.
@@ -219,6 +221,7 @@ class dns_server {
  private:
   void write_records();
   temp_dir dir_;
+  std::string host_;
   std::map<std::string, std::vector<std::string>> records_;
   std::uint16_t port_ = 0;
   std::optional<child_process> process_;
