@@ -19,16 +19,11 @@
 #include <set>
 #include <thread>
 
-#include "dp/aws/crypto.hpp"
-#include "dp/core/id.hpp"
-#include "dp/proto/json.hpp"
-#include "dp/proto/storage_layout.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/domains.hpp"
-#include "dp/state/records.hpp"
-#include "dp/storage/object_store.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
+#include "dp/test/live_deployment.hpp"
 #include "dp/test/ocsp.hpp"
 #include "dp/test/options.hpp"
 #include "dp/tls/cert_store.hpp"
@@ -114,13 +109,7 @@ class acme_e2e : public ::testing::Test {
 
   dp::test::http_response api(const std::string& method, const std::string& target,
                               const std::string& body = {}) {
-    std::map<std::string, std::string> headers;
-    if (!body.empty()) {
-      headers["content-type"] = "application/json";
-    }
-    auto r = dp::test::http_request(api_port_, method, target, body, headers);
-    EXPECT_TRUE(r) << r.error().message;
-    return r ? *r : dp::test::http_response{};
+    return dp::test::json_request(api_port_, method, target, body);
   }
 
   // The project "shop", live, with the domain added and verified through the api.
@@ -148,46 +137,7 @@ class acme_e2e : public ::testing::Test {
   }
 
   // A live deployment of project "shop" serving `site` at /.
-  void deploy() {
-    dp::proto::deployment d;
-    d.id = dp::new_deployment_id();
-    d.project = "shop";
-    d.status = dp::proto::deployment_status::ready;
-    d.created_at = now_ms();
-    dp::storage::storage_url url;
-    url.kind = dp::storage::storage_url::scheme::file;
-    url.root = files_.path();
-    run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-      auto store = dp::storage::open_storage(ioc.get_executor(), url, {});
-      CO_ASSERT_OK(store);
-      std::string key = dp::proto::output_key(d.id, "index.html");
-      std::string content = site;
-      dp::storage::put_options file_options;
-      auto put = co_await (*store)->put_buffer(std::move(key), std::move(content),
-                                               std::move(file_options));
-      CO_ASSERT_OK(put);
-      dp::proto::manifest m;
-      m.deployment_id = d.id;
-      m.created_at = d.created_at;
-      m.mode = dp::proto::serve_mode::static_files;
-      m.files["index.html"] =
-          dp::proto::manifest_entry{static_cast<int64_t>(site.size()), dp::aws::sha256_hex(site),
-                                    "text/html; charset=utf-8", "public, max-age=60"};
-      std::string manifest_key = dp::proto::manifest_key(d.id);
-      std::string text = dp::proto::to_json(m);
-      dp::storage::put_options manifest_options;
-      auto put_manifest = co_await (*store)->put_buffer(std::move(manifest_key), std::move(text),
-                                                        std::move(manifest_options));
-      CO_ASSERT_OK(put_manifest);
-      dp::redis::client redis(ioc.get_executor(), dp::test::redis_options(redis_));
-      dp::state::records records(redis, dp::proto::keys{});
-      auto recorded = co_await records.record_deployment(d);
-      CO_ASSERT_OK(recorded);
-      auto live = co_await records.go_live(d);
-      CO_ASSERT_OK(live);
-      redis.close();
-    });
-  }
+  void deploy() { dp::test::deploy_index(redis_, files_.path(), "shop", site); }
 
   // One Redis command on a connection of its own; its reply.
   dp::redis::reply redis_exec(std::vector<std::string> command) {

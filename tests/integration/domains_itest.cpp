@@ -12,16 +12,11 @@
 
 #include <cstdio>
 
-#include "dp/aws/crypto.hpp"
-#include "dp/core/id.hpp"
-#include "dp/proto/json.hpp"
-#include "dp/proto/storage_layout.hpp"
 #include "dp/redis/client.hpp"
-#include "dp/state/records.hpp"
-#include "dp/storage/object_store.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/certificates.hpp"
 #include "dp/test/harness.hpp"
+#include "dp/test/live_deployment.hpp"
 #include "dp/test/options.hpp"
 #include "dp/tls/cert_store.hpp"
 
@@ -91,13 +86,7 @@ class domains_e2e : public ::testing::Test {
 
   dp::test::http_response api(const std::string& method, const std::string& target,
                               const std::string& body = {}) {
-    std::map<std::string, std::string> headers;
-    if (!body.empty()) {
-      headers["content-type"] = "application/json";
-    }
-    auto r = dp::test::http_request(api_port_, method, target, body, headers);
-    EXPECT_TRUE(r) << r.error().message;
-    return r ? *r : dp::test::http_response{};
+    return dp::test::json_request(api_port_, method, target, body);
   }
 
   // deployctl's output (stdout and stderr) with the api-server's URL.
@@ -109,45 +98,7 @@ class domains_e2e : public ::testing::Test {
   // A live deployment of `project` serving index.html: production, or a preview of `branch`.
   void deploy(const std::string& project, const std::string& index,
               const std::string& branch = {}) {
-    dp::proto::deployment d;
-    d.id = dp::new_deployment_id();
-    d.project = project;
-    if (!branch.empty()) {
-      d.branch = branch;
-      d.target = dp::proto::deployment_target::preview;
-    }
-    d.status = dp::proto::deployment_status::ready;
-    d.created_at = 1764000009000;
-    dp::storage::storage_url url;
-    url.kind = dp::storage::storage_url::scheme::file;
-    url.root = files_.path();
-    run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-      auto st = dp::storage::open_storage(ioc.get_executor(), url, {});
-      EXPECT_TRUE(st);
-      if (!st) {
-        co_return;
-      }
-      std::string key = dp::proto::output_key(d.id, "index.html");
-      std::string content = index;
-      dp::storage::put_options po;
-      EXPECT_TRUE(co_await (*st)->put_buffer(std::move(key), std::move(content), std::move(po)));
-      dp::proto::manifest m;
-      m.deployment_id = d.id;
-      m.created_at = d.created_at;
-      m.mode = dp::proto::serve_mode::static_files;
-      m.files["index.html"] =
-          dp::proto::manifest_entry{static_cast<int64_t>(index.size()), dp::aws::sha256_hex(index),
-                                    "text/html; charset=utf-8", "public, max-age=60"};
-      std::string mkey = dp::proto::manifest_key(d.id);
-      std::string text = dp::proto::to_json(m);
-      dp::storage::put_options mpo;
-      EXPECT_TRUE(co_await (*st)->put_buffer(std::move(mkey), std::move(text), std::move(mpo)));
-      dp::redis::client redis(ioc.get_executor(), dp::test::redis_options(redis_));
-      dp::state::records records(redis, dp::proto::keys{});
-      EXPECT_TRUE(co_await records.record_deployment(d));
-      EXPECT_TRUE(co_await records.go_live(d));
-      redis.close();
-    });
+    dp::test::deploy_index(redis_, files_.path(), project, index, branch);
   }
 
   dp::test::redis_server redis_;

@@ -81,7 +81,6 @@ asio::awaitable<response> service::impl::list_projects(http::request&) {
   if (!names) {
     co_return error(names.error());
   }
-  std::sort(names->begin(), names->end());
   json::array out;
   for (const auto& name : *names) {
     auto p = co_await records_.get_project(name);

@@ -55,6 +55,19 @@ bool flag(const json::value& v, std::string_view key) {
   return found && found->is_bool() && found->get_bool();
 }
 
+// The message and author of the pushed commit from the payload's `commits` list (the one whose
+// id is e.commit), for payloads without head_commit: GitLab's, and Gitea's before 1.18.
+void describe_from_commits(const json::value& body, event& e) {
+  if (const auto* commits = at(body, {"commits"}); commits && commits->is_array()) {
+    for (const auto& c : commits->get_array()) {
+      if (text(c, {"id"}) == e.commit) {
+        e.commit_message = text(c, {"message"});
+        e.commit_author = text(c, {"author", "name"});
+      }
+    }
+  }
+}
+
 bool all_zeros(std::string_view sha) {
   return !sha.empty() && sha.find_first_not_of('0') == std::string_view::npos;
 }
@@ -95,15 +108,8 @@ dp::result<event> push_event(provider p, std::string_view name, const json::valu
   e.commit_message = text(body, {"head_commit", "message"});
   e.commit_author = text(body, {"head_commit", "author", "name"});
   if (e.commit_message.empty()) {
-    // Gitea before 1.18 sends no head_commit: the commit among `commits` whose id is `after`.
-    if (const auto* commits = at(body, {"commits"}); commits && commits->is_array()) {
-      for (const auto& c : commits->get_array()) {
-        if (text(c, {"id"}) == e.commit) {
-          e.commit_message = text(c, {"message"});
-          e.commit_author = text(c, {"author", "name"});
-        }
-      }
-    }
+    // Gitea before 1.18 sends no head_commit.
+    describe_from_commits(body, e);
   }
   return e;
 }
@@ -193,14 +199,7 @@ dp::result<event> gitlab_push(std::string_view name, const json::value& body) {
     return malformed(provider::gitlab, name, "'checkout_sha' or 'after' is not a commit sha");
   }
   e.kind = event_kind::push;
-  if (const auto* commits = at(body, {"commits"}); commits && commits->is_array()) {
-    for (const auto& c : commits->get_array()) {
-      if (text(c, {"id"}) == e.commit) {
-        e.commit_message = text(c, {"message"});
-        e.commit_author = text(c, {"author", "name"});
-      }
-    }
-  }
+  describe_from_commits(body, e);
   return e;
 }
 

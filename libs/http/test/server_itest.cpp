@@ -119,8 +119,17 @@ std::string get(std::string_view target, std::string_view extra = {}) {
   return fmt::format("GET {} HTTP/1.1\r\nHost: t\r\n{}\r\n", target, extra);
 }
 
-boost::json::value error_of(const bhttp::response<bhttp::string_body>& r) {
-  return boost::json::parse(r.body()).at("error");
+// A JSON error response as "<status> <code>", checked in one assertion.
+std::string status_and_code(const bhttp::response<bhttp::string_body>& r) {
+  auto code = boost::json::parse(r.body()).at("error").at("code").as_string();
+  return fmt::format("{} {}", r.result_int(), std::string_view(code));
+}
+
+// One request on a connection of its own, and its response.
+bhttp::response<bhttp::string_body> exchange(uint16_t port, std::string_view raw) {
+  client c(port);
+  c.send(raw);
+  return c.read();
 }
 
 router basic_routes() {
@@ -201,11 +210,7 @@ TEST(http_server, host_rules_and_absolute_form_targets) {
   EXPECT_EQ(c.read().result_int(), 404);  // "/" has no route here: the path was taken as "/"
   for (const char* bad : {"GET /where HTTP/1.1\r\n\r\n",
                           "GET /where HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n"}) {
-    client one(s.port());
-    one.send(bad);
-    auto res = one.read();
-    EXPECT_EQ(res.result_int(), 400) << bad;
-    EXPECT_EQ(error_of(res).at("code").as_string(), "bad_request");
+    EXPECT_EQ(status_and_code(exchange(s.port(), bad)), "400 bad_request") << bad;
   }
 }
 
@@ -239,14 +244,12 @@ TEST(http_server, not_found_and_method_not_allowed_are_json) {
   client c(s.port());
   c.send(get("/nope"));
   auto r = c.read();
-  EXPECT_EQ(r.result_int(), 404);
+  EXPECT_EQ(status_and_code(r), "404 not_found");
   EXPECT_EQ(r[bhttp::field::content_type], "application/json");
-  EXPECT_EQ(error_of(r).at("code").as_string(), "not_found");
   c.send("PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
   r = c.read();
-  EXPECT_EQ(r.result_int(), 405);
+  EXPECT_EQ(status_and_code(r), "405 method_not_allowed");
   EXPECT_EQ(r[bhttp::field::allow], "POST, DELETE");
-  EXPECT_EQ(error_of(r).at("code").as_string(), "method_not_allowed");
   // Still usable: neither had a body left unread.
   c.send(get("/hello"));
   EXPECT_EQ(c.read().body(), "hello");
@@ -266,43 +269,39 @@ TEST(http_server, head_keeps_length_and_sends_no_body) {
 
 TEST(http_server, header_limit_answers_431) {
   running_server s(basic_routes(), server_options{.header_limit = 1024});
-  client c(s.port());
-  c.send(get("/hello", "X-Big: " + std::string(4000, 'a') + "\r\n"));
-  auto r = c.read();
-  EXPECT_EQ(r.result_int(), 431);
-  EXPECT_EQ(error_of(r).at("code").as_string(), "headers_too_large");
+  auto r = exchange(s.port(), get("/hello", "X-Big: " + std::string(4000, 'a') + "\r\n"));
+  EXPECT_EQ(status_and_code(r), "431 headers_too_large");
 }
 
 TEST(http_server, body_limits_answer_413) {
   running_server s(basic_routes(), server_options{.body_limit = 64 * 1024});
   {
-    client c(s.port());
-    c.send(fmt::format("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", 1 << 20));
-    auto r = c.read();
-    EXPECT_EQ(r.result_int(), 413);
-    EXPECT_EQ(error_of(r).at("code").as_string(), "too_large");
+    auto r = exchange(
+        s.port(),
+        fmt::format("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", 1 << 20));
+    EXPECT_EQ(status_and_code(r), "413 too_large");
     EXPECT_FALSE(r.keep_alive());
   }
   {
     // Chunked: the limit is found while reading.
-    client c(s.port());
     std::string chunk(32 * 1024, 'x');
     std::string req = "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
     for (int i = 0; i < 3; ++i) {
       req += fmt::format("{:x}\r\n{}\r\n", chunk.size(), chunk);
     }
     req += "0\r\n\r\n";
-    c.send(req);
-    EXPECT_EQ(c.read().result_int(), 413);
+    EXPECT_EQ(exchange(s.port(), req).result_int(), 413);
   }
   {
     // A route's own limit; and within it the body arrives intact.
-    client c(s.port());
-    c.send("POST /small HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world");
-    EXPECT_EQ(c.read().result_int(), 413);
-    client ok(s.port());
-    ok.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world");
-    EXPECT_EQ(ok.read().body(), "hello world");
+    EXPECT_EQ(exchange(s.port(),
+                       "POST /small HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world")
+                  .result_int(),
+              413);
+    EXPECT_EQ(exchange(s.port(),
+                       "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world")
+                  .body(),
+              "hello world");
   }
 }
 
@@ -324,17 +323,16 @@ TEST(http_server, admit_refuses_on_the_head_before_the_body_is_read) {
   running_server s(std::move(r));
   {
     // 32 MiB announced, none sent: the answer comes at once, and the connection ends.
-    client c(s.port());
-    c.send(fmt::format("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", 32 << 20));
-    auto res = c.read();
-    EXPECT_EQ(res.result_int(), 401);
-    EXPECT_EQ(error_of(res).at("code").as_string(), "unauthorized");
+    auto res = exchange(
+        s.port(),
+        fmt::format("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", 32 << 20));
+    EXPECT_EQ(status_and_code(res), "401 unauthorized");
     EXPECT_FALSE(res.keep_alive());
   }
   {
-    client c(s.port());
-    c.send("POST /upload HTTP/1.1\r\nHost: t\r\nX-Key: ok\r\nContent-Length: 5\r\n\r\nhello");
-    auto res = c.read();
+    auto res =
+        exchange(s.port(),
+                 "POST /upload HTTP/1.1\r\nHost: t\r\nX-Key: ok\r\nContent-Length: 5\r\n\r\nhello");
     EXPECT_EQ(res.result_int(), 200);
     EXPECT_EQ(res.body(), "hello");
   }
@@ -351,20 +349,9 @@ TEST(http_server, expect_100_continue) {
 
 TEST(http_server, bad_request_and_handler_exception) {
   running_server s(basic_routes());
-  client c(s.port());
-  c.send("THIS IS NOT HTTP\r\n\r\n");
-  auto r = c.read();
-  EXPECT_EQ(r.result_int(), 400);
-  EXPECT_EQ(error_of(r).at("code").as_string(), "bad_request");
-
-  client t(s.port());
-  t.send(get("/throw"));
-  r = t.read();
-  EXPECT_EQ(r.result_int(), 500);
-  EXPECT_EQ(error_of(r).at("code").as_string(), "internal");
-  client after(s.port());
-  after.send(get("/hello"));
-  EXPECT_EQ(after.read().body(), "hello");
+  EXPECT_EQ(status_and_code(exchange(s.port(), "THIS IS NOT HTTP\r\n\r\n")), "400 bad_request");
+  EXPECT_EQ(status_and_code(exchange(s.port(), get("/throw"))), "500 internal");
+  EXPECT_EQ(exchange(s.port(), get("/hello")).body(), "hello");
 }
 
 TEST(http_server, address_in_use_fails_at_start) {

@@ -3,6 +3,7 @@
 // writes raw response bytes, so the tests control framing (chunked, slow, never answering).
 #include "dp/http_client/client.hpp"
 #include "dp/test/async.hpp"
+#include "dp/test/harness.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -183,11 +184,6 @@ std::string pattern(size_t n, size_t seed = 0) {
   return s;
 }
 
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
 // Answers with the method, the x-test header and the body it received, and two Set-Cookie lines.
 void echo(const request_t& req, test_server::exchange& ex) {
   std::string body = req.method() == http::verb::head ? "" : req.body();
@@ -363,7 +359,7 @@ TEST(http_client, file_bodies_both_ways) {
   EXPECT_TRUE(seen[0].body() == content);
   EXPECT_EQ(seen[0]["content-length"], std::to_string(content.size()));
   EXPECT_TRUE(seen[1].body() == content.substr(1000, 4096));
-  EXPECT_TRUE(read_file(dir.path / "down.bin") == content);
+  EXPECT_TRUE(dp::test::read_file(dir.path / "down.bin") == content);
 }
 
 TEST(http_client, response_larger_than_the_limit_is_too_large) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <memory>
 
 namespace dp::proxy {
 
@@ -34,11 +35,11 @@ std::string auth_failure_limit::client_of(std::string_view address) {
 std::optional<std::chrono::seconds> auth_failure_limit::blocked(const std::string& client,
                                                                 clock::time_point now) {
   std::lock_guard lock(mu_);
-  auto it = clients_.find(client);
-  if (it == clients_.end() || it->second.failures < opts_.max_failures) {
+  auto w = clients_.get(client);
+  if (!w || w->failures < opts_.max_failures) {
     return std::nullopt;
   }
-  auto left = it->second.start + opts_.window - now;
+  auto left = w->start + opts_.window - now;
   if (left <= clock::duration::zero()) {
     return std::nullopt;
   }
@@ -48,23 +49,16 @@ std::optional<std::chrono::seconds> auth_failure_limit::blocked(const std::strin
 
 void auth_failure_limit::failed(const std::string& client, clock::time_point now) {
   std::lock_guard lock(mu_);
-  auto it = clients_.find(client);
-  if (it == clients_.end()) {
-    if (clients_.size() >= opts_.max_clients) {
-      std::erase_if(clients_, [&](const auto& c) { return c.second.start + opts_.window <= now; });
-      if (clients_.size() >= opts_.max_clients / 4 * 3) {
-        clients_.clear();
-      }
-    }
-    it = clients_.emplace(client, window{now, 0}).first;
-  } else if (it->second.start + opts_.window <= now) {
-    it->second = window{now, 0};
+  auto w = clients_.get(client);
+  window next{now, 1};
+  if (w && now < w->start + opts_.window) {
+    next = window{w->start, w->failures + 1};
   }
-  ++it->second.failures;
+  // A new client in a full table evicts the one whose last guess is the oldest.
+  clients_.put(client, std::make_shared<const window>(next), 1);
 }
 
 size_t auth_failure_limit::size() {
-  std::lock_guard lock(mu_);
   return clients_.size();
 }
 

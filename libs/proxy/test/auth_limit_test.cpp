@@ -1,6 +1,9 @@
 #include "dp/proxy/auth_limit.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include <string>
 
 namespace dp::proxy {
 namespace {
@@ -26,29 +29,52 @@ TEST(auth_failure_limit, refuses_a_client_over_the_limit_until_its_window_ends) 
   EXPECT_FALSE(limit.blocked("192.0.2.1", t0 + 62s));
 }
 
-TEST(auth_failure_limit, the_table_is_bounded) {
+TEST(auth_failure_limit, a_full_table_forgets_the_client_whose_last_guess_is_oldest) {
   auth_failure_limit limit({.max_failures = 1, .window = 60s, .max_clients = 100});
   auto t0 = clock::now();
-  for (int i = 0; i < 80; ++i) {
+  for (int i = 0; i < 100; ++i) {
     limit.failed("10.0.0." + std::to_string(i), t0);
   }
-  for (int i = 0; i < 20; ++i) {
-    limit.failed("10.0.1." + std::to_string(i), t0 + 30s);
+  // 10.0.0.0 guesses again (refused): it is now the most recent, 10.0.0.1 the oldest.
+  EXPECT_TRUE(limit.blocked("10.0.0.0", t0 + 1s));
+  limit.failed("10.0.1.0", t0 + 2s);
+  EXPECT_EQ(limit.size(), 100u);
+  EXPECT_FALSE(limit.blocked("10.0.0.1", t0 + 2s));  // forgotten
+  EXPECT_TRUE(limit.blocked("10.0.0.0", t0 + 2s));   // kept, still refused
+  EXPECT_TRUE(limit.blocked("10.0.0.2", t0 + 2s));   // every other window is kept
+  EXPECT_TRUE(limit.blocked("10.0.1.0", t0 + 2s));
+}
+
+// Many IPv6 /64s guessing once each cannot make the table forget an address that keeps guessing:
+// its count goes on until it is refused, and it stays refused while the others come and go.
+TEST(auth_failure_limit, a_full_table_keeps_counting_a_client_that_keeps_guessing) {
+  auth_failure_limit limit({.max_failures = 10, .window = 60s, .max_clients = 100});
+  const std::string attacker = auth_failure_limit::client_of("2001:db8:ffff:1::1");
+  auto t0 = clock::now();
+  int others = 0;
+  auto others_come = [&](clock::time_point t) {
+    for (int i = 0; i < 60; ++i, ++others) {
+      auto address = fmt::format("2001:db8:{:x}:{:x}::1", others / 65536, others % 65536);
+      limit.failed(auth_failure_limit::client_of(address), t);
+    }
+  };
+  for (int guess = 0; guess < 10; ++guess) {
+    auto t = t0 + std::chrono::seconds(guess);
+    EXPECT_FALSE(limit.blocked(attacker, t)) << guess;
+    limit.failed(attacker, t);
+    others_come(t);
+    EXPECT_LE(limit.size(), 100u);
+  }
+  ASSERT_GT(others, 100);  // the table was full many times over
+  for (int knock = 10; knock < 50; ++knock) {
+    auto t = t0 + std::chrono::seconds(knock);
+    auto wait = limit.blocked(attacker, t);
+    ASSERT_TRUE(wait) << knock;
+    EXPECT_EQ(*wait, std::chrono::seconds(60 - knock));
+    others_come(t);
   }
   EXPECT_EQ(limit.size(), 100u);
-  // Full, mostly of ended windows: those are forgotten, the running ones kept.
-  limit.failed("10.0.2.0", t0 + 61s);
-  EXPECT_EQ(limit.size(), 21u);
-  EXPECT_TRUE(limit.blocked("10.0.1.5", t0 + 61s));
-  EXPECT_FALSE(limit.blocked("10.0.0.7", t0 + 61s));
-  // Full of running windows: it starts over.
-  for (int i = 1; i < 80; ++i) {
-    limit.failed("10.0.2." + std::to_string(i), t0 + 62s);
-  }
-  EXPECT_EQ(limit.size(), 100u);
-  limit.failed("10.0.3.0", t0 + 63s);
-  EXPECT_EQ(limit.size(), 1u);
-  EXPECT_TRUE(limit.blocked("10.0.3.0", t0 + 63s));
+  EXPECT_FALSE(limit.blocked(attacker, t0 + 60s));  // its window ended
 }
 
 TEST(auth_failure_limit, ipv6_clients_are_their_64s) {

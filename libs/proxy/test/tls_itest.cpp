@@ -11,18 +11,14 @@
 #include <cstdio>
 #include <thread>
 
-#include "dp/aws/crypto.hpp"
-#include "dp/core/id.hpp"
-#include "dp/proto/json.hpp"
-#include "dp/proto/storage_layout.hpp"
 #include "dp/proxy/proxy.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/domains.hpp"
-#include "dp/state/records.hpp"
 #include "dp/storage/object_store.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/certificates.hpp"
 #include "dp/test/harness.hpp"
+#include "dp/test/live_deployment.hpp"
 #include "dp/test/ocsp.hpp"
 #include "dp/test/options.hpp"
 #include "dp/tls/cert_store.hpp"
@@ -123,41 +119,7 @@ class tls_test : public ::testing::Test {
 
   // One deployment with index.html, live at alias:<project>.
   void deploy(const std::string& project, const std::string& index) {
-    dp::proto::deployment d;
-    d.id = dp::new_deployment_id();
-    d.project = project;
-    d.status = dp::proto::deployment_status::ready;
-    d.created_at = 1764000009000;
-    run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-      auto st = dp::storage::open_storage(ioc.get_executor(), storage_url_, {});
-      EXPECT_TRUE(st);
-      if (!st) {
-        co_return;
-      }
-      dp::proto::manifest m;
-      m.deployment_id = d.id;
-      m.created_at = d.created_at;
-      m.mode = dp::proto::serve_mode::static_files;
-      {
-        std::string key = dp::proto::output_key(d.id, "index.html");
-        std::string content = index;
-        dp::storage::put_options po;
-        po.content_type = "text/html; charset=utf-8";
-        EXPECT_TRUE(co_await (*st)->put_buffer(std::move(key), std::move(content), std::move(po)));
-      }
-      m.files["index.html"] =
-          dp::proto::manifest_entry{static_cast<int64_t>(index.size()), dp::aws::sha256_hex(index),
-                                    "text/html; charset=utf-8", "public, max-age=60"};
-      std::string key = dp::proto::manifest_key(d.id);
-      std::string text = dp::proto::to_json(m);
-      dp::storage::put_options po;
-      EXPECT_TRUE(co_await (*st)->put_buffer(std::move(key), std::move(text), std::move(po)));
-      dp::redis::client redis(ioc.get_executor(), redis_opts_);
-      dp::state::records records(redis, dp::proto::keys{});
-      EXPECT_TRUE(co_await records.record_deployment(d));
-      EXPECT_TRUE(co_await records.go_live(d));
-      redis.close();
-    });
+    dp::test::deploy_index(redis_, files_.path(), project, index);
   }
 
   void put_certificate(const std::string& name, const dp::test::pem_pair& pair) {

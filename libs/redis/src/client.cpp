@@ -2,6 +2,8 @@
 
 #include "link.hpp"
 
+#include <algorithm>
+
 namespace dp::redis {
 
 namespace asio = boost::asio;
@@ -24,6 +26,34 @@ asio::awaitable<dp::result<reply>> exec_on(std::shared_ptr<detail::link> link,
     co_return dp::make_error(errc::protocol, "redis {}: {}", name, rep.as_string());
   }
   co_return rep;
+}
+
+asio::awaitable<dp::result<std::optional<std::string>>> string_or_nil_on(
+    std::shared_ptr<detail::link> link, std::vector<std::string> argv,
+    std::chrono::milliseconds timeout) {
+  auto r = co_await exec_on(std::move(link), std::move(argv), timeout);
+  if (!r) {
+    co_return r.error();
+  }
+  if (r->is_nil()) {
+    co_return std::optional<std::string>{};
+  }
+  co_return std::optional<std::string>{std::move(*r).as_string()};
+}
+
+asio::awaitable<dp::result<std::vector<std::string>>> sorted_strings_on(
+    std::shared_ptr<detail::link> link, std::vector<std::string> argv,
+    std::chrono::milliseconds timeout) {
+  auto r = co_await exec_on(std::move(link), std::move(argv), timeout);
+  if (!r) {
+    co_return r.error();
+  }
+  std::vector<std::string> strings;
+  for (auto& e : std::move(*r).elements()) {
+    strings.push_back(std::move(e).as_string());
+  }
+  std::sort(strings.begin(), strings.end());
+  co_return strings;
 }
 
 asio::awaitable<dp::result<void>> ping(std::shared_ptr<detail::link> link) {
@@ -52,6 +82,22 @@ asio::awaitable<dp::result<void>> client::connect() {
 asio::awaitable<dp::result<reply>> client::exec(std::vector<std::string> argv,
                                                 std::optional<std::chrono::milliseconds> timeout) {
   return exec_on(link_, std::move(argv), timeout.value_or(link_->opts().command_timeout));
+}
+
+asio::awaitable<dp::result<std::optional<std::string>>> client::get(std::string_view key) {
+  std::vector<std::string> argv{"GET", std::string(key)};
+  return string_or_nil_on(link_, std::move(argv), link_->opts().command_timeout);
+}
+
+asio::awaitable<dp::result<std::optional<std::string>>> client::hget(std::string_view key,
+                                                                     std::string_view field) {
+  std::vector<std::string> argv{"HGET", std::string(key), std::string(field)};
+  return string_or_nil_on(link_, std::move(argv), link_->opts().command_timeout);
+}
+
+asio::awaitable<dp::result<std::vector<std::string>>> client::smembers(std::string_view key) {
+  std::vector<std::string> argv{"SMEMBERS", std::string(key)};
+  return sorted_strings_on(link_, std::move(argv), link_->opts().command_timeout);
 }
 
 asio::awaitable<dp::result<std::vector<reply>>> client::pipeline(

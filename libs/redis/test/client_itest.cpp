@@ -35,6 +35,56 @@ TEST(RedisClient, BinarySafeValues) {
   });
 }
 
+// get, hget and smembers: nil is nullopt (an empty value is not), sets come back sorted, and a
+// key of another type is Redis's WRONGTYPE error, not an empty answer.
+TEST(RedisClient, ReadHelpers) {
+  dp::test::redis_server server;
+  run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    client c(ex, options_for(server));
+    auto missing = co_await c.get("missing");
+    CO_ASSERT_OK(missing);
+    EXPECT_EQ(*missing, std::nullopt);
+    CO_ASSERT_OK(co_await c.exec("SET", "empty", ""));
+    auto empty = co_await c.get("empty");
+    CO_ASSERT_OK(empty);
+    EXPECT_EQ(*empty, std::optional<std::string>(""));
+    const std::string binary("v\0\r\n", 4);
+    CO_ASSERT_OK(co_await c.exec("SET", "k", binary));
+    auto value = co_await c.get("k");
+    CO_ASSERT_OK(value);
+    EXPECT_EQ(*value, std::optional<std::string>(binary));
+
+    CO_ASSERT_OK(co_await c.exec("HSET", "h", "field", "x"));
+    auto field = co_await c.hget("h", "field");
+    CO_ASSERT_OK(field);
+    EXPECT_EQ(*field, std::optional<std::string>("x"));
+    auto no_field = co_await c.hget("h", "other");
+    CO_ASSERT_OK(no_field);
+    EXPECT_EQ(*no_field, std::nullopt);
+    auto no_hash = co_await c.hget("missing", "field");
+    CO_ASSERT_OK(no_hash);
+    EXPECT_EQ(*no_hash, std::nullopt);
+
+    CO_ASSERT_OK(co_await c.exec("SADD", "set", "pear", "apple", "fig", "banana"));
+    auto members = co_await c.smembers("set");
+    CO_ASSERT_OK(members);
+    EXPECT_EQ(*members, (std::vector<std::string>{"apple", "banana", "fig", "pear"}));
+    auto none = co_await c.smembers("missing");
+    CO_ASSERT_OK(none);
+    EXPECT_TRUE(none->empty());
+
+    auto wrong_get = co_await c.get("set");
+    CO_ASSERT_TRUE(!wrong_get);
+    EXPECT_TRUE(wrong_get.error().is(errc::protocol));
+    auto wrong_hget = co_await c.hget("k", "field");
+    CO_ASSERT_TRUE(!wrong_hget);
+    EXPECT_TRUE(wrong_hget.error().is(errc::protocol));
+    auto wrong_smembers = co_await c.smembers("k");
+    CO_ASSERT_TRUE(!wrong_smembers);
+    EXPECT_TRUE(wrong_smembers.error().is(errc::protocol));
+  });
+}
+
 TEST(RedisClient, TypedReplies) {
   dp::test::redis_server server;
   run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {

@@ -3,41 +3,21 @@
 // host, then ends. The runner (root here, as in production) must not follow it: nothing outside
 // the work directory is read or published. Real git, real npm, real bubblewrap, the file store.
 // The repositories run tests/fixtures/hostile/swap.sh.
-#include <fcntl.h>
-#include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
-
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
-#include <sstream>
+#include <stdexcept>
 
 #include "dp/core/id.hpp"
-#include "dp/runner/runner.hpp"
-#include "dp/storage/object_store.hpp"
-#include "dp/test/harness.hpp"
+#include "hostile_support.hpp"
 
 namespace {
 
-namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using dp::runner::build_outcome;
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using dp::test::read_file;
 
 std::string fixture(const std::string& name) {
-  const char* root = std::getenv("DP_SOURCE_DIR");
-  auto text = slurp(fs::path(root ? root : ".") / "tests/fixtures/hostile" / name);
+  auto text = read_file(dp::test::source_dir() / "tests/fixtures/hostile" / name);
   if (text.empty()) {
     throw std::runtime_error("fixture " + name + " not found (DP_SOURCE_DIR)");
   }
@@ -51,30 +31,22 @@ struct settings {
   dp::proto::env_map env;
 };
 
-struct result {
-  dp::runner::build_report report;
-  std::string log;
-};
-
 class HostilePaths : public ::testing::Test {
  protected:
   void SetUp() override {
-    // A root-only directory outside the work directory, holding a 0600 file, and the same under
-    // dist/ (for a project directory swapped for it, whose default output is dist).
-    fs::permissions(secret_.path(), fs::perms::owner_all);
-    for (const auto& dir : {secret_.path(), secret_.path() / "dist"}) {
-      fs::create_directories(dir);
-      fs::permissions(dir, fs::perms::owner_all);
-      auto file = dir / "secret.txt";
-      std::ofstream(file) << marker_ << "\n";
-      fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
-    }
+    // The same secret under dist/ (for a project directory swapped for the secret's directory,
+    // whose default output is dist).
+    auto dist = secret_.dir() / "dist";
+    fs::create_directories(dist);
+    fs::permissions(dist, fs::perms::owner_all);
+    fs::copy_file(secret_.file(), dist / "secret.txt");
+    fs::permissions(dist / "secret.txt", fs::perms::owner_read | fs::perms::owner_write);
   }
 
   // The secret directory as an output_dir relative to "/" (where a swapped checkout leads).
-  std::string secret_from_root() const { return secret_.path().relative_path().string(); }
+  std::string secret_from_root() const { return secret_.dir().relative_path().string(); }
 
-  result build(const dp::test::git_repo& repo, const settings& s) {
+  dp::runner::testing::build_run build(const dp::test::git_repo& repo, const settings& s) {
     dp::proto::job j;
     j.deployment_id = dp::new_deployment_id();
     j.project = "hostile";
@@ -85,58 +57,21 @@ class HostilePaths : public ::testing::Test {
     j.env = s.env;
     j.timeout_s = 120;
     id_ = j.deployment_id;
-
-    auto log_file = logs_.path() / ("log-" + j.deployment_id);
-    int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    EXPECT_GE(fd, 0);
-    asio::io_context ioc;
-    result out;
-    auto done = asio::co_spawn(
-        ioc,
-        [&]() -> asio::awaitable<void> {
-          auto ex = co_await asio::this_coro::executor;
-          auto storage = dp::storage::open_storage(
-              ex, *dp::storage::parse_storage_url("file://" + storage_.path().string()), {});
-          EXPECT_TRUE(storage);
-          auto sink = dp::runner::make_stream_sink(fd, false, j.deployment_id);
-          dp::runner::runner_options o;
-          o.allowed_git_protocols = {"file"};
-          o.work_root = work_.path();
-          dp::runner::runner r(j, o, **storage, *sink);
-          out.report = co_await r.run();
-          (void)co_await sink->flush();
-        },
-        asio::use_future);
-    ioc.run();
-    done.get();
-    ::close(fd);
-    out.log = slurp(log_file);
-    if (std::getenv("DP_HOSTILE_VERBOSE")) {
-      std::cerr << out.log << "outcome: " << dp::runner::to_string(out.report.outcome) << ": "
-                << out.report.error << "\n";
-    }
-    return out;
+    dp::runner::runner_options o;
+    o.allowed_git_protocols = {"file"};
+    o.work_root = work_.path();
+    return dp::runner::testing::run_build(j, o, storage_.path(), logs_.path());
   }
 
-  // Every stored object holds no byte of the secret.
   void expect_secret_not_stored() {
-    size_t objects = 0;
-    for (const auto& e : fs::recursive_directory_iterator(storage_.path())) {
-      if (e.is_regular_file()) {
-        ++objects;
-        EXPECT_EQ(slurp(e.path()).find(marker_), std::string::npos)
-            << "the secret reached storage: " << e.path();
-      }
-    }
-    (void)objects;
+    dp::runner::testing::expect_not_stored(storage_.path(), secret_.marker());
   }
 
   bool stored(const std::string& key) const {
     return fs::is_regular_file(storage_.path() / "__outputs" / id_ / key);
   }
 
-  std::string marker_ = "DP-HOSTILE-SECRET-" + dp::random_hex(8);
-  dp::test::temp_dir secret_{"dp-hostile-secret"};
+  dp::runner::testing::outside_secret secret_{"hostile"};
   dp::test::temp_dir storage_{"dp-hostile-storage"};
   dp::test::temp_dir work_{"dp-hostile-work"};
   dp::test::temp_dir logs_{"dp-hostile-logs"};
@@ -159,7 +94,7 @@ TEST_F(HostilePaths, BuildCommandSwapsTheCheckoutForRoot) {
 TEST_F(HostilePaths, BuildCommandSwapsTheCheckoutForAnOutsideDirectory) {
   dp::test::git_repo repo({{"index.html", "<h1>site</h1>"}, {"swap.sh", fixture("swap.sh")}});
   auto r = build(repo, {.build_command = "sh swap.sh src",
-                        .env = {{"HOSTILE_TARGET", secret_.path().string()}}});
+                        .env = {{"HOSTILE_TARGET", secret_.dir().string()}}});
   EXPECT_NE(r.log.find("swapped /build/src"), std::string::npos) << r.log;
   EXPECT_NE(r.report.outcome, build_outcome::ready) << r.log;
   EXPECT_FALSE(stored("secret.txt")) << r.log;
@@ -171,7 +106,7 @@ TEST_F(HostilePaths, BuildCommandSwapsTheOutputDirectory) {
   dp::test::git_repo repo({{"index.html", "<h1>site</h1>"}, {"swap.sh", fixture("swap.sh")}});
   auto r = build(repo, {.build_command = "mkdir -p dist && echo hi > dist/index.html && "
                                          "sh swap.sh src/dist",
-                        .env = {{"HOSTILE_TARGET", secret_.path().string()}}});
+                        .env = {{"HOSTILE_TARGET", secret_.dir().string()}}});
   EXPECT_NE(r.log.find("swapped /build/src/dist"), std::string::npos) << r.log;
   EXPECT_NE(r.report.outcome, build_outcome::ready) << r.log;
   EXPECT_NE(r.report.error.find("symlink"), std::string::npos) << r.report.error;
@@ -204,7 +139,7 @@ TEST_F(HostilePaths, NpmScriptSwapsTheRootDir) {
        {"swap.sh", fixture("swap.sh")},
        {"site/package.json", R"({"name":"hostile","version":"1.0.0","private":true,)"
                              R"("scripts":{"postprepare":"sh /build/src/swap.sh src/site"}})"}});
-  auto r = build(repo, {.root_dir = "site", .env = {{"HOSTILE_TARGET", secret_.path().string()}}});
+  auto r = build(repo, {.root_dir = "site", .env = {{"HOSTILE_TARGET", secret_.dir().string()}}});
   EXPECT_NE(r.log.find("swapped /build/src/site"), std::string::npos) << r.log;
   EXPECT_FALSE(stored("secret.txt")) << r.log;
   expect_secret_not_stored();

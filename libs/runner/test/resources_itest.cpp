@@ -74,19 +74,12 @@ struct outcome {
   std::string log;
 };
 
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // Loop devices whose backing file lies under `dir`.
 int loops_under(const fs::path& dir) {
   int n = 0;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator("/sys/block", ec)) {
-    auto backing = read_all(e.path() / "loop" / "backing_file");
+    auto backing = dp::test::read_file(e.path() / "loop" / "backing_file");
     if (backing.starts_with(dir.string())) {
       ++n;
     }
@@ -95,7 +88,7 @@ int loops_under(const fs::path& dir) {
 }
 
 int mounts_under(const fs::path& dir) {
-  std::istringstream in(read_all("/proc/self/mountinfo"));
+  std::istringstream in(dp::test::read_file("/proc/self/mountinfo"));
   int n = 0;
   for (std::string line; std::getline(in, line);) {
     if (line.find(" " + dir.string()) != std::string::npos) {
@@ -134,7 +127,7 @@ class Resources : public ::testing::Test {
       out.report = dp::test::run_async(ioc, r.run(), std::chrono::minutes(4));
     }
     ::close(fd);
-    out.log = read_all(log_path);
+    out.log = dp::test::read_file(log_path);
     return out;
   }
 

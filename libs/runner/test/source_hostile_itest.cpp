@@ -4,40 +4,23 @@
 // and an absurd member count touch nothing outside the build's work directory: each fails the
 // build with a line that names it, or lands inside the tree. A plain archive still deploys.
 // Real bubblewrap, tar and the file store; the archives are written by the test.
-#include <fcntl.h>
-#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
-
 #include <cstdlib>
 #include <fstream>
-#include <iostream>
-#include <sstream>
 
 #include "dp/core/id.hpp"
 #include "dp/proto/storage_layout.hpp"
-#include "dp/runner/runner.hpp"
-#include "dp/storage/object_store.hpp"
-#include "dp/test/harness.hpp"
 #include "dp/test/tar_writer.hpp"
+#include "hostile_support.hpp"
 
 namespace {
 
-namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using dp::runner::build_outcome;
+using dp::test::read_file;
 using dp::test::tar_member;
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 bool can_mount() {
   return ::geteuid() == 0 && fs::exists("/dev/loop-control");
@@ -45,16 +28,7 @@ bool can_mount() {
 
 class HostileSource : public ::testing::Test {
  protected:
-  void SetUp() override {
-    fs::permissions(outside_.path(), fs::perms::owner_all);
-    secret_file_ = outside_.path() / "secret.txt";
-    std::ofstream(secret_file_) << marker_ << "\n";
-    fs::permissions(secret_file_, fs::perms::owner_read | fs::perms::owner_write);
-  }
-
-  struct result {
-    dp::runner::build_report report;
-    std::string log;
+  struct result : dp::runner::testing::build_run {
     std::string id;
   };
 
@@ -75,28 +49,9 @@ class HostileSource : public ::testing::Test {
     j.source_archive = dp::proto::source_archive_key(id);
     j.build_command = std::move(build_command);
     j.timeout_s = 120;
-    auto log_file = logs_.path() / ("log-" + id);
-    int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    EXPECT_GE(fd, 0);
-    asio::io_context ioc;
-    auto storage = dp::storage::open_storage(
-        ioc.get_executor(), *dp::storage::parse_storage_url("file://" + storage_.path().string()),
-        {});
-    EXPECT_TRUE(storage);
-    auto sink = dp::runner::make_stream_sink(fd, false, id);
     o.work_root = work_.path();
     o.network = dp::runner::network_mode::none;
-    dp::runner::runner r(j, o, **storage, *sink);
-    auto done = asio::co_spawn(ioc, r.run(), asio::use_future);
-    ioc.run();
-    result out{done.get(), {}, id};
-    ::close(fd);
-    out.log = slurp(log_file);
-    if (std::getenv("DP_HOSTILE_VERBOSE")) {
-      std::cerr << out.log << "outcome: " << dp::runner::to_string(out.report.outcome) << ": "
-                << out.report.error << "\n";
-    }
-    return out;
+    return {dp::runner::testing::run_build(j, o, storage_.path(), logs_.path()), id};
   }
 
   // An archive of an index.html and `hostile`, built.
@@ -109,20 +64,10 @@ class HostileSource : public ::testing::Test {
     return build(id, {}, std::move(build_command));
   }
 
-  // The outside directory holds only the secret, unchanged, with one link; nothing was published.
+  // The outside directory holds only the secret, unchanged; nothing was written beside the work
+  // directories either.
   void expect_outside_untouched(const result& r) {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(outside_.path())) {
-      names.push_back(e.path().filename().string());
-    }
-    EXPECT_EQ(names, std::vector<std::string>{"secret.txt"}) << r.log;
-    EXPECT_EQ(slurp(secret_file_), marker_ + "\n");
-    struct stat st {};
-    ASSERT_EQ(::stat(secret_file_.c_str(), &st), 0);
-    EXPECT_EQ(st.st_nlink, 1u);
-    EXPECT_EQ(st.st_uid, 0u);
-    EXPECT_EQ(st.st_mode & 07777, 0600u);
-    // Nothing beside the work directories either.
+    outside_.expect_untouched(r.log);
     for (const auto& e : fs::directory_iterator(work_.path().parent_path())) {
       EXPECT_NE(e.path().filename(), "escape.txt") << r.log;
     }
@@ -141,9 +86,7 @@ class HostileSource : public ::testing::Test {
     EXPECT_EQ(r.log.find("build: running"), std::string::npos) << r.log;
   }
 
-  std::string marker_ = "DP-SOURCE-SECRET-" + dp::random_hex(8);
-  fs::path secret_file_;
-  dp::test::temp_dir outside_{"dp-source-outside"};
+  dp::runner::testing::outside_secret outside_{"source"};
   dp::test::temp_dir storage_{"dp-source-storage"};
   dp::test::temp_dir work_{"dp-source-work"};
   dp::test::temp_dir logs_{"dp-source-logs"};
@@ -164,9 +107,9 @@ TEST_F(HostileSource, PlainArchiveDeploys) {
   // Unpacked by the build's uid inside the sandbox, which was set up first.
   EXPECT_LT(r.log.find("sandbox: bubblewrap"), r.log.find("unpacked 3 files")) << r.log;
   auto out = storage_.path() / dp::proto::output_prefix(id);
-  EXPECT_EQ(slurp(out / "index.html"), "<h1>site</h1>");
-  EXPECT_EQ(slurp(out / "about/index.html"), "about");
-  EXPECT_EQ(slurp(out / "copy.html"), "<h1>site</h1>");
+  EXPECT_EQ(read_file(out / "index.html"), "<h1>site</h1>");
+  EXPECT_EQ(read_file(out / "about/index.html"), "about");
+  EXPECT_EQ(read_file(out / "copy.html"), "<h1>site</h1>");
 }
 
 // In a build container (SANDBOX=none, docker and ECS) the same code path unpacks as the build's
@@ -188,7 +131,7 @@ TEST_F(HostileSource, ContainerModeUnpacksAsTheBuildsUid) {
 
   auto bad = dp::new_deployment_id();
   dp::test::write_tar_gz(archive_path(bad),
-                         {{.name = "out", .type = '2', .link = outside_.path().string()},
+                         {{.name = "out", .type = '2', .link = outside_.dir().string()},
                           {.name = "out/written.txt", .content = "x"}});
   auto r2 = build(bad, o);
   expect_failed_with(r2, "out/written.txt: Cannot open: Not a directory");
@@ -196,7 +139,7 @@ TEST_F(HostileSource, ContainerModeUnpacksAsTheBuildsUid) {
 }
 
 TEST_F(HostileSource, SymlinkOutAndAFileThroughIt) {
-  auto r = build_members({{.name = "out", .type = '2', .link = outside_.path().string()},
+  auto r = build_members({{.name = "out", .type = '2', .link = outside_.dir().string()},
                           {.name = "out/written.txt", .content = "x"}});
   expect_failed_with(r, "out/written.txt: Cannot open: Not a directory");
   expect_outside_untouched(r);
@@ -206,7 +149,7 @@ TEST_F(HostileSource, SymlinkOutAndAFileThroughIt) {
     climb += "../";
   }
   auto r2 = build_members(
-      {{.name = "up", .type = '2', .link = climb + outside_.path().relative_path().string()},
+      {{.name = "up", .type = '2', .link = climb + outside_.dir().relative_path().string()},
        {.name = "up/written.txt", .content = "x"}});
   expect_failed_with(r2, "up/written.txt: Cannot open: Not a directory");
   expect_outside_untouched(r2);
@@ -225,7 +168,7 @@ TEST_F(HostileSource, DotDotAndAbsoluteNames) {
   expect_outside_untouched(r);
   // An absolute name, or a hard link to one: tar unpacks it beneath the tree and says so; the
   // runner refuses it then.
-  auto absolute = (outside_.path() / "absolute.txt").string();
+  auto absolute = (outside_.dir() / "absolute.txt").string();
   for (const auto& members : std::vector<std::vector<tar_member>>{
            {{.name = absolute, .content = "x"}},
            {{.name = "/" + absolute, .content = "x"}},
@@ -240,12 +183,12 @@ TEST_F(HostileSource, DotDotAndAbsoluteNames) {
 }
 
 TEST_F(HostileSource, HardLinkToAHostFile) {
-  for (const auto& target : {secret_file_.string(), std::string("/etc/passwd")}) {
-    auto passwd = slurp("/etc/passwd");
+  for (const auto& target : {outside_.file().string(), std::string("/etc/passwd")}) {
+    auto passwd = read_file("/etc/passwd");
     auto r = build_members({{.name = "h", .type = '1', .link = target}});
     expect_failed_with(r, "h: Cannot hard link to");
     expect_outside_untouched(r);
-    EXPECT_EQ(slurp("/etc/passwd"), passwd);
+    EXPECT_EQ(read_file("/etc/passwd"), passwd);
   }
 }
 

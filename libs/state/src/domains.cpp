@@ -238,16 +238,11 @@ boost::asio::awaitable<dp::result<domain>> domains::get(std::string_view fqdn) {
 }
 
 boost::asio::awaitable<dp::result<std::vector<domain>>> domains::list(std::string_view project) {
-  std::vector<std::string> members{"SMEMBERS", keys_.project_domains(project)};
-  auto r = co_await redis_.exec(std::move(members));
-  if (!r) {
-    co_return r.error();
+  auto listed = co_await redis_.smembers(keys_.project_domains(project));
+  if (!listed) {
+    co_return listed.error();
   }
-  std::vector<std::string> names;
-  for (const auto& e : r->elements()) {
-    names.push_back(e.as_string());
-  }
-  std::sort(names.begin(), names.end());
+  const auto& names = *listed;
   std::vector<domain> out;
   if (names.empty()) {
     co_return out;
@@ -269,17 +264,7 @@ boost::asio::awaitable<dp::result<std::vector<domain>>> domains::list(std::strin
 }
 
 boost::asio::awaitable<dp::result<std::vector<std::string>>> domains::all() {
-  std::vector<std::string> members{"SMEMBERS", keys_.domains()};
-  auto r = co_await redis_.exec(std::move(members));
-  if (!r) {
-    co_return r.error();
-  }
-  std::vector<std::string> names;
-  for (const auto& e : r->elements()) {
-    names.push_back(e.as_string());
-  }
-  std::sort(names.begin(), names.end());
-  co_return names;
+  co_return co_await redis_.smembers(keys_.domains());
 }
 
 boost::asio::awaitable<dp::result<void>> domains::remove(std::string_view fqdn,

@@ -69,14 +69,7 @@ task<void> hooks::set_webhook_secret(std::string_view project, std::string_view 
 }
 
 task<std::optional<std::string>> hooks::webhook_secret(std::string_view project) {
-  auto r = co_await redis_.exec("HGET", keys_.project_webhook(project), "secret");
-  if (!r) {
-    co_return r.error();
-  }
-  if (r->is_nil()) {
-    co_return std::optional<std::string>();
-  }
-  co_return std::optional<std::string>(r->as_string());
+  co_return co_await redis_.hget(keys_.project_webhook(project), "secret");
 }
 
 task<void> hooks::set_forge(std::string_view project, const forge_settings& f) {
@@ -184,14 +177,14 @@ task<std::vector<deploy_hook>> hooks::list_hooks(std::string_view project) {
 }
 
 task<bool> hooks::delete_hook(std::string_view project, std::string_view id) {
-  auto r = co_await redis_.exec("HGET", keys_.project_hooks(project), id);
+  auto r = co_await redis_.hget(keys_.project_hooks(project), id);
   if (!r) {
     co_return r.error();
   }
-  if (r->is_nil()) {
+  if (!*r) {
     co_return false;
   }
-  auto h = hook_from_json(project, r->as_string());
+  auto h = hook_from_json(project, **r);
   std::vector<std::vector<std::string>> commands{{"MULTI"}};
   if (h && !h->second.empty()) {
     commands.push_back({"DEL", keys_.hook(h->second)});

@@ -502,23 +502,8 @@ task<proto::project> records::get_project(std::string_view name) {
   co_return proto::project_from_hash(name, hash_from_reply(*r));
 }
 
-// The members of a set, sorted (SMEMBERS has no order).
-task<std::vector<std::string>> records::sorted_members(std::string key) {
-  std::vector<std::string> command{"SMEMBERS", std::move(key)};
-  auto r = co_await redis_.exec(std::move(command));
-  if (!r) {
-    co_return r.error();
-  }
-  std::vector<std::string> members;
-  for (const auto& e : r->elements()) {
-    members.push_back(e.as_string());
-  }
-  std::sort(members.begin(), members.end());
-  co_return members;
-}
-
 task<std::vector<std::string>> records::project_names() {
-  co_return co_await sorted_members(keys_.projects());
+  co_return co_await redis_.smembers(keys_.projects());
 }
 
 task<void> records::delete_project(std::string_view name) {
@@ -794,7 +779,7 @@ task<bool> records::remove_preview_alias(std::string_view project, std::string_v
 }
 
 task<std::vector<std::string>> records::preview_labels(std::string_view project) {
-  co_return co_await sorted_members(keys_.project_previews(project));
+  co_return co_await redis_.smembers(keys_.project_previews(project));
 }
 
 task<bool> records::learn_production_branch(std::string_view project, std::string_view branch) {
@@ -841,27 +826,11 @@ task<std::vector<std::string>> records::cancel_superseded(const proto::deploymen
 }
 
 task<std::optional<std::string>> records::resolve_alias(std::string_view label) {
-  std::vector<std::string> command{"GET", keys_.alias(label)};
-  auto r = co_await redis_.exec(std::move(command));
-  if (!r) {
-    co_return r.error();
-  }
-  if (r->is_nil()) {
-    co_return std::optional<std::string>{};
-  }
-  co_return std::optional<std::string>{std::move(*r).as_string()};
+  co_return co_await redis_.get(keys_.alias(label));
 }
 
 task<std::optional<std::string>> records::resolve_domain(std::string_view fqdn) {
-  std::vector<std::string> command{"GET", keys_.domain(fqdn)};
-  auto r = co_await redis_.exec(std::move(command));
-  if (!r) {
-    co_return r.error();
-  }
-  if (r->is_nil()) {
-    co_return std::optional<std::string>{};
-  }
-  co_return std::optional<std::string>{std::move(*r).as_string()};
+  co_return co_await redis_.get(keys_.domain(fqdn));
 }
 
 task<bool> records::mark_pruned(std::string_view id, std::string_view project) {
@@ -883,7 +852,7 @@ task<bool> records::mark_pruned(std::string_view id, std::string_view project) {
 }
 
 task<std::vector<std::string>> records::pruning() {
-  co_return co_await sorted_members(keys_.pruning());
+  co_return co_await redis_.smembers(keys_.pruning());
 }
 
 task<void> records::pruned_files_removed(std::string_view id) {
@@ -1018,15 +987,14 @@ task<transition_outcome> records::request_cancel(const proto::cancel_request& re
 }
 
 task<std::optional<proto::cancel_request>> records::cancel_requested(std::string_view id) {
-  std::vector<std::string> command{"GET", keys_.cancel(id)};
-  auto r = co_await redis_.exec(std::move(command));
+  auto r = co_await redis_.get(keys_.cancel(id));
   if (!r) {
     co_return r.error();
   }
-  if (r->is_nil()) {
+  if (!*r) {
     co_return std::optional<proto::cancel_request>{};
   }
-  auto parsed = proto::parse_cancel_request(std::string_view(r->as_string()));
+  auto parsed = proto::parse_cancel_request(std::string_view(**r));
   if (!parsed) {
     co_return parsed.error();
   }

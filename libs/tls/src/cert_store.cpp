@@ -152,17 +152,11 @@ task<std::optional<certificate>> cert_store::get(std::string_view name) {
 }
 
 task<std::vector<certificate_info>> cert_store::list() {
-  std::vector<std::string> members{"SMEMBERS", keys_.certificates()};
-  auto r = co_await redis_.exec(std::move(members));
-  if (!r) {
-    co_return r.error();
+  auto listed = co_await redis_.smembers(keys_.certificates());
+  if (!listed) {
+    co_return listed.error();
   }
-  std::vector<std::string> names;
-  for (const auto& e : r->elements()) {
-    names.push_back(e.as_string());
-  }
-  std::sort(names.begin(), names.end());
-  auto infos = co_await certificate_infos(redis_, keys_, names);
+  auto infos = co_await certificate_infos(redis_, keys_, *listed);
   if (!infos) {
     co_return infos.error();
   }
@@ -303,15 +297,7 @@ task<void> challenge_store::put(std::string_view token, std::string_view key_aut
 }
 
 task<std::optional<std::string>> challenge_store::get(std::string_view token) {
-  std::vector<std::string> command{"GET", keys_.acme_challenge(token)};
-  auto r = co_await redis_.exec(std::move(command));
-  if (!r) {
-    co_return r.error();
-  }
-  if (r->is_nil()) {
-    co_return std::optional<std::string>{};
-  }
-  co_return std::optional<std::string>{std::move(*r).as_string()};
+  co_return co_await redis_.get(keys_.acme_challenge(token));
 }
 
 task<void> challenge_store::remove(std::string_view token) {

@@ -137,11 +137,11 @@ struct certificate_issuer::impl {
     if (client) {
       co_return &*client;
     }
-    auto stored = co_await redis.exec("HGET", keys.acme_account(), "key");
+    auto stored = co_await redis.hget(keys.acme_account(), "key");
     if (!stored) {
       co_return stored.error();
     }
-    if (stored->is_nil()) {
+    if (!*stored) {
       auto fresh = acme::ec_key::generate();
       auto sealed = platform_key.seal(fresh.to_pem(), account_key_context);
       if (!sealed) {
@@ -152,12 +152,15 @@ struct certificate_issuer::impl {
       if (!set) {
         co_return set.error();
       }
-      stored = co_await redis.exec("HGET", keys.acme_account(), "key");
+      stored = co_await redis.hget(keys.acme_account(), "key");
       if (!stored) {
         co_return stored.error();
       }
+      if (!*stored) {
+        co_return dp::make_error(errc::protocol, "the ACME account key vanished from Redis");
+      }
     }
-    auto pem = platform_key.open(stored->as_string(), account_key_context);
+    auto pem = platform_key.open(**stored, account_key_context);
     if (!pem) {
       co_return dp::make_error(errc::forbidden,
                                "the ACME account key in Redis was sealed with another "

@@ -55,9 +55,9 @@ asio::awaitable<void> worker::impl::clean_up() {
     if (holder == opts.id) {
       co_return jobs.contains(deployment);
     }
-    auto r = co_await redis.exec("GET", records.keys().lease(deployment));
+    auto lease = co_await redis.get(records.keys().lease(deployment));
     // When Redis cannot tell, keep the build: removing a live one is worse than waiting.
-    co_return !r || r->as_string() == holder;
+    co_return !lease || *lease == holder;
   };
   if (auto ok = co_await launch.clean_up(live); !ok) {
     dp::log::warn("cannot clean up orphaned builds", {{"error", ok.error()}});

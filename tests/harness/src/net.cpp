@@ -23,6 +23,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
@@ -309,6 +310,17 @@ dp::result<http_response> http_request(std::uint16_t port, const std::string& me
     response.headers[name] = v == std::string::npos ? std::string() : line.substr(v);
   }
   return response;
+}
+
+http_response json_request(std::uint16_t port, const std::string& method, const std::string& target,
+                           const std::string& body) {
+  std::map<std::string, std::string> headers;
+  if (!body.empty()) {
+    headers["content-type"] = "application/json";
+  }
+  auto r = http_request(port, method, target, body, headers);
+  EXPECT_TRUE(r) << method << " " << target << ": " << (r ? "" : r.error().message);
+  return r ? *r : http_response{};
 }
 
 bool redis_blocked_in(std::uint16_t port, const std::string& command) {

@@ -73,6 +73,13 @@ fs::path source_dir() {
   throw std::runtime_error("cannot find the repository root: set DP_SOURCE_DIR");
 }
 
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 namespace {
 
 // PATH lookup done before fork: execvpe is not async-signal-safe in a multithreaded parent.

@@ -6,20 +6,12 @@
 
 #include <csignal>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 namespace dp::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 // Alive and not a zombie waiting for init to reap it.
 bool alive(pid_t pid) {

@@ -4,6 +4,8 @@
 // verified before are looked up without a hash and never refused.
 #pragma once
 
+#include "dp/proxy/lru.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -11,7 +13,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 namespace dp::proxy {
 
@@ -21,15 +22,16 @@ class auth_failure_limit {
   struct options {
     uint32_t max_failures = 10;
     std::chrono::seconds window{60};
-    // Clients tracked at once. A full table first forgets windows that ended; when most are
-    // still running it starts over (bounded memory over exactness: a client with more
-    // addresses than this gets its guesses counted afresh, each still a request of its own).
+    // Clients tracked at once. A full table forgets the client whose last guess is the oldest
+    // (an LRU), so a client that keeps guessing is never forgotten before a quieter one; only a
+    // client with more addresses than this can have its count of one of them start afresh.
     size_t max_clients = 65536;
   };
 
-  explicit auth_failure_limit(options o) : opts_(o) {}
+  explicit auth_failure_limit(options o) : opts_(o), clients_(o.max_clients) {}
 
-  // How long the client must wait before it may guess again, or nullopt when it may now.
+  // How long the client must wait before it may guess again, or nullopt when it may now. Asked
+  // before each guess, so it also marks the client as recently seen.
   std::optional<std::chrono::seconds> blocked(const std::string& client, clock::time_point now);
   // One wrong guess: counted in the client's current window (started by its first failure).
   void failed(const std::string& client, clock::time_point now);
@@ -45,8 +47,9 @@ class auth_failure_limit {
     uint32_t failures = 0;
   };
   options opts_;
+  // Held across a lookup and the store that follows it, so concurrent failures all count.
   std::mutex mu_;
-  std::unordered_map<std::string, window> clients_;
+  lru_cache<window> clients_;
 };
 
 }  // namespace dp::proxy

@@ -58,6 +58,14 @@ class client {
                                          std::string(std::string_view(rest))...});
   }
 
+  // The replies callers would otherwise unpack by hand. A missing key (or field) is nullopt;
+  // a key of another type is errc::protocol (WRONGTYPE).
+  boost::asio::awaitable<dp::result<std::optional<std::string>>> get(std::string_view key);
+  boost::asio::awaitable<dp::result<std::optional<std::string>>> hget(std::string_view key,
+                                                                      std::string_view field);
+  // The members of a set, sorted (SMEMBERS has no order); a missing key is an empty set.
+  boost::asio::awaitable<dp::result<std::vector<std::string>>> smembers(std::string_view key);
+
   // Commands sent back to back (a MULTI ... EXEC block works); every reply is returned as is,
   // error replies included. Fails as a whole when the connection fails or the timeout passes.
   boost::asio::awaitable<dp::result<std::vector<reply>>> pipeline(

@@ -58,7 +58,7 @@ class records {
   // Rewrites every field (fields that became null are removed); the project must exist.
   task<void> save_project(const proto::project& p);
   task<proto::project> get_project(std::string_view name);
-  task<std::vector<std::string>> project_names();
+  task<std::vector<std::string>> project_names();  // sorted
   // Removes the project record, its index, its production alias (alias:<name>) and its preview
   // aliases, each unless it serves another project's deployment; deployments are the caller's
   // business.
@@ -164,7 +164,6 @@ class records {
                                            const proto::hash_fields& fields,
                                            std::optional<std::string> error,
                                            const std::vector<proto::deployment_status>& from);
-  task<std::vector<std::string>> sorted_members(std::string key);
 
   redis::client& redis_;
   proto::keys keys_;

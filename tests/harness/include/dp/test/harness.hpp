@@ -42,6 +42,9 @@ class temp_dir {
 // current directory that holds package.json and CMakeLists.txt.
 std::filesystem::path source_dir();
 
+// The whole file, bytes as they are; empty when it cannot be read.
+std::string read_file(const std::filesystem::path& path);
+
 // A loopback TCP port that was free a moment ago (bind 127.0.0.1:0, read back, close).
 std::uint16_t free_port();
 
@@ -128,6 +131,12 @@ struct http_response {
 dp::result<http_response> http_request(std::uint16_t port, const std::string& method,
                                        const std::string& target, const std::string& body = {},
                                        const std::map<std::string, std::string>& headers = {});
+
+// The same with a JSON body (Content-Type: application/json when `body` is not empty), as a
+// client of the api-server sends it. A request that fails is a test failure and an empty
+// response (status 0).
+http_response json_request(std::uint16_t port, const std::string& method, const std::string& target,
+                           const std::string& body = {});
 
 // Debian's redis-server on a free loopback port, with its own directory and no persistence;
 // with a password, its default user needs it (requirepass; redis_command() then answers NOAUTH).
