@@ -492,6 +492,66 @@ TEST(http_server, serves_https_with_a_tls_context) {
   EXPECT_THROW(plain.read(), boost::system::system_error);
 }
 
+// One HTTPS connection reused for many requests: what the TLS input buffer holds between them
+// (ciphertext read ahead, a batch larger than one read of the socket) is never lost or mixed up.
+// A pipelined batch (small requests, a large header after a small one, a body after requests
+// without), then requests one at a time, each waited for.
+TEST(http_server, https_keep_alive_serves_batches_and_single_requests_in_order) {
+  dp::test::temp_dir dir{"dp-http-tls-ka"};
+  auto pair = dp::test::make_certificate(dir.path(), "t", {"t.test"});
+  asio::ssl::context ctx(asio::ssl::context::tls_server);
+  ctx.use_certificate_chain_file(pair.chain_file.string());
+  ctx.use_private_key_file(pair.key_file.string(), asio::ssl::context::pem);
+  server_options o;
+  o.tls_context = ctx.native_handle();
+  running_server s(basic_routes(), o);
+
+  asio::io_context ioc;
+  asio::ssl::context client_ctx(asio::ssl::context::tls_client);
+  asio::ssl::stream<tcp::socket> tls(ioc, client_ctx);
+  tls.next_layer().connect({asio::ip::address_v4::loopback(), s.port()});
+  tls.handshake(asio::ssl::stream_base::client);
+  // 60 requests, about 60 KiB: several TLS records and several reads of the socket.
+  std::string batch;
+  std::string large(6000, 'x');
+  for (int i = 0; i < 60; ++i) {
+    if (i % 20 == 10) {
+      batch +=
+          fmt::format("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nbody{}", i % 10);
+    } else {
+      batch += get(fmt::format("/echo/{}/x", i), i % 7 == 3 ? "User-Agent: " + large + "\r\n" : "");
+    }
+  }
+  asio::write(tls, asio::buffer(batch));
+  beast::flat_buffer buf;
+  for (int i = 0; i < 60; ++i) {
+    bhttp::response<bhttp::string_body> r;
+    bhttp::read(tls, buf, r);
+    ASSERT_EQ(r.result_int(), 200) << i;
+    if (i % 20 == 10) {
+      EXPECT_EQ(r.body(), "body0") << i;
+    } else {
+      auto v = boost::json::parse(r.body());
+      EXPECT_EQ(v.at("a").as_string(), std::to_string(i));
+      EXPECT_EQ(v.at("ua").as_string(), i % 7 == 3 ? large : "-") << i;
+    }
+  }
+  for (int i = 0; i < 20; ++i) {
+    std::string one = i % 2 ? get(fmt::format("/echo/{}/y", i))
+                            : "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc";
+    asio::write(tls, asio::buffer(one));
+    bhttp::response<bhttp::string_body> r;
+    bhttp::read(tls, buf, r);
+    ASSERT_EQ(r.result_int(), 200) << i;
+    if (i % 2) {
+      EXPECT_EQ(boost::json::parse(r.body()).at("a").as_string(), std::to_string(i));
+    } else {
+      EXPECT_EQ(r.body(), "abc");
+    }
+  }
+  EXPECT_EQ(s.srv().connections(), 1u);
+}
+
 // TLS on the socket itself, past one record each way: a body larger than the socket buffers
 // (the writer waits for the reader), an upload read through Beast's parser, an event stream and
 // a WebSocket on the same kind of connection.
