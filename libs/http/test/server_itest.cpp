@@ -944,6 +944,52 @@ TEST(http_server, sse_detects_client_disconnect) {
   EXPECT_TRUE(eventually([&] { return s.srv().connections() == 0; }));
 }
 
+// A TLS event stream whose client stops reading: the writer waits on the socket itself, and
+// write_timeout ends the stream as it ends a plain one.
+TEST(http_server, tls_sse_client_that_stops_reading_is_cut_after_the_write_timeout) {
+  dp::test::temp_dir dir{"dp-http-tls-sse"};
+  auto pair = dp::test::make_certificate(dir.path(), "t", {"t.test"});
+  asio::ssl::context ctx(asio::ssl::context::tls_server);
+  ctx.use_certificate_chain_file(pair.chain_file.string());
+  ctx.use_private_key_file(pair.key_file.string(), asio::ssl::context::pem);
+  std::promise<std::string> outcome;
+  router r;
+  r.get("/events", [&](request&) -> asio::awaitable<response> {
+    response res(200);
+    res.body = sse_body{[&](sse_stream s) -> asio::awaitable<void> {
+      std::string payload(16 * 1024, 'x');
+      // Each send waits until written: the writer stalls once the socket buffers are full.
+      for (int i = 0; i < 100000; ++i) {
+        if (auto sent = co_await s.send({.data = payload}); !sent) {
+          outcome.set_value(sent.error().message);
+          co_return;
+        }
+      }
+      outcome.set_value("never cut");
+    }};
+    co_return res;
+  });
+  server_options o;
+  o.tls_context = ctx.native_handle();
+  o.write_timeout = 300ms;
+  running_server s(std::move(r), o);
+
+  asio::io_context ioc;
+  asio::ssl::context client_ctx(asio::ssl::context::tls_client);
+  asio::ssl::stream<tcp::socket> tls(ioc, client_ctx);
+  tls.next_layer().open(tcp::v4());
+  int rcvbuf = 4096;
+  ::setsockopt(tls.next_layer().native_handle(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  tls.next_layer().connect({asio::ip::address_v4::loopback(), s.port()});
+  tls.handshake(asio::ssl::stream_base::client);
+  asio::write(tls, asio::buffer(get("/events")));
+  char some[100];
+  asio::read(tls, asio::buffer(some));  // then stop reading
+  auto fut = outcome.get_future();
+  ASSERT_EQ(fut.wait_for(30s), std::future_status::ready);
+  EXPECT_NE(fut.get(), "never cut");
+}
+
 TEST(http_server, slow_sse_client_is_dropped_with_bounded_queue) {
   constexpr size_t limit = 256 * 1024;
   std::promise<std::string> outcome;
