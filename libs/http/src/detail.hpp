@@ -52,7 +52,7 @@ void async_teardown(beast::role_type role, tls_socket& s, Handler&& handler) {
 // A connection's bytes: plain TCP, or TLS on its socket. Every read and write goes through
 // here, so one session serves both; the socket is the TCP layer's either way. expires_after
 // (SSE's write timeout) bounds plain TCP operations only: a TLS one waits on the socket itself,
-// and a stalled TLS event stream is dropped by its bounded queue.
+// so the SSE writer bounds those with a timer of its own (stream.cpp).
 class conn_stream {
  public:
   using executor_type = executor_t;

@@ -94,82 +94,87 @@ void session::build_head(const response& res, std::optional<uint64_t> length, bo
   head_.append("\r\n"sv);
 }
 
-asio::awaitable<bool> session::write_all(std::string_view a, std::string_view b,
-                                         std::string_view c) {
+bool session::write_now(std::array<std::string_view, 3>& pieces, write_wait& wait) {
+  wait = write_wait::none;
   if (auto* tls = stream_.tls()) {
-    co_return co_await write_tls(*tls, a, b, c);
+    // Pieces that fit one record together are packed into it: a small response is one record
+    // (and one segment), not a record per piece.
+    constexpr size_t record = 16 * 1024;
+    size_t total = pieces[0].size() + pieces[1].size() + pieces[2].size();
+    if (total <= record && !pieces[1].empty()) {
+      tls_out_.assign(pieces[0]).append(pieces[1]).append(pieces[2]);
+      pieces = {tls_out_, {}, {}};
+    }
+    for (std::string_view& piece : pieces) {
+      while (!piece.empty()) {
+        boost::system::error_code ec;
+        size_t n = 0;
+        auto w = tls->write_step(asio::buffer(piece), n, ec);
+        if (w != tls_socket::want::nothing) {
+          wait = w == tls_socket::want::read ? write_wait::readable : write_wait::writable;
+          return true;
+        }
+        if (ec || n == 0) {
+          return false;
+        }
+        piece.remove_prefix(n);
+      }
+    }
+    return true;
   }
   std::array<asio::const_buffer, 3> bufs;
   size_t used = 0;
-  for (std::string_view piece : {a, b, c}) {
+  for (std::string_view piece : pieces) {
     if (!piece.empty()) {
       bufs[used++] = asio::buffer(piece);
     }
   }
-  size_t first = 0;
-  auto advance = [&](size_t n) {
-    while (n > 0) {
-      size_t k = std::min(n, bufs[first].size());
-      bufs[first] += k;
-      n -= k;
-      first += bufs[first].size() == 0 ? 1 : 0;
-    }
-  };
-  auto rest = [&] {
-    return std::span<const asio::const_buffer>(bufs.data() + first, used - first);
-  };
-  // What the socket takes at once leaves here (a small response, with one send), without the
-  // round through the scheduler an async write costs.
-  if (stream_.socket().non_blocking()) {
-    boost::system::error_code ec;
-    size_t n = stream_.socket().write_some(rest(), ec);
-    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
-      co_return false;
-    }
-    advance(n);
+  if (used == 0) {
+    return true;
   }
-  // The deadline is per write: a slow reader that keeps taking bytes is not cut.
-  while (first < used) {
-    set_deadline(opts_.write_timeout);
-    auto [ec, n] = co_await stream_.async_write_some(rest());
-    clear_deadline();
-    if (ec || n == 0) {
-      co_return false;
-    }
-    advance(n);
+  boost::system::error_code ec;
+  size_t n =
+      stream_.socket().write_some(std::span<const asio::const_buffer>(bufs.data(), used), ec);
+  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+    return false;
   }
-  co_return true;
+  for (std::string_view& piece : pieces) {
+    size_t k = std::min(n, piece.size());
+    piece.remove_prefix(k);
+    n -= k;
+    if (!piece.empty()) {
+      wait = write_wait::writable;
+    }
+  }
+  return true;
 }
 
-asio::awaitable<bool> session::write_tls(tls_socket& tls, std::string_view a, std::string_view b,
+asio::awaitable<bool> session::write_all(std::string_view a, std::string_view b,
                                          std::string_view c) {
-  // Pieces that fit one record together are packed into it: a small response is one record
-  // (and one segment), not a record per piece.
-  constexpr size_t record = 16 * 1024;
   std::array<std::string_view, 3> pieces{a, b, c};
-  if (a.size() + b.size() + c.size() <= record && !b.empty()) {
-    tls_out_.assign(a).append(b).append(c);
-    pieces = {tls_out_, {}, {}};
+  write_wait wait;
+  if (!write_now(pieces, wait)) {
+    co_return false;
   }
-  for (std::string_view piece : pieces) {
-    while (!piece.empty()) {
-      boost::system::error_code ec;
-      size_t n = 0;
-      auto w = tls.write_step(asio::buffer(piece), n, ec);
-      if (w != tls_socket::want::nothing) {
-        // The deadline is per wait: a slow reader that keeps taking bytes is not cut.
-        set_deadline(opts_.write_timeout);
-        auto [wait_ec] = co_await tls.async_wait(w);
-        clear_deadline();
-        if (wait_ec) {
-          co_return false;
-        }
-        continue;
-      }
-      if (ec || n == 0) {
-        co_return false;
-      }
-      piece.remove_prefix(n);
+  co_return wait == write_wait::none || co_await write_rest(pieces, wait);
+}
+
+asio::awaitable<bool> session::write_rest(std::array<std::string_view, 3> pieces, write_wait wait) {
+  while (wait != write_wait::none) {
+    // The deadline is per wait: a slow reader that keeps taking bytes is not cut.
+    set_deadline(opts_.write_timeout);
+    boost::system::error_code ec;
+    auto* tls = stream_.tls();
+    if (wait == write_wait::readable) {
+      auto [fill_ec, filled] = co_await tls->async_fill();
+      tls->filled(filled);
+      ec = fill_ec;
+    } else {
+      std::tie(ec) = co_await stream_.socket().async_wait(tcp::socket::wait_write);
+    }
+    clear_deadline();
+    if (ec || !write_now(pieces, wait)) {
+      co_return false;
     }
   }
   co_return true;
@@ -191,7 +196,13 @@ asio::awaitable<next> session::write_response(response& res, bool head_only, boo
     auto* s = std::get_if<std::string>(&res.body);
     std::string_view body = s ? std::string_view(*s) : std::get<shared_body>(res.body).view();
     build_head(res, body.size(), false, keep_alive);
-    bool ok = co_await write_all(head_, head_only ? std::string_view{} : body);
+    // Most responses leave at once: no coroutine frame for the write unless it has to wait.
+    std::array<std::string_view, 3> pieces{head_, head_only ? std::string_view{} : body, {}};
+    write_wait wait;
+    bool ok = write_now(pieces, wait);
+    if (ok && wait != write_wait::none) {
+      ok = co_await write_rest(pieces, wait);
+    }
     co_return ok&& keep_alive ? next::keep_alive : next::close;
   }
   if (auto* f = std::get_if<file_body>(&res.body)) {

@@ -28,7 +28,9 @@ server_state::server_state(asio::io_context& io, server_options o, router r)
 
 asio::awaitable<void> server_state::accept_loop() {
   for (;;) {
-    auto [ec, sock] = co_await acceptor.async_accept(executor_t(asio::make_strand(ioc)));
+    // The peer's address comes with the accept: no getpeername per connection.
+    tcp::endpoint peer;
+    auto [ec, sock] = co_await acceptor.async_accept(executor_t(asio::make_strand(ioc)), peer);
     if (ec) {
       if (!acceptor.is_open() || ec == asio::error::operation_aborted) {
         break;
@@ -42,10 +44,8 @@ asio::awaitable<void> server_state::accept_loop() {
     if (count.load(std::memory_order_relaxed) >= opts.max_connections) {
       continue;  // the socket closes when it goes out of scope
     }
+    dp::config::host_port remote{peer.address().to_string(), peer.port()};
     boost::system::error_code rec;
-    auto ep = sock.remote_endpoint(rec);
-    dp::config::host_port remote{rec ? std::string{} : ep.address().to_string(),
-                                 rec ? uint16_t{0} : ep.port()};
     sock.set_option(tcp::no_delay(true), rec);
     start_session(std::move(sock), std::move(remote));
   }

@@ -80,9 +80,14 @@ asio::awaitable<void> session::run() {
     boost::system::error_code ec;
     for (auto w = tls->handshake_step(ec); w != tls_socket::want::nothing;
          w = tls->handshake_step(ec)) {
-      auto [wait_ec] = co_await tls->async_wait(w);
-      if (wait_ec) {
-        ec = wait_ec;
+      if (w == tls_socket::want::read) {
+        auto [fill_ec, n] = co_await tls->async_fill();
+        tls->filled(n);
+        ec = fill_ec;
+      } else {
+        std::tie(ec) = co_await tls->async_wait_writable();
+      }
+      if (ec) {
         break;
       }
     }
@@ -124,9 +129,8 @@ asio::awaitable<void> session::run() {
   clear_deadline();
   watchdog_.cancel();
   // No TLS close_notify: HTTP/1.1 frames every response, so the client loses nothing when the
-  // connection simply closes.
+  // connection simply closes (close sends the FIN after what is queued).
   boost::system::error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream_.socket().close(ignored);
 }
 
@@ -276,14 +280,22 @@ asio::awaitable<std::tuple<boost::system::error_code, size_t>> session::read_som
     asio::mutable_buffer b) {
   auto* tls = stream_.tls();
   if (!tls) {
-    co_return co_await stream_.async_read_some(b);
+    // The socket itself: the session's deadline bounds the wait, not Beast's stream timer.
+    co_return co_await stream_.socket().async_read_some(b);
   }
   // OpenSSL first: a record it holds already (read ahead) needs no wait.
   boost::system::error_code ec;
   size_t n = 0;
   for (auto w = tls->read_step(b, n, ec); w != tls_socket::want::nothing;
        w = tls->read_step(b, n, ec)) {
-    auto [wait_ec] = co_await tls->async_wait(w);
+    boost::system::error_code wait_ec;
+    if (w == tls_socket::want::read) {
+      auto [fill_ec, filled] = co_await tls->async_fill();
+      tls->filled(filled);
+      wait_ec = fill_ec;
+    } else {
+      std::tie(wait_ec) = co_await tls->async_wait_writable();
+    }
     if (wait_ec) {
       co_return std::tuple(wait_ec, size_t{0});
     }

@@ -5,6 +5,7 @@
 
 #include <boost/beast/http.hpp>
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -98,8 +99,12 @@ class session : public std::enable_shared_from_this<session> {
                   bool keep_alive);
   asio::awaitable<bool> write_all(std::string_view a, std::string_view b = {},
                                   std::string_view c = {});
-  asio::awaitable<bool> write_tls(tls_socket& tls, std::string_view a, std::string_view b,
-                                  std::string_view c);
+  // What a write that could not finish at once waits for (over TLS, a read may be needed).
+  enum class write_wait { none, readable, writable };
+  // Writes what the connection takes now, without waiting, advancing `pieces`; false when the
+  // connection failed. `wait` says what to wait for before the rest (none: all written).
+  bool write_now(std::array<std::string_view, 3>& pieces, write_wait& wait);
+  asio::awaitable<bool> write_rest(std::array<std::string_view, 3> pieces, write_wait wait);
   asio::awaitable<bool> write_head_before_file(std::string_view head);
   asio::awaitable<bool> send_file(const file_body& f);
   // TLS cannot sendfile: the file is read into chunks, the first one leaving with the head.

@@ -216,8 +216,48 @@ void append_chunk(std::string& out, std::string_view data, bool chunked) {
   }
 }
 
+// expires_after bounds a plain connection's writes; a TLS stream's writes wait on the socket
+// itself, so this timer closes the socket when one takes longer than write_timeout. Its handler
+// touches nothing once the write it was armed for is over or this object is gone.
+class tls_write_deadline {
+ public:
+  tls_write_deadline(conn_stream& stream, std::chrono::milliseconds timeout)
+      : stream_(stream), timeout_(timeout), timer_(stream.get_executor()) {}
+  ~tls_write_deadline() { *live_ = false; }
+  void arm() {
+    expired_ = false;
+    if (!stream_.tls()) {
+      return;
+    }
+    uint64_t armed = ++generation_;
+    timer_.expires_after(timeout_);
+    timer_.async_wait([this, live = live_, armed](boost::system::error_code e) {
+      if (e || !*live || armed != generation_) {
+        return;
+      }
+      expired_ = true;
+      stream_.socket().close(e);
+    });
+  }
+  // The write is over: a handler already queued does nothing.
+  void disarm() {
+    ++generation_;
+    timer_.cancel();
+  }
+  bool expired() const noexcept { return expired_; }
+
+ private:
+  conn_stream& stream_;
+  std::chrono::milliseconds timeout_;
+  wait_timer timer_;
+  std::shared_ptr<bool> live_ = std::make_shared<bool>(true);
+  uint64_t generation_ = 0;
+  bool expired_ = false;
+};
+
 asio::awaitable<void> sse_writer(conn_stream& stream, std::shared_ptr<channel> ch,
                                  const server_options& opts, bool chunked) {
+  tls_write_deadline tls_deadline(stream, opts.write_timeout);
   std::deque<std::string> batch;
   std::string wire;
   for (;;) {
@@ -234,7 +274,9 @@ asio::awaitable<void> sse_writer(conn_stream& stream, std::shared_ptr<channel> c
     if (batch.empty() && finishing) {
       if (chunked) {
         stream.expires_after(opts.write_timeout);
+        tls_deadline.arm();
         co_await asio::async_write(stream, asio::buffer("0\r\n\r\n", 5));
+        tls_deadline.disarm();
       }
       break;
     }
@@ -246,10 +288,12 @@ asio::awaitable<void> sse_writer(conn_stream& stream, std::shared_ptr<channel> c
       bytes += e.size();
     }
     stream.expires_after(opts.write_timeout);
+    tls_deadline.arm();
     auto [ec, n] = co_await asio::async_write(stream, asio::buffer(wire));
+    tls_deadline.disarm();
     if (ec) {
-      ch->close(1006, ec == beast::error::timeout ? "write timed out" : "client disconnected",
-                true);
+      bool timed_out_write = ec == beast::error::timeout || tls_deadline.expired();
+      ch->close(1006, timed_out_write ? "write timed out" : "client disconnected", true);
       break;
     }
     ch->written(batch.size(), bytes);
@@ -275,14 +319,22 @@ asio::awaitable<void> serve_sse(conn_stream& stream, std::string head, sse_body 
                                 const server_options& opts, bool chunked,
                                 std::shared_ptr<channel>& registered, const bool& stopping) {
   stream.expires_after(opts.write_timeout);
-  auto [ec, n] = co_await asio::async_write(stream, asio::buffer(head));
-  if (ec) {
-    co_return;
+  {
+    tls_write_deadline tls_deadline(stream, opts.write_timeout);
+    tls_deadline.arm();
+    auto [ec, n] = co_await asio::async_write(stream, asio::buffer(head));
+    tls_deadline.disarm();
+    if (ec) {
+      co_return;
+    }
   }
   stream.expires_never();
   strand_t strand = stream.get_executor();
   auto ch = std::make_shared<channel>(strand, opts.stream_queue_limit);
-  ch->on_abort = [&stream] { stream.socket().cancel(); };
+  ch->on_abort = [&stream] {
+    boost::system::error_code ignored;  // the socket may be closed already (a write timeout)
+    stream.socket().cancel(ignored);
+  };
   registered = ch;
   if (stopping) {
     ch->close(1001, "server shutting down");

@@ -1,8 +1,11 @@
-// TLS on the connection's own socket: OpenSSL reads and writes the non-blocking descriptor (a
-// socket BIO, as nginx does) and the caller waits for readiness only when OpenSSL asks for it.
+// TLS on the connection's own socket: OpenSSL writes the non-blocking descriptor itself (a
+// socket BIO, as nginx does) and reads what the connection's reads put in its input buffer.
 // Asio's TLS stream puts a memory BIO pair between OpenSSL and the socket, so each record was
 // copied once more and each read or write was a composed operation whose completion was posted
 // through the scheduler: about a third of a keep-alive HTTPS request's CPU.
+// Reads go through the reactor (Asio's async_read_some into the input buffer) rather than a
+// readiness wait: a wait re-arms the descriptor in epoll (an epoll_ctl per request), a read does
+// not.
 #pragma once
 
 #include <openssl/bio.h>
@@ -15,8 +18,10 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/beast/core.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <type_traits>
 
@@ -25,8 +30,23 @@ namespace dp::http::detail {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 
+// Ciphertext read from the socket and not yet taken by OpenSSL. On the heap: the BIO points at
+// it, and the socket object moves.
+struct tls_input {
+  static constexpr size_t capacity = 16 * 1024;  // a full TLS record per read
+  size_t begin = 0;
+  size_t end = 0;
+  char data[capacity];
+};
+
 // OpenSSL's socket BIO writes with write(), which raises SIGPIPE when the peer has gone; this
-// one sends with MSG_NOSIGNAL (as Asio does) and receives with recv, on the descriptor it holds.
+// one sends with MSG_NOSIGNAL (as Asio does) on the descriptor it holds, and reads from the
+// tls_input (the BIO's second pointer), asking for a read when it is empty.
+struct tls_bio_data {
+  int fd = -1;
+  tls_input* in = nullptr;
+};
+
 inline BIO_METHOD* socket_bio_method() {
   static BIO_METHOD* method = [] {
     BIO_METHOD* m =
@@ -37,7 +57,7 @@ inline BIO_METHOD* socket_bio_method() {
     });
     BIO_meth_set_write(m, [](BIO* b, const char* data, int len) -> int {
       BIO_clear_retry_flags(b);
-      ssize_t n = ::send(static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b))), data,
+      ssize_t n = ::send(static_cast<tls_bio_data*>(BIO_get_data(b))->fd, data,
                          static_cast<size_t>(len), MSG_NOSIGNAL);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         BIO_set_retry_write(b);
@@ -46,10 +66,16 @@ inline BIO_METHOD* socket_bio_method() {
     });
     BIO_meth_set_read(m, [](BIO* b, char* data, int len) -> int {
       BIO_clear_retry_flags(b);
-      ssize_t n = ::recv(static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b))), data,
-                         static_cast<size_t>(len), 0);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      tls_input& in = *static_cast<tls_bio_data*>(BIO_get_data(b))->in;
+      size_t n = std::min(in.end - in.begin, static_cast<size_t>(len));
+      if (n == 0) {
         BIO_set_retry_read(b);
+        return -1;
+      }
+      std::memcpy(data, in.data + in.begin, n);
+      in.begin += n;
+      if (in.begin == in.end) {
+        in.begin = in.end = 0;
       }
       return static_cast<int>(n);
     });
@@ -69,17 +95,20 @@ class basic_tls_socket {
   enum class want { nothing, read, write };
 
   basic_tls_socket(next_layer_type s, asio::ssl::context& ctx)
-      : tcp_(std::move(s)), ssl_(SSL_new(ctx.native_handle())) {
+      : tcp_(std::move(s)),
+        in_(std::make_unique_for_overwrite<tls_input>()),
+        bio_data_(std::make_unique<tls_bio_data>(
+            tls_bio_data{static_cast<int>(tcp_.socket().native_handle()), in_.get()})),
+        ssl_(SSL_new(ctx.native_handle())) {
     BIO* bio = ssl_ ? BIO_new(socket_bio_method()) : nullptr;
     if (!bio) {
       throw boost::system::system_error(asio::error::no_memory, "SSL_new");
     }
-    BIO_set_data(bio,
-                 reinterpret_cast<void*>(static_cast<intptr_t>(tcp_.socket().native_handle())));
+    BIO_set_data(bio, bio_data_.get());
     SSL_set_bio(ssl_.get(), bio, bio);  // the SSL owns it
     SSL_set_accept_state(ssl_.get());
-    // A write that waited is retried from where the caller's buffer now is; read-ahead takes a
-    // whole record (or more) per recv instead of its header first and then the rest.
+    // A write that waited is retried from where the caller's buffer now is; read-ahead takes
+    // everything buffered at once instead of a record's header first and then the rest.
     SSL_set_mode(ssl_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_set_read_ahead(ssl_.get(), 1);
     boost::system::error_code ignored;
@@ -111,12 +140,19 @@ class basic_tls_socket {
       ERR_clear_error();
     }
   }
-  // Waits for what a step wanted.
+  // What a step that wanted to read waits for: a read of the socket into the input buffer
+  // (an error, or the end of the stream, ends the connection). Call filled(n) with its result.
   template <class Token = asio::default_completion_token_t<executor_type>>
-  auto async_wait(want w, Token&& token = Token()) {
-    return tcp_.socket().async_wait(
-        w == want::write ? asio::socket_base::wait_write : asio::socket_base::wait_read,
+  auto async_fill(Token&& token = Token()) {
+    return tcp_.socket().async_read_some(
+        asio::buffer(in_->data + in_->end, tls_input::capacity - in_->end),
         std::forward<Token>(token));
+  }
+  void filled(size_t n) noexcept { in_->end += n; }
+  // What a step that wanted to write waits for: room in the socket.
+  template <class Token = asio::default_completion_token_t<executor_type>>
+  auto async_wait_writable(Token&& token = Token()) {
+    return tcp_.socket().async_wait(asio::socket_base::wait_write, std::forward<Token>(token));
   }
 
   // The AsyncStream operations Beast's parsers, SSE and WebSocket use: the first non-empty
@@ -206,8 +242,9 @@ class basic_tls_socket {
     boost::system::error_code result;
     size_t bytes = 0;
 
+    // Started with no arguments, resumed by a wait (ec) or a fill (ec and the bytes read).
     template <class Self>
-    void operator()(Self& self, boost::system::error_code ec = {}) {
+    void operator()(Self& self, boost::system::error_code ec = {}, size_t filled = 0) {
       if (done) {
         self.complete(result, bytes);
         return;
@@ -216,6 +253,7 @@ class basic_tls_socket {
         self.complete(ec, 0);
         return;
       }
+      s->filled(filled);
       size_t n = 0;
       want w = want::nothing;
       if (buf.size() > 0) {
@@ -225,9 +263,14 @@ class basic_tls_socket {
           w = s->write_step(buf, n, ec);
         }
       }
-      if (w != want::nothing) {
+      if (w == want::read) {
         waited = true;
-        s->async_wait(w, std::move(self));
+        s->async_fill(std::move(self));
+        return;
+      }
+      if (w == want::write) {
+        waited = true;
+        s->async_wait_writable(std::move(self));
         return;
       }
       if (waited) {
@@ -242,7 +285,9 @@ class basic_tls_socket {
   };
 
   next_layer_type tcp_;
-  std::unique_ptr<SSL, ssl_free> ssl_;
+  std::unique_ptr<tls_input> in_;
+  std::unique_ptr<tls_bio_data> bio_data_;
+  std::unique_ptr<SSL, ssl_free> ssl_;  // last: freed first, with the BIO that points at both
 };
 
 }  // namespace dp::http::detail

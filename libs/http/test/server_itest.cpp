@@ -479,6 +479,66 @@ TEST(http_server, serves_https_with_a_tls_context) {
   EXPECT_THROW(plain.read(), boost::system::system_error);
 }
 
+// One HTTPS connection reused for many requests: what the TLS input buffer holds between them
+// (ciphertext read ahead, a batch larger than one read of the socket) is never lost or mixed up.
+// A pipelined batch (small requests, a large header after a small one, a body after requests
+// without), then requests one at a time, each waited for.
+TEST(http_server, https_keep_alive_serves_batches_and_single_requests_in_order) {
+  dp::test::temp_dir dir{"dp-http-tls-ka"};
+  auto pair = dp::test::make_certificate(dir.path(), "t", {"t.test"});
+  asio::ssl::context ctx(asio::ssl::context::tls_server);
+  ctx.use_certificate_chain_file(pair.chain_file.string());
+  ctx.use_private_key_file(pair.key_file.string(), asio::ssl::context::pem);
+  server_options o;
+  o.tls_context = ctx.native_handle();
+  running_server s(basic_routes(), o);
+
+  asio::io_context ioc;
+  asio::ssl::context client_ctx(asio::ssl::context::tls_client);
+  asio::ssl::stream<tcp::socket> tls(ioc, client_ctx);
+  tls.next_layer().connect({asio::ip::address_v4::loopback(), s.port()});
+  tls.handshake(asio::ssl::stream_base::client);
+  // 60 requests, about 60 KiB: several TLS records and several reads of the socket.
+  std::string batch;
+  std::string large(6000, 'x');
+  for (int i = 0; i < 60; ++i) {
+    if (i % 20 == 10) {
+      batch +=
+          fmt::format("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nbody{}", i % 10);
+    } else {
+      batch += get(fmt::format("/echo/{}/x", i), i % 7 == 3 ? "User-Agent: " + large + "\r\n" : "");
+    }
+  }
+  asio::write(tls, asio::buffer(batch));
+  beast::flat_buffer buf;
+  for (int i = 0; i < 60; ++i) {
+    bhttp::response<bhttp::string_body> r;
+    bhttp::read(tls, buf, r);
+    ASSERT_EQ(r.result_int(), 200) << i;
+    if (i % 20 == 10) {
+      EXPECT_EQ(r.body(), "body0") << i;
+    } else {
+      auto v = boost::json::parse(r.body());
+      EXPECT_EQ(v.at("a").as_string(), std::to_string(i));
+      EXPECT_EQ(v.at("ua").as_string(), i % 7 == 3 ? large : "-") << i;
+    }
+  }
+  for (int i = 0; i < 20; ++i) {
+    std::string one = i % 2 ? get(fmt::format("/echo/{}/y", i))
+                            : "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc";
+    asio::write(tls, asio::buffer(one));
+    bhttp::response<bhttp::string_body> r;
+    bhttp::read(tls, buf, r);
+    ASSERT_EQ(r.result_int(), 200) << i;
+    if (i % 2) {
+      EXPECT_EQ(boost::json::parse(r.body()).at("a").as_string(), std::to_string(i));
+    } else {
+      EXPECT_EQ(r.body(), "abc");
+    }
+  }
+  EXPECT_EQ(s.srv().connections(), 1u);
+}
+
 // TLS on the socket itself, past one record each way: a body larger than the socket buffers
 // (the writer waits for the reader), an upload read through Beast's parser, an event stream and
 // a WebSocket on the same kind of connection.
@@ -869,6 +929,52 @@ TEST(http_server, sse_detects_client_disconnect) {
   ASSERT_EQ(fut.wait_for(10s), std::future_status::ready);
   EXPECT_EQ(fut.get(), "client disconnected (refused)");
   EXPECT_TRUE(eventually([&] { return s.srv().connections() == 0; }));
+}
+
+// A TLS event stream whose client stops reading: the writer waits on the socket itself, and
+// write_timeout ends the stream as it ends a plain one.
+TEST(http_server, tls_sse_client_that_stops_reading_is_cut_after_the_write_timeout) {
+  dp::test::temp_dir dir{"dp-http-tls-sse"};
+  auto pair = dp::test::make_certificate(dir.path(), "t", {"t.test"});
+  asio::ssl::context ctx(asio::ssl::context::tls_server);
+  ctx.use_certificate_chain_file(pair.chain_file.string());
+  ctx.use_private_key_file(pair.key_file.string(), asio::ssl::context::pem);
+  std::promise<std::string> outcome;
+  router r;
+  r.get("/events", [&](request&) -> asio::awaitable<response> {
+    response res(200);
+    res.body = sse_body{[&](sse_stream s) -> asio::awaitable<void> {
+      std::string payload(16 * 1024, 'x');
+      // Each send waits until written: the writer stalls once the socket buffers are full.
+      for (int i = 0; i < 100000; ++i) {
+        if (auto sent = co_await s.send({.data = payload}); !sent) {
+          outcome.set_value(sent.error().message);
+          co_return;
+        }
+      }
+      outcome.set_value("never cut");
+    }};
+    co_return res;
+  });
+  server_options o;
+  o.tls_context = ctx.native_handle();
+  o.write_timeout = 300ms;
+  running_server s(std::move(r), o);
+
+  asio::io_context ioc;
+  asio::ssl::context client_ctx(asio::ssl::context::tls_client);
+  asio::ssl::stream<tcp::socket> tls(ioc, client_ctx);
+  tls.next_layer().open(tcp::v4());
+  int rcvbuf = 4096;
+  ::setsockopt(tls.next_layer().native_handle(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  tls.next_layer().connect({asio::ip::address_v4::loopback(), s.port()});
+  tls.handshake(asio::ssl::stream_base::client);
+  asio::write(tls, asio::buffer(get("/events")));
+  char some[100];
+  asio::read(tls, asio::buffer(some));  // then stop reading
+  auto fut = outcome.get_future();
+  ASSERT_EQ(fut.wait_for(30s), std::future_status::ready);
+  EXPECT_NE(fut.get(), "never cut");
 }
 
 TEST(http_server, slow_sse_client_is_dropped_with_bounded_queue) {

@@ -109,48 +109,69 @@ std::optional<http::response> proxy::impl::check_basic(const http::request& req,
   return unauthorized(realm);
 }
 
-asio::awaitable<dp::result<std::optional<http::response>>> proxy::impl::protect(
-    const http::request& req, std::string label, std::string deployment_id) {
-  // Cached per alias label as "<username>\n<password hash>", or null when it is not protected,
-  // under the project's name (a route event of the project drops it).
-  std::string key = "x:" + label;
-  std::optional<std::string> guard;
-  if (!lookups.get(key, guard)) {
-    uint64_t gen = lookups.generation();
-    auto project = std::make_shared<std::string>();
-    auto query = [this, label, deployment_id,
-                  project]() -> asio::awaitable<dp::result<std::optional<std::string>>> {
-      auto d = co_await records.get_deployment(deployment_id);
-      if (!d) {
-        // An alias without a record (set by hand) belongs to no project.
-        co_return d.error().is(dp::errc::not_found) ? dp::result<std::optional<std::string>>{}
-                                                    : d.error();
-      }
-      *project = d->project;
-      auto p = co_await records.get_project(d->project);
-      if (!p) {
-        co_return p.error().is(dp::errc::not_found) ? dp::result<std::optional<std::string>>{}
-                                                    : p.error();
-      }
-      if (!p->protection || !state::protects(p->protection->scope, p->name, label)) {
-        co_return std::optional<std::string>();
-      }
-      co_return p->protection->username + "\n" + p->protection->password_hash;
-    };
-    auto r = co_await on_backend<std::optional<std::string>>(std::move(query));
-    if (!r) {
-      co_return r.error();
-    }
-    lookups.put(key, *r, gen, opts.alias_ttl, std::move(*project));
-    guard = std::move(*r);
-  }
+namespace {
+
+// The protection of an alias label is cached as "<username>\n<password hash>", or null when it is
+// not protected, under the project's name (a route event of the project drops it).
+std::string guard_key(std::string_view label) {
+  std::string key = "x:";
+  key.append(label);
+  return key;
+}
+
+}  // namespace
+
+std::optional<http::response> proxy::impl::check_guard(const http::request& req,
+                                                       std::string_view label,
+                                                       const std::optional<std::string>& guard) {
   if (!guard) {
-    co_return std::nullopt;
+    return std::nullopt;
   }
   auto nl = guard->find('\n');
   std::string_view username(guard->data(), nl);
   std::string_view hash = std::string_view(*guard).substr(nl + 1);
-  co_return check_basic(req, label, username, hash);
+  return check_basic(req, label, username, hash);
+}
+
+proxy::impl::cached_guard proxy::impl::cached_protect(const http::request& req,
+                                                      std::string_view label) {
+  std::optional<std::string> guard;
+  if (!lookups.get(guard_key(label), guard)) {
+    return {};
+  }
+  return {.found = true, .answer = check_guard(req, label, guard)};
+}
+
+asio::awaitable<dp::result<std::optional<http::response>>> proxy::impl::protect(
+    const http::request& req, std::string label, std::string deployment_id) {
+  std::string key = guard_key(label);
+  uint64_t gen = lookups.generation();
+  auto project = std::make_shared<std::string>();
+  auto query = [this, label, deployment_id,
+                project]() -> asio::awaitable<dp::result<std::optional<std::string>>> {
+    auto d = co_await records.get_deployment(deployment_id);
+    if (!d) {
+      // An alias without a record (set by hand) belongs to no project.
+      co_return d.error().is(dp::errc::not_found) ? dp::result<std::optional<std::string>>{}
+                                                  : d.error();
+    }
+    *project = d->project;
+    auto p = co_await records.get_project(d->project);
+    if (!p) {
+      co_return p.error().is(dp::errc::not_found) ? dp::result<std::optional<std::string>>{}
+                                                  : p.error();
+    }
+    if (!p->protection || !state::protects(p->protection->scope, p->name, label)) {
+      co_return std::optional<std::string>();
+    }
+    co_return p->protection->username + "\n" + p->protection->password_hash;
+  };
+  auto r = co_await on_backend<std::optional<std::string>>(std::move(query));
+  if (!r) {
+    co_return r.error();
+  }
+  lookups.put(key, *r, gen, opts.alias_ttl, std::move(*project));
+  co_return check_guard(req, label, *r);
 }
 
 }  // namespace dp::proxy

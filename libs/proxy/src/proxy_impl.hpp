@@ -87,6 +87,10 @@ struct proxy::impl {
     bool hsts = false;
     std::string redirect;
   };
+  // policy() when the cache knows it, without a coroutine frame; nullopt: ask policy().
+  std::optional<domain_policy> cached_policy(const std::string& fqdn);
+  // A policy is cached as "<0|1: hsts><redirect fqdn>".
+  static domain_policy decode_policy(const std::string& cached);
   asio::awaitable<dp::result<domain_policy>> policy(std::string fqdn);
   // The certificates: every one in the store at start and after a gap, one by one on events.
   asio::awaitable<void> load_certificate(std::string name);
@@ -126,14 +130,30 @@ struct proxy::impl {
   asio::awaitable<dp::result<http::response>> body_for(std::shared_ptr<const site> s,
                                                        const site_file& f, uint64_t first,
                                                        uint64_t length, request_note& note);
+  // Where a custom domain (`domain`) or an alias label routes, as the cache knows it, without a
+  // coroutine frame: `found` false when it does not (then lookup() asks Redis); a found `value`
+  // of nullopt is a cached "routes nowhere".
+  struct cached_route {
+    bool found = false;
+    std::optional<std::string> value;
+  };
+  cached_route cached_lookup(bool domain, const std::string& name);
+  // A cache miss: Redis's answer (on the backend strand), cached unless an invalidation raced it.
   asio::awaitable<dp::result<std::optional<std::string>>> lookup(bool domain, std::string name);
-  // lookup()'s cached positive answer, without a coroutine frame; nullopt: ask lookup().
-  std::optional<std::string> cached_lookup(bool domain, const std::string& name);
   // The project's protection for a host serving `label`: a 401 response unless the request
-  // carries its credentials, nullopt when it may go on (protection.cpp).
+  // carries its credentials, nullopt when it may go on (protection.cpp). cached_protect answers
+  // without a coroutine frame when the cache knows the setting (`found`); protect() asks Redis.
+  struct cached_guard {
+    bool found = false;
+    std::optional<http::response> answer;
+  };
+  cached_guard cached_protect(const http::request& req, std::string_view label);
   asio::awaitable<dp::result<std::optional<http::response>>> protect(const http::request& req,
                                                                      std::string label,
                                                                      std::string deployment_id);
+  // The answer for a cached setting ("<username>\n<password hash>", or none).
+  std::optional<http::response> check_guard(const http::request& req, std::string_view label,
+                                            const std::optional<std::string>& guard);
   // Nullopt when the request's Basic credentials are these (remembered once verified); else the
   // answer: 401, or 429 when its client is over the failed-guess limit.
   std::optional<http::response> check_basic(const http::request& req, std::string_view realm,

@@ -96,16 +96,20 @@ asio::awaitable<http::response> proxy::impl::well_known(http::request& req,
   co_return r;
 }
 
+proxy::impl::domain_policy proxy::impl::decode_policy(const std::string& cached) {
+  return {.hsts = cached.starts_with("1"), .redirect = cached.substr(1)};
+}
+
+std::optional<proxy::impl::domain_policy> proxy::impl::cached_policy(const std::string& fqdn) {
+  std::optional<std::string> cached;
+  if (lookups.get("p:" + fqdn, cached) && cached) {
+    return decode_policy(*cached);
+  }
+  return std::nullopt;
+}
+
 asio::awaitable<dp::result<proxy::impl::domain_policy>> proxy::impl::policy(std::string fqdn) {
   std::string key = "p:" + fqdn;
-  std::optional<std::string> cached;
-  // Cached as "<0|1><redirect fqdn>".
-  auto decode = [](const std::string& v) {
-    return domain_policy{.hsts = v.starts_with("1"), .redirect = v.substr(1)};
-  };
-  if (lookups.get(key, cached) && cached) {
-    co_return decode(*cached);
-  }
   uint64_t gen = lookups.generation();
   // Under the project's name: the primary of any of its domains may change this one's redirect.
   auto project = std::make_shared<std::string>();
@@ -131,7 +135,7 @@ asio::awaitable<dp::result<proxy::impl::domain_policy>> proxy::impl::policy(std:
     co_return r.error();
   }
   lookups.put(key, *r, gen, opts.alias_ttl, std::move(*project));
-  co_return decode(**r);
+  co_return decode_policy(**r);
 }
 
 asio::awaitable<http::response> proxy::impl::handle(http::request& req, bool secure) {
@@ -210,8 +214,9 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
   // A custom domain names an alias label; a subdomain is one.
   std::string label = host->name;
   if (custom) {
-    dp::result<std::optional<std::string>> d = cached_lookup(true, host->name);
-    if (d && !*d) {
+    auto cached = cached_lookup(true, host->name);
+    dp::result<std::optional<std::string>> d = std::move(cached.value);
+    if (!cached.found) {
       d = co_await lookup(true, host->name);
     }
     if (!d) {
@@ -223,7 +228,12 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
     }
     label = std::move(**d);
     // Routed, so verified: its record says whether to redirect to the primary, and HSTS.
-    auto p = co_await policy(host->name);
+    dp::result<domain_policy> p = domain_policy{};
+    if (auto known = cached_policy(host->name)) {
+      p = std::move(*known);
+    } else {
+      p = co_await policy(host->name);
+    }
     if (!p) {
       log::warn("proxy: domain record lookup failed", {{"host", host->name}, {"error", p.error()}});
       co_return backend_error(p.error());
@@ -233,8 +243,9 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
     }
     note.hsts = secure && p->hsts;
   }
-  dp::result<std::optional<std::string>> id = cached_lookup(false, label);
-  if (id && !*id) {
+  auto cached = cached_lookup(false, label);
+  dp::result<std::optional<std::string>> id = std::move(cached.value);
+  if (!cached.found) {
     id = co_await lookup(false, label);
   }
   if (!id) {
@@ -245,7 +256,11 @@ asio::awaitable<http::response> proxy::impl::serve(http::request& req, request_n
     co_return page(404, "404 Not Found");
   }
   history.served(label, **id);
-  auto guard = co_await protect(req, label, **id);
+  auto known_guard = cached_protect(req, label);
+  dp::result<std::optional<http::response>> guard = std::move(known_guard.answer);
+  if (!known_guard.found) {
+    guard = co_await protect(req, label, **id);
+  }
   if (!guard) {
     log::warn("proxy: protection lookup failed", {{"alias", label}, {"error", guard.error()}});
     co_return backend_error(guard.error());
@@ -540,19 +555,15 @@ asio::awaitable<dp::result<http::response>> proxy::impl::body_for(std::shared_pt
   co_return out;
 }
 
-std::optional<std::string> proxy::impl::cached_lookup(bool domain, const std::string& name) {
-  std::optional<std::string> cached;
-  lookups.get((domain ? "d:" : "a:") + name, cached);
-  return cached;
+proxy::impl::cached_route proxy::impl::cached_lookup(bool domain, const std::string& name) {
+  cached_route r;
+  r.found = lookups.get((domain ? "d:" : "a:") + name, r.value);
+  return r;
 }
 
 asio::awaitable<dp::result<std::optional<std::string>>> proxy::impl::lookup(bool domain,
                                                                             std::string name) {
   std::string key = (domain ? "d:" : "a:") + name;
-  std::optional<std::string> cached;
-  if (lookups.get(key, cached)) {
-    co_return cached;
-  }
   uint64_t gen = lookups.generation();
   auto query = [this, domain, name]() -> asio::awaitable<dp::result<std::optional<std::string>>> {
     if (domain) {

@@ -117,6 +117,10 @@ server_contexts::state::state() : front(boost::asio::ssl::context::tls_server) {
   apply_policy(f);
   SSL_CTX_set_session_cache_mode(f, SSL_SESS_CACHE_SERVER);
   SSL_CTX_sess_set_cache_size(f, 20'000);
+  // One TLS 1.3 ticket per handshake, not OpenSSL's two: a client resumes with one, and each
+  // ticket costs a session serialization, a copy and an encryption (about 5% of a full
+  // handshake's instructions, bench/tls_bench.sh).
+  SSL_CTX_set_num_tickets(f, 1);
   SSL_CTX_set_tlsext_servername_callback(f, on_server_name);
   SSL_CTX_set_tlsext_servername_arg(f, this);
 }
