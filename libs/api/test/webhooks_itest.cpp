@@ -73,6 +73,15 @@ class webhooks : public ::testing::Test {
     return s_.request("POST", "/v1/webhooks/github/shop", body, h);
   }
 
+  // The project's forge settings: GitHub at a port nothing answers on, with `token`.
+  dp::test::http_response put_github_forge(const std::string& token) {
+    json::object forge{{"forge", "github"},
+                       {"api_url", "http://127.0.0.1:9"},
+                       {"repository", "acme/shop"},
+                       {"token", token}};
+    return s_.request("PUT", "/v1/projects/shop/forge", json::serialize(forge), auth());
+  }
+
   json::value deployment(const dp::test::http_response& r) {
     EXPECT_EQ(r.status, 202) << r.body;
     auto v = body_of(r);
@@ -350,10 +359,7 @@ TEST_F(webhooks, deleting_the_project_forgets_its_secret_and_hooks) {
 TEST_F(webhooks, the_commit_status_target_is_recorded_before_the_job_is_queued) {
   // A worker that takes the job the moment it is queued must already find where to report its
   // "pending" status: a worker blocked on the queue takes the job as LPUSH wakes it, and looks.
-  auto f = s_.request(
-      "PUT", "/v1/projects/shop/forge",
-      R"({"forge":"github","api_url":"http://127.0.0.1:9","repository":"acme/shop","token":"t"})",
-      auth());
+  auto f = put_github_forge("t");
   ASSERT_EQ(f.status, 200) << f.body;
   const auto& keys = s_.records().keys();
   auto taken = std::async(std::launch::async, [&] {
@@ -387,10 +393,7 @@ TEST_F(webhooks, the_commit_status_target_is_recorded_before_the_job_is_queued) 
 }
 
 TEST_F(webhooks, forge_settings_never_return_the_token) {
-  auto r = s_.request(
-      "PUT", "/v1/projects/shop/forge",
-      R"({"forge":"github","api_url":"http://127.0.0.1:9","repository":"acme/shop","token":"ghp_secret"})",
-      auth());
+  auto r = put_github_forge("ghp_secret");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.body.find("ghp_secret"), std::string::npos);
   EXPECT_EQ(body_of(r).at("token_set"), true);
