@@ -5,23 +5,20 @@
 # Usage: fake_forge.py <dir>
 import http.server
 import json
-import os
 import sys
 
+from recording import record
+
 directory = sys.argv[1]
-count = 0
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
-        global count
         raw = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
-        count += 1
-        with open(os.path.join(directory, f"request-{count}.json"), "w") as f:
-            json.dump({"method": self.command, "path": self.path,
-                       "headers": {k.lower(): v for k, v in self.headers.items()},
-                       "body": json.loads(raw or "null")}, f)
-        answer = json.dumps({"id": count}).encode()
+        n = record(directory, {"method": self.command, "path": self.path,
+                               "headers": {k.lower(): v for k, v in self.headers.items()},
+                               "body": json.loads(raw or "null")})
+        answer = json.dumps({"id": n}).encode()
         self.send_response(201)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(answer)))

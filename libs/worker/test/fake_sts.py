@@ -5,24 +5,21 @@
 # Usage: fake_sts.py <dir> <access key> <secret key>
 import datetime
 import http.server
-import json
-import os
 import sys
 import urllib.parse
 
+from recording import record
+
 directory, access_key, secret_key = sys.argv[1:4]
-count = 0
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
-        global count
         body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
         form = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
-        count += 1
-        with open(os.path.join(directory, f"request-{count}.json"), "w") as f:
-            json.dump({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                       "form": form}, f)
+        record(directory, {"path": self.path,
+                           "headers": {k.lower(): v for k, v in self.headers.items()},
+                           "form": form})
         expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
             seconds=int(form.get("DurationSeconds", "3600")))
         answer = f"""<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
