@@ -19,6 +19,7 @@
 #include <set>
 #include <thread>
 
+#include "dp/core/clock.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
@@ -37,11 +38,7 @@ const std::string platform_key_hex(64, 'd');
 const std::string site = "<h1>shop over https</h1>";
 const std::string fqdn = "shop.example.test";
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using dp::now_ms;
 
 // One HTTPS request on a new connection, as a browser would send it to the domain:
 // curl --resolve, trusting only `root_file`. The exit code, then "<status> <leaf serial>" or

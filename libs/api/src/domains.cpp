@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "dp/buildplan/git.hpp"
+#include "dp/core/clock.hpp"
 #include "dp/core/hex.hpp"
 #include "dp/core/log.hpp"
 #include "dp/tls/cert_store.hpp"
@@ -59,12 +60,6 @@ dp::result<std::string> new_token() {
     out += digits[b & 15];
   }
   return out;
-}
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 // OCSP stapling of a stored certificate: "not_available" when its leaf names no responder (Let's
@@ -255,7 +250,7 @@ asio::awaitable<response> service::impl::add_domain(http::request& req) {
                   .project = p->name,
                   .branch = branch,
                   .token = *token,
-                  .created_at_ms = state::now_ms()};
+                  .created_at_ms = dp::now_ms()};
   if (auto r = co_await domains_.add(d); !r) {
     co_return error(r.error());
   }

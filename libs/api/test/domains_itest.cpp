@@ -4,6 +4,7 @@
 // and the issuer report of a domain's certificate and its OCSP stapling. (Added -> verified ->
 // served through the real proxy: tests/integration/domains_itest.cpp.)
 #include "api_itest_support.hpp"
+#include "dp/core/clock.hpp"
 #include "dp/core/preview_alias.hpp"
 #include "dp/state/domains.hpp"
 #include "dp/test/ocsp.hpp"
@@ -82,11 +83,7 @@ TEST_F(api_domains, add_list_get_patch_delete) {
   EXPECT_EQ(s_.request("DELETE", "/v1/projects/shop/domains/shop.example.com").status, 404);
 }
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using dp::now_ms;
 
 // The issuer's outcomes as the worker records them, and certificates and OCSP responses put in
 // the store as the worker puts them; the API shows each, and never the key.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/preview_alias.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/records.hpp"

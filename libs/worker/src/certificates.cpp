@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/log.hpp"
 #include "dp/http_client/client.hpp"
 #include "dp/redis/client.hpp"
@@ -29,12 +30,6 @@ constexpr std::string_view account_key_context = "acme-account";
 constexpr std::chrono::seconds challenge_ttl = 1h;
 // One OCSP exchange at most: a slow responder delays the pass by this much per certificate.
 constexpr std::chrono::milliseconds ocsp_timeout = 10s;
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 int64_t ms_of(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "dp/core/clock.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/domains.hpp"
 #include "dp/test/async.hpp"
@@ -23,11 +24,7 @@ using namespace std::chrono_literals;
 
 const std::string platform_key_hex(64, 'a');
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using dp::now_ms;
 
 class certificate_issuer_test : public ::testing::Test {
  protected:
