@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <map>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/runner/runner.hpp"
@@ -38,7 +39,7 @@ asio::awaitable<dp::runner::build_report> one_build(std::string redis_url, std::
   d.id = dp::new_deployment_id();
   d.project = "bench";
   d.git_url = repo_url;
-  d.created_at = dp::state::now_ms();
+  d.created_at = dp::now_ms();
   dp::proto::job j;  // a named local: g++ 12 mishandles temporaries passed into co_await
   (void)co_await records.create_deployment(d, j);
   j.deployment_id = d.id;

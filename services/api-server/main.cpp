@@ -12,7 +12,7 @@
 #include "dp/http/server.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/settings/settings.hpp"
-#include "dp/storage/object_store.hpp"
+#include "dp/storage/from_settings.hpp"
 
 extern char** environ;
 
@@ -109,10 +109,7 @@ int main(int argc, char** argv) {
   boost::asio::io_context ioc(1);
   dp::redis::options redis_opts{.url = cfg.common.redis};
   dp::redis::client redis(ioc.get_executor(), redis_opts);
-  dp::storage::store_options store_opts;
-  store_opts.credentials_endpoint = cfg.common.aws_credentials.endpoint();
-  auto storage = dp::storage::open_storage(ioc.get_executor(), cfg.common.storage,
-                                           cfg.common.aws_credentials.keys(), store_opts);
+  auto storage = dp::storage::storage_from_settings(ioc.get_executor(), cfg.common);
   if (!storage) {
     dp::log::error("cannot open storage", {{"error", storage.error()}});
     return dp::settings::exit_misconfigured;

@@ -16,7 +16,7 @@
 #include "dp/runner/sandbox.hpp"
 #include "dp/runner/sweep.hpp"
 #include "dp/settings/settings.hpp"
-#include "dp/storage/object_store.hpp"
+#include "dp/storage/from_settings.hpp"
 #include "worker_mode.hpp"
 
 extern char** environ;
@@ -146,10 +146,7 @@ int main(int argc, char** argv) {
 
   dp::runner::protect_runner_process(build.disk_mb > 0);
   boost::asio::io_context ioc;
-  dp::storage::store_options store_opts;
-  store_opts.credentials_endpoint = common.aws_credentials.endpoint();
-  auto storage = dp::storage::open_storage(ioc.get_executor(), common.storage,
-                                           common.aws_credentials.keys(), store_opts);
+  auto storage = dp::storage::storage_from_settings(ioc.get_executor(), common);
   if (!storage) {
     dp::log::error("cannot open storage", {{"error", storage.error()}});
     return dp::settings::exit_misconfigured;

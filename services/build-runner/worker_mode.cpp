@@ -10,7 +10,7 @@
 #include "dp/core/spawn.hpp"
 #include "dp/http_client/client.hpp"
 #include "dp/redis/client.hpp"
-#include "dp/storage/object_store.hpp"
+#include "dp/storage/from_settings.hpp"
 #include "dp/tls/platform_key.hpp"
 #include "dp/worker/build_redis_users.hpp"
 #include "dp/worker/certificates.hpp"
@@ -38,10 +38,7 @@ int run_worker(const dp::settings::common& common, const dp::settings::build& bu
   boost::asio::io_context ioc;
   auto wo = dp::worker::worker_options_from(build, w);
   // The retention pass removes old deployments' files from the store the builds upload to.
-  dp::storage::store_options store_opts;
-  store_opts.credentials_endpoint = common.aws_credentials.endpoint();
-  auto storage = dp::storage::open_storage(ioc.get_executor(), common.storage,
-                                           common.aws_credentials.keys(), store_opts);
+  auto storage = dp::storage::storage_from_settings(ioc.get_executor(), common);
   if (!storage) {
     dp::log::error("cannot open storage", {{"error", storage.error()}});
     return dp::settings::exit_misconfigured;

@@ -157,13 +157,14 @@ TEST_F(domains_e2e, added_then_verified_then_served_over_http_and_https) {
       << proxy_->log_text();
   // And plain HTTP redirects to it.
   EXPECT_EQ(get(proxy_port_, "shop.example.com", "/").first, 308);
-  // deployctl shows it: issued (the self-signed certificate is its own issuer), and nothing to
-  // staple (it names no OCSP responder).
+  // deployctl shows it: issued (the self-signed certificate is its own issuer), renewed 30 days
+  // before the stored expiry, and nothing to staple (it names no OCSP responder).
   listed = deployctl("domains ls shop");
   EXPECT_NE(listed.find("CERTIFICATE  OCSP\n"), std::string::npos) << listed;
   EXPECT_NE(listed.find(" issued       not_available\n"), std::string::npos) << listed;
   EXPECT_NE(listed.find("  certificate: valid until "), std::string::npos) << listed;
-  EXPECT_NE(listed.find(", issuer CN=shop.example.com\n"), std::string::npos) << listed;
+  EXPECT_NE(listed.find(", issuer CN=shop.example.com, renewed from "), std::string::npos)
+      << listed;
   EXPECT_NE(listed.find("  ocsp: the CA runs no OCSP responder"), std::string::npos) << listed;
 }
 

@@ -303,10 +303,13 @@ export function render(container, {name, api}) {
         text: 'until ' + formatTime(cert.not_after) + (cert.issuer ? ', ' + cert.issuer : '')
       }) :
                        null,
+      cert.renewing ? el('small', {className: 'cert-detail renewing', text: 'Renewal under way'}) :
+                      null,
       cert.error ? el('span', {
         className: 'check-error cert-error',
-        text: (cert.status === 'issued' ? 'Renewal failed: ' : 'Last attempt failed: ') +
-            cert.error + nextTry(cert.next_attempt)
+        text: (cert.status === 'issued' && !cert.renewing ? 'Renewal failed: ' :
+                                                            'Last attempt failed: ') +
+            cert.error + (cert.renewing ? '' : nextTry(cert.next_attempt))
       }) :
                    null,
       ocsp ? el('small', {className: 'cert-detail ocsp', text: ocspText}) : null,

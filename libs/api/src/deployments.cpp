@@ -3,6 +3,7 @@
 #include <boost/json/value_from.hpp>
 
 #include "dp/api/browser.hpp"
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
 #include "dp/proto/json.hpp"
@@ -44,7 +45,7 @@ asio::awaitable<dp::result<proto::deployment>> service::impl::deploy_archive(
     proto::deployment d;
     d.id = dp::new_deployment_id();
     d.project = p.name;
-    d.created_at = state::now_ms();
+    d.created_at = dp::now_ms();
     d.source_bytes = static_cast<int64_t>(archive.size());
     d.trigger = trigger;
     if (no_cache) {
@@ -102,7 +103,7 @@ asio::awaitable<dp::result<proto::project>> service::impl::project_for(const dep
   proto::project created;
   created.name = name;
   created.git_url = *req.git_url;
-  created.created_at = state::now_ms();
+  created.created_at = dp::now_ms();
   auto r = co_await records_.create_project(created);
   if (!r && r.error().is(dp::errc::conflict)) {
     // Created by a concurrent request: use theirs if it is the same repository. Not there:
@@ -192,7 +193,7 @@ asio::awaitable<response> service::impl::create_from_archive(http::request& req)
     }
     proto::project created;
     created.name = *name;
-    created.created_at = state::now_ms();
+    created.created_at = dp::now_ms();
     // A concurrent first upload may have created it: read it back either way. Still not
     // there: the name is taken by an alias (the store's message says so).
     auto r = co_await records_.create_project(created);
@@ -349,7 +350,7 @@ asio::awaitable<response> service::impl::cancel_deployment(http::request& req) {
                     fmt::format("deployment {} is already {}", d->id, proto::to_string(d->status)));
   }
   proto::cancel_request cancel{
-      .deployment_id = d->id, .requested_at = state::now_ms(), .reason = "canceled by request"};
+      .deployment_id = d->id, .requested_at = dp::now_ms(), .reason = "canceled by request"};
   auto outcome = co_await records_.request_cancel(cancel);
   if (!outcome) {
     co_return error(outcome.error());

@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "dp/buildplan/git.hpp"
+#include "dp/core/clock.hpp"
 #include "dp/core/hex.hpp"
 #include "dp/core/log.hpp"
 #include "dp/tls/cert_store.hpp"
@@ -61,12 +62,6 @@ dp::result<std::string> new_token() {
   return out;
 }
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // OCSP stapling of a stored certificate: "not_available" when its leaf names no responder (Let's
 // Encrypt's since 2025, Pebble's), "stapled" while the stored response is before its nextUpdate
 // (the proxies staple it until then), else "failed" after a failed fetch or "pending" until the
@@ -91,8 +86,11 @@ json::object ocsp_json(const tls::certificate_info& c, int64_t now) {
 // the domain: "issued" (or "expired") while the store holds a certificate for the name, whatever
 // the issuer does meanwhile; without one "issuing" (an order is under way), "failed" (the last
 // order failed: error and next_attempt say why and when it is tried again) or "none".
+// `issuer_active`: a worker holds lock:acme, so an order marked under way is one (a worker that
+// died mid-order leaves the mark until its lease expires).
 json::object certificate_json(const state::certificate_status& issuer,
-                              const std::optional<tls::certificate_info>& stored, int64_t now) {
+                              const std::optional<tls::certificate_info>& stored,
+                              bool issuer_active, int64_t now) {
   std::string status = stored ? (stored->not_after_ms > now ? "issued" : "expired")
                        : issuer.status == "pending" ? "issuing"
                        : issuer.status == "failed"  ? "failed"
@@ -103,14 +101,19 @@ json::object certificate_json(const state::certificate_status& issuer,
   o["stored_at"] = null_if_zero(stored ? stored->updated_at_ms : 0);
   // The last failure, of a first order or of a renewal (the old certificate still serves then).
   o["error"] = null_if_empty(issuer.error);
-  // The renewal's time once issued, the retry's after a failure.
-  o["next_attempt"] = null_if_zero(issuer.next_attempt_ms);
+  o["renewing"] = stored && issuer.status == "pending" && issuer_active;
+  // The retry's time after a failure, else the renewal's, from the stored expiry (which the
+  // worker decides by too).
+  o["next_attempt"] = null_if_zero(issuer.status == "failed" ? issuer.next_attempt_ms
+                                   : stored                  ? tls::renewal_at_ms(*stored)
+                                                             : 0);
   o["ocsp"] = stored ? json::value(ocsp_json(*stored, now)) : json::value(nullptr);
   return o;
 }
 
 json::object domain_json(const state::domain& d, const std::vector<state::domain>& siblings,
-                         const std::optional<tls::certificate_info>& stored, int64_t now) {
+                         const std::optional<tls::certificate_info>& stored, bool issuer_active,
+                         int64_t now) {
   json::object o{{"domain", d.fqdn},
                  {"project", d.project},
                  {"branch", null_if_empty(d.branch)},
@@ -129,12 +132,13 @@ json::object domain_json(const state::domain& d, const std::vector<state::domain
   o["verified_at"] = null_if_zero(d.verified_at_ms);
   auto redirect = state::redirect_for(d, siblings);
   o["redirects_to"] = redirect ? json::value(*redirect) : json::value(nullptr);
-  o["certificate"] = certificate_json(d.certificate, stored, now);
+  o["certificate"] = certificate_json(d.certificate, stored, issuer_active, now);
   return o;
 }
 
 // The JSON of a project's domains (`all` of them, or only the one named `only`), each with what
-// the certificate store holds for its name, read in one pipeline.
+// the certificate store holds for its name, read in one pipeline, and lock:acme read only when a
+// stored certificate is marked as being renewed.
 asio::awaitable<dp::result<json::array>> domains_json(redis::client& redis, const proto::keys& keys,
                                                       const std::vector<state::domain>& all,
                                                       std::string_view only = {}) {
@@ -150,10 +154,21 @@ asio::awaitable<dp::result<json::array>> domains_json(redis::client& redis, cons
   if (!stored) {
     co_return stored.error();
   }
+  bool issuer_active = false;
+  for (size_t i = 0; i < shown.size(); ++i) {
+    if ((*stored)[i] && shown[i]->certificate.status == "pending") {
+      auto held = co_await redis.exec("EXISTS", keys.acme_lock());
+      if (!held) {
+        co_return held.error();
+      }
+      issuer_active = held->as_integer() == 1;
+      break;
+    }
+  }
   json::array out;
   auto now = now_ms();
   for (size_t i = 0; i < shown.size(); ++i) {
-    out.push_back(domain_json(*shown[i], all, (*stored)[i], now));
+    out.push_back(domain_json(*shown[i], all, (*stored)[i], issuer_active, now));
   }
   co_return out;
 }
@@ -235,7 +250,7 @@ asio::awaitable<response> service::impl::add_domain(http::request& req) {
                   .project = p->name,
                   .branch = branch,
                   .token = *token,
-                  .created_at_ms = state::now_ms()};
+                  .created_at_ms = dp::now_ms()};
   if (auto r = co_await domains_.add(d); !r) {
     co_return error(r.error());
   }

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "dp/buildplan/cache.hpp"
+#include "dp/core/clock.hpp"
 #include "dp/core/log.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
@@ -69,7 +70,7 @@ asio::awaitable<response> service::impl::create_project(http::request& req) {
   if (!p) {
     co_return error(p.error());
   }
-  p->created_at = state::now_ms();
+  p->created_at = dp::now_ms();
   if (auto r = co_await records_.create_project(*p); !r) {
     co_return error(r.error());
   }

@@ -1,5 +1,6 @@
 #include "start_deployment.hpp"
 
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
 #include "dp/core/preview_alias.hpp"
@@ -91,7 +92,7 @@ asio::awaitable<dp::result<proto::deployment>> start_git_deployment(state::recor
     d.fork = source.fork;
     d.target = deployment_target_for(p, source);
     d.trigger = source.trigger;
-    d.created_at = state::now_ms();
+    d.created_at = dp::now_ms();
     if (source.no_cache) {
       // Known from the start; a container build reads it back (job_from_deployment).
       d.cache = "off";

@@ -1,6 +1,7 @@
 // What starts a deployment from outside with a secret instead of the API token: forge webhooks
 // (signed; verified on the raw body before it is parsed) and deploy hooks (a secret URL); the
 // project's webhook secret, forge settings and hooks.
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
 #include "dp/forge/event.hpp"
@@ -257,7 +258,7 @@ asio::awaitable<response> service::impl::create_hook(http::request& req) {
   state::deploy_hook h{.id = "hook_" + dp::random_hex(8),
                        .project = p->name,
                        .branch = *branch,
-                       .created_at = state::now_ms()};
+                       .created_at = dp::now_ms()};
   auto secret = dp::random_hex(secret_bytes);
   // Only the secret's hash is stored: the URL is shown once.
   if (auto r = co_await hooks_.create_hook(h, forge::sha256_hex(secret)); !r) {

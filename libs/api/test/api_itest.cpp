@@ -8,6 +8,7 @@
 
 #include "api_itest_support.hpp"
 #include "dp/buildplan/cache.hpp"
+#include "dp/core/clock.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
 #include "dp/redis/subscriber.hpp"
@@ -258,8 +259,8 @@ TEST_F(api, deployments_listed_newest_first_with_pages) {
   for (int i = 0; i < 5; ++i) {
     ids.push_back(deploy(R"({"project":"shop"})"));
     // Distinct created_at scores: the next deployment is made in a later millisecond.
-    const auto made = dp::state::now_ms();
-    ASSERT_TRUE(dp::test::eventually([&] { return dp::state::now_ms() > made; }));
+    const auto made = dp::now_ms();
+    ASSERT_TRUE(dp::test::eventually([&] { return dp::now_ms() > made; }));
   }
   std::vector<std::string> seen;
   std::string target = "/v1/projects/shop/deployments?limit=2";

@@ -215,6 +215,9 @@ std::string certificate_detail(const boost::json::object& c) {
     if (auto issuer = text_of(c, "issuer"); !issuer.empty()) {
       out += ", issuer " + issuer;
     }
+    if (const auto* renewing = c.if_contains("renewing"); renewing && *renewing == true) {
+      return out + ", being renewed" + (error.empty() ? "" : "; the last attempt failed: " + error);
+    }
     if (!error.empty()) {
       return out + "; renewal failed: " + error + next_try(c, "next_attempt");
     }

@@ -510,7 +510,8 @@ TEST(cli_render, domains_with_certificate_and_ocsp_state) {
     {"domain":"le.example.com","state":"verified","branch":null,"primary":false,"hsts":false,
      "redirects_to":null,"verification":{"error":null},
      "certificate":{"status":"issued","issuer":"CN=R11,O=Let's Encrypt,C=US",
-       "not_after":1800000000000,"stored_at":1797408000000,"error":null,"next_attempt":null,
+       "not_after":1800000000000,"stored_at":1797408000000,"error":null,"renewing":true,
+       "next_attempt":1797408000000,
        "ocsp":{"status":"not_available","responder":null,"this_update":null,"next_update":null,
          "error":null,"failures":0,"next_refresh":null}}},
     {"domain":"new.example.com","state":"verified","branch":null,"primary":false,"hsts":false,
@@ -562,7 +563,7 @@ TEST(cli_render, domains_with_certificate_and_ocsp_state) {
             (words{"le.example.com", "verified", "production", "-", "issued", "not_available"}));
   EXPECT_EQ(lines[8],
             "  certificate: valid until 2027-01-15 08:00:00 UTC, issuer CN=R11,O=Let's "
-            "Encrypt,C=US");
+            "Encrypt,C=US, being renewed");
   EXPECT_EQ(lines[9], "  ocsp: the CA runs no OCSP responder: nothing to staple");
   EXPECT_EQ(columns(lines[10]),
             (words{"new.example.com", "verified", "production", "-", "failed", "-"}));

@@ -1,4 +1,5 @@
 #include "dp/core/id.hpp"
+#include "dp/core/clock.hpp"
 
 #include <sys/random.h>
 
@@ -66,9 +67,7 @@ std::string new_deployment_id() {
   static std::mutex mutex;
   static uint64_t last_ms = 0;
   static uint8_t last_random[10];
-  uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           std::chrono::system_clock::now().time_since_epoch())
-                                           .count());
+  uint64_t now = static_cast<uint64_t>(dp::now_ms());
   std::lock_guard lock(mutex);
   if (now <= last_ms) {
     // Same (or an earlier, after a clock step) millisecond: keep the order by incrementing.

@@ -1,4 +1,5 @@
 #include "dp/core/id.hpp"
+#include "dp/core/clock.hpp"
 
 #include <gtest/gtest.h>
 
@@ -26,9 +27,7 @@ TEST(id, encodes_time) {
   EXPECT_EQ(id.substr(10), "zzzzzzzzzzzzzzzz");
   uint8_t zero[10] = {};
   EXPECT_EQ(dp::make_deployment_id(0, zero), std::string(26, '0'));
-  auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       std::chrono::system_clock::now().time_since_epoch())
-                                       .count());
+  auto now = static_cast<uint64_t>(dp::now_ms());
   auto t = dp::deployment_id_time_ms(dp::new_deployment_id());
   EXPECT_LE(t - now, 1000u);
 }

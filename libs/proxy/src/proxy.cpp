@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/log.hpp"
 #include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
@@ -32,9 +33,7 @@ asio::awaitable<void> proxy::impl::load_certificate(std::string name) {
   // Checked here again: a response that is not this chain's, or has expired, is never stapled.
   std::optional<tls::ocsp_staple> staple;
   if (!c.ocsp_der.empty()) {
-    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count();
+    auto now = dp::now_ms();
     if (auto v = tls::check_ocsp_response(c.chain_pem, c.ocsp_der, now); v) {
       staple = tls::ocsp_staple{c.ocsp_der, v->next_update_ms};
     } else {

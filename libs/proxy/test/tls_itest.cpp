@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "dp/core/clock.hpp"
 #include "dp/proxy/proxy.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/domains.hpp"
@@ -136,9 +137,7 @@ class tls_test : public ::testing::Test {
   // checked against `checked_with`, which may be another chain's: the proxy must refuse it).
   void put_ocsp(const std::string& name, const dp::test::pem_pair& pair,
                 const dp::test::pem_pair& checked_with, const std::string& response) {
-    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count();
+    auto now = dp::now_ms();
     auto validity = dp::tls::check_ocsp_response(checked_with.chain_pem, response, now);
     ASSERT_TRUE(validity) << validity.error().message;
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "dp/buildplan/git.hpp"
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
 #include "dp/core/shutdown.hpp"
@@ -76,7 +77,7 @@ boost::asio::awaitable<int> build(const build_mode_options& cfg, std::optional<p
     d.id = job->deployment_id;
     d.project = job->project;
     d.git_url = job->git_url;
-    d.created_at = state::now_ms();
+    d.created_at = dp::now_ms();
     // The project appears in the API like any other (an existing record is kept as it is).
     proto::project p{.name = d.project, .git_url = d.git_url, .created_at = d.created_at};
     if (auto r = co_await records.create_project(p); !r && !r.error().is(errc::conflict)) {
@@ -158,7 +159,7 @@ result<std::optional<proto::job>> job_from_input(
     j.deployment_id = new_deployment_id();
     j.project = in.project_id;
     j.git_url = in.git_repository_url;
-    j.enqueued_at = state::now_ms();
+    j.enqueued_at = dp::now_ms();
   }
   if (!j.git_url.empty()) {
     if (auto ok = buildplan::check_git_url(j.git_url, allowed_git_protocols); !ok) {

@@ -27,6 +27,7 @@
 #include "dp/buildplan/content_type.hpp"
 #include "dp/buildplan/git.hpp"
 #include "dp/buildplan/plan.hpp"
+#include "dp/core/clock.hpp"
 #include "dp/core/hex.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
@@ -101,12 +102,6 @@ constexpr const char* store_members[] = {".npm",
                                          "home/.local/share/pnpm/store",
                                          "home/.cache/yarn",
                                          "home/.yarn/berry/cache"};
-
-int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string seconds(clock_type::duration d) {
   return fmt::format("{:.2f} s", std::chrono::duration<double>(d).count());
@@ -774,7 +769,7 @@ struct runner::impl {
     }
     auto took = clock_type::now() - start;
     if (auto* stored = cache_entry_named(name)) {
-      stored->used_at = unix_ms();
+      stored->used_at = now_ms();
       stored->restore_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
     }
     say(fmt::format("cache: restored {} ({}) in {}", buildplan::to_string(e.kind),
@@ -898,7 +893,7 @@ struct runner::impl {
         failed = stored.error().message;
       } else {
         ::unlinkat(cache_work_fd.get(), file.c_str(), 0);
-        auto now = unix_ms();
+        auto now = now_ms();
         buildplan::cache_entry e;
         e.name = name;
         e.kind = kind;
@@ -967,7 +962,7 @@ struct runner::impl {
     for (auto& e : added) {
       cache_index.entries.push_back(std::move(e));
     }
-    auto now = unix_ms();
+    auto now = now_ms();
     auto gone = buildplan::evict(
         cache_index, now, {.max_bytes = opts.cache.max_bytes, .max_age = opts.cache.max_age});
     gone.insert(gone.end(), cache_dropped.begin(), cache_dropped.end());
@@ -1170,7 +1165,7 @@ struct runner::impl {
     auto start = clock_type::now();
     proto::manifest m;
     m.deployment_id = job.deployment_id;
-    m.created_at = unix_ms();
+    m.created_at = now_ms();
     // From the validated listing, not the host path: the output is the build's tree.
     bool has_404 = std::any_of(files.begin(), files.end(),
                                [](const buildplan::output_file& f) { return f.key == "404.html"; });
@@ -1245,7 +1240,7 @@ struct runner::impl {
   }
 
   asio::awaitable<std::optional<stop_reason>> pipeline() {
-    auto fields = proto::hash_fields{{"started_at", std::to_string(unix_ms())}};
+    auto fields = proto::hash_fields{{"started_at", std::to_string(now_ms())}};
     if (auto s = co_await set_status(deployment_status::cloning, std::move(fields))) {
       co_return s;
     }

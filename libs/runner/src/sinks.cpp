@@ -9,6 +9,7 @@
 
 #include <cerrno>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
@@ -91,14 +92,7 @@ class stream_sink final : public build_sink {
   void log(proto::log_stream stream, std::string_view line) override {
     std::string out;
     if (json_) {
-      using namespace std::chrono;
-      proto::log_event e{
-          id_,
-          seq_++,
-          duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count(),
-          stream,
-          std::string(line),
-          phase_};
+      proto::log_event e{id_, seq_++, now_ms(), stream, std::string(line), phase_};
       proto::append_json(out, e);
     } else {
       out = fmt::format("[{}] {}", proto::to_string(stream), line);

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "dp/buildplan/cache.hpp"
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/proto/storage_layout.hpp"
 #include "hostile_support.hpp"
@@ -58,15 +59,9 @@ with tarfile.open(archive, "w:gz", format=tarfile.GNU_FORMAT) as t:
                                                        .kind = dp::buildplan::cache_kind::store,
                                                        .bytes = fs::file_size(archive),
                                                        .created_at = 1,
-                                                       .used_at = now_ms()});
+                                                       .used_at = dp::now_ms()});
     std::ofstream(storage_.path() / dp::proto::cache_index_key("hostile"))
         << dp::buildplan::to_json(index);
-  }
-
-  static int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
   }
 
   dp::runner::testing::build_run build(const dp::test::git_repo& repo) {

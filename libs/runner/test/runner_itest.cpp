@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"
@@ -120,13 +121,13 @@ class Runner : public ::testing::Test {
     p.install_scripts = c.install_scripts;
     p.shadowing = c.shadowing;
     p.env = c.env;
-    p.created_at = dp::state::now_ms();
+    p.created_at = dp::now_ms();
     EXPECT_TRUE(co_await records.create_project(p));
     dp::proto::deployment d;
     d.id = dp::new_deployment_id();
     d.project = p.name;
     d.git_url = url;
-    d.created_at = dp::state::now_ms();
+    d.created_at = dp::now_ms();
     auto job = dp::proto::job{};
     EXPECT_TRUE(co_await records.create_deployment(d, job));
     if (c.previous_alias) {
@@ -180,7 +181,7 @@ class Runner : public ::testing::Test {
             }
             t.expires_after(*c.cancel_after_building);
             co_await t.async_wait(asio::use_awaitable);
-            dp::proto::cancel_request req{d.id, dp::state::now_ms(), "user asked"};
+            dp::proto::cancel_request req{d.id, dp::now_ms(), "user asked"};
             EXPECT_TRUE(co_await records.request_cancel(req));
           },
           "cancel request once building");

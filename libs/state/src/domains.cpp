@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/preview_alias.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/records.hpp"
@@ -76,11 +77,11 @@ if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'hsts', ARGV[3]) end
 return 1
 )lua";
 
-// KEYS: record. ARGV: status, error, not_after_ms, next_attempt_ms.
+// KEYS: record. ARGV: status, error, next_attempt_ms.
 constexpr std::string_view certificate_script = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'cert_status', ARGV[1], 'cert_error', ARGV[2],
-           'cert_not_after_ms', ARGV[3], 'cert_next_attempt_ms', ARGV[4])
+           'cert_next_attempt_ms', ARGV[3])
 return 1
 )lua";
 
@@ -131,8 +132,6 @@ std::optional<domain> from_hash(std::string_view fqdn, const redis::reply& r) {
       d.certificate.status = v;
     } else if (k == "cert_error") {
       d.certificate.error = v;
-    } else if (k == "cert_not_after_ms") {
-      d.certificate.not_after_ms = to_int(v);
     } else if (k == "cert_next_attempt_ms") {
       d.certificate.next_attempt_ms = to_int(v);
     }
@@ -346,7 +345,6 @@ boost::asio::awaitable<dp::result<void>> domains::set_certificate(
                                    keys_.domain_record(fqdn),
                                    status.status,
                                    status.error,
-                                   std::to_string(status.not_after_ms),
                                    std::to_string(status.next_attempt_ms)};
   auto r = co_await redis_.exec(std::move(command));
   if (!r) {

@@ -8,6 +8,7 @@
 #include <deque>
 #include <random>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/log.hpp"
 #include "dp/core/spawn.hpp"
 #include "dp/proto/json.hpp"

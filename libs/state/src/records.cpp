@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/preview_alias.hpp"
 #include "dp/proto/json.hpp"
@@ -432,12 +433,6 @@ std::vector<std::string> preview_aliases(const proto::deployment& d) {
 
 bool same_branch(const proto::deployment& a, const proto::deployment& b) {
   return a.branch.value_or("") == b.branch.value_or("");
-}
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 records::records(redis::client& redis, proto::keys keys) : redis_(redis), keys_(std::move(keys)) {}

@@ -2,6 +2,7 @@
 // move or delete an alias that serves another project's deployment. Real redis-server.
 #include <gtest/gtest.h>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/records.hpp"
@@ -28,7 +29,7 @@ dp::proto::project make_project(std::string name) {
   dp::proto::project p;
   p.name = std::move(name);
   p.git_url = "https://example.com/" + p.name + ".git";
-  p.created_at = dp::state::now_ms();
+  p.created_at = dp::now_ms();
   return p;
 }
 
@@ -37,7 +38,7 @@ dp::proto::deployment make_deployment(const std::string& project) {
   d.id = dp::new_deployment_id();
   d.project = project;
   d.git_url = "https://example.com/x.git";
-  d.created_at = dp::state::now_ms();
+  d.created_at = dp::now_ms();
   return d;
 }
 

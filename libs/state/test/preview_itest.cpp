@@ -3,6 +3,7 @@
 // deployment supersedes only that branch's. Real redis-server.
 #include <gtest/gtest.h>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/preview_alias.hpp"
 #include "dp/redis/client.hpp"
@@ -36,7 +37,7 @@ dp::proto::project make_project(std::string name) {
   dp::proto::project p;
   p.name = std::move(name);
   p.git_url = "https://example.com/" + p.name + ".git";
-  p.created_at = dp::state::now_ms();
+  p.created_at = dp::now_ms();
   return p;
 }
 
@@ -49,7 +50,7 @@ dp::proto::deployment make_deployment(const std::string& project, std::optional<
   d.branch = std::move(branch);
   d.ref = d.branch;
   d.target = target;
-  d.created_at = dp::state::now_ms();
+  d.created_at = dp::now_ms();
   return d;
 }
 

@@ -2,6 +2,7 @@
 // recorded and its immutable alias reserved, but no job is queued.
 #include <gtest/gtest.h>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/records.hpp"
@@ -22,7 +23,7 @@ TEST(record_deployment, records_without_queueing) {
     d.id = dp::new_deployment_id();
     d.project = "shop";
     d.git_url = "https://example.com/shop.git";
-    d.created_at = dp::state::now_ms();
+    d.created_at = dp::now_ms();
     auto r = co_await records.record_deployment(d);
     EXPECT_TRUE(r);
     EXPECT_EQ(d.alias, "shop--" + std::string(dp::short_id(d.id)));

@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/redis/client.hpp"
@@ -31,7 +32,7 @@ dp::proto::project make_project(std::string name) {
   p.git_url = "https://example.com/" + p.name + ".git";
   p.env = {{"VITE_API", "https://api.example.com"}};
   p.build_command = "npm run build";
-  p.created_at = dp::state::now_ms();
+  p.created_at = dp::now_ms();
   return p;
 }
 
@@ -40,7 +41,7 @@ std::pair<dp::proto::deployment, dp::proto::job> make_deployment(const std::stri
   d.id = dp::new_deployment_id();
   d.project = project;
   d.git_url = "https://example.com/x.git";
-  d.created_at = dp::state::now_ms();
+  d.created_at = dp::now_ms();
   dp::proto::job j;
   j.deployment_id = d.id;
   j.project = project;

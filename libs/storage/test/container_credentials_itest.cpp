@@ -1,6 +1,6 @@
 // The s3 backend without keys, signing with temporary ones from a container credentials endpoint
-// (what an ECS task role provides), against a real s3rver. The endpoint is a static file served
-// by python3's http.server.
+// (what an ECS task role provides), against a real s3rver, opened directly and as the services
+// open it from their settings. The endpoint is a static file served by python3's http.server.
 #include <boost/asio.hpp>
 
 #include <gtest/gtest.h>
@@ -10,6 +10,7 @@
 #include <fstream>
 #include <regex>
 
+#include "dp/storage/from_settings.hpp"
 #include "dp/storage/object_store.hpp"
 #include "dp/test/async.hpp"
 #include "dp/test/harness.hpp"
@@ -43,15 +44,23 @@ class ContainerCredentials : public ::testing::Test {
     })) << server_->log_text();
   }
 
+  std::string endpoint(const std::string& path) const {
+    return fmt::format("http://127.0.0.1:{}{}", port_, path);
+  }
+
   // Puts then reads back one object; the error message when anything fails.
   std::string round_trip(const std::string& endpoint_path) {
     store_options opts;
     opts.max_attempts = 1;
-    opts.credentials_endpoint =
-        dp::aws::container_endpoint{fmt::format("http://127.0.0.1:{}{}", port_, endpoint_path), ""};
-    auto store =
-        open_storage(ioc_.get_executor(), parse_storage_url(s3_.storage_url()).value(), {}, opts);
-    EXPECT_TRUE(store);
+    opts.credentials_endpoint = dp::aws::container_endpoint{endpoint(endpoint_path), ""};
+    return round_trip(
+        open_storage(ioc_.get_executor(), parse_storage_url(s3_.storage_url()).value(), {}, opts));
+  }
+
+  std::string round_trip(dp::result<std::shared_ptr<object_store>> store) {
+    if (!store) {
+      return store.error().message;
+    }
     return dp::test::run_async(ioc_, [&]() -> asio::awaitable<std::string> {
       put_options put_opts;  // named: g++ 12 mishandles a braced temporary here
       auto put = co_await (*store)->put_buffer("a.txt", "hello", put_opts);
@@ -76,6 +85,15 @@ class ContainerCredentials : public ::testing::Test {
 
 TEST_F(ContainerCredentials, SignsWithFetchedKeys) {
   EXPECT_EQ(round_trip("/creds"), "hello");
+}
+
+// What the api-server and build-runner call: STORAGE_URL and AWS_CONTAINER_CREDENTIALS_FULL_URI
+// from the shared settings, no keys.
+TEST_F(ContainerCredentials, TheServicesOpenTheStoreFromTheirSettings) {
+  dp::settings::common common;
+  common.storage = parse_storage_url(s3_.storage_url()).value();
+  common.aws_credentials.container_full_uri = endpoint("/creds");
+  EXPECT_EQ(round_trip(storage_from_settings(ioc_.get_executor(), common)), "hello");
 }
 
 TEST_F(ContainerCredentials, AMissingEndpointIsAClearError) {

@@ -5,18 +5,13 @@
 #include <algorithm>
 #include <chrono>
 
+#include "dp/core/clock.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/tls/certificate.hpp"
 #include "dp/tls/ocsp.hpp"
 
 namespace dp::tls {
 namespace {
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string certificate_event(std::string_view name) {
   boost::json::object e{{"v", 1}, {"type", "certificate"}, {"name", name}, {"ts_ms", now_ms()}};

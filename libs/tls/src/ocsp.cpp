@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "dp/core/c_ptr.hpp"
+#include "dp/core/clock.hpp"
 #include "dp/http_client/client.hpp"
 
 namespace dp::tls {
@@ -210,9 +211,7 @@ boost::asio::awaitable<dp::result<ocsp_response>> fetch_ocsp_response(
     co_return make_error(errc::unavailable, "the OCSP responder answered HTTP {}",
                          answered->status);
   }
-  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
+  auto now = dp::now_ms();
   auto validity = check_ocsp_response(chain_pem, answered->body, now);
   if (!validity) {
     co_return validity.error();

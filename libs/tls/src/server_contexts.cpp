@@ -1,4 +1,5 @@
 #include "dp/tls/server_contexts.hpp"
+#include "dp/core/clock.hpp"
 
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -50,9 +51,7 @@ int staple_index() {
 
 int on_status_request(SSL* ssl, void* arg) {
   const auto* staple = static_cast<const ocsp_staple*>(arg);
-  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
+  auto now = dp::now_ms();
   if (now >= staple->next_update_ms) {
     return SSL_TLSEXT_ERR_NOACK;  // expired: no staple beats a stale one
   }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "dp/core/clock.hpp"
 #include "dp/http_client/client.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/redis/subscriber.hpp"
@@ -19,11 +20,7 @@ namespace {
 
 namespace asio = boost::asio;
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using dp::now_ms;
 
 std::string url_of(uint16_t port) {
   return "http://127.0.0.1:" + std::to_string(port);

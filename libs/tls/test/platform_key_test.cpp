@@ -1,6 +1,7 @@
 // Sealing with the platform key, and reading certificates (pure functions).
 #include <gtest/gtest.h>
 
+#include "dp/core/clock.hpp"
 #include "dp/test/certificates.hpp"
 #include "dp/test/harness.hpp"
 #include "dp/tls/certificate.hpp"
@@ -47,9 +48,7 @@ TEST(tls_certificate, reads_names_and_expiry_and_checks_the_key) {
   ASSERT_TRUE(facts) << facts.error().message;
   EXPECT_EQ(facts->dns_names,
             (std::vector<std::string>{"shop.example.com", "www.shop.example.com"}));
-  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
+  auto now_ms = dp::now_ms();
   EXPECT_GT(facts->not_after_ms, now_ms + 29LL * 24 * 3600 * 1000);
   EXPECT_LT(facts->not_after_ms, now_ms + 31LL * 24 * 3600 * 1000);
   EXPECT_TRUE(dp::tls::inspect(a.chain_pem, b.key_pem).error().is(dp::errc::invalid_argument));

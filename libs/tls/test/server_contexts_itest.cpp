@@ -6,6 +6,7 @@
 
 #include <chrono>
 
+#include "dp/core/clock.hpp"
 #include "dp/test/harness.hpp"
 #include "dp/test/ocsp.hpp"
 #include "dp/tls/ocsp.hpp"
@@ -13,11 +14,7 @@
 
 namespace {
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using dp::now_ms;
 
 // One handshake for `host` asking for a staple; the DER stapled ("" when none).
 std::string stapled(SSL_CTX* front, const std::string& host) {

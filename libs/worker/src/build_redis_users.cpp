@@ -1,5 +1,6 @@
 #include "dp/worker/build_redis_users.hpp"
 
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
 #include "dp/proto/json.hpp"
@@ -173,7 +174,7 @@ boost::asio::awaitable<void> build_redis_users::publish_final_status(std::string
   proto::status_event e{.deployment_id = d->id,
                         .project = d->project,
                         .status = d->status,
-                        .ts_ms = d->finished_at.value_or(state::now_ms()),
+                        .ts_ms = d->finished_at.value_or(dp::now_ms()),
                         .error = d->error};
   if (auto r = co_await admin_.exec("PUBLISH", keys_.events_channel(), proto::to_json(e)); !r) {
     dp::log::warn("cannot publish a container build's final status",

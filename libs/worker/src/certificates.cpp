@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/log.hpp"
 #include "dp/http_client/client.hpp"
 #include "dp/redis/client.hpp"
@@ -29,12 +30,6 @@ constexpr std::string_view account_key_context = "acme-account";
 constexpr std::chrono::seconds challenge_ttl = 1h;
 // One OCSP exchange at most: a slow responder delays the pass by this much per certificate.
 constexpr std::chrono::milliseconds ocsp_timeout = 10s;
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 int64_t ms_of(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -65,12 +60,12 @@ class store_responder : public acme::challenge_responder {
 
 }  // namespace
 
-bool certificate_due(const state::domain& d, int64_t now, std::chrono::hours renew_before) {
+bool certificate_due(const state::domain& d, const std::optional<tls::certificate_info>& stored,
+                     int64_t now) {
   if (d.state != state::domain_state::verified || d.certificate.next_attempt_ms > now) {
     return false;
   }
-  auto renew_ms = std::chrono::duration_cast<std::chrono::milliseconds>(renew_before).count();
-  return d.certificate.not_after_ms == 0 || d.certificate.not_after_ms - now <= renew_ms;
+  return !stored || tls::renewal_at_ms(*stored) <= now;
 }
 
 std::chrono::seconds failure_backoff(int64_t failures, const certificate_options& o,
@@ -195,15 +190,16 @@ struct certificate_issuer::impl {
       stored = co_await certificates.put(d.fqdn, issued->chain_pem, issued->key_pem);
     }
     if (issued && stored) {
-      status = {"issued", "", ms_of(issued->not_after),
-                ms_of(issued->not_after - options.renew_before)};
+      // The expiry and the renewal time are the store's: nothing of them goes on the domain.
+      status = {"issued", "", 0};
       if (auto set = co_await domains.set_certificate(d.fqdn, status); !set) {
         co_return set.error();
       }
       if (auto cleared = co_await redis.exec("HDEL", keys.acme_failures(), d.fqdn); !cleared) {
         co_return cleared.error();
       }
-      log::info("certificate stored", {{"domain", d.fqdn}, {"not_after_ms", status.not_after_ms}});
+      log::info("certificate stored",
+                {{"domain", d.fqdn}, {"not_after_ms", ms_of(issued->not_after)}});
       co_return true;
     }
     const dp::error& why = issued ? stored.error() : issued.error();
@@ -212,7 +208,7 @@ struct certificate_issuer::impl {
       co_return failures.error();
     }
     auto wait = failure_backoff(failures->as_integer(), options, (*acme_client)->retry_after());
-    status = {"failed", why.message, d.certificate.not_after_ms,
+    status = {"failed", why.message,
               now_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()};
     if (auto set = co_await domains.set_certificate(d.fqdn, status); !set) {
       co_return set.error();
@@ -324,7 +320,13 @@ net::awaitable<dp::result<int>> certificate_issuer::pass() {
     if (!fqdns) {
       co_return fqdns.error();
     }
-    for (const auto& fqdn : *fqdns) {
+    // What is served decides a renewal; only this lease holder stores, so it stays current.
+    auto stored_certificates = co_await tls::certificate_infos(s.redis, s.keys, *fqdns);
+    if (!stored_certificates) {
+      co_return stored_certificates.error();
+    }
+    for (size_t i = 0; i < fqdns->size(); ++i) {
+      const auto& fqdn = (*fqdns)[i];
       if (s.stopping) {
         break;
       }
@@ -335,7 +337,7 @@ net::awaitable<dp::result<int>> certificate_issuer::pass() {
         }
         co_return d.error();
       }
-      if (!certificate_due(*d, now_ms(), s.options.renew_before)) {
+      if (!certificate_due(*d, (*stored_certificates)[i], now_ms())) {
         continue;
       }
       // Still ours? Another worker takes over only after the lease expired.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/log.hpp"
 #include "dp/proto/storage_layout.hpp"
 #include "dp/state/records.hpp"
@@ -73,7 +74,7 @@ boost::asio::awaitable<dp::result<bool>> expire_cache(storage::object_store& sto
     co_return text.error();
   }
   auto index = buildplan::parse_cache_index(*text);
-  if (!index || !cache_unused(*index, days, state::now_ms())) {
+  if (!index || !cache_unused(*index, days, dp::now_ms())) {
     co_return false;
   }
   auto removed = co_await store.remove_prefix(proto::cache_prefix(project));
@@ -222,7 +223,7 @@ boost::asio::awaitable<dp::result<retention_report>> prune_deployments(
       }
     }
     // What the project's preview aliases (branches, pull requests) serve stays too.
-    retention_facts facts{*production, served, state::now_ms()};
+    retention_facts facts{*production, served, dp::now_ms()};
     auto previews = co_await records.preview_labels(name);
     if (!previews) {
       co_return previews.error();

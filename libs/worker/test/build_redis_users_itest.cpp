@@ -3,6 +3,7 @@
 // build live and deletes the user; the sweep deletes the users of builds that have ended.
 #include "dp/worker/build_redis_users.hpp"
 
+#include "dp/core/clock.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/redis/subscriber.hpp"
 #include "dp/state/logbook.hpp"
@@ -23,7 +24,7 @@ class BuildRedisUsers : public ::testing::Test {
         redis_, [&](dp::state::records& records) -> asio::awaitable<dp::proto::job> {
           dp::proto::project p{.name = project,
                                .git_url = "https://example.com/" + project + ".git",
-                               .created_at = dp::state::now_ms()};
+                               .created_at = dp::now_ms()};
           p.build_command = "npm run build";
           auto made = co_await records.create_project(p);
           EXPECT_TRUE(made) << (made ? "" : made.error().message);
@@ -31,7 +32,7 @@ class BuildRedisUsers : public ::testing::Test {
           d.id = dp::new_deployment_id();
           d.project = project;
           d.git_url = p.git_url;
-          d.created_at = dp::state::now_ms();
+          d.created_at = dp::now_ms();
           dp::proto::job j;
           j.deployment_id = d.id;
           j.project = project;

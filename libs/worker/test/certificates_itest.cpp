@@ -1,11 +1,13 @@
 // The certificate issuer against a real redis-server and Pebble: a challenge that fails (nothing
 // answers where Pebble validates) is recorded on the domain with its reason and a backoff; a
-// lease held by another worker means no pass; the account key is kept sealed in Redis. Issuance
-// through the real proxy is tests/integration/acme_itest.cpp.
+// lease held by another worker means no pass; the stored certificate, not the domain's record,
+// decides a renewal; the account key is kept sealed in Redis. Issuance through the real proxy is
+// tests/integration/acme_itest.cpp.
 #include <boost/asio.hpp>
 
 #include <gtest/gtest.h>
 
+#include "dp/core/clock.hpp"
 #include "dp/redis/client.hpp"
 #include "dp/state/domains.hpp"
 #include "dp/test/async.hpp"
@@ -22,11 +24,7 @@ using namespace std::chrono_literals;
 
 const std::string platform_key_hex(64, 'a');
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using dp::now_ms;
 
 class certificate_issuer_test : public ::testing::Test {
  protected:
@@ -120,6 +118,47 @@ TEST_F(certificate_issuer_test, NoPassWhileAnotherWorkerHoldsTheLease) {
     auto holder = co_await redis.exec("GET", keys.acme_lock());
     CO_ASSERT_OK(holder);
     EXPECT_EQ(holder->as_string(), "worker-b");
+    redis.close();
+  });
+}
+
+// What the store holds decides a renewal, not what the domain's record says of the last order:
+// a certificate 60 days from expiry is left alone, one within 30 days is renewed (Pebble's
+// challenge fails here, so the attempt shows as a failure, and the stored certificate stays).
+TEST_F(certificate_issuer_test, RenewalIsDecidedByTheStoredCertificate) {
+  dp::test::temp_dir dir;
+  dp::test::test_ca ca(dir.path(), "Test CA", "http://127.0.0.1:9/ocsp");
+  auto leaf = ca.issue("kept", {"kept.example.test"}, false);
+  dp::test::run_async([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    dp::redis::client redis(ex, dp::test::redis_options(redis_));
+    dp::proto::keys keys;
+    dp::state::domains domains(redis, keys);
+    dp::tls::cert_store store(redis, keys, key_);
+    co_await add_verified(domains, "kept.example.test");
+    CO_ASSERT_OK(co_await store.put("kept.example.test", leaf.chain_pem, leaf.key_pem));
+    auto set_expiry = [&](int64_t not_after_ms) -> asio::awaitable<void> {
+      auto r = co_await redis.exec("HSET", keys.certificate("kept.example.test"), "not_after_ms",
+                                   std::to_string(not_after_ms));
+      CO_ASSERT_OK(r);
+    };
+    co_await set_expiry(now_ms() + 60 * 86'400'000LL);
+    dp::worker::certificate_issuer issuer(ex, redis, dp::test::redis_options(redis_), keys, key_,
+                                          options());
+    auto passed = co_await issuer.pass();
+    CO_ASSERT_OK(passed);
+    auto d = co_await domains.get("kept.example.test");
+    CO_ASSERT_OK(d);
+    EXPECT_EQ(d->certificate.status, "") << d->certificate.error;
+
+    co_await set_expiry(now_ms() + 29 * 86'400'000LL);
+    passed = co_await issuer.pass();
+    CO_ASSERT_OK(passed);
+    d = co_await domains.get("kept.example.test");
+    CO_ASSERT_OK(d);
+    EXPECT_EQ(d->certificate.status, "failed");
+    auto kept = co_await store.get("kept.example.test");
+    CO_ASSERT_TRUE(kept && kept->has_value());
+    EXPECT_EQ((*kept)->chain_pem, leaf.chain_pem);
     redis.close();
   });
 }

@@ -20,27 +20,34 @@ dp::state::domain verified() {
 }
 
 TEST(CertificateDue, AVerifiedDomainWithoutACertificateIsDue) {
-  EXPECT_TRUE(certificate_due(verified(), now, 720h));
+  EXPECT_TRUE(certificate_due(verified(), std::nullopt, now));
   auto pending = verified();
   pending.state = dp::state::domain_state::pending;
-  EXPECT_FALSE(certificate_due(pending, now, 720h));
+  EXPECT_FALSE(certificate_due(pending, std::nullopt, now));
 }
 
-TEST(CertificateDue, RenewalStartsThirtyDaysBeforeExpiry) {
+// The stored certificate decides, whatever the domain's record says of the last order.
+TEST(CertificateDue, RenewalStartsThirtyDaysBeforeTheStoredExpiry) {
   auto d = verified();
-  d.certificate = {"issued", "", now + 31 * day_ms, 0};
-  EXPECT_FALSE(certificate_due(d, now, 720h));
-  d.certificate.not_after_ms = now + 30 * day_ms;
-  EXPECT_TRUE(certificate_due(d, now, 720h));
-  d.certificate.not_after_ms = now - day_ms;  // expired
-  EXPECT_TRUE(certificate_due(d, now, 720h));
+  dp::tls::certificate_info stored{.name = d.fqdn, .not_after_ms = now + 31 * day_ms};
+  EXPECT_FALSE(certificate_due(d, stored, now));
+  d.certificate = {"", "", 0};
+  EXPECT_FALSE(certificate_due(d, stored, now));
+  stored.not_after_ms = now + 30 * day_ms;
+  EXPECT_TRUE(certificate_due(d, stored, now));
+  stored.not_after_ms = now - day_ms;  // expired
+  EXPECT_TRUE(certificate_due(d, stored, now));
+  EXPECT_EQ(dp::tls::renewal_at_ms(stored), now - 31 * day_ms);
 }
 
-TEST(CertificateDue, ABackoffWaitsEvenWithoutACertificate) {
+TEST(CertificateDue, ABackoffWaitsWithOrWithoutACertificate) {
   auto d = verified();
-  d.certificate = {"failed", "connection refused", 0, now + 1000};
-  EXPECT_FALSE(certificate_due(d, now, 720h));
-  EXPECT_TRUE(certificate_due(d, now + 1000, 720h));
+  d.certificate = {"failed", "connection refused", now + 1000};
+  EXPECT_FALSE(certificate_due(d, std::nullopt, now));
+  EXPECT_TRUE(certificate_due(d, std::nullopt, now + 1000));
+  dp::tls::certificate_info stored{.name = d.fqdn, .not_after_ms = now + day_ms};
+  EXPECT_FALSE(certificate_due(d, stored, now));
+  EXPECT_TRUE(certificate_due(d, stored, now + 1000));
 }
 
 TEST(FailureBackoff, DoublesUpToTheMaximumAndHonoursRetryAfter) {

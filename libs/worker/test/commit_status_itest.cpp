@@ -9,6 +9,7 @@
 //           pending|running|success|failed|canceled, target_url, description, name
 //   Gitea   POST /repos/{owner}/{repo}/statuses/{sha}, "Authorization: token", state
 //           pending|success|error|failure|warning, target_url, description, context
+#include "dp/core/clock.hpp"
 #include "dp/state/hooks.hpp"
 #include "recording_peer.hpp"
 #include "worker_test_support.hpp"
@@ -69,7 +70,7 @@ void check_requests_of(const forge_case& c) {
                     fast_options(), threaded_worker::with_commit_statuses{});
   ASSERT_TRUE(eventually([&] { return has_status(server, canceled, "building"); }));
   run_sync<bool>(server, [&](dp::state::records& records) -> asio::awaitable<bool> {
-    const dp::proto::cancel_request req{canceled, dp::state::now_ms(), "changed my mind"};
+    const dp::proto::cancel_request req{canceled, dp::now_ms(), "changed my mind"};
     co_return (co_await records.request_cancel(req)).has_value();
   });
   for (const auto& id : {live, failed, canceled, superseded, newer}) {

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include "docker_engine_support.hpp"
+#include "dp/core/clock.hpp"
 #include "dp/proto/storage_layout.hpp"
 #include "dp/state/logbook.hpp"
 #include "fake_sts.hpp"
@@ -228,7 +229,7 @@ TEST_F(DockerEngine, ContainerBuildsShareTheBuildCacheThroughTheStore) {
         d.id = dp::new_deployment_id();
         d.project = "site";
         d.git_url = url;
-        d.created_at = dp::state::now_ms();
+        d.created_at = dp::now_ms();
         auto j = first;
         j.deployment_id = d.id;
         j.enqueued_at = d.created_at;

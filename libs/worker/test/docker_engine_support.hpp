@@ -11,6 +11,7 @@
 #include <functional>
 #include <future>
 
+#include "dp/core/clock.hpp"
 #include "dp/http_client/client.hpp"
 #include "dp/test/docker_engine.hpp"
 #include "dp/worker/build_redis_users.hpp"
@@ -68,7 +69,7 @@ class DockerEngine : public ::testing::Test {
           dp::proto::project p;
           p.name = "site";
           p.git_url = git_url;
-          p.created_at = dp::state::now_ms();
+          p.created_at = dp::now_ms();
           dp::proto::job j;
           j.timeout_s = 600;
           j.attempt = 1;
@@ -81,7 +82,7 @@ class DockerEngine : public ::testing::Test {
           d.id = dp::new_deployment_id();
           d.project = p.name;
           d.git_url = git_url;
-          d.created_at = dp::state::now_ms();
+          d.created_at = dp::now_ms();
           j.deployment_id = d.id;
           j.project = d.project;
           j.git_url = git_url;

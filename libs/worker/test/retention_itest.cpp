@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "dp/buildplan/cache.hpp"
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/preview_alias.hpp"
 #include "dp/proto/json.hpp"
@@ -98,7 +99,7 @@ class retention_test : public ::testing::TestWithParam<std::string> {
 
   // The project, its deployments (ready ones gone live in order), their objects and a domain.
   asio::awaitable<void> seed(dp::state::records& records, std::vector<planned>& plan) {
-    int64_t now = dp::state::now_ms();
+    int64_t now = dp::now_ms();
     dp::proto::project p;
     p.name = "shop";
     p.git_url = "https://example.com/shop.git";
@@ -305,7 +306,7 @@ TEST_P(retention_test, an_unfinished_removal_is_finished_by_the_next_pass) {
 // What a branch's or pull request's preview alias serves keeps its files while the alias does.
 TEST_P(retention_test, preview_aliases_keep_what_they_serve) {
   run([&](dp::state::records& records) -> asio::awaitable<void> {
-    int64_t now = dp::state::now_ms();
+    int64_t now = dp::now_ms();
     dp::proto::project p;
     p.name = "blog";
     p.git_url = "https://example.com/blog.git";
@@ -357,7 +358,7 @@ TEST_P(retention_test, a_build_cache_unused_for_cache_days_goes) {
     };
     auto put_cache = [&](int64_t used_days_ago) -> asio::awaitable<void> {
       dp::buildplan::cache_index index;
-      int64_t used = dp::state::now_ms() - used_days_ago * 86'400'000;
+      int64_t used = dp::now_ms() - used_days_ago * 86'400'000;
       index.entries.push_back({.name = "modules-a.tar.zst",
                                .key = "k",
                                .bytes = 3,

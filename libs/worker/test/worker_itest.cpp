@@ -3,6 +3,7 @@
 // records every start, so a test can see a job run twice or at once).
 #include <signal.h>
 
+#include "dp/core/clock.hpp"
 #include "dp/proto/storage_layout.hpp"
 #include "worker_test_support.hpp"
 
@@ -43,7 +44,7 @@ TEST(worker_test, cancel_stops_a_running_build) {
                     fast_options());
   ASSERT_TRUE(eventually([&] { return has_status(server, id, "building"); }));
   run_sync<bool>(server, [&](dp::state::records& records) -> asio::awaitable<bool> {
-    const dp::proto::cancel_request req{id, dp::state::now_ms(), "changed my mind"};
+    const dp::proto::cancel_request req{id, dp::now_ms(), "changed my mind"};
     auto r = co_await records.request_cancel(req);
     co_return r.has_value();
   });
@@ -107,7 +108,7 @@ TEST(worker_test, a_final_deployment_is_dropped_without_running) {
   redis_server server;
   auto id = enqueue(server, "shop");
   run_sync<bool>(server, [&](dp::state::records& records) -> asio::awaitable<bool> {
-    const dp::proto::cancel_request req{id, dp::state::now_ms(), "no"};
+    const dp::proto::cancel_request req{id, dp::now_ms(), "no"};
     co_return (co_await records.request_cancel(req)).has_value();
   });
   threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)),
@@ -284,7 +285,7 @@ TEST(worker_test, the_reaper_prunes_old_deployments_one_worker_at_a_time) {
       d.id = dp::new_deployment_id();
       d.project = "shop";
       d.git_url = p.git_url;
-      d.created_at = dp::state::now_ms();
+      d.created_at = dp::now_ms();
       EXPECT_TRUE(co_await records.record_deployment(d));
       EXPECT_TRUE(co_await records.go_live(d));
       ids.push_back(d.id);

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/http_client/client.hpp"
 #include "dp/redis/client.hpp"
@@ -64,7 +65,7 @@ inline std::string enqueue(const test::redis_server& server, const std::string& 
                                  d.id = new_deployment_id();
                                  d.project = project;
                                  d.git_url = "https://example.com/" + project + ".git";
-                                 d.created_at = state::now_ms();
+                                 d.created_at = dp::now_ms();
                                  d.branch = branch;
                                  d.ref = branch;
                                  proto::job j;

@@ -1,7 +1,7 @@
 // A bounded, thread-safe LRU map from string keys to shared immutable values. Each entry has a
-// cost (bytes for the file cache, 1 for the manifest cache); the least recently used entries are
-// evicted while the total cost exceeds the capacity. Values are shared_ptr<const V>, so a reader
-// keeps an evicted value alive for as long as it sends it.
+// cost (bytes for the file cache, 1 for the manifest cache and the verified credentials); the least
+// recently used entries are evicted while the total cost exceeds the capacity. Values are
+// shared_ptr<const V>, so a reader keeps an evicted value alive for as long as it sends it.
 #pragma once
 
 #include <cstddef>

@@ -16,7 +16,7 @@
 //   set_options(fqdn, p, primary, hsts)  primary=true clears primary on p's other domains.
 //   set_branch(fqdn, p, branch)  serve `branch`'s alias ("" for production); a verified
 //                              domain's route follows at once.
-//   set_certificate(fqdn, status)        what the issuer learned (status, error, expiry, next).
+//   set_certificate(fqdn, status)        what the issuer learned (status, error, retry time).
 //   redirect_for(d, project_domains)     pure: the primary a domain's apex/www twin redirects to.
 #pragma once
 
@@ -40,12 +40,12 @@ namespace dp::state {
 enum class domain_state { pending, verified };
 std::string_view to_string(domain_state s) noexcept;
 
-// Filled by the certificate issuer; empty status means none was attempted yet.
+// Filled by the certificate issuer; empty status means none was attempted yet. The certificate
+// itself, its expiry and so its renewal time are the certificate store's (tls::cert_store).
 struct certificate_status {
-  std::string status;  // "" | "pending" | "issued" | "failed"
-  std::string error;   // the last failure's reason, for the user
-  int64_t not_after_ms = 0;
-  int64_t next_attempt_ms = 0;  // renewal or retry (backoff) time
+  std::string status;           // "" | "pending" | "issued" | "failed"
+  std::string error;            // the last failure's reason, for the user
+  int64_t next_attempt_ms = 0;  // after a failure, the retry (backoff) time
   bool operator==(const certificate_status&) const = default;
 };
 

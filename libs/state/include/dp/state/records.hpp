@@ -169,9 +169,6 @@ class records {
   proto::keys keys_;
 };
 
-// Unix milliseconds now.
-int64_t now_ms();
-
 // The preview alias labels go-live sets for a deployment: its branch's (dp::branch_alias) and
 // its pull request's (dp::pull_request_alias), when it has them; for production deployments too.
 // A fork's pull request (d.fork) gets its pull request's only: its branch is not the project's.

@@ -27,6 +27,8 @@
 //                                  the chain changed).
 //   remove(name)                   deletes it and publishes the same event (a proxy then drops
 //                                  the name).
+// renewal_at_ms(info)               when the issuer renews it: renew_before its stored expiry (the
+//                                  worker decides and the api shows it from the store alone).
 // certificate_infos(redis, keys, names)
 //                                  what list() tells of each name, or nullopt for a name without
 //                                  a certificate; needs no platform key (the api shows it on its
@@ -87,6 +89,13 @@ struct certificate_info {
   int64_t ocsp_failures = 0;        // consecutive failed refreshes
   std::string ocsp_error;           // the last failure's reason
 };
+
+// Let's Encrypt's advice: renew a third of the way before a 90-day certificate expires.
+constexpr std::chrono::hours renew_before{24 * 30};
+
+constexpr int64_t renewal_at_ms(const certificate_info& c) {
+  return c.not_after_ms - std::chrono::milliseconds(renew_before).count();
+}
 
 // What events:certificates carries: the name that changed. nullopt for anything else.
 std::optional<std::string> parse_certificate_event(std::string_view payload);

@@ -1,6 +1,7 @@
 // Certificates for custom domains: the worker's ACME issuer. Every ACME_INTERVAL_S one worker
 // of the fleet (the one that holds lock:acme) walks the domains and, for each verified one
-// without a certificate or within renew_before of its expiry, gets one from the ACME server
+// whose name the certificate store holds no certificate for, or one due for renewal
+// (tls::renewal_at_ms: the stored certificate is what is served), gets one from the ACME server
 // (HTTP-01 answered by every proxy from the challenge store), puts chain and key into the
 // certificate store (whose event reaches running proxies) and records the outcome on the
 // domain's certificate status. A failure waits first_backoff, doubled per consecutive failure up
@@ -29,6 +30,7 @@
 #include "dp/core/error.hpp"
 #include "dp/proto/keys.hpp"
 #include "dp/redis/types.hpp"
+#include "dp/tls/cert_store.hpp"
 #include "dp/tls/ocsp.hpp"
 #include "dp/tls/platform_key.hpp"
 
@@ -46,16 +48,17 @@ struct certificate_options {
   std::string ca_file;            // trusted for the ACME server's HTTPS; empty: the system's
   std::string holder;             // this worker's id: the value of lock:acme
   std::chrono::milliseconds interval{std::chrono::seconds(60)};
-  std::chrono::hours renew_before{24 * 30};
   std::chrono::seconds first_backoff{std::chrono::minutes(5)};
   std::chrono::seconds max_backoff{std::chrono::hours(24)};
   // lock:acme's TTL, renewed before each domain: longer than one issuance can take.
   std::chrono::milliseconds lease{std::chrono::minutes(15)};
 };
 
-// Whether the issuer should get a certificate for `d` at `now_ms`: verified, not waiting out a
-// backoff, and without a certificate or within renew_before of its expiry.
-bool certificate_due(const state::domain& d, int64_t now_ms, std::chrono::hours renew_before);
+// Whether the issuer should get a certificate for `d` at `now_ms`, given what the store holds
+// for its name: verified, not waiting out a backoff, and without a stored certificate or past
+// its renewal time.
+bool certificate_due(const state::domain& d, const std::optional<tls::certificate_info>& stored,
+                     int64_t now_ms);
 
 // How long to wait after the `failures`-th consecutive failure (1 for the first).
 std::chrono::seconds failure_backoff(int64_t failures, const certificate_options& o,

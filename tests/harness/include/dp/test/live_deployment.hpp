@@ -5,6 +5,7 @@
 #pragma once
 
 #include "dp/aws/crypto.hpp"
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/proto/json.hpp"
 #include "dp/proto/storage_layout.hpp"
@@ -38,9 +39,7 @@ inline std::string deploy_index(const redis_server& redis, const std::filesystem
     d.target = dp::proto::deployment_target::preview;
   }
   d.status = dp::proto::deployment_status::ready;
-  d.created_at = std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
+  d.created_at = dp::now_ms();
   dp::storage::storage_url url;
   url.kind = dp::storage::storage_url::scheme::file;
   url.root = files_root;
