@@ -238,7 +238,9 @@ TEST_F(acme_e2e, issued_by_pebble_served_over_https_and_renewed_without_a_failed
       }
     }
   });
-  // Forced renewal: the domain's certificate now expires within the 30 days.
+  // Forced renewal, once the client's first request is under way: the domain's certificate
+  // now expires within the 30 days.
+  dp::test::eventually([&] { return requests >= 1; });
   with_domains([&](dp::state::domains& domains) -> asio::awaitable<void> {
     dp::state::certificate_status soon{"issued", "", now_ms() + 86'400'000, 0};
     auto set = co_await domains.set_certificate(fqdn, soon);
