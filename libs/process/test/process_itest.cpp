@@ -327,6 +327,7 @@ TEST(Process, ManyChildrenAtOnce) {
 // SIGTERM once saw a second one ("exiting now") and skipped its drain.
 TEST(Process, ASignalToTheGroupDuringStartsReachesTheCallerOnce) {
   // A group of this test's own: the signals reach no process but this one and its children.
+  const pid_t caller_group = ::getpgrp();
   ASSERT_EQ(::setpgid(0, 0), 0) << std::strerror(errno);
   asio::io_context signals_io;
   asio::signal_set signals(signals_io, SIGUSR1);
@@ -363,6 +364,7 @@ TEST(Process, ASignalToTheGroupDuringStartsReachesTheCallerOnce) {
   EXPECT_EQ(received, sent);
   signals_io.stop();
   signal_thread.join();
+  ::setpgid(0, caller_group);  // back where a terminal's Ctrl-C reaches the rest of the run
 }
 
 }  // namespace
