@@ -107,15 +107,19 @@ chmod 600 "$redis_password_file" "$redis_conf"
 redis_port="$(free_port)"
 setsid redis-server "$redis_conf" --port "$redis_port" --bind 127.0.0.1 --dir "$data_dir/redis" \
   --appendonly yes --save "" --daemonize no >"$data_dir/logs/redis.log" 2>&1 &
-infra_pids+=($!)
+redis_pid=$!
+infra_pids+=("$redis_pid")
+# Up when INFO answers with its pid: a PONG could come from another Redis that took the port
+# between free_port and the bind (this one then exits).
 redis_up=0
 for _ in $(seq 50); do
-  REDISCLI_AUTH="$redis_password" redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG &&
-    redis_up=1 && break
+  REDISCLI_AUTH="$redis_password" redis-cli -p "$redis_port" info server 2>/dev/null | tr -d '\r' |
+    grep -qx "process_id:$redis_pid" && redis_up=1 && break
+  kill -0 "$redis_pid" 2>/dev/null || break
   sleep 0.1
 done
 if ((!redis_up)); then
-  echo "run.sh: redis-server did not answer within 5 s; see $data_dir/logs/redis.log" >&2
+  echo "run.sh: redis-server did not answer on port $redis_port within 5 s; see $data_dir/logs/redis.log" >&2
   exit 1
 fi
 

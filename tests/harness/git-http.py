@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Serves the bare git repositories under ROOT over git's smart HTTP (git http-backend) on
-127.0.0.1:PORT, for builds that cannot read the test's file:// repositories (a build in a
-container on the host's network clones http://127.0.0.1:PORT/<name>.git).
+127.0.0.1, for builds that cannot read the test's file:// repositories (a build in a container on
+the host's network clones http://127.0.0.1:PORT/<name>.git). It binds port 0 and prints the port
+as the services do: a JSON line {"msg": "git-http listening", "listen": "127.0.0.1:PORT"}
+(dp::test::reported_port reads it).
 
-Usage: tests/harness/git-http.py ROOT PORT
+Usage: tests/harness/git-http.py ROOT
 """
 import http.server
+import json
 import os
 import subprocess
 import sys
@@ -51,11 +54,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) != 2:
         sys.stderr.write(__doc__)
         return 2
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.root = os.path.abspath(sys.argv[1])
+    listen = "127.0.0.1:%d" % server.server_address[1]
+    print(json.dumps({"msg": "git-http listening", "listen": listen}), flush=True)
     server.serve_forever()
 
 

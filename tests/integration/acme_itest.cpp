@@ -222,8 +222,9 @@ TEST_F(acme_e2e, issued_by_pebble_served_over_https_and_renewed_without_a_failed
       }
     }
   });
-  // Forced renewal: the store's record of the served certificate now expires within the 30 days
-  // (the worker renews by what is stored).
+  // Forced renewal, once the client's first request is under way: the store's record of the
+  // served certificate now expires within the 30 days (the worker renews by what is stored).
+  dp::test::eventually([&] { return requests >= 1; });
   redis_exec({"HSET", dp::proto::keys{}.certificate(fqdn), "not_after_ms",
               std::to_string(now_ms() + 86'400'000)});
   https_result renewed;

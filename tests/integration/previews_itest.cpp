@@ -307,11 +307,10 @@ TEST_F(Previews, AWebhookNamingAnOlderCommitBuildsItOverSmartHttp) {
                           (root.path() / "shop.git").string()},
                          dp::test::git_repo::git_env());
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  auto port = dp::test::free_port();
   dp::test::child_process git_http(dp::test::process_options{
       .argv = {(dp::test::source_dir() / "tests/harness/git-http.py").string(),
-               root.path().string(), std::to_string(port)}});
-  ASSERT_TRUE(dp::test::wait_for_tcp("127.0.0.1", port, 10s));
+               root.path().string()}});
+  auto port = dp::test::reported_port(git_http);
   call("POST", "/v1/projects",
        json::serialize(
            json::object{{"name", "shop"},

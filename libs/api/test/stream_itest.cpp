@@ -279,6 +279,29 @@ TEST_F(streams, a_canceled_deployment_ends_the_stream_with_its_status) {
 // Slow clients: small queues on the server, a client that does not read while thousands of
 // lines of 1 KiB are written. The server drops it instead of buffering.
 
+// Writes 20,000 lines of 1 KiB once the api follows the deployment for the client (its gauge
+// counts it): lines written before would reach the client by replay, paced by its reads, and
+// never fill its queue. A flush per 1,000 lines: one pipeline of all 20 MiB can outlast the
+// Redis client's command timeout on a loaded machine (and the api shares that client).
+void write_while_the_client_waits(api_server& s, const std::string& id) {
+  ASSERT_TRUE(dp::test::eventually([&] {
+    return s.request("GET", "/metrics").body.find("dp_log_stream_clients 1\n") != std::string::npos;
+  }));
+  auto written = s.on_io([&]() -> asio::awaitable<dp::result<void>> {
+    dp::state::log_writer w(co_await asio::this_coro::executor, s.redis(), s.records().keys(), id);
+    for (int i = 1; i <= 20'000; ++i) {
+      w.write(dp::proto::log_stream::out, std::string(1000, 'x'));
+      if (i % 1000 == 0) {
+        if (auto r = co_await w.flush(std::chrono::seconds(30)); !r) {
+          co_return r;
+        }
+      }
+    }
+    co_return dp::result<void>{};
+  });
+  ASSERT_TRUE(written) << written.error().message;
+}
+
 TEST(slow_clients, websocket_is_closed_with_1008_and_a_reason) {
   api_server s({.follower_queue_limit = 64, .stream_queue_limit = 16 * 1024});
   auto r = s.request("POST", "/v1/deployments",
@@ -286,14 +309,7 @@ TEST(slow_clients, websocket_is_closed_with_1008_and_a_reason) {
   std::string id(body_of(r).at("id").as_string());
   ws_client c(s.port(), "/v1/deployments/" + id + "/logs/stream", 4096);
   // Written while the client reads nothing.
-  auto written = s.on_io([&]() -> asio::awaitable<dp::result<void>> {
-    dp::state::log_writer w(co_await asio::this_coro::executor, s.redis(), s.records().keys(), id);
-    for (int i = 1; i <= 20'000; ++i) {
-      w.write(dp::proto::log_stream::out, std::string(1000, 'x'));
-    }
-    co_return co_await w.flush(std::chrono::seconds(30));
-  });
-  ASSERT_TRUE(written) << written.error().message;
+  write_while_the_client_waits(s, id);
   int frames = 0;
   while (c.next()) {
     ++frames;
@@ -314,14 +330,7 @@ TEST(slow_clients, sse_stream_is_ended) {
                      R"({"git_url":"https://example.com/shop.git","project":"shop"})");
   std::string id(body_of(r).at("id").as_string());
   sse_client c(s.port(), "/v1/deployments/" + id + "/logs/stream", {}, 4096);
-  auto written = s.on_io([&]() -> asio::awaitable<dp::result<void>> {
-    dp::state::log_writer w(co_await asio::this_coro::executor, s.redis(), s.records().keys(), id);
-    for (int i = 1; i <= 20'000; ++i) {
-      w.write(dp::proto::log_stream::out, std::string(1000, 'x'));
-    }
-    co_return co_await w.flush(std::chrono::seconds(30));
-  });
-  ASSERT_TRUE(written) << written.error().message;
+  write_while_the_client_waits(s, id);
   int logs = 0;
   bool status = false;
   while (auto e = c.next()) {

@@ -341,7 +341,17 @@ result<void> start(child& c) {
 
   pid_t parent = ::getpid();
   c.started = clock::now();
+  // Every signal blocked across fork: until the child has reset the handlers it inherits, one
+  // sent to it (a signal to the caller's whole group reaches it before its setpgid) would run
+  // the caller's handler there, and asio's writes to the caller's signal pipe: a worker told
+  // SIGTERM once saw it twice. Kept pending, it meets the default action once the child unblocks.
+  sigset_t all, caller_mask;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &caller_mask);
   pid_t pid = ::fork();
+  if (pid != 0) {
+    ::pthread_sigmask(SIG_SETMASK, &caller_mask, nullptr);
+  }
   if (pid < 0) {
     return sys_error("fork");
   }

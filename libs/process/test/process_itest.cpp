@@ -9,9 +9,12 @@
 #include <unistd.h>
 #include <boost/asio.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -316,6 +319,52 @@ TEST(Process, ManyChildrenAtOnce) {
     EXPECT_EQ((*results[i])->code, i % 7) << (*results[i])->describe();
     EXPECT_EQ(lines[i], (std::vector<std::string>{std::to_string(i)}));
   }
+}
+
+// A signal sent to the caller's whole process group (as a service manager or Ctrl-C sends it)
+// while children are being started reaches the caller once. A child between fork and the reset of
+// its handlers runs the caller's: asio's writes to the caller's signal pipe, and a worker told
+// SIGTERM once saw a second one ("exiting now") and skipped its drain.
+TEST(Process, ASignalToTheGroupDuringStartsReachesTheCallerOnce) {
+  // A group of this test's own: the signals reach no process but this one and its children.
+  const pid_t caller_group = ::getpgrp();
+  ASSERT_EQ(::setpgid(0, 0), 0) << std::strerror(errno);
+  asio::io_context signals_io;
+  asio::signal_set signals(signals_io, SIGUSR1);
+  std::atomic<int> received{0};
+  std::function<void()> wait_next = [&] {
+    signals.async_wait([&](boost::system::error_code ec, int) {
+      if (!ec) {
+        ++received;
+        wait_next();
+      }
+    });
+  };
+  wait_next();
+  std::thread signal_thread([&] { signals_io.run(); });
+  std::atomic<bool> starting{true};
+  std::atomic<int> started{0};
+  std::thread starter([&] {
+    while (starting) {
+      run_sync(sh("exit 0"));
+      ++started;
+    }
+  });
+  int sent = 0;
+  for (; (sent < 300 || started < 300) && received == sent; ++sent) {
+    ::kill(0, SIGUSR1);
+    // One at a time: a signal sent while the same one is still pending would merge with it.
+    if (!dp::test::eventually([&] { return received >= sent + 1; })) {
+      ADD_FAILURE() << "signal " << sent + 1 << " did not arrive";
+      break;
+    }
+  }
+  starting = false;
+  starter.join();
+  EXPECT_EQ(received, sent);
+  signals_io.stop();
+  signal_thread.join();
+  ::setpgid(0, caller_group);  // back where a terminal's Ctrl-C reaches the rest of the run
 }
 
 }  // namespace

@@ -189,14 +189,13 @@ class Runner : public ::testing::Test {
 
     out.report = co_await r.run();
     watch.stop();
-    // Let the last status event arrive.
-    asio::steady_timer t(ex, std::chrono::milliseconds(200));
-    co_await t.async_wait(asio::use_awaitable);
-    events.close();
-
     auto rec = co_await records.get_deployment(d.id);
     EXPECT_TRUE(rec);
     out.record = *rec;
+    // The event of the status the record ends in comes last: wait for it to arrive.
+    co_await dp::test::co_eventually(
+        [&] { return !out.statuses.empty() && out.statuses.back() == out.record.status; });
+    events.close();
     auto book = co_await dp::state::read_logbook(redis, records.keys(), d.id, 0, 1'000'000);
     EXPECT_TRUE(book);
     out.logs = std::move(*book);

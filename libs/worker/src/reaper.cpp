@@ -125,6 +125,8 @@ asio::awaitable<void> worker::impl::recover(const proto::job& job, const std::st
     co_return;
   }
   auto error = fmt::format("worker lost; giving up after {} attempts", job.attempt);
+  // The line before the status: whoever sees `failed` (a log stream ends at it) finds the reason.
+  co_await note(id, error);
   auto t = co_await records.transition(id, deployment_status::failed, {}, error);
   if (!t && !t.error().is(errc::not_found)) {
     dp::log::error("cannot fail a lost job", {{"deployment", id}, {"error", t.error()}});
@@ -132,7 +134,6 @@ asio::awaitable<void> worker::impl::recover(const proto::job& job, const std::st
   }
   if (t && t->applied) {
     dp::log::warn("worker lost; job failed", {{"deployment", id}, {"attempts", job.attempt}});
-    co_await note(id, error);
   }
   co_await finish(id, text, claimer());
 }

@@ -240,12 +240,13 @@ asio::awaitable<dp::result<bool>> worker::impl::prepare(held_job& h) {
     }
     if (*newer) {
       auto why = "superseded by " + **newer;
+      // The line before the status: whoever sees `canceled` (a log stream ends at it) finds why.
+      co_await note(id, why);
       auto t = co_await records.transition(id, deployment_status::canceled, {}, why);
       if (!t) {
         co_return t.error();
       }
       dp::log::info("build superseded", {{"deployment", id}, {"by", **newer}});
-      co_await note(id, why);
       // Its commit may have no status yet: it gets a final one all the same.
       co_await report_commit_status(id, deployment_status::canceled, why);
       co_await finish(id, h.text, opts.id);

@@ -51,11 +51,10 @@ class DockerEngine : public ::testing::Test {
                       dp::test::git_repo::git_env());
     EXPECT_EQ(r.exit_code, 0) << r.output;
     if (!git_http_) {
-      git_port_ = dp::test::free_port();
       git_http_.emplace(dp::test::process_options{
           .argv = {(dp::test::source_dir() / "tests/harness/git-http.py").string(),
-                   git_root_.path().string(), std::to_string(git_port_)}});
-      EXPECT_TRUE(dp::test::wait_for_tcp("127.0.0.1", git_port_, 10s));
+                   git_root_.path().string()}});
+      git_port_ = dp::test::reported_port(*git_http_);
     }
     return fmt::format("http://127.0.0.1:{}/{}.git", git_port_, name);
   }

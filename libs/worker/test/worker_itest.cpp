@@ -61,10 +61,12 @@ TEST(worker_test, newer_build_supersedes_an_older_queued_one) {
   auto newer = enqueue(server, "shop");
   threaded_worker w(server, dp::worker::make_process_launcher(fake_launcher(server)),
                     fast_options());
-  ASSERT_TRUE(eventually([&] { return has_status(server, newer, "ready"); }));
   ASSERT_TRUE(eventually([&] { return has_status(server, older, "canceled"); }));
+  // The reason is in the logbook as soon as the status is final (a log stream ends there).
+  EXPECT_EQ(cmd(server, {"XLEN", prefix + "logbook:" + older}), "1");
   EXPECT_EQ(get(server, older).error, "superseded by " + newer);
   EXPECT_EQ(starts(server, older), 0);
+  EXPECT_TRUE(eventually([&] { return has_status(server, newer, "ready"); }));
 }
 
 TEST(worker_test, another_branch_supersedes_nothing) {
@@ -216,7 +218,8 @@ TEST(worker_test, a_lost_job_fails_after_the_last_attempt) {
   ASSERT_TRUE(eventually([&] { return has_status(server, id, "failed"); }, 30s));
   EXPECT_EQ(get(server, id).error, "worker lost; giving up after 1 attempts");
   EXPECT_EQ(starts(server, id), 1);
-  // The reason is in the logbook too (one system line: the fake writes none).
+  // The reason is in the logbook as soon as the status is final (one system line: the fake
+  // writes none).
   EXPECT_EQ(cmd(server, {"XLEN", prefix + "logbook:" + id}), "1");
 }
 

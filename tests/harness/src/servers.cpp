@@ -169,7 +169,25 @@ pebble::pebble(std::uint16_t http_port, std::map<std::string, std::string> env)
   if (made.exit_code != 0) {
     throw std::runtime_error("openssl could not make Pebble's certificate:\n" + made.output);
   }
-  // Neither program can report a port it chose: free_port() for each.
+  // The caller's values win (insert keeps them).
+  env.insert(
+      {{"PEBBLE_VA_NOSLEEP", "1"}, {"PEBBLE_WFE_NONCEREJECT", "0"}, {"PEBBLE_AUTHZREUSE", "0"}});
+  // Neither program can report a port it chose, so free_port() for each, which another test can
+  // take before they bind it: try a few.
+  std::string failures;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    if (start(http_port, key, env)) {
+      return;
+    }
+    failures += fmt::format("--- attempt {} ---\n{}\n", attempt + 1, log_text());
+  }
+  throw std::runtime_error("pebble did not start:\n" + failures);
+}
+
+bool pebble::start(std::uint16_t http_port, const std::filesystem::path& key,
+                   const std::map<std::string, std::string>& env) {
+  process_.reset();
+  dns_.reset();
   const std::uint16_t dns_port = free_port();
   dns_.emplace(process_options{
       {"pebble-challtestsrv", "-dns01", fmt::format("127.0.0.1:{}", dns_port), "-http01", "",
@@ -183,17 +201,24 @@ pebble::pebble(std::uint16_t http_port, std::map<std::string, std::string> env)
       R"("certificate":"{}","privateKey":"{}","httpPort":{},"tlsPort":{},)"
       R"("ocspResponderURL":"","externalAccountBindingRequired":false}}}})",
       port_, management_port_, ca_file_.string(), key.string(), http_port, free_port());
-  // The caller's values win (insert keeps them).
-  env.insert(
-      {{"PEBBLE_VA_NOSLEEP", "1"}, {"PEBBLE_WFE_NONCEREJECT", "0"}, {"PEBBLE_AUTHZREUSE", "0"}});
   process_.emplace(process_options{
       {"pebble", "-config", config.string(), "-dnsserver", fmt::format("127.0.0.1:{}", dns_port)},
-      std::move(env)});
+      env});
   if (!wait_for_tcp("127.0.0.1", port_, start_timeout) ||
       !wait_for_tcp("127.0.0.1", management_port_, start_timeout) ||
       !wait_for_tcp("127.0.0.1", dns_port, start_timeout)) {
-    throw std::runtime_error("pebble did not start:\n" + log_text());
+    return false;
   }
+  // Ours when both HTTPS listeners present this certificate, and once both programs still run
+  // after that: one that lost a port to another process exits.
+  for (auto port : {port_, management_port_}) {
+    auto r = run({"curl", "-sS", "-o", "/dev/null", "--cacert", ca_file_.string(),
+                  fmt::format("https://127.0.0.1:{}/", port)});
+    if (r.exit_code != 0) {
+      return false;
+    }
+  }
+  return process_->running() && dns_->running();
 }
 
 dns_server::dns_server(std::string host) : dir_("dp-dns"), host_(std::move(host)) {

@@ -203,6 +203,8 @@ class pebble {
   std::string log_text() const;
 
  private:
+  bool start(std::uint16_t http_port, const std::filesystem::path& key,
+             const std::map<std::string, std::string>& env);
   std::string management_get(const std::string& path) const;
   temp_dir dir_;
   std::filesystem::path ca_file_;
