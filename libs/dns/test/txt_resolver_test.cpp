@@ -4,38 +4,26 @@
 
 namespace {
 
+// `text` parses to `ip`, `port` and the address family.
+void expect_server(std::string_view text, std::string_view ip, int port, bool ipv6) {
+  auto s = dp::dns::parse_server(text);
+  ASSERT_TRUE(s) << text;
+  EXPECT_EQ(s->ip, ip) << text;
+  EXPECT_EQ(s->port, port) << text;
+  EXPECT_EQ(s->ipv6, ipv6) << text;
+}
+
 TEST(parse_server, takes_an_ipv4_address_and_port) {
-  auto s = dp::dns::parse_server("127.0.0.1:5353");
-  ASSERT_TRUE(s);
-  EXPECT_EQ(s->ip, "127.0.0.1");
-  EXPECT_EQ(s->port, 5353);
-  EXPECT_FALSE(s->ipv6);
-  auto bare = dp::dns::parse_server("10.0.0.2");
-  ASSERT_TRUE(bare);
-  EXPECT_EQ(bare->ip, "10.0.0.2");
-  EXPECT_EQ(bare->port, 53);
+  expect_server("127.0.0.1:5353", "127.0.0.1", 5353, false);
+  expect_server("10.0.0.2", "10.0.0.2", 53, false);
 }
 
 TEST(parse_server, takes_an_ipv6_address_bare_or_in_brackets_with_a_port) {
-  auto bracketed = dp::dns::parse_server("[::1]:5353");
-  ASSERT_TRUE(bracketed);
-  EXPECT_EQ(bracketed->ip, "::1");
-  EXPECT_EQ(bracketed->port, 5353);
-  EXPECT_TRUE(bracketed->ipv6);
-  auto bare = dp::dns::parse_server("::1");
-  ASSERT_TRUE(bare);
-  EXPECT_EQ(bare->ip, "::1");
-  EXPECT_EQ(bare->port, 53);
-  EXPECT_TRUE(bare->ipv6);
-  auto no_port = dp::dns::parse_server("[2001:db8::53]");
-  ASSERT_TRUE(no_port);
-  EXPECT_EQ(no_port->ip, "2001:db8::53");
-  EXPECT_EQ(no_port->port, 53);
+  expect_server("[::1]:5353", "::1", 5353, true);
+  expect_server("::1", "::1", 53, true);
+  expect_server("[2001:db8::53]", "2001:db8::53", 53, true);
   // Without brackets the last group is the address's, not a port.
-  auto all_address = dp::dns::parse_server("::1:53");
-  ASSERT_TRUE(all_address);
-  EXPECT_EQ(all_address->ip, "::1:53");
-  EXPECT_EQ(all_address->port, 53);
+  expect_server("::1:53", "::1:53", 53, true);
 }
 
 TEST(parse_server, refuses_anything_else_with_the_forms_it_takes) {
