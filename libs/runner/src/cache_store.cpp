@@ -9,6 +9,7 @@
 #include <set>
 
 #include "dp/buildplan/beneath.hpp"
+#include "dp/core/clock.hpp"
 #include "dp/core/id.hpp"
 #include "dp/core/log.hpp"
 #include "dp/proto/storage_layout.hpp"
@@ -117,9 +118,7 @@ task<void> cache_store::save_index(const buildplan::cache_index& index,
     named.insert(proto::cache_object_key(project_, e.name));
   }
   for (const auto& o : *listed) {
-    auto modified =
-        std::chrono::duration_cast<std::chrono::milliseconds>(o.last_modified.time_since_epoch())
-            .count();
+    auto modified = dp::epoch_ms(o.last_modified);
     if (!named.contains(o.key) && now_ms - modified > orphan_age_ms) {
       if (auto r = co_await storage_.remove(o.key); !r) {
         co_return r.error();

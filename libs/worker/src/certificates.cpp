@@ -31,10 +31,6 @@ constexpr std::chrono::seconds challenge_ttl = 1h;
 // One OCSP exchange at most: a slow responder delays the pass by this much per certificate.
 constexpr std::chrono::milliseconds ocsp_timeout = 10s;
 
-int64_t ms_of(std::chrono::system_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
 // Extends or releases lock:acme only while this worker holds it.
 constexpr std::string_view extend_script =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then "
@@ -199,7 +195,7 @@ struct certificate_issuer::impl {
         co_return cleared.error();
       }
       log::info("certificate stored",
-                {{"domain", d.fqdn}, {"not_after_ms", ms_of(issued->not_after)}});
+                {{"domain", d.fqdn}, {"not_after_ms", dp::epoch_ms(issued->not_after)}});
       co_return true;
     }
     const dp::error& why = issued ? stored.error() : issued.error();
